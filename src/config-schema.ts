@@ -1,0 +1,188 @@
+/**
+ * The shape of outpost.yaml (SPEC §6), written once: validation, defaults, `config init`'s
+ * commented file and the TypeScript `Config` type are all derived from this table.
+ */
+import os from 'node:os'
+import path from 'node:path'
+
+export interface DefaultsContext {
+  hostname: string
+  uid: number
+  home: string
+}
+
+interface Base {
+  doc: string
+  /** Extra check on a value of the right type: returns what is wrong, or undefined. */
+  check?: (value: never) => string | undefined
+}
+export interface StrSpec extends Base { t: 'string'; def: string; dyn?: (ctx: DefaultsContext) => string }
+export interface NullStrSpec extends Base { t: 'string?'; def: null }
+export interface EnumSpec<V extends string = string> extends Base { t: 'enum'; values: readonly V[]; def: V }
+export interface IntSpec extends Base { t: 'int'; def: number; min: number; max?: number }
+export interface BoolSpec extends Base { t: 'bool'; def: boolean }
+export interface StringsSpec extends Base { t: 'strings'; def: readonly string[] }
+export interface MapSpec extends Base { t: 'map'; def: Readonly<Record<string, string>> }
+export interface ObjSpec<F extends Fields = Fields> extends Base { t: 'object'; fields: F }
+export interface ListSpec<I extends ItemSpec = ItemSpec> extends Base { t: 'list'; item: I; def: readonly unknown[] }
+export interface ItemSpec<F extends Fields = Fields, R extends string = string> { fields: F; required: readonly R[] }
+
+export type Spec = StrSpec | NullStrSpec | EnumSpec | IntSpec | BoolSpec | StringsSpec | MapSpec | ObjSpec | ListSpec
+export type Fields = { readonly [key: string]: Spec }
+
+export type Infer<S> =
+  S extends StrSpec ? string
+  : S extends NullStrSpec ? string | null
+  : S extends EnumSpec<infer V> ? V
+  : S extends IntSpec ? number
+  : S extends BoolSpec ? boolean
+  : S extends StringsSpec ? string[]
+  : S extends MapSpec ? Record<string, string>
+  : S extends ObjSpec<infer F> ? { [K in keyof F]: Infer<F[K]> }
+  : S extends ListSpec<ItemSpec<infer F, infer R>> ? Array<{ [K in keyof F as K extends R ? K : never]: Infer<F[K]> } & { [K in keyof F as K extends R ? never : K]?: Infer<F[K]> }>
+  : never
+
+const str = (def: string, doc: string, extra: Partial<StrSpec> = {}): StrSpec => ({ t: 'string', def, doc, ...extra })
+const nstr = (doc: string, extra: Partial<NullStrSpec> = {}): NullStrSpec => ({ t: 'string?', def: null, doc, ...extra })
+const oneOf = <V extends string>(values: readonly V[], def: V, doc: string): EnumSpec<V> => ({ t: 'enum', values, def, doc })
+const int = (def: number, doc: string, min = 0, max?: number): IntSpec => (max === undefined ? { t: 'int', def, doc, min } : { t: 'int', def, doc, min, max })
+const bool = (def: boolean, doc: string): BoolSpec => ({ t: 'bool', def, doc })
+const strs = (def: readonly string[], doc: string, extra: Partial<StringsSpec> = {}): StringsSpec => ({ t: 'strings', def, doc, ...extra })
+const map = (doc: string): MapSpec => ({ t: 'map', def: {}, doc })
+const obj = <F extends Fields>(fields: F, doc: string): ObjSpec<F> => ({ t: 'object', fields, doc })
+const list = <F extends Fields, R extends string>(fields: F, required: readonly R[], def: readonly unknown[], doc: string): ListSpec<ItemSpec<F, R>> =>
+  ({ t: 'list', item: { fields, required }, def, doc })
+
+const NODE_NAME = /^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$/
+const checkNodeName = (v: string): string | undefined =>
+  NODE_NAME.test(v) ? undefined : 'must be a node name: letters, digits, _ and -, at most 63 characters'
+const checkServers = (v: string[]): string | undefined => {
+  for (const s of v) if (!/^(tcp|tls|mqtt|mqtts|ws|wss|nats):\/\/[^\s]+$/.test(s)) return `has ${JSON.stringify(s)}: each server is a URL tcp:// tls:// mqtt:// mqtts:// nats://host:port`
+  return v.length === 0 ? 'must list at least one server' : undefined
+}
+const checkHostPort = (v: string): string | undefined =>
+  /^(\[[0-9a-fA-F:.]+\]|[^\s:]+):\d{1,5}$/.test(v) ? undefined : 'must be host:port, such as 0.0.0.0:7430'
+
+/** The first label of the host name, made into a valid node name. */
+export function hostNodeName(hostname: string): string {
+  const label = (hostname.split('.')[0] ?? '').replace(/[^A-Za-z0-9_-]/g, '-').replace(/^[-_]+/, '').slice(0, 63)
+  return label === '' ? 'node' : label
+}
+
+export const SCHEMA = obj({
+  node: obj({
+    name: str('', "This node's unique name: letters, digits, _ and -. Default: the host name.", { dyn: (c) => hostNodeName(c.hostname), check: checkNodeName }),
+    central: str('central', 'The node that receives error.log, node.hello and, by default, replies.', { check: checkNodeName }),
+  }, 'Who this node is.'),
+  dataDir: str('', 'Outbox, inbox, reply files and the API socket. Default: /var/lib/outpost as root, else ~/.local/share/outpost.', {
+    dyn: (c) => (c.uid === 0 ? '/var/lib/outpost' : path.join(c.home, '.local', 'share', 'outpost')),
+  }),
+  transport: obj({
+    kind: oneOf(['tcp', 'mqtt', 'nats'] as const, 'tcp', 'tcp (the built-in hub) | mqtt | nats'),
+    servers: strs(['tcp://127.0.0.1:7430'], 'Tried in order: tcp:// tls:// mqtt:// mqtts:// nats://', { check: checkServers }),
+    token: nstr("tcp: this node's token at the hub."),
+    tls: obj({
+      ca: nstr('PEM file of the CA that signed the server certificate.'),
+      cert: nstr('PEM client certificate, when the server asks for one.'),
+      key: nstr('PEM key of the client certificate.'),
+    }, 'TLS for tls://, mqtts:// and TLS NATS servers.'),
+    mqtt: obj({
+      username: nstr('MQTT user name.'),
+      password: nstr('MQTT password.'),
+      topicPrefix: str('outpost', 'Topics are <prefix>/<node>/<method>/<CommandACK|EventNACK>.'),
+      window: int(1000, 'Most QoS 1 publishes awaiting the broker at once.', 1),
+    }, 'MQTT options.'),
+    nats: obj({
+      user: nstr('NATS user.'),
+      pass: nstr('NATS password.'),
+      token: nstr('NATS token.'),
+      nkeySeed: nstr('File holding an nkey seed.'),
+      creds: nstr('A .creds file (JWT and seed).'),
+      subjectPrefix: str('outpost', 'Subjects are <prefix>.<node>.<method>.<CommandACK|EventNACK>.'),
+    }, 'NATS options.'),
+  }, 'How this node reaches the others.'),
+  delivery: obj({
+    ackTimeout: int(5, 'Seconds to wait for an ACK before resending.', 0),
+    retries: int(10, 'Resends before a message is given up (attempts spent only while the receiver is reachable).', 0),
+    ttl: int(86400, 'Seconds a message may wait undelivered.', 1),
+    maxOutboxBytes: int(268435456, 'Bytes of undelivered messages the outbox may hold; past it new messages are refused (outbox_full).', 1024),
+  }, 'Defaults for messages that do not set their own.'),
+  methods: obj({
+    enabled: strs(['*'], 'Method handlers switched on: "*" or a list of names.'),
+    allow: list({
+      from: strs([], 'Sending nodes ("*" for any; $central and $self mean node.central and this node).'),
+      methods: strs(['*'], 'Method names or patterns such as "info.*".'),
+    }, ['from'] as const, [{ from: ['$central', '$self'], methods: ['*'] }], 'Who may call what on this node.'),
+    commands: map('Named commands for cli.named, such as  uptime: "uptime".'),
+    shell: str('/bin/sh', 'Shell for commands given as one string.'),
+    outputCap: int(1048576, 'Bytes of output kept per stream (stdout, stderr); the rest is cut with a mark.', 1),
+  }, 'What this node runs.'),
+  schedules: list({
+    cron: str('', '5 fields, or 6 with seconds first.'),
+    method: str('', 'Method to run.'),
+    methodArgs: strs([], 'Its arguments.'),
+    toNode: str('', 'Node that runs it (default: this node).', { check: checkNodeName }),
+    replyMethod: str('', 'What the result is handed to.'),
+    replyMethodArgs: strs([], 'Arguments of the reply method.'),
+    directory: str('', 'Reply file directory.'),
+    fileName: str('', 'Reply file name.'),
+    methodTimeout: int(0, 'Seconds the method may run.', 0),
+  }, ['cron', 'method'] as const, [], 'Methods run on a cron expression.'),
+  hello: obj({
+    interval: int(30, 'Seconds between node.hello heartbeats to the central node (0: off).', 0),
+  }, 'Heartbeat.'),
+  hub: obj({
+    listen: str('0.0.0.0:7430', 'Address the hub listens on.', { check: checkHostPort }),
+    tokens: map('Node name: "sha256:<hex of its token>" (plain tokens work, with a warning).'),
+    tls: obj({
+      cert: nstr('PEM server certificate.'),
+      key: nstr('PEM server key.'),
+      ca: nstr('PEM CA for client certificates.'),
+      requireClientCert: bool(false, 'Refuse nodes without a client certificate signed by ca.'),
+    }, 'TLS for the hub.'),
+    redirect: list({
+      nodes: strs([], 'Node names (or patterns) to send elsewhere.'),
+      servers: strs([], 'Where they should connect instead.'),
+    }, ['nodes', 'servers'] as const, [], 'Rules sending named nodes to other hubs.'),
+  }, 'Only for `outpost hub`.'),
+  api: obj({
+    socket: nstr('Unix socket for the CLI; default <dataDir>/outpost.sock.'),
+    http: nstr('host:port for the HTTP API (off when null).'),
+    token: nstr('Bearer token the HTTP API requires.'),
+    metrics: nstr('host:port for Prometheus metrics (off when null).'),
+  }, 'Local APIs.'),
+  upgrade: obj({
+    url: nstr('The version endpoint (version.json).'),
+    publicKey: nstr('ed25519 public key the version file must be signed with.'),
+    schedule: nstr('Cron expression for automatic upgrade checks.'),
+    allowHttp: bool(false, 'Accept a plain http:// endpoint.'),
+  }, 'Self-upgrade.'),
+  log: obj({
+    level: oneOf(['trace', 'debug', 'info', 'warn', 'error', 'silent'] as const, 'info', 'trace | debug | info | warn | error | silent'),
+    format: oneOf(['text', 'json'] as const, 'text', 'text | json'),
+    file: nstr('Log file (default: standard error).'),
+  }, 'Logging.'),
+}, 'outpost configuration')
+
+export type Config = Infer<typeof SCHEMA>
+
+export function defaultsContext(): DefaultsContext {
+  return { hostname: os.hostname(), uid: typeof process.getuid === 'function' ? process.getuid() : 1000, home: os.homedir() }
+}
+
+/** The spec at a dotted key path, and whether the path ends inside a free-form map. */
+export function specAt(keyPath: readonly string[]): Spec | undefined {
+  let spec: Spec = SCHEMA
+  for (const [i, key] of keyPath.entries()) {
+    if (spec.t === 'object') {
+      const next: Spec | undefined = spec.fields[key]
+      if (next === undefined) return undefined
+      spec = next
+    } else if (spec.t === 'map' && i === keyPath.length - 1) {
+      return { t: 'string', def: '', doc: spec.doc }
+    } else {
+      return undefined
+    }
+  }
+  return spec
+}

@@ -1,0 +1,347 @@
+/**
+ * outpost.yaml: where it is, what it holds, and edits that keep the operator's comments.
+ *
+ *   resolveConfigPath ─▶ readConfig (YAML text ─ parseConfig ─▶ Config, errors with key and line)
+ *   editConfig: parse as a yaml Document ─ setIn/deleteIn ─ re-validate ─ atomic write
+ */
+import fs from 'node:fs'
+import path from 'node:path'
+import YAML, { isMap, isScalar, isSeq, LineCounter, type Document, type Node as YamlNode } from 'yaml'
+import { OutpostError } from './errors'
+import { SCHEMA, defaultsContext, specAt, type Config, type DefaultsContext, type Fields, type Spec } from './config-schema'
+
+export type { Config } from './config-schema'
+
+export interface ConfigSource {
+  /** The file that is (or would be) read. */
+  path: string
+  exists: boolean
+  /** How it was chosen: flag, environment variable, or a default location. */
+  from: '--config' | 'OUTPOST_CONFIG' | 'CONFIG' | 'cwd' | 'etc' | 'none'
+}
+
+export interface ResolveOptions {
+  flag?: string | undefined
+  env?: NodeJS.ProcessEnv
+  cwd?: string
+  etcPath?: string
+}
+
+/** SPEC §4: --config FILE, else $OUTPOST_CONFIG, else $CONFIG, else ./outpost.yaml, else /etc/outpost/outpost.yaml. */
+export function resolveConfigPath(opts: ResolveOptions = {}): ConfigSource {
+  const env = opts.env ?? process.env
+  const cwd = opts.cwd ?? process.cwd()
+  const explicit: Array<[ConfigSource['from'], string | undefined]> = [
+    ['--config', opts.flag],
+    ['OUTPOST_CONFIG', env.OUTPOST_CONFIG],
+    ['CONFIG', env.CONFIG],
+  ]
+  for (const [from, p] of explicit) {
+    if (p !== undefined && p !== '') {
+      const abs = path.resolve(cwd, p)
+      return { path: abs, exists: fs.existsSync(abs), from }
+    }
+  }
+  const local = path.join(cwd, 'outpost.yaml')
+  if (fs.existsSync(local)) return { path: local, exists: true, from: 'cwd' }
+  const etc = opts.etcPath ?? '/etc/outpost/outpost.yaml'
+  if (fs.existsSync(etc)) return { path: etc, exists: true, from: 'etc' }
+  // Nothing found: the file `config set` / `config init` would create.
+  return { path: local, exists: false, from: 'none' }
+}
+
+export interface LoadedConfig {
+  config: Config
+  source: ConfigSource
+}
+
+/**
+ * Read the config the lookup order points at. A path given explicitly must exist; with no
+ * file at the default places every key takes its default.
+ */
+export function loadConfig(opts: ResolveOptions & { defaults?: DefaultsContext } = {}): LoadedConfig {
+  const source = resolveConfigPath(opts)
+  const ctx = opts.defaults ?? defaultsContext()
+  if (!source.exists) {
+    if (source.from !== 'none') {
+      throw new OutpostError('config_not_found', `config: ${source.path} (from ${source.from}) does not exist; create it with \`outpost config init\``)
+    }
+    return { config: defaultConfig(ctx), source }
+  }
+  let text: string
+  try {
+    text = fs.readFileSync(source.path, 'utf8')
+  } catch (err) {
+    throw new OutpostError('io', `config: cannot read ${source.path}: ${(err as Error).message}`, { cause: err })
+  }
+  return { config: parseConfig(text, source.path, ctx), source }
+}
+
+export function defaultConfig(ctx: DefaultsContext = defaultsContext()): Config {
+  return parseConfig('', '(defaults)', ctx)
+}
+
+interface Problem { key: string; line: number | undefined; text: string }
+
+/** Validate YAML text against the schema; every problem names its key and line. */
+export function parseConfig(text: string, fileName: string, ctx: DefaultsContext = defaultsContext()): Config {
+  const lc = new LineCounter()
+  const doc = YAML.parseDocument(text, { lineCounter: lc })
+  if (doc.errors.length > 0) {
+    const e = doc.errors[0]!
+    const line = e.linePos?.[0]?.line
+    throw new OutpostError('config_parse', `config: ${fileName} is not valid YAML${line !== undefined ? ` (line ${line})` : ''}: ${e.message.split('\n')[0]}`)
+  }
+  const problems: Problem[] = []
+  const lineOf = (n: YamlNode | null | undefined): number | undefined => (n?.range ? lc.linePos(n.range[0]).line : undefined)
+  const value = check(SCHEMA, doc.contents as YamlNode | null, [], problems, lineOf, ctx)
+  if (problems.length > 0) {
+    problems.sort((a, b) => (a.line ?? 0) - (b.line ?? 0))
+    const lines = problems.map((p) => `config: ${p.key === '' ? '(top level)' : p.key} ${p.text}${p.line !== undefined ? ` (line ${p.line})` : ''}`)
+    throw new OutpostError('config_invalid', lines.length === 1 ? lines[0]! : `${fileName} has ${lines.length} problems:\n  ${lines.join('\n  ')}`)
+  }
+  return value as Config
+}
+
+function check(spec: Spec, node: YamlNode | null, keyPath: string[], problems: Problem[], lineOf: (n: YamlNode | null | undefined) => number | undefined, ctx: DefaultsContext): unknown {
+  const key = keyPath.join('.')
+  const bad = (text: string, at: YamlNode | null = node): undefined => { problems.push({ key, line: lineOf(at), text }); return undefined }
+  const scalarValue = isScalar(node) ? node.value : node === null ? null : Symbol('collection')
+  const got = (): string => (isMap(node) ? 'a mapping' : isSeq(node) ? 'a list' : scalarValue === null ? 'nothing (remove the key to use the default)' : JSON.stringify(scalarValue))
+
+  if (node === null || (isScalar(node) && node.value === null)) {
+    // An empty section (every key below commented out) means "all defaults".
+    if (spec.t === 'object' || spec.t === 'map' || spec.t === 'list') node = null
+    else if (spec.t === 'string?') return null
+    else return bad(`must be ${expected(spec)}, got ${got()}`)
+  }
+  switch (spec.t) {
+    case 'object': {
+      if (node !== null && !isMap(node)) return bad(`must be a mapping of keys, got ${got()}`)
+      const out: Record<string, unknown> = {}
+      const seen = new Map<string, YamlNode | null>()
+      for (const pair of node !== null && isMap(node) ? node.items : []) {
+        const k = isScalar(pair.key) ? String(pair.key.value) : String(pair.key)
+        if (!(k in spec.fields)) {
+          problems.push({ key: [...keyPath, k].join('.'), line: lineOf(pair.key as YamlNode), text: `is not a known key${suggest(k, spec.fields)}` })
+          continue
+        }
+        seen.set(k, (pair.value as YamlNode | null) ?? null)
+      }
+      for (const [k, sub] of Object.entries(spec.fields)) {
+        out[k] = seen.has(k) ? check(sub, seen.get(k) ?? null, [...keyPath, k], problems, lineOf, ctx) : defaultOf(sub, ctx)
+      }
+      return out
+    }
+    case 'list': {
+      if (node === null) return structuredClone(spec.def)
+      if (!isSeq(node)) return bad(`must be a list, got ${got()}`)
+      return node.items.map((item, i) => {
+        const itemPath = [...keyPath, String(i)]
+        if (!isMap(item)) { problems.push({ key: itemPath.join('.'), line: lineOf(item as YamlNode), text: 'must be a mapping' }); return undefined }
+        const out: Record<string, unknown> = {}
+        for (const pair of item.items) {
+          const k = isScalar(pair.key) ? String(pair.key.value) : String(pair.key)
+          const sub = spec.item.fields[k]
+          if (sub === undefined) { problems.push({ key: [...itemPath, k].join('.'), line: lineOf(pair.key as YamlNode), text: `is not a known key${suggest(k, spec.item.fields)}` }); continue }
+          out[k] = check(sub, (pair.value as YamlNode | null) ?? null, [...itemPath, k], problems, lineOf, ctx)
+        }
+        for (const r of spec.item.required) if (!(r in out)) problems.push({ key: itemPath.join('.'), line: lineOf(item), text: `needs the key '${r}'` })
+        return out
+      })
+    }
+    case 'map': {
+      if (node === null) return { ...spec.def }
+      if (!isMap(node)) return bad(`must be a mapping of names to strings, got ${got()}`)
+      const out: Record<string, string> = {}
+      for (const pair of node.items) {
+        const k = isScalar(pair.key) ? String(pair.key.value) : String(pair.key)
+        const v = pair.value as YamlNode | null
+        if (!isScalar(v) || typeof v.value !== 'string') problems.push({ key: `${key}.${k}`, line: lineOf(v ?? (pair.key as YamlNode)), text: 'must be a string' })
+        else out[k] = v.value
+      }
+      return out
+    }
+    case 'strings': {
+      if (!isSeq(node)) return bad(`must be a list of strings, got ${got()}`)
+      const out: string[] = []
+      for (const item of node.items) {
+        if (!isScalar(item) || typeof item.value !== 'string') { problems.push({ key, line: lineOf(item as YamlNode), text: 'must be a list of strings (quote numbers)' }); continue }
+        out.push(item.value)
+      }
+      return runCheck(spec, out, bad)
+    }
+    case 'string':
+    case 'string?':
+      if (typeof scalarValue !== 'string') return bad(`must be a string, got ${got()}${typeof scalarValue === 'number' || typeof scalarValue === 'boolean' ? ' (quote it)' : ''}`)
+      return runCheck(spec, scalarValue, bad)
+    case 'enum':
+      if (typeof scalarValue !== 'string' || !spec.values.includes(scalarValue)) return bad(`must be one of ${spec.values.join(', ')}, got ${got()}`)
+      return scalarValue
+    case 'int':
+      if (typeof scalarValue !== 'number' || !Number.isSafeInteger(scalarValue)) return bad(`must be a whole number, got ${got()}`)
+      if (scalarValue < spec.min) return bad(`must be at least ${spec.min}, got ${scalarValue}`)
+      if (spec.max !== undefined && scalarValue > spec.max) return bad(`must be at most ${spec.max}, got ${scalarValue}`)
+      return scalarValue
+    case 'bool':
+      if (typeof scalarValue !== 'boolean') return bad(`must be true or false, got ${got()}`)
+      return scalarValue
+  }
+}
+
+function runCheck<T>(spec: Spec, value: T, bad: (text: string) => undefined): T | undefined {
+  const problem = spec.check?.(value as never)
+  return problem === undefined ? value : bad(problem)
+}
+
+function expected(spec: Spec): string {
+  switch (spec.t) {
+    case 'int': return 'a whole number'
+    case 'bool': return 'true or false'
+    case 'enum': return `one of ${spec.values.join(', ')}`
+    case 'strings': return 'a list of strings'
+    default: return 'a string'
+  }
+}
+
+function suggest(key: string, fields: Fields): string {
+  const lower = key.toLowerCase()
+  const near = Object.keys(fields).find((f) => f.toLowerCase() === lower || editDistance(f.toLowerCase(), lower) <= 2)
+  return near === undefined ? ` (known: ${Object.keys(fields).join(', ')})` : ` (did you mean '${near}'?)`
+}
+
+function editDistance(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, i) => i)
+  for (let i = 1; i <= a.length; i++) {
+    let prev = row[0]!
+    row[0] = i
+    for (let j = 1; j <= b.length; j++) {
+      const tmp = row[j]!
+      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1))
+      prev = tmp
+    }
+  }
+  return row[b.length]!
+}
+
+function defaultOf(spec: Spec, ctx: DefaultsContext): unknown {
+  switch (spec.t) {
+    case 'object': return Object.fromEntries(Object.entries(spec.fields).map(([k, s]) => [k, defaultOf(s, ctx)]))
+    case 'string': return spec.dyn ? spec.dyn(ctx) : spec.def
+    case 'list': case 'strings': return structuredClone(spec.def)
+    case 'map': return { ...spec.def }
+    default: return spec.def
+  }
+}
+
+/** Split `delivery.retries` into a path, refusing keys the schema does not have. */
+export function keyPath(key: string): string[] {
+  const parts = key.split('.')
+  if (key === '' || parts.some((p) => p === '') || specAt(parts) === undefined) {
+    throw new OutpostError('config_key', `config: '${key}' is not a config key (see \`outpost config show\` for all keys)`)
+  }
+  return parts
+}
+
+/** The effective value at a key (defaults included). */
+export function getKey(config: Config, key: string): unknown {
+  let v: unknown = config
+  for (const p of keyPath(key)) v = v === null || typeof v !== 'object' ? undefined : (v as Record<string, unknown>)[p]
+  return v
+}
+
+export type ConfigEdit = { key: string; value: unknown } | { key: string; unset: true }
+
+/**
+ * Apply edits to a config file, keeping its comments and layout, and write it atomically.
+ * The edited file is validated as a whole first: an edit that would break it changes nothing.
+ * Returns the new effective config.
+ */
+export function editConfig(file: string, edits: readonly ConfigEdit[], ctx: DefaultsContext = defaultsContext()): Config {
+  const text = fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : ''
+  const doc: Document = YAML.parseDocument(text)
+  if (doc.errors.length > 0) parseConfig(text, file, ctx) // throws config_parse with the line
+  for (const edit of edits) {
+    const p = keyPath(edit.key)
+    if ('unset' in edit) {
+      if (doc.hasIn(p)) doc.deleteIn(p)
+      pruneEmpty(doc, p.slice(0, -1))
+    } else {
+      if (doc.contents === null || !isMap(doc.contents)) doc.contents = doc.createNode({}) as typeof doc.contents
+      ensureMaps(doc, p.slice(0, -1))
+      doc.setIn(p, edit.value)
+    }
+  }
+  const out = doc.toString()
+  const config = parseConfig(out, file, ctx)
+  writeAtomic(file, out)
+  return config
+}
+
+/** Intermediate sections that are null (all keys commented out) become mappings before setIn. */
+function ensureMaps(doc: Document, parents: string[]): void {
+  for (let i = 1; i <= parents.length; i++) {
+    const sub = parents.slice(0, i)
+    const v = doc.getIn(sub, true)
+    if (v === undefined || v === null || (isScalar(v) && v.value === null)) doc.setIn(sub, doc.createNode({}))
+  }
+}
+
+function pruneEmpty(doc: Document, parents: string[]): void {
+  for (let i = parents.length; i >= 1; i--) {
+    const sub = parents.slice(0, i)
+    const v = doc.getIn(sub, true)
+    if (isMap(v) && v.items.length === 0 && !v.commentBefore && !v.comment) doc.deleteIn(sub)
+    else break
+  }
+}
+
+/** Parse a value typed on the command line as YAML: `7` is a number, `[a, b]` a list, `on` a string. */
+export function parseCliValue(raw: string): unknown {
+  try {
+    return YAML.parse(raw)
+  } catch {
+    return raw
+  }
+}
+
+export function writeAtomic(file: string, text: string): void {
+  fs.mkdirSync(path.dirname(file), { recursive: true })
+  const tmp = `${file}.tmp-${process.pid}`
+  let mode = 0o644
+  try { mode = fs.statSync(file).mode & 0o777 } catch { /* new file */ }
+  const fd = fs.openSync(tmp, 'w', mode)
+  try {
+    fs.writeSync(fd, text)
+    fs.fsyncSync(fd)
+  } finally {
+    fs.closeSync(fd)
+  }
+  fs.renameSync(tmp, file)
+}
+
+/** The text `outpost config init` writes: every key with its default and a comment saying what it is. */
+export function initText(ctx: DefaultsContext = defaultsContext()): string {
+  const doc = new YAML.Document(defaultConfig(ctx))
+  annotate(doc.contents, SCHEMA.fields)
+  doc.commentBefore = [
+    ' outpost configuration. Every key is optional: the values below are the defaults.',
+    ' Change one with `outpost config set KEY VALUE` (comments are kept) or edit this file.',
+  ].join('\n')
+  return doc.toString({ lineWidth: 0 })
+}
+
+function annotate(node: unknown, fields: Fields): void {
+  if (!isMap(node)) return
+  for (const pair of node.items) {
+    const k = isScalar(pair.key) ? String(pair.key.value) : ''
+    const spec = fields[k]
+    if (spec === undefined || !isScalar(pair.key)) continue
+    pair.key.commentBefore = ` ${spec.doc}`
+    const v = pair.value
+    if (spec.t === 'object') annotate(v, spec.fields)
+    if (isSeq(v) && (spec.t === 'strings' || v.items.length === 0)) v.flow = true
+    if (isMap(v) && v.items.length === 0) v.flow = true
+    if (isSeq(v) && spec.t === 'list') for (const item of v.items) if (isMap(item)) for (const p of item.items) if (isSeq(p.value)) p.value.flow = true
+  }
+}

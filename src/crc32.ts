@@ -1,0 +1,19 @@
+import zlib from 'node:zlib'
+
+// zlib.crc32 is native from Node 20.15; the ppc64le binary runs Node 20.11, so keep a table fallback.
+const TABLE = new Int32Array(256)
+for (let n = 0; n < 256; n++) {
+  let c = n
+  for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1
+  TABLE[n] = c
+}
+
+export function crc32Js(data: Uint8Array): number {
+  let crc = -1
+  for (let i = 0; i < data.length; i++) crc = TABLE[(crc ^ data[i]!) & 0xff]! ^ (crc >>> 8)
+  return (crc ^ -1) >>> 0
+}
+
+const native = (zlib as { crc32?: (data: Uint8Array) => number }).crc32
+
+export const crc32: (data: Uint8Array) => number = native ? (d) => native(d) : crc32Js

@@ -1,0 +1,426 @@
+/**
+ * The durable outbox: messages waiting for their receiver's ACK, per-destination FIFO order,
+ * and the receiver's dedup set, held in sql.js and made durable by the journal.
+ *
+ *   enqueue/ack/attempt/markSeen ─▶ journal (group-committed, fdatasync) ─▶ applied to sql.js ─▶ resolved
+ *   every `checkpointBytes` of journal: rotate segment ─▶ db.export() ─▶ snapshot-<n>.db (tmp, fsync,
+ *   rename, fsync dir) ─▶ segments ≤ n deleted
+ *   open: newest snapshot ─▶ replay later segments (torn tail dropped) ─▶ ready
+ *
+ * Nothing is visible to readers (head, get, hasSeen) before it is on disk.
+ */
+import fs from 'node:fs'
+import path from 'node:path'
+import { decode as mpDecode, encode as mpEncode } from '@msgpack/msgpack'
+import type { Database, Statement } from 'sql.js'
+import { OutpostError } from './errors'
+import { fsyncDir, Journal, listSegments, readSegment, segmentName } from './journal'
+import { acquireLock, type Lock } from './lock'
+import { loadSqlJs } from './sqljs'
+
+export interface OutboxEntry {
+  id: string
+  /** The receiving node. */
+  dest: string
+  /** Position in the global FIFO; per destination, lower goes first. */
+  seq: number
+  /** The encoded envelope, exactly as it goes on the wire. */
+  body: Uint8Array
+  createdAt: number
+  /** Milliseconds since the epoch after which the message is given up (ttl). */
+  expiresAt: number
+  /** Delivery attempts spent so far. */
+  attempts: number
+  /** Not to be sent again before this time (ms since the epoch). */
+  nextAt: number
+}
+
+export interface EnqueueInput {
+  id: string
+  dest: string
+  body: Uint8Array
+  createdAt: number
+  expiresAt: number
+}
+
+export interface OutboxOptions {
+  dir: string
+  /** delivery.maxOutboxBytes: the most bytes of message bodies held at once. */
+  maxBytes: number
+  /** Journal bytes after which a snapshot is taken (bounds replay time at start). */
+  checkpointBytes?: number
+  /** How long ids are remembered for deduplication, in ms. */
+  dedupWindowMs?: number
+  now?: () => number
+  /** Where warnings go (a torn journal tail, a dropped snapshot). */
+  warn?: (message: string) => void
+}
+
+export interface OutboxStats {
+  count: number
+  bytes: number
+  maxBytes: number
+  seen: number
+  journalBytes: number
+  segment: number
+  lastSnapshot: number
+  /** Filled in by open(): what the start-up had to do. */
+  recovery: { snapshot: number; replayedRecords: number; droppedBytes: number; ms: number }
+}
+
+const OP_ENQUEUE = 1
+const OP_REMOVE = 2
+const OP_ATTEMPT = 3
+const OP_SEEN = 4
+
+type Op =
+  | [typeof OP_ENQUEUE, string, string, number, number, number, Uint8Array]
+  | [typeof OP_REMOVE, string]
+  | [typeof OP_ATTEMPT, string, number, number]
+  | [typeof OP_SEEN, string, number]
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS outbox (
+  seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, dest TEXT NOT NULL, body BLOB NOT NULL,
+  createdAt INTEGER NOT NULL, expiresAt INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, nextAt INTEGER NOT NULL DEFAULT 0);
+CREATE INDEX IF NOT EXISTS outbox_dest ON outbox (dest, seq);
+CREATE TABLE IF NOT EXISTS seen (id TEXT PRIMARY KEY, at INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS seen_at ON seen (at);
+`
+const COLUMNS = 'seq, id, dest, body, createdAt, expiresAt, attempts, nextAt'
+const SNAPSHOT_RE = /^snapshot-(\d{12})\.db$/
+const snapshotName = (n: number): string => `snapshot-${String(n).padStart(12, '0')}.db`
+
+export class Outbox {
+  readonly dir: string
+  private readonly db: Database
+  private readonly journal: Journal<Op>
+  private readonly lock: Lock
+  private readonly maxBytes: number
+  private readonly checkpointBytes: number
+  private readonly dedupWindowMs: number
+  private readonly now: () => number
+  private readonly warn: (message: string) => void
+  private readonly stmt: Record<'insert' | 'remove' | 'attempt' | 'seen' | 'hasSeen' | 'get' | 'head', Statement>
+  private nextSeq: number
+  private bytes: number
+  /** Ids enqueued or marked seen but not yet on disk: a second enqueue of one is refused. */
+  private readonly pendingIds = new Set<string>()
+  private readonly pendingSeen = new Set<string>()
+  private lastSnapshot: number
+  private checkpointing: Promise<void> | undefined
+  private closing: Promise<void> | undefined
+  private recovery: OutboxStats['recovery']
+
+  private constructor(opts: OutboxOptions, db: Database, lock: Lock, lastSnapshot: number, nextSegment: number, recovery: OutboxStats['recovery']) {
+    this.dir = opts.dir
+    this.db = db
+    this.lock = lock
+    this.maxBytes = opts.maxBytes
+    this.checkpointBytes = opts.checkpointBytes ?? 8 * 1024 * 1024
+    this.dedupWindowMs = opts.dedupWindowMs ?? 24 * 3600 * 1000
+    this.now = opts.now ?? Date.now
+    this.warn = opts.warn ?? (() => {})
+    this.lastSnapshot = lastSnapshot
+    this.recovery = recovery
+    this.stmt = {
+      insert: db.prepare(`INSERT OR IGNORE INTO outbox (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, 0, 0)`),
+      remove: db.prepare('DELETE FROM outbox WHERE id = ? RETURNING length(body)'),
+      attempt: db.prepare('UPDATE outbox SET attempts = ?, nextAt = ? WHERE id = ?'),
+      seen: db.prepare('INSERT OR REPLACE INTO seen (id, at) VALUES (?, ?)'),
+      hasSeen: db.prepare('SELECT 1 FROM seen WHERE id = ?'),
+      get: db.prepare(`SELECT ${COLUMNS} FROM outbox WHERE id = ?`),
+      head: db.prepare(`SELECT ${COLUMNS} FROM outbox WHERE dest = ? ORDER BY seq LIMIT ?`),
+    }
+    this.nextSeq = (this.scalar('SELECT max(seq) FROM outbox') ?? 0) + 1
+    this.bytes = this.scalar('SELECT total(length(body)) FROM outbox') ?? 0
+    this.journal = Journal.create<Op>(opts.dir, nextSegment, {
+      onCommit: (ops) => this.applyBatch(ops),
+      afterCommit: () => {
+        if (this.journal.bytesInSegment >= this.checkpointBytes && !this.checkpointing && !this.closing) {
+          this.checkpointing = this.snapshotNow().finally(() => { this.checkpointing = undefined })
+        }
+      },
+    })
+  }
+
+  /** Open (or create) the outbox in `dir`: load the newest snapshot, replay the journal after it. */
+  static async open(opts: OutboxOptions): Promise<Outbox> {
+    const started = performance.now()
+    fs.mkdirSync(opts.dir, { recursive: true, mode: 0o700 })
+    const lock = acquireLock(path.join(opts.dir, 'lock'))
+    try {
+      const SQL = await loadSqlJs()
+      for (const f of fs.readdirSync(opts.dir)) if (f.endsWith('.tmp')) fs.rmSync(path.join(opts.dir, f), { force: true })
+      const snapshots = fs.readdirSync(opts.dir).map((f) => SNAPSHOT_RE.exec(f)?.[1]).filter((s): s is string => s !== undefined).map(Number).sort((a, b) => a - b)
+      const snap = snapshots.at(-1) ?? 0
+      let db: Database
+      if (snap > 0) {
+        const file = path.join(opts.dir, snapshotName(snap))
+        try {
+          db = new SQL.Database(fs.readFileSync(file))
+          db.exec('SELECT count(*) FROM outbox')
+        } catch (cause) {
+          throw new OutpostError('outbox_corrupt', `outbox: snapshot ${file} cannot be read (${(cause as Error).message}); move it away to start from the journal alone`, { cause })
+        }
+      } else {
+        db = new SQL.Database()
+      }
+      // The journal is the durable copy: sql.js needs no rollback journal file of its own
+      // (with one, every transaction goes through emscripten's file layer, ~3x slower).
+      db.exec('PRAGMA journal_mode = MEMORY; PRAGMA synchronous = OFF; PRAGMA locking_mode = EXCLUSIVE; PRAGMA temp_store = MEMORY')
+      db.exec(SCHEMA)
+
+      const segments = listSegments(opts.dir).filter((s) => s > snap)
+      let replayed = 0
+      let dropped = 0
+      const warn = opts.warn ?? (() => {})
+      db.exec('BEGIN')
+      const apply = Outbox.replayer(db)
+      for (const [i, seg] of segments.entries()) {
+        const file = path.join(opts.dir, segmentName(seg))
+        const { records, droppedBytes } = readSegment(file, seg)
+        for (const rec of records) apply(mpDecode(rec) as Op)
+        replayed += records.length
+        if (droppedBytes > 0) {
+          dropped += droppedBytes
+          const last = i === segments.length - 1
+          warn(`outbox: ${segmentName(seg)} ends in ${droppedBytes} bytes of ${last ? 'a torn write (from a crash)' : 'damaged data'}; kept the ${records.length} records before it`)
+        }
+      }
+      db.exec('COMMIT')
+      const nextSegment = Math.max(snap, ...segments) + 1
+      const ob = new Outbox(opts, db, lock, snap, nextSegment, { snapshot: snap, replayedRecords: replayed, droppedBytes: dropped, ms: 0 })
+      ob.recovery.ms = performance.now() - started
+      return ob
+    } catch (err) {
+      lock.release()
+      throw err
+    }
+  }
+
+  /** Apply ops from the journal during open, in one transaction with throwaway statements. */
+  private static replayer(db: Database): (op: Op) => void {
+    const ins = db.prepare(`INSERT OR IGNORE INTO outbox (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, 0, 0)`)
+    const del = db.prepare('DELETE FROM outbox WHERE id = ?')
+    const att = db.prepare('UPDATE outbox SET attempts = ?, nextAt = ? WHERE id = ?')
+    const seen = db.prepare('INSERT OR REPLACE INTO seen (id, at) VALUES (?, ?)')
+    return (op) => {
+      switch (op[0]) {
+        case OP_ENQUEUE: ins.run([op[3], op[1], op[2], op[6], op[4], op[5]]); break
+        case OP_REMOVE: del.run([op[1]]); break
+        case OP_ATTEMPT: att.run([op[2], op[3], op[1]]); break
+        case OP_SEEN: seen.run([op[1], op[2]]); break
+      }
+    }
+  }
+
+  private applyBatch(ops: Op[]): void {
+    const { insert, remove, attempt, seen } = this.stmt
+    this.db.exec('BEGIN')
+    try {
+      for (const op of ops) {
+        switch (op[0]) {
+          case OP_ENQUEUE:
+            insert.run([op[3], op[1], op[2], op[6], op[4], op[5]])
+            this.pendingIds.delete(op[1])
+            break
+          case OP_REMOVE:
+            remove.bind([op[1]])
+            if (remove.step()) this.bytes -= Number(remove.get()[0])
+            remove.reset()
+            break
+          case OP_ATTEMPT:
+            attempt.run([op[2], op[3], op[1]])
+            break
+          case OP_SEEN:
+            seen.run([op[1], op[2]])
+            this.pendingSeen.delete(op[1])
+            break
+        }
+      }
+      this.db.exec('COMMIT')
+    } catch (err) {
+      this.db.exec('ROLLBACK')
+      throw err
+    }
+  }
+
+  private append(op: Op): Promise<void> {
+    if (this.closing) return Promise.reject(new OutpostError('outbox_closed', 'outbox: used after close()'))
+    return this.journal.append(mpEncode(op), op)
+  }
+
+  /**
+   * Accept a message: resolves once it is on disk. Refused with `outbox_full` past
+   * maxBytes and `outbox_duplicate` when the id is already queued.
+   */
+  async enqueue(input: EnqueueInput): Promise<OutboxEntry> {
+    if (this.closing) throw new OutpostError('outbox_closed', 'outbox: used after close()')
+    const size = input.body.length
+    if (this.bytes + size > this.maxBytes) {
+      throw new OutpostError('outbox_full', `outbox: full (${this.bytes} of ${this.maxBytes} bytes held; delivery.maxOutboxBytes); message ${input.id} of ${size} bytes not accepted`)
+    }
+    if (this.pendingIds.has(input.id) || this.get(input.id) !== undefined) {
+      throw new OutpostError('outbox_duplicate', `outbox: message ${input.id} is already queued`)
+    }
+    const seq = this.nextSeq++
+    this.bytes += size
+    this.pendingIds.add(input.id)
+    try {
+      await this.append([OP_ENQUEUE, input.id, input.dest, seq, input.createdAt, input.expiresAt, input.body])
+    } catch (err) {
+      this.bytes -= size
+      this.pendingIds.delete(input.id)
+      throw err
+    }
+    return { ...input, seq, attempts: 0, nextAt: 0 }
+  }
+
+  /** The receiver acknowledged (or the message expired): forget it. Resolves once that is on disk. */
+  remove(id: string): Promise<void> {
+    return this.append([OP_REMOVE, id])
+  }
+
+  /** Record a delivery attempt, so a restart neither forgets spent attempts nor resends early. */
+  recordAttempt(id: string, attempts: number, nextAt: number): Promise<void> {
+    return this.append([OP_ATTEMPT, id, attempts, nextAt])
+  }
+
+  /** Receiver side: remember that this id was received (dedup for the window, 24 h by default). */
+  markSeen(id: string, at = this.now()): Promise<void> {
+    this.pendingSeen.add(id)
+    return this.append([OP_SEEN, id, at])
+  }
+
+  hasSeen(id: string): boolean {
+    if (this.pendingSeen.has(id)) return true
+    const { hasSeen } = this.stmt
+    hasSeen.bind([id])
+    const found = hasSeen.step()
+    hasSeen.reset()
+    return found
+  }
+
+  get(id: string): OutboxEntry | undefined {
+    return this.rows(this.stmt.get, [id])[0]
+  }
+
+  /** The oldest `limit` messages for a destination, in FIFO order. */
+  head(dest: string, limit = 1): OutboxEntry[] {
+    return this.rows(this.stmt.head, [dest, limit])
+  }
+
+  /** Destinations with messages waiting. */
+  destinations(): string[] {
+    const res = this.db.exec('SELECT DISTINCT dest FROM outbox ORDER BY dest')
+    return (res[0]?.values ?? []).map((r) => String(r[0]))
+  }
+
+  /** Every waiting message in FIFO order (for tools and tests; the delivery loop uses head()). */
+  all(): OutboxEntry[] {
+    return this.rows(this.db.prepare(`SELECT ${COLUMNS} FROM outbox ORDER BY seq`), [], true)
+  }
+
+  stats(): OutboxStats {
+    return {
+      count: this.scalar('SELECT count(*) FROM outbox') ?? 0,
+      bytes: this.bytes,
+      maxBytes: this.maxBytes,
+      seen: this.scalar('SELECT count(*) FROM seen') ?? 0,
+      journalBytes: this.journal.bytesInSegment,
+      segment: this.journal.currentSegment,
+      lastSnapshot: this.lastSnapshot,
+      recovery: { ...this.recovery },
+    }
+  }
+
+  /** Take a snapshot now (waits for in-flight writes); start-up then replays nothing. */
+  async checkpoint(): Promise<void> {
+    while (this.checkpointing) await this.checkpointing
+    await this.journal.drain()
+    while (!this.journal.idle) await this.journal.drain()
+    if (!this.needsSnapshot()) return
+    this.checkpointing = this.snapshotNow().finally(() => { this.checkpointing = undefined })
+    await this.checkpointing
+  }
+
+  /**
+   * Rotate the journal and export sql.js synchronously (the state then matches exactly the
+   * closed segments), then write the snapshot and drop what it covers.
+   */
+  private async snapshotNow(): Promise<void> {
+    this.db.run('DELETE FROM seen WHERE at < ?', [this.now() - this.dedupWindowMs])
+    const covered = this.journal.rotate()
+    const bytes = this.db.export()
+    const file = path.join(this.dir, snapshotName(covered))
+    const tmp = `${file}.tmp`
+    try {
+      const fh = await fs.promises.open(tmp, 'w', 0o600)
+      try {
+        await fh.writeFile(bytes)
+        await fh.sync()
+      } finally {
+        await fh.close()
+      }
+      await fs.promises.rename(tmp, file)
+      fsyncDir(this.dir)
+    } catch (cause) {
+      // The journal still holds everything: a failed snapshot costs start-up time, not data.
+      this.warn(`outbox: snapshot ${file} failed (${(cause as Error).message}); the journal keeps the data`)
+      await fs.promises.rm(tmp, { force: true })
+      return
+    }
+    this.lastSnapshot = covered
+    for (const f of await fs.promises.readdir(this.dir)) {
+      const seg = /^journal-(\d{12})\.log$/.exec(f)?.[1]
+      const snap = SNAPSHOT_RE.exec(f)?.[1]
+      if ((seg !== undefined && Number(seg) <= covered) || (snap !== undefined && Number(snap) < covered)) {
+        await fs.promises.rm(path.join(this.dir, f), { force: true })
+      }
+    }
+  }
+
+  /** Whether a start-up now would replay anything. */
+  private needsSnapshot(): boolean {
+    return this.journal.bytesInSegment > 0 || (this.recovery.replayedRecords > 0 && this.lastSnapshot === this.recovery.snapshot)
+  }
+
+  /** Finish pending writes, snapshot, release the lock. Safe to call more than once. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      while (this.checkpointing) await this.checkpointing
+      await this.journal.drain()
+      // A clean stop leaves one snapshot and nothing to replay: the next start is quick.
+      if (this.needsSnapshot()) await this.snapshotNow()
+      await this.journal.close()
+      for (const s of Object.values(this.stmt)) s.free()
+      this.db.close()
+      this.lock.release()
+    })()
+    return this.closing
+  }
+
+  private scalar(sql: string): number | undefined {
+    const v = this.db.exec(sql)[0]?.values[0]?.[0]
+    return v === null || v === undefined ? undefined : Number(v)
+  }
+
+  private rows(stmt: Statement, params: (string | number)[], free = false): OutboxEntry[] {
+    const out: OutboxEntry[] = []
+    try {
+      stmt.bind(params)
+      while (stmt.step()) {
+        const r = stmt.get()
+        out.push({
+          seq: Number(r[0]), id: String(r[1]), dest: String(r[2]), body: r[3] as Uint8Array,
+          createdAt: Number(r[4]), expiresAt: Number(r[5]), attempts: Number(r[6]), nextAt: Number(r[7]),
+        })
+      }
+    } finally {
+      if (free) stmt.free()
+      else stmt.reset()
+    }
+    return out
+  }
+}

@@ -1,0 +1,80 @@
+import { randomFillSync } from 'node:crypto'
+
+// Crockford base32, as the ULID spec requires.
+const ALPHABET = '0123456789ABCDEFGHJKMNPQRSTVWXYZ'
+const ULID_RE = /^[0-9A-HJKMNP-TV-Z]{26}$/
+
+export interface UlidSource {
+  now(): number
+  random(bytes: Uint8Array): void
+}
+
+const defaultSource: UlidSource = { now: Date.now, random: (b) => { randomFillSync(b) } }
+
+/**
+ * A monotonic ULID factory: ids made in the same millisecond still sort in creation order,
+ * which keeps FIFO order readable in logs and reply files.
+ */
+export function ulidFactory(source: UlidSource = defaultSource): () => string {
+  let lastTime = -1
+  const rand = new Uint8Array(10) // 80 bits of randomness
+
+  return function ulid(): string {
+    const time = source.now()
+    if (time > lastTime) {
+      lastTime = time
+      source.random(rand)
+    } else {
+      increment(rand)
+    }
+    return encodeTime(lastTime) + encodeRandom(rand)
+  }
+}
+
+function increment(bytes: Uint8Array): void {
+  for (let i = bytes.length - 1; i >= 0; i--) {
+    const v = (bytes[i] ?? 0) + 1
+    bytes[i] = v & 0xff
+    if (v <= 0xff) return
+  }
+}
+
+function encodeTime(time: number): string {
+  let out = ''
+  let t = time
+  for (let i = 0; i < 10; i++) {
+    out = ALPHABET[t % 32] + out
+    t = Math.floor(t / 32)
+  }
+  return out
+}
+
+function encodeRandom(bytes: Uint8Array): string {
+  // 80 bits = 16 base32 characters, read 5 bits at a time.
+  let out = ''
+  let acc = 0
+  let bits = 0
+  for (const b of bytes) {
+    acc = (acc << 8) | b
+    bits += 8
+    while (bits >= 5) {
+      bits -= 5
+      out += ALPHABET[(acc >> bits) & 31]
+    }
+    acc &= (1 << bits) - 1
+  }
+  return out
+}
+
+export const ulid = ulidFactory()
+
+export function isUlid(s: string): boolean {
+  return ULID_RE.test(s)
+}
+
+/** Milliseconds since the epoch encoded in a ULID. */
+export function ulidTime(id: string): number {
+  let t = 0
+  for (let i = 0; i < 10; i++) t = t * 32 + ALPHABET.indexOf(id[i] ?? '0')
+  return t
+}

@@ -1,0 +1,58 @@
+/**
+ * Runs every test/**\/*.test.ts in its own Node process (a crash or a leaked handle in one file
+ * cannot hide another's result), streams its output, and ends with `N passed, N failed`.
+ * Usage: npm test [-- FILTER...]  (files whose path contains one of the filters)
+ */
+import { spawn } from 'node:child_process'
+import fs from 'node:fs'
+import path from 'node:path'
+
+const root = path.resolve(__dirname)
+const filters = process.argv.slice(2)
+
+function find(dir: string): string[] {
+  return fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
+    const p = path.join(dir, e.name)
+    if (e.isDirectory()) return e.name === 'fixtures' ? [] : find(p)
+    return e.name.endsWith('.test.ts') ? [p] : []
+  }).sort()
+}
+
+interface Result { file: string; passed: number; failed: number; skipped: number; code: number | null }
+
+function runFile(file: string): Promise<Result> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', file], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1' } })
+    let out = ''
+    child.stdout.on('data', (d: Buffer) => { out += d; process.stdout.write(d) })
+    child.stderr.on('data', (d: Buffer) => process.stderr.write(d))
+    child.on('close', (code) => {
+      const num = (label: string): number => Number(new RegExp(`${label}:\\s+(\\d+)`).exec(out)?.[1] ?? 0)
+      const total = num('Total')
+      const passed = num('Passed')
+      const skipped = num('Skipped')
+      let failed = total - passed - skipped
+      // A file that crashed or exited non-zero without reporting a failure still fails.
+      if (code !== 0 && failed === 0) failed = 1
+      resolve({ file, passed, failed, skipped, code })
+    })
+  })
+}
+
+async function main(): Promise<void> {
+  const files = find(root).filter((f) => filters.length === 0 || filters.some((x) => f.includes(x)))
+  const results: Result[] = []
+  for (const file of files) {
+    process.stdout.write(`\n# ${path.relative(process.cwd(), file)}\n`)
+    results.push(await runFile(file))
+  }
+  const sum = (k: 'passed' | 'failed' | 'skipped'): number => results.reduce((a, r) => a + r[k], 0)
+  const bad = results.filter((r) => r.failed > 0)
+  process.stdout.write('\n')
+  for (const r of bad) process.stdout.write(`failed: ${path.relative(process.cwd(), r.file)} (${r.failed} failed, exit ${r.code})\n`)
+  const skipped = sum('skipped')
+  process.stdout.write(`${sum('passed')} passed, ${sum('failed')} failed${skipped > 0 ? `, ${skipped} skipped` : ''}\n`)
+  process.exitCode = files.length === 0 || bad.length > 0 ? 1 : 0
+}
+
+void main()
