@@ -96,8 +96,13 @@ const STEWARD_IGNORED = new Set([
   'argSignature', 'isReply', 'retryWait', 'isSubPublishedMsg', 'previousMessage', 'PreviousMessage',
   'schedule', 'relayViaNode', 'relayReplyMethod', 'relayOriginalViaNode', 'relayFromNode',
   'relayOriginalMethod', 'methodInitialTimeout', 'replyMethodInitialTimeout', 'useDetectedShell',
-  'fromNode',
+  'fromNode', 'FromNode', 'relayToNode',
 ])
+
+/** A table lookup that never finds Object.prototype members (`toString`, `constructor`). */
+function own<T>(table: Record<string, T>, key: string): T | undefined {
+  return Object.hasOwn(table, key) ? table[key] : undefined
+}
 
 const NODE_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$/
 const METHOD_NAME_RE = /^[A-Za-z][A-Za-z0-9_.-]{0,127}$/
@@ -174,11 +179,11 @@ export function parseMessage(input: unknown, where = 'message'): MessageDraft {
   const out: Record<string, unknown> = {}
   for (const [key, value] of Object.entries(raw)) {
     if (value === undefined) continue
-    const field = STEWARD_RENAMES[key] ?? key
+    const field = own(STEWARD_RENAMES, key) ?? key
     if (steward && STEWARD_IGNORED.has(key)) continue
     if (steward && key === 'id' && typeof value === 'number') continue // steward's counter, not an id
     if (field === 'fromNode') continue
-    const kind = FIELDS[field]
+    const kind = own(FIELDS, field)
     if (kind === undefined) {
       throw new OutpostError('envelope_invalid', `${where}: unknown field '${key}' (fields are listed in SPEC §2 and the README)`)
     }
@@ -264,7 +269,7 @@ export function checkWire(value: unknown, where = 'envelope'): Envelope {
   }
   const out: Record<string, unknown> = {}
   for (const [key, v] of Object.entries(value as Record<string, unknown>)) {
-    const kind = FIELDS[key]
+    const kind = own(FIELDS, key)
     if (kind === undefined || v === undefined || v === null || key === 'toNodes') continue
     out[key] = checkField(where, key, kind, v)
   }

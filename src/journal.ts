@@ -29,6 +29,8 @@ interface Pending<T> {
 export interface JournalHooks<T> {
   /** Called with each batch once it is on disk, before the callers' promises resolve. */
   onCommit(items: T[]): void
+  /** Metrics: how many records each durable batch held. */
+  onBatch?(records: number, bytes: number): void
   /** Called between batches, when no write is in flight: the place to rotate and snapshot. */
   afterCommit?(): void
 }
@@ -142,6 +144,7 @@ export class Journal<T> {
         }
         this.offset += buf.length
         this.bytesInSegment += buf.length
+        this.hooks.onBatch?.(batch.length, buf.length)
         try {
           this.hooks.onCommit(batch.map((p) => p.item))
         } catch (err) {

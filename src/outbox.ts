@@ -52,6 +52,8 @@ export interface OutboxOptions {
   /** How long ids are remembered for deduplication, in ms. */
   dedupWindowMs?: number
   now?: () => number
+  /** Metrics hook: called with the size of each group-committed batch. */
+  onBatch?: (records: number, bytes: number) => void
   /** Where warnings go (a torn journal tail, a dropped snapshot). */
   warn?: (message: string) => void
 }
@@ -101,7 +103,7 @@ export class Outbox {
   private readonly dedupWindowMs: number
   private readonly now: () => number
   private readonly warn: (message: string) => void
-  private readonly stmt: Record<'insert' | 'remove' | 'attempt' | 'seen' | 'hasSeen' | 'get' | 'head', Statement>
+  private readonly stmt: Record<'begin' | 'commit' | 'insert' | 'remove' | 'attempt' | 'seen' | 'hasSeen' | 'has' | 'get' | 'head', Statement>
   private nextSeq: number
   private bytes: number
   /** Ids enqueued or marked seen but not yet on disk: a second enqueue of one is refused. */
@@ -124,6 +126,9 @@ export class Outbox {
     this.lastSnapshot = lastSnapshot
     this.recovery = recovery
     this.stmt = {
+      begin: db.prepare('BEGIN'),
+      commit: db.prepare('COMMIT'),
+      has: db.prepare('SELECT 1 FROM outbox WHERE id = ?'),
       insert: db.prepare(`INSERT OR IGNORE INTO outbox (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, 0, 0)`),
       remove: db.prepare('DELETE FROM outbox WHERE id = ? RETURNING length(body)'),
       attempt: db.prepare('UPDATE outbox SET attempts = ?, nextAt = ? WHERE id = ?'),
@@ -136,6 +141,7 @@ export class Outbox {
     this.bytes = this.scalar('SELECT total(length(body)) FROM outbox') ?? 0
     this.journal = Journal.create<Op>(opts.dir, nextSegment, {
       onCommit: (ops) => this.applyBatch(ops),
+      ...(opts.onBatch ? { onBatch: opts.onBatch } : {}),
       afterCommit: () => {
         if (this.journal.bytesInSegment >= this.checkpointBytes && !this.checkpointing && !this.closing) {
           this.checkpointing = this.snapshotNow().finally(() => { this.checkpointing = undefined })
@@ -217,7 +223,9 @@ export class Outbox {
 
   private applyBatch(ops: Op[]): void {
     const { insert, remove, attempt, seen } = this.stmt
-    this.db.exec('BEGIN')
+    // One transaction per batch; a lone op needs none (sqlite wraps it itself).
+    const txn = ops.length > 1
+    if (txn) this.stmt.begin.run()
     try {
       for (const op of ops) {
         switch (op[0]) {
@@ -239,9 +247,9 @@ export class Outbox {
             break
         }
       }
-      this.db.exec('COMMIT')
+      if (txn) this.stmt.commit.run()
     } catch (err) {
-      this.db.exec('ROLLBACK')
+      if (txn) this.db.exec('ROLLBACK')
       throw err
     }
   }
@@ -261,7 +269,7 @@ export class Outbox {
     if (this.bytes + size > this.maxBytes) {
       throw new OutpostError('outbox_full', `outbox: full (${this.bytes} of ${this.maxBytes} bytes held; delivery.maxOutboxBytes); message ${input.id} of ${size} bytes not accepted`)
     }
-    if (this.pendingIds.has(input.id) || this.get(input.id) !== undefined) {
+    if (this.pendingIds.has(input.id) || this.exists(this.stmt.has, input.id)) {
       throw new OutpostError('outbox_duplicate', `outbox: message ${input.id} is already queued`)
     }
     const seq = this.nextSeq++
@@ -294,11 +302,13 @@ export class Outbox {
   }
 
   hasSeen(id: string): boolean {
-    if (this.pendingSeen.has(id)) return true
-    const { hasSeen } = this.stmt
-    hasSeen.bind([id])
-    const found = hasSeen.step()
-    hasSeen.reset()
+    return this.pendingSeen.has(id) || this.exists(this.stmt.hasSeen, id)
+  }
+
+  private exists(stmt: Statement, id: string): boolean {
+    stmt.bind([id])
+    const found = stmt.step()
+    stmt.reset()
     return found
   }
 

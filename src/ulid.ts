@@ -2,7 +2,8 @@ import { randomFillSync } from 'node:crypto'
 
 // Crockford base32, as the ULID spec requires.
 const ALPHABET = '0123456789ABCDEFGHJKMNPQRSTVWXYZ'
-const ULID_RE = /^[0-9A-HJKMNP-TV-Z]{26}$/
+// 48 bits of time in 10 characters: the first one is at most 7 (the largest ULID is 7ZZZ…Z).
+const ULID_RE = /^[0-7][0-9A-HJKMNP-TV-Z]{25}$/
 
 export interface UlidSource {
   now(): number
@@ -24,19 +25,22 @@ export function ulidFactory(source: UlidSource = defaultSource): () => string {
     if (time > lastTime) {
       lastTime = time
       source.random(rand)
-    } else {
-      increment(rand)
+    } else if (!increment(rand)) {
+      // 80 random bits ran out within one millisecond: borrow the next one, so order holds.
+      lastTime++
     }
     return encodeTime(lastTime) + encodeRandom(rand)
   }
 }
 
-function increment(bytes: Uint8Array): void {
+/** Add one to a big-endian number; false when it wrapped around to zero. */
+function increment(bytes: Uint8Array): boolean {
   for (let i = bytes.length - 1; i >= 0; i--) {
     const v = (bytes[i] ?? 0) + 1
     bytes[i] = v & 0xff
-    if (v <= 0xff) return
+    if (v <= 0xff) return true
   }
+  return false
 }
 
 function encodeTime(time: number): string {

@@ -1,0 +1,106 @@
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { Outbox } from '../src/outbox'
+import type { BenchResult } from './run'
+
+const SIZE = 200
+const round = (n: number, d = 3): number => Number(n.toPrecision(d + 2))
+
+function tmp(): string {
+  // The same disk as a real data dir would use (not tmpfs).
+  const base = path.join(process.cwd(), '.tmp')
+  fs.mkdirSync(base, { recursive: true })
+  return fs.mkdtempSync(path.join(base, 'bench-'))
+}
+
+/** Raw baseline: append the same records with one write + fdatasync per batch, batch sizes as given. */
+async function rawAppend(batches: number[], record: Buffer): Promise<number> {
+  const dir = tmp()
+  const fd = fs.openSync(path.join(dir, 'raw.log'), 'w')
+  let pos = 0
+  const started = performance.now()
+  let n = 0
+  for (const size of batches) {
+    const buf = Buffer.allocUnsafe(size * record.length)
+    for (let i = 0; i < size; i++) record.copy(buf, i * record.length)
+    await new Promise<void>((res, rej) => fs.write(fd, buf, 0, buf.length, pos, (e) => (e ? rej(e) : res())))
+    pos += buf.length
+    await new Promise<void>((res, rej) => fs.fdatasync(fd, (e) => (e ? rej(e) : res())))
+    n += size
+  }
+  const secs = (performance.now() - started) / 1000
+  fs.closeSync(fd)
+  fs.rmSync(dir, { recursive: true, force: true })
+  return n / secs
+}
+
+async function producers(count: number, total: number): Promise<{ rate: number; batches: number[]; dir: string }> {
+  const dir = tmp()
+  const batches: number[] = []
+  const ob = await Outbox.open({ dir, maxBytes: 1 << 30, onBatch: (n) => batches.push(n) })
+  const body = new Uint8Array(SIZE).fill(0x61)
+  let next = 0
+  const started = performance.now()
+  await Promise.all(Array.from({ length: count }, async () => {
+    while (next < total) {
+      const i = next++
+      await ob.enqueue({ id: `m${i}`, dest: `node${i % 4}`, body, createdAt: 0, expiresAt: 0 })
+    }
+  }))
+  const rate = total / ((performance.now() - started) / 1000)
+  await ob.close()
+  return { rate, batches, dir }
+}
+
+export async function* outboxBenchmarks(): AsyncIterable<BenchResult> {
+  const record = Buffer.alloc(SIZE, 0x61)
+
+  const seq = await producers(1, 3000)
+  const seqBase = await rawAppend(seq.batches, record)
+  fs.rmSync(seq.dir, { recursive: true, force: true })
+  yield { name: 'outbox.enqueue.sequential', value: round(seq.rate), unit: 'msg/s', baseline: round(seqBase), ratio: round(seq.rate / seqBase, 2) }
+
+  const conc = await producers(1000, 100_000)
+  const concBase = await rawAppend(conc.batches, record)
+  const avgBatch = conc.batches.reduce((a, b) => a + b, 0) / conc.batches.length
+  fs.rmSync(conc.dir, { recursive: true, force: true })
+  yield {
+    name: 'outbox.enqueue.concurrent1000', value: round(conc.rate), unit: 'msg/s', baseline: round(concBase), ratio: round(conc.rate / concBase, 2),
+    note: `${conc.batches.length} batches, ${round(avgBatch)} records each on average`,
+  }
+
+  // Start-up with a 100k backlog: after a crash (journal to replay) and after a clean stop.
+  for (const how of ['crash', 'clean'] as const) {
+    const dir = tmp()
+    const ob = await Outbox.open({ dir, maxBytes: 1 << 30 })
+    const body = new Uint8Array(SIZE).fill(0x61)
+    const pending: Promise<unknown>[] = []
+    for (let i = 0; i < 100_000; i++) {
+      pending.push(ob.enqueue({ id: `m${i}`, dest: `node${i % 4}`, body, createdAt: 0, expiresAt: 0 }))
+      if (pending.length >= 1000) await Promise.all(pending.splice(0))
+    }
+    await Promise.all(pending)
+    if (how === 'clean') {
+      await ob.close()
+    } else {
+      // What SIGKILL leaves: no final snapshot, the lock file of a dead process.
+      ;(ob as unknown as { lock: { release(): void } }).lock.release()
+    }
+    const readStart = performance.now()
+    for (const f of fs.readdirSync(dir)) fs.readFileSync(path.join(dir, f))
+    const rawRead = performance.now() - readStart
+    const started = performance.now()
+    const again = await Outbox.open({ dir, maxBytes: 1 << 30 })
+    const ms = performance.now() - started
+    const { count, recovery } = again.stats()
+    if (count !== 100_000) throw new Error(`restart found ${count} messages, not 100000`)
+    yield {
+      name: `outbox.restart.100k.${how}`, value: round(ms), unit: 'ms', baseline: round(rawRead), ratio: round(rawRead / ms, 2),
+      note: `baseline: reading the outbox files raw; replayed ${recovery.replayedRecords} journal records`,
+    }
+    await again.close()
+    fs.rmSync(dir, { recursive: true, force: true })
+  }
+  yield { name: 'host.cpus', value: os.cpus().length, unit: 'cores', baseline: null, ratio: null }
+}

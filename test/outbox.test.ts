@@ -1,0 +1,243 @@
+import { spawn } from 'node:child_process'
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { suite } from 'uvu'
+import * as assert from 'uvu/assert'
+import { isOutpostError } from '../src/errors'
+import { listSegments, segmentName } from '../src/journal'
+import { Outbox, type OutboxOptions } from '../src/outbox'
+
+const body = (n: number, fill = 0x62): Uint8Array => new Uint8Array(n).fill(fill)
+const tmpDir = (): string => fs.mkdtempSync(path.join(os.tmpdir(), 'outpost-outbox-'))
+const entry = (id: string, dest = 'ship1', size = 200) => ({ id, dest, body: body(size), createdAt: 1, expiresAt: 2 })
+
+/** Simulate a crash in-process: drop the outbox without close() (no final snapshot). */
+async function abandon(ob: Outbox): Promise<void> {
+  await (ob as unknown as { journal: { drain(): Promise<void> } }).journal.drain()
+  ;(ob as unknown as { lock: { release(): void } }).lock.release()
+}
+
+async function rejects(p: Promise<unknown>, code: string): Promise<void> {
+  try {
+    await p
+  } catch (err) {
+    assert.ok(isOutpostError(err), `expected an OutpostError, got ${String(err)}`)
+    assert.is((err as { code: string }).code, code)
+    return
+  }
+  assert.unreachable(`expected a rejection with ${code}`)
+}
+
+/** The contract every outbox configuration must keep. */
+function contract(name: string, extra: Partial<OutboxOptions>): void {
+  const t = suite(`outbox (${name})`)
+  const open = (dir: string, o: Partial<OutboxOptions> = {}): Promise<Outbox> => Outbox.open({ dir, maxBytes: 1 << 24, ...extra, ...o })
+
+  t(`${name}: keeps a message written before a crash`, async () => {
+    const dir = tmpDir()
+    const ob = await open(dir)
+    await ob.enqueue(entry('a1'))
+    await abandon(ob)
+    const again = await open(dir)
+    assert.equal(again.get('a1')?.body, body(200))
+    await again.close()
+  })
+
+  t(`${name}: removes a message only when told, and the removal survives a restart`, async () => {
+    const dir = tmpDir()
+    const ob = await open(dir)
+    await ob.enqueue(entry('a1'))
+    await ob.enqueue(entry('a2'))
+    await ob.remove('a1')
+    assert.is(ob.get('a1'), undefined)
+    await abandon(ob)
+    const again = await open(dir)
+    assert.equal(again.all().map((e) => e.id), ['a2'])
+    await again.close()
+  })
+
+  t(`${name}: keeps FIFO order per destination across restarts`, async () => {
+    const dir = tmpDir()
+    const ob = await open(dir)
+    for (let i = 0; i < 30; i++) await ob.enqueue(entry(`m${i}`, `n${i % 3}`))
+    await ob.remove('m3')
+    await abandon(ob)
+    const again = await open(dir)
+    assert.equal(again.destinations(), ['n0', 'n1', 'n2'])
+    assert.equal(again.head('n0', 3).map((e) => e.id), ['m0', 'm6', 'm9'])
+    await again.enqueue(entry('late', 'n0'))
+    const ids = again.head('n0', 100).map((e) => e.id)
+    assert.is(ids.at(-1), 'late')
+    await again.close()
+  })
+
+  t(`${name}: refuses past maxOutboxBytes with outbox_full and accepts again after a removal`, async () => {
+    const dir = tmpDir()
+    const ob = await open(dir, { maxBytes: 1000 })
+    for (let i = 0; i < 5; i++) await ob.enqueue(entry(`f${i}`))
+    await rejects(ob.enqueue(entry('f5')), 'outbox_full')
+    assert.is(ob.stats().count, 5)
+    await ob.remove('f0')
+    await ob.enqueue(entry('f5'))
+    await ob.close()
+    const again = await open(dir, { maxBytes: 1000 })
+    assert.is(again.stats().bytes, 1000, 'byte count is rebuilt at start')
+    await rejects(again.enqueue(entry('f6')), 'outbox_full')
+    await again.close()
+  })
+
+  t(`${name}: refuses a second message with the same id`, async () => {
+    const ob = await open(tmpDir())
+    const first = ob.enqueue(entry('dup'))
+    await rejects(ob.enqueue(entry('dup')), 'outbox_duplicate')
+    await first
+    await rejects(ob.enqueue(entry('dup')), 'outbox_duplicate')
+    assert.is(ob.stats().count, 1)
+    await ob.close()
+  })
+
+  t(`${name}: remembers spent attempts across a restart`, async () => {
+    const dir = tmpDir()
+    const ob = await open(dir)
+    await ob.enqueue(entry('r1'))
+    await ob.recordAttempt('r1', 3, 12345)
+    await abandon(ob)
+    const again = await open(dir)
+    const e = again.get('r1')
+    assert.is(e?.attempts, 3)
+    assert.is(e?.nextAt, 12345)
+    await again.close()
+  })
+
+  t(`${name}: remembers seen ids for the dedup window, then forgets them`, async () => {
+    const dir = tmpDir()
+    let now = 1_000_000
+    const ob = await open(dir, { now: () => now, dedupWindowMs: 10_000 })
+    const marking = ob.markSeen('s1')
+    assert.ok(ob.hasSeen('s1'), 'seen before the write lands (no double run in between)')
+    await marking
+    assert.not.ok(ob.hasSeen('s2'))
+    await abandon(ob)
+    const again = await open(dir, { now: () => now, dedupWindowMs: 10_000 })
+    assert.ok(again.hasSeen('s1'), 'survives a crash')
+    now += 20_000
+    await again.markSeen('s2')
+    await again.checkpoint()
+    assert.not.ok(again.hasSeen('s1'), 'forgotten after the window')
+    assert.ok(again.hasSeen('s2'))
+    await again.close()
+  })
+
+  t(`${name}: drops a torn last record and keeps everything before it`, async () => {
+    const dir = tmpDir()
+    const warnings: string[] = []
+    const ob = await open(dir)
+    for (let i = 0; i < 10; i++) await ob.enqueue(entry(`t${i}`))
+    await abandon(ob)
+    const seg = listSegments(dir).at(-1)!
+    const file = path.join(dir, segmentName(seg))
+    const size = fs.statSync(file).size
+    if (size > 0) {
+      fs.truncateSync(file, size - 7) // the last record loses its tail
+    } else {
+      fs.appendFileSync(file, Buffer.from([0, 0, 1, 0, 1, 2, 3])) // a header with no body
+    }
+    const again = await open(dir, { warn: (m) => warnings.push(m) })
+    const ids = again.all().map((e) => e.id)
+    assert.ok(ids.length >= 9 && ids.length <= 10, `kept ${ids.length}`)
+    assert.equal(ids, Array.from({ length: ids.length }, (_, i) => `t${i}`))
+    assert.ok(warnings.some((w) => w.includes('torn')), warnings.join('\n'))
+    await again.enqueue(entry('after'))
+    await abandon(again)
+    const third = await open(dir)
+    assert.ok(third.get('after'), 'records written after a torn tail are not hidden behind it')
+    await third.close()
+  })
+
+  t(`${name}: a clean close leaves nothing to replay`, async () => {
+    const dir = tmpDir()
+    const ob = await open(dir)
+    for (let i = 0; i < 50; i++) await ob.enqueue(entry(`c${i}`))
+    await ob.close()
+    await ob.close() // idempotent
+    await rejects(ob.enqueue(entry('x')), 'outbox_closed')
+    const again = await open(dir)
+    assert.is(again.stats().recovery.replayedRecords, 0)
+    assert.is(again.stats().count, 50)
+    await again.close()
+  })
+
+  t(`${name}: refuses a second open of the same directory, takes over a dead process's lock`, async () => {
+    const dir = tmpDir()
+    const ob = await open(dir)
+    await rejects(open(dir), 'locked')
+    await ob.close()
+    fs.writeFileSync(path.join(dir, 'lock'), '999999999\n') // no such pid
+    const again = await open(dir)
+    await again.close()
+  })
+
+  t.run()
+}
+
+contract('default', {})
+contract('snapshot every 4 KiB', { checkpointBytes: 4096 })
+
+const crash = suite('outbox crash')
+
+interface ChildRun { enqueued: string[]; removing: string[]; removed: string[] }
+
+function runAndKill(dir: string, prefix: string, killAfterMs: number): Promise<ChildRun> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', path.join(__dirname, 'fixtures', 'outbox-writer.ts'), dir, prefix, '16', '32768'], { stdio: ['ignore', 'pipe', 'inherit'] })
+    let out = ''
+    let timer: NodeJS.Timeout | undefined
+    child.stdout.on('data', (d: Buffer) => {
+      out += d
+      if (timer === undefined && out.includes('READY\n')) timer = setTimeout(() => child.kill('SIGKILL'), killAfterMs)
+    })
+    child.on('error', reject)
+    child.on('close', (_code, signal) => {
+      if (signal !== 'SIGKILL') return reject(new Error(`writer ended with ${signal ?? _code}, not SIGKILL:\n${out.slice(-500)}`))
+      const lines = out.split('\n')
+      resolve({
+        enqueued: lines.filter((l) => l.startsWith('E ')).map((l) => l.slice(2)),
+        removing: lines.filter((l) => l.startsWith('r ')).map((l) => l.slice(2)),
+        removed: lines.filter((l) => l.startsWith('R ')).map((l) => l.slice(2)),
+      })
+    })
+  })
+}
+
+crash('crash: every enqueue that resolved before SIGKILL is there afterwards, exactly once', async () => {
+  const dir = tmpDir()
+  const enqueued = new Set<string>()
+  const removed = new Set<string>()
+  const removing = new Set<string>()
+  for (let round = 0; round < 6; round++) {
+    const killAfter = 100 + Math.floor(Math.random() * 700)
+    const run = await runAndKill(dir, `r${round}`, killAfter)
+    assert.ok(run.enqueued.length > 0, `round ${round} enqueued nothing in ${killAfter} ms`)
+    run.enqueued.forEach((id) => enqueued.add(id))
+    run.removed.forEach((id) => removed.add(id))
+    run.removing.forEach((id) => removing.add(id))
+  }
+  const warnings: string[] = []
+  const ob = await Outbox.open({ dir, maxBytes: 1 << 30, warn: (m) => warnings.push(m) })
+  const all = ob.all()
+  const ids = all.map((e) => e.id)
+  const present = new Set(ids)
+  assert.is(present.size, ids.length, 'no id is present twice')
+  const lost = [...enqueued].filter((id) => !removing.has(id) && !present.has(id))
+  assert.equal(lost, [], `${lost.length} acknowledged messages lost`)
+  const resurrected = [...removed].filter((id) => present.has(id))
+  assert.equal(resurrected, [], `${resurrected.length} removed messages came back`)
+  for (const e of all) assert.equal(e.body, new Uint8Array(200).fill(0x61))
+  const seqs = all.map((e) => e.seq)
+  assert.equal(seqs, [...seqs].sort((a, b) => a - b), 'FIFO order kept')
+  console.log(`  crash: ${enqueued.size} enqueued, ${removed.size} removed over 6 kills, ${present.size} present; ${warnings.length} torn tails dropped`)
+  await ob.close()
+})
+
+crash.run()
