@@ -186,7 +186,13 @@ export class Outbox {
       for (const [i, seg] of segments.entries()) {
         const file = path.join(opts.dir, segmentName(seg))
         const { records, droppedBytes } = readSegment(file, seg)
-        for (const rec of records) apply(mpDecode(rec) as Op)
+        for (const [n, rec] of records.entries()) {
+          try {
+            apply(mpDecode(rec) as Op)
+          } catch (cause) {
+            throw new OutpostError('outbox_corrupt', `outbox: record ${n} of ${file} passed its CRC but cannot be applied (${(cause as Error).message}); was it written by a newer outpost?`, { cause })
+          }
+        }
         replayed += records.length
         if (droppedBytes > 0) {
           dropped += droppedBytes
