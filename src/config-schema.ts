@@ -175,7 +175,7 @@ export function specAt(keyPath: readonly string[]): Spec | undefined {
   let spec: Spec = SCHEMA
   for (const [i, key] of keyPath.entries()) {
     if (spec.t === 'object') {
-      const next: Spec | undefined = spec.fields[key]
+      const next: Spec | undefined = Object.hasOwn(spec.fields, key) ? spec.fields[key] : undefined
       if (next === undefined) return undefined
       spec = next
     } else if (spec.t === 'map' && i === keyPath.length - 1) {

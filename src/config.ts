@@ -122,7 +122,7 @@ function check(spec: Spec, node: YamlNode | null, keyPath: string[], problems: P
       const seen = new Map<string, YamlNode | null>()
       for (const pair of node !== null && isMap(node) ? node.items : []) {
         const k = isScalar(pair.key) ? String(pair.key.value) : String(pair.key)
-        if (!(k in spec.fields)) {
+        if (!Object.hasOwn(spec.fields, k)) {
           problems.push({ key: [...keyPath, k].join('.'), line: lineOf(pair.key as YamlNode), text: `is not a known key${suggest(k, spec.fields)}` })
           continue
         }
@@ -142,7 +142,7 @@ function check(spec: Spec, node: YamlNode | null, keyPath: string[], problems: P
         const out: Record<string, unknown> = {}
         for (const pair of item.items) {
           const k = isScalar(pair.key) ? String(pair.key.value) : String(pair.key)
-          const sub = spec.item.fields[k]
+          const sub = Object.hasOwn(spec.item.fields, k) ? spec.item.fields[k] : undefined
           if (sub === undefined) { problems.push({ key: [...itemPath, k].join('.'), line: lineOf(pair.key as YamlNode), text: `is not a known key${suggest(k, spec.item.fields)}` }); continue }
           out[k] = check(sub, (pair.value as YamlNode | null) ?? null, [...itemPath, k], problems, lineOf, ctx)
         }
@@ -272,7 +272,9 @@ export function editConfig(file: string, edits: readonly ConfigEdit[], ctx: Defa
       doc.setIn(p, edit.value)
     }
   }
-  const out = doc.toString()
+  // Unsetting the last key leaves no `{}` behind, only the file's comments.
+  const empty = isMap(doc.contents) && doc.contents.items.length === 0
+  const out = empty ? (doc.commentBefore ?? '').split('\n').filter((l) => l !== '').map((l) => `#${l}\n`).join('') : doc.toString()
   const config = parseConfig(out, file, ctx)
   writeAtomic(file, out)
   return config
@@ -283,7 +285,12 @@ function ensureMaps(doc: Document, parents: string[]): void {
   for (let i = 1; i <= parents.length; i++) {
     const sub = parents.slice(0, i)
     const v = doc.getIn(sub, true)
-    if (v === undefined || v === null || (isScalar(v) && v.value === null)) doc.setIn(sub, doc.createNode({}))
+    if (v === undefined || v === null || (isScalar(v) && v.value === null)) {
+      // Keys commented out under an empty section are the comment of its null value: keep them.
+      const map = doc.createNode({})
+      if (isScalar(v) && v.comment) map.commentBefore = v.comment
+      doc.setIn(sub, map)
+    }
   }
 }
 
