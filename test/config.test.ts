@@ -6,23 +6,10 @@ import * as assert from 'uvu/assert'
 import YAML from 'yaml'
 import { defaultConfig, editConfig, initText, loadConfig, parseCliValue, parseConfig, resolveConfigPath } from '../src/config'
 import type { DefaultsContext } from '../src/config-schema'
-import { isOutpostError, type ErrorCode } from '../src/errors'
+import { throwsCode } from './helpers'
 
 const CTX: DefaultsContext = { hostname: 'ship1.example.net', uid: 1000, home: '/home/sailor' }
 
-/** Run fn, expect an OutpostError with this code whose message contains every fragment. */
-function throwsCode(fn: () => unknown, code: ErrorCode, ...fragments: string[]): string {
-  try {
-    fn()
-  } catch (err) {
-    assert.ok(isOutpostError(err), `expected an OutpostError, got ${String(err)}`)
-    assert.is(err.code, code, err.message)
-    for (const f of fragments) assert.ok(err.message.includes(f), `message ${JSON.stringify(err.message)} lacks ${JSON.stringify(f)}`)
-    return err.message
-  }
-  assert.unreachable(`expected ${code}`)
-  return ''
-}
 
 const parse = (text: string, ctx: DefaultsContext = CTX) => parseConfig(text, 'outpost.yaml', ctx)
 

@@ -14,24 +14,12 @@ import {
   type Envelope,
   type MessageDraft,
 } from '../src/envelope'
-import { isOutpostError, type ErrorCode } from '../src/errors'
+import { isOutpostError } from '../src/errors'
 import { isUlid, ulidFactory } from '../src/ulid'
+import { throwsCode } from './helpers'
 
 const ID = '01ARYZ6S41TSV4RRFFQ69G5FAV'
 
-/** Run fn, expect an OutpostError with this code whose message contains every fragment. */
-function throwsCode(fn: () => unknown, code: ErrorCode, ...fragments: string[]): string {
-  try {
-    fn()
-  } catch (err) {
-    assert.ok(isOutpostError(err), `expected an OutpostError, got ${String(err)}`)
-    assert.is(err.code, code, err.message)
-    for (const f of fragments) assert.ok(err.message.includes(f), `message ${JSON.stringify(err.message)} lacks ${JSON.stringify(f)}`)
-    return err.message
-  }
-  assert.unreachable(`expected ${code}`)
-  return ''
-}
 
 const invalid = (input: unknown, ...fragments: string[]): string => throwsCode(() => parseMessage(input), 'envelope_invalid', ...fragments)
 

@@ -4,9 +4,9 @@ import os from 'node:os'
 import path from 'node:path'
 import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
-import { isOutpostError } from '../src/errors'
 import { listSegments, segmentName } from '../src/journal'
 import { Outbox, type OutboxOptions } from '../src/outbox'
+import { rejectsCode } from './helpers'
 
 const body = (n: number, fill = 0x62): Uint8Array => new Uint8Array(n).fill(fill)
 const tmpDir = (): string => fs.mkdtempSync(path.join(os.tmpdir(), 'outpost-outbox-'))
@@ -16,17 +16,6 @@ const entry = (id: string, dest = 'ship1', size = 200) => ({ id, dest, body: bod
 async function abandon(ob: Outbox): Promise<void> {
   await (ob as unknown as { journal: { drain(): Promise<void> } }).journal.drain()
   ;(ob as unknown as { lock: { release(): void } }).lock.release()
-}
-
-async function rejects(p: Promise<unknown>, code: string): Promise<void> {
-  try {
-    await p
-  } catch (err) {
-    assert.ok(isOutpostError(err), `expected an OutpostError, got ${String(err)}`)
-    assert.is((err as { code: string }).code, code)
-    return
-  }
-  assert.unreachable(`expected a rejection with ${code}`)
 }
 
 /** The contract every outbox configuration must keep. */
@@ -76,23 +65,23 @@ function contract(name: string, extra: Partial<OutboxOptions>): void {
     const dir = tmpDir()
     const ob = await open(dir, { maxBytes: 1000 })
     for (let i = 0; i < 5; i++) await ob.enqueue(entry(`f${i}`))
-    await rejects(ob.enqueue(entry('f5')), 'outbox_full')
+    await rejectsCode(ob.enqueue(entry('f5')), 'outbox_full')
     assert.is(ob.stats().count, 5)
     await ob.remove('f0')
     await ob.enqueue(entry('f5'))
     await ob.close()
     const again = await open(dir, { maxBytes: 1000 })
     assert.is(again.stats().bytes, 1000, 'byte count is rebuilt at start')
-    await rejects(again.enqueue(entry('f6')), 'outbox_full')
+    await rejectsCode(again.enqueue(entry('f6')), 'outbox_full')
     await again.close()
   })
 
   t(`${name}: refuses a second message with the same id`, async () => {
     const ob = await open(tmpDir())
     const first = ob.enqueue(entry('dup'))
-    await rejects(ob.enqueue(entry('dup')), 'outbox_duplicate')
+    await rejectsCode(ob.enqueue(entry('dup')), 'outbox_duplicate')
     await first
-    await rejects(ob.enqueue(entry('dup')), 'outbox_duplicate')
+    await rejectsCode(ob.enqueue(entry('dup')), 'outbox_duplicate')
     assert.is(ob.stats().count, 1)
     await ob.close()
   })
@@ -161,7 +150,7 @@ function contract(name: string, extra: Partial<OutboxOptions>): void {
     for (let i = 0; i < 50; i++) await ob.enqueue(entry(`c${i}`))
     await ob.close()
     await ob.close() // idempotent
-    await rejects(ob.enqueue(entry('x')), 'outbox_closed')
+    await rejectsCode(ob.enqueue(entry('x')), 'outbox_closed')
     const again = await open(dir)
     assert.is(again.stats().recovery.replayedRecords, 0)
     assert.is(again.stats().count, 50)
@@ -171,7 +160,7 @@ function contract(name: string, extra: Partial<OutboxOptions>): void {
   t(`${name}: refuses a second open of the same directory, takes over a dead process's lock`, async () => {
     const dir = tmpDir()
     const ob = await open(dir)
-    await rejects(open(dir), 'locked')
+    await rejectsCode(open(dir), 'locked')
     await ob.close()
     fs.writeFileSync(path.join(dir, 'lock'), '999999999\n') // no such pid
     const again = await open(dir)
