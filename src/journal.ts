@@ -64,7 +64,8 @@ export function readSegment(file: string, segment: number): ReplayedSegment {
   while (off + HEADER <= buf.length) {
     const len = buf.readUInt32BE(off)
     const crc = buf.readUInt32BE(off + 4)
-    if (len > MAX_RECORD || off + HEADER + len > buf.length) break
+    // No record is empty: a zero length is the zero-filled tail a power loss leaves on some filesystems.
+    if (len === 0 || len > MAX_RECORD || off + HEADER + len > buf.length) break
     const payload = buf.subarray(off + HEADER, off + HEADER + len)
     if (crc32(payload) !== crc) break
     records.push(payload)
@@ -112,7 +113,14 @@ export class Journal<T> {
       if (!this.flushing && !this.scheduled) {
         // Let every append made in this tick join the first batch.
         this.scheduled = true
-        queueMicrotask(() => { this.scheduled = false; void this.flush() })
+        queueMicrotask(() => {
+          this.scheduled = false
+          this.flush().catch((err: unknown) => {
+            // Only a bug gets here; never leave a caller waiting forever.
+            this.broken ??= err as Error
+            for (const p of this.queue.splice(0)) p.reject(this.broken)
+          })
+        })
       }
     })
   }
@@ -144,9 +152,9 @@ export class Journal<T> {
         }
         this.offset += buf.length
         this.bytesInSegment += buf.length
-        this.hooks.onBatch?.(batch.length, buf.length)
         try {
           this.hooks.onCommit(batch.map((p) => p.item))
+          this.hooks.onBatch?.(batch.length, buf.length)
         } catch (err) {
           // The records are durable; a failure to index them is a bug, not a lost write.
           this.broken = err as Error
@@ -154,7 +162,11 @@ export class Journal<T> {
           break
         }
         for (const p of batch) p.resolve()
-        this.hooks.afterCommit?.()
+        try {
+          this.hooks.afterCommit?.()
+        } catch {
+          // afterCommit only schedules maintenance (snapshots); a failure there loses no write.
+        }
       }
     } finally {
       this.flushing = false

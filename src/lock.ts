@@ -5,42 +5,58 @@ export interface Lock {
   release(): void
 }
 
+/** Lock files this process holds: a pid match alone does not say the lock is ours. */
+const held = new Set<string>()
+
 /**
- * An exclusive lock on a data directory: a file created with O_EXCL holding our pid. A lock
- * left by a process that no longer exists (killed with SIGKILL, power loss) is taken over.
+ * An exclusive lock on a data directory: a file holding the owner's pid, created complete
+ * (written aside, then hard-linked into place, so nobody ever reads it empty). A lock left by a
+ * process that no longer exists (SIGKILL, power loss) is taken over, also when a restarted
+ * process happens to get the dead one's pid (pid 1 in a container).
  */
 export function acquireLock(file: string): Lock {
-  for (let tries = 0; tries < 3; tries++) {
-    try {
-      const fd = fs.openSync(file, 'wx', 0o600)
-      fs.writeSync(fd, `${process.pid}\n`)
-      fs.closeSync(fd)
-      let released = false
-      const release = (): void => {
-        if (released) return
-        released = true
-        process.removeListener('exit', release)
-        try {
-          if (fs.readFileSync(file, 'utf8').trim() === String(process.pid)) fs.rmSync(file, { force: true })
-        } catch { /* already gone */ }
-      }
-      process.on('exit', release)
-      return { release }
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') {
-        throw new OutpostError('io', `lock: cannot create ${file}: ${(err as Error).message}`, { cause: err })
-      }
-    }
-    const owner = Number.parseInt(fs.readFileSync(file, 'utf8'), 10)
-    if (Number.isInteger(owner) && owner !== process.pid && isAlive(owner)) {
-      throw new OutpostError('locked', `${file} is held by running process ${owner}: another outpost uses this data directory (set a different dataDir)`)
-    }
-    if (owner === process.pid) {
-      throw new OutpostError('locked', `${file} is already held by this process: the data directory is open twice`)
-    }
-    fs.rmSync(file, { force: true }) // stale: its owner is gone
+  if (held.has(file)) {
+    throw new OutpostError('locked', `${file} is already held by this process: the data directory is open twice`)
   }
-  throw new OutpostError('locked', `${file}: could not take the lock`)
+  const tmp = `${file}.${process.pid}.tmp`
+  fs.writeFileSync(tmp, `${process.pid}\n`, { mode: 0o600 })
+  try {
+    for (let tries = 0; tries < 3; tries++) {
+      try {
+        fs.linkSync(tmp, file)
+        held.add(file)
+        return makeLock(file)
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') {
+          throw new OutpostError('io', `lock: cannot create ${file}: ${(err as Error).message}`, { cause: err })
+        }
+      }
+      let owner = Number.NaN
+      try { owner = Number.parseInt(fs.readFileSync(file, 'utf8'), 10) } catch { continue /* just released */ }
+      if (Number.isInteger(owner) && owner !== process.pid && isAlive(owner)) {
+        throw new OutpostError('locked', `${file} is held by running process ${owner}: another outpost uses this data directory (set a different dataDir)`)
+      }
+      fs.rmSync(file, { force: true }) // stale: its owner is gone
+    }
+    throw new OutpostError('locked', `${file}: could not take the lock`)
+  } finally {
+    fs.rmSync(tmp, { force: true })
+  }
+}
+
+function makeLock(file: string): Lock {
+  let released = false
+  const release = (): void => {
+    if (released) return
+    released = true
+    held.delete(file)
+    process.removeListener('exit', release)
+    try {
+      if (fs.readFileSync(file, 'utf8').trim() === String(process.pid)) fs.rmSync(file, { force: true })
+    } catch { /* already gone */ }
+  }
+  process.on('exit', release)
+  return { release }
 }
 
 function isAlive(pid: number): boolean {

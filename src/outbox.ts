@@ -144,7 +144,9 @@ export class Outbox {
       ...(opts.onBatch ? { onBatch: opts.onBatch } : {}),
       afterCommit: () => {
         if (this.journal.bytesInSegment >= this.checkpointBytes && !this.checkpointing && !this.closing) {
-          this.checkpointing = this.snapshotNow().finally(() => { this.checkpointing = undefined })
+          this.checkpointing = this.snapshotNow()
+            .catch((err: unknown) => this.warn(`outbox: snapshot failed (${(err as Error).message}); the journal keeps the data`))
+            .finally(() => { this.checkpointing = undefined })
         }
       },
     })
@@ -167,7 +169,7 @@ export class Outbox {
           db = new SQL.Database(fs.readFileSync(file))
           db.exec('SELECT count(*) FROM outbox')
         } catch (cause) {
-          throw new OutpostError('outbox_corrupt', `outbox: snapshot ${file} cannot be read (${(cause as Error).message}); move it away to start from the journal alone`, { cause })
+          throw new OutpostError('outbox_corrupt', `outbox: snapshot ${file} cannot be read (${(cause as Error).message}); the journal before it is gone, so keep a copy of the directory before repairing it`, { cause })
         }
       } else {
         db = new SQL.Database()
@@ -302,9 +304,15 @@ export class Outbox {
   }
 
   /** Receiver side: remember that this id was received (dedup for the window, 24 h by default). */
-  markSeen(id: string, at = this.now()): Promise<void> {
+  async markSeen(id: string, at = this.now()): Promise<void> {
     this.pendingSeen.add(id)
-    return this.append([OP_SEEN, id, at])
+    try {
+      await this.append([OP_SEEN, id, at])
+    } catch (err) {
+      // Not on disk: a resend must not be taken for a duplicate.
+      this.pendingSeen.delete(id)
+      throw err
+    }
   }
 
   hasSeen(id: string): boolean {
@@ -384,16 +392,21 @@ export class Outbox {
     } catch (cause) {
       // The journal still holds everything: a failed snapshot costs start-up time, not data.
       this.warn(`outbox: snapshot ${file} failed (${(cause as Error).message}); the journal keeps the data`)
-      await fs.promises.rm(tmp, { force: true })
+      await fs.promises.rm(tmp, { force: true }).catch(() => {})
       return
     }
     this.lastSnapshot = covered
-    for (const f of await fs.promises.readdir(this.dir)) {
-      const seg = /^journal-(\d{12})\.log$/.exec(f)?.[1]
-      const snap = SNAPSHOT_RE.exec(f)?.[1]
-      if ((seg !== undefined && Number(seg) <= covered) || (snap !== undefined && Number(snap) < covered)) {
-        await fs.promises.rm(path.join(this.dir, f), { force: true })
+    try {
+      for (const f of await fs.promises.readdir(this.dir)) {
+        const seg = /^journal-(\d{12})\.log$/.exec(f)?.[1]
+        const snap = SNAPSHOT_RE.exec(f)?.[1]
+        if ((seg !== undefined && Number(seg) <= covered) || (snap !== undefined && Number(snap) < covered)) {
+          await fs.promises.rm(path.join(this.dir, f), { force: true })
+        }
       }
+    } catch (cause) {
+      // Leftovers are skipped at start (older than the snapshot) and removed by the next one.
+      this.warn(`outbox: removing files covered by ${file} failed (${(cause as Error).message})`)
     }
   }
 
@@ -405,14 +418,17 @@ export class Outbox {
   /** Finish pending writes, snapshot, release the lock. Safe to call more than once. */
   close(): Promise<void> {
     this.closing ??= (async () => {
-      while (this.checkpointing) await this.checkpointing
-      await this.journal.drain()
-      // A clean stop leaves one snapshot and nothing to replay: the next start is quick.
-      if (this.needsSnapshot()) await this.snapshotNow()
-      await this.journal.close()
-      for (const s of Object.values(this.stmt)) s.free()
-      this.db.close()
-      this.lock.release()
+      try {
+        while (this.checkpointing) await this.checkpointing
+        await this.journal.drain()
+        // A clean stop leaves one snapshot and nothing to replay: the next start is quick.
+        if (this.needsSnapshot()) await this.snapshotNow()
+      } finally {
+        await this.journal.close().catch(() => {})
+        for (const s of Object.values(this.stmt)) s.free()
+        this.db.close()
+        this.lock.release()
+      }
     })()
     return this.closing
   }
