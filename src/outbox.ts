@@ -1,21 +1,23 @@
 /**
  * The durable outbox: messages waiting for their receiver's ACK, per-destination FIFO order,
- * and the receiver's dedup set, held in sql.js and made durable by the journal.
+ * and the receiver's dedup set. The journal makes them durable; sql.js holds the snapshots.
  *
- *   enqueue/ack/attempt/markSeen ─▶ journal (group-committed, fdatasync) ─▶ applied to sql.js ─▶ resolved
- *   every `checkpointBytes` of journal: rotate segment ─▶ db.export() ─▶ snapshot-<n>.db (tmp, fsync,
- *   rename, fsync dir) ─▶ segments ≤ n deleted
+ *   enqueue/remove/attempt ─▶ journal (group-committed, fdatasync) ─▶ live index (outbox-index.ts) ─▶ resolved
+ *   markSeen               ─▶ journal ─▶ sql.js `seen` table ─▶ resolved
+ *   every `checkpointBytes` of journal: rotate segment ─▶ index synced into sql.js ─▶ db.export()
+ *   ─▶ snapshot-<n>.db (tmp, fsync, rename, fsync dir) ─▶ segments ≤ n deleted
  *   open: newest snapshot ─▶ replay later segments (torn tail dropped) ─▶ ready
  *
  * Nothing is visible to readers (head, get, hasSeen) before it is on disk.
  */
 import fs from 'node:fs'
 import path from 'node:path'
-import { decode as mpDecode, encode as mpEncode } from '@msgpack/msgpack'
 import type { Database, Statement } from 'sql.js'
 import { OutpostError } from './errors'
 import { fsyncDir, Journal, listSegments, readSegment, segmentName } from './journal'
 import { acquireLock, type Lock } from './lock'
+import { OUTBOX_TABLE, OutboxIndex, type LiveEntry } from './outbox-index'
+import { decodeOp, encodeOp, OP_ATTEMPT, OP_ENQUEUE, OP_REMOVE, OP_SEEN, type Op } from './outbox-ops'
 import { loadSqlJs } from './sqljs'
 
 export interface OutboxEntry {
@@ -70,26 +72,10 @@ export interface OutboxStats {
   recovery: { snapshot: number; replayedRecords: number; droppedBytes: number; ms: number }
 }
 
-const OP_ENQUEUE = 1
-const OP_REMOVE = 2
-const OP_ATTEMPT = 3
-const OP_SEEN = 4
-
-type Op =
-  | [typeof OP_ENQUEUE, string, string, number, number, number, Uint8Array]
-  | [typeof OP_REMOVE, string]
-  | [typeof OP_ATTEMPT, string, number, number]
-  | [typeof OP_SEEN, string, number]
-
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS outbox (
-  seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, dest TEXT NOT NULL, body BLOB NOT NULL,
-  createdAt INTEGER NOT NULL, expiresAt INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, nextAt INTEGER NOT NULL DEFAULT 0);
-CREATE INDEX IF NOT EXISTS outbox_dest ON outbox (dest, seq);
+const SEEN_TABLE = `
 CREATE TABLE IF NOT EXISTS seen (id TEXT PRIMARY KEY, at INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS seen_at ON seen (at);
 `
-const COLUMNS = 'seq, id, dest, body, createdAt, expiresAt, attempts, nextAt'
 const SNAPSHOT_RE = /^snapshot-(\d{12})\.db$/
 const snapshotName = (n: number): string => `snapshot-${String(n).padStart(12, '0')}.db`
 
@@ -103,9 +89,11 @@ export class Outbox {
   private readonly dedupWindowMs: number
   private readonly now: () => number
   private readonly warn: (message: string) => void
-  private readonly stmt: Record<'begin' | 'commit' | 'insert' | 'remove' | 'attempt' | 'seen' | 'hasSeen' | 'has' | 'get' | 'head', Statement>
+  private readonly index: OutboxIndex
+  private readonly stmt: Record<'begin' | 'commit' | 'seen' | 'hasSeen', Statement>
   private nextSeq: number
-  private bytes: number
+  /** Bytes of messages accepted but not yet on disk (the committed ones are index.bytes). */
+  private pendingBytes = 0
   /** Ids enqueued or marked seen but not yet on disk: a second enqueue of one is refused. */
   private readonly pendingIds = new Set<string>()
   private readonly pendingSeen = new Set<string>()
@@ -114,9 +102,10 @@ export class Outbox {
   private closing: Promise<void> | undefined
   private recovery: OutboxStats['recovery']
 
-  private constructor(opts: OutboxOptions, db: Database, lock: Lock, lastSnapshot: number, nextSegment: number, recovery: OutboxStats['recovery']) {
+  private constructor(opts: OutboxOptions, db: Database, index: OutboxIndex, lock: Lock, lastSnapshot: number, nextSegment: number, recovery: OutboxStats['recovery']) {
     this.dir = opts.dir
     this.db = db
+    this.index = index
     this.lock = lock
     this.maxBytes = opts.maxBytes
     this.checkpointBytes = opts.checkpointBytes ?? 8 * 1024 * 1024
@@ -128,17 +117,10 @@ export class Outbox {
     this.stmt = {
       begin: db.prepare('BEGIN'),
       commit: db.prepare('COMMIT'),
-      has: db.prepare('SELECT 1 FROM outbox WHERE id = ?'),
-      insert: db.prepare(`INSERT OR IGNORE INTO outbox (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, 0, 0)`),
-      remove: db.prepare('DELETE FROM outbox WHERE id = ? RETURNING length(body)'),
-      attempt: db.prepare('UPDATE outbox SET attempts = ?, nextAt = ? WHERE id = ?'),
       seen: db.prepare('INSERT OR REPLACE INTO seen (id, at) VALUES (?, ?)'),
       hasSeen: db.prepare('SELECT 1 FROM seen WHERE id = ?'),
-      get: db.prepare(`SELECT ${COLUMNS} FROM outbox WHERE id = ?`),
-      head: db.prepare(`SELECT ${COLUMNS} FROM outbox WHERE dest = ? ORDER BY seq LIMIT ?`),
     }
-    this.nextSeq = (this.scalar('SELECT max(seq) FROM outbox') ?? 0) + 1
-    this.bytes = this.scalar('SELECT total(length(body)) FROM outbox') ?? 0
+    this.nextSeq = index.maxSeq() + 1
     this.journal = Journal.create<Op>(opts.dir, nextSegment, {
       onCommit: (ops) => this.applyBatch(ops),
       ...(opts.onBatch ? { onBatch: opts.onBatch } : {}),
@@ -177,20 +159,22 @@ export class Outbox {
       // The journal is the durable copy: sql.js needs no rollback journal file of its own
       // (with one, every transaction goes through emscripten's file layer, ~3x slower).
       db.exec('PRAGMA journal_mode = MEMORY; PRAGMA synchronous = OFF; PRAGMA locking_mode = EXCLUSIVE; PRAGMA temp_store = MEMORY')
-      db.exec(SCHEMA)
+      db.exec(OUTBOX_TABLE + SEEN_TABLE)
+      const index = new OutboxIndex(db)
 
       const segments = listSegments(opts.dir).filter((s) => s > snap)
       let replayed = 0
       let dropped = 0
       const warn = opts.warn ?? (() => {})
       db.exec('BEGIN')
-      const apply = Outbox.replayer(db)
+      const seen = db.prepare('INSERT OR REPLACE INTO seen (id, at) VALUES (?, ?)')
+      const apply = (op: Op): void => { applyOp(index, seen, op) }
       for (const [i, seg] of segments.entries()) {
         const file = path.join(opts.dir, segmentName(seg))
         const { records, droppedBytes } = readSegment(file, seg)
         for (const [n, rec] of records.entries()) {
           try {
-            apply(mpDecode(rec) as Op)
+            apply(decodeOp(rec))
           } catch (cause) {
             throw new OutpostError('outbox_corrupt', `outbox: record ${n} of ${file} passed its CRC but cannot be applied (${(cause as Error).message}); was it written by a newer outpost?`, { cause })
           }
@@ -203,8 +187,9 @@ export class Outbox {
         }
       }
       db.exec('COMMIT')
+      seen.free()
       const nextSegment = Math.max(snap, ...segments) + 1
-      const ob = new Outbox(opts, db, lock, snap, nextSegment, { snapshot: snap, replayedRecords: replayed, droppedBytes: dropped, ms: 0 })
+      const ob = new Outbox(opts, db, index, lock, snap, nextSegment, { snapshot: snap, replayedRecords: replayed, droppedBytes: dropped, ms: 0 })
       ob.recovery.ms = performance.now() - started
       return ob
     } catch (err) {
@@ -213,58 +198,36 @@ export class Outbox {
     }
   }
 
-  /** Apply ops from the journal during open, in one transaction with throwaway statements. */
-  private static replayer(db: Database): (op: Op) => void {
-    const ins = db.prepare(`INSERT OR IGNORE INTO outbox (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, 0, 0)`)
-    const del = db.prepare('DELETE FROM outbox WHERE id = ?')
-    const att = db.prepare('UPDATE outbox SET attempts = ?, nextAt = ? WHERE id = ?')
-    const seen = db.prepare('INSERT OR REPLACE INTO seen (id, at) VALUES (?, ?)')
-    return (op) => {
-      switch (op[0]) {
-        case OP_ENQUEUE: ins.run([op[3], op[1], op[2], op[6], op[4], op[5]]); break
-        case OP_REMOVE: del.run([op[1]]); break
-        case OP_ATTEMPT: att.run([op[2], op[3], op[1]]); break
-        case OP_SEEN: seen.run([op[1], op[2]]); break
-      }
-    }
-  }
-
   private applyBatch(ops: Op[]): void {
-    const { insert, remove, attempt, seen } = this.stmt
-    // One transaction per batch; a lone op needs none (sqlite wraps it itself).
-    const txn = ops.length > 1
-    if (txn) this.stmt.begin.run()
+    // Only `seen` rows go to sql.js here; one transaction when there are several.
+    let seenOps = 0
+    for (const op of ops) if (op[0] === OP_SEEN) seenOps++
+    if (seenOps > 1) this.stmt.begin.run()
     try {
       for (const op of ops) {
-        switch (op[0]) {
-          case OP_ENQUEUE:
-            insert.run([op[3], op[1], op[2], op[6], op[4], op[5]])
-            this.pendingIds.delete(op[1])
-            break
-          case OP_REMOVE:
-            remove.bind([op[1]])
-            if (remove.step()) this.bytes -= Number(remove.get()[0])
-            remove.reset()
-            break
-          case OP_ATTEMPT:
-            attempt.run([op[2], op[3], op[1]])
-            break
-          case OP_SEEN:
-            seen.run([op[1], op[2]])
-            this.pendingSeen.delete(op[1])
-            break
+        applyOp(this.index, this.stmt.seen, op)
+        if (op[0] === OP_ENQUEUE) {
+          this.pendingIds.delete(op[1])
+          this.pendingBytes -= op[6].length
         }
+        else if (op[0] === OP_SEEN) this.pendingSeen.delete(op[1])
       }
-      if (txn) this.stmt.commit.run()
+      if (seenOps > 1) this.stmt.commit.run()
     } catch (err) {
-      if (txn) this.db.exec('ROLLBACK')
+      if (seenOps > 1) this.db.exec('ROLLBACK')
       throw err
     }
   }
 
   private append(op: Op): Promise<void> {
     if (this.closing) return Promise.reject(new OutpostError('outbox_closed', 'outbox: used after close()'))
-    return this.journal.append(mpEncode(op), op)
+    let record: Buffer
+    try {
+      record = encodeOp(op)
+    } catch (err) {
+      return Promise.reject(err)
+    }
+    return this.journal.append(record, op)
   }
 
   /**
@@ -274,19 +237,20 @@ export class Outbox {
   async enqueue(input: EnqueueInput): Promise<OutboxEntry> {
     if (this.closing) throw new OutpostError('outbox_closed', 'outbox: used after close()')
     const size = input.body.length
-    if (this.bytes + size > this.maxBytes) {
-      throw new OutpostError('outbox_full', `outbox: full (${this.bytes} of ${this.maxBytes} bytes held; delivery.maxOutboxBytes); message ${input.id} of ${size} bytes not accepted`)
+    const held = this.index.bytes + this.pendingBytes
+    if (held + size > this.maxBytes) {
+      throw new OutpostError('outbox_full', `outbox: full (${held} of ${this.maxBytes} bytes held; delivery.maxOutboxBytes); message ${input.id} of ${size} bytes not accepted`)
     }
-    if (this.pendingIds.has(input.id) || this.exists(this.stmt.has, input.id)) {
+    if (this.pendingIds.has(input.id) || this.index.has(input.id)) {
       throw new OutpostError('outbox_duplicate', `outbox: message ${input.id} is already queued`)
     }
     const seq = this.nextSeq++
-    this.bytes += size
+    this.pendingBytes += size
     this.pendingIds.add(input.id)
     try {
       await this.append([OP_ENQUEUE, input.id, input.dest, seq, input.createdAt, input.expiresAt, input.body])
     } catch (err) {
-      this.bytes -= size
+      this.pendingBytes -= size
       this.pendingIds.delete(input.id)
       throw err
     }
@@ -327,29 +291,29 @@ export class Outbox {
   }
 
   get(id: string): OutboxEntry | undefined {
-    return this.rows(this.stmt.get, [id])[0]
+    const e = this.index.get(id)
+    return e === undefined ? undefined : entry(e)
   }
 
   /** The oldest `limit` messages for a destination, in FIFO order. */
   head(dest: string, limit = 1): OutboxEntry[] {
-    return this.rows(this.stmt.head, [dest, limit])
+    return this.index.head(dest, limit).map(entry)
   }
 
   /** Destinations with messages waiting. */
   destinations(): string[] {
-    const res = this.db.exec('SELECT DISTINCT dest FROM outbox ORDER BY dest')
-    return (res[0]?.values ?? []).map((r) => String(r[0]))
+    return this.index.destinations()
   }
 
   /** Every waiting message in FIFO order (for tools and tests; the delivery loop uses head()). */
   all(): OutboxEntry[] {
-    return this.rows(this.db.prepare(`SELECT ${COLUMNS} FROM outbox ORDER BY seq`), [], true)
+    return this.index.all().map(entry)
   }
 
   stats(): OutboxStats {
     return {
-      count: this.scalar('SELECT count(*) FROM outbox') ?? 0,
-      bytes: this.bytes,
+      count: this.index.count,
+      bytes: this.index.bytes + this.pendingBytes,
       maxBytes: this.maxBytes,
       seen: this.scalar('SELECT count(*) FROM seen') ?? 0,
       journalBytes: this.journal.bytesInSegment,
@@ -376,6 +340,7 @@ export class Outbox {
   private async snapshotNow(): Promise<void> {
     this.db.run('DELETE FROM seen WHERE at < ?', [this.now() - this.dedupWindowMs])
     const covered = this.journal.rotate()
+    this.index.syncToStore()
     const bytes = this.db.export()
     const file = path.join(this.dir, snapshotName(covered))
     const tmp = `${file}.tmp`
@@ -426,6 +391,7 @@ export class Outbox {
       } finally {
         await this.journal.close().catch(() => {})
         for (const s of Object.values(this.stmt)) s.free()
+        this.index.free()
         this.db.close()
         this.lock.release()
       }
@@ -437,22 +403,27 @@ export class Outbox {
     const v = this.db.exec(sql)[0]?.values[0]?.[0]
     return v === null || v === undefined ? undefined : Number(v)
   }
+}
 
-  private rows(stmt: Statement, params: (string | number)[], free = false): OutboxEntry[] {
-    const out: OutboxEntry[] = []
-    try {
-      stmt.bind(params)
-      while (stmt.step()) {
-        const r = stmt.get()
-        out.push({
-          seq: Number(r[0]), id: String(r[1]), dest: String(r[2]), body: r[3] as Uint8Array,
-          createdAt: Number(r[4]), expiresAt: Number(r[5]), attempts: Number(r[6]), nextAt: Number(r[7]),
-        })
-      }
-    } finally {
-      if (free) stmt.free()
-      else stmt.reset()
-    }
-    return out
+/** One journal op applied to the live index (and `seen` rows to sql.js): the same at replay and live. */
+function applyOp(index: OutboxIndex, seen: Statement, op: Op): void {
+  switch (op[0]) {
+    case OP_ENQUEUE:
+      index.add({ id: op[1], dest: op[2], seq: op[3], createdAt: op[4], expiresAt: op[5], attempts: 0, nextAt: 0, body: op[6] })
+      break
+    case OP_REMOVE:
+      index.remove(op[1])
+      break
+    case OP_ATTEMPT:
+      index.attempt(op[1], op[2], op[3])
+      break
+    case OP_SEEN:
+      seen.run([op[1], op[2]])
+      break
   }
+}
+
+/** A copy for callers: they may keep it while the index changes the live one. */
+function entry(e: LiveEntry): OutboxEntry {
+  return { id: e.id, dest: e.dest, seq: e.seq, body: e.body, createdAt: e.createdAt, expiresAt: e.expiresAt, attempts: e.attempts, nextAt: e.nextAt }
 }
