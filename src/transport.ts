@@ -1,0 +1,76 @@
+/**
+ * The transport contract (types only). Each plugin in transports/ implements it and imports
+ * nothing else of the core; the node runtime speaks to every transport the same way.
+ *
+ * A transport moves encoded envelopes (MessagePack bytes) between nodes. It reads only what
+ * routing needs (`to`, `id`, `method`, event or command) and never decodes the rest.
+ */
+import type { OutpostError } from './errors'
+
+/** One envelope to send, with the routing facts the transport may need. */
+export interface Outbound {
+  id: string
+  /** The receiving node. */
+  to: string
+  method: string
+  /** ackTimeout 0: an event, never acknowledged (NATS/MQTT subject suffix EventNACK). */
+  event: boolean
+  /** The encoded envelope. */
+  bytes: Uint8Array
+}
+
+/** One envelope received, with the sender as the transport authenticated it (when it can). */
+export interface Inbound {
+  bytes: Uint8Array
+  /** The sending node as the hub/broker vouches for it; undefined when the transport cannot say. */
+  from?: string
+}
+
+export type TransportEvent =
+  | { type: 'connected'; server: string }
+  | { type: 'disconnected'; error?: OutpostError }
+  | { type: 'reconnecting'; attempt: number; delayMs: number; server: string }
+  /** The receiver of a message is known to be away (the hub's `nack offline`): keep it, spend no attempt. */
+  | { type: 'nack'; id: string; to: string; reason: string }
+  /** A node came (back) online: messages waiting for it go now. */
+  | { type: 'online'; node: string }
+  /** The transport gave up for good (wrong credentials, refused by the server). */
+  | { type: 'fatal'; error: OutpostError }
+
+export interface TransportOptions {
+  /** This node's name. */
+  node: string
+  servers: string[]
+  token: string | null
+  tls: { ca: string | null; cert: string | null; key: string | null }
+  version: string
+  /** Trace every frame (--debug). */
+  debug?: (line: string) => void
+  log: (level: 'debug' | 'info' | 'warn' | 'error', message: string) => void
+  /** Largest envelope accepted or sent, bytes (default 16 MiB). */
+  maxMessageBytes?: number
+}
+
+export interface Transport {
+  readonly kind: string
+  /** Start connecting (and reconnecting, for as long as the transport is open). */
+  start(): void
+  /** True while a connection is up and messages can be handed over. */
+  readonly connected: boolean
+  /**
+   * Hand a message to the wire. Resolves once written to the connection; rejects when not
+   * connected (the delivery loop keeps the message and tries again later).
+   */
+  publish(msg: Outbound): Promise<void>
+  /** Envelopes addressed to this node, in arrival order. */
+  messages(): AsyncIterable<Inbound>
+  /** Status and presence, as they happen. */
+  events(): AsyncIterable<TransportEvent>
+  /** Close for good; safe to call more than once. */
+  close(): Promise<void>
+}
+
+export interface TransportPlugin {
+  kind: string
+  create(options: TransportOptions): Transport
+}
