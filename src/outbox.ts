@@ -3,7 +3,7 @@
  * and the receiver's dedup set. The journal makes them durable; sql.js holds the snapshots.
  *
  *   enqueue/remove/attempt ─▶ journal (group-committed, fdatasync) ─▶ live index (outbox-index.ts) ─▶ resolved
- *   markSeen               ─▶ journal ─▶ sql.js `seen` table ─▶ resolved
+ *   markSeen / receive / startRun / finishRun ─▶ journal ─▶ sql.js `seen` and `inbox` tables ─▶ resolved
  *   every `checkpointBytes` of journal: rotate segment ─▶ index synced into sql.js ─▶ db.export()
  *   ─▶ snapshot-<n>.db (tmp, fsync, rename, fsync dir) ─▶ segments ≤ n deleted
  *   open: newest snapshot ─▶ replay later segments (torn tail dropped) ─▶ ready
@@ -17,7 +17,7 @@ import { OutpostError } from './errors'
 import { fsyncDir, Journal, listSegments, readSegment, segmentName } from './journal'
 import { acquireLock, type Lock } from './lock'
 import { OUTBOX_TABLE, OutboxIndex, type LiveEntry } from './outbox-index'
-import { decodeOp, encodeOp, OP_ATTEMPT, OP_ENQUEUE, OP_REMOVE, OP_SEEN, type Op } from './outbox-ops'
+import { decodeOp, encodeOp, OP_ATTEMPT, OP_ENQUEUE, OP_INBOX_ADD, OP_INBOX_DONE, OP_INBOX_START, OP_REMOVE, OP_REPLY, OP_SEEN, type Op } from './outbox-ops'
 import { loadSqlJs } from './sqljs'
 
 export interface OutboxEntry {
@@ -75,7 +75,35 @@ export interface OutboxStats {
 const SEEN_TABLE = `
 CREATE TABLE IF NOT EXISTS seen (id TEXT PRIMARY KEY, at INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS seen_at ON seen (at);
+CREATE TABLE IF NOT EXISTS inbox (id TEXT PRIMARY KEY, fromNode TEXT NOT NULL, at INTEGER NOT NULL, body BLOB NOT NULL, state TEXT NOT NULL);
 `
+
+/** Receiver side: a message recorded before its ACK, until its method has finished. */
+export interface InboxEntry {
+  id: string
+  from: string
+  at: number
+  body: Uint8Array
+  /** received: not started yet (runs after a restart); started: was running (interrupted by a restart). */
+  state: 'received' | 'started'
+}
+
+/** The sql.js statements journal ops are applied with (the same at replay and live). */
+interface Sinks {
+  seen: Statement
+  inboxAdd: Statement
+  inboxStart: Statement
+  inboxDone: Statement
+}
+
+function prepareSinks(db: Database): Sinks {
+  return {
+    seen: db.prepare('INSERT OR REPLACE INTO seen (id, at) VALUES (?, ?)'),
+    inboxAdd: db.prepare("INSERT OR IGNORE INTO inbox (id, fromNode, at, body, state) VALUES (?, ?, ?, ?, 'received')"),
+    inboxStart: db.prepare("UPDATE inbox SET state = 'started' WHERE id = ?"),
+    inboxDone: db.prepare('DELETE FROM inbox WHERE id = ?'),
+  }
+}
 const SNAPSHOT_RE = /^snapshot-(\d{12})\.db$/
 const snapshotName = (n: number): string => `snapshot-${String(n).padStart(12, '0')}.db`
 
@@ -90,7 +118,8 @@ export class Outbox {
   private readonly now: () => number
   private readonly warn: (message: string) => void
   private readonly index: OutboxIndex
-  private readonly stmt: Record<'begin' | 'commit' | 'seen' | 'hasSeen', Statement>
+  private readonly stmt: Record<'begin' | 'commit' | 'hasSeen', Statement>
+  private readonly sinks: Sinks
   private nextSeq: number
   /** Bytes of messages accepted but not yet on disk (the committed ones are index.bytes). */
   private pendingBytes = 0
@@ -117,9 +146,9 @@ export class Outbox {
     this.stmt = {
       begin: db.prepare('BEGIN'),
       commit: db.prepare('COMMIT'),
-      seen: db.prepare('INSERT OR REPLACE INTO seen (id, at) VALUES (?, ?)'),
       hasSeen: db.prepare('SELECT 1 FROM seen WHERE id = ?'),
     }
+    this.sinks = prepareSinks(db)
     this.nextSeq = index.maxSeq() + 1
     this.journal = Journal.create<Op>(opts.dir, nextSegment, {
       onCommit: (ops) => this.applyBatch(ops),
@@ -167,8 +196,8 @@ export class Outbox {
       let dropped = 0
       const warn = opts.warn ?? (() => {})
       db.exec('BEGIN')
-      const seen = db.prepare('INSERT OR REPLACE INTO seen (id, at) VALUES (?, ?)')
-      const apply = (op: Op): void => { applyOp(index, seen, op) }
+      const sinks = prepareSinks(db)
+      const apply = (op: Op): void => { applyOp(index, sinks, op) }
       for (const [i, seg] of segments.entries()) {
         const file = path.join(opts.dir, segmentName(seg))
         const { records, droppedBytes } = readSegment(file, seg)
@@ -187,7 +216,7 @@ export class Outbox {
         }
       }
       db.exec('COMMIT')
-      seen.free()
+      for (const st of Object.values(sinks)) st.free()
       const nextSegment = Math.max(snap, ...segments) + 1
       const ob = new Outbox(opts, db, index, lock, snap, nextSegment, { snapshot: snap, replayedRecords: replayed, droppedBytes: dropped, ms: 0 })
       ob.recovery.ms = performance.now() - started
@@ -199,22 +228,23 @@ export class Outbox {
   }
 
   private applyBatch(ops: Op[]): void {
-    // Only `seen` rows go to sql.js here; one transaction when there are several.
-    let seenOps = 0
-    for (const op of ops) if (op[0] === OP_SEEN) seenOps++
-    if (seenOps > 1) this.stmt.begin.run()
+    // Only seen/inbox rows go to sql.js here; one transaction when there are several.
+    let sqlOps = 0
+    for (const op of ops) if (op[0] >= OP_SEEN) sqlOps++
+    if (sqlOps > 1) this.stmt.begin.run()
     try {
       for (const op of ops) {
-        applyOp(this.index, this.stmt.seen, op)
-        if (op[0] === OP_ENQUEUE) {
+        applyOp(this.index, this.sinks, op)
+        if (op[0] === OP_ENQUEUE || op[0] === OP_REPLY) {
           this.pendingIds.delete(op[1])
           this.pendingBytes -= op[6].length
+        } else if (op[0] === OP_SEEN || op[0] === OP_INBOX_ADD) {
+          this.pendingSeen.delete(op[1])
         }
-        else if (op[0] === OP_SEEN) this.pendingSeen.delete(op[1])
       }
-      if (seenOps > 1) this.stmt.commit.run()
+      if (sqlOps > 1) this.stmt.commit.run()
     } catch (err) {
-      if (seenOps > 1) this.db.exec('ROLLBACK')
+      if (sqlOps > 1) this.db.exec('ROLLBACK')
       throw err
     }
   }
@@ -234,7 +264,20 @@ export class Outbox {
    * Accept a message: resolves once it is on disk. Refused with `outbox_full` past
    * maxBytes and `outbox_duplicate` when the id is already queued.
    */
-  async enqueue(input: EnqueueInput): Promise<OutboxEntry> {
+  enqueue(input: EnqueueInput): Promise<OutboxEntry> {
+    return this.accept(input, [OP_ENQUEUE, input.id, input.dest, 0, input.createdAt, input.expiresAt, input.body])
+  }
+
+  /**
+   * Receiver side: queue the reply to inbox message `doneId` and close that inbox entry, in one
+   * journal record, so a crash leaves either both or neither (never a reply and an
+   * `interrupted` for the same request).
+   */
+  enqueueReply(input: EnqueueInput, doneId: string): Promise<OutboxEntry> {
+    return this.accept(input, [OP_REPLY, input.id, input.dest, 0, input.createdAt, input.expiresAt, input.body, doneId])
+  }
+
+  private async accept(input: EnqueueInput, op: Extract<Op, [typeof OP_ENQUEUE | typeof OP_REPLY, ...unknown[]]>): Promise<OutboxEntry> {
     if (this.closing) throw new OutpostError('outbox_closed', 'outbox: used after close()')
     const size = input.body.length
     const held = this.index.bytes + this.pendingBytes
@@ -245,10 +288,11 @@ export class Outbox {
       throw new OutpostError('outbox_duplicate', `outbox: message ${input.id} is already queued`)
     }
     const seq = this.nextSeq++
+    op[3] = seq
     this.pendingBytes += size
     this.pendingIds.add(input.id)
     try {
-      await this.append([OP_ENQUEUE, input.id, input.dest, seq, input.createdAt, input.expiresAt, input.body])
+      await this.append(op)
     } catch (err) {
       this.pendingBytes -= size
       this.pendingIds.delete(input.id)
@@ -268,15 +312,43 @@ export class Outbox {
   }
 
   /** Receiver side: remember that this id was received (dedup for the window, 24 h by default). */
-  async markSeen(id: string, at = this.now()): Promise<void> {
+  markSeen(id: string, at = this.now()): Promise<void> {
+    return this.seenOp(id, [OP_SEEN, id, at])
+  }
+
+  /**
+   * Receiver side: record a message before ACKing it (it is then seen, and in the inbox until
+   * finishRun or enqueueReply closes it). A message received but not started runs after a restart.
+   */
+  receive(id: string, from: string, body: Uint8Array, at = this.now()): Promise<void> {
+    return this.seenOp(id, [OP_INBOX_ADD, id, from, at, body])
+  }
+
+  private async seenOp(id: string, op: Op): Promise<void> {
     this.pendingSeen.add(id)
     try {
-      await this.append([OP_SEEN, id, at])
+      await this.append(op)
     } catch (err) {
       // Not on disk: a resend must not be taken for a duplicate.
       this.pendingSeen.delete(id)
       throw err
     }
+  }
+
+  /** The method of inbox message `id` is about to run: after a crash it is reported interrupted, never rerun. */
+  startRun(id: string): Promise<void> {
+    return this.append([OP_INBOX_START, id])
+  }
+
+  /** Close an inbox entry without a reply (events, or when the reply went another way). */
+  finishRun(id: string): Promise<void> {
+    return this.append([OP_INBOX_DONE, id])
+  }
+
+  /** Inbox entries still open (after a restart: what to run, and what was interrupted). */
+  inbox(): InboxEntry[] {
+    const res = this.db.exec('SELECT id, fromNode, at, body, state FROM inbox ORDER BY at, id')[0]
+    return (res?.values ?? []).map((r) => ({ id: String(r[0]), from: String(r[1]), at: Number(r[2]), body: r[3] as Uint8Array, state: r[4] === 'started' ? 'started' : 'received' }))
   }
 
   hasSeen(id: string): boolean {
@@ -390,7 +462,7 @@ export class Outbox {
         if (this.needsSnapshot()) await this.snapshotNow()
       } finally {
         await this.journal.close().catch(() => {})
-        for (const s of Object.values(this.stmt)) s.free()
+        for (const st of [...Object.values(this.stmt), ...Object.values(this.sinks)]) st.free()
         this.index.free()
         this.db.close()
         this.lock.release()
@@ -405,8 +477,8 @@ export class Outbox {
   }
 }
 
-/** One journal op applied to the live index (and `seen` rows to sql.js): the same at replay and live. */
-function applyOp(index: OutboxIndex, seen: Statement, op: Op): void {
+/** One journal op applied to the live index and the sql.js tables: the same at replay and live. */
+function applyOp(index: OutboxIndex, sinks: Sinks, op: Op): void {
   switch (op[0]) {
     case OP_ENQUEUE:
       index.add({ id: op[1], dest: op[2], seq: op[3], createdAt: op[4], expiresAt: op[5], attempts: 0, nextAt: 0, body: op[6] })
@@ -418,7 +490,21 @@ function applyOp(index: OutboxIndex, seen: Statement, op: Op): void {
       index.attempt(op[1], op[2], op[3])
       break
     case OP_SEEN:
-      seen.run([op[1], op[2]])
+      sinks.seen.run([op[1], op[2]])
+      break
+    case OP_INBOX_ADD:
+      sinks.seen.run([op[1], op[3]])
+      sinks.inboxAdd.run([op[1], op[2], op[3], op[4]])
+      break
+    case OP_INBOX_START:
+      sinks.inboxStart.run([op[1]])
+      break
+    case OP_INBOX_DONE:
+      sinks.inboxDone.run([op[1]])
+      break
+    case OP_REPLY:
+      index.add({ id: op[1], dest: op[2], seq: op[3], createdAt: op[4], expiresAt: op[5], attempts: 0, nextAt: 0, body: op[6] })
+      sinks.inboxDone.run([op[7]])
       break
   }
 }

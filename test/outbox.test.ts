@@ -120,6 +120,29 @@ function contract(name: string, extra: Partial<OutboxOptions>): void {
     await again.close()
   })
 
+  t(`${name}: keeps the inbox across a crash: received, started, and closed by the reply`, async () => {
+    const dir = tmpDir()
+    const ob = await open(dir)
+    await ob.receive('in1', 'central', body(10))
+    await ob.receive('in2', 'central', body(11))
+    await ob.receive('in3', 'central', body(12))
+    assert.ok(ob.hasSeen('in1'))
+    await ob.startRun('in2')
+    await ob.startRun('in3')
+    await ob.enqueueReply(entry('rep3', 'central'), 'in3')
+    await abandon(ob)
+    const again = await open(dir)
+    assert.equal(again.inbox().map((e) => [e.id, e.state, e.from, e.body.length]), [['in1', 'received', 'central', 10], ['in2', 'started', 'central', 11]])
+    assert.ok(again.get('rep3'), 'the reply is queued')
+    assert.ok(again.hasSeen('in3'))
+    await again.finishRun('in1')
+    await again.checkpoint()
+    await abandon(again)
+    const third = await open(dir)
+    assert.equal(third.inbox().map((e) => e.id), ['in2'], 'closed entries stay closed after a snapshot')
+    await third.close()
+  })
+
   t(`${name}: drops a torn last record and keeps everything before it`, async () => {
     const dir = tmpDir()
     const warnings: string[] = []

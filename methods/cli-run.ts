@@ -1,0 +1,184 @@
+/**
+ * cli.run: run one command to completion and return its stdout, stderr and exit code.
+ *
+ *   args ─ [one string] ─▶ <methods.shell> -c STRING      ─┐
+ *        ─ [file, ...argv] ─▶ file argv (no shell)         ─┴▶ detached child (own process group)
+ *   stdout/stderr ─ capped at methods.outputCap each (the rest is read and dropped, one mark)
+ *   exit ─▶ { data, stderr, exitCode }      abort ─▶ TERM group, grace, KILL group ─▶ method_timeout
+ */
+import { spawn } from 'node:child_process'
+import os from 'node:os'
+import { OutpostError } from '../src/errors'
+import type { MethodContext, MethodResult, UnaryMethod } from '../src/method'
+
+/** Time between SIGTERM and SIGKILL to the process group of a stopped command. */
+export const KILL_GRACE_MS = 2000
+
+/**
+ * After the command's own process exits, how long to keep reading output that is still in
+ * the pipes. A background child that inherited them could hold them open for ever; past this
+ * the pipes are closed and the result is returned.
+ */
+export const EXIT_DRAIN_MS = 250
+
+const POLL_MS = 50
+
+export interface RunOptions {
+  /** Bytes kept per stream. */
+  outputCap: number
+  signal: AbortSignal
+  /** Defaults to KILL_GRACE_MS. */
+  graceMs?: number
+}
+
+/** The truncation mark appended once to a stream cut at `cap` bytes. */
+export function truncationMark(cap: number): string {
+  return `\n[outpost: output truncated at ${cap} bytes]\n`
+}
+
+/** Keeps the first `cap` bytes of a stream; later bytes are counted as dropped. */
+class CappedBuffer {
+  private readonly chunks: Buffer[] = []
+  private kept = 0
+  private truncated = false
+
+  constructor(private readonly cap: number) {}
+
+  push(chunk: Buffer): void {
+    const room = this.cap - this.kept
+    if (chunk.length <= room) {
+      this.chunks.push(chunk)
+      this.kept += chunk.length
+      return
+    }
+    // Copy the kept slice so the rest of a large chunk is not held in memory.
+    if (room > 0) this.chunks.push(Buffer.from(chunk.subarray(0, room)))
+    this.kept = this.cap
+    this.truncated = true
+  }
+
+  bytes(): Uint8Array {
+    if (this.truncated) this.chunks.push(Buffer.from(truncationMark(this.cap)))
+    this.truncated = false
+    return Buffer.concat(this.chunks)
+  }
+}
+
+/** Send a signal to every process of a group; false when the group no longer exists. */
+export function signalGroup(pgid: number, signal: NodeJS.Signals | 0): boolean {
+  try {
+    process.kill(-pgid, signal)
+    return true
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ESRCH') return false
+    throw err
+  }
+}
+
+/**
+ * Stop a whole process group: SIGTERM, wait up to graceMs for it to empty, then SIGKILL.
+ * Zombies still count as members until their parent reaps them, so a group of orphans under
+ * a PID 1 that does not reap waits the full grace; the SIGKILL is then harmless.
+ */
+export async function killProcessGroup(pgid: number, graceMs = KILL_GRACE_MS): Promise<void> {
+  if (!signalGroup(pgid, 'SIGTERM')) return
+  const deadline = Date.now() + graceMs
+  while (Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, Math.min(POLL_MS, Math.max(0, deadline - Date.now()))))
+    if (!signalGroup(pgid, 0)) return
+  }
+  signalGroup(pgid, 'SIGKILL')
+}
+
+function exitCodeOf(code: number | null, signal: NodeJS.Signals | null): number {
+  if (code !== null) return code
+  const num = signal === null ? undefined : os.constants.signals[signal]
+  return 128 + (num ?? 0)
+}
+
+/**
+ * Run `file` with `argv` in its own process group and collect its output. Resolves when it
+ * exits (a non-zero exit is a result, not an error); rejects with method_failed when it cannot
+ * start and with method_timeout when `signal` aborts (after the whole group is stopped).
+ */
+export function runCommand(file: string, argv: readonly string[], opts: RunOptions): Promise<MethodResult> {
+  const { signal, outputCap } = opts
+  const graceMs = opts.graceMs ?? KILL_GRACE_MS
+  const what = [file, ...argv].join(' ')
+  if (signal.aborted) {
+    return Promise.reject(new OutpostError('method_timeout', `cli.run: stopped before ${JSON.stringify(what)} started`))
+  }
+  return new Promise<MethodResult>((resolve, reject) => {
+    let child: ReturnType<typeof spawn>
+    try {
+      // stdin is /dev/null: nothing is ever written to it, so a command reading it sees EOF.
+      child = spawn(file, argv, { detached: true, stdio: ['ignore', 'pipe', 'pipe'] })
+    } catch (err) {
+      reject(new OutpostError('method_failed', `cli.run: cannot start ${JSON.stringify(what)}: ${(err as Error).message}`, { cause: err }))
+      return
+    }
+    const stdout = new CappedBuffer(outputCap)
+    const stderr = new CappedBuffer(outputCap)
+    let state: 'running' | 'exited' | 'killing' | 'done' = 'running'
+    let exitCode = 0
+    let drainTimer: NodeJS.Timeout | undefined
+
+    const finish = (outcome: { ok: true } | { ok: false; error: OutpostError }): void => {
+      if (state === 'done') return
+      state = 'done'
+      signal.removeEventListener('abort', onAbort)
+      if (drainTimer !== undefined) clearTimeout(drainTimer)
+      // Anything still holding the pipes (a background grandchild) no longer keeps us waiting.
+      child.stdout?.destroy()
+      child.stderr?.destroy()
+      if (outcome.ok) resolve({ data: stdout.bytes(), stderr: stderr.bytes(), exitCode })
+      else reject(outcome.error)
+    }
+
+    const onAbort = (): void => {
+      if (state === 'exited') { finish({ ok: true }); return } // complete already, only draining
+      if (state !== 'running') return
+      state = 'killing'
+      const pid = child.pid
+      const stop = pid === undefined ? Promise.resolve() : killProcessGroup(pid, graceMs)
+      stop.then(
+        () => finish({ ok: false, error: new OutpostError('method_timeout', `cli.run: ${JSON.stringify(what)} was stopped (methodTimeout or cancel); its process group was killed`) }),
+        (err: unknown) => finish({ ok: false, error: new OutpostError('method_timeout', `cli.run: ${JSON.stringify(what)} was stopped but killing its process group failed: ${(err as Error).message}`, { cause: err }) }),
+      )
+    }
+    signal.addEventListener('abort', onAbort, { once: true })
+
+    child.stdout?.on('data', (chunk: Buffer) => stdout.push(chunk))
+    child.stderr?.on('data', (chunk: Buffer) => stderr.push(chunk))
+    child.on('error', (err: NodeJS.ErrnoException) => {
+      // A spawn failure (ENOENT, EACCES) leaves no pid; later errors are not ours to report.
+      if (child.pid !== undefined) return
+      finish({ ok: false, error: new OutpostError('method_failed', `cli.run: cannot start ${JSON.stringify(file)}: ${err.code ?? err.message}`, { cause: err }) })
+    })
+    child.on('exit', (code, sig) => {
+      if (state !== 'running') return
+      state = 'exited'
+      exitCode = exitCodeOf(code, sig)
+      drainTimer = setTimeout(() => finish({ ok: true }), EXIT_DRAIN_MS)
+    })
+    // 'close': the process exited and both pipes reached EOF: all output is in.
+    child.on('close', () => {
+      if (state === 'exited') finish({ ok: true })
+    })
+  })
+}
+
+export default {
+  name: 'cli.run',
+  kind: 'unary',
+  summary: 'Run a command (one shell string, or argv) and return stdout, stderr and exitCode.',
+  run(ctx: MethodContext): Promise<MethodResult> {
+    const { shell, outputCap } = ctx.config.methods
+    const [first, ...rest] = ctx.args
+    if (first === undefined) {
+      return Promise.reject(new OutpostError('method_failed', 'cli.run: no command given; pass a shell string or a program and its arguments in methodArgs'))
+    }
+    const opts = { outputCap, signal: ctx.signal }
+    return rest.length === 0 ? runCommand(shell, ['-c', first], opts) : runCommand(first, rest, opts)
+  },
+} satisfies UnaryMethod

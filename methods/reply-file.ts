@@ -1,0 +1,168 @@
+/**
+ * reply.file and reply.file.append: reply sinks that write a reply into
+ * `<dataDir>/<directory>/<node that ran the method>/<fileName>` (SPEC §2), never outside the
+ * data directory.
+ *
+ *   env ─ replyPath: relative parts only, no `..`, no NUL ─▶ walk from dataDir, creating
+ *   directories; a symlink on the way must resolve inside dataDir ─▶ realpath(parent) inside
+ *   realpath(dataDir) ─▶ open with O_NOFOLLOW (a symlink at the final name is refused) ─▶ write
+ */
+import fs from 'node:fs'
+import path from 'node:path'
+import type { Envelope } from '../src/envelope'
+import { OutpostError } from '../src/errors'
+import type { MethodContext, MethodResult, UnaryMethod } from '../src/method'
+
+const DEFAULT_DIRECTORY = 'replies'
+
+/** The reply as bytes: data, then an `[error code] message` line, then `[stderr]` and stderr. */
+export function replyContent(env: Envelope): Buffer {
+  const parts: Buffer[] = []
+  let endsWithNewline = true
+  const add = (b: Buffer): void => {
+    if (b.length === 0) return
+    parts.push(b)
+    endsWithNewline = b[b.length - 1] === 0x0a
+  }
+  // A marker line starts on a line of its own even when the output before it lacks a newline.
+  const line = (text: string): void => add(Buffer.from(`${endsWithNewline ? '' : '\n'}${text}\n`))
+  if (env.data !== undefined) add(toBuffer(env.data))
+  if (env.error !== undefined) line(`[error ${env.error.code}] ${env.error.message}`)
+  if (env.stderr !== undefined && env.stderr.length > 0) {
+    line('[stderr]')
+    add(toBuffer(env.stderr))
+  }
+  return Buffer.concat(parts)
+}
+
+function toBuffer(v: Uint8Array | string): Buffer {
+  return typeof v === 'string' ? Buffer.from(v, 'utf8') : Buffer.from(v.buffer, v.byteOffset, v.byteLength)
+}
+
+function refuse(what: string, why: string): never {
+  throw new OutpostError('path_outside', `reply file: ${what} ${why}; reply files stay inside the data directory`)
+}
+
+/** A relative path given in the envelope: no absolute path, no `..` segment, no NUL. */
+function checkRelative(field: string, value: string, singleSegment: boolean): void {
+  const shown = `${field} ${JSON.stringify(value)}`
+  if (value.includes('\0')) refuse(shown, 'contains a NUL byte')
+  if (path.isAbsolute(value)) refuse(shown, 'is an absolute path')
+  const segments = value.split('/')
+  if (segments.includes('..')) refuse(shown, "has a '..' segment")
+  if (singleSegment && (segments.length > 1 || value === '.' || value === '')) refuse(shown, 'must be a single name')
+}
+
+/** The path relative to the data directory that a reply is written to (checked, not yet resolved). */
+export function replyRelativePath(env: Envelope): string {
+  // An empty string means "not set" (schedules in the config default these keys to '').
+  const directory = env.directory === undefined || env.directory === '' ? DEFAULT_DIRECTORY : env.directory
+  const fileName = env.fileName === undefined || env.fileName === '' ? `${env.inReplyTo ?? env.id}.log` : env.fileName
+  checkRelative('directory', directory, false)
+  checkRelative('fromNode', env.fromNode, true)
+  checkRelative('fileName', fileName, false)
+  const rel = path.normalize(path.join(directory, env.fromNode, fileName))
+  if (rel === '.' || rel.endsWith('/') || rel.startsWith('..') || path.isAbsolute(rel)) refuse(JSON.stringify(rel), 'does not name a file')
+  return rel
+}
+
+function inside(root: string, p: string): boolean {
+  const rel = path.relative(root, p)
+  return rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel))
+}
+
+function ioError(what: string, err: unknown): OutpostError {
+  return new OutpostError('io', `reply file: ${what}: ${(err as Error).message}`, { cause: err })
+}
+
+/**
+ * Create the directories from dataDir down to `relDir` one at a time, so nothing is ever
+ * created through a symlink that leads out of the data directory.
+ */
+async function makeParents(realRoot: string, dataDir: string, relDir: string): Promise<string> {
+  let current = dataDir
+  for (const segment of relDir.split('/').filter((s) => s !== '' && s !== '.')) {
+    current = path.join(current, segment)
+    let st: fs.Stats | undefined
+    try {
+      st = await fs.promises.lstat(current)
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw ioError(`cannot inspect ${current}`, err)
+    }
+    if (st === undefined) {
+      try {
+        await fs.promises.mkdir(current)
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw ioError(`cannot create ${current}`, err)
+        // Created concurrently: inspect what is there now.
+        st = await fs.promises.lstat(current).catch((e: unknown) => { throw ioError(`cannot inspect ${current}`, e) })
+      }
+    }
+    if (st?.isSymbolicLink()) {
+      let target: string
+      try {
+        target = await fs.promises.realpath(current)
+      } catch {
+        refuse(current, 'is a symlink that does not resolve')
+      }
+      if (!inside(realRoot, target)) refuse(current, `is a symlink to ${target}, outside the data directory`)
+      st = await fs.promises.stat(current)
+    }
+    if (st !== undefined && !st.isDirectory()) throw new OutpostError('io', `reply file: ${current} is not a directory`)
+  }
+  return current
+}
+
+/** Write (or append) a reply to its file; returns the absolute path written. */
+export async function writeReplyFile(ctx: MethodContext, append: boolean): Promise<string> {
+  const rel = replyRelativePath(ctx.env)
+  const dataDir = path.resolve(ctx.dataDir)
+  try {
+    await fs.promises.mkdir(dataDir, { recursive: true })
+  } catch (err) {
+    throw ioError(`cannot create the data directory ${dataDir}`, err)
+  }
+  const realRoot = await fs.promises.realpath(dataDir)
+  const parent = await makeParents(realRoot, dataDir, path.dirname(rel))
+  const realParent = await fs.promises.realpath(parent)
+  if (!inside(realRoot, realParent)) refuse(parent, `resolves to ${realParent}, outside the data directory`)
+
+  const file = path.join(realParent, path.basename(rel))
+  const { O_WRONLY, O_CREAT, O_TRUNC, O_APPEND, O_NOFOLLOW } = fs.constants
+  const flags = O_WRONLY | O_CREAT | O_NOFOLLOW | (append ? O_APPEND : O_TRUNC)
+  let handle: fs.promises.FileHandle
+  try {
+    handle = await fs.promises.open(file, flags, 0o644)
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ELOOP') refuse(file, 'is a symlink')
+    throw ioError(`cannot open ${file}`, err)
+  }
+  try {
+    const content = replyContent(ctx.env)
+    if (content.length > 0) await handle.writeFile(content)
+  } catch (err) {
+    throw ioError(`cannot write ${file}`, err)
+  } finally {
+    await handle.close()
+  }
+  // The SPEC layout path (the file opened is the same one, reached through resolved directories).
+  return path.join(dataDir, rel)
+}
+
+export const replyFile = {
+  name: 'reply.file',
+  kind: 'unary',
+  summary: 'Write a reply to <dataDir>/<directory>/<node>/<fileName>, replacing the file.',
+  async run(ctx: MethodContext): Promise<MethodResult> {
+    return { data: await writeReplyFile(ctx, false) }
+  },
+} satisfies UnaryMethod
+
+export const replyFileAppend = {
+  name: 'reply.file.append',
+  kind: 'unary',
+  summary: 'Append a reply to <dataDir>/<directory>/<node>/<fileName>.',
+  async run(ctx: MethodContext): Promise<MethodResult> {
+    return { data: await writeReplyFile(ctx, true) }
+  },
+} satisfies UnaryMethod
