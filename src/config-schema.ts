@@ -112,7 +112,9 @@ export const SCHEMA = obj({
     allow: list({
       from: strs([], 'Sending nodes ("*" for any; $central and $self mean node.central and this node).'),
       methods: strs(['*'], 'Method names or patterns such as "info.*".'),
-    }, ['from'] as const, [{ from: ['$central', '$self'], methods: ['*'] }], 'Who may call what on this node.'),
+    }, ['from'] as const, [{ from: ['$central', '$self'], methods: ['*'] }, { from: ['*'], methods: ['reply.*', 'error.log', 'node.hello', 'node.pong'] }],
+    'Who may call what on this node. The second default rule lets any node deliver replies, errors and heartbeats.'),
+    timeout: int(300, 'Seconds a method may run when the message sets no methodTimeout.', 1),
     commands: map('Named commands for cli.named, such as  uptime: "uptime".'),
     shell: str('/bin/sh', 'Shell for commands given as one string.'),
     outputCap: int(1048576, 'Bytes of output kept per stream (stdout, stderr); the rest is cut with a mark.', 1),

@@ -99,7 +99,7 @@ test('config - an empty file gives the defaults', () => {
   assert.is(c.transport.token, null)
   assert.equal(c.delivery, { ackTimeout: 5, retries: 10, ttl: 86400, maxOutboxBytes: 268435456 })
   assert.equal(c.methods.enabled, ['*'])
-  assert.equal(c.methods.allow, [{ from: ['$central', '$self'], methods: ['*'] }])
+  assert.equal(c.methods.allow, DEFAULT_ALLOW)
   assert.equal(c.schedules, [])
   assert.is(c.hello.interval, 30)
   assert.is(c.hub.listen, '0.0.0.0:7430')
@@ -109,13 +109,18 @@ test('config - an empty file gives the defaults', () => {
   assert.equal(defaultConfig(CTX), c)
 })
 
+const DEFAULT_ALLOW = [
+  { from: ['$central', '$self'], methods: ['*'] },
+  { from: ['*'], methods: ['reply.*', 'error.log', 'node.hello', 'node.pong'] },
+]
+
 test('config - defaults are fresh copies, not shared between parses', () => {
   const a = parse('')
   a.methods.enabled.push('x')
   a.methods.allow[0]?.from.push('y')
   const b = parse('')
   assert.equal(b.methods.enabled, ['*'])
-  assert.equal(b.methods.allow, [{ from: ['$central', '$self'], methods: ['*'] }])
+  assert.equal(b.methods.allow, DEFAULT_ALLOW)
 })
 
 test('config - an empty section (all sub-keys commented out) gives its defaults', () => {

@@ -1,0 +1,364 @@
+/**
+ * TCP wire framing (SPEC §3), shared by hub.ts and transports/tcp.ts.
+ *
+ *   bytes ─→ FrameDecoder.push ─→ Frame[] ─→ (part frames) Reassembler.add ─→ envelope bytes
+ *   envelope bytes ─→ splitEnvelope ─→ msg | part… ─→ encodeFrame ─→ bytes
+ *
+ * A frame is a 2-byte big-endian length N and N bytes of MessagePack, 2 + N ≤ 8192. The body
+ * is a map whose `t` names the frame type, or a bare MessagePack string: a log line
+ * `time|stream|level|message`. Example: the 64-character line
+ * `2020-06-10 16:23:50 -06:00|stderr|warn|this is very very serious` is a 66-byte MessagePack
+ * str (d9 40 + 64 bytes), so its frame starts `00 42` and is 68 bytes long.
+ */
+import { decode, encode } from '@msgpack/msgpack'
+import { OutpostError } from './errors'
+
+/** Largest frame on the wire, length prefix included. */
+export const MAX_FRAME = 8192
+/** Largest frame body (the MessagePack part). */
+export const MAX_BODY = MAX_FRAME - 2
+
+export interface HelloFrame { t: 'hello'; node: string; token: string; version: string; apiVersion: number }
+export interface WelcomeFrame { t: 'welcome'; hub: string; apiVersion: number }
+/** The node reconnects to one of these servers. */
+export interface RedirectFrame { t: 'redirect'; servers: string[] }
+/** One whole encoded envelope; `from` is the authenticated sender, stamped by the hub. */
+export interface MsgFrame { t: 'msg'; id: string; to: string; from?: string; b: Uint8Array }
+/** Slice i (0-based) of n of an envelope too large for one frame. */
+export interface PartFrame { t: 'part'; id: string; to: string; from?: string; i: number; n: number; b: Uint8Array }
+/** The hub could not deliver (`offline`, `denied`, …): the sender keeps the message. */
+export interface NackFrame { t: 'nack'; id: string; to: string; reason: string }
+/** A node came back online (presence wake-up). */
+export interface OnlineFrame { t: 'online'; node: string }
+export interface PingFrame { t: 'ping' }
+export interface PongFrame { t: 'pong' }
+/** The connection closes after it. */
+export interface ErrorFrame { t: 'error'; code: string; message: string }
+/** On the wire a bare MessagePack string, not a map. */
+export interface LogFrame { t: 'log'; line: string }
+
+export type Frame =
+  | HelloFrame | WelcomeFrame | RedirectFrame | MsgFrame | PartFrame | NackFrame
+  | OnlineFrame | PingFrame | PongFrame | ErrorFrame | LogFrame
+export type FrameType = Frame['t']
+
+type Kind = 'string' | 'string?' | 'strings' | 'uint' | 'bytes'
+type MapType = Exclude<FrameType, 'log'>
+
+/** The fields of each map frame, in wire order. Checked against the interfaces above. */
+const SHAPES = {
+  hello: { node: 'string', token: 'string', version: 'string', apiVersion: 'uint' },
+  welcome: { hub: 'string', apiVersion: 'uint' },
+  redirect: { servers: 'strings' },
+  msg: { id: 'string', to: 'string', from: 'string?', b: 'bytes' },
+  part: { id: 'string', to: 'string', from: 'string?', i: 'uint', n: 'uint', b: 'bytes' },
+  nack: { id: 'string', to: 'string', reason: 'string' },
+  online: { node: 'string' },
+  ping: {},
+  pong: {},
+  error: { code: 'string', message: 'string' },
+} as const satisfies { [T in MapType]: { [K in Exclude<keyof Extract<Frame, { t: T }>, 't'>]-?: Kind } }
+
+const invalid = (message: string): OutpostError => new OutpostError('frame_invalid', `frame: ${message}`)
+
+/** The MessagePack body of a frame, without the length prefix. */
+function encodeBody(frame: Frame): Uint8Array {
+  if (frame.t === 'log') return encode(frame.line)
+  // Only the known fields, in a fixed order: nothing stray reaches the wire.
+  const wire: Record<string, unknown> = { t: frame.t }
+  const values = frame as unknown as Record<string, unknown>
+  for (const key of Object.keys(SHAPES[frame.t])) if (values[key] !== undefined) wire[key] = values[key]
+  return encode(wire, { ignoreUndefined: true })
+}
+
+/** One buffer: the 2-byte length and the body. Throws frame_too_large past MAX_BODY. */
+export function encodeFrame(frame: Frame): Buffer {
+  const body = encodeBody(frame)
+  if (body.length > MAX_BODY) {
+    throw new OutpostError('frame_too_large', `frame: ${frame.t} body is ${body.length} bytes, more than ${MAX_BODY} (split envelopes with splitEnvelope)`)
+  }
+  const out = Buffer.allocUnsafe(2 + body.length)
+  out.writeUInt16BE(body.length, 0)
+  out.set(body, 2)
+  return out
+}
+
+function describe(v: unknown): string {
+  if (v === undefined) return 'missing'
+  if (v === null) return 'nil'
+  if (v instanceof Uint8Array) return 'binary'
+  if (Array.isArray(v)) return 'an array'
+  if (typeof v === 'string') return `string ${JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}…` : v)}`
+  if (typeof v === 'number') return `number ${v}`
+  return typeof v
+}
+
+function checkField(where: string, kind: Kind, v: unknown): unknown {
+  switch (kind) {
+    case 'string':
+    case 'string?':
+      if (typeof v === 'string') return v
+      throw invalid(`${where} must be a string, got ${describe(v)}`)
+    case 'strings':
+      if (Array.isArray(v) && v.every((s) => typeof s === 'string')) return v
+      throw invalid(`${where} must be an array of strings, got ${describe(v)}`)
+    case 'uint':
+      if (typeof v === 'number' && Number.isSafeInteger(v) && v >= 0) return v
+      throw invalid(`${where} must be a non-negative integer, got ${describe(v)}`)
+    case 'bytes':
+      // Copy: the frame must not pin (or alias) the connection's receive buffers.
+      if (v instanceof Uint8Array) return new Uint8Array(v)
+      throw invalid(`${where} must be binary, got ${describe(v)}`)
+  }
+}
+
+/** Check a decoded body and build its frame; unknown fields are dropped (newer peers). */
+function toFrame(value: unknown): Frame {
+  if (typeof value === 'string') return { t: 'log', line: value }
+  if (typeof value !== 'object' || value === null || Array.isArray(value) || value instanceof Uint8Array) {
+    throw invalid(`body must be a map with a type t or a log line string, got ${describe(value)}`)
+  }
+  const map = value as Record<string, unknown>
+  const t = map.t
+  if (typeof t !== 'string') throw invalid(`t must be a string naming the frame type, got ${describe(t)}`)
+  if (!Object.hasOwn(SHAPES, t)) throw invalid(`unknown frame type t ${describe(t)}`)
+  const frame: Record<string, unknown> = { t }
+  for (const [key, kind] of Object.entries(SHAPES[t as MapType]) as [string, Kind][]) {
+    const v = map[key]
+    if (kind === 'string?' && (v === undefined || v === null)) continue
+    frame[key] = checkField(`${t}.${key}`, kind, v)
+  }
+  if (t === 'part' && !((frame.n as number) >= 1 && (frame.i as number) < (frame.n as number))) {
+    throw invalid(`part.i must be below part.n and part.n at least 1, got i ${String(frame.i)} of n ${String(frame.n)}`)
+  }
+  return frame as unknown as Frame
+}
+
+/**
+ * Turns a byte stream into frames. Chunks are queued, not concatenated; a frame's bytes are
+ * copied once at most, so many small chunks cost linear time. After a throw the decoder is
+ * unusable: the caller sends an error frame and closes the connection.
+ */
+export class FrameDecoder {
+  #chunks: Uint8Array[] = []
+  /** Bytes of #chunks[0] already consumed. */
+  #offset = 0
+  #buffered = 0
+  /** Body length announced by the prefix just read; undefined while awaiting a prefix. */
+  #need: number | undefined
+  #failed: OutpostError | undefined
+
+  /** Feed bytes as they arrive; returns the frames completed by them (often none). */
+  push(chunk: Uint8Array): Frame[] {
+    if (this.#failed !== undefined) throw this.#failed
+    if (chunk.length > 0) {
+      this.#chunks.push(chunk)
+      this.#buffered += chunk.length
+    }
+    const frames: Frame[] = []
+    try {
+      for (;;) {
+        if (this.#need === undefined) {
+          if (this.#buffered < 2) break
+          const head = this.#take(2)
+          const n = ((head[0] ?? 0) << 8) | (head[1] ?? 0)
+          if (n > MAX_BODY) throw new OutpostError('frame_too_large', `frame: length ${n} is more than ${MAX_BODY} bytes`)
+          if (n === 0) throw invalid('empty body (length 0)')
+          this.#need = n
+        }
+        if (this.#buffered < this.#need) break
+        const body = this.#take(this.#need)
+        this.#need = undefined
+        let value: unknown
+        try {
+          value = decode(body)
+        } catch (err) {
+          throw new OutpostError('frame_invalid', `frame: body is not MessagePack (${(err as Error).message})`, { cause: err })
+        }
+        frames.push(toFrame(value))
+      }
+    } catch (err) {
+      this.#failed = err instanceof OutpostError ? err : new OutpostError('frame_invalid', `frame: ${String(err)}`, { cause: err })
+      this.#chunks = []
+      throw this.#failed
+    }
+    return frames
+  }
+
+  /** The next n buffered bytes (n ≤ #buffered): a view when they sit in one chunk, else one copy. */
+  #take(n: number): Uint8Array {
+    const first = this.#chunks[0] as Uint8Array
+    if (first.length - this.#offset >= n) {
+      const out = first.subarray(this.#offset, this.#offset + n)
+      this.#offset += n
+      if (this.#offset === first.length) {
+        this.#offset = 0
+        this.#drop(1)
+      }
+      this.#buffered -= n
+      return out
+    }
+    const out = new Uint8Array(n)
+    let filled = 0
+    let used = 0
+    while (filled < n) {
+      const c = this.#chunks[used] as Uint8Array
+      const piece = c.subarray(this.#offset, this.#offset + (n - filled))
+      out.set(piece, filled)
+      filled += piece.length
+      this.#offset += piece.length
+      if (this.#offset === c.length) {
+        used++
+        this.#offset = 0
+      }
+    }
+    this.#drop(used)
+    this.#buffered -= n
+    return out
+  }
+
+  #drop(count: number): void {
+    if (count === 0) return
+    // One splice per frame, not one shift per chunk.
+    this.#chunks.splice(0, count)
+  }
+}
+
+/** A node name is at most 63 characters; frames keep room for the `from` the hub stamps. */
+const FROM_ROOM = 63
+
+/** MessagePack bin header size for a payload of len bytes. */
+const binHeader = (len: number): number => (len < 0x100 ? 2 : len < 0x10000 ? 3 : 5)
+
+/**
+ * The frames that carry one envelope: a single msg frame when it fits, else part frames of
+ * equal size (the last one shorter). Sizes leave room for a `from` of a full-length node name,
+ * so frames still fit after the hub stamps the sender. The frames share memory with bytes.
+ */
+export function splitEnvelope(id: string, to: string, bytes: Uint8Array, from?: string): Array<MsgFrame | PartFrame> {
+  const room = from !== undefined && Buffer.byteLength(from) > FROM_ROOM ? from : 'x'.repeat(FROM_ROOM)
+  const empty = new Uint8Array(0)
+  const msgBase = encodeBody({ t: 'msg', id, to, from: room, b: empty }).length - binHeader(0)
+  if (msgBase + binHeader(bytes.length) + bytes.length <= MAX_BODY) {
+    const msg: MsgFrame = { t: 'msg', id, to, b: bytes }
+    if (from !== undefined) msg.from = from
+    return [msg]
+  }
+  // i and n sized as the largest uint32 (5 bytes each), the slice header as bin16.
+  const partBase = encodeBody({ t: 'part', id, to, from: room, i: 0xffffffff, n: 0xffffffff, b: empty }).length - binHeader(0)
+  const size = MAX_BODY - partBase - binHeader(0xffff)
+  if (size < 1) throw new OutpostError('frame_too_large', `frame: id and to are too long to leave room for data in a part frame`)
+  const n = Math.ceil(bytes.length / size)
+  const parts: PartFrame[] = []
+  for (let i = 0; i < n; i++) {
+    const part: PartFrame = { t: 'part', id, to, i, n, b: bytes.subarray(i * size, (i + 1) * size) }
+    if (from !== undefined) part.from = from
+    parts.push(part)
+  }
+  return parts
+}
+
+export interface ReassemblerOptions {
+  /** Largest envelope accepted, bytes (default 16 MiB). */
+  maxBytes?: number
+  /** Incomplete messages idle this long are dropped by sweep() (default 60 s). */
+  timeoutMs?: number
+  now?: () => number
+}
+
+interface Pending {
+  n: number
+  parts: Map<number, Uint8Array>
+  bytes: number
+  /** Size of the parts before the last, once one is seen: they must all be equal. */
+  size: number | undefined
+  touched: number
+}
+
+/**
+ * Puts part frames back together, per (sender, id). Parts may come in any order; duplicates
+ * are ignored. Parts before the last must all have the same size (splitEnvelope makes them so),
+ * which lets an oversized message be refused on its first part.
+ */
+export class Reassembler {
+  readonly #maxBytes: number
+  readonly #timeoutMs: number
+  readonly #now: () => number
+  readonly #pending = new Map<string, Pending>()
+
+  constructor(options: ReassemblerOptions = {}) {
+    this.#maxBytes = options.maxBytes ?? 16 * 1024 * 1024
+    this.#timeoutMs = options.timeoutMs ?? 60_000
+    this.#now = options.now ?? Date.now
+  }
+
+  /** Messages waiting for parts. */
+  get size(): number {
+    return this.#pending.size
+  }
+
+  /** The whole envelope when this part completes it, else undefined. */
+  add(part: PartFrame): Uint8Array | undefined {
+    const key = JSON.stringify([part.from ?? '', part.id])
+    try {
+      return this.#add(key, part)
+    } catch (err) {
+      this.#pending.delete(key)
+      throw err
+    }
+  }
+
+  #add(key: string, { id, i, n, b }: PartFrame): Uint8Array | undefined {
+    if (!Number.isSafeInteger(n) || n < 1 || !Number.isSafeInteger(i) || i < 0 || i >= n) {
+      throw invalid(`part ${i} of ${n} of message ${id} is out of range`)
+    }
+    if (b.length === 0) throw invalid(`part ${i} of message ${id} is empty`)
+    const last = i === n - 1
+    // Smallest total this part allows: every part is at least 1 byte, those before the last
+    // as large as this one.
+    const least = last ? n - 1 + b.length : (n - 1) * b.length + 1
+    if (least > this.#maxBytes) throw this.#tooLarge(id, least)
+    let p = this.#pending.get(key)
+    if (p === undefined) {
+      p = { n, parts: new Map(), bytes: 0, size: undefined, touched: 0 }
+      this.#pending.set(key, p)
+    }
+    if (p.n !== n) throw invalid(`part ${i} of message ${id} says n ${n}, earlier parts said ${p.n}`)
+    p.touched = this.#now()
+    if (p.parts.has(i)) return undefined
+    if (!last) {
+      if (p.size !== undefined && p.size !== b.length) throw invalid(`part ${i} of message ${id} is ${b.length} bytes, earlier parts ${p.size}`)
+      p.size = b.length
+    }
+    if (p.bytes + b.length > this.#maxBytes) throw this.#tooLarge(id, p.bytes + b.length)
+    p.parts.set(i, b)
+    p.bytes += b.length
+    if (p.parts.size < n) return undefined
+    this.#pending.delete(key)
+    if (n === 1) return b
+    const out = new Uint8Array(p.bytes)
+    let at = 0
+    for (let k = 0; k < n; k++) {
+      const slice = p.parts.get(k) as Uint8Array
+      out.set(slice, at)
+      at += slice.length
+    }
+    return out
+  }
+
+  #tooLarge(id: string, bytes: number): OutpostError {
+    return new OutpostError('message_too_large', `message ${id} is at least ${bytes} bytes, more than the ${this.#maxBytes} allowed`)
+  }
+
+  /** Drop incomplete messages that got no part for longer than timeoutMs; returns their ids. */
+  sweep(): string[] {
+    const now = this.#now()
+    const dropped: string[] = []
+    for (const [key, p] of this.#pending) {
+      if (now - p.touched <= this.#timeoutMs) continue
+      this.#pending.delete(key)
+      dropped.push((JSON.parse(key) as [string, string])[1])
+    }
+    return dropped
+  }
+}

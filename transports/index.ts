@@ -1,0 +1,8 @@
+/**
+ * Every transport, by its config name. A static map: the bundler and the single binary see
+ * them all, and a test can build its own registry.
+ */
+import type { TransportPlugin } from '../src/transport'
+import tcp from './tcp'
+
+export const TRANSPORTS: ReadonlyMap<string, TransportPlugin> = new Map([[tcp.kind, tcp]])

@@ -1,0 +1,283 @@
+/**
+ * The TCP transport: framed MessagePack to the built-in hub (SPEC §3).
+ *
+ *   start ─▶ for each server, each address its name resolves to: connect ─▶ hello ─▶ welcome
+ *          ├ redirect ─▶ the server list it names, from the top
+ *          ├ error    ─▶ auth_failed is reported (fatal event) and retried slowly
+ *          └ close    ─▶ capped exponential backoff with jitter ─▶ again
+ *   publish ─▶ msg frame, or part frames past 8 KiB; writes in one tick are corked together
+ *   frames in ─▶ msg / reassembled parts ─▶ messages(); nack / online ─▶ events()
+ */
+import dns from 'node:dns/promises'
+import fs from 'node:fs'
+import net from 'node:net'
+import tls from 'node:tls'
+import { AsyncQueue } from '../src/async-queue'
+import { OutpostError, isOutpostError } from '../src/errors'
+import { encodeFrame, FrameDecoder, Reassembler, splitEnvelope, type Frame } from '../src/framing'
+import type { Inbound, Outbound, Transport, TransportEvent, TransportOptions, TransportPlugin } from '../src/transport'
+import { API_VERSION } from '../src/version'
+
+const DEFAULT_PORT = 7430
+const CONNECT_TIMEOUT_MS = 10_000
+const PING_EVERY_MS = 15_000
+const DEAD_AFTER_MS = 45_000
+const BACKOFF_MIN_MS = 250
+const BACKOFF_MAX_MS = 30_000
+/** Past this much unsent data, publish waits for the socket to drain. */
+const HIGH_WATER = 4 * 1024 * 1024
+
+interface Target { url: string; secure: boolean; host: string; port: number }
+
+export function parseServer(url: string): Target {
+  const m = /^(tcp|tls):\/\/(\[[^\]]+\]|[^:/]+)(?::(\d+))?\/?$/.exec(url)
+  if (!m) throw new OutpostError('config_invalid', `transport.servers: ${JSON.stringify(url)} is not tcp://host:port or tls://host:port`)
+  return { url, secure: m[1] === 'tls', host: m[2]!.replace(/^\[(.*)\]$/, '$1'), port: m[3] ? Number(m[3]) : DEFAULT_PORT }
+}
+
+class TcpTransport implements Transport {
+  readonly kind = 'tcp'
+  private readonly opts: TransportOptions
+  private servers: string[]
+  private sock: net.Socket | undefined
+  private welcomed = false
+  private closed = false
+  private started = false
+  private corked = false
+  private wake: (() => void) | undefined
+  private readonly inbound = new AsyncQueue<Inbound>()
+  private readonly evq = new AsyncQueue<TransportEvent>()
+  private readonly reassembler: Reassembler
+
+  constructor(opts: TransportOptions) {
+    this.opts = opts
+    this.servers = [...opts.servers]
+    for (const s of this.servers) parseServer(s)
+    this.reassembler = new Reassembler({ maxBytes: opts.maxMessageBytes ?? 16 * 1024 * 1024 })
+  }
+
+  get connected(): boolean {
+    return this.welcomed && this.sock !== undefined && !this.sock.destroyed
+  }
+
+  start(): void {
+    if (this.started) return
+    this.started = true
+    void this.run()
+  }
+
+  messages(): AsyncIterable<Inbound> {
+    return this.inbound
+  }
+
+  events(): AsyncIterable<TransportEvent> {
+    return this.evq
+  }
+
+  async publish(msg: Outbound): Promise<void> {
+    const sock = this.sock
+    if (!this.connected || sock === undefined) throw new OutpostError('not_connected', 'tcp: not connected to a hub')
+    const frames = splitEnvelope(msg.id, msg.to, msg.bytes)
+    if (!this.corked) {
+      this.corked = true
+      sock.cork()
+      process.nextTick(() => { this.corked = false; sock.uncork() })
+    }
+    for (const f of frames) {
+      this.opts.debug?.(`tcp → ${describe(f)}`)
+      sock.write(encodeFrame(f))
+    }
+    if (sock.writableLength > HIGH_WATER) {
+      await new Promise<void>((resolve) => { sock.once('drain', resolve); sock.once('close', resolve) })
+    }
+  }
+
+  /** The connect / reconnect loop, for as long as the transport is open. */
+  private async run(): Promise<void> {
+    let attempt = 0
+    let warned = false
+    while (!this.closed) {
+      let outcome: 'connected' | 'redirect' | 'failed' = 'failed'
+      outer: for (const url of this.servers) {
+        const target = parseServer(url)
+        let addresses: string[]
+        try {
+          addresses = net.isIP(target.host) ? [target.host] : (await dns.lookup(target.host, { all: true })).map((a) => a.address)
+        } catch (err) {
+          this.report(warned, `tcp: cannot resolve ${target.host}: ${(err as Error).message}`)
+          continue
+        }
+        for (const address of addresses) {
+          if (this.closed) return
+          outcome = await this.session(target, address, warned)
+          if (outcome === 'connected') { attempt = 0; warned = false }
+          if (outcome !== 'failed') break outer
+        }
+      }
+      if (this.closed) return
+      if (outcome === 'redirect') continue
+      if (outcome === 'failed') warned = true
+      const base = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** attempt)
+      const delayMs = Math.round(base / 2 + Math.random() * (base / 2))
+      attempt = Math.min(attempt + 1, 20)
+      this.evq.push({ type: 'reconnecting', attempt, delayMs, server: this.servers[0] ?? '' })
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, delayMs)
+        this.wake = () => { clearTimeout(t); resolve() }
+      })
+      this.wake = undefined
+    }
+  }
+
+  private report(quiet: boolean, message: string): void {
+    this.opts.log(quiet ? 'debug' : 'warn', message)
+  }
+
+  /** One connection: resolves when it ends, saying how. */
+  private session(target: Target, address: string, quiet: boolean): Promise<'connected' | 'redirect' | 'failed'> {
+    return new Promise((resolve) => {
+      let outcome: 'connected' | 'redirect' | 'failed' = 'failed'
+      const where = `${target.url} (${address})`
+      const sock = target.secure ? tls.connect(this.tlsOptions(target, address)) : net.connect({ host: address, port: target.port })
+      const decoder = new FrameDecoder()
+      let lastRx = Date.now()
+      const timer = setTimeout(() => { this.report(quiet, `tcp: ${where}: no welcome within ${CONNECT_TIMEOUT_MS / 1000} s`); sock.destroy() }, CONNECT_TIMEOUT_MS)
+      let pinger: NodeJS.Timeout | undefined
+      sock.setNoDelay(true)
+      sock.once(target.secure ? 'secureConnect' : 'connect', () => {
+        sock.write(encodeFrame({ t: 'hello', node: this.opts.node, token: this.opts.token ?? '', version: this.opts.version, apiVersion: API_VERSION }))
+      })
+      sock.on('data', (chunk: Buffer) => {
+        lastRx = Date.now()
+        let frames: Frame[]
+        try {
+          frames = decoder.push(chunk)
+        } catch (err) {
+          this.opts.log('warn', `tcp: bad frame from ${where}: ${(err as Error).message}`)
+          try { sock.write(encodeFrame({ t: 'error', code: isOutpostError(err) ? err.code : 'frame_invalid', message: (err as Error).message })) } catch { /* closing anyway */ }
+          sock.destroy()
+          return
+        }
+        for (const f of frames) {
+          this.opts.debug?.(`tcp ← ${describe(f)}`)
+          if (!this.welcomed || this.sock !== sock) {
+            if (f.t === 'welcome') {
+              clearTimeout(timer)
+              outcome = 'connected'
+              this.sock = sock
+              this.welcomed = true
+              this.opts.log('info', `tcp: connected to ${where} as ${this.opts.node}`)
+              this.evq.push({ type: 'connected', server: target.url })
+              pinger = setInterval(() => {
+                if (Date.now() - lastRx > DEAD_AFTER_MS) {
+                  this.opts.log('warn', `tcp: ${where} silent for ${DEAD_AFTER_MS / 1000} s; reconnecting`)
+                  sock.destroy()
+                } else {
+                  sock.write(encodeFrame({ t: 'ping' }))
+                }
+              }, PING_EVERY_MS)
+              pinger.unref()
+            } else if (f.t === 'redirect') {
+              outcome = 'redirect'
+              this.opts.log('info', `tcp: ${where} redirects to ${f.servers.join(', ')}`)
+              if (f.servers.length > 0) this.servers = f.servers
+              sock.destroy()
+            } else if (f.t === 'error') {
+              const error = new OutpostError(f.code === 'auth_failed' ? 'auth_failed' : 'frame_invalid', `tcp: ${where} refused this node: ${f.message}`)
+              this.opts.log('error', error.message)
+              if (f.code === 'auth_failed') this.evq.push({ type: 'fatal', error })
+              sock.destroy()
+            }
+            continue
+          }
+          this.frame(f, sock)
+        }
+      })
+      sock.on('error', (err) => { if (outcome !== 'connected') this.report(quiet, `tcp: ${where}: ${err.message}`) })
+      sock.on('close', () => {
+        clearTimeout(timer)
+        if (pinger) clearInterval(pinger)
+        if (this.sock === sock) {
+          this.sock = undefined
+          this.welcomed = false
+          this.opts.log('warn', `tcp: disconnected from ${where}`)
+          this.evq.push({ type: 'disconnected' })
+        }
+        resolve(outcome)
+      })
+    })
+  }
+
+  private frame(f: Frame, sock: net.Socket): void {
+    switch (f.t) {
+      case 'msg':
+        this.inbound.push(f.from === undefined ? { bytes: f.b } : { bytes: f.b, from: f.from })
+        return
+      case 'part': {
+        let whole: Uint8Array | undefined
+        try {
+          whole = this.reassembler.add(f)
+        } catch (err) {
+          this.opts.log('warn', `tcp: dropped message ${f.id}: ${(err as Error).message}`)
+          return
+        }
+        if (whole) this.inbound.push(f.from === undefined ? { bytes: whole } : { bytes: whole, from: f.from })
+        return
+      }
+      case 'nack':
+        this.evq.push({ type: 'nack', id: f.id, to: f.to, reason: f.reason })
+        return
+      case 'online':
+        this.evq.push({ type: 'online', node: f.node })
+        return
+      case 'ping':
+        sock.write(encodeFrame({ t: 'pong' }))
+        return
+      case 'pong':
+        return
+      case 'error':
+        this.opts.log('warn', `tcp: hub reported ${f.code}: ${f.message}`)
+        return
+      default:
+        this.opts.log('debug', `tcp: ignored ${f.t} frame`)
+    }
+  }
+
+  private tlsOptions(target: Target, address: string): tls.ConnectionOptions {
+    const t = this.opts.tls
+    return {
+      host: address,
+      port: target.port,
+      servername: net.isIP(target.host) ? '' : target.host,
+      ...(t.ca ? { ca: fs.readFileSync(t.ca) } : {}),
+      ...(t.cert ? { cert: fs.readFileSync(t.cert) } : {}),
+      ...(t.key ? { key: fs.readFileSync(t.key) } : {}),
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return
+    this.closed = true
+    this.wake?.()
+    const sock = this.sock
+    this.sock = undefined
+    this.welcomed = false
+    if (sock) await new Promise<void>((resolve) => { sock.once('close', () => resolve()); sock.end(); setTimeout(() => sock.destroy(), 500).unref() })
+    this.inbound.end()
+    this.evq.end()
+  }
+}
+
+function describe(f: Frame): string {
+  switch (f.t) {
+    case 'msg': return `msg ${f.id} ${f.from ?? ''}→${f.to} (${f.b.length} B)`
+    case 'part': return `part ${f.id} ${f.i + 1}/${f.n} → ${f.to}`
+    case 'hello': return `hello ${f.node}`
+    default: return JSON.stringify(f)
+  }
+}
+
+export default {
+  kind: 'tcp',
+  create: (options: TransportOptions) => new TcpTransport(options),
+} satisfies TransportPlugin
