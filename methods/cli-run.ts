@@ -6,7 +6,7 @@
  *   stdout/stderr ─ capped at methods.outputCap each (the rest is read and dropped, one mark)
  *   exit ─▶ { data, stderr, exitCode }      abort ─▶ TERM group, grace, KILL group ─▶ method_timeout
  */
-import { spawn } from 'node:child_process'
+import { spawn, type ChildProcess } from 'node:child_process'
 import os from 'node:os'
 import { OutpostError } from '../src/errors'
 import type { MethodContext, MethodResult, UnaryMethod } from '../src/method'
@@ -90,6 +90,16 @@ export async function killProcessGroup(pgid: number, graceMs = KILL_GRACE_MS): P
   signalGroup(pgid, 'SIGKILL')
 }
 
+/** Resolves when the child has exited (its handle is released), or after `ms` at most. */
+function waitForExit(child: ChildProcess, ms: number): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve()
+  return new Promise((resolve) => {
+    const done = (): void => { clearTimeout(timer); child.off('exit', done); resolve() }
+    const timer = setTimeout(done, ms)
+    child.once('exit', done)
+  })
+}
+
 function exitCodeOf(code: number | null, signal: NodeJS.Signals | null): number {
   if (code !== null) return code
   const num = signal === null ? undefined : os.constants.signals[signal]
@@ -109,7 +119,7 @@ export function runCommand(file: string, argv: readonly string[], opts: RunOptio
     return Promise.reject(new OutpostError('method_timeout', `cli.run: stopped before ${JSON.stringify(what)} started`))
   }
   return new Promise<MethodResult>((resolve, reject) => {
-    let child: ReturnType<typeof spawn>
+    let child: ChildProcess
     try {
       // stdin is /dev/null: nothing is ever written to it, so a command reading it sees EOF.
       child = spawn(file, argv, { detached: true, stdio: ['ignore', 'pipe', 'pipe'] })
@@ -140,7 +150,7 @@ export function runCommand(file: string, argv: readonly string[], opts: RunOptio
       if (state !== 'running') return
       state = 'killing'
       const pid = child.pid
-      const stop = pid === undefined ? Promise.resolve() : killProcessGroup(pid, graceMs)
+      const stop = pid === undefined ? Promise.resolve() : killProcessGroup(pid, graceMs).then(() => waitForExit(child, EXIT_DRAIN_MS * 4))
       stop.then(
         () => finish({ ok: false, error: new OutpostError('method_timeout', `cli.run: ${JSON.stringify(what)} was stopped (methodTimeout or cancel); its process group was killed`) }),
         (err: unknown) => finish({ ok: false, error: new OutpostError('method_timeout', `cli.run: ${JSON.stringify(what)} was stopped but killing its process group failed: ${(err as Error).message}`, { cause: err }) }),
@@ -153,7 +163,8 @@ export function runCommand(file: string, argv: readonly string[], opts: RunOptio
     child.on('error', (err: NodeJS.ErrnoException) => {
       // A spawn failure (ENOENT, EACCES) leaves no pid; later errors are not ours to report.
       if (child.pid !== undefined) return
-      finish({ ok: false, error: new OutpostError('method_failed', `cli.run: cannot start ${JSON.stringify(file)}: ${err.code ?? err.message}`, { cause: err }) })
+      const why = err.code === 'ENOENT' ? 'ENOENT (no such program)' : err.code === 'EACCES' ? 'EACCES (not executable, or permission denied)' : (err.code ?? err.message)
+      finish({ ok: false, error: new OutpostError('method_failed', `cli.run: cannot start ${JSON.stringify(file)}: ${why}`, { cause: err }) })
     })
     child.on('exit', (code, sig) => {
       if (state !== 'running') return

@@ -1,0 +1,23 @@
+/** node.ping / node.pong: a liveness round trip. ping answers; pong is the reply sink that notes it. */
+import type { MethodContext, MethodResult, UnaryMethod } from '../src/method'
+
+export const nodePing = {
+  name: 'node.ping',
+  kind: 'unary',
+  summary: 'Answer "pong <node> <time>" to show this node is alive.',
+  async run(ctx: MethodContext): Promise<MethodResult> {
+    return { data: `pong ${ctx.node} ${new Date().toISOString()}` }
+  },
+} satisfies UnaryMethod
+
+export const nodePong = {
+  name: 'node.pong',
+  kind: 'unary',
+  summary: 'Reply sink for node.ping: log the answer.',
+  async run(ctx: MethodContext): Promise<MethodResult> {
+    const data = ctx.env.data === undefined ? '' : typeof ctx.env.data === 'string' ? ctx.env.data : Buffer.from(ctx.env.data).toString('utf8')
+    const error = ctx.env.error === undefined ? '' : ` [error ${ctx.env.error.code}] ${ctx.env.error.message}`
+    ctx.log('info', `pong from ${ctx.env.fromNode}: ${data}${error}`)
+    return {}
+  },
+} satisfies UnaryMethod

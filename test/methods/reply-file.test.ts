@@ -1,0 +1,165 @@
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { test } from 'uvu'
+import * as assert from 'uvu/assert'
+import { replyFile, replyFileAppend } from '../../methods/reply-file'
+import { defaultConfig } from '../../src/config'
+import type { Envelope } from '../../src/envelope'
+import type { MethodContext } from '../../src/method'
+import { rejectsCode } from '../helpers'
+
+const root = fs.mkdtempSync(path.join(os.tmpdir(), 'outpost-reply-file-'))
+let n = 0
+
+test.after(() => fs.rmSync(root, { recursive: true, force: true }))
+
+/** A fresh data dir and, beside it (outside it), a directory a symlink can point to. */
+function dirs(): { dataDir: string; outside: string } {
+  const base = path.join(root, String(n++))
+  const dataDir = path.join(base, 'data')
+  const outside = path.join(base, 'outside')
+  fs.mkdirSync(dataDir, { recursive: true })
+  fs.mkdirSync(outside)
+  return { dataDir, outside }
+}
+
+function makeCtx(dataDir: string, fields: Partial<Envelope> = {}): MethodContext {
+  const config = defaultConfig()
+  config.dataDir = dataDir
+  const env: Envelope = {
+    id: '01J00000000000000000000REP',
+    toNode: 'central',
+    fromNode: 'ship1',
+    method: 'reply.file',
+    inReplyTo: '01J00000000000000000000REQ',
+    createdAt: Date.now(),
+    ...fields,
+  }
+  return { node: 'central', env, args: [], config, dataDir, signal: new AbortController().signal, log: () => {} }
+}
+
+/** Every file under dir, relative, sorted. */
+function files(dir: string): string[] {
+  return (fs.readdirSync(dir, { recursive: true, withFileTypes: true }) as fs.Dirent[])
+    .filter((e) => !e.isDirectory())
+    .map((e) => path.relative(dir, path.join(e.parentPath, e.name)))
+    .sort()
+}
+
+test('reply.file - writes <dataDir>/replies/<fromNode>/<inReplyTo>.log and returns that path', async () => {
+  const { dataDir } = dirs()
+  const r = await replyFile.run(makeCtx(dataDir, { data: 'hello\n' }))
+  const expected = path.join(dataDir, 'replies', 'ship1', '01J00000000000000000000REQ.log')
+  assert.is(r.data, expected)
+  assert.is(fs.readFileSync(expected, 'utf8'), 'hello\n')
+})
+
+test('reply.file - directory and fileName from the envelope; the id when there is no inReplyTo', async () => {
+  const { dataDir } = dirs()
+  const r = await replyFile.run(makeCtx(dataDir, { data: new Uint8Array([0x61, 0x62]), directory: 'logs/uptime', fileName: 'out.txt' }))
+  assert.is(r.data, path.join(dataDir, 'logs', 'uptime', 'ship1', 'out.txt'))
+  assert.is(fs.readFileSync(path.join(dataDir, 'logs', 'uptime', 'ship1', 'out.txt'), 'utf8'), 'ab')
+  const { inReplyTo: _, ...noReply } = makeCtx(dataDir).env
+  const ctx = makeCtx(dataDir)
+  ctx.env = noReply
+  const r2 = await replyFile.run(ctx)
+  assert.is(r2.data, path.join(dataDir, 'replies', 'ship1', '01J00000000000000000000REP.log'))
+  assert.is(fs.readFileSync(r2.data as string, 'utf8'), '')
+})
+
+test('reply.file - overwrites an existing file', async () => {
+  const { dataDir } = dirs()
+  await replyFile.run(makeCtx(dataDir, { data: 'first, longer\n' }))
+  const r = await replyFile.run(makeCtx(dataDir, { data: 'second\n' }))
+  assert.is(fs.readFileSync(r.data as string, 'utf8'), 'second\n')
+})
+
+test('reply.file.append - appends', async () => {
+  const { dataDir } = dirs()
+  await replyFileAppend.run(makeCtx(dataDir, { data: 'one\n' }))
+  const r = await replyFileAppend.run(makeCtx(dataDir, { data: 'two\n' }))
+  assert.is(fs.readFileSync(r.data as string, 'utf8'), 'one\ntwo\n')
+})
+
+test('reply.file - writes the error line and stderr after the data', async () => {
+  const { dataDir } = dirs()
+  const r = await replyFile.run(makeCtx(dataDir, { data: 'out\n', error: { code: 'method_timeout', message: 'stopped' }, stderr: 'oops\n' }))
+  assert.is(fs.readFileSync(r.data as string, 'utf8'), 'out\n[error method_timeout] stopped\n[stderr]\noops\n')
+  // Output without a final newline: the marker lines still start a line; empty stderr is left out.
+  const r2 = await replyFile.run(makeCtx(dataDir, { data: 'partial', error: { code: 'x', message: 'y' }, stderr: '' }))
+  assert.is(fs.readFileSync(r2.data as string, 'utf8'), 'partial\n[error x] y\n')
+})
+
+const refusals: Array<[string, Partial<Envelope>]> = [
+  ['directory ../x', { directory: '../x' }],
+  ['directory /etc/x', { directory: '/etc/x' }],
+  ['directory a/../../x', { directory: 'a/../../x' }],
+  ['fileName ../../../x', { fileName: '../../../x' }],
+  ['fileName /etc/x', { fileName: '/etc/x' }],
+  ['fileName with NUL', { fileName: 'a\0b' }],
+  ['fromNode ..', { fromNode: '..' }],
+  ['fromNode with a slash', { fromNode: '../outside' }],
+]
+
+for (const [what, fields] of refusals) {
+  test(`reply.file - refuses ${what} (path_outside) and writes nothing`, async () => {
+    const { dataDir, outside } = dirs()
+    const base = path.dirname(dataDir)
+    await rejectsCode(replyFile.run(makeCtx(dataDir, { data: 'x', ...fields })), 'path_outside')
+    await rejectsCode(replyFileAppend.run(makeCtx(dataDir, { data: 'x', ...fields })), 'path_outside')
+    assert.equal(files(base), [])
+    assert.equal(fs.readdirSync(outside), [])
+  })
+}
+
+test('reply.file - refuses a symlinked directory that points outside the data dir, creating nothing there', async () => {
+  const { dataDir, outside } = dirs()
+  fs.symlinkSync(outside, path.join(dataDir, 'replies'))
+  const msg = await rejectsCode(replyFile.run(makeCtx(dataDir, { data: 'x' })), 'path_outside', path.join(dataDir, 'replies'))
+  assert.ok(msg.includes(outside), msg)
+  await rejectsCode(replyFileAppend.run(makeCtx(dataDir, { data: 'x' })), 'path_outside')
+  assert.equal(fs.readdirSync(outside), [])
+  // Deeper down too: <dataDir>/replies/ship1 -> outside.
+  const d2 = dirs()
+  fs.mkdirSync(path.join(d2.dataDir, 'replies'))
+  fs.symlinkSync(d2.outside, path.join(d2.dataDir, 'replies', 'ship1'))
+  await rejectsCode(replyFile.run(makeCtx(d2.dataDir, { data: 'x' })), 'path_outside')
+  assert.equal(fs.readdirSync(d2.outside), [])
+})
+
+test('reply.file - a symlinked directory that stays inside the data dir is followed', async () => {
+  const { dataDir } = dirs()
+  fs.mkdirSync(path.join(dataDir, 'real'))
+  fs.symlinkSync(path.join(dataDir, 'real'), path.join(dataDir, 'replies'))
+  const r = await replyFile.run(makeCtx(dataDir, { data: 'in\n' }))
+  assert.is(fs.readFileSync(path.join(dataDir, 'real', 'ship1', '01J00000000000000000000REQ.log'), 'utf8'), 'in\n')
+  assert.is(r.data, path.join(dataDir, 'replies', 'ship1', '01J00000000000000000000REQ.log'))
+})
+
+test('reply.file - refuses a symlink at the file name, leaving its target untouched', async () => {
+  const { dataDir, outside } = dirs()
+  const target = path.join(outside, 'passwd')
+  fs.writeFileSync(target, 'precious\n')
+  fs.mkdirSync(path.join(dataDir, 'replies', 'ship1'), { recursive: true })
+  const link = path.join(dataDir, 'replies', 'ship1', '01J00000000000000000000REQ.log')
+  fs.symlinkSync(target, link)
+  await rejectsCode(replyFile.run(makeCtx(dataDir, { data: 'x' })), 'path_outside', link)
+  await rejectsCode(replyFileAppend.run(makeCtx(dataDir, { data: 'x' })), 'path_outside', link)
+  assert.is(fs.readFileSync(target, 'utf8'), 'precious\n')
+  // A dangling symlink would have created the target: it is refused as well.
+  fs.rmSync(target)
+  await rejectsCode(replyFile.run(makeCtx(dataDir, { data: 'x' })), 'path_outside')
+  assert.not.ok(fs.existsSync(target))
+})
+
+test('reply.file - the data dir itself may be reached through a symlink', async () => {
+  const { dataDir, outside } = dirs()
+  const alias = path.join(outside, 'alias')
+  fs.symlinkSync(dataDir, alias)
+  const r = await replyFile.run(makeCtx(alias, { data: 'ok\n' }))
+  assert.is(r.data, path.join(alias, 'replies', 'ship1', '01J00000000000000000000REQ.log'))
+  assert.is(fs.readFileSync(path.join(dataDir, 'replies', 'ship1', '01J00000000000000000000REQ.log'), 'utf8'), 'ok\n')
+})
+
+test.run()
