@@ -2,41 +2,15 @@
  * The command line (SPEC §4). `main` takes argv, environment and streams as arguments so tests
  * drive it in-process; bin/outpost.cjs passes the real ones.
  */
-import { parseArgs, type ParseArgsConfig } from 'node:util'
 import YAML from 'yaml'
 import { editConfig, getKey, initText, keyPath, loadConfig, parseCliValue, resolveConfigPath, writeAtomic, type Config } from './config'
 import { defaultsContext } from './config-schema'
 import { ERROR_CODES, OutpostError, isOutpostError, type ErrorCode } from './errors'
 import { API_VERSION, VERSION } from './version'
+import { EXIT, GLOBAL_HELP, parse, print, type Io } from './cli-common'
+import { NODE_COMMANDS } from './cli-node'
 
-export interface Io {
-  argv: string[]
-  env: NodeJS.ProcessEnv
-  cwd: string
-  stdout: { write(s: string): unknown }
-  stderr: { write(s: string): unknown }
-}
-
-/** SPEC §4 exit codes. */
-export const EXIT = { ok: 0, remoteFailed: 1, usage: 2, notDelivered: 3 } as const
-
-const GLOBAL_OPTIONS = {
-  config: { type: 'string' },
-  'data-dir': { type: 'string' },
-  'log-level': { type: 'string' },
-  debug: { type: 'boolean' },
-  json: { type: 'boolean' },
-  help: { type: 'boolean', short: 'h' },
-  version: { type: 'boolean' },
-} as const satisfies ParseArgsConfig['options']
-
-const GLOBAL_HELP = `Global options:
-  --config FILE      config file (else $OUTPOST_CONFIG, $CONFIG, ./outpost.yaml, /etc/outpost/outpost.yaml)
-  --data-dir DIR     data directory (overrides dataDir)
-  --log-level LEVEL  trace | debug | info | warn | error | silent
-  --debug            trace every frame
-  --json             machine-readable output
-  -h, --help         help for a command`
+export { EXIT, type Io } from './cli-common'
 
 const USAGE = `outpost ${VERSION}: an offline-first edge agent with a durable outbox
 
@@ -73,12 +47,6 @@ ${GLOBAL_HELP}`
 
 /** Commands of the contract that later versions fill in; each says so plainly meanwhile. */
 const PLANNED: Record<string, string> = {
-  agent: 'run this node',
-  hub: 'run the TCP hub',
-  up: 'quickstart: hub + node "central" + node "local" on loopback',
-  send: 'submit a message and print replies as they arrive',
-  nodes: 'list known nodes',
-  call: 'run a method here, no network',
   upgrade: 'self-upgrade from the version endpoint',
   repl: 'interactive shell',
 }
@@ -88,16 +56,32 @@ export function exitCodeFor(code: ErrorCode): number {
   return code === 'usage' || code === 'not_implemented' || code.startsWith('config_') || code === 'envelope_invalid' ? EXIT.usage : 1
 }
 
+/** Global options that take a value: their value is not the command. */
+const VALUE_OPTIONS = new Set(['--config', '--data-dir', '--log-level', '--socket'])
+
+function commandIndex(argv: string[]): number {
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!
+    if (a === '--') return -1
+    if (a === '-u' || a === '--upgrade' || !a.startsWith('-')) return i
+    if (VALUE_OPTIONS.has(a)) i++
+  }
+  return -1
+}
+
 export async function main(io: Io): Promise<number> {
   const { argv } = io
   try {
+    const at = commandIndex(argv)
+    const first = at < 0 ? undefined : argv[at]
     // -u / --upgrade are spelled as flags but name the upgrade command.
-    const first = argv.find((a) => !a.startsWith('-') || a === '-u' || a === '--upgrade')
     const command = first === '-u' || first === '--upgrade' ? 'upgrade' : first ?? 'agent'
-    const rest = first === undefined ? argv : argv.filter((a, i) => i !== argv.indexOf(first))
+    const rest = at < 0 ? argv : argv.filter((_, i) => i !== at)
     if (command === 'help' || (first === undefined && (argv.includes('--help') || argv.includes('-h')))) return print(io, USAGE)
     if (command === 'version' || (rest.includes('--version') && first === undefined)) return version(io, rest)
     if (command === 'config') return await configCommand(io, rest)
+    const run = NODE_COMMANDS[command]
+    if (run) return await run(io, rest)
     if (command in PLANNED) {
       const { values } = parse(rest, {}, true)
       if (values.help) return print(io, `Usage: outpost ${command} [OPTIONS]\n\n  ${PLANNED[command]}\n\n${GLOBAL_HELP}`)
@@ -107,19 +91,6 @@ export async function main(io: Io): Promise<number> {
   } catch (err) {
     return fail(io, err)
   }
-}
-
-function parse<O extends NonNullable<ParseArgsConfig['options']>>(args: string[], options: O, allowPositionals: boolean) {
-  try {
-    return parseArgs({ args, options: { ...GLOBAL_OPTIONS, ...options }, allowPositionals, strict: true })
-  } catch (err) {
-    throw new OutpostError('usage', `${(err as Error).message.replace(/\. To specify a positional.*$/s, '')}; run \`outpost --help\``, { cause: err })
-  }
-}
-
-function print(io: Io, text: string): number {
-  io.stdout.write(text.endsWith('\n') ? text : text + '\n')
-  return EXIT.ok
 }
 
 function fail(io: Io, err: unknown): number {

@@ -75,7 +75,7 @@ export class Hub {
     if (server instanceof tls.Server) server.on('secureConnection', (s: tls.TLSSocket) => this.accept(s))
     else server.on('connection', (s: net.Socket) => this.accept(s))
     for (const [node, tok] of Object.entries(opts.tokens)) {
-      if (!tok.startsWith('sha256:')) opts.log('warn', `hub: the token of ${node} is stored in plain text; store "${hashToken('…')}"-style hashes (outpost prints one with \`outpost hub --hash-token TOKEN\`)`)
+      if (!tok.startsWith('sha256:')) opts.log('warn', `the token of ${node} is stored in plain text; store "${hashToken('…')}"-style hashes (outpost prints one with \`outpost hub --hash-token TOKEN\`)`)
     }
   }
 
@@ -99,7 +99,7 @@ export class Hub {
       server.once('error', (err) => reject(new OutpostError('io', `hub: cannot listen on ${opts.listen}: ${err.message}`, { cause: err })))
       server.listen(port, host, () => resolve())
     })
-    server.on('error', (err) => opts.log('error', `hub: ${err.message}`))
+    server.on('error', (err) => opts.log('error', `${err.message}`))
     opts.log('info', `hub listening on ${hub.address}${t?.cert ? ' (TLS)' : ''}`)
     return hub
   }
@@ -147,7 +147,7 @@ export class Hub {
       this.conns.delete(conn)
       if (conn.node !== undefined && this.nodes.get(conn.node) === conn) {
         this.nodes.delete(conn.node)
-        this.opts.log('info', `hub: ${conn.node} disconnected`)
+        this.opts.log('info', `${conn.node} disconnected`)
       }
     })
   }
@@ -170,7 +170,7 @@ export class Hub {
         this.opts.logSink?.(`${conn.node}|${f.line}`)
         return
       case 'error':
-        this.opts.log('warn', `hub: ${conn.node} reported ${f.code}: ${f.message}`)
+        this.opts.log('warn', `${conn.node} reported ${f.code}: ${f.message}`)
         conn.sock.end()
         return
       default:
@@ -181,14 +181,14 @@ export class Hub {
   private hello(conn: Conn, f: Extract<Frame, { t: 'hello' }>): void {
     const rule = this.opts.redirect?.find((r) => matches(r.nodes, f.node))
     if (rule) {
-      this.opts.log('info', `hub: redirecting ${f.node} to ${rule.servers.join(', ')}`)
+      this.opts.log('info', `redirecting ${f.node} to ${rule.servers.join(', ')}`)
       this.send(conn, { t: 'redirect', servers: rule.servers })
       conn.sock.end()
       return
     }
     const expected = this.opts.tokens[f.node]
     if (expected === undefined || !tokenMatches(expected, f.token)) {
-      this.opts.log('warn', `hub: refused ${JSON.stringify(f.node)} from ${conn.peer}: ${expected === undefined ? 'unknown node' : 'wrong token'}`)
+      this.opts.log('warn', `refused ${JSON.stringify(f.node)} from ${conn.peer}: ${expected === undefined ? 'unknown node' : 'wrong token'}`)
       return this.fail(conn, 'auth_failed', `hub: node ${JSON.stringify(f.node)} is unknown here or its token is wrong`)
     }
     const previous = this.nodes.get(f.node)
@@ -199,7 +199,7 @@ export class Hub {
     conn.node = f.node
     this.nodes.set(f.node, conn)
     this.send(conn, { t: 'welcome', hub: this.opts.name ?? 'hub', apiVersion: API_VERSION })
-    this.opts.log('info', `hub: ${f.node} connected from ${conn.peer} (outpost ${f.version}, api ${f.apiVersion})`)
+    this.opts.log('info', `${f.node} connected from ${conn.peer} (outpost ${f.version}, api ${f.apiVersion})`)
     const waiters = this.waiting.get(f.node)
     if (waiters) {
       this.waiting.delete(f.node)
@@ -236,7 +236,7 @@ export class Hub {
 
   private fail(conn: Conn, code: ErrorCode | string, message: string): void {
     if (conn.closed) return
-    this.opts.log('warn', `hub: closing ${conn.node ?? conn.peer}: ${code}: ${message}`)
+    this.opts.log('warn', `closing ${conn.node ?? conn.peer}: ${code}: ${message}`)
     try {
       conn.sock.write(encodeFrame({ t: 'error', code, message }))
     } catch { /* the socket may be gone */ }

@@ -104,7 +104,7 @@ class TcpTransport implements Transport {
         try {
           addresses = net.isIP(target.host) ? [target.host] : (await dns.lookup(target.host, { all: true })).map((a) => a.address)
         } catch (err) {
-          this.report(warned, `tcp: cannot resolve ${target.host}: ${(err as Error).message}`)
+          this.report(warned, `cannot resolve ${target.host}: ${(err as Error).message}`)
           continue
         }
         for (const address of addresses) {
@@ -141,7 +141,7 @@ class TcpTransport implements Transport {
       const sock = target.secure ? tls.connect(this.tlsOptions(target, address)) : net.connect({ host: address, port: target.port })
       const decoder = new FrameDecoder()
       let lastRx = Date.now()
-      const timer = setTimeout(() => { this.report(quiet, `tcp: ${where}: no welcome within ${CONNECT_TIMEOUT_MS / 1000} s`); sock.destroy() }, CONNECT_TIMEOUT_MS)
+      const timer = setTimeout(() => { this.report(quiet, `${where}: no welcome within ${CONNECT_TIMEOUT_MS / 1000} s`); sock.destroy() }, CONNECT_TIMEOUT_MS)
       let pinger: NodeJS.Timeout | undefined
       sock.setNoDelay(true)
       sock.once(target.secure ? 'secureConnect' : 'connect', () => {
@@ -153,7 +153,7 @@ class TcpTransport implements Transport {
         try {
           frames = decoder.push(chunk)
         } catch (err) {
-          this.opts.log('warn', `tcp: bad frame from ${where}: ${(err as Error).message}`)
+          this.opts.log('warn', `bad frame from ${where}: ${(err as Error).message}`)
           try { sock.write(encodeFrame({ t: 'error', code: isOutpostError(err) ? err.code : 'frame_invalid', message: (err as Error).message })) } catch { /* closing anyway */ }
           sock.destroy()
           return
@@ -166,11 +166,11 @@ class TcpTransport implements Transport {
               outcome = 'connected'
               this.sock = sock
               this.welcomed = true
-              this.opts.log('info', `tcp: connected to ${where} as ${this.opts.node}`)
+              this.opts.log('info', `connected to ${where} as ${this.opts.node}`)
               this.evq.push({ type: 'connected', server: target.url })
               pinger = setInterval(() => {
                 if (Date.now() - lastRx > DEAD_AFTER_MS) {
-                  this.opts.log('warn', `tcp: ${where} silent for ${DEAD_AFTER_MS / 1000} s; reconnecting`)
+                  this.opts.log('warn', `${where} silent for ${DEAD_AFTER_MS / 1000} s; reconnecting`)
                   sock.destroy()
                 } else {
                   sock.write(encodeFrame({ t: 'ping' }))
@@ -179,7 +179,7 @@ class TcpTransport implements Transport {
               pinger.unref()
             } else if (f.t === 'redirect') {
               outcome = 'redirect'
-              this.opts.log('info', `tcp: ${where} redirects to ${f.servers.join(', ')}`)
+              this.opts.log('info', `${where} redirects to ${f.servers.join(', ')}`)
               if (f.servers.length > 0) this.servers = f.servers
               sock.destroy()
             } else if (f.t === 'error') {
@@ -193,14 +193,14 @@ class TcpTransport implements Transport {
           this.frame(f, sock)
         }
       })
-      sock.on('error', (err) => { if (outcome !== 'connected') this.report(quiet, `tcp: ${where}: ${err.message}`) })
+      sock.on('error', (err) => { if (outcome !== 'connected') this.report(quiet, `${where}: ${err.message}`) })
       sock.on('close', () => {
         clearTimeout(timer)
         if (pinger) clearInterval(pinger)
         if (this.sock === sock) {
           this.sock = undefined
           this.welcomed = false
-          this.opts.log('warn', `tcp: disconnected from ${where}`)
+          this.opts.log('warn', `disconnected from ${where}`)
           this.evq.push({ type: 'disconnected' })
         }
         resolve(outcome)
@@ -218,7 +218,7 @@ class TcpTransport implements Transport {
         try {
           whole = this.reassembler.add(f)
         } catch (err) {
-          this.opts.log('warn', `tcp: dropped message ${f.id}: ${(err as Error).message}`)
+          this.opts.log('warn', `dropped message ${f.id}: ${(err as Error).message}`)
           return
         }
         if (whole) this.inbound.push(f.from === undefined ? { bytes: whole } : { bytes: whole, from: f.from })
@@ -236,10 +236,10 @@ class TcpTransport implements Transport {
       case 'pong':
         return
       case 'error':
-        this.opts.log('warn', `tcp: hub reported ${f.code}: ${f.message}`)
+        this.opts.log('warn', `hub reported ${f.code}: ${f.message}`)
         return
       default:
-        this.opts.log('debug', `tcp: ignored ${f.t} frame`)
+        this.opts.log('debug', `ignored ${f.t} frame`)
     }
   }
 

@@ -1,0 +1,168 @@
+/**
+ * The local API: a unix socket (mode 0600) taking newline-delimited JSON requests, one JSON
+ * object per line back. For steward compatibility, a raw JSON array of messages written and
+ * then closed (`nc -U outpost.sock < msgs.json`) is submitted as it is.
+ *
+ *   {"op":"send","messages":[…],"wait":true}  ─▶ {"accepted":[{id,toNode}]} {"reply":{…}}… {"done":true}
+ *   {"op":"nodes"}                            ─▶ {"nodes":[…]}
+ *   {"op":"status"}                           ─▶ {"node", "version", "connected", "outbox"}
+ *   anything else                             ─▶ {"error":{"code":"api_bad_request","message"}}
+ */
+import fs from 'node:fs'
+import net from 'node:net'
+import { parseMessage, parseMessagesJson, type Envelope } from '../envelope'
+import { OutpostError, isOutpostError } from '../errors'
+import type { LogFn } from '../log'
+import type { OutpostNode } from '../node'
+import { VERSION } from '../version'
+
+/** An envelope as JSON: bytes become UTF-8 text. */
+export function envelopeJson(env: Envelope): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...env }
+  for (const k of ['data', 'stderr'] as const) {
+    const v = env[k]
+    if (v instanceof Uint8Array) out[k] = Buffer.from(v).toString('utf8')
+  }
+  return out
+}
+
+export class SocketApi {
+  private readonly server: net.Server
+  readonly path: string
+  private readonly conns = new Set<net.Socket>()
+
+  private constructor(server: net.Server, file: string) {
+    this.server = server
+    this.path = file
+  }
+
+  static async start(node: OutpostNode, file: string, log: LogFn): Promise<SocketApi> {
+    await removeStale(file)
+    const server = net.createServer()
+    const api = new SocketApi(server, file)
+    server.on('connection', (sock) => api.serve(node, sock, log))
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', (err) => reject(new OutpostError('io', `api: cannot listen on ${file}: ${err.message}`, { cause: err })))
+      const old = process.umask(0o177)
+      server.listen(file, () => { process.umask(old); resolve() })
+    })
+    fs.chmodSync(file, 0o600)
+    log('info', `api: listening on ${file}`)
+    return api
+  }
+
+  private serve(node: OutpostNode, sock: net.Socket, log: LogFn): void {
+    this.conns.add(sock)
+    const cleanups: (() => void)[] = []
+    sock.on('close', () => { this.conns.delete(sock); for (const c of cleanups) c() })
+    sock.on('error', () => {})
+    let buf = ''
+    let mode: 'unknown' | 'lines' | 'array' = 'unknown'
+    const write = (obj: unknown): void => { if (!sock.destroyed) sock.write(JSON.stringify(obj) + '\n') }
+    const fail = (err: unknown): void => {
+      write({ error: isOutpostError(err) ? err.toJSON() : { code: 'api_bad_request', message: (err as Error).message } })
+    }
+    sock.setEncoding('utf8')
+    sock.on('data', (chunk: string) => {
+      buf += chunk
+      if (mode === 'unknown') {
+        const first = buf.trimStart()[0]
+        if (first === undefined) return
+        mode = first === '[' ? 'array' : 'lines'
+      }
+      if (mode === 'array') return // submitted when the writer closes its side
+      let nl: number
+      while ((nl = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, nl).trim()
+        buf = buf.slice(nl + 1)
+        if (line !== '') this.request(node, line, write, fail, cleanups).catch(fail)
+      }
+    })
+    sock.on('end', () => {
+      if (mode === 'array' || (mode === 'lines' && buf.trim() !== '')) {
+        const text = buf
+        buf = ''
+        const run = mode === 'array'
+          ? (async () => {
+              const drafts = parseMessagesJson(text, 'messages')
+              const sent = await node.submit(drafts)
+              write({ accepted: sent.map((e) => ({ id: e.id, toNode: e.toNode })) })
+              log('info', `api: accepted ${sent.length} messages (steward format)`)
+            })()
+          : this.request(node, text.trim(), write, fail, cleanups)
+        run.catch(fail).finally(() => sock.end())
+      } else if (cleanups.length === 0) {
+        sock.end()
+      }
+    })
+  }
+
+  private async request(node: OutpostNode, line: string, write: (o: unknown) => void, fail: (e: unknown) => void, cleanups: (() => void)[]): Promise<void> {
+    let req: { op?: unknown; messages?: unknown; wait?: unknown }
+    try {
+      req = JSON.parse(line) as typeof req
+    } catch (err) {
+      throw new OutpostError('api_bad_request', `api: a request line is not JSON (${(err as Error).message})`)
+    }
+    switch (req.op) {
+      case 'send': {
+        if (!Array.isArray(req.messages) || req.messages.length === 0) throw new OutpostError('api_bad_request', 'api: send needs "messages": a non-empty array')
+        const drafts = req.messages.map((m, i) => parseMessage(m, `messages[${i}]`))
+        const wait = req.wait !== false
+        const pending = new Set<string>()
+        let unwatch = (): void => {}
+        let sent: Envelope[] = []
+        if (wait) {
+          // Watch before submitting: a local reply can arrive before submit resolves.
+          const buffered: Envelope[] = []
+          const onReply = (env: Envelope): void => {
+            if (!pending.has(env.inReplyTo ?? '') && sent.length > 0) return
+            write({ reply: envelopeJson(env) })
+            if (env.final || env.error) pending.delete(env.inReplyTo ?? '')
+            if (sent.length > 0 && pending.size === 0) { unwatch(); write({ done: true }) }
+          }
+          const early = (env: Envelope): void => { buffered.push(env) }
+          const ids: string[] = []
+          let handler: (env: Envelope) => void = early
+          unwatch = node.watch(ids, (env) => handler(env))
+          cleanups.push(() => unwatch())
+          sent = await node.submit(drafts)
+          unwatch()
+          for (const e of sent) pending.add(e.id)
+          unwatch = node.watch(sent.map((e) => e.id), (env) => handler(env))
+          write({ accepted: sent.map((e) => ({ id: e.id, toNode: e.toNode })) })
+          handler = onReply
+          for (const env of buffered) onReply(env)
+        } else {
+          sent = await node.submit(drafts)
+          write({ accepted: sent.map((e) => ({ id: e.id, toNode: e.toNode })) })
+        }
+        return
+      }
+      case 'nodes':
+        write({ nodes: node.nodes() })
+        return
+      case 'status':
+        write({ node: node.name, version: VERSION, connected: node.transport.connected, outbox: node.outbox.stats() })
+        return
+      default:
+        fail(new OutpostError('api_bad_request', `api: unknown op ${JSON.stringify(req.op)} (send, nodes, status)`))
+    }
+  }
+
+  close(): Promise<void> {
+    for (const c of this.conns) c.destroy()
+    return new Promise((resolve) => this.server.close(() => { fs.rmSync(this.path, { force: true }); resolve() }))
+  }
+}
+
+/** A socket file left by a dead process is removed; one a live process answers on is not. */
+async function removeStale(file: string): Promise<void> {
+  if (!fs.existsSync(file)) return
+  const alive = await new Promise<boolean>((resolve) => {
+    const c = net.connect(file, () => { c.destroy(); resolve(true) })
+    c.on('error', () => resolve(false))
+  })
+  if (alive) throw new OutpostError('locked', `api: ${file} is in use by a running outpost`)
+  fs.rmSync(file, { force: true })
+}

@@ -1,0 +1,204 @@
+/**
+ * The delivery loop (SPEC §1.2): publish what waits in the outbox, await ACKs, resend, expire.
+ *
+ *   kick ─▶ per destination, FIFO: up to `window` messages in flight ─▶ transport.publish
+ *     ACK      ─▶ outbox.remove ─▶ next
+ *     timeout  ─▶ attempt spent (recorded) ─▶ resend, or give up past `retries`
+ *     nack offline / disconnected ─▶ wait, spending nothing; `online` / reconnect ─▶ resume
+ *     expiresAt passed ─▶ give up (ttl)
+ * Events (ackTimeout 0) are published once and removed. Messages to this node itself skip the
+ * network: they are handed to the local dispatcher, which ACKs them through onAck.
+ */
+import { decode as mpDecode } from '@msgpack/msgpack'
+import type { LogFn } from './log'
+import type { Outbox, OutboxEntry } from './outbox'
+import type { Transport } from './transport'
+
+export type GiveUpReason = 'not_delivered' | 'ttl_expired'
+
+export interface DeliveryOptions {
+  self: string
+  outbox: Outbox
+  transport: Transport
+  defaults: { ackTimeout: number; retries: number }
+  /** A message addressed to this node: run it here. */
+  local: (bytes: Uint8Array) => void
+  /** Attempts or ttl ran out: the message has been removed; report it. */
+  onGiveUp: (entry: OutboxEntry, reason: GiveUpReason) => void
+  log: LogFn
+  now?: () => number
+  /** Messages in flight per destination. */
+  window?: number
+}
+
+interface Meta { ackTimeout: number; retries: number; method: string }
+interface InFlight { dest: string; timer: NodeJS.Timeout | undefined }
+
+export class Delivery {
+  private readonly o: DeliveryOptions
+  private readonly now: () => number
+  private readonly window: number
+  private readonly inflight = new Map<string, InFlight>()
+  private readonly inflightPerDest = new Map<string, number>()
+  /** Destinations the hub said are away: nothing is sent to them until `online`. */
+  private readonly offline = new Set<string>()
+  private readonly meta = new Map<string, Meta>()
+  private scheduled = false
+  private stopped = false
+  private readonly sweeper: NodeJS.Timeout
+
+  constructor(o: DeliveryOptions) {
+    this.o = o
+    this.now = o.now ?? Date.now
+    this.window = o.window ?? 256
+    this.sweeper = setInterval(() => { this.expire(); this.kick() }, 1000)
+    this.sweeper.unref()
+  }
+
+  /** Something changed (new message, ACK, reconnect): send what can go now. */
+  kick(): void {
+    if (this.scheduled || this.stopped) return
+    this.scheduled = true
+    setImmediate(() => { this.scheduled = false; this.pump() })
+  }
+
+  private pump(): void {
+    if (this.stopped) return
+    const now = this.now()
+    for (const dest of this.o.outbox.destinations()) {
+      const remote = dest !== this.o.self
+      if (remote && (!this.o.transport.connected || this.offline.has(dest))) continue
+      const busy = this.inflightPerDest.get(dest) ?? 0
+      if (busy >= this.window) continue
+      for (const entry of this.o.outbox.head(dest, this.window)) {
+        if ((this.inflightPerDest.get(dest) ?? 0) >= this.window) break
+        if (this.inflight.has(entry.id)) continue
+        if (entry.expiresAt > 0 && entry.expiresAt <= now) { this.giveUp(entry, 'ttl_expired'); continue }
+        // FIFO: a message waiting out its resend time holds back the ones behind it.
+        if (entry.nextAt > now) break
+        this.send(entry)
+      }
+    }
+  }
+
+  private metaOf(entry: OutboxEntry): Meta {
+    let m = this.meta.get(entry.id)
+    if (m === undefined) {
+      const env = mpDecode(entry.body) as { ackTimeout?: number; retries?: number; method?: string }
+      m = { ackTimeout: env.ackTimeout ?? this.o.defaults.ackTimeout, retries: env.retries ?? this.o.defaults.retries, method: env.method ?? '' }
+      this.meta.set(entry.id, m)
+    }
+    return m
+  }
+
+  private send(entry: OutboxEntry): void {
+    const m = this.metaOf(entry)
+    const event = m.ackTimeout === 0
+    const flight: InFlight = { dest: entry.dest, timer: undefined }
+    this.inflight.set(entry.id, flight)
+    this.inflightPerDest.set(entry.dest, (this.inflightPerDest.get(entry.dest) ?? 0) + 1)
+    if (!event) {
+      flight.timer = setTimeout(() => this.timeout(entry.id), m.ackTimeout * 1000)
+      flight.timer.unref()
+    }
+    if (entry.dest === this.o.self) {
+      if (event) this.done(entry.id)
+      this.o.local(entry.body)
+      return
+    }
+    this.o.transport.publish({ id: entry.id, to: entry.dest, method: m.method, event, bytes: entry.body }).then(
+      () => { if (event) this.done(entry.id) },
+      () => this.release(entry.id), // not connected: it goes again after the reconnect
+    )
+  }
+
+  /** The receiver acknowledged `id`. */
+  onAck(id: string): void {
+    if (!this.inflight.has(id)) {
+      // A late ACK (after a timeout or a restart) still means delivered.
+      if (this.o.outbox.get(id) === undefined) return
+    }
+    this.done(id)
+  }
+
+  private done(id: string): void {
+    this.release(id)
+    this.meta.delete(id)
+    this.o.outbox.remove(id).catch((err: Error) => this.o.log('error', `delivery: cannot remove ${id}: ${err.message}`))
+    this.kick()
+  }
+
+  /** Stop waiting for `id` without spending an attempt. */
+  private release(id: string): void {
+    const f = this.inflight.get(id)
+    if (f === undefined) return
+    if (f.timer) clearTimeout(f.timer)
+    this.inflight.delete(id)
+    const n = (this.inflightPerDest.get(f.dest) ?? 1) - 1
+    if (n <= 0) this.inflightPerDest.delete(f.dest)
+    else this.inflightPerDest.set(f.dest, n)
+  }
+
+  private timeout(id: string): void {
+    const f = this.inflight.get(id)
+    if (f === undefined) return
+    this.release(id)
+    const entry = this.o.outbox.get(id)
+    if (entry === undefined) return
+    const m = this.metaOf(entry)
+    const attempts = entry.attempts + 1
+    if (attempts > m.retries) {
+      this.giveUp(entry, 'not_delivered')
+      return
+    }
+    this.o.log('debug', `delivery: no ACK for ${id} from ${entry.dest} in ${m.ackTimeout} s; attempt ${attempts + 1} of ${m.retries + 1}`)
+    this.o.outbox.recordAttempt(id, attempts, this.now()).then(() => this.kick(), (err: Error) => this.o.log('error', `delivery: ${err.message}`))
+  }
+
+  private giveUp(entry: OutboxEntry, reason: GiveUpReason): void {
+    this.release(entry.id)
+    this.meta.delete(entry.id)
+    this.o.outbox.remove(entry.id).then(
+      () => this.o.onGiveUp(entry, reason),
+      (err: Error) => this.o.log('error', `delivery: cannot remove ${entry.id}: ${err.message}`),
+    )
+  }
+
+  /** Messages whose ttl ran out at the head of a destination that cannot be reached. */
+  private expire(): void {
+    const now = this.now()
+    for (const dest of this.o.outbox.destinations()) {
+      for (const entry of this.o.outbox.head(dest, 64)) {
+        if (entry.expiresAt > 0 && entry.expiresAt <= now && !this.inflight.has(entry.id)) this.giveUp(entry, 'ttl_expired')
+      }
+    }
+  }
+
+  /** The hub says `to` is away: hold its messages without spending attempts. */
+  onNack(id: string, to: string, reason: string): void {
+    if (reason !== 'offline') this.o.log('warn', `delivery: ${id} to ${to} refused by the hub: ${reason}`)
+    this.offline.add(to)
+    for (const [fid, f] of this.inflight) if (f.dest === to) this.release(fid)
+  }
+
+  onOnline(node: string): void {
+    this.offline.delete(node)
+    this.kick()
+  }
+
+  onConnected(): void {
+    this.offline.clear()
+    this.kick()
+  }
+
+  /** The link dropped: what was in flight goes again after the reconnect, attempts unspent. */
+  onDisconnected(): void {
+    for (const [id, f] of this.inflight) if (f.dest !== this.o.self) this.release(id)
+  }
+
+  stop(): void {
+    this.stopped = true
+    clearInterval(this.sweeper)
+    for (const id of [...this.inflight.keys()]) this.release(id)
+  }
+}

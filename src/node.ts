@@ -1,0 +1,272 @@
+/**
+ * A running node: wires the store, a transport, the delivery loop and the dispatcher together,
+ * and offers what the local APIs need (submit, watch replies, the node list).
+ *
+ *   submit ─ stamp + defaults ─▶ outbox ─▶ delivery ─▶ transport ⇢ … ⇢ transport ─▶ dispatcher
+ *   dispatcher ─ reply ─▶ outbox ─▶ delivery ─▶ …           replies here ─▶ watch() listeners
+ */
+import os from 'node:os'
+import fs from 'node:fs'
+import path from 'node:path'
+import type { Config } from './config'
+import { Delivery, type GiveUpReason } from './delivery'
+import { Dispatcher, expandData } from './dispatcher'
+import { decode, encode, stamp, type Envelope, type MessageDraft } from './envelope'
+import { OutpostError } from './errors'
+import type { Logger } from './log'
+import type { Method } from './method'
+import { Outbox, type OutboxEntry } from './outbox'
+import type { Transport, TransportPlugin } from './transport'
+import { ulid as defaultUlid } from './ulid'
+import { API_VERSION, VERSION } from './version'
+
+export interface NodeInfo {
+  name: string
+  online: boolean
+  lastSeen: number
+  version?: string
+  apiVersion?: number
+  os?: string
+  arch?: string
+  uptime?: number
+}
+
+export interface NodeOptions {
+  config: Config
+  logger: Logger
+  transports: ReadonlyMap<string, TransportPlugin>
+  methods: ReadonlyMap<string, Method>
+  now?: () => number
+}
+
+export class OutpostNode {
+  readonly name: string
+  readonly config: Config
+  readonly dataDir: string
+  readonly outbox: Outbox
+  readonly transport: Transport
+  private readonly logger: Logger
+  private readonly delivery: Delivery
+  private readonly dispatcher: Dispatcher
+  private readonly now: () => number
+  private readonly waiters = new Map<string, Set<(env: Envelope) => void>>()
+  private readonly known = new Map<string, NodeInfo>()
+  private helloTimer: NodeJS.Timeout | undefined
+  private loops: Promise<unknown>[] = []
+  private closing: Promise<void> | undefined
+  private readonly started = Date.now()
+
+  private constructor(o: NodeOptions, dataDir: string, outbox: Outbox, transport: Transport) {
+    const { config } = o
+    this.name = config.node.name
+    this.config = config
+    this.dataDir = dataDir
+    this.outbox = outbox
+    this.transport = transport
+    this.logger = o.logger
+    this.now = o.now ?? Date.now
+    const log = o.logger.log
+    this.loadNodes()
+    const methods = new Map(o.methods)
+    methods.set('node.hello', {
+      name: 'node.hello', kind: 'unary', summary: 'heartbeat: records the sender in the node list',
+      run: async (ctx) => { this.recordHello(ctx.env); return {} },
+    })
+    this.delivery = new Delivery({
+      self: this.name, outbox, transport, log,
+      defaults: { ackTimeout: config.delivery.ackTimeout, retries: config.delivery.retries },
+      local: (bytes) => { void this.dispatcher.receive(bytes) },
+      onGiveUp: (entry, reason) => this.gaveUp(entry, reason),
+      now: this.now,
+    })
+    this.dispatcher = new Dispatcher({
+      self: this.name, config, dataDir, outbox, methods, log, now: this.now, ulid: defaultUlid,
+      sendAck: (ack) => {
+        if (ack.toNode === this.name) return this.delivery.onAck(ack.inReplyTo!)
+        transport.publish({ id: ack.id, to: ack.toNode, method: 'ack', event: true, bytes: encode(ack) }).catch(() => { /* resent by its sender */ })
+      },
+      enqueue: (env, inboxId) => this.queue(env, inboxId),
+      onAck: (id) => this.delivery.onAck(id),
+      onReply: (env) => { for (const w of this.waiters.get(env.inReplyTo ?? '') ?? []) w(env) },
+    })
+  }
+
+  static async start(o: NodeOptions): Promise<OutpostNode> {
+    const { config } = o
+    const dataDir = path.resolve(config.dataDir)
+    fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 })
+    const plugin = o.transports.get(config.transport.kind)
+    if (plugin === undefined) throw new OutpostError('config_invalid', `transport.kind ${config.transport.kind} is not built into this outpost (have: ${[...o.transports.keys()].join(', ')})`)
+    const outbox = await Outbox.open({ dir: path.join(dataDir, 'outbox'), maxBytes: config.delivery.maxOutboxBytes, warn: (m) => o.logger.log('warn', m) })
+    const tlog = o.logger.child(config.transport.kind)
+    const transport = plugin.create({
+      node: config.node.name, servers: config.transport.servers, token: config.transport.token, tls: config.transport.tls,
+      version: VERSION, log: tlog.log, ...(o.logger.trace ? { debug: o.logger.trace } : {}),
+    })
+    const node = new OutpostNode(o, dataDir, outbox, transport)
+    node.run()
+    const { count, recovery } = outbox.stats()
+    o.logger.log('info', `node ${node.name} started (outpost ${VERSION}; data ${dataDir}; ${count} waiting in the outbox; recovered in ${recovery.ms.toFixed(0)} ms)`)
+    return node
+  }
+
+  private run(): void {
+    this.transport.start()
+    this.loops.push((async () => {
+      for await (const m of this.transport.messages()) void this.dispatcher.receive(m.bytes, m.from)
+    })())
+    this.loops.push((async () => {
+      for await (const ev of this.transport.events()) {
+        switch (ev.type) {
+          case 'connected': this.delivery.onConnected(); this.hello(); break
+          case 'disconnected': this.delivery.onDisconnected(); break
+          case 'nack': this.delivery.onNack(ev.id, ev.to, ev.reason); break
+          case 'online': this.delivery.onOnline(ev.node); break
+          case 'fatal': this.logger.log('error', ev.error.message); break
+          case 'reconnecting': this.logger.log('debug', `reconnecting to ${ev.server} in ${ev.delayMs} ms (attempt ${ev.attempt})`); break
+        }
+      }
+    })())
+    void this.dispatcher.resume(this.outbox.inbox())
+    this.delivery.kick()
+    const every = this.config.hello.interval
+    if (every > 0) {
+      this.helloTimer = setInterval(() => this.hello(), every * 1000)
+      this.helloTimer.unref()
+    }
+  }
+
+  /** Submit messages: validated drafts are stamped, given defaults and stored before this resolves. */
+  async submit(drafts: MessageDraft[]): Promise<Envelope[]> {
+    const out: Envelope[] = []
+    for (const draft of drafts) {
+      for (const env of stamp(draft, { fromNode: this.name, now: this.now, ulid: defaultUlid })) {
+        await this.queue(this.withDefaults(env))
+        out.push(env)
+      }
+    }
+    return out
+  }
+
+  private withDefaults(env: Envelope): Envelope {
+    const d = this.config.delivery
+    return { ...env, ackTimeout: env.ackTimeout ?? d.ackTimeout, retries: env.retries ?? d.retries, ttl: env.ttl ?? d.ttl, replyMethod: env.replyMethod ?? 'reply.file.append' }
+  }
+
+  /** Into the outbox (durable), then the delivery loop. */
+  private async queue(env: Envelope, inboxId?: string): Promise<void> {
+    const ttl = env.ttl ?? this.config.delivery.ttl
+    const input = { id: env.id, dest: env.toNode, body: encode(env), createdAt: env.createdAt, expiresAt: env.createdAt + ttl * 1000 }
+    if (inboxId !== undefined) await this.outbox.enqueueReply(input, inboxId)
+    else await this.outbox.enqueue(input)
+    this.delivery.kick()
+  }
+
+  /** Call `fn` with every reply (and error reply) to any of `ids`; returns the unsubscribe. */
+  watch(ids: string[], fn: (env: Envelope) => void): () => void {
+    for (const id of ids) {
+      let set = this.waiters.get(id)
+      if (set === undefined) this.waiters.set(id, (set = new Set()))
+      set.add(fn)
+    }
+    return () => {
+      for (const id of ids) {
+        const set = this.waiters.get(id)
+        set?.delete(fn)
+        if (set?.size === 0) this.waiters.delete(id)
+      }
+    }
+  }
+
+  /** A message ran out of attempts or ttl: tell central, and give the sender its one outcome. */
+  private gaveUp(entry: OutboxEntry, reason: GiveUpReason): void {
+    let env: Envelope
+    try {
+      env = decode(entry.body)
+    } catch {
+      return
+    }
+    if (env.ackTimeout === 0) {
+      this.logger.log('debug', `dropped event ${env.method} ${env.id} to ${env.toNode}: ${reason}`)
+      return
+    }
+    const why = reason === 'ttl_expired'
+      ? `not delivered within its ttl of ${env.ttl ?? this.config.delivery.ttl} s`
+      : `no ACK after ${(env.retries ?? this.config.delivery.retries) + 1} attempts`
+    const message = `${env.method} ${env.id} from ${this.name} to ${env.toNode}: ${why}`
+    this.logger.log('warn', message)
+    if (env.method !== 'error.log') {
+      this.submit([{ toNode: this.config.node.central, method: 'error.log', data: message, error: { code: reason, message } }])
+        .catch((err: Error) => this.logger.log('error', `cannot queue error.log: ${err.message}`))
+    }
+    if (env.inReplyTo !== undefined) return
+    const reply: Envelope = {
+      id: defaultUlid(), toNode: this.name, fromNode: env.toNode, method: env.replyMethod ?? 'reply.file.append',
+      methodArgs: expandData(env.replyMethodArgs ?? [], ''), inReplyTo: env.id, final: true, createdAt: this.now(),
+      error: { code: reason, message }, ackTimeout: 0,
+      ...(env.directory !== undefined ? { directory: env.directory } : {}),
+      ...(env.fileName !== undefined ? { fileName: env.fileName } : {}),
+    }
+    void this.dispatcher.receive(encode(reply))
+  }
+
+  private hello(): void {
+    const every = this.config.hello.interval
+    if (every === 0) return
+    const data = JSON.stringify({ version: VERSION, apiVersion: API_VERSION, os: `${os.type()} ${os.release()}`, arch: process.arch, uptime: Math.round((Date.now() - this.started) / 1000) })
+    this.submit([{ toNode: this.config.node.central, method: 'node.hello', data, ackTimeout: 0, ttl: every * 2 }])
+      .catch((err: Error) => this.logger.log('warn', `hello: ${err.message}`))
+  }
+
+  private recordHello(env: Envelope): void {
+    let info: Partial<NodeInfo> = {}
+    try {
+      info = JSON.parse(typeof env.data === 'string' ? env.data : Buffer.from(env.data ?? []).toString('utf8')) as Partial<NodeInfo>
+    } catch { /* an old or foreign node: name and time are enough */ }
+    this.known.set(env.fromNode, { ...info, name: env.fromNode, online: true, lastSeen: this.now() })
+    this.saveNodes()
+  }
+
+  /** The nodes this node has heard from (central keeps the fleet's list). */
+  nodes(): NodeInfo[] {
+    const every = this.config.hello.interval
+    const now = this.now()
+    return [...this.known.values()]
+      .map((n) => ({ ...n, online: n.name === this.name ? true : every > 0 && now - n.lastSeen < every * 2500 }))
+      .sort((a, b) => a.name.localeCompare(b.name))
+  }
+
+  private get nodesFile(): string {
+    return path.join(this.dataDir, 'nodes.json')
+  }
+
+  private loadNodes(): void {
+    try {
+      for (const n of JSON.parse(fs.readFileSync(this.nodesFile, 'utf8')) as NodeInfo[]) this.known.set(n.name, n)
+    } catch { /* none yet */ }
+  }
+
+  private saveTimer: NodeJS.Timeout | undefined
+  private saveNodes(): void {
+    if (this.saveTimer) return
+    this.saveTimer = setTimeout(() => {
+      this.saveTimer = undefined
+      fs.writeFile(this.nodesFile, JSON.stringify([...this.known.values()], null, 1), () => {})
+    }, 1000)
+    this.saveTimer.unref()
+  }
+
+  /** Stop: no new work, transport closed, outbox snapshotted. Safe to call more than once. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      if (this.helloTimer) clearInterval(this.helloTimer)
+      this.delivery.stop()
+      for (const job of this.dispatcher.jobs()) job.abort.abort(new OutpostError('interrupted', `${this.name} is stopping`))
+      await this.transport.close()
+      await Promise.allSettled(this.loops)
+      await this.outbox.close()
+      this.logger.log('info', `node ${this.name} stopped`)
+    })()
+    return this.closing
+  }
+}
