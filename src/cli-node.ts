@@ -164,7 +164,15 @@ function talk(file: string, request: string, onLine: (obj: Record<string, unknow
         const line = buf.slice(0, nl)
         buf = buf.slice(nl + 1)
         if (line.trim() === '') continue
-        if (onLine(JSON.parse(line) as Record<string, unknown>) === true) { sock.end(); resolve(); return }
+        let finished: boolean | void
+        try {
+          finished = onLine(JSON.parse(line) as Record<string, unknown>)
+        } catch (err) {
+          sock.destroy()
+          reject(err)
+          return
+        }
+        if (finished === true) { sock.destroy(); resolve(); return }
       }
     })
     sock.on('error', (err: NodeJS.ErrnoException) => reject(new OutpostError(err.code === 'ENOENT' || err.code === 'ECONNREFUSED' ? 'not_connected' : 'io',

@@ -43,6 +43,8 @@ export class Delivery {
   /** Destinations the hub said are away: nothing is sent to them until `online`. */
   private readonly offline = new Set<string>()
   private readonly meta = new Map<string, Meta>()
+  /** Acknowledged, removal not yet on disk: still in the outbox, never to be sent again. */
+  private readonly removing = new Set<string>()
   private scheduled = false
   private stopped = false
   private readonly sweeper: NodeJS.Timeout
@@ -72,7 +74,7 @@ export class Delivery {
       if (busy >= this.window) continue
       for (const entry of this.o.outbox.head(dest, this.window)) {
         if ((this.inflightPerDest.get(dest) ?? 0) >= this.window) break
-        if (this.inflight.has(entry.id)) continue
+        if (this.inflight.has(entry.id) || this.removing.has(entry.id)) continue
         if (entry.expiresAt > 0 && entry.expiresAt <= now) { this.giveUp(entry, 'ttl_expired'); continue }
         // FIFO: a message waiting out its resend time holds back the ones behind it.
         if (entry.nextAt > now) break
@@ -114,6 +116,7 @@ export class Delivery {
 
   /** The receiver acknowledged `id`. */
   onAck(id: string): void {
+    if (this.removing.has(id)) return
     if (!this.inflight.has(id)) {
       // A late ACK (after a timeout or a restart) still means delivered.
       if (this.o.outbox.get(id) === undefined) return
@@ -124,7 +127,10 @@ export class Delivery {
   private done(id: string): void {
     this.release(id)
     this.meta.delete(id)
-    this.o.outbox.remove(id).catch((err: Error) => this.o.log('error', `delivery: cannot remove ${id}: ${err.message}`))
+    this.removing.add(id)
+    this.o.outbox.remove(id)
+      .catch((err: Error) => this.o.log('error', `delivery: cannot remove ${id}: ${err.message}`))
+      .finally(() => this.removing.delete(id))
     this.kick()
   }
 
@@ -156,9 +162,11 @@ export class Delivery {
   }
 
   private giveUp(entry: OutboxEntry, reason: GiveUpReason): void {
+    if (this.removing.has(entry.id)) return
     this.release(entry.id)
     this.meta.delete(entry.id)
-    this.o.outbox.remove(entry.id).then(
+    this.removing.add(entry.id)
+    this.o.outbox.remove(entry.id).finally(() => this.removing.delete(entry.id)).then(
       () => this.o.onGiveUp(entry, reason),
       (err: Error) => this.o.log('error', `delivery: cannot remove ${entry.id}: ${err.message}`),
     )
@@ -169,7 +177,7 @@ export class Delivery {
     const now = this.now()
     for (const dest of this.o.outbox.destinations()) {
       for (const entry of this.o.outbox.head(dest, 64)) {
-        if (entry.expiresAt > 0 && entry.expiresAt <= now && !this.inflight.has(entry.id)) this.giveUp(entry, 'ttl_expired')
+        if (entry.expiresAt > 0 && entry.expiresAt <= now && !this.inflight.has(entry.id) && !this.removing.has(entry.id)) this.giveUp(entry, 'ttl_expired')
       }
     }
   }

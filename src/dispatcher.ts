@@ -162,7 +162,15 @@ export class Dispatcher {
     const isReply = env.inReplyTo !== undefined
     // Sinks (reply.*, error.log, heartbeats) end a conversation: nothing is sent back.
     const noReply = isReply || SINKS.has(env.method)
-    if (isReply) this.o.onReply(env)
+    try {
+      await this.executeInner(env, inboxId, isReply, noReply)
+    } finally {
+      // After the reply method ran (its file exists), whatever happened to it.
+      if (isReply) this.o.onReply(env)
+    }
+  }
+
+  private async executeInner(env: Envelope, inboxId: string | undefined, isReply: boolean, noReply: boolean): Promise<void> {
     const method = this.o.methods.get(env.method)
     // Requests were checked in start(); events are checked here.
     const refusal = method === undefined ? new OutpostError('method_unknown', `${this.o.self} has no method ${env.method}`) : env.ackTimeout === 0 ? this.refusal(env) : undefined

@@ -122,7 +122,7 @@ export class OutpostNode {
           case 'disconnected': this.delivery.onDisconnected(); break
           case 'nack': this.delivery.onNack(ev.id, ev.to, ev.reason); break
           case 'online': this.delivery.onOnline(ev.node); break
-          case 'fatal': this.logger.log('error', ev.error.message); break
+          case 'fatal': this.logger.log('error', `${ev.error.code}: ${ev.error.message}`); break
           case 'reconnecting': this.logger.log('debug', `reconnecting to ${ev.server} in ${ev.delayMs} ms (attempt ${ev.attempt})`); break
         }
       }
@@ -136,16 +136,23 @@ export class OutpostNode {
     }
   }
 
-  /** Submit messages: validated drafts are stamped, given defaults and stored before this resolves. */
-  async submit(drafts: MessageDraft[]): Promise<Envelope[]> {
-    const out: Envelope[] = []
-    for (const draft of drafts) {
-      for (const env of stamp(draft, { fromNode: this.name, now: this.now, ulid: defaultUlid })) {
-        await this.queue(this.withDefaults(env))
-        out.push(env)
-      }
-    }
-    return out
+  /** Stamp validated drafts (ids, fromNode, fan-out) and give them defaults; nothing is stored yet. */
+  prepare(drafts: MessageDraft[]): Envelope[] {
+    return drafts.flatMap((d) => stamp(d, { fromNode: this.name, now: this.now, ulid: defaultUlid })).map((e) => this.withDefaults(e))
+  }
+
+  /**
+   * Store prepared messages (each durable before this resolves) and start their delivery.
+   * Watch their ids first when waiting for replies: a fast reply can beat this promise.
+   */
+  async submitPrepared(envs: Envelope[]): Promise<Envelope[]> {
+    await Promise.all(envs.map((e) => this.queue(e)))
+    return envs
+  }
+
+  /** prepare + submitPrepared. */
+  submit(drafts: MessageDraft[]): Promise<Envelope[]> {
+    return this.submitPrepared(this.prepare(drafts))
   }
 
   private withDefaults(env: Envelope): Envelope {

@@ -24,6 +24,7 @@ const PING_EVERY_MS = 15_000
 const DEAD_AFTER_MS = 45_000
 const BACKOFF_MIN_MS = 250
 const BACKOFF_MAX_MS = 30_000
+const AUTH_BACKOFF_MS = 10_000
 /** Past this much unsent data, publish waits for the socket to drain. */
 const HIGH_WATER = 4 * 1024 * 1024
 
@@ -45,6 +46,8 @@ class TcpTransport implements Transport {
   private started = false
   private corked = false
   private wake: (() => void) | undefined
+  /** The hub refused our credentials: back off at least AUTH_BACKOFF_MS. */
+  private refused = false
   private readonly inbound = new AsyncQueue<Inbound>()
   private readonly evq = new AsyncQueue<TransportEvent>()
   private readonly reassembler: Reassembler
@@ -118,7 +121,9 @@ class TcpTransport implements Transport {
       if (outcome === 'redirect') continue
       if (outcome === 'failed') warned = true
       const base = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** attempt)
-      const delayMs = Math.round(base / 2 + Math.random() * (base / 2))
+      let delayMs = Math.round(base / 2 + Math.random() * (base / 2))
+      if (this.refused) delayMs = Math.max(delayMs, AUTH_BACKOFF_MS)
+      this.refused = false
       attempt = Math.min(attempt + 1, 20)
       this.evq.push({ type: 'reconnecting', attempt, delayMs, server: this.servers[0] ?? '' })
       await new Promise<void>((resolve) => {
@@ -183,9 +188,14 @@ class TcpTransport implements Transport {
               if (f.servers.length > 0) this.servers = f.servers
               sock.destroy()
             } else if (f.t === 'error') {
-              const error = new OutpostError(f.code === 'auth_failed' ? 'auth_failed' : 'frame_invalid', `tcp: ${where} refused this node: ${f.message}`)
-              this.opts.log('error', error.message)
-              if (f.code === 'auth_failed') this.evq.push({ type: 'fatal', error })
+              const error = new OutpostError(f.code === 'auth_failed' ? 'auth_failed' : 'frame_invalid', `${where} refused this node: ${f.message}`)
+              if (f.code === 'auth_failed') {
+                // Wrong credentials do not fix themselves: say so once (the node logs it) and retry slowly.
+                this.refused = true
+                this.evq.push({ type: 'fatal', error })
+              } else {
+                this.opts.log('error', `${error.code}: ${error.message}`)
+              }
               sock.destroy()
             }
             continue

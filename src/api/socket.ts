@@ -38,7 +38,8 @@ export class SocketApi {
 
   static async start(node: OutpostNode, file: string, log: LogFn): Promise<SocketApi> {
     await removeStale(file)
-    const server = net.createServer()
+    // Half-open: a steward client writes its array and closes its side, then reads the answer.
+    const server = net.createServer({ allowHalfOpen: true })
     const api = new SocketApi(server, file)
     server.on('connection', (sock) => api.serve(node, sock, log))
     await new Promise<void>((resolve, reject) => {
@@ -58,9 +59,20 @@ export class SocketApi {
     sock.on('error', () => {})
     let buf = ''
     let mode: 'unknown' | 'lines' | 'array' = 'unknown'
+    // Requests still answering (a waiting send counts until its `done`). Once the client has
+    // closed its side and none is left, we close ours.
+    let active = 0
+    let clientEnded = false
+    const settle = (): void => { if (--active === 0 && clientEnded) sock.end() }
     const write = (obj: unknown): void => { if (!sock.destroyed) sock.write(JSON.stringify(obj) + '\n') }
     const fail = (err: unknown): void => {
       write({ error: isOutpostError(err) ? err.toJSON() : { code: 'api_bad_request', message: (err as Error).message } })
+    }
+    const run = (work: (finished: () => void) => Promise<void>): void => {
+      active++
+      let once = false
+      const finished = (): void => { if (!once) { once = true; settle() } }
+      work(finished).catch((err: unknown) => { fail(err); finished() })
     }
     sock.setEncoding('utf8')
     sock.on('data', (chunk: string) => {
@@ -75,29 +87,29 @@ export class SocketApi {
       while ((nl = buf.indexOf('\n')) >= 0) {
         const line = buf.slice(0, nl).trim()
         buf = buf.slice(nl + 1)
-        if (line !== '') this.request(node, line, write, fail, cleanups).catch(fail)
+        if (line !== '') run((finished) => this.request(node, line, write, fail, cleanups, finished))
       }
     })
     sock.on('end', () => {
-      if (mode === 'array' || (mode === 'lines' && buf.trim() !== '')) {
-        const text = buf
-        buf = ''
-        const run = mode === 'array'
-          ? (async () => {
-              const drafts = parseMessagesJson(text, 'messages')
-              const sent = await node.submit(drafts)
-              write({ accepted: sent.map((e) => ({ id: e.id, toNode: e.toNode })) })
-              log('info', `api: accepted ${sent.length} messages (steward format)`)
-            })()
-          : this.request(node, text.trim(), write, fail, cleanups)
-        run.catch(fail).finally(() => sock.end())
-      } else if (cleanups.length === 0) {
-        sock.end()
+      const text = buf.trim()
+      buf = ''
+      if (mode === 'array') {
+        run(async (finished) => {
+          const sent = await node.submit(parseMessagesJson(text, 'messages'))
+          write({ accepted: sent.map((e) => ({ id: e.id, toNode: e.toNode })) })
+          log('info', `api: accepted ${sent.length} messages (steward format)`)
+          finished()
+        })
+      } else if (text !== '') {
+        run((finished) => this.request(node, text, write, fail, cleanups, finished))
       }
+      clientEnded = true
+      if (active === 0) sock.end()
     })
   }
 
-  private async request(node: OutpostNode, line: string, write: (o: unknown) => void, fail: (e: unknown) => void, cleanups: (() => void)[]): Promise<void> {
+  /** Answer one request line; call `finished` once nothing more will be written for it. */
+  private async request(node: OutpostNode, line: string, write: (o: unknown) => void, fail: (e: unknown) => void, cleanups: (() => void)[], finished: () => void): Promise<void> {
     let req: { op?: unknown; messages?: unknown; wait?: unknown }
     try {
       req = JSON.parse(line) as typeof req
@@ -109,45 +121,47 @@ export class SocketApi {
         if (!Array.isArray(req.messages) || req.messages.length === 0) throw new OutpostError('api_bad_request', 'api: send needs "messages": a non-empty array')
         const drafts = req.messages.map((m, i) => parseMessage(m, `messages[${i}]`))
         const wait = req.wait !== false
-        const pending = new Set<string>()
-        let unwatch = (): void => {}
-        let sent: Envelope[] = []
-        if (wait) {
-          // Watch before submitting: a local reply can arrive before submit resolves.
-          const buffered: Envelope[] = []
-          const onReply = (env: Envelope): void => {
-            if (!pending.has(env.inReplyTo ?? '') && sent.length > 0) return
-            write({ reply: envelopeJson(env) })
-            if (env.final || env.error) pending.delete(env.inReplyTo ?? '')
-            if (sent.length > 0 && pending.size === 0) { unwatch(); write({ done: true }) }
-          }
-          const early = (env: Envelope): void => { buffered.push(env) }
-          const ids: string[] = []
-          let handler: (env: Envelope) => void = early
-          unwatch = node.watch(ids, (env) => handler(env))
-          cleanups.push(() => unwatch())
-          sent = await node.submit(drafts)
-          unwatch()
-          for (const e of sent) pending.add(e.id)
-          unwatch = node.watch(sent.map((e) => e.id), (env) => handler(env))
-          write({ accepted: sent.map((e) => ({ id: e.id, toNode: e.toNode })) })
-          handler = onReply
-          for (const env of buffered) onReply(env)
-        } else {
-          sent = await node.submit(drafts)
-          write({ accepted: sent.map((e) => ({ id: e.id, toNode: e.toNode })) })
+        const envs = node.prepare(drafts)
+        const accepted = { accepted: envs.map((e) => ({ id: e.id, toNode: e.toNode })) }
+        if (!wait) {
+          await node.submitPrepared(envs)
+          write(accepted)
+          finished()
+          return
         }
+        // Watch before storing: a local or fast reply can arrive before the last one is stored.
+        const pending = new Set(envs.map((e) => e.id))
+        let stored = false
+        const held: Envelope[] = []
+        const onReply = (env: Envelope): void => {
+          if (!stored) { held.push(env); return }
+          write({ reply: envelopeJson(env) })
+          if (env.final || env.error) pending.delete(env.inReplyTo ?? '')
+          if (pending.size === 0) { unwatch(); write({ done: true }); finished() }
+        }
+        const unwatch = node.watch([...pending], onReply)
+        cleanups.push(unwatch)
+        try {
+          await node.submitPrepared(envs)
+        } catch (err) {
+          unwatch()
+          throw err
+        }
+        write(accepted)
+        stored = true
+        for (const env of held.splice(0)) onReply(env)
         return
       }
       case 'nodes':
         write({ nodes: node.nodes() })
-        return
+        break
       case 'status':
         write({ node: node.name, version: VERSION, connected: node.transport.connected, outbox: node.outbox.stats() })
-        return
+        break
       default:
         fail(new OutpostError('api_bad_request', `api: unknown op ${JSON.stringify(req.op)} (send, nodes, status)`))
     }
+    finished()
   }
 
   close(): Promise<void> {
