@@ -110,7 +110,7 @@ test('cli - config init writes a commented file once, and --force rewrites it', 
 })
 
 test('cli - commands not built yet say so and exit 2 instead of pretending', () => {
-  const r = outpost(['up'])
+  const r = outpost(['repl'])
   assert.is(r.code, 2)
   assert.match(r.stderr, /not built yet/)
   assert.match(r.stderr, /not_implemented/)
