@@ -5,6 +5,7 @@
  * rates, baseline/value for times). Figures swing run to run: compare ratios.
  */
 import { outboxBenchmarks } from './outbox'
+import { tcpBenchmarks } from './tcp'
 
 export interface BenchResult {
   name: string
@@ -17,6 +18,7 @@ export interface BenchResult {
 
 const suites: Record<string, () => AsyncIterable<BenchResult>> = {
   outbox: outboxBenchmarks,
+  tcp: tcpBenchmarks,
 }
 
 async function main(): Promise<void> {

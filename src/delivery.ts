@@ -52,7 +52,7 @@ export class Delivery {
   constructor(o: DeliveryOptions) {
     this.o = o
     this.now = o.now ?? Date.now
-    this.window = o.window ?? 256
+    this.window = o.window ?? 1000
     this.sweeper = setInterval(() => { this.expire(); this.kick() }, 1000)
     this.sweeper.unref()
   }
@@ -72,7 +72,8 @@ export class Delivery {
       if (remote && (!this.o.transport.connected || this.offline.has(dest))) continue
       const busy = this.inflightPerDest.get(dest) ?? 0
       if (busy >= this.window) continue
-      for (const entry of this.o.outbox.head(dest, this.window)) {
+      // The head also holds messages in flight and ACKed ones whose removal is being written.
+      for (const entry of this.o.outbox.head(dest, this.window + busy + this.removing.size)) {
         if ((this.inflightPerDest.get(dest) ?? 0) >= this.window) break
         if (this.inflight.has(entry.id) || this.removing.has(entry.id)) continue
         if (entry.expiresAt > 0 && entry.expiresAt <= now) { this.giveUp(entry, 'ttl_expired'); continue }
@@ -130,7 +131,7 @@ export class Delivery {
     this.removing.add(id)
     this.o.outbox.remove(id)
       .catch((err: Error) => this.o.log('error', `delivery: cannot remove ${id}: ${err.message}`))
-      .finally(() => this.removing.delete(id))
+      .finally(() => { this.removing.delete(id); this.kick() })
     this.kick()
   }
 

@@ -87,8 +87,13 @@ export class Dispatcher {
       return
     }
     this.receiving.add(env.id)
+    // A waiting client gets a reply at once; recording and the reply method follow.
+    if (env.inReplyTo !== undefined) this.o.onReply(env)
+    const refusal = this.refusal(env)
     try {
-      await this.o.outbox.receive(env.id, env.fromNode, bytes)
+      // A method about to run is recorded as started in the same write as its receipt (one
+      // fdatasync, not two): after a crash it is reported interrupted, never run again.
+      await this.o.outbox.receive(env.id, env.fromNode, bytes, { started: refusal === undefined })
     } catch (err) {
       // Not recorded: no ACK, so the sender sends it again.
       this.o.log('error', `dispatch: cannot record ${env.id}: ${(err as Error).message}`)
@@ -97,7 +102,14 @@ export class Dispatcher {
       this.receiving.delete(env.id)
     }
     this.ack(env)
-    await this.start(env)
+    if (refusal) return this.refuse(env, refusal)
+    await this.execute(env, env.id, true)
+  }
+
+  private refuse(env: Envelope, refusal: OutpostError): Promise<void> {
+    this.o.log('warn', `dispatch: refused ${env.method} from ${env.fromNode}: ${refusal.message}`)
+    if (env.inReplyTo !== undefined) return this.finish(env.id)
+    return this.reply(env, { error: refusal.toJSON() }, env.id)
   }
 
   private ack(env: Envelope): void {
@@ -123,20 +135,17 @@ export class Dispatcher {
     }
   }
 
+  /** A received message not started yet (after a restart): check it, record the start, run it. */
   private async start(env: Envelope): Promise<void> {
     const refusal = this.refusal(env)
-    if (refusal) {
-      this.o.log('warn', `dispatch: refused ${env.method} from ${env.fromNode}: ${refusal.message}`)
-      if (env.inReplyTo !== undefined) return this.finish(env.id)
-      return this.reply(env, { error: refusal.toJSON() }, env.id)
-    }
+    if (refusal) return this.refuse(env, refusal)
     try {
       await this.o.outbox.startRun(env.id)
     } catch (err) {
       this.o.log('error', `dispatch: cannot record the start of ${env.id}: ${(err as Error).message}`)
       return
     }
-    await this.execute(env, env.id)
+    await this.execute(env, env.id, true)
   }
 
   private finish(inboxId: string): Promise<void> {
@@ -158,16 +167,12 @@ export class Dispatcher {
   }
 
   /** Run env's method; reply to requests, hand replies to waiting clients. */
-  private async execute(env: Envelope, inboxId: string | undefined): Promise<void> {
+  private async execute(env: Envelope, inboxId: string | undefined, notified = false): Promise<void> {
     const isReply = env.inReplyTo !== undefined
     // Sinks (reply.*, error.log, heartbeats) end a conversation: nothing is sent back.
     const noReply = isReply || SINKS.has(env.method)
-    try {
-      await this.executeInner(env, inboxId, isReply, noReply)
-    } finally {
-      // After the reply method ran (its file exists), whatever happened to it.
-      if (isReply) this.o.onReply(env)
-    }
+    if (isReply && !notified) this.o.onReply(env)
+    await this.executeInner(env, inboxId, isReply, noReply)
   }
 
   private async executeInner(env: Envelope, inboxId: string | undefined, isReply: boolean, noReply: boolean): Promise<void> {

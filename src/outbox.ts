@@ -12,11 +12,12 @@
  */
 import fs from 'node:fs'
 import path from 'node:path'
-import type { Database, Statement } from 'sql.js'
+import type { Database } from 'sql.js'
 import { OutpostError } from './errors'
 import { fsyncDir, Journal, listSegments, readSegment, segmentName } from './journal'
 import { acquireLock, type Lock } from './lock'
 import { OUTBOX_TABLE, OutboxIndex, type LiveEntry } from './outbox-index'
+import { RECEIVER_TABLES, ReceiverIndex, type InboxEntry } from './receiver-index'
 import { decodeOp, encodeOp, OP_ATTEMPT, OP_ENQUEUE, OP_INBOX_ADD, OP_INBOX_DONE, OP_INBOX_START, OP_REMOVE, OP_REPLY, OP_SEEN, type Op } from './outbox-ops'
 import { loadSqlJs } from './sqljs'
 
@@ -72,38 +73,8 @@ export interface OutboxStats {
   recovery: { snapshot: number; replayedRecords: number; droppedBytes: number; ms: number }
 }
 
-const SEEN_TABLE = `
-CREATE TABLE IF NOT EXISTS seen (id TEXT PRIMARY KEY, at INTEGER NOT NULL);
-CREATE INDEX IF NOT EXISTS seen_at ON seen (at);
-CREATE TABLE IF NOT EXISTS inbox (id TEXT PRIMARY KEY, fromNode TEXT NOT NULL, at INTEGER NOT NULL, body BLOB NOT NULL, state TEXT NOT NULL);
-`
+export type { InboxEntry } from './receiver-index'
 
-/** Receiver side: a message recorded before its ACK, until its method has finished. */
-export interface InboxEntry {
-  id: string
-  from: string
-  at: number
-  body: Uint8Array
-  /** received: not started yet (runs after a restart); started: was running (interrupted by a restart). */
-  state: 'received' | 'started'
-}
-
-/** The sql.js statements journal ops are applied with (the same at replay and live). */
-interface Sinks {
-  seen: Statement
-  inboxAdd: Statement
-  inboxStart: Statement
-  inboxDone: Statement
-}
-
-function prepareSinks(db: Database): Sinks {
-  return {
-    seen: db.prepare('INSERT OR REPLACE INTO seen (id, at) VALUES (?, ?)'),
-    inboxAdd: db.prepare("INSERT OR IGNORE INTO inbox (id, fromNode, at, body, state) VALUES (?, ?, ?, ?, 'received')"),
-    inboxStart: db.prepare("UPDATE inbox SET state = 'started' WHERE id = ?"),
-    inboxDone: db.prepare('DELETE FROM inbox WHERE id = ?'),
-  }
-}
 const SNAPSHOT_RE = /^snapshot-(\d{12})\.db$/
 const snapshotName = (n: number): string => `snapshot-${String(n).padStart(12, '0')}.db`
 
@@ -118,8 +89,7 @@ export class Outbox {
   private readonly now: () => number
   private readonly warn: (message: string) => void
   private readonly index: OutboxIndex
-  private readonly stmt: Record<'begin' | 'commit' | 'hasSeen', Statement>
-  private readonly sinks: Sinks
+  private readonly receiver: ReceiverIndex
   private nextSeq: number
   /** Bytes of messages accepted but not yet on disk (the committed ones are index.bytes). */
   private pendingBytes = 0
@@ -131,10 +101,11 @@ export class Outbox {
   private closing: Promise<void> | undefined
   private recovery: OutboxStats['recovery']
 
-  private constructor(opts: OutboxOptions, db: Database, index: OutboxIndex, lock: Lock, lastSnapshot: number, nextSegment: number, recovery: OutboxStats['recovery']) {
+  private constructor(opts: OutboxOptions, db: Database, index: OutboxIndex, receiver: ReceiverIndex, lock: Lock, lastSnapshot: number, nextSegment: number, recovery: OutboxStats['recovery']) {
     this.dir = opts.dir
     this.db = db
     this.index = index
+    this.receiver = receiver
     this.lock = lock
     this.maxBytes = opts.maxBytes
     this.checkpointBytes = opts.checkpointBytes ?? 8 * 1024 * 1024
@@ -143,12 +114,6 @@ export class Outbox {
     this.warn = opts.warn ?? (() => {})
     this.lastSnapshot = lastSnapshot
     this.recovery = recovery
-    this.stmt = {
-      begin: db.prepare('BEGIN'),
-      commit: db.prepare('COMMIT'),
-      hasSeen: db.prepare('SELECT 1 FROM seen WHERE id = ?'),
-    }
-    this.sinks = prepareSinks(db)
     this.nextSeq = index.maxSeq() + 1
     this.journal = Journal.create<Op>(opts.dir, nextSegment, {
       onCommit: (ops) => this.applyBatch(ops),
@@ -188,16 +153,16 @@ export class Outbox {
       // The journal is the durable copy: sql.js needs no rollback journal file of its own
       // (with one, every transaction goes through emscripten's file layer, ~3x slower).
       db.exec('PRAGMA journal_mode = MEMORY; PRAGMA synchronous = OFF; PRAGMA locking_mode = EXCLUSIVE; PRAGMA temp_store = MEMORY')
-      db.exec(OUTBOX_TABLE + SEEN_TABLE)
+      db.exec(OUTBOX_TABLE + RECEIVER_TABLES)
       const index = new OutboxIndex(db)
+      const receiver = new ReceiverIndex(db)
 
       const segments = listSegments(opts.dir).filter((s) => s > snap)
       let replayed = 0
       let dropped = 0
       const warn = opts.warn ?? (() => {})
       db.exec('BEGIN')
-      const sinks = prepareSinks(db)
-      const apply = (op: Op): void => { applyOp(index, sinks, op) }
+      const apply = (op: Op): void => { applyOp(index, receiver, op) }
       for (const [i, seg] of segments.entries()) {
         const file = path.join(opts.dir, segmentName(seg))
         const { records, droppedBytes } = readSegment(file, seg)
@@ -216,9 +181,8 @@ export class Outbox {
         }
       }
       db.exec('COMMIT')
-      for (const st of Object.values(sinks)) st.free()
       const nextSegment = Math.max(snap, ...segments) + 1
-      const ob = new Outbox(opts, db, index, lock, snap, nextSegment, { snapshot: snap, replayedRecords: replayed, droppedBytes: dropped, ms: 0 })
+      const ob = new Outbox(opts, db, index, receiver, lock, snap, nextSegment, { snapshot: snap, replayedRecords: replayed, droppedBytes: dropped, ms: 0 })
       ob.recovery.ms = performance.now() - started
       return ob
     } catch (err) {
@@ -228,24 +192,14 @@ export class Outbox {
   }
 
   private applyBatch(ops: Op[]): void {
-    // Only seen/inbox rows go to sql.js here; one transaction when there are several.
-    let sqlOps = 0
-    for (const op of ops) if (op[0] >= OP_SEEN) sqlOps++
-    if (sqlOps > 1) this.stmt.begin.run()
-    try {
-      for (const op of ops) {
-        applyOp(this.index, this.sinks, op)
-        if (op[0] === OP_ENQUEUE || op[0] === OP_REPLY) {
-          this.pendingIds.delete(op[1])
-          this.pendingBytes -= op[6].length
-        } else if (op[0] === OP_SEEN || op[0] === OP_INBOX_ADD) {
-          this.pendingSeen.delete(op[1])
-        }
+    for (const op of ops) {
+      applyOp(this.index, this.receiver, op)
+      if (op[0] === OP_ENQUEUE || op[0] === OP_REPLY) {
+        this.pendingIds.delete(op[1])
+        this.pendingBytes -= op[6].length
+      } else if (op[0] === OP_SEEN || op[0] === OP_INBOX_ADD) {
+        this.pendingSeen.delete(op[1])
       }
-      if (sqlOps > 1) this.stmt.commit.run()
-    } catch (err) {
-      if (sqlOps > 1) this.db.exec('ROLLBACK')
-      throw err
     }
   }
 
@@ -320,8 +274,12 @@ export class Outbox {
    * Receiver side: record a message before ACKing it (it is then seen, and in the inbox until
    * finishRun or enqueueReply closes it). A message received but not started runs after a restart.
    */
-  receive(id: string, from: string, body: Uint8Array, at = this.now()): Promise<void> {
-    return this.seenOp(id, [OP_INBOX_ADD, id, from, at, body])
+  receive(id: string, from: string, body: Uint8Array, opts: { at?: number; started?: boolean } = {}): Promise<void> {
+    const add = this.seenOp(id, [OP_INBOX_ADD, id, from, opts.at ?? this.now(), body])
+    if (!opts.started) return add
+    // Appended in the same tick: both records land in the same group commit.
+    const start = this.startRun(id)
+    return Promise.all([add, start]).then(() => undefined)
   }
 
   private async seenOp(id: string, op: Op): Promise<void> {
@@ -347,19 +305,11 @@ export class Outbox {
 
   /** Inbox entries still open (after a restart: what to run, and what was interrupted). */
   inbox(): InboxEntry[] {
-    const res = this.db.exec('SELECT id, fromNode, at, body, state FROM inbox ORDER BY at, id')[0]
-    return (res?.values ?? []).map((r) => ({ id: String(r[0]), from: String(r[1]), at: Number(r[2]), body: r[3] as Uint8Array, state: r[4] === 'started' ? 'started' : 'received' }))
+    return this.receiver.inbox()
   }
 
   hasSeen(id: string): boolean {
-    return this.pendingSeen.has(id) || this.exists(this.stmt.hasSeen, id)
-  }
-
-  private exists(stmt: Statement, id: string): boolean {
-    stmt.bind([id])
-    const found = stmt.step()
-    stmt.reset()
-    return found
+    return this.pendingSeen.has(id) || this.receiver.hasSeen(id)
   }
 
   get(id: string): OutboxEntry | undefined {
@@ -387,7 +337,7 @@ export class Outbox {
       count: this.index.count,
       bytes: this.index.bytes + this.pendingBytes,
       maxBytes: this.maxBytes,
-      seen: this.scalar('SELECT count(*) FROM seen') ?? 0,
+      seen: this.receiver.seenCount,
       journalBytes: this.journal.bytesInSegment,
       segment: this.journal.currentSegment,
       lastSnapshot: this.lastSnapshot,
@@ -410,9 +360,9 @@ export class Outbox {
    * closed segments), then write the snapshot and drop what it covers.
    */
   private async snapshotNow(): Promise<void> {
-    this.db.run('DELETE FROM seen WHERE at < ?', [this.now() - this.dedupWindowMs])
     const covered = this.journal.rotate()
     this.index.syncToStore()
+    this.receiver.syncToStore(this.now() - this.dedupWindowMs)
     const bytes = this.db.export()
     const file = path.join(this.dir, snapshotName(covered))
     const tmp = `${file}.tmp`
@@ -462,8 +412,8 @@ export class Outbox {
         if (this.needsSnapshot()) await this.snapshotNow()
       } finally {
         await this.journal.close().catch(() => {})
-        for (const st of [...Object.values(this.stmt), ...Object.values(this.sinks)]) st.free()
         this.index.free()
+        this.receiver.free()
         this.db.close()
         this.lock.release()
       }
@@ -471,14 +421,10 @@ export class Outbox {
     return this.closing
   }
 
-  private scalar(sql: string): number | undefined {
-    const v = this.db.exec(sql)[0]?.values[0]?.[0]
-    return v === null || v === undefined ? undefined : Number(v)
-  }
 }
 
-/** One journal op applied to the live index and the sql.js tables: the same at replay and live. */
-function applyOp(index: OutboxIndex, sinks: Sinks, op: Op): void {
+/** One journal op applied to the in-memory state: the same at replay and live. */
+function applyOp(index: OutboxIndex, receiver: ReceiverIndex, op: Op): void {
   switch (op[0]) {
     case OP_ENQUEUE:
       index.add({ id: op[1], dest: op[2], seq: op[3], createdAt: op[4], expiresAt: op[5], attempts: 0, nextAt: 0, body: op[6] })
@@ -490,21 +436,20 @@ function applyOp(index: OutboxIndex, sinks: Sinks, op: Op): void {
       index.attempt(op[1], op[2], op[3])
       break
     case OP_SEEN:
-      sinks.seen.run([op[1], op[2]])
+      receiver.seen(op[1], op[2])
       break
     case OP_INBOX_ADD:
-      sinks.seen.run([op[1], op[3]])
-      sinks.inboxAdd.run([op[1], op[2], op[3], op[4]])
+      receiver.add(op[1], op[2], op[3], op[4])
       break
     case OP_INBOX_START:
-      sinks.inboxStart.run([op[1]])
+      receiver.start(op[1])
       break
     case OP_INBOX_DONE:
-      sinks.inboxDone.run([op[1]])
+      receiver.done(op[1])
       break
     case OP_REPLY:
       index.add({ id: op[1], dest: op[2], seq: op[3], createdAt: op[4], expiresAt: op[5], attempts: 0, nextAt: 0, body: op[6] })
-      sinks.inboxDone.run([op[7]])
+      receiver.done(op[7])
       break
   }
 }

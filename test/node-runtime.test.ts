@@ -41,6 +41,7 @@ test('node - a command runs on another node and its output comes back', async ()
     assert.is(reply.inReplyTo, r.accepted[0]!.id)
     // The default reply method wrote the SPEC layout file at the sender.
     const file = path.join(c.node('central').dataDir, 'replies', 'ship1', `${r.accepted[0]!.id}.log`)
+    for (let i = 0; i < 50 && !fs.existsSync(file); i++) await new Promise((res) => setTimeout(res, 50))
     assert.ok(fs.readFileSync(file, 'utf8').startsWith('hello\n'), file)
     // The CLI, as an operator runs it: output on stdout, exit 1 for a failed remote command.
     const cli = spawnSync(process.execPath, [BIN, 'send', '--config', c.node('central').config, '--to', 'ship1', 'cli.run', '--', 'echo', 'from-cli'], { encoding: 'utf8' })

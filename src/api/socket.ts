@@ -135,6 +135,7 @@ export class SocketApi {
         const held: Envelope[] = []
         const onReply = (env: Envelope): void => {
           if (!stored) { held.push(env); return }
+          if (!pending.has(env.inReplyTo ?? '')) return // a resent reply already answered
           write({ reply: envelopeJson(env) })
           if (env.final || env.error) pending.delete(env.inReplyTo ?? '')
           if (pending.size === 0) { unwatch(); write({ done: true }); finished() }

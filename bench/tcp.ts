@@ -1,0 +1,120 @@
+/**
+ * `npm run bench -- tcp`: node A → node B through the hub, all separate processes with their
+ * durable stores, against a raw framed-MessagePack echo over loopback in the same run; the
+ * node.ping round trip; the idle RSS of an agent.
+ */
+import { spawn } from 'node:child_process'
+import fs from 'node:fs'
+import net from 'node:net'
+import path from 'node:path'
+import { encode } from '@msgpack/msgpack'
+import { encodeFrame, FrameDecoder } from '../src/framing'
+import { Cluster, sendVia, status } from '../test/fixtures/cluster'
+import type { BenchResult } from './run'
+
+const N = 20_000
+const round = (n: number, d = 3): number => Number(n.toPrecision(d + 2))
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
+
+/** Baseline: a window of 1000 framed 200-byte messages echoed by a separate process. */
+async function echoBaseline(count: number): Promise<number> {
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(__dirname, 'echo-server.ts')], { stdio: ['ignore', 'pipe', 'inherit'] })
+  const port = await new Promise<number>((resolve) => child.stdout!.once('data', (d: Buffer) => resolve(Number(String(d).trim()))))
+  const sock = net.connect(port, '127.0.0.1')
+  sock.setNoDelay(true)
+  await new Promise((r) => sock.once('connect', r))
+  const frame = encodeFrame({ t: 'msg', id: '01HZZZZZZZZZZZZZZZZZZZZZZZ', to: 'nodeB', b: encode({ method: 'node.pong', data: 'x'.repeat(120) }) })
+  const dec = new FrameDecoder()
+  const started = performance.now()
+  let sent = 0
+  let got = 0
+  await new Promise<void>((resolve) => {
+    const pump = (): void => {
+      sock.cork()
+      while (sent < count && sent - got < 1000) { sock.write(frame); sent++ }
+      process.nextTick(() => sock.uncork())
+    }
+    sock.on('data', (chunk: Buffer) => {
+      got += dec.push(chunk).length
+      if (got >= count) resolve()
+      else pump()
+    })
+    pump()
+  })
+  const rate = count / ((performance.now() - started) / 1000)
+  sock.destroy()
+  child.kill()
+  return rate
+}
+
+/** Sequential node.ping round trips on one open socket: submit → reply, in ms. */
+function pings(socket: string, count: number): Promise<number[]> {
+  return new Promise((resolve, reject) => {
+    const s = net.connect(socket)
+    const out: number[] = []
+    let t = 0
+    let buf = ''
+    const next = (): void => {
+      if (out.length === count) { s.destroy(); resolve(out); return }
+      t = performance.now()
+      s.write(JSON.stringify({ op: 'send', messages: [{ toNode: 'central', method: 'node.ping', replyMethod: 'node.pong' }] }) + '\n')
+    }
+    s.setEncoding('utf8')
+    s.on('connect', next)
+    s.on('data', (d: string) => {
+      buf += d
+      let nl: number
+      while ((nl = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, nl)
+        buf = buf.slice(nl + 1)
+        if (line.includes('"reply"')) out.push(performance.now() - t)
+        else if (line.includes('"done"')) next()
+      }
+    })
+    s.on('error', reject)
+  })
+}
+
+function rssOf(pid: number): number {
+  const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8')
+  return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024
+}
+
+export async function* tcpBenchmarks(): AsyncIterable<BenchResult> {
+  const c = await Cluster.create(['nodeA', 'nodeB'], { log: { level: 'warn' }, hello: { interval: 30 }, delivery: { ackTimeout: 30, retries: 3, ttl: 3600 } })
+  try {
+    await c.startHub()
+    await c.start('central')
+    const a = await c.start('nodeA')
+    await c.start('nodeB')
+    await sleep(3000)
+    const idle = rssOf(a.child.pid!)
+    yield { name: 'agent.idle.rss', value: round(idle), unit: 'MB', baseline: 75, ratio: round(75 / idle, 2), note: 'VmRSS of a freshly started, connected, idle agent; baseline: the 75 MB target' }
+    // nodeB must accept nodeA's messages: node.pong is a sink that any node may deliver.
+    const msg = { toNode: 'nodeB', method: 'node.pong', data: 'x'.repeat(120) }
+    await sendVia(c.node('nodeA').socket, [msg], { wait: false })
+    while ((await status(c.node('nodeA').socket)).outbox.count > 0) await sleep(20)
+
+    const base = await echoBaseline(N)
+    const started = performance.now()
+    await sendVia(c.node('nodeA').socket, Array.from({ length: N }, () => msg), { wait: false, ms: 120_000 })
+    while ((await status(c.node('nodeA').socket)).outbox.count > 0) await sleep(10)
+    const rate = N / ((performance.now() - started) / 1000)
+    yield {
+      name: 'tcp.messages.AtoB', value: round(rate), unit: 'msg/s', baseline: round(base), ratio: round(rate / base, 2),
+      note: `${N} acknowledged 200-byte messages A→hub→B, durable on both ends, until A's outbox is empty; baseline: framed MessagePack echo, window 1000`,
+    }
+
+    // Round trips over one open API connection (what a tool that keeps its socket sees).
+    const rtts = await pings(c.node('nodeA').socket, 300)
+    rtts.sort((x, y) => x - y)
+    const p = (q: number): number => rtts[Math.min(rtts.length - 1, Math.floor(q * rtts.length))]!
+    yield { name: 'tcp.ping.p50', value: round(p(0.5)), unit: 'ms', baseline: 3, ratio: round(3 / p(0.5), 2), note: 'node.ping A→hub→central→hub→A, 300 sequential over one API connection, from submit to reply; baseline: the 3 ms target' }
+    yield { name: 'tcp.ping.p99', value: round(p(0.99)), unit: 'ms', baseline: null, ratio: null }
+
+    await sleep(3000)
+    yield { name: 'agent.rss.afterLoad', value: round(rssOf(a.child.pid!)), unit: 'MB', baseline: null, ratio: null, note: 'VmRSS of node A, idle again after the runs above (V8 and WebAssembly keep what they grew)' }
+  } finally {
+    await c.destroy()
+  }
+}

@@ -1,0 +1,106 @@
+/**
+ * The receiver's side of the store: ids seen (dedup for 24 h) and the inbox (messages recorded
+ * before their ACK, until their method finished). Like the outbox index, what is new lives in
+ * memory and reaches sql.js at the next snapshot; an inbox entry opened and closed between
+ * two snapshots, which is nearly all of them, never touches sql.js.
+ */
+import type { Database, Statement } from 'sql.js'
+
+/** Receiver side: a message recorded before its ACK, until its method has finished. */
+export interface InboxEntry {
+  id: string
+  from: string
+  at: number
+  body: Uint8Array
+  /** received: not started yet (runs after a restart); started: was running (interrupted by a restart). */
+  state: 'received' | 'started'
+}
+
+export const RECEIVER_TABLES = `
+CREATE TABLE IF NOT EXISTS seen (id TEXT PRIMARY KEY, at INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS seen_at ON seen (at);
+CREATE TABLE IF NOT EXISTS inbox (id TEXT PRIMARY KEY, fromNode TEXT NOT NULL, at INTEGER NOT NULL, body BLOB NOT NULL, state TEXT NOT NULL);
+`
+
+type Stmt = 'hasSeen' | 'insertSeen' | 'insertInbox' | 'startInbox' | 'doneInbox' | 'prune'
+
+export class ReceiverIndex {
+  private readonly seenHot = new Map<string, number>()
+  private readonly inboxHot = new Map<string, InboxEntry>()
+  private readonly db: Database
+  private readonly stmt: Record<Stmt, Statement>
+
+  constructor(db: Database) {
+    this.db = db
+    this.stmt = {
+      hasSeen: db.prepare('SELECT 1 FROM seen WHERE id = ?'),
+      insertSeen: db.prepare('INSERT OR REPLACE INTO seen (id, at) VALUES (?, ?)'),
+      insertInbox: db.prepare('INSERT OR REPLACE INTO inbox (id, fromNode, at, body, state) VALUES (?, ?, ?, ?, ?)'),
+      startInbox: db.prepare("UPDATE inbox SET state = 'started' WHERE id = ?"),
+      doneInbox: db.prepare('DELETE FROM inbox WHERE id = ?'),
+      prune: db.prepare('DELETE FROM seen WHERE at < ?'),
+    }
+  }
+
+  seen(id: string, at: number): void {
+    this.seenHot.set(id, at)
+  }
+
+  hasSeen(id: string): boolean {
+    if (this.seenHot.has(id)) return true
+    const s = this.stmt.hasSeen
+    try {
+      s.bind([id])
+      return s.step()
+    } finally {
+      s.reset()
+    }
+  }
+
+  add(id: string, from: string, at: number, body: Uint8Array): void {
+    this.seenHot.set(id, at)
+    if (!this.inboxHot.has(id)) this.inboxHot.set(id, { id, from, at, body, state: 'received' })
+  }
+
+  start(id: string): void {
+    const e = this.inboxHot.get(id)
+    if (e) e.state = 'started'
+    else this.stmt.startInbox.run([id])
+  }
+
+  done(id: string): void {
+    if (!this.inboxHot.delete(id)) this.stmt.doneInbox.run([id])
+  }
+
+  /** Open entries, oldest first. */
+  inbox(): InboxEntry[] {
+    const res = this.db.exec('SELECT id, fromNode, at, body, state FROM inbox')[0]
+    const cold: InboxEntry[] = (res?.values ?? []).map((r) => ({ id: String(r[0]), from: String(r[1]), at: Number(r[2]), body: r[3] as Uint8Array, state: r[4] === 'started' ? 'started' : 'received' }))
+    return [...cold, ...this.inboxHot.values()].sort((a, b) => a.at - b.at || (a.id < b.id ? -1 : 1))
+  }
+
+  /** Write what is new into sql.js and forget ids older than `pruneBefore`. */
+  syncToStore(pruneBefore: number): void {
+    const { insertSeen, insertInbox, prune } = this.stmt
+    this.db.exec('BEGIN')
+    try {
+      for (const [id, at] of this.seenHot) if (at >= pruneBefore) insertSeen.run([id, at])
+      for (const e of this.inboxHot.values()) insertInbox.run([e.id, e.from, e.at, e.body, e.state])
+      prune.run([pruneBefore])
+      this.db.exec('COMMIT')
+    } catch (err) {
+      this.db.exec('ROLLBACK')
+      throw err
+    }
+    this.seenHot.clear()
+    this.inboxHot.clear()
+  }
+
+  get seenCount(): number {
+    return this.seenHot.size + Number(this.db.exec('SELECT count(*) FROM seen')[0]?.values[0]?.[0] ?? 0)
+  }
+
+  free(): void {
+    for (const s of Object.values(this.stmt)) s.free()
+  }
+}
