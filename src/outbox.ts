@@ -14,12 +14,12 @@ import fs from 'node:fs'
 import path from 'node:path'
 import type { Database } from 'sql.js'
 import { OutpostError } from './errors'
-import { fsyncDir, Journal, listSegments, readSegment, segmentName } from './journal'
+import { Journal } from './journal'
 import { acquireLock, type Lock } from './lock'
 import { OUTBOX_TABLE, OutboxIndex, type LiveEntry } from './outbox-index'
 import { RECEIVER_TABLES, ReceiverIndex, type InboxEntry } from './receiver-index'
-import { decodeOp, encodeOp, OP_ATTEMPT, OP_ENQUEUE, OP_INBOX_ADD, OP_INBOX_DONE, OP_INBOX_START, OP_REMOVE, OP_REPLY, OP_SEEN, type Op } from './outbox-ops'
-import { loadSqlJs } from './sqljs'
+import { encodeOp, OP_ATTEMPT, OP_ENQUEUE, OP_INBOX_ADD, OP_INBOX_DONE, OP_INBOX_START, OP_REMOVE, OP_REPLY, OP_SEEN, type Op } from './outbox-ops'
+import { loadSnapshot, replayJournal, writeSnapshot } from './store-files'
 
 export interface OutboxEntry {
   id: string
@@ -75,8 +75,6 @@ export interface OutboxStats {
 
 export type { InboxEntry } from './receiver-index'
 
-const SNAPSHOT_RE = /^snapshot-(\d{12})\.db$/
-const snapshotName = (n: number): string => `snapshot-${String(n).padStart(12, '0')}.db`
 
 export class Outbox {
   readonly dir: string
@@ -134,55 +132,12 @@ export class Outbox {
     fs.mkdirSync(opts.dir, { recursive: true, mode: 0o700 })
     const lock = acquireLock(path.join(opts.dir, 'lock'))
     try {
-      const SQL = await loadSqlJs()
-      for (const f of fs.readdirSync(opts.dir)) if (f.endsWith('.tmp')) fs.rmSync(path.join(opts.dir, f), { force: true })
-      const snapshots = fs.readdirSync(opts.dir).map((f) => SNAPSHOT_RE.exec(f)?.[1]).filter((s): s is string => s !== undefined).map(Number).sort((a, b) => a - b)
-      const snap = snapshots.at(-1) ?? 0
-      let db: Database
-      if (snap > 0) {
-        const file = path.join(opts.dir, snapshotName(snap))
-        try {
-          db = new SQL.Database(fs.readFileSync(file))
-          db.exec('SELECT count(*) FROM outbox')
-        } catch (cause) {
-          throw new OutpostError('outbox_corrupt', `outbox: snapshot ${file} cannot be read (${(cause as Error).message}); the journal before it is gone, so keep a copy of the directory before repairing it`, { cause })
-        }
-      } else {
-        db = new SQL.Database()
-      }
-      // The journal is the durable copy: sql.js needs no rollback journal file of its own
-      // (with one, every transaction goes through emscripten's file layer, ~3x slower).
-      db.exec('PRAGMA journal_mode = MEMORY; PRAGMA synchronous = OFF; PRAGMA locking_mode = EXCLUSIVE; PRAGMA temp_store = MEMORY')
-      db.exec(OUTBOX_TABLE + RECEIVER_TABLES)
-      const index = new OutboxIndex(db)
-      const receiver = new ReceiverIndex(db)
-
-      const segments = listSegments(opts.dir).filter((s) => s > snap)
-      let replayed = 0
-      let dropped = 0
-      const warn = opts.warn ?? (() => {})
-      db.exec('BEGIN')
-      const apply = (op: Op): void => { applyOp(index, receiver, op) }
-      for (const [i, seg] of segments.entries()) {
-        const file = path.join(opts.dir, segmentName(seg))
-        const { records, droppedBytes } = readSegment(file, seg)
-        for (const [n, rec] of records.entries()) {
-          try {
-            apply(decodeOp(rec))
-          } catch (cause) {
-            throw new OutpostError('outbox_corrupt', `outbox: record ${n} of ${file} passed its CRC but cannot be applied (${(cause as Error).message}); was it written by a newer outpost?`, { cause })
-          }
-        }
-        replayed += records.length
-        if (droppedBytes > 0) {
-          dropped += droppedBytes
-          const last = i === segments.length - 1
-          warn(`outbox: ${segmentName(seg)} ends in ${droppedBytes} bytes of ${last ? 'a torn write (from a crash)' : 'damaged data'}; kept the ${records.length} records before it`)
-        }
-      }
-      db.exec('COMMIT')
-      const nextSegment = Math.max(snap, ...segments) + 1
-      const ob = new Outbox(opts, db, index, receiver, lock, snap, nextSegment, { snapshot: snap, replayedRecords: replayed, droppedBytes: dropped, ms: 0 })
+      const db = await loadSnapshot(opts.dir)
+      db.db.exec(OUTBOX_TABLE + RECEIVER_TABLES)
+      const index = new OutboxIndex(db.db)
+      const receiver = new ReceiverIndex(db.db)
+      const r = replayJournal(opts.dir, db.snapshot, (op) => applyOp(index, receiver, op), opts.warn ?? (() => {}))
+      const ob = new Outbox(opts, db.db, index, receiver, lock, db.snapshot, r.nextSegment, { snapshot: db.snapshot, replayedRecords: r.replayed, droppedBytes: r.dropped, ms: 0 })
       ob.recovery.ms = performance.now() - started
       return ob
     } catch (err) {
@@ -363,38 +318,7 @@ export class Outbox {
     const covered = this.journal.rotate()
     this.index.syncToStore()
     this.receiver.syncToStore(this.now() - this.dedupWindowMs)
-    const bytes = this.db.export()
-    const file = path.join(this.dir, snapshotName(covered))
-    const tmp = `${file}.tmp`
-    try {
-      const fh = await fs.promises.open(tmp, 'w', 0o600)
-      try {
-        await fh.writeFile(bytes)
-        await fh.sync()
-      } finally {
-        await fh.close()
-      }
-      await fs.promises.rename(tmp, file)
-      fsyncDir(this.dir)
-    } catch (cause) {
-      // The journal still holds everything: a failed snapshot costs start-up time, not data.
-      this.warn(`outbox: snapshot ${file} failed (${(cause as Error).message}); the journal keeps the data`)
-      await fs.promises.rm(tmp, { force: true }).catch(() => {})
-      return
-    }
-    this.lastSnapshot = covered
-    try {
-      for (const f of await fs.promises.readdir(this.dir)) {
-        const seg = /^journal-(\d{12})\.log$/.exec(f)?.[1]
-        const snap = SNAPSHOT_RE.exec(f)?.[1]
-        if ((seg !== undefined && Number(seg) <= covered) || (snap !== undefined && Number(snap) < covered)) {
-          await fs.promises.rm(path.join(this.dir, f), { force: true })
-        }
-      }
-    } catch (cause) {
-      // Leftovers are skipped at start (older than the snapshot) and removed by the next one.
-      this.warn(`outbox: removing files covered by ${file} failed (${(cause as Error).message})`)
-    }
+    if (await writeSnapshot(this.dir, covered, this.db.export(), this.warn)) this.lastSnapshot = covered
   }
 
   /** Whether a start-up now would replay anything. */
