@@ -144,7 +144,7 @@ export const SCHEMA = obj({
     }, 'TLS for the hub.'),
     redirect: list({
       nodes: strs([], 'Node names (or patterns) to send elsewhere.'),
-      servers: strs([], 'Where they should connect instead.'),
+      servers: strs([], 'Where they should connect instead.', { check: checkServers }),
     }, ['nodes', 'servers'] as const, [], 'Rules sending named nodes to other hubs.'),
   }, 'Only for `outpost hub`.'),
   api: obj({

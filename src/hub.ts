@@ -72,7 +72,10 @@ export class Hub {
     this.opts = opts
     this.server = server
     // A TLS server also emits `connection` for the raw socket: take only the secure one there.
-    if (server instanceof tls.Server) server.on('secureConnection', (s: tls.TLSSocket) => this.accept(s))
+    if (server instanceof tls.Server) {
+      server.on('secureConnection', (s: tls.TLSSocket) => this.accept(s))
+      server.on('tlsClientError', (err, s) => opts.log('warn', `TLS handshake with ${s.remoteAddress}:${s.remotePort} failed: ${err.message}`))
+    }
     else server.on('connection', (s: net.Socket) => this.accept(s))
     for (const [node, tok] of Object.entries(opts.tokens)) {
       if (!tok.startsWith('sha256:')) opts.log('warn', `the token of ${node} is stored in plain text; store "${hashToken('…')}"-style hashes (outpost prints one with \`outpost hub --hash-token TOKEN\`)`)
@@ -179,17 +182,18 @@ export class Hub {
   }
 
   private hello(conn: Conn, f: Extract<Frame, { t: 'hello' }>): void {
+    // Authenticate first: where a node is sent is nobody else's business.
+    const expected = this.opts.tokens[f.node]
+    if (expected === undefined || !tokenMatches(expected, f.token)) {
+      this.opts.log('warn', `refused ${JSON.stringify(f.node)} from ${conn.peer}: ${expected === undefined ? 'unknown node' : 'wrong token'}`)
+      return this.fail(conn, 'auth_failed', `hub: node ${JSON.stringify(f.node)} is unknown here or its token is wrong`)
+    }
     const rule = this.opts.redirect?.find((r) => matches(r.nodes, f.node))
     if (rule) {
       this.opts.log('info', `redirecting ${f.node} to ${rule.servers.join(', ')}`)
       this.send(conn, { t: 'redirect', servers: rule.servers })
       conn.sock.end()
       return
-    }
-    const expected = this.opts.tokens[f.node]
-    if (expected === undefined || !tokenMatches(expected, f.token)) {
-      this.opts.log('warn', `refused ${JSON.stringify(f.node)} from ${conn.peer}: ${expected === undefined ? 'unknown node' : 'wrong token'}`)
-      return this.fail(conn, 'auth_failed', `hub: node ${JSON.stringify(f.node)} is unknown here or its token is wrong`)
     }
     const previous = this.nodes.get(f.node)
     if (previous) {

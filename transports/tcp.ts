@@ -25,6 +25,7 @@ const DEAD_AFTER_MS = 45_000
 const BACKOFF_MIN_MS = 250
 const BACKOFF_MAX_MS = 30_000
 const AUTH_BACKOFF_MS = 10_000
+const MAX_REDIRECTS = 3
 /** Past this much unsent data, publish waits for the socket to drain. */
 const HIGH_WATER = 4 * 1024 * 1024
 
@@ -99,6 +100,7 @@ class TcpTransport implements Transport {
   private async run(): Promise<void> {
     let attempt = 0
     let warned = false
+    let redirects = 0
     while (!this.closed) {
       let outcome: 'connected' | 'redirect' | 'failed' = 'failed'
       outer: for (const url of this.servers) {
@@ -118,7 +120,9 @@ class TcpTransport implements Transport {
         }
       }
       if (this.closed) return
-      if (outcome === 'redirect') continue
+      // A redirect is followed at once, but hubs redirecting in a circle get the usual backoff.
+      redirects = outcome === 'redirect' ? redirects + 1 : 0
+      if (outcome === 'redirect' && redirects <= MAX_REDIRECTS) continue
       if (outcome === 'failed') warned = true
       const base = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** attempt)
       let delayMs = Math.round(base / 2 + Math.random() * (base / 2))
@@ -183,9 +187,14 @@ class TcpTransport implements Transport {
               }, PING_EVERY_MS)
               pinger.unref()
             } else if (f.t === 'redirect') {
-              outcome = 'redirect'
-              this.opts.log('info', `${where} redirects to ${f.servers.join(', ')}`)
-              if (f.servers.length > 0) this.servers = f.servers
+              const bad = f.servers.filter((u) => { try { parseServer(u); return false } catch { return true } })
+              if (f.servers.length === 0 || bad.length > 0) {
+                this.opts.log('warn', `${where} sent an unusable redirect (${f.servers.length === 0 ? 'no servers' : bad.join(', ')}); ignored`)
+              } else {
+                outcome = 'redirect'
+                this.opts.log('info', `${where} redirects to ${f.servers.join(', ')}`)
+                this.servers = f.servers
+              }
               sock.destroy()
             } else if (f.t === 'error') {
               const error = new OutpostError(f.code === 'auth_failed' ? 'auth_failed' : 'frame_invalid', `${where} refused this node: ${f.message}`)
