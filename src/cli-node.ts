@@ -11,7 +11,7 @@ import { SocketApi } from './api/socket'
 import { EXIT, GLOBAL_HELP, parse, print, type Io } from './cli-common'
 import { editConfig, initText, loadConfig, resolveConfigPath, type Config, type ConfigEdit } from './config'
 import { parseMessagesJson, type Envelope } from './envelope'
-import { OutpostError } from './errors'
+import { ERROR_CODES, OutpostError, type ErrorCode } from './errors'
 import { Hub, hashToken } from './hub'
 import { createLogger, type Level, type Logger } from './log'
 import { OutpostNode } from './node'
@@ -153,6 +153,7 @@ const up: Command = async (io, args) => {
 /** One request to the local socket; calls onLine for each JSON line until the server says done or closes. */
 function talk(file: string, request: string, onLine: (obj: Record<string, unknown>) => boolean | void): Promise<void> {
   return new Promise((resolve, reject) => {
+    let ended = false
     const sock = net.connect(file)
     let buf = ''
     sock.setEncoding('utf8')
@@ -172,12 +173,15 @@ function talk(file: string, request: string, onLine: (obj: Record<string, unknow
           reject(err)
           return
         }
-        if (finished === true) { sock.destroy(); resolve(); return }
+        if (finished === true) { ended = true; sock.destroy(); resolve(); return }
       }
     })
     sock.on('error', (err: NodeJS.ErrnoException) => reject(new OutpostError(err.code === 'ENOENT' || err.code === 'ECONNREFUSED' ? 'not_connected' : 'io',
       `cannot reach the node at ${file} (${err.code ?? err.message}): is \`outpost agent\` (or \`outpost up\`) running with this config?`, { cause: err })))
-    sock.on('close', () => resolve())
+    sock.on('close', () => {
+      if (ended) return resolve()
+      reject(new OutpostError('not_delivered', `the node closed the connection (${file}) before the answer was complete; what it accepted stays queued there`))
+    })
   })
 }
 
@@ -200,7 +204,12 @@ const send: Command = async (io, args) => {
   let messages: unknown[]
   if (values.file !== undefined) {
     if (positionals.length > 0) throw new OutpostError('usage', 'send: give either --file or METHOD, not both')
-    const text = fs.readFileSync(path.resolve(io.cwd, values.file), 'utf8')
+    let text: string
+    try {
+      text = fs.readFileSync(path.resolve(io.cwd, values.file), 'utf8')
+    } catch (err) {
+      throw new OutpostError('usage', `send: cannot read --file ${values.file}: ${(err as Error).message}`, { cause: err })
+    }
     parseMessagesJson(text, values.file) // check here, with the file name in errors
     const parsed = JSON.parse(text) as unknown
     messages = Array.isArray(parsed) ? parsed : [parsed]
@@ -222,7 +231,7 @@ const send: Command = async (io, args) => {
   await talk(file, JSON.stringify({ op: 'send', messages, wait }) + '\n', (obj) => {
     if (obj.error) {
       const e = obj.error as { code: string; message: string }
-      throw new OutpostError(e.code === 'envelope_invalid' ? 'envelope_invalid' : 'api_bad_request', e.message)
+      throw new OutpostError(Object.hasOwn(ERROR_CODES, e.code) ? (e.code as ErrorCode) : 'api_bad_request', e.message)
     }
     if (obj.accepted) {
       const acc = obj.accepted as { id: string; toNode: string }[]

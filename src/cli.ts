@@ -51,9 +51,12 @@ const PLANNED: Record<string, string> = {
   repl: 'interactive shell',
 }
 
-/** Exit code for an error: bad input is 2, the rest 1. */
+/** Exit code for an error (SPEC §4): bad input 2, a message not accepted or not delivered 3, the rest 1. */
 export function exitCodeFor(code: ErrorCode): number {
-  return code === 'usage' || code === 'not_implemented' || code.startsWith('config_') || code === 'envelope_invalid' ? EXIT.usage : 1
+  if (code === 'usage' || code === 'not_implemented' || code.startsWith('config_') || code === 'envelope_invalid' || code === 'method_unknown') return EXIT.usage
+  // The message did not get (or stay) on its way: no node to take it, a full outbox, and the like.
+  if (['not_connected', 'not_delivered', 'ttl_expired', 'denied', 'outbox_full'].includes(code)) return EXIT.notDelivered
+  return EXIT.remoteFailed
 }
 
 /** Global options that take a value: their value is not the command. */

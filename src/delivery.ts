@@ -101,7 +101,7 @@ export class Delivery {
     this.inflight.set(entry.id, flight)
     this.inflightPerDest.set(entry.dest, (this.inflightPerDest.get(entry.dest) ?? 0) + 1)
     if (!event) {
-      flight.timer = setTimeout(() => this.timeout(entry.id), m.ackTimeout * 1000)
+      flight.timer = setTimeout(() => this.timeout(entry.id), Math.min(m.ackTimeout * 1000, 2 ** 31 - 1))
       flight.timer.unref()
     }
     if (entry.dest === this.o.self) {

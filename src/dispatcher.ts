@@ -28,6 +28,8 @@ export interface DispatcherOptions {
   onAck: (id: string) => void
   /** A reply arrived here: hand it to whoever waits for it. */
   onReply: (env: Envelope) => void
+  /** True for a request this node gave up on (its error reply went out already). */
+  gaveUp?: (id: string) => boolean
   /** Methods switched off at run time (op.stop). */
   disabled?: ReadonlySet<string>
   log: LogFn
@@ -37,6 +39,9 @@ export interface DispatcherOptions {
 
 /** Methods that receive results rather than produce them: never replied to. */
 const SINKS = new Set(['reply.console', 'reply.file', 'reply.file.append', 'error.log', 'node.hello', 'node.pong'])
+
+/** setTimeout's limit: longer delays fire at once. */
+const MAX_TIMER_MS = 2 ** 31 - 1
 
 /** Grace after a method's timeout for it to stop what it started, before the reply goes anyway. */
 const STOP_GRACE_MS = 5000
@@ -86,6 +91,12 @@ export class Dispatcher {
       this.ack(env)
       return
     }
+    if (env.inReplyTo !== undefined && this.o.gaveUp?.(env.inReplyTo)) {
+      // Its sender already got an error reply for this request: one outcome only.
+      this.o.log('warn', `dispatch: late reply ${env.id} from ${env.fromNode} to ${env.inReplyTo}, which was given up; dropped`)
+      this.ack(env)
+      return
+    }
     this.receiving.add(env.id)
     // A waiting client gets a reply at once; recording and the reply method follow.
     if (env.inReplyTo !== undefined) this.o.onReply(env)
@@ -126,7 +137,11 @@ export class Dispatcher {
         await this.o.outbox.finishRun(e.id)
         continue
       }
-      if (e.state === 'started') {
+      if (env.inReplyTo !== undefined || SINKS.has(env.method)) {
+        // Replies and sinks end a conversation: nothing to report, and not run twice.
+        if (e.state === 'started') await this.finish(e.id)
+        else void this.start(env)
+      } else if (e.state === 'started') {
         this.o.log('warn', `dispatch: ${env.method} ${env.id} from ${env.fromNode} was running when this node stopped; not run again`)
         await this.reply(env, { error: { code: 'interrupted', message: `${this.o.self} stopped while ${env.method} ran; it was not run again (it may have had side effects)` } }, e.id)
       } else {
@@ -188,7 +203,7 @@ export class Dispatcher {
     const abort = new AbortController()
     this.running.set(env.id, abort)
     const seconds = env.methodTimeout ?? this.o.config.methods.timeout
-    const timer = setTimeout(() => abort.abort(new OutpostError('method_timeout', `${env.method} ran past its methodTimeout of ${seconds} s`)), seconds * 1000)
+    const timer = setTimeout(() => abort.abort(new OutpostError('method_timeout', `${env.method} ran past its methodTimeout of ${seconds} s`)), Math.min(seconds * 1000, MAX_TIMER_MS))
     let error: { code: string; message: string } | undefined
     try {
       result = await untilStopped(method.run({

@@ -151,6 +151,8 @@ export class Hub {
       if (conn.node !== undefined && this.nodes.get(conn.node) === conn) {
         this.nodes.delete(conn.node)
         this.opts.log('info', `${conn.node} disconnected`)
+        // It learns about receivers afresh when it reconnects (its sends get nacked again).
+        for (const [to, set] of this.waiting) if (set.delete(conn.node) && set.size === 0) this.waiting.delete(to)
       }
     })
   }
@@ -218,9 +220,12 @@ export class Hub {
     const target = this.nodes.get(f.to)
     if (target === undefined) {
       if (f.t === 'msg' || f.i === 0) this.send(conn, { t: 'nack', id: f.id, to: f.to, reason: 'offline' })
-      let set = this.waiting.get(f.to)
-      if (set === undefined) this.waiting.set(f.to, (set = new Set()))
-      set.add(conn.node!)
+      // Only nodes this hub knows can come back: no memory is kept for made-up names.
+      if (Object.hasOwn(this.opts.tokens, f.to)) {
+        let set = this.waiting.get(f.to)
+        if (set === undefined) this.waiting.set(f.to, (set = new Set()))
+        set.add(conn.node!)
+      }
       return
     }
     this.send(target, { ...f, from: conn.node! })

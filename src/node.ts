@@ -51,6 +51,8 @@ export class OutpostNode {
   private readonly now: () => number
   private readonly waiters = new Map<string, Set<(env: Envelope) => void>>()
   private readonly known = new Map<string, NodeInfo>()
+  /** Requests given up (error reply sent), remembered a day so a late real reply is dropped. */
+  private readonly givenUp = new Map<string, number>()
   private helloTimer: NodeJS.Timeout | undefined
   private loops: Promise<unknown>[] = []
   private closing: Promise<void> | undefined
@@ -88,6 +90,7 @@ export class OutpostNode {
       enqueue: (env, inboxId) => this.queue(env, inboxId),
       onAck: (id) => this.delivery.onAck(id),
       onReply: (env) => { for (const w of this.waiters.get(env.inReplyTo ?? '') ?? []) w(env) },
+      gaveUp: (id) => this.givenUp.has(id),
     })
   }
 
@@ -207,6 +210,9 @@ export class OutpostNode {
         .catch((err: Error) => this.logger.log('error', `cannot queue error.log: ${err.message}`))
     }
     if (env.inReplyTo !== undefined) return
+    const now = this.now()
+    this.givenUp.set(env.id, now)
+    for (const [id, at] of this.givenUp) { if (at > now - 86_400_000) break; this.givenUp.delete(id) }
     const reply: Envelope = {
       id: defaultUlid(), toNode: this.name, fromNode: env.toNode, method: env.replyMethod ?? 'reply.file.append',
       methodArgs: expandData(env.replyMethodArgs ?? [], ''), inReplyTo: env.id, final: true, createdAt: this.now(),

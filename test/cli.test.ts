@@ -116,4 +116,18 @@ test('cli - commands not built yet say so and exit 2 instead of pretending', () 
   assert.match(r.stderr, /not_implemented/)
 })
 
+test('cli - send with no node running exits 3 and says where it looked', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'outpost-cli-'))
+  fs.writeFileSync(path.join(dir, 'outpost.yaml'), `node: { name: solo }\ndataDir: ${JSON.stringify(path.join(dir, 'data'))}\n`)
+  const r = outpost(['send', 'node.ping'], { cwd: dir })
+  assert.is(r.code, 3)
+  assert.match(r.stderr, /cannot reach the node at .*outpost\.sock/)
+})
+
+test('cli - send --file of a missing file is a usage error (exit 2)', () => {
+  const r = outpost(['send', '--file', 'nope.json'])
+  assert.is(r.code, 2)
+  assert.match(r.stderr, /cannot read --file nope\.json/)
+})
+
 test.run()

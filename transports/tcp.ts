@@ -49,6 +49,9 @@ class TcpTransport implements Transport {
   private wake: (() => void) | undefined
   /** The hub refused our credentials: back off at least AUTH_BACKOFF_MS. */
   private refused = false
+  /** The connection being set up (not welcomed yet): close() must end it too. */
+  private pending: net.Socket | undefined
+  private sweeper: NodeJS.Timeout | undefined
   private readonly inbound = new AsyncQueue<Inbound>()
   private readonly evq = new AsyncQueue<TransportEvent>()
   private readonly reassembler: Reassembler
@@ -67,6 +70,11 @@ class TcpTransport implements Transport {
   start(): void {
     if (this.started) return
     this.started = true
+    // Parts of a message whose sender went away are dropped after a minute.
+    this.sweeper = setInterval(() => {
+      for (const id of this.reassembler.sweep()) this.opts.log('warn', `dropped the incomplete message ${id}`)
+    }, 30_000)
+    this.sweeper.unref()
     void this.run()
   }
 
@@ -92,7 +100,11 @@ class TcpTransport implements Transport {
       sock.write(encodeFrame(f))
     }
     if (sock.writableLength > HIGH_WATER) {
-      await new Promise<void>((resolve) => { sock.once('drain', resolve); sock.once('close', resolve) })
+      await new Promise<void>((resolve) => {
+        const done = (): void => { sock.off('drain', done); sock.off('close', done); resolve() }
+        sock.on('drain', done)
+        sock.on('close', done)
+      })
     }
   }
 
@@ -147,10 +159,20 @@ class TcpTransport implements Transport {
     return new Promise((resolve) => {
       let outcome: 'connected' | 'redirect' | 'failed' = 'failed'
       const where = `${target.url} (${address})`
-      const sock = target.secure ? tls.connect(this.tlsOptions(target, address)) : net.connect({ host: address, port: target.port })
+      let sock: net.Socket
+      try {
+        sock = target.secure ? tls.connect(this.tlsOptions(target, address)) : net.connect({ host: address, port: target.port })
+      } catch (err) {
+        // An unreadable CA/cert/key file or a bad PEM: report and retry with the backoff.
+        this.opts.log('error', `${where}: cannot set up TLS: ${(err as Error).message}`)
+        resolve('failed')
+        return
+      }
+      this.pending = sock
       const decoder = new FrameDecoder()
       let lastRx = Date.now()
       const timer = setTimeout(() => { this.report(quiet, `${where}: no welcome within ${CONNECT_TIMEOUT_MS / 1000} s`); sock.destroy() }, CONNECT_TIMEOUT_MS)
+      timer.unref()
       let pinger: NodeJS.Timeout | undefined
       sock.setNoDelay(true)
       sock.once(target.secure ? 'secureConnect' : 'connect', () => {
@@ -172,6 +194,7 @@ class TcpTransport implements Transport {
           if (!this.welcomed || this.sock !== sock) {
             if (f.t === 'welcome') {
               clearTimeout(timer)
+              if (this.closed) { sock.destroy(); return }
               outcome = 'connected'
               this.sock = sock
               this.welcomed = true
@@ -278,6 +301,8 @@ class TcpTransport implements Transport {
     if (this.closed) return
     this.closed = true
     this.wake?.()
+    if (this.sweeper) clearInterval(this.sweeper)
+    if (this.pending && this.pending !== this.sock) this.pending.destroy()
     const sock = this.sock
     this.sock = undefined
     this.welcomed = false
