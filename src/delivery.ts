@@ -9,7 +9,9 @@
  * Events (ackTimeout 0) are published once and removed. Messages to this node itself skip the
  * network: they are handed to the local dispatcher, which ACKs them through onAck.
  */
-import { decode as mpDecode } from '@msgpack/msgpack'
+import { Decoder } from '@msgpack/msgpack'
+
+const DECODER = new Decoder()
 import type { LogFn } from './log'
 import type { Outbox, OutboxEntry } from './outbox'
 import type { Transport } from './transport'
@@ -87,7 +89,7 @@ export class Delivery {
   private metaOf(entry: OutboxEntry): Meta {
     let m = this.meta.get(entry.id)
     if (m === undefined) {
-      const env = mpDecode(entry.body) as { ackTimeout?: number; retries?: number; method?: string }
+      const env = DECODER.decode(entry.body) as { ackTimeout?: number; retries?: number; method?: string }
       m = { ackTimeout: env.ackTimeout ?? this.o.defaults.ackTimeout, retries: env.retries ?? this.o.defaults.retries, method: env.method ?? '' }
       this.meta.set(entry.id, m)
     }

@@ -6,7 +6,7 @@
  *   input (JSON / CLI) ─ parseMessages ─▶ MessageDraft[] ─ stamp ─▶ Envelope[] ─ encode ─▶ bytes
  *   bytes ─ decode ─▶ Envelope (checked the same way, fromNode kept from the wire)
  */
-import { decode as mpDecode, encode as mpEncode } from '@msgpack/msgpack'
+import { Decoder, Encoder } from '@msgpack/msgpack'
 import { OutpostError } from './errors'
 import { ACK_METHOD, nativeMethodName } from './method-names'
 import { isUlid, ulid as defaultUlid } from './ulid'
@@ -247,15 +247,19 @@ export function stamp(draft: MessageDraft, ctx: StampContext): Envelope[] {
 }
 
 /** MessagePack bytes of an envelope, as they go on the wire and into the outbox. */
+// Reused: the library's encode()/decode() build a new encoder (and buffer) per call.
+const ENCODER = new Encoder({ ignoreUndefined: true })
+const DECODER = new Decoder()
+
 export function encode(env: Envelope): Uint8Array {
-  return mpEncode(env, { ignoreUndefined: true })
+  return ENCODER.encode(env)
 }
 
 /** Decode and check an envelope received from the wire. */
 export function decode(bytes: Uint8Array): Envelope {
   let value: unknown
   try {
-    value = mpDecode(bytes)
+    value = DECODER.decode(bytes)
   } catch (err) {
     throw new OutpostError('envelope_decode', `envelope: not MessagePack (${(err as Error).message})`, { cause: err })
   }
