@@ -247,6 +247,7 @@ const send: Command = async (io, args) => {
         if (r.data) io.stdout.write(r.data)
         if (r.stderr) io.stderr.write(r.stderr)
         if (r.error) io.stderr.write(`outpost: ${r.fromNode}: ${r.error.code}: ${r.error.message}\n`)
+        else if (r.exitCode !== undefined && r.exitCode !== 0) io.stderr.write(`outpost: ${r.fromNode}: exit status ${r.exitCode}\n`)
       }
       if (r.error) exit = Math.max(exit, NOT_DELIVERED.has(r.error.code) ? EXIT.notDelivered : EXIT.remoteFailed)
       else if (r.exitCode !== undefined && r.exitCode !== 0) exit = Math.max(exit, EXIT.remoteFailed)
