@@ -201,4 +201,29 @@ test('node - messages submitted as a raw steward JSON array on the socket are ac
   }
 })
 
+test('node - a second agent on the same data dir refuses to start, and central lists the nodes it heard', async () => {
+  const c = await Cluster.create(['ship1'])
+  try {
+    await c.startHub()
+    await c.start('central')
+    await c.start('ship1')
+    const twin = spawnSync(process.execPath, [BIN, 'agent', '--config', c.node('ship1').config], { encoding: 'utf8', timeout: 15_000 })
+    assert.is(twin.status, 1, twin.stderr)
+    assert.match(twin.stderr, /locked/)
+    let nodes: { name: string; online: boolean }[] = []
+    for (let i = 0; i < 40; i++) {
+      const r = spawnSync(process.execPath, [BIN, 'nodes', '--json', '--config', c.node('central').config], { encoding: 'utf8' })
+      nodes = JSON.parse(r.stdout) as typeof nodes
+      if (nodes.some((n) => n.name === 'ship1')) break
+      await new Promise((res) => setTimeout(res, 100))
+    }
+    assert.ok(nodes.find((n) => n.name === 'ship1')?.online, JSON.stringify(nodes))
+    // The first ship1 is untouched by its twin.
+    const r = await sendVia(c.node('central').socket, [{ toNode: 'ship1', method: 'node.ping' }])
+    assert.match(String(r.replies[0]!.data), /^pong ship1/)
+  } finally {
+    await c.destroy()
+  }
+})
+
 test.run()
