@@ -47,6 +47,8 @@ export class Delivery {
   private readonly meta = new Map<string, Meta>()
   /** Acknowledged, removal not yet on disk: still in the outbox, never to be sent again. */
   private readonly removing = new Set<string>()
+  /** Per receiver: ids whose refusal (nack) is still to come for a copy sent before `online`. */
+  private readonly staleNacks = new Map<string, Set<string>>()
   private scheduled = false
   private stopped = false
   private readonly sweeper: NodeJS.Timeout
@@ -187,18 +189,28 @@ export class Delivery {
 
   /** The hub says `to` is away: hold its messages without spending attempts. */
   onNack(id: string, to: string, reason: string): void {
+    const stale = this.staleNacks.get(to)
+    if (stale?.delete(id)) return // for a copy sent before we heard `to` was back; resent already
     if (reason !== 'offline') this.o.log('warn', `delivery: ${id} to ${to} refused by the hub: ${reason}`)
     this.offline.add(to)
     for (const [fid, f] of this.inflight) if (f.dest === to) this.release(fid)
   }
 
+  /**
+   * `node` is back. Copies still in flight left before we knew: the hub refuses them (and we
+   * ignore those refusals); everything goes again from the oldest message, in order.
+   */
   onOnline(node: string): void {
+    const stale = new Set<string>()
+    for (const [fid, f] of this.inflight) if (f.dest === node) { stale.add(fid); this.release(fid) }
+    this.staleNacks.set(node, stale)
     this.offline.delete(node)
     this.kick()
   }
 
   onConnected(): void {
     this.offline.clear()
+    this.staleNacks.clear()
     this.kick()
   }
 

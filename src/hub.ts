@@ -17,6 +17,9 @@ import { OutpostError, isOutpostError, type ErrorCode } from './errors'
 import { encodeFrame, FrameDecoder, type Frame } from './framing'
 import { API_VERSION } from './version'
 
+/** A pair stays blocked at most this long after its receiver is back (the first message may have expired). */
+const BLOCK_MAX_MS = 30_000
+
 export type LogFn = (level: 'debug' | 'info' | 'warn' | 'error', message: string) => void
 
 export interface HubOptions {
@@ -65,6 +68,14 @@ export class Hub {
   private readonly nodes = new Map<string, Conn>()
   /** Receiver → senders told it was offline, to wake when it comes back. */
   private readonly waiting = new Map<string, Set<string>>()
+  /**
+   * sender→receiver pairs the hub refused a message for. Until the sender says it heard the
+   * receiver is back (it echoes the `online` frame, then resends from its oldest message),
+   * newer messages on the pair are refused too: they left the sender before it knew, and
+   * letting them through would overtake the refused ones (FIFO per pair). `since` is when the
+   * receiver came back; a sender that never echoes is let through after BLOCK_MAX_MS.
+   */
+  private readonly blocked = new Map<string, { since: number | undefined }>()
   private readonly conns = new Set<Conn>()
   private closing: Promise<void> | undefined
 
@@ -153,6 +164,8 @@ export class Hub {
         this.opts.log('info', `${conn.node} disconnected`)
         // It learns about receivers afresh when it reconnects (its sends get nacked again).
         for (const [to, set] of this.waiting) if (set.delete(conn.node) && set.size === 0) this.waiting.delete(to)
+        // A reconnecting sender resends from its oldest message anyway.
+        for (const key of this.blocked.keys()) if (key.startsWith(`${conn.node}\u0000`)) this.blocked.delete(key)
       }
     })
   }
@@ -167,6 +180,10 @@ export class Hub {
       case 'msg':
       case 'part':
         return this.route(conn, f)
+      case 'online':
+        // The sender heard that f.node is back and resends from its oldest message now.
+        this.blocked.delete(`${conn.node}\u0000${f.node}`)
+        return
       case 'ping':
         return this.send(conn, { t: 'pong' })
       case 'pong':
@@ -206,6 +223,7 @@ export class Hub {
     this.nodes.set(f.node, conn)
     this.send(conn, { t: 'welcome', hub: this.opts.name ?? 'hub', apiVersion: API_VERSION })
     this.opts.log('info', `${f.node} connected from ${conn.peer} (outpost ${f.version}, api ${f.apiVersion})`)
+    for (const [key, b] of this.blocked) if (key.endsWith(`\u0000${f.node}`)) b.since = Date.now()
     const waiters = this.waiting.get(f.node)
     if (waiters) {
       this.waiting.delete(f.node)
@@ -218,13 +236,17 @@ export class Hub {
 
   private route(conn: Conn, f: Extract<Frame, { t: 'msg' | 'part' }>): void {
     const target = this.nodes.get(f.to)
-    if (target === undefined) {
+    const pair = `${conn.node}\u0000${f.to}`
+    const block = this.blocked.get(pair)
+    if (block && target !== undefined && block.since !== undefined && Date.now() - block.since > BLOCK_MAX_MS) this.blocked.delete(pair)
+    else if (block || target === undefined) {
       if (f.t === 'msg' || f.i === 0) this.send(conn, { t: 'nack', id: f.id, to: f.to, reason: 'offline' })
       // Only nodes this hub knows can come back: no memory is kept for made-up names.
-      if (Object.hasOwn(this.opts.tokens, f.to)) {
+      if (target === undefined && Object.hasOwn(this.opts.tokens, f.to)) {
         let set = this.waiting.get(f.to)
         if (set === undefined) this.waiting.set(f.to, (set = new Set()))
         set.add(conn.node!)
+        if (!block) this.blocked.set(pair, { since: undefined })
       }
       return
     }

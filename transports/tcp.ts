@@ -270,6 +270,8 @@ class TcpTransport implements Transport {
         this.evq.push({ type: 'nack', id: f.id, to: f.to, reason: f.reason })
         return
       case 'online':
+        // Echoed first, so the hub knows everything after it is a resend from the oldest message.
+        sock.write(encodeFrame({ t: 'online', node: f.node }))
         this.evq.push({ type: 'online', node: f.node })
         return
       case 'ping':
