@@ -24,8 +24,8 @@ Commands:
   nodes              known nodes
   call               run a method here, no network
   config             show|path|get KEY|set KEY VALUE|unset KEY|init
-  upgrade            self-upgrade from the version endpoint
-  repl               interactive shell
+  upgrade            self-upgrade from the version endpoint (not built yet)
+  repl               interactive shell (not built yet)
   version            print the version
 
 ${GLOBAL_HELP}
