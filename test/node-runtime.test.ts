@@ -109,7 +109,7 @@ test('node - kill -9 of the receiver while commands are in flight loses none and
       }
     }
     assert.ok(before > 0, 'the kill landed after some had run')
-    assert.ok(interrupted > 0 && interrupted < N, `the kill landed mid-stream (${interrupted} of ${N} interrupted)`)
+    assert.ok(interrupted > 0, `the kill landed while methods ran (${interrupted} of ${N} interrupted)`)
     console.log(`  kill -9: ${before} ran before the kill, ${interrupted} interrupted, ${N - interrupted} completed`)
   } finally {
     await c.destroy()
