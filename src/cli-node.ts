@@ -10,7 +10,7 @@ import { METHODS } from '../methods/index'
 import { SocketApi } from './api/socket'
 import { EXIT, GLOBAL_HELP, parse, print, type Io } from './cli-common'
 import { editConfig, initText, loadConfig, resolveConfigPath, type Config, type ConfigEdit } from './config'
-import { parseMessagesJson, type Envelope } from './envelope'
+import { dataText, parseMessagesJson, type Envelope } from './envelope'
 import { ERROR_CODES, OutpostError, type ErrorCode } from './errors'
 import { Hub, hashToken } from './hub'
 import { createLogger, type Level, type Logger } from './log'
@@ -59,9 +59,9 @@ function load(io: Io, values: { config?: string | undefined; 'data-dir'?: string
     if ('value' in e && e.key === 'log.level') config.log.level = e.value as Config['log']['level']
   }
   config.dataDir = path.resolve(io.cwd, config.dataDir)
-  let doc: YAML.Document | undefined
-  if (src.exists) doc = YAML.parseDocument(fs.readFileSync(src.path, 'utf8'))
-  return { config, file: src.path, fileHas: (key) => doc?.hasIn(key) ?? false }
+  // Only `outpost hub` asks which keys the file itself sets.
+  const fileHas = (key: string[]): boolean => src.exists && YAML.parseDocument(fs.readFileSync(src.path, 'utf8')).hasIn(key)
+  return { config, file: src.path, fileHas }
 }
 
 async function runNode(config: Config, logger: Logger): Promise<{ node: OutpostNode; api: SocketApi }> {
@@ -287,7 +287,7 @@ const call: Command = async (io, args) => {
   const env: Envelope = { id: ulid(), toNode: self, fromNode: self, method: method.name, methodArgs, createdAt: Date.now() }
   try {
     const r = await method.run({ node: self, env, args: methodArgs, config, dataDir: config.dataDir, signal: abort.signal, log: loggerFor(config, values.debug).log })
-    const text = (v: Uint8Array | string | undefined): string | undefined => (v === undefined ? undefined : typeof v === 'string' ? v : Buffer.from(v).toString('utf8'))
+    const text = (v: Uint8Array | string | undefined): string | undefined => (v === undefined ? undefined : dataText(v))
     print(io, JSON.stringify({ data: text(r.data), stderr: text(r.stderr), exitCode: r.exitCode }, null, 2))
     return r.exitCode !== undefined && r.exitCode !== 0 ? EXIT.remoteFailed : EXIT.ok
   } finally {

@@ -5,7 +5,7 @@
 import YAML from 'yaml'
 import { editConfig, getKey, initText, keyPath, loadConfig, parseCliValue, resolveConfigPath, writeAtomic, type Config } from './config'
 import { defaultsContext } from './config-schema'
-import { ERROR_CODES, OutpostError, isOutpostError, type ErrorCode } from './errors'
+import { OutpostError, isOutpostError, type ErrorCode } from './errors'
 import { API_VERSION, VERSION } from './version'
 import { EXIT, GLOBAL_HELP, parse, print, type Io } from './cli-common'
 import { NODE_COMMANDS } from './cli-node'
@@ -184,6 +184,3 @@ async function configCommand(io: Io, args: string[]): Promise<number> {
       throw new OutpostError('usage', `unknown config subcommand '${sub}'; run \`outpost config --help\``)
   }
 }
-
-/** For the README check: every error code with its explanation. */
-export const ERROR_TABLE = ERROR_CODES

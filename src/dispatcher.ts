@@ -9,7 +9,7 @@
  *   events (ackTimeout 0) are neither acknowledged, deduplicated nor replied to.
  */
 import type { Config } from './config'
-import { decode, makeAck, type Envelope } from './envelope'
+import { dataText, decode, makeAck, type Envelope } from './envelope'
 import { OutpostError, isOutpostError, type ErrorCode } from './errors'
 import type { LogFn } from './log'
 import type { Method, MethodResult } from './method'
@@ -229,7 +229,7 @@ export class Dispatcher {
   /** The reply to `req`, queued through the outbox; closes inbox entry `inboxId` in the same record. */
   private async reply(req: Envelope, result: MethodResult & { error?: { code: string; message: string } }, inboxId: string | undefined): Promise<void> {
     const data = result.data
-    const text = data === undefined ? '' : typeof data === 'string' ? data : Buffer.from(data).toString('utf8')
+    const text = dataText(data)
     const reply: Envelope = {
       id: this.o.ulid(),
       toNode: req.fromNode,
@@ -254,14 +254,6 @@ export class Dispatcher {
     } catch (err) {
       this.o.log('error', `dispatch: cannot queue the reply to ${req.id}: ${(err as Error).message}`)
     }
-  }
-
-  /** Stop a running method (op.cancel); true when one was running. */
-  cancel(id: string): boolean {
-    const a = this.running.get(id)
-    if (!a) return false
-    a.abort(new OutpostError('method_timeout', `cancelled`))
-    return true
   }
 }
 

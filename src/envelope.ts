@@ -246,6 +246,11 @@ export function stamp(draft: MessageDraft, ctx: StampContext): Envelope[] {
   }))
 }
 
+/** A data or stderr field as text (bytes are read as UTF-8); '' when absent. */
+export function dataText(v: Uint8Array | string | undefined): string {
+  return v === undefined ? '' : typeof v === 'string' ? v : Buffer.from(v).toString('utf8')
+}
+
 /** MessagePack bytes of an envelope, as they go on the wire and into the outbox. */
 // Reused: the library's encode()/decode() build a new encoder (and buffer) per call.
 const ENCODER = new Encoder({ ignoreUndefined: true })

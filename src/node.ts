@@ -11,7 +11,7 @@ import path from 'node:path'
 import type { Config } from './config'
 import { Delivery, type GiveUpReason } from './delivery'
 import { Dispatcher, expandData } from './dispatcher'
-import { decode, encode, stamp, type Envelope, type MessageDraft } from './envelope'
+import { dataText, decode, encode, stamp, type Envelope, type MessageDraft } from './envelope'
 import { OutpostError } from './errors'
 import type { Logger } from './log'
 import type { Method } from './method'
@@ -234,7 +234,7 @@ export class OutpostNode {
   private recordHello(env: Envelope): void {
     let info: Partial<NodeInfo> = {}
     try {
-      info = JSON.parse(typeof env.data === 'string' ? env.data : Buffer.from(env.data ?? []).toString('utf8')) as Partial<NodeInfo>
+      info = JSON.parse(dataText(env.data)) as Partial<NodeInfo>
     } catch { /* an old or foreign node: name and time are enough */ }
     this.known.set(env.fromNode, { ...info, name: env.fromNode, online: true, lastSeen: this.now() })
     this.saveNodes()

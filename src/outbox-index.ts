@@ -13,6 +13,7 @@
  * messages are acknowledged within milliseconds and never touch sql.js.
  */
 import type { Database, Statement } from 'sql.js'
+import { hasRow } from './sqljs'
 
 export interface LiveEntry {
   id: string
@@ -77,7 +78,7 @@ export class OutboxIndex {
   }
 
   has(id: string): boolean {
-    return this.hot.has(id) || this.exists(id)
+    return this.hot.has(id) || hasRow(this.stmt.has, [id])
   }
 
   /** Add a committed message (ignored if the id is already there). */
@@ -179,16 +180,6 @@ export class OutboxIndex {
 
   free(): void {
     for (const s of Object.values(this.stmt)) s.free()
-  }
-
-  private exists(id: string): boolean {
-    const s = this.stmt.has
-    try {
-      s.bind([id])
-      return s.step()
-    } finally {
-      s.reset()
-    }
   }
 
   private rows(stmt: Statement, params: (string | number)[]): LiveEntry[] {

@@ -5,6 +5,7 @@
  * two snapshots, which is nearly all of them, never touches sql.js.
  */
 import type { Database, Statement } from 'sql.js'
+import { hasRow } from './sqljs'
 
 /** Receiver side: a message recorded before its ACK, until its method has finished. */
 export interface InboxEntry {
@@ -47,14 +48,7 @@ export class ReceiverIndex {
   }
 
   hasSeen(id: string): boolean {
-    if (this.seenHot.has(id)) return true
-    const s = this.stmt.hasSeen
-    try {
-      s.bind([id])
-      return s.step()
-    } finally {
-      s.reset()
-    }
+    return this.seenHot.has(id) || hasRow(this.stmt.hasSeen, [id])
   }
 
   add(id: string, from: string, at: number, body: Uint8Array): void {

@@ -10,7 +10,7 @@
  */
 import fs from 'node:fs'
 import net from 'node:net'
-import { parseMessage, parseMessagesJson, type Envelope } from '../envelope'
+import { dataText, parseMessage, parseMessagesJson, type Envelope } from '../envelope'
 import { OutpostError, isOutpostError } from '../errors'
 import type { LogFn } from '../log'
 import type { OutpostNode } from '../node'
@@ -21,7 +21,7 @@ export function envelopeJson(env: Envelope): Record<string, unknown> {
   const out: Record<string, unknown> = { ...env }
   for (const k of ['data', 'stderr'] as const) {
     const v = env[k]
-    if (v instanceof Uint8Array) out[k] = Buffer.from(v).toString('utf8')
+    if (v instanceof Uint8Array) out[k] = dataText(v)
   }
   return out
 }
