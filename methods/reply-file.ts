@@ -113,10 +113,22 @@ async function makeParents(realRoot: string, dataDir: string, relDir: string): P
   return current
 }
 
-/** Write (or append) a reply to its file; returns the absolute path written. */
-export async function writeReplyFile(ctx: MethodContext, append: boolean): Promise<string> {
+/** Writes waiting per file, so replies land in the order they arrived (each write has several awaits). */
+const queues = new Map<string, Promise<unknown>>()
+
+/** Write (or append) a reply to its file, after the writes to it that came first; returns the absolute path written. */
+export function writeReplyFile(ctx: MethodContext, append: boolean): Promise<string> {
   const rel = replyRelativePath(ctx.env)
   const dataDir = path.resolve(ctx.dataDir)
+  const key = path.join(dataDir, rel)
+  const run = (queues.get(key) ?? Promise.resolve()).then(() => write(ctx, dataDir, rel, append))
+  const tail = run.catch(() => {})
+  queues.set(key, tail)
+  void tail.then(() => { if (queues.get(key) === tail) queues.delete(key) })
+  return run
+}
+
+async function write(ctx: MethodContext, dataDir: string, rel: string, append: boolean): Promise<string> {
   try {
     await fs.promises.mkdir(dataDir, { recursive: true })
   } catch (err) {

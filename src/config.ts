@@ -95,6 +95,16 @@ export function parseConfig(text: string, fileName: string, ctx: DefaultsContext
   const problems: Problem[] = []
   const lineOf = (n: YamlNode | null | undefined): number | undefined => (n?.range ? lc.linePos(n.range[0]).line : undefined)
   const value = check(SCHEMA, doc.contents as YamlNode | null, [], problems, lineOf, ctx)
+  if (problems.length === 0) {
+    // Across keys: the server URLs must suit the transport.
+    const t = (value as Config).transport
+    const schemes: Record<string, RegExp> = { tcp: /^(tcp|tls):\/\//, mqtt: /^(mqtts?|wss?):\/\//, nats: /^(nats|tls):\/\// }
+    const wrong = t.servers.find((s) => !schemes[t.kind]!.test(s))
+    if (wrong !== undefined) {
+      const node = doc.getIn(['transport', 'servers'], true) as YamlNode | undefined
+      problems.push({ key: 'transport.servers', line: lineOf(node) ?? lineOf(doc.getIn(['transport', 'kind'], true) as YamlNode | undefined), text: `has ${JSON.stringify(wrong)}, which transport.kind ${t.kind} cannot use (${t.kind === 'tcp' ? 'tcp:// or tls://' : t.kind === 'mqtt' ? 'mqtt:// or mqtts://' : 'nats:// or tls://'})` })
+    }
+  }
   if (problems.length > 0) {
     problems.sort((a, b) => (a.line ?? 0) - (b.line ?? 0))
     const lines = problems.map((p) => `config: ${p.key === '' ? '(top level)' : p.key} ${p.text}${p.line !== undefined ? ` (line ${p.line})` : ''}`)

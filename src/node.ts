@@ -104,6 +104,7 @@ export class OutpostNode {
     const tlog = o.logger.child(config.transport.kind)
     const transport = plugin.create({
       node: config.node.name, servers: config.transport.servers, token: config.transport.token, tls: config.transport.tls,
+      mqtt: config.transport.mqtt, nats: config.transport.nats,
       version: VERSION, log: tlog.log, ...(o.logger.trace ? { debug: o.logger.trace } : {}),
     })
     const node = new OutpostNode(o, dataDir, outbox, transport)

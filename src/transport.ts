@@ -49,6 +49,10 @@ export interface TransportOptions {
   log: (level: 'debug' | 'info' | 'warn' | 'error', message: string) => void
   /** Largest envelope accepted or sent, bytes (default 16 MiB). */
   maxMessageBytes?: number
+  /** transport.mqtt of the config (MQTT only). */
+  mqtt?: { username: string | null; password: string | null; topicPrefix: string; window: number }
+  /** transport.nats of the config (NATS only). */
+  nats?: { user: string | null; pass: string | null; token: string | null; nkeySeed: string | null; creds: string | null; subjectPrefix: string }
 }
 
 export interface Transport {

@@ -1,0 +1,5 @@
+import { test } from 'uvu'
+import { contract } from './suite'
+
+contract('nats')
+test.run()

@@ -1,0 +1,229 @@
+/**
+ * The MQTT transport, on MQTT.js 5 (MQTT 3.1.1, which every broker speaks).
+ *
+ *   topics     <prefix>/<node>/<method>/<CommandACK|EventNACK>  (SPEC §2), QoS 1; a node subscribes to
+ *              <prefix>/<self>/# with a persistent session (clean: false, client id <prefix>-<self>), so
+ *              the broker keeps what arrives while the node is briefly away
+ *   window     at most transport.mqtt.window QoS 1 publishes await the broker's PUBACK (MQTT.js hangs
+ *              past ~65k unbounded in-flight publishes: 16-bit packet ids)
+ *   presence   retained <prefix>/_presence/<node>: "online" on connect, "offline" as the last will
+ *              and on a clean stop. A message for a node known to be offline is not published: it is
+ *              nacked `offline` (it waits in the outbox, spending no attempt) and goes when the
+ *              node's "online" arrives
+ *   large      envelopes past 256 KiB cross as parts (transports/chunks.ts), within the 1 MiB packet
+ *              cap some brokers (EMQX) set by default
+ *   reconnect  across the server list (MQTT.js rotates through `servers`); after a refusal of the
+ *              credentials, every 10 s
+ *
+ * The broker does not vouch for the sender: messages carry no authenticated `from`.
+ */
+import fs from 'node:fs'
+import mqtt, { type IClientOptions, type MqttClient } from 'mqtt'
+import { AsyncQueue } from '../src/async-queue'
+import { OutpostError } from '../src/errors'
+import type { Inbound, Outbound, Transport, TransportEvent, TransportOptions, TransportPlugin } from '../src/transport'
+import { chunk, Unchunker } from './chunks'
+
+const DEFAULT_PORTS: Record<string, number> = { mqtt: 1883, mqtts: 8883, ws: 80, wss: 443 }
+const PART_BYTES = 256 * 1024
+const AUTH_RETRY_MS = 10_000
+
+interface Server { host: string; port: number; protocol: 'mqtt' | 'mqtts' | 'ws' | 'wss' }
+
+export function parseServer(url: string): Server {
+  const m = /^(mqtts?|wss?):\/\/(\[[^\]]+\]|[^:/]+)(?::(\d+))?\/?$/.exec(url)
+  if (!m) throw new OutpostError('config_invalid', `transport.servers: ${JSON.stringify(url)} is not mqtt://host:port or mqtts://host:port, as transport.kind mqtt needs`)
+  const protocol = m[1] as Server['protocol']
+  return { protocol, host: m[2]!.replace(/^\[(.*)\]$/, '$1'), port: m[3] ? Number(m[3]) : DEFAULT_PORTS[protocol]! }
+}
+
+/** A counting semaphore: the window of publishes awaiting PUBACK. */
+class Window {
+  private free: number
+  private readonly waiters: (() => void)[] = []
+
+  constructor(size: number) {
+    this.free = size
+  }
+
+  acquire(): Promise<void> | undefined {
+    if (this.free > 0) { this.free--; return undefined }
+    return new Promise((resolve) => this.waiters.push(resolve))
+  }
+
+  release(): void {
+    const next = this.waiters.shift()
+    if (next) next()
+    else this.free++
+  }
+}
+
+class MqttTransport implements Transport {
+  readonly kind = 'mqtt'
+  private readonly opts: TransportOptions
+  private readonly prefix: string
+  private readonly servers: Server[]
+  private client: MqttClient | undefined
+  private up = false
+  private closed = false
+  private authTimer: NodeJS.Timeout | undefined
+  private sweeper: NodeJS.Timeout | undefined
+  private readonly window: Window
+  /** Nodes whose retained presence says offline. */
+  private readonly away = new Set<string>()
+  private readonly inbound = new AsyncQueue<Inbound>()
+  private readonly evq = new AsyncQueue<TransportEvent>()
+  private readonly unchunker: Unchunker
+
+  constructor(opts: TransportOptions) {
+    this.opts = opts
+    this.prefix = opts.mqtt?.topicPrefix ?? 'outpost'
+    this.servers = opts.servers.map(parseServer)
+    if (opts.node.startsWith('_')) throw new OutpostError('config_invalid', `node.name: names starting with _ are reserved on MQTT (${opts.node})`)
+    this.window = new Window(opts.mqtt?.window ?? 1000)
+    this.unchunker = new Unchunker(opts.maxMessageBytes ?? 16 * 1024 * 1024)
+  }
+
+  get connected(): boolean {
+    return this.up && this.client !== undefined && this.client.connected
+  }
+
+  start(): void {
+    if (this.client !== undefined || this.closed) return
+    this.sweeper = setInterval(() => {
+      for (const id of this.unchunker.sweep()) this.opts.log('warn', `dropped the incomplete message ${id}`)
+    }, 30_000)
+    this.sweeper.unref()
+    const client = mqtt.connect(this.options())
+    this.client = client
+    client.on('connect', () => this.onConnect(client))
+    client.on('message', (topic, payload) => this.onMessage(topic, payload))
+    client.on('close', () => {
+      if (this.up) { this.up = false; this.evq.push({ type: 'disconnected' }) }
+    })
+    client.on('reconnect', () => this.evq.push({ type: 'reconnecting', attempt: 0, delayMs: 1_000, server: describe(this.servers) }))
+    client.on('error', (err) => {
+      const code = (err as { code?: number }).code
+      if (code === 4 || code === 5 || code === 134 || code === 135) {
+        this.evq.push({ type: 'fatal', error: new OutpostError('auth_failed', `mqtt: the broker refused this node's credentials (${err.message}); retrying in ${AUTH_RETRY_MS / 1000} s`) })
+        // MQTT.js does not reconnect after a refused CONNACK.
+        clearTimeout(this.authTimer)
+        this.authTimer = setTimeout(() => { if (!this.closed) client.reconnect() }, AUTH_RETRY_MS)
+      } else this.opts.log('warn', `mqtt: ${err.message}`)
+    })
+  }
+
+  private options(): IClientOptions {
+    const { mqtt: m, tls } = this.opts
+    const o: IClientOptions = {
+      servers: this.servers.map((s) => ({ host: s.host, port: s.port, protocol: s.protocol })),
+      clientId: `${this.prefix}-${this.opts.node}`,
+      clean: false,
+      keepalive: 30,
+      reconnectPeriod: 1_000,
+      connectTimeout: 10_000,
+      resubscribe: true,
+      will: { topic: this.presenceTopic(this.opts.node), payload: Buffer.from('offline'), qos: 1, retain: true },
+    }
+    if (m?.username) o.username = m.username
+    if (m?.password) o.password = m.password
+    if (tls.ca) o.ca = readFile('transport.tls.ca', tls.ca)
+    if (tls.cert) o.cert = readFile('transport.tls.cert', tls.cert)
+    if (tls.key) o.key = readFile('transport.tls.key', tls.key)
+    return o
+  }
+
+  private presenceTopic(node: string): string {
+    return `${this.prefix}/_presence/${node}`
+  }
+
+  private onConnect(client: MqttClient): void {
+    const mine = `${this.prefix}/${this.opts.node}/#`
+    client.subscribe({ [mine]: { qos: 1 }, [`${this.prefix}/_presence/+`]: { qos: 1 } }, (err) => {
+      if (err) {
+        this.evq.push({ type: 'fatal', error: new OutpostError('auth_failed', `mqtt: the broker refused the subscription to ${mine}: ${err.message}`) })
+        return
+      }
+      client.publish(this.presenceTopic(this.opts.node), 'online', { qos: 1, retain: true })
+      this.up = true
+      this.evq.push({ type: 'connected', server: describe(this.servers) })
+    })
+  }
+
+  private onMessage(topic: string, payload: Buffer): void {
+    const presence = `${this.prefix}/_presence/`
+    if (topic.startsWith(presence)) {
+      const node = topic.slice(presence.length)
+      if (node === this.opts.node) return
+      if (payload.toString() === 'offline') this.away.add(node)
+      else if (this.away.delete(node) || payload.toString() === 'online') this.evq.push({ type: 'online', node })
+      return
+    }
+    this.opts.debug?.(`mqtt ← ${topic} ${payload.length} B`)
+    try {
+      const whole = this.unchunker.push(this.opts.node, payload)
+      if (whole !== undefined) this.inbound.push({ bytes: whole })
+    } catch (err) {
+      this.opts.log('warn', `mqtt: dropped a malformed message on ${topic}: ${(err as Error).message}`)
+    }
+  }
+
+  messages(): AsyncIterable<Inbound> {
+    return this.inbound
+  }
+
+  events(): AsyncIterable<TransportEvent> {
+    return this.evq
+  }
+
+  async publish(msg: Outbound): Promise<void> {
+    const client = this.client
+    if (!this.connected || client === undefined) throw new OutpostError('not_connected', 'mqtt: not connected to a broker')
+    if (msg.method !== 'ack' && this.away.has(msg.to)) {
+      this.evq.push({ type: 'nack', id: msg.id, to: msg.to, reason: 'offline' })
+      return
+    }
+    const topic = `${this.prefix}/${msg.to}/${msg.method}/${msg.event ? 'EventNACK' : 'CommandACK'}`
+    for (const piece of chunk(msg.id, msg.to, msg.bytes, PART_BYTES + 256)) {
+      const wait = this.window.acquire()
+      if (wait) await wait
+      this.opts.debug?.(`mqtt → ${topic} ${msg.id} ${piece.length} B`)
+      client.publish(topic, Buffer.from(piece.buffer, piece.byteOffset, piece.byteLength), { qos: 1 }, () => this.window.release())
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return
+    this.closed = true
+    clearTimeout(this.authTimer)
+    if (this.sweeper) clearInterval(this.sweeper)
+    const client = this.client
+    if (client) {
+      if (this.connected) {
+        await new Promise<void>((resolve) => {
+          const t = setTimeout(resolve, 1_000)
+          client.publish(this.presenceTopic(this.opts.node), 'offline', { qos: 1, retain: true }, () => { clearTimeout(t); resolve() })
+        })
+      }
+      this.up = false
+      await new Promise<void>((resolve) => client.end(false, {}, () => resolve()))
+    }
+    this.inbound.end()
+    this.evq.end()
+  }
+}
+
+function describe(servers: Server[]): string {
+  return servers.map((s) => `${s.protocol}://${s.host}:${s.port}`).join(', ')
+}
+
+function readFile(key: string, file: string): Buffer {
+  try {
+    return fs.readFileSync(file)
+  } catch (err) {
+    throw new OutpostError('config_invalid', `${key}: cannot read ${file}: ${(err as Error).message}`)
+  }
+}
+
+const plugin: TransportPlugin = { kind: 'mqtt', create: (o) => new MqttTransport(o) }
+export default plugin
