@@ -4,6 +4,7 @@
  * the same disk; `ratio` is outpost relative to it, higher is better (value/baseline for
  * rates, baseline/value for times). Figures swing run to run: compare ratios.
  */
+import { brokerBenchmarks } from './brokers'
 import { outboxBenchmarks } from './outbox'
 import { tcpBenchmarks } from './tcp'
 
@@ -19,6 +20,8 @@ export interface BenchResult {
 const suites: Record<string, () => AsyncIterable<BenchResult>> = {
   outbox: outboxBenchmarks,
   tcp: tcpBenchmarks,
+  mqtt: brokerBenchmarks('mqtt'),
+  nats: brokerBenchmarks('nats'),
 }
 
 async function main(): Promise<void> {

@@ -1,0 +1,90 @@
+/**
+ * `npm run bench -- mqtt` / `-- nats`: events node A → node B through a real broker, each node
+ * its own process with its durable outbox, against the raw client's publish → subscribe rate
+ * through the same broker in the same run (MQTT: QoS 1 with the same window of 1000; NATS:
+ * plain publish). 200-byte payloads.
+ */
+import { spawn } from 'node:child_process'
+import fs from 'node:fs'
+import path from 'node:path'
+import mqtt from 'mqtt'
+import { connect } from 'nats'
+import { Cluster, sendVia, status, type Kind } from '../test/fixtures/cluster'
+import type { BenchResult } from './run'
+
+const N = 20_000
+const round = (n: number, d = 3): number => Number(n.toPrecision(d + 2))
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
+
+/** The raw client: a subscriber process, this process publishing; msg/s first to last message. */
+async function raw(kind: 'mqtt' | 'nats', url: string, user: { username?: string; password?: string }, count: number): Promise<number> {
+  const subject = kind === 'nats' ? 'bench.raw' : 'bench/raw'
+  const sub = spawn(process.execPath, ['--import', 'tsx', path.join(__dirname, 'raw-sub.ts'), kind, url, subject, String(count)], {
+    stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, RAW_USER: user.username ?? '', RAW_PASS: user.password ?? '' },
+  })
+  let out = ''
+  const lines = new Promise<string>((resolve) => sub.stdout!.on('data', (d: Buffer) => { out += d.toString(); if (out.includes('done')) resolve(out) }))
+  while (!out.includes('ready')) await sleep(20)
+  const payload = new Uint8Array(200).fill(120)
+  if (kind === 'nats') {
+    const nc = await connect({ servers: url, ...(user.username ? { user: user.username, pass: user.password! } : {}) })
+    for (let i = 0; i < count; i++) {
+      nc.publish(subject, payload)
+      if (i % 1000 === 999) await nc.flush()
+    }
+    await nc.flush()
+    await lines
+    await nc.close()
+  } else {
+    const c = mqtt.connect(url, { clientId: `raw-pub-${process.pid}`, ...(user.username ? { username: user.username, password: user.password! } : {}) })
+    await new Promise((r) => c.once('connect', r))
+    let inflight = 0
+    let wake: (() => void) | undefined
+    for (let i = 0; i < count; i++) {
+      while (inflight >= 1000) await new Promise<void>((r) => { wake = r })
+      inflight++
+      c.publish(subject, Buffer.from(payload), { qos: 1 }, () => { inflight--; wake?.(); wake = undefined })
+    }
+    await lines
+    await c.endAsync()
+  }
+  const ms = Number(/done ([\d.]+)/.exec(out)![1])
+  return count / (ms / 1000)
+}
+
+export function brokerBenchmarks(kind: Extract<Kind, 'mqtt' | 'nats'>): () => AsyncIterable<BenchResult> {
+  return async function* () {
+    const c = await Cluster.create(['nodeA', 'nodeB'], { log: { level: 'warn' }, hello: { interval: 30 }, delivery: { ackTimeout: 30, retries: 3, ttl: 3600 } }, kind)
+    try {
+      await c.startServer()
+      await c.start('central')
+      await c.start('nodeA')
+      await c.start('nodeB')
+      const url = c.broker!.url
+      const user = kind === 'mqtt' ? { username: 'central', password: c.node('central').token } : { username: 'outpost', password: 'nats-test-secret' }
+      const base = await raw(kind, url, user, N)
+      // Events (ackTimeout 0) that nodeB appends to one file, as log shipping does.
+      const file = path.join(c.node('nodeB').dataDir, 'bench', 'nodeA', 'events.log')
+      const msg = { toNode: 'nodeB', method: 'reply.file.append', directory: 'bench', fileName: 'events.log', ackTimeout: 0, data: 'x'.repeat(199) + '\n' }
+      // nodeB must accept nodeA's messages: let it, for this run.
+      await sendVia(c.node('nodeA').socket, [msg], { wait: false })
+      const lineCount = (): number => (fs.existsSync(file) ? fs.statSync(file).size / 200 : 0)
+      const warm = Date.now()
+      while (lineCount() < 1 && Date.now() - warm < 5000) await sleep(20)
+      const before = lineCount()
+      const started = performance.now()
+      await sendVia(c.node('nodeA').socket, Array.from({ length: N }, () => msg), { wait: false, ms: 120_000 })
+      const end = Date.now() + 180_000
+      while (lineCount() < before + N && Date.now() < end) await sleep(10)
+      const got = lineCount() - before
+      const rate = got / ((performance.now() - started) / 1000)
+      const a = await status(c.node('nodeA').socket)
+      yield {
+        name: `${kind}.events.AtoB`, value: round(rate), unit: 'msg/s', baseline: round(base), ratio: round(rate / base, 2),
+        note: `${got} of ${N} 200-byte events A→${kind === 'mqtt' ? 'mosquitto' : 'nats-server'}→B, durable in A's outbox, appended to a file by B; baseline: the raw client publish→subscribe through the same broker (${kind === 'mqtt' ? 'QoS 1, window 1000' : 'plain publish'}); A's outbox holds ${a.outbox.count} after`,
+      }
+    } finally {
+      await c.destroy()
+    }
+  }
+}
