@@ -5,6 +5,7 @@
 import type { Method } from '../src/method'
 import type { MethodName } from '../src/method-names'
 import cliRun from './cli-run'
+import cliStream from './cli-stream'
 import errorLog from './error-log'
 import { nodePing, nodePong } from './node-ping'
 import replyConsole from './reply-console'
@@ -21,6 +22,7 @@ function registry(methods: readonly Method[]): ReadonlyMap<MethodName, Method> {
 
 export const METHODS: ReadonlyMap<MethodName, Method> = registry([
   cliRun,
+  cliStream,
   replyFile,
   replyFileAppend,
   replyConsole,
