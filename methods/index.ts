@@ -7,7 +7,9 @@ import type { MethodName } from '../src/method-names'
 import cliRun from './cli-run'
 import cliStream from './cli-stream'
 import errorLog from './error-log'
+import fileTail from './file-tail'
 import { nodePing, nodePong } from './node-ping'
+import { opCancel, opList, opStart, opStop } from './op'
 import replyConsole from './reply-console'
 import { replyFile, replyFileAppend } from './reply-file'
 
@@ -23,10 +25,15 @@ function registry(methods: readonly Method[]): ReadonlyMap<MethodName, Method> {
 export const METHODS: ReadonlyMap<MethodName, Method> = registry([
   cliRun,
   cliStream,
+  fileTail,
   replyFile,
   replyFileAppend,
   replyConsole,
   errorLog,
   nodePing,
   nodePong,
+  opList,
+  opStart,
+  opStop,
+  opCancel,
 ])

@@ -267,7 +267,9 @@ export class Dispatcher {
       if (method.kind === 'stream') {
         result = await this.stream(method, ctx, replies)
         // A stream method returns normally when stopped: its final reply says why it stopped.
-        if (abort.signal.aborted && isOutpostError(abort.signal.reason)) result = { ...result, error: abort.signal.reason.toJSON() }
+        const reason: unknown = abort.signal.reason
+        const normalEnd = method.untilTimeout === true && isOutpostError(reason, 'method_timeout')
+        if (abort.signal.aborted && isOutpostError(reason) && !normalEnd) result = { ...result, error: reason.toJSON() }
       } else {
         result = await untilStopped(method.run(ctx), abort.signal)
       }

@@ -73,6 +73,8 @@ export interface StreamMethod {
   name: MethodName
   kind: 'stream'
   summary: string
+  /** methodTimeout is this method's normal end (file.tail): its final reply carries no method_timeout. */
+  untilTimeout?: boolean
   run(ctx: MethodContext): AsyncGenerator<Uint8Array | string, MethodResult, undefined>
 }
 
