@@ -91,6 +91,12 @@ export class Dispatcher {
     return [...this.running.values()]
   }
 
+  /** Resolves once no method runs any more, or after `ms` (stopping jobs get to kill what they started). */
+  async drain(ms: number): Promise<void> {
+    const end = Date.now() + ms
+    while (this.running.size > 0 && Date.now() < end) await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+
   private enabled(name: string): boolean {
     const enabled = this.o.config.methods.enabled
     return (enabled.includes('*') || enabled.includes(name)) && !this.switchedOff.has(name)

@@ -138,4 +138,20 @@ test('cli.stream - while the hub is down the chunks spool in the outbox and arri
   assert.is(r.replies.map((x) => text(x.data)).join(''), Array.from({ length: 15 }, (_, i) => `n${i + 1}\n`).join(''))
 })
 
+test('cli.stream - a node stopped mid-stream kills the group first; the stream ends with interrupted', async () => {
+  const pidFile = path.join(c.dir, 'pid-stop')
+  const waiting = sendVia(c.node('central').socket, [{ toNode: 'ship1', method: 'cli.stream', methodArgs: [stubborn(pidFile)], methodTimeout: 60 }], { ms: 60_000 })
+  const pgid = await waitForPid(pidFile)
+  groups.add(pgid)
+  assert.ok((await untilMembers(pgid, 4)).length >= 4)
+  await c.node('ship1').proc!.stop('SIGTERM')
+  const left = await survivors(pgid)
+  assert.equal(left, [], `processes of group ${pgid} outlived their node:\n${left.join('\n')}`)
+  await c.start('ship1')
+  const r = await waiting
+  const last = r.replies[r.replies.length - 1]!
+  assert.is(last.final, true)
+  assert.is((last.error as { code: string } | undefined)?.code, 'interrupted', JSON.stringify(last))
+})
+
 test.run()
