@@ -10,6 +10,7 @@
  *   abort ─▶ SIGTERM to the group, methods.killGrace s, SIGKILL ─▶ { exitCode: 128 + signal }
  */
 import { spawn } from 'node:child_process'
+import fs from 'node:fs'
 import os from 'node:os'
 import { AsyncQueue } from '../src/async-queue'
 import { OutpostError } from '../src/errors'
@@ -23,7 +24,18 @@ interface Started {
   /** Ends once the command has exited and its output is read. */
   output: AsyncQueue<Buffer>
   exited: Promise<number>
+  /** Stop / restart reading output (backpressure: the command blocks on a full terminal or pipe). */
+  pause(): void
+  resume(): void
 }
+
+/**
+ * Chunks waiting to be taken past which the command's output is no longer read (it blocks on
+ * its terminal or pipe), and where reading resumes. High, because node-pty gives a command that
+ * exits while reading is paused only 200 ms before it drops the terminal's last buffer.
+ */
+const HIGH_WATER = 256
+const LOW_WATER = 16
 
 export interface StreamOptions {
   signal: AbortSignal
@@ -41,6 +53,15 @@ function exitCode(code: number | null, signal: NodeJS.Signals | number | null | 
   return code ?? 0
 }
 
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch {
+    return false
+  }
+}
+
 /** In a pty, forkpty makes the command a session leader: its pid is its process group. */
 function startPty(file: string, argv: readonly string[], opts: StreamOptions): Started | undefined {
   const loaded = opts.noPty ? { ok: false as const, reason: 'the pty is switched off' } : loadPty()
@@ -52,7 +73,16 @@ function startPty(file: string, argv: readonly string[], opts: StreamOptions): S
   const term = loaded.pty.spawn(file, [...argv], {
     name: 'dumb', cols: 512, rows: 50, cwd: process.cwd(), env: process.env as Record<string, string>, encoding: null,
   })
+  // Linux may report the end of a terminal (EIO) before the last output written to it has
+  // reached the reader, and node-pty then drops it. Holding the terminal open here until the
+  // command has exited avoids that end; node-pty reads on for 200 ms after the exit.
+  let slave: number | undefined
+  try {
+    const name = (term as unknown as { ptsName?: unknown }).ptsName
+    if (typeof name === 'string') slave = fs.openSync(name, fs.constants.O_RDWR | fs.constants.O_NOCTTY)
+  } catch { /* exited already, or not allowed: the plain end */ }
   const output = new AsyncQueue<Buffer>()
+  let paused = false
   let pendingCr = false
   // A terminal turns each LF into CRLF; the stream carries plain lines. A CR at the end of a
   // chunk waits for the next one to see whether an LF follows.
@@ -63,15 +93,33 @@ function startPty(file: string, argv: readonly string[], opts: StreamOptions): S
     if (pendingCr) b = b.subarray(0, -1)
     const text = b.toString('latin1').replaceAll('\r\n', '\n')
     if (text.length > 0) output.push(Buffer.from(text, 'latin1'))
+    if (output.size > HIGH_WATER) pause()
   })
+  // node-pty drops the terminal's last buffer 200 ms after the command exits unless it is read:
+  // while paused, watch for the exit and read on.
+  let watch: NodeJS.Timeout | undefined
+  const resume = (): void => {
+    if (!paused) return
+    paused = false
+    clearInterval(watch)
+    term.resume()
+  }
+  const pause = (): void => {
+    if (paused) return
+    paused = true
+    term.pause()
+    watch = setInterval(() => { if (!alive(term.pid)) resume() }, 50)
+  }
   const exited = new Promise<number>((resolve) => {
     term.onExit(({ exitCode: code, signal }) => {
+      clearInterval(watch)
+      if (slave !== undefined) fs.close(slave, () => {})
       if (pendingCr) output.push(Buffer.from('\r'))
       output.end()
       resolve(exitCode(code, signal))
     })
   })
-  return { pgid: term.pid, output, exited }
+  return { pgid: term.pid, output, exited, pause, resume }
 }
 
 /** Without a pty: a detached child (its own process group); stdout and stderr interleaved. */
@@ -79,8 +127,12 @@ function startDetached(file: string, argv: readonly string[]): Promise<Started> 
   return new Promise((resolve, reject) => {
     const child = spawn(file, argv, { detached: true, stdio: ['ignore', 'pipe', 'pipe'] })
     const output = new AsyncQueue<Buffer>()
-    child.stdout.on('data', (d: Buffer) => output.push(d))
-    child.stderr.on('data', (d: Buffer) => output.push(d))
+    const take = (d: Buffer): void => {
+      output.push(d)
+      if (output.size > HIGH_WATER) { child.stdout.pause(); child.stderr.pause() }
+    }
+    child.stdout.on('data', take)
+    child.stderr.on('data', take)
     child.once('error', (err: NodeJS.ErrnoException) => {
       if (child.pid === undefined) reject(new OutpostError('method_failed', `cli.stream: cannot start ${JSON.stringify(file)}: ${err.code ?? err.message}`, { cause: err }))
     })
@@ -93,7 +145,11 @@ function startDetached(file: string, argv: readonly string[]): Promise<Started> 
         res(exitCode(code, sig))
       })
     })
-    child.once('spawn', () => resolve({ pgid: child.pid!, output, exited }))
+    child.once('spawn', () => resolve({
+      pgid: child.pid!, output, exited,
+      pause: () => { child.stdout.pause(); child.stderr.pause() },
+      resume: () => { child.stdout.resume(); child.stderr.resume() },
+    }))
   })
 }
 
@@ -110,7 +166,10 @@ export async function* streamCommand(file: string, argv: readonly string[], opts
   opts.signal.addEventListener('abort', onAbort, { once: true })
   let done = false
   try {
-    for await (const chunk of started.output) yield chunk
+    for await (const chunk of started.output) {
+      yield chunk
+      if (started.output.size < LOW_WATER) started.resume()
+    }
     const code = await started.exited
     done = true
     // The job owns its group: what the command left running there stops with it.

@@ -11,7 +11,7 @@ import { SocketApi } from './api/socket'
 import { EXIT, GLOBAL_HELP, parse, print, type Io } from './cli-common'
 import { editConfig, initText, loadConfig, resolveConfigPath, type Config, type ConfigEdit } from './config'
 import { dataText, parseMessagesJson, type Envelope } from './envelope'
-import { ERROR_CODES, OutpostError, type ErrorCode } from './errors'
+import { ERROR_CODES, OutpostError, isOutpostError, type ErrorCode } from './errors'
 import { Hub, hashToken } from './hub'
 import { createLogger, type Level, type Logger } from './log'
 import { OutpostNode } from './node'
@@ -296,7 +296,7 @@ const call: Command = async (io, args) => {
         let step = await it.next()
         for (; step.done !== true; step = await it.next()) io.stdout.write(dataText(step.value))
         const code = step.value.exitCode
-        if (abort.signal.aborted) io.stderr.write(`outpost: ${(abort.signal.reason as Error).message}\n`)
+        if (abort.signal.aborted && !(method.untilTimeout === true && isOutpostError(abort.signal.reason, 'method_timeout'))) io.stderr.write(`outpost: ${(abort.signal.reason as Error).message}\n`)
         return code !== undefined && code !== 0 ? EXIT.remoteFailed : EXIT.ok
       } finally {
         process.off('SIGINT', stop)

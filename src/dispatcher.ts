@@ -47,8 +47,8 @@ const SINKS = new Set(['reply.console', 'reply.file', 'reply.file.append', 'erro
 /** setTimeout's limit: longer delays fire at once. */
 const MAX_TIMER_MS = 2 ** 31 - 1
 
-/** Grace after a method's timeout for it to stop what it started, before the reply goes anyway. */
-const STOP_GRACE_MS = 5000
+/** Grace after a method's timeout for it to stop what it started (beyond methods.killGrace), before the reply goes anyway. */
+const STOP_GRACE_MS = 3000
 
 /** op.* cannot be switched off: it is how a handler is switched on again. */
 const ALWAYS_ON = new Set(['op.list', 'op.start', 'op.stop', 'op.cancel'])
@@ -95,6 +95,10 @@ export class Dispatcher {
   async drain(ms: number): Promise<void> {
     const end = Date.now() + ms
     while (this.running.size > 0 && Date.now() < end) await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+
+  private get stopGraceMs(): number {
+    return this.o.config.methods.killGrace * 1000 + STOP_GRACE_MS
   }
 
   private enabled(name: string): boolean {
@@ -277,7 +281,7 @@ export class Dispatcher {
         const normalEnd = method.untilTimeout === true && isOutpostError(reason, 'method_timeout')
         if (abort.signal.aborted && isOutpostError(reason) && !normalEnd) result = { ...result, error: reason.toJSON() }
       } else {
-        result = await untilStopped(method.run(ctx), abort.signal)
+        result = await untilStopped(method.run(ctx), abort.signal, this.stopGraceMs)
       }
     } catch (err) {
       result = { error: failure(env.method, err) }
@@ -310,7 +314,7 @@ export class Dispatcher {
     try {
       const it = method.run(ctx)
       for (;;) {
-        const step = await untilStopped(it.next(), ctx.signal)
+        const step = await untilStopped(it.next(), ctx.signal, this.stopGraceMs)
         if (step.done === true) { end = step.value; break }
         if (replies) await out.push(step.value)
         // The outbox refused a reply (full): stop the method; the final reply says why.
@@ -371,11 +375,11 @@ function failure(method: string, err: unknown): { code: string; message: string 
 }
 
 /** A method that ignores its abort signal still gets a bounded time to give up. */
-function untilStopped<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
+function untilStopped<T>(work: Promise<T>, signal: AbortSignal, graceMs: number): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     let grace: NodeJS.Timeout | undefined
     const onAbort = (): void => {
-      grace = setTimeout(() => reject(signal.reason), STOP_GRACE_MS)
+      grace = setTimeout(() => reject(signal.reason), graceMs)
       grace.unref()
     }
     if (signal.aborted) onAbort()

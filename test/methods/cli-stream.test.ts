@@ -76,6 +76,18 @@ test('cli.stream - output arrives as numbered replies in order, then a final rep
   assert.is(fs.readFileSync(file, 'utf8'), 'line1\nline2\nline3\nline4\nline5\nline6\n')
 })
 
+test('cli.stream - a large output comes whole, in pieces of at most 4 KiB', async () => {
+  const cmd = 'head -c 300000 /dev/urandom | base64 -w 100'
+  const r = await sendVia(c.node('central').socket, [{ toNode: 'ship1', method: 'cli.stream', methodArgs: [`${cmd} | tee ${c.dir}/big.txt`] }], { ms: 60_000 })
+  const last = r.replies[r.replies.length - 1]!
+  assert.is(last.final, true)
+  assert.is(last.exitCode, 0)
+  assert.equal(r.replies.map((x) => x.seq), r.replies.map((_, i) => i))
+  for (const x of r.replies) assert.ok(Buffer.byteLength(text(x.data)) <= 4096, `a reply of ${Buffer.byteLength(text(x.data))} bytes`)
+  assert.ok(r.replies.length >= 95, `${r.replies.length} replies for about 400 KB`)
+  assert.is(r.replies.map((x) => text(x.data)).join(''), fs.readFileSync(path.join(c.dir, 'big.txt'), 'utf8'))
+})
+
 test('cli.stream - outpost send prints the stream and exits 1 for a non-zero exit, 0 for success', () => {
   const run = (cmd: string): ReturnType<typeof spawnSync> =>
     spawnSync(process.execPath, [BIN, 'send', '--config', c.node('central').config, '--to', 'ship1', 'cli.stream', '--', cmd], { encoding: 'utf8', timeout: 30_000 })
