@@ -76,6 +76,12 @@ test('cli.stream - output arrives as numbered replies in order, then a final rep
   assert.is(fs.readFileSync(file, 'utf8'), 'line1\nline2\nline3\nline4\nline5\nline6\n')
 })
 
+test('cli.stream - the agent built from the checkout loads the pty addon (it is external to the bundle); the alias works', async () => {
+  const r = await sendVia(c.node('central').socket, [{ toNode: 'ship1', method: 'REQCliCommandCont', methodArgs: ['test -t 1 && echo tty || echo no-tty'] }])
+  assert.is(r.replies.map((x) => text(x.data)).join(''), 'tty\n')
+  assert.not.match(c.node('ship1').proc!.output, /no pseudo-terminal/)
+})
+
 test('cli.stream - a large output comes whole, in pieces of at most 4 KiB', async () => {
   const cmd = 'head -c 300000 /dev/urandom | base64 -w 100'
   const r = await sendVia(c.node('central').socket, [{ toNode: 'ship1', method: 'cli.stream', methodArgs: [`${cmd} | tee ${c.dir}/big.txt`] }], { ms: 60_000 })
