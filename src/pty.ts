@@ -20,7 +20,6 @@ export function loadPty(env: NodeJS.ProcessEnv = process.env): PtyLoad {
   if (cached) return cached
   try {
     // A static require, so the packaging step can find and replace it.
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
     cached = { ok: true, pty: require('@lydell/node-pty') as PtyModule }
   } catch (err) {
     cached = { ok: false, reason: (err as Error).message.split('\n')[0] ?? String(err) }

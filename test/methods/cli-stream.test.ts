@@ -106,10 +106,10 @@ test('cli.stream - outpost send prints the stream and exits 1 for a non-zero exi
   assert.match(String(bad.stderr), /exit status 7/)
 })
 
-/** Run a misbehaving command at a node with methodTimeout 2; check the OS that its whole group is gone. */
+/** Run a misbehaving command at a node with methodTimeout 3; check the OS that its whole group is gone. */
 async function killedAtTimeout(node: string, make: (pidFile: string) => string, minMembers: number): Promise<void> {
   const pidFile = path.join(c.dir, `pid-${node}-${Math.random().toString(36).slice(2)}`)
-  const waiting = sendVia(c.node('central').socket, [{ toNode: node, method: 'cli.stream', methodArgs: [make(pidFile)], methodTimeout: 2 }])
+  const waiting = sendVia(c.node('central').socket, [{ toNode: node, method: 'cli.stream', methodArgs: [make(pidFile)], methodTimeout: 3 }])
   const pgid = await waitForPid(pidFile)
   groups.add(pgid)
   const before = await untilMembers(pgid, minMembers)

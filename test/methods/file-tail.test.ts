@@ -42,7 +42,7 @@ test('file.tail - starts at the end by default and passes on complete lines as t
   const file = path.join(tmp, 'a.log')
   fs.writeFileSync(file, 'old 1\nold 2\n')
   const t = follow(file)
-  await sleep(200)
+  await sleep(500)
   fs.appendFileSync(file, 'new 1\nhalf')
   await t.until('new 1\n')
   await sleep(200)
@@ -68,7 +68,7 @@ test('file.tail - after truncation it reads the file again from the start', asyn
   const file = path.join(tmp, 'c.log')
   fs.writeFileSync(file, 'before truncation, a long line\n')
   const t = follow(file)
-  await sleep(150)
+  await sleep(500)
   fs.appendFileSync(file, 'x1\n')
   await t.until('x1\n')
   fs.truncateSync(file, 0)
@@ -83,7 +83,7 @@ test('file.tail - across rotation it finishes the old file, then follows the new
   const file = path.join(tmp, 'd.log')
   fs.writeFileSync(file, '')
   const t = follow(file)
-  await sleep(150)
+  await sleep(500)
   fs.appendFileSync(file, 'r1\n')
   await t.until('r1\n')
   // logrotate's create mode: rename, a last write to the old file, then a new file.
@@ -123,9 +123,10 @@ test('file.tail - through a node: lines come back as numbered replies; methodTim
     await c.start('central')
     await c.start('ship1')
     const file = path.join(c.dir, 'app.log')
-    fs.writeFileSync(file, 'not shown\n')
-    const waiting = sendVia(c.node('central').socket, [{ toNode: 'ship1', method: 'REQTailFile', methodArgs: [file], methodTimeout: 3 }])
-    await sleep(1000)
+    // From the start of an empty file: the test need not know when the tail began.
+    fs.writeFileSync(file, '')
+    const waiting = sendVia(c.node('central').socket, [{ toNode: 'ship1', method: 'REQTailFile', methodArgs: ['--from-start', file], methodTimeout: 4 }])
+    await sleep(300)
     for (let i = 1; i <= 5; i++) { fs.appendFileSync(file, `event ${i}\n`); await sleep(100) }
     const r = await waiting
     assert.equal(r.replies.map((x) => x.seq), r.replies.map((_, i) => i))
