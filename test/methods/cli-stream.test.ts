@@ -6,7 +6,7 @@ import * as assert from 'uvu/assert'
 import cliStream, { streamCommand, type StreamOptions } from '../../methods/cli-stream'
 import { defaultConfig } from '../../src/config'
 import type { MethodResult } from '../../src/method'
-import { BIN, Cluster, sendVia } from '../fixtures/cluster'
+import { BIN, Cluster, Proc, sendVia } from '../fixtures/cluster'
 import { forker, killGroups, stubborn, survivors, untilMembers, waitForPid } from '../fixtures/procs'
 
 const groups = new Set<number>()
@@ -104,6 +104,15 @@ test('cli.stream - outpost send prints the stream and exits 1 for a non-zero exi
   assert.is(bad.stdout, 'out\n')
   assert.is(bad.status, 1)
   assert.match(String(bad.stderr), /exit status 7/)
+})
+
+test('cli.stream - outpost send prints each chunk as it arrives, before the command ends', async () => {
+  const p = new Proc(['send', '--config', c.node('central').config, '--to', 'ship1', 'cli.stream', '--', 'echo first; sleep 3; echo second'])
+  await p.waitFor(/first/, 15_000)
+  assert.is(p.child.exitCode, null, 'still waiting for the rest')
+  assert.not.match(p.output, /second/)
+  assert.is(await p.exited, 0)
+  assert.match(p.output, /first\nsecond\n/)
 })
 
 /** Run a misbehaving command at a node with methodTimeout 3; check the OS that its whole group is gone. */
