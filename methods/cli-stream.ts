@@ -24,15 +24,14 @@ interface Started {
   /** Ends once the command has exited and its output is read. */
   output: AsyncQueue<Buffer>
   exited: Promise<number>
-  /** Stop / restart reading output (backpressure: the command blocks on a full terminal or pipe). */
-  pause(): void
+  /** Read output again after it was paused (backpressure: meanwhile the command blocks on a full terminal or pipe). */
   resume(): void
 }
 
 /**
  * Chunks waiting to be taken past which the command's output is no longer read (it blocks on
- * its terminal or pipe), and where reading resumes. High, because node-pty gives a command that
- * exits while reading is paused only 200 ms before it drops the terminal's last buffer.
+ * its terminal or pipe), and where reading resumes. High, so that pausing is rare: node-pty
+ * reads a terminal only 200 ms past the command's exit.
  */
 const HIGH_WATER = 256
 const LOW_WATER = 16
@@ -119,7 +118,7 @@ function startPty(file: string, argv: readonly string[], opts: StreamOptions): S
       resolve(exitCode(code, signal))
     })
   })
-  return { pgid: term.pid, output, exited, pause, resume }
+  return { pgid: term.pid, output, exited, resume }
 }
 
 /** Without a pty: a detached child (its own process group); stdout and stderr interleaved. */
@@ -145,11 +144,7 @@ function startDetached(file: string, argv: readonly string[]): Promise<Started> 
         res(exitCode(code, sig))
       })
     })
-    child.once('spawn', () => resolve({
-      pgid: child.pid!, output, exited,
-      pause: () => { child.stdout.pause(); child.stderr.pause() },
-      resume: () => { child.stdout.resume(); child.stderr.resume() },
-    }))
+    child.once('spawn', () => resolve({ pgid: child.pid!, output, exited, resume: () => { child.stdout.resume(); child.stderr.resume() } }))
   })
 }
 
@@ -164,6 +159,7 @@ export async function* streamCommand(file: string, argv: readonly string[], opts
   }))
   const onAbort = (): void => { void stop() }
   opts.signal.addEventListener('abort', onAbort, { once: true })
+  if (opts.signal.aborted) void stop() // stopped while it was starting
   let done = false
   try {
     for await (const chunk of started.output) {
