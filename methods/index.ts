@@ -5,8 +5,11 @@
 import type { Method } from '../src/method'
 import type { MethodName } from '../src/method-names'
 import cliRun from './cli-run'
+import cliStream from './cli-stream'
 import errorLog from './error-log'
+import fileTail from './file-tail'
 import { nodePing, nodePong } from './node-ping'
+import { opCancel, opList, opStart, opStop } from './op'
 import replyConsole from './reply-console'
 import { replyFile, replyFileAppend } from './reply-file'
 
@@ -21,10 +24,16 @@ function registry(methods: readonly Method[]): ReadonlyMap<MethodName, Method> {
 
 export const METHODS: ReadonlyMap<MethodName, Method> = registry([
   cliRun,
+  cliStream,
+  fileTail,
   replyFile,
   replyFileAppend,
   replyConsole,
   errorLog,
   nodePing,
   nodePong,
+  opList,
+  opStart,
+  opStop,
+  opCancel,
 ])

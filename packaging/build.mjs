@@ -20,6 +20,9 @@ const result = await build({
   legalComments: 'none',
   logLevel: 'warning',
   metafile: true,
+  // The pty addon is loaded at run time (src/pty.ts): from node_modules in a checkout; the
+  // single binary replaces that loader. Its package picks the prebuilt with a computed require.
+  external: ['@lydell/node-pty'],
 })
 const bytes = Object.values(result.metafile.outputs).reduce((a, o) => a + o.bytes, 0)
 console.log(`built dist/outpost.cjs (${(bytes / 1024).toFixed(0)} KiB with its map) in ${Date.now() - started} ms`)

@@ -11,7 +11,7 @@ import { SocketApi } from './api/socket'
 import { EXIT, GLOBAL_HELP, parse, print, type Io } from './cli-common'
 import { editConfig, initText, loadConfig, resolveConfigPath, type Config, type ConfigEdit } from './config'
 import { dataText, parseMessagesJson, type Envelope } from './envelope'
-import { ERROR_CODES, OutpostError, type ErrorCode } from './errors'
+import { ERROR_CODES, OutpostError, isOutpostError, type ErrorCode } from './errors'
 import { Hub, hashToken } from './hub'
 import { createLogger, type Level, type Logger } from './log'
 import { OutpostNode } from './node'
@@ -285,8 +285,24 @@ const call: Command = async (io, args) => {
   const timer = setTimeout(() => abort.abort(new OutpostError('method_timeout', `${name} ran past ${seconds} s`)), seconds * 1000)
   const self = config.node.name
   const env: Envelope = { id: ulid(), toNode: self, fromNode: self, method: method.name, methodArgs, createdAt: Date.now() }
+  const ctx = { node: self, env, args: methodArgs, config, dataDir: config.dataDir, signal: abort.signal, log: loggerFor(config, values.debug).log }
   try {
-    const r = await method.run({ node: self, env, args: methodArgs, config, dataDir: config.dataDir, signal: abort.signal, log: loggerFor(config, values.debug).log })
+    if (method.kind === 'stream') {
+      // Output as it comes; Ctrl-C stops the method (and kills what it started).
+      const stop = (): void => abort.abort(new OutpostError('cancelled', `${name} was stopped (Ctrl-C)`))
+      process.once('SIGINT', stop)
+      try {
+        const it = method.run(ctx)
+        let step = await it.next()
+        for (; step.done !== true; step = await it.next()) io.stdout.write(dataText(step.value))
+        const code = step.value.exitCode
+        if (abort.signal.aborted && !(method.untilTimeout === true && isOutpostError(abort.signal.reason, 'method_timeout'))) io.stderr.write(`outpost: ${(abort.signal.reason as Error).message}\n`)
+        return code !== undefined && code !== 0 ? EXIT.remoteFailed : EXIT.ok
+      } finally {
+        process.off('SIGINT', stop)
+      }
+    }
+    const r = await method.run(ctx)
     const text = (v: Uint8Array | string | undefined): string | undefined => (v === undefined ? undefined : dataText(v))
     print(io, JSON.stringify({ data: text(r.data), stderr: text(r.stderr), exitCode: r.exitCode }, null, 2))
     return r.exitCode !== undefined && r.exitCode !== 0 ? EXIT.remoteFailed : EXIT.ok

@@ -118,6 +118,7 @@ export const SCHEMA = obj({
     commands: map('Named commands for cli.named, such as  uptime: "uptime".'),
     shell: str('/bin/sh', 'Shell for commands given as one string.'),
     outputCap: int(1048576, 'Bytes of output kept per stream (stdout, stderr); the rest is cut with a mark.', 1),
+    killGrace: int(2, 'Seconds between SIGTERM and SIGKILL when a stopped command\'s process group is killed (cli.stream).', 0, 60),
   }, 'What this node runs.'),
   schedules: list({
     cron: str('', '5 fields, or 6 with seconds first.'),

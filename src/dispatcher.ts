@@ -5,14 +5,18 @@
  *         ─▶ duplicate? ─▶ ACK again, run nothing
  *         ─▶ inbox (durable, implies seen) ─▶ ACK ─▶ ACL / known / enabled? ─▶ inbox start (durable)
  *         ─▶ method with methodTimeout ─▶ reply envelope ─▶ outbox (closing the inbox entry atomically)
- *   a reply (inReplyTo set) runs its reply method, is handed to waiting clients, and is never replied to.
+ *   a stream method's chunks ─ coalesced (~50 ms / 4 KiB) ─▶ replies seq 0, 1, … ─▶ outbox; the last
+ *   one (final, exitCode, error) closes the inbox entry.
+ *   a reply (inReplyTo set) runs its reply method, is handed to waiting clients, and is never replied to;
+ *   the replies to one request run their reply method one at a time, in arrival order.
  *   events (ackTimeout 0) are neither acknowledged, deduplicated nor replied to.
  */
 import type { Config } from './config'
 import { dataText, decode, makeAck, type Envelope } from './envelope'
 import { OutpostError, isOutpostError, type ErrorCode } from './errors'
 import type { LogFn } from './log'
-import type { Method, MethodResult } from './method'
+import { Coalescer } from './coalesce'
+import type { HandlerInfo, JobInfo, Method, MethodContext, MethodResult, Ops, StreamMethod } from './method'
 import type { InboxEntry, Outbox } from './outbox'
 
 export interface DispatcherOptions {
@@ -30,8 +34,8 @@ export interface DispatcherOptions {
   onReply: (env: Envelope) => void
   /** True for a request this node gave up on (its error reply went out already). */
   gaveUp?: (id: string) => boolean
-  /** Methods switched off at run time (op.stop). */
-  disabled?: ReadonlySet<string>
+  /** Stream output coalescing (defaults 4096 bytes, 50 ms). */
+  stream?: { maxBytes?: number; maxDelayMs?: number }
   log: LogFn
   now: () => number
   ulid: () => string
@@ -43,22 +47,77 @@ const SINKS = new Set(['reply.console', 'reply.file', 'reply.file.append', 'erro
 /** setTimeout's limit: longer delays fire at once. */
 const MAX_TIMER_MS = 2 ** 31 - 1
 
-/** Grace after a method's timeout for it to stop what it started, before the reply goes anyway. */
-const STOP_GRACE_MS = 5000
+/** Grace after a method's timeout for it to stop what it started (beyond methods.killGrace), before the reply goes anyway. */
+const STOP_GRACE_MS = 3000
+
+/** op.* cannot be switched off: it is how a handler is switched on again. */
+const ALWAYS_ON = new Set(['op.list', 'op.start', 'op.stop', 'op.cancel'])
+
+interface Job extends JobInfo {
+  abort: AbortController
+}
+
+type ReplyResult = MethodResult & { error?: { code: string; message: string }; seq?: number; final?: boolean }
 
 export class Dispatcher {
   private readonly o: DispatcherOptions
   /** Ids being recorded right now: a duplicate arriving meanwhile waits for the first to ACK. */
   private readonly receiving = new Set<string>()
-  private readonly running = new Map<string, AbortController>()
+  private readonly running = new Map<string, Job>()
+  /** Handlers switched off at run time (op.stop), in memory only. */
+  private readonly switchedOff = new Set<string>()
+  /** Per request id: the reply methods of its replies, run one after another. */
+  private readonly replyChains = new Map<string, Promise<void>>()
+  /** The handle op.* methods get in their context. */
+  readonly ops: Ops
 
   constructor(o: DispatcherOptions) {
     this.o = o
+    this.ops = {
+      handlers: () => [...this.o.methods.values()].map((m): HandlerInfo => ({ name: m.name, kind: m.kind, summary: m.summary, enabled: this.enabled(m.name) })),
+      jobs: () => this.jobs().map(({ id, method, from, started }) => ({ id, method, from, started })),
+      setEnabled: (name, on) => this.setEnabled(name, on),
+      cancel: (id, by) => {
+        const job = this.running.get(id)
+        if (job === undefined) return false
+        job.abort.abort(new OutpostError('cancelled', `${job.method} ${id} was cancelled by ${by} (op.cancel)`))
+        return true
+      },
+    }
   }
 
-  /** Methods running now: id → method name. */
-  jobs(): { id: string; abort: AbortController }[] {
-    return [...this.running].map(([id, abort]) => ({ id, abort }))
+  /** Methods running now. */
+  jobs(): Job[] {
+    return [...this.running.values()]
+  }
+
+  /** Resolves once no method runs any more, or after `ms` (stopping jobs get to kill what they started). */
+  async drain(ms: number): Promise<void> {
+    const end = Date.now() + ms
+    while (this.running.size > 0 && Date.now() < end) await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+
+  private get stopGraceMs(): number {
+    return this.o.config.methods.killGrace * 1000 + STOP_GRACE_MS
+  }
+
+  private enabled(name: string): boolean {
+    const enabled = this.o.config.methods.enabled
+    return (enabled.includes('*') || enabled.includes(name)) && !this.switchedOff.has(name)
+  }
+
+  private setEnabled(name: string, on: boolean): void {
+    if (!this.o.methods.has(name)) throw new OutpostError('method_unknown', `${this.o.self} has no method ${name}`)
+    if (!on) {
+      if (ALWAYS_ON.has(name)) throw new OutpostError('method_failed', `${name} cannot be switched off (op.* is how handlers are switched on again)`)
+      this.switchedOff.add(name)
+      return
+    }
+    const enabled = this.o.config.methods.enabled
+    if (!(enabled.includes('*') || enabled.includes(name))) {
+      throw new OutpostError('method_disabled', `${name} is switched off in the config of ${this.o.self} (methods.enabled); op.start only undoes op.stop`)
+    }
+    this.switchedOff.delete(name)
   }
 
   async receive(bytes: Uint8Array, from?: string): Promise<void> {
@@ -174,8 +233,7 @@ export class Dispatcher {
       return new OutpostError('denied', `${self} does not let ${env.fromNode} call ${env.method} (methods.allow)`)
     }
     if (!this.o.methods.has(env.method)) return new OutpostError('method_unknown', `${self} has no method ${env.method}`)
-    const enabled = config.methods.enabled
-    if (!(enabled.includes('*') || enabled.includes(env.method)) || this.o.disabled?.has(env.method)) {
+    if (!this.enabled(env.method)) {
       return new OutpostError('method_disabled', `${env.method} is switched off on ${self}`)
     }
     return undefined
@@ -187,7 +245,13 @@ export class Dispatcher {
     // Sinks (reply.*, error.log, heartbeats) end a conversation: nothing is sent back.
     const noReply = isReply || SINKS.has(env.method)
     if (isReply && !notified) this.o.onReply(env)
-    await this.executeInner(env, inboxId, isReply, noReply)
+    if (!isReply) return this.executeInner(env, inboxId, isReply, noReply)
+    // Stream chunks are appended in order: each waits for the previous reply to the same request.
+    const key = env.inReplyTo!
+    const run = (this.replyChains.get(key) ?? Promise.resolve()).then(() => this.executeInner(env, inboxId, isReply, noReply))
+    this.replyChains.set(key, run)
+    await run
+    if (this.replyChains.get(key) === run) this.replyChains.delete(key)
   }
 
   private async executeInner(env: Envelope, inboxId: string | undefined, isReply: boolean, noReply: boolean): Promise<void> {
@@ -199,45 +263,99 @@ export class Dispatcher {
       if (inboxId !== undefined) await this.finish(inboxId)
       return
     }
-    let result: MethodResult
     const abort = new AbortController()
-    this.running.set(env.id, abort)
+    this.running.set(env.id, { id: env.id, method: env.method, from: env.fromNode, started: this.o.now(), abort })
     const seconds = env.methodTimeout ?? this.o.config.methods.timeout
     const timer = setTimeout(() => abort.abort(new OutpostError('method_timeout', `${env.method} ran past its methodTimeout of ${seconds} s`)), Math.min(seconds * 1000, MAX_TIMER_MS))
-    let error: { code: string; message: string } | undefined
+    const ctx: MethodContext = {
+      node: this.o.self, env, args: env.methodArgs ?? [], config: this.o.config, dataDir: this.o.dataDir,
+      signal: abort.signal, log: this.o.log, ops: this.ops,
+    }
+    const replies = !(noReply || env.ackTimeout === 0)
+    let result: ReplyResult
     try {
-      result = await untilStopped(method.run({
-        node: this.o.self, env, args: env.methodArgs ?? [], config: this.o.config, dataDir: this.o.dataDir,
-        signal: abort.signal, log: this.o.log,
-      }), abort.signal)
+      if (method.kind === 'stream') {
+        result = await this.stream(method, ctx, replies)
+        // A stream method returns normally when stopped: its final reply says why it stopped.
+        const reason: unknown = abort.signal.reason
+        const normalEnd = method.untilTimeout === true && isOutpostError(reason, 'method_timeout')
+        if (abort.signal.aborted && isOutpostError(reason) && !normalEnd) result = { ...result, error: reason.toJSON() }
+      } else {
+        result = await untilStopped(method.run(ctx), abort.signal, this.stopGraceMs)
+      }
     } catch (err) {
-      result = {}
-      error = isOutpostError(err) ? err.toJSON() : { code: 'method_failed' satisfies ErrorCode, message: `${env.method}: ${(err as Error)?.message ?? String(err)}` }
-      if (abort.signal.aborted && !isOutpostError(err, 'method_timeout') && isOutpostError(abort.signal.reason)) error = abort.signal.reason.toJSON()
+      result = { error: failure(env.method, err) }
+      if (abort.signal.aborted && isOutpostError(abort.signal.reason)) result.error = abort.signal.reason.toJSON()
     } finally {
       clearTimeout(timer)
       this.running.delete(env.id)
     }
+    const error = result.error
     if (error) this.o.log(isReply ? 'warn' : 'info', `dispatch: ${env.method} ${env.id} from ${env.fromNode} failed: ${error.code}: ${error.message}`)
-    if (noReply || env.ackTimeout === 0) {
+    if (!replies) {
       if (inboxId !== undefined) await this.finish(inboxId)
       return
     }
-    await this.reply(env, error ? { ...result, error } : result, inboxId)
+    await this.reply(env, result, inboxId)
+  }
+
+  /**
+   * Run a stream method: its chunks go out as replies seq 0, 1, … (coalesced); what is left
+   * and the end result are returned for the final reply, which carries the next seq.
+   */
+  private async stream(method: StreamMethod, ctx: MethodContext, replies: boolean): Promise<ReplyResult> {
+    let seq = 0
+    const req = ctx.env
+    const out = new Coalescer({
+      ...this.o.stream,
+      flush: (piece) => this.enqueueReply(this.replyEnvelope(req, { data: piece, seq: seq++, final: false })),
+    })
+    let end: ReplyResult
+    try {
+      const it = method.run(ctx)
+      for (;;) {
+        const step = await untilStopped(it.next(), ctx.signal, this.stopGraceMs)
+        if (step.done === true) { end = step.value; break }
+        if (replies) await out.push(step.value)
+        // The outbox refused a reply (full): stop the method; the final reply says why.
+        if (out.error !== undefined) {
+          void it.return({}).catch(() => {})
+          throw out.error
+        }
+      }
+    } catch (err) {
+      end = { error: failure(req.method, err) }
+    }
+    const rest = await out.end()
+    if (out.error !== undefined && end.error === undefined) end = { ...end, error: failure(req.method, out.error) }
+    const data = end.data === undefined ? rest : Buffer.concat([rest, typeof end.data === 'string' ? Buffer.from(end.data) : end.data])
+    return { ...end, ...(data.length > 0 ? { data } : {}), seq }
   }
 
   /** The reply to `req`, queued through the outbox; closes inbox entry `inboxId` in the same record. */
-  private async reply(req: Envelope, result: MethodResult & { error?: { code: string; message: string } }, inboxId: string | undefined): Promise<void> {
+  private async reply(req: Envelope, result: ReplyResult, inboxId: string | undefined): Promise<void> {
+    try {
+      await this.enqueueReply(this.replyEnvelope(req, { ...result, final: true }), inboxId)
+    } catch (err) {
+      this.o.log('error', `dispatch: cannot queue the reply to ${req.id}: ${(err as Error).message}`)
+    }
+  }
+
+  private enqueueReply(reply: Envelope, inboxId?: string): Promise<void> {
+    return this.o.enqueue(reply, inboxId)
+  }
+
+  private replyEnvelope(req: Envelope, result: ReplyResult): Envelope {
     const data = result.data
-    const text = dataText(data)
-    const reply: Envelope = {
+    return {
       id: this.o.ulid(),
       toNode: req.fromNode,
       fromNode: this.o.self,
       method: req.replyMethod ?? 'reply.file.append',
-      methodArgs: expandData(req.replyMethodArgs ?? [], text),
+      methodArgs: expandData(req.replyMethodArgs ?? [], dataText(data)),
       inReplyTo: req.id,
-      final: true,
+      ...(result.seq !== undefined ? { seq: result.seq } : {}),
+      final: result.final ?? true,
       createdAt: this.o.now(),
       ...(data !== undefined ? { data } : {}),
       ...(result.stderr !== undefined && result.stderr.length > 0 ? { stderr: result.stderr } : {}),
@@ -249,23 +367,23 @@ export class Dispatcher {
       ...(req.directory !== undefined ? { directory: req.directory } : {}),
       ...(req.fileName !== undefined ? { fileName: req.fileName } : {}),
     }
-    try {
-      await this.o.enqueue(reply, inboxId)
-    } catch (err) {
-      this.o.log('error', `dispatch: cannot queue the reply to ${req.id}: ${(err as Error).message}`)
-    }
   }
 }
 
+function failure(method: string, err: unknown): { code: string; message: string } {
+  return isOutpostError(err) ? err.toJSON() : { code: 'method_failed' satisfies ErrorCode, message: `${method}: ${(err as Error)?.message ?? String(err)}` }
+}
+
 /** A method that ignores its abort signal still gets a bounded time to give up. */
-function untilStopped<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
+function untilStopped<T>(work: Promise<T>, signal: AbortSignal, graceMs: number): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     let grace: NodeJS.Timeout | undefined
     const onAbort = (): void => {
-      grace = setTimeout(() => reject(signal.reason), STOP_GRACE_MS)
+      grace = setTimeout(() => reject(signal.reason), graceMs)
       grace.unref()
     }
-    signal.addEventListener('abort', onAbort, { once: true })
+    if (signal.aborted) onAbort()
+    else signal.addEventListener('abort', onAbort, { once: true })
     work.then(resolve, reject).finally(() => {
       signal.removeEventListener('abort', onAbort)
       if (grace) clearTimeout(grace)

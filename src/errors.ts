@@ -27,6 +27,7 @@ export const ERROR_CODES = {
   method_disabled: 'the method is switched off on the receiver (methods.enabled or op.stop)',
   method_failed: 'the method threw or could not start (the message says why)',
   method_timeout: 'the method ran past methodTimeout and was stopped',
+  cancelled: 'the method was stopped by op.cancel before it finished',
   interrupted: 'the receiving node stopped while the method ran; it is not run again',
   path_outside: 'a reply file path would leave the data directory (.., absolute path or symlink)',
   api_bad_request: 'a local API request is not valid JSON or not a known request',

@@ -19,6 +19,34 @@ export interface MethodContext {
   /** Aborted at methodTimeout or on cancel: stop, and kill what was started. */
   signal: AbortSignal
   log: (level: 'debug' | 'info' | 'warn' | 'error', message: string) => void
+  /** The running node's handlers and jobs (op.*); absent where no node runs (`outpost call`). */
+  ops?: Ops
+}
+
+/** A method run the dispatcher is executing now. */
+export interface JobInfo {
+  id: string
+  method: string
+  from: string
+  /** Milliseconds since the epoch. */
+  started: number
+}
+
+export interface HandlerInfo {
+  name: string
+  kind: Method['kind']
+  summary: string
+  enabled: boolean
+}
+
+/** What op.* may see and change in the dispatcher; nothing else of the core is reachable. */
+export interface Ops {
+  handlers(): HandlerInfo[]
+  jobs(): JobInfo[]
+  /** Switch a handler on or off in memory; throws method_unknown, or method_disabled for what the config switched off. */
+  setEnabled(name: string, on: boolean): void
+  /** Abort a running job (its reply carries `cancelled`); false when no job has this id. */
+  cancel(id: string, by: string): boolean
 }
 
 export interface MethodResult {
@@ -36,4 +64,18 @@ export interface UnaryMethod {
   run(ctx: MethodContext): Promise<MethodResult>
 }
 
-export type Method = UnaryMethod
+/**
+ * A method whose output comes over time (cli.stream, file.tail): it yields chunks as they
+ * come and returns the end result (exitCode). The dispatcher coalesces the chunks into
+ * numbered replies; when ctx.signal aborts the method stops what it started and returns.
+ */
+export interface StreamMethod {
+  name: MethodName
+  kind: 'stream'
+  summary: string
+  /** methodTimeout is this method's normal end (file.tail): its final reply carries no method_timeout. */
+  untilTimeout?: boolean
+  run(ctx: MethodContext): AsyncGenerator<Uint8Array | string, MethodResult, undefined>
+}
+
+export type Method = UnaryMethod | StreamMethod

@@ -276,6 +276,8 @@ export class OutpostNode {
       if (this.helloTimer) clearInterval(this.helloTimer)
       this.delivery.stop()
       for (const job of this.dispatcher.jobs()) job.abort.abort(new OutpostError('interrupted', `${this.name} is stopping`))
+      // Their process groups are killed (TERM, grace, KILL) before this process may exit.
+      await this.dispatcher.drain((this.config.methods.killGrace + 2) * 1000)
       await this.transport.close()
       await Promise.allSettled(this.loops)
       await this.outbox.close()

@@ -15,6 +15,7 @@ import { OutpostError, isOutpostError } from '../errors'
 import type { LogFn } from '../log'
 import type { OutpostNode } from '../node'
 import { VERSION } from '../version'
+import { SeqOrder } from './seq-order'
 
 /** An envelope as JSON: bytes become UTF-8 text. */
 export function envelopeJson(env: Envelope): Record<string, unknown> {
@@ -133,15 +134,19 @@ export class SocketApi {
         const pending = new Set(envs.map((e) => e.id))
         let stored = false
         const held: Envelope[] = []
-        const onReply = (env: Envelope): void => {
-          if (!stored) { held.push(env); return }
+        const deliver = (env: Envelope): void => {
           if (!pending.has(env.inReplyTo ?? '')) return // a resent reply already answered
           write({ reply: envelopeJson(env) })
-          if (env.final || env.error) pending.delete(env.inReplyTo ?? '')
+          if (env.final || env.error) { pending.delete(env.inReplyTo ?? ''); streams.forget(env.inReplyTo ?? '') }
           if (pending.size === 0) { unwatch(); write({ done: true }); finished() }
         }
+        const streams = new SeqOrder(deliver)
+        const onReply = (env: Envelope): void => {
+          if (!stored) { held.push(env); return }
+          streams.add(env)
+        }
         const unwatch = node.watch([...pending], onReply)
-        cleanups.push(unwatch)
+        cleanups.push(unwatch, () => streams.close())
         try {
           await node.submitPrepared(envs)
         } catch (err) {

@@ -90,10 +90,10 @@ test('reply.console - prints [fromNode] and the output, error and stderr, to the
 })
 
 test('methods - the registry lists each module under its own name, all known to method-names', () => {
-  assert.equal([...METHODS.keys()].sort(), ['cli.run', 'error.log', 'node.ping', 'node.pong', 'reply.console', 'reply.file', 'reply.file.append'])
+  assert.equal([...METHODS.keys()].sort(), ['cli.run', 'cli.stream', 'error.log', 'file.tail', 'node.ping', 'node.pong', 'op.cancel', 'op.list', 'op.start', 'op.stop', 'reply.console', 'reply.file', 'reply.file.append'])
   for (const [name, m] of METHODS) {
     assert.is(m.name, name)
-    assert.is(m.kind, 'unary')
+    assert.is(m.kind, ['cli.stream', 'file.tail'].includes(name) ? 'stream' : 'unary')
     assert.ok(m.summary.length > 0)
     assert.ok(Object.hasOwn(METHOD_ALIASES, name))
   }
