@@ -4,8 +4,11 @@
  */
 import type { Method } from '../src/method'
 import type { MethodName } from '../src/method-names'
+import cliNamed from './cli-named'
 import cliRun from './cli-run'
 import errorLog from './error-log'
+import httpGet from './http-get'
+import { infoKernel, infoOs, infoSystem, infoUsers } from './info'
 import { nodePing, nodePong } from './node-ping'
 import replyConsole from './reply-console'
 import { replyFile, replyFileAppend } from './reply-file'
@@ -21,6 +24,12 @@ function registry(methods: readonly Method[]): ReadonlyMap<MethodName, Method> {
 
 export const METHODS: ReadonlyMap<MethodName, Method> = registry([
   cliRun,
+  cliNamed,
+  httpGet,
+  infoKernel,
+  infoOs,
+  infoUsers,
+  infoSystem,
   replyFile,
   replyFileAppend,
   replyConsole,

@@ -185,7 +185,8 @@ function talk(file: string, request: string, onLine: (obj: Record<string, unknow
   })
 }
 
-const NOT_DELIVERED = new Set(['not_delivered', 'ttl_expired', 'denied'])
+/** Exit 3: the method did not run (not delivered, or refused by the receiver's policy). */
+const NOT_DELIVERED = new Set(['not_delivered', 'ttl_expired', 'denied', 'method_disabled', 'method_unknown', 'command_unknown'])
 
 const send: Command = async (io, args) => {
   const { values, positionals } = parse(args, {
@@ -288,10 +289,20 @@ const call: Command = async (io, args) => {
   try {
     const r = await method.run({ node: self, env, args: methodArgs, config, dataDir: config.dataDir, signal: abort.signal, log: loggerFor(config, values.debug).log })
     const text = (v: Uint8Array | string | undefined): string | undefined => (v === undefined ? undefined : dataText(v))
-    print(io, JSON.stringify({ data: text(r.data), stderr: text(r.stderr), exitCode: r.exitCode }, null, 2))
+    print(io, JSON.stringify({ data: jsonOrText(text(r.data)), stderr: text(r.stderr), exitCode: r.exitCode }, null, 2))
     return r.exitCode !== undefined && r.exitCode !== 0 ? EXIT.remoteFailed : EXIT.ok
   } finally {
     clearTimeout(timer)
+  }
+}
+
+/** Output that is a JSON document (info.*, http.get) is shown as JSON, not as an escaped string. */
+function jsonOrText(text: string | undefined): unknown {
+  if (text === undefined || !/^\s*[[{]/.test(text)) return text
+  try {
+    return JSON.parse(text) as unknown
+  } catch {
+    return text
   }
 }
 

@@ -174,9 +174,8 @@ export class Dispatcher {
       return new OutpostError('denied', `${self} does not let ${env.fromNode} call ${env.method} (methods.allow)`)
     }
     if (!this.o.methods.has(env.method)) return new OutpostError('method_unknown', `${self} has no method ${env.method}`)
-    const enabled = config.methods.enabled
-    if (!(enabled.includes('*') || enabled.includes(env.method)) || this.o.disabled?.has(env.method)) {
-      return new OutpostError('method_disabled', `${env.method} is switched off on ${self}`)
+    if (!config.methods.enabled.some((p) => matches(p, env.method)) || this.o.disabled?.has(env.method)) {
+      return new OutpostError('method_disabled', `${env.method} is switched off on ${self} (methods.enabled: ${config.methods.enabled.join(', ')})`)
     }
     return undefined
   }
@@ -282,6 +281,11 @@ export function expandData(args: string[], data: string): string[] {
 export function allowed(config: Config, self: string, from: string, method: string): boolean {
   return config.methods.allow.some((rule) =>
     rule.from.some((f) => f === '*' || f === from || (f === '$central' && from === config.node.central) || (f === '$self' && from === self)) &&
-    (rule.methods ?? ['*']).some((p) => p === '*' || p === method || (p.endsWith('*') && method.startsWith(p.slice(0, -1)))))
+    (rule.methods ?? ['*']).some((p) => matches(p, method)))
+}
+
+/** A method pattern of methods.allow / methods.enabled: "*", an exact name, or a prefix such as "info.*". */
+export function matches(pattern: string, method: string): boolean {
+  return pattern === '*' || pattern === method || (pattern.endsWith('*') && method.startsWith(pattern.slice(0, -1)))
 }
 
