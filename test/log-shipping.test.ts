@@ -1,0 +1,109 @@
+import fs from 'node:fs'
+import path from 'node:path'
+import { test } from 'uvu'
+import * as assert from 'uvu/assert'
+import YAML from 'yaml'
+import { minionTime } from '../src/log-shipper'
+import { Cluster, status } from './fixtures/cluster'
+
+function configure(c: Cluster, name: string, extra: Record<string, unknown>): void {
+  const file = c.node(name).config
+  fs.writeFileSync(file, YAML.stringify({ ...(YAML.parse(fs.readFileSync(file, 'utf8')) as object), ...extra }))
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
+
+/** The message field of each shipped line. */
+function shipped(file: string): string[] {
+  if (!fs.existsSync(file)) return []
+  return fs.readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => l.split('|').slice(3).join('|'))
+}
+
+async function until(what: string, ok: () => boolean, ms = 30_000): Promise<void> {
+  const end = Date.now() + ms
+  while (!ok()) {
+    if (Date.now() > end) throw new Error(`timed out: ${what}`)
+    await sleep(50)
+  }
+}
+
+const append = (file: string, from: number, to: number, tag: string): string[] => {
+  const lines = Array.from({ length: to - from }, (_, i) => `${tag} line ${from + i} ${'x'.repeat((from + i) % 37)}`)
+  fs.appendFileSync(file, lines.map((l) => l + '\n').join(''))
+  return lines
+}
+
+test('logs - minion time format', () => {
+  assert.match(minionTime(new Date()), /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d [+-]\d\d:\d\d$/)
+})
+
+test('logs - lines reach central once each, in order, across rotation, truncation, kill -9 and rotation while down', async () => {
+  const c = await Cluster.create(['ship1'])
+  const logDir = path.join(c.dir, 'applogs')
+  fs.mkdirSync(logDir)
+  const log = path.join(logDir, 'app.log')
+  try {
+    configure(c, 'ship1', { logs: [{ path: log, startAt: 'start', interval: 100, maxBatchBytes: 1024, directory: 'shipped', fileName: 'app.log', level: 'info' }] })
+    const out = path.join(c.node('central').dataDir, 'shipped', 'ship1', 'app.log')
+    const expected: string[] = []
+    expected.push(...append(log, 0, 40, 'a'))  // before the node starts: startAt start ships them
+    await c.startHub()
+    await c.start('central')
+    await c.start('ship1')
+    expected.push(...append(log, 40, 120, 'a'))
+    await until('the first 120 lines', () => shipped(out).length >= 120)
+    const first = fs.readFileSync(out, 'utf8').split('\n')[0]!
+    assert.match(first, /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d [+-]\d\d:\d\d\|app\.log\|info\|a line 0 $/)
+
+    // Rotation by rename + a new file, while running; the old file gets a last line after the rename.
+    fs.renameSync(log, `${log}.1`)
+    expected.push(...append(`${log}.1`, 120, 125, 'a'))
+    expected.push(...append(log, 0, 30, 'b'))
+    await until('after rotation', () => shipped(out).length >= expected.length)
+
+    // Truncation (copytruncate style).
+    fs.truncateSync(log, 0)
+    await sleep(400)
+    expected.push(...append(log, 0, 10, 'c'))
+    await until('after truncation', () => shipped(out).length >= expected.length)
+
+    // kill -9 while lines keep coming, then more lines and a rotation while the node is down.
+    expected.push(...append(log, 10, 200, 'c'))
+    await sleep(150)
+    await c.node('ship1').proc!.stop('SIGKILL')
+    expected.push(...append(log, 200, 260, 'c'))
+    fs.renameSync(log, `${log}.2`)
+    expected.push(...append(log, 0, 50, 'd'))
+    await c.start('ship1')
+    expected.push(...append(log, 50, 80, 'd'))
+    await until('after the restart', () => shipped(out).length >= expected.length)
+    await sleep(1000) // a duplicate would show up now
+    assert.equal(shipped(out), expected)
+    const s = await status(c.node('ship1').socket)
+    assert.is(s.outbox.count, 0)
+  } finally {
+    await c.destroy()
+  }
+})
+
+test('logs - startAt end (the default) ships only lines written after the node first saw the file', async () => {
+  const c = await Cluster.create(['ship1'])
+  const log = path.join(c.dir, 'old.log')
+  try {
+    fs.writeFileSync(log, 'old line\n')
+    configure(c, 'ship1', { logs: [{ path: log, interval: 100 }] })
+    await c.startHub()
+    await c.start('central')
+    await c.start('ship1')
+    await c.node('ship1').proc!.waitFor(/logs: shipping .*old\.log from offset 9/)
+    fs.appendFileSync(log, 'new line\n')
+    const out = path.join(c.node('central').dataDir, 'logs', 'ship1', 'old.log')
+    await until('the new line', () => shipped(out).length >= 1)
+    await sleep(500)
+    assert.equal(shipped(out), ['new line'])
+  } finally {
+    await c.destroy()
+  }
+})
+
+test.run()
