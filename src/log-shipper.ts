@@ -181,6 +181,7 @@ class Follower {
       if (!isOutpostError(err, 'outbox_duplicate')) throw err
     }
     this.save({ ino, offset: end })
+    this.o.log('debug', `logs: queued ${id}: bytes ${offset}-${end} of ${spec.path} (inode ${ino}) for ${this.toNode}`)
   }
 
   async close(): Promise<void> {

@@ -106,4 +106,43 @@ test('logs - startAt end (the default) ships only lines written after the node f
   }
 })
 
+
+test('logs - a batch left pending by a crash is sent again under its id: once if it was delivered, once if it was not', async () => {
+  const c = await Cluster.create(['ship1'])
+  const log = path.join(c.dir, 'p.log')
+  try {
+    configure(c, 'ship1', { logs: [{ path: log, startAt: 'start', interval: 100, maxBatchBytes: 1024 }] })
+    const expected = append(log, 0, 5, 'p')
+    await c.startHub()
+    await c.start('central')
+    await c.start('ship1')
+    const out = path.join(c.node('central').dataDir, 'logs', 'ship1', 'p.log')
+    await until('the first batch', () => shipped(out).length >= 5)
+    const m = /logs: queued (\w+): bytes 0-(\d+) of /.exec(c.node('ship1').proc!.output)
+    assert.ok(m, c.node('ship1').proc!.output.slice(-2000))
+    await c.node('ship1').proc!.stop('SIGKILL')
+    // As if the node died after queueing the first batch but before moving the position.
+    const stateDir = path.join(c.node('ship1').dataDir, 'logs')
+    const stateFile = path.join(stateDir, fs.readdirSync(stateDir).find((f) => f.endsWith('.json'))!)
+    const ino = fs.statSync(log).ino
+    fs.writeFileSync(stateFile, JSON.stringify({ ino, offset: 0, pending: { id: m[1], end: Number(m[2]) } }))
+    expected.push(...append(log, 5, 8, 'p'))
+    await c.start('ship1')
+    await until('the lines after the restart', () => shipped(out).length >= 8)
+    await sleep(800)
+    assert.equal(shipped(out), expected)
+    // And one whose enqueue never happened (a fresh id): its bytes are shipped, once.
+    await c.node('ship1').proc!.stop('SIGKILL')
+    const size = fs.statSync(log).size
+    expected.push(...append(log, 8, 12, 'p'))
+    fs.writeFileSync(stateFile, JSON.stringify({ ino, offset: size, pending: { id: '01JAAAAAAAAAAAAAAAAAAAAAAA', end: fs.statSync(log).size } }))
+    await c.start('ship1')
+    await until('the pending batch', () => shipped(out).length >= 12)
+    await sleep(800)
+    assert.equal(shipped(out), expected)
+  } finally {
+    await c.destroy()
+  }
+})
+
 test.run()

@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
@@ -8,6 +9,7 @@ import { runArgs, splitRunArgs } from '../../methods/run-options'
 import { defaultConfig } from '../../src/config'
 import { parseMessage } from '../../src/envelope'
 import type { MethodContext } from '../../src/method'
+import { BIN } from '../fixtures/cluster'
 import { rejectsCode, throwsCode } from '../helpers'
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'outpost-run-opts-'))
@@ -53,6 +55,24 @@ test('cli.run - --user/--group run the command as that account (as root), unknow
   assert.is(text(g.data), '0\n')
   await rejectsCode(cliRun.run(ctx(['--user=no-such-user-x', '--', 'id'])), 'not_found', 'no-such-user-x')
   await rejectsCode(cliRun.run(ctx(['--group=no-such-group-x', '--', 'id'])), 'not_found', 'no-such-group-x')
+})
+
+test('cli.run - --user from a node not running as root is refused with not_permitted (a real unprivileged outpost)', () => {
+  // As root the test starts outpost as nobody; otherwise it already runs unprivileged.
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'outpost-nonroot-'))
+  fs.chmodSync(dir, 0o777)
+  const config = path.join(dir, 'c.yaml')
+  fs.writeFileSync(config, `node: { name: here }\ndataDir: ${dir}/data\n`, { mode: 0o644 })
+  try {
+    const r = spawnSync(process.execPath, [BIN, 'call', '--config', config, 'cli.run', '--', '--user=root', '--', 'id -u'], {
+      encoding: 'utf8', cwd: dir, ...(isRoot ? { uid: 65534, gid: 65534 } : {}),
+    })
+    assert.is(r.status, 1, r.stderr + r.stdout)
+    assert.match(r.stderr, /not_permitted/)
+    assert.match(r.stderr, /root/)
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true })
+  }
 })
 
 test("envelope - BasicAgent's sync.bash with cmd and timeout becomes cli.run with methodTimeout", () => {
