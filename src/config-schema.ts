@@ -143,7 +143,7 @@ export const SCHEMA = obj({
     methodTimeout: int(0, 'Seconds the method may run (0: methods.timeout).', 0),
   }, ['cron', 'method'] as const, [], 'Methods run here on a cron expression, their results sent through the outbox to toNode. A run missed while the node was down runs once at start.'),
   logs: list({
-    path: str('', 'The file to follow (rotation by rename and truncation are followed).'),
+    path: str('', 'The file to follow (rotation by rename and truncation are followed).', { check: (v: string) => (path.isAbsolute(v) ? undefined : 'must be an absolute path') }),
     toNode: str('', 'Node the lines are shipped to (default: node.central).', { check: (v: string) => (v === '' ? undefined : checkNodeName(v)) }),
     replyMethod: str('reply.file.append', 'What the lines are handed to on toNode.'),
     directory: str('logs', 'Directory of the file the lines are written to on toNode.'),

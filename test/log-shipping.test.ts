@@ -3,8 +3,10 @@ import path from 'node:path'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import YAML from 'yaml'
+import { parseConfig } from '../src/config'
 import { minionTime } from '../src/log-shipper'
 import { Cluster, status } from './fixtures/cluster'
+import { throwsCode } from './helpers'
 
 function configure(c: Cluster, name: string, extra: Record<string, unknown>): void {
   const file = c.node(name).config
@@ -33,8 +35,12 @@ const append = (file: string, from: number, to: number, tag: string): string[] =
   return lines
 }
 
-test('logs - minion time format', () => {
+test('logs - minion time format; a relative path or an unknown key is a config error', () => {
   assert.match(minionTime(new Date()), /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d [+-]\d\d:\d\d$/)
+  throwsCode(() => parseConfig('logs:\n  - { path: app.log }\n', 'outpost.yaml'), 'config_invalid', 'logs.0.path', 'absolute')
+  throwsCode(() => parseConfig('logs:\n  - { path: /var/log/app.log, intervl: 5 }\n', 'outpost.yaml'), 'config_invalid', 'logs.0.intervl')
+  throwsCode(() => parseConfig('logs:\n  - { toNode: central }\n', 'outpost.yaml'), 'config_invalid', 'path')
+  assert.equal(parseConfig('logs:\n  - { path: /var/log/app.log, startAt: start }\n', 'outpost.yaml').logs, [{ path: '/var/log/app.log', startAt: 'start' }])
 })
 
 test('logs - lines reach central once each, in order, across rotation, truncation, kill -9 and rotation while down', async () => {
