@@ -1,5 +1,6 @@
 import fs from 'node:fs'
 import http from 'node:http'
+import https from 'node:https'
 import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
@@ -77,6 +78,19 @@ test('http.get - bad URL, refused port, unknown host and a timeout are error cod
   const p = httpGet.run(ctx([`${base}/slow`], { signal: abort.signal }))
   setTimeout(() => abort.abort(), 300)
   await rejectsCode(p, 'method_timeout')
+})
+
+test('http.get - an https server whose certificate the node does not trust is http_failed', async () => {
+  const tlsDir = path.join(__dirname, '..', 'fixtures', 'tls')
+  const server = https.createServer({ cert: fs.readFileSync(path.join(tlsDir, 'server.pem')), key: fs.readFileSync(path.join(tlsDir, 'server.key')) }, (_req, res) => res.end('secure'))
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  try {
+    const url = `https://127.0.0.1:${(server.address() as net.AddressInfo).port}/`
+    await rejectsCode(httpGet.run(ctx([url])), 'http_failed', url)
+  } finally {
+    server.closeAllConnections()
+    server.close()
+  }
 })
 
 test('http.get - round trip through a cluster with the REQHttpGet alias; methodTimeout gives method_timeout', async () => {
