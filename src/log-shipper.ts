@@ -203,7 +203,15 @@ export class LogShipper {
   private stopped = false
 
   constructor(private readonly o: LogShipperOptions) {
-    this.followers = o.logs.map(withDefaults).map((spec) => ({ f: new Follower(spec, o), spec }))
+    const seen = new Set<string>()
+    const specs = o.logs.map(withDefaults).filter((spec) => {
+      // Two followers of one file would share its position file and ship every line twice.
+      const key = path.resolve(spec.path)
+      if (seen.has(key)) { o.log('warn', `logs: ${spec.path} is listed twice; the second entry is ignored`); return false }
+      seen.add(key)
+      return true
+    })
+    this.followers = specs.map((spec) => ({ f: new Follower(spec, o), spec }))
   }
 
   start(): void {
