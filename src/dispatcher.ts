@@ -174,9 +174,11 @@ export class Dispatcher {
       return new OutpostError('denied', `${self} does not let ${env.fromNode} call ${env.method} (methods.allow)`)
     }
     if (!this.o.methods.has(env.method)) return new OutpostError('method_unknown', `${self} has no method ${env.method}`)
-    if (!config.methods.enabled.some((p) => matches(p, env.method)) || this.o.disabled?.has(env.method)) {
+    // A reply answers a request this node sent: it is handled whatever methods.enabled lists.
+    if (env.inReplyTo === undefined && !config.methods.enabled.some((p) => matches(p, env.method))) {
       return new OutpostError('method_disabled', `${env.method} is switched off on ${self} (methods.enabled: ${config.methods.enabled.join(', ')})`)
     }
+    if (this.o.disabled?.has(env.method)) return new OutpostError('method_disabled', `${env.method} is switched off on ${self} (op.stop)`)
     return undefined
   }
 

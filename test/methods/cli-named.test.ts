@@ -67,6 +67,11 @@ test('cli.named - an allowlist-only node: cli.named runs, cli.run is method_disa
     const unknown = spawnSync(process.execPath, [BIN, 'send', '--config', c.node('central').config, '--to', 'ship1', 'cli.named', '--', 'rm-everything'], { encoding: 'utf8' })
     assert.is(unknown.status, 3, unknown.stderr)
     assert.match(unknown.stderr, /command_unknown/)
+    // ship1's own requests still get their replies handled (reply.file.append is not in its list).
+    const mine = await sendVia(c.node('ship1').socket, [{ toNode: 'ship1', method: 'node.ping' }])
+    const replyFile = path.join(c.node('ship1').dataDir, 'replies', 'ship1', `${mine.accepted[0]!.id}.log`)
+    for (let i = 0; i < 100 && !fs.existsSync(replyFile); i++) await new Promise((r) => setTimeout(r, 50))
+    assert.match(fs.readFileSync(replyFile, 'utf8'), /pong ship1/, fs.readFileSync(replyFile, 'utf8'))
   } finally {
     await c.destroy()
   }
