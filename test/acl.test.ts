@@ -3,15 +3,11 @@ import fs from 'node:fs'
 import os from 'node:os'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import YAML from 'yaml'
 import { allowed } from '../src/dispatcher'
 import { defaultConfig } from '../src/config'
 import { BIN, Cluster, sendVia } from './fixtures/cluster'
+import { configure } from './fixtures/configure'
 
-function configure(c: Cluster, name: string, extra: Record<string, unknown>): void {
-  const file = c.node(name).config
-  fs.writeFileSync(file, YAML.stringify({ ...(YAML.parse(fs.readFileSync(file, 'utf8')) as object), ...extra }))
-}
 
 test('acl - rules match the sender ($central, $self, names, *) and method patterns', () => {
   const c = defaultConfig()

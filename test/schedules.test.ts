@@ -2,17 +2,12 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import YAML from 'yaml'
 import { parseConfig } from '../src/config'
 import { scheduleKey, type Schedule } from '../src/schedules'
 import { Cluster } from './fixtures/cluster'
+import { configure } from './fixtures/configure'
 import { throwsCode } from './helpers'
 
-/** Give one cluster node extra config keys. */
-function configure(c: Cluster, name: string, extra: Record<string, unknown>): void {
-  const file = c.node(name).config
-  fs.writeFileSync(file, YAML.stringify({ ...(YAML.parse(fs.readFileSync(file, 'utf8')) as object), ...extra }))
-}
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
 

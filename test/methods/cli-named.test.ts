@@ -5,11 +5,11 @@ import os from 'node:os'
 import path from 'node:path'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import YAML from 'yaml'
 import cliNamed from '../../methods/cli-named'
 import { defaultConfig } from '../../src/config'
 import type { MethodContext } from '../../src/method'
 import { BIN, Cluster, sendVia } from '../fixtures/cluster'
+import { configure } from '../fixtures/configure'
 import { rejectsCode } from '../helpers'
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'outpost-named-'))
@@ -41,11 +41,6 @@ test('cli.named - an unknown name, extra arguments and no name are refused, and 
   assert.not.ok(fs.existsSync(marker))
 })
 
-/** Give one cluster node extra config keys. */
-function configure(c: Cluster, name: string, extra: Record<string, unknown>): void {
-  const file = c.node(name).config
-  fs.writeFileSync(file, YAML.stringify({ ...(YAML.parse(fs.readFileSync(file, 'utf8')) as object), ...extra }))
-}
 
 test('cli.named - an allowlist-only node: cli.named runs, cli.run is method_disabled and `outpost send` exits 3', async () => {
   const c = await Cluster.create(['ship1'])
