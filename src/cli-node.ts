@@ -141,6 +141,9 @@ const up: Command = async (io, args) => {
   localConfig.dataDir = path.join(path.dirname(config.dataDir), 'local')
   localConfig.transport.token = localToken(config.transport.token ?? '')
   localConfig.api.socket = null
+  // The file is central's: its schedules and log files are not run or shipped twice.
+  localConfig.schedules = []
+  localConfig.logs = []
   const local = await runNode(localConfig, logger.child('local'))
   io.stderr.write(`outpost up: hub on ${h.address}, nodes central and local running (data in ${path.dirname(config.dataDir)}).\n` +
     `In another terminal, from ${io.cwd}:\n  npx outpost send --to local cli.run -- uname -a\nCtrl-C stops.\n`)
