@@ -149,7 +149,7 @@ export class OutpostNode {
     const submit = (drafts: MessageDraft[]): Promise<Envelope[]> => this.submit(drafts)
     if (this.config.schedules.length > 0) {
       this.scheduler = new Scheduler({
-        schedules: this.config.schedules, self: this.name, central: this.config.node.central, dataDir: this.dataDir,
+        schedules: this.config.schedules, central: this.config.node.central, dataDir: this.dataDir,
         runLocal: (m, args, t) => this.runLocal(m, args, t), submit, log, now: this.now,
       })
       this.scheduler.start()

@@ -29,7 +29,6 @@ export type LocalOutcome = MethodResult & { error?: { code: string; message: str
 
 export interface SchedulerOptions {
   schedules: readonly Schedule[]
-  self: string
   central: string
   dataDir: string
   /** Run a method on this node with a timeout (seconds; 0: methods.timeout). */
