@@ -10,6 +10,7 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import os from 'node:os'
 import { OutpostError } from '../src/errors'
 import type { MethodContext, MethodResult, UnaryMethod } from '../src/method'
+import { resolveRunOptions, splitRunArgs } from './run-options'
 
 /** Time between SIGTERM and SIGKILL to the process group of a stopped command. */
 export const KILL_GRACE_MS = 2000
@@ -29,6 +30,12 @@ export interface RunOptions {
   signal: AbortSignal
   /** Defaults to KILL_GRACE_MS. */
   graceMs?: number
+  /** Run as this uid/gid (root only; checked by the caller). */
+  uid?: number
+  gid?: number
+  /** The whole environment of the command. */
+  env?: NodeJS.ProcessEnv
+  cwd?: string
 }
 
 /** The truncation mark appended once to a stream cut at `cap` bytes. */
@@ -122,7 +129,11 @@ export function runCommand(file: string, argv: readonly string[], opts: RunOptio
     let child: ChildProcess
     try {
       // stdin is /dev/null: nothing is ever written to it, so a command reading it sees EOF.
-      child = spawn(file, argv, { detached: true, stdio: ['ignore', 'pipe', 'pipe'] })
+      child = spawn(file, argv, {
+        detached: true, stdio: ['ignore', 'pipe', 'pipe'],
+        ...(opts.uid !== undefined ? { uid: opts.uid } : {}), ...(opts.gid !== undefined ? { gid: opts.gid } : {}),
+        ...(opts.env !== undefined ? { env: opts.env } : {}), ...(opts.cwd !== undefined ? { cwd: opts.cwd } : {}),
+      })
     } catch (err) {
       reject(new OutpostError('method_failed', `cli.run: cannot start ${JSON.stringify(what)}: ${(err as Error).message}`, { cause: err }))
       return
@@ -182,14 +193,15 @@ export function runCommand(file: string, argv: readonly string[], opts: RunOptio
 export default {
   name: 'cli.run',
   kind: 'unary',
-  summary: 'Run a command (one shell string, or argv) and return stdout, stderr and exitCode.',
-  run(ctx: MethodContext): Promise<MethodResult> {
+  summary: 'Run a command (one shell string, or argv) and return stdout, stderr and exitCode; --user/--group/--env/--cwd before a -- set how.',
+  async run(ctx: MethodContext): Promise<MethodResult> {
     const { shell, outputCap } = ctx.config.methods
-    const [first, ...rest] = ctx.args
+    const { options, command } = splitRunArgs(ctx.args)
+    const [first, ...rest] = command
     if (first === undefined) {
-      return Promise.reject(new OutpostError('method_failed', 'cli.run: no command given; pass a shell string or a program and its arguments in methodArgs'))
+      throw new OutpostError('method_args', 'cli.run: no command given; pass a shell string or a program and its arguments in methodArgs')
     }
-    const opts = { outputCap, signal: ctx.signal }
+    const opts = { outputCap, signal: ctx.signal, ...(await resolveRunOptions(options)) }
     return rest.length === 0 ? runCommand(shell, ['-c', first], opts) : runCommand(first, rest, opts)
   },
 } satisfies UnaryMethod

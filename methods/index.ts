@@ -4,10 +4,13 @@
  */
 import type { Method } from '../src/method'
 import type { MethodName } from '../src/method-names'
+import cliNamed from './cli-named'
 import cliRun from './cli-run'
 import cliStream from './cli-stream'
 import errorLog from './error-log'
 import fileTail from './file-tail'
+import httpGet from './http-get'
+import { infoKernel, infoOs, infoSystem, infoUsers } from './info'
 import { nodePing, nodePong } from './node-ping'
 import { opCancel, opList, opStart, opStop } from './op'
 import replyConsole from './reply-console'
@@ -26,6 +29,12 @@ export const METHODS: ReadonlyMap<MethodName, Method> = registry([
   cliRun,
   cliStream,
   fileTail,
+  cliNamed,
+  httpGet,
+  infoKernel,
+  infoOs,
+  infoUsers,
+  infoSystem,
   replyFile,
   replyFileAppend,
   replyConsole,

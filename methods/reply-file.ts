@@ -113,22 +113,47 @@ async function makeParents(realRoot: string, dataDir: string, relDir: string): P
   return current
 }
 
-/** Writes waiting per file, so replies land in the order they arrived (each write has several awaits). */
-const queues = new Map<string, Promise<unknown>>()
+interface Waiting { ctx: MethodContext; append: boolean; content: Buffer; resolve: (p: string) => void; reject: (e: unknown) => void }
+
+/**
+ * Writes waiting per file, so replies land in the order they arrived (each write has several
+ * awaits). Appends that queued up behind each other go to the file in one write.
+ */
+const queues = new Map<string, Waiting[]>()
 
 /** Write (or append) a reply to its file, after the writes to it that came first; returns the absolute path written. */
 export function writeReplyFile(ctx: MethodContext, append: boolean): Promise<string> {
   const rel = replyRelativePath(ctx.env)
   const dataDir = path.resolve(ctx.dataDir)
   const key = path.join(dataDir, rel)
-  const run = (queues.get(key) ?? Promise.resolve()).then(() => write(ctx, dataDir, rel, append))
-  const tail = run.catch(() => {})
-  queues.set(key, tail)
-  void tail.then(() => { if (queues.get(key) === tail) queues.delete(key) })
-  return run
+  const content = replyContent(ctx.env)
+  return new Promise((resolve, reject) => {
+    const q = queues.get(key)
+    const item = { ctx, append, content, resolve, reject }
+    if (q !== undefined) { q.push(item); return }
+    queues.set(key, [item])
+    void drain(key, dataDir, rel)
+  })
 }
 
-async function write(ctx: MethodContext, dataDir: string, rel: string, append: boolean): Promise<string> {
+async function drain(key: string, dataDir: string, rel: string): Promise<void> {
+  const q = queues.get(key)!
+  while (q.length > 0) {
+    const first = q[0]!
+    let n = 1
+    if (first.append) while (n < q.length && q[n]!.append) n++
+    const batch = q.splice(0, n)
+    try {
+      const written = await write(first.ctx, dataDir, rel, first.append, batch.length === 1 ? first.content : Buffer.concat(batch.map((b) => b.content)))
+      for (const b of batch) b.resolve(written)
+    } catch (err) {
+      for (const b of batch) b.reject(err)
+    }
+  }
+  queues.delete(key)
+}
+
+async function write(ctx: MethodContext, dataDir: string, rel: string, append: boolean, content: Buffer): Promise<string> {
   try {
     await fs.promises.mkdir(dataDir, { recursive: true })
   } catch (err) {
@@ -150,7 +175,6 @@ async function write(ctx: MethodContext, dataDir: string, rel: string, append: b
     throw ioError(`cannot open ${file}`, err)
   }
   try {
-    const content = replyContent(ctx.env)
     if (content.length > 0) await handle.writeFile(content)
   } catch (err) {
     throw ioError(`cannot write ${file}`, err)

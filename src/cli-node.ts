@@ -141,6 +141,9 @@ const up: Command = async (io, args) => {
   localConfig.dataDir = path.join(path.dirname(config.dataDir), 'local')
   localConfig.transport.token = localToken(config.transport.token ?? '')
   localConfig.api.socket = null
+  // The file is central's: its schedules and log files are not run or shipped twice.
+  localConfig.schedules = []
+  localConfig.logs = []
   const local = await runNode(localConfig, logger.child('local'))
   io.stderr.write(`outpost up: hub on ${h.address}, nodes central and local running (data in ${path.dirname(config.dataDir)}).\n` +
     `In another terminal, from ${io.cwd}:\n  npx outpost send --to local cli.run -- uname -a\nCtrl-C stops.\n`)
@@ -185,7 +188,8 @@ function talk(file: string, request: string, onLine: (obj: Record<string, unknow
   })
 }
 
-const NOT_DELIVERED = new Set(['not_delivered', 'ttl_expired', 'denied'])
+/** Exit 3: the method did not run (not delivered, or refused by the receiver's policy). */
+const NOT_DELIVERED = new Set(['not_delivered', 'ttl_expired', 'denied', 'method_disabled', 'method_unknown', 'command_unknown'])
 
 const send: Command = async (io, args) => {
   const { values, positionals } = parse(args, {
@@ -193,7 +197,7 @@ const send: Command = async (io, args) => {
     'ack-timeout': { type: 'string' }, retries: { type: 'string' }, ttl: { type: 'string' }, 'no-wait': { type: 'boolean' }, socket: { type: 'string' },
   }, true)
   if (values.help) {
-    return print(io, `Usage: outpost send [--to NODE]... METHOD [-- ARGS...]\n       outpost send --file MSGS.json\n\n  Submit a message at this node and print the replies as they arrive.\n\n  --to NODE           receiver (repeat for several; default: this node)\n  --file FILE         a JSON array of messages (steward's format works)\n  --reply-method M    what runs with the reply at this node (default reply.file.append)\n  --timeout S         methodTimeout\n  --ack-timeout S     --retries N    --ttl S\n  --no-wait           print the accepted ids and return\n  --socket PATH       the node's API socket (default <dataDir>/outpost.sock)\n\n  Exit: 0 ok, 1 the remote method failed, 2 usage, 3 not delivered (ttl, attempts, denied).\n\n${GLOBAL_HELP}`)
+    return print(io, `Usage: outpost send [--to NODE]... METHOD [-- ARGS...]\n       outpost send --file MSGS.json\n\n  Submit a message at this node and print the replies as they arrive.\n\n  --to NODE           receiver (repeat for several; default: this node)\n  --file FILE         a JSON array of messages (steward's format works)\n  --reply-method M    what runs with the reply at this node (default reply.file.append)\n  --timeout S         methodTimeout\n  --ack-timeout S     --retries N    --ttl S\n  --no-wait           print the accepted ids and return\n  --socket PATH       the node's API socket (default <dataDir>/outpost.sock)\n\n  Exit: 0 ok, 1 the remote method failed, 2 usage, 3 not delivered or refused (ttl, attempts, denied, method_disabled).\n\n${GLOBAL_HELP}`)
   }
   const { config } = load(io, values, false)
   const num = (name: string, v: string | undefined): number | undefined => {
@@ -304,10 +308,20 @@ const call: Command = async (io, args) => {
     }
     const r = await method.run(ctx)
     const text = (v: Uint8Array | string | undefined): string | undefined => (v === undefined ? undefined : dataText(v))
-    print(io, JSON.stringify({ data: text(r.data), stderr: text(r.stderr), exitCode: r.exitCode }, null, 2))
+    print(io, JSON.stringify({ data: jsonOrText(text(r.data)), stderr: text(r.stderr), exitCode: r.exitCode }, null, 2))
     return r.exitCode !== undefined && r.exitCode !== 0 ? EXIT.remoteFailed : EXIT.ok
   } finally {
     clearTimeout(timer)
+  }
+}
+
+/** Output that is a JSON document (info.*, http.get) is shown as JSON, not as an escaped string. */
+function jsonOrText(text: string | undefined): unknown {
+  if (text === undefined || !/^\s*[[{]/.test(text)) return text
+  try {
+    return JSON.parse(text) as unknown
+  } catch {
+    return text
   }
 }
 

@@ -4,6 +4,7 @@
  */
 import os from 'node:os'
 import path from 'node:path'
+import { CronExpressionParser } from 'cron-parser'
 
 export interface DefaultsContext {
   hostname: string
@@ -63,6 +64,17 @@ const checkServers = (v: string[]): string | undefined => {
 const checkHostPort = (v: string): string | undefined =>
   /^(\[[0-9a-fA-F:.]+\]|[^\s:]+):\d{1,5}$/.test(v) ? undefined : 'must be host:port, such as 0.0.0.0:7430'
 
+const checkCron = (v: string): string | undefined => {
+  const fields = v.trim().split(/\s+/).length
+  if (fields !== 5 && fields !== 6) return `must have 5 fields (minute hour day month weekday), or 6 with seconds first; has ${fields}`
+  try {
+    CronExpressionParser.parse(v)
+    return undefined
+  } catch (err) {
+    return `is not a cron expression: ${(err as Error).message}`
+  }
+}
+
 /** The first label of the host name, made into a valid node name. */
 export function hostNodeName(hostname: string): string {
   const label = (hostname.split('.')[0] ?? '').replace(/[^A-Za-z0-9_-]/g, '-').replace(/^[-_]+/, '').slice(0, 63)
@@ -121,16 +133,28 @@ export const SCHEMA = obj({
     killGrace: int(2, 'Seconds between SIGTERM and SIGKILL when a stopped command\'s process group is killed (cli.stream).', 0, 60),
   }, 'What this node runs.'),
   schedules: list({
-    cron: str('', '5 fields, or 6 with seconds first.'),
-    method: str('', 'Method to run.'),
+    cron: str('', '5 fields, or 6 with seconds first.', { check: checkCron }),
+    method: str('', 'Method to run on this node.'),
     methodArgs: strs([], 'Its arguments.'),
-    toNode: str('', 'Node that runs it (default: this node).', { check: checkNodeName }),
-    replyMethod: str('', 'What the result is handed to.'),
-    replyMethodArgs: strs([], 'Arguments of the reply method.'),
-    directory: str('', 'Reply file directory.'),
-    fileName: str('', 'Reply file name.'),
-    methodTimeout: int(0, 'Seconds the method may run.', 0),
-  }, ['cron', 'method'] as const, [], 'Methods run on a cron expression.'),
+    toNode: str('', 'Node the result is sent to (default: node.central).', { check: (v: string) => (v === '' ? undefined : checkNodeName(v)) }),
+    replyMethod: str('', 'What the result is handed to on toNode (default: reply.file.append).'),
+    replyMethodArgs: strs([], 'Arguments of the reply method ({{DATA}} is the output).'),
+    directory: str('', 'Reply file directory (default: schedules).'),
+    fileName: str('', 'Reply file name (default: <method>.log).'),
+    methodTimeout: int(0, 'Seconds the method may run (0: methods.timeout).', 0),
+  }, ['cron', 'method'] as const, [], 'Methods run here on a cron expression, their results sent through the outbox to toNode. A run missed while the node was down runs once at start.'),
+  logs: list({
+    path: str('', 'The file to follow (rotation by rename and truncation are followed).', { check: (v: string) => (path.isAbsolute(v) ? undefined : 'must be an absolute path') }),
+    toNode: str('', 'Node the lines are shipped to (default: node.central).', { check: (v: string) => (v === '' ? undefined : checkNodeName(v)) }),
+    replyMethod: str('reply.file.append', 'What the lines are handed to on toNode.'),
+    directory: str('logs', 'Directory of the file the lines are written to on toNode.'),
+    fileName: str('', 'File name on toNode (default: the base name of path).'),
+    stream: str('', 'The stream field of each line (default: the base name of path).'),
+    level: str('info', 'The level field of each line.'),
+    startAt: oneOf(['end', 'start'] as const, 'end', 'A file never shipped before: ship from its end (new lines only) or its start.'),
+    interval: int(1000, 'Milliseconds between looks at the file; the lines found are sent as one message.', 50),
+    maxBatchBytes: int(65536, 'Most bytes of lines per message.', 1024),
+  }, ['path'] as const, [], 'Log files shipped continuously as time|stream|level|message lines, resuming after a restart with no gap and no duplicate.'),
   hello: obj({
     interval: int(30, 'Seconds between node.hello heartbeats to the central node (0: off).', 0),
   }, 'Heartbeat.'),

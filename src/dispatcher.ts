@@ -103,7 +103,7 @@ export class Dispatcher {
 
   private enabled(name: string): boolean {
     const enabled = this.o.config.methods.enabled
-    return (enabled.includes('*') || enabled.includes(name)) && !this.switchedOff.has(name)
+    return enabled.some((p) => matches(p, name)) && !this.switchedOff.has(name)
   }
 
   private setEnabled(name: string, on: boolean): void {
@@ -233,8 +233,11 @@ export class Dispatcher {
       return new OutpostError('denied', `${self} does not let ${env.fromNode} call ${env.method} (methods.allow)`)
     }
     if (!this.o.methods.has(env.method)) return new OutpostError('method_unknown', `${self} has no method ${env.method}`)
-    if (!this.enabled(env.method)) {
-      return new OutpostError('method_disabled', `${env.method} is switched off on ${self}`)
+    // A reply answers a request this node sent: it is handled whatever methods.enabled lists.
+    if (env.inReplyTo === undefined && !this.enabled(env.method)) {
+      return new OutpostError('method_disabled', this.switchedOff.has(env.method)
+        ? `${env.method} is switched off on ${self} (op.stop)`
+        : `${env.method} is switched off on ${self} (methods.enabled: ${config.methods.enabled.join(', ')})`)
     }
     return undefined
   }
@@ -400,6 +403,11 @@ export function expandData(args: string[], data: string): string[] {
 export function allowed(config: Config, self: string, from: string, method: string): boolean {
   return config.methods.allow.some((rule) =>
     rule.from.some((f) => f === '*' || f === from || (f === '$central' && from === config.node.central) || (f === '$self' && from === self)) &&
-    (rule.methods ?? ['*']).some((p) => p === '*' || p === method || (p.endsWith('*') && method.startsWith(p.slice(0, -1)))))
+    (rule.methods ?? ['*']).some((p) => matches(p, method)))
+}
+
+/** A method pattern of methods.allow / methods.enabled: "*", an exact name, or a prefix such as "info.*". */
+export function matches(pattern: string, method: string): boolean {
+  return pattern === '*' || pattern === method || (pattern.endsWith('*') && method.startsWith(pattern.slice(0, -1)))
 }
 

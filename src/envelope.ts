@@ -174,7 +174,7 @@ export function parseMessage(input: unknown, where = 'message'): MessageDraft {
   if (typeof input !== 'object' || input === null || Array.isArray(input)) {
     throw new OutpostError('envelope_invalid', `${where}: must be a JSON object, got ${describe(input)}`)
   }
-  const raw = input as Record<string, unknown>
+  const raw = fromBasicAgent(input as Record<string, unknown>, where)
   const steward = looksLikeSteward(raw)
   const out: Record<string, unknown> = {}
   for (const [key, value] of Object.entries(raw)) {
@@ -200,6 +200,34 @@ export function parseMessage(input: unknown, where = 'message'): MessageDraft {
   if (targets.length === 0) fail(where, 'toNode', 'or toNodes is required', undefined)
   for (const t of targets) if (!isValidNodeName(t)) fail(where, 'toNode', 'must be a node name (letters, digits, _ and -, at most 63)', t)
   return draft
+}
+
+/**
+ * BasicAgent's form `{"method":"sync.bash","cmd":"uptime","timeout":10}` (optionally user,
+ * group, cwd and env {K: V}) becomes cli.run with methodArgs in cli.run's option form
+ * (`--user=… -- CMD`) and methodTimeout. Other messages pass unchanged.
+ */
+function fromBasicAgent(raw: Record<string, unknown>, where: string): Record<string, unknown> {
+  if (raw.method !== 'sync.bash' || !('cmd' in raw)) return raw
+  const { cmd, timeout, user, group, cwd, env, ...rest } = raw
+  if (typeof cmd !== 'string' || cmd === '') fail(where, 'cmd', 'must be a non-empty string', cmd)
+  if (rest.methodArgs !== undefined) fail(where, 'methodArgs', 'cannot be given with cmd', rest.methodArgs)
+  const head: string[] = []
+  for (const [k, v] of [['user', user], ['group', group], ['cwd', cwd]] as const) {
+    if (v === undefined) continue
+    if (typeof v !== 'string') fail(where, k, 'must be a string', v)
+    head.push(`--${k}=${v}`)
+  }
+  if (env !== undefined) {
+    if (typeof env !== 'object' || env === null || Array.isArray(env)) fail(where, 'env', 'must be an object of strings', env)
+    for (const [k, v] of Object.entries(env)) {
+      if (typeof v !== 'string') fail(where, `env.${k}`, 'must be a string', v)
+      head.push(`--env=${k}=${v}`)
+    }
+  }
+  const out: Record<string, unknown> = { ...rest, methodArgs: head.length === 0 ? [cmd] : [...head, '--', cmd] }
+  if (timeout !== undefined) out.methodTimeout = timeout
+  return out
 }
 
 function checkMethodName(where: string, field: string, name: string): string {

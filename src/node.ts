@@ -10,12 +10,15 @@ import fs from 'node:fs'
 import path from 'node:path'
 import type { Config } from './config'
 import { Delivery, type GiveUpReason } from './delivery'
-import { Dispatcher, expandData } from './dispatcher'
+import { Dispatcher, expandData, matches } from './dispatcher'
 import { dataText, decode, encode, stamp, type Envelope, type MessageDraft } from './envelope'
-import { OutpostError } from './errors'
+import { OutpostError, isOutpostError } from './errors'
+import { LogShipper } from './log-shipper'
 import type { Logger } from './log'
 import type { Method } from './method'
+import { nativeMethodName } from './method-names'
 import { Outbox, type OutboxEntry } from './outbox'
+import { Scheduler, type LocalOutcome } from './schedules'
 import type { Transport, TransportPlugin } from './transport'
 import { ulid as defaultUlid } from './ulid'
 import { API_VERSION, VERSION } from './version'
@@ -54,6 +57,10 @@ export class OutpostNode {
   /** Requests given up (error reply sent), remembered a day so a late real reply is dropped. */
   private readonly givenUp = new Map<string, number>()
   private helloTimer: NodeJS.Timeout | undefined
+  private readonly methods: ReadonlyMap<string, Method>
+  private readonly localRuns = new Set<AbortController>()
+  private scheduler: Scheduler | undefined
+  private shipper: LogShipper | undefined
   private loops: Promise<unknown>[] = []
   private closing: Promise<void> | undefined
   private readonly started = Date.now()
@@ -74,6 +81,7 @@ export class OutpostNode {
       name: 'node.hello', kind: 'unary', summary: 'heartbeat: records the sender in the node list',
       run: async (ctx) => { this.recordHello(ctx.env); return {} },
     })
+    this.methods = methods
     this.delivery = new Delivery({
       self: this.name, outbox, transport, log,
       defaults: { ackTimeout: config.delivery.ackTimeout, retries: config.delivery.retries },
@@ -137,6 +145,63 @@ export class OutpostNode {
     if (every > 0) {
       this.helloTimer = setInterval(() => this.hello(), every * 1000)
       this.helloTimer.unref()
+    }
+    const log = this.logger.log
+    const submit = (drafts: MessageDraft[]): Promise<Envelope[]> => this.submit(drafts)
+    if (this.config.schedules.length > 0) {
+      this.scheduler = new Scheduler({
+        schedules: this.config.schedules, central: this.config.node.central, dataDir: this.dataDir,
+        runLocal: (m, args, t) => this.runLocal(m, args, t), submit, log, now: this.now,
+      })
+      this.scheduler.start()
+    }
+    if (this.config.logs.length > 0) {
+      this.shipper = new LogShipper({ logs: this.config.logs, central: this.config.node.central, dataDir: this.dataDir, submit, log })
+      this.shipper.start()
+    }
+  }
+
+  /**
+   * Run a method on this node for its own purposes (schedules): methods.enabled applies,
+   * methods.allow does not (the config itself asked). Failures come back as `error`.
+   */
+  async runLocal(name: string, args: string[], timeoutSeconds: number): Promise<LocalOutcome> {
+    const native = nativeMethodName(name) ?? name
+    const method = this.methods.get(native)
+    if (method === undefined) return { error: { code: 'method_unknown', message: `${this.name} has no method ${name}` } }
+    if (!this.config.methods.enabled.some((p) => matches(p, native))) return { error: { code: 'method_disabled', message: `${native} is switched off on ${this.name} (methods.enabled)` } }
+    const abort = new AbortController()
+    const seconds = timeoutSeconds > 0 ? timeoutSeconds : this.config.methods.timeout
+    const timer = setTimeout(() => abort.abort(new OutpostError('method_timeout', `${native} ran past its methodTimeout of ${seconds} s`)), seconds * 1000)
+    this.localRuns.add(abort)
+    const self = this.name
+    try {
+      const ctx = {
+        node: self, env: { id: defaultUlid(), toNode: self, fromNode: self, method: native, methodArgs: args, createdAt: this.now() },
+        args, config: this.config, dataDir: this.dataDir, signal: abort.signal, log: this.logger.log,
+      }
+      if (method.kind === 'unary') return await method.run(ctx)
+      // A stream run for a schedule: its chunks make one result, up to methods.outputCap.
+      const chunks: Buffer[] = []
+      let size = 0
+      const gen = method.run(ctx)
+      for (;;) {
+        const step = await gen.next()
+        if (step.done) {
+          const data = Buffer.concat([...chunks, ...(step.value.data !== undefined ? [Buffer.from(step.value.data)] : [])])
+          return { ...step.value, data: data.subarray(0, this.config.methods.outputCap) }
+        }
+        if (size < this.config.methods.outputCap) {
+          const b = Buffer.from(step.value)
+          chunks.push(b)
+          size += b.length
+        }
+      }
+    } catch (err) {
+      return { error: isOutpostError(err) ? err.toJSON() : { code: 'method_failed', message: `${native}: ${(err as Error)?.message ?? String(err)}` } }
+    } finally {
+      clearTimeout(timer)
+      this.localRuns.delete(abort)
     }
   }
 
@@ -274,6 +339,9 @@ export class OutpostNode {
   close(): Promise<void> {
     this.closing ??= (async () => {
       if (this.helloTimer) clearInterval(this.helloTimer)
+      this.scheduler?.stop()
+      await this.shipper?.stop()
+      for (const a of this.localRuns) a.abort(new OutpostError('interrupted', `${this.name} is stopping`))
       this.delivery.stop()
       for (const job of this.dispatcher.jobs()) job.abort.abort(new OutpostError('interrupted', `${this.name} is stopping`))
       // Their process groups are killed (TERM, grace, KILL) before this process may exit.

@@ -6,6 +6,7 @@
  *   {"op":"send","messages":[…],"wait":true}  ─▶ {"accepted":[{id,toNode}]} {"reply":{…}}… {"done":true}
  *   {"op":"nodes"}                            ─▶ {"nodes":[…]}
  *   {"op":"status"}                           ─▶ {"node", "version", "connected", "outbox"}
+ *   {"method":…, …} (a bare message, e.g. BasicAgent's sync.bash) ─▶ as send, to this node by default
  *   anything else                             ─▶ {"error":{"code":"api_bad_request","message"}}
  */
 import fs from 'node:fs'
@@ -111,11 +112,17 @@ export class SocketApi {
 
   /** Answer one request line; call `finished` once nothing more will be written for it. */
   private async request(node: OutpostNode, line: string, write: (o: unknown) => void, fail: (e: unknown) => void, cleanups: (() => void)[], finished: () => void): Promise<void> {
-    let req: { op?: unknown; messages?: unknown; wait?: unknown }
+    let req: { op?: unknown; messages?: unknown; wait?: unknown; method?: unknown; toNode?: unknown; toNodes?: unknown }
     try {
       req = JSON.parse(line) as typeof req
     } catch (err) {
       throw new OutpostError('api_bad_request', `api: a request line is not JSON (${(err as Error).message})`)
+    }
+    // A bare message on a line (BasicAgent's {"method":"sync.bash","cmd":…}) is a send to
+    // this node, unless it names its receiver, and waits for the reply.
+    if (req.op === undefined && typeof req.method === 'string') {
+      const message = req.toNode === undefined && req.toNodes === undefined ? { ...req, toNode: node.name } : req
+      req = { op: 'send', messages: [message], wait: true }
     }
     switch (req.op) {
       case 'send': {

@@ -106,8 +106,8 @@ test('cli.run - a command killed by a signal reports 128 + the signal number', a
   assert.is(r.exitCode, 128 + 9)
 })
 
-test('cli.run - no args is method_failed', async () => {
-  await rejectsCode(cliRun.run(makeCtx([])), 'method_failed', 'no command')
+test('cli.run - no args is method_args', async () => {
+  await rejectsCode(cliRun.run(makeCtx([])), 'method_args', 'no command')
 })
 
 test('cli.run - a program that does not exist is method_failed naming it', async () => {
