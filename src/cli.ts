@@ -9,6 +9,7 @@ import { OutpostError, isOutpostError, type ErrorCode } from './errors'
 import { API_VERSION, VERSION } from './version'
 import { EXIT, GLOBAL_HELP, parse, print, type Io } from './cli-common'
 import { NODE_COMMANDS } from './cli-node'
+import { selfCheck } from './self-check'
 
 export { EXIT, type Io } from './cli-common'
 
@@ -83,6 +84,7 @@ export async function main(io: Io): Promise<number> {
     if (command === 'help' || (first === undefined && (argv.includes('--help') || argv.includes('-h')))) return print(io, USAGE)
     if (command === 'version' || (rest.includes('--version') && first === undefined)) return version(io, rest)
     if (command === 'config') return await configCommand(io, rest)
+    if (command === 'self-check') return print(io, JSON.stringify(await selfCheck()))
     const run = NODE_COMMANDS[command]
     if (run) return await run(io, rest)
     if (command in PLANNED) {
