@@ -4,6 +4,7 @@
  */
 import type { Method } from '../src/method'
 import type { MethodName } from '../src/method-names'
+import agentUpgrade from './agent-upgrade'
 import cliRun from './cli-run'
 import errorLog from './error-log'
 import { nodePing, nodePong } from './node-ping'
@@ -27,4 +28,5 @@ export const METHODS: ReadonlyMap<MethodName, Method> = registry([
   errorLog,
   nodePing,
   nodePong,
+  agentUpgrade,
 ])

@@ -135,9 +135,15 @@ function crossBuildPty(version, dest) {
   fs.rmSync(src, { recursive: true, force: true })
   fs.mkdirSync(src, { recursive: true })
   sh('tar', ['-xzf', npmPack(`node-pty@${version}`), '-C', src, '--strip-components=1'])
+  // Its one dependency is header-only: binding.gyp asks it for include paths.
+  const addonApi = path.join(src, 'node_modules', 'node-addon-api')
+  fs.mkdirSync(addonApi, { recursive: true })
+  sh('tar', ['-xzf', npmPack('node-addon-api@7.1.1'), '-C', addonApi, '--strip-components=1'])
   const gyp = path.join(path.dirname(process.execPath), '..', 'lib', 'node_modules', 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js')
   const env = { ...process.env, CC: 'powerpc64le-linux-gnu-gcc', CXX: 'powerpc64le-linux-gnu-g++', LINK: 'powerpc64le-linux-gnu-g++', AR: 'powerpc64le-linux-gnu-ar' }
-  sh(process.execPath, [gyp, 'rebuild', '--arch=ppc64'], { cwd: src, env })
+  // Node's own headers (N-API: one addon serves Node 20 and 22); node-gyp must not download any.
+  const nodedir = process.env.npm_config_nodedir ?? path.join(path.dirname(process.execPath), '..')
+  sh(process.execPath, [gyp, 'rebuild', '--arch=ppc64', `--nodedir=${nodedir}`], { cwd: src, env })
   fs.copyFileSync(path.join(src, 'build', 'Release', 'pty.node'), dest)
   return dest
 }
