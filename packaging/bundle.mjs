@@ -17,10 +17,11 @@ const require = createRequire(join(root, 'package.json'))
  * @param {string | null} [o.ptyAddon] path of this architecture's pty.node (sea only; null: none)
  * @param {string} [o.version]         stamp another version than package.json's
  * @param {boolean} [o.sourcemap]
+ * @param {string} [o.entry]           another entry than src/main.ts / packaging/sea-entry.ts (tests)
  */
-export async function bundle({ outfile, sea = false, ptyAddon = null, version, sourcemap = !sea }) {
+export async function bundle({ outfile, sea = false, ptyAddon = null, version, sourcemap = !sea, entry }) {
   const result = await build({
-    entryPoints: [join(root, sea ? 'packaging/sea-entry.ts' : 'src/main.ts')],
+    entryPoints: [entry ?? join(root, sea ? 'packaging/sea-entry.ts' : 'src/main.ts')],
     outfile,
     bundle: true,
     platform: 'node',

@@ -6,8 +6,8 @@
 //   pkg sea (run under Node 22) ─▶ dist/outpost-linux-<arch>   (ppc64le: dynsym repaired)
 //   ─▶ dist/SHA256SUMS, dist/version.json (signed with OUTPOST_SIGNING_KEY when set)
 //
-// Usage: node packaging/package.mjs [--arch x64,arm64,ppc64le] [--version V] [--out DIR]
-//        [--base-url URL] [--sign-key FILE]
+// Usage: node --import tsx packaging/package.mjs [--arch x64,arm64,ppc64le] [--version V]
+//        [--out DIR] [--base-url URL] [--sign-key FILE]
 // pkg 6.14's CLI always fetches SHASUMS256.txt from nodejs.org, even for a cached base binary,
 // so its sea() is called directly with `nodePath`; the cache layout and the `.ok` marker match
 // what the pkg CLI itself looks for, so a pkg that honours the marker finds the same files.
@@ -188,6 +188,8 @@ async function main() {
       out: { type: 'string', default: path.join(root, 'dist') },
       'base-url': { type: 'string' },
       'sign-key': { type: 'string' },
+      // Tests build deliberately broken binaries from another entry with the same base.
+      entry: { type: 'string' },
     },
   })
   const arches = values.arch.split(',').map((a) => a.trim()).filter(Boolean)
@@ -202,11 +204,12 @@ async function main() {
   for (const arch of arches) {
     const started = Date.now()
     const addon = ptyAddon(arch)
-    const entry = path.join(work, `outpost-${arch}.cjs`)
-    const bytes = await bundle({ outfile: entry, sea: true, ptyAddon: addon, version })
+    const entry = path.join(work, `outpost-${arch}-${process.pid}.cjs`)
+    const bytes = await bundle({ outfile: entry, sea: true, ptyAddon: addon, version, ...(values.entry ? { entry: path.resolve(values.entry) } : {}) })
     say(`linux-${arch}: bundled ${human(bytes)} (sql.js wasm${addon ? ' + pty addon' : ', no pty addon'})`)
     const output = path.join(out, `outpost-linux-${arch}`)
     seaBuild({ entry, output, arch })
+    fs.rmSync(entry, { force: true })
     const size = fs.statSync(output).size
     say(`linux-${arch}: ${path.relative(process.cwd(), output) || output} ${human(size)} in ${((Date.now() - started) / 1000).toFixed(1)} s`)
     rows.push({ arch, file: path.basename(output), size, sha256: sha256File(output), node: TARGETS[arch].node, pty: addon !== null })
