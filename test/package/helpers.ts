@@ -129,3 +129,16 @@ export async function until(test: () => boolean, ms: number, what: string): Prom
     await new Promise((r) => setTimeout(r, 200))
   }
 }
+
+/** Like run, without blocking this process's event loop (needed when it serves the files). */
+export function runAsync(cmd: string, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv; timeout?: number } = {}): Promise<Run> {
+  return new Promise((resolve) => {
+    const child = spawn(cmd, args, { cwd: opts.cwd ?? os.tmpdir(), env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.on('data', (d: Buffer) => { stdout += d.toString() })
+    child.stderr.on('data', (d: Buffer) => { stderr += d.toString() })
+    const timer = setTimeout(() => { stderr += `\n[killed after ${opts.timeout ?? 60_000} ms]`; child.kill('SIGKILL') }, opts.timeout ?? 60_000)
+    child.on('close', (code) => { clearTimeout(timer); resolve({ code, stdout, stderr }) })
+  })
+}
