@@ -21,10 +21,15 @@ import { bundle, root } from './bundle.mjs'
 import { repairDynsym } from './elf.mjs'
 import { signRelease } from '../src/release.ts'
 
-/** Base Node per architecture: 22 LTS where npm has it; ppc64le's newest npm build is 20.11. */
+/**
+ * Base Node per architecture: 22 LTS (security fixes until 2027-04) where npm has it; ppc64le's
+ * newest npm build is 20.11. OUTPOST_BASE_NODE=20.20.2 trades that for ~20 MB less idle RSS on
+ * x64/arm64 (README, "Single binaries").
+ */
+const BASE = process.env.OUTPOST_BASE_NODE ?? '22.23.2'
 export const TARGETS = {
-  x64: { node: '22.23.2', pkgArch: 'x64', seaArch: 'x64', ptyPackage: '@lydell/node-pty-linux-x64' },
-  arm64: { node: '22.23.2', pkgArch: 'arm64', seaArch: 'arm64', ptyPackage: '@lydell/node-pty-linux-arm64' },
+  x64: { node: BASE, pkgArch: 'x64', seaArch: 'x64', ptyPackage: '@lydell/node-pty-linux-x64' },
+  arm64: { node: BASE, pkgArch: 'arm64', seaArch: 'arm64', ptyPackage: '@lydell/node-pty-linux-arm64' },
   ppc64le: { node: '20.11.0', pkgArch: 'ppc64', seaArch: 'ppc64', ptyPackage: null },
 }
 /** pkg itself runs under this (x64 host). */
@@ -172,7 +177,7 @@ export function seaBuild({ entry, output, arch }) {
     env: { ...process.env, PATH: `${path.dirname(blobNode)}:${path.join(tools, 'node_modules', '.bin')}:${process.env.PATH}`, TMPDIR: path.join(tools, 'tmp'), npm_config_yes: 'true', npm_config_offline: 'true' },
   })
   if (r.status !== 0 || !fs.existsSync(output)) throw new Error(`pkg --sea for ${arch} failed:\n${r.stdout}\n${r.stderr}`)
-  if (arch === 'ppc64le') repairDynsym(nodePath, output)
+  if (arch === 'ppc64le') say(`linux-${arch}: restored ${repairDynsym(nodePath, output)} dynamic-symbol sections from the base binary`)
   fs.chmodSync(output, 0o755)
 }
 
@@ -230,7 +235,7 @@ async function main() {
   const keyFile = values['sign-key'] ?? process.env.OUTPOST_SIGNING_KEY
   if (keyFile) release.signature = signRelease(release, fs.readFileSync(keyFile, 'utf8'))
   fs.writeFileSync(path.join(out, 'version.json'), JSON.stringify(release, null, 2) + '\n')
-  say(`wrote SHA256SUMS and version.json${keyFile ? ' (signed)' : ' (unsigned: set OUTPOST_SIGNING_KEY or run packaging/sign.mjs)'}`)
+  say(`wrote SHA256SUMS and version.json${keyFile ? ' (signed)' : ' (unsigned: set OUTPOST_SIGNING_KEY, or sign it with npm run sign)'}`)
   process.stdout.write('\n  binary                  size        node      pty   sha256\n')
   for (const r of rows) process.stdout.write(`  ${r.file.padEnd(22)}  ${human(r.size).padEnd(10)}  ${r.node.padEnd(8)}  ${(r.pty ? 'yes' : 'no').padEnd(4)}  ${r.sha256.slice(0, 16)}…\n`)
   say('done')
