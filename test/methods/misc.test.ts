@@ -90,7 +90,7 @@ test('reply.console - prints [fromNode] and the output, error and stderr, to the
 })
 
 test('methods - the registry lists each module under its own name, all known to method-names', () => {
-  assert.equal([...METHODS.keys()].sort(), ['cli.run', 'error.log', 'node.ping', 'node.pong', 'reply.console', 'reply.file', 'reply.file.append'])
+  assert.equal([...METHODS.keys()].sort(), ['agent.upgrade', 'cli.run', 'error.log', 'node.ping', 'node.pong', 'reply.console', 'reply.file', 'reply.file.append'])
   for (const [name, m] of METHODS) {
     assert.is(m.name, name)
     assert.is(m.kind, 'unary')
