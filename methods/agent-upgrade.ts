@@ -14,7 +14,7 @@ export default {
   async run(ctx: MethodContext): Promise<MethodResult> {
     const unknown = ctx.args.filter((a) => a !== '--check' && a !== '--force')
     if (unknown.length > 0) throw new OutpostError('usage', `agent.upgrade takes --check and --force, not ${unknown.join(' ')}`)
-    const base = { upgrade: ctx.config.upgrade, binary: process.execPath, packaged: isPackaged() }
+    const base = { upgrade: ctx.config.upgrade, binary: process.execPath, packaged: isPackaged(), signal: ctx.signal }
     if (ctx.args.includes('--check')) {
       const c = await checkUpgrade(base)
       return { data: JSON.stringify({ current: c.current, latest: c.latest, newer: c.order > 0, platform: c.platform, signed: c.signed }) }

@@ -89,15 +89,22 @@ const agent: Command = async (io, args) => {
   let connected = false
   let confirm = (): void => { connected = true }
   const { node, api } = await runNode(config, logger, () => confirm())
-  const self: AgentInfo = { pid: process.pid, command: isPackaged() ? io.argv : [process.argv[1]!, ...io.argv], cwd: io.cwd, supervised: isSupervised(io.env) }
+  const self = selfInfo(io)
   confirm = onAgentStart(config.dataDir, VERSION, self, logger.log).confirm
   if (connected) confirm()
   const sig = await untilSignal(true)
   logger.log('info', sig === 'SIGHUP' ? 'SIGHUP: restarting' : `${sig}: stopping`)
   await api.close()
   await node.close()
-  if (sig !== 'SIGHUP') return EXIT.ok
-  // Under a service manager: exit with 75 and let it start the (new) binary. Otherwise start it ourselves.
+  return sig === 'SIGHUP' ? restart(io, self) : EXIT.ok
+}
+
+function selfInfo(io: Io): AgentInfo {
+  return { pid: process.pid, command: isPackaged() ? io.argv : [process.argv[1]!, ...io.argv], cwd: io.cwd, supervised: isSupervised(io.env) }
+}
+
+/** SIGHUP (after an upgrade): under a service manager exit 75 so it starts the new binary; else start it ourselves. */
+function restart(io: Io, self: AgentInfo): number {
   if (self.supervised) return EXIT_RESTART
   spawn(process.execPath, self.command, { cwd: io.cwd, detached: true, stdio: 'inherit', env: io.env }).unref()
   return EXIT.ok
@@ -116,11 +123,14 @@ const hub: Command = async (io, args) => {
     log: logger.child('hub').log, logSink: (line) => fs.appendFile(logFile, line + '\n', () => {}), ...(logger.trace ? { debug: logger.trace } : {}),
   })
   const inProcess = fileHas(['node', 'name']) ? await runNode(config, logger) : undefined
-  const sig = await untilSignal()
-  logger.log('info', `${sig}: stopping`)
+  // The hub is its own transport: listening is "connected" for a pending upgrade.
+  const self = selfInfo(io)
+  onAgentStart(config.dataDir, VERSION, self, logger.log).confirm()
+  const sig = await untilSignal(true)
+  logger.log('info', sig === 'SIGHUP' ? 'SIGHUP: restarting' : `${sig}: stopping`)
   if (inProcess) { await inProcess.api.close(); await inProcess.node.close() }
   await h.close()
-  return EXIT.ok
+  return sig === 'SIGHUP' ? restart(io, self) : EXIT.ok
 }
 
 /** The quickstart token of node "local", derived from central's so the file holds one secret. */

@@ -31,6 +31,8 @@ export interface UpgradeOptions {
   fetch?: typeof fetch
   /** Download progress, for a bar on a terminal. */
   progress?: (got: number, total: number | undefined) => void
+  /** Stops the fetches (agent.upgrade passes its methodTimeout signal). */
+  signal?: AbortSignal
 }
 
 export interface UpgradeCheck {
@@ -62,7 +64,8 @@ function checkScheme(url: URL, allowHttp: boolean, what: string): void {
 async function get(o: UpgradeOptions, url: URL, timeoutMs: number): Promise<Response> {
   let res: Response
   try {
-    res = await (o.fetch ?? fetch)(url, { signal: AbortSignal.timeout(timeoutMs), redirect: 'follow' })
+    const timeout = AbortSignal.timeout(timeoutMs)
+    res = await (o.fetch ?? fetch)(url, { signal: o.signal ? AbortSignal.any([o.signal, timeout]) : timeout, redirect: 'follow' })
   } catch (err) {
     throw new OutpostError('upgrade_fetch', `cannot fetch ${url.href}: ${(err as Error).message}${(err as { cause?: Error }).cause ? ` (${(err as { cause: Error }).cause.message})` : ''}`, { cause: err })
   }
