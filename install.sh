@@ -56,6 +56,8 @@ EOF
 }
 
 say() { printf 'install.sh: %s\n' "$*"; }
+# A YAML double-quoted string: backslashes and quotes escaped.
+q() { printf '"%s"' "$(printf '%s' "$1" | sed 's/\\/\\\\/g; s/"/\\"/g')"; }
 die() { printf 'install.sh: error: %s\n' "$*" >&2; exit 1; }
 
 servers=
@@ -79,7 +81,7 @@ while [ $# -gt 0 ]; do
     --arch) arch=$val ;;
     --node-name) node_name=$val ;;
     --transport) transport=$val ;;
-    --server) servers="${servers:+$servers, }\"$val\""; server=$val ;;
+    --server) servers="${servers:+$servers, }$(q "$val")"; server=$val ;;
     --token) token=$val ;;
     --central) central=$val ;;
     *) usage >&2; die "unknown option $opt" ;;
@@ -188,13 +190,13 @@ else
   {
     echo "# written by install.sh; see \`outpost config show\` for every key and its default"
     echo "node:"
-    echo "  name: \"$node_name\""
-    if [ -n "$central" ]; then echo "  central: \"$central\""; fi
-    echo "dataDir: \"$data_dir\""
+    printf '  name: %s\n' "$(q "$node_name")"
+    if [ -n "$central" ]; then printf '  central: %s\n' "$(q "$central")"; fi
+    printf 'dataDir: %s\n' "$(q "$data_dir")"
     echo "transport:"
     echo "  kind: $transport"
-    if [ -n "$servers" ]; then echo "  servers: [$servers]"; fi
-    if [ -n "$token" ]; then echo "  token: \"$token\""; fi
+    if [ -n "$servers" ]; then printf '  servers: [%s]\n' "$servers"; fi
+    if [ -n "$token" ]; then printf '  token: %s\n' "$(q "$token")"; fi
   } >"$config.tmp"
   mv "$config.tmp" "$config"
   umask 022
