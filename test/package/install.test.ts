@@ -46,7 +46,7 @@ test('install.sh - is POSIX sh (sh -n) and shellcheck clean, and answers --help'
 })
 
 test('install.sh - installs from --url, verified, with a config from the flags', async () => {
-  const r = await install(['--url', server.url, ...common, '--node-name', 'ship1', '--server', 'tcp://127.0.0.1:7430', '--token', 's3cret', '--central', 'hq'])
+  const r = await install(['--url', server.url, ...common, '--node-name', 'ship1', '--server', 'tcp://127.0.0.1:7430', '--token', 's3"cr\\et', '--central', 'hq'])
   assert.is(r.code, 0, r.stderr + r.stdout)
   assert.match(r.stdout, 'verified outpost-linux-x64')
   assert.match(run(path.join(dirs.prefix, 'outpost'), ['version']).stdout, `outpost ${VERSION}`)
@@ -59,7 +59,7 @@ test('install.sh - installs from --url, verified, with a config from the flags',
   assert.is(c.node.central, 'hq')
   assert.is(c.dataDir, dirs.data)
   assert.equal(c.transport.servers, ['tcp://127.0.0.1:7430'])
-  assert.is(c.transport.token, 's3cret')
+  assert.is(c.transport.token, 's3"cr\\et', 'quotes and backslashes survive into the YAML')
   assert.is(fs.statSync(cfg).mode & 0o077, 0, 'the config holds a token: not readable by others')
 })
 
