@@ -19,6 +19,7 @@ import { nativeMethodName } from './method-names'
 import { ulid } from './ulid'
 import { isPackaged } from './upgrade'
 import { EXIT_RESTART, isSupervised, onAgentStart, type AgentInfo } from './upgrade-watchdog'
+import { scheduleUpgrades } from './upgrade-schedule'
 import { VERSION } from './version'
 import { spawn } from 'node:child_process'
 import YAML from 'yaml'
@@ -88,11 +89,13 @@ const agent: Command = async (io, args) => {
   // A pending upgrade to this version is confirmed once the transport connects (upgrade-watchdog.ts).
   let connected = false
   let confirm = (): void => { connected = true }
+  const upgrades = scheduleUpgrades({ config, dataDir: config.dataDir, env: io.env, log: logger.log })
   const { node, api } = await runNode(config, logger, () => confirm())
   const self = selfInfo(io)
   confirm = onAgentStart(config.dataDir, VERSION, self, logger.log).confirm
   if (connected) confirm()
   const sig = await untilSignal(true)
+  upgrades.stop()
   logger.log('info', sig === 'SIGHUP' ? 'SIGHUP: restarting' : `${sig}: stopping`)
   await api.close()
   await node.close()

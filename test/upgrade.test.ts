@@ -13,7 +13,9 @@ import * as assert from 'uvu/assert'
 import { canonicalRelease, compareVersions, parseRelease, publicKeyFrom, signRelease, verifyRelease, type Release } from '../src/release'
 import { applyUpgrade, checkUpgrade, type UpgradeOptions } from '../src/upgrade'
 import { onAgentStart, readPending, readRolledBack, runWatchdog, writePending } from '../src/upgrade-watchdog'
-import { rejectsCode } from './helpers'
+import { scheduleUpgrades } from '../src/upgrade-schedule'
+import { defaultConfig } from '../src/config'
+import { rejectsCode, throwsCode } from './helpers'
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'outpost-upgrade-'))
 const files = new Map<string, Buffer>()
@@ -166,6 +168,16 @@ test('watchdog - a connected new version confirms and the watchdog leaves it', a
   confirm()
   assert.is(readPending(data), undefined)
   assert.is(await runWatchdog(data, { log: () => {} }), 'none')
+})
+
+test('upgrade.schedule - a bad cron expression is a config error; from a checkout scheduling stays off', () => {
+  const config = defaultConfig()
+  config.upgrade.schedule = 'every tuesday'
+  throwsCode(() => scheduleUpgrades({ config, dataDir: dir, env: {}, log: () => {} }), 'config_invalid', 'upgrade.schedule')
+  config.upgrade.schedule = '0 3 * * *'
+  const logs: string[] = []
+  scheduleUpgrades({ config, dataDir: dir, env: {}, log: (_l, m) => logs.push(m) }).stop()
+  assert.match(logs.join('\n'), 'checkout')
 })
 
 test.run()
