@@ -24,7 +24,10 @@ async function raw(kind: 'mqtt' | 'nats', url: string, user: { username?: string
   })
   let out = ''
   const lines = new Promise<string>((resolve) => sub.stdout!.on('data', (d: Buffer) => { out += d.toString(); if (out.includes('done')) resolve(out) }))
-  while (!out.includes('ready')) await sleep(20)
+  while (!out.includes('ready')) {
+    if (sub.exitCode !== null) throw new Error(`the raw subscriber exited with ${sub.exitCode}`)
+    await sleep(20)
+  }
   const payload = new Uint8Array(200).fill(120)
   if (kind === 'nats') {
     const nc = await connect({ servers: url, ...(user.username ? { user: user.username, pass: user.password! } : {}) })

@@ -4,6 +4,7 @@
  */
 import type { Method } from '../src/method'
 import type { MethodName } from '../src/method-names'
+import agentUpgrade from './agent-upgrade'
 import cliNamed from './cli-named'
 import cliRun from './cli-run'
 import cliStream from './cli-stream'
@@ -45,4 +46,5 @@ export const METHODS: ReadonlyMap<MethodName, Method> = registry([
   opStart,
   opStop,
   opCancel,
+  agentUpgrade,
 ])

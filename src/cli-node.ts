@@ -17,7 +17,13 @@ import { createLogger, type Level, type Logger } from './log'
 import { OutpostNode } from './node'
 import { nativeMethodName } from './method-names'
 import { ulid } from './ulid'
+import { isPackaged } from './upgrade'
+import { EXIT_RESTART, isSupervised, onAgentStart, type AgentInfo } from './upgrade-watchdog'
+import { scheduleUpgrades } from './upgrade-schedule'
+import { VERSION } from './version'
+import { spawn } from 'node:child_process'
 import YAML from 'yaml'
+import { upgradeCommand } from './cli-upgrade'
 
 type Command = (io: Io, args: string[]) => Promise<number>
 
@@ -31,12 +37,12 @@ export function socketPath(config: Config): string {
   return path.resolve(config.api.socket ?? path.join(config.dataDir, 'outpost.sock'))
 }
 
-/** Resolves on SIGINT or SIGTERM. */
-function untilSignal(): Promise<string> {
+/** Resolves on SIGINT or SIGTERM (and, when asked, SIGHUP: restart). */
+function untilSignal(hup = false): Promise<string> {
+  const sigs: NodeJS.Signals[] = hup ? ['SIGINT', 'SIGTERM', 'SIGHUP'] : ['SIGINT', 'SIGTERM']
   return new Promise((resolve) => {
-    const on = (sig: string): void => { process.off('SIGINT', on); process.off('SIGTERM', on); resolve(sig) }
-    process.on('SIGINT', on)
-    process.on('SIGTERM', on)
+    const on = (sig: string): void => { for (const s of sigs) process.off(s, on); resolve(sig) }
+    for (const s of sigs) process.on(s, on)
   })
 }
 
@@ -64,8 +70,8 @@ function load(io: Io, values: { config?: string | undefined; 'data-dir'?: string
   return { config, file: src.path, fileHas }
 }
 
-async function runNode(config: Config, logger: Logger): Promise<{ node: OutpostNode; api: SocketApi }> {
-  const node = await OutpostNode.start({ config, logger, transports: TRANSPORTS, methods: METHODS })
+async function runNode(config: Config, logger: Logger, onConnected?: () => void): Promise<{ node: OutpostNode; api: SocketApi }> {
+  const node = await OutpostNode.start({ config, logger, transports: TRANSPORTS, methods: METHODS, ...(onConnected ? { onConnected } : {}) })
   try {
     const api = await SocketApi.start(node, socketPath(config), logger.log)
     return { node, api }
@@ -80,11 +86,30 @@ const agent: Command = async (io, args) => {
   if (values.help) return print(io, `Usage: outpost [agent] [OPTIONS]\n\n  Run this node: connect out, run what it is asked, keep every message until acknowledged.\n  --data-dir and --log-level are written back into the config file.\n\n${GLOBAL_HELP}`)
   const { config } = load(io, values, true)
   const logger = loggerFor(config, values.debug)
-  const { node, api } = await runNode(config, logger)
-  const sig = await untilSignal()
-  logger.log('info', `${sig}: stopping`)
+  // A pending upgrade to this version is confirmed once the transport connects (upgrade-watchdog.ts).
+  let connected = false
+  let confirm = (): void => { connected = true }
+  const upgrades = scheduleUpgrades({ config, dataDir: config.dataDir, env: io.env, log: logger.log })
+  const { node, api } = await runNode(config, logger, () => confirm())
+  const self = selfInfo(io)
+  confirm = onAgentStart(config.dataDir, VERSION, self, logger.log).confirm
+  if (connected) confirm()
+  const sig = await untilSignal(true)
+  upgrades.stop()
+  logger.log('info', sig === 'SIGHUP' ? 'SIGHUP: restarting' : `${sig}: stopping`)
   await api.close()
   await node.close()
+  return sig === 'SIGHUP' ? restart(io, self) : EXIT.ok
+}
+
+function selfInfo(io: Io): AgentInfo {
+  return { pid: process.pid, command: isPackaged() ? io.argv : [process.argv[1]!, ...io.argv], cwd: io.cwd, supervised: isSupervised(io.env) }
+}
+
+/** SIGHUP (after an upgrade): under a service manager exit 75 so it starts the new binary; else start it ourselves. */
+function restart(io: Io, self: AgentInfo): number {
+  if (self.supervised) return EXIT_RESTART
+  spawn(process.execPath, self.command, { cwd: io.cwd, detached: true, stdio: 'inherit', env: io.env }).unref()
   return EXIT.ok
 }
 
@@ -101,11 +126,14 @@ const hub: Command = async (io, args) => {
     log: logger.child('hub').log, logSink: (line) => fs.appendFile(logFile, line + '\n', () => {}), ...(logger.trace ? { debug: logger.trace } : {}),
   })
   const inProcess = fileHas(['node', 'name']) ? await runNode(config, logger) : undefined
-  const sig = await untilSignal()
-  logger.log('info', `${sig}: stopping`)
+  // The hub is its own transport: listening is "connected" for a pending upgrade.
+  const self = selfInfo(io)
+  onAgentStart(config.dataDir, VERSION, self, logger.log).confirm()
+  const sig = await untilSignal(true)
+  logger.log('info', sig === 'SIGHUP' ? 'SIGHUP: restarting' : `${sig}: stopping`)
   if (inProcess) { await inProcess.api.close(); await inProcess.node.close() }
   await h.close()
-  return EXIT.ok
+  return sig === 'SIGHUP' ? restart(io, self) : EXIT.ok
 }
 
 /** The quickstart token of node "local", derived from central's so the file holds one secret. */
@@ -325,5 +353,5 @@ function jsonOrText(text: string | undefined): unknown {
   }
 }
 
-export const NODE_COMMANDS: Record<string, Command> = { agent, hub, up, send, nodes, call }
+export const NODE_COMMANDS: Record<string, Command> = { agent, hub, up, send, nodes, call, upgrade: upgradeCommand }
 

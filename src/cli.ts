@@ -9,6 +9,7 @@ import { OutpostError, isOutpostError, type ErrorCode } from './errors'
 import { API_VERSION, VERSION } from './version'
 import { EXIT, GLOBAL_HELP, parse, print, type Io } from './cli-common'
 import { NODE_COMMANDS } from './cli-node'
+import { selfCheck } from './self-check'
 
 export { EXIT, type Io } from './cli-common'
 
@@ -24,7 +25,7 @@ Commands:
   nodes              known nodes
   call               run a method here, no network
   config             show|path|get KEY|set KEY VALUE|unset KEY|init
-  upgrade            self-upgrade from the version endpoint (not built yet)
+  upgrade            self-upgrade from the version endpoint (--check only reports); also -u
   repl               interactive shell (not built yet)
   version            print the version
 
@@ -47,13 +48,12 @@ ${GLOBAL_HELP}`
 
 /** Commands of the contract that later versions fill in; each says so plainly meanwhile. */
 const PLANNED: Record<string, string> = {
-  upgrade: 'self-upgrade from the version endpoint',
   repl: 'interactive shell',
 }
 
 /** Exit code for an error (SPEC §4): bad input 2, a message not accepted or not delivered 3, the rest 1. */
 export function exitCodeFor(code: ErrorCode): number {
-  if (code === 'usage' || code === 'not_implemented' || code.startsWith('config_') || code === 'envelope_invalid' || code === 'method_unknown') return EXIT.usage
+  if (code === 'usage' || code === 'not_implemented' || code === 'upgrade_unavailable' || code === 'upgrade_insecure' || code.startsWith('config_') || code === 'envelope_invalid' || code === 'method_unknown') return EXIT.usage
   // The message did not get (or stay) on its way: no node to take it, a full outbox, and the like.
   if (['not_connected', 'not_delivered', 'ttl_expired', 'denied', 'outbox_full'].includes(code)) return EXIT.notDelivered
   return EXIT.remoteFailed
@@ -83,6 +83,7 @@ export async function main(io: Io): Promise<number> {
     if (command === 'help' || (first === undefined && (argv.includes('--help') || argv.includes('-h')))) return print(io, USAGE)
     if (command === 'version' || (rest.includes('--version') && first === undefined)) return version(io, rest)
     if (command === 'config') return await configCommand(io, rest)
+    if (command === 'self-check') return print(io, JSON.stringify(await selfCheck()))
     const run = NODE_COMMANDS[command]
     if (run) return await run(io, rest)
     if (command in PLANNED) {

@@ -183,6 +183,7 @@ export const SCHEMA = obj({
     publicKey: nstr('ed25519 public key the version file must be signed with.'),
     schedule: nstr('Cron expression for automatic upgrade checks.'),
     allowHttp: bool(false, 'Accept a plain http:// endpoint.'),
+    rollbackAfter: int(120, 'Seconds a new binary has to reach its transport after an upgrade before it is rolled back.', 5, 86400),
   }, 'Self-upgrade.'),
   log: obj({
     level: oneOf(['trace', 'debug', 'info', 'warn', 'error', 'silent'] as const, 'info', 'trace | debug | info | warn | error | silent'),

@@ -40,6 +40,17 @@ export const ERROR_CODES = {
   path_outside: 'a reply file path would leave the data directory (.., absolute path or symlink)',
   api_bad_request: 'a local API request is not valid JSON or not a known request',
   io: 'a file or socket operation failed (the cause is attached)',
+  upgrade_unavailable: 'self-upgrade needs the single binary and upgrade.url: this is the checkout (node bin/outpost.cjs) or no endpoint is configured',
+  upgrade_insecure: 'the version endpoint or a download URL is plain http:// and upgrade.allowHttp is false',
+  upgrade_fetch: 'the version endpoint or the binary could not be downloaded (HTTP status or network error in the message)',
+  upgrade_bad_release: 'the version endpoint did not answer a valid version.json (SPEC §7)',
+  upgrade_no_asset: 'the release has no binary for this platform (linux-x64, linux-arm64, linux-ppc64le)',
+  upgrade_signature: 'upgrade.publicKey is set and the release signature is missing or does not verify',
+  upgrade_hash_mismatch: 'the downloaded binary does not match the SHA-256 of the release; it was deleted',
+  upgrade_downgrade: 'the release is older than the running version; --force installs it anyway',
+  upgrade_disk_space: 'not enough free space beside the binary for the new one and the kept .previous',
+  upgrade_smoke_failed: 'the downloaded binary did not run `version` and report the release version; nothing was replaced',
+  upgrade_replace: 'the running binary could not be replaced (permissions, read-only file system); it is unchanged',
   not_implemented: 'the command exists in the contract but is not built yet in this version',
 } as const satisfies Record<string, string>
 

@@ -40,6 +40,8 @@ export interface NodeOptions {
   transports: ReadonlyMap<string, TransportPlugin>
   methods: ReadonlyMap<string, Method>
   now?: () => number
+  /** Called each time the transport (re)connects; `agent` confirms a pending upgrade with it. */
+  onConnected?: () => void
 }
 
 export class OutpostNode {
@@ -64,6 +66,7 @@ export class OutpostNode {
   private loops: Promise<unknown>[] = []
   private closing: Promise<void> | undefined
   private readonly started = Date.now()
+  private readonly onConnected: (() => void) | undefined
 
   private constructor(o: NodeOptions, dataDir: string, outbox: Outbox, transport: Transport) {
     const { config } = o
@@ -74,6 +77,7 @@ export class OutpostNode {
     this.transport = transport
     this.logger = o.logger
     this.now = o.now ?? Date.now
+    this.onConnected = o.onConnected
     const log = o.logger.log
     this.loadNodes()
     const methods = new Map(o.methods)
@@ -130,7 +134,7 @@ export class OutpostNode {
     this.loops.push((async () => {
       for await (const ev of this.transport.events()) {
         switch (ev.type) {
-          case 'connected': this.delivery.onConnected(); this.hello(); break
+          case 'connected': this.delivery.onConnected(); this.hello(); this.onConnected?.(); break
           case 'disconnected': this.delivery.onDisconnected(); break
           case 'nack': this.delivery.onNack(ev.id, ev.to, ev.reason); break
           case 'online': this.delivery.onOnline(ev.node); break

@@ -1,5 +1,8 @@
 import pkg from '../package.json'
 
-export const VERSION: string = pkg.version
+/** Set by the packaging build (esbuild `define`) to stamp a binary with another version. */
+declare const __OUTPOST_VERSION__: string | undefined
+
+export const VERSION: string = typeof __OUTPOST_VERSION__ === 'string' ? __OUTPOST_VERSION__ : pkg.version
 /** Bumped when the wire protocol changes incompatibly. */
 export const API_VERSION = 1

@@ -116,6 +116,15 @@ test('cli - commands not built yet say so and exit 2 instead of pretending', () 
   assert.match(r.stderr, /not_implemented/)
 })
 
+test('cli - upgrade from the checkout says it needs the single binary (exit 2); -u and --upgrade name it too', () => {
+  for (const spelling of ['upgrade', '-u', '--upgrade']) {
+    const r = outpost([spelling])
+    assert.is(r.code, 2, r.stderr)
+    assert.match(r.stderr, /upgrade_unavailable/)
+    assert.match(r.stderr, /checkout/)
+  }
+})
+
 test('cli - send with no node running exits 3 and says where it looked', () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'outpost-cli-'))
   fs.writeFileSync(path.join(dir, 'outpost.yaml'), `node: { name: solo }\ndataDir: ${JSON.stringify(path.join(dir, 'data'))}\n`)

@@ -2,6 +2,8 @@
  * Runs every test/**\/*.test.ts in its own Node process (a crash or a leaked handle in one file
  * cannot hide another's result), streams its output, and ends with `N passed, N failed`.
  * Usage: npm test [-- FILTER...]  (files whose path contains one of the filters)
+ * test/package/ (the single binaries; `npm run test:package` builds them first) runs only when
+ * a filter names it.
  */
 import { spawn } from 'node:child_process'
 import fs from 'node:fs'
@@ -13,7 +15,7 @@ const filters = process.argv.slice(2)
 function find(dir: string): string[] {
   return fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
     const p = path.join(dir, e.name)
-    if (e.isDirectory()) return e.name === 'fixtures' ? [] : find(p)
+    if (e.isDirectory()) return e.name === 'fixtures' || (p === path.join(root, 'package') && !filters.some((f) => f.includes('package'))) ? [] : find(p)
     return e.name.endsWith('.test.ts') ? [p] : []
   }).sort()
 }
