@@ -7,7 +7,6 @@ import net from 'node:net'
 import path from 'node:path'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { METHODS } from '../../methods/index'
 import { hashToken } from '../../src/hub'
 import { BinProc, VERSION, binary, isolated, run, tmpDir, until } from './helpers'
 
@@ -47,21 +46,15 @@ test('binary - the embedded sql.js wasm and pty addon work (a command runs in a 
   assert.is(c.pty, 'ok')
 })
 
-test('binary - call runs a method here (info.kernel when built in, else node.ping)', () => {
-  // TODO(lead): info.* lands from another branch; once merged the first branch runs.
-  const method = METHODS.has('info.kernel' as never) ? 'info.kernel' : 'node.ping'
-  const r = run(bin, ['call', method], { cwd })
+test('binary - call runs a method here (info.kernel)', () => {
+  const r = run(bin, ['call', 'info.kernel'], { cwd })
   assert.is(r.code, 0, r.stderr)
-  const out = JSON.parse(r.stdout) as { data?: string }
-  assert.ok(out.data && out.data.length > 0, r.stdout)
-  if (method === 'info.kernel') assert.match(out.data, /Linux/i)
+  const out = JSON.parse(r.stdout) as { data?: { name?: string; release?: string } }
+  assert.is(out.data?.name, 'Linux', r.stdout)
+  assert.type(out.data?.release, 'string')
 })
 
-test('binary - cli.stream runs through the embedded pty (when cli.stream is built in)', () => {
-  if (!METHODS.has('cli.stream' as never)) {
-    console.log('  cli.stream is not in this branch yet: the pty is covered by self-check above')
-    return
-  }
+test('binary - cli.stream runs through the embedded pty', () => {
   const r = run(bin, ['call', 'cli.stream', '--', 'sh', '-c', 'tty >/dev/null && echo stream-pty-ok'], { cwd, timeout: 30_000 })
   assert.is(r.code, 0, r.stderr)
   assert.match(r.stdout, 'stream-pty-ok')

@@ -5,7 +5,6 @@
 import fs from 'node:fs'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { METHODS } from '../../methods/index'
 import { VERSION, binary, isolated, run } from './helpers'
 
 const EMU = [
@@ -25,11 +24,10 @@ for (const e of EMU) {
     const j = JSON.parse(v.stdout) as { version: string; platform: string }
     assert.is(j.version, VERSION)
     assert.is(j.platform, e.platform)
-    // TODO(lead): info.os lands from another branch; node.ping stands in until then.
-    const method = METHODS.has('info.os' as never) ? 'info.os' : 'node.ping'
-    const m = q(['call', method])
+    const m = q(['call', 'info.os'])
     assert.is(m.code, 0, m.stderr)
-    assert.ok((JSON.parse(m.stdout) as { data?: string }).data, m.stdout)
+    const os = (JSON.parse(m.stdout) as { data?: { id?: string; family?: string } }).data
+    assert.ok(os && typeof os.id === 'string' && typeof os.family === 'string', m.stdout)
     const c = q(['self-check'])
     assert.is(c.code, 0, c.stderr)
     const check = JSON.parse(c.stdout) as { sqljs: string; pty: string }
