@@ -49,6 +49,12 @@ export class Delivery {
   private readonly removing = new Set<string>()
   /** Per receiver: ids whose refusal (nack) is still to come for a copy sent before `online`. */
   private readonly staleNacks = new Map<string, Set<string>>()
+  /**
+   * Per destination: the seq of the last message handed out in FIFO order, so a pump reads
+   * only what is past it (not the whole window again). Rewound whenever a message handed out
+   * goes back to waiting (ACK timeout, nack, reconnect).
+   */
+  private readonly cursor = new Map<string, number>()
   private scheduled = false
   private stopped = false
   private readonly sweeper: NodeJS.Timeout
@@ -76,15 +82,24 @@ export class Delivery {
       if (remote && (!this.o.transport.connected || this.offline.has(dest))) continue
       const busy = this.inflightPerDest.get(dest) ?? 0
       if (busy >= this.window) continue
-      // The head also holds messages in flight and ACKed ones whose removal is being written.
-      for (const entry of this.o.outbox.head(dest, this.window + busy + this.removing.size)) {
+      // Past the cursor, the head may still hold messages in flight (after a rewind) and ACKed
+      // ones whose removal is being written: they are stepped over.
+      const limit = this.window - busy + 64
+      const head = this.o.outbox.head(dest, limit, this.cursor.get(dest) ?? 0)
+      let stepped = 0
+      for (const entry of head) {
         if ((this.inflightPerDest.get(dest) ?? 0) >= this.window) break
-        if (this.inflight.has(entry.id) || this.removing.has(entry.id)) continue
-        if (entry.expiresAt > 0 && entry.expiresAt <= now) { this.giveUp(entry, 'ttl_expired'); continue }
-        // FIFO: a message waiting out its resend time holds back the ones behind it.
-        if (entry.nextAt > now) break
-        this.send(entry)
+        if (entry.expiresAt > 0 && entry.expiresAt <= now && !this.inflight.has(entry.id)) this.giveUp(entry, 'ttl_expired')
+        else if (!this.inflight.has(entry.id) && !this.removing.has(entry.id)) {
+          // FIFO: a message waiting out its resend time holds back the ones behind it.
+          if (entry.nextAt > now) break
+          this.send(entry)
+        }
+        this.cursor.set(dest, entry.seq)
+        stepped++
       }
+      // A full page stepped through with room left: there may be more behind it.
+      if (stepped === head.length && head.length === limit && (this.inflightPerDest.get(dest) ?? 0) < this.window) this.kick()
     }
   }
 
@@ -115,7 +130,7 @@ export class Delivery {
     }
     this.o.transport.publish({ id: entry.id, to: entry.dest, method: m.method, event, bytes: entry.body }).then(
       () => { if (event) this.done(entry.id) },
-      () => this.release(entry.id), // not connected: it goes again after the reconnect
+      () => { this.release(entry.id); this.cursor.delete(entry.dest) }, // not connected: it goes again after the reconnect
     )
   }
 
@@ -154,6 +169,7 @@ export class Delivery {
     const f = this.inflight.get(id)
     if (f === undefined) return
     this.release(id)
+    this.cursor.delete(f.dest)
     const entry = this.o.outbox.get(id)
     if (entry === undefined) return
     const m = this.metaOf(entry)
@@ -194,6 +210,7 @@ export class Delivery {
     if (reason !== 'offline') this.o.log('warn', `delivery: ${id} to ${to} refused by the hub: ${reason}`)
     this.offline.add(to)
     for (const [fid, f] of this.inflight) if (f.dest === to) this.release(fid)
+    this.cursor.delete(to)
   }
 
   /**
@@ -205,18 +222,21 @@ export class Delivery {
     for (const [fid, f] of this.inflight) if (f.dest === node) { stale.add(fid); this.release(fid) }
     this.staleNacks.set(node, stale)
     this.offline.delete(node)
+    this.cursor.delete(node)
     this.kick()
   }
 
   onConnected(): void {
     this.offline.clear()
     this.staleNacks.clear()
+    this.cursor.clear()
     this.kick()
   }
 
   /** The link dropped: what was in flight goes again after the reconnect, attempts unspent. */
   onDisconnected(): void {
     for (const [id, f] of this.inflight) if (f.dest !== this.o.self) this.release(id)
+    this.cursor.clear()
   }
 
   stop(): void {

@@ -41,6 +41,8 @@ export class OutboxIndex {
   private readonly hotByDest = new Map<string, Map<string, LiveEntry>>()
   private hotBytes = 0
   private storedCount: number
+  /** Stored rows per destination, so destinations() needs no query. */
+  private readonly storedDests = new Map<string, number>()
   private storedBytes: number
   private readonly db: Database
   private readonly stmt: Record<Stmt, Statement>
@@ -49,17 +51,26 @@ export class OutboxIndex {
     this.db = db
     this.stmt = {
       insert: db.prepare(`INSERT OR REPLACE INTO outbox (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`),
-      remove: db.prepare('DELETE FROM outbox WHERE id = ? RETURNING length(body)'),
+      remove: db.prepare('DELETE FROM outbox WHERE id = ? RETURNING length(body), dest'),
       update: db.prepare('UPDATE outbox SET attempts = ?, nextAt = ? WHERE id = ?'),
       has: db.prepare('SELECT 1 FROM outbox WHERE id = ?'),
       get: db.prepare(`SELECT ${COLUMNS} FROM outbox WHERE id = ?`),
-      head: db.prepare(`SELECT ${COLUMNS} FROM outbox WHERE dest = ? ORDER BY seq LIMIT ?`),
-      dests: db.prepare('SELECT DISTINCT dest FROM outbox'),
+      head: db.prepare(`SELECT ${COLUMNS} FROM outbox WHERE dest = ? AND seq > ? ORDER BY seq LIMIT ?`),
+      dests: db.prepare('SELECT dest, count(*) FROM outbox GROUP BY dest'),
       all: db.prepare(`SELECT ${COLUMNS} FROM outbox ORDER BY seq`),
     }
     const totals = db.exec('SELECT count(*), total(length(body)) FROM outbox')[0]?.values[0] ?? [0, 0]
     this.storedCount = Number(totals[0])
     this.storedBytes = Number(totals[1])
+    const s = this.stmt.dests
+    try {
+      while (s.step()) {
+        const r = s.get()
+        this.storedDests.set(String(r[0]), Number(r[1]))
+      }
+    } finally {
+      s.reset()
+    }
   }
 
   /** The highest seq in use, stored or hot. */
@@ -108,7 +119,12 @@ export class OutboxIndex {
     try {
       s.bind([id])
       if (!s.step()) return 0
-      const size = Number(s.get()[0])
+      const r = s.get()
+      const size = Number(r[0])
+      const dest = String(r[1])
+      const left = (this.storedDests.get(dest) ?? 1) - 1
+      if (left > 0) this.storedDests.set(dest, left)
+      else this.storedDests.delete(dest)
       this.storedCount--
       this.storedBytes -= size
       return size
@@ -131,14 +147,18 @@ export class OutboxIndex {
     return this.hot.get(id) ?? this.rows(this.stmt.get, [id])[0]
   }
 
-  /** The first `limit` entries for a destination, FIFO: stored rows first, then hot ones. */
-  head(dest: string, limit: number): LiveEntry[] {
-    const out = this.rows(this.stmt.head, [dest, limit])
+  /**
+   * The first `limit` entries for a destination after seq `after`, FIFO: stored rows first,
+   * then hot ones. (The delivery loop passes the last seq it handed out, so each call reads
+   * only what is new.)
+   */
+  head(dest: string, limit: number, after = 0): LiveEntry[] {
+    const out = this.storedDests.has(dest) ? this.rows(this.stmt.head, [dest, after, limit]) : []
     const q = this.hotByDest.get(dest)
     if (q !== undefined) {
       for (const e of q.values()) {
         if (out.length >= limit) break
-        out.push(e)
+        if (e.seq > after) out.push(e)
       }
     }
     return out
@@ -146,12 +166,7 @@ export class OutboxIndex {
 
   destinations(): string[] {
     const set = new Set(this.hotByDest.keys())
-    const s = this.stmt.dests
-    try {
-      while (s.step()) set.add(String(s.get()[0]))
-    } finally {
-      s.reset()
-    }
+    for (const d of this.storedDests.keys()) set.add(d)
     return [...set].sort()
   }
 
@@ -171,6 +186,7 @@ export class OutboxIndex {
       this.db.exec('ROLLBACK')
       throw err
     }
+    for (const [dest, q] of this.hotByDest) this.storedDests.set(dest, (this.storedDests.get(dest) ?? 0) + q.size)
     this.storedCount += this.hot.size
     this.storedBytes += this.hotBytes
     this.hot.clear()

@@ -272,9 +272,9 @@ export class Outbox {
     return e === undefined ? undefined : entry(e)
   }
 
-  /** The oldest `limit` messages for a destination, in FIFO order. */
-  head(dest: string, limit = 1): OutboxEntry[] {
-    return this.index.head(dest, limit).map(entry)
+  /** The oldest `limit` messages for a destination (with a seq above `after`), in FIFO order. */
+  head(dest: string, limit = 1, after = 0): OutboxEntry[] {
+    return this.index.head(dest, limit, after).map(entry)
   }
 
   /** Destinations with messages waiting. */

@@ -18,11 +18,18 @@
  * The broker does not vouch for the sender: messages carry no authenticated `from`.
  */
 import fs from 'node:fs'
-import mqtt, { type IClientOptions, type MqttClient } from 'mqtt'
+import type { IClientOptions, MqttClient } from 'mqtt'
 import { AsyncQueue } from '../src/async-queue'
 import { OutpostError } from '../src/errors'
 import type { Inbound, Outbound, Transport, TransportEvent, TransportOptions, TransportPlugin } from '../src/transport'
 import { chunk, Unchunker } from './chunks'
+
+/**
+ * MQTT.js is loaded when an MQTT transport is created, not when outpost starts: it costs
+ * ~12 MB of memory that nodes on another transport should not pay. (A static string: the
+ * bundler still includes it.)
+ */
+const mqttClient = (): typeof import('mqtt') => require('mqtt') as typeof import('mqtt')
 
 const DEFAULT_PORTS: Record<string, number> = { mqtt: 1883, mqtts: 8883, ws: 80, wss: 443 }
 const PART_BYTES = 256 * 1024
@@ -94,7 +101,7 @@ class MqttTransport implements Transport {
       for (const id of this.unchunker.sweep()) this.opts.log('warn', `dropped the incomplete message ${id}`)
     }, 30_000)
     this.sweeper.unref()
-    const client = mqtt.connect(this.options())
+    const client = mqttClient().connect(this.options())
     this.client = client
     client.on('connect', () => this.onConnect(client))
     client.on('message', (topic, payload) => this.onMessage(topic, payload))

@@ -14,14 +14,18 @@
  * for the subject permissions that keep one node from reaching another's subjects).
  */
 import fs from 'node:fs'
-import {
-  connect, credsAuthenticator, nkeyAuthenticator,
-  type ConnectionOptions, type Msg, type NatsConnection, type Subscription,
-} from 'nats'
+import type { ConnectionOptions, Msg, NatsConnection, Subscription } from 'nats'
 import { AsyncQueue } from '../src/async-queue'
 import { OutpostError } from '../src/errors'
 import type { Inbound, Outbound, Transport, TransportEvent, TransportOptions, TransportPlugin } from '../src/transport'
 import { chunk, Unchunker } from './chunks'
+
+/**
+ * The client is loaded when a NATS transport is created, not when outpost starts: it costs
+ * ~12 MB of memory that nodes on another transport should not pay. (A static string: the
+ * bundler still includes it.)
+ */
+const client = (): typeof import('nats') => require('nats') as typeof import('nats')
 
 const RETRY_MS = 2_000
 const AUTH_RETRY_MS = 10_000
@@ -99,8 +103,8 @@ class NatsTransport implements Transport {
     if (nats?.user) o.user = nats.user
     if (nats?.pass) o.pass = nats.pass
     if (nats?.token) o.token = nats.token
-    if (nats?.creds) o.authenticator = credsAuthenticator(readFile('transport.nats.creds', nats.creds))
-    else if (nats?.nkeySeed) o.authenticator = nkeyAuthenticator(new TextEncoder().encode(readFile('transport.nats.nkeySeed', nats.nkeySeed).toString().trim()))
+    if (nats?.creds) o.authenticator = client().credsAuthenticator(readFile('transport.nats.creds', nats.creds))
+    else if (nats?.nkeySeed) o.authenticator = client().nkeyAuthenticator(new TextEncoder().encode(readFile('transport.nats.nkeySeed', nats.nkeySeed).toString().trim()))
     if (tls.ca || tls.cert || this.opts.servers.some((s) => s.startsWith('tls://'))) {
       o.tls = {}
       if (tls.ca) o.tls.caFile = tls.ca
@@ -117,7 +121,7 @@ class NatsTransport implements Transport {
     while (!this.closed) {
       let nc: NatsConnection
       try {
-        nc = await connect(this.options())
+        nc = await client().connect(this.options())
       } catch (err) {
         if (this.closed) return
         const auth = /AUTHORIZATION|AUTHENTICATION|permissions/i.test(`${(err as { code?: string }).code} ${(err as Error).message}`)
