@@ -7,10 +7,11 @@
 import fs from 'node:fs'
 import path from 'node:path'
 
-export function writeFileAtomic(file: string, content: string): void {
+/** mode: of a new file (default 0600: state files are private). */
+export function writeFileAtomic(file: string, content: string, mode = 0o600): void {
   const tmp = `${file}.tmp-${process.pid}`
   fs.mkdirSync(path.dirname(file), { recursive: true })
-  const fd = fs.openSync(tmp, 'w', 0o600)
+  const fd = fs.openSync(tmp, 'w', mode)
   try {
     fs.writeSync(fd, content)
     fs.fsyncSync(fd)

@@ -7,6 +7,7 @@
 import fs from 'node:fs'
 import path from 'node:path'
 import YAML, { isMap, isScalar, isSeq, LineCounter, type Document, type Node as YamlNode } from 'yaml'
+import { writeFileAtomic } from './atomic-file'
 import { OutpostError } from './errors'
 import { SCHEMA, defaultsContext, specAt, type Config, type DefaultsContext, type Fields, type Spec } from './config-schema'
 
@@ -323,18 +324,9 @@ export function parseCliValue(raw: string): unknown {
 }
 
 export function writeAtomic(file: string, text: string): void {
-  fs.mkdirSync(path.dirname(file), { recursive: true })
-  const tmp = `${file}.tmp-${process.pid}`
   let mode = 0o644
   try { mode = fs.statSync(file).mode & 0o777 } catch { /* new file */ }
-  const fd = fs.openSync(tmp, 'w', mode)
-  try {
-    fs.writeSync(fd, text)
-    fs.fsyncSync(fd)
-  } finally {
-    fs.closeSync(fd)
-  }
-  fs.renameSync(tmp, file)
+  writeFileAtomic(file, text, mode)
 }
 
 /** The text `outpost config init` writes: every key with its default and a comment saying what it is. */

@@ -17,11 +17,10 @@
  *
  * The broker does not vouch for the sender: messages carry no authenticated `from`.
  */
-import fs from 'node:fs'
 import type { IClientOptions, MqttClient } from 'mqtt'
-import { AsyncQueue } from '../src/async-queue'
 import { OutpostError } from '../src/errors'
-import type { Inbound, Outbound, Transport, TransportEvent, TransportOptions, TransportPlugin } from '../src/transport'
+import type { Outbound, Transport, TransportOptions, TransportPlugin } from '../src/transport'
+import { readConfigFile, TransportBase } from './base'
 import { chunk, Unchunker } from './chunks'
 
 /**
@@ -65,25 +64,21 @@ class Window {
   }
 }
 
-class MqttTransport implements Transport {
+class MqttTransport extends TransportBase implements Transport {
   readonly kind = 'mqtt'
-  private readonly opts: TransportOptions
   private readonly prefix: string
   private readonly servers: Server[]
   private client: MqttClient | undefined
   private up = false
   private closed = false
   private authTimer: NodeJS.Timeout | undefined
-  private sweeper: NodeJS.Timeout | undefined
   private readonly window: Window
   /** Nodes whose retained presence says offline. */
   private readonly away = new Set<string>()
-  private readonly inbound = new AsyncQueue<Inbound>()
-  private readonly evq = new AsyncQueue<TransportEvent>()
   private readonly unchunker: Unchunker
 
   constructor(opts: TransportOptions) {
-    this.opts = opts
+    super(opts)
     this.prefix = opts.mqtt?.topicPrefix ?? 'outpost'
     this.servers = opts.servers.map(parseServer)
     if (opts.node.startsWith('_')) throw new OutpostError('config_invalid', `node.name: names starting with _ are reserved on MQTT (${opts.node})`)
@@ -97,10 +92,7 @@ class MqttTransport implements Transport {
 
   start(): void {
     if (this.client !== undefined || this.closed) return
-    this.sweeper = setInterval(() => {
-      for (const id of this.unchunker.sweep()) this.opts.log('warn', `dropped the incomplete message ${id}`)
-    }, 30_000)
-    this.sweeper.unref()
+    this.startSweeping(() => this.unchunker.sweep())
     const client = mqttClient().connect(this.options())
     this.client = client
     client.on('connect', () => this.onConnect(client))
@@ -134,9 +126,9 @@ class MqttTransport implements Transport {
     }
     if (m?.username) o.username = m.username
     if (m?.password) o.password = m.password
-    if (tls.ca) o.ca = readFile('transport.tls.ca', tls.ca)
-    if (tls.cert) o.cert = readFile('transport.tls.cert', tls.cert)
-    if (tls.key) o.key = readFile('transport.tls.key', tls.key)
+    if (tls.ca) o.ca = readConfigFile('transport.tls.ca', tls.ca)
+    if (tls.cert) o.cert = readConfigFile('transport.tls.cert', tls.cert)
+    if (tls.key) o.key = readConfigFile('transport.tls.key', tls.key)
     return o
   }
 
@@ -175,14 +167,6 @@ class MqttTransport implements Transport {
     }
   }
 
-  messages(): AsyncIterable<Inbound> {
-    return this.inbound
-  }
-
-  events(): AsyncIterable<TransportEvent> {
-    return this.evq
-  }
-
   async publish(msg: Outbound): Promise<void> {
     const client = this.client
     if (!this.connected || client === undefined) throw new OutpostError('not_connected', 'mqtt: not connected to a broker')
@@ -203,7 +187,6 @@ class MqttTransport implements Transport {
     if (this.closed) return
     this.closed = true
     clearTimeout(this.authTimer)
-    if (this.sweeper) clearInterval(this.sweeper)
     const client = this.client
     if (client) {
       if (this.connected) {
@@ -215,21 +198,12 @@ class MqttTransport implements Transport {
       this.up = false
       await new Promise<void>((resolve) => client.end(false, {}, () => resolve()))
     }
-    this.inbound.end()
-    this.evq.end()
+    this.endQueues()
   }
 }
 
 function describe(servers: Server[]): string {
   return servers.map((s) => `${s.protocol}://${s.host}:${s.port}`).join(', ')
-}
-
-function readFile(key: string, file: string): Buffer {
-  try {
-    return fs.readFileSync(file)
-  } catch (err) {
-    throw new OutpostError('config_invalid', `${key}: cannot read ${file}: ${(err as Error).message}`)
-  }
 }
 
 const plugin: TransportPlugin = { kind: 'mqtt', create: (o) => new MqttTransport(o) }

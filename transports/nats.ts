@@ -13,11 +13,10 @@
  * NATS does not vouch for the sender, so messages carry no authenticated `from` (see the README
  * for the subject permissions that keep one node from reaching another's subjects).
  */
-import fs from 'node:fs'
 import type { ConnectionOptions, Msg, NatsConnection, Subscription } from 'nats'
-import { AsyncQueue } from '../src/async-queue'
 import { OutpostError } from '../src/errors'
-import type { Inbound, Outbound, Transport, TransportEvent, TransportOptions, TransportPlugin } from '../src/transport'
+import type { Outbound, Transport, TransportOptions, TransportPlugin } from '../src/transport'
+import { readConfigFile, TransportBase } from './base'
 import { chunk, Unchunker } from './chunks'
 
 /**
@@ -30,22 +29,18 @@ const client = (): typeof import('nats') => require('nats') as typeof import('na
 const RETRY_MS = 2_000
 const AUTH_RETRY_MS = 10_000
 
-class NatsTransport implements Transport {
+class NatsTransport extends TransportBase implements Transport {
   readonly kind = 'nats'
-  private readonly opts: TransportOptions
   private readonly prefix: string
   private nc: NatsConnection | undefined
   private up = false
   private closed = false
   private started = false
   private wake: (() => void) | undefined
-  private sweeper: NodeJS.Timeout | undefined
-  private readonly inbound = new AsyncQueue<Inbound>()
-  private readonly evq = new AsyncQueue<TransportEvent>()
   private readonly unchunker: Unchunker
 
   constructor(opts: TransportOptions) {
-    this.opts = opts
+    super(opts)
     this.prefix = opts.nats?.subjectPrefix ?? 'outpost'
     for (const s of opts.servers) {
       if (!/^(nats|tls):\/\//.test(s)) throw new OutpostError('config_invalid', `transport.servers: ${JSON.stringify(s)} is not a nats:// (or tls://) URL, as transport.kind nats needs`)
@@ -61,19 +56,8 @@ class NatsTransport implements Transport {
   start(): void {
     if (this.started) return
     this.started = true
-    this.sweeper = setInterval(() => {
-      for (const id of this.unchunker.sweep()) this.opts.log('warn', `dropped the incomplete message ${id}`)
-    }, 30_000)
-    this.sweeper.unref()
+    this.startSweeping(() => this.unchunker.sweep())
     void this.run()
-  }
-
-  messages(): AsyncIterable<Inbound> {
-    return this.inbound
-  }
-
-  events(): AsyncIterable<TransportEvent> {
-    return this.evq
   }
 
   async publish(msg: Outbound): Promise<void> {
@@ -103,8 +87,8 @@ class NatsTransport implements Transport {
     if (nats?.user) o.user = nats.user
     if (nats?.pass) o.pass = nats.pass
     if (nats?.token) o.token = nats.token
-    if (nats?.creds) o.authenticator = client().credsAuthenticator(readFile('transport.nats.creds', nats.creds))
-    else if (nats?.nkeySeed) o.authenticator = client().nkeyAuthenticator(new TextEncoder().encode(readFile('transport.nats.nkeySeed', nats.nkeySeed).toString().trim()))
+    if (nats?.creds) o.authenticator = client().credsAuthenticator(readConfigFile('transport.nats.creds', nats.creds))
+    else if (nats?.nkeySeed) o.authenticator = client().nkeyAuthenticator(new TextEncoder().encode(readConfigFile('transport.nats.nkeySeed', nats.nkeySeed).toString().trim()))
     if (tls.ca || tls.cert || this.opts.servers.some((s) => s.startsWith('tls://'))) {
       o.tls = {}
       if (tls.ca) o.tls.caFile = tls.ca
@@ -240,21 +224,11 @@ class NatsTransport implements Transport {
     if (this.closed) return
     this.closed = true
     this.up = false
-    if (this.sweeper) clearInterval(this.sweeper)
     this.wake?.()
     const nc = this.nc
     this.nc = undefined
     if (nc && !nc.isClosed()) await nc.drain().catch(() => nc.close().catch(() => {}))
-    this.inbound.end()
-    this.evq.end()
-  }
-}
-
-function readFile(key: string, file: string): Buffer {
-  try {
-    return fs.readFileSync(file)
-  } catch (err) {
-    throw new OutpostError('config_invalid', `${key}: cannot read ${file}: ${(err as Error).message}`)
+    this.endQueues()
   }
 }
 

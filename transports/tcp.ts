@@ -9,14 +9,13 @@
  *   frames in ─▶ msg / reassembled parts ─▶ messages(); nack / online ─▶ events()
  */
 import dns from 'node:dns/promises'
-import fs from 'node:fs'
 import net from 'node:net'
 import tls from 'node:tls'
-import { AsyncQueue } from '../src/async-queue'
 import { OutpostError, isOutpostError } from '../src/errors'
 import { encodeFrame, FrameDecoder, Reassembler, splitEnvelope, type Frame } from '../src/framing'
-import type { Inbound, Outbound, Transport, TransportEvent, TransportOptions, TransportPlugin } from '../src/transport'
+import type { Outbound, Transport, TransportOptions, TransportPlugin } from '../src/transport'
 import { API_VERSION } from '../src/version'
+import { readConfigFile, TransportBase } from './base'
 
 const DEFAULT_PORT = 7430
 const CONNECT_TIMEOUT_MS = 10_000
@@ -37,9 +36,8 @@ export function parseServer(url: string): Target {
   return { url, secure: m[1] === 'tls', host: m[2]!.replace(/^\[(.*)\]$/, '$1'), port: m[3] ? Number(m[3]) : DEFAULT_PORT }
 }
 
-class TcpTransport implements Transport {
+class TcpTransport extends TransportBase implements Transport {
   readonly kind = 'tcp'
-  private readonly opts: TransportOptions
   private servers: string[]
   private sock: net.Socket | undefined
   private welcomed = false
@@ -51,13 +49,10 @@ class TcpTransport implements Transport {
   private refused = false
   /** The connection being set up (not welcomed yet): close() must end it too. */
   private pending: net.Socket | undefined
-  private sweeper: NodeJS.Timeout | undefined
-  private readonly inbound = new AsyncQueue<Inbound>()
-  private readonly evq = new AsyncQueue<TransportEvent>()
   private readonly reassembler: Reassembler
 
   constructor(opts: TransportOptions) {
-    this.opts = opts
+    super(opts)
     this.servers = [...opts.servers]
     for (const s of this.servers) parseServer(s)
     this.reassembler = new Reassembler({ maxBytes: opts.maxMessageBytes ?? 16 * 1024 * 1024 })
@@ -71,19 +66,8 @@ class TcpTransport implements Transport {
     if (this.started) return
     this.started = true
     // Parts of a message whose sender went away are dropped after a minute.
-    this.sweeper = setInterval(() => {
-      for (const id of this.reassembler.sweep()) this.opts.log('warn', `dropped the incomplete message ${id}`)
-    }, 30_000)
-    this.sweeper.unref()
+    this.startSweeping(() => this.reassembler.sweep())
     void this.run()
-  }
-
-  messages(): AsyncIterable<Inbound> {
-    return this.inbound
-  }
-
-  events(): AsyncIterable<TransportEvent> {
-    return this.evq
   }
 
   async publish(msg: Outbound): Promise<void> {
@@ -293,9 +277,9 @@ class TcpTransport implements Transport {
       host: address,
       port: target.port,
       servername: net.isIP(target.host) ? '' : target.host,
-      ...(t.ca ? { ca: fs.readFileSync(t.ca) } : {}),
-      ...(t.cert ? { cert: fs.readFileSync(t.cert) } : {}),
-      ...(t.key ? { key: fs.readFileSync(t.key) } : {}),
+      ...(t.ca ? { ca: readConfigFile('transport.tls.ca', t.ca) } : {}),
+      ...(t.cert ? { cert: readConfigFile('transport.tls.cert', t.cert) } : {}),
+      ...(t.key ? { key: readConfigFile('transport.tls.key', t.key) } : {}),
     }
   }
 
@@ -303,14 +287,12 @@ class TcpTransport implements Transport {
     if (this.closed) return
     this.closed = true
     this.wake?.()
-    if (this.sweeper) clearInterval(this.sweeper)
     if (this.pending && this.pending !== this.sock) this.pending.destroy()
     const sock = this.sock
     this.sock = undefined
     this.welcomed = false
     if (sock) await new Promise<void>((resolve) => { sock.once('close', () => resolve()); sock.end(); setTimeout(() => sock.destroy(), 500).unref() })
-    this.inbound.end()
-    this.evq.end()
+    this.endQueues()
   }
 }
 
