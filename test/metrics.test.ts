@@ -59,7 +59,12 @@ test('metrics - a command central → ship1 counts accepted/acked at central and
   const r = await sendVia(c.node('central').socket, [{ toNode: 'ship1', method: 'cli.run', methodArgs: ['echo metrics'] }])
   assert.is(r.replies.length, 1)
   let central = ''
-  await until('the ACK counted', async () => (value(central = await scrape('central'), 'outpost_messages_acked_total', { method: 'cli.run' }) ?? 0) >= 1)
+  // The client gets the reply before central has run its reply method: wait for both counts.
+  await until('the ACK and the reply method counted', async () => {
+    central = await scrape('central')
+    return (value(central, 'outpost_messages_acked_total', { method: 'cli.run' }) ?? 0) >= 1 &&
+      (value(central, 'outpost_method_duration_seconds_count', { method: 'reply.file.append', result: 'ok' }) ?? 0) >= 1
+  })
   assert.ok(value(central, 'outpost_messages_accepted_total', { method: 'cli.run' })! >= 1, central)
   // The reply arrived at central and ran its reply method there.
   assert.ok(value(central, 'outpost_messages_delivered_total', { method: 'reply.file.append' })! >= 1, central)

@@ -28,6 +28,8 @@ export const MAX_WAIT_S = 3600
 /** An SSE client this far behind is disconnected rather than buffered for. */
 const MAX_SSE_BACKLOG = 4 * 1024 * 1024
 const SSE_PING_MS = 15_000
+/** Reply data a `?wait=1` answer holds; later replies are only counted (repliesDropped). */
+const MAX_WAIT_REPLY_BYTES = 16 * 1024 * 1024
 /** Reply file text returned by GET /v1/messages/:id after a restart. */
 const MAX_FILE_TEXT = 1024 * 1024
 
@@ -98,15 +100,21 @@ export class HttpApi {
       res.end(JSON.stringify({ error: { code: 'api_unauthorized', message: 'unauthorized' } }))
       return
     }
-    const url = new URL(req.url ?? '/', 'http://outpost')
-    const route = url.pathname.replace(/\/+$/, '')
+    let url: URL
+    let route: string
+    try {
+      url = new URL(req.url ?? '/', 'http://outpost')
+      route = decodeURIComponent(url.pathname).replace(/\/+$/, '')
+    } catch {
+      throw new OutpostError('api_bad_request', 'api: the request path is not a valid URL path')
+    }
     const method = req.method ?? 'GET'
     const only = (allowed: string): void => {
       if (method !== allowed) throw Object.assign(new OutpostError('api_method_not_allowed', `api: ${route} takes ${allowed}, not ${method}`), { allow: allowed })
     }
     if (route === '/v1/messages') { only('POST'); return this.post(req, res, url) }
     const m = /^\/v1\/messages\/([^/]+)$/.exec(route)
-    if (m) { only('GET'); return this.message(res, decodeURIComponent(m[1]!)) }
+    if (m) { only('GET'); return this.message(res, m[1]!) }
     if (route === '/v1/nodes') { only('GET'); return json(res, 200, { nodes: this.node.nodes() }) }
     if (route === '/v1/status') { only('GET'); return json(res, 200, nodeStatus(this.node)) }
     if (route === '/v1/events') { only('GET'); return this.subscribe(req, res, url) }
@@ -138,17 +146,24 @@ export class HttpApi {
     const envs = this.node.prepare(drafts)
     const accepted = envs.map((e) => ({ id: e.id, toNode: e.toNode }))
     const replies: Record<string, unknown>[] = []
+    let replyBytes = 0
+    let repliesDropped = 0
     let answered = false
     let timer: NodeJS.Timeout | undefined
     let stop = (): void => {}
-    const answer = (done: boolean): void => {
-      if (answered) return
+    const finish = (): void => {
       answered = true
       if (timer) clearTimeout(timer)
       stop()
       this.waits.delete(cancel)
+    }
+    // The client went away: stop watching; the messages stay accepted.
+    if (wait) res.on('close', () => { if (!answered) finish() })
+    const answer = (done: boolean): void => {
+      if (answered) return
+      finish()
       const pending = done ? [] : accepted.filter((a) => !replies.some((r) => r.inReplyTo === a.id && (r.final === true || r.error !== undefined))).map((a) => a.id)
-      json(res, done ? 200 : 202, { accepted, replies, done, ...(done ? {} : { pending }) })
+      json(res, done ? 200 : 202, { accepted, replies, done, ...(done ? {} : { pending }), ...(repliesDropped > 0 ? { repliesDropped } : {}) })
     }
     const cancel = (): void => answer(false)
     stop = await sendAndWatch(this.node, envs, wait, {
@@ -156,18 +171,23 @@ export class HttpApi {
         this.recent.add(list, (this.o.now ?? Date.now)())
         this.o.log('debug', `api: HTTP accepted ${list.length} message(s)`)
       },
-      reply: (env) => { replies.push(envelopeJson(env)) },
+      reply: (env) => {
+        const final = env.final === true || env.error !== undefined
+        const size = (env.data?.length ?? 0) + (env.stderr?.length ?? 0)
+        // A long stream's output is not held without bound; its final reply always is.
+        if (replyBytes + size > MAX_WAIT_REPLY_BYTES && !final) { repliesDropped++; return }
+        replyBytes += size
+        replies.push(envelopeJson(env))
+      },
       done: () => answer(true),
     })
     if (!wait) {
       json(res, 202, { accepted })
       return
     }
-    if (answered) return
+    if (answered) { stop(); return }
     this.waits.add(cancel)
     timer = setTimeout(cancel, seconds * 1000)
-    // The client went away: stop watching; the messages stay accepted.
-    res.on('close', () => { if (!answered) { answered = true; clearTimeout(timer); stop(); this.waits.delete(cancel) } })
   }
 
   /** GET /v1/messages/:id: what this node knows about a message it sent. */
