@@ -8,6 +8,7 @@ import http from 'node:http'
 import path from 'node:path'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
+import { parseListen } from '../src/api/http'
 import { parseConfig } from '../src/config'
 import { ulid } from '../src/ulid'
 import { BIN, Cluster, freePort } from './fixtures/cluster'
@@ -213,6 +214,9 @@ test('api-http - api.http without api.token is a config error naming api.token; 
   throwsCode(() => parseConfig('api:\n  http: "127.0.0.1:8080"\n', 'x.yaml'), 'config_invalid', 'api.token', 'line 2')
   throwsCode(() => parseConfig('api:\n  http: "not a port"\n  token: t\n', 'x.yaml'), 'config_invalid', 'api.http')
   parseConfig('api:\n  http: "8080"\n  token: t\n  metrics: "[::1]:9464"\n', 'x.yaml')
+  assert.equal(parseListen('8080'), { host: '127.0.0.1', port: 8080 })
+  assert.equal(parseListen('[::1]:9464'), { host: '::1', port: 9464 })
+  assert.equal(parseListen('0.0.0.0:80'), { host: '0.0.0.0', port: 80 })
   const file = path.join(c.dir, 'notoken.yaml')
   fs.writeFileSync(file, `node: { name: lone }\ndataDir: ${path.join(c.dir, 'lone')}\napi: { http: "127.0.0.1:1" }\n`)
   const r = spawnSync(process.execPath, [BIN, 'agent', '--config', file], { encoding: 'utf8', timeout: 20_000 })

@@ -16,7 +16,7 @@ import { OutpostError, isOutpostError, type ErrorCode } from '../errors'
 import type { LogFn } from '../log'
 import type { OutpostNode } from '../node'
 import { isUlid } from '../ulid'
-import { RecentRequests } from './recent'
+import { RecentRequests, type RecentRequest } from './recent'
 import { envelopeJson, nodeStatus, parseMessageList, sendAndWatch } from './requests'
 import { parseMessage } from '../envelope'
 
@@ -110,7 +110,9 @@ export class HttpApi {
     }
     const method = req.method ?? 'GET'
     const only = (allowed: string): void => {
-      if (method !== allowed) throw Object.assign(new OutpostError('api_method_not_allowed', `api: ${route} takes ${allowed}, not ${method}`), { allow: allowed })
+      if (method === allowed) return
+      res.setHeader('allow', allowed)
+      throw new OutpostError('api_method_not_allowed', `api: ${route} takes ${allowed}, not ${method}`)
     }
     if (route === '/v1/messages') { only('POST'); return this.post(req, res, url) }
     const m = /^\/v1\/messages\/([^/]+)$/.exec(route)
@@ -195,19 +197,13 @@ export class HttpApi {
     if (!isUlid(id)) throw new OutpostError('api_bad_request', `api: ${JSON.stringify(id.slice(0, 40))} is not a message id (a ULID)`)
     const rec = this.recent.get(id)
     const queued = this.node.outbox.get(id)
-    if (rec?.final) {
-      const { bytes: _b, final: _f, ...rest } = rec
-      return json(res, 200, { ...rest, state: rec.error ? 'failed' : 'replied', source: 'memory' })
-    }
+    if (rec?.final) return json(res, 200, recordJson(rec, rec.error ? 'failed' : 'replied'))
     if (queued !== undefined) {
       let method = rec?.method ?? ''
       try { method = decode(queued.body).method } catch { /* the outbox holds what it sent */ }
       return json(res, 200, { id, state: 'queued', toNode: queued.dest, method, createdAt: queued.createdAt, expiresAt: queued.expiresAt, attempts: queued.attempts, replies: [], source: 'outbox' })
     }
-    if (rec !== undefined) {
-      const { bytes: _b, final: _f, ...rest } = rec
-      return json(res, 200, { ...rest, state: 'delivered', source: 'memory' })
-    }
+    if (rec !== undefined) return json(res, 200, recordJson(rec, 'delivered'))
     const file = this.replyFile(id)
     if (file !== undefined) return json(res, 200, file)
     throw new OutpostError('api_not_found', `api: no record of message ${id} on ${this.node.name} (not in the outbox, not among the last requests, no reply file replies/*/${id}.log)`)
@@ -271,8 +267,6 @@ export class HttpApi {
     const status = STATUS[e.code] ?? 500
     if (status === 500) this.o.log('error', `api: HTTP request failed: ${e.code}: ${e.message}`)
     if (res.headersSent) { res.destroy(); return }
-    const allow = (err as { allow?: string }).allow
-    if (allow !== undefined) res.setHeader('allow', allow)
     if (status === 413) res.setHeader('connection', 'close')
     json(res, status, { error: e.toJSON() })
   }
@@ -289,6 +283,13 @@ export class HttpApi {
       })
     })()
     return this.closing
+  }
+}
+
+function recordJson(r: RecentRequest, state: 'delivered' | 'replied' | 'failed'): Record<string, unknown> {
+  return {
+    id: r.id, state, toNode: r.toNode, ...(r.method !== '' ? { method: r.method } : {}), ...(r.acceptedAt !== undefined ? { acceptedAt: r.acceptedAt } : {}),
+    replies: r.replies, ...(r.repliesDropped > 0 ? { repliesDropped: r.repliesDropped } : {}), ...(r.error ? { error: r.error } : {}), source: 'memory',
   }
 }
 

@@ -12,6 +12,7 @@ import { envelopeJson } from './requests'
 export interface RecentRequest {
   id: string
   toNode: string
+  /** Unknown ('') for a request this node learnt of from its reply. */
   method: string
   acceptedAt: number | undefined
   replies: Record<string, unknown>[]
