@@ -7,7 +7,7 @@ import net from 'node:net'
 import path from 'node:path'
 import { TRANSPORTS } from '../transports/index'
 import { METHODS } from '../methods/index'
-import { SocketApi } from './api/socket'
+import { createMetrics, socketPath, startApis, type Apis } from './api/index'
 import { EXIT, GLOBAL_HELP, parse, print, type Io } from './cli-common'
 import { editConfig, initText, loadConfig, resolveConfigPath, type Config, type ConfigEdit } from './config'
 import { dataText, parseMessagesJson, type Envelope } from './envelope'
@@ -33,9 +33,6 @@ function loggerFor(config: Config, debug: boolean | undefined, prefix = ''): Log
   return createLogger({ level: config.log.level as Level, format: config.log.format, file: config.log.file, debug: debug === true }, prefix)
 }
 
-export function socketPath(config: Config): string {
-  return path.resolve(config.api.socket ?? path.join(config.dataDir, 'outpost.sock'))
-}
 
 /** Resolves on SIGINT or SIGTERM (and, when asked, SIGHUP: restart). */
 function untilSignal(hup = false): Promise<string> {
@@ -70,10 +67,11 @@ function load(io: Io, values: { config?: string | undefined; 'data-dir'?: string
   return { config, file: src.path, fileHas }
 }
 
-async function runNode(config: Config, logger: Logger, onConnected?: () => void): Promise<{ node: OutpostNode; api: SocketApi }> {
-  const node = await OutpostNode.start({ config, logger, transports: TRANSPORTS, methods: METHODS, ...(onConnected ? { onConnected } : {}) })
+async function runNode(config: Config, logger: Logger, onConnected?: () => void): Promise<{ node: OutpostNode; api: Apis }> {
+  const metrics = createMetrics(config)
+  const node = await OutpostNode.start({ config, logger, transports: TRANSPORTS, methods: METHODS, ...(onConnected ? { onConnected } : {}), ...(metrics ? { metrics } : {}) })
   try {
-    const api = await SocketApi.start(node, socketPath(config), logger.log)
+    const api = await startApis(node, config, metrics, logger.log)
     return { node, api }
   } catch (err) {
     await node.close()
@@ -169,6 +167,9 @@ const up: Command = async (io, args) => {
   localConfig.dataDir = path.join(path.dirname(config.dataDir), 'local')
   localConfig.transport.token = localToken(config.transport.token ?? '')
   localConfig.api.socket = null
+  // central's HTTP API and metrics ports are central's.
+  localConfig.api.http = null
+  localConfig.api.metrics = null
   // The file is central's: its schedules and log files are not run or shipped twice.
   localConfig.schedules = []
   localConfig.logs = []

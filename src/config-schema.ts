@@ -64,6 +64,10 @@ const checkServers = (v: string[]): string | undefined => {
 const checkHostPort = (v: string): string | undefined =>
   /^(\[[0-9a-fA-F:.]+\]|[^\s:]+):\d{1,5}$/.test(v) ? undefined : 'must be host:port, such as 0.0.0.0:7430'
 
+/** api.http / api.metrics: host:port, or a port alone (then bound to 127.0.0.1). */
+const checkListen = (v: string): string | undefined =>
+  /^((\[[0-9a-fA-F:.]+\]|[^\s:]+):)?\d{1,5}$/.test(v) ? undefined : 'must be host:port or a port (loopback), such as 127.0.0.1:8080'
+
 const checkCron = (v: string): string | undefined => {
   const fields = v.trim().split(/\s+/).length
   if (fields !== 5 && fields !== 6) return `must have 5 fields (minute hour day month weekday), or 6 with seconds first; has ${fields}`
@@ -174,9 +178,9 @@ export const SCHEMA = obj({
   }, 'Only for `outpost hub`.'),
   api: obj({
     socket: nstr('Unix socket for the CLI; default <dataDir>/outpost.sock.'),
-    http: nstr('host:port for the HTTP API (off when null).'),
-    token: nstr('Bearer token the HTTP API requires.'),
-    metrics: nstr('host:port for Prometheus metrics (off when null).'),
+    http: nstr('host:port (or a port: loopback) for the HTTP API (off when null); needs api.token.', { check: checkListen }),
+    token: nstr('Bearer token the HTTP API requires (always: api.http without it is a config error).'),
+    metrics: nstr('host:port (or a port: loopback) for Prometheus metrics at GET /metrics (off when null).', { check: checkListen }),
   }, 'Local APIs.'),
   upgrade: obj({
     url: nstr('The version endpoint (version.json).'),

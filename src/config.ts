@@ -105,6 +105,11 @@ export function parseConfig(text: string, fileName: string, ctx: DefaultsContext
       const node = doc.getIn(['transport', 'servers'], true) as YamlNode | undefined
       problems.push({ key: 'transport.servers', line: lineOf(node) ?? lineOf(doc.getIn(['transport', 'kind'], true) as YamlNode | undefined), text: `has ${JSON.stringify(wrong)}, which transport.kind ${t.kind} cannot use (${t.kind === 'tcp' ? 'tcp:// or tls://' : t.kind === 'mqtt' ? 'mqtt:// or mqtts://' : 'nats:// or tls://'})` })
     }
+    // The HTTP API never runs without a token, on loopback too: other local users can reach it.
+    const api = (value as Config).api
+    if (api.http !== null && (api.token === null || api.token.trim() === '')) {
+      problems.push({ key: 'api.token', line: lineOf(doc.getIn(['api', 'token'], true) as YamlNode | undefined) ?? lineOf(doc.getIn(['api', 'http'], true) as YamlNode | undefined), text: 'must be set when api.http is (the HTTP API always requires a bearer token; e.g. `openssl rand -hex 32`)' })
+    }
   }
   if (problems.length > 0) {
     problems.sort((a, b) => (a.line ?? 0) - (b.line ?? 0))

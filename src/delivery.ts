@@ -13,6 +13,7 @@ import { Decoder } from '@msgpack/msgpack'
 
 const DECODER = new Decoder()
 import type { LogFn } from './log'
+import { NO_METRICS, type Metrics } from './metrics'
 import type { Outbox, OutboxEntry } from './outbox'
 import type { Transport } from './transport'
 
@@ -31,6 +32,7 @@ export interface DeliveryOptions {
   now?: () => number
   /** Messages in flight per destination. */
   window?: number
+  metrics?: Metrics
 }
 
 interface Meta { ackTimeout: number; retries: number; method: string }
@@ -40,6 +42,7 @@ export class Delivery {
   private readonly o: DeliveryOptions
   private readonly now: () => number
   private readonly window: number
+  private readonly metrics: Metrics
   private readonly inflight = new Map<string, InFlight>()
   private readonly inflightPerDest = new Map<string, number>()
   /** Destinations the hub said are away: nothing is sent to them until `online`. */
@@ -63,6 +66,7 @@ export class Delivery {
     this.o = o
     this.now = o.now ?? Date.now
     this.window = o.window ?? 1000
+    this.metrics = o.metrics ?? NO_METRICS
     this.sweeper = setInterval(() => { this.expire(); this.kick() }, 1000)
     this.sweeper.unref()
   }
@@ -137,10 +141,10 @@ export class Delivery {
   /** The receiver acknowledged `id`. */
   onAck(id: string): void {
     if (this.removing.has(id)) return
-    if (!this.inflight.has(id)) {
-      // A late ACK (after a timeout or a restart) still means delivered.
-      if (this.o.outbox.get(id) === undefined) return
-    }
+    const entry = this.o.outbox.get(id)
+    // A late ACK (after a timeout or a restart) still means delivered.
+    if (!this.inflight.has(id) && entry === undefined) return
+    this.metrics.acked(entry !== undefined ? this.metaOf(entry).method : '')
     this.done(id)
   }
 
@@ -178,12 +182,14 @@ export class Delivery {
       this.giveUp(entry, 'not_delivered')
       return
     }
+    this.metrics.retried(m.method)
     this.o.log('debug', `delivery: no ACK for ${id} from ${entry.dest} in ${m.ackTimeout} s; attempt ${attempts + 1} of ${m.retries + 1}`)
     this.o.outbox.recordAttempt(id, attempts, this.now()).then(() => this.kick(), (err: Error) => this.o.log('error', `delivery: ${err.message}`))
   }
 
   private giveUp(entry: OutboxEntry, reason: GiveUpReason): void {
     if (this.removing.has(entry.id)) return
+    this.metrics.expired(this.metaOf(entry).method, reason)
     this.release(entry.id)
     this.meta.delete(entry.id)
     this.removing.add(entry.id)

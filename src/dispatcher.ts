@@ -15,6 +15,7 @@ import type { Config } from './config'
 import { dataText, decode, makeAck, type Envelope } from './envelope'
 import { OutpostError, isOutpostError, type ErrorCode } from './errors'
 import type { LogFn } from './log'
+import { NO_METRICS, type Metrics } from './metrics'
 import { Coalescer } from './coalesce'
 import type { HandlerInfo, JobInfo, Method, MethodContext, MethodResult, Ops, StreamMethod } from './method'
 import type { InboxEntry, Outbox } from './outbox'
@@ -39,6 +40,7 @@ export interface DispatcherOptions {
   log: LogFn
   now: () => number
   ulid: () => string
+  metrics?: Metrics
 }
 
 /** Methods that receive results rather than produce them: never replied to. */
@@ -70,9 +72,11 @@ export class Dispatcher {
   private readonly replyChains = new Map<string, Promise<void>>()
   /** The handle op.* methods get in their context. */
   readonly ops: Ops
+  private readonly metrics: Metrics
 
   constructor(o: DispatcherOptions) {
     this.o = o
+    this.metrics = o.metrics ?? NO_METRICS
     this.ops = {
       handlers: () => [...this.o.methods.values()].map((m): HandlerInfo => ({ name: m.name, kind: m.kind, summary: m.summary, enabled: this.enabled(m.name) })),
       jobs: () => this.jobs().map(({ id, method, from, started }) => ({ id, method, from, started })),
@@ -141,6 +145,7 @@ export class Dispatcher {
       return
     }
     if (env.ackTimeout === 0) {
+      this.metrics.delivered(env.method)
       await this.execute(env, undefined)
       return
     }
@@ -171,12 +176,14 @@ export class Dispatcher {
     } finally {
       this.receiving.delete(env.id)
     }
+    this.metrics.delivered(env.method)
     this.ack(env)
     if (refusal) return this.refuse(env, refusal)
     await this.execute(env, env.id, true)
   }
 
   private refuse(env: Envelope, refusal: OutpostError): Promise<void> {
+    if (refusal.code === 'denied') this.metrics.denied(env.method)
     this.o.log('warn', `dispatch: refused ${env.method} from ${env.fromNode}: ${refusal.message}`)
     if (env.inReplyTo !== undefined) return this.finish(env.id)
     return this.reply(env, { error: refusal.toJSON() }, env.id)
@@ -262,11 +269,13 @@ export class Dispatcher {
     // Requests were checked in start(); events are checked here.
     const refusal = method === undefined ? new OutpostError('method_unknown', `${this.o.self} has no method ${env.method}`) : env.ackTimeout === 0 ? this.refusal(env) : undefined
     if (method === undefined || refusal) {
+      if (refusal?.code === 'denied') this.metrics.denied(env.method)
       this.o.log('warn', `dispatch: ${env.method} from ${env.fromNode}: ${refusal?.message}`)
       if (inboxId !== undefined) await this.finish(inboxId)
       return
     }
     const abort = new AbortController()
+    const t0 = performance.now()
     this.running.set(env.id, { id: env.id, method: env.method, from: env.fromNode, started: this.o.now(), abort })
     const seconds = env.methodTimeout ?? this.o.config.methods.timeout
     const timer = setTimeout(() => abort.abort(new OutpostError('method_timeout', `${env.method} ran past its methodTimeout of ${seconds} s`)), Math.min(seconds * 1000, MAX_TIMER_MS))
@@ -294,6 +303,7 @@ export class Dispatcher {
       this.running.delete(env.id)
     }
     const error = result.error
+    this.metrics.ran(env.method, (performance.now() - t0) / 1000, error === undefined)
     if (error) this.o.log(isReply ? 'warn' : 'info', `dispatch: ${env.method} ${env.id} from ${env.fromNode} failed: ${error.code}: ${error.message}`)
     if (!replies) {
       if (inboxId !== undefined) await this.finish(inboxId)

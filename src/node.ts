@@ -16,6 +16,7 @@ import { OutpostError, isOutpostError } from './errors'
 import { LogShipper } from './log-shipper'
 import type { Logger } from './log'
 import type { Method } from './method'
+import { NO_METRICS, type Metrics } from './metrics'
 import { nativeMethodName } from './method-names'
 import { Outbox, type OutboxEntry } from './outbox'
 import { Scheduler, type LocalOutcome } from './schedules'
@@ -42,6 +43,8 @@ export interface NodeOptions {
   now?: () => number
   /** Called each time the transport (re)connects; `agent` confirms a pending upgrade with it. */
   onConnected?: () => void
+  /** Counters for monitoring (src/metrics.ts); none by default. */
+  metrics?: Metrics
 }
 
 export class OutpostNode {
@@ -55,6 +58,8 @@ export class OutpostNode {
   private readonly dispatcher: Dispatcher
   private readonly now: () => number
   private readonly waiters = new Map<string, Set<(env: Envelope) => void>>()
+  private readonly replyWatchers = new Set<(env: Envelope) => void>()
+  readonly metrics: Metrics
   private readonly known = new Map<string, NodeInfo>()
   /** Requests given up (error reply sent), remembered a day so a late real reply is dropped. */
   private readonly givenUp = new Map<string, number>()
@@ -78,6 +83,7 @@ export class OutpostNode {
     this.logger = o.logger
     this.now = o.now ?? Date.now
     this.onConnected = o.onConnected
+    const metrics = this.metrics = o.metrics ?? NO_METRICS
     const log = o.logger.log
     this.loadNodes()
     const methods = new Map(o.methods)
@@ -91,7 +97,7 @@ export class OutpostNode {
       defaults: { ackTimeout: config.delivery.ackTimeout, retries: config.delivery.retries },
       local: (bytes) => { void this.dispatcher.receive(bytes) },
       onGiveUp: (entry, reason) => this.gaveUp(entry, reason),
-      now: this.now,
+      now: this.now, metrics,
     })
     this.dispatcher = new Dispatcher({
       self: this.name, config, dataDir, outbox, methods, log, now: this.now, ulid: defaultUlid,
@@ -101,8 +107,11 @@ export class OutpostNode {
       },
       enqueue: (env, inboxId) => this.queue(env, inboxId),
       onAck: (id) => this.delivery.onAck(id),
-      onReply: (env) => { for (const w of this.waiters.get(env.inReplyTo ?? '') ?? []) w(env) },
-      gaveUp: (id) => this.givenUp.has(id),
+      onReply: (env) => {
+        for (const w of this.waiters.get(env.inReplyTo ?? '') ?? []) w(env)
+        for (const w of this.replyWatchers) w(env)
+      },
+      gaveUp: (id) => this.givenUp.has(id), metrics,
     })
   }
 
@@ -131,10 +140,14 @@ export class OutpostNode {
     this.loops.push((async () => {
       for await (const m of this.transport.messages()) void this.dispatcher.receive(m.bytes, m.from)
     })())
+    let everConnected = false
     this.loops.push((async () => {
       for await (const ev of this.transport.events()) {
         switch (ev.type) {
-          case 'connected': this.delivery.onConnected(); this.hello(); this.onConnected?.(); break
+          case 'connected':
+            if (everConnected) this.metrics.reconnected()
+            everConnected = true
+            this.delivery.onConnected(); this.hello(); this.onConnected?.(); break
           case 'disconnected': this.delivery.onDisconnected(); break
           case 'nack': this.delivery.onNack(ev.id, ev.to, ev.reason); break
           case 'online': this.delivery.onOnline(ev.node); break
@@ -239,6 +252,7 @@ export class OutpostNode {
     const input = { id: env.id, dest: env.toNode, body: encode(env), createdAt: env.createdAt, expiresAt: env.createdAt + ttl * 1000 }
     if (inboxId !== undefined) await this.outbox.enqueueReply(input, inboxId)
     else await this.outbox.enqueue(input)
+    this.metrics.accepted(env.method)
     this.delivery.kick()
   }
 
@@ -256,6 +270,12 @@ export class OutpostNode {
         if (set?.size === 0) this.waiters.delete(id)
       }
     }
+  }
+
+  /** Call `fn` with every reply (and error reply) that arrives at this node; returns the unsubscribe. */
+  watchReplies(fn: (env: Envelope) => void): () => void {
+    this.replyWatchers.add(fn)
+    return () => { this.replyWatchers.delete(fn) }
   }
 
   /** A message ran out of attempts or ttl: tell central, and give the sender its one outcome. */

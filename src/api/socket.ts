@@ -11,22 +11,13 @@
  */
 import fs from 'node:fs'
 import net from 'node:net'
-import { dataText, parseMessage, parseMessagesJson, type Envelope } from '../envelope'
+import { parseMessagesJson } from '../envelope'
 import { OutpostError, isOutpostError } from '../errors'
 import type { LogFn } from '../log'
 import type { OutpostNode } from '../node'
-import { VERSION } from '../version'
-import { SeqOrder } from './seq-order'
+import { envelopeJson, nodeStatus, parseMessageList, sendAndWatch } from './requests'
 
-/** An envelope as JSON: bytes become UTF-8 text. */
-export function envelopeJson(env: Envelope): Record<string, unknown> {
-  const out: Record<string, unknown> = { ...env }
-  for (const k of ['data', 'stderr'] as const) {
-    const v = env[k]
-    if (v instanceof Uint8Array) out[k] = dataText(v)
-  }
-  return out
-}
+export { envelopeJson }
 
 export class SocketApi {
   private readonly server: net.Server
@@ -126,50 +117,22 @@ export class SocketApi {
     }
     switch (req.op) {
       case 'send': {
-        if (!Array.isArray(req.messages) || req.messages.length === 0) throw new OutpostError('api_bad_request', 'api: send needs "messages": a non-empty array')
-        const drafts = req.messages.map((m, i) => parseMessage(m, `messages[${i}]`))
+        const drafts = parseMessageList(req.messages)
         const wait = req.wait !== false
-        const envs = node.prepare(drafts)
-        const accepted = { accepted: envs.map((e) => ({ id: e.id, toNode: e.toNode })) }
-        if (!wait) {
-          await node.submitPrepared(envs)
-          write(accepted)
-          finished()
-          return
-        }
-        // Watch before storing: a local or fast reply can arrive before the last one is stored.
-        const pending = new Set(envs.map((e) => e.id))
-        let stored = false
-        const held: Envelope[] = []
-        const deliver = (env: Envelope): void => {
-          if (!pending.has(env.inReplyTo ?? '')) return // a resent reply already answered
-          write({ reply: envelopeJson(env) })
-          if (env.final || env.error) { pending.delete(env.inReplyTo ?? ''); streams.forget(env.inReplyTo ?? '') }
-          if (pending.size === 0) { unwatch(); write({ done: true }); finished() }
-        }
-        const streams = new SeqOrder(deliver)
-        const onReply = (env: Envelope): void => {
-          if (!stored) { held.push(env); return }
-          streams.add(env)
-        }
-        const unwatch = node.watch([...pending], onReply)
-        cleanups.push(unwatch, () => streams.close())
-        try {
-          await node.submitPrepared(envs)
-        } catch (err) {
-          unwatch()
-          throw err
-        }
-        write(accepted)
-        stored = true
-        for (const env of held.splice(0)) onReply(env)
+        const stop = await sendAndWatch(node, node.prepare(drafts), wait, {
+          accepted: (envs) => write({ accepted: envs.map((e) => ({ id: e.id, toNode: e.toNode })) }),
+          reply: (env) => write({ reply: envelopeJson(env) }),
+          done: () => { write({ done: true }); finished() },
+        })
+        cleanups.push(stop)
+        if (!wait) finished()
         return
       }
       case 'nodes':
         write({ nodes: node.nodes() })
         break
       case 'status':
-        write({ node: node.name, version: VERSION, connected: node.transport.connected, outbox: node.outbox.stats() })
+        write(nodeStatus(node))
         break
       default:
         fail(new OutpostError('api_bad_request', `api: unknown op ${JSON.stringify(req.op)} (send, nodes, status)`))

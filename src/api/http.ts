@@ -1,0 +1,334 @@
+/**
+ * The HTTP API (api.http): the socket API's requests over HTTP/1.1 with a bearer token, for
+ * tools that cannot reach a unix socket. JSON in, JSON out; replies live as server-sent events.
+ *
+ *   request ─ token (constant time) ─▶ route ─▶ POST   /v1/messages       submit (api/requests.ts), ?wait=1 holds for replies
+ *                 └ 401, nothing else          GET    /v1/messages/:id   recent record / outbox / reply file
+ *                                              GET    /v1/nodes | /v1/status
+ *                                              GET    /v1/events         every reply arriving here, as SSE
+ */
+import { createHash, timingSafeEqual } from 'node:crypto'
+import fs from 'node:fs'
+import http from 'node:http'
+import path from 'node:path'
+import { decode, type Envelope, type MessageDraft } from '../envelope'
+import { OutpostError, isOutpostError, type ErrorCode } from '../errors'
+import type { LogFn } from '../log'
+import type { OutpostNode } from '../node'
+import { isUlid } from '../ulid'
+import { RecentRequests, type RecentRequest } from './recent'
+import { envelopeJson, nodeStatus, parseMessageList, sendAndWatch } from './requests'
+import { parseMessage } from '../envelope'
+
+/** Largest request body read (bigger: 413 before it is buffered). Use the socket for more. */
+export const MAX_BODY_BYTES = 1024 * 1024
+/** `?wait=1` holds the answer at most this long by default (`&timeout=S` changes it). */
+export const DEFAULT_WAIT_S = 60
+export const MAX_WAIT_S = 3600
+/** An SSE client this far behind is disconnected rather than buffered for. */
+const MAX_SSE_BACKLOG = 4 * 1024 * 1024
+const SSE_PING_MS = 15_000
+/** Reply data a `?wait=1` answer holds; later replies are only counted (repliesDropped). */
+const MAX_WAIT_REPLY_BYTES = 16 * 1024 * 1024
+/** Reply file text returned by GET /v1/messages/:id after a restart. */
+const MAX_FILE_TEXT = 1024 * 1024
+
+export interface HttpApiOptions {
+  /** host:port, or a bare port (bound to 127.0.0.1). */
+  listen: string
+  token: string
+  log: LogFn
+  now?: () => number
+}
+
+const STATUS: Partial<Record<ErrorCode, number>> = {
+  api_bad_request: 400, envelope_invalid: 400, message_too_large: 413, api_too_large: 413,
+  api_unauthorized: 401, api_not_found: 404, api_method_not_allowed: 405, outbox_full: 503, outbox_closed: 503,
+}
+
+/** host and port from "host:port", "[v6]:port" or "port" (loopback). */
+export function parseListen(listen: string): { host: string; port: number } {
+  const m = /^(?:(\[[0-9a-fA-F:.]+\]|[^\s:]+):)?(\d{1,5})$/.exec(listen.trim())
+  if (!m) throw new OutpostError('config_invalid', `config: ${JSON.stringify(listen)} must be host:port or a port, such as 127.0.0.1:8080`)
+  return { host: (m[1] ?? '127.0.0.1').replace(/^\[|\]$/g, ''), port: Number(m[2]) }
+}
+
+export class HttpApi {
+  private readonly server: http.Server
+  private readonly node: OutpostNode
+  private readonly o: HttpApiOptions
+  private readonly tokenHash: Buffer
+  private readonly recent = new RecentRequests()
+  private readonly stopWatching: () => void
+  private readonly events = new Set<http.ServerResponse>()
+  private readonly waits = new Set<() => void>()
+  private closing: Promise<void> | undefined
+  address = ''
+
+  private constructor(node: OutpostNode, o: HttpApiOptions) {
+    this.node = node
+    this.o = o
+    this.tokenHash = sha256(o.token)
+    this.server = http.createServer({ headersTimeout: 10_000, requestTimeout: 30_000 }, (req, res) => {
+      this.handle(req, res).catch((err: unknown) => this.fail(res, err))
+    })
+    this.server.maxConnections = 512
+    this.stopWatching = node.watchReplies((env) => {
+      this.recent.reply(env)
+      this.publish(env)
+    })
+  }
+
+  static async start(node: OutpostNode, o: HttpApiOptions): Promise<HttpApi> {
+    if (o.token === '') throw new OutpostError('config_invalid', 'config: api.token must be set when api.http is (the HTTP API always requires a bearer token)')
+    const { host, port } = parseListen(o.listen)
+    const api = new HttpApi(node, o)
+    await new Promise<void>((resolve, reject) => {
+      api.server.once('error', (err) => { api.stopWatching(); reject(new OutpostError('io', `api: cannot listen on ${o.listen} for HTTP: ${err.message}`, { cause: err })) })
+      api.server.listen(port, host, () => resolve())
+    })
+    const a = api.server.address()
+    api.address = typeof a === 'object' && a !== null ? `${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}` : o.listen
+    o.log('info', `api: HTTP API listening on http://${api.address}`)
+    return api
+  }
+
+  private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    if (!this.authorized(req.headers.authorization)) {
+      // The same answer whatever was wrong: no hint for a guesser.
+      res.writeHead(401, { 'content-type': 'application/json', 'www-authenticate': 'Bearer realm="outpost"', connection: 'close' })
+      res.end(JSON.stringify({ error: { code: 'api_unauthorized', message: 'unauthorized' } }))
+      return
+    }
+    let url: URL
+    let route: string
+    try {
+      url = new URL(req.url ?? '/', 'http://outpost')
+      route = decodeURIComponent(url.pathname).replace(/\/+$/, '')
+    } catch {
+      throw new OutpostError('api_bad_request', 'api: the request path is not a valid URL path')
+    }
+    const method = req.method ?? 'GET'
+    const only = (allowed: string): void => {
+      if (method === allowed) return
+      res.setHeader('allow', allowed)
+      throw new OutpostError('api_method_not_allowed', `api: ${route} takes ${allowed}, not ${method}`)
+    }
+    if (route === '/v1/messages') { only('POST'); return this.post(req, res, url) }
+    const m = /^\/v1\/messages\/([^/]+)$/.exec(route)
+    if (m) { only('GET'); return this.message(res, m[1]!) }
+    if (route === '/v1/nodes') { only('GET'); return json(res, 200, { nodes: this.node.nodes() }) }
+    if (route === '/v1/status') { only('GET'); return json(res, 200, nodeStatus(this.node)) }
+    if (route === '/v1/events') { only('GET'); return this.subscribe(req, res, url) }
+    throw new OutpostError('api_not_found', `api: no route ${method} ${url.pathname} (POST /v1/messages, GET /v1/messages/ID, /v1/nodes, /v1/status, /v1/events)`)
+  }
+
+  /** Bearer token compared in constant time (hashes of equal length, whatever was sent). */
+  private authorized(header: string | undefined): boolean {
+    const m = /^Bearer +(\S+) *$/i.exec(header ?? '')
+    const given = sha256(m?.[1] ?? '')
+    return timingSafeEqual(given, this.tokenHash) && m !== null
+  }
+
+  /** POST /v1/messages: one message, an array (steward's format too) or {"messages": […]}. */
+  private async post(req: http.IncomingMessage, res: http.ServerResponse, url: URL): Promise<void> {
+    const body = await readBody(req)
+    let value: unknown
+    try {
+      value = JSON.parse(body)
+    } catch (err) {
+      throw new OutpostError('api_bad_request', `api: the request body is not JSON (${(err as Error).message})`)
+    }
+    let drafts: MessageDraft[]
+    if (Array.isArray(value)) drafts = parseMessageList(value)
+    else if (typeof value === 'object' && value !== null && 'messages' in value) drafts = parseMessageList((value as { messages: unknown }).messages)
+    else drafts = [parseMessage(value)]
+    const wait = ['1', 'true', 'yes'].includes(url.searchParams.get('wait') ?? '')
+    const seconds = waitSeconds(url.searchParams.get('timeout'))
+    const envs = this.node.prepare(drafts)
+    const accepted = envs.map((e) => ({ id: e.id, toNode: e.toNode }))
+    const replies: Record<string, unknown>[] = []
+    let replyBytes = 0
+    let repliesDropped = 0
+    let answered = false
+    let timer: NodeJS.Timeout | undefined
+    let stop = (): void => {}
+    const finish = (): void => {
+      answered = true
+      if (timer) clearTimeout(timer)
+      stop()
+      this.waits.delete(cancel)
+    }
+    // The client went away: stop watching; the messages stay accepted.
+    if (wait) res.on('close', () => { if (!answered) finish() })
+    const answer = (done: boolean): void => {
+      if (answered) return
+      finish()
+      const pending = done ? [] : accepted.filter((a) => !replies.some((r) => r.inReplyTo === a.id && (r.final === true || r.error !== undefined))).map((a) => a.id)
+      json(res, done ? 200 : 202, { accepted, replies, done, ...(done ? {} : { pending }), ...(repliesDropped > 0 ? { repliesDropped } : {}) })
+    }
+    const cancel = (): void => answer(false)
+    stop = await sendAndWatch(this.node, envs, wait, {
+      accepted: (list) => {
+        this.recent.add(list, (this.o.now ?? Date.now)())
+        this.o.log('debug', `api: HTTP accepted ${list.length} message(s)`)
+      },
+      reply: (env) => {
+        const final = env.final === true || env.error !== undefined
+        const size = (env.data?.length ?? 0) + (env.stderr?.length ?? 0)
+        // A long stream's output is not held without bound; its final reply always is.
+        if (replyBytes + size > MAX_WAIT_REPLY_BYTES && !final) { repliesDropped++; return }
+        replyBytes += size
+        replies.push(envelopeJson(env))
+      },
+      done: () => answer(true),
+    })
+    if (!wait) {
+      json(res, 202, { accepted })
+      return
+    }
+    if (answered) { stop(); return }
+    this.waits.add(cancel)
+    timer = setTimeout(cancel, seconds * 1000)
+  }
+
+  /** GET /v1/messages/:id: what this node knows about a message it sent. */
+  private message(res: http.ServerResponse, id: string): void {
+    if (!isUlid(id)) throw new OutpostError('api_bad_request', `api: ${JSON.stringify(id.slice(0, 40))} is not a message id (a ULID)`)
+    const rec = this.recent.get(id)
+    const queued = this.node.outbox.get(id)
+    if (rec?.final) return json(res, 200, recordJson(rec, rec.error ? 'failed' : 'replied'))
+    if (queued !== undefined) {
+      let method = rec?.method ?? ''
+      try { method = decode(queued.body).method } catch { /* the outbox holds what it sent */ }
+      return json(res, 200, { id, state: 'queued', toNode: queued.dest, method, createdAt: queued.createdAt, expiresAt: queued.expiresAt, attempts: queued.attempts, replies: [], source: 'outbox' })
+    }
+    if (rec !== undefined) return json(res, 200, recordJson(rec, 'delivered'))
+    const file = this.replyFile(id)
+    if (file !== undefined) return json(res, 200, file)
+    throw new OutpostError('api_not_found', `api: no record of message ${id} on ${this.node.name} (not in the outbox, not among the last requests, no reply file replies/*/${id}.log)`)
+  }
+
+  /** After a restart or once forgotten: the default reply file `<dataDir>/replies/<node>/<id>.log`. */
+  private replyFile(id: string): Record<string, unknown> | undefined {
+    const dir = path.join(this.node.dataDir, 'replies')
+    let nodes: string[]
+    try { nodes = fs.readdirSync(dir) } catch { return undefined }
+    for (const n of nodes) {
+      const file = path.join(dir, n, `${id}.log`)
+      let text: string
+      try {
+        const fd = fs.openSync(file, 'r')
+        try {
+          const buf = Buffer.alloc(MAX_FILE_TEXT)
+          text = buf.subarray(0, fs.readSync(fd, buf, 0, MAX_FILE_TEXT, 0)).toString('utf8')
+        } finally { fs.closeSync(fd) }
+      } catch { continue }
+      const err = /^\[error ([a-z_]+)\] ?(.*)$/m.exec(text)
+      return {
+        id, state: err ? 'failed' : 'replied', toNode: n, source: 'replyFile', replyFile: path.relative(this.node.dataDir, file), text,
+        ...(err ? { error: { code: err[1], message: err[2] } } : {}),
+      }
+    }
+    return undefined
+  }
+
+  /** GET /v1/events: every reply that arrives here from now on (`?inReplyTo=ID` for one request). */
+  private subscribe(req: http.IncomingMessage, res: http.ServerResponse, url: URL): void {
+    const only = url.searchParams.get('inReplyTo')
+    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no' })
+    res.write(': outpost events\n\n')
+    const r = res as http.ServerResponse & { outpostFilter?: string }
+    if (only !== null) r.outpostFilter = only
+    this.events.add(res)
+    const ping = setInterval(() => res.write(': ping\n\n'), SSE_PING_MS)
+    ping.unref()
+    req.socket.setTimeout(0)
+    res.on('close', () => { clearInterval(ping); this.events.delete(res) })
+  }
+
+  private publish(env: Envelope): void {
+    if (this.events.size === 0) return
+    const frame = `id: ${env.id}\nevent: reply\ndata: ${JSON.stringify(envelopeJson(env))}\n\n`
+    for (const res of this.events) {
+      const filter = (res as { outpostFilter?: string }).outpostFilter
+      if (filter !== undefined && filter !== env.inReplyTo) continue
+      if (res.writableLength > MAX_SSE_BACKLOG) {
+        this.o.log('warn', 'api: an event stream client fell too far behind; disconnected')
+        res.destroy()
+        continue
+      }
+      res.write(frame)
+    }
+  }
+
+  private fail(res: http.ServerResponse, err: unknown): void {
+    const e = isOutpostError(err) ? err : new OutpostError('io', `api: ${(err as Error)?.message ?? String(err)}`, { cause: err })
+    const status = STATUS[e.code] ?? 500
+    if (status === 500) this.o.log('error', `api: HTTP request failed: ${e.code}: ${e.message}`)
+    if (res.headersSent) { res.destroy(); return }
+    if (status === 413) res.setHeader('connection', 'close')
+    json(res, status, { error: e.toJSON() })
+  }
+
+  /** Stop listening; waiting requests answer with what they have, event streams end. Idempotent. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      this.stopWatching()
+      for (const cancel of [...this.waits]) cancel()
+      for (const res of this.events) res.end()
+      await new Promise<void>((resolve) => {
+        this.server.close(() => resolve())
+        this.server.closeAllConnections()
+      })
+    })()
+    return this.closing
+  }
+}
+
+function recordJson(r: RecentRequest, state: 'delivered' | 'replied' | 'failed'): Record<string, unknown> {
+  return {
+    id: r.id, state, toNode: r.toNode, ...(r.method !== '' ? { method: r.method } : {}), ...(r.acceptedAt !== undefined ? { acceptedAt: r.acceptedAt } : {}),
+    replies: r.replies, ...(r.repliesDropped > 0 ? { repliesDropped: r.repliesDropped } : {}), ...(r.error ? { error: r.error } : {}), source: 'memory',
+  }
+}
+
+function sha256(s: string): Buffer {
+  return createHash('sha256').update(s).digest()
+}
+
+function json(res: http.ServerResponse, status: number, obj: unknown): void {
+  const body = JSON.stringify(obj)
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) })
+  res.end(body)
+}
+
+function waitSeconds(v: string | null): number {
+  if (v === null || v === '') return DEFAULT_WAIT_S
+  const n = Number(v)
+  if (!Number.isFinite(n) || n <= 0 || n > MAX_WAIT_S) throw new OutpostError('api_bad_request', `api: timeout must be seconds between 1 and ${MAX_WAIT_S}, got ${JSON.stringify(v)}`)
+  return n
+}
+
+/** The body as text, refused (413) past MAX_BODY_BYTES before more is buffered. */
+function readBody(req: http.IncomingMessage): Promise<string> {
+  const tooLarge = (): OutpostError => new OutpostError('api_too_large', `api: the request body is larger than ${MAX_BODY_BYTES} bytes (send bigger messages through the socket API)`)
+  const declared = Number(req.headers['content-length'] ?? NaN)
+  if (declared > MAX_BODY_BYTES) {
+    req.resume()
+    return Promise.reject(tooLarge())
+  }
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = []
+    let size = 0
+    let over = false
+    req.on('data', (c: Buffer) => {
+      if (over) return
+      size += c.length
+      if (size > MAX_BODY_BYTES) { over = true; chunks.length = 0; reject(tooLarge()); return }
+      chunks.push(c)
+    })
+    req.on('end', () => { if (!over) resolve(Buffer.concat(chunks).toString('utf8')) })
+    req.on('error', reject)
+  })
+}

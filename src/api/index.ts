@@ -1,0 +1,49 @@
+/**
+ * The local APIs a running node offers, started and stopped together: the unix socket (always),
+ * the HTTP API (api.http) and Prometheus metrics (api.metrics).
+ */
+import path from 'node:path'
+import type { Config } from '../config'
+import type { LogFn } from '../log'
+import type { Metrics } from '../metrics'
+import type { OutpostNode } from '../node'
+import { HttpApi } from './http'
+import { PromMetrics } from './prometheus'
+import { SocketApi } from './socket'
+
+export interface Apis {
+  /** Stop every API (idempotent). */
+  close(): Promise<void>
+}
+
+export function socketPath(config: Config): string {
+  return path.resolve(config.api.socket ?? path.join(config.dataDir, 'outpost.sock'))
+}
+
+/** The node's metrics hooks when api.metrics is set (they must exist before the node starts). */
+export function createMetrics(config: Config): PromMetrics | undefined {
+  return config.api.metrics !== null ? new PromMetrics() : undefined
+}
+
+/** Start the APIs the config asks for; on failure, those already started are stopped again. */
+export async function startApis(node: OutpostNode, config: Config, metrics: Metrics | undefined, log: LogFn): Promise<Apis> {
+  const started: { close(): Promise<void> }[] = []
+  let closing: Promise<void> | undefined
+  const close = (): Promise<void> => {
+    closing ??= (async () => { for (const a of started.reverse()) await a.close() })()
+    return closing
+  }
+  try {
+    started.push(await SocketApi.start(node, socketPath(config), log))
+    if (config.api.http !== null) started.push(await HttpApi.start(node, { listen: config.api.http, token: config.api.token ?? '', log }))
+    if (metrics instanceof PromMetrics && config.api.metrics !== null) {
+      metrics.attach(node)
+      await metrics.serve(config.api.metrics, log)
+      started.push(metrics)
+    }
+  } catch (err) {
+    await close()
+    throw err
+  }
+  return { close }
+}

@@ -1,0 +1,96 @@
+/**
+ * What the local APIs share (api/socket.ts and api/http.ts): reading a submission, storing it
+ * while watching for its replies, the status answer, envelopes as JSON.
+ *
+ *   drafts ─ node.prepare ─▶ watch ids ─▶ node.submitPrepared (durable) ─▶ sink.accepted
+ *          replies ─ SeqOrder (streams in seq order) ─▶ sink.reply … ─▶ sink.done (all final)
+ */
+import { dataText, parseMessage, type Envelope, type MessageDraft } from '../envelope'
+import { OutpostError } from '../errors'
+import type { OutpostNode } from '../node'
+import type { OutboxStats } from '../outbox'
+import { VERSION } from '../version'
+import { SeqOrder } from './seq-order'
+
+/** An envelope as JSON: bytes become UTF-8 text. */
+export function envelopeJson(env: Envelope): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...env }
+  for (const k of ['data', 'stderr'] as const) {
+    const v = env[k]
+    if (v instanceof Uint8Array) out[k] = dataText(v)
+  }
+  return out
+}
+
+/** Drafts from `messages` of a request: a non-empty array of message objects. */
+export function parseMessageList(messages: unknown, where = 'messages'): MessageDraft[] {
+  if (!Array.isArray(messages) || messages.length === 0) throw new OutpostError('api_bad_request', `api: ${where} must be a non-empty array of messages`)
+  return messages.map((m, i) => parseMessage(m, `${where}[${i}]`))
+}
+
+export interface SendSink {
+  /** The messages are durable in the outbox. Called before any reply. */
+  accepted(envs: Envelope[]): void
+  /** A reply to one of them; a stream's replies come in seq order. */
+  reply(env: Envelope): void
+  /** Every message has its final reply (or error reply). */
+  done(): void
+}
+
+/**
+ * Store prepared messages; with `wait`, hand their replies to `sink` until each has its final
+ * one. Resolves, once stored, to a function that stops watching (the client went away). Rejects
+ * when the messages could not be stored (nothing was accepted then).
+ */
+export async function sendAndWatch(node: OutpostNode, envs: Envelope[], wait: boolean, sink: SendSink): Promise<() => void> {
+  if (!wait) {
+    await node.submitPrepared(envs)
+    sink.accepted(envs)
+    return () => {}
+  }
+  // Watch before storing: a local or fast reply can arrive before the last one is stored.
+  const pending = new Set(envs.map((e) => e.id))
+  let stored = false
+  let stopped = false
+  const held: Envelope[] = []
+  const deliver = (env: Envelope): void => {
+    const req = env.inReplyTo ?? ''
+    if (stopped || !pending.has(req)) return // a resent reply already answered
+    sink.reply(env)
+    if (env.final || env.error) { pending.delete(req); streams.forget(req) }
+    if (pending.size === 0) { stop(); sink.done() }
+  }
+  const streams = new SeqOrder(deliver)
+  const onReply = (env: Envelope): void => {
+    if (!stored) { held.push(env); return }
+    streams.add(env)
+  }
+  const unwatch = node.watch([...pending], onReply)
+  const stop = (): void => {
+    if (stopped) return
+    stopped = true
+    unwatch()
+    streams.close()
+  }
+  try {
+    await node.submitPrepared(envs)
+  } catch (err) {
+    stop()
+    throw err
+  }
+  sink.accepted(envs)
+  stored = true
+  for (const env of held.splice(0)) onReply(env)
+  return stop
+}
+
+export interface NodeStatus {
+  node: string
+  version: string
+  connected: boolean
+  outbox: OutboxStats
+}
+
+export function nodeStatus(node: OutpostNode): NodeStatus {
+  return { node: node.name, version: VERSION, connected: node.transport.connected, outbox: node.outbox.stats() }
+}
