@@ -5,10 +5,9 @@
 import path from 'node:path'
 import type { Config } from '../config'
 import type { LogFn } from '../log'
-import type { Metrics } from '../metrics'
 import type { OutpostNode } from '../node'
 import { HttpApi } from './http'
-import { PromMetrics } from './prometheus'
+import type { PromMetrics } from './prometheus'
 import { SocketApi } from './socket'
 
 export interface Apis {
@@ -20,13 +19,16 @@ export function socketPath(config: Config): string {
   return path.resolve(config.api.socket ?? path.join(config.dataDir, 'outpost.sock'))
 }
 
+/** prom-client costs ~12 MB of memory: it is loaded only when api.metrics is set. */
+const prometheus = (): typeof import('./prometheus') => require('./prometheus') as typeof import('./prometheus')
+
 /** The node's metrics hooks when api.metrics is set (they must exist before the node starts). */
 export function createMetrics(config: Config): PromMetrics | undefined {
-  return config.api.metrics !== null ? new PromMetrics() : undefined
+  return config.api.metrics !== null ? new (prometheus().PromMetrics)() : undefined
 }
 
 /** Start the APIs the config asks for; on failure, those already started are stopped again. */
-export async function startApis(node: OutpostNode, config: Config, metrics: Metrics | undefined, log: LogFn): Promise<Apis> {
+export async function startApis(node: OutpostNode, config: Config, metrics: PromMetrics | undefined, log: LogFn): Promise<Apis> {
   const started: { close(): Promise<void> }[] = []
   let closing: Promise<void> | undefined
   const close = (): Promise<void> => {
@@ -36,10 +38,11 @@ export async function startApis(node: OutpostNode, config: Config, metrics: Metr
   try {
     started.push(await SocketApi.start(node, socketPath(config), log))
     if (config.api.http !== null) started.push(await HttpApi.start(node, { listen: config.api.http, token: config.api.token ?? '', log }))
-    if (metrics instanceof PromMetrics && config.api.metrics !== null) {
-      metrics.attach(node)
-      await metrics.serve(config.api.metrics, log)
-      started.push(metrics)
+    if (metrics !== undefined && config.api.metrics !== null) {
+      const prom = metrics
+      prom.attach(node)
+      await prom.serve(config.api.metrics, log)
+      started.push(prom)
     }
   } catch (err) {
     await close()
