@@ -17,6 +17,7 @@ import { createLogger, type Level, type Logger } from './log'
 import { OutpostNode } from './node'
 import { nativeMethodName } from './method-names'
 import { ulid } from './ulid'
+import { writePidFile } from './pid-file'
 import { isPackaged } from './upgrade'
 import { EXIT_RESTART, isSupervised, onAgentStart, type AgentInfo } from './upgrade-watchdog'
 import { scheduleUpgrades } from './upgrade-schedule'
@@ -48,6 +49,12 @@ function untilSignal(hup = false): Promise<string> {
 
 interface Loaded { config: Config; file: string; fileHas: (key: string[]) => boolean }
 
+/** How agent and hub restart themselves (agent.restart, upgrades): as SIGHUP does. */
+const SELF_RESTART = (): void => { process.kill(process.pid, 'SIGHUP') }
+
+const PID_FILE = { 'pid-file': { type: 'string' } } as const
+const PID_HELP = '  --pid-file FILE     write the pid there while running (refused if it names a live process)\n'
+
 /** Load the config; flags given to agent/hub are written back into the file (SPEC §4). */
 function load(io: Io, values: { config?: string | undefined; 'data-dir'?: string | undefined; 'log-level'?: string | undefined }, writeBack: boolean): Loaded {
   const resolve = { flag: values.config, env: io.env, cwd: io.cwd }
@@ -70,8 +77,10 @@ function load(io: Io, values: { config?: string | undefined; 'data-dir'?: string
   return { config, file: src.path, fileHas }
 }
 
-async function runNode(config: Config, logger: Logger, onConnected?: () => void): Promise<{ node: OutpostNode; api: SocketApi }> {
-  const node = await OutpostNode.start({ config, logger, transports: TRANSPORTS, methods: METHODS, ...(onConnected ? { onConnected } : {}) })
+interface RunOptions { onConnected?: () => void; configFile?: string; restart?: () => void }
+
+async function runNode(config: Config, logger: Logger, o: RunOptions = {}): Promise<{ node: OutpostNode; api: SocketApi }> {
+  const node = await OutpostNode.start({ config, logger, transports: TRANSPORTS, methods: METHODS, ...o })
   try {
     const api = await SocketApi.start(node, socketPath(config), logger.log)
     return { node, api }
@@ -82,15 +91,16 @@ async function runNode(config: Config, logger: Logger, onConnected?: () => void)
 }
 
 const agent: Command = async (io, args) => {
-  const { values } = parse(args, {}, false)
-  if (values.help) return print(io, `Usage: outpost [agent] [OPTIONS]\n\n  Run this node: connect out, run what it is asked, keep every message until acknowledged.\n  --data-dir and --log-level are written back into the config file.\n\n${GLOBAL_HELP}`)
-  const { config } = load(io, values, true)
+  const { values } = parse(args, PID_FILE, false)
+  if (values.help) return print(io, `Usage: outpost [agent] [OPTIONS]\n\n  Run this node: connect out, run what it is asked, keep every message until acknowledged.\n  --data-dir and --log-level are written back into the config file.\n\n${PID_HELP}\n${GLOBAL_HELP}`)
+  const { config, file } = load(io, values, true)
+  const removePid = values['pid-file'] !== undefined ? writePidFile(path.resolve(io.cwd, values['pid-file'])) : () => {}
   const logger = loggerFor(config, values.debug)
   // A pending upgrade to this version is confirmed once the transport connects (upgrade-watchdog.ts).
   let connected = false
   let confirm = (): void => { connected = true }
   const upgrades = scheduleUpgrades({ config, dataDir: config.dataDir, env: io.env, log: logger.log })
-  const { node, api } = await runNode(config, logger, () => confirm())
+  const { node, api } = await runNode(config, logger, { onConnected: () => confirm(), configFile: file, restart: SELF_RESTART })
   const self = selfInfo(io)
   confirm = onAgentStart(config.dataDir, VERSION, self, logger.log).confirm
   if (connected) confirm()
@@ -99,6 +109,7 @@ const agent: Command = async (io, args) => {
   logger.log('info', sig === 'SIGHUP' ? 'SIGHUP: restarting' : `${sig}: stopping`)
   await api.close()
   await node.close()
+  removePid() // before a successor starts and writes its own
   return sig === 'SIGHUP' ? restart(io, self) : EXIT.ok
 }
 
@@ -114,10 +125,11 @@ function restart(io: Io, self: AgentInfo): number {
 }
 
 const hub: Command = async (io, args) => {
-  const { values } = parse(args, { 'hash-token': { type: 'string' } }, false)
-  if (values.help) return print(io, `Usage: outpost hub [OPTIONS]\n\n  Run the TCP hub (hub.listen, hub.tokens). With node.name in the config file it also runs\n  that node in the same process.\n\n  --hash-token TOKEN  print the sha256:<hex> form of a token for hub.tokens, and exit\n\n${GLOBAL_HELP}`)
+  const { values } = parse(args, { 'hash-token': { type: 'string' }, ...PID_FILE }, false)
+  if (values.help) return print(io, `Usage: outpost hub [OPTIONS]\n\n  Run the TCP hub (hub.listen, hub.tokens). With node.name in the config file it also runs\n  that node in the same process.\n\n  --hash-token TOKEN  print the sha256:<hex> form of a token for hub.tokens, and exit\n${PID_HELP}\n${GLOBAL_HELP}`)
   if (values['hash-token'] !== undefined) return print(io, hashToken(values['hash-token']))
-  const { config, fileHas } = load(io, values, true)
+  const { config, fileHas, file } = load(io, values, true)
+  const removePid = values['pid-file'] !== undefined ? writePidFile(path.resolve(io.cwd, values['pid-file'])) : () => {}
   const logger = loggerFor(config, values.debug)
   const logFile = path.join(config.dataDir, 'nodes.log')
   fs.mkdirSync(config.dataDir, { recursive: true })
@@ -125,7 +137,7 @@ const hub: Command = async (io, args) => {
     listen: config.hub.listen, tokens: config.hub.tokens, tls: config.hub.tls, redirect: config.hub.redirect, name: config.node.name,
     log: logger.child('hub').log, logSink: (line) => fs.appendFile(logFile, line + '\n', () => {}), ...(logger.trace ? { debug: logger.trace } : {}),
   })
-  const inProcess = fileHas(['node', 'name']) ? await runNode(config, logger) : undefined
+  const inProcess = fileHas(['node', 'name']) ? await runNode(config, logger, { configFile: file, restart: SELF_RESTART }) : undefined
   // The hub is its own transport: listening is "connected" for a pending upgrade.
   const self = selfInfo(io)
   onAgentStart(config.dataDir, VERSION, self, logger.log).confirm()
@@ -133,6 +145,7 @@ const hub: Command = async (io, args) => {
   logger.log('info', sig === 'SIGHUP' ? 'SIGHUP: restarting' : `${sig}: stopping`)
   if (inProcess) { await inProcess.api.close(); await inProcess.node.close() }
   await h.close()
+  removePid()
   return sig === 'SIGHUP' ? restart(io, self) : EXIT.ok
 }
 
@@ -163,7 +176,7 @@ const up: Command = async (io, args) => {
   const { config } = load(io, { ...values, config: file }, false)
   const logger = loggerFor(config, values.debug)
   const h = await Hub.start({ listen: config.hub.listen, tokens: config.hub.tokens, tls: config.hub.tls, redirect: config.hub.redirect, name: 'hub', log: logger.child('hub').log, ...(logger.trace ? { debug: logger.trace } : {}) })
-  const central = await runNode(config, logger.child('central'))
+  const central = await runNode(config, logger.child('central'), { configFile: file })
   const localConfig: Config = structuredClone(config)
   localConfig.node.name = 'local'
   localConfig.dataDir = path.join(path.dirname(config.dataDir), 'local')

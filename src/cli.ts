@@ -60,7 +60,7 @@ export function exitCodeFor(code: ErrorCode): number {
 }
 
 /** Global options that take a value: their value is not the command. */
-const VALUE_OPTIONS = new Set(['--config', '--data-dir', '--log-level', '--socket'])
+const VALUE_OPTIONS = new Set(['--config', '--data-dir', '--log-level', '--socket', '--pid-file'])
 
 function commandIndex(argv: string[]): number {
   for (let i = 0; i < argv.length; i++) {

@@ -12,6 +12,7 @@
 import { Decoder } from '@msgpack/msgpack'
 
 const DECODER = new Decoder()
+import type { MessageEventSink } from './events'
 import type { LogFn } from './log'
 import type { Outbox, OutboxEntry } from './outbox'
 import type { Transport } from './transport'
@@ -27,6 +28,8 @@ export interface DeliveryOptions {
   local: (bytes: Uint8Array) => void
   /** Attempts or ttl ran out: the message has been removed; report it. */
   onGiveUp: (entry: OutboxEntry, reason: GiveUpReason) => void
+  /** Told when a message leaves the outbox: delivered or expired. */
+  events?: MessageEventSink
   log: LogFn
   now?: () => number
   /** Messages in flight per destination. */
@@ -130,6 +133,8 @@ export class Delivery {
   }
 
   private done(id: string): void {
+    const entry = this.o.events ? this.o.outbox.get(id) : undefined
+    if (entry) this.o.events!({ type: 'delivered', id, toNode: entry.dest, method: this.meta.get(id)?.method ?? '' })
     this.release(id)
     this.meta.delete(id)
     this.removing.add(id)
@@ -168,6 +173,7 @@ export class Delivery {
 
   private giveUp(entry: OutboxEntry, reason: GiveUpReason): void {
     if (this.removing.has(entry.id)) return
+    this.o.events?.({ type: 'expired', id: entry.id, toNode: entry.dest, method: this.metaOf(entry).method, reason })
     this.release(entry.id)
     this.meta.delete(entry.id)
     this.removing.add(entry.id)

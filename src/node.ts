@@ -8,14 +8,17 @@
 import os from 'node:os'
 import fs from 'node:fs'
 import path from 'node:path'
+import { AuditLog } from './audit'
 import type { Config } from './config'
+import { applyLive, diffConfig } from './config-apply'
 import { Delivery, type GiveUpReason } from './delivery'
 import { Dispatcher, expandData, matches } from './dispatcher'
 import { dataText, decode, encode, stamp, type Envelope, type MessageDraft } from './envelope'
 import { OutpostError, isOutpostError } from './errors'
 import { LogShipper } from './log-shipper'
 import type { Logger } from './log'
-import type { Method } from './method'
+import type { MessageEvent, MessageEventSink } from './events'
+import type { ApplyResult, Control, Method } from './method'
 import { nativeMethodName } from './method-names'
 import { Outbox, type OutboxEntry } from './outbox'
 import { Scheduler, type LocalOutcome } from './schedules'
@@ -42,6 +45,12 @@ export interface NodeOptions {
   now?: () => number
   /** Called each time the transport (re)connects; `agent` confirms a pending upgrade with it. */
   onConnected?: () => void
+  /** The file the config came from: config.set / config.deploy / config.rollback write it. */
+  configFile?: string
+  /** How this process restarts (agent, hub); without it agent.restart answers restart_unavailable. */
+  restart?: () => void
+  /** Also told about every message event (besides the audit log). */
+  events?: MessageEventSink
 }
 
 export class OutpostNode {
@@ -67,6 +76,10 @@ export class OutpostNode {
   private closing: Promise<void> | undefined
   private readonly started = Date.now()
   private readonly onConnected: (() => void) | undefined
+  private readonly audit: AuditLog | undefined
+  private readonly sinks: MessageEventSink[] = []
+  /** What config.* and agent.restart may do to this node. */
+  readonly control: Control
 
   private constructor(o: NodeOptions, dataDir: string, outbox: Outbox, transport: Transport) {
     const { config } = o
@@ -79,6 +92,22 @@ export class OutpostNode {
     this.now = o.now ?? Date.now
     this.onConnected = o.onConnected
     const log = o.logger.log
+    if (config.audit.enabled) {
+      this.audit = new AuditLog({ dir: dataDir, maxBytes: config.audit.maxBytes, files: config.audit.files, maxDataBytes: config.audit.maxDataBytes, log })
+      const audit = this.audit
+      this.sinks.push((ev) => audit.record(ev))
+    }
+    if (o.events) this.sinks.push(o.events)
+    const events = (ev: MessageEvent): void => { for (const sink of this.sinks) sink(ev) }
+    const restart = o.restart
+    this.control = {
+      configFile: o.configFile,
+      apply: (next) => this.applyConfig(next),
+      restart: () => {
+        if (restart === undefined) throw new OutpostError('restart_unavailable', `${this.name} cannot restart itself here (it runs inside \`outpost up\` or without an agent); restart it by hand`)
+        setTimeout(restart, 1000).unref()
+      },
+    }
     this.loadNodes()
     const methods = new Map(o.methods)
     methods.set('node.hello', {
@@ -91,6 +120,7 @@ export class OutpostNode {
       defaults: { ackTimeout: config.delivery.ackTimeout, retries: config.delivery.retries },
       local: (bytes) => { void this.dispatcher.receive(bytes) },
       onGiveUp: (entry, reason) => this.gaveUp(entry, reason),
+      events,
       now: this.now,
     })
     this.dispatcher = new Dispatcher({
@@ -103,6 +133,7 @@ export class OutpostNode {
       onAck: (id) => this.delivery.onAck(id),
       onReply: (env) => { for (const w of this.waiters.get(env.inReplyTo ?? '') ?? []) w(env) },
       gaveUp: (id) => this.givenUp.has(id),
+      events, control: this.control,
     })
   }
 
@@ -145,20 +176,10 @@ export class OutpostNode {
     })())
     void this.dispatcher.resume(this.outbox.inbox())
     this.delivery.kick()
-    const every = this.config.hello.interval
-    if (every > 0) {
-      this.helloTimer = setInterval(() => this.hello(), every * 1000)
-      this.helloTimer.unref()
-    }
+    this.startHello()
     const log = this.logger.log
     const submit = (drafts: MessageDraft[]): Promise<Envelope[]> => this.submit(drafts)
-    if (this.config.schedules.length > 0) {
-      this.scheduler = new Scheduler({
-        schedules: this.config.schedules, central: this.config.node.central, dataDir: this.dataDir,
-        runLocal: (m, args, t) => this.runLocal(m, args, t), submit, log, now: this.now,
-      })
-      this.scheduler.start()
-    }
+    this.startSchedules()
     if (this.config.logs.length > 0) {
       this.shipper = new LogShipper({ logs: this.config.logs, central: this.config.node.central, dataDir: this.dataDir, submit, log })
       this.shipper.start()
@@ -239,7 +260,44 @@ export class OutpostNode {
     const input = { id: env.id, dest: env.toNode, body: encode(env), createdAt: env.createdAt, expiresAt: env.createdAt + ttl * 1000 }
     if (inboxId !== undefined) await this.outbox.enqueueReply(input, inboxId)
     else await this.outbox.enqueue(input)
+    for (const sink of this.sinks) sink({ type: 'accepted', env })
     this.delivery.kick()
+  }
+
+  /**
+   * Take over a new, validated config where no restart is needed: methods.*, delivery
+   * defaults, log.level, schedules and hello.interval at once; the rest is listed for a restart.
+   */
+  private applyConfig(next: Config): ApplyResult {
+    const diff = diffConfig(this.config, next)
+    applyLive(this.config, next, diff.live)
+    if (diff.live.includes('log.level')) this.logger.setLevel(this.config.log.level)
+    if (diff.live.includes('audit.maxDataBytes') && this.audit) this.audit.maxDataBytes = this.config.audit.maxDataBytes
+    if (diff.live.includes('schedules')) this.startSchedules()
+    if (diff.live.includes('hello.interval')) this.startHello()
+    if (diff.changed.length > 0) this.logger.log('info', `config: applied ${diff.live.join(', ') || 'nothing live'}${diff.restartNeeded.length > 0 ? `; after a restart: ${diff.restartNeeded.join(', ')}` : ''}`)
+    return { changed: diff.changed, restartNeeded: diff.restartNeeded }
+  }
+
+  private startHello(): void {
+    if (this.helloTimer) clearInterval(this.helloTimer)
+    this.helloTimer = undefined
+    const every = this.config.hello.interval
+    if (every > 0) {
+      this.helloTimer = setInterval(() => this.hello(), every * 1000)
+      this.helloTimer.unref()
+    }
+  }
+
+  private startSchedules(): void {
+    this.scheduler?.stop()
+    this.scheduler = undefined
+    if (this.config.schedules.length === 0) return
+    this.scheduler = new Scheduler({
+      schedules: this.config.schedules, central: this.config.node.central, dataDir: this.dataDir,
+      runLocal: (m, args, t) => this.runLocal(m, args, t), submit: (drafts) => this.submit(drafts), log: this.logger.log, now: this.now,
+    })
+    this.scheduler.start()
   }
 
   /** Call `fn` with every reply (and error reply) to any of `ids`; returns the unsubscribe. */
@@ -353,6 +411,7 @@ export class OutpostNode {
       await this.transport.close()
       await Promise.allSettled(this.loops)
       await this.outbox.close()
+      this.audit?.close()
       this.logger.log('info', `node ${this.name} stopped`)
     })()
     return this.closing
