@@ -62,9 +62,3 @@ function fileWriter(file: string): (line: string) => void {
   const fd = fs.openSync(file, 'a')
   return (line) => { fs.writeSync(fd, line) }
 }
-
-/** A payload for --debug lines: its size and the first 32 bytes in hex. */
-export function abbreviate(bytes: Uint8Array, max = 32): string {
-  const head = Buffer.from(bytes.buffer, bytes.byteOffset, Math.min(bytes.length, max)).toString('hex')
-  return `${bytes.length} B ${head}${bytes.length > max ? '…' : ''}`
-}

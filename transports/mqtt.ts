@@ -22,6 +22,7 @@ import mqtt, { type IClientOptions, type MqttClient } from 'mqtt'
 import { AsyncQueue } from '../src/async-queue'
 import { OutpostError } from '../src/errors'
 import type { Inbound, Outbound, Transport, TransportEvent, TransportOptions, TransportPlugin } from '../src/transport'
+import { abbreviate } from '../src/framing'
 import { chunk, Unchunker } from './chunks'
 
 const DEFAULT_PORTS: Record<string, number> = { mqtt: 1883, mqtts: 8883, ws: 80, wss: 443 }
@@ -159,7 +160,7 @@ class MqttTransport implements Transport {
       else if (this.away.delete(node) || payload.toString() === 'online') this.evq.push({ type: 'online', node })
       return
     }
-    this.opts.debug?.(`mqtt ← ${topic} ${payload.length} B`)
+    this.opts.debug?.(`mqtt ← ${topic} ${abbreviate(payload)}`)
     try {
       const whole = this.unchunker.push(this.opts.node, payload)
       if (whole !== undefined) this.inbound.push({ bytes: whole })
@@ -187,7 +188,7 @@ class MqttTransport implements Transport {
     for (const piece of chunk(msg.id, msg.to, msg.bytes, PART_BYTES + 256)) {
       const wait = this.window.acquire()
       if (wait) await wait
-      this.opts.debug?.(`mqtt → ${topic} ${msg.id} ${piece.length} B`)
+      this.opts.debug?.(`mqtt → ${topic} ${msg.id} ${abbreviate(piece)}`)
       client.publish(topic, Buffer.from(piece.buffer, piece.byteOffset, piece.byteLength), { qos: 1 }, () => this.window.release())
     }
   }

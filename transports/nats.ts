@@ -21,6 +21,7 @@ import {
 import { AsyncQueue } from '../src/async-queue'
 import { OutpostError } from '../src/errors'
 import type { Inbound, Outbound, Transport, TransportEvent, TransportOptions, TransportPlugin } from '../src/transport'
+import { abbreviate } from '../src/framing'
 import { chunk, Unchunker } from './chunks'
 
 const RETRY_MS = 2_000
@@ -79,7 +80,7 @@ class NatsTransport implements Transport {
     // ACKs need no offline notice: a lost ACK is a resend, and the resend is ACKed again.
     const reply = msg.method === 'ack' ? undefined : `${this.prefix}.${this.opts.node}._nr.${msg.to}.${msg.id}`
     for (const piece of chunk(msg.id, msg.to, msg.bytes, nc.info?.max_payload ?? 1024 * 1024)) {
-      this.opts.debug?.(`nats → ${subject} ${msg.id} ${piece.length} B`)
+      this.opts.debug?.(`nats → ${subject} ${msg.id} ${abbreviate(piece)}`)
       nc.publish(subject, piece, reply === undefined ? undefined : { reply })
     }
   }
@@ -174,7 +175,7 @@ class NatsTransport implements Transport {
 
   private receive(m: Msg): void {
     // <prefix>.<self>.<method...>.<kind>: the receiver is us; the parts key needs only an id.
-    this.opts.debug?.(`nats ← ${m.subject} ${m.data.length} B`)
+    this.opts.debug?.(`nats ← ${m.subject} ${abbreviate(m.data)}`)
     try {
       const whole = this.unchunker.push(this.opts.node, m.data)
       if (whole !== undefined) this.inbound.push({ bytes: whole })
