@@ -24,6 +24,8 @@ export interface AuditOptions {
   maxBytes: number
   files: number
   maxDataBytes: number
+  /** Methods not recorded (names or patterns with a trailing *). */
+  exclude?: readonly string[]
   log: LogFn
   now?: () => Date
 }
@@ -48,6 +50,8 @@ export class AuditLog {
   /** Record one event (written within a moment; close() writes what is left). */
   record(ev: MessageEvent): void {
     if (this.closed) return
+    const method = ev.type === 'accepted' ? ev.env.method : ev.method
+    if (this.o.exclude?.some((p) => p === method || (p.endsWith('*') && method.startsWith(p.slice(0, -1))))) return
     this.pending.push(JSON.stringify(line(ev, this.now(), this.o.maxDataBytes)) + '\n')
     if (!this.flushing) {
       this.flushing = true
@@ -55,8 +59,11 @@ export class AuditLog {
     }
   }
 
-  /** Change the data cap at run time (config.set audit.maxDataBytes). */
-  set maxDataBytes(n: number) { this.o.maxDataBytes = n }
+  /** Change what is recorded at run time (config.set audit.maxDataBytes / audit.exclude). */
+  configure(o: { maxDataBytes: number; exclude: readonly string[] }): void {
+    this.o.maxDataBytes = o.maxDataBytes
+    this.o.exclude = o.exclude
+  }
 
   private flush(): void {
     this.flushing = false

@@ -20,9 +20,10 @@ export const send = async (io: Io, args: string[], signal?: AbortSignal): Promis
   const { values, positionals } = parse(args, {
     to: { type: 'string', multiple: true }, file: { type: 'string' }, 'reply-method': { type: 'string' }, timeout: { type: 'string' },
     'ack-timeout': { type: 'string' }, retries: { type: 'string' }, ttl: { type: 'string' }, 'no-wait': { type: 'boolean' }, socket: { type: 'string' },
+    data: { type: 'string' },
   }, true)
   if (values.help) {
-    return print(io, `Usage: outpost send [--to NODE]... METHOD [-- ARGS...]\n       outpost send --file MSGS.json\n\n  Submit a message at this node and print the replies as they arrive.\n\n  --to NODE           receiver (repeat for several; default: this node)\n  --file FILE         a JSON array of messages (steward's format works)\n  --reply-method M    what runs with the reply at this node (default reply.file.append)\n  --timeout S         methodTimeout\n  --ack-timeout S     --retries N    --ttl S\n  --no-wait           print the accepted ids and return\n  --socket PATH       the node's API socket (default <dataDir>/outpost.sock)\n\n  Exit: 0 ok, 1 the remote method failed, 2 usage, 3 not delivered or refused (ttl, attempts, denied, method_disabled).\n\n${GLOBAL_HELP}`)
+    return print(io, `Usage: outpost send [--to NODE]... METHOD [-- ARGS...]\n       outpost send --file MSGS.json\n\n  Submit a message at this node and print the replies as they arrive.\n\n  --to NODE           receiver (repeat for several; default: this node)\n  --file FILE         a JSON array of messages (steward's format works)\n  --reply-method M    what runs with the reply at this node (default reply.file.append)\n  --timeout S         methodTimeout\n  --ack-timeout S     --retries N    --ttl S\n  --data TEXT|@FILE   the message's data (config.deploy takes its YAML document this way)\n  --no-wait           print the accepted ids and return\n  --socket PATH       the node's API socket (default <dataDir>/outpost.sock)\n\n  Exit: 0 ok, 1 the remote method failed, 2 usage, 3 not delivered or refused (ttl, attempts, denied, method_disabled).\n\n${GLOBAL_HELP}`)
   }
   const { config } = load(io, values, false)
   const num = (name: string, v: string | undefined): number | undefined => {
@@ -52,6 +53,7 @@ export const send = async (io: Io, args: string[], signal?: AbortSignal): Promis
     set('ackTimeout', num('ack-timeout', values['ack-timeout']))
     set('retries', num('retries', values.retries))
     set('ttl', num('ttl', values.ttl))
+    if (values.data !== undefined) draft.data = readData(io, values.data)
     messages = [draft]
   }
   const wait = values['no-wait'] !== true
@@ -85,6 +87,16 @@ export const send = async (io: Io, args: string[], signal?: AbortSignal): Promis
     return obj.done === true
   }, signal)
   return exit
+}
+
+/** `--data @FILE` reads the file (UTF-8 text); anything else is the data itself. */
+function readData(io: Io, value: string): string {
+  if (!value.startsWith('@')) return value
+  try {
+    return fs.readFileSync(path.resolve(io.cwd, value.slice(1)), 'utf8')
+  } catch (err) {
+    throw new OutpostError('usage', `send: cannot read --data ${value}: ${(err as Error).message}`, { cause: err })
+  }
 }
 
 /** `outpost nodes` (and the REPL's nodes). */

@@ -11,7 +11,7 @@ import type { Config } from './config'
 const LIVE = [
   'methods.enabled', 'methods.allow', 'methods.timeout', 'methods.commands', 'methods.shell', 'methods.outputCap', 'methods.killGrace',
   'delivery.ackTimeout', 'delivery.retries', 'delivery.ttl',
-  'log.level', 'schedules', 'hello.interval', 'audit.maxDataBytes',
+  'log.level', 'schedules', 'hello.interval', 'audit.maxDataBytes', 'audit.exclude',
 ]
 
 /** Sections compared key by key; other top-level keys are compared whole. */

@@ -195,6 +195,7 @@ export const SCHEMA = obj({
     maxBytes: int(10485760, 'Size at which audit.log is rotated to audit.log.1 (and .1 to .2, …).', 4096),
     files: int(5, 'Rotated files kept besides audit.log.', 1, 100),
     maxDataBytes: int(65536, 'Largest data field written in full with an accepted message; a larger one is recorded by its size only.', 0),
+    exclude: strs(['node.hello'], 'Methods (names or patterns such as "info.*") whose messages are not recorded; by default the heartbeats.'),
   }, 'The audit log.'),
 }, 'outpost configuration')
 

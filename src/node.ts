@@ -93,7 +93,7 @@ export class OutpostNode {
     this.onConnected = o.onConnected
     const log = o.logger.log
     if (config.audit.enabled) {
-      this.audit = new AuditLog({ dir: dataDir, maxBytes: config.audit.maxBytes, files: config.audit.files, maxDataBytes: config.audit.maxDataBytes, log })
+      this.audit = new AuditLog({ dir: dataDir, maxBytes: config.audit.maxBytes, files: config.audit.files, maxDataBytes: config.audit.maxDataBytes, exclude: config.audit.exclude, log })
       const audit = this.audit
       this.sinks.push((ev) => audit.record(ev))
     }
@@ -272,7 +272,7 @@ export class OutpostNode {
     const diff = diffConfig(this.config, next)
     applyLive(this.config, next, diff.live)
     if (diff.live.includes('log.level')) this.logger.setLevel(this.config.log.level)
-    if (diff.live.includes('audit.maxDataBytes') && this.audit) this.audit.maxDataBytes = this.config.audit.maxDataBytes
+    if (diff.live.some((k) => k.startsWith('audit.'))) this.audit?.configure(this.config.audit)
     if (diff.live.includes('schedules')) this.startSchedules()
     if (diff.live.includes('hello.interval')) this.startHello()
     if (diff.changed.length > 0) this.logger.log('info', `config: applied ${diff.live.join(', ') || 'nothing live'}${diff.restartNeeded.length > 0 ? `; after a restart: ${diff.restartNeeded.join(', ')}` : ''}`)

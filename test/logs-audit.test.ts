@@ -117,6 +117,9 @@ test('audit - records accepted (the whole envelope), delivered, run, denied and 
     assert.is((denied.error as { code: string }).code, 'method_disabled')
     await until('reply accepted at ship1', () => auditLines(ship1).find((l) => l.event === 'accepted' && l.inReplyTo === id))
 
+    // Heartbeats (audit.exclude: [node.hello] by default) are left out.
+    assert.not.ok(auditLines(central).some((l) => l.method === 'node.hello'))
+
     // The accepted line is enough to send the message again.
     const again = await sendVia(c.node('central').socket, [{ ...env, id: undefined, fromNode: undefined, createdAt: undefined }])
     assert.is(again.replies[0]!.data, 'audited\n')

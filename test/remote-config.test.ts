@@ -3,11 +3,12 @@
  * methods config.get / config.set / config.deploy / config.rollback, and restarts it with
  * agent.restart.
  */
+import { spawnSync } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { Cluster, Proc, sendVia, status } from './fixtures/cluster'
+import { BIN, Cluster, Proc, sendVia, status } from './fixtures/cluster'
 
 type Reply = Record<string, unknown> & { data?: string; error?: { code: string; message: string } }
 
@@ -83,8 +84,16 @@ test('remote config - central deploys a config to ship1: applied at once, same i
     assert.is(fs.readFileSync(file, 'utf8'), doc)
     record(await call(c, 'ship1', 'config.rollback'))
     assert.match(fs.readFileSync(file, 'utf8'), /maxOutboxBytes/)
-    // Back to the original through deploy + rollback of the first change.
-    record(await call(c, 'ship1', 'config.deploy', ['v6'], { data: original }))
+    // Back to the original through deploy (from the command line, --data @FILE) + rollback.
+    const docFile = path.join(c.dir, 'ship1-v6.yaml')
+    fs.writeFileSync(docFile, original)
+    const cli = spawnSync(process.execPath, [BIN, 'send', '--config', c.node('central').config, '--to', 'ship1', '--data', `@${docFile}`, 'config.deploy', '--', 'v6'], { encoding: 'utf8' })
+    assert.is(cli.status, 0, cli.stderr)
+    // changed / restartNeeded compare with the running config: maxOutboxBytes was never taken
+    // over (it needs a restart), so going back to the original needs no restart.
+    const v6 = JSON.parse(cli.stdout) as { changed: string[]; restartNeeded: string[] }
+    assert.equal(v6.changed, ['methods.commands'])
+    assert.equal(v6.restartNeeded, [])
     assert.is((await call(c, 'ship1', 'cli.named', ['greet'])).error?.code, 'command_unknown')
     record(await call(c, 'ship1', 'config.rollback'))
     assert.is((await call(c, 'ship1', 'cli.named', ['greet'])).data, 'hello from ship1\n')
