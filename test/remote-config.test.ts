@@ -121,6 +121,18 @@ test('remote config - config.set keeps comments and applies methods.allow at onc
     const ok = await sendVia(c.node('ship2').socket, [{ toNode: 'ship1', method: 'node.ping' }])
     assert.not.ok(ok.replies[0]!.error, JSON.stringify(ok.replies))
 
+    // A schedule added remotely starts at once.
+    const sched = record(await call(c, 'ship1', 'config.set', ['schedules', '[{cron: "* * * * * *", method: node.ping, toNode: central, directory: sched, fileName: ping.log}]']))
+    assert.equal(sched.restartNeeded, [])
+    const pingLog = path.join(c.node('central').dataDir, 'sched', 'ship1', 'ping.log')
+    const end = Date.now() + 15_000
+    while (!fs.existsSync(pingLog)) {
+      if (Date.now() > end) throw new Error(`no ${pingLog}`)
+      await new Promise((resolve) => setTimeout(resolve, 100))
+    }
+    assert.match(fs.readFileSync(pingLog, 'utf8'), /pong ship1/)
+    record(await call(c, 'ship1', 'config.set', ['schedules', '[]']))
+
     // A value of the wrong type is refused and the file stays as it was.
     const text = fs.readFileSync(file, 'utf8')
     const bad = await call(c, 'ship1', 'config.set', ['delivery.retries', 'lots'])
