@@ -182,7 +182,7 @@ export class Dispatcher {
   }
 
   private refuse(env: Envelope, refusal: OutpostError): Promise<void> {
-    this.o.log('warn', `dispatch: refused ${env.method} from ${env.fromNode}: ${refusal.message}`)
+    this.o.log('warn', `dispatch: refused ${env.method} from ${env.fromNode}: ${refusal.message}`, { id: env.id, from: env.fromNode, method: env.method, code: refusal.code })
     this.o.events?.({ type: 'denied', id: env.id, fromNode: env.fromNode, method: env.method, error: refusal.toJSON() })
     if (env.inReplyTo !== undefined) return this.finish(env.id)
     return this.reply(env, { error: refusal.toJSON() }, env.id)
@@ -304,7 +304,7 @@ export class Dispatcher {
     }
     const error = result.error
     this.o.events?.({ type: 'run', id: env.id, fromNode: env.fromNode, method: env.method, ms: this.o.now() - started, ...(result.exitCode !== undefined ? { exitCode: result.exitCode } : {}), ...(error ? { error } : {}) })
-    if (error) this.o.log(isReply ? 'warn' : 'info', `dispatch: ${env.method} ${env.id} from ${env.fromNode} failed: ${error.code}: ${error.message}`)
+    if (error) this.o.log(isReply ? 'warn' : 'info', `dispatch: ${env.method} ${env.id} from ${env.fromNode} failed: ${error.code}: ${error.message}`, { id: env.id, from: env.fromNode, method: env.method, code: error.code })
     if (!replies) {
       if (inboxId !== undefined) await this.finish(inboxId)
       return

@@ -332,7 +332,7 @@ export class OutpostNode {
       ? `not delivered within its ttl of ${env.ttl ?? this.config.delivery.ttl} s`
       : `no ACK after ${(env.retries ?? this.config.delivery.retries) + 1} attempts`
     const message = `${env.method} ${env.id} from ${this.name} to ${env.toNode}: ${why}`
-    this.logger.log('warn', message)
+    this.logger.log('warn', message, { id: env.id, to: env.toNode, method: env.method, code: reason })
     if (env.method !== 'error.log') {
       this.submit([{ toNode: this.config.node.central, method: 'error.log', data: message, error: { code: reason, message } }])
         .catch((err: Error) => this.logger.log('error', `cannot queue error.log: ${err.message}`))
