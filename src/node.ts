@@ -283,7 +283,7 @@ export class OutpostNode {
     if (this.helloTimer) clearInterval(this.helloTimer)
     this.helloTimer = undefined
     const every = this.config.hello.interval
-    if (every > 0) {
+    if (every > 0 && !this.closing) {
       this.helloTimer = setInterval(() => this.hello(), every * 1000)
       this.helloTimer.unref()
     }
@@ -292,7 +292,7 @@ export class OutpostNode {
   private startSchedules(): void {
     this.scheduler?.stop()
     this.scheduler = undefined
-    if (this.config.schedules.length === 0) return
+    if (this.config.schedules.length === 0 || this.closing) return
     this.scheduler = new Scheduler({
       schedules: this.config.schedules, central: this.config.node.central, dataDir: this.dataDir,
       runLocal: (m, args, t) => this.runLocal(m, args, t), submit: (drafts) => this.submit(drafts), log: this.logger.log, now: this.now,
