@@ -4,7 +4,12 @@
  */
 import type { Method } from '../src/method'
 import type { MethodName } from '../src/method-names'
+import agentRestart from './agent-restart'
 import agentUpgrade from './agent-upgrade'
+import configDeploy from './config-deploy'
+import configGet from './config-get'
+import configRollback from './config-rollback'
+import configSet from './config-set'
 import cliNamed from './cli-named'
 import cliRun from './cli-run'
 import cliStream from './cli-stream'
@@ -47,4 +52,9 @@ export const METHODS: ReadonlyMap<MethodName, Method> = registry([
   opStop,
   opCancel,
   agentUpgrade,
+  configGet,
+  configSet,
+  configDeploy,
+  configRollback,
+  agentRestart,
 ])

@@ -1,6 +1,11 @@
 /** What every command shares: injected stdio and environment, global flags, exit codes. */
+import fs from 'node:fs'
+import path from 'node:path'
 import { parseArgs, type ParseArgsConfig } from 'node:util'
+import YAML from 'yaml'
+import { editConfig, loadConfig, resolveConfigPath, type Config, type ConfigEdit } from './config'
 import { OutpostError } from './errors'
+import { createLogger, type Level, type Logger } from './log'
 
 export interface Io {
   argv: string[]
@@ -44,3 +49,34 @@ export function print(io: Io, text: string): number {
   return EXIT.ok
 }
 
+const LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'silent']
+
+export function loggerFor(config: Config, debug: boolean | undefined, prefix = ''): Logger {
+  return createLogger({ level: config.log.level as Level, format: config.log.format, file: config.log.file, debug: debug === true }, prefix)
+}
+
+export { socketPath } from './api/index'
+
+export interface Loaded { config: Config; file: string; fileHas: (key: string[]) => boolean }
+
+/** Load the config; flags given to agent/hub are written back into the file (SPEC §4). */
+export function load(io: Io, values: { config?: string | undefined; 'data-dir'?: string | undefined; 'log-level'?: string | undefined }, writeBack: boolean): Loaded {
+  const resolve = { flag: values.config, env: io.env, cwd: io.cwd }
+  const edits: ConfigEdit[] = []
+  if (values['log-level'] !== undefined) {
+    if (!LEVELS.includes(values['log-level'])) throw new OutpostError('usage', `--log-level must be one of ${LEVELS.join(', ')}`)
+    edits.push({ key: 'log.level', value: values['log-level'] })
+  }
+  if (values['data-dir'] !== undefined) edits.push({ key: 'dataDir', value: values['data-dir'] })
+  const src = resolveConfigPath(resolve)
+  if (writeBack && edits.length > 0 && src.exists) editConfig(src.path, edits)
+  const { config } = loadConfig(resolve)
+  for (const e of edits) {
+    if ('value' in e && e.key === 'dataDir') config.dataDir = String(e.value)
+    if ('value' in e && e.key === 'log.level') config.log.level = e.value as Config['log']['level']
+  }
+  config.dataDir = path.resolve(io.cwd, config.dataDir)
+  // Only `outpost hub` asks which keys the file itself sets.
+  const fileHas = (key: string[]): boolean => src.exists && YAML.parseDocument(fs.readFileSync(src.path, 'utf8')).hasIn(key)
+  return { config, file: src.path, fileHas }
+}

@@ -26,7 +26,7 @@ Commands:
   call               run a method here, no network
   config             show|path|get KEY|set KEY VALUE|unset KEY|init
   upgrade            self-upgrade from the version endpoint (--check only reports); also -u
-  repl               interactive shell (not built yet)
+  repl               interactive shell for send, nodes and call
   version            print the version
 
 ${GLOBAL_HELP}
@@ -47,9 +47,7 @@ const CONFIG_HELP = `Usage: outpost config SUBCOMMAND
 ${GLOBAL_HELP}`
 
 /** Commands of the contract that later versions fill in; each says so plainly meanwhile. */
-const PLANNED: Record<string, string> = {
-  repl: 'interactive shell',
-}
+const PLANNED: Record<string, string> = {}
 
 /** Exit code for an error (SPEC §4): bad input 2, a message not accepted or not delivered 3, the rest 1. */
 export function exitCodeFor(code: ErrorCode): number {
@@ -60,7 +58,7 @@ export function exitCodeFor(code: ErrorCode): number {
 }
 
 /** Global options that take a value: their value is not the command. */
-const VALUE_OPTIONS = new Set(['--config', '--data-dir', '--log-level', '--socket'])
+const VALUE_OPTIONS = new Set(['--config', '--data-dir', '--log-level', '--socket', '--pid-file', '--history'])
 
 function commandIndex(argv: string[]): number {
   for (let i = 0; i < argv.length; i++) {

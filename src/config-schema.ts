@@ -191,9 +191,16 @@ export const SCHEMA = obj({
   }, 'Self-upgrade.'),
   log: obj({
     level: oneOf(['trace', 'debug', 'info', 'warn', 'error', 'silent'] as const, 'info', 'trace | debug | info | warn | error | silent'),
-    format: oneOf(['text', 'json'] as const, 'text', 'text | json'),
-    file: nstr('Log file (default: standard error).'),
+    format: oneOf(['text', 'json'] as const, 'text', 'text | json (one object a line: time, level, component, msg and fields)'),
+    file: nstr('Log file, appended to (default: standard error).'),
   }, 'Logging.'),
+  audit: obj({
+    enabled: bool(true, 'Write <dataDir>/audit.log: every message accepted, delivered, run, denied or expired, as JSON lines.'),
+    maxBytes: int(10485760, 'Size at which audit.log is rotated to audit.log.1 (and .1 to .2, …).', 4096),
+    files: int(5, 'Rotated files kept besides audit.log.', 1, 100),
+    maxDataBytes: int(65536, 'Largest data field written in full with an accepted message; a larger one is recorded by its size only.', 0),
+    exclude: strs(['node.hello'], 'Methods (names or patterns such as "info.*") whose messages are not recorded; by default the heartbeats.'),
+  }, 'The audit log.'),
 }, 'outpost configuration')
 
 export type Config = Infer<typeof SCHEMA>

@@ -12,6 +12,7 @@
 import { Decoder } from '@msgpack/msgpack'
 
 const DECODER = new Decoder()
+import type { MessageEventSink } from './events'
 import type { LogFn } from './log'
 import { NO_METRICS, type Metrics } from './metrics'
 import type { Outbox, OutboxEntry } from './outbox'
@@ -28,6 +29,8 @@ export interface DeliveryOptions {
   local: (bytes: Uint8Array) => void
   /** Attempts or ttl ran out: the message has been removed; report it. */
   onGiveUp: (entry: OutboxEntry, reason: GiveUpReason) => void
+  /** Told when a message leaves the outbox: delivered or expired. */
+  events?: MessageEventSink
   log: LogFn
   now?: () => number
   /** Messages in flight per destination. */
@@ -149,6 +152,8 @@ export class Delivery {
   }
 
   private done(id: string): void {
+    const entry = this.o.events ? this.o.outbox.get(id) : undefined
+    if (entry) this.o.events!({ type: 'delivered', id, toNode: entry.dest, method: this.meta.get(id)?.method ?? '' })
     this.release(id)
     this.meta.delete(id)
     this.removing.add(id)
@@ -190,6 +195,7 @@ export class Delivery {
   private giveUp(entry: OutboxEntry, reason: GiveUpReason): void {
     if (this.removing.has(entry.id)) return
     this.metrics.expired(this.metaOf(entry).method, reason)
+    this.o.events?.({ type: 'expired', id: entry.id, toNode: entry.dest, method: this.metaOf(entry).method, reason })
     this.release(entry.id)
     this.meta.delete(entry.id)
     this.removing.add(entry.id)

@@ -14,10 +14,11 @@
 import type { Config } from './config'
 import { dataText, decode, makeAck, type Envelope } from './envelope'
 import { OutpostError, isOutpostError, type ErrorCode } from './errors'
+import type { MessageEventSink } from './events'
 import type { LogFn } from './log'
 import { NO_METRICS, type Metrics } from './metrics'
 import { Coalescer } from './coalesce'
-import type { HandlerInfo, JobInfo, Method, MethodContext, MethodResult, Ops, StreamMethod } from './method'
+import type { Control, HandlerInfo, JobInfo, Method, MethodContext, MethodResult, Ops, StreamMethod } from './method'
 import type { InboxEntry, Outbox } from './outbox'
 
 export interface DispatcherOptions {
@@ -37,6 +38,10 @@ export interface DispatcherOptions {
   gaveUp?: (id: string) => boolean
   /** Stream output coalescing (defaults 4096 bytes, 50 ms). */
   stream?: { maxBytes?: number; maxDelayMs?: number }
+  /** Told when a method ran here, or a message was refused. */
+  events?: MessageEventSink
+  /** Handed to methods as ctx.control (config.*, agent.restart). */
+  control?: Control
   log: LogFn
   now: () => number
   ulid: () => string
@@ -184,7 +189,8 @@ export class Dispatcher {
 
   private refuse(env: Envelope, refusal: OutpostError): Promise<void> {
     if (refusal.code === 'denied') this.metrics.denied(env.method)
-    this.o.log('warn', `dispatch: refused ${env.method} from ${env.fromNode}: ${refusal.message}`)
+    this.o.log('warn', `dispatch: refused ${env.method} from ${env.fromNode}: ${refusal.message}`, { id: env.id, from: env.fromNode, method: env.method, code: refusal.code })
+    this.o.events?.({ type: 'denied', id: env.id, fromNode: env.fromNode, method: env.method, error: refusal.toJSON() })
     if (env.inReplyTo !== undefined) return this.finish(env.id)
     return this.reply(env, { error: refusal.toJSON() }, env.id)
   }
@@ -271,6 +277,8 @@ export class Dispatcher {
     if (method === undefined || refusal) {
       if (refusal?.code === 'denied') this.metrics.denied(env.method)
       this.o.log('warn', `dispatch: ${env.method} from ${env.fromNode}: ${refusal?.message}`)
+      const why = refusal ?? new OutpostError('method_unknown', `${this.o.self} has no method ${env.method}`)
+      this.o.events?.({ type: 'denied', id: env.id, fromNode: env.fromNode, method: env.method, error: why.toJSON() })
       if (inboxId !== undefined) await this.finish(inboxId)
       return
     }
@@ -281,8 +289,9 @@ export class Dispatcher {
     const timer = setTimeout(() => abort.abort(new OutpostError('method_timeout', `${env.method} ran past its methodTimeout of ${seconds} s`)), Math.min(seconds * 1000, MAX_TIMER_MS))
     const ctx: MethodContext = {
       node: this.o.self, env, args: env.methodArgs ?? [], config: this.o.config, dataDir: this.o.dataDir,
-      signal: abort.signal, log: this.o.log, ops: this.ops,
+      signal: abort.signal, log: this.o.log, ops: this.ops, ...(this.o.control ? { control: this.o.control } : {}),
     }
+    const started = this.o.now()
     const replies = !(noReply || env.ackTimeout === 0)
     let result: ReplyResult
     try {
@@ -304,7 +313,8 @@ export class Dispatcher {
     }
     const error = result.error
     this.metrics.ran(env.method, (performance.now() - t0) / 1000, error === undefined)
-    if (error) this.o.log(isReply ? 'warn' : 'info', `dispatch: ${env.method} ${env.id} from ${env.fromNode} failed: ${error.code}: ${error.message}`)
+    this.o.events?.({ type: 'run', id: env.id, fromNode: env.fromNode, method: env.method, ms: this.o.now() - started, ...(result.exitCode !== undefined ? { exitCode: result.exitCode } : {}), ...(error ? { error } : {}) })
+    if (error) this.o.log(isReply ? 'warn' : 'info', `dispatch: ${env.method} ${env.id} from ${env.fromNode} failed: ${error.code}: ${error.message}`, { id: env.id, from: env.fromNode, method: env.method, code: error.code })
     if (!replies) {
       if (inboxId !== undefined) await this.finish(inboxId)
       return

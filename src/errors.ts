@@ -55,6 +55,10 @@ export const ERROR_CODES = {
   upgrade_disk_space: 'not enough free space beside the binary for the new one and the kept .previous',
   upgrade_smoke_failed: 'the downloaded binary did not run `version` and report the release version; nothing was replaced',
   upgrade_replace: 'the running binary could not be replaced (permissions, read-only file system); it is unchanged',
+  config_readonly: 'remote configuration has no file to write on this node (it runs inside `outpost up` from another node\'s file)',
+  config_node_mismatch: 'config.deploy was given a document for another node: its node.name differs from the receiver\'s',
+  restart_unavailable: 'agent.restart: this process cannot restart itself (it runs inside `outpost up`); restart it by hand',
+  pid_file_in_use: '--pid-file names a file holding the pid of a live process: another agent or hub runs with it',
   not_implemented: 'the command exists in the contract but is not built yet in this version',
 } as const satisfies Record<string, string>
 

@@ -367,3 +367,9 @@ export class Reassembler {
     return dropped
   }
 }
+
+/** A payload in --debug lines: its size and its first 32 bytes in hex (no more, whatever it holds). */
+export function abbreviate(bytes: Uint8Array, max = 32): string {
+  const head = Buffer.from(bytes.buffer, bytes.byteOffset, Math.min(bytes.length, max)).toString('hex')
+  return `${bytes.length} B ${head}${bytes.length > max ? '…' : ''}`
+}

@@ -14,7 +14,7 @@ import fs from 'node:fs'
 import net from 'node:net'
 import tls from 'node:tls'
 import { OutpostError, isOutpostError, type ErrorCode } from './errors'
-import { encodeFrame, FrameDecoder, type Frame } from './framing'
+import { abbreviate, encodeFrame, FrameDecoder, type Frame } from './framing'
 import { API_VERSION } from './version'
 
 /** A pair stays blocked at most this long after its receiver is back (the first message may have expired). */
@@ -289,8 +289,8 @@ export class Hub {
 
 function describe(f: Frame): string {
   switch (f.t) {
-    case 'msg': return `msg ${f.id} → ${f.to} (${f.b.length} B)`
-    case 'part': return `part ${f.id} ${f.i + 1}/${f.n} → ${f.to}`
+    case 'msg': return `msg ${f.id} → ${f.to} ${abbreviate(f.b)}`
+    case 'part': return `part ${f.id} ${f.i + 1}/${f.n} → ${f.to} ${abbreviate(f.b)}`
     case 'hello': return `hello ${f.node} (outpost ${f.version})`
     case 'log': return `log ${f.line.slice(0, 80)}`
     default: return JSON.stringify(f)

@@ -1,19 +1,24 @@
 /**
- * A small leveled logger: text lines (`2026-11-22T03:40:00.000Z info  message`) or JSON lines,
- * to standard error or a file. Plugins get the `log(level, message)` function only.
+ * A small leveled logger: text lines (`2026-11-22T03:40:00.000Z info  node: message k=v`) or
+ * JSON lines (`{"time","level","component","msg",…fields}`), to standard error or a file.
+ * Plugins get the `log(level, message, fields?)` function only. Children share their root's
+ * level, so `setLevel` (config.set log.level) reaches every component at once.
  */
 import fs from 'node:fs'
 
 export type Level = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'silent'
-export type LogFn = (level: Exclude<Level, 'silent' | 'trace'>, message: string) => void
+export type Fields = Record<string, string | number | boolean | null | undefined>
+export type LogFn = (level: Exclude<Level, 'silent' | 'trace'>, message: string, fields?: Fields) => void
 
 const RANK: Record<Level, number> = { trace: 0, debug: 1, info: 2, warn: 3, error: 4, silent: 5 }
 
 export interface Logger {
   log: LogFn
-  /** --debug: one line per frame; a no-op unless the level is trace or debug was asked for. */
+  /** --debug: one line per frame; undefined unless the level is trace or --debug was given. */
   trace: ((line: string) => void) | undefined
-  child(prefix: string): Logger
+  child(component: string): Logger
+  /** Change the level of this logger and all its relatives (not below trace when --debug). */
+  setLevel(level: Level): void
 }
 
 export interface LoggerOptions {
@@ -25,18 +30,31 @@ export interface LoggerOptions {
   now?: () => Date
 }
 
-export function createLogger(opts: LoggerOptions, prefix = ''): Logger {
+interface Shared { min: number; debug: boolean; write: (line: string) => void; now: () => Date; format: 'text' | 'json' }
+
+export function createLogger(opts: LoggerOptions, component = ''): Logger {
   const write = opts.write ?? (opts.file ? fileWriter(opts.file) : (line: string) => { process.stderr.write(line) })
-  const now = opts.now ?? (() => new Date())
-  const min = opts.debug ? RANK.trace : RANK[opts.level]
-  const emit = (level: string, message: string): void => {
-    const msg = prefix ? `${prefix}: ${message}` : message
-    write(opts.format === 'json' ? JSON.stringify({ time: now().toISOString(), level, msg }) + '\n' : `${now().toISOString()} ${level.padEnd(5)} ${msg}\n`)
+  const shared: Shared = { min: opts.debug ? RANK.trace : RANK[opts.level], debug: opts.debug === true, write, now: opts.now ?? (() => new Date()), format: opts.format }
+  return make(shared, component)
+}
+
+function make(s: Shared, component: string): Logger {
+  const emit = (level: string, message: string, fields?: Fields): void => {
+    const time = s.now().toISOString()
+    if (s.format === 'json') {
+      s.write(JSON.stringify({ time, level, ...(component ? { component } : {}), msg: message, ...fields }) + '\n')
+      return
+    }
+    const extra = fields ? Object.entries(fields).filter(([, v]) => v !== undefined).map(([k, v]) => ` ${k}=${typeof v === 'string' && /[\s"=]/.test(v) ? JSON.stringify(v) : String(v)}`).join('') : ''
+    s.write(`${time} ${level.padEnd(5)} ${component ? `${component}: ` : ''}${message}${extra}\n`)
   }
+  const trace = (line: string): void => { if (s.min <= RANK.trace) emit('trace', line) }
   return {
-    log: (level, message) => { if (RANK[level] >= min) emit(level, message) },
-    trace: min <= RANK.trace ? (line) => emit('trace', line) : undefined,
-    child: (p) => createLogger({ ...opts, write }, prefix ? `${prefix}/${p}` : p),
+    log: (level, message, fields) => { if (RANK[level] >= s.min) emit(level, message, fields) },
+    // Transports decide once whether to describe frames at all: only when tracing can be on.
+    get trace() { return s.min <= RANK.trace || s.debug ? trace : undefined },
+    child: (c) => make(s, component ? `${component}/${c}` : c),
+    setLevel: (level) => { s.min = s.debug ? RANK.trace : RANK[level] },
   }
 }
 

@@ -8,14 +8,17 @@
 import os from 'node:os'
 import fs from 'node:fs'
 import path from 'node:path'
+import { AuditLog } from './audit'
 import type { Config } from './config'
+import { applyLive, diffConfig } from './config-apply'
 import { Delivery, type GiveUpReason } from './delivery'
 import { Dispatcher, expandData, matches } from './dispatcher'
 import { dataText, decode, encode, stamp, type Envelope, type MessageDraft } from './envelope'
 import { OutpostError, isOutpostError } from './errors'
 import { LogShipper } from './log-shipper'
 import type { Logger } from './log'
-import type { Method } from './method'
+import type { MessageEvent, MessageEventSink } from './events'
+import type { ApplyResult, Control, Method } from './method'
 import { NO_METRICS, type Metrics } from './metrics'
 import { nativeMethodName } from './method-names'
 import { Outbox, type OutboxEntry } from './outbox'
@@ -45,6 +48,12 @@ export interface NodeOptions {
   onConnected?: () => void
   /** Counters for monitoring (src/metrics.ts); none by default. */
   metrics?: Metrics
+  /** The file the config came from: config.set / config.deploy / config.rollback write it. */
+  configFile?: string
+  /** How this process restarts (agent, hub); without it agent.restart answers restart_unavailable. */
+  restart?: () => void
+  /** Also told about every message event (besides the audit log). */
+  events?: MessageEventSink
 }
 
 export class OutpostNode {
@@ -72,6 +81,10 @@ export class OutpostNode {
   private closing: Promise<void> | undefined
   private readonly started = Date.now()
   private readonly onConnected: (() => void) | undefined
+  private readonly audit: AuditLog | undefined
+  private readonly sinks: MessageEventSink[] = []
+  /** What config.* and agent.restart may do to this node. */
+  readonly control: Control
 
   private constructor(o: NodeOptions, dataDir: string, outbox: Outbox, transport: Transport) {
     const { config } = o
@@ -85,6 +98,22 @@ export class OutpostNode {
     this.onConnected = o.onConnected
     const metrics = this.metrics = o.metrics ?? NO_METRICS
     const log = o.logger.log
+    if (config.audit.enabled) {
+      this.audit = new AuditLog({ dir: dataDir, maxBytes: config.audit.maxBytes, files: config.audit.files, maxDataBytes: config.audit.maxDataBytes, exclude: config.audit.exclude, log })
+      const audit = this.audit
+      this.sinks.push((ev) => audit.record(ev))
+    }
+    if (o.events) this.sinks.push(o.events)
+    const events = (ev: MessageEvent): void => { for (const sink of this.sinks) sink(ev) }
+    const restart = o.restart
+    this.control = {
+      configFile: o.configFile,
+      apply: (next) => this.applyConfig(next),
+      restart: () => {
+        if (restart === undefined) throw new OutpostError('restart_unavailable', `${this.name} cannot restart itself here (it runs inside \`outpost up\` or without an agent); restart it by hand`)
+        setTimeout(restart, 1000).unref()
+      },
+    }
     this.loadNodes()
     const methods = new Map(o.methods)
     methods.set('node.hello', {
@@ -97,6 +126,7 @@ export class OutpostNode {
       defaults: { ackTimeout: config.delivery.ackTimeout, retries: config.delivery.retries },
       local: (bytes) => { void this.dispatcher.receive(bytes) },
       onGiveUp: (entry, reason) => this.gaveUp(entry, reason),
+      events,
       now: this.now, metrics,
     })
     this.dispatcher = new Dispatcher({
@@ -112,6 +142,7 @@ export class OutpostNode {
         for (const w of this.replyWatchers) w(env)
       },
       gaveUp: (id) => this.givenUp.has(id), metrics,
+      events, control: this.control,
     })
   }
 
@@ -158,20 +189,10 @@ export class OutpostNode {
     })())
     void this.dispatcher.resume(this.outbox.inbox())
     this.delivery.kick()
-    const every = this.config.hello.interval
-    if (every > 0) {
-      this.helloTimer = setInterval(() => this.hello(), every * 1000)
-      this.helloTimer.unref()
-    }
+    this.startHello()
     const log = this.logger.log
     const submit = (drafts: MessageDraft[]): Promise<Envelope[]> => this.submit(drafts)
-    if (this.config.schedules.length > 0) {
-      this.scheduler = new Scheduler({
-        schedules: this.config.schedules, central: this.config.node.central, dataDir: this.dataDir,
-        runLocal: (m, args, t) => this.runLocal(m, args, t), submit, log, now: this.now,
-      })
-      this.scheduler.start()
-    }
+    this.startSchedules()
     if (this.config.logs.length > 0) {
       this.shipper = new LogShipper({ logs: this.config.logs, central: this.config.node.central, dataDir: this.dataDir, submit, log })
       this.shipper.start()
@@ -253,7 +274,44 @@ export class OutpostNode {
     if (inboxId !== undefined) await this.outbox.enqueueReply(input, inboxId)
     else await this.outbox.enqueue(input)
     this.metrics.accepted(env.method)
+    for (const sink of this.sinks) sink({ type: 'accepted', env })
     this.delivery.kick()
+  }
+
+  /**
+   * Take over a new, validated config where no restart is needed: methods.*, delivery
+   * defaults, log.level, schedules and hello.interval at once; the rest is listed for a restart.
+   */
+  private applyConfig(next: Config): ApplyResult {
+    const diff = diffConfig(this.config, next)
+    applyLive(this.config, next, diff.live)
+    if (diff.live.includes('log.level')) this.logger.setLevel(this.config.log.level)
+    if (diff.live.some((k) => k.startsWith('audit.'))) this.audit?.configure(this.config.audit)
+    if (diff.live.includes('schedules')) this.startSchedules()
+    if (diff.live.includes('hello.interval')) this.startHello()
+    if (diff.changed.length > 0) this.logger.log('info', `config: applied ${diff.live.join(', ') || 'nothing live'}${diff.restartNeeded.length > 0 ? `; after a restart: ${diff.restartNeeded.join(', ')}` : ''}`)
+    return { changed: diff.changed, restartNeeded: diff.restartNeeded }
+  }
+
+  private startHello(): void {
+    if (this.helloTimer) clearInterval(this.helloTimer)
+    this.helloTimer = undefined
+    const every = this.config.hello.interval
+    if (every > 0 && !this.closing) {
+      this.helloTimer = setInterval(() => this.hello(), every * 1000)
+      this.helloTimer.unref()
+    }
+  }
+
+  private startSchedules(): void {
+    this.scheduler?.stop()
+    this.scheduler = undefined
+    if (this.config.schedules.length === 0 || this.closing) return
+    this.scheduler = new Scheduler({
+      schedules: this.config.schedules, central: this.config.node.central, dataDir: this.dataDir,
+      runLocal: (m, args, t) => this.runLocal(m, args, t), submit: (drafts) => this.submit(drafts), log: this.logger.log, now: this.now,
+    })
+    this.scheduler.start()
   }
 
   /** Call `fn` with every reply (and error reply) to any of `ids`; returns the unsubscribe. */
@@ -294,7 +352,7 @@ export class OutpostNode {
       ? `not delivered within its ttl of ${env.ttl ?? this.config.delivery.ttl} s`
       : `no ACK after ${(env.retries ?? this.config.delivery.retries) + 1} attempts`
     const message = `${env.method} ${env.id} from ${this.name} to ${env.toNode}: ${why}`
-    this.logger.log('warn', message)
+    this.logger.log('warn', message, { id: env.id, to: env.toNode, method: env.method, code: reason })
     if (env.method !== 'error.log') {
       this.submit([{ toNode: this.config.node.central, method: 'error.log', data: message, error: { code: reason, message } }])
         .catch((err: Error) => this.logger.log('error', `cannot queue error.log: ${err.message}`))
@@ -373,6 +431,7 @@ export class OutpostNode {
       await this.transport.close()
       await Promise.allSettled(this.loops)
       await this.outbox.close()
+      this.audit?.close()
       this.logger.log('info', `node ${this.name} stopped`)
     })()
     return this.closing

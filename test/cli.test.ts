@@ -109,11 +109,13 @@ test('cli - config init writes a commented file once, and --force rewrites it', 
   assert.is(outpost(['config', 'show', '--json'], { cwd: dir }).code, 0)
 })
 
-test('cli - commands not built yet say so and exit 2 instead of pretending', () => {
-  const r = outpost(['repl'])
-  assert.is(r.code, 2)
-  assert.match(r.stderr, /not built yet/)
-  assert.match(r.stderr, /not_implemented/)
+test('cli - repl reads commands from a pipe too: help, a failing command (it goes on), exit', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'outpost-cli-'))
+  const r = spawnSync(process.execPath, [BIN, 'repl', '--data-dir', dir, '--history', path.join(dir, 'hist')], { cwd: dir, input: 'help\nnodes\nbogus\nexit\n', encoding: 'utf8', env: { ...process.env, OUTPOST_CONFIG: '', CONFIG: '' } })
+  assert.is(r.status, 0, r.stderr)
+  assert.match(r.stdout, /send \[--to NODE\]/)
+  assert.match(r.stderr, /cannot reach the node.*\[not_connected\]/)
+  assert.match(r.stderr, /unknown command 'bogus'/)
 })
 
 test('cli - upgrade from the checkout says it needs the single binary (exit 2); -u and --upgrade name it too', () => {

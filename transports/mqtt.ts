@@ -19,6 +19,7 @@
  */
 import type { IClientOptions, MqttClient } from 'mqtt'
 import { OutpostError } from '../src/errors'
+import { abbreviate } from '../src/framing'
 import type { Outbound, Transport, TransportOptions, TransportPlugin } from '../src/transport'
 import { readConfigFile, TransportBase } from './base'
 import { chunk, Unchunker } from './chunks'
@@ -158,7 +159,7 @@ class MqttTransport extends TransportBase implements Transport {
       else if (this.away.delete(node) || payload.toString() === 'online') this.evq.push({ type: 'online', node })
       return
     }
-    this.opts.debug?.(`mqtt ← ${topic} ${payload.length} B`)
+    this.opts.debug?.(`mqtt ← ${topic} ${abbreviate(payload)}`)
     try {
       const whole = this.unchunker.push(this.opts.node, payload)
       if (whole !== undefined) this.inbound.push({ bytes: whole })
@@ -178,7 +179,7 @@ class MqttTransport extends TransportBase implements Transport {
     for (const piece of chunk(msg.id, msg.to, msg.bytes, PART_BYTES + 256)) {
       const wait = this.window.acquire()
       if (wait) await wait
-      this.opts.debug?.(`mqtt → ${topic} ${msg.id} ${piece.length} B`)
+      this.opts.debug?.(`mqtt → ${topic} ${msg.id} ${abbreviate(piece)}`)
       client.publish(topic, Buffer.from(piece.buffer, piece.byteOffset, piece.byteLength), { qos: 1 }, () => this.window.release())
     }
   }

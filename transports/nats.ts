@@ -15,6 +15,7 @@
  */
 import type { ConnectionOptions, Msg, NatsConnection, Subscription } from 'nats'
 import { OutpostError } from '../src/errors'
+import { abbreviate } from '../src/framing'
 import type { Outbound, Transport, TransportOptions, TransportPlugin } from '../src/transport'
 import { readConfigFile, TransportBase } from './base'
 import { chunk, Unchunker } from './chunks'
@@ -67,7 +68,7 @@ class NatsTransport extends TransportBase implements Transport {
     // ACKs need no offline notice: a lost ACK is a resend, and the resend is ACKed again.
     const reply = msg.method === 'ack' ? undefined : `${this.prefix}.${this.opts.node}._nr.${msg.to}.${msg.id}`
     for (const piece of chunk(msg.id, msg.to, msg.bytes, nc.info?.max_payload ?? 1024 * 1024)) {
-      this.opts.debug?.(`nats → ${subject} ${msg.id} ${piece.length} B`)
+      this.opts.debug?.(`nats → ${subject} ${msg.id} ${abbreviate(piece)}`)
       nc.publish(subject, piece, reply === undefined ? undefined : { reply })
     }
   }
@@ -162,7 +163,7 @@ class NatsTransport extends TransportBase implements Transport {
 
   private receive(m: Msg): void {
     // <prefix>.<self>.<method...>.<kind>: the receiver is us; the parts key needs only an id.
-    this.opts.debug?.(`nats ← ${m.subject} ${m.data.length} B`)
+    this.opts.debug?.(`nats ← ${m.subject} ${abbreviate(m.data)}`)
     try {
       const whole = this.unchunker.push(this.opts.node, m.data)
       if (whole !== undefined) this.inbound.push({ bytes: whole })

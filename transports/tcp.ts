@@ -12,7 +12,7 @@ import dns from 'node:dns/promises'
 import net from 'node:net'
 import tls from 'node:tls'
 import { OutpostError, isOutpostError } from '../src/errors'
-import { encodeFrame, FrameDecoder, Reassembler, splitEnvelope, type Frame } from '../src/framing'
+import { abbreviate, encodeFrame, FrameDecoder, Reassembler, splitEnvelope, type Frame } from '../src/framing'
 import type { Outbound, Transport, TransportOptions, TransportPlugin } from '../src/transport'
 import { API_VERSION } from '../src/version'
 import { readConfigFile, TransportBase } from './base'
@@ -298,8 +298,8 @@ class TcpTransport extends TransportBase implements Transport {
 
 function describe(f: Frame): string {
   switch (f.t) {
-    case 'msg': return `msg ${f.id} ${f.from ?? ''}→${f.to} (${f.b.length} B)`
-    case 'part': return `part ${f.id} ${f.i + 1}/${f.n} → ${f.to}`
+    case 'msg': return `msg ${f.id} ${f.from ?? ''}→${f.to} ${abbreviate(f.b)}`
+    case 'part': return `part ${f.id} ${f.i + 1}/${f.n} → ${f.to} ${abbreviate(f.b)}`
     case 'hello': return `hello ${f.node}`
     default: return JSON.stringify(f)
   }

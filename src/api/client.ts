@@ -1,0 +1,59 @@
+/**
+ * The client side of the local socket API (src/api/socket.ts), shared by `outpost send`,
+ * `outpost nodes` and the REPL: one request, JSON lines back.
+ */
+import net from 'node:net'
+import { OutpostError } from '../errors'
+
+/**
+ * Send one request; call onLine for each JSON line until it returns true, the server closes,
+ * or `signal` aborts (then the promise rejects with the signal's reason; what the node
+ * accepted stays queued there).
+ */
+export function talk(file: string, request: string, onLine: (obj: Record<string, unknown>) => boolean | void, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let ended = false
+    const sock = net.connect(file)
+    const onAbort = (): void => { ended = true; sock.destroy(); reject(signal!.reason) }
+    if (signal?.aborted) { onAbort(); return }
+    signal?.addEventListener('abort', onAbort, { once: true })
+    const finish = (err?: unknown): void => {
+      signal?.removeEventListener('abort', onAbort)
+      if (err === undefined) resolve()
+      else reject(err)
+    }
+    let buf = ''
+    sock.setEncoding('utf8')
+    sock.on('connect', () => { sock.write(request) })
+    sock.on('data', (d: string) => {
+      buf += d
+      let nl: number
+      while ((nl = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, nl)
+        buf = buf.slice(nl + 1)
+        if (line.trim() === '') continue
+        let finished: boolean | void
+        try {
+          finished = onLine(JSON.parse(line) as Record<string, unknown>)
+        } catch (err) {
+          ended = true
+          sock.destroy()
+          finish(err)
+          return
+        }
+        if (finished === true) { ended = true; sock.destroy(); finish(); return }
+      }
+    })
+    sock.on('error', (err: NodeJS.ErrnoException) => {
+      if (ended) return
+      ended = true
+      finish(new OutpostError(err.code === 'ENOENT' || err.code === 'ECONNREFUSED' ? 'not_connected' : 'io',
+        `cannot reach the node at ${file} (${err.code ?? err.message}): is \`outpost agent\` (or \`outpost up\`) running with this config?`, { cause: err }))
+    })
+    sock.on('close', () => {
+      if (ended) return
+      ended = true
+      finish(new OutpostError('not_delivered', `the node closed the connection (${file}) before the answer was complete; what it accepted stays queued there`))
+    })
+  })
+}

@@ -1,0 +1,20 @@
+/**
+ * What happened to a message, as the core reports it (types only). The audit log writes each
+ * event as a JSON line; metrics can count them. Hooks in node.ts (accepted), delivery.ts
+ * (delivered, expired) and dispatcher.ts (run, denied) call one `MessageEventSink`.
+ */
+import type { Envelope } from './envelope'
+
+export type MessageEvent =
+  /** Stored in this node's outbox (a request submitted here, or a reply queued here). */
+  | { type: 'accepted'; env: Envelope }
+  /** The receiver acknowledged it (an event: it was published); it left the outbox. */
+  | { type: 'delivered'; id: string; toNode: string; method: string }
+  /** Attempts or ttl ran out: removed undelivered (the sender gets an error reply). */
+  | { type: 'expired'; id: string; toNode: string; method: string; reason: 'not_delivered' | 'ttl_expired' }
+  /** A method (or reply method) ran here; `error` when it failed. */
+  | { type: 'run'; id: string; fromNode: string; method: string; ms: number; exitCode?: number; error?: { code: string; message: string } }
+  /** Refused here before it ran: methods.allow, an unknown or switched-off method. */
+  | { type: 'denied'; id: string; fromNode: string; method: string; error: { code: string; message: string } }
+
+export type MessageEventSink = (ev: MessageEvent) => void

@@ -1,0 +1,169 @@
+/**
+ * Structured logs (text / JSON lines, levels), --debug frame traces on every transport, and
+ * the audit log (<dataDir>/audit.log, size-rotated).
+ */
+import fs from 'node:fs'
+import path from 'node:path'
+import { test } from 'uvu'
+import * as assert from 'uvu/assert'
+import { AuditLog } from '../src/audit'
+import { createLogger } from '../src/log'
+import { Cluster, KINDS, Proc, sendVia, status, tmpDir } from './fixtures/cluster'
+import { configure } from './fixtures/configure'
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
+const at = (): Date => new Date('2026-11-22T06:00:00.000Z')
+
+test('log - JSON lines carry time, level, component, msg and fields; text lines the same as key=value', () => {
+  const lines: string[] = []
+  const root = createLogger({ level: 'info', format: 'json', file: null, write: (l) => lines.push(l), now: at })
+  root.child('tcp').log('warn', 'reconnecting', { attempt: 3, server: 'tcp://hub:7430' })
+  root.log('debug', 'hidden at info')
+  assert.is(lines.length, 1)
+  assert.equal(JSON.parse(lines[0]!), { time: '2026-11-22T06:00:00.000Z', level: 'warn', component: 'tcp', msg: 'reconnecting', attempt: 3, server: 'tcp://hub:7430' })
+  const text: string[] = []
+  const t = createLogger({ level: 'info', format: 'text', file: null, write: (l) => text.push(l), now: at })
+  t.child('hub').log('info', 'node came online', { node: 'ship1', note: 'two words' })
+  assert.is(text[0], '2026-11-22T06:00:00.000Z info  hub: node came online node=ship1 note="two words"\n')
+})
+
+test('log - setLevel reaches every child at once (config.set log.level); --debug keeps trace on', () => {
+  const lines: string[] = []
+  const root = createLogger({ level: 'warn', format: 'text', file: null, write: (l) => lines.push(l), now: at })
+  const child = root.child('dispatch')
+  child.log('info', 'one')
+  root.setLevel('debug')
+  child.log('debug', 'two')
+  assert.is(lines.length, 1)
+  assert.match(lines[0]!, /debug dispatch: two/)
+  assert.is(root.trace, undefined)
+  const dbg = createLogger({ level: 'error', format: 'text', file: null, debug: true, write: (l) => lines.push(l), now: at })
+  dbg.setLevel('error')
+  assert.ok(dbg.trace)
+})
+
+test('audit - rotates by size and keeps audit.files old files', async () => {
+  const dir = tmpDir()
+  try {
+    const audit = new AuditLog({ dir, maxBytes: 4096, files: 2, maxDataBytes: 16, log: () => {} })
+    for (let i = 0; i < 200; i++) {
+      audit.record({ type: 'delivered', id: `id-${i}`, toNode: 'ship1', method: 'cli.run' })
+      if (i % 20 === 0) await sleep(1) // batches
+    }
+    audit.record({ type: 'accepted', env: { id: 'big', toNode: 'ship1', fromNode: 'central', method: 'cli.run', methodArgs: ['x'], data: 'x'.repeat(100), createdAt: 1 } })
+    audit.close()
+    const files = fs.readdirSync(dir).sort()
+    assert.equal(files, ['audit.log', 'audit.log.1', 'audit.log.2'])
+    for (const f of files) assert.ok(fs.statSync(path.join(dir, f)).size <= 4096 + 200, f)
+    const last = fs.readFileSync(path.join(dir, 'audit.log'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>)
+    const big = last.at(-1)!
+    assert.is(big.event, 'accepted')
+    assert.equal((big.env as Record<string, unknown>).dataBytes, 100)
+    assert.is((big.env as Record<string, unknown>).data, undefined)
+    assert.is(last[0]!.event, 'delivered')
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true })
+  }
+})
+
+function auditLines(dataDir: string): Record<string, unknown>[] {
+  const f = path.join(dataDir, 'audit.log')
+  if (!fs.existsSync(f)) return []
+  return fs.readFileSync(f, 'utf8').trim().split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as Record<string, unknown>)
+}
+
+async function until<T>(what: string, fn: () => T | undefined, ms = 10_000): Promise<T> {
+  const end = Date.now() + ms
+  for (;;) {
+    const v = fn()
+    if (v !== undefined) return v
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
+    await sleep(50)
+  }
+}
+
+test('audit - records accepted (the whole envelope), delivered, run, denied and expired, on both ends; JSON log lines', async () => {
+  const c = await Cluster.create(['ship1'], { log: { level: 'info', format: 'json' } })
+  try {
+    configure(c, 'ship1', { methods: { enabled: ['cli.run', 'node.*', 'reply.*'] } })
+    await c.startHub()
+    await c.start('central')
+    await c.start('ship1')
+    const central = c.node('central').dataDir
+    const ship1 = c.node('ship1').dataDir
+    const ok = await sendVia(c.node('central').socket, [{ toNode: 'ship1', method: 'cli.run', methodArgs: ['echo audited'], directory: 'd', fileName: 'f.txt' }])
+    const id = ok.accepted[0]!.id
+    const bad = await sendVia(c.node('central').socket, [{ toNode: 'ship1', method: 'http.get', methodArgs: ['http://127.0.0.1:1/'] }])
+    const badId = bad.accepted[0]!.id
+    const lost = await sendVia(c.node('central').socket, [{ toNode: 'ghost', method: 'node.ping', ttl: 1 }], { ms: 8000 })
+    const lostId = lost.accepted[0]!.id
+    assert.is((lost.replies[0]!.error as { code: string }).code, 'ttl_expired')
+
+    const accepted = await until('accepted', () => auditLines(central).find((l) => l.event === 'accepted' && l.id === id))
+    const env = accepted.env as Record<string, unknown>
+    assert.equal(env.methodArgs, ['echo audited'])
+    assert.is(env.toNode, 'ship1')
+    assert.is(env.fromNode, 'central')
+    assert.is(env.directory, 'd')
+    assert.is(typeof accepted.time, 'string')
+    await until('delivered', () => auditLines(central).find((l) => l.event === 'delivered' && l.id === id))
+    await until('expired', () => auditLines(central).find((l) => l.event === 'expired' && l.id === lostId && l.reason === 'ttl_expired'))
+    // The reply came back: accepted at ship1 (its outbox), run as a reply method at central.
+    await until('reply run at central', () => auditLines(central).find((l) => l.event === 'run' && l.method === 'reply.file.append'))
+    const run = await until('run at ship1', () => auditLines(ship1).find((l) => l.event === 'run' && l.id === id))
+    assert.is(run.exitCode, 0)
+    assert.is(run.fromNode, 'central')
+    const denied = await until('denied at ship1', () => auditLines(ship1).find((l) => l.event === 'denied' && l.id === badId))
+    assert.is((denied.error as { code: string }).code, 'method_disabled')
+    await until('reply accepted at ship1', () => auditLines(ship1).find((l) => l.event === 'accepted' && l.inReplyTo === id))
+
+    // Heartbeats (audit.exclude: [node.hello] by default) are left out.
+    assert.not.ok(auditLines(central).some((l) => l.method === 'node.hello'))
+
+    // The accepted line is enough to send the message again.
+    const again = await sendVia(c.node('central').socket, [{ ...env, id: undefined, fromNode: undefined, createdAt: undefined }])
+    assert.is(again.replies[0]!.data, 'audited\n')
+
+    // log.format json: every line of the agent's log is a JSON object.
+    const out = c.node('ship1').proc!.output.trim().split('\n')
+    assert.ok(out.length > 3)
+    for (const l of out) {
+      const o = JSON.parse(l) as Record<string, unknown>
+      assert.ok(typeof o.time === 'string' && typeof o.level === 'string' && typeof o.msg === 'string', l)
+    }
+    assert.ok(out.some((l) => (JSON.parse(l) as { component?: string }).component === 'tcp'))
+  } finally {
+    await c.destroy()
+  }
+})
+
+for (const kind of KINDS) {
+  test(`log - --debug traces every frame on ${kind}, payloads abbreviated to size and a hex head`, async () => {
+    const c = await Cluster.create(['ship1'], {}, kind)
+    try {
+      await c.startServer()
+      configure(c, 'ship1', { log: { level: 'warn' } })
+      await c.start('central')
+      const n = c.node('ship1')
+      n.proc = new Proc(['agent', '--config', n.config, '--debug'])
+      const end = Date.now() + 15_000
+      while (!(await status(n.socket).catch(() => undefined))?.connected) {
+        if (Date.now() > end) throw new Error(n.proc.output)
+        await sleep(50)
+      }
+      const r = await sendVia(c.node('central').socket, [{ toNode: 'ship1', method: 'cli.run', methodArgs: ['echo traced'] }])
+      assert.is(r.replies[0]!.data, 'traced\n')
+      await sleep(200)
+      const out = n.proc.output
+      // In: the request; out: its ACK and the reply. Sizes and hex, never whole payloads.
+      assert.match(out, new RegExp(`${kind} ←.* \\d+ B [0-9a-f]{16,64}`), out.slice(-3000))
+      assert.match(out, new RegExp(`${kind} →.* \\d+ B [0-9a-f]{16,64}`), out.slice(-3000))
+      assert.not.match(out, /echo traced/)
+      assert.match(out, / trace /)
+    } finally {
+      await c.destroy()
+    }
+  })
+}
+
+test.run()
