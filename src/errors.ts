@@ -39,6 +39,7 @@ export const ERROR_CODES = {
   interrupted: 'the receiving node stopped while the method ran; it is not run again',
   path_outside: 'a reply file path would leave the data directory (.., absolute path or symlink)',
   api_bad_request: 'a local API request is not valid JSON or not a known request',
+  disk_full: 'the disk holding the data directory is full (or a quota or file-size limit was hit); nothing already accepted is lost',
   io: 'a file or socket operation failed (the cause is attached)',
   upgrade_unavailable: 'self-upgrade needs the single binary and upgrade.url: this is the checkout (node bin/outpost.cjs) or no endpoint is configured',
   upgrade_insecure: 'the version endpoint or a download URL is plain http:// and upgrade.allowHttp is false',

@@ -56,7 +56,7 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
  */
 export function submit(socket: string, messages: unknown[]): Promise<string[] | undefined> {
   // [] means refused before connecting (nothing accepted).
-  return new Promise((resolve) => {
+  return new Promise((resolve, reject) => {
     const sock = net.connect(socket)
     let buf = ''
     let done = false
@@ -69,7 +69,7 @@ export function submit(socket: string, messages: unknown[]): Promise<string[] | 
       const nl = buf.indexOf('\n')
       if (nl < 0) return
       const obj = JSON.parse(buf.slice(0, nl)) as { accepted?: { id: string }[]; error?: { code: string; message: string } }
-      if (obj.error) throw new Error(`submit refused: ${JSON.stringify(obj.error)}`)
+      if (obj.error) { done = true; sock.destroy(); reject(new Error(`submit refused: ${JSON.stringify(obj.error)}`)); return }
       finish(obj.accepted!.map((a) => a.id))
     })
     // Refused before connecting (the node is down): certainly not accepted.
