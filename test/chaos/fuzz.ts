@@ -87,7 +87,8 @@ export function hubCase(rnd: Rnd, node: string): { kind: string; bytes: Uint8Arr
 
 /** One hostile request line (or several) for the socket API. */
 export function socketCase(rnd: Rnd): string {
-  const base = { op: 'send', messages: [{ toNode: 'nowhere', method: 'node.ping', ttl: 60 }], wait: false }
+  // Sends that pass go to the node itself (node.ping, answered by node.pong), so the outbox drains.
+  const base = { op: 'send', messages: [{ toNode: 'central', method: 'node.ping', replyMethod: 'node.pong', ttl: 60 }], wait: false }
   switch (int(rnd, 8)) {
     case 0: return Buffer.from(bytes(rnd, int(rnd, 200))).toString('latin1').replace(/\n/g, ' ') + '\n'
     case 1: return JSON.stringify(randomValue(rnd)) + '\n'
@@ -101,7 +102,7 @@ export function socketCase(rnd: Rnd): string {
     case 4: return '['.repeat(1000 + int(rnd, 50_000)) + '\n'
     case 5: return JSON.stringify({ op: pick(rnd, ['status', 'nodes', 'send', 'nope', '', null, 7]) }) + '\n'
     case 6: return JSON.stringify({ ...base, messages: Array.from({ length: int(rnd, 3) }, () => randomValue(rnd)) }) + '\n'
-    default: return JSON.stringify({ op: 'send', messages: [{ toNode: 'nowhere', method: 'node.ping', data: 'x'.repeat(int(rnd, 10_000)) }], wait: false }) + '\n'
+    default: return JSON.stringify({ op: 'send', messages: [{ toNode: 'central', method: 'node.ping', replyMethod: 'node.pong', data: 'x'.repeat(int(rnd, 10_000)) }], wait: false }) + '\n'
   }
 }
 
