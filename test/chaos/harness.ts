@@ -30,7 +30,7 @@ const num = (name: string, dflt: number): number => {
 export const COUNTS = {
   commands: num('CHAOS_COMMANDS', 5000),
   events: num('CHAOS_EVENTS', 5000),
-  faults: num('CHAOS_FAULTS', 3),
+  faults: num('CHAOS_FAULTS', 5),
   /** Events sent once the faults are over: all of these must arrive exactly once. */
   calmEvents: num('CHAOS_CALM_EVENTS', 200),
 }
