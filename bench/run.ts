@@ -1,9 +1,11 @@
 /**
- * npm run bench [-- NAME...]: one JSON object per line,
+ * npm run bench [-- NAME...]: one JSON object per line on stdout, then a table on stderr;
+ * suites: outbox, tcp, mqtt, nats, agent (all when none is named). Each line is
  * {"name", "value", "unit", "baseline", "ratio"}. The baseline is measured in the same run on
  * the same disk; `ratio` is outpost relative to it, higher is better (value/baseline for
  * rates, baseline/value for times). Figures swing run to run: compare ratios.
  */
+import { agentBenchmarks } from './agent'
 import { brokerBenchmarks } from './brokers'
 import { outboxBenchmarks } from './outbox'
 import { tcpBenchmarks } from './tcp'
@@ -22,6 +24,17 @@ const suites: Record<string, () => AsyncIterable<BenchResult>> = {
   tcp: tcpBenchmarks,
   mqtt: brokerBenchmarks('mqtt'),
   nats: brokerBenchmarks('nats'),
+  agent: agentBenchmarks,
+}
+
+/** The results as a short table for people, on stderr (stdout stays JSON lines). */
+function table(results: BenchResult[]): string {
+  const fmt = (n: number | null): string => (n === null ? '' : n >= 1000 ? Math.round(n).toLocaleString('en-US') : String(n))
+  const rows = results.map((r) => [r.name, `${fmt(r.value)} ${r.unit}`, fmt(r.baseline), fmt(r.ratio)])
+  const head = ['figure', 'value', 'baseline', 'ratio']
+  const width = head.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)))
+  const line = (cells: string[]): string => cells.map((c, i) => (i === 0 ? c.padEnd(width[i]!) : c.padStart(width[i]!))).join('  ')
+  return [line(head), ...rows.map(line)].join('\n') + '\n'
 }
 
 async function main(): Promise<void> {
@@ -31,9 +44,14 @@ async function main(): Promise<void> {
     process.stderr.write(`bench: unknown suite ${unknown.join(', ')}; suites: ${Object.keys(suites).join(', ')}\n`)
     process.exit(2)
   }
+  const results: BenchResult[] = []
   for (const name of wanted.length > 0 ? wanted : Object.keys(suites)) {
-    for await (const r of suites[name]!()) process.stdout.write(JSON.stringify(r) + '\n')
+    for await (const r of suites[name]!()) {
+      results.push(r)
+      process.stdout.write(JSON.stringify(r) + '\n')
+    }
   }
+  process.stderr.write('\n' + table(results))
 }
 
 void main()

@@ -185,6 +185,31 @@ async function write(ctx: MethodContext, dataDir: string, rel: string, append: b
   return path.join(dataDir, rel)
 }
 
+/**
+ * After a crash while a reply was being written: whether the file already holds it (reply.file:
+ * the whole file is this reply; reply.file.append: the file ends with it). An append that
+ * equals the end of the file by chance counts as landed; one that was torn does not.
+ */
+async function landed(ctx: MethodContext, append: boolean): Promise<boolean> {
+  const content = replyContent(ctx.env)
+  const file = path.join(path.resolve(ctx.dataDir), replyRelativePath(ctx.env))
+  let handle: fs.promises.FileHandle
+  try {
+    handle = await fs.promises.open(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW)
+  } catch {
+    return false
+  }
+  try {
+    const { size } = await handle.stat()
+    if (size < content.length || (!append && size !== content.length)) return false
+    const tail = Buffer.alloc(content.length)
+    await handle.read(tail, 0, content.length, size - content.length)
+    return tail.equals(content)
+  } finally {
+    await handle.close()
+  }
+}
+
 export const replyFile = {
   name: 'reply.file',
   kind: 'unary',
@@ -192,6 +217,7 @@ export const replyFile = {
   async run(ctx: MethodContext): Promise<MethodResult> {
     return { data: await writeReplyFile(ctx, false) }
   },
+  landed: (ctx: MethodContext) => landed(ctx, false),
 } satisfies UnaryMethod
 
 export const replyFileAppend = {
@@ -201,4 +227,5 @@ export const replyFileAppend = {
   async run(ctx: MethodContext): Promise<MethodResult> {
     return { data: await writeReplyFile(ctx, true) }
   },
+  landed: (ctx: MethodContext) => landed(ctx, true),
 } satisfies UnaryMethod

@@ -209,8 +209,12 @@ export class Dispatcher {
         await this.o.outbox.finishRun(e.id)
         continue
       }
-      if (env.inReplyTo !== undefined || SINKS.has(env.method)) {
-        // Replies and sinks end a conversation: nothing to report, and not run twice.
+      if (env.inReplyTo !== undefined && e.state === 'started') {
+        // A reply is its request's only outcome here: losing it would leave the request with
+        // none (SPEC §1). Its reply method runs again unless its effect already landed.
+        await this.resumeReply(env, e.id)
+      } else if (env.inReplyTo !== undefined || SINKS.has(env.method)) {
+        // Sinks end a conversation: nothing to report, and not run twice.
         if (e.state === 'started') await this.finish(e.id)
         else void this.start(env)
       } else if (e.state === 'started') {
@@ -220,6 +224,21 @@ export class Dispatcher {
         void this.start(env)
       }
     }
+  }
+
+  /** A reply whose reply method was running when this node stopped. */
+  private async resumeReply(env: Envelope, inboxId: string): Promise<void> {
+    const method = this.o.methods.get(env.method)
+    if (method?.kind === 'unary' && method.landed !== undefined) {
+      const ctx: MethodContext = {
+        node: this.o.self, env, args: env.methodArgs ?? [], config: this.o.config, dataDir: this.o.dataDir,
+        signal: new AbortController().signal, log: this.o.log, ops: this.ops,
+      }
+      const landed = await method.landed(ctx).catch(() => false)
+      if (landed) return this.finish(inboxId)
+    }
+    this.o.log('info', `dispatch: reply ${env.id} to ${env.inReplyTo} was being handled when this node stopped; running ${env.method} again`)
+    void this.execute(env, inboxId)
   }
 
   /** A received message not started yet (after a restart): check it, record the start, run it. */

@@ -9,6 +9,7 @@
 import { Decoder, Encoder } from '@msgpack/msgpack'
 import { OutpostError } from './errors'
 import { ACK_METHOD, nativeMethodName } from './method-names'
+import { checkDepth } from './msgpack-depth'
 import { isUlid, ulid as defaultUlid } from './ulid'
 
 export interface EnvelopeError {
@@ -291,6 +292,7 @@ export function encode(env: Envelope): Uint8Array {
 /** Decode and check an envelope received from the wire. */
 export function decode(bytes: Uint8Array): Envelope {
   let value: unknown
+  checkDepth(bytes, 'envelope_decode')
   try {
     value = DECODER.decode(bytes)
   } catch (err) {

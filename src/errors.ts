@@ -43,6 +43,7 @@ export const ERROR_CODES = {
   api_not_found: 'the HTTP API has no such route, or no record of that message id',
   api_method_not_allowed: 'the HTTP API route exists but not for this HTTP method (405; the Allow header names the right one)',
   api_too_large: 'the HTTP API request body is larger than its limit (1 MiB); larger messages go through the socket API',
+  disk_full: 'the disk holding the data directory is full (or a quota or file-size limit was hit); nothing already accepted is lost',
   io: 'a file or socket operation failed (the cause is attached)',
   upgrade_unavailable: 'self-upgrade needs the single binary and upgrade.url: this is the checkout (node bin/outpost.cjs) or no endpoint is configured',
   upgrade_insecure: 'the version endpoint or a download URL is plain http:// and upgrade.allowHttp is false',

@@ -17,6 +17,7 @@ import { Decoder, Encoder } from '@msgpack/msgpack'
 const ENCODER = new Encoder({ ignoreUndefined: true })
 const DECODER = new Decoder()
 import { OutpostError } from './errors'
+import { checkDepth } from './msgpack-depth'
 
 /** Largest frame on the wire, length prefix included. */
 export const MAX_FRAME = 8192
@@ -175,6 +176,7 @@ export class FrameDecoder {
         const body = this.#take(this.#need)
         this.#need = undefined
         let value: unknown
+        checkDepth(body, 'frame_invalid')
         try {
           value = DECODER.decode(body)
         } catch (err) {
@@ -266,6 +268,8 @@ export function splitEnvelope(id: string, to: string, bytes: Uint8Array, from?: 
 export interface ReassemblerOptions {
   /** Largest envelope accepted, bytes (default 16 MiB). */
   maxBytes?: number
+  /** Bytes all incomplete messages together may hold (default 4 × maxBytes): parts past it are refused. */
+  maxPendingBytes?: number
   /** Incomplete messages idle this long are dropped by sweep() (default 60 s). */
   timeoutMs?: number
   now?: () => number
@@ -287,12 +291,16 @@ interface Pending {
  */
 export class Reassembler {
   readonly #maxBytes: number
+  readonly #maxPendingBytes: number
+  /** Bytes held by incomplete messages. */
+  #pendingBytes = 0
   readonly #timeoutMs: number
   readonly #now: () => number
   readonly #pending = new Map<string, Pending>()
 
   constructor(options: ReassemblerOptions = {}) {
     this.#maxBytes = options.maxBytes ?? 16 * 1024 * 1024
+    this.#maxPendingBytes = options.maxPendingBytes ?? 4 * this.#maxBytes
     this.#timeoutMs = options.timeoutMs ?? 60_000
     this.#now = options.now ?? Date.now
   }
@@ -308,7 +316,7 @@ export class Reassembler {
     try {
       return this.#add(key, part)
     } catch (err) {
-      this.#pending.delete(key)
+      this.#drop(key)
       throw err
     }
   }
@@ -336,10 +344,15 @@ export class Reassembler {
       p.size = b.length
     }
     if (p.bytes + b.length > this.#maxBytes) throw this.#tooLarge(id, p.bytes + b.length)
+    // Many messages started and never finished must not add up past the bound either.
+    if (this.#pendingBytes + b.length > this.#maxPendingBytes) {
+      throw new OutpostError('message_too_large', `message ${id}: incomplete messages already hold ${this.#pendingBytes} bytes, the most allowed is ${this.#maxPendingBytes}`)
+    }
     p.parts.set(i, b)
     p.bytes += b.length
+    this.#pendingBytes += b.length
     if (p.parts.size < n) return undefined
-    this.#pending.delete(key)
+    this.#drop(key)
     if (n === 1) return b
     const out = new Uint8Array(p.bytes)
     let at = 0
@@ -349,6 +362,18 @@ export class Reassembler {
       at += slice.length
     }
     return out
+  }
+
+  #drop(key: string): void {
+    const p = this.#pending.get(key)
+    if (p === undefined) return
+    this.#pendingBytes -= p.bytes
+    this.#pending.delete(key)
+  }
+
+  /** Bytes held by incomplete messages. */
+  get pendingBytes(): number {
+    return this.#pendingBytes
   }
 
   #tooLarge(id: string, bytes: number): OutpostError {
@@ -361,7 +386,7 @@ export class Reassembler {
     const dropped: string[] = []
     for (const [key, p] of this.#pending) {
       if (now - p.touched <= this.#timeoutMs) continue
-      this.#pending.delete(key)
+      this.#drop(key)
       dropped.push((JSON.parse(key) as [string, string])[1])
     }
     return dropped

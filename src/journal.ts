@@ -145,7 +145,10 @@ export class Journal<T> {
           await writeAll(this.fd, buf, start)
           await new Promise<void>((res, rej) => fs.fdatasync(this.fd, (e) => (e ? rej(e) : res())))
         } catch (cause) {
-          const err = new OutpostError('io', `journal: write to ${segmentName(this.segment)} failed: ${(cause as Error).message}`, { cause })
+          const errno = (cause as NodeJS.ErrnoException).code
+          const err = errno === 'ENOSPC' || errno === 'EDQUOT' || errno === 'EFBIG'
+            ? new OutpostError('disk_full', `journal: no room to write ${segmentName(this.segment)} (${errno}): free space in the data directory; messages already accepted are kept`, { cause })
+            : new OutpostError('io', `journal: write to ${segmentName(this.segment)} failed: ${(cause as Error).message}`, { cause })
           this.recoverFromFailedWrite(start, err)
           for (const p of batch) p.reject(err)
           continue

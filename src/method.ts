@@ -81,6 +81,11 @@ export interface UnaryMethod {
   /** One-line description for `op.list` and --help. */
   summary: string
   run(ctx: MethodContext): Promise<MethodResult>
+  /**
+   * Reply sinks: after the node was killed while this ran for a reply, whether its effect is
+   * already in place (then it is not run again; without this hook it runs again).
+   */
+  landed?(ctx: MethodContext): Promise<boolean>
 }
 
 /**

@@ -309,4 +309,24 @@ test('framing - Reassembler sweep drops stale partial messages', () => {
   assert.is(r.size, 0)
 })
 
+test('framing - refuses a deeply nested body without decoding it', () => {
+  // 8000 nested one-element arrays fit one frame; the hub closes that peer, it does not stall.
+  const body = new Uint8Array(8000).fill(0x91)
+  body[body.length - 1] = 0xc0
+  throwsCode(() => decodeOne(raw(body)), 'frame_invalid', 'nested deeper')
+})
+
+test('reassembler - bounds the bytes all incomplete messages hold together', () => {
+  const r = new Reassembler({ maxBytes: 1000, maxPendingBytes: 2500 })
+  // Three messages of 10 parts, each stopping after its first part of 900 bytes.
+  const first = (id: string): PartFrame => ({ t: 'part', id, to: 'ship1', from: 'x', i: 0, n: 1000, b: new Uint8Array(1) })
+  for (const id of ['a', 'b']) assert.is(r.add({ ...first(id), n: 2, b: new Uint8Array(900) }), undefined)
+  throwsCode(() => r.add({ ...first('c'), n: 2, b: new Uint8Array(900) }), 'message_too_large', 'incomplete messages')
+  assert.is(r.pendingBytes, 1800)
+  // Completing one frees its share.
+  assert.ok(r.add({ ...first('a'), i: 1, n: 2, b: new Uint8Array(10) }))
+  assert.is(r.pendingBytes, 900)
+  assert.is(r.add({ ...first('c'), n: 2, b: new Uint8Array(900) }), undefined)
+})
+
 test.run()

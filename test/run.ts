@@ -2,20 +2,22 @@
  * Runs every test/**\/*.test.ts in its own Node process (a crash or a leaked handle in one file
  * cannot hide another's result), streams its output, and ends with `N passed, N failed`.
  * Usage: npm test [-- FILTER...]  (files whose path contains one of the filters)
- * test/package/ (the single binaries; `npm run test:package` builds them first) runs only when
- * a filter names it.
+ * test/package/ (the single binaries; `npm run test:package` builds them first) and test/chaos/
+ * (the reliability and hostile-input run, `npm run test:chaos`) run only when a filter names them.
  */
 import { spawn } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
 
 const root = path.resolve(__dirname)
+/** Folders that run only when a filter names them: the single binaries and the chaos run. */
+const OPT_IN = ['package', 'chaos']
 const filters = process.argv.slice(2)
 
 function find(dir: string): string[] {
   return fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
     const p = path.join(dir, e.name)
-    if (e.isDirectory()) return e.name === 'fixtures' || (p === path.join(root, 'package') && !filters.some((f) => f.includes('package'))) ? [] : find(p)
+    if (e.isDirectory()) return e.name === 'fixtures' || (OPT_IN.includes(e.name) && p === path.join(root, e.name) && !filters.some((f) => f.includes(e.name))) ? [] : find(p)
     return e.name.endsWith('.test.ts') ? [p] : []
   }).sort()
 }

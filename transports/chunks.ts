@@ -9,6 +9,7 @@
 import { decode, encode } from '@msgpack/msgpack'
 import { OutpostError } from '../src/errors'
 import { Reassembler } from '../src/framing'
+import { checkDepth } from '../src/msgpack-depth'
 
 const PART_MARK = 0x95
 /** Room for the part's own header (id, i, n, bin32 length) and the broker's. */
@@ -36,6 +37,7 @@ export class Unchunker {
   /** The whole envelope, or undefined while parts are missing. Throws on a malformed part. */
   push(to: string, bytes: Uint8Array): Uint8Array | undefined {
     if (bytes[0] !== PART_MARK) return bytes
+    checkDepth(bytes, 'frame_invalid')
     const p = decode(bytes) as unknown
     if (!Array.isArray(p) || p.length !== 5 || p[0] !== 0 || typeof p[1] !== 'string' || typeof p[2] !== 'number' || typeof p[3] !== 'number' || !(p[4] instanceof Uint8Array)) {
       throw new OutpostError('frame_invalid', 'a message part is not [0, id, i, n, bytes]')

@@ -19,6 +19,9 @@ import { envelopeJson, nodeStatus, parseMessageList, sendAndWatch } from './requ
 
 export { envelopeJson }
 
+/** Longest request line (or steward array) in characters: room for a 16 MiB message as JSON. */
+export const MAX_REQUEST = 32 * 1024 * 1024
+
 export class SocketApi {
   private readonly server: net.Server
   readonly path: string
@@ -68,22 +71,35 @@ export class SocketApi {
       work(finished).catch((err: unknown) => { fail(err); finished() })
     }
     sock.setEncoding('utf8')
+    let refused = false
     sock.on('data', (chunk: string) => {
+      if (refused) return
       buf += chunk
       if (mode === 'unknown') {
         const first = buf.trimStart()[0]
         if (first === undefined) return
         mode = first === '[' ? 'array' : 'lines'
       }
-      if (mode === 'array') return // submitted when the writer closes its side
-      let nl: number
-      while ((nl = buf.indexOf('\n')) >= 0) {
-        const line = buf.slice(0, nl).trim()
-        buf = buf.slice(nl + 1)
-        if (line !== '') run((finished) => this.request(node, line, write, fail, cleanups, finished))
+      // Scan only when the new chunk ends a line: a long line is not searched again and again.
+      if (mode === 'lines' && chunk.includes('\n')) {
+        let nl: number
+        while ((nl = buf.indexOf('\n')) >= 0) {
+          const line = buf.slice(0, nl).trim()
+          buf = buf.slice(nl + 1)
+          if (line !== '') run((finished) => this.request(node, line, write, fail, cleanups, finished))
+        }
+      }
+      // A request (or a steward array, submitted when the writer closes its side) is bounded:
+      // a peer that never sends a newline cannot make this process buffer without end.
+      if (buf.length > MAX_REQUEST) {
+        fail(new OutpostError('api_bad_request', `api: a request is longer than ${MAX_REQUEST} characters; split the messages into several requests`))
+        buf = ''
+        refused = true
+        sock.end()
       }
     })
     sock.on('end', () => {
+      if (refused) return
       const text = buf.trim()
       buf = ''
       if (mode === 'array') {

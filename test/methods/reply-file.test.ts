@@ -162,4 +162,26 @@ test('reply.file - the data dir itself may be reached through a symlink', async 
   assert.is(fs.readFileSync(path.join(dataDir, 'replies', 'ship1', '01J00000000000000000000REQ.log'), 'utf8'), 'ok\n')
 })
 
+test('reply.file.append - after a crash, tells whether a reply already landed (the file ends with it)', async () => {
+  const { dataDir } = dirs()
+  const one = makeCtx(dataDir, { data: 'one\n' })
+  const two = makeCtx(dataDir, { data: 'two\n' })
+  assert.is(await replyFileAppend.landed(one), false, 'no file yet')
+  await replyFileAppend.run(one)
+  assert.is(await replyFileAppend.landed(one), true)
+  assert.is(await replyFileAppend.landed(two), false)
+  await replyFileAppend.run(two)
+  assert.is(await replyFileAppend.landed(two), true)
+  assert.is(await replyFileAppend.landed(one), false, 'only the tail counts')
+})
+
+test('reply.file - after a crash, a reply landed only when the file is exactly it', async () => {
+  const { dataDir } = dirs()
+  const ctx = makeCtx(dataDir, { data: 'whole\n' })
+  assert.is(await replyFile.landed(ctx), false)
+  await replyFile.run(ctx)
+  assert.is(await replyFile.landed(ctx), true)
+  assert.is(await replyFile.landed(makeCtx(dataDir, { data: 'le\n' })), false)
+})
+
 test.run()
