@@ -16,6 +16,8 @@ import { crc32 } from './crc32'
 import { OutpostError } from './errors'
 
 const HEADER = 8
+/** Most records per batch when the queue starts with an urgent record (see JournalHooks.urgent). */
+const URGENT_BATCH = 128
 /** A record bigger than this is treated as garbage on replay (no message may be this large). */
 const MAX_RECORD = 64 * 1024 * 1024
 
@@ -33,6 +35,12 @@ export interface JournalHooks<T> {
   onBatch?(records: number, bytes: number): void
   /** Called between batches, when no write is in flight: the place to rotate and snapshot. */
   afterCommit?(): void
+  /**
+   * A record someone waits on to answer promptly (a receipt to ACK). When the queue starts with
+   * one, the batch is cut at URGENT_BATCH records, so a burst commits in pieces and the first
+   * answers go out while the rest is written. Bulk intake keeps whole batches.
+   */
+  urgent?(item: T): boolean
 }
 
 export interface ReplayedSegment {
@@ -137,8 +145,9 @@ export class Journal<T> {
     this.flushing = true
     try {
       while (this.queue.length > 0 && !this.broken) {
-        const batch = this.queue
-        this.queue = []
+        let batch = this.queue
+        if (batch.length > URGENT_BATCH && this.hooks.urgent?.(batch[0]!.item) === true) batch = this.queue.splice(0, URGENT_BATCH)
+        else this.queue = []
         const buf = frameBatch(batch)
         const start = this.offset
         try {

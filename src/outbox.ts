@@ -116,6 +116,8 @@ export class Outbox {
     this.journal = Journal.create<Op>(opts.dir, nextSegment, {
       onCommit: (ops) => this.applyBatch(ops),
       ...(opts.onBatch ? { onBatch: opts.onBatch } : {}),
+      // Receipts are ACKed once durable: commit a burst of them in pieces.
+      urgent: (op) => op[0] === OP_INBOX_ADD || op[0] === OP_SEEN,
       afterCommit: () => {
         if (this.journal.bytesInSegment >= this.checkpointBytes && !this.checkpointing && !this.closing) {
           this.checkpointing = this.snapshotNow()
