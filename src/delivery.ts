@@ -131,12 +131,12 @@ export class Delivery {
       flight.timer.unref()
     }
     if (entry.dest === this.o.self) {
-      if (event) this.done(entry.id)
+      if (event) this.done(entry.id, entry.dest)
       this.o.local(entry.body)
       return
     }
     this.o.transport.publish({ id: entry.id, to: entry.dest, method: m.method, event, bytes: entry.body }).then(
-      () => { if (event) this.done(entry.id) },
+      () => { if (event) this.done(entry.id, entry.dest) },
       () => { this.release(entry.id); this.cursor.delete(entry.dest) }, // not connected: it goes again after the reconnect
     )
   }
@@ -148,12 +148,12 @@ export class Delivery {
     // A late ACK (after a timeout or a restart) still means delivered.
     if (!this.inflight.has(id) && entry === undefined) return
     this.metrics.acked(entry !== undefined ? this.metaOf(entry).method : '')
-    this.done(id)
+    this.done(id, entry?.dest)
   }
 
-  private done(id: string): void {
-    const entry = this.o.events ? this.o.outbox.get(id) : undefined
-    if (entry) this.o.events!({ type: 'delivered', id, toNode: entry.dest, method: this.meta.get(id)?.method ?? '' })
+  /** `id` reached `dest` (undefined when it is already gone from the outbox): it leaves the outbox. */
+  private done(id: string, dest: string | undefined): void {
+    if (dest !== undefined) this.o.events?.({ type: 'delivered', id, toNode: dest, method: this.meta.get(id)?.method ?? '' })
     this.release(id)
     this.meta.delete(id)
     this.removing.add(id)
@@ -194,7 +194,6 @@ export class Delivery {
 
   private giveUp(entry: OutboxEntry, reason: GiveUpReason): void {
     if (this.removing.has(entry.id)) return
-    this.metrics.expired(this.metaOf(entry).method, reason)
     this.o.events?.({ type: 'expired', id: entry.id, toNode: entry.dest, method: this.metaOf(entry).method, reason })
     this.release(entry.id)
     this.meta.delete(entry.id)

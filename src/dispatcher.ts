@@ -188,7 +188,6 @@ export class Dispatcher {
   }
 
   private refuse(env: Envelope, refusal: OutpostError): Promise<void> {
-    if (refusal.code === 'denied') this.metrics.denied(env.method)
     this.o.log('warn', `dispatch: refused ${env.method} from ${env.fromNode}: ${refusal.message}`, { id: env.id, from: env.fromNode, method: env.method, code: refusal.code })
     this.o.events?.({ type: 'denied', id: env.id, fromNode: env.fromNode, method: env.method, error: refusal.toJSON() })
     if (env.inReplyTo !== undefined) return this.finish(env.id)
@@ -294,7 +293,6 @@ export class Dispatcher {
     // Requests were checked in start(); events are checked here.
     const refusal = method === undefined ? new OutpostError('method_unknown', `${this.o.self} has no method ${env.method}`) : env.ackTimeout === 0 ? this.refusal(env) : undefined
     if (method === undefined || refusal) {
-      if (refusal?.code === 'denied') this.metrics.denied(env.method)
       this.o.log('warn', `dispatch: ${env.method} from ${env.fromNode}: ${refusal?.message}`)
       const why = refusal ?? new OutpostError('method_unknown', `${this.o.self} has no method ${env.method}`)
       this.o.events?.({ type: 'denied', id: env.id, fromNode: env.fromNode, method: env.method, error: why.toJSON() })
@@ -310,7 +308,6 @@ export class Dispatcher {
       node: this.o.self, env, args: env.methodArgs ?? [], config: this.o.config, dataDir: this.o.dataDir,
       signal: abort.signal, log: this.o.log, ops: this.ops, ...(this.o.control ? { control: this.o.control } : {}),
     }
-    const started = this.o.now()
     const replies = !(noReply || env.ackTimeout === 0)
     let result: ReplyResult
     try {
@@ -331,8 +328,7 @@ export class Dispatcher {
       this.running.delete(env.id)
     }
     const error = result.error
-    this.metrics.ran(env.method, (performance.now() - t0) / 1000, error === undefined)
-    this.o.events?.({ type: 'run', id: env.id, fromNode: env.fromNode, method: env.method, ms: this.o.now() - started, ...(result.exitCode !== undefined ? { exitCode: result.exitCode } : {}), ...(error ? { error } : {}) })
+    this.o.events?.({ type: 'run', id: env.id, fromNode: env.fromNode, method: env.method, ms: Math.round((performance.now() - t0) * 1000) / 1000, ...(result.exitCode !== undefined ? { exitCode: result.exitCode } : {}), ...(error ? { error } : {}) })
     if (error) this.o.log(isReply ? 'warn' : 'info', `dispatch: ${env.method} ${env.id} from ${env.fromNode} failed: ${error.code}: ${error.message}`, { id: env.id, from: env.fromNode, method: env.method, code: error.code })
     if (!replies) {
       if (inboxId !== undefined) await this.finish(inboxId)

@@ -1,12 +1,15 @@
 /**
- * What the core reports for monitoring. The core calls these hooks; src/api/prometheus.ts turns
- * them into Prometheus metrics, so only that file imports prom-client. Gauges (outbox depth,
- * transport state) are read on scrape and need no hook.
+ * What the core reports for monitoring; src/api/prometheus.ts turns it into Prometheus metrics,
+ * so only that file imports prom-client. Gauges (outbox depth, transport state) are read on
+ * scrape and need no hook.
  *
- *   node.queue ─▶ accepted          delivery: ACK ─▶ acked, no ACK ─▶ retried, gave up ─▶ expired
- *   dispatcher: recorded here ─▶ delivered, refused by methods.allow ─▶ denied, method ran ─▶ ran
+ * accepted, expired, denied and ran are counted from the message events (src/events.ts) the
+ * audit log gets too: `fromEvents` below. The rest has no event and is called directly:
+ *   delivery: ACK ─▶ acked, no ACK ─▶ retried      dispatcher: recorded here ─▶ delivered
+ *   node: connected again ─▶ reconnected
  */
 import type { GiveUpReason } from './delivery'
+import type { MessageEventSink } from './events'
 
 export interface Metrics {
   /** A message was written to this node's outbox (submitted here, or a reply to a method run here). */
@@ -28,6 +31,19 @@ export interface Metrics {
 }
 
 const nothing = (): void => {}
+
+/** The message events that are also metrics, counted. */
+export function fromEvents(m: Metrics): MessageEventSink {
+  return (ev) => {
+    switch (ev.type) {
+      case 'accepted': m.accepted(ev.env.method); break
+      case 'expired': m.expired(ev.method, ev.reason); break
+      case 'denied': if (ev.error.code === 'denied') m.denied(ev.method); break
+      case 'run': m.ran(ev.method, ev.ms / 1000, ev.error === undefined); break
+      case 'delivered': break
+    }
+  }
+}
 
 /** The default: no metrics kept. */
 export const NO_METRICS: Metrics = {

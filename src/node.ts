@@ -13,30 +13,22 @@ import type { Config } from './config'
 import { applyLive, diffConfig } from './config-apply'
 import { Delivery, type GiveUpReason } from './delivery'
 import { Dispatcher, expandData, matches } from './dispatcher'
-import { dataText, decode, encode, stamp, type Envelope, type MessageDraft } from './envelope'
+import { decode, encode, stamp, type Envelope, type MessageDraft } from './envelope'
 import { OutpostError, isOutpostError } from './errors'
 import { LogShipper } from './log-shipper'
 import type { Logger } from './log'
 import type { MessageEvent, MessageEventSink } from './events'
 import type { ApplyResult, Control, Method } from './method'
-import { NO_METRICS, type Metrics } from './metrics'
+import { fromEvents, NO_METRICS, type Metrics } from './metrics'
 import { nativeMethodName } from './method-names'
 import { Outbox, type OutboxEntry } from './outbox'
 import { Scheduler, type LocalOutcome } from './schedules'
 import type { Transport, TransportPlugin } from './transport'
 import { ulid as defaultUlid } from './ulid'
+import { NodeList, type NodeInfo } from './node-list'
 import { API_VERSION, VERSION } from './version'
 
-export interface NodeInfo {
-  name: string
-  online: boolean
-  lastSeen: number
-  version?: string
-  apiVersion?: number
-  os?: string
-  arch?: string
-  uptime?: number
-}
+export type { NodeInfo }
 
 export interface NodeOptions {
   config: Config
@@ -69,7 +61,7 @@ export class OutpostNode {
   private readonly waiters = new Map<string, Set<(env: Envelope) => void>>()
   private readonly replyWatchers = new Set<(env: Envelope) => void>()
   readonly metrics: Metrics
-  private readonly known = new Map<string, NodeInfo>()
+  private readonly nodeList: NodeList
   /** Requests given up (error reply sent), remembered a day so a late real reply is dropped. */
   private readonly givenUp = new Map<string, number>()
   private helloTimer: NodeJS.Timeout | undefined
@@ -104,6 +96,7 @@ export class OutpostNode {
       this.sinks.push((ev) => audit.record(ev))
     }
     if (o.events) this.sinks.push(o.events)
+    if (o.metrics) this.sinks.push(fromEvents(o.metrics))
     const events = (ev: MessageEvent): void => { for (const sink of this.sinks) sink(ev) }
     const restart = o.restart
     this.control = {
@@ -114,11 +107,11 @@ export class OutpostNode {
         setTimeout(restart, 1000).unref()
       },
     }
-    this.loadNodes()
+    this.nodeList = new NodeList(dataDir, this.now)
     const methods = new Map(o.methods)
     methods.set('node.hello', {
       name: 'node.hello', kind: 'unary', summary: 'heartbeat: records the sender in the node list',
-      run: async (ctx) => { this.recordHello(ctx.env); return {} },
+      run: async (ctx) => { this.nodeList.record(ctx.env); return {} },
     })
     this.methods = methods
     this.delivery = new Delivery({
@@ -273,7 +266,6 @@ export class OutpostNode {
     const input = { id: env.id, dest: env.toNode, body: encode(env), createdAt: env.createdAt, expiresAt: env.createdAt + ttl * 1000 }
     if (inboxId !== undefined) await this.outbox.enqueueReply(input, inboxId)
     else await this.outbox.enqueue(input)
-    this.metrics.accepted(env.method)
     for (const sink of this.sinks) sink({ type: 'accepted', env })
     this.delivery.kick()
   }
@@ -379,42 +371,9 @@ export class OutpostNode {
       .catch((err: Error) => this.logger.log('warn', `hello: ${err.message}`))
   }
 
-  private recordHello(env: Envelope): void {
-    let info: Partial<NodeInfo> = {}
-    try {
-      info = JSON.parse(dataText(env.data)) as Partial<NodeInfo>
-    } catch { /* an old or foreign node: name and time are enough */ }
-    this.known.set(env.fromNode, { ...info, name: env.fromNode, online: true, lastSeen: this.now() })
-    this.saveNodes()
-  }
-
   /** The nodes this node has heard from (central keeps the fleet's list). */
   nodes(): NodeInfo[] {
-    const every = this.config.hello.interval
-    const now = this.now()
-    return [...this.known.values()]
-      .map((n) => ({ ...n, online: n.name === this.name ? true : every > 0 && now - n.lastSeen < every * 2500 }))
-      .sort((a, b) => a.name.localeCompare(b.name))
-  }
-
-  private get nodesFile(): string {
-    return path.join(this.dataDir, 'nodes.json')
-  }
-
-  private loadNodes(): void {
-    try {
-      for (const n of JSON.parse(fs.readFileSync(this.nodesFile, 'utf8')) as NodeInfo[]) this.known.set(n.name, n)
-    } catch { /* none yet */ }
-  }
-
-  private saveTimer: NodeJS.Timeout | undefined
-  private saveNodes(): void {
-    if (this.saveTimer) return
-    this.saveTimer = setTimeout(() => {
-      this.saveTimer = undefined
-      fs.writeFile(this.nodesFile, JSON.stringify([...this.known.values()], null, 1), () => {})
-    }, 1000)
-    this.saveTimer.unref()
+    return this.nodeList.list(this.name, this.config.hello.interval)
   }
 
   /** Stop: no new work, transport closed, outbox snapshotted. Safe to call more than once. */

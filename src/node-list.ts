@@ -1,0 +1,61 @@
+/**
+ * The nodes this node has heard from (central keeps the fleet's list): each node.hello
+ * heartbeat updates an entry; the list is kept in <dataDir>/nodes.json (written at most once
+ * a second) so `outpost nodes` still knows the fleet after a restart.
+ */
+import fs from 'node:fs'
+import path from 'node:path'
+import { dataText, type Envelope } from './envelope'
+
+export interface NodeInfo {
+  name: string
+  online: boolean
+  lastSeen: number
+  version?: string
+  apiVersion?: number
+  os?: string
+  arch?: string
+  uptime?: number
+}
+
+export class NodeList {
+  private readonly known = new Map<string, NodeInfo>()
+  private readonly file: string
+  private readonly now: () => number
+  private saveTimer: NodeJS.Timeout | undefined
+
+  constructor(dataDir: string, now: () => number) {
+    this.file = path.join(dataDir, 'nodes.json')
+    this.now = now
+    try {
+      for (const n of JSON.parse(fs.readFileSync(this.file, 'utf8')) as NodeInfo[]) this.known.set(n.name, n)
+    } catch { /* none yet */ }
+  }
+
+  /** A heartbeat arrived: its sender is online, with what it says about itself. */
+  record(env: Envelope): void {
+    let info: Partial<NodeInfo> = {}
+    try {
+      info = JSON.parse(dataText(env.data)) as Partial<NodeInfo>
+    } catch { /* an old or foreign node: name and time are enough */ }
+    this.known.set(env.fromNode, { ...info, name: env.fromNode, online: true, lastSeen: this.now() })
+    this.save()
+  }
+
+  /** Every node heard from, by name; online when heard within 2.5 heartbeat intervals (`self` always). */
+  list(self: string, helloInterval: number): NodeInfo[] {
+    const now = this.now()
+    return [...this.known.values()]
+      .map((n) => ({ ...n, online: n.name === self ? true : helloInterval > 0 && now - n.lastSeen < helloInterval * 2500 }))
+      .sort((a, b) => a.name.localeCompare(b.name))
+  }
+
+  private save(): void {
+    if (this.saveTimer) return
+    this.saveTimer = setTimeout(() => {
+      this.saveTimer = undefined
+      fs.writeFile(this.file, JSON.stringify([...this.known.values()], null, 1), () => {})
+    }, 1000)
+    this.saveTimer.unref()
+  }
+}
