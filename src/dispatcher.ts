@@ -110,7 +110,8 @@ export class Dispatcher {
     return this.o.config.methods.killGrace * 1000 + STOP_GRACE_MS
   }
 
-  private enabled(name: string): boolean {
+  /** Whether a handler may run: listed in methods.enabled and not switched off by op.stop. */
+  enabled(name: string): boolean {
     const enabled = this.o.config.methods.enabled
     return enabled.some((p) => matches(p, name)) && !this.switchedOff.has(name)
   }
@@ -122,8 +123,7 @@ export class Dispatcher {
       this.switchedOff.add(name)
       return
     }
-    const enabled = this.o.config.methods.enabled
-    if (!(enabled.includes('*') || enabled.includes(name))) {
+    if (!this.o.config.methods.enabled.some((p) => matches(p, name))) {
       throw new OutpostError('method_disabled', `${name} is switched off in the config of ${this.o.self} (methods.enabled); op.start only undoes op.stop`)
     }
     this.switchedOff.delete(name)

@@ -12,7 +12,7 @@ import { AuditLog } from './audit'
 import type { Config } from './config'
 import { applyLive, diffConfig } from './config-apply'
 import { Delivery, type GiveUpReason } from './delivery'
-import { Dispatcher, expandData, matches } from './dispatcher'
+import { Dispatcher, expandData } from './dispatcher'
 import { decode, encode, stamp, type Envelope, type MessageDraft } from './envelope'
 import { OutpostError, isOutpostError } from './errors'
 import { LogShipper } from './log-shipper'
@@ -200,7 +200,7 @@ export class OutpostNode {
     const native = nativeMethodName(name) ?? name
     const method = this.methods.get(native)
     if (method === undefined) return { error: { code: 'method_unknown', message: `${this.name} has no method ${name}` } }
-    if (!this.config.methods.enabled.some((p) => matches(p, native))) return { error: { code: 'method_disabled', message: `${native} is switched off on ${this.name} (methods.enabled)` } }
+    if (!this.dispatcher.enabled(native)) return { error: { code: 'method_disabled', message: `${native} is switched off on ${this.name} (methods.enabled or op.stop)` } }
     const abort = new AbortController()
     const seconds = timeoutSeconds > 0 ? timeoutSeconds : this.config.methods.timeout
     const timer = setTimeout(() => abort.abort(new OutpostError('method_timeout', `${native} ran past its methodTimeout of ${seconds} s`)), seconds * 1000)
