@@ -39,6 +39,9 @@ export interface DeliveryOptions {
 }
 
 interface Meta { ackTimeout: number; retries: number; method: string }
+
+/** Messages whose delivery facts are kept from enqueue (see remember()). */
+const REMEMBER_MAX = 16_384
 interface InFlight { dest: string; timer: NodeJS.Timeout | undefined }
 
 export class Delivery {
@@ -118,6 +121,15 @@ export class Delivery {
       this.meta.set(entry.id, m)
     }
     return m
+  }
+
+  /**
+   * What the sender knows of a message it has just queued, so sending it needs no decode. Kept
+   * for a bounded number of messages (a long backlog decodes its own when its turn comes).
+   */
+  remember(id: string, ackTimeout: number | undefined, retries: number | undefined, method: string): void {
+    if (this.meta.size >= REMEMBER_MAX) return
+    this.meta.set(id, { ackTimeout: ackTimeout ?? this.o.defaults.ackTimeout, retries: retries ?? this.o.defaults.retries, method })
   }
 
   private send(entry: OutboxEntry): void {

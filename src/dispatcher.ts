@@ -61,7 +61,48 @@ const STOP_GRACE_MS = 3000
 const ALWAYS_ON = new Set(['op.list', 'op.start', 'op.stop', 'op.cancel'])
 
 interface Job extends JobInfo {
-  abort: AbortController
+  abort: Stopper
+}
+
+/**
+ * A job's stop switch. Its AbortSignal is made only when someone asks for it: most methods
+ * (heartbeats, reply sinks) never look, and an AbortController per message showed in profiles.
+ */
+class Stopper {
+  #controller: AbortController | undefined
+  #stopped = false
+  #reason: unknown
+  readonly #listeners = new Set<() => void>()
+
+  get signal(): AbortSignal {
+    if (this.#controller === undefined) {
+      this.#controller = new AbortController()
+      if (this.#stopped) this.#controller.abort(this.#reason)
+    }
+    return this.#controller.signal
+  }
+
+  get aborted(): boolean {
+    return this.#stopped
+  }
+
+  get reason(): unknown {
+    return this.#reason
+  }
+
+  abort(reason: unknown): void {
+    if (this.#stopped) return
+    this.#stopped = true
+    this.#reason = reason
+    this.#controller?.abort(reason)
+    for (const f of [...this.#listeners]) f()
+  }
+
+  /** Call f once stopped; returns the unsubscribe. */
+  onAbort(f: () => void): () => void {
+    this.#listeners.add(f)
+    return () => { this.#listeners.delete(f) }
+  }
 }
 
 type ReplyResult = MethodResult & { error?: { code: string; message: string }; seq?: number; final?: boolean }
@@ -299,30 +340,30 @@ export class Dispatcher {
       if (inboxId !== undefined) await this.finish(inboxId)
       return
     }
-    const abort = new AbortController()
+    const abort = new Stopper()
     const t0 = performance.now()
     this.running.set(env.id, { id: env.id, method: env.method, from: env.fromNode, started: this.o.now(), abort })
     const seconds = env.methodTimeout ?? this.o.config.methods.timeout
     const timer = setTimeout(() => abort.abort(new OutpostError('method_timeout', `${env.method} ran past its methodTimeout of ${seconds} s`)), Math.min(seconds * 1000, MAX_TIMER_MS))
     const ctx: MethodContext = {
       node: this.o.self, env, args: env.methodArgs ?? [], config: this.o.config, dataDir: this.o.dataDir,
-      signal: abort.signal, log: this.o.log, ops: this.ops, ...(this.o.control ? { control: this.o.control } : {}),
+      get signal() { return abort.signal }, log: this.o.log, ops: this.ops, ...(this.o.control ? { control: this.o.control } : {}),
     }
     const replies = !(noReply || env.ackTimeout === 0)
     let result: ReplyResult
     try {
       if (method.kind === 'stream') {
-        result = await this.stream(method, ctx, replies)
+        result = await this.stream(method, ctx, abort, replies)
         // A stream method returns normally when stopped: its final reply says why it stopped.
-        const reason: unknown = abort.signal.reason
+        const reason: unknown = abort.reason
         const normalEnd = method.untilTimeout === true && isOutpostError(reason, 'method_timeout')
-        if (abort.signal.aborted && isOutpostError(reason) && !normalEnd) result = { ...result, error: reason.toJSON() }
+        if (abort.aborted && isOutpostError(reason) && !normalEnd) result = { ...result, error: reason.toJSON() }
       } else {
-        result = await untilStopped(method.run(ctx), abort.signal, this.stopGraceMs)
+        result = await untilStopped(method.run(ctx), abort, this.stopGraceMs)
       }
     } catch (err) {
       result = { error: failure(env.method, err) }
-      if (abort.signal.aborted && isOutpostError(abort.signal.reason)) result.error = abort.signal.reason.toJSON()
+      if (abort.aborted && isOutpostError(abort.reason)) result.error = abort.reason.toJSON()
     } finally {
       clearTimeout(timer)
       this.running.delete(env.id)
@@ -341,7 +382,7 @@ export class Dispatcher {
    * Run a stream method: its chunks go out as replies seq 0, 1, … (coalesced); what is left
    * and the end result are returned for the final reply, which carries the next seq.
    */
-  private async stream(method: StreamMethod, ctx: MethodContext, replies: boolean): Promise<ReplyResult> {
+  private async stream(method: StreamMethod, ctx: MethodContext, stop: Stopper, replies: boolean): Promise<ReplyResult> {
     let seq = 0
     const req = ctx.env
     const out = new Coalescer({
@@ -352,7 +393,7 @@ export class Dispatcher {
     try {
       const it = method.run(ctx)
       for (;;) {
-        const step = await untilStopped(it.next(), ctx.signal, this.stopGraceMs)
+        const step = await untilStopped(it.next(), stop, this.stopGraceMs)
         if (step.done === true) { end = step.value; break }
         if (replies) await out.push(step.value)
         // The outbox refused a reply (full): stop the method; the final reply says why.
@@ -413,17 +454,18 @@ function failure(method: string, err: unknown): { code: string; message: string 
 }
 
 /** A method that ignores its abort signal still gets a bounded time to give up. */
-function untilStopped<T>(work: Promise<T>, signal: AbortSignal, graceMs: number): Promise<T> {
+function untilStopped<T>(work: Promise<T>, stop: Stopper, graceMs: number): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     let grace: NodeJS.Timeout | undefined
     const onAbort = (): void => {
-      grace = setTimeout(() => reject(signal.reason), graceMs)
+      grace = setTimeout(() => reject(stop.reason), graceMs)
       grace.unref()
     }
-    if (signal.aborted) onAbort()
-    else signal.addEventListener('abort', onAbort, { once: true })
+    let off = (): void => {}
+    if (stop.aborted) onAbort()
+    else off = stop.onAbort(onAbort)
     work.then(resolve, reject).finally(() => {
-      signal.removeEventListener('abort', onAbort)
+      off()
       if (grace) clearTimeout(grace)
     })
   })

@@ -254,6 +254,8 @@ export interface StampContext {
   fromNode: string
   now?: () => number
   ulid?: () => string
+  /** Filled in where the draft leaves them out (the node's delivery defaults). */
+  defaults?: { ackTimeout: number; retries: number; ttl: number; replyMethod: string }
 }
 
 /**
@@ -263,16 +265,26 @@ export interface StampContext {
 export function stamp(draft: MessageDraft, ctx: StampContext): Envelope[] {
   const now = ctx.now ?? Date.now
   const makeId = ctx.ulid ?? defaultUlid
-  const { toNodes, toNode, id, createdAt, ...rest } = draft
-  const targets = [...new Set([...(toNode !== undefined ? [toNode] : []), ...(toNodes ?? [])])]
+  const { toNodes, toNode, id, createdAt } = draft
+  const targets = toNodes === undefined ? (toNode !== undefined ? [toNode] : []) : [...new Set([...(toNode !== undefined ? [toNode] : []), ...toNodes])]
   const at = createdAt ?? now()
-  return targets.map((node, i) => ({
-    ...rest,
-    id: i === 0 && id !== undefined ? id : makeId(),
-    toNode: node,
-    fromNode: ctx.fromNode,
-    createdAt: at,
-  }))
+  return targets.map((node, i) => {
+    // A copy without the addressing fields (a rest pattern does the same, several times slower).
+    const env: Record<string, unknown> = {}
+    for (const k in draft) if (k !== 'toNodes' && k !== 'toNode' && k !== 'id' && k !== 'createdAt') env[k] = (draft as Record<string, unknown>)[k]
+    env.id = i === 0 && id !== undefined ? id : makeId()
+    env.toNode = node
+    env.fromNode = ctx.fromNode
+    env.createdAt = at
+    const d = ctx.defaults
+    if (d !== undefined) {
+      env.ackTimeout ??= d.ackTimeout
+      env.retries ??= d.retries
+      env.ttl ??= d.ttl
+      env.replyMethod ??= d.replyMethod
+    }
+    return env as unknown as Envelope
+  })
 }
 
 /** A data or stderr field as text (bytes are read as UTF-8); '' when absent. */

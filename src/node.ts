@@ -238,7 +238,9 @@ export class OutpostNode {
 
   /** Stamp validated drafts (ids, fromNode, fan-out) and give them defaults; nothing is stored yet. */
   prepare(drafts: MessageDraft[]): Envelope[] {
-    return drafts.flatMap((d) => stamp(d, { fromNode: this.name, now: this.now, ulid: defaultUlid })).map((e) => this.withDefaults(e))
+    const d = this.config.delivery
+    const ctx = { fromNode: this.name, now: this.now, ulid: defaultUlid, defaults: { ackTimeout: d.ackTimeout, retries: d.retries, ttl: d.ttl, replyMethod: 'reply.file.append' } }
+    return drafts.length === 1 ? stamp(drafts[0]!, ctx) : drafts.flatMap((draft) => stamp(draft, ctx))
   }
 
   /**
@@ -255,17 +257,13 @@ export class OutpostNode {
     return this.submitPrepared(this.prepare(drafts))
   }
 
-  private withDefaults(env: Envelope): Envelope {
-    const d = this.config.delivery
-    return { ...env, ackTimeout: env.ackTimeout ?? d.ackTimeout, retries: env.retries ?? d.retries, ttl: env.ttl ?? d.ttl, replyMethod: env.replyMethod ?? 'reply.file.append' }
-  }
-
   /** Into the outbox (durable), then the delivery loop. */
   private async queue(env: Envelope, inboxId?: string): Promise<void> {
     const ttl = env.ttl ?? this.config.delivery.ttl
     const input = { id: env.id, dest: env.toNode, body: encode(env), createdAt: env.createdAt, expiresAt: env.createdAt + ttl * 1000 }
     if (inboxId !== undefined) await this.outbox.enqueueReply(input, inboxId)
     else await this.outbox.enqueue(input)
+    this.delivery.remember(env.id, env.ackTimeout, env.retries, env.method)
     for (const sink of this.sinks) sink({ type: 'accepted', env })
     this.delivery.kick()
   }

@@ -44,6 +44,8 @@ export class OutboxIndex {
   /** Stored rows per destination, so destinations() needs no query. */
   private readonly storedDests = new Map<string, number>()
   private storedBytes: number
+  /** No stored id sorts after this one: an id past it is not stored, and needs no sql.js lookup. */
+  private maxStoredId: string
   private readonly db: Database
   private readonly stmt: Record<Stmt, Statement>
 
@@ -62,6 +64,7 @@ export class OutboxIndex {
     const totals = db.exec('SELECT count(*), total(length(body)) FROM outbox')[0]?.values[0] ?? [0, 0]
     this.storedCount = Number(totals[0])
     this.storedBytes = Number(totals[1])
+    this.maxStoredId = String(db.exec('SELECT max(id) FROM outbox')[0]?.values[0]?.[0] ?? '')
     const s = this.stmt.dests
     try {
       while (s.step()) {
@@ -89,7 +92,11 @@ export class OutboxIndex {
   }
 
   has(id: string): boolean {
-    return this.hot.has(id) || hasRow(this.stmt.has, [id])
+    return this.hot.has(id) || (this.mayBeStored(id) && hasRow(this.stmt.has, [id]))
+  }
+
+  private mayBeStored(id: string): boolean {
+    return this.storedCount > 0 && id <= this.maxStoredId
   }
 
   /** Add a committed message (ignored if the id is already there). */
@@ -115,6 +122,7 @@ export class OutboxIndex {
       this.hotBytes -= e.body.length
       return e.body.length
     }
+    if (!this.mayBeStored(id)) return 0
     const s = this.stmt.remove
     try {
       s.bind([id])
@@ -144,7 +152,7 @@ export class OutboxIndex {
   }
 
   get(id: string): LiveEntry | undefined {
-    return this.hot.get(id) ?? this.rows(this.stmt.get, [id])[0]
+    return this.hot.get(id) ?? (this.mayBeStored(id) ? this.rows(this.stmt.get, [id])[0] : undefined)
   }
 
   /**
@@ -180,7 +188,10 @@ export class OutboxIndex {
     const ins = this.stmt.insert
     this.db.exec('BEGIN')
     try {
-      for (const e of this.hot.values()) ins.run([e.seq, e.id, e.dest, e.body, e.createdAt, e.expiresAt, e.attempts, e.nextAt])
+      for (const e of this.hot.values()) {
+        ins.run([e.seq, e.id, e.dest, e.body, e.createdAt, e.expiresAt, e.attempts, e.nextAt])
+        if (e.id > this.maxStoredId) this.maxStoredId = e.id
+      }
       this.db.exec('COMMIT')
     } catch (err) {
       this.db.exec('ROLLBACK')

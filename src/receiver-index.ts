@@ -28,6 +28,11 @@ type Stmt = 'hasSeen' | 'insertSeen' | 'insertInbox' | 'startInbox' | 'doneInbox
 export class ReceiverIndex {
   private readonly seenHot = new Map<string, number>()
   private readonly inboxHot = new Map<string, InboxEntry>()
+  /**
+   * No stored id sorts after this one (ids are compared as strings; ULIDs sort by time): an id
+   * past it was not received before the last snapshot, and needs no sql.js lookup.
+   */
+  private maxStoredId: string
   private readonly db: Database
   private readonly stmt: Record<Stmt, Statement>
 
@@ -41,6 +46,7 @@ export class ReceiverIndex {
       doneInbox: db.prepare('DELETE FROM inbox WHERE id = ?'),
       prune: db.prepare('DELETE FROM seen WHERE at < ?'),
     }
+    this.maxStoredId = String(db.exec('SELECT max(id) FROM seen')[0]?.values[0]?.[0] ?? '')
   }
 
   seen(id: string, at: number): void {
@@ -48,7 +54,7 @@ export class ReceiverIndex {
   }
 
   hasSeen(id: string): boolean {
-    return this.seenHot.has(id) || hasRow(this.stmt.hasSeen, [id])
+    return this.seenHot.has(id) || (id <= this.maxStoredId && hasRow(this.stmt.hasSeen, [id]))
   }
 
   add(id: string, from: string, at: number, body: Uint8Array): void {
@@ -78,7 +84,11 @@ export class ReceiverIndex {
     const { insertSeen, insertInbox, prune } = this.stmt
     this.db.exec('BEGIN')
     try {
-      for (const [id, at] of this.seenHot) if (at >= pruneBefore) insertSeen.run([id, at])
+      for (const [id, at] of this.seenHot) {
+        if (at < pruneBefore) continue
+        insertSeen.run([id, at])
+        if (id > this.maxStoredId) this.maxStoredId = id
+      }
       for (const e of this.inboxHot.values()) insertInbox.run([e.id, e.from, e.at, e.body, e.state])
       prune.run([pruneBefore])
       this.db.exec('COMMIT')

@@ -29,8 +29,37 @@ export function ulidFactory(source: UlidSource = defaultSource): () => string {
       // 80 random bits ran out within one millisecond: borrow the next one, so order holds.
       lastTime++
     }
-    return encodeTime(lastTime) + encodeRandom(rand)
+    return encode(lastTime, rand)
   }
+}
+
+const CODES = Buffer.from(ALPHABET, 'latin1')
+const out = Buffer.alloc(26)
+
+/**
+ * 10 characters of time and 16 of randomness, written as bytes and read back as one flat
+ * string (a string built by concatenation is a rope, flattened again by every Map lookup).
+ */
+function encode(time: number, rand: Uint8Array): string {
+  let t = time
+  for (let i = 9; i >= 0; i--) {
+    out[i] = CODES[t % 32]!
+    t = Math.floor(t / 32)
+  }
+  // 80 bits = 16 base32 characters, read 5 bits at a time.
+  let acc = 0
+  let bits = 0
+  let at = 10
+  for (let i = 0; i < rand.length; i++) {
+    acc = (acc << 8) | rand[i]!
+    bits += 8
+    while (bits >= 5) {
+      bits -= 5
+      out[at++] = CODES[(acc >> bits) & 31]!
+    }
+    acc &= (1 << bits) - 1
+  }
+  return out.toString('latin1', 0, 26)
 }
 
 /** Add one to a big-endian number; false when it wrapped around to zero. */
@@ -41,33 +70,6 @@ function increment(bytes: Uint8Array): boolean {
     if (v <= 0xff) return true
   }
   return false
-}
-
-function encodeTime(time: number): string {
-  let out = ''
-  let t = time
-  for (let i = 0; i < 10; i++) {
-    out = ALPHABET[t % 32] + out
-    t = Math.floor(t / 32)
-  }
-  return out
-}
-
-function encodeRandom(bytes: Uint8Array): string {
-  // 80 bits = 16 base32 characters, read 5 bits at a time.
-  let out = ''
-  let acc = 0
-  let bits = 0
-  for (const b of bytes) {
-    acc = (acc << 8) | b
-    bits += 8
-    while (bits >= 5) {
-      bits -= 5
-      out += ALPHABET[(acc >> bits) & 31]
-    }
-    acc &= (1 << bits) - 1
-  }
-  return out
 }
 
 export const ulid = ulidFactory()

@@ -72,6 +72,37 @@ test('framing - round-trips every frame type', () => {
   }
 })
 
+test('framing - a hand-written msg frame is byte for byte what the MessagePack encoder writes, and decodes the same', () => {
+  const rand = rng(7)
+  const names = ['a', 'ship-1', 'x'.repeat(31), 'y'.repeat(32), 'z'.repeat(63), 'nöde-ü', 'n'.repeat(300)]
+  for (let k = 0; k < 300; k++) {
+    const pick = (): string => names[Math.floor(rand() * names.length)]!
+    const from = rand() < 0.5 ? undefined : pick()
+    const size = [0, 1, 200, 255, 256, 3000, 7000][Math.floor(rand() * 7)]!
+    const b = new Uint8Array(size).map(() => Math.floor(rand() * 256))
+    const f: Frame = from === undefined ? { t: 'msg', id: pick(), to: pick(), b } : { t: 'msg', id: pick(), to: pick(), from, b }
+    const generic = mpEncode(f, { ignoreUndefined: true })
+    if (generic.length > MAX_BODY) continue
+    const mine = encodeFrame(f)
+    assert.equal([...mine.subarray(2)], [...generic], `frame ${k}`)
+    assert.equal(decodeOne(mine), [f])
+  }
+})
+
+test('framing - a msg frame in another field order or with extra fields still decodes (general path)', () => {
+  const b = new Uint8Array([1, 2, 3])
+  const reordered = mpEncode({ t: 'msg', b, to: 'ship2', id: 'x1' })
+  assert.equal(decodeOne(raw(reordered)), [{ t: 'msg', id: 'x1', to: 'ship2', b }])
+  const extra = mpEncode({ t: 'msg', id: 'x1', to: 'ship2', b, later: 1 })
+  assert.equal(decodeOne(raw(extra)), [{ t: 'msg', id: 'x1', to: 'ship2', b }])
+  // Trailing garbage after a well-formed msg map is refused, not ignored.
+  const trailing = new Uint8Array([...mpEncode({ t: 'msg', id: 'x1', to: 'ship2', b }), 0xc1])
+  throwsCode(() => decodeOne(raw(trailing)), 'frame_invalid')
+  // A truncated bin length inside the fast layout is refused too.
+  const good = mpEncode({ t: 'msg', id: 'x1', to: 'ship2', b })
+  throwsCode(() => decodeOne(raw(good.subarray(0, good.length - 1))), 'frame_invalid')
+})
+
 test('framing - writes the SPEC log-line example as a bare string starting 00 42', () => {
   assert.is(LINE.length, 64)
   const bytes = encodeFrame({ t: 'log', line: LINE })
