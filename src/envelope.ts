@@ -10,6 +10,7 @@ import { Decoder, Encoder } from '@msgpack/msgpack'
 import { OutpostError } from './errors'
 import { ACK_METHOD, nativeMethodName } from './method-names'
 import { checkDepth } from './msgpack-depth'
+import { decodeEnvelopeFields, encodeEnvelope } from './envelope-codec'
 import { isUlid, ulid as defaultUlid } from './ulid'
 
 export interface EnvelopeError {
@@ -298,11 +299,13 @@ const ENCODER = new Encoder({ ignoreUndefined: true })
 const DECODER = new Decoder()
 
 export function encode(env: Envelope): Uint8Array {
-  return ENCODER.encode(env)
+  return encodeEnvelope(env) ?? ENCODER.encode(env)
 }
 
 /** Decode and check an envelope received from the wire. */
 export function decode(bytes: Uint8Array): Envelope {
+  const fields = decodeEnvelopeFields(bytes)
+  if (fields !== undefined) return checkWire(fields)
   let value: unknown
   checkDepth(bytes, 'envelope_decode')
   try {
@@ -319,7 +322,9 @@ export function checkWire(value: unknown, where = 'envelope'): Envelope {
     throw new OutpostError('envelope_decode', `${where}: must be a map, got ${describe(value)}`)
   }
   const out: Record<string, unknown> = {}
-  for (const [key, v] of Object.entries(value as Record<string, unknown>)) {
+  const input = value as Record<string, unknown>
+  for (const key of Object.keys(input)) {
+    const v = input[key]
     const kind = own(FIELDS, key)
     if (kind === undefined || v === undefined || v === null || key === 'toNodes') continue
     out[key] = checkField(where, key, kind, v)

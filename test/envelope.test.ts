@@ -1,4 +1,4 @@
-import { encode as mpEncode } from '@msgpack/msgpack'
+import { Decoder, Encoder, encode as mpEncode } from '@msgpack/msgpack'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import {
@@ -14,8 +14,9 @@ import {
   type Envelope,
   type MessageDraft,
 } from '../src/envelope'
-import { isOutpostError } from '../src/errors'
-import { isUlid, ulidFactory } from '../src/ulid'
+import { decodeEnvelopeFields, encodeEnvelope } from '../src/envelope-codec'
+import { isOutpostError, type OutpostError } from '../src/errors'
+import { isUlid, ulid, ulidFactory } from '../src/ulid'
 import { throwsCode } from './helpers'
 
 const ID = '01ARYZ6S41TSV4RRFFQ69G5FAV'
@@ -470,3 +471,40 @@ test('envelope - refuses deeply nested MessagePack from the wire before decoding
 })
 
 test.run()
+
+test('envelope - the hand-written codec writes what the MessagePack encoder writes and reads what it reads', () => {
+  let s = 11
+  const rand = (): number => { s = (s * 1664525 + 1013904223) >>> 0; return s / 2 ** 32 }
+  const pick = <T>(xs: T[]): T => xs[Math.floor(rand() * xs.length)]!
+  const texts = ['', 'a', 'x'.repeat(31), 'y'.repeat(32), 'z'.repeat(255), 'w'.repeat(256), 'v'.repeat(70_000), 'grüße ✓ 🚀', '\ud800 lone', 'tail \udc00']
+  const numbers = [0, 1, 127, 128, 255, 256, 65_535, 65_536, 2 ** 32 - 1, 2 ** 32, Number.MAX_SAFE_INTEGER, -1, -32, -33, -128, -129, -32_768, -32_769, -(2 ** 31), -(2 ** 31) - 1, 1.5, -0.25]
+  const general = new Encoder({ ignoreUndefined: true })
+  for (let k = 0; k < 2000; k++) {
+    const env: Record<string, unknown> = { id: ulid(), toNode: 'ship1', fromNode: 'central', method: pick(['cli.run', 'ack', 'node.pong']), createdAt: Date.now() }
+    if (rand() < 0.5) env.data = rand() < 0.5 ? pick(texts) : new Uint8Array(pick([0, 3, 255, 256, 70_000])).map(() => Math.floor(rand() * 256))
+    if (rand() < 0.4) env.methodArgs = Array.from({ length: pick([0, 1, 15, 16, 40]) }, () => pick(texts.slice(0, 6)))
+    if (rand() < 0.4) env.exitCode = pick(numbers)
+    if (rand() < 0.4) env.seq = pick(numbers.filter((n) => n >= 0 && Number.isInteger(n)))
+    if (rand() < 0.3) env.final = rand() < 0.5
+    if (rand() < 0.3) env.inReplyTo = ulid()
+    if (rand() < 0.2) env.ackTimeout = undefined
+    if (rand() < 0.1) env.error = { code: 'method_failed', message: pick(texts.slice(0, 4)) }
+    if (rand() < 0.05) env.somethingNew = 1
+    const mine = encodeEnvelope(env)
+    const theirs = general.encode(env)
+    if (mine !== undefined) assert.equal(Buffer.from(mine).equals(Buffer.from(theirs)), true, `envelope ${k}: ${JSON.stringify(Object.keys(env))}`)
+    // Whoever encoded it, decode gives what the general Decoder plus checkWire give.
+    let expected: unknown
+    try { expected = checkWire(new Decoder().decode(theirs)) } catch (err) { expected = (err as OutpostError).code }
+    let got: unknown
+    try { got = decode(theirs) } catch (err) { got = (err as OutpostError).code }
+    assert.equal(got, expected, `envelope ${k}`)
+  }
+  // The cases it leaves to the general codec are left, not mangled.
+  assert.is(encodeEnvelope({ id: 'x', error: { code: 'a', message: 'b' } }), undefined)
+  assert.is(encodeEnvelope({ id: 'x', unknownField: 1 }), undefined)
+  assert.is(encodeEnvelope({ id: 'x', data: 'lone \ud800' }), undefined)
+  assert.is(decodeEnvelopeFields(new Uint8Array([0x81, 0xa2, 0x69, 0x64, 0xa1, 0x78, 0x00])), undefined) // trailing byte
+  assert.is(decodeEnvelopeFields(new Uint8Array([0x81, 0xa2, 0x69, 0x64, 0xa5, 0x78])), undefined) // truncated
+  assert.is(decodeEnvelopeFields(new Uint8Array([0x81, 0xa2, 0x69, 0x64, 0xcf, 0, 0, 0, 0, 0, 0, 0, 1])), undefined) // uint64
+})
