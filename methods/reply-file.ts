@@ -58,13 +58,22 @@ export function replyRelativePath(env: Envelope): string {
   // An empty string means "not set" (schedules in the config default these keys to '').
   const directory = env.directory === undefined || env.directory === '' ? DEFAULT_DIRECTORY : env.directory
   const fileName = env.fileName === undefined || env.fileName === '' ? `${env.inReplyTo ?? env.id}.log` : env.fileName
+  const key = `${directory}\0${env.fromNode}\0${fileName}`
+  const known = checkedPaths.get(key)
+  if (known !== undefined) return known
   checkRelative('directory', directory, false)
   checkRelative('fromNode', env.fromNode, true)
   checkRelative('fileName', fileName, false)
   const rel = path.normalize(path.join(directory, env.fromNode, fileName))
   if (rel === '.' || rel.endsWith('/') || rel.startsWith('..') || path.isAbsolute(rel)) refuse(JSON.stringify(rel), 'does not name a file')
+  // A stream of replies to one file (log shipping, streams) checks its names once.
+  if (checkedPaths.size >= 1024) checkedPaths.clear()
+  checkedPaths.set(key, rel)
   return rel
 }
+
+/** Names already checked by replyRelativePath (a pure function of them), and what they gave. */
+const checkedPaths = new Map<string, string>()
 
 function inside(root: string, p: string): boolean {
   const rel = path.relative(root, p)

@@ -156,6 +156,14 @@ export class Delivery {
   /** The receiver acknowledged `id`. */
   onAck(id: string): void {
     if (this.removing.has(id)) return
+    // The usual case, in flight with its facts at hand: no lookup in the outbox.
+    const flight = this.inflight.get(id)
+    const m = this.meta.get(id)
+    if (flight !== undefined && m !== undefined) {
+      this.metrics.acked(m.method)
+      this.done(id, flight.dest)
+      return
+    }
     const entry = this.o.outbox.get(id)
     // A late ACK (after a timeout or a restart) still means delivered.
     if (!this.inflight.has(id) && entry === undefined) return

@@ -215,6 +215,9 @@ function decodeFields(b: Uint8Array): Record<string, unknown> | undefined {
     else if (c === 0xd0) { need(2); v = buf.readInt8(at + 1); at += 2 }
     else if (c === 0xd1) { need(3); v = buf.readInt16BE(at + 1); at += 3 }
     else if (c === 0xd2) { need(5); v = buf.readInt32BE(at + 1); at += 5 }
+    // 64-bit integers as the general Decoder reads them (a number; precision past 2^53 is the field check's to refuse).
+    else if (c === 0xcf) { need(9); v = buf.readUInt32BE(at + 1) * 0x100000000 + buf.readUInt32BE(at + 5); at += 9 }
+    else if (c === 0xd3) { need(9); v = buf.readInt32BE(at + 1) * 0x100000000 + buf.readUInt32BE(at + 5); at += 9 }
     else if (c === 0xcb) { need(9); v = buf.readDoubleBE(at + 1); at += 9 }
     else if (c === 0xca) { need(5); v = buf.readFloatBE(at + 1); at += 5 }
     else if (c === 0xc4 || c === 0xc5 || c === 0xc6) {

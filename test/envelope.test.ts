@@ -506,5 +506,8 @@ test('envelope - the hand-written codec writes what the MessagePack encoder writ
   assert.is(encodeEnvelope({ id: 'x', data: 'lone \ud800' }), undefined)
   assert.is(decodeEnvelopeFields(new Uint8Array([0x81, 0xa2, 0x69, 0x64, 0xa1, 0x78, 0x00])), undefined) // trailing byte
   assert.is(decodeEnvelopeFields(new Uint8Array([0x81, 0xa2, 0x69, 0x64, 0xa5, 0x78])), undefined) // truncated
-  assert.is(decodeEnvelopeFields(new Uint8Array([0x81, 0xa2, 0x69, 0x64, 0xcf, 0, 0, 0, 0, 0, 0, 0, 1])), undefined) // uint64
+  // Millisecond times are 64-bit integers on the wire: read on the fast path.
+  assert.equal(decodeEnvelopeFields(encode({ id: ID, toNode: 'a', fromNode: 'b', method: 'ack', createdAt: 1_790_000_000_123 })), { id: ID, toNode: 'a', fromNode: 'b', method: 'ack', createdAt: 1_790_000_000_123 })
+  assert.equal(decodeEnvelopeFields(new Uint8Array([0x81, 0xa7, ...Buffer.from('exitCode'.slice(0, 7)), 0xd3, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xfe])), undefined) // not a field name
+  assert.equal(decodeEnvelopeFields(new Uint8Array([0x81, 0xa8, ...Buffer.from('exitCode'), 0xd3, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xfe])), { exitCode: -2 })
 })
