@@ -48,6 +48,9 @@ export interface NodeOptions {
   events?: MessageEventSink
 }
 
+/** Messages of one request stored per turn of the event loop. */
+const SUBMIT_SLICE = 512
+
 export class OutpostNode {
   readonly name: string
   readonly config: Config
@@ -248,7 +251,18 @@ export class OutpostNode {
    * Watch their ids first when waiting for replies: a fast reply can beat this promise.
    */
   async submitPrepared(envs: Envelope[]): Promise<Envelope[]> {
-    await Promise.all(envs.map((e) => this.queue(e)))
+    if (envs.length <= SUBMIT_SLICE) {
+      await Promise.all(envs.map((e) => this.queue(e)))
+      return envs
+    }
+    // A big request goes in slices with the event loop turning between them: the first slices
+    // are written and on their way while the rest is still being encoded.
+    const queued: Promise<void>[] = []
+    for (let i = 0; i < envs.length; i += SUBMIT_SLICE) {
+      if (i > 0) await new Promise<void>((resolve) => setImmediate(resolve))
+      for (const e of envs.slice(i, i + SUBMIT_SLICE)) queued.push(this.queue(e))
+    }
+    await Promise.all(queued)
     return envs
   }
 
