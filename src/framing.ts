@@ -161,7 +161,7 @@ function keyAt(body: Uint8Array, at: number, key: Buffer): boolean {
  * The msg frame in `body` when it has exactly the layout encodeMsgFrame writes (which every
  * outpost peer sends), else undefined and the general decoder takes it. `b` is a copy.
  */
-function fastMsg(body: Uint8Array): MsgFrame | undefined {
+function fastMsg(body: Uint8Array, copy: boolean): MsgFrame | undefined {
   const m = body[0]
   if ((m !== 0x84 && m !== 0x85) || !keyAt(body, 1, MSG_HEAD) || !keyAt(body, 7, K_ID)) return undefined
   const id = readStr(body, 10)
@@ -186,7 +186,7 @@ function fastMsg(body: Uint8Array): MsgFrame | undefined {
   else return undefined
   // Exactly to the end: trailing bytes are the general decoder's to refuse.
   if (at + n !== body.length) return undefined
-  const frame: MsgFrame = { t: 'msg', id: id[0], to: to[0], b: new Uint8Array(body.subarray(at, at + n)) }
+  const frame: MsgFrame = { t: 'msg', id: id[0], to: to[0], b: copy ? new Uint8Array(body.subarray(at, at + n)) : body.subarray(at, at + n) }
   if (from !== undefined) frame.from = from
   return frame
 }
@@ -268,6 +268,15 @@ export class FrameDecoder {
   /** Body length announced by the prefix just read; undefined while awaiting a prefix. */
   #need: number | undefined
   #failed: OutpostError | undefined
+  readonly #views: boolean
+
+  /**
+   * `views`: msg frames' payloads may be views into the pushed chunks (for a caller that is done
+   * with them before the next push, such as the hub forwarding them); by default they are copies.
+   */
+  constructor(opts: { views?: boolean } = {}) {
+    this.#views = opts.views === true
+  }
 
   /** Feed bytes as they arrive; returns the frames completed by them (often none). */
   push(chunk: Uint8Array): Frame[] {
@@ -290,7 +299,7 @@ export class FrameDecoder {
         if (this.#buffered < this.#need) break
         const body = this.#take(this.#need)
         this.#need = undefined
-        const msg = fastMsg(body)
+        const msg = fastMsg(body, !this.#views)
         if (msg !== undefined) {
           frames.push(msg)
           continue

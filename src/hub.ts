@@ -134,7 +134,7 @@ export class Hub {
   }
 
   private accept(sock: net.Socket): void {
-    const conn: Conn = { sock, node: undefined, peer: `${sock.remoteAddress}:${sock.remotePort}`, decoder: new FrameDecoder(), corked: false, closed: false }
+    const conn: Conn = { sock, node: undefined, peer: `${sock.remoteAddress}:${sock.remotePort}`, decoder: new FrameDecoder({ views: true }), corked: false, closed: false }
     this.conns.add(conn)
     sock.setNoDelay(true)
     const helloTimer = setTimeout(() => this.fail(conn, 'frame_invalid', 'no hello within the time allowed'), this.opts.helloTimeoutMs ?? 10_000)
@@ -236,8 +236,8 @@ export class Hub {
 
   private route(conn: Conn, f: Extract<Frame, { t: 'msg' | 'part' }>): void {
     const target = this.nodes.get(f.to)
-    const pair = `${conn.node}\u0000${f.to}`
-    const block = this.blocked.get(pair)
+    const pair = this.blocked.size === 0 && target !== undefined ? '' : `${conn.node}\u0000${f.to}`
+    const block = pair === '' ? undefined : this.blocked.get(pair)
     if (block && target !== undefined && block.since !== undefined && Date.now() - block.since > BLOCK_MAX_MS) this.blocked.delete(pair)
     else if (block || target === undefined) {
       if (f.t === 'msg' || f.i === 0) this.send(conn, { t: 'nack', id: f.id, to: f.to, reason: 'offline' })

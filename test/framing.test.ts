@@ -172,6 +172,14 @@ test('framing - decoded frames do not alias the chunks pushed', () => {
   assert.equal((frame as { b: Uint8Array }).b, new Uint8Array([1, 2, 3]))
 })
 
+test('framing - with views (the hub, forwarding at once) a msg payload is a view of the chunk, equal until it changes', () => {
+  const chunk = new Uint8Array(encodeFrame({ t: 'msg', id: 'a', to: 'b', b: new Uint8Array([1, 2, 3]) }))
+  const [frame] = new FrameDecoder({ views: true }).push(chunk)
+  assert.equal(frame, { t: 'msg', id: 'a', to: 'b', b: new Uint8Array([1, 2, 3]) })
+  chunk.fill(0)
+  assert.equal((frame as { b: Uint8Array }).b, new Uint8Array([0, 0, 0]))
+})
+
 // --- bad input ------------------------------------------------------------------------------
 
 test('framing - refuses a length of 8191 or 0xFFFF as soon as the two length bytes arrive', () => {
