@@ -14,7 +14,7 @@
 import type { Config } from './config'
 import { dataText, decode, makeAck, type Envelope } from './envelope'
 import { OutpostError, isOutpostError, type ErrorCode } from './errors'
-import type { MessageEventSink } from './events'
+import type { MessageEvent, MessageEventSink } from './events'
 import type { LogFn } from './log'
 import { NO_METRICS, type Metrics } from './metrics'
 import { Coalescer } from './coalesce'
@@ -369,7 +369,12 @@ export class Dispatcher {
       this.running.delete(env.id)
     }
     const error = result.error
-    this.o.events?.({ type: 'run', id: env.id, fromNode: env.fromNode, method: env.method, ms: Math.round((performance.now() - t0) * 1000) / 1000, ...(result.exitCode !== undefined ? { exitCode: result.exitCode } : {}), ...(error ? { error } : {}) })
+    if (this.o.events !== undefined) {
+      const ev: MessageEvent = { type: 'run', id: env.id, fromNode: env.fromNode, method: env.method, ms: Math.round((performance.now() - t0) * 1000) / 1000 }
+      if (result.exitCode !== undefined) ev.exitCode = result.exitCode
+      if (error) ev.error = error
+      this.o.events(ev)
+    }
     if (error) this.o.log(isReply ? 'warn' : 'info', `dispatch: ${env.method} ${env.id} from ${env.fromNode} failed: ${error.code}: ${error.message}`, { id: env.id, from: env.fromNode, method: env.method, code: error.code })
     if (!replies) {
       if (inboxId !== undefined) await this.finish(inboxId)
