@@ -21,6 +21,9 @@ import { RECEIVER_TABLES, ReceiverIndex, type InboxEntry } from './receiver-inde
 import { encodeOp, OP_ATTEMPT, OP_ENQUEUE, OP_INBOX_ADD, OP_INBOX_DONE, OP_INBOX_START, OP_REMOVE, OP_REPLY, OP_SEEN, type Op } from './outbox-ops'
 import { loadSnapshot, replayJournal, writeSnapshot } from './store-files'
 
+/** Most bytes a journal segment is preallocated with (each is zero-filled once before use). */
+const SEGMENT_BYTES = 4 * 1024 * 1024
+
 export interface OutboxEntry {
   id: string
   /** The receiving node. */
@@ -125,6 +128,9 @@ export class Outbox {
             .finally(() => { this.checkpointing = undefined })
         }
       },
+    }, {
+      // Preallocated (zero-filled) segments as large as a checkpoint, capped: disk taken ahead of need stays small.
+      segmentBytes: Math.min(this.checkpointBytes, SEGMENT_BYTES),
     })
   }
 
