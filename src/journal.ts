@@ -6,6 +6,10 @@
  *                                   ▼  batch forms while it runs
  *          one write of the batch ─▶ fdatasync ─▶ onCommit(items) ─▶ callers resolve ─▶ afterCommit()
  *
+ * Records nobody waits on promptly (hooks.lazy: removals) do not start a batch by themselves for
+ * LAZY_MS: they ride with the next record someone waits on, which then never queues behind an
+ * fdatasync of theirs. Small batches are copied into the page cache synchronously (one thread-pool trip fewer).
+ *
  * A record is [u32 length][u32 crc32 of payload][payload], big-endian. Replay stops at the
  * first short, zero-length or bad record of a segment: a torn tail from a crash is dropped,
  * everything before it comes back. Segments are `journal-<n>.log`; rotation starts the next one.
@@ -25,22 +29,24 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { crc32 } from './crc32'
 import { OutpostError } from './errors'
+import { discard, fillWithZeros, fsyncDir, HEADER, openSegment, segmentName, SPARE_RE, writeAll, writeAllSync } from './journal-segments'
 
-const HEADER = 8
+export { fsyncDir, listSegments, readSegment, segmentName, type ReplayedSegment } from './journal-segments'
+
 /** Most records per batch when the queue starts with an urgent record (see JournalHooks.urgent). */
 const URGENT_BATCH = 128
-/** A record bigger than this is treated as garbage on replay (no message may be this large). */
-const MAX_RECORD = 64 * 1024 * 1024
-/** Zeros are written in pieces this big: few, large sequential writes suit SD cards and eMMC. */
-const ZERO_CHUNK = 1024 * 1024
+/**
+ * How long records nobody waits on promptly (JournalHooks.lazy) may wait for a record someone
+ * does wait on, to share its write and fdatasync instead of holding up the next one.
+ */
+const LAZY_MS = 5
 /** Batches up to this size are written synchronously (the fdatasync stays asynchronous). */
 const SYNC_WRITE_MAX = 16 * 1024
-/** Spare segments being or waiting to be renamed into place; replay never reads them. */
-const SPARE_RE = /^journal-spare-[\w-]+\.tmp$/
 
 interface Pending<T> {
   payload: Uint8Array
   item: T
+  lazy: boolean
   resolve: () => void
   reject: (err: Error) => void
 }
@@ -58,6 +64,12 @@ export interface JournalHooks<T> {
    * answers go out while the rest is written. Bulk intake keeps whole batches.
    */
   urgent?(item: T): boolean
+  /**
+   * A record nobody waits on promptly (a removal after an ACK). Such records alone do not start
+   * a batch for up to LAZY_MS: they join the next record someone waits on, which then does not
+   * queue behind an fdatasync of theirs. drain() and close() write them at once.
+   */
+  lazy?(item: T): boolean
 }
 
 export interface JournalOptions {
@@ -70,61 +82,6 @@ type Spare =
   | { type: 'none' }
   | { type: 'preparing'; done: Promise<void> }
   | { type: 'ready'; fd: number; file: string }
-
-export interface ReplayedSegment {
-  segment: number
-  records: Uint8Array[]
-  /** Bytes after the last good record (a torn tail), dropped; the zeros of unused preallocated room do not count. */
-  droppedBytes: number
-}
-
-const SEGMENT_RE = /^journal-(\d{12})\.log$/
-
-export function segmentName(n: number): string {
-  return `journal-${String(n).padStart(12, '0')}.log`
-}
-
-export function listSegments(dir: string): number[] {
-  return fs.readdirSync(dir)
-    .map((f) => SEGMENT_RE.exec(f)?.[1])
-    .filter((s): s is string => s !== undefined)
-    .map(Number)
-    .sort((a, b) => a - b)
-}
-
-/** Read every good record of a segment file, in order. */
-export function readSegment(file: string, segment: number): ReplayedSegment {
-  const buf = fs.readFileSync(file)
-  const records: Uint8Array[] = []
-  let off = 0
-  while (off + HEADER <= buf.length) {
-    const len = buf.readUInt32BE(off)
-    const crc = buf.readUInt32BE(off + 4)
-    // No record is empty: a zero length is the unused room of a preallocated segment, or the
-    // zero-filled tail a power loss leaves on some filesystems.
-    if (len === 0 || len > MAX_RECORD || off + HEADER + len > buf.length) break
-    const payload = buf.subarray(off + HEADER, off + HEADER + len)
-    if (crc32(payload) !== crc) break
-    records.push(payload)
-    off += HEADER + len
-  }
-  return { segment, records, droppedBytes: Math.max(0, dataEnd(buf, off) - off) }
-}
-
-/** The end of the last non-zero byte at or after `from` (`from` when only zeros follow). */
-function dataEnd(buf: Buffer, from: number): number {
-  const zeros = zeroChunk()
-  let end = buf.length
-  // Whole chunks compared with memcmp: a mostly empty 4 MiB segment is scanned in well under a millisecond.
-  while (end - from >= zeros.length && buf.compare(zeros, 0, zeros.length, end - zeros.length, end) === 0) end -= zeros.length
-  while (end > from && buf[end - 1] === 0) end--
-  return end
-}
-
-let zeros: Buffer | undefined
-function zeroChunk(): Buffer {
-  return (zeros ??= Buffer.alloc(ZERO_CHUNK))
-}
 
 export class Journal<T> {
   readonly dir: string
@@ -144,6 +101,11 @@ export class Journal<T> {
   private queue: Pending<T>[] = []
   private flushing = false
   private scheduled = false
+  /** Queued records that are not lazy: any of them starts a batch. */
+  private eager = 0
+  /** Write lazy records without waiting for company (their time is up, or drain() asked). */
+  private force = false
+  private lazyTimer: NodeJS.Timeout | undefined
   private broken: Error | undefined
   private closed = false
   /** Bytes appended since the last rotate() (a segment switched to on its own does not reset it). */
@@ -178,25 +140,50 @@ export class Journal<T> {
     if (this.closed) return Promise.reject(new OutpostError('outbox_closed', 'journal: append after close'))
     if (this.broken) return Promise.reject(this.broken)
     return new Promise((resolve, reject) => {
-      this.queue.push({ payload, item, resolve, reject })
-      if (!this.flushing && !this.scheduled) {
-        // Let every append made in this tick join the first batch.
-        this.scheduled = true
-        queueMicrotask(() => {
-          this.scheduled = false
-          this.flush().catch((err: unknown) => {
-            // Only a bug gets here; never leave a caller waiting forever.
-            this.broken ??= err as Error
-            for (const p of this.queue.splice(0)) p.reject(this.broken)
-          })
-        })
-      }
+      const lazy = this.hooks.lazy?.(item) === true
+      this.queue.push({ payload, item, lazy, resolve, reject })
+      if (!lazy) this.eager++
+      this.kick()
     })
   }
 
-  /** Resolves once everything appended so far is on disk. */
+  /** Start a batch unless one is under way or only lazy records wait (they get LAZY_MS). */
+  private kick(): void {
+    if (this.flushing || this.scheduled || this.queue.length === 0) return
+    if (this.eager === 0 && !this.force) {
+      this.lazyTimer ??= setTimeout(() => {
+        this.lazyTimer = undefined
+        this.force = true
+        this.kick()
+      }, LAZY_MS)
+      return
+    }
+    // Let every append made in this tick join the first batch.
+    this.scheduled = true
+    queueMicrotask(() => {
+      this.scheduled = false
+      this.flush().catch((err: unknown) => {
+        // Only a bug gets here; never leave a caller waiting forever.
+        this.broken ??= err as Error
+        this.rejectQueued(this.broken)
+      })
+    })
+  }
+
+  private rejectQueued(err: Error): void {
+    if (this.lazyTimer) clearTimeout(this.lazyTimer)
+    this.lazyTimer = undefined
+    this.eager = 0
+    for (const p of this.queue.splice(0)) p.reject(err)
+  }
+
+  /** Resolves once everything appended so far is on disk (lazy records included, at once). */
   async drain(): Promise<void> {
     while (this.flushing || this.scheduled || this.queue.length > 0) {
+      if (!this.force && this.queue.length > 0) {
+        this.force = true
+        this.kick()
+      }
       await new Promise<void>((r) => setImmediate(r))
     }
   }
@@ -206,9 +193,14 @@ export class Journal<T> {
     this.flushing = true
     try {
       while (this.queue.length > 0 && !this.broken) {
+        if (this.eager === 0 && !this.force) break // lazy records only: they wait for company (see finally)
+        if (this.lazyTimer) clearTimeout(this.lazyTimer)
+        this.lazyTimer = undefined
         let batch = this.queue
         if (batch.length > URGENT_BATCH && this.hooks.urgent?.(batch[0]!.item) === true) batch = this.queue.splice(0, URGENT_BATCH)
         else this.queue = []
+        for (const p of batch) if (!p.lazy) this.eager--
+        if (this.queue.length === 0) this.force = false
         const buf = frameBatch(batch)
         // Into preallocated room when there is some: a batch that does not fit starts the ready spare.
         if (this.spare.type === 'ready' && this.offset + buf.length > this.room) this.advance()
@@ -253,7 +245,8 @@ export class Journal<T> {
       }
     } finally {
       this.flushing = false
-      if (this.broken) for (const p of this.queue.splice(0)) p.reject(this.broken)
+      if (this.broken) this.rejectQueued(this.broken)
+      else this.kick()
     }
   }
 
@@ -384,46 +377,6 @@ export class Journal<T> {
   }
 }
 
-function openSegment(dir: string, n: number): number {
-  const fd = fs.openSync(path.join(dir, segmentName(n)), 'w')
-  fsyncDir(dir)
-  return fd
-}
-
-/** A new file of `bytes` zeros, fsynced; resolves with its open descriptor. Stops early when `cancelled()`. */
-async function fillWithZeros(file: string, bytes: number, cancelled: () => boolean): Promise<number> {
-  const fd = await new Promise<number>((res, rej) => fs.open(file, 'wx', (e, fd) => (e ? rej(e) : res(fd))))
-  try {
-    for (let at = 0; at < bytes && !cancelled(); at += ZERO_CHUNK) {
-      await writeAll(fd, zeroChunk().subarray(0, Math.min(ZERO_CHUNK, bytes - at)), at)
-    }
-    if (!cancelled()) await new Promise<void>((res, rej) => fs.fsync(fd, (e) => (e ? rej(e) : res())))
-    return fd
-  } catch (err) {
-    discard(fd, undefined)
-    throw err
-  }
-}
-
-/** Close and remove a spare nobody will use; best effort (a leftover is removed at the next start). */
-function discard(fd: number | undefined, file: string | undefined): void {
-  try {
-    if (fd !== undefined) fs.closeSync(fd)
-  } catch { /* already closed */ }
-  try {
-    if (file !== undefined) fs.rmSync(file, { force: true })
-  } catch { /* removed at the next start */ }
-}
-
-export function fsyncDir(dir: string): void {
-  const fd = fs.openSync(dir, 'r')
-  try {
-    fs.fsyncSync(fd)
-  } finally {
-    fs.closeSync(fd)
-  }
-}
-
 function frameBatch<T>(batch: Pending<T>[]): Buffer {
   let total = 0
   for (const p of batch) total += HEADER + p.payload.length
@@ -436,21 +389,4 @@ function frameBatch<T>(batch: Pending<T>[]): Buffer {
     off += HEADER + p.payload.length
   }
   return buf
-}
-
-function writeAllSync(fd: number, buf: Buffer, position: number): void {
-  for (let done = 0; done < buf.length;) done += fs.writeSync(fd, buf, done, buf.length - done, position + done)
-}
-
-function writeAll(fd: number, buf: Buffer, position: number): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const step = (done: number): void => {
-      fs.write(fd, buf, done, buf.length - done, position + done, (err, n) => {
-        if (err) return reject(err)
-        if (done + n < buf.length) return step(done + n)
-        resolve()
-      })
-    }
-    step(0)
-  })
 }

@@ -121,6 +121,9 @@ export class Outbox {
       ...(opts.onBatch ? { onBatch: opts.onBatch } : {}),
       // Receipts are ACKed once durable: commit a burst of them in pieces.
       urgent: (op) => op[0] === OP_INBOX_ADD || op[0] === OP_SEEN,
+      // Nobody waits on these promptly (delivery frees the window slot before the removal is
+      // written): they ride with the next record someone waits on, instead of delaying it.
+      lazy: (op) => op[0] === OP_REMOVE || op[0] === OP_ATTEMPT || op[0] === OP_INBOX_DONE,
       afterCommit: () => {
         if (this.journal.bytesInSegment >= this.checkpointBytes && !this.checkpointing && !this.closing) {
           this.checkpointing = this.snapshotNow()

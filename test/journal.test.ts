@@ -196,6 +196,50 @@ test('journal - small batches written in place and large ones through the thread
   await j.close()
 })
 
+test('journal - lazy records wait for a record someone waits on and share its batch; alone, they go after a few ms', async () => {
+  const dir = tmpDir()
+  const batches: number[][] = []
+  const j = Journal.create<number>(dir, 1, { onCommit: (items) => batches.push(items), lazy: (i) => i < 0 }, { segmentBytes: SEG })
+  let lazyDone = false
+  const lazy = j.append(rec(0), -1).then(() => { lazyDone = true })
+  await sleep(1)
+  assert.is(lazyDone, false, 'not written on its own at once')
+  assert.is(j.idle, false)
+  await j.append(rec(1), 1)
+  await lazy
+  assert.equal(batches, [[-1, 1]], 'one batch, in append order')
+  const started = performance.now()
+  await j.append(rec(2), -2)
+  assert.ok(performance.now() - started >= 4, 'alone, it waits for company a few ms')
+  assert.equal(batches.at(-1), [-2])
+  // In the same tick as an eager one: the same batch. Appended while a batch is being written:
+  // it waits for company too, rather than following it at once.
+  const first = j.append(rec(3), 3)
+  const trailing = j.append(rec(4), -4)
+  await first
+  await trailing
+  assert.equal(batches.at(-1), [3, -4], 'appended in one tick: one batch')
+  const inFlight = j.append(rec(5), 5)
+  await sleep(0)
+  const late = j.append(rec(6), -6)
+  await inFlight
+  assert.equal(batches.at(-1), [5], 'the late lazy record did not join or follow at once')
+  await j.drain() // drain writes it without waiting
+  await late
+  assert.equal(batches.at(-1), [-6])
+  await j.close()
+  assert.equal(replay(dir), [0, 1, 2, 3, 4, 5, 6])
+})
+
+test('journal - close writes lazy records at once', async () => {
+  const dir = tmpDir()
+  const j = Journal.create<number>(dir, 1, { onCommit: () => {}, lazy: () => true }, { segmentBytes: SEG })
+  const p = j.append(rec(0), 0)
+  await j.close()
+  await p
+  assert.equal(replay(dir), [0])
+})
+
 test('journal - segmentBytes 0 appends as before: the file is as long as its records', async () => {
   const dir = tmpDir()
   const { j } = open(dir, 1, 0)
