@@ -21,6 +21,9 @@ import { RECEIVER_TABLES, ReceiverIndex, type InboxEntry } from './receiver-inde
 import { encodeOp, OP_ATTEMPT, OP_ENQUEUE, OP_INBOX_ADD, OP_INBOX_DONE, OP_INBOX_START, OP_REMOVE, OP_REPLY, OP_SEEN, type Op } from './outbox-ops'
 import { loadSnapshot, replayJournal, writeSnapshot } from './store-files'
 
+/** Most bytes a journal segment is preallocated with (each is zero-filled once before use). */
+const SEGMENT_BYTES = 4 * 1024 * 1024
+
 export interface OutboxEntry {
   id: string
   /** The receiving node. */
@@ -118,6 +121,9 @@ export class Outbox {
       ...(opts.onBatch ? { onBatch: opts.onBatch } : {}),
       // Receipts are ACKed once durable: commit a burst of them in pieces.
       urgent: (op) => op[0] === OP_INBOX_ADD || op[0] === OP_SEEN,
+      // Nobody waits on these promptly (delivery frees the window slot before the removal is
+      // written): they ride with the next record someone waits on, instead of delaying it.
+      lazy: (op) => op[0] === OP_REMOVE || op[0] === OP_ATTEMPT || op[0] === OP_INBOX_DONE,
       afterCommit: () => {
         if (this.journal.bytesInSegment >= this.checkpointBytes && !this.checkpointing && !this.closing) {
           this.checkpointing = this.snapshotNow()
@@ -125,6 +131,9 @@ export class Outbox {
             .finally(() => { this.checkpointing = undefined })
         }
       },
+    }, {
+      // Preallocated (zero-filled) segments as large as a checkpoint, capped: disk taken ahead of need stays small.
+      segmentBytes: Math.min(this.checkpointBytes, SEGMENT_BYTES),
     })
   }
 

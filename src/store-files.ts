@@ -2,7 +2,7 @@
  * The store's files in <dataDir>/outbox/: `snapshot-<n>.db` (a sql.js export covering every
  * journal segment up to n) and the `journal-<n>.log` segments after it.
  *
- *   open:     newest snapshot ─▶ sql.js ─▶ replay later segments (torn tail dropped)
+ *   open:     newest snapshot ─▶ sql.js ─▶ replay later segments (torn tail dropped, empty ones removed)
  *   snapshot: export ─▶ tmp ─▶ fsync ─▶ rename ─▶ fsync dir ─▶ delete what it covers
  */
 import fs from 'node:fs'
@@ -57,6 +57,8 @@ export function replayJournal(dir: string, snapshot: number, apply: (op: Op) => 
       }
     }
     replayed += records.length
+    // Nothing but zeros (preallocated, unused when the process stopped): free the room it takes.
+    if (records.length === 0 && droppedBytes === 0) fs.rmSync(file, { force: true })
     if (droppedBytes > 0) {
       dropped += droppedBytes
       const last = i === segments.length - 1

@@ -1,0 +1,131 @@
+/**
+ * The journal's files: segment names, reading a segment back, and spares, the preallocated
+ * files a segment starts from (see journal.ts).
+ *
+ *   spare:  open journal-spare-<pid>-<rand>.tmp ─▶ zeros in 1 MiB writes ─▶ fsync ─▶ ready
+ *   replay: records in order until a short, zero-length or bad-CRC one; trailing zeros are room
+ */
+import fs from 'node:fs'
+import path from 'node:path'
+import { crc32 } from './crc32'
+
+/** [u32 length][u32 crc32 of payload], big-endian, before each payload. */
+export const HEADER = 8
+/** A record bigger than this is treated as garbage on replay (no message may be this large). */
+const MAX_RECORD = 64 * 1024 * 1024
+/** Zeros are written in pieces this big: few, large sequential writes suit SD cards and eMMC. */
+const ZERO_CHUNK = 1024 * 1024
+/** Spares being prepared or ready to be renamed into place; replay never reads them. */
+export const SPARE_RE = /^journal-spare-[\w-]+\.tmp$/
+
+export interface ReplayedSegment {
+  segment: number
+  records: Uint8Array[]
+  /** Bytes after the last good record (a torn tail), dropped; the zeros of unused preallocated room do not count. */
+  droppedBytes: number
+}
+
+const SEGMENT_RE = /^journal-(\d{12})\.log$/
+
+export function segmentName(n: number): string {
+  return `journal-${String(n).padStart(12, '0')}.log`
+}
+
+export function listSegments(dir: string): number[] {
+  return fs.readdirSync(dir)
+    .map((f) => SEGMENT_RE.exec(f)?.[1])
+    .filter((s): s is string => s !== undefined)
+    .map(Number)
+    .sort((a, b) => a - b)
+}
+
+/** Read every good record of a segment file, in order. */
+export function readSegment(file: string, segment: number): ReplayedSegment {
+  const buf = fs.readFileSync(file)
+  const records: Uint8Array[] = []
+  let off = 0
+  while (off + HEADER <= buf.length) {
+    const len = buf.readUInt32BE(off)
+    const crc = buf.readUInt32BE(off + 4)
+    // No record is empty: a zero length is the unused room of a preallocated segment, or the
+    // zero-filled tail a power loss leaves on some filesystems.
+    if (len === 0 || len > MAX_RECORD || off + HEADER + len > buf.length) break
+    const payload = buf.subarray(off + HEADER, off + HEADER + len)
+    if (crc32(payload) !== crc) break
+    records.push(payload)
+    off += HEADER + len
+  }
+  return { segment, records, droppedBytes: Math.max(0, dataEnd(buf, off) - off) }
+}
+
+/** The end of the last non-zero byte at or after `from` (`from` when only zeros follow). */
+function dataEnd(buf: Buffer, from: number): number {
+  const zeros = zeroChunk()
+  let end = buf.length
+  // Whole chunks compared with memcmp: a mostly empty 4 MiB segment is scanned in well under a millisecond.
+  while (end - from >= zeros.length && buf.compare(zeros, 0, zeros.length, end - zeros.length, end) === 0) end -= zeros.length
+  while (end > from && buf[end - 1] === 0) end--
+  return end
+}
+
+let zeros: Buffer | undefined
+function zeroChunk(): Buffer {
+  return (zeros ??= Buffer.alloc(ZERO_CHUNK))
+}
+
+export function openSegment(dir: string, n: number): number {
+  const fd = fs.openSync(path.join(dir, segmentName(n)), 'w')
+  fsyncDir(dir)
+  return fd
+}
+
+/** A new file of `bytes` zeros, fsynced; resolves with its open descriptor. Stops early when `cancelled()`. */
+export async function fillWithZeros(file: string, bytes: number, cancelled: () => boolean): Promise<number> {
+  const fd = await new Promise<number>((res, rej) => fs.open(file, 'wx', (e, fd) => (e ? rej(e) : res(fd))))
+  try {
+    for (let at = 0; at < bytes && !cancelled(); at += ZERO_CHUNK) {
+      await writeAll(fd, zeroChunk().subarray(0, Math.min(ZERO_CHUNK, bytes - at)), at)
+    }
+    if (!cancelled()) await new Promise<void>((res, rej) => fs.fsync(fd, (e) => (e ? rej(e) : res())))
+    return fd
+  } catch (err) {
+    discard(fd, undefined)
+    throw err
+  }
+}
+
+/** Close and remove a spare nobody will use; best effort (a leftover is removed at the next start). */
+export function discard(fd: number | undefined, file: string | undefined): void {
+  try {
+    if (fd !== undefined) fs.closeSync(fd)
+  } catch { /* already closed */ }
+  try {
+    if (file !== undefined) fs.rmSync(file, { force: true })
+  } catch { /* removed at the next start */ }
+}
+
+export function fsyncDir(dir: string): void {
+  const fd = fs.openSync(dir, 'r')
+  try {
+    fs.fsyncSync(fd)
+  } finally {
+    fs.closeSync(fd)
+  }
+}
+
+export function writeAllSync(fd: number, buf: Buffer, position: number): void {
+  for (let done = 0; done < buf.length;) done += fs.writeSync(fd, buf, done, buf.length - done, position + done)
+}
+
+export function writeAll(fd: number, buf: Buffer, position: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const step = (done: number): void => {
+      fs.write(fd, buf, done, buf.length - done, position + done, (err, n) => {
+        if (err) return reject(err)
+        if (done + n < buf.length) return step(done + n)
+        resolve()
+      })
+    }
+    step(0)
+  })
+}
