@@ -32,8 +32,8 @@ export interface DispatcherOptions {
   /** Queue an envelope through the outbox; `inboxId` is closed in the same record. */
   enqueue: (env: Envelope, inboxId?: string) => Promise<void>
   onAck: (id: string) => void
-  /** A reply arrived here: hand it to whoever waits for it. */
-  onReply: (env: Envelope) => void
+  /** A reply arrived here: hand it to whoever waits for it; true when someone did. */
+  onReply: (env: Envelope) => boolean
   /** True for a request this node gave up on (its error reply went out already). */
   gaveUp?: (id: string) => boolean
   /** Stream output coalescing (defaults 4096 bytes, 50 ms). */
@@ -209,12 +209,14 @@ export class Dispatcher {
     }
     this.receiving.add(env.id)
     // A waiting client gets a reply at once; recording and the reply method follow.
-    if (env.inReplyTo !== undefined) this.o.onReply(env)
+    const handed = env.inReplyTo !== undefined && this.o.onReply(env)
     const refusal = this.refusal(env)
     try {
       // A method about to run is recorded as started in the same write as its receipt (one
-      // fdatasync, not two): after a crash it is reported interrupted, never run again.
-      await this.o.outbox.receive(env.id, env.fromNode, bytes, { started: refusal === undefined })
+      // fdatasync, not two): after a crash it is reported interrupted, never run again. A reply
+      // its client already has may wait a moment for a commit someone waits on (only its ACK
+      // and reply method wait for it), instead of holding up that commit behind its own.
+      await this.o.outbox.receive(env.id, env.fromNode, bytes, { started: refusal === undefined, lazy: handed })
     } catch (err) {
       // Not recorded: no ACK, so the sender sends it again.
       this.o.log('error', `dispatch: cannot record ${env.id}: ${(err as Error).message}`)

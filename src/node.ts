@@ -134,8 +134,12 @@ export class OutpostNode {
       enqueue: (env, inboxId) => this.queue(env, inboxId),
       onAck: (id) => this.delivery.onAck(id),
       onReply: (env) => {
-        for (const w of this.waiters.get(env.inReplyTo ?? '') ?? []) w(env)
+        const waiting = this.waiters.get(env.inReplyTo ?? '')
+        // Counted first: a waiter that got its last reply unsubscribes while it is called.
+        const handed = (waiting?.size ?? 0) > 0 || this.replyWatchers.size > 0
+        for (const w of waiting ?? []) w(env)
         for (const w of this.replyWatchers) w(env)
+        return handed
       },
       gaveUp: (id) => this.givenUp.has(id), metrics,
       events, control: this.control,

@@ -97,6 +97,8 @@ export class Outbox {
   /** Ids enqueued or marked seen but not yet on disk: a second enqueue of one is refused. */
   private readonly pendingIds = new Set<string>()
   private readonly pendingSeen = new Set<string>()
+  /** Records marked lazy by their caller (see receive()): the journal may hold them for company. */
+  private readonly lazyOps = new WeakSet<Op>()
   private lastSnapshot: number
   private checkpointing: Promise<void> | undefined
   private closing: Promise<void> | undefined
@@ -123,7 +125,7 @@ export class Outbox {
       urgent: (op) => op[0] === OP_INBOX_ADD || op[0] === OP_SEEN,
       // Nobody waits on these promptly (delivery frees the window slot before the removal is
       // written): they ride with the next record someone waits on, instead of delaying it.
-      lazy: (op) => op[0] === OP_REMOVE || op[0] === OP_ATTEMPT || op[0] === OP_INBOX_DONE,
+      lazy: (op) => op[0] === OP_REMOVE || op[0] === OP_ATTEMPT || op[0] === OP_INBOX_DONE || this.lazyOps.has(op),
       afterCommit: () => {
         if (this.journal.bytesInSegment >= this.checkpointBytes && !this.checkpointing && !this.closing) {
           this.checkpointing = this.snapshotNow()
@@ -240,11 +242,16 @@ export class Outbox {
    * Receiver side: record a message before ACKing it (it is then seen, and in the inbox until
    * finishRun or enqueueReply closes it). A message received but not started runs after a restart.
    */
-  receive(id: string, from: string, body: Uint8Array, opts: { at?: number; started?: boolean } = {}): Promise<void> {
-    const add = this.seenOp(id, [OP_INBOX_ADD, id, from, opts.at ?? this.now(), body])
+  receive(id: string, from: string, body: Uint8Array, opts: { at?: number; started?: boolean; lazy?: boolean } = {}): Promise<void> {
+    const addOp: Op = [OP_INBOX_ADD, id, from, opts.at ?? this.now(), body]
+    // Nobody waits on it promptly (a reply its client already has): it may share a later commit.
+    if (opts.lazy === true) this.lazyOps.add(addOp)
+    const add = this.seenOp(id, addOp)
     if (!opts.started) return add
     // Appended in the same tick: both records land in the same group commit.
-    const start = this.startRun(id)
+    const startOp: Op = [OP_INBOX_START, id]
+    if (opts.lazy === true) this.lazyOps.add(startOp)
+    const start = this.append(startOp)
     return Promise.all([add, start]).then(() => undefined)
   }
 
