@@ -19,9 +19,9 @@ export function loadSqlJs(): Promise<SqlJsStatic> {
     // compiler to TurboFan within the first second; compiling the VDBE loop alone takes ~22 MB
     // of zone memory. By default each of those jobs runs on its own worker thread, and glibc
     // keeps what every thread's arena grew to: 20-35 MB of a freshly started agent's RSS.
-    // One compilation task reuses one arena (~6-12 MB kept). The code produced is the same;
-    // the tier-up only finishes a little later. Read when a wasm module is compiled: sql.js is
-    // the only one.
+    // One compilation task at a time leaves fewer arenas holding such a peak (12-18 MB kept in
+    // the tcp bench's idle agent). The code produced is the same; the tier-up only finishes a
+    // little later. Read when a wasm module is compiled: sql.js is the only one.
     v8.setFlagsFromString('--wasm-num-compilation-tasks=1')
     loading = new Promise<SqlJsStatic>((resolve, reject) => {
       initSqlJs({
