@@ -1,11 +1,13 @@
 // One esbuild step for both outputs: dist/outpost.cjs (what `npx outpost` runs) and, for the
 // single binaries, one bundle per architecture from packaging/sea-entry.ts that embeds sql.js's
-// wasm and that architecture's pty addon (esbuild `binary` loader), with @lydell/node-pty's
+// wasm and that architecture's pty addon (esbuild `base64` loader), with @lydell/node-pty's
 // addon lookup swapped for src/pty.ts's embedded loader.
-import { build } from 'esbuild'
+import { build, transform } from 'esbuild'
+import { mkdir, writeFile } from 'node:fs/promises'
 import { createRequire } from 'node:module'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { brotliCompressSync, constants as zlib } from 'node:zlib'
 
 export const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 const require = createRequire(join(root, 'package.json'))
@@ -23,6 +25,7 @@ export async function bundle({ outfile, sea = false, ptyAddon = null, version, s
   const result = await build({
     entryPoints: [entry ?? join(root, sea ? 'packaging/sea-entry.ts' : 'src/main.ts')],
     outfile,
+    write: false,
     bundle: true,
     platform: 'node',
     format: 'cjs',
@@ -30,14 +33,75 @@ export async function bundle({ outfile, sea = false, ptyAddon = null, version, s
     sourcemap: sourcemap ? 'linked' : false,
     legalComments: 'none',
     logLevel: 'error',
-    metafile: true,
     define: version === undefined ? {} : { __OUTPOST_VERSION__: JSON.stringify(version) },
-    plugins: sea ? [embedPlugin(ptyAddon)] : [],
+    plugins: [lazyPlugin(), ...(sea ? [embedPlugin(ptyAddon)] : [])],
     // From a checkout the pty package stays in node_modules (it finds its prebuilt addon with a
     // computed require); the single binary bundles it with the embedded addon instead.
     external: sea ? [] : ['@lydell/node-pty'],
   })
-  return Object.values(result.metafile.outputs).reduce((a, o) => a + o.bytes, 0)
+  let bytes = 0
+  await mkdir(dirname(outfile), { recursive: true })
+  for (const file of result.outputFiles) {
+    const contents = file.path.endsWith('.map') ? file.contents : Buffer.from(await asciiOnly(file.text), 'latin1')
+    await writeFile(file.path, contents)
+    bytes += contents.length
+  }
+  return bytes
+}
+
+/**
+ * The bundle with every non-ASCII character of its comments replaced by `?`. esbuild escapes
+ * non-ASCII characters in code (charset ascii) but copies comments as they are, and one
+ * character outside Latin-1 makes V8 hold the whole source as UTF-16, two bytes a character,
+ * in every process (it was 5.5 MB instead of 2.7). One `?` per UTF-16 code unit keeps every column, so the source map still
+ * fits. Checked: without comments, the code must come out the same.
+ */
+async function asciiOnly(code) {
+  const replaced = code.replace(/[^\x00-\x7f]/g, '?')
+  if (replaced === code) return code
+  const strip = (c) => transform(c, { loader: 'js', minifyWhitespace: true, legalComments: 'none', logLevel: 'silent' }).then((r) => r.code)
+  const [before, after] = await Promise.all([strip(code), strip(replaced)])
+  if (before !== after) throw new Error('bundle: non-ASCII characters outside comments; cannot make the bundle ASCII-only')
+  return replaced
+}
+
+/**
+ * Dependencies an agent loads only when its config asks for them (the mqtt and nats
+ * transports, api.metrics, schedules): each is bundled on its own and kept in the bundle as a
+ * brotli-compressed string that src/embedded-module.ts evaluates on the first `require`.
+ */
+export const LAZY = ['mqtt', 'nats', 'prom-client', 'cron-parser']
+
+function lazyPlugin() {
+  const loader = join(root, 'src', 'embedded-module.ts')
+  const filter = new RegExp(`^(${LAZY.join('|')})$`)
+  return {
+    name: 'outpost-lazy',
+    setup(b) {
+      b.onResolve({ filter }, (args) => (/[\\/]node_modules[\\/]/.test(args.importer) ? undefined : { path: args.path, namespace: 'outpost-lazy' }))
+      b.onLoad({ filter: /.*/, namespace: 'outpost-lazy' }, async (args) => ({
+        contents: `module.exports = require(${JSON.stringify(loader)}).loadEmbeddedModule(${JSON.stringify(args.path)}, ${JSON.stringify(await packDependency(args.path))})`,
+        loader: 'js',
+        resolveDir: root,
+      }))
+    },
+  }
+}
+
+/** One dependency as its own CommonJS bundle (Node built-ins external), brotli, base64. */
+async function packDependency(name) {
+  const result = await build({
+    stdin: { contents: `module.exports = require(${JSON.stringify(name)})`, resolveDir: root, loader: 'js', sourcefile: `${name}.cjs` },
+    bundle: true,
+    write: false,
+    platform: 'node',
+    format: 'cjs',
+    target: 'node20.11',
+    legalComments: 'none',
+    logLevel: 'error',
+  })
+  const code = await asciiOnly(result.outputFiles[0].text)
+  return brotliCompressSync(Buffer.from(code, 'latin1'), { params: { [zlib.BROTLI_PARAM_QUALITY]: 9, [zlib.BROTLI_PARAM_SIZE_HINT]: code.length } }).toString('base64')
 }
 
 function embedPlugin(ptyAddon) {
@@ -50,8 +114,8 @@ function embedPlugin(ptyAddon) {
         if (args.path === 'outpost-embed:pty-addon') return ptyAddon ? { path: ptyAddon, namespace: 'file' } : { path: 'none', namespace: 'outpost-empty' }
         return undefined
       })
-      b.onLoad({ filter: /\.(wasm|node)$/ }, async (args) => ({ contents: await import('node:fs/promises').then((fs) => fs.readFile(args.path)), loader: 'binary' }))
-      b.onLoad({ filter: /.*/, namespace: 'outpost-empty' }, () => ({ contents: new Uint8Array(0), loader: 'binary' }))
+      b.onLoad({ filter: /\.(wasm|node)$/ }, async (args) => ({ contents: await import('node:fs/promises').then((fs) => fs.readFile(args.path)), loader: 'base64' }))
+      b.onLoad({ filter: /.*/, namespace: 'outpost-empty' }, () => ({ contents: new Uint8Array(0), loader: 'base64' }))
       // @lydell/node-pty requires `@lydell/node-pty-<platform>-<arch>/pty.node` at run time,
       // which a single binary cannot: hand it the embedded addon instead.
       b.onLoad({ filter: /[\\/]@lydell[\\/]node-pty[\\/]requireBinary\.js$/ }, () => ({

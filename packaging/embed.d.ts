@@ -1,10 +1,10 @@
-/** Virtual modules that packaging/bundle.mjs resolves to embedded bytes (esbuild `binary` loader). */
+/** Virtual modules that packaging/bundle.mjs resolves to embedded files as base64 (esbuild `base64` loader). */
 declare module 'outpost-embed:sql-wasm' {
-  const bytes: Uint8Array
-  export default bytes
+  const base64: string
+  export default base64
 }
 declare module 'outpost-embed:pty-addon' {
   /** Empty when this architecture's binary has no pty addon. */
-  const bytes: Uint8Array
-  export default bytes
+  const base64: string
+  export default base64
 }

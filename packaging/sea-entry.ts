@@ -6,7 +6,8 @@
 import sqlWasm from 'outpost-embed:sql-wasm'
 import ptyAddon from 'outpost-embed:pty-addon'
 
-const g = globalThis as { __OUTPOST_SQL_WASM__?: Uint8Array; __OUTPOST_PTY_ADDON__?: Uint8Array; __OUTPOST_SEA__?: boolean }
+// Base64 text, decoded only when used: decoded bytes kept in a module would stay for good.
+const g = globalThis as { __OUTPOST_SQL_WASM__?: string; __OUTPOST_PTY_ADDON__?: string; __OUTPOST_SEA__?: boolean }
 g.__OUTPOST_SQL_WASM__ = sqlWasm
 g.__OUTPOST_PTY_ADDON__ = ptyAddon
 g.__OUTPOST_SEA__ = true

@@ -4,7 +4,7 @@
  */
 import os from 'node:os'
 import path from 'node:path'
-import { CronExpressionParser } from 'cron-parser'
+import { cronExpression } from './cron'
 
 export interface DefaultsContext {
   hostname: string
@@ -72,7 +72,7 @@ const checkCron = (v: string): string | undefined => {
   const fields = v.trim().split(/\s+/).length
   if (fields !== 5 && fields !== 6) return `must have 5 fields (minute hour day month weekday), or 6 with seconds first; has ${fields}`
   try {
-    CronExpressionParser.parse(v)
+    cronExpression(v)
     return undefined
   } catch (err) {
     return `is not a cron expression: ${(err as Error).message}`

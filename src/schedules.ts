@@ -14,13 +14,13 @@
 import { createHash } from 'node:crypto'
 import fs from 'node:fs'
 import path from 'node:path'
-import { CronExpressionParser, type CronExpression } from 'cron-parser'
 import type { Config } from './config'
 import type { MessageDraft } from './envelope'
 import { OutpostError } from './errors'
 import type { LogFn } from './log'
 import type { MethodResult } from './method'
 import { writeFileAtomic } from './atomic-file'
+import { cronExpression, type CronExpression } from './cron'
 
 export type Schedule = Config['schedules'][number]
 
@@ -47,7 +47,7 @@ export function parseCron(expr: string, from = Date.now()): CronExpression {
   const fields = expr.trim().split(/\s+/).length
   if (fields !== 5 && fields !== 6) throw new OutpostError('config_invalid', `cron ${JSON.stringify(expr)} has ${fields} fields; give 5 (minute hour day month weekday) or 6 (seconds first)`)
   try {
-    return CronExpressionParser.parse(expr, { currentDate: new Date(from) })
+    return cronExpression(expr, { currentDate: new Date(from) })
   } catch (err) {
     throw new OutpostError('config_invalid', `cron ${JSON.stringify(expr)}: ${(err as Error).message}`, { cause: err })
   }

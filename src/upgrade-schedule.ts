@@ -3,10 +3,10 @@
  * release itself (never a downgrade), then restarts under the rollback watchdog like
  * `outpost upgrade`. Only the single binary does this; from a checkout it logs once and stays off.
  */
-import { CronExpressionParser } from 'cron-parser'
 import type { Config } from './config'
 import { OutpostError, isOutpostError } from './errors'
 import { isPackaged, upgradeNode } from './upgrade'
+import { cronExpression, type CronExpression } from './cron'
 
 export interface UpgradeSchedule { stop(): void }
 
@@ -19,9 +19,9 @@ export function scheduleUpgrades(o: {
 }): UpgradeSchedule {
   const { schedule } = o.config.upgrade
   if (!schedule) return { stop: () => {} }
-  let expr: ReturnType<typeof CronExpressionParser.parse>
+  let expr: CronExpression
   try {
-    expr = CronExpressionParser.parse(schedule)
+    expr = cronExpression(schedule)
   } catch (err) {
     throw new OutpostError('config_invalid', `upgrade.schedule ${JSON.stringify(schedule)} is not a cron expression: ${(err as Error).message}`, { cause: err })
   }
@@ -36,7 +36,7 @@ export function scheduleUpgrades(o: {
     if (stopped) return
     const at = expr.next().getTime()
     // Timers past ~24.8 days overflow: wake up daily and re-arm.
-    timer = setTimeout(() => { if (now() + 1000 < at) { expr = CronExpressionParser.parse(schedule, { currentDate: new Date(now()) }); arm(); return } void fire() }, Math.min(Math.max(at - now(), 0), 86_400_000))
+    timer = setTimeout(() => { if (now() + 1000 < at) { expr = cronExpression(schedule, { currentDate: new Date(now()) }); arm(); return } void fire() }, Math.min(Math.max(at - now(), 0), 86_400_000))
     timer.unref()
   }
   const fire = async (): Promise<void> => {
