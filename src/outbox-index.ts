@@ -91,6 +91,11 @@ export class OutboxIndex {
     return this.storedBytes + this.hotBytes
   }
 
+  /** Bytes of message bodies held in memory (not yet moved to the store by a snapshot). */
+  get inMemoryBytes(): number {
+    return this.hotBytes
+  }
+
   has(id: string): boolean {
     return this.hot.has(id) || (this.mayBeStored(id) && hasRow(this.stmt.has, [id]))
   }

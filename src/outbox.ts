@@ -127,7 +127,7 @@ export class Outbox {
       // written): they ride with the next record someone waits on, instead of delaying it.
       lazy: (op) => op[0] === OP_REMOVE || op[0] === OP_ATTEMPT || op[0] === OP_INBOX_DONE || this.lazyOps.has(op),
       afterCommit: () => {
-        if (this.journal.bytesInSegment >= this.checkpointBytes && !this.checkpointing && !this.closing) {
+        if (this.snapshotDue() && !this.checkpointing && !this.closing) {
           this.checkpointing = this.snapshotNow()
             .catch((err: unknown) => this.warn(`outbox: snapshot failed (${(err as Error).message}); the journal keeps the data`))
             .finally(() => { this.checkpointing = undefined })
@@ -337,6 +337,20 @@ export class Outbox {
     this.index.syncToStore()
     this.receiver.syncToStore(this.now() - this.dedupWindowMs)
     if (await writeSnapshot(this.dir, covered, this.db.export(), this.warn)) this.lastSnapshot = covered
+  }
+
+  /**
+   * A snapshot moves the messages still in memory into sql.js, where removing one later costs a
+   * statement each. So once `checkpointBytes` of journal have piled up it waits while a burst is
+   * in flight (more than a quarter of that in memory, likely acknowledged within moments) and
+   * runs once the burst has drained. Memory (as much in memory as the checkpoint size) and
+   * replay time at start-up (four checkpoints of journal) bound the wait.
+   */
+  private snapshotDue(): boolean {
+    const journal = this.journal.bytesInSegment
+    if (journal < this.checkpointBytes) return false
+    const hot = this.index.inMemoryBytes
+    return hot <= this.checkpointBytes / 4 || hot >= this.checkpointBytes || journal >= 4 * this.checkpointBytes
   }
 
   /** Whether a start-up now would replay anything. */

@@ -248,6 +248,52 @@ function contract(name: string, extra: Partial<OutboxOptions>): void {
 contract('default', {})
 contract('snapshot every 4 KiB', { checkpointBytes: 4096 })
 
+const timing = suite('outbox snapshot timing')
+
+/** Wait for a snapshot under way, if any (test access to the outbox's own promise). */
+const settled = async (ob: Outbox): Promise<void> => {
+  const inner = ob as unknown as { checkpointing: Promise<void> | undefined }
+  while (inner.checkpointing) await inner.checkpointing
+}
+
+timing('snapshot timing: a burst still in memory defers the snapshot; once acknowledged it runs', async () => {
+  const dir = tmpDir()
+  const ob = await Outbox.open({ dir, maxBytes: 1 << 24, checkpointBytes: 64 * 1024 })
+  // 50 KiB of history (delivered, removed), then a burst of 30 KiB in flight: the journal passes
+  // the 64 KiB checkpoint with more than a quarter of it in memory.
+  for (let i = 0; i < 50; i++) { await ob.enqueue(entry(`old${i}`, 'ship1', 1000)); await ob.remove(`old${i}`) }
+  await settled(ob)
+  assert.is(ob.stats().lastSnapshot, 0)
+  const ids = Array.from({ length: 30 }, (_, i) => `burst${i}`)
+  await Promise.all(ids.map((id) => ob.enqueue(entry(id, 'ship1', 1000))))
+  await settled(ob)
+  assert.ok(ob.stats().journalBytes >= 64 * 1024, `journal ${ob.stats().journalBytes}`)
+  assert.is(ob.stats().lastSnapshot, 0, 'no snapshot while the burst is in memory')
+  // Acknowledged: the next commit finds little in memory, and the snapshot runs.
+  await Promise.all(ids.map((id) => ob.remove(id)))
+  await ob.enqueue(entry('after', 'ship1', 10))
+  await settled(ob)
+  assert.ok(ob.stats().lastSnapshot > 0, 'snapshot after the burst drained')
+  await ob.close()
+})
+
+timing('snapshot timing: a backlog that is not acknowledged is moved out of memory at the checkpoint size', async () => {
+  const dir = tmpDir()
+  const ob = await Outbox.open({ dir, maxBytes: 1 << 24, checkpointBytes: 64 * 1024 })
+  let n = 0
+  // An absent receiver: nothing is removed; memory reaches the checkpoint size and a snapshot runs anyway.
+  while (ob.stats().lastSnapshot === 0 && n < 400) {
+    await ob.enqueue(entry(`held${String(n++).padStart(4, '0')}`, 'ship1', 1000))
+    await settled(ob)
+  }
+  assert.ok(ob.stats().lastSnapshot > 0, `a snapshot ran (${n} messages held)`)
+  assert.ok(n >= 64 && n <= 66, `it ran once 64 KiB of messages were in memory (${n} messages)`)
+  assert.is(ob.all().length, n)
+  await ob.close()
+})
+
+timing.run()
+
 const crash = suite('outbox crash')
 
 interface ChildRun { enqueued: string[]; removing: string[]; removed: string[] }
