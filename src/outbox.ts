@@ -342,7 +342,7 @@ export class Outbox {
   /**
    * A snapshot moves the messages still in memory into sql.js, where removing one later costs a
    * statement each. So once `checkpointBytes` of journal have piled up it waits while a burst is
-   * in flight (more than a quarter of that in memory, likely acknowledged within moments) and
+   * in flight (more than a sixteenth of that in memory, likely acknowledged within moments) and
    * runs once the burst has drained. Memory (as much in memory as the checkpoint size) and
    * replay time at start-up (four checkpoints of journal) bound the wait.
    */
@@ -350,7 +350,7 @@ export class Outbox {
     const journal = this.journal.bytesInSegment
     if (journal < this.checkpointBytes) return false
     const hot = this.index.inMemoryBytes
-    return hot <= this.checkpointBytes / 4 || hot >= this.checkpointBytes || journal >= 4 * this.checkpointBytes
+    return hot <= this.checkpointBytes / 16 || hot >= this.checkpointBytes || journal >= 4 * this.checkpointBytes
   }
 
   /** Whether a start-up now would replay anything. */
