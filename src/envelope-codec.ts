@@ -14,6 +14,8 @@
  * test/envelope.test.ts compares both against the general codec on random envelopes.
  */
 
+import { binHeader, putBin, putStr, strHeader } from './msgpack-write'
+
 /** Field kinds this codec handles; the rest go the general way. */
 type Plain = 'string' | 'strings' | 'number' | 'bool' | 'data'
 
@@ -30,8 +32,6 @@ const KEYS = new Map<string, Buffer>(Object.keys(PLAIN).map((k) => [k, Buffer.co
 /** Keys as they arrive (latin1 of their bytes) → field name. */
 const KEY_BY_BYTES = new Map<string, string>(Object.keys(PLAIN).map((k) => [k, k]))
 
-const strHead = (n: number): number => (n < 32 ? 1 : n < 0x100 ? 2 : n < 0x10000 ? 3 : 5)
-const binHead = (n: number): number => (n < 0x100 ? 2 : n < 0x10000 ? 3 : 5)
 const arrHead = (n: number): number => (n < 16 ? 1 : n < 0x10000 ? 3 : 5)
 
 function numSize(v: number): number {
@@ -68,13 +68,13 @@ export function encodeEnvelope(env: object): Uint8Array | undefined {
       const n = strBytes(v)
       if (n < 0) return undefined
       lens.push(n)
-      size += strHead(n) + n
+      size += strHeader(n) + n
     } else if (typeof v === 'number') {
       size += numSize(v)
     } else if (typeof v === 'boolean') {
       size += 1
     } else if (v instanceof Uint8Array) {
-      size += binHead(v.length) + v.length
+      size += binHeader(v.length) + v.length
     } else if (Array.isArray(v)) {
       size += arrHead(v.length)
       for (const s of v) {
@@ -82,7 +82,7 @@ export function encodeEnvelope(env: object): Uint8Array | undefined {
         const n = strBytes(s)
         if (n < 0) return undefined
         lens.push(n)
-        size += strHead(n) + n
+        size += strHeader(n) + n
       }
     } else {
       return undefined
@@ -102,14 +102,8 @@ export function encodeEnvelope(env: object): Uint8Array | undefined {
     if (typeof v === 'string') at = putStr(out, at, v, lens[li++]!)
     else if (typeof v === 'number') at = putNum(out, at, v)
     else if (typeof v === 'boolean') out[at++] = v ? 0xc3 : 0xc2
-    else if (v instanceof Uint8Array) {
-      const n = v.length
-      if (n < 0x100) { out[at++] = 0xc4; out[at++] = n }
-      else if (n < 0x10000) { out[at++] = 0xc5; out.writeUInt16BE(n, at); at += 2 }
-      else { out[at++] = 0xc6; out.writeUInt32BE(n, at); at += 4 }
-      out.set(v, at)
-      at += n
-    } else {
+    else if (v instanceof Uint8Array) at = putBin(out, at, v)
+    else {
       const a = v as string[]
       const n = a.length
       if (n < 16) out[at++] = 0x90 | n
@@ -119,15 +113,6 @@ export function encodeEnvelope(env: object): Uint8Array | undefined {
     }
   }
   return out
-}
-
-function putStr(out: Buffer, at: number, s: string, n: number): number {
-  if (n < 32) out[at++] = 0xa0 | n
-  else if (n < 0x100) { out[at++] = 0xd9; out[at++] = n }
-  else if (n < 0x10000) { out[at++] = 0xda; out.writeUInt16BE(n, at); at += 2 }
-  else { out[at++] = 0xdb; out.writeUInt32BE(n, at); at += 4 }
-  if (n === 0) return at
-  return at + out.write(s, at, n, n === s.length ? 'latin1' : 'utf8')
 }
 
 function putNum(out: Buffer, at: number, v: number): number {

@@ -18,6 +18,7 @@ const ENCODER = new Encoder({ ignoreUndefined: true })
 const DECODER = new Decoder()
 import { OutpostError } from './errors'
 import { checkDepth } from './msgpack-depth'
+import { binHeader, putBin, putStr, strHeader } from './msgpack-write'
 
 /** Largest frame on the wire, length prefix included. */
 export const MAX_FRAME = 8192
@@ -75,28 +76,6 @@ function encodeBody(frame: Frame): Uint8Array {
   const values = frame as unknown as Record<string, unknown>
   for (const key of Object.keys(SHAPES[frame.t])) if (values[key] !== undefined) wire[key] = values[key]
   return ENCODER.encode(wire)
-}
-
-/** MessagePack str header size for a string of n UTF-8 bytes. */
-const strHeader = (n: number): number => (n < 32 ? 1 : n < 0x100 ? 2 : n < 0x10000 ? 3 : 5)
-
-/** Writes a MessagePack str (header + UTF-8 of n bytes) at `at`; returns the offset after it. */
-function putStr(out: Buffer, at: number, s: string, n: number): number {
-  if (n < 32) out[at++] = 0xa0 | n
-  else if (n < 0x100) { out[at++] = 0xd9; out[at++] = n }
-  else if (n < 0x10000) { out[at++] = 0xda; out.writeUInt16BE(n, at); at += 2 }
-  else { out[at++] = 0xdb; out.writeUInt32BE(n, at); at += 4 }
-  // As many bytes as characters: all ASCII, and latin1 is the quicker copy.
-  return at + out.write(s, at, n, n === s.length ? 'latin1' : 'utf8')
-}
-
-function putBin(out: Buffer, at: number, b: Uint8Array): number {
-  const n = b.length
-  if (n < 0x100) { out[at++] = 0xc4; out[at++] = n }
-  else if (n < 0x10000) { out[at++] = 0xc5; out.writeUInt16BE(n, at); at += 2 }
-  else { out[at++] = 0xc6; out.writeUInt32BE(n, at); at += 4 }
-  out.set(b, at)
-  return at + n
 }
 
 // fixmap, "t": "msg", and the fixstr keys that follow, as the Encoder writes them.
@@ -363,8 +342,6 @@ export class FrameDecoder {
 /** A node name is at most 63 characters; frames keep room for the `from` the hub stamps. */
 const FROM_ROOM = 63
 
-/** MessagePack bin header size for a payload of len bytes. */
-const binHeader = (len: number): number => (len < 0x100 ? 2 : len < 0x10000 ? 3 : 5)
 
 /**
  * The frames that carry one envelope: a single msg frame when it fits, else part frames of
