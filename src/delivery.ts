@@ -39,10 +39,10 @@ export interface DeliveryOptions {
 }
 
 interface Meta { ackTimeout: number; retries: number; method: string }
+interface InFlight { dest: string; timer: NodeJS.Timeout | undefined }
 
 /** Messages whose delivery facts are kept from enqueue (see remember()). */
 const REMEMBER_MAX = 16_384
-interface InFlight { dest: string; timer: NodeJS.Timeout | undefined }
 
 export class Delivery {
   private readonly o: DeliveryOptions

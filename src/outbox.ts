@@ -171,7 +171,9 @@ export class Outbox {
     }
   }
 
-  private append(op: Op): Promise<void> {
+  /** `lazy`: nobody waits on this record promptly; the journal may hold it for company. */
+  private append(op: Op, lazy = false): Promise<void> {
+    if (lazy) this.lazyOps.add(op)
     if (this.closing) return Promise.reject(new OutpostError('outbox_closed', 'outbox: used after close()'))
     let record: Buffer
     try {
@@ -243,22 +245,19 @@ export class Outbox {
    * finishRun or enqueueReply closes it). A message received but not started runs after a restart.
    */
   receive(id: string, from: string, body: Uint8Array, opts: { at?: number; started?: boolean; lazy?: boolean } = {}): Promise<void> {
-    const addOp: Op = [OP_INBOX_ADD, id, from, opts.at ?? this.now(), body]
-    // Nobody waits on it promptly (a reply its client already has): it may share a later commit.
-    if (opts.lazy === true) this.lazyOps.add(addOp)
-    const add = this.seenOp(id, addOp)
+    // lazy: nobody waits on it promptly (a reply its client already has); it may share a later commit.
+    const lazy = opts.lazy === true
+    const add = this.seenOp(id, [OP_INBOX_ADD, id, from, opts.at ?? this.now(), body], lazy)
     if (!opts.started) return add
     // Appended in the same tick: both records land in the same group commit.
-    const startOp: Op = [OP_INBOX_START, id]
-    if (opts.lazy === true) this.lazyOps.add(startOp)
-    const start = this.append(startOp)
+    const start = this.append([OP_INBOX_START, id], lazy)
     return Promise.all([add, start]).then(() => undefined)
   }
 
-  private async seenOp(id: string, op: Op): Promise<void> {
+  private async seenOp(id: string, op: Op, lazy = false): Promise<void> {
     this.pendingSeen.add(id)
     try {
-      await this.append(op)
+      await this.append(op, lazy)
     } catch (err) {
       // Not on disk: a resend must not be taken for a duplicate.
       this.pendingSeen.delete(id)

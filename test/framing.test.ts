@@ -6,11 +6,11 @@ import {
   FrameDecoder,
   MAX_BODY,
   MAX_FRAME,
-  Reassembler,
   splitEnvelope,
   type Frame,
   type PartFrame,
 } from '../src/framing'
+import { Reassembler } from '../src/reassembler'
 import { throwsCode } from './helpers'
 
 const LINE = '2020-06-10 16:23:50 -06:00|stderr|warn|this is very very serious'

@@ -8,7 +8,7 @@
  */
 import { decode, encode } from '@msgpack/msgpack'
 import { OutpostError } from '../src/errors'
-import { Reassembler } from '../src/framing'
+import { Reassembler } from '../src/reassembler'
 import { checkDepth } from '../src/msgpack-depth'
 
 const PART_MARK = 0x95
