@@ -4,15 +4,25 @@
  *
  *   committed op ─▶ enqueue: hot map (no sql.js work on the hot path)
  *                   remove / attempt: hot map, or one sql.js statement for a stored message
- *   snapshot     ─▶ syncToStore(): the hot survivors become rows (one transaction), memory freed
+ *   snapshot     ─▶ syncToStore(): the hot survivors become rows (one transaction) and their
+ *                   bodies go to a body file (outbox-bodies.ts), memory freed; live bodies of
+ *                   sparse older files move along in the same transaction
  *   open         ─▶ stored rows are used where they are (no index to rebuild); the journal after
  *                   the snapshot refills the hot map
+ *
+ * A stored row holds no body, only where it is (bodyFile, bodyAt, bodyLen), so the sql.js
+ * database (all in memory) stays ~100 bytes a message. Rows from a snapshot written before body
+ * files existed (a `body` column) are migrated at open into `bodyInline` and moved out to a
+ * body file at the next snapshot. The old `body` column is gone on purpose: an older outpost
+ * refuses this table ("no column named body") rather than sending empty bodies.
  *
  * Every stored message was enqueued before every hot one, so per destination FIFO order is
  * "stored rows by seq, then the hot map in insertion (= seq) order". In steady operation most
  * messages are acknowledged within milliseconds and never touch sql.js.
  */
 import type { Database, Statement } from 'sql.js'
+import { OutpostError } from './errors'
+import { BodyFileWriter, bodyFileName, type BodyRef, type BodyStore } from './outbox-bodies'
 import { hasRow } from './sqljs'
 
 export interface LiveEntry {
@@ -26,15 +36,33 @@ export interface LiveEntry {
   body: Uint8Array
 }
 
-export const OUTBOX_TABLE = `
+const TABLE = `
 CREATE TABLE IF NOT EXISTS outbox (
-  seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, dest TEXT NOT NULL, body BLOB NOT NULL,
-  createdAt INTEGER NOT NULL, expiresAt INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, nextAt INTEGER NOT NULL DEFAULT 0);
+  seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, dest TEXT NOT NULL,
+  createdAt INTEGER NOT NULL, expiresAt INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, nextAt INTEGER NOT NULL DEFAULT 0,
+  bodyFile INTEGER, bodyAt INTEGER, bodyLen INTEGER NOT NULL, bodyInline BLOB);
 CREATE INDEX IF NOT EXISTS outbox_dest ON outbox (dest, seq);
 `
-const COLUMNS = 'seq, id, dest, body, createdAt, expiresAt, attempts, nextAt'
+const COLUMNS = 'seq, id, dest, createdAt, expiresAt, attempts, nextAt, bodyFile, bodyAt, bodyLen, bodyInline'
 
-type Stmt = 'insert' | 'remove' | 'update' | 'has' | 'get' | 'head' | 'dests' | 'all'
+/** Create the outbox table, or bring one from a snapshot with bodies inside sql.js to this layout. */
+export function prepareOutboxTable(db: Database): void {
+  const cols = db.exec("SELECT name FROM pragma_table_info('outbox')")[0]?.values.map((r) => String(r[0])) ?? []
+  if (cols.includes('body')) {
+    db.exec(`BEGIN;
+      DROP INDEX IF EXISTS outbox_dest;
+      ALTER TABLE outbox RENAME TO outbox_v1;
+      ${TABLE}
+      INSERT INTO outbox (seq, id, dest, createdAt, expiresAt, attempts, nextAt, bodyLen, bodyInline)
+        SELECT seq, id, dest, createdAt, expiresAt, attempts, nextAt, length(body), body FROM outbox_v1;
+      DROP TABLE outbox_v1;
+      COMMIT`)
+  } else {
+    db.exec(TABLE)
+  }
+}
+
+type Stmt = 'insert' | 'remove' | 'update' | 'move' | 'has' | 'get' | 'head' | 'dests' | 'all' | 'inFile' | 'inline'
 
 export class OutboxIndex {
   private readonly hot = new Map<string, LiveEntry>()
@@ -44,24 +72,37 @@ export class OutboxIndex {
   /** Stored rows per destination, so destinations() needs no query. */
   private readonly storedDests = new Map<string, number>()
   private storedBytes: number
+  /** Stored rows whose body is still in sql.js (from an older snapshot), moved out at the next snapshot. */
+  private inlineCount: number
   private readonly db: Database
+  private readonly bodies: BodyStore
   private readonly stmt: Record<Stmt, Statement>
+  private readonly warn: (message: string) => void
+  /** Stored messages whose body is damaged: held back (never sent as garbage), reported once each. */
+  private readonly damaged = new Set<string>()
 
-  constructor(db: Database) {
+  /** `db` must have been through prepareOutboxTable(). */
+  constructor(db: Database, bodies: BodyStore, warn: (message: string) => void) {
     this.db = db
+    this.bodies = bodies
+    this.warn = warn
     this.stmt = {
-      insert: db.prepare(`INSERT OR REPLACE INTO outbox (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`),
-      remove: db.prepare('DELETE FROM outbox WHERE id = ? RETURNING length(body), dest'),
+      insert: db.prepare(`INSERT OR REPLACE INTO outbox (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)`),
+      remove: db.prepare('DELETE FROM outbox WHERE id = ? RETURNING bodyLen, dest, bodyFile'),
       update: db.prepare('UPDATE outbox SET attempts = ?, nextAt = ? WHERE id = ?'),
+      move: db.prepare('UPDATE outbox SET bodyFile = ?, bodyAt = ?, bodyInline = NULL WHERE seq = ?'),
       has: db.prepare('SELECT 1 FROM outbox WHERE id = ?'),
       get: db.prepare(`SELECT ${COLUMNS} FROM outbox WHERE id = ?`),
       head: db.prepare(`SELECT ${COLUMNS} FROM outbox WHERE dest = ? AND seq > ? ORDER BY seq LIMIT ?`),
       dests: db.prepare('SELECT dest, count(*) FROM outbox GROUP BY dest'),
       all: db.prepare(`SELECT ${COLUMNS} FROM outbox ORDER BY seq`),
+      inFile: db.prepare('SELECT seq, id, bodyAt, bodyLen FROM outbox WHERE bodyFile = ? ORDER BY bodyAt'),
+      inline: db.prepare('SELECT seq, bodyInline FROM outbox WHERE bodyFile IS NULL ORDER BY seq'),
     }
-    const totals = db.exec('SELECT count(*), total(length(body)) FROM outbox')[0]?.values[0] ?? [0, 0]
+    const totals = db.exec('SELECT count(*), total(bodyLen), count(*) FILTER (WHERE bodyFile IS NULL) FROM outbox')[0]?.values[0] ?? [0, 0, 0]
     this.storedCount = Number(totals[0])
     this.storedBytes = Number(totals[1])
+    this.inlineCount = Number(totals[2])
     const s = this.stmt.dests
     try {
       while (s.step()) {
@@ -71,6 +112,8 @@ export class OutboxIndex {
     } finally {
       s.reset()
     }
+    const files = db.exec('SELECT bodyFile, count(*), total(bodyLen), max(bodyAt + 8 + bodyLen) FROM outbox WHERE bodyFile IS NOT NULL GROUP BY bodyFile')[0]?.values ?? []
+    bodies.load(files.map((r) => ({ file: Number(r[0]), rows: Number(r[1]), bytes: Number(r[2]), end: Number(r[3]) })))
   }
 
   /** The highest seq in use, stored or hot. */
@@ -122,6 +165,8 @@ export class OutboxIndex {
       const r = s.get()
       const size = Number(r[0])
       const dest = String(r[1])
+      if (r[2] === null) this.inlineCount--
+      else this.bodies.release(Number(r[2]), size)
       const left = (this.storedDests.get(dest) ?? 1) - 1
       if (left > 0) this.storedDests.set(dest, left)
       else this.storedDests.delete(dest)
@@ -174,18 +219,21 @@ export class OutboxIndex {
     return [...this.rows(this.stmt.all, []), ...this.hot.values()]
   }
 
-  /** Write the hot survivors into sql.js (one transaction) and let them go from memory. */
-  syncToStore(): void {
-    if (this.hot.size === 0) return
-    const ins = this.stmt.insert
-    this.db.exec('BEGIN')
+  /**
+   * Snapshot `file` is being taken: write the hot survivors into sql.js and their bodies into
+   * body file `file` (with the live bodies of sparse older files and of inline rows), one
+   * transaction, and let them go from memory. The file is readable at once; BodyStore.flush()
+   * must write it before the snapshot is renamed into place.
+   */
+  syncToStore(file: number, warn: (m: string) => void): void {
+    const writer = this.bodies.writer(file)
     try {
-      for (const e of this.hot.values()) ins.run([e.seq, e.id, e.dest, e.body, e.createdAt, e.expiresAt, e.attempts, e.nextAt])
-      this.db.exec('COMMIT')
+      this.writeStored(writer, warn)
     } catch (err) {
-      this.db.exec('ROLLBACK')
+      writer.abort()
       throw err
     }
+    if (writer.empty) writer.abort()
     for (const [dest, q] of this.hotByDest) this.storedDests.set(dest, (this.storedDests.get(dest) ?? 0) + q.size)
     this.storedCount += this.hot.size
     this.storedBytes += this.hotBytes
@@ -194,23 +242,100 @@ export class OutboxIndex {
     this.hotBytes = 0
   }
 
+  private writeStored(writer: BodyFileWriter, warn: (m: string) => void): void {
+    const file = writer.file
+    const moves: { seq: number; at: number; from: number | undefined; len: number }[] = []
+    if (this.inlineCount > 0) {
+      this.each(this.stmt.inline, [], (r) => {
+        const body = r[1] as Uint8Array
+        moves.push({ seq: Number(r[0]), at: writer.add(body), from: undefined, len: body.length })
+      })
+    }
+    for (const from of this.bodies.sparse()) {
+      const refs: (BodyRef & { seq: number })[] = []
+      this.each(this.stmt.inFile, [from], (r) => refs.push({ seq: Number(r[0]), id: String(r[1]), file: from, at: Number(r[2]), len: Number(r[3]) }))
+      const moved: typeof moves = []
+      let bad: OutpostError | undefined
+      for (let i = 0; i < refs.length && bad === undefined; i += 1024) {
+        const part = refs.slice(i, i + 1024)
+        for (const [k, b] of this.bodies.read(part).entries()) {
+          if (b instanceof OutpostError) bad = b
+          else moved.push({ seq: part[k]!.seq, at: writer.add(b), from, len: part[k]!.len })
+        }
+      }
+      // A damaged file stays where it is (its damaged messages are held back when read); what
+      // was copied of it already is dead weight in the new file until that is compacted.
+      if (bad !== undefined) warn(`outbox: not compacting ${bodyFileName(from)}: ${bad.message}`)
+      else moves.push(...moved)
+    }
+    const hot = [...this.hot.values()]
+    const hotAt = hot.map((e) => writer.add(e.body))
+    if (writer.empty) return
+    const { insert, move } = this.stmt
+    this.db.exec('BEGIN')
+    try {
+      for (const [i, e] of hot.entries()) insert.run([e.seq, e.id, e.dest, e.createdAt, e.expiresAt, e.attempts, e.nextAt, file, hotAt[i]!, e.body.length])
+      for (const m of moves) move.run([file, m.at, m.seq])
+      this.db.exec('COMMIT')
+    } catch (err) {
+      this.db.exec('ROLLBACK')
+      throw err
+    }
+    let live = 0
+    for (const e of hot) live += e.body.length
+    for (const m of moves) live += m.len
+    this.bodies.add(writer, hot.length + moves.length, live)
+    for (const m of moves) {
+      if (m.from === undefined) this.inlineCount--
+      else this.bodies.release(m.from, m.len)
+    }
+  }
+
   free(): void {
     for (const s of Object.values(this.stmt)) s.free()
   }
 
-  private rows(stmt: Statement, params: (string | number)[]): LiveEntry[] {
-    const out: LiveEntry[] = []
+  private each(stmt: Statement, params: (string | number)[], row: (r: ReturnType<Statement['get']>) => void): void {
     try {
       stmt.bind(params)
-      while (stmt.step()) {
-        const r = stmt.get()
-        out.push({
-          seq: Number(r[0]), id: String(r[1]), dest: String(r[2]), body: r[3] as Uint8Array,
-          createdAt: Number(r[4]), expiresAt: Number(r[5]), attempts: Number(r[6]), nextAt: Number(r[7]),
-        })
-      }
+      while (stmt.step()) row(stmt.get())
     } finally {
       stmt.reset()
+    }
+  }
+
+  /** Stored entries with their bodies; one whose body is damaged is left out (and reported once). */
+  private rows(stmt: Statement, params: (string | number)[]): LiveEntry[] {
+    let out: LiveEntry[] = []
+    const refs: BodyRef[] = []
+    const fromFile: LiveEntry[] = []
+    this.each(stmt, params, (r) => {
+      const e: LiveEntry = {
+        seq: Number(r[0]), id: String(r[1]), dest: String(r[2]), createdAt: Number(r[3]), expiresAt: Number(r[4]),
+        attempts: Number(r[5]), nextAt: Number(r[6]), body: r[10] as Uint8Array,
+      }
+      if (r[7] !== null) {
+        refs.push({ id: e.id, file: Number(r[7]), at: Number(r[8]), len: Number(r[9]) })
+        fromFile.push(e)
+      }
+      out.push(e)
+    })
+    if (refs.length > 0) {
+      const bodies = this.bodies.read(refs)
+      let bad: Set<LiveEntry> | undefined
+      for (const [i, e] of fromFile.entries()) {
+        const b = bodies[i]!
+        if (!(b instanceof OutpostError)) {
+          e.body = b
+          continue
+        }
+        ;(bad ??= new Set()).add(e)
+        if (!this.damaged.has(e.id)) {
+          this.damaged.add(e.id)
+          this.warn(`${b.code}: ${b.message}; the message is held back and not sent (restoring the file sends it)`)
+        }
+      }
+      if (bad !== undefined) out = out.filter((e) => !bad.has(e))
     }
     return out
   }

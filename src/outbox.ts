@@ -4,8 +4,9 @@
  *
  *   enqueue/remove/attempt ─▶ journal (group-committed, fdatasync) ─▶ live index (outbox-index.ts) ─▶ resolved
  *   markSeen / receive / startRun / finishRun ─▶ journal ─▶ sql.js `seen` and `inbox` tables ─▶ resolved
- *   every `checkpointBytes` of journal: rotate segment ─▶ index synced into sql.js ─▶ db.export()
- *   ─▶ snapshot-<n>.db (tmp, fsync, rename, fsync dir) ─▶ segments ≤ n deleted
+ *   every `checkpointBytes` of journal: rotate segment ─▶ index synced into sql.js (bodies into
+ *   bodies-<n>.dat, outbox-bodies.ts) ─▶ db.export() ─▶ body files written (fsync) ─▶
+ *   snapshot-<n>.db (tmp, fsync, rename, fsync dir) ─▶ segments ≤ n and unused body files deleted
  *   open: newest snapshot ─▶ replay later segments (torn tail dropped) ─▶ ready
  *
  * Nothing is visible to readers (head, get, hasSeen) before it is on disk.
@@ -16,7 +17,8 @@ import type { Database } from 'sql.js'
 import { OutpostError } from './errors'
 import { Journal } from './journal'
 import { acquireLock, type Lock } from './lock'
-import { OUTBOX_TABLE, OutboxIndex, type LiveEntry } from './outbox-index'
+import { BodyStore } from './outbox-bodies'
+import { OutboxIndex, prepareOutboxTable, type LiveEntry } from './outbox-index'
 import { RECEIVER_TABLES, ReceiverIndex, type InboxEntry } from './receiver-index'
 import { encodeOp, OP_ATTEMPT, OP_ENQUEUE, OP_INBOX_ADD, OP_INBOX_DONE, OP_INBOX_START, OP_REMOVE, OP_REPLY, OP_SEEN, type Op } from './outbox-ops'
 import { loadSnapshot, replayJournal, writeSnapshot } from './store-files'
@@ -87,6 +89,7 @@ export class Outbox {
   private readonly now: () => number
   private readonly warn: (message: string) => void
   private readonly index: OutboxIndex
+  private readonly bodies: BodyStore
   private readonly receiver: ReceiverIndex
   private nextSeq: number
   /** Bytes of messages accepted but not yet on disk (the committed ones are index.bytes). */
@@ -99,9 +102,10 @@ export class Outbox {
   private closing: Promise<void> | undefined
   private recovery: OutboxStats['recovery']
 
-  private constructor(opts: OutboxOptions, db: Database, index: OutboxIndex, receiver: ReceiverIndex, lock: Lock, lastSnapshot: number, nextSegment: number, recovery: OutboxStats['recovery']) {
+  private constructor(opts: OutboxOptions, db: Database, bodies: BodyStore, index: OutboxIndex, receiver: ReceiverIndex, lock: Lock, lastSnapshot: number, nextSegment: number, recovery: OutboxStats['recovery']) {
     this.dir = opts.dir
     this.db = db
+    this.bodies = bodies
     this.index = index
     this.receiver = receiver
     this.lock = lock
@@ -135,11 +139,13 @@ export class Outbox {
     const lock = acquireLock(path.join(opts.dir, 'lock'))
     try {
       const db = await loadSnapshot(opts.dir)
-      db.db.exec(OUTBOX_TABLE + RECEIVER_TABLES)
-      const index = new OutboxIndex(db.db)
+      prepareOutboxTable(db.db)
+      db.db.exec(RECEIVER_TABLES)
+      const bodies = new BodyStore(opts.dir)
+      const index = new OutboxIndex(db.db, bodies, opts.warn ?? (() => {}))
       const receiver = new ReceiverIndex(db.db)
       const r = replayJournal(opts.dir, db.snapshot, (op) => applyOp(index, receiver, op), opts.warn ?? (() => {}))
-      const ob = new Outbox(opts, db.db, index, receiver, lock, db.snapshot, r.nextSegment, { snapshot: db.snapshot, replayedRecords: r.replayed, droppedBytes: r.dropped, ms: 0 })
+      const ob = new Outbox(opts, db.db, bodies, index, receiver, lock, db.snapshot, r.nextSegment, { snapshot: db.snapshot, replayedRecords: r.replayed, droppedBytes: r.dropped, ms: 0 })
       ob.recovery.ms = performance.now() - started
       return ob
     } catch (err) {
@@ -314,13 +320,17 @@ export class Outbox {
 
   /**
    * Rotate the journal and export sql.js synchronously (the state then matches exactly the
-   * closed segments), then write the snapshot and drop what it covers.
+   * closed segments), then write the body files and the snapshot and drop what it covers.
    */
   private async snapshotNow(): Promise<void> {
     const covered = this.journal.rotate()
-    this.index.syncToStore()
+    this.index.syncToStore(covered, this.warn)
     this.receiver.syncToStore(this.now() - this.dedupWindowMs)
-    if (await writeSnapshot(this.dir, covered, this.db.export(), this.warn)) this.lastSnapshot = covered
+    // The body files this snapshot names; any other goes once it is durable.
+    const inUse = this.bodies.inUse()
+    if (!(await writeSnapshot(this.dir, covered, this.db.export(), this.warn, () => this.bodies.flush()))) return
+    this.lastSnapshot = covered
+    await this.bodies.removeExcept(inUse).catch((err: unknown) => this.warn(`outbox: removing unused body files failed (${(err as Error).message}); the next snapshot retries`))
   }
 
   /** Whether a start-up now would replay anything. */
@@ -339,6 +349,7 @@ export class Outbox {
       } finally {
         await this.journal.close().catch(() => {})
         this.index.free()
+        this.bodies.close()
         this.receiver.free()
         this.db.close()
         this.lock.release()

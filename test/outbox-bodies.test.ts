@@ -1,0 +1,203 @@
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { suite } from 'uvu'
+import * as assert from 'uvu/assert'
+import { Outbox, type OutboxOptions } from '../src/outbox'
+import { bodyFileName } from '../src/outbox-bodies'
+import { loadSqlJs } from '../src/sqljs'
+import { snapshotName } from '../src/store-files'
+import { rejectsCode } from './helpers'
+
+const t = suite('outbox bodies')
+const tmpDir = (): string => fs.mkdtempSync(path.join(os.tmpdir(), 'outpost-bodies-'))
+/** A body that says whose it is, of a size that varies with n. */
+const bodyOf = (id: string, size: number): Uint8Array => new Uint8Array(Buffer.from(`${id};`.repeat(Math.ceil(size / (id.length + 1)) + 1).slice(0, size)))
+const entry = (id: string, size = 200, dest = 'ship1') => ({ id, dest, body: bodyOf(id, size), createdAt: 1, expiresAt: 2 })
+const open = (dir: string, o: Partial<OutboxOptions> = {}): Promise<Outbox> => Outbox.open({ dir, maxBytes: 1 << 30, ...o })
+const bodyFiles = (dir: string): string[] => fs.readdirSync(dir).filter((f) => f.startsWith('bodies-')).sort()
+
+/** sql.js's view of the newest snapshot in `dir`. */
+async function snapshotRows(dir: string, sql: string): Promise<unknown[][]> {
+  const SQL = await loadSqlJs()
+  const snap = fs.readdirSync(dir).filter((f) => f.startsWith('snapshot-')).sort().at(-1)!
+  const db = new SQL.Database(fs.readFileSync(path.join(dir, snap)))
+  try {
+    return db.exec(sql)[0]?.values ?? []
+  } finally {
+    db.close()
+  }
+}
+
+t('stored bodies leave sql.js for a body file and come back the same, before and after a restart', async () => {
+  const dir = tmpDir()
+  const ob = await open(dir)
+  const sizes = [0, 1, 200, 5000, 300 * 1024] // one larger than a write chunk
+  for (const [i, size] of sizes.entries()) await ob.enqueue(entry(`b${i}`, size))
+  await ob.checkpoint()
+  assert.equal(bodyFiles(dir).length, 1)
+  for (const [i, size] of sizes.entries()) assert.equal(ob.get(`b${i}`)?.body, bodyOf(`b${i}`, size), `b${i} read back at once`)
+  await ob.enqueue(entry('hot'))
+  assert.equal(ob.head('ship1', 10).map((e) => e.id), ['b0', 'b1', 'b2', 'b3', 'b4', 'hot'])
+  await ob.close()
+  const rows = await snapshotRows(dir, 'SELECT id, bodyFile, bodyLen, bodyInline FROM outbox ORDER BY seq')
+  assert.ok(rows.every((r) => r[1] !== null && r[3] === null), 'no body is kept inside the snapshot')
+  assert.equal(rows.map((r) => r[2]), [...sizes, 200])
+  const again = await open(dir)
+  assert.equal(again.all().map((e) => [e.id, e.body]), [...sizes.map((s, i) => [`b${i}`, bodyOf(`b${i}`, s)]), ['hot', bodyOf('hot', 200)]])
+  assert.is(again.stats().bytes, sizes.reduce((a, b) => a + b, 200), 'byte count is rebuilt from the rows')
+  await again.close()
+})
+
+t('removing every message of a body file deletes it once a snapshot without it is on disk', async () => {
+  const dir = tmpDir()
+  const ob = await open(dir)
+  for (let i = 0; i < 10; i++) await ob.enqueue(entry(`a${i}`))
+  await ob.checkpoint()
+  const first = bodyFiles(dir)
+  for (let i = 0; i < 10; i++) await ob.remove(`a${i}`)
+  assert.equal(bodyFiles(dir), first, 'kept while the newest snapshot still names it')
+  await ob.enqueue(entry('b0'))
+  await ob.checkpoint()
+  assert.not.ok(bodyFiles(dir).includes(first[0]!), bodyFiles(dir).join(' '))
+  assert.equal(ob.all().map((e) => e.id), ['b0'])
+  await ob.close()
+})
+
+t('a sparse body file is compacted: its live bodies move to the new file, and it goes', async () => {
+  const dir = tmpDir()
+  const ob = await open(dir)
+  // Over 1 MiB, so only sparseness (not smallness) makes it a candidate.
+  const n = 3000
+  const pending: Promise<unknown>[] = []
+  for (let i = 0; i < n; i++) pending.push(ob.enqueue(entry(`c${i}`, 400, `n${i % 2}`)))
+  await Promise.all(pending)
+  await ob.checkpoint()
+  const [big] = bodyFiles(dir)
+  const kept = new Set<string>()
+  for (let i = 0; i < n; i++) {
+    if (i % 4 === 0) kept.add(`c${i}`)
+    else await ob.remove(`c${i}`)
+  }
+  await ob.enqueue(entry('new'))
+  await ob.checkpoint()
+  const files = bodyFiles(dir)
+  assert.not.ok(files.includes(big!), `${big} is compacted away: ${files.join(' ')}`)
+  assert.is(files.length, 1)
+  const check = (o: Outbox): void => {
+    const all = o.all()
+    assert.equal(all.map((e) => e.id), [...kept, 'new'])
+    for (const e of all) assert.equal(e.body, bodyOf(e.id, e.id === 'new' ? 200 : 400), e.id)
+    assert.equal(o.head('n0', 2).map((e) => e.id), ['c0', 'c4'], 'FIFO per destination holds')
+  }
+  check(ob)
+  await ob.close()
+  const again = await open(dir)
+  check(again)
+  await again.close()
+})
+
+t('small body files are merged, so a trickle of survivors does not leave a file per snapshot', async () => {
+  const dir = tmpDir()
+  const ob = await open(dir)
+  for (let round = 0; round < 8; round++) {
+    await ob.enqueue(entry(`s${round}`))
+    await ob.checkpoint()
+  }
+  assert.is(bodyFiles(dir).length, 1, bodyFiles(dir).join(' '))
+  assert.equal(ob.all().map((e) => e.body), Array.from({ length: 8 }, (_, i) => bodyOf(`s${i}`, 200)))
+  await ob.close()
+})
+
+t('a snapshot from before body files (bodies in a BLOB column) opens, and its bodies move out at the next snapshot', async () => {
+  const dir = tmpDir()
+  const SQL = await loadSqlJs()
+  const db = new SQL.Database()
+  // The layout of the previous version, verbatim.
+  db.exec(`
+    CREATE TABLE IF NOT EXISTS outbox (
+      seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, dest TEXT NOT NULL, body BLOB NOT NULL,
+      createdAt INTEGER NOT NULL, expiresAt INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, nextAt INTEGER NOT NULL DEFAULT 0);
+    CREATE INDEX IF NOT EXISTS outbox_dest ON outbox (dest, seq);
+    CREATE TABLE IF NOT EXISTS seen (id TEXT PRIMARY KEY, at INTEGER NOT NULL);
+    CREATE INDEX IF NOT EXISTS seen_at ON seen (at);
+    CREATE TABLE IF NOT EXISTS inbox (id TEXT PRIMARY KEY, fromNode TEXT NOT NULL, at INTEGER NOT NULL, body BLOB NOT NULL, state TEXT NOT NULL);`)
+  const ins = db.prepare('INSERT INTO outbox (seq, id, dest, body, createdAt, expiresAt, attempts, nextAt) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
+  for (let i = 1; i <= 20; i++) ins.run([i, `old${i}`, `n${i % 2}`, bodyOf(`old${i}`, 100 + i), 1, 2, i === 3 ? 2 : 0, 0])
+  ins.free()
+  db.run('INSERT INTO seen (id, at) VALUES (?, ?)', ['s1', Date.now()])
+  fs.writeFileSync(path.join(dir, snapshotName(7)), db.export())
+  db.close()
+
+  const check = (o: Outbox): void => {
+    assert.equal(o.all().map((e) => [e.id, e.body]), Array.from({ length: 20 }, (_, k) => [`old${k + 1}`, bodyOf(`old${k + 1}`, 101 + k)]))
+    assert.is(o.get('old3')?.attempts, 2)
+    assert.ok(o.hasSeen('s1'))
+    assert.is(o.stats().bytes, Array.from({ length: 20 }, (_, k) => 101 + k).reduce((a, b) => a + b))
+  }
+  const ob = await open(dir)
+  check(ob)
+  await ob.remove('old20')
+  await ob.enqueue(entry('old20', 120))
+  assert.equal(ob.head('n0', 3).map((e) => e.id), ['old2', 'old4', 'old6'])
+  await ob.close()
+  const rows = await snapshotRows(dir, 'SELECT count(*) FILTER (WHERE bodyInline IS NOT NULL), count(*) FILTER (WHERE bodyFile IS NOT NULL) FROM outbox')
+  assert.equal(rows, [[0, 20]], 'every body moved out to a body file')
+  const cols = (await snapshotRows(dir, "SELECT name FROM pragma_table_info('outbox')")).map((r) => r[0])
+  assert.not.ok(cols.includes('body'), 'an older outpost refuses this table instead of sending empty bodies')
+  const again = await open(dir)
+  check(again)
+  await again.close()
+})
+
+t('a truncated or missing body file stops the open with outbox_corrupt, naming the file', async () => {
+  const dir = tmpDir()
+  const ob = await open(dir)
+  for (let i = 0; i < 5; i++) await ob.enqueue(entry(`t${i}`))
+  await ob.close()
+  const file = path.join(dir, bodyFiles(dir)[0]!)
+  const bytes = fs.readFileSync(file)
+  fs.truncateSync(file, bytes.length - 10)
+  await rejectsCode(open(dir), 'outbox_corrupt', file, 'truncated')
+  fs.rmSync(file)
+  await rejectsCode(open(dir), 'outbox_corrupt', file, '5 stored messages')
+  fs.writeFileSync(file, bytes)
+  const again = await open(dir)
+  assert.is(again.all().length, 5, 'whole again once the file is restored')
+  await again.close()
+})
+
+t('a damaged body is held back with an outbox_corrupt warning, never sent as garbage; the others go on', async () => {
+  const dir = tmpDir()
+  const ob = await open(dir)
+  for (let i = 0; i < 5; i++) await ob.enqueue(entry(`d${i}`))
+  await ob.close()
+  const file = path.join(dir, bodyFiles(dir)[0]!)
+  const fd = fs.openSync(file, 'r+')
+  fs.writeSync(fd, Buffer.from('X'), 0, 1, 2 * 208 + 8 + 50) // a byte inside the body of d2
+  fs.closeSync(fd)
+  const warnings: string[] = []
+  const again = await open(dir, { warn: (m) => warnings.push(m) })
+  assert.equal(again.head('ship1', 10).map((e) => e.id), ['d0', 'd1', 'd3', 'd4'])
+  assert.is(again.get('d2'), undefined)
+  assert.equal(again.all().map((e) => e.id), ['d0', 'd1', 'd3', 'd4'])
+  assert.is(warnings.length, 1, 'reported once')
+  assert.ok(warnings[0]!.startsWith('outbox_corrupt: ') && warnings[0]!.includes('d2') && warnings[0]!.includes(file), warnings[0])
+  for (const e of again.all()) assert.equal(e.body, bodyOf(e.id, 200))
+  await again.close()
+})
+
+t('body files no snapshot names (a crash before the snapshot was renamed) are deleted at open', async () => {
+  const dir = tmpDir()
+  const ob = await open(dir)
+  await ob.enqueue(entry('k1'))
+  await ob.close()
+  const stray = path.join(dir, bodyFileName(999))
+  fs.writeFileSync(stray, 'half a file')
+  const again = await open(dir)
+  assert.not.ok(fs.existsSync(stray))
+  assert.equal(again.get('k1')?.body, bodyOf('k1', 200))
+  await again.close()
+})
+
+t.run()
