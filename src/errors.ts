@@ -12,7 +12,7 @@ export const ERROR_CODES = {
   envelope_decode: 'bytes received are not a MessagePack envelope',
   outbox_full: 'the outbox holds delivery.maxOutboxBytes already; the message was not accepted',
   outbox_closed: 'the outbox was used after close()',
-  outbox_corrupt: 'an outbox snapshot or journal could not be read (the file named in the message)',
+  outbox_corrupt: 'an outbox snapshot, journal or body file could not be read, or a stored body failed its CRC (the file named in the message)',
   outbox_duplicate: 'a message with this id is already in the outbox',
   locked: 'the data directory is in use by another running outpost process',
   frame_too_large: 'a TCP frame announced more than 8190 bytes of body (2 + N must stay within 8192)',
