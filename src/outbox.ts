@@ -61,6 +61,11 @@ export interface OutboxOptions {
   onBatch?: (records: number, bytes: number) => void
   /** Where warnings go (a torn journal tail, a dropped snapshot). */
   warn?: (message: string) => void
+  /**
+   * Called once the journal has been quiet for a second after a burst (a snapshot's worth of
+   * writes or more): the moment to give back memory the burst grew (node.ts: heap.ts).
+   */
+  afterBurst?: () => void
 }
 
 export interface OutboxStats {
@@ -101,6 +106,10 @@ export class Outbox {
   private checkpointing: Promise<void> | undefined
   private closing: Promise<void> | undefined
   private recovery: OutboxStats['recovery']
+  private readonly afterBurst: (() => void) | undefined
+  /** Snapshots taken since afterBurst was last called, and the timer that calls it. */
+  private burstSnapshots = 0
+  private quietTimer: NodeJS.Timeout | undefined
 
   private constructor(opts: OutboxOptions, db: Database, bodies: BodyStore, index: OutboxIndex, receiver: ReceiverIndex, lock: Lock, lastSnapshot: number, nextSegment: number, recovery: OutboxStats['recovery']) {
     this.dir = opts.dir
@@ -116,6 +125,7 @@ export class Outbox {
     this.warn = opts.warn ?? (() => {})
     this.lastSnapshot = lastSnapshot
     this.recovery = recovery
+    this.afterBurst = opts.afterBurst
     this.nextSeq = index.maxSeq() + 1
     this.journal = Journal.create<Op>(opts.dir, nextSegment, {
       onCommit: (ops) => this.applyBatch(ops),
@@ -125,9 +135,11 @@ export class Outbox {
       afterCommit: () => {
         if (this.journal.bytesInSegment >= this.checkpointBytes && !this.checkpointing && !this.closing) {
           this.checkpointing = this.snapshotNow()
+            .then(() => { this.burstSnapshots++ })
             .catch((err: unknown) => this.warn(`outbox: snapshot failed (${(err as Error).message}); the journal keeps the data`))
             .finally(() => { this.checkpointing = undefined })
         }
+        if (this.afterBurst !== undefined) this.armQuietTimer()
       },
     })
   }
@@ -151,6 +163,24 @@ export class Outbox {
     } catch (err) {
       lock.release()
       throw err
+    }
+  }
+
+  /** (Re)start the quiet second after which a burst counts as over. */
+  private armQuietTimer(): void {
+    if (this.quietTimer !== undefined) this.quietTimer.refresh()
+    else {
+      this.quietTimer = setTimeout(() => {
+        this.quietTimer = undefined
+        if (this.closing) return
+        // A snapshot still being written is part of the burst: wait a quiet second after it.
+        if (this.checkpointing) void this.checkpointing.then(() => this.armQuietTimer())
+        else if (this.burstSnapshots > 0) {
+          this.burstSnapshots = 0
+          this.afterBurst?.()
+        }
+      }, 1000)
+      this.quietTimer.unref()
     }
   }
 
@@ -347,6 +377,7 @@ export class Outbox {
         // A clean stop leaves one snapshot and nothing to replay: the next start is quick.
         if (this.needsSnapshot()) await this.snapshotNow()
       } finally {
+        if (this.quietTimer !== undefined) clearTimeout(this.quietTimer)
         await this.journal.close().catch(() => {})
         this.index.free()
         this.bodies.close()

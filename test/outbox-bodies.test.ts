@@ -200,4 +200,17 @@ t('body files no snapshot names (a crash before the snapshot was renamed) are de
   await again.close()
 })
 
+t('afterBurst is called once the journal has been quiet for a second after a burst that took snapshots', async () => {
+  let calls = 0
+  const ob = await open(tmpDir(), { checkpointBytes: 4096, afterBurst: () => { calls++ } })
+  await Promise.all(Array.from({ length: 100 }, (_, i) => ob.enqueue(entry(`q${i}`))))
+  assert.is(calls, 0)
+  await new Promise((r) => setTimeout(r, 1300))
+  assert.is(calls, 1)
+  await ob.enqueue(entry('small'))
+  await new Promise((r) => setTimeout(r, 1300))
+  assert.is(calls, 1, 'not after a write too small to snapshot')
+  await ob.close()
+})
+
 t.run()
