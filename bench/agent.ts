@@ -91,7 +91,7 @@ export async function* agentBenchmarks(): AsyncIterable<BenchResult> {
     await fill(central.socket, BACKLOG)
     const fillSecs = (performance.now() - t) / 1000
     const count = (await status(central.socket)).outbox.count
-    await sleep(3000) // snapshots and GC settle
+    await sleep(10_000) // snapshots and GC settle (the agent gives memory back a few seconds after a burst)
     const rss = rssOf(child.pid!)
     yield { name: `agent.rss.queued${BACKLOG / 1000}k`, value: round(rss), unit: 'MB', baseline: 150, ratio: round(150 / rss), note: `${how}; ${count} messages of ~200 B waiting for an absent node (accepted at ${Math.round(BACKLOG / fillSecs)} msg/s), idle before ${idle.toFixed(0)} MB; baseline is the target` }
 

@@ -17,7 +17,7 @@ import type { Logger } from './log'
 import { OutpostNode } from './node'
 import { writePidFile } from './pid-file'
 import { isPackaged } from './upgrade'
-import { EXIT_RESTART, isSupervised, onAgentStart, type AgentInfo } from './upgrade-watchdog'
+import { EXIT_RESTART, isSupervised, onAgentStart, readPending, type AgentInfo } from './upgrade-watchdog'
 import { scheduleUpgrades } from './upgrade-schedule'
 import { VERSION } from './version'
 import { spawn } from 'node:child_process'
@@ -57,6 +57,14 @@ async function runNode(config: Config, logger: Logger, o: RunOptions = {}): Prom
   }
 }
 
+/** Confirm a pending upgrade; with none left, the store may move to the new format (Outbox keepOldFormat). */
+function confirmWith(confirm: () => void, dataDir: string, node: OutpostNode | undefined): () => void {
+  return () => {
+    confirm()
+    if (node !== undefined && readPending(dataDir) === undefined) node.outbox.useNewFormat()
+  }
+}
+
 const agent: Command = async (io, args) => {
   const { values } = parse(args, PID_FILE, false)
   if (values.help) return print(io, `Usage: outpost [agent] [OPTIONS]\n\n  Run this node: connect out, run what it is asked, keep every message until acknowledged.\n  --data-dir and --log-level are written back into the config file.\n\n${PID_HELP}\n${GLOBAL_HELP}`)
@@ -69,7 +77,7 @@ const agent: Command = async (io, args) => {
   const upgrades = scheduleUpgrades({ config, dataDir: config.dataDir, env: io.env, log: logger.log })
   const { node, api } = await runNode(config, logger, { onConnected: () => confirm(), configFile: file, restart: SELF_RESTART })
   const self = selfInfo(io)
-  confirm = onAgentStart(config.dataDir, VERSION, self, logger.log).confirm
+  confirm = confirmWith(onAgentStart(config.dataDir, VERSION, self, logger.log).confirm, config.dataDir, node)
   if (connected) confirm()
   const sig = await untilSignal(true)
   upgrades.stop()
@@ -107,7 +115,7 @@ const hub: Command = async (io, args) => {
   const inProcess = fileHas(['node', 'name']) ? await runNode(config, logger, { configFile: file, restart: SELF_RESTART }) : undefined
   // The hub is its own transport: listening is "connected" for a pending upgrade.
   const self = selfInfo(io)
-  onAgentStart(config.dataDir, VERSION, self, logger.log).confirm()
+  confirmWith(onAgentStart(config.dataDir, VERSION, self, logger.log).confirm, config.dataDir, inProcess?.node)()
   const sig = await untilSignal(true)
   logger.log('info', sig === 'SIGHUP' ? 'SIGHUP: restarting' : `${sig}: stopping`)
   if (inProcess) { await inProcess.api.close(); await inProcess.node.close() }

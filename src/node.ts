@@ -12,6 +12,8 @@ import { AuditLog } from './audit'
 import type { Config } from './config'
 import { applyLive, diffConfig } from './config-apply'
 import { Delivery, type GiveUpReason } from './delivery'
+import { releaseHeap } from './heap'
+import { readPending } from './upgrade-watchdog'
 import { Dispatcher, expandData } from './dispatcher'
 import { decode, encode, stamp, type Envelope, type MessageDraft } from './envelope'
 import { OutpostError, isOutpostError } from './errors'
@@ -152,7 +154,10 @@ export class OutpostNode {
     fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 })
     const plugin = o.transports.get(config.transport.kind)
     if (plugin === undefined) throw new OutpostError('config_invalid', `transport.kind ${config.transport.kind} is not built into this outpost (have: ${[...o.transports.keys()].join(', ')})`)
-    const outbox = await Outbox.open({ dir: path.join(dataDir, 'outbox'), maxBytes: config.delivery.maxOutboxBytes, warn: (m) => o.logger.log('warn', m) })
+    const outbox = await Outbox.open({ dir: path.join(dataDir, 'outbox'), maxBytes: config.delivery.maxOutboxBytes, warn: (m) => o.logger.log('warn', m), afterBurst: releaseHeap,
+      // While an upgrade may roll back, snapshots stay readable by the previous binary.
+      keepOldFormat: readPending(dataDir) !== undefined,
+    })
     const tlog = o.logger.child(config.transport.kind)
     const transport = plugin.create({
       node: config.node.name, servers: config.transport.servers, token: config.transport.token, tls: config.transport.tls,

@@ -4,15 +4,25 @@
  *
  *   committed op ─▶ enqueue: hot map (no sql.js work on the hot path)
  *                   remove / attempt: hot map, or one sql.js statement for a stored message
- *   snapshot     ─▶ syncToStore(): the hot survivors become rows (one transaction), memory freed
+ *   snapshot     ─▶ syncToStore(): the hot survivors become rows (one transaction) and their
+ *                   bodies go to a body file (outbox-bodies.ts), memory freed; live bodies of
+ *                   sparse older files move along in the same transaction
  *   open         ─▶ stored rows are used where they are (no index to rebuild); the journal after
  *                   the snapshot refills the hot map
+ *
+ * A stored row holds no body, only where it is (bodyFile, bodyAt, bodyLen), so the sql.js
+ * database (all in memory) stays ~100 bytes a message. Rows from a snapshot written before body
+ * files existed (a `body` column) are migrated at open into `bodyInline` and moved out to a
+ * body file at the next snapshot. The old `body` column is gone on purpose: an older outpost
+ * refuses this table ("no column named body") rather than sending empty bodies.
  *
  * Every stored message was enqueued before every hot one, so per destination FIFO order is
  * "stored rows by seq, then the hot map in insertion (= seq) order". In steady operation most
  * messages are acknowledged within milliseconds and never touch sql.js.
  */
 import type { Database, Statement } from 'sql.js'
+import { OutpostError } from './errors'
+import { BodyFileWriter, bodyFileName, type BodyRef, type BodyStore } from './outbox-bodies'
 import { hasRow } from './sqljs'
 
 export interface LiveEntry {
@@ -26,15 +36,88 @@ export interface LiveEntry {
   body: Uint8Array
 }
 
-export const OUTBOX_TABLE = `
+/**
+ * The two layouts of the outbox table. `files` (format 2, `PRAGMA user_version = 2`): rows say
+ * where the body is. `inline` (format 1, user_version 0): the body in the row, as every outpost
+ * before body files wrote it; kept while an upgrade may still be rolled back, so the previous
+ * binary can read the store (see Outbox's keepOldFormat).
+ */
+export type OutboxLayout = 'files' | 'inline'
+
+/** The store format this outpost writes with body files; a higher user_version is refused. */
+export const STORE_FORMAT = 2
+
+const TABLE = `
+CREATE TABLE IF NOT EXISTS outbox (
+  seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, dest TEXT NOT NULL,
+  createdAt INTEGER NOT NULL, expiresAt INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, nextAt INTEGER NOT NULL DEFAULT 0,
+  bodyFile INTEGER, bodyAt INTEGER, bodyLen INTEGER NOT NULL, bodyInline BLOB);
+CREATE INDEX IF NOT EXISTS outbox_dest ON outbox (dest, seq);
+PRAGMA user_version = ${STORE_FORMAT};
+`
+/** Exactly the table of format 1 (an older outpost creates it with IF NOT EXISTS too). */
+const TABLE_INLINE = `
 CREATE TABLE IF NOT EXISTS outbox (
   seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, dest TEXT NOT NULL, body BLOB NOT NULL,
   createdAt INTEGER NOT NULL, expiresAt INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, nextAt INTEGER NOT NULL DEFAULT 0);
 CREATE INDEX IF NOT EXISTS outbox_dest ON outbox (dest, seq);
 `
-const COLUMNS = 'seq, id, dest, body, createdAt, expiresAt, attempts, nextAt'
+const COLUMNS = 'seq, id, dest, createdAt, expiresAt, attempts, nextAt, bodyFile, bodyAt, bodyLen, bodyInline'
+/** The same row shape read from the inline layout. */
+const COLUMNS_INLINE = 'seq, id, dest, createdAt, expiresAt, attempts, nextAt, NULL, NULL, length(body), body'
 
-type Stmt = 'insert' | 'remove' | 'update' | 'has' | 'get' | 'head' | 'dests' | 'all'
+/** Move a format-1 table's rows to format 2 (bodies in `bodyInline`, moved out at the next snapshot). */
+const MIGRATE = `BEGIN;
+  DROP INDEX IF EXISTS outbox_dest;
+  ALTER TABLE outbox RENAME TO outbox_v1;
+  ${TABLE}
+  INSERT INTO outbox (seq, id, dest, createdAt, expiresAt, attempts, nextAt, bodyLen, bodyInline)
+    SELECT seq, id, dest, createdAt, expiresAt, attempts, nextAt, length(body), body FROM outbox_v1;
+  DROP TABLE outbox_v1;
+  COMMIT`
+
+/**
+ * Create the outbox table or take the loaded one as it is; a format-1 table is migrated unless
+ * `keepInline` (an upgrade may still roll back to a binary that reads only format 1). A fresh
+ * store under `keepInline` starts in format 1 too. Returns the layout in use.
+ */
+export function prepareOutboxTable(db: Database, keepInline = false): OutboxLayout {
+  const version = Number(db.exec('PRAGMA user_version')[0]?.values[0]?.[0] ?? 0)
+  if (version > STORE_FORMAT) {
+    throw new OutpostError('outbox_format', `outbox: the snapshot is in store format ${version}, written by a newer outpost; this one reads formats up to ${STORE_FORMAT} (run the newer binary, or let its upgrade watchdog roll back)`)
+  }
+  const cols = db.exec("SELECT name FROM pragma_table_info('outbox')")[0]?.values.map((r) => String(r[0])) ?? []
+  if (cols.includes('bodyFile')) return 'files'
+  if (keepInline) {
+    if (cols.length === 0) db.exec(TABLE_INLINE)
+    return 'inline'
+  }
+  db.exec(cols.includes('body') ? MIGRATE : TABLE)
+  return 'files'
+}
+
+type Stmt = 'insert' | 'remove' | 'update' | 'move' | 'has' | 'get' | 'head' | 'dests' | 'all' | 'inFile' | 'inline'
+
+function prepare(db: Database, layout: OutboxLayout): Record<Stmt, Statement> {
+  const inline = layout === 'inline'
+  const cols = inline ? COLUMNS_INLINE : COLUMNS
+  return {
+    insert: db.prepare(inline
+      ? 'INSERT OR REPLACE INTO outbox (seq, id, dest, createdAt, expiresAt, attempts, nextAt, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?)'
+      : `INSERT OR REPLACE INTO outbox (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)`),
+    remove: db.prepare(inline ? 'DELETE FROM outbox WHERE id = ? RETURNING length(body), dest, NULL' : 'DELETE FROM outbox WHERE id = ? RETURNING bodyLen, dest, bodyFile'),
+    update: db.prepare('UPDATE outbox SET attempts = ?, nextAt = ? WHERE id = ?'),
+    // Not used in the inline layout (no body files): harmless statements keep the shape.
+    move: db.prepare(inline ? 'SELECT ?, ?, ?' : 'UPDATE outbox SET bodyFile = ?, bodyAt = ?, bodyInline = NULL WHERE seq = ?'),
+    has: db.prepare('SELECT 1 FROM outbox WHERE id = ?'),
+    get: db.prepare(`SELECT ${cols} FROM outbox WHERE id = ?`),
+    head: db.prepare(`SELECT ${cols} FROM outbox WHERE dest = ? AND seq > ? ORDER BY seq LIMIT ?`),
+    dests: db.prepare('SELECT dest, count(*) FROM outbox GROUP BY dest'),
+    all: db.prepare(`SELECT ${cols} FROM outbox ORDER BY seq`),
+    inFile: db.prepare(inline ? 'SELECT NULL, NULL, NULL, NULL WHERE ? IS NULL' : 'SELECT seq, id, bodyAt, bodyLen FROM outbox WHERE bodyFile = ? ORDER BY bodyAt'),
+    inline: db.prepare(inline ? 'SELECT NULL, NULL WHERE 0' : 'SELECT seq, bodyInline FROM outbox WHERE bodyFile IS NULL ORDER BY seq'),
+  }
+}
 
 export class OutboxIndex {
   private readonly hot = new Map<string, LiveEntry>()
@@ -46,25 +129,30 @@ export class OutboxIndex {
   private storedBytes: number
   /** No stored id sorts after this one: an id past it is not stored, and needs no sql.js lookup. */
   private maxStoredId: string
+  /** Stored rows whose body is still in sql.js (from an older snapshot), moved out at the next snapshot. */
+  private inlineCount: number
   private readonly db: Database
-  private readonly stmt: Record<Stmt, Statement>
+  private readonly bodies: BodyStore
+  private stmt: Record<Stmt, Statement>
+  private layoutNow: OutboxLayout
+  private readonly warn: (message: string) => void
+  /** Stored messages whose body is damaged: held back (never sent as garbage), reported once each. */
+  private readonly damaged = new Set<string>()
 
-  constructor(db: Database) {
+  /** `db` must have been through prepareOutboxTable(), which gave `layout`. */
+  constructor(db: Database, bodies: BodyStore, warn: (message: string) => void, layout: OutboxLayout = 'files') {
     this.db = db
-    this.stmt = {
-      insert: db.prepare(`INSERT OR REPLACE INTO outbox (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`),
-      remove: db.prepare('DELETE FROM outbox WHERE id = ? RETURNING length(body), dest'),
-      update: db.prepare('UPDATE outbox SET attempts = ?, nextAt = ? WHERE id = ?'),
-      has: db.prepare('SELECT 1 FROM outbox WHERE id = ?'),
-      get: db.prepare(`SELECT ${COLUMNS} FROM outbox WHERE id = ?`),
-      head: db.prepare(`SELECT ${COLUMNS} FROM outbox WHERE dest = ? AND seq > ? ORDER BY seq LIMIT ?`),
-      dests: db.prepare('SELECT dest, count(*) FROM outbox GROUP BY dest'),
-      all: db.prepare(`SELECT ${COLUMNS} FROM outbox ORDER BY seq`),
-    }
-    const totals = db.exec('SELECT count(*), total(length(body)) FROM outbox')[0]?.values[0] ?? [0, 0]
+    this.bodies = bodies
+    this.warn = warn
+    this.layoutNow = layout
+    this.stmt = prepare(db, layout)
+    const totals = layout === 'inline'
+      ? db.exec('SELECT count(*), total(length(body)), count(*) FROM outbox')[0]?.values[0] ?? [0, 0, 0]
+      : db.exec('SELECT count(*), total(bodyLen), count(*) FILTER (WHERE bodyFile IS NULL) FROM outbox')[0]?.values[0] ?? [0, 0, 0]
     this.storedCount = Number(totals[0])
     this.storedBytes = Number(totals[1])
     this.maxStoredId = String(db.exec('SELECT max(id) FROM outbox')[0]?.values[0]?.[0] ?? '')
+    this.inlineCount = Number(totals[2])
     const s = this.stmt.dests
     try {
       while (s.step()) {
@@ -74,6 +162,32 @@ export class OutboxIndex {
     } finally {
       s.reset()
     }
+    // In the inline layout no row names a body file: any there is left from a crash or an older run.
+    const files = layout === 'inline' ? [] : db.exec('SELECT bodyFile, count(*), total(bodyLen), max(bodyAt + 8 + bodyLen) FROM outbox WHERE bodyFile IS NOT NULL GROUP BY bodyFile')[0]?.values ?? []
+    bodies.load(files.map((r) => ({ file: Number(r[0]), rows: Number(r[1]), bytes: Number(r[2]), end: Number(r[3]) })))
+  }
+
+  get layout(): OutboxLayout {
+    return this.layoutNow
+  }
+
+  /**
+   * Move from the inline layout (format 1) to body files (format 2): the rows keep their bodies
+   * in `bodyInline` until syncToStore() moves them out, at the snapshot this is called for.
+   */
+  useBodyFiles(): void {
+    if (this.layoutNow === 'files') return
+    for (const st of Object.values(this.stmt)) st.free()
+    try {
+      this.db.exec(MIGRATE)
+    } catch (err) {
+      try { this.db.exec('ROLLBACK') } catch { /* not in a transaction */ }
+      this.stmt = prepare(this.db, 'inline')
+      throw err
+    }
+    this.layoutNow = 'files'
+    this.stmt = prepare(this.db, 'files')
+    this.inlineCount = this.storedCount
   }
 
   /** The highest seq in use, stored or hot. */
@@ -135,6 +249,8 @@ export class OutboxIndex {
       const r = s.get()
       const size = Number(r[0])
       const dest = String(r[1])
+      if (r[2] === null) this.inlineCount--
+      else this.bodies.release(Number(r[2]), size)
       const left = (this.storedDests.get(dest) ?? 1) - 1
       if (left > 0) this.storedDests.set(dest, left)
       else this.storedDests.delete(dest)
@@ -187,20 +303,23 @@ export class OutboxIndex {
     return [...this.rows(this.stmt.all, []), ...this.hot.values()]
   }
 
-  /** Write the hot survivors into sql.js (one transaction) and let them go from memory. */
-  syncToStore(): void {
-    if (this.hot.size === 0) return
-    const ins = this.stmt.insert
-    this.db.exec('BEGIN')
-    try {
-      for (const e of this.hot.values()) {
-        ins.run([e.seq, e.id, e.dest, e.body, e.createdAt, e.expiresAt, e.attempts, e.nextAt])
-        if (e.id > this.maxStoredId) this.maxStoredId = e.id
+  /**
+   * Snapshot `file` is being taken: write the hot survivors into sql.js and their bodies into
+   * body file `file` (with the live bodies of sparse older files and of inline rows), one
+   * transaction, and let them go from memory. The file is readable at once; BodyStore.flush()
+   * must write it before the snapshot is renamed into place.
+   */
+  syncToStore(file: number, warn: (m: string) => void): void {
+    if (this.layoutNow === 'inline') this.writeInline()
+    else {
+      const writer = this.bodies.writer(file)
+      try {
+        this.writeStored(writer, warn)
+      } catch (err) {
+        writer.abort()
+        throw err
       }
-      this.db.exec('COMMIT')
-    } catch (err) {
-      this.db.exec('ROLLBACK')
-      throw err
+      if (writer.empty) writer.abort()
     }
     for (const [dest, q] of this.hotByDest) this.storedDests.set(dest, (this.storedDests.get(dest) ?? 0) + q.size)
     this.storedCount += this.hot.size
@@ -210,23 +329,120 @@ export class OutboxIndex {
     this.hotBytes = 0
   }
 
+  /** The inline layout's snapshot: the hot survivors become rows with their bodies (one transaction). */
+  private writeInline(): void {
+    if (this.hot.size === 0) return
+    const ins = this.stmt.insert
+    this.db.exec('BEGIN')
+    try {
+      for (const e of this.hot.values()) {
+        ins.run([e.seq, e.id, e.dest, e.createdAt, e.expiresAt, e.attempts, e.nextAt, e.body])
+        if (e.id > this.maxStoredId) this.maxStoredId = e.id
+      }
+      this.db.exec('COMMIT')
+    } catch (err) {
+      this.db.exec('ROLLBACK')
+      throw err
+    }
+  }
+
+  private writeStored(writer: BodyFileWriter, warn: (m: string) => void): void {
+    const file = writer.file
+    const moves: { seq: number; at: number; from: number | undefined; len: number }[] = []
+    if (this.inlineCount > 0) {
+      this.each(this.stmt.inline, [], (r) => {
+        const body = r[1] as Uint8Array
+        moves.push({ seq: Number(r[0]), at: writer.add(body), from: undefined, len: body.length })
+      })
+    }
+    for (const from of this.bodies.sparse()) {
+      const refs: (BodyRef & { seq: number })[] = []
+      this.each(this.stmt.inFile, [from], (r) => refs.push({ seq: Number(r[0]), id: String(r[1]), file: from, at: Number(r[2]), len: Number(r[3]) }))
+      const moved: typeof moves = []
+      let bad: OutpostError | undefined
+      for (let i = 0; i < refs.length && bad === undefined; i += 1024) {
+        const part = refs.slice(i, i + 1024)
+        for (const [k, b] of this.bodies.read(part).entries()) {
+          if (b instanceof OutpostError) bad = b
+          else moved.push({ seq: part[k]!.seq, at: writer.add(b), from, len: part[k]!.len })
+        }
+      }
+      // A damaged file stays where it is (its damaged messages are held back when read); what
+      // was copied of it already is dead weight in the new file until that is compacted.
+      if (bad !== undefined) warn(`outbox: not compacting ${bodyFileName(from)}: ${bad.message}`)
+      else moves.push(...moved)
+    }
+    const hot = [...this.hot.values()]
+    const hotAt = hot.map((e) => writer.add(e.body))
+    if (writer.empty) return
+    const { insert, move } = this.stmt
+    this.db.exec('BEGIN')
+    try {
+      for (const [i, e] of hot.entries()) {
+        insert.run([e.seq, e.id, e.dest, e.createdAt, e.expiresAt, e.attempts, e.nextAt, file, hotAt[i]!, e.body.length])
+        if (e.id > this.maxStoredId) this.maxStoredId = e.id
+      }
+      for (const m of moves) move.run([file, m.at, m.seq])
+      this.db.exec('COMMIT')
+    } catch (err) {
+      this.db.exec('ROLLBACK')
+      throw err
+    }
+    let live = 0
+    for (const e of hot) live += e.body.length
+    for (const m of moves) live += m.len
+    this.bodies.add(writer, hot.length + moves.length, live)
+    for (const m of moves) {
+      if (m.from === undefined) this.inlineCount--
+      else this.bodies.release(m.from, m.len)
+    }
+  }
+
   free(): void {
     for (const s of Object.values(this.stmt)) s.free()
   }
 
-  private rows(stmt: Statement, params: (string | number)[]): LiveEntry[] {
-    const out: LiveEntry[] = []
+  private each(stmt: Statement, params: (string | number)[], row: (r: ReturnType<Statement['get']>) => void): void {
     try {
       stmt.bind(params)
-      while (stmt.step()) {
-        const r = stmt.get()
-        out.push({
-          seq: Number(r[0]), id: String(r[1]), dest: String(r[2]), body: r[3] as Uint8Array,
-          createdAt: Number(r[4]), expiresAt: Number(r[5]), attempts: Number(r[6]), nextAt: Number(r[7]),
-        })
-      }
+      while (stmt.step()) row(stmt.get())
     } finally {
       stmt.reset()
+    }
+  }
+
+  /** Stored entries with their bodies; one whose body is damaged is left out (and reported once). */
+  private rows(stmt: Statement, params: (string | number)[]): LiveEntry[] {
+    let out: LiveEntry[] = []
+    const refs: BodyRef[] = []
+    const fromFile: LiveEntry[] = []
+    this.each(stmt, params, (r) => {
+      const e: LiveEntry = {
+        seq: Number(r[0]), id: String(r[1]), dest: String(r[2]), createdAt: Number(r[3]), expiresAt: Number(r[4]),
+        attempts: Number(r[5]), nextAt: Number(r[6]), body: r[10] as Uint8Array,
+      }
+      if (r[7] !== null) {
+        refs.push({ id: e.id, file: Number(r[7]), at: Number(r[8]), len: Number(r[9]) })
+        fromFile.push(e)
+      }
+      out.push(e)
+    })
+    if (refs.length > 0) {
+      const bodies = this.bodies.read(refs)
+      let bad: Set<LiveEntry> | undefined
+      for (const [i, e] of fromFile.entries()) {
+        const b = bodies[i]!
+        if (!(b instanceof OutpostError)) {
+          e.body = b
+          continue
+        }
+        ;(bad ??= new Set()).add(e)
+        if (!this.damaged.has(e.id)) {
+          this.damaged.add(e.id)
+          this.warn(`${b.code}: ${b.message}; the message is held back and not sent (restoring the file sends it)`)
+        }
+      }
+      if (bad !== undefined) out = out.filter((e) => !bad.has(e))
     }
     return out
   }

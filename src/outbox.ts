@@ -4,8 +4,9 @@
  *
  *   enqueue/remove/attempt ─▶ journal (group-committed, fdatasync) ─▶ live index (outbox-index.ts) ─▶ resolved
  *   markSeen / receive / startRun / finishRun ─▶ journal ─▶ sql.js `seen` and `inbox` tables ─▶ resolved
- *   every `checkpointBytes` of journal: rotate segment ─▶ index synced into sql.js ─▶ db.export()
- *   ─▶ snapshot-<n>.db (tmp, fsync, rename, fsync dir) ─▶ segments ≤ n deleted
+ *   every `checkpointBytes` of journal: rotate segment ─▶ index synced into sql.js (bodies into
+ *   bodies-<n>.dat, outbox-bodies.ts) ─▶ db.export() ─▶ body files written (fsync) ─▶
+ *   snapshot-<n>.db (tmp, fsync, rename, fsync dir) ─▶ segments ≤ n and unused body files deleted
  *   open: newest snapshot ─▶ replay later segments (torn tail dropped) ─▶ ready
  *
  * Nothing is visible to readers (head, get, hasSeen) before it is on disk.
@@ -16,10 +17,16 @@ import type { Database } from 'sql.js'
 import { OutpostError } from './errors'
 import { Journal } from './journal'
 import { acquireLock, type Lock } from './lock'
-import { OUTBOX_TABLE, OutboxIndex, type LiveEntry } from './outbox-index'
+import { BodyStore } from './outbox-bodies'
+import { OutboxIndex, prepareOutboxTable, type LiveEntry } from './outbox-index'
 import { RECEIVER_TABLES, ReceiverIndex, type InboxEntry } from './receiver-index'
 import { encodeOp, OP_ATTEMPT, OP_ENQUEUE, OP_INBOX_ADD, OP_INBOX_DONE, OP_INBOX_START, OP_REMOVE, OP_REPLY, OP_SEEN, type Op } from './outbox-ops'
 import { loadSnapshot, replayJournal, writeSnapshot } from './store-files'
+
+/** How often the journal's pace is looked at while it is written to. */
+const QUIET_MS = 1000
+/** At most this many journal bytes in QUIET_MS is quiet (a trickle of retries and receipts). */
+const QUIET_BYTES = 64 * 1024
 
 /** Most bytes a journal segment is preallocated with (each is zero-filled once before use). */
 const SEGMENT_BYTES = 4 * 1024 * 1024
@@ -62,6 +69,18 @@ export interface OutboxOptions {
   onBatch?: (records: number, bytes: number) => void
   /** Where warnings go (a torn journal tail, a dropped snapshot). */
   warn?: (message: string) => void
+  /**
+   * Called once the journal has been quiet for a second after a burst (a checkpoint's worth of
+   * writes or more), after the snapshot that moved what it left in memory to the store: the
+   * moment to give back memory the burst grew (node.ts: heap.ts).
+   */
+  afterBurst?: () => void
+  /**
+   * Write snapshots in the format outposts before body files read (format 1: bodies inside
+   * sql.js) until useNewFormat() is called: while an upgrade may still be rolled back to such a
+   * binary. A store already in format 2 stays in it (its previous binary reads it).
+   */
+  keepOldFormat?: boolean
 }
 
 export interface OutboxStats {
@@ -90,6 +109,7 @@ export class Outbox {
   private readonly now: () => number
   private readonly warn: (message: string) => void
   private readonly index: OutboxIndex
+  private readonly bodies: BodyStore
   private readonly receiver: ReceiverIndex
   private nextSeq: number
   /** Bytes of messages accepted but not yet on disk (the committed ones are index.bytes). */
@@ -103,10 +123,19 @@ export class Outbox {
   private checkpointing: Promise<void> | undefined
   private closing: Promise<void> | undefined
   private recovery: OutboxStats['recovery']
+  private readonly afterBurst: (() => void) | undefined
+  /** Journal bytes written since afterBurst was last called, and the timer that ends a burst. */
+  private burstBytes = 0
+  /** Journal bytes written since the quiet timer last looked. */
+  private quietWindowBytes = 0
+  /** Whether snapshots may move a format-1 store to body files (keepOldFormat not set, or lifted). */
+  private newFormat: boolean
+  private quietTimer: NodeJS.Timeout | undefined
 
-  private constructor(opts: OutboxOptions, db: Database, index: OutboxIndex, receiver: ReceiverIndex, lock: Lock, lastSnapshot: number, nextSegment: number, recovery: OutboxStats['recovery']) {
+  private constructor(opts: OutboxOptions, db: Database, bodies: BodyStore, index: OutboxIndex, receiver: ReceiverIndex, lock: Lock, lastSnapshot: number, nextSegment: number, recovery: OutboxStats['recovery']) {
     this.dir = opts.dir
     this.db = db
+    this.bodies = bodies
     this.index = index
     this.receiver = receiver
     this.lock = lock
@@ -117,10 +146,16 @@ export class Outbox {
     this.warn = opts.warn ?? (() => {})
     this.lastSnapshot = lastSnapshot
     this.recovery = recovery
+    this.afterBurst = opts.afterBurst
+    this.newFormat = opts.keepOldFormat !== true
     this.nextSeq = index.maxSeq() + 1
     this.journal = Journal.create<Op>(opts.dir, nextSegment, {
       onCommit: (ops) => this.applyBatch(ops),
-      ...(opts.onBatch ? { onBatch: opts.onBatch } : {}),
+      onBatch: (records, bytes) => {
+        this.burstBytes += bytes
+        this.quietWindowBytes += bytes
+        opts.onBatch?.(records, bytes)
+      },
       // Receipts are ACKed once durable: commit a burst of them in pieces.
       urgent: (op) => op[0] === OP_INBOX_ADD || op[0] === OP_SEEN,
       // Nobody waits on these promptly (delivery frees the window slot before the removal is
@@ -132,6 +167,7 @@ export class Outbox {
             .catch((err: unknown) => this.warn(`outbox: snapshot failed (${(err as Error).message}); the journal keeps the data`))
             .finally(() => { this.checkpointing = undefined })
         }
+        this.armQuietTimer()
       },
     }, {
       // Preallocated (zero-filled) segments as large as a checkpoint, capped: disk taken ahead of need stays small.
@@ -146,16 +182,54 @@ export class Outbox {
     const lock = acquireLock(path.join(opts.dir, 'lock'))
     try {
       const db = await loadSnapshot(opts.dir)
-      db.db.exec(OUTBOX_TABLE + RECEIVER_TABLES)
-      const index = new OutboxIndex(db.db)
+      const layout = prepareOutboxTable(db.db, opts.keepOldFormat === true)
+      db.db.exec(RECEIVER_TABLES)
+      const bodies = new BodyStore(opts.dir)
+      const index = new OutboxIndex(db.db, bodies, opts.warn ?? (() => {}), layout)
       const receiver = new ReceiverIndex(db.db)
       const r = replayJournal(opts.dir, db.snapshot, (op) => applyOp(index, receiver, op), opts.warn ?? (() => {}))
-      const ob = new Outbox(opts, db.db, index, receiver, lock, db.snapshot, r.nextSegment, { snapshot: db.snapshot, replayedRecords: r.replayed, droppedBytes: r.dropped, ms: 0 })
+      const ob = new Outbox(opts, db.db, bodies, index, receiver, lock, db.snapshot, r.nextSegment, { snapshot: db.snapshot, replayedRecords: r.replayed, droppedBytes: r.dropped, ms: 0 })
       ob.recovery.ms = performance.now() - started
       return ob
     } catch (err) {
       lock.release()
       throw err
+    }
+  }
+
+  /** Look again in a second at how much the journal wrote meanwhile (armed by a commit). */
+  private armQuietTimer(): void {
+    if (this.quietTimer !== undefined || this.closing) return
+    this.quietTimer = setTimeout(() => this.settle(), QUIET_MS)
+    this.quietTimer.unref()
+  }
+
+  /**
+   * Once a second while the journal is written to. A second with next to nothing written (a
+   * trickle of retries, no burst) ends a burst. What the burst left in memory is then not in
+   * flight, so a snapshot moves it to the store now rather than holding it until the next
+   * checkpoint's worth of journal; then, if the burst grew memory, afterBurst gives it back.
+   */
+  private settle(): void {
+    this.quietTimer = undefined
+    if (this.closing) return
+    const busy = this.quietWindowBytes > QUIET_BYTES
+    this.quietWindowBytes = 0
+    // A snapshot still being written is part of the burst.
+    if (busy || this.checkpointing) {
+      this.armQuietTimer()
+      return
+    }
+    if (this.index.inMemoryBytes > this.checkpointBytes / 16 && this.journal.bytesInSegment > 0) {
+      this.checkpointing = this.snapshotNow()
+        .catch((err: unknown) => this.warn(`outbox: snapshot failed (${(err as Error).message}); the journal keeps the data`))
+        .finally(() => { this.checkpointing = undefined })
+      this.armQuietTimer()
+      return
+    }
+    if (this.burstBytes >= this.checkpointBytes) {
+      this.burstBytes = 0
+      this.afterBurst?.()
     }
   }
 
@@ -317,6 +391,19 @@ export class Outbox {
     }
   }
 
+  /**
+   * The previous binary no longer matters (the upgrade was confirmed): the next snapshot moves
+   * a store still in format 1 to body files (format 2).
+   */
+  useNewFormat(): void {
+    this.newFormat = true
+  }
+
+  /** The store's layout now: `inline` (format 1) or `files` (format 2). */
+  get format(): 1 | 2 {
+    return this.index.layout === 'inline' ? 1 : 2
+  }
+
   /** Take a snapshot now (waits for in-flight writes); start-up then replays nothing. */
   async checkpoint(): Promise<void> {
     while (this.checkpointing) await this.checkpointing
@@ -329,13 +416,18 @@ export class Outbox {
 
   /**
    * Rotate the journal and export sql.js synchronously (the state then matches exactly the
-   * closed segments), then write the snapshot and drop what it covers.
+   * closed segments), then write the body files and the snapshot and drop what it covers.
    */
   private async snapshotNow(): Promise<void> {
     const covered = this.journal.rotate()
-    this.index.syncToStore()
+    if (this.newFormat && this.index.layout === 'inline') this.index.useBodyFiles()
+    this.index.syncToStore(covered, this.warn)
     this.receiver.syncToStore(this.now() - this.dedupWindowMs)
-    if (await writeSnapshot(this.dir, covered, this.db.export(), this.warn)) this.lastSnapshot = covered
+    // The body files this snapshot names; any other goes once it is durable.
+    const inUse = this.bodies.inUse()
+    if (!(await writeSnapshot(this.dir, covered, this.db.export(), this.warn, () => this.bodies.flush()))) return
+    this.lastSnapshot = covered
+    await this.bodies.removeExcept(inUse).catch((err: unknown) => this.warn(`outbox: removing unused body files failed (${(err as Error).message}); the next snapshot retries`))
   }
 
   /**
@@ -366,8 +458,10 @@ export class Outbox {
         // A clean stop leaves one snapshot and nothing to replay: the next start is quick.
         if (this.needsSnapshot()) await this.snapshotNow()
       } finally {
+        if (this.quietTimer !== undefined) clearTimeout(this.quietTimer)
         await this.journal.close().catch(() => {})
         this.index.free()
+        this.bodies.close()
         this.receiver.free()
         this.db.close()
         this.lock.release()

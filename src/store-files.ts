@@ -1,9 +1,10 @@
 /**
  * The store's files in <dataDir>/outbox/: `snapshot-<n>.db` (a sql.js export covering every
- * journal segment up to n) and the `journal-<n>.log` segments after it.
+ * journal segment up to n), the `journal-<n>.log` segments after it, and the `bodies-<n>.dat`
+ * files the snapshot's rows point into (outbox-bodies.ts).
  *
  *   open:     newest snapshot ─▶ sql.js ─▶ replay later segments (torn tail dropped, empty ones removed)
- *   snapshot: export ─▶ tmp ─▶ fsync ─▶ rename ─▶ fsync dir ─▶ delete what it covers
+ *   snapshot: export ─▶ body files written ─▶ tmp ─▶ fsync ─▶ rename ─▶ fsync dir ─▶ delete what it covers
  */
 import fs from 'node:fs'
 import path from 'node:path'
@@ -69,14 +70,17 @@ export function replayJournal(dir: string, snapshot: number, apply: (op: Op) => 
 }
 
 /**
- * Write snapshot `covered` durably, then delete the segments it covers and older snapshots.
+ * Write snapshot `covered` durably (after `before`, which makes what it names durable), then
+ * delete the segments it covers and older snapshots.
  * A failure costs start-up time, not data (the journal still holds everything): it is
  * reported, and false returned.
  */
-export async function writeSnapshot(dir: string, covered: number, bytes: Uint8Array, warn: (m: string) => void): Promise<boolean> {
+export async function writeSnapshot(dir: string, covered: number, bytes: Uint8Array, warn: (m: string) => void, before?: () => Promise<void>): Promise<boolean> {
   const file = path.join(dir, snapshotName(covered))
   const tmp = `${file}.tmp`
   try {
+    // What the snapshot refers to (its body files) is durable before the snapshot is.
+    await before?.()
     const fh = await fs.promises.open(tmp, 'w', 0o600)
     try {
       await fh.writeFile(bytes)

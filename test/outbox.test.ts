@@ -6,6 +6,7 @@ import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
 import { listSegments, segmentName } from '../src/journal'
 import { Outbox, type OutboxOptions } from '../src/outbox'
+import { bodyFor } from './fixtures/outbox-body'
 import { rejectsCode } from './helpers'
 
 const body = (n: number, fill = 0x62): Uint8Array => new Uint8Array(n).fill(fill)
@@ -323,14 +324,15 @@ function runAndKill(dir: string, prefix: string, afterEnqueues: number, checkpoi
   })
 }
 
-crash('crash: every enqueue that resolved before SIGKILL is there afterwards, exactly once', async () => {
+/** Kill a writer `rounds` times over one directory, then check what a fresh open finds. */
+async function crashRounds(kills: number, checkpointBytes: number): Promise<void> {
   const dir = tmpDir()
   const enqueued = new Set<string>()
   const removed = new Set<string>()
   const removing = new Set<string>()
-  for (let round = 0; round < 6; round++) {
+  for (let round = 0; round < kills; round++) {
     const killAfter = 50 + Math.floor(Math.random() * 1500)
-    const run = await runAndKill(dir, `r${round}`, killAfter)
+    const run = await runAndKill(dir, `r${round}`, killAfter, checkpointBytes)
     assert.ok(run.enqueued.length >= killAfter, `round ${round}: ${run.enqueued.length} enqueued`)
     run.enqueued.forEach((id) => enqueued.add(id))
     run.removed.forEach((id) => removed.add(id))
@@ -346,7 +348,7 @@ crash('crash: every enqueue that resolved before SIGKILL is there afterwards, ex
   assert.equal(lost, [], `${lost.length} acknowledged messages lost`)
   const resurrected = [...removed].filter((id) => present.has(id))
   assert.equal(resurrected, [], `${resurrected.length} removed messages came back`)
-  for (const e of all) assert.equal(e.body, new Uint8Array(200).fill(0x61))
+  for (const e of all) assert.equal(e.body, bodyFor(e.id), `the body of ${e.id}`)
   // FIFO: each worker enqueued one message after another, and each round came after the one
   // before, so within a worker seqs follow the enqueue counter, and rounds do not interleave.
   const parse = (id: string) => { const [r, w, n] = id.split('-'); return { round: Number(r!.slice(1)), worker: w!, n: Number(n) } }
@@ -363,9 +365,17 @@ crash('crash: every enqueue that resolved before SIGKILL is there afterwards, ex
   }
   const spans = [...rounds.entries()].sort((a, b) => a[0] - b[0]).map(([, seqs]) => [Math.min(...seqs), Math.max(...seqs)] as const)
   for (let i = 1; i < spans.length; i++) assert.ok(spans[i - 1]![1] < spans[i]![0], 'a later round never goes before an earlier one')
-  console.log(`  crash: ${enqueued.size} enqueued, ${removed.size} removed over 6 kills, ${present.size} present; ${warnings.length} torn tails dropped`)
+  const bodyFiles = fs.readdirSync(dir).filter((f) => f.startsWith('bodies-')).length
+  console.log(`  crash (snapshot every ${checkpointBytes} B): ${enqueued.size} enqueued, ${removed.size} removed over ${kills} kills, ${present.size} present in ${bodyFiles} body files; ${warnings.length} torn tails dropped`)
   await ob.close()
-})
+  const again = await Outbox.open({ dir, maxBytes: 1 << 30 })
+  assert.equal(again.all().map((e) => [e.id, e.body]), all.map((e) => [e.id, e.body]), 'the same after the clean stop that moved everything into body files')
+  await again.close()
+}
+
+crash('crash: every enqueue that resolved before SIGKILL is there afterwards, exactly once', () => crashRounds(6, 32768))
+
+crash('crash: the same with a snapshot every 4 KiB, so kills land in snapshots, body-file writes and compactions', () => crashRounds(8, 4096))
 
 crash('crash: killed while a preallocated segment is zero-filled or written over, nothing acknowledged is lost', async () => {
   const dir = tmpDir()
@@ -390,7 +400,7 @@ crash('crash: killed while a preallocated segment is zero-filled or written over
   assert.equal(lost, [], `${lost.length} acknowledged messages lost`)
   const resurrected = [...removed].filter((id) => present.has(id))
   assert.equal(resurrected, [], `${resurrected.length} removed messages came back`)
-  for (const e of ob.all()) assert.equal(e.body, new Uint8Array(200).fill(0x61))
+  for (const e of ob.all()) assert.equal(e.body, bodyFor(e.id), `the body of ${e.id}`)
   console.log(`  crash (4 MiB segments): ${enqueued.size} enqueued over 8 kills, ${duringPrep} left a spare behind, ${present.size} present; ${warnings.length} torn tails dropped`)
   await ob.close()
 })
