@@ -221,6 +221,9 @@ ExecStart=$prefix/outpost agent --config $config
 Restart=always
 RestartSec=2
 Environment=OUTPOST_RESTART=exit
+# glibc malloc: two arenas and large blocks mapped on their own, so memory a burst used goes
+# back to the system (README, "Memory": ~20 MB less idle, ~25 MB less with 100k queued).
+Environment=MALLOC_ARENA_MAX=2 MALLOC_MMAP_THRESHOLD_=262144 MALLOC_TRIM_THRESHOLD_=262144
 
 [Install]
 WantedBy=multi-user.target
@@ -245,7 +248,7 @@ pidfile=/run/outpost.pid
 case "\$1" in
   start)
     [ -f "\$pidfile" ] && kill -0 "\$(cat "\$pidfile")" 2>/dev/null && exit 0
-    OUTPOST_RESTART=exit nohup sh -c 'while :; do $prefix/outpost agent --config $config; sleep 2; done' >>/var/log/outpost.log 2>&1 &
+    OUTPOST_RESTART=exit MALLOC_ARENA_MAX=2 MALLOC_MMAP_THRESHOLD_=262144 MALLOC_TRIM_THRESHOLD_=262144 nohup sh -c 'while :; do $prefix/outpost agent --config $config; sleep 2; done' >>/var/log/outpost.log 2>&1 &
     echo \$! >"\$pidfile" ;;
   stop)
     # Freeze the restart loop first so it cannot start the agent again, then stop both.
