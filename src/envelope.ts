@@ -9,7 +9,7 @@
 import { Decoder, Encoder } from '@msgpack/msgpack'
 import { OutpostError } from './errors'
 import { ACK_METHOD, nativeMethodName } from './method-names'
-import { checkDepth } from './msgpack-depth'
+import { MAX_DEPTH, checkDepth } from './msgpack-depth'
 import { decodeEnvelopeFields, encodeEnvelope } from './envelope-codec'
 import { isUlid, ulid as defaultUlid } from './ulid'
 
@@ -158,9 +158,32 @@ function checkField(where: string, field: string, kind: FieldKind, v: unknown): 
       if (typeof v !== 'object' || v === null || Array.isArray(v)) fail(where, field, 'must be an object {opCmd, opArg}', v)
       const o = v as Record<string, unknown>
       if (typeof o.opCmd !== 'string') fail(where, `${field}.opCmd`, 'must be a string', o.opCmd)
-      return o.opArg === undefined ? { opCmd: o.opCmd } : { opCmd: o.opCmd, opArg: o.opArg }
+      if (o.opArg === undefined) return { opCmd: o.opCmd }
+      const problem = wireProblem(o.opArg, 1)
+      if (problem !== undefined) fail(where, `${field}.opArg`, `must be a value a receiver can decode: it ${problem}`, o.opArg)
+      return { opCmd: o.opCmd, opArg: o.opArg }
     }
   }
+}
+
+/** Nesting an opArg may have: the envelope and `operation` take 2 of the levels a receiver decodes. */
+const MAX_OPARG_DEPTH = MAX_DEPTH - 2
+
+/**
+ * Why a free-form value could not reach a receiver, or undefined: nested deeper than it decodes
+ * (msgpack-depth.ts), or a `__proto__` key (the MessagePack decoder refuses it). Checked when the
+ * message is submitted, so it is refused there instead of failing to encode (deeper than 100) or
+ * being resent, never acknowledged, to a receiver that drops it.
+ */
+function wireProblem(v: unknown, depth: number): string | undefined {
+  if (typeof v !== 'object' || v === null) return undefined
+  if (depth > MAX_OPARG_DEPTH) return `nests deeper than ${MAX_OPARG_DEPTH} levels`
+  for (const [k, x] of Object.entries(v)) {
+    if (k === '__proto__' && !Array.isArray(v)) return "has a key '__proto__'"
+    const p = wireProblem(x, depth + 1)
+    if (p !== undefined) return p
+  }
+  return undefined
 }
 
 function looksLikeSteward(o: Record<string, unknown>): boolean {

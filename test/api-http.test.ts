@@ -5,6 +5,7 @@
 import { spawnSync } from 'node:child_process'
 import fs from 'node:fs'
 import http from 'node:http'
+import net from 'node:net'
 import path from 'node:path'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
@@ -18,6 +19,7 @@ import { throwsCode } from './helpers'
 const TOKEN = 'test-token-0123456789abcdef'
 let c: Cluster
 let base = ''
+let port = 0
 
 interface Answer { status: number; body: Record<string, unknown>; text: string; headers: Headers }
 
@@ -37,7 +39,7 @@ const code = (a: Answer): unknown => (a.body.error as { code?: string } | undefi
 
 test.before(async () => {
   c = await Cluster.create(['ship1'])
-  const port = await freePort()
+  port = await freePort()
   base = `http://127.0.0.1:${port}`
   configure(c, 'central', { api: { http: `127.0.0.1:${port}`, token: TOKEN } })
   await c.startHub()
@@ -201,6 +203,69 @@ test('api-http - bad requests: bad JSON 400 api_bad_request, bad message 400 env
   assert.is(code(big), 'api_too_large')
   // The API still answers afterwards.
   assert.is((await call('GET', '/v1/status')).status, 200)
+})
+
+/**
+ * Raw bytes to the API: `head` first, then `body` in pieces until an answer comes (as curl
+ * does), then wait for the close. Resolves with everything the server sent.
+ */
+function raw(head: string, body: Buffer[] = [], pauseForContinue = false): Promise<string> {
+  return new Promise((resolve) => {
+    const sock = net.connect(port, '127.0.0.1')
+    let got = ''
+    const limit = setTimeout(() => sock.destroy(), 20_000)
+    sock.setEncoding('latin1')
+    const pump = (): void => {
+      while (body.length > 0 && !/^HTTP\/1\.1 [2-5]/m.test(got) && !sock.destroyed) {
+        if (!sock.write(body.shift()!)) { sock.once('drain', pump); return }
+      }
+    }
+    sock.on('data', (d: string) => { got += d; if (pauseForContinue && got.startsWith('HTTP/1.1 100')) pump() })
+    sock.on('close', () => { clearTimeout(limit); resolve(got) })
+    sock.on('error', () => {})
+    sock.on('connect', () => {
+      sock.write(head)
+      if (!pauseForContinue) pump() // else the body goes only after a 100 Continue
+    })
+  })
+}
+
+const statuses = (text: string): number[] => [...text.matchAll(/^HTTP\/1\.1 (\d{3})/gm)].map((m) => Number(m[1]))
+
+test('api-http - Expect: without the token gets the 401 and nothing else (no 100 Continue, no 417)', async () => {
+  const body = JSON.stringify({ toNode: 'ship1', method: 'node.ping' })
+  for (const expect of ['100-continue', 'something-else']) {
+    const got = await raw(`POST /v1/messages HTTP/1.1\r\nhost: x\r\nauthorization: Bearer wrong\r\nexpect: ${expect}\r\ncontent-length: ${body.length}\r\n\r\n`, [Buffer.from(body)], true)
+    assert.equal(statuses(got), [401], got)
+    assert.ok(got.includes('{"error":{"code":"api_unauthorized","message":"unauthorized"}}'), got)
+  }
+  // With the token, 100 Continue invites the body, which is then taken.
+  const ok = await raw(`POST /v1/messages HTTP/1.1\r\nhost: x\r\nauthorization: Bearer ${TOKEN}\r\nexpect: 100-continue\r\nconnection: close\r\ncontent-length: ${body.length}\r\n\r\n`, [Buffer.from(body)], true)
+  assert.equal(statuses(ok), [100, 202], ok)
+  // An expectation the API does not know is ignored rather than refused.
+  const other = await raw(`GET /v1/status HTTP/1.1\r\nhost: x\r\nauthorization: Bearer ${TOKEN}\r\nexpect: something-else\r\nconnection: close\r\n\r\n`)
+  assert.equal(statuses(other), [200], other)
+})
+
+test('api-http - a body over the limit is answered 413 while the client is still sending, not cut off with a reset', async () => {
+  const chunk = Buffer.alloc(1 << 20, 'x')
+  const declared = await raw(`POST /v1/messages HTTP/1.1\r\nhost: x\r\nauthorization: Bearer ${TOKEN}\r\ncontent-length: ${64 << 20}\r\n\r\n`, Array.from({ length: 64 }, () => chunk))
+  assert.equal(statuses(declared), [413], declared.slice(0, 300))
+  assert.match(declared, /"code":"api_too_large"/)
+  const part = Buffer.concat([Buffer.from('100000\r\n'), chunk, Buffer.from('\r\n')])
+  const chunked = await raw(`POST /v1/messages HTTP/1.1\r\nhost: x\r\nauthorization: Bearer ${TOKEN}\r\ntransfer-encoding: chunked\r\n\r\n`, Array.from({ length: 64 }, () => part))
+  assert.equal(statuses(chunked), [413], chunked.slice(0, 300))
+  const unauthorized = await raw(`POST /v1/messages HTTP/1.1\r\nhost: x\r\ncontent-length: ${64 << 20}\r\n\r\n`, Array.from({ length: 64 }, () => chunk))
+  assert.equal(statuses(unauthorized), [401], unauthorized.slice(0, 300))
+  assert.is((await call('GET', '/v1/status')).status, 200)
+})
+
+test('api-http - an operation.opArg nested too deep is 400 envelope_invalid, not a 500', async () => {
+  const deep = '['.repeat(5000) + ']'.repeat(5000)
+  const a = await call('POST', '/v1/messages', { body: `{"toNode":"ship1","method":"op.stop","operation":{"opCmd":"stopProc","opArg":${deep}}}` })
+  assert.is(a.status, 400, a.text)
+  assert.is(code(a), 'envelope_invalid')
+  assert.match(String((a.body.error as { message: string }).message), /operation\.opArg/)
 })
 
 test('api-http - a wait that runs out answers 202 with the replies so far and the pending ids', async () => {

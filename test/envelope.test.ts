@@ -64,6 +64,17 @@ test('envelope - refuses fields named like Object.prototype members', () => {
   }
 })
 
+test('envelope - refuses an operation.opArg no receiver could decode: nested too deep, or a __proto__ key', () => {
+  const op = (opArg: unknown): unknown => ({ toNode: 'a', method: 'op.stop', operation: { opCmd: 'stopProc', opArg } })
+  const nest = (n: number): unknown => JSON.parse('['.repeat(n) + ']'.repeat(n))
+  assert.equal(parseMessage(op(nest(14))).operation?.opArg, nest(14))
+  invalid(op(nest(15)), "'operation.opArg'", 'deeper than 14')
+  // Deeper than the encoder's own limit (100) was a TypeError-like crash of the submission.
+  invalid(op(nest(5000)), "'operation.opArg'", 'deeper than 14')
+  invalid(op(JSON.parse('{"a":[{"__proto__":{"x":1}}]}')), "'operation.opArg'", '__proto__')
+  assert.equal(decode(encode(stamp(parseMessage(op({ pid: 12, names: ['a', { b: 1 }] })), { fromNode: 'b' })[0]!)).operation, { opCmd: 'stopProc', opArg: { pid: 12, names: ['a', { b: 1 }] } })
+})
+
 test('envelope - refuses an id that is not a ULID', () => {
   invalid({ id: 'abc', method: 'cli.run', toNode: 'ship1' }, "'id'", 'ULID', '"abc"')
   invalid({ id: ID.toLowerCase(), method: 'cli.run', toNode: 'ship1' }, "'id'", 'ULID')

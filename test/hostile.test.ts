@@ -1,7 +1,7 @@
-/** Hostile input, quick: a few hundred fuzz cases (the chaos run, `npm run test:chaos`, runs 100k). */
+/** Hostile input, quick: a few hundred fuzz cases per surface (the chaos run, `npm run test:chaos`, runs 100k, and 50k over HTTP). */
 import { test } from 'uvu'
 import { hostile } from './chaos/hostile'
 
-hostile(Number(process.env.FUZZ_CASES ?? 400))
+hostile(Number(process.env.FUZZ_CASES ?? 400), Number(process.env.FUZZ_HTTP_CASES ?? 400))
 
 test.run()

@@ -10,6 +10,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto'
 import fs from 'node:fs'
 import http from 'node:http'
+import type net from 'node:net'
 import path from 'node:path'
 import { decode, type Envelope, type MessageDraft } from '../envelope'
 import { OutpostError, isOutpostError, type ErrorCode } from '../errors'
@@ -32,6 +33,10 @@ const SSE_PING_MS = 15_000
 const MAX_WAIT_REPLY_BYTES = 16 * 1024 * 1024
 /** Reply file text returned by GET /v1/messages/:id after a restart. */
 const MAX_FILE_TEXT = 1024 * 1024
+/** How often the headers and request timeouts are checked (Node's default, 30 s, let a 10 s limit run to 40). */
+const TIMEOUT_CHECK_MS = 1000
+/** After a refusal (401, 413) the connection stays half open this long, what comes meanwhile dropped unread. */
+const LINGER_MS = 2000
 
 export interface HttpApiOptions {
   /** host:port, or a bare port (bound to 127.0.0.1). */
@@ -69,9 +74,14 @@ export class HttpApi {
     this.node = node
     this.o = o
     this.tokenHash = sha256(o.token)
-    this.server = http.createServer({ headersTimeout: 10_000, requestTimeout: 30_000 }, (req, res) => {
+    const onRequest = (req: http.IncomingMessage, res: http.ServerResponse): void => {
       this.handle(req, res).catch((err: unknown) => this.fail(res, err))
-    })
+    }
+    this.server = http.createServer({ headersTimeout: 10_000, requestTimeout: 30_000, connectionsCheckingInterval: TIMEOUT_CHECK_MS }, onRequest)
+    // Expect: goes through the token check like any request. Node would otherwise answer
+    // `100 Continue` or `417` before the handler runs, to anyone; readBody sends the 100.
+    this.server.on('checkContinue', onRequest)
+    this.server.on('checkExpectation', onRequest)
     this.server.maxConnections = 512
     this.stopWatching = node.watchReplies((env) => {
       this.recent.reply(env)
@@ -96,6 +106,7 @@ export class HttpApi {
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     if (!this.authorized(req.headers.authorization)) {
       // The same answer whatever was wrong: no hint for a guesser.
+      lingerOnClose(res)
       res.writeHead(401, { 'content-type': 'application/json', 'www-authenticate': 'Bearer realm="outpost"', connection: 'close' })
       res.end(JSON.stringify({ error: { code: 'api_unauthorized', message: 'unauthorized' } }))
       return
@@ -132,7 +143,7 @@ export class HttpApi {
 
   /** POST /v1/messages: one message, an array (steward's format too) or {"messages": […]}. */
   private async post(req: http.IncomingMessage, res: http.ServerResponse, url: URL): Promise<void> {
-    const body = await readBody(req)
+    const body = await readBody(req, res)
     let value: unknown
     try {
       value = JSON.parse(body)
@@ -267,7 +278,7 @@ export class HttpApi {
     const status = STATUS[e.code] ?? 500
     if (status === 500) this.o.log('error', `api: HTTP request failed: ${e.code}: ${e.message}`)
     if (res.headersSent) { res.destroy(); return }
-    if (status === 413) res.setHeader('connection', 'close')
+    if (status === 413) { res.setHeader('connection', 'close'); lingerOnClose(res) }
     json(res, status, { error: e.toJSON() })
   }
 
@@ -310,14 +321,34 @@ function waitSeconds(v: string | null): number {
   return n
 }
 
+/**
+ * A refusal sent while the client may still be sending (a body not read): close our side, drop
+ * what still comes for LINGER_MS, then close (RFC 9112 §9.6). Closing at once with unread bytes
+ * makes the kernel send a reset, and the client loses the answer.
+ */
+function lingerOnClose(res: http.ServerResponse): void {
+  // req.socket: a pipelined response gets res.socket only once the ones before it are sent.
+  const socket: net.Socket = res.req.socket
+  // Node ends a `connection: close` response with socket.destroySoon(): end, then destroy.
+  // Reading goes on as before (the request is dumped); Node pauses and resumes the socket itself.
+  socket.destroySoon = (): void => {
+    socket.end()
+    const timer = setTimeout(() => socket.destroy(), LINGER_MS)
+    timer.unref()
+    socket.once('close', () => clearTimeout(timer))
+  }
+}
+
 /** The body as text, refused (413) past MAX_BODY_BYTES before more is buffered. */
-function readBody(req: http.IncomingMessage): Promise<string> {
+function readBody(req: http.IncomingMessage, res: http.ServerResponse): Promise<string> {
   const tooLarge = (): OutpostError => new OutpostError('api_too_large', `api: the request body is larger than ${MAX_BODY_BYTES} bytes (send bigger messages through the socket API)`)
   const declared = Number(req.headers['content-length'] ?? NaN)
   if (declared > MAX_BODY_BYTES) {
     req.resume()
     return Promise.reject(tooLarge())
   }
+  // The client waits for this before it sends the body (Expect: 100-continue).
+  if (/100-continue/i.test(req.headers.expect ?? '')) res.writeContinue()
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = []
     let size = 0

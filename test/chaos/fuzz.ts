@@ -149,4 +149,13 @@ export async function pool(n: number, concurrency: number, worker: (i: number) =
   }))
 }
 
+/**
+ * Whether the healthy pair completes a round trip more than the `okBefore` it had, waiting up to
+ * 30 s: a quick fuzz can be over before a slow disk lets one finish, so this is asked after it.
+ */
+export async function carriesOn(traffic: { ok: number }, okBefore: number): Promise<boolean> {
+  for (let i = 0; i < 300 && traffic.ok <= okBefore; i++) await new Promise((r) => setTimeout(r, 100))
+  return traffic.ok > okBefore
+}
+
 export { prng }

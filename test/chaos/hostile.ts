@@ -1,8 +1,9 @@
 /**
  * The hostile-input scenarios, shared by the quick run in `npm test` (test/hostile.test.ts,
- * a few hundred cases) and the chaos run (test/chaos/fuzz.test.ts, FUZZ_CASES, 100k default).
- * A healthy pair (central → ship1) keeps exchanging commands throughout; memory of the hub and
- * of the fuzzed node is sampled before and after.
+ * a few hundred cases) and the chaos run (test/chaos/fuzz.test.ts, FUZZ_CASES, 100k default,
+ * and FUZZ_HTTP_CASES, 50k). A healthy pair (central → ship1) keeps exchanging commands
+ * throughout; memory of the hub and of the fuzzed node is sampled before and after. central
+ * also serves the HTTP API, attacked by the scenarios of hostile-http.ts.
  */
 import fs from 'node:fs'
 import net from 'node:net'
@@ -13,8 +14,10 @@ import { encode as mpEncode } from '@msgpack/msgpack'
 import { encode, stamp, parseMessage } from '../../src/envelope'
 import { encodeFrame, FrameDecoder, type Frame } from '../../src/framing'
 import { ulid } from '../../src/ulid'
-import { Cluster, sendVia } from '../fixtures/cluster'
-import { hitHub, hitSocket, hubCase, pool, prng, rssMb, socketCase } from './fuzz'
+import { Cluster, freePort, sendVia } from '../fixtures/cluster'
+import { configure } from '../fixtures/configure'
+import { carriesOn, hitHub, hitSocket, hubCase, pool, prng, rssMb, socketCase } from './fuzz'
+import { hostileHttp } from './hostile-http'
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
 
@@ -39,13 +42,19 @@ function spoofed(fromNode: string, data: string): { id: string; b: Uint8Array } 
   return { id: env.id, b: encode(env) }
 }
 
-export function hostile(cases: number, seed = Number(process.env.FUZZ_SEED ?? Date.now() % 1e9)): void {
+export function hostile(cases: number, httpCases = cases, seed = Number(process.env.FUZZ_SEED ?? Date.now() % 1e9)): void {
   const rnd = prng(seed)
   let c: Cluster
   let traffic: { ok: number; failed: string[]; stop: boolean; done: Promise<void> }
+  // central also answers HTTP (api.http), the third surface under attack.
+  const token = `fuzz-${seed.toString(36)}-0123456789abcdef`
+  let httpPort = 0
 
   test.before(async () => {
+    console.log(`  hostile: FUZZ_SEED=${seed}`)
     c = await Cluster.create(['ship1', 'mallory'], { log: { level: 'info' } }, 'tcp')
+    httpPort = await freePort()
+    configure(c, 'central', { api: { http: `127.0.0.1:${httpPort}`, token } })
     await c.startServer()
     await c.start('central')
     await c.start('ship1')
@@ -92,7 +101,7 @@ export function hostile(cases: number, seed = Number(process.env.FUZZ_SEED ?? Da
     })
     const after = rssMb(hubPid)
     assert.is(c.hub!.child.exitCode, null, 'the hub is still running')
-    assert.ok(traffic.ok > okBefore, 'the healthy pair exchanged messages during the fuzz')
+    assert.ok(await carriesOn(traffic, okBefore), 'the healthy pair exchanges messages during and after the fuzz')
     assert.equal(traffic.failed, [], 'no healthy exchange failed')
     // Bounded: the second half of the cases does not keep growing it (V8 keeps what it grew).
     assert.ok(after - mid < 60 && after - before < 150, `hub RSS ${before.toFixed(0)} → ${mid.toFixed(0)} (half way) → ${after.toFixed(0)} MB`)
@@ -137,7 +146,7 @@ export function hostile(cases: number, seed = Number(process.env.FUZZ_SEED ?? Da
     assert.match(endless, /api_bad_request[^\n]*longer than/)
     const after = rssMb(pid)
     assert.is(c.node('central').proc!.child.exitCode, null, 'central is still running')
-    assert.ok(traffic.ok > okBefore, 'the healthy pair exchanged messages during the fuzz')
+    assert.ok(await carriesOn(traffic, okBefore), 'the healthy pair exchanges messages during and after the fuzz')
     assert.equal(traffic.failed, [], 'no healthy exchange failed')
     assert.ok(mid - half < 60 && mid - before < 150 && after - before < 250, `central RSS ${before.toFixed(0)} → ${half.toFixed(0)} (half way) → ${mid.toFixed(0)} → ${after.toFixed(0)} MB`)
     console.log(`  socket API: ${cases} lines in ${((Date.now() - started) / 1000).toFixed(1)} s, ${errors} error answers, ${accepted} accepted, RSS ${before.toFixed(0)} → ${half.toFixed(0)} (half way) → ${mid.toFixed(0)} MB, ${after.toFixed(0)} MB after an 80 MB line without end`)
@@ -184,4 +193,6 @@ export function hostile(cases: number, seed = Number(process.env.FUZZ_SEED ?? Da
     const r = await sendVia(c.node('central').socket, [{ toNode: 'ship1', method: 'node.ping' }], { ms: 10_000 })
     assert.is(r.replies.length, 1, 'ship1 still answers')
   })
+
+  hostileHttp(() => ({ c, port: httpPort, token, traffic }), httpCases, rnd)
 }
