@@ -22,6 +22,10 @@ let oldBin: string | undefined
 function formatOneBinary(): string {
   if (oldBin !== undefined) return oldBin
   const dir = tmpDir()
+  // A shallow clone lacks the commit: fetch just it from where the clone came from.
+  if (spawnSync('git', ['-C', ROOT, 'cat-file', '-e', `${FORMAT_1_COMMIT}^{commit}`]).status !== 0) {
+    spawnSync('git', ['-C', ROOT, 'fetch', '--quiet', '--depth=1', 'origin', FORMAT_1_COMMIT], { stdio: 'ignore', timeout: 60_000 })
+  }
   const tar = spawnSync('git', ['-C', ROOT, 'archive', '--format=tar', FORMAT_1_COMMIT], { maxBuffer: 1 << 28 })
   if (tar.status !== 0) throw new Error(`git archive ${FORMAT_1_COMMIT} failed: this test needs the repository's history (not a shallow clone): ${tar.stderr}`)
   const x = spawnSync('tar', ['-x', '-C', dir], { input: tar.stdout })
