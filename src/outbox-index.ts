@@ -11,10 +11,10 @@
  *                   the snapshot refills the hot map
  *
  * A stored row holds no body, only where it is (bodyFile, bodyAt, bodyLen), so the sql.js
- * database (all in memory) stays ~100 bytes a message. Rows from a snapshot written before body
- * files existed (a `body` column) are migrated at open into `bodyInline` and moved out to a
- * body file at the next snapshot. The old `body` column is gone on purpose: an older outpost
- * refuses this table ("no column named body") rather than sending empty bodies.
+ * database (all in memory) stays ~100 bytes a message. Rows migrated from format 1 (bodies in
+ * a `body` column, outbox-table.ts) keep theirs in `bodyInline` until the next snapshot moves
+ * them out. While an upgrade may roll back, the table stays in format 1 (`inline` layout) and
+ * snapshots store bodies in the rows, as older outposts expect.
  *
  * Every stored message was enqueued before every hot one, so per destination FIFO order is
  * "stored rows by seq, then the hot map in insertion (= seq) order". In steady operation most
@@ -24,6 +24,7 @@ import type { Database, Statement } from 'sql.js'
 import { OutpostError } from './errors'
 import { BodyFileWriter, bodyFileName, type BodyRef, type BodyStore } from './outbox-bodies'
 import { hasRow } from './sqljs'
+import { MIGRATE, prepareStatements, type OutboxLayout, type Stmt } from './outbox-table'
 
 export interface LiveEntry {
   id: string
@@ -34,89 +35,6 @@ export interface LiveEntry {
   attempts: number
   nextAt: number
   body: Uint8Array
-}
-
-/**
- * The two layouts of the outbox table. `files` (format 2, `PRAGMA user_version = 2`): rows say
- * where the body is. `inline` (format 1, user_version 0): the body in the row, as every outpost
- * before body files wrote it; kept while an upgrade may still be rolled back, so the previous
- * binary can read the store (see Outbox's keepOldFormat).
- */
-export type OutboxLayout = 'files' | 'inline'
-
-/** The store format this outpost writes with body files; a higher user_version is refused. */
-export const STORE_FORMAT = 2
-
-const TABLE = `
-CREATE TABLE IF NOT EXISTS outbox (
-  seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, dest TEXT NOT NULL,
-  createdAt INTEGER NOT NULL, expiresAt INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, nextAt INTEGER NOT NULL DEFAULT 0,
-  bodyFile INTEGER, bodyAt INTEGER, bodyLen INTEGER NOT NULL, bodyInline BLOB);
-CREATE INDEX IF NOT EXISTS outbox_dest ON outbox (dest, seq);
-PRAGMA user_version = ${STORE_FORMAT};
-`
-/** Exactly the table of format 1 (an older outpost creates it with IF NOT EXISTS too). */
-const TABLE_INLINE = `
-CREATE TABLE IF NOT EXISTS outbox (
-  seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, dest TEXT NOT NULL, body BLOB NOT NULL,
-  createdAt INTEGER NOT NULL, expiresAt INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, nextAt INTEGER NOT NULL DEFAULT 0);
-CREATE INDEX IF NOT EXISTS outbox_dest ON outbox (dest, seq);
-`
-const COLUMNS = 'seq, id, dest, createdAt, expiresAt, attempts, nextAt, bodyFile, bodyAt, bodyLen, bodyInline'
-/** The same row shape read from the inline layout. */
-const COLUMNS_INLINE = 'seq, id, dest, createdAt, expiresAt, attempts, nextAt, NULL, NULL, length(body), body'
-
-/** Move a format-1 table's rows to format 2 (bodies in `bodyInline`, moved out at the next snapshot). */
-const MIGRATE = `BEGIN;
-  DROP INDEX IF EXISTS outbox_dest;
-  ALTER TABLE outbox RENAME TO outbox_v1;
-  ${TABLE}
-  INSERT INTO outbox (seq, id, dest, createdAt, expiresAt, attempts, nextAt, bodyLen, bodyInline)
-    SELECT seq, id, dest, createdAt, expiresAt, attempts, nextAt, length(body), body FROM outbox_v1;
-  DROP TABLE outbox_v1;
-  COMMIT`
-
-/**
- * Create the outbox table or take the loaded one as it is; a format-1 table is migrated unless
- * `keepInline` (an upgrade may still roll back to a binary that reads only format 1). A fresh
- * store under `keepInline` starts in format 1 too. Returns the layout in use.
- */
-export function prepareOutboxTable(db: Database, keepInline = false): OutboxLayout {
-  const version = Number(db.exec('PRAGMA user_version')[0]?.values[0]?.[0] ?? 0)
-  if (version > STORE_FORMAT) {
-    throw new OutpostError('outbox_format', `outbox: the snapshot is in store format ${version}, written by a newer outpost; this one reads formats up to ${STORE_FORMAT} (run the newer binary, or let its upgrade watchdog roll back)`)
-  }
-  const cols = db.exec("SELECT name FROM pragma_table_info('outbox')")[0]?.values.map((r) => String(r[0])) ?? []
-  if (cols.includes('bodyFile')) return 'files'
-  if (keepInline) {
-    if (cols.length === 0) db.exec(TABLE_INLINE)
-    return 'inline'
-  }
-  db.exec(cols.includes('body') ? MIGRATE : TABLE)
-  return 'files'
-}
-
-type Stmt = 'insert' | 'remove' | 'update' | 'move' | 'has' | 'get' | 'head' | 'dests' | 'all' | 'inFile' | 'inline'
-
-function prepare(db: Database, layout: OutboxLayout): Record<Stmt, Statement> {
-  const inline = layout === 'inline'
-  const cols = inline ? COLUMNS_INLINE : COLUMNS
-  return {
-    insert: db.prepare(inline
-      ? 'INSERT OR REPLACE INTO outbox (seq, id, dest, createdAt, expiresAt, attempts, nextAt, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?)'
-      : `INSERT OR REPLACE INTO outbox (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)`),
-    remove: db.prepare(inline ? 'DELETE FROM outbox WHERE id = ? RETURNING length(body), dest, NULL' : 'DELETE FROM outbox WHERE id = ? RETURNING bodyLen, dest, bodyFile'),
-    update: db.prepare('UPDATE outbox SET attempts = ?, nextAt = ? WHERE id = ?'),
-    // Not used in the inline layout (no body files): harmless statements keep the shape.
-    move: db.prepare(inline ? 'SELECT ?, ?, ?' : 'UPDATE outbox SET bodyFile = ?, bodyAt = ?, bodyInline = NULL WHERE seq = ?'),
-    has: db.prepare('SELECT 1 FROM outbox WHERE id = ?'),
-    get: db.prepare(`SELECT ${cols} FROM outbox WHERE id = ?`),
-    head: db.prepare(`SELECT ${cols} FROM outbox WHERE dest = ? AND seq > ? ORDER BY seq LIMIT ?`),
-    dests: db.prepare('SELECT dest, count(*) FROM outbox GROUP BY dest'),
-    all: db.prepare(`SELECT ${cols} FROM outbox ORDER BY seq`),
-    inFile: db.prepare(inline ? 'SELECT NULL, NULL, NULL, NULL WHERE ? IS NULL' : 'SELECT seq, id, bodyAt, bodyLen FROM outbox WHERE bodyFile = ? ORDER BY bodyAt'),
-    inline: db.prepare(inline ? 'SELECT NULL, NULL WHERE 0' : 'SELECT seq, bodyInline FROM outbox WHERE bodyFile IS NULL ORDER BY seq'),
-  }
 }
 
 export class OutboxIndex {
@@ -145,7 +63,7 @@ export class OutboxIndex {
     this.bodies = bodies
     this.warn = warn
     this.layoutNow = layout
-    this.stmt = prepare(db, layout)
+    this.stmt = prepareStatements(db, layout)
     const totals = layout === 'inline'
       ? db.exec('SELECT count(*), total(length(body)), count(*) FROM outbox')[0]?.values[0] ?? [0, 0, 0]
       : db.exec('SELECT count(*), total(bodyLen), count(*) FILTER (WHERE bodyFile IS NULL) FROM outbox')[0]?.values[0] ?? [0, 0, 0]
@@ -182,11 +100,11 @@ export class OutboxIndex {
       this.db.exec(MIGRATE)
     } catch (err) {
       try { this.db.exec('ROLLBACK') } catch { /* not in a transaction */ }
-      this.stmt = prepare(this.db, 'inline')
+      this.stmt = prepareStatements(this.db, 'inline')
       throw err
     }
     this.layoutNow = 'files'
-    this.stmt = prepare(this.db, 'files')
+    this.stmt = prepareStatements(this.db, 'files')
     this.inlineCount = this.storedCount
   }
 
@@ -309,12 +227,12 @@ export class OutboxIndex {
    * transaction, and let them go from memory. The file is readable at once; BodyStore.flush()
    * must write it before the snapshot is renamed into place.
    */
-  syncToStore(file: number, warn: (m: string) => void): void {
+  syncToStore(file: number): void {
     if (this.layoutNow === 'inline') this.writeInline()
     else {
       const writer = this.bodies.writer(file)
       try {
-        this.writeStored(writer, warn)
+        this.writeStored(writer)
       } catch (err) {
         writer.abort()
         throw err
@@ -346,7 +264,7 @@ export class OutboxIndex {
     }
   }
 
-  private writeStored(writer: BodyFileWriter, warn: (m: string) => void): void {
+  private writeStored(writer: BodyFileWriter): void {
     const file = writer.file
     const moves: { seq: number; at: number; from: number | undefined; len: number }[] = []
     if (this.inlineCount > 0) {
@@ -369,7 +287,7 @@ export class OutboxIndex {
       }
       // A damaged file stays where it is (its damaged messages are held back when read); what
       // was copied of it already is dead weight in the new file until that is compacted.
-      if (bad !== undefined) warn(`outbox: not compacting ${bodyFileName(from)}: ${bad.message}`)
+      if (bad !== undefined) this.warn(`outbox: not compacting ${bodyFileName(from)}: ${bad.message}`)
       else moves.push(...moved)
     }
     const hot = [...this.hot.values()]

@@ -18,7 +18,8 @@ import { OutpostError } from './errors'
 import { Journal } from './journal'
 import { acquireLock, type Lock } from './lock'
 import { BodyStore } from './outbox-bodies'
-import { OutboxIndex, prepareOutboxTable, type LiveEntry } from './outbox-index'
+import { OutboxIndex, type LiveEntry } from './outbox-index'
+import { prepareOutboxTable } from './outbox-table'
 import { RECEIVER_TABLES, ReceiverIndex, type InboxEntry } from './receiver-index'
 import { encodeOp, OP_ATTEMPT, OP_ENQUEUE, OP_INBOX_ADD, OP_INBOX_DONE, OP_INBOX_START, OP_REMOVE, OP_REPLY, OP_SEEN, type Op } from './outbox-ops'
 import { loadSnapshot, replayJournal, writeSnapshot } from './store-files'
@@ -124,12 +125,13 @@ export class Outbox {
   private closing: Promise<void> | undefined
   private recovery: OutboxStats['recovery']
   private readonly afterBurst: (() => void) | undefined
-  /** Journal bytes written since afterBurst was last called, and the timer that ends a burst. */
+  /** Journal bytes written since afterBurst was last called. */
   private burstBytes = 0
   /** Journal bytes written since the quiet timer last looked. */
   private quietWindowBytes = 0
   /** Whether snapshots may move a format-1 store to body files (keepOldFormat not set, or lifted). */
   private newFormat: boolean
+  /** Armed by a commit: settle() looks at the journal's pace a second later. */
   private quietTimer: NodeJS.Timeout | undefined
 
   private constructor(opts: OutboxOptions, db: Database, bodies: BodyStore, index: OutboxIndex, receiver: ReceiverIndex, lock: Lock, lastSnapshot: number, nextSegment: number, recovery: OutboxStats['recovery']) {
@@ -163,9 +165,7 @@ export class Outbox {
       lazy: (op) => op[0] === OP_REMOVE || op[0] === OP_ATTEMPT || op[0] === OP_INBOX_DONE || this.lazyOps.has(op),
       afterCommit: () => {
         if (this.snapshotDue() && !this.checkpointing && !this.closing) {
-          this.checkpointing = this.snapshotNow()
-            .catch((err: unknown) => this.warn(`outbox: snapshot failed (${(err as Error).message}); the journal keeps the data`))
-            .finally(() => { this.checkpointing = undefined })
+          this.startSnapshot()
         }
         this.armQuietTimer()
       },
@@ -182,12 +182,13 @@ export class Outbox {
     const lock = acquireLock(path.join(opts.dir, 'lock'))
     try {
       const db = await loadSnapshot(opts.dir)
+      const warn = opts.warn ?? (() => {})
       const layout = prepareOutboxTable(db.db, opts.keepOldFormat === true)
       db.db.exec(RECEIVER_TABLES)
       const bodies = new BodyStore(opts.dir)
-      const index = new OutboxIndex(db.db, bodies, opts.warn ?? (() => {}), layout)
+      const index = new OutboxIndex(db.db, bodies, warn, layout)
       const receiver = new ReceiverIndex(db.db)
-      const r = replayJournal(opts.dir, db.snapshot, (op) => applyOp(index, receiver, op), opts.warn ?? (() => {}))
+      const r = replayJournal(opts.dir, db.snapshot, (op) => applyOp(index, receiver, op), warn)
       const ob = new Outbox(opts, db.db, bodies, index, receiver, lock, db.snapshot, r.nextSegment, { snapshot: db.snapshot, replayedRecords: r.replayed, droppedBytes: r.dropped, ms: 0 })
       ob.recovery.ms = performance.now() - started
       return ob
@@ -195,6 +196,13 @@ export class Outbox {
       lock.release()
       throw err
     }
+  }
+
+  /** A snapshot in the background; its failure costs replay time, not data. */
+  private startSnapshot(): void {
+    this.checkpointing = this.snapshotNow()
+      .catch((err: unknown) => this.warn(`outbox: snapshot failed (${(err as Error).message}); the journal keeps the data`))
+      .finally(() => { this.checkpointing = undefined })
   }
 
   /** Look again in a second at how much the journal wrote meanwhile (armed by a commit). */
@@ -221,9 +229,7 @@ export class Outbox {
       return
     }
     if (this.index.inMemoryBytes > this.checkpointBytes / 16 && this.journal.bytesInSegment > 0) {
-      this.checkpointing = this.snapshotNow()
-        .catch((err: unknown) => this.warn(`outbox: snapshot failed (${(err as Error).message}); the journal keeps the data`))
-        .finally(() => { this.checkpointing = undefined })
+      this.startSnapshot()
       this.armQuietTimer()
       return
     }
@@ -421,7 +427,7 @@ export class Outbox {
   private async snapshotNow(): Promise<void> {
     const covered = this.journal.rotate()
     if (this.newFormat && this.index.layout === 'inline') this.index.useBodyFiles()
-    this.index.syncToStore(covered, this.warn)
+    this.index.syncToStore(covered)
     this.receiver.syncToStore(this.now() - this.dedupWindowMs)
     // The body files this snapshot names; any other goes once it is durable.
     const inUse = this.bodies.inUse()

@@ -10,6 +10,7 @@ import path from 'node:path'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { Outbox } from '../src/outbox'
+import { readPending, writePending } from '../src/upgrade-watchdog'
 import { VERSION } from '../src/version'
 import { Cluster, status, sendVia, tmpDir } from './fixtures/cluster'
 
@@ -47,6 +48,10 @@ async function until(what: string, check: () => Promise<boolean>, ms = 30_000): 
   }
 }
 
+/** An upgrade to `to` waiting for its confirmation. */
+const pending = (dataDir: string, to: string): void => writePending(dataDir, { from: '0.0.9', to, binary: '/nonexistent/outpost', previous: '/nonexistent/outpost.previous', installedAt: Date.now(), rollbackAfter: 60 })
+const bodyFiles = (dir: string): string[] => fs.readdirSync(dir).filter((f) => f.startsWith('bodies-'))
+
 const digest = (dir: string): Record<string, string> => Object.fromEntries(fs.readdirSync(dir).filter((f) => /^(snapshot-|bodies-)/.test(f)).sort()
   .map((f) => [f, crypto.createHash('sha256').update(fs.readFileSync(path.join(dir, f))).digest('hex')]))
 
@@ -54,9 +59,8 @@ test('during an upgrade\'s probation the store stays readable by the previous ou
   const c = await Cluster.create(['ship1'], { log: { level: 'info' }, delivery: { ttl: 3600 } })
   try {
     const central = c.node('central')
-    fs.mkdirSync(central.dataDir, { recursive: true })
     // What `outpost upgrade` leaves while the watchdog waits for the new binary to connect.
-    fs.writeFileSync(path.join(central.dataDir, 'upgrade-pending.json'), JSON.stringify({ from: '0.0.9', to: 'the-new-one', binary: '/nonexistent/outpost', previous: '/nonexistent/outpost.previous', installedAt: Date.now(), rollbackAfter: 60 }))
+    pending(central.dataDir, 'the-new-one')
     // The new binary never connects (no hub): a clean stop with 200 queued, then 100 more and SIGKILL.
     let p = await c.start('central', false)
     assert.is((await sendVia(central.socket, pings(200, 'a'), { wait: false })).accepted.length, 200)
@@ -65,7 +69,7 @@ test('during an upgrade\'s probation the store stays readable by the previous ou
     assert.is((await sendVia(central.socket, pings(100, 'b'), { wait: false })).accepted.length, 100)
     await p.stop('SIGKILL')
     const outbox = path.join(central.dataDir, 'outbox')
-    assert.equal(fs.readdirSync(outbox).filter((f) => f.startsWith('bodies-')), [], 'no body files while the upgrade may roll back')
+    assert.equal(bodyFiles(outbox), [], 'no body files while the upgrade may roll back')
 
     // The rollback: the previous binary takes the directory over, connects, and delivers all of it.
     const old = await c.start('central', false, {}, formatOneBinary())
@@ -83,20 +87,18 @@ test('once the upgrade is confirmed (connected), the next snapshot moves the sto
   const c = await Cluster.create(['ship1'], { log: { level: 'info' }, delivery: { ttl: 3600 } })
   try {
     const central = c.node('central')
-    fs.mkdirSync(central.dataDir, { recursive: true })
-    const pending = path.join(central.dataDir, 'upgrade-pending.json')
-    fs.writeFileSync(pending, JSON.stringify({ from: '0.0.9', to: VERSION, binary: '/nonexistent/outpost', previous: '/nonexistent/outpost.previous', installedAt: Date.now(), rollbackAfter: 60 }))
+    pending(central.dataDir, VERSION)
     let p = await c.start('central', false)
     assert.is((await sendVia(central.socket, pings(100, 'd'), { wait: false })).accepted.length, 100)
     await p.stop('SIGTERM')
     const outbox = path.join(central.dataDir, 'outbox')
-    assert.equal(fs.readdirSync(outbox).filter((f) => f.startsWith('bodies-')), [])
+    assert.equal(bodyFiles(outbox), [])
     await c.startHub()
     p = await c.start('central')
-    await until('the upgrade to be confirmed', async () => !fs.existsSync(pending))
+    await until('the upgrade to be confirmed', async () => readPending(central.dataDir) === undefined)
     await sendVia(central.socket, pings(1, 'e'), { wait: false })
     await p.stop('SIGTERM')
-    assert.ok(fs.readdirSync(outbox).some((f) => f.startsWith('bodies-')), 'body files after the confirmation')
+    assert.ok(bodyFiles(outbox).length > 0, 'body files after the confirmation')
     // What the agent left, read back by this outpost's store: every message, each with its own body.
     const ob = await Outbox.open({ dir: outbox, maxBytes: 1 << 30 })
     try {
@@ -121,7 +123,7 @@ test('a store in format 2 is refused by the previous outpost and left as it is; 
     assert.is((await sendVia(central.socket, pings(200, 'c'), { wait: false })).accepted.length, 200)
     await p.stop('SIGTERM')
     const outbox = path.join(central.dataDir, 'outbox')
-    assert.ok(fs.readdirSync(outbox).some((f) => f.startsWith('bodies-')), 'the new binary, with no upgrade pending, writes body files')
+    assert.ok(bodyFiles(outbox).length > 0, 'the new binary, with no upgrade pending, writes body files')
     const before = digest(outbox)
 
     const old = await c.start('central', false, {}, formatOneBinary()).then(() => undefined, (err: Error) => err)
