@@ -64,6 +64,12 @@ export const send = async (io: Io, args: string[], signal?: AbortSignal): Promis
       const e = obj.error as { code: string; message: string }
       throw new OutpostError(Object.hasOwn(ERROR_CODES, e.code) ? (e.code as ErrorCode) : 'api_bad_request', e.message)
     }
+    if (obj.notice) {
+      const n = obj.notice as { code: string; message: string }
+      if (values.json) io.stdout.write(JSON.stringify({ notice: n }) + '\n')
+      else io.stderr.write(`outpost: ${n.message} [${n.code}]\n`)
+      return
+    }
     if (obj.accepted) {
       const acc = obj.accepted as { id: string; toNode: string }[]
       if (values.json) io.stdout.write(JSON.stringify({ accepted: acc }) + '\n')

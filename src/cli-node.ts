@@ -13,6 +13,8 @@ import { EXIT, GLOBAL_HELP, load, loggerFor, parse, print, type Io } from './cli
 import { repl } from './cli-repl'
 import { editConfig, initText, type Config } from './config'
 import { Hub, hashToken } from './hub'
+import { hubLink } from './hub-link'
+import type { Transport, TransportOptions } from './transport'
 import type { Logger } from './log'
 import { OutpostNode } from './node'
 import { writePidFile } from './pid-file'
@@ -43,7 +45,7 @@ const SELF_RESTART = (): void => { process.kill(process.pid, 'SIGHUP') }
 const PID_FILE = { 'pid-file': { type: 'string' } } as const
 const PID_HELP = '  --pid-file FILE     write the pid there while running (refused if it names a live process)\n'
 
-interface RunOptions { onConnected?: () => void; configFile?: string; restart?: () => void }
+interface RunOptions { onConnected?: () => void; configFile?: string; restart?: () => void; transport?: (o: TransportOptions) => Transport }
 
 async function runNode(config: Config, logger: Logger, o: RunOptions = {}): Promise<{ node: OutpostNode; api: Apis }> {
   const metrics = createMetrics(config)
@@ -112,7 +114,19 @@ const hub: Command = async (io, args) => {
     listen: config.hub.listen, tokens: config.hub.tokens, tls: config.hub.tls, redirect: config.hub.redirect, name: config.node.name,
     log: logger.child('hub').log, logSink: (line) => fs.appendFile(logFile, line + '\n', () => {}), ...(logger.trace ? { debug: logger.trace } : {}),
   })
-  const inProcess = fileHas(['node', 'name']) ? await runNode(config, logger, { configFile: file, restart: SELF_RESTART }) : undefined
+  // The node of this file runs here, attached to the hub itself: no token, no dial.
+  let inProcess: { node: OutpostNode; api: Apis } | undefined
+  if (fileHas(['node', 'name'])) {
+    for (const key of ['servers', 'token', 'kind'] as const) {
+      if (fileHas(['transport', key])) logger.log('info', `transport.${key} is not used by ${config.node.name}: it runs inside this hub and attaches to it directly`)
+    }
+    try {
+      inProcess = await runNode(config, logger, { configFile: file, restart: SELF_RESTART, transport: (o) => hubLink(h, o) })
+    } catch (err) {
+      await h.close()
+      throw err
+    }
+  }
   // The hub is its own transport: listening is "connected" for a pending upgrade.
   const self = selfInfo(io)
   confirmWith(onAgentStart(config.dataDir, VERSION, self, logger.log).confirm, config.dataDir, inProcess?.node)()

@@ -26,7 +26,8 @@ export const MAX_FRAME = 8192
 export const MAX_BODY = MAX_FRAME - 2
 
 export interface HelloFrame { t: 'hello'; node: string; token: string; version: string; apiVersion: number }
-export interface WelcomeFrame { t: 'welcome'; hub: string; apiVersion: number }
+/** `features` (newer hubs): what this hub offers beyond the base protocol, e.g. `presence`. */
+export interface WelcomeFrame { t: 'welcome'; hub: string; apiVersion: number; features?: string[] }
 /** The node reconnects to one of these servers. */
 export interface RedirectFrame { t: 'redirect'; servers: string[] }
 /** One whole encoded envelope; `from` is the authenticated sender, stamped by the hub. */
@@ -37,6 +38,10 @@ export interface PartFrame { t: 'part'; id: string; to: string; from?: string; i
 export interface NackFrame { t: 'nack'; id: string; to: string; reason: string }
 /** A node came back online (presence wake-up). */
 export interface OnlineFrame { t: 'online'; node: string }
+/** node → hub, only after a welcome listing `presence`: send me presence frames from now on. */
+export interface WatchFrame { t: 'watch' }
+/** hub → a watching node: these nodes connected / disconnected (the first ones after watch list everyone connected). */
+export interface PresenceFrame { t: 'presence'; online: string[]; offline: string[] }
 export interface PingFrame { t: 'ping' }
 export interface PongFrame { t: 'pong' }
 /** The connection closes after it. */
@@ -46,21 +51,23 @@ export interface LogFrame { t: 'log'; line: string }
 
 export type Frame =
   | HelloFrame | WelcomeFrame | RedirectFrame | MsgFrame | PartFrame | NackFrame
-  | OnlineFrame | PingFrame | PongFrame | ErrorFrame | LogFrame
+  | OnlineFrame | WatchFrame | PresenceFrame | PingFrame | PongFrame | ErrorFrame | LogFrame
 export type FrameType = Frame['t']
 
-type Kind = 'string' | 'string?' | 'strings' | 'uint' | 'bytes'
+type Kind = 'string' | 'string?' | 'strings' | 'strings?' | 'uint' | 'bytes'
 type MapType = Exclude<FrameType, 'log'>
 
 /** The fields of each map frame, in wire order. Checked against the interfaces above. */
 const SHAPES = {
   hello: { node: 'string', token: 'string', version: 'string', apiVersion: 'uint' },
-  welcome: { hub: 'string', apiVersion: 'uint' },
+  welcome: { hub: 'string', apiVersion: 'uint', features: 'strings?' },
   redirect: { servers: 'strings' },
   msg: { id: 'string', to: 'string', from: 'string?', b: 'bytes' },
   part: { id: 'string', to: 'string', from: 'string?', i: 'uint', n: 'uint', b: 'bytes' },
   nack: { id: 'string', to: 'string', reason: 'string' },
   online: { node: 'string' },
+  watch: {},
+  presence: { online: 'strings', offline: 'strings' },
   ping: {},
   pong: {},
   error: { code: 'string', message: 'string' },
@@ -200,6 +207,7 @@ function checkField(where: string, kind: Kind, v: unknown): unknown {
       if (typeof v === 'string') return v
       throw invalid(`${where} must be a string, got ${describe(v)}`)
     case 'strings':
+    case 'strings?':
       if (Array.isArray(v) && v.every((s) => typeof s === 'string')) return v
       throw invalid(`${where} must be an array of strings, got ${describe(v)}`)
     case 'uint':
@@ -225,7 +233,7 @@ function toFrame(value: unknown): Frame {
   const frame: Record<string, unknown> = { t }
   for (const [key, kind] of Object.entries(SHAPES[t as MapType]) as [string, Kind][]) {
     const v = map[key]
-    if (kind === 'string?' && (v === undefined || v === null)) continue
+    if ((kind === 'string?' || kind === 'strings?') && (v === undefined || v === null)) continue
     frame[key] = checkField(`${t}.${key}`, kind, v)
   }
   if (t === 'part' && !((frame.n as number) >= 1 && (frame.i as number) < (frame.n as number))) {

@@ -38,13 +38,49 @@ export interface HubOptions {
   helloTimeoutMs?: number
 }
 
+/** Where a connection's frames go: a socket (encoded, corked per tick) or a node in this process. */
+interface Peer {
+  write(f: Frame): void
+  /** Close after what was written. */
+  end(): void
+  destroy(): void
+}
+
 interface Conn {
-  sock: net.Socket
+  out: Peer
   node: string | undefined
   peer: string
-  decoder: FrameDecoder
-  corked: boolean
   closed: boolean
+  /** Sent presence frames (it asked with `watch`). */
+  watching: boolean
+}
+
+/** A node running in the hub's own process, attached with Hub.attach. */
+export interface HubLink {
+  /** A frame from the node (msg, part, online, watch, log, …), as if it came over a socket. */
+  send(f: Frame): void
+  /** Detach: the node is offline for the hub from now on. */
+  close(): void
+}
+
+/** Presence frames stay well below the frame limit: names are cut into frames of this many bytes. */
+const PRESENCE_CHUNK = 6000
+
+function socketPeer(sock: net.Socket): Peer {
+  let corked = false
+  return {
+    // Writes made in one tick go out together (cork/uncork).
+    write(f) {
+      if (!corked) {
+        corked = true
+        sock.cork()
+        process.nextTick(() => { corked = false; sock.uncork() })
+      }
+      sock.write(encodeFrame(f))
+    },
+    end: () => { sock.end() },
+    destroy: () => { sock.destroy() },
+  }
 }
 
 export function hashToken(token: string): string {
@@ -77,6 +113,9 @@ export class Hub {
    */
   private readonly blocked = new Map<string, { since: number | undefined }>()
   private readonly conns = new Set<Conn>()
+  /** Nodes attached in-process (Hub.attach): no token, and no socket may take their name. */
+  private readonly locals = new Set<string>()
+  private readonly watchers = new Set<Conn>()
   private closing: Promise<void> | undefined
 
   private constructor(opts: HubOptions, server: net.Server) {
@@ -134,7 +173,8 @@ export class Hub {
   }
 
   private accept(sock: net.Socket): void {
-    const conn: Conn = { sock, node: undefined, peer: `${sock.remoteAddress}:${sock.remotePort}`, decoder: new FrameDecoder({ views: true }), corked: false, closed: false }
+    const conn: Conn = { out: socketPeer(sock), node: undefined, peer: `${sock.remoteAddress}:${sock.remotePort}`, closed: false, watching: false }
+    const decoder = new FrameDecoder({ views: true })
     this.conns.add(conn)
     sock.setNoDelay(true)
     const helloTimer = setTimeout(() => this.fail(conn, 'frame_invalid', 'no hello within the time allowed'), this.opts.helloTimeoutMs ?? 10_000)
@@ -143,7 +183,7 @@ export class Hub {
       if (conn.closed) return
       let frames: Frame[]
       try {
-        frames = conn.decoder.push(chunk)
+        frames = decoder.push(chunk)
       } catch (err) {
         this.fail(conn, isOutpostError(err) ? err.code : 'frame_invalid', (err as Error).message)
         return
@@ -157,17 +197,60 @@ export class Hub {
     sock.on('error', () => { /* reported by close */ })
     sock.on('close', () => {
       clearTimeout(helloTimer)
-      conn.closed = true
-      this.conns.delete(conn)
-      if (conn.node !== undefined && this.nodes.get(conn.node) === conn) {
-        this.nodes.delete(conn.node)
-        this.opts.log('info', `${conn.node} disconnected`)
-        // It learns about receivers afresh when it reconnects (its sends get nacked again).
-        for (const [to, set] of this.waiting) if (set.delete(conn.node) && set.size === 0) this.waiting.delete(to)
-        // A reconnecting sender resends from its oldest message anyway.
-        for (const key of this.blocked.keys()) if (key.startsWith(`${conn.node}\u0000`)) this.blocked.delete(key)
-      }
+      this.closed(conn)
     })
+  }
+
+  /**
+   * Attach a node of this process (`outpost hub` with node.name): no token, no socket. Its
+   * frames go to `deliver` as the hub would write them to a socket (msg with `from`, nack,
+   * online, presence, …). A TCP hello with the same name is refused while it is attached.
+   */
+  attach(node: string, deliver: (f: Frame) => void, onClose: () => void): HubLink {
+    let open = true
+    const conn: Conn = {
+      out: { write: (f) => { if (open) deliver(f) }, end: () => detach(), destroy: () => detach() },
+      node: undefined, peer: 'this process', closed: false, watching: false,
+    }
+    const detach = (): void => {
+      if (!open) return
+      open = false
+      this.closed(conn)
+      this.locals.delete(node)
+      onClose()
+    }
+    this.conns.add(conn)
+    this.locals.add(node)
+    this.welcome(conn, node, "this process (in-process node)")
+    return {
+      send: (f) => { if (open && !conn.closed) { this.opts.debug?.(`hub ← ${node}: ${describe(f)}`); this.handle(conn, f) } },
+      close: detach,
+    }
+  }
+
+  /** A connection ended (socket closed, or an in-process node detached). */
+  private closed(conn: Conn): void {
+    conn.closed = true
+    this.conns.delete(conn)
+    this.unbind(conn)
+  }
+
+  /** The connection no longer speaks for its node: it is offline (unless a newer connection took over). */
+  private unbind(conn: Conn): void {
+    this.watchers.delete(conn)
+    if (conn.node === undefined || this.nodes.get(conn.node) !== conn) return
+    this.nodes.delete(conn.node)
+    this.opts.log('info', `${conn.node} disconnected`)
+    this.presence([], [conn.node])
+    // It learns about receivers afresh when it reconnects (its sends get nacked again).
+    for (const [to, set] of this.waiting) if (set.delete(conn.node) && set.size === 0) this.waiting.delete(to)
+    // A reconnecting sender resends from its oldest message anyway.
+    for (const key of this.blocked.keys()) if (key.startsWith(`${conn.node}\u0000`)) this.blocked.delete(key)
+  }
+
+  /** Tell every watching node who came and went. */
+  private presence(online: string[], offline: string[]): void {
+    for (const w of this.watchers) this.send(w, { t: 'presence', online, offline })
   }
 
   private handle(conn: Conn, f: Frame): void {
@@ -180,6 +263,11 @@ export class Hub {
       case 'msg':
       case 'part':
         return this.route(conn, f)
+      case 'watch':
+        conn.watching = true
+        this.watchers.add(conn)
+        this.sendEveryone(conn)
+        return
       case 'online':
         // The sender heard that f.node is back and resends from its oldest message now.
         this.blocked.delete(`${conn.node}\u0000${f.node}`)
@@ -193,7 +281,7 @@ export class Hub {
         return
       case 'error':
         this.opts.log('warn', `${conn.node} reported ${f.code}: ${f.message}`)
-        conn.sock.end()
+        conn.out.end()
         return
       default:
         return this.fail(conn, 'frame_invalid', `a node does not send ${f.t} frames`)
@@ -207,31 +295,57 @@ export class Hub {
       this.opts.log('warn', `refused ${JSON.stringify(f.node)} from ${conn.peer}: ${expected === undefined ? 'unknown node' : 'wrong token'}`)
       return this.fail(conn, 'auth_failed', `hub: node ${JSON.stringify(f.node)} is unknown here or its token is wrong`)
     }
+    if (this.locals.has(f.node)) {
+      this.opts.log('warn', `refused ${JSON.stringify(f.node)} from ${conn.peer}: that node runs inside this hub's process`)
+      return this.fail(conn, 'auth_failed', `hub: node ${JSON.stringify(f.node)} runs inside this hub's process; give this node another name`)
+    }
     const rule = this.opts.redirect?.find((r) => matches(r.nodes, f.node))
     if (rule) {
       this.opts.log('info', `redirecting ${f.node} to ${rule.servers.join(', ')}`)
       this.send(conn, { t: 'redirect', servers: rule.servers })
-      conn.sock.end()
+      conn.out.end()
       return
     }
-    const previous = this.nodes.get(f.node)
+    this.welcome(conn, f.node, `${conn.peer} (outpost ${f.version}, api ${f.apiVersion})`)
+  }
+
+  /** Bind an authenticated connection to its node name and wake whoever waited for it. */
+  private welcome(conn: Conn, node: string, from: string): void {
+    const previous = this.nodes.get(node)
     if (previous) {
       // The newest connection wins: the old one is usually half-dead after a network change.
       this.fail(previous, 'frame_invalid', 'replaced by a newer connection of the same node')
     }
-    conn.node = f.node
-    this.nodes.set(f.node, conn)
-    this.send(conn, { t: 'welcome', hub: this.opts.name ?? 'hub', apiVersion: API_VERSION })
-    this.opts.log('info', `${f.node} connected from ${conn.peer} (outpost ${f.version}, api ${f.apiVersion})`)
-    for (const [key, b] of this.blocked) if (key.endsWith(`\u0000${f.node}`)) b.since = Date.now()
-    const waiters = this.waiting.get(f.node)
+    conn.node = node
+    this.nodes.set(node, conn)
+    this.send(conn, { t: 'welcome', hub: this.opts.name ?? 'hub', apiVersion: API_VERSION, features: ['presence'] })
+    this.opts.log('info', `${node} connected from ${from}`)
+    this.presence([node], [])
+    for (const [key, b] of this.blocked) if (key.endsWith(`\u0000${node}`)) b.since = Date.now()
+    const waiters = this.waiting.get(node)
     if (waiters) {
-      this.waiting.delete(f.node)
+      this.waiting.delete(node)
       for (const w of waiters) {
         const c = this.nodes.get(w)
-        if (c) this.send(c, { t: 'online', node: f.node })
+        if (c) this.send(c, { t: 'online', node })
       }
     }
+  }
+
+  /** A node started watching: every node connected now, in frames of a safe size. */
+  private sendEveryone(conn: Conn): void {
+    let names: string[] = []
+    let size = 0
+    for (const name of this.nodes.keys()) {
+      if (size + name.length > PRESENCE_CHUNK && names.length > 0) {
+        this.send(conn, { t: 'presence', online: names, offline: [] })
+        names = []
+        size = 0
+      }
+      names.push(name)
+      size += name.length + 3
+    }
+    this.send(conn, { t: 'presence', online: names, offline: [] })
   }
 
   private route(conn: Conn, f: Extract<Frame, { t: 'msg' | 'part' }>): void {
@@ -242,7 +356,7 @@ export class Hub {
     else if (block || target === undefined) {
       if (f.t === 'msg' || f.i === 0) this.send(conn, { t: 'nack', id: f.id, to: f.to, reason: 'offline' })
       // Only nodes this hub knows can come back: no memory is kept for made-up names.
-      if (target === undefined && Object.hasOwn(this.opts.tokens, f.to)) {
+      if (target === undefined && (Object.hasOwn(this.opts.tokens, f.to) || this.locals.has(f.to))) {
         let set = this.waiting.get(f.to)
         if (set === undefined) this.waiting.set(f.to, (set = new Set()))
         set.add(conn.node!)
@@ -253,35 +367,29 @@ export class Hub {
     this.send(target, { ...f, from: conn.node! })
   }
 
-  /** Write a frame; writes made in one tick go out together (cork/uncork). */
   private send(conn: Conn, f: Frame): void {
     if (conn.closed) return
     this.opts.debug?.(`hub → ${conn.node ?? conn.peer}: ${describe(f)}`)
-    if (!conn.corked) {
-      conn.corked = true
-      conn.sock.cork()
-      process.nextTick(() => { conn.corked = false; conn.sock.uncork() })
-    }
-    conn.sock.write(encodeFrame(f))
+    conn.out.write(f)
   }
 
   private fail(conn: Conn, code: ErrorCode | string, message: string): void {
     if (conn.closed) return
     this.opts.log('warn', `closing ${conn.node ?? conn.peer}: ${code}: ${message}`)
     try {
-      conn.sock.write(encodeFrame({ t: 'error', code, message }))
+      conn.out.write({ t: 'error', code, message })
     } catch { /* the socket may be gone */ }
     conn.closed = true
-    if (conn.node !== undefined && this.nodes.get(conn.node) === conn) this.nodes.delete(conn.node)
-    conn.sock.end()
-    setTimeout(() => conn.sock.destroy(), 1000).unref()
+    this.unbind(conn)
+    conn.out.end()
+    setTimeout(() => conn.out.destroy(), 1000).unref()
   }
 
   /** Stop listening and close every connection. Safe to call more than once. */
   close(): Promise<void> {
     this.closing ??= new Promise<void>((resolve) => {
       this.server.close(() => resolve())
-      for (const c of this.conns) c.sock.destroy()
+      for (const c of this.conns) c.out.destroy()
     })
     return this.closing
   }

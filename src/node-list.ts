@@ -23,6 +23,8 @@ export class NodeList {
   private readonly file: string
   private readonly now: () => number
   private saveTimer: NodeJS.Timeout | undefined
+  /** Who the hub says is connected now (undefined: the transport has no presence; heartbeats decide). */
+  private live: Set<string> | undefined
 
   constructor(dataDir: string, now: () => number) {
     this.file = path.join(dataDir, 'nodes.json')
@@ -42,11 +44,40 @@ export class NodeList {
     this.save()
   }
 
-  /** Every node heard from, by name; online when heard within 2.5 heartbeat intervals (`self` always). */
+  /**
+   * The hub's presence: nodes that came (`online`) and went (`offline`). With `online`
+   * undefined the presence is unknown again (disconnected, or a new connection: the hub sends
+   * everyone connected first).
+   */
+  presence(online: string[] | undefined, offline: string[] = []): void {
+    if (online === undefined) { this.live = undefined; return }
+    this.live ??= new Set()
+    const now = this.now()
+    for (const n of online) {
+      this.live.add(n)
+      // Known from now on, even before its first heartbeat arrives.
+      if (!this.known.has(n)) { this.known.set(n, { name: n, online: true, lastSeen: now }); this.save() }
+    }
+    for (const n of offline) {
+      this.live.delete(n)
+      const info = this.known.get(n)
+      if (info) { info.lastSeen = now; this.save() }
+    }
+  }
+
+  /**
+   * Every node heard from, by name (`self` always online). Online: connected to the hub now,
+   * where the hub says so; otherwise heard within 2.5 heartbeat intervals.
+   */
   list(self: string, helloInterval: number): NodeInfo[] {
     const now = this.now()
+    const live = this.live
     return [...this.known.values()]
-      .map((n) => ({ ...n, online: n.name === self ? true : helloInterval > 0 && now - n.lastSeen < helloInterval * 2500 }))
+      .map((n) => ({
+        ...n,
+        online: n.name === self ? true : live !== undefined ? live.has(n.name) : helloInterval > 0 && now - n.lastSeen < helloInterval * 2500,
+        ...(live?.has(n.name) === true ? { lastSeen: Math.max(n.lastSeen, now) } : {}),
+      }))
       .sort((a, b) => a.name.localeCompare(b.name))
   }
 

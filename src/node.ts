@@ -25,7 +25,7 @@ import { fromEvents, NO_METRICS, type Metrics } from './metrics'
 import { nativeMethodName } from './method-names'
 import { Outbox, type OutboxEntry } from './outbox'
 import { Scheduler, type LocalOutcome } from './schedules'
-import type { Transport, TransportPlugin } from './transport'
+import type { Transport, TransportOptions, TransportPlugin } from './transport'
 import { ulid as defaultUlid } from './ulid'
 import { NodeList, type NodeInfo } from './node-list'
 import { API_VERSION, VERSION } from './version'
@@ -48,6 +48,22 @@ export interface NodeOptions {
   restart?: () => void
   /** Also told about every message event (besides the audit log). */
   events?: MessageEventSink
+  /**
+   * The transport, made by the caller (the node inside `outpost hub` attaches to that hub):
+   * `transports` and transport.kind are not used then.
+   */
+  transport?: (options: TransportOptions) => Transport
+}
+
+/** The link to the hub or broker, as `outpost status` and a waiting `send` see it. */
+export interface ConnectionState {
+  kind: string
+  connected: boolean
+  /** When it last connected or lost the connection (ms since the epoch). */
+  since: number | undefined
+  server: string | undefined
+  /** Why the last connection was refused or lost (a wrong token, …); cleared once connected. */
+  lastError: { code: string; message: string } | undefined
 }
 
 /** Messages of one request stored per turn of the event loop. */
@@ -82,6 +98,7 @@ export class OutpostNode {
   private readonly sinks: MessageEventSink[] = []
   /** What config.* and agent.restart may do to this node. */
   readonly control: Control
+  private readonly link: ConnectionState
 
   private constructor(o: NodeOptions, dataDir: string, outbox: Outbox, transport: Transport) {
     const { config } = o
@@ -90,6 +107,7 @@ export class OutpostNode {
     this.dataDir = dataDir
     this.outbox = outbox
     this.transport = transport
+    this.link = { kind: transport.kind, connected: false, since: undefined, server: undefined, lastError: undefined }
     this.logger = o.logger
     this.now = o.now ?? Date.now
     this.onConnected = o.onConnected
@@ -152,18 +170,21 @@ export class OutpostNode {
     const { config } = o
     const dataDir = path.resolve(config.dataDir)
     fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 })
-    const plugin = o.transports.get(config.transport.kind)
-    if (plugin === undefined) throw new OutpostError('config_invalid', `transport.kind ${config.transport.kind} is not built into this outpost (have: ${[...o.transports.keys()].join(', ')})`)
+    const plugin = o.transport === undefined ? o.transports.get(config.transport.kind) : undefined
+    if (o.transport === undefined && plugin === undefined) throw new OutpostError('config_invalid', `transport.kind ${config.transport.kind} is not built into this outpost (have: ${[...o.transports.keys()].join(', ')})`)
     const outbox = await Outbox.open({ dir: path.join(dataDir, 'outbox'), maxBytes: config.delivery.maxOutboxBytes, warn: (m) => o.logger.log('warn', m), afterBurst: releaseHeap,
       // While an upgrade may roll back, snapshots stay readable by the previous binary.
       keepOldFormat: readPending(dataDir) !== undefined,
     })
-    const tlog = o.logger.child(config.transport.kind)
-    const transport = plugin.create({
+    const tlog = o.logger.child(o.transport === undefined ? config.transport.kind : 'hub')
+    const options: TransportOptions = {
       node: config.node.name, servers: config.transport.servers, token: config.transport.token, tls: config.transport.tls,
       mqtt: config.transport.mqtt, nats: config.transport.nats,
+      // Central keeps the fleet's list: the hub tells it at once who comes and goes.
+      presence: config.node.central === config.node.name,
       version: VERSION, log: tlog.log, ...(o.logger.trace ? { debug: o.logger.trace } : {}),
-    })
+    }
+    const transport = o.transport !== undefined ? o.transport(options) : plugin!.create(options)
     const node = new OutpostNode(o, dataDir, outbox, transport)
     node.run()
     const { count, recovery } = outbox.stats()
@@ -183,11 +204,25 @@ export class OutpostNode {
           case 'connected':
             if (everConnected) this.metrics.reconnected()
             everConnected = true
+            Object.assign(this.link, { connected: true, since: this.now(), server: ev.server, lastError: undefined })
+            this.nodeList.presence(undefined)
             this.delivery.onConnected(); this.hello(); this.onConnected?.(); break
-          case 'disconnected': this.delivery.onDisconnected(); break
+          case 'disconnected':
+            if (this.link.connected) Object.assign(this.link, { connected: false, since: this.now() })
+            if (ev.error) this.link.lastError = ev.error.toJSON()
+            this.nodeList.presence(undefined)
+            this.delivery.onDisconnected(); break
           case 'nack': this.delivery.onNack(ev.id, ev.to, ev.reason); break
           case 'online': this.delivery.onOnline(ev.node); break
-          case 'fatal': this.logger.log('error', `${ev.error.code}: ${ev.error.message}`); break
+          case 'presence': this.nodeList.presence(ev.online, ev.offline); break
+          case 'fatal': {
+            // Refused (a wrong token, an unknown name): one clear line, not one every retry.
+            const again = this.link.lastError?.code === ev.error.code
+            this.link.lastError = ev.error.toJSON()
+            this.link.since ??= this.now()
+            this.logger.log(again ? 'debug' : 'error', `${ev.error.code}: ${ev.error.message}${again ? '' : ' (messages wait in the outbox until this node is let in; said once)'}`)
+            break
+          }
           case 'reconnecting': this.logger.log('debug', `reconnecting to ${ev.server} in ${ev.delayMs} ms (attempt ${ev.attempt})`); break
         }
       }
@@ -390,6 +425,11 @@ export class OutpostNode {
     const data = JSON.stringify({ version: VERSION, apiVersion: API_VERSION, os: `${os.type()} ${os.release()}`, arch: process.arch, uptime: Math.round((Date.now() - this.started) / 1000) })
     this.submit([{ toNode: this.config.node.central, method: 'node.hello', data, ackTimeout: 0, ttl: every * 2 }])
       .catch((err: Error) => this.logger.log('warn', `hello: ${err.message}`))
+  }
+
+  /** The link to the hub or broker: connected or not, since when, the last refusal. */
+  connection(): ConnectionState {
+    return { ...this.link }
   }
 
   /** The nodes this node has heard from (central keeps the fleet's list). */

@@ -34,6 +34,11 @@ export type TransportEvent =
   | { type: 'nack'; id: string; to: string; reason: string }
   /** A node came (back) online: messages waiting for it go now. */
   | { type: 'online'; node: string }
+  /**
+   * Who is connected, as the hub knows it (only with `presence` asked for, and only from a hub
+   * that offers it): after `connected`, the first ones list every node connected then.
+   */
+  | { type: 'presence'; online: string[]; offline: string[] }
   /** The transport gave up for good (wrong credentials, refused by the server). */
   | { type: 'fatal'; error: OutpostError }
 
@@ -47,6 +52,8 @@ export interface TransportOptions {
   /** Trace every frame (--debug). */
   debug?: (line: string) => void
   log: (level: 'debug' | 'info' | 'warn' | 'error', message: string) => void
+  /** Ask the hub for presence events (central keeps the fleet's list with them). */
+  presence?: boolean
   /** Largest envelope accepted or sent, bytes (default 16 MiB). */
   maxMessageBytes?: number
   /** transport.mqtt of the config (MQTT only). */

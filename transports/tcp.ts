@@ -185,6 +185,8 @@ class TcpTransport extends TransportBase implements Transport {
               this.welcomed = true
               this.opts.log('info', `connected to ${where} as ${this.opts.node}`)
               this.evq.push({ type: 'connected', server: target.url })
+              // Older hubs close the connection on a frame they do not know: ask only those that offer it.
+              if (this.opts.presence === true && f.features?.includes('presence') === true) sock.write(encodeFrame({ t: 'watch' }))
               pinger = setInterval(() => {
                 if (Date.now() - lastRx > DEAD_AFTER_MS) {
                   this.opts.log('warn', `${where} silent for ${DEAD_AFTER_MS / 1000} s; reconnecting`)
@@ -258,6 +260,9 @@ class TcpTransport extends TransportBase implements Transport {
         // Echoed first, so the hub knows everything after it is a resend from the oldest message.
         sock.write(encodeFrame({ t: 'online', node: f.node }))
         this.evq.push({ type: 'online', node: f.node })
+        return
+      case 'presence':
+        this.evq.push({ type: 'presence', online: f.online, offline: f.offline })
         return
       case 'ping':
         sock.write(encodeFrame({ t: 'pong' }))

@@ -29,6 +29,8 @@ export function parseMessageList(messages: unknown, where = 'messages'): Message
 }
 
 export interface SendSink {
+  /** Said just before `accepted` when the messages cannot leave yet (this node is not connected). */
+  notice?(n: { code: string; message: string }): void
   /** The messages are durable in the outbox. Called before any reply. */
   accepted(envs: Envelope[]): void
   /** A reply to one of them; a stream's replies come in seq order. */
@@ -45,6 +47,7 @@ export interface SendSink {
 export async function sendAndWatch(node: OutpostNode, envs: Envelope[], wait: boolean, sink: SendSink): Promise<() => void> {
   if (!wait) {
     await node.submitPrepared(envs)
+    notConnected(node, envs, sink)
     sink.accepted(envs)
     return () => {}
   }
@@ -78,10 +81,22 @@ export async function sendAndWatch(node: OutpostNode, envs: Envelope[], wait: bo
     stop()
     throw err
   }
+  notConnected(node, envs, sink)
   sink.accepted(envs)
   stored = true
   for (const env of held.splice(0)) onReply(env)
   return stop
+}
+
+/** Messages for other nodes while this one is not connected: the waiting client is told why nothing comes yet. */
+function notConnected(node: OutpostNode, envs: Envelope[], sink: SendSink): void {
+  if (sink.notice === undefined) return
+  const c = node.connection()
+  const away = envs.filter((e) => e.toNode !== node.name)
+  if (c.connected || away.length === 0) return
+  const ttl = Math.max(...away.map((e) => e.ttl ?? node.config.delivery.ttl))
+  const why = c.lastError !== undefined ? `: ${c.lastError.message}` : c.since === undefined ? ' yet' : ` since ${new Date(c.since).toISOString()}`
+  sink.notice({ code: c.lastError?.code ?? 'not_connected', message: `${node.name} is not connected${why}. The message${away.length > 1 ? 's wait' : ' waits'} in its outbox for up to ${ttl} s (ttl), then ${away.length > 1 ? 'end' : 'ends'} as not delivered` })
 }
 
 export interface NodeStatus {

@@ -136,6 +136,7 @@ export class SocketApi {
         const drafts = parseMessageList(req.messages)
         const wait = req.wait !== false
         const stop = await sendAndWatch(node, node.prepare(drafts), wait, {
+          notice: (n) => write({ notice: n }),
           accepted: (envs) => write({ accepted: envs.map((e) => ({ id: e.id, toNode: e.toNode })) }),
           reply: (env) => write({ reply: envelopeJson(env) }),
           done: () => { write({ done: true }); finished() },

@@ -1,0 +1,106 @@
+/**
+ * The transport of the node that runs inside `outpost hub` (node.name in the hub's file): it
+ * attaches to the hub in the same process, with no token, no socket and no transport.servers.
+ * Frames are the hub's own (msg, part, nack, online, presence), handed over as objects.
+ *
+ *   publish ─▶ splitEnvelope ─▶ HubLink.send ─▶ the hub routes it (to a socket: encoded there)
+ *   the hub's frames ─▶ msg / reassembled parts ─▶ messages(); nack / online / presence ─▶ events()
+ */
+import { OutpostError } from './errors'
+import { splitEnvelope, type Frame } from './framing'
+import type { Hub, HubLink } from './hub'
+import { Reassembler } from './reassembler'
+import type { Outbound, Transport, TransportOptions } from './transport'
+import { TransportBase } from '../transports/base'
+
+class HubLinkTransport extends TransportBase implements Transport {
+  readonly kind = 'hub'
+  private readonly hub: Hub
+  private link: HubLink | undefined
+  private open = false
+  private closed = false
+  private readonly reassembler: Reassembler
+
+  constructor(hub: Hub, opts: TransportOptions) {
+    super(opts)
+    this.hub = hub
+    this.reassembler = new Reassembler({ maxBytes: opts.maxMessageBytes ?? 16 * 1024 * 1024 })
+  }
+
+  get connected(): boolean {
+    return this.open
+  }
+
+  start(): void {
+    if (this.link !== undefined || this.closed) return
+    this.startSweeping(() => this.reassembler.sweep())
+    // The hub answers attach with a welcome, synchronously: `link` is set by the time it matters.
+    this.link = this.hub.attach(this.opts.node, (f) => this.frame(f), () => {
+      if (!this.open) return
+      this.open = false
+      this.opts.log('warn', 'detached from the hub')
+      this.evq.push({ type: 'disconnected' })
+    })
+    if (this.opts.presence === true) this.link.send({ t: 'watch' })
+  }
+
+  async publish(msg: Outbound): Promise<void> {
+    const link = this.link
+    if (!this.open || link === undefined) throw new OutpostError('not_connected', 'hub: this node is not attached to the hub')
+    for (const f of splitEnvelope(msg.id, msg.to, msg.bytes)) link.send(f)
+  }
+
+  private frame(f: Frame): void {
+    switch (f.t) {
+      case 'welcome':
+        this.open = true
+        this.opts.log('info', `attached to the hub in this process as ${this.opts.node}`)
+        this.evq.push({ type: 'connected', server: 'this process' })
+        return
+      case 'msg':
+        // A copy: the hub may hand over a view of a socket's receive buffer.
+        this.inbound.push(f.from === undefined ? { bytes: new Uint8Array(f.b) } : { bytes: new Uint8Array(f.b), from: f.from })
+        return
+      case 'part': {
+        let whole: Uint8Array | undefined
+        try {
+          whole = this.reassembler.add(f)
+        } catch (err) {
+          this.opts.log('warn', `dropped message ${f.id}: ${(err as Error).message}`)
+          return
+        }
+        if (whole) this.inbound.push(f.from === undefined ? { bytes: whole } : { bytes: whole, from: f.from })
+        return
+      }
+      case 'nack':
+        this.evq.push({ type: 'nack', id: f.id, to: f.to, reason: f.reason })
+        return
+      case 'online':
+        // Echoed, as over TCP: the hub then knows the resend from the oldest message has begun.
+        this.link?.send({ t: 'online', node: f.node })
+        this.evq.push({ type: 'online', node: f.node })
+        return
+      case 'presence':
+        this.evq.push({ type: 'presence', online: f.online, offline: f.offline })
+        return
+      case 'error':
+        this.opts.log('warn', `hub reported ${f.code}: ${f.message}`)
+        return
+      default:
+        this.opts.log('debug', `ignored ${f.t} frame`)
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return
+    this.closed = true
+    this.open = false
+    this.link?.close()
+    this.endQueues()
+  }
+}
+
+/** The transport for the node of `outpost hub`'s own file, attached to `hub`. */
+export function hubLink(hub: Hub, options: TransportOptions): Transport {
+  return new HubLinkTransport(hub, options)
+}
