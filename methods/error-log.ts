@@ -1,6 +1,8 @@
 /**
  * error.log: the central error sink. Each call appends one line
  * `<ISO time> <fromNode> <code> <message>` to <dataDir>/errors.log and logs it as a warning.
+ * A report from this node itself was logged where it happened (a ttl that ran out, a refused
+ * reply): here it only goes to the file, so the log says it once.
  */
 import fs from 'node:fs'
 import path from 'node:path'
@@ -36,7 +38,7 @@ export default {
     } catch (err) {
       throw new OutpostError('io', `error.log: cannot append to ${file}: ${(err as Error).message}`, { cause: err })
     }
-    ctx.log('warn', line)
+    ctx.log(ctx.env.fromNode === ctx.node ? 'debug' : 'warn', line)
     return {}
   },
 } satisfies UnaryMethod

@@ -174,6 +174,17 @@ async function disks(): Promise<DiskInfo[]> {
   return out
 }
 
+/**
+ * MHz: os.cpus() reads cpufreq, which VMs and many boards lack (it says 0 there); then the
+ * `cpu MHz` (x86) or `clock` (ppc64le, "2900.000000MHz") line of /proc/cpuinfo; else null.
+ */
+export function cpuSpeed(fromOs: number | undefined, cpuinfo: string): number | null {
+  if (fromOs !== undefined && fromOs > 0) return fromOs
+  const m = /^(?:cpu MHz|clock)\s*:\s*([\d.]+)/m.exec(cpuinfo)
+  const mhz = m ? Math.round(Number(m[1])) : NaN
+  return Number.isFinite(mhz) && mhz > 0 ? mhz : null
+}
+
 function meminfo(text: string): Record<string, number> {
   const out: Record<string, number> = {}
   for (const m of text.matchAll(/^(\w+):\s+(\d+)\s*kB$/gm)) out[m[1]!] = Number(m[2]) * 1024
@@ -194,7 +205,7 @@ export async function systemInfo(): Promise<Record<string, unknown>> {
   return {
     hostname: os.hostname(),
     arch: process.arch,
-    cpu: { model, count: cpus.length || (cpuinfo.match(/^processor\s*:/gm)?.length ?? 0), speedMHz: cpus[0]?.speed ?? null },
+    cpu: { model, count: cpus.length || (cpuinfo.match(/^processor\s*:/gm)?.length ?? 0), speedMHz: cpuSpeed(cpus[0]?.speed, cpuinfo) },
     memory: {
       totalBytes: mem.MemTotal ?? os.totalmem(), freeBytes: mem.MemFree ?? os.freemem(), availableBytes: mem.MemAvailable ?? os.freemem(),
       swapTotalBytes: mem.SwapTotal ?? 0, swapFreeBytes: mem.SwapFree ?? 0,

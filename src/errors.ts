@@ -49,7 +49,7 @@ export const ERROR_CODES = {
   upgrade_unavailable: 'self-upgrade needs the single binary and upgrade.url: this is the checkout (node bin/outpost.cjs) or no endpoint is configured',
   upgrade_insecure: 'the version endpoint or a download URL is plain http:// and upgrade.allowHttp is false',
   upgrade_fetch: 'the version endpoint or the binary could not be downloaded (HTTP status or network error in the message)',
-  upgrade_bad_release: 'the version endpoint did not answer a valid version.json (SPEC §7)',
+  upgrade_bad_release: 'the version endpoint did not answer a valid version.json (version, assets, signature)',
   upgrade_no_asset: 'the release has no binary for this platform (linux-x64, linux-arm64, linux-ppc64le)',
   upgrade_signature: 'upgrade.publicKey is set and the release signature is missing or does not verify',
   upgrade_hash_mismatch: 'the downloaded binary does not match the SHA-256 of the release; it was deleted',

@@ -20,8 +20,15 @@ const PKG = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8'))
 function blocks(heading: string): { lang: string; text: string }[] {
   const at = README.indexOf(`\n${heading}\n`)
   assert.ok(at >= 0, `README has no heading ${heading}`)
-  const rest = README.slice(at + heading.length + 2)
-  const section = rest.slice(0, rest.search(/\n#{1,6} /) >>> 0)
+  // The section ends at the next heading outside a fenced block (YAML comments start with # too).
+  let fenced = false
+  const lines: string[] = []
+  for (const line of README.slice(at + heading.length + 2).split('\n')) {
+    if (line.startsWith('```')) fenced = !fenced
+    else if (!fenced && /^#{1,6} /.test(line)) break
+    lines.push(line)
+  }
+  const section = lines.join('\n')
   return [...section.matchAll(/```(\w*)\n([\s\S]*?)```/g)].map((m) => ({ lang: m[1]!, text: m[2]! }))
 }
 
@@ -98,6 +105,11 @@ test('README - the quickstart works as written', async () => {
       if (line.includes('outpost nodes')) { assert.match(r.out, /^central\s+yes/m); assert.match(r.out, /^local\s+yes/m) }
       if (line.includes('outpost call node.ping')) assert.match(r.out, /pong|"data"/)
     }
+    // The ttl that ran out is said once in the log (not again by error.log on the same node).
+    const expired = (): string[] => up.output().split('\n').filter((l) => /to nowhere: not delivered within its ttl/.test(l))
+    await until(() => expired().length > 0, 5000, `the ttl expiry in the log:\n${up.output()}`)
+    await new Promise((r) => setTimeout(r, 500))
+    assert.is(expired().length, 1, up.output())
     // "Each reply is also written … to var/central/replies/<node>/<request id>.log"
     const replies = path.join(dir, 'var', 'central', 'replies', 'local')
     assert.ok(fs.readdirSync(replies).some((f) => f.endsWith('.log')), 'reply files under var/central/replies/local')
@@ -132,10 +144,10 @@ test('README - the fleet example works as written, on one machine', async () => 
       if (line.includes('outpost nodes')) { assert.match(r.out, /^central\s+yes/m, why); assert.match(r.out, /^ship1\s+yes/m, why) }
     }
     assert.ok(sent, 'the block sends a command to ship1')
-    const hubOut = started[0]!.output()
-    // central runs inside the hub: attached, never refused, never dialling a port.
-    assert.match(hubOut, /attached to the hub in this process as central/)
-    assert.not.match(hubOut, /auth_failed|refused|unknown here/)
+    // central runs inside the hub: attached, never refused, never dialling a port. (The lines
+    // above ran with spawnSync: the hub's output is read once the event loop turns again.)
+    await until(() => /attached to the hub in this process as central/.test(started[0]!.output()), 5000, `central attached:\n${started[0]!.output()}`)
+    assert.not.match(started[0]!.output(), /auth_failed|refused|unknown here|connected to tcp/)
   } finally {
     for (const p of started.reverse()) await stopGroup(p)
     fs.rmSync(dir, { recursive: true, force: true })

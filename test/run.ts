@@ -4,8 +4,9 @@
  * Usage: npm test [-- FILTER...]  (files whose path contains one of the filters)
  * test/package/ (the single binaries; `npm run test:package` builds them first) and test/chaos/
  * (the reliability and hostile-input run, `npm run test:chaos`) run only when a filter names them.
+ * The bundle the CLI runs (dist/outpost.cjs) is built first, so no test runs a stale build.
  */
-import { spawn } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
 
@@ -44,6 +45,13 @@ function runFile(file: string): Promise<Result> {
 }
 
 async function main(): Promise<void> {
+  // Tests run the CLI from dist/outpost.cjs: build it from the sources now, never a stale one.
+  const build = spawnSync(process.execPath, [path.join(root, '..', 'packaging', 'build.mjs')], { stdio: 'inherit' })
+  if (build.status !== 0) {
+    process.stdout.write('0 passed, 1 failed\n')
+    process.exitCode = 1
+    return
+  }
   const files = find(root).filter((f) => filters.length === 0 || filters.some((x) => f.includes(x)))
   const results: Result[] = []
   for (const file of files) {

@@ -4,7 +4,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { FILES, infoKernel, infoOs, infoSystem, infoUsers, osFamily, parseOsRelease, parsePasswd, uidMin } from '../../methods/info'
+import { cpuSpeed, FILES, infoKernel, infoOs, infoSystem, infoUsers, osFamily, parseOsRelease, parsePasswd, uidMin } from '../../methods/info'
 import { defaultConfig } from '../../src/config'
 import type { MethodContext } from '../../src/method'
 import { BIN } from '../fixtures/cluster'
@@ -73,6 +73,13 @@ test('info.users - a passwd file given by the FILES table is read (fixture)', as
   }
 })
 
+test('info.system - cpu speed from /proc/cpuinfo where cpufreq is absent (x86 `cpu MHz`, ppc64le `clock`)', () => {
+  assert.is(cpuSpeed(1800, 'cpu MHz\t\t: 2596.138\n'), 1800)
+  assert.is(cpuSpeed(0, 'processor\t: 0\ncpu MHz\t\t: 2596.138\n'), 2596)
+  assert.is(cpuSpeed(undefined, 'processor\t: 0\ncpu\t\t: POWER9\nclock\t\t: 2900.000000MHz\n'), 2900)
+  assert.is(cpuSpeed(0, 'processor\t: 0\nBogoMIPS\t: 108.00\n'), null)
+})
+
 test('info.kernel, info.os, info.system - structured facts of this host', async () => {
   const k = await data(infoKernel.run(ctx()))
   assert.is(k.release, os.release())
@@ -83,6 +90,8 @@ test('info.kernel, info.os, info.system - structured facts of this host', async 
   assert.ok(o.id.length > 0)
   const s = await data(infoSystem.run(ctx()))
   assert.is(s.cpu.count, os.cpus().length)
+  // This host's speed, from cpufreq or /proc/cpuinfo; a VM without cpufreq says 0 through os.cpus().
+  if (/^cpu MHz\s*:\s*[1-9]/m.test(fs.readFileSync('/proc/cpuinfo', 'utf8'))) assert.ok(s.cpu.speedMHz > 0, JSON.stringify(s.cpu))
   assert.ok(s.memory.totalBytes > 0)
   assert.ok(s.disks.some((d: { mount: string; totalBytes: number }) => d.mount === '/' && d.totalBytes > 0), JSON.stringify(s.disks))
   assert.ok(s.network.some((n: { name: string }) => n.name === 'lo'))
