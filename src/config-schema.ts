@@ -5,60 +5,30 @@
 import os from 'node:os'
 import path from 'node:path'
 import { cronExpression } from './cron'
+import { bool, int, list, map, nstr, obj, oneOf, str, strs, type DefaultsContext, type Infer, type ObjSpec, type Spec } from './config-spec'
+import { TRANSPORT_LIST } from '../transports/index'
 
-export interface DefaultsContext {
-  hostname: string
-  uid: number
-  home: string
-}
-
-interface Base {
-  doc: string
-  /** Extra check on a value of the right type: returns what is wrong, or undefined. */
-  check?: (value: never) => string | undefined
-}
-export interface StrSpec extends Base { t: 'string'; def: string; dyn?: (ctx: DefaultsContext) => string }
-export interface NullStrSpec extends Base { t: 'string?'; def: null }
-export interface EnumSpec<V extends string = string> extends Base { t: 'enum'; values: readonly V[]; def: V }
-export interface IntSpec extends Base { t: 'int'; def: number; min: number; max?: number }
-export interface BoolSpec extends Base { t: 'bool'; def: boolean }
-export interface StringsSpec extends Base { t: 'strings'; def: readonly string[] }
-export interface MapSpec extends Base { t: 'map'; def: Readonly<Record<string, string>> }
-export interface ObjSpec<F extends Fields = Fields> extends Base { t: 'object'; fields: F }
-export interface ListSpec<I extends ItemSpec = ItemSpec> extends Base { t: 'list'; item: I; def: readonly unknown[] }
-export interface ItemSpec<F extends Fields = Fields, R extends string = string> { fields: F; required: readonly R[] }
-
-export type Spec = StrSpec | NullStrSpec | EnumSpec | IntSpec | BoolSpec | StringsSpec | MapSpec | ObjSpec | ListSpec
-export type Fields = { readonly [key: string]: Spec }
-
-export type Infer<S> =
-  S extends StrSpec ? string
-  : S extends NullStrSpec ? string | null
-  : S extends EnumSpec<infer V> ? V
-  : S extends IntSpec ? number
-  : S extends BoolSpec ? boolean
-  : S extends StringsSpec ? string[]
-  : S extends MapSpec ? Record<string, string>
-  : S extends ObjSpec<infer F> ? { [K in keyof F]: Infer<F[K]> }
-  : S extends ListSpec<ItemSpec<infer F, infer R>> ? Array<{ [K in keyof F as K extends R ? K : never]: Infer<F[K]> } & { [K in keyof F as K extends R ? never : K]?: Infer<F[K]> }>
-  : never
-
-const str = (def: string, doc: string, extra: Partial<StrSpec> = {}): StrSpec => ({ t: 'string', def, doc, ...extra })
-const nstr = (doc: string, extra: Partial<NullStrSpec> = {}): NullStrSpec => ({ t: 'string?', def: null, doc, ...extra })
-const oneOf = <V extends string>(values: readonly V[], def: V, doc: string): EnumSpec<V> => ({ t: 'enum', values, def, doc })
-const int = (def: number, doc: string, min = 0, max?: number): IntSpec => (max === undefined ? { t: 'int', def, doc, min } : { t: 'int', def, doc, min, max })
-const bool = (def: boolean, doc: string): BoolSpec => ({ t: 'bool', def, doc })
-const strs = (def: readonly string[], doc: string, extra: Partial<StringsSpec> = {}): StringsSpec => ({ t: 'strings', def, doc, ...extra })
-const map = (doc: string): MapSpec => ({ t: 'map', def: {}, doc })
-const obj = <F extends Fields>(fields: F, doc: string): ObjSpec<F> => ({ t: 'object', fields, doc })
-const list = <F extends Fields, R extends string>(fields: F, required: readonly R[], def: readonly unknown[], doc: string): ListSpec<ItemSpec<F, R>> =>
-  ({ t: 'list', item: { fields, required }, def, doc })
+export type { DefaultsContext, Fields, Infer, Spec } from './config-spec'
 
 const NODE_NAME = /^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$/
 const checkNodeName = (v: string): string | undefined =>
   NODE_NAME.test(v) ? undefined : 'must be a node name: letters, digits, _ and -, at most 63 characters'
+// What the transports declare (transports/index.ts): their kinds, URL schemes and config sections.
+type Plugin = (typeof TRANSPORT_LIST)[number]
+type Kind = Plugin['kind']
+type Sections = { [P in Plugin as P extends { section: ObjSpec } ? P['kind'] : never]: P extends { section: infer S } ? S : never }
+const KINDS = TRANSPORT_LIST.map((p) => p.kind) as readonly Kind[]
+const SCHEMES = [...new Set(TRANSPORT_LIST.flatMap((p) => p.schemes))]
+const SCHEME_LIST = SCHEMES.map((s) => `${s}://`).join(' ')
+const SERVER_URL = new RegExp(`^(${SCHEMES.join('|')})://[^\\s]+$`)
+function transportSections(): Sections {
+  const out: Record<string, ObjSpec> = {}
+  for (const p of TRANSPORT_LIST) if ('section' in p) out[p.kind] = p.section
+  return out as Sections
+}
+
 const checkServers = (v: string[]): string | undefined => {
-  for (const s of v) if (!/^(tcp|tls|mqtt|mqtts|ws|wss|nats):\/\/[^\s]+$/.test(s)) return `has ${JSON.stringify(s)}: each server is a URL tcp:// tls:// mqtt:// mqtts:// nats://host:port`
+  for (const s of v) if (!SERVER_URL.test(s)) return `has ${JSON.stringify(s)}: each server is a URL ${SCHEME_LIST} followed by host:port`
   return v.length === 0 ? 'must list at least one server' : undefined
 }
 const checkHostPort = (v: string): string | undefined =>
@@ -94,28 +64,15 @@ export const SCHEMA = obj({
     dyn: (c) => (c.uid === 0 ? '/var/lib/outpost' : path.join(c.home, '.local', 'share', 'outpost')),
   }),
   transport: obj({
-    kind: oneOf(['tcp', 'mqtt', 'nats'] as const, 'tcp', 'tcp (the built-in hub) | mqtt | nats'),
-    servers: strs(['tcp://127.0.0.1:7430'], 'Tried in order: tcp:// tls:// mqtt:// mqtts:// nats://', { check: checkServers }),
+    kind: oneOf(KINDS, 'tcp', TRANSPORT_LIST.map((p) => `${p.kind} (${p.summary})`).join(' | ')),
+    servers: strs(['tcp://127.0.0.1:7430'], `Tried in order: ${SCHEME_LIST}`, { check: checkServers }),
     token: nstr("tcp: this node's token at the hub."),
     tls: obj({
       ca: nstr('PEM file of the CA that signed the server certificate.'),
       cert: nstr('PEM client certificate, when the server asks for one.'),
       key: nstr('PEM key of the client certificate.'),
     }, 'TLS for tls://, mqtts:// and TLS NATS servers.'),
-    mqtt: obj({
-      username: nstr('MQTT user name.'),
-      password: nstr('MQTT password.'),
-      topicPrefix: str('outpost', 'Topics are <prefix>/<node>/<method>/<CommandACK|EventNACK>.'),
-      window: int(1000, 'Most QoS 1 publishes awaiting the broker at once.', 1),
-    }, 'MQTT options.'),
-    nats: obj({
-      user: nstr('NATS user.'),
-      pass: nstr('NATS password.'),
-      token: nstr('NATS token.'),
-      nkeySeed: nstr('File holding an nkey seed.'),
-      creds: nstr('A .creds file (JWT and seed).'),
-      subjectPrefix: str('outpost', 'Subjects are <prefix>.<node>.<method>.<CommandACK|EventNACK>.'),
-    }, 'NATS options.'),
+    ...transportSections(),
   }, 'How this node reaches the others.'),
   delivery: obj({
     ackTimeout: int(5, 'Seconds to wait for an ACK before resending.', 0),

@@ -9,6 +9,7 @@ import path from 'node:path'
 import YAML, { isMap, isScalar, isSeq, LineCounter, type Document, type Node as YamlNode } from 'yaml'
 import { writeFileAtomic } from './atomic-file'
 import { OutpostError } from './errors'
+import { TRANSPORTS } from '../transports/index'
 import { SCHEMA, defaultsContext, specAt, type Config, type DefaultsContext, type Fields, type Spec } from './config-schema'
 
 export type { Config } from './config-schema'
@@ -99,11 +100,12 @@ export function parseConfig(text: string, fileName: string, ctx: DefaultsContext
   if (problems.length === 0) {
     // Across keys: the server URLs must suit the transport.
     const t = (value as Config).transport
-    const schemes: Record<string, RegExp> = { tcp: /^(tcp|tls):\/\//, mqtt: /^(mqtts?|wss?):\/\//, nats: /^(nats|tls):\/\// }
-    const wrong = t.servers.find((s) => !schemes[t.kind]!.test(s))
+    const plugin = TRANSPORTS.get(t.kind)!
+    const wrong = t.servers.find((s) => { try { plugin.parseServer(s); return false } catch { return true } })
     if (wrong !== undefined) {
       const node = doc.getIn(['transport', 'servers'], true) as YamlNode | undefined
-      problems.push({ key: 'transport.servers', line: lineOf(node) ?? lineOf(doc.getIn(['transport', 'kind'], true) as YamlNode | undefined), text: `has ${JSON.stringify(wrong)}, which transport.kind ${t.kind} cannot use (${t.kind === 'tcp' ? 'tcp:// or tls://' : t.kind === 'mqtt' ? 'mqtt:// or mqtts://' : 'nats:// or tls://'})` })
+      const usable = plugin.schemes.map((s) => `${s}://`)
+      problems.push({ key: 'transport.servers', line: lineOf(node) ?? lineOf(doc.getIn(['transport', 'kind'], true) as YamlNode | undefined), text: `has ${JSON.stringify(wrong)}, which transport.kind ${t.kind} cannot use (${usable.slice(0, -1).join(', ')}${usable.length > 1 ? ' or ' : ''}${usable.at(-1)!}host:port)` })
     }
     // The HTTP API never runs without a token, on loopback too: other local users can reach it.
     const api = (value as Config).api

@@ -363,20 +363,3 @@ export function checkWire(value: unknown, where = 'envelope'): Envelope {
 export function makeAck(msg: Pick<Envelope, 'id' | 'fromNode' | 'toNode'>, id: string, now: number): Envelope {
   return { id, toNode: msg.fromNode, fromNode: msg.toNode, method: ACK_METHOD, inReplyTo: msg.id, ackTimeout: 0, createdAt: now }
 }
-
-export type SubjectStyle = 'nats' | 'mqtt'
-
-/**
- * NATS `<prefix>.<node>.<method>.<CommandACK|EventNACK>`, MQTT `<prefix>/<node>/<method>/<…>`.
- * A message with ackTimeout 0 is an event and is not acknowledged.
- */
-export function subjectFor(style: SubjectStyle, prefix: string, env: Pick<Envelope, 'toNode' | 'method' | 'ackTimeout'>): string {
-  const kind = env.ackTimeout === 0 ? 'EventNACK' : 'CommandACK'
-  const sep = style === 'nats' ? '.' : '/'
-  return [prefix, env.toNode, env.method, kind].join(sep)
-}
-
-/** The subscription that receives everything addressed to a node. */
-export function subscriptionFor(style: SubjectStyle, prefix: string, node: string): string {
-  return style === 'nats' ? `${prefix}.${node}.>` : `${prefix}/${node}/#`
-}

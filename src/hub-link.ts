@@ -17,8 +17,7 @@ class HubLinkTransport extends TransportBase implements Transport {
   readonly kind = 'hub'
   private readonly hub: Hub
   private link: HubLink | undefined
-  private open = false
-  private closed = false
+  private attached = false
   private readonly reassembler: Reassembler
 
   constructor(hub: Hub, opts: TransportOptions) {
@@ -28,16 +27,15 @@ class HubLinkTransport extends TransportBase implements Transport {
   }
 
   get connected(): boolean {
-    return this.open
+    return this.attached
   }
 
-  start(): void {
-    if (this.link !== undefined || this.closed) return
+  protected open(): void {
     this.startSweeping(() => this.reassembler.sweep())
     // The hub answers attach with a welcome, synchronously: `link` is set by the time it matters.
     this.link = this.hub.attach(this.opts.node, (f) => this.frame(f), () => {
-      if (!this.open) return
-      this.open = false
+      if (!this.attached) return
+      this.attached = false
       this.opts.log('warn', 'detached from the hub')
       this.evq.push({ type: 'disconnected' })
     })
@@ -46,14 +44,14 @@ class HubLinkTransport extends TransportBase implements Transport {
 
   async publish(msg: Outbound): Promise<void> {
     const link = this.link
-    if (!this.open || link === undefined) throw new OutpostError('not_connected', 'hub: this node is not attached to the hub')
+    if (!this.attached || link === undefined) throw new OutpostError('not_connected', 'hub: this node is not attached to the hub')
     for (const f of splitEnvelope(msg.id, msg.to, msg.bytes)) link.send(f)
   }
 
   private frame(f: Frame): void {
     switch (f.t) {
       case 'welcome':
-        this.open = true
+        this.attached = true
         this.opts.log('info', `attached to the hub in this process as ${this.opts.node}`)
         this.evq.push({ type: 'connected', server: 'this process' })
         return
@@ -91,12 +89,9 @@ class HubLinkTransport extends TransportBase implements Transport {
     }
   }
 
-  async close(): Promise<void> {
-    if (this.closed) return
-    this.closed = true
-    this.open = false
+  protected async shutdown(): Promise<void> {
+    this.attached = false
     this.link?.close()
-    this.endQueues()
   }
 }
 

@@ -179,12 +179,14 @@ export class OutpostNode {
     const tlog = o.logger.child(o.transport === undefined ? config.transport.kind : 'hub')
     const options: TransportOptions = {
       node: config.node.name, servers: config.transport.servers, token: config.transport.token, tls: config.transport.tls,
-      mqtt: config.transport.mqtt, nats: config.transport.nats,
+      // transport.<kind>: the plugin's own section (transports/index.ts), checked against its schema.
+      section: (config.transport as Record<string, unknown>)[config.transport.kind],
       // Central keeps the fleet's list: the hub tells it at once who comes and goes.
       presence: config.node.central === config.node.name,
       version: VERSION, log: tlog.log, ...(o.logger.trace ? { debug: o.logger.trace } : {}),
     }
-    const transport = o.transport !== undefined ? o.transport(options) : plugin!.create(options)
+    // `never`: the section's type is the plugin's own; the config was validated against it.
+    const transport = o.transport !== undefined ? o.transport(options) : plugin!.create(options as TransportOptions<never>)
     const node = new OutpostNode(o, dataDir, outbox, transport)
     node.run()
     const { count, recovery } = outbox.stats()

@@ -5,6 +5,7 @@
  * A transport moves encoded envelopes (MessagePack bytes) between nodes. It reads only what
  * routing needs (`to`, `id`, `method`, event or command) and never decodes the rest.
  */
+import type { Fields, Infer, ObjSpec } from './config-spec'
 import type { OutpostError } from './errors'
 
 /** One envelope to send, with the routing facts the transport may need. */
@@ -42,7 +43,17 @@ export type TransportEvent =
   /** The transport gave up for good (wrong credentials, refused by the server). */
   | { type: 'fatal'; error: OutpostError }
 
-export interface TransportOptions {
+/** One entry of transport.servers, as its transport reads it. */
+export interface ServerAddress {
+  url: string
+  /** The URL scheme, without `://` (tcp, tls, mqtt, …). */
+  scheme: string
+  host: string
+  port: number
+}
+
+/** What a transport is made with. `S`: its own config section (transport.<kind>), defaults filled in. */
+export interface TransportOptions<S = unknown> {
   /** This node's name. */
   node: string
   servers: string[]
@@ -56,10 +67,8 @@ export interface TransportOptions {
   presence?: boolean
   /** Largest envelope accepted or sent, bytes (default 16 MiB). */
   maxMessageBytes?: number
-  /** transport.mqtt of the config (MQTT only). */
-  mqtt?: { username: string | null; password: string | null; topicPrefix: string; window: number }
-  /** transport.nats of the config (NATS only). */
-  nats?: { user: string | null; pass: string | null; token: string | null; nkeySeed: string | null; creds: string | null; subjectPrefix: string }
+  /** transport.<kind> of the config, when the plugin declares a section (undefined otherwise). */
+  section: S
 }
 
 export interface Transport {
@@ -81,7 +90,20 @@ export interface Transport {
   close(): Promise<void>
 }
 
-export interface TransportPlugin {
-  kind: string
-  create(options: TransportOptions): Transport
+/**
+ * A transport module's default export: everything the core knows of a transport comes from
+ * here (the transport.kind enum, the schemes transport.servers may use, the config section).
+ */
+export interface TransportPlugin<F extends Fields = Fields> {
+  /** Its transport.kind in the config. */
+  readonly kind: string
+  /** One line for the config's documentation. */
+  readonly summary: string
+  /** URL schemes (without `://`) that transport.servers may use with this kind; the first is the usual one. */
+  readonly schemes: readonly string[]
+  /** Its own config section, transport.<kind>, with defaults and docs; omitted when it has none. */
+  readonly section?: ObjSpec<F>
+  /** One entry of transport.servers, or a config_invalid error saying what is wrong with it. */
+  parseServer(url: string): ServerAddress
+  create(options: TransportOptions<Infer<ObjSpec<F>>>): Transport
 }

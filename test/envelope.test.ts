@@ -9,8 +9,6 @@ import {
   parseMessage,
   parseMessagesJson,
   stamp,
-  subjectFor,
-  subscriptionFor,
   type Envelope,
   type MessageDraft,
 } from '../src/envelope'
@@ -450,24 +448,6 @@ test('envelope - makeAck answers the sender with an event that names the acknowl
     createdAt: 777,
   })
   assert.equal(decode(encode(ack)), ack)
-  assert.is(subjectFor('nats', 'outpost', ack), 'outpost.central.ack.EventNACK')
-})
-
-test('envelope - subjectFor names NATS subjects and MQTT topics, command or event', () => {
-  const cmd = { toNode: 'ship1', method: 'cli.run', ackTimeout: 5 }
-  const evt = { toNode: 'ship1', method: 'node.hello', ackTimeout: 0 }
-  assert.is(subjectFor('nats', 'outpost', cmd), 'outpost.ship1.cli.run.CommandACK')
-  assert.is(subjectFor('nats', 'outpost', evt), 'outpost.ship1.node.hello.EventNACK')
-  assert.is(subjectFor('mqtt', 'outpost', cmd), 'outpost/ship1/cli.run/CommandACK')
-  assert.is(subjectFor('mqtt', 'fleet', evt), 'fleet/ship1/node.hello/EventNACK')
-  // No ackTimeout: the config default applies, which is acknowledged delivery.
-  assert.is(subjectFor('nats', 'x', { toNode: 'n', method: 'info.os' }), 'x.n.info.os.CommandACK')
-})
-
-test('envelope - subscriptionFor covers everything addressed to a node', () => {
-  assert.is(subscriptionFor('nats', 'outpost', 'ship1'), 'outpost.ship1.>')
-  assert.is(subscriptionFor('mqtt', 'outpost', 'ship1'), 'outpost/ship1/#')
-  assert.is(subscriptionFor('mqtt', 'fleet', 'central'), 'fleet/central/#')
 })
 
 test('envelope - refuses deeply nested MessagePack from the wire before decoding it', () => {

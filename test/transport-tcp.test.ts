@@ -214,7 +214,7 @@ test('tcp - a host name is tried at every address it resolves to, in order (name
   const lines: string[] = []
   const transport = tcp.create({
     node: 'ship1', servers: [`tcp://${name}:${c.port}`], token: c.node('ship1').token,
-    tls: { ca: null, cert: null, key: null }, version: '0.0.0',
+    tls: { ca: null, cert: null, key: null }, version: '0.0.0', section: {},
     log: (level, message) => { lines.push(`${level} ${message}`) },
   })
   try {

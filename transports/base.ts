@@ -1,6 +1,8 @@
 /**
- * What every transport plugin shares: the queues behind messages() and events(), the sweep
- * that drops parts of messages whose sender went away, and reading the files a config names.
+ * What every transport plugin shares: start and close (once each, whatever the caller does),
+ * the queues behind messages() and events(), the sweep that drops parts of messages whose
+ * sender went away, and reading the files a config names. A plugin supplies `open` (start
+ * connecting) and `shutdown` (let go of its connection); the base makes both idempotent.
  */
 import fs from 'node:fs'
 import { AsyncQueue } from '../src/async-queue'
@@ -9,15 +11,48 @@ import type { Inbound, TransportEvent, TransportOptions } from '../src/transport
 
 const SWEEP_EVERY_MS = 30_000
 
-export abstract class TransportBase {
-  protected readonly opts: TransportOptions
+export abstract class TransportBase<S = unknown> {
+  protected readonly opts: TransportOptions<S>
   protected readonly inbound = new AsyncQueue<Inbound>()
   protected readonly evq = new AsyncQueue<TransportEvent>()
   private sweeper: NodeJS.Timeout | undefined
+  private state: 'new' | 'started' | 'closed' = 'new'
+  private closing: Promise<void> | undefined
 
-  constructor(opts: TransportOptions) {
+  constructor(opts: TransportOptions<S>) {
     this.opts = opts
   }
+
+  /** Start connecting; later calls, and a call after close, do nothing. */
+  start(): void {
+    if (this.state !== 'new') return
+    this.state = 'started'
+    this.open()
+  }
+
+  /** Close for good: `shutdown` runs once, then messages() and events() end. Every call gets the same promise. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      const wasStarted = this.state === 'started'
+      this.state = 'closed'
+      try {
+        if (wasStarted) await this.shutdown()
+      } finally {
+        this.endQueues()
+      }
+    })()
+    return this.closing
+  }
+
+  /** True once close() was called: connection loops stop, and late connections are let go. */
+  protected get closed(): boolean {
+    return this.state === 'closed'
+  }
+
+  /** Begin connecting (and reconnecting while open). Called once, by start(). */
+  protected abstract open(): void
+  /** Let go of the connection. Called once, by the first close() after start(). */
+  protected abstract shutdown(): Promise<void>
 
   messages(): AsyncIterable<Inbound> {
     return this.inbound
@@ -36,7 +71,7 @@ export abstract class TransportBase {
   }
 
   /** No more messages or events: the node's loops over them end. */
-  protected endQueues(): void {
+  private endQueues(): void {
     if (this.sweeper) clearInterval(this.sweeper)
     this.inbound.end()
     this.evq.end()

@@ -20,9 +20,11 @@
 import type { IClientOptions, MqttClient } from 'mqtt'
 import { OutpostError } from '../src/errors'
 import { abbreviate } from '../src/framing'
-import type { Outbound, Transport, TransportOptions, TransportPlugin } from '../src/transport'
+import { int, nstr, obj, str, type Infer } from '../src/config-spec'
+import type { Outbound, ServerAddress, Transport, TransportOptions, TransportPlugin } from '../src/transport'
 import { readConfigFile, TransportBase } from './base'
 import { chunk, Unchunker } from './chunks'
+import { Subjects } from './subjects'
 
 /**
  * MQTT.js is loaded when an MQTT transport is created, not when outpost starts: it costs
@@ -35,14 +37,23 @@ const DEFAULT_PORTS: Record<string, number> = { mqtt: 1883, mqtts: 8883, ws: 80,
 const PART_BYTES = 256 * 1024
 const AUTH_RETRY_MS = 10_000
 
-interface Server { host: string; port: number; protocol: 'mqtt' | 'mqtts' | 'ws' | 'wss' }
+interface Server extends ServerAddress { protocol: 'mqtt' | 'mqtts' | 'ws' | 'wss' }
 
 export function parseServer(url: string): Server {
   const m = /^(mqtts?|wss?):\/\/(\[[^\]]+\]|[^:/]+)(?::(\d+))?\/?$/.exec(url)
   if (!m) throw new OutpostError('config_invalid', `transport.servers: ${JSON.stringify(url)} is not mqtt://host:port or mqtts://host:port, as transport.kind mqtt needs`)
   const protocol = m[1] as Server['protocol']
-  return { protocol, host: m[2]!.replace(/^\[(.*)\]$/, '$1'), port: m[3] ? Number(m[3]) : DEFAULT_PORTS[protocol]! }
+  return { url, scheme: protocol, protocol, host: m[2]!.replace(/^\[(.*)\]$/, '$1'), port: m[3] ? Number(m[3]) : DEFAULT_PORTS[protocol]! }
 }
+
+/** transport.mqtt of the config. */
+const SECTION = obj({
+  username: nstr('MQTT user name.'),
+  password: nstr('MQTT password.'),
+  topicPrefix: str('outpost', 'Topics are <prefix>/<node>/<method>/<CommandACK|EventNACK>.'),
+  window: int(1000, 'Most QoS 1 publishes awaiting the broker at once.', 1),
+}, 'MQTT options.')
+type Section = Infer<typeof SECTION>
 
 /** A counting semaphore: the window of publishes awaiting PUBACK. */
 class Window {
@@ -65,25 +76,26 @@ class Window {
   }
 }
 
-class MqttTransport extends TransportBase implements Transport {
+class MqttTransport extends TransportBase<Section> implements Transport {
   readonly kind = 'mqtt'
   private readonly prefix: string
+  private readonly topics: Subjects
   private readonly servers: Server[]
   private client: MqttClient | undefined
   private up = false
-  private closed = false
   private authTimer: NodeJS.Timeout | undefined
   private readonly window: Window
   /** Nodes whose retained presence says offline. */
   private readonly away = new Set<string>()
   private readonly unchunker: Unchunker
 
-  constructor(opts: TransportOptions) {
+  constructor(opts: TransportOptions<Section>) {
     super(opts)
-    this.prefix = opts.mqtt?.topicPrefix ?? 'outpost'
+    this.prefix = opts.section.topicPrefix
+    this.topics = new Subjects('mqtt', this.prefix)
     this.servers = opts.servers.map(parseServer)
     if (opts.node.startsWith('_')) throw new OutpostError('config_invalid', `node.name: names starting with _ are reserved on MQTT (${opts.node})`)
-    this.window = new Window(opts.mqtt?.window ?? 1000)
+    this.window = new Window(opts.section.window)
     this.unchunker = new Unchunker(opts.maxMessageBytes ?? 16 * 1024 * 1024)
   }
 
@@ -91,8 +103,7 @@ class MqttTransport extends TransportBase implements Transport {
     return this.up && this.client !== undefined && this.client.connected
   }
 
-  start(): void {
-    if (this.client !== undefined || this.closed) return
+  protected open(): void {
     this.startSweeping(() => this.unchunker.sweep())
     const client = mqttClient().connect(this.options())
     this.client = client
@@ -114,7 +125,7 @@ class MqttTransport extends TransportBase implements Transport {
   }
 
   private options(): IClientOptions {
-    const { mqtt: m, tls } = this.opts
+    const { section: m, tls } = this.opts
     const o: IClientOptions = {
       servers: this.servers.map((s) => ({ host: s.host, port: s.port, protocol: s.protocol })),
       clientId: `${this.prefix}-${this.opts.node}`,
@@ -125,8 +136,8 @@ class MqttTransport extends TransportBase implements Transport {
       resubscribe: true,
       will: { topic: this.presenceTopic(this.opts.node), payload: Buffer.from('offline'), qos: 1, retain: true },
     }
-    if (m?.username) o.username = m.username
-    if (m?.password) o.password = m.password
+    if (m.username) o.username = m.username
+    if (m.password) o.password = m.password
     if (tls.ca) o.ca = readConfigFile('transport.tls.ca', tls.ca)
     if (tls.cert) o.cert = readConfigFile('transport.tls.cert', tls.cert)
     if (tls.key) o.key = readConfigFile('transport.tls.key', tls.key)
@@ -134,12 +145,12 @@ class MqttTransport extends TransportBase implements Transport {
   }
 
   private presenceTopic(node: string): string {
-    return `${this.prefix}/_presence/${node}`
+    return this.topics.presence(node)
   }
 
   private onConnect(client: MqttClient): void {
-    const mine = `${this.prefix}/${this.opts.node}/#`
-    client.subscribe({ [mine]: { qos: 1 }, [`${this.prefix}/_presence/+`]: { qos: 1 } }, (err) => {
+    const mine = this.topics.inbox(this.opts.node)
+    client.subscribe({ [mine]: { qos: 1 }, [this.topics.presenceAll()]: { qos: 1 } }, (err) => {
       if (err) {
         this.evq.push({ type: 'fatal', error: new OutpostError('auth_failed', `mqtt: the broker refused the subscription to ${mine}: ${err.message}`) })
         return
@@ -151,7 +162,7 @@ class MqttTransport extends TransportBase implements Transport {
   }
 
   private onMessage(topic: string, payload: Buffer): void {
-    const presence = `${this.prefix}/_presence/`
+    const presence = this.topics.presencePrefix()
     if (topic.startsWith(presence)) {
       const node = topic.slice(presence.length)
       if (node === this.opts.node) return
@@ -175,7 +186,7 @@ class MqttTransport extends TransportBase implements Transport {
       this.evq.push({ type: 'nack', id: msg.id, to: msg.to, reason: 'offline' })
       return
     }
-    const topic = `${this.prefix}/${msg.to}/${msg.method}/${msg.event ? 'EventNACK' : 'CommandACK'}`
+    const topic = this.topics.message(msg.to, msg.method, msg.event)
     for (const piece of chunk(msg.id, msg.to, msg.bytes, PART_BYTES + 256)) {
       const wait = this.window.acquire()
       if (wait) await wait
@@ -184,9 +195,7 @@ class MqttTransport extends TransportBase implements Transport {
     }
   }
 
-  async close(): Promise<void> {
-    if (this.closed) return
-    this.closed = true
+  protected async shutdown(): Promise<void> {
     clearTimeout(this.authTimer)
     const client = this.client
     if (client) {
@@ -199,7 +208,6 @@ class MqttTransport extends TransportBase implements Transport {
       this.up = false
       await new Promise<void>((resolve) => client.end(false, {}, () => resolve()))
     }
-    this.endQueues()
   }
 }
 
@@ -207,5 +215,11 @@ function describe(servers: Server[]): string {
   return servers.map((s) => `${s.protocol}://${s.host}:${s.port}`).join(', ')
 }
 
-const plugin: TransportPlugin = { kind: 'mqtt', create: (o) => new MqttTransport(o) }
-export default plugin
+export default {
+  kind: 'mqtt',
+  summary: 'an MQTT broker (QoS 1)',
+  schemes: ['mqtt', 'mqtts', 'ws', 'wss'],
+  section: SECTION,
+  parseServer,
+  create: (o) => new MqttTransport(o),
+} as const satisfies TransportPlugin<typeof SECTION.fields>

@@ -16,9 +16,11 @@
 import type { ConnectionOptions, Msg, NatsConnection, Subscription } from 'nats'
 import { OutpostError } from '../src/errors'
 import { abbreviate } from '../src/framing'
-import type { Outbound, Transport, TransportOptions, TransportPlugin } from '../src/transport'
+import { nstr, obj, str, type Infer } from '../src/config-spec'
+import type { Outbound, ServerAddress, Transport, TransportOptions, TransportPlugin } from '../src/transport'
 import { readConfigFile, TransportBase } from './base'
 import { chunk, Unchunker } from './chunks'
+import { Subjects } from './subjects'
 
 /**
  * The client is loaded when a NATS transport is created, not when outpost starts: it costs
@@ -30,22 +32,37 @@ const client = (): typeof import('nats') => require('nats') as typeof import('na
 const RETRY_MS = 2_000
 const AUTH_RETRY_MS = 10_000
 
-class NatsTransport extends TransportBase implements Transport {
+const DEFAULT_PORT = 4222
+
+export function parseServer(url: string): ServerAddress {
+  const m = /^(nats|tls):\/\/(?:[^@/]*@)?(\[[^\]]+\]|[^:/@]+)(?::(\d+))?\/?$/.exec(url)
+  if (!m) throw new OutpostError('config_invalid', `transport.servers: ${JSON.stringify(url)} is not a nats:// (or tls://) URL, as transport.kind nats needs`)
+  return { url, scheme: m[1]!, host: m[2]!.replace(/^\[(.*)\]$/, '$1'), port: m[3] ? Number(m[3]) : DEFAULT_PORT }
+}
+
+/** transport.nats of the config. */
+const SECTION = obj({
+  user: nstr('NATS user.'),
+  pass: nstr('NATS password.'),
+  token: nstr('NATS token.'),
+  nkeySeed: nstr('File holding an nkey seed.'),
+  creds: nstr('A .creds file (JWT and seed).'),
+  subjectPrefix: str('outpost', 'Subjects are <prefix>.<node>.<method>.<CommandACK|EventNACK>.'),
+}, 'NATS options.')
+type Section = Infer<typeof SECTION>
+
+class NatsTransport extends TransportBase<Section> implements Transport {
   readonly kind = 'nats'
-  private readonly prefix: string
+  private readonly subjects: Subjects
   private nc: NatsConnection | undefined
   private up = false
-  private closed = false
-  private started = false
   private wake: (() => void) | undefined
   private readonly unchunker: Unchunker
 
-  constructor(opts: TransportOptions) {
+  constructor(opts: TransportOptions<Section>) {
     super(opts)
-    this.prefix = opts.nats?.subjectPrefix ?? 'outpost'
-    for (const s of opts.servers) {
-      if (!/^(nats|tls):\/\//.test(s)) throw new OutpostError('config_invalid', `transport.servers: ${JSON.stringify(s)} is not a nats:// (or tls://) URL, as transport.kind nats needs`)
-    }
+    this.subjects = new Subjects('nats', opts.section.subjectPrefix)
+    for (const s of opts.servers) parseServer(s)
     if (opts.node.startsWith('_')) throw new OutpostError('config_invalid', `node.name: names starting with _ are reserved on NATS (${opts.node})`)
     this.unchunker = new Unchunker(opts.maxMessageBytes ?? 16 * 1024 * 1024)
   }
@@ -54,9 +71,7 @@ class NatsTransport extends TransportBase implements Transport {
     return this.up && this.nc !== undefined && !this.nc.isClosed()
   }
 
-  start(): void {
-    if (this.started) return
-    this.started = true
+  protected open(): void {
     this.startSweeping(() => this.unchunker.sweep())
     void this.run()
   }
@@ -64,9 +79,9 @@ class NatsTransport extends TransportBase implements Transport {
   async publish(msg: Outbound): Promise<void> {
     const nc = this.nc
     if (!this.connected || nc === undefined) throw new OutpostError('not_connected', 'nats: not connected to a server')
-    const subject = `${this.prefix}.${msg.to}.${msg.method}.${msg.event ? 'EventNACK' : 'CommandACK'}`
+    const subject = this.subjects.message(msg.to, msg.method, msg.event)
     // ACKs need no offline notice: a lost ACK is a resend, and the resend is ACKed again.
-    const reply = msg.method === 'ack' ? undefined : `${this.prefix}.${this.opts.node}._nr.${msg.to}.${msg.id}`
+    const reply = msg.method === 'ack' ? undefined : this.subjects.noResponders(this.opts.node, msg.to, msg.id)
     for (const piece of chunk(msg.id, msg.to, msg.bytes, nc.info?.max_payload ?? 1024 * 1024)) {
       this.opts.debug?.(`nats → ${subject} ${msg.id} ${abbreviate(piece)}`)
       nc.publish(subject, piece, reply === undefined ? undefined : { reply })
@@ -74,7 +89,7 @@ class NatsTransport extends TransportBase implements Transport {
   }
 
   private options(): ConnectionOptions {
-    const { nats, tls } = this.opts
+    const { section: nats, tls } = this.opts
     const o: ConnectionOptions = {
       servers: this.opts.servers.map((s) => s.replace(/^tls:\/\//, 'nats://')),
       name: `outpost ${this.opts.node} ${this.opts.version}`,
@@ -85,11 +100,11 @@ class NatsTransport extends TransportBase implements Transport {
       pingInterval: 15_000,
       maxPingOut: 3,
     }
-    if (nats?.user) o.user = nats.user
-    if (nats?.pass) o.pass = nats.pass
-    if (nats?.token) o.token = nats.token
-    if (nats?.creds) o.authenticator = client().credsAuthenticator(readConfigFile('transport.nats.creds', nats.creds))
-    else if (nats?.nkeySeed) o.authenticator = client().nkeyAuthenticator(new TextEncoder().encode(readConfigFile('transport.nats.nkeySeed', nats.nkeySeed).toString().trim()))
+    if (nats.user) o.user = nats.user
+    if (nats.pass) o.pass = nats.pass
+    if (nats.token) o.token = nats.token
+    if (nats.creds) o.authenticator = client().credsAuthenticator(readConfigFile('transport.nats.creds', nats.creds))
+    else if (nats.nkeySeed) o.authenticator = client().nkeyAuthenticator(new TextEncoder().encode(readConfigFile('transport.nats.nkeySeed', nats.nkeySeed).toString().trim()))
     if (tls.ca || tls.cert || this.opts.servers.some((s) => s.startsWith('tls://'))) {
       o.tls = {}
       if (tls.ca) o.tls.caFile = tls.ca
@@ -141,18 +156,17 @@ class NatsTransport extends TransportBase implements Transport {
   }
 
   private subscribe(nc: NatsConnection): Subscription[] {
-    const mine = `${this.prefix}.${this.opts.node}.`
-    const nr = `${mine}_nr.`
-    const presence = `${this.prefix}._presence.`
+    const nr = this.subjects.noRespondersPrefix(this.opts.node)
+    const presence = this.subjects.presencePrefix()
     return [
-      nc.subscribe(`${mine}>`, {
+      nc.subscribe(this.subjects.inbox(this.opts.node), {
         callback: (err, m) => {
           if (err) return this.opts.log('warn', `nats: subscription: ${err.message}`)
           if (m.subject.startsWith(nr)) return this.noResponders(m, nr)
           this.receive(m)
         },
       }),
-      nc.subscribe(`${presence}*`, {
+      nc.subscribe(this.subjects.presenceAll(), {
         callback: (_err, m) => {
           const node = m.subject.slice(presence.length)
           if (node !== this.opts.node) this.evq.push({ type: 'online', node })
@@ -185,7 +199,7 @@ class NatsTransport extends TransportBase implements Transport {
   private online(nc: NatsConnection): void {
     nc.flush().then(() => {
       if (nc.isClosed()) return
-      nc.publish(`${this.prefix}._presence.${this.opts.node}`, new Uint8Array(0))
+      nc.publish(this.subjects.presence(this.opts.node), new Uint8Array(0))
       this.up = true
       this.evq.push({ type: 'connected', server: nc.getServer() })
     }).catch(() => { /* closed meanwhile */ })
@@ -221,17 +235,20 @@ class NatsTransport extends TransportBase implements Transport {
     })
   }
 
-  async close(): Promise<void> {
-    if (this.closed) return
-    this.closed = true
+  protected async shutdown(): Promise<void> {
     this.up = false
     this.wake?.()
     const nc = this.nc
     this.nc = undefined
     if (nc && !nc.isClosed()) await nc.drain().catch(() => nc.close().catch(() => {}))
-    this.endQueues()
   }
 }
 
-const plugin: TransportPlugin = { kind: 'nats', create: (o) => new NatsTransport(o) }
-export default plugin
+export default {
+  kind: 'nats',
+  summary: 'a NATS server or cluster',
+  schemes: ['nats', 'tls'],
+  section: SECTION,
+  parseServer,
+  create: (o) => new NatsTransport(o),
+} as const satisfies TransportPlugin<typeof SECTION.fields>

@@ -14,7 +14,7 @@ import tls from 'node:tls'
 import { OutpostError, isOutpostError } from '../src/errors'
 import { abbreviate, encodeFrame, FrameDecoder, splitEnvelope, type Frame } from '../src/framing'
 import { Reassembler } from '../src/reassembler'
-import type { Outbound, Transport, TransportOptions, TransportPlugin } from '../src/transport'
+import type { Outbound, ServerAddress, Transport, TransportOptions, TransportPlugin } from '../src/transport'
 import { API_VERSION } from '../src/version'
 import { readConfigFile, TransportBase } from './base'
 
@@ -29,12 +29,12 @@ const MAX_REDIRECTS = 3
 /** Past this much unsent data, publish waits for the socket to drain. */
 const HIGH_WATER = 4 * 1024 * 1024
 
-interface Target { url: string; secure: boolean; host: string; port: number }
+interface Target extends ServerAddress { secure: boolean }
 
 export function parseServer(url: string): Target {
   const m = /^(tcp|tls):\/\/(\[[^\]]+\]|[^:/]+)(?::(\d+))?\/?$/.exec(url)
   if (!m) throw new OutpostError('config_invalid', `transport.servers: ${JSON.stringify(url)} is not tcp://host:port or tls://host:port`)
-  return { url, secure: m[1] === 'tls', host: m[2]!.replace(/^\[(.*)\]$/, '$1'), port: m[3] ? Number(m[3]) : DEFAULT_PORT }
+  return { url, scheme: m[1]!, secure: m[1] === 'tls', host: m[2]!.replace(/^\[(.*)\]$/, '$1'), port: m[3] ? Number(m[3]) : DEFAULT_PORT }
 }
 
 class TcpTransport extends TransportBase implements Transport {
@@ -42,8 +42,6 @@ class TcpTransport extends TransportBase implements Transport {
   private servers: string[]
   private sock: net.Socket | undefined
   private welcomed = false
-  private closed = false
-  private started = false
   private corked = false
   private wake: (() => void) | undefined
   /** The hub refused our credentials: back off at least AUTH_BACKOFF_MS. */
@@ -63,9 +61,7 @@ class TcpTransport extends TransportBase implements Transport {
     return this.welcomed && this.sock !== undefined && !this.sock.destroyed
   }
 
-  start(): void {
-    if (this.started) return
-    this.started = true
+  protected open(): void {
     // Parts of a message whose sender went away are dropped after a minute.
     this.startSweeping(() => this.reassembler.sweep())
     void this.run()
@@ -289,16 +285,13 @@ class TcpTransport extends TransportBase implements Transport {
     }
   }
 
-  async close(): Promise<void> {
-    if (this.closed) return
-    this.closed = true
+  protected async shutdown(): Promise<void> {
     this.wake?.()
     if (this.pending && this.pending !== this.sock) this.pending.destroy()
     const sock = this.sock
     this.sock = undefined
     this.welcomed = false
     if (sock) await new Promise<void>((resolve) => { sock.once('close', () => resolve()); sock.end(); setTimeout(() => sock.destroy(), 500).unref() })
-    this.endQueues()
   }
 }
 
@@ -313,5 +306,8 @@ function describe(f: Frame): string {
 
 export default {
   kind: 'tcp',
-  create: (options: TransportOptions) => new TcpTransport(options),
-} satisfies TransportPlugin
+  summary: 'the built-in hub (outpost hub): framed MessagePack over TCP or TLS',
+  schemes: ['tcp', 'tls'],
+  parseServer,
+  create: (options) => new TcpTransport(options),
+} as const satisfies TransportPlugin<Record<never, never>>
