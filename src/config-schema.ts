@@ -18,7 +18,12 @@ interface Base {
   check?: (value: never) => string | undefined
 }
 export interface StrSpec extends Base { t: 'string'; def: string; dyn?: (ctx: DefaultsContext) => string }
-export interface NullStrSpec extends Base { t: 'string?'; def: null }
+export interface NullStrSpec extends Base {
+  t: 'string?'
+  def: null
+  /** A whole number is taken as this string (`api.http: 8080`, a port alone, is "8080"). */
+  numberOk?: true
+}
 export interface EnumSpec<V extends string = string> extends Base { t: 'enum'; values: readonly V[]; def: V }
 export interface IntSpec extends Base { t: 'int'; def: number; min: number; max?: number }
 export interface BoolSpec extends Base { t: 'bool'; def: boolean }
@@ -178,9 +183,9 @@ export const SCHEMA = obj({
   }, 'Only for `outpost hub`.'),
   api: obj({
     socket: nstr('Unix socket for the CLI; default <dataDir>/outpost.sock.'),
-    http: nstr('host:port (or a port: loopback) for the HTTP API (off when null); needs api.token.', { check: checkListen }),
+    http: nstr('host:port (or a port: loopback) for the HTTP API (off when null); needs api.token.', { check: checkListen, numberOk: true }),
     token: nstr('Bearer token the HTTP API requires (always: api.http without it is a config error).'),
-    metrics: nstr('host:port (or a port: loopback) for Prometheus metrics at GET /metrics (off when null).', { check: checkListen }),
+    metrics: nstr('host:port (or a port: loopback) for Prometheus metrics at GET /metrics (off when null).', { check: checkListen, numberOk: true }),
   }, 'Local APIs.'),
   upgrade: obj({
     url: nstr('The version endpoint (version.json).'),
