@@ -7,7 +7,7 @@
  */
 import YAML, { isCollection, isMap, isScalar, Scalar, visit, type Document, type Node as YamlNode, type Pair } from 'yaml'
 
-type Map = YAML.YAMLMap<unknown, unknown>
+type YamlMap = YAML.YAMLMap<unknown, unknown>
 
 const keyName = (pair: Pair): string => (isScalar(pair.key) ? String(pair.key.value) : String(pair.key))
 
@@ -55,7 +55,7 @@ export function removeKey(doc: Document, path: readonly string[]): void {
   }
 }
 
-function place(map: Map, i: number, comments: string[], spaceBefore: boolean): void {
+function place(map: YamlMap, i: number, comments: string[], spaceBefore: boolean): void {
   const next = map.items[i]
   const nextKey = next?.key as YamlNode | undefined
   if (map.flow) {
