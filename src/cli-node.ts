@@ -11,7 +11,8 @@ import { createMetrics, startApis, type Apis } from './api/index'
 import { call, nodes, send } from './cli-client'
 import { EXIT, GLOBAL_HELP, load, loggerFor, parse, print, type Io } from './cli-common'
 import { repl } from './cli-repl'
-import { editConfig, initText, type Config } from './config'
+import { initText, parseConfig, type Config } from './config'
+import { defaultsContext } from './config-schema'
 import { Hub, hashToken } from './hub'
 import { hubLink } from './hub-link'
 import type { Transport, TransportOptions } from './transport'
@@ -150,16 +151,17 @@ const up: Command = async (io, args) => {
   const port = values.port ?? '7430'
   if (!fs.existsSync(file)) {
     const token = randomBytes(16).toString('hex')
-    fs.writeFileSync(file, initText(), { mode: 0o600 })
-    editConfig(file, [
-      { key: 'node.name', value: 'central' },
-      { key: 'dataDir', value: './var/central' },
-      { key: 'transport.servers', value: [`tcp://127.0.0.1:${port}`] },
-      { key: 'transport.token', value: token },
-      { key: 'hub.listen', value: `127.0.0.1:${port}` },
-      { key: 'hub.tokens', value: { central: hashToken(token), local: hashToken(localToken(token)) } },
-      { key: 'hello.interval', value: 10 },
+    const text = initText(defaultsContext(), [
+      { key: 'node.name', value: 'central', why: 'the quickstart\'s central node' },
+      { key: 'dataDir', value: './var/central', why: 'data beside this file, in ./var' },
+      { key: 'transport.servers', value: [`tcp://127.0.0.1:${port}`], why: 'the hub of `outpost up --port`' },
+      { key: 'transport.token', value: token, why: 'central\'s token at the hub, made up for this file' },
+      { key: 'hub.listen', value: `127.0.0.1:${port}`, why: 'the quickstart\'s hub listens on loopback only' },
+      { key: 'hub.tokens', value: { central: hashToken(token), local: hashToken(localToken(token)) }, why: 'the quickstart\'s nodes central and local' },
+      { key: 'hello.interval', value: 10, why: 'heartbeats more often, so `outpost nodes` is quick to show both' },
     ])
+    parseConfig(text, file) // what up writes must load
+    fs.writeFileSync(file, text, { mode: 0o600 }) // it holds a token
     io.stderr.write(`outpost up: wrote ${file}\n`)
   }
   const { config } = load(io, { ...values, config: file }, false)

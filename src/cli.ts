@@ -9,6 +9,7 @@ import { OutpostError, isOutpostError, type ErrorCode } from './errors'
 import { API_VERSION, VERSION } from './version'
 import { EXIT, GLOBAL_HELP, parse, print, type Io } from './cli-common'
 import { NODE_COMMANDS } from './cli-node'
+import { describeLive, liveJson, runningSocket, tellRunningNode } from './cli-config'
 import { selfCheck } from './self-check'
 
 export { EXIT, type Io } from './cli-common'
@@ -40,8 +41,9 @@ const CONFIG_HELP = `Usage: outpost config SUBCOMMAND
   path               which file is read, and why
   get KEY            one effective value, e.g. delivery.retries
   set KEY VALUE      change a key in the file, keeping its comments; VALUE is read as YAML
-                     (7 is a number, "7" a string, [a, b] a list)
-  unset KEY          remove a key from the file (its default applies again)
+                     (7 is a number, "7" a string, [a, b] a list). A node running from
+                     the file takes the change at once, or says which keys need a restart
+  unset KEY          remove a key from the file (its default applies again; comments stay)
   init [--force]     write a fully commented default file
 
 ${GLOBAL_HELP}`
@@ -154,9 +156,11 @@ async function configCommand(io: Io, args: string[]): Promise<number> {
       keyPath(key)
       const src = resolveConfigPath(resolve)
       const value = parseCliValue(raw)
+      const socket = runningSocket(io, values)
       editConfig(src.path, [{ key, value }], defaultsContext())
-      if (values.json) return print(io, JSON.stringify({ path: src.path, key, value }))
-      return print(io, `${key} = ${JSON.stringify(value)} (${src.path})`)
+      const live = await tellRunningNode(socket, src.path)
+      if (values.json) return print(io, JSON.stringify({ path: src.path, key, value, running: liveJson(live) }))
+      return print(io, `${key} = ${JSON.stringify(value)}: written to ${src.path}\n${describeLive(live)}`)
     }
     case 'unset': {
       want(1, 'unset KEY')
@@ -164,9 +168,11 @@ async function configCommand(io: Io, args: string[]): Promise<number> {
       keyPath(key)
       const src = resolveConfigPath(resolve)
       if (!src.exists) throw new OutpostError('config_not_found', `config: ${src.path} does not exist; nothing to unset`)
+      const socket = runningSocket(io, values)
       editConfig(src.path, [{ key, unset: true }], defaultsContext())
-      if (values.json) return print(io, JSON.stringify({ path: src.path, key, unset: true }))
-      return print(io, `${key} unset (${src.path})`)
+      const live = await tellRunningNode(socket, src.path)
+      if (values.json) return print(io, JSON.stringify({ path: src.path, key, unset: true, running: liveJson(live) }))
+      return print(io, `${key} unset (its default applies): written to ${src.path}\n${describeLive(live)}`)
     }
     case 'init': {
       want(0, 'init [--force]')

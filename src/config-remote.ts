@@ -6,6 +6,9 @@
  *   validate the new document (key and line on error; nothing written) ─▶ <file>.previous ← old
  *   ─▶ <file> ← new (atomic) ─▶ control.apply ─▶ { ok, id, changed, restartNeeded, previous }
  *
+ * `outpost config set|unset` on the node's own machine writes the file itself, then asks the node
+ * over its socket to re-read it (reloadFile): the same apply, without `.previous`.
+ *
  * `<dataDir>/config-state.json` remembers the id of the last deployment (and the one before,
  * for rollback), so the same id deployed again is a no-op unless forced.
  */
@@ -13,7 +16,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { editConfig, keyPath, parseCliValue, parseConfig, writeAtomic, type Config } from './config'
 import { OutpostError } from './errors'
-import type { Control } from './method'
+import type { ApplyResult, Control } from './method'
 
 export interface ConfigResult {
   ok: true
@@ -123,4 +126,29 @@ export function rollback(control: Control | undefined, self: string, dataDir: st
   const state = readState(dataDir)
   writeAtomic(stateFile(dataDir), JSON.stringify({ deployId: state.previousDeployId, previousDeployId: state.deployId }) + '\n')
   return { ok: true, method: 'config.rollback', id: state.previousDeployId ?? '', file, ...control!.apply(next), previous: current !== undefined ? prevFile : null }
+}
+
+/** What reloadFile did: applied the file, or nothing because this node runs from another file. */
+export type ReloadResult =
+  | ({ type: 'applied'; file: string } & ApplyResult)
+  | { type: 'other-file'; file: string }
+
+/**
+ * The config file was edited beside the running node (`outpost config set`): read it again and
+ * take over what needs no restart. `file` is the one the editor wrote; when this node runs
+ * from another file, nothing is applied.
+ */
+export function reloadFile(control: Control | undefined, file: string): ReloadResult {
+  const own = configFileOf(control)
+  if (realPath(own) !== realPath(file)) return { type: 'other-file', file: own }
+  const text = readText(own) ?? ''
+  return { type: 'applied', file: own, ...control!.apply(parseConfig(text, own)) }
+}
+
+function realPath(file: string): string {
+  try {
+    return fs.realpathSync(file)
+  } catch {
+    return path.resolve(file)
+  }
 }

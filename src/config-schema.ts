@@ -135,9 +135,9 @@ export const SCHEMA = obj({
   }, 'Only for `outpost hub`.'),
   api: obj({
     socket: nstr('Unix socket for the CLI; default <dataDir>/outpost.sock.'),
-    http: nstr('host:port (or a port: loopback) for the HTTP API (off when null); needs api.token.', { check: checkListen }),
+    http: nstr('host:port (or a port: loopback) for the HTTP API (off when null); needs api.token.', { check: checkListen, numberOk: true }),
     token: nstr('Bearer token the HTTP API requires (always: api.http without it is a config error).'),
-    metrics: nstr('host:port (or a port: loopback) for Prometheus metrics at GET /metrics (off when null).', { check: checkListen }),
+    metrics: nstr('host:port (or a port: loopback) for Prometheus metrics at GET /metrics (off when null).', { check: checkListen, numberOk: true }),
   }, 'Local APIs.'),
   upgrade: obj({
     url: nstr('The version endpoint (version.json).'),

@@ -16,7 +16,12 @@ interface Base {
   check?: (value: never) => string | undefined
 }
 export interface StrSpec extends Base { t: 'string'; def: string; dyn?: (ctx: DefaultsContext) => string }
-export interface NullStrSpec extends Base { t: 'string?'; def: null }
+export interface NullStrSpec extends Base {
+  t: 'string?'
+  def: null
+  /** A whole number is taken as this string (`api.http: 8080`, a port alone, is "8080"). */
+  numberOk?: true
+}
 export interface EnumSpec<V extends string = string> extends Base { t: 'enum'; values: readonly V[]; def: V }
 export interface IntSpec extends Base { t: 'int'; def: number; min: number; max?: number }
 export interface BoolSpec extends Base { t: 'bool'; def: boolean }

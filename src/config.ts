@@ -2,12 +2,13 @@
  * outpost.yaml: where it is, what it holds, and edits that keep the operator's comments.
  *
  *   resolveConfigPath ─▶ readConfig (YAML text ─ parseConfig ─▶ Config, errors with key and line)
- *   editConfig: parse as a yaml Document ─ setIn/deleteIn ─ re-validate ─ atomic write
+ *   editConfig: parse as a yaml Document ─ setIn / removeKey (config-layout.ts) ─ re-validate ─ atomic write
  */
 import fs from 'node:fs'
 import path from 'node:path'
 import YAML, { isMap, isScalar, isSeq, LineCounter, type Document, type Node as YamlNode } from 'yaml'
 import { writeFileAtomic } from './atomic-file'
+import { removeKey, render } from './config-layout'
 import { OutpostError } from './errors'
 import { TRANSPORTS } from '../transports/index'
 import { SCHEMA, defaultsContext, specAt, type Config, type DefaultsContext, type Fields, type Spec } from './config-schema'
@@ -191,6 +192,7 @@ function check(spec: Spec, node: YamlNode | null, keyPath: string[], problems: P
     }
     case 'string':
     case 'string?':
+      if (spec.t === 'string?' && spec.numberOk === true && typeof scalarValue === 'number' && Number.isSafeInteger(scalarValue)) return runCheck(spec, String(scalarValue), bad)
       if (typeof scalarValue !== 'string') return bad(`must be a string, got ${got()}${typeof scalarValue === 'number' || typeof scalarValue === 'boolean' ? ' (quote it)' : ''}`)
       return runCheck(spec, scalarValue, bad)
     case 'enum':
@@ -282,8 +284,7 @@ export function editConfig(file: string, edits: readonly ConfigEdit[], ctx: Defa
   for (const edit of edits) {
     const p = keyPath(edit.key)
     if ('unset' in edit) {
-      if (doc.hasIn(p)) doc.deleteIn(p)
-      pruneEmpty(doc, p.slice(0, -1))
+      removeKey(doc, p)
     } else {
       if (doc.contents === null || !isMap(doc.contents)) doc.contents = doc.createNode({}) as typeof doc.contents
       ensureMaps(doc, p.slice(0, -1))
@@ -291,8 +292,11 @@ export function editConfig(file: string, edits: readonly ConfigEdit[], ctx: Defa
     }
   }
   // Unsetting the last key leaves no `{}` behind, only the file's comments.
-  const empty = isMap(doc.contents) && doc.contents.items.length === 0
-  const out = empty ? (doc.commentBefore ?? '').split('\n').filter((l) => l !== '').map((l) => `#${l}\n`).join('') : doc.toString()
+  const top = doc.contents
+  const empty = isMap(top) && top.items.length === 0
+  const out = empty
+    ? [doc.commentBefore, top.commentBefore, top.comment, doc.comment].flatMap((c) => (c ?? '').split('\n')).filter((l) => l !== '').map((l) => `#${l}\n`).join('')
+    : render(doc, text).replace(/^\n+/, '') // a first key removed leaves no blank line on top
   const config = parseConfig(out, file, ctx)
   writeAtomic(file, out)
   return config
@@ -312,15 +316,6 @@ function ensureMaps(doc: Document, parents: string[]): void {
   }
 }
 
-function pruneEmpty(doc: Document, parents: string[]): void {
-  for (let i = parents.length; i >= 1; i--) {
-    const sub = parents.slice(0, i)
-    const v = doc.getIn(sub, true)
-    if (isMap(v) && v.items.length === 0 && !v.commentBefore && !v.comment) doc.deleteIn(sub)
-    else break
-  }
-}
-
 /** Parse a value typed on the command line as YAML: `7` is a number, `[a, b]` a list, `on` a string. */
 export function parseCliValue(raw: string): unknown {
   try {
@@ -336,12 +331,37 @@ export function writeAtomic(file: string, text: string): void {
   writeFileAtomic(file, text, mode)
 }
 
-/** The text `outpost config init` writes: every key with its default and a comment saying what it is. */
-export function initText(ctx: DefaultsContext = defaultsContext()): string {
-  const doc = new YAML.Document(defaultConfig(ctx))
+/** A key a generated file sets to something other than its default, and why (`outpost up`). */
+export interface InitChange { key: string; value: unknown; why: string }
+
+/**
+ * The text `outpost config init` writes: every key with its default and a comment saying what
+ * it is. Keys in `changes` that differ from their default say so on their line, and the header
+ * lists them: the file tells which values were chosen for it.
+ */
+export function initText(ctx: DefaultsContext = defaultsContext(), changes: readonly InitChange[] = []): string {
+  const defaults = defaultConfig(ctx)
+  const doc = new YAML.Document(defaults)
   annotate(doc.contents, SCHEMA.fields)
+  const marked: string[] = []
+  for (const c of changes) {
+    const p = keyPath(c.key)
+    const def = getKey(defaults, c.key)
+    if (JSON.stringify(def) === JSON.stringify(c.value)) continue
+    const node = doc.createNode(c.value)
+    if (isSeq(node) && specAt(p)?.t === 'strings') node.flow = true
+    doc.setIn(p, node)
+    marked.push(c.key)
+    const note = ` not the default (${def === null || typeof def !== 'object' ? String(def) : JSON.stringify(def)}): ${c.why}`
+    const parent = doc.getIn(p.slice(0, -1), true) ?? doc.contents
+    const pair = isMap(parent) ? parent.items.find((x) => isScalar(x.key) && x.key.value === p[p.length - 1]) : undefined
+    if (isScalar(node) || (isSeq(node) && node.flow)) node.comment = note
+    else if (pair !== undefined && isScalar(pair.key)) pair.key.commentBefore = `${pair.key.commentBefore ?? ''}\n${note}`
+  }
   doc.commentBefore = [
-    ' outpost configuration. Every key is optional: the values below are the defaults.',
+    marked.length === 0
+      ? ' outpost configuration. Every key is optional: the values below are the defaults.'
+      : ` outpost configuration. Every key is optional. The values below are the defaults, except\n those marked "not the default": ${marked.join(', ')}.`,
     ' Change one with `outpost config set KEY VALUE` (comments are kept) or edit this file.',
   ].join('\n')
   return doc.toString({ lineWidth: 0 })

@@ -6,11 +6,14 @@
  *   {"op":"send","messages":[…],"wait":true}  ─▶ {"accepted":[{id,toNode}]} {"reply":{…}}… {"done":true}
  *   {"op":"nodes"}                            ─▶ {"nodes":[…]}
  *   {"op":"status"}                           ─▶ {"node", "version", "connected", "outbox"}
+ *   {"op":"config.reload","file":F}          ─▶ {"config":{"node","type":"applied","file","changed","restartNeeded"}}
+ *                                                (or "type":"other-file": this node runs from another file)
  *   {"method":…, …} (a bare message, e.g. BasicAgent's sync.bash) ─▶ as send, to this node by default
  *   anything else                             ─▶ {"error":{"code":"api_bad_request","message"}}
  */
 import fs from 'node:fs'
 import net from 'node:net'
+import { reloadFile } from '../config-remote'
 import { parseMessagesJson } from '../envelope'
 import { OutpostError, isOutpostError } from '../errors'
 import type { LogFn } from '../log'
@@ -119,7 +122,7 @@ export class SocketApi {
 
   /** Answer one request line; call `finished` once nothing more will be written for it. */
   private async request(node: OutpostNode, line: string, write: (o: unknown) => void, fail: (e: unknown) => void, cleanups: (() => void)[], finished: () => void): Promise<void> {
-    let req: { op?: unknown; messages?: unknown; wait?: unknown; method?: unknown; toNode?: unknown; toNodes?: unknown }
+    let req: { op?: unknown; messages?: unknown; wait?: unknown; method?: unknown; toNode?: unknown; toNodes?: unknown; file?: unknown }
     try {
       req = JSON.parse(line) as typeof req
     } catch (err) {
@@ -151,8 +154,14 @@ export class SocketApi {
       case 'status':
         write(nodeStatus(node))
         break
+      case 'config.reload': {
+        // `outpost config set|unset` on this machine wrote the file: take over what needs no restart.
+        if (typeof req.file !== 'string' || req.file === '') throw new OutpostError('api_bad_request', 'api: config.reload needs "file", the config file that was edited')
+        write({ config: { node: node.name, ...reloadFile(node.control, req.file) } })
+        break
+      }
       default:
-        fail(new OutpostError('api_bad_request', `api: unknown op ${JSON.stringify(req.op)} (send, nodes, status)`))
+        fail(new OutpostError('api_bad_request', `api: unknown op ${JSON.stringify(req.op)} (send, nodes, status, config.reload)`))
     }
     finished()
   }

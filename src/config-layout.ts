@@ -1,0 +1,90 @@
+/**
+ * Edits of outpost.yaml that keep the operator's layout (yaml's Document API keeps comments
+ * on the nodes it does not touch; this covers the nodes it does):
+ *
+ *   removeKey  a removed key's comments (the line above it, the one after its value) stay
+ *   render     flow collections stay on one line, with the file's own `{ a }` / `{a}` padding
+ */
+import YAML, { isCollection, isMap, isScalar, Scalar, visit, type Document, type Node as YamlNode, type Pair } from 'yaml'
+
+type YamlMap = YAML.YAMLMap<unknown, unknown>
+
+const keyName = (pair: Pair): string => (isScalar(pair.key) ? String(pair.key.value) : String(pair.key))
+
+/** The comments a pair carries: above its key, after its key or value, inside a collection value. */
+function commentsOf(pair: Pair): string[] {
+  const key = pair.key as YamlNode | null
+  const value = pair.value as YamlNode | null
+  const found = [key?.commentBefore, key?.comment, isCollection(value) ? value.commentBefore : undefined, value?.comment]
+  return found.filter((c): c is string => c !== undefined && c !== null && c.trim() !== '')
+}
+
+const join = (parts: Array<string | null | undefined>): string | null => {
+  const kept = parts.filter((c): c is string => c !== undefined && c !== null && c !== '')
+  return kept.length === 0 ? null : kept.join('\n')
+}
+
+/**
+ * Remove the key at `path`. Its comments move to the next key of its section, or to the end of
+ * the section; a section left empty goes too unless comments remain in it, then it stays as an
+ * empty section (`delivery:` followed by the comments), which means "all defaults".
+ */
+export function removeKey(doc: Document, path: readonly string[]): void {
+  let at = [...path]
+  let kept: string[] = []
+  for (;;) {
+    const parent = (at.length === 1 ? doc.contents : doc.getIn(at.slice(0, -1), true)) as unknown
+    if (!isMap(parent)) return
+    const i = parent.items.findIndex((pair) => keyName(pair) === at[at.length - 1])
+    if (i < 0) return
+    const [pair] = parent.items.splice(i, 1) as [Pair]
+    kept = [...commentsOf(pair), ...kept]
+    const spaceBefore = (pair.key as YamlNode | null)?.spaceBefore === true
+    if (parent.items.length > 0 || at.length === 1) {
+      place(parent, i, kept, spaceBefore)
+      return
+    }
+    // The section is empty now.
+    const rest = join([parent.commentBefore, ...kept, parent.comment])
+    if (rest === null) { at = at.slice(0, -1); kept = []; continue }
+    const empty = new Scalar(null)
+    empty.source = '' // printed as `section:` with nothing after it, not `section: null`
+    empty.comment = rest
+    doc.setIn(at.slice(0, -1), empty)
+    return
+  }
+}
+
+function place(map: YamlMap, i: number, comments: string[], spaceBefore: boolean): void {
+  const next = map.items[i]
+  const nextKey = next?.key as YamlNode | undefined
+  if (map.flow) {
+    // Comments inside a flow map would break it onto several lines: they follow it instead.
+    map.comment = join([map.comment, ...comments])
+  } else if (nextKey !== undefined && isScalar(nextKey)) {
+    nextKey.commentBefore = join([...comments, nextKey.commentBefore])
+    if (spaceBefore) nextKey.spaceBefore = true
+  } else {
+    map.comment = join([map.comment, ...comments])
+  }
+}
+
+/** The document as text: flow collections on one line and padded as the file had them. */
+export function render(doc: Document, source: string): string {
+  return doc.toString({ lineWidth: 0, flowCollectionPadding: flowPadding(doc, source) })
+}
+
+/** Whether most flow collections of the file are written `{ a: 1 }` (yaml's default) or `{a: 1}`. */
+function flowPadding(doc: Document, source: string): boolean {
+  let padded = 0
+  let tight = 0
+  visit(doc, {
+    Collection(_, node) {
+      if (!node.flow || node.items.length === 0 || node.range === undefined || node.range === null) return
+      if (source[node.range[0]] !== '{' && source[node.range[0]] !== '[') return // a collection the edit created
+      if (/\s/.test(source[node.range[0] + 1] ?? '')) padded++
+      else tight++
+    },
+  })
+  return tight === 0 || padded >= tight
+}
