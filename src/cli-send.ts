@@ -76,6 +76,9 @@ export async function send(io: Io, args: string[], signal?: AbortSignal, interru
   let exit: number = EXIT.ok
   const leave = new AbortController()
   const waitSignal = signal !== undefined ? AbortSignal.any([signal, leave.signal]) : leave.signal
+  // Once the wait is over, an op.cancel still waiting for its own reply is not waited for.
+  const over = new AbortController()
+  const cancelSignal = AbortSignal.any([waitSignal, over.signal])
 
   // Ctrl-C on the command line (the REPL has its own signal and only stops waiting).
   let presses = 0
@@ -97,8 +100,8 @@ export async function send(io: Io, args: string[], signal?: AbortSignal, interru
         if (!json) io.stderr.write(`outpost: ${r.fromNode}: could not cancel ${t?.id ?? ''}: ${r.error?.message ?? `exit status ${r.exitCode}`}\n`)
       }
       return obj.done === true
-    }, waitSignal).catch((err: unknown) => {
-      if (!waitSignal.aborted) io.stderr.write(`outpost: could not ask for the cancel: ${(err as Error).message}\n`)
+    }, cancelSignal).catch((err: unknown) => {
+      if (!cancelSignal.aborted) io.stderr.write(`outpost: could not ask for the cancel: ${(err as Error).message}\n`)
     })
   }
   const onInterrupt = (): void => {
@@ -171,6 +174,7 @@ export async function send(io: Io, args: string[], signal?: AbortSignal, interru
     return EXIT.ok
   } finally {
     unlisten()
+    over.abort()
     if (graceTimer !== undefined) clearTimeout(graceTimer)
   }
   return exit

@@ -7,7 +7,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { BIN, Cluster, Proc, tmpDir } from './fixtures/cluster'
+import { BIN, Cluster, Proc, editYaml, section, tmpDir } from './fixtures/cluster'
 import { groupMembers, killGroups, survivors, untilMembers, waitForPid } from './fixtures/procs'
 
 let c: Cluster
@@ -25,7 +25,7 @@ function counting(pidFile: string): string {
 }
 
 test.before(async () => {
-  c = await Cluster.create(['ship1', 'ship2', 'ship3'])
+  c = await Cluster.create(['ship1', 'ship2', 'ship3', 'ship4'])
   await c.startHub()
   await Promise.all([c.start('central'), c.start('ship1'), c.start('ship2')]) // ship3 never comes
 })
@@ -128,6 +128,18 @@ test('operator - status shows the link, what waits per destination with the age 
   assert.equal([j.connection.kind, j.connection.connected, j.connection.server], ['tcp', true, `tcp://127.0.0.1:${c.port}`])
   const ship3 = j.outbox.destinations.find((d) => d.node === 'ship3')
   assert.ok(ship3 !== undefined && ship3.count === 2 && ship3.bytes > 0 && ship3.oldest <= Date.now() - 1000, JSON.stringify(j.outbox))
+})
+
+test('operator - status of a node the hub refuses says NOT connected, and why', async () => {
+  const n = c.node('ship4')
+  editYaml(n.config, (doc) => { section(doc, 'transport').token = 'not-the-token' })
+  await c.start('ship4', false)
+  let r = outpost(['status', '--config', n.config])
+  for (let i = 0; i < 50 && !/refused/.test(r.stdout); i++) { await sleep(100); r = outpost(['status', '--config', n.config]) }
+  assert.is(r.code, 0, r.stderr)
+  assert.match(r.stdout, /\nlink {6}tcp, NOT connected/)
+  assert.match(r.stdout, /\nrefused {3}auth_failed: /)
+  await n.proc!.stop()
 })
 
 test('operator - fan-out output is labelled by node, line by line, on stdout and stderr', () => {
