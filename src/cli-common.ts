@@ -4,7 +4,9 @@ import path from 'node:path'
 import { parseArgs, type ParseArgsConfig } from 'node:util'
 import YAML from 'yaml'
 import { editConfig, loadConfig, resolveConfigPath, type Config, type ConfigEdit } from './config'
-import { OutpostError } from './errors'
+import { talk } from './api/client'
+import { socketPath } from './api/index'
+import { OutpostError, isOutpostError } from './errors'
 import { createLogger, type Level, type Logger } from './log'
 
 export interface Io {
@@ -49,15 +51,21 @@ export function print(io: Io, text: string): number {
   return EXIT.ok
 }
 
+/** Rows as columns two spaces apart, each as wide as its widest cell (the first row is the header). */
+export function table(rows: string[][]): string {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)))
+  return rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n')
+}
+
 const LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'silent']
 
 export function loggerFor(config: Config, debug: boolean | undefined, prefix = ''): Logger {
   return createLogger({ level: config.log.level as Level, format: config.log.format, file: config.log.file, debug: debug === true }, prefix)
 }
 
-export { socketPath } from './api/index'
+export { socketPath }
 
-export interface Loaded { config: Config; file: string; fileHas: (key: string[]) => boolean }
+export interface Loaded { config: Config; file: string; fileExists: boolean; fileHas: (key: string[]) => boolean }
 
 /** Load the config; flags given to agent/hub are written back into the file (SPEC §4). */
 export function load(io: Io, values: { config?: string | undefined; 'data-dir'?: string | undefined; 'log-level'?: string | undefined }, writeBack: boolean): Loaded {
@@ -78,5 +86,23 @@ export function load(io: Io, values: { config?: string | undefined; 'data-dir'?:
   config.dataDir = path.resolve(io.cwd, config.dataDir)
   // Only `outpost hub` asks which keys the file itself sets.
   const fileHas = (key: string[]): boolean => src.exists && YAML.parseDocument(fs.readFileSync(src.path, 'utf8')).hasIn(key)
-  return { config, file: src.path, fileHas }
+  return { config, file: src.path, fileExists: src.exists, fileHas }
+}
+
+/**
+ * One request to this config's agent over its socket (`--socket` overrides where); JSON lines
+ * back to onLine as in talk(). No agent there is a usage error (exit 2) that says which config
+ * and data directory were looked at and how to start one.
+ */
+export async function askAgent(io: Io, loaded: Loaded, socketFlag: string | undefined, request: unknown, onLine: (obj: Record<string, unknown>) => boolean | void, signal?: AbortSignal): Promise<void> {
+  const file = socketFlag !== undefined ? path.resolve(io.cwd, socketFlag) : socketPath(loaded.config)
+  try {
+    await talk(file, JSON.stringify(request) + '\n', onLine, signal)
+  } catch (err) {
+    if (!isOutpostError(err, 'agent_not_running')) throw err
+    const config = loaded.fileExists ? loaded.file : `the default config (no file at ${loaded.file})`
+    const where = socketFlag !== undefined ? `nothing answers on --socket ${file}` : `no agent runs for ${config} with data dir ${loaded.config.dataDir} (${err.message.replace(/^.*?: /, '')})`
+    const start = loaded.fileExists ? `outpost agent --config ${loaded.file}` : 'outpost agent --config FILE'
+    throw new OutpostError('agent_not_running', `${where}; start one with \`${start}\` (or \`outpost up\` for the quickstart), or point --config / --data-dir at a running one`, { cause: err })
+  }
 }

@@ -8,7 +8,7 @@ import path from 'node:path'
 import { TRANSPORTS } from '../transports/index'
 import { METHODS } from '../methods/index'
 import { createMetrics, startApis, type Apis } from './api/index'
-import { call, nodes, send } from './cli-client'
+import { call, nodes, send, status } from './cli-client'
 import { EXIT, GLOBAL_HELP, load, loggerFor, parse, print, type Io } from './cli-common'
 import { repl } from './cli-repl'
 import { initText, parseConfig, type Config } from './config'
@@ -188,5 +188,5 @@ const up: Command = async (io, args) => {
   return EXIT.ok
 }
 
-export const NODE_COMMANDS: Record<string, Command> = { agent, hub, up, send: (io, args) => send(io, args), nodes: (io, args) => nodes(io, args), call: (io, args) => call(io, args), repl, upgrade: upgradeCommand }
+export const NODE_COMMANDS: Record<string, Command> = { agent, hub, up, send: (io, args) => send(io, args), nodes: (io, args) => nodes(io, args), status: (io, args) => status(io, args), call: (io, args) => call(io, args), repl, upgrade: upgradeCommand }
 

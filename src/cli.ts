@@ -24,6 +24,7 @@ Commands:
   up                 quickstart: hub + node "central" + node "local" on loopback, data in ./var
   send               submit a message and print replies as they arrive
   nodes              known nodes
+  status             this node: link, outbox per destination, methods running
   call               run a method here, no network
   config             show|path|get KEY|set KEY VALUE|unset KEY|init
   upgrade            self-upgrade from the version endpoint (--check only reports); also -u
@@ -32,7 +33,7 @@ Commands:
 
 ${GLOBAL_HELP}
 
-Exit codes: 0 ok, 1 the remote method failed, 2 usage or config error, 3 not delivered.
+Exit codes: 0 ok, 1 the remote method failed, 2 usage or config error (or no agent running), 3 not delivered.
 Run \`outpost COMMAND --help\` for a command's own options.`
 
 const CONFIG_HELP = `Usage: outpost config SUBCOMMAND
@@ -53,7 +54,8 @@ const PLANNED: Record<string, string> = {}
 
 /** Exit code for an error (SPEC §4): bad input 2, a message not accepted or not delivered 3, the rest 1. */
 export function exitCodeFor(code: ErrorCode): number {
-  if (code === 'usage' || code === 'not_implemented' || code === 'upgrade_unavailable' || code === 'upgrade_insecure' || code.startsWith('config_') || code === 'envelope_invalid' || code === 'method_unknown') return EXIT.usage
+  // No agent runs for this config: nothing was sent; the operator points the CLI elsewhere or starts one.
+  if (code === 'usage' || code === 'agent_not_running' || code === 'not_implemented' || code === 'upgrade_unavailable' || code === 'upgrade_insecure' || code.startsWith('config_') || code === 'envelope_invalid' || code === 'method_unknown') return EXIT.usage
   // The message did not get (or stay) on its way: no node to take it, a full outbox, and the like.
   if (['not_connected', 'not_delivered', 'ttl_expired', 'denied', 'outbox_full'].includes(code)) return EXIT.notDelivered
   return EXIT.remoteFailed

@@ -21,6 +21,7 @@ export const ERROR_CODES = {
   message_too_large: 'an envelope is larger than the per-message cap (16 MiB by default)',
   auth_failed: 'the hub refused the node: unknown node name or wrong token',
   not_connected: 'the transport has no connection right now (the message stays in the outbox)',
+  agent_not_running: 'no outpost agent answers on the local socket of this config and data directory (send, nodes, status need one: start `outpost agent` or `outpost up`)',
   not_delivered: 'the message ran out of attempts (retries) without an ACK',
   ttl_expired: 'the message waited longer than its ttl without being delivered',
   denied: "the receiver's methods.allow does not let the sender call this method",

@@ -20,7 +20,7 @@ import { OutpostError, isOutpostError } from './errors'
 import { LogShipper } from './log-shipper'
 import type { Logger } from './log'
 import type { MessageEvent, MessageEventSink } from './events'
-import type { ApplyResult, Control, Method } from './method'
+import type { ApplyResult, Control, JobInfo, Method } from './method'
 import { fromEvents, NO_METRICS, type Metrics } from './metrics'
 import { nativeMethodName } from './method-names'
 import { Outbox, type OutboxEntry } from './outbox'
@@ -432,6 +432,16 @@ export class OutpostNode {
   /** The link to the hub or broker: connected or not, since when, the last refusal. */
   connection(): ConnectionState {
     return { ...this.link }
+  }
+
+  /** Methods running on this node now (the inbox's runs in progress): what op.cancel can stop. */
+  runs(): JobInfo[] {
+    return this.dispatcher.jobs().map(({ id, method, from, started }) => ({ id, method, from, started }))
+  }
+
+  /** When this node started (ms since the epoch). */
+  get startedAt(): number {
+    return this.started
   }
 
   /** The nodes this node has heard from (central keeps the fleet's list). */

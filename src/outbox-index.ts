@@ -37,6 +37,13 @@ export interface LiveEntry {
   body: Uint8Array
 }
 
+export interface DestinationStats {
+  count: number
+  bytes: number
+  /** createdAt of the oldest waiting message (ms since the epoch). */
+  oldest: number
+}
+
 export class OutboxIndex {
   private readonly hot = new Map<string, LiveEntry>()
   private readonly hotByDest = new Map<string, Map<string, LiveEntry>>()
@@ -207,6 +214,27 @@ export class OutboxIndex {
         if (out.length >= limit) break
         if (e.seq > after) out.push(e)
       }
+    }
+    return out
+  }
+
+  /** Per destination: messages waiting, their body bytes and the oldest createdAt (for `outpost status`). */
+  perDestination(): Map<string, DestinationStats> {
+    const out = new Map<string, DestinationStats>()
+    if (this.storedCount > 0) {
+      const len = this.layoutNow === 'inline' ? 'length(body)' : 'bodyLen'
+      for (const r of this.db.exec(`SELECT dest, count(*), total(${len}), min(createdAt) FROM outbox GROUP BY dest`)[0]?.values ?? []) {
+        out.set(String(r[0]), { count: Number(r[1]), bytes: Number(r[2]), oldest: Number(r[3]) })
+      }
+    }
+    for (const [dest, q] of this.hotByDest) {
+      const s = out.get(dest) ?? { count: 0, bytes: 0, oldest: Infinity }
+      for (const e of q.values()) {
+        s.count++
+        s.bytes += e.body.length
+        if (e.createdAt < s.oldest) s.oldest = e.createdAt
+      }
+      if (s.count > 0) out.set(dest, s)
     }
     return out
   }

@@ -18,7 +18,7 @@ import { OutpostError } from './errors'
 import { Journal } from './journal'
 import { acquireLock, type Lock } from './lock'
 import { BodyStore } from './outbox-bodies'
-import { OutboxIndex, type LiveEntry } from './outbox-index'
+import { OutboxIndex, type DestinationStats, type LiveEntry } from './outbox-index'
 import { prepareOutboxTable } from './outbox-table'
 import { RECEIVER_TABLES, ReceiverIndex, type InboxEntry } from './receiver-index'
 import { encodeOp, OP_ATTEMPT, OP_ENQUEUE, OP_INBOX_ADD, OP_INBOX_DONE, OP_INBOX_START, OP_REMOVE, OP_REPLY, OP_SEEN, type Op } from './outbox-ops'
@@ -97,6 +97,7 @@ export interface OutboxStats {
 }
 
 export type { InboxEntry } from './receiver-index'
+export type { DestinationStats } from './outbox-index'
 
 
 export class Outbox {
@@ -377,6 +378,11 @@ export class Outbox {
   /** Destinations with messages waiting. */
   destinations(): string[] {
     return this.index.destinations()
+  }
+
+  /** Per destination: messages waiting, bytes, oldest createdAt. */
+  perDestination(): Map<string, DestinationStats> {
+    return this.index.perDestination()
   }
 
   /** Every waiting message in FIFO order (for tools and tests; the delivery loop uses head()). */

@@ -20,11 +20,11 @@ function outpost(args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv }
 test('cli - --help lists the commands and exits 0', () => {
   const r = outpost(['--help'])
   assert.is(r.code, 0)
-  for (const c of ['agent', 'hub', 'up', 'send', 'nodes', 'call', 'config', 'upgrade', 'version']) assert.match(r.stdout, new RegExp(`\\n  ${c} `))
+  for (const c of ['agent', 'hub', 'up', 'send', 'nodes', 'status', 'call', 'config', 'upgrade', 'version']) assert.match(r.stdout, new RegExp(`\\n  ${c} `))
 })
 
 test('cli - every command answers --help with exit 0', () => {
-  for (const c of ['agent', 'hub', 'up', 'send', 'nodes', 'call', 'config', 'upgrade', 'repl']) {
+  for (const c of ['agent', 'hub', 'up', 'send', 'nodes', 'status', 'call', 'config', 'upgrade', 'repl']) {
     const r = outpost([c, '--help'])
     assert.is(r.code, 0, `${c} --help: ${r.stderr}`)
     assert.match(r.stdout, /Usage: outpost/)
@@ -114,7 +114,7 @@ test('cli - repl reads commands from a pipe too: help, a failing command (it goe
   const r = spawnSync(process.execPath, [BIN, 'repl', '--data-dir', dir, '--history', path.join(dir, 'hist')], { cwd: dir, input: 'help\nnodes\nbogus\nexit\n', encoding: 'utf8', env: { ...process.env, OUTPOST_CONFIG: '', CONFIG: '' } })
   assert.is(r.status, 0, r.stderr)
   assert.match(r.stdout, /send \[--to NODE\]/)
-  assert.match(r.stderr, /cannot reach the node.*\[not_connected\]/)
+  assert.match(r.stderr, /no agent runs for .*\[agent_not_running\]/)
   assert.match(r.stderr, /unknown command 'bogus'/)
 })
 
@@ -127,12 +127,12 @@ test('cli - upgrade from the checkout says it needs the single binary (exit 2); 
   }
 })
 
-test('cli - send with no node running exits 3 and says where it looked', () => {
+test('cli - send with no node running exits 2 and says where it looked', () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'outpost-cli-'))
   fs.writeFileSync(path.join(dir, 'outpost.yaml'), `node: { name: solo }\ndataDir: ${JSON.stringify(path.join(dir, 'data'))}\n`)
   const r = outpost(['send', 'node.ping'], { cwd: dir })
-  assert.is(r.code, 3)
-  assert.match(r.stderr, /cannot reach the node at .*outpost\.sock/)
+  assert.is(r.code, 2)
+  assert.match(r.stderr, /no agent runs for .*outpost\.yaml with data dir .* \(there is no socket .*outpost\.sock\)/)
 })
 
 test('cli - send --file of a missing file is a usage error (exit 2)', () => {

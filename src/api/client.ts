@@ -47,8 +47,7 @@ export function talk(file: string, request: string, onLine: (obj: Record<string,
     sock.on('error', (err: NodeJS.ErrnoException) => {
       if (ended) return
       ended = true
-      finish(new OutpostError(err.code === 'ENOENT' || err.code === 'ECONNREFUSED' ? 'not_connected' : 'io',
-        `cannot reach the node at ${file} (${err.code ?? err.message}): is \`outpost agent\` (or \`outpost up\`) running with this config?`, { cause: err }))
+      finish(unreachable(file, err))
     })
     sock.on('close', () => {
       if (ended) return
@@ -56,4 +55,19 @@ export function talk(file: string, request: string, onLine: (obj: Record<string,
       finish(new OutpostError('not_delivered', `the node closed the connection (${file}) before the answer was complete; what it accepted stays queued there`))
     })
   })
+}
+
+/**
+ * Nothing answers on the socket: no agent runs for this config (ENOENT: no socket file;
+ * ECONNREFUSED: a file left by an agent that is gone). The CLI says which config and data dir.
+ */
+function unreachable(file: string, err: NodeJS.ErrnoException): OutpostError {
+  if (err.code === 'ENOENT' || err.code === 'ECONNREFUSED' || err.code === 'ENOTSOCK') {
+    const why = err.code === 'ECONNREFUSED' ? `${file} is left from an agent that is not running` : `there is no socket ${file}`
+    return new OutpostError('agent_not_running', `no outpost agent is running here: ${why}`, { cause: err })
+  }
+  if (err.code === 'EACCES' || err.code === 'EPERM') {
+    return new OutpostError('io', `cannot open ${file} (${err.code}): the agent runs as another user (its socket is mode 0600); run this as that user`, { cause: err })
+  }
+  return new OutpostError('io', `cannot reach the agent at ${file} (${err.code ?? err.message})`, { cause: err })
 }

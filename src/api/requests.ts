@@ -7,7 +7,8 @@
  */
 import { dataText, parseMessage, type Envelope, type MessageDraft } from '../envelope'
 import { OutpostError } from '../errors'
-import type { OutpostNode } from '../node'
+import type { JobInfo } from '../method'
+import type { ConnectionState, OutpostNode } from '../node'
 import type { OutboxStats } from '../outbox'
 import { VERSION } from '../version'
 import { SeqOrder } from './seq-order'
@@ -102,10 +103,27 @@ function notConnected(node: OutpostNode, envs: Envelope[], sink: SendSink): void
 export interface NodeStatus {
   node: string
   version: string
+  pid: number
+  dataDir: string
+  /** When the node started (ms since the epoch). */
+  startedAt: number
+  /** Whether the transport is connected now (connection says more). */
   connected: boolean
-  outbox: OutboxStats
+  /** The link to the hub or broker: kind, connected, server, since, the last refusal. */
+  connection: ConnectionState
+  /** The store's figures, and per destination what waits for it (oldest first by age). */
+  outbox: OutboxStats & { destinations: { node: string; count: number; bytes: number; oldest: number }[] }
+  /** Methods running on this node now (the inbox's runs in progress): id, method, from, started. */
+  runs: JobInfo[]
 }
 
 export function nodeStatus(node: OutpostNode): NodeStatus {
-  return { node: node.name, version: VERSION, connected: node.transport.connected, outbox: node.outbox.stats() }
+  const destinations = [...node.outbox.perDestination()].map(([name, s]) => ({ node: name, ...s })).sort((a, b) => a.oldest - b.oldest)
+  const connection = node.connection()
+  return {
+    node: node.name, version: VERSION, pid: process.pid, dataDir: node.dataDir, startedAt: node.startedAt,
+    connected: node.transport.connected, connection,
+    outbox: { ...node.outbox.stats(), destinations },
+    runs: node.runs(),
+  }
 }
