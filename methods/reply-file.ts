@@ -16,7 +16,10 @@ import type { MethodContext, MethodResult, UnaryMethod } from '../src/method'
 
 const DEFAULT_DIRECTORY = 'replies'
 
-/** The reply as bytes: data, then an `[error code] message` line, then `[stderr]` and stderr. */
+/**
+ * The reply as bytes: data, then an `[error code] message` line, an `[exit N]` line for a
+ * non-zero exitCode, then `[stderr]` and stderr.
+ */
 export function replyContent(env: Envelope): Buffer {
   const parts: Buffer[] = []
   let endsWithNewline = true
@@ -29,6 +32,7 @@ export function replyContent(env: Envelope): Buffer {
   const line = (text: string): void => add(Buffer.from(`${endsWithNewline ? '' : '\n'}${text}\n`))
   if (env.data !== undefined) add(toBuffer(env.data))
   if (env.error !== undefined) line(`[error ${env.error.code}] ${env.error.message}`)
+  if (env.exitCode !== undefined && env.exitCode !== 0) line(`[exit ${env.exitCode}]`)
   if (env.stderr !== undefined && env.stderr.length > 0) {
     line('[stderr]')
     add(toBuffer(env.stderr))
@@ -82,8 +86,12 @@ function inside(root: string, p: string): boolean {
   return rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel))
 }
 
+/** errno codes of a full disk, a quota or a file-size limit. */
+const DISK_FULL = new Set(['ENOSPC', 'EDQUOT', 'EFBIG'])
+
 function ioError(what: string, err: unknown): OutpostError {
-  return new OutpostError('io', `reply file: ${what}: ${(err as Error).message}`, { cause: err })
+  const full = DISK_FULL.has((err as NodeJS.ErrnoException).code ?? '')
+  return new OutpostError(full ? 'disk_full' : 'io', `reply file: ${what}: ${(err as Error).message}`, { cause: err })
 }
 
 /**
