@@ -3,16 +3,15 @@
  * files as steward runs them, a reply method the requester chose (and only that one) runs,
  * and a reply sink's failure reaches `outpost send` and errors.log.
  */
-import { spawnSync } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
 import fs from 'node:fs'
 import net from 'node:net'
 import path from 'node:path'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { encode, type Envelope } from '../src/envelope'
+import { decode, encode, type Envelope } from '../src/envelope'
 import { encodeFrame, FrameDecoder, type Frame } from '../src/framing'
 import { ulid } from '../src/ulid'
-import { API_VERSION } from '../src/version'
 import { BIN, Cluster, sendVia } from './fixtures/cluster'
 
 function send(c: Cluster, args: string[]): { status: number | null; stdout: string; stderr: string } {
@@ -23,6 +22,18 @@ function writeJson(c: Cluster, name: string, value: unknown): string {
   const file = path.join(c.dir, name)
   fs.writeFileSync(file, JSON.stringify(value, null, 2))
   return file
+}
+
+/** Run `outpost send` without blocking this process (a raw node must answer meanwhile). */
+function sendAsync(c: Cluster, args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const p = spawn(process.execPath, [BIN, 'send', '--config', c.node('central').config, ...args])
+    let stdout = ''
+    let stderr = ''
+    p.stdout.on('data', (d: Buffer) => { stdout += d.toString() })
+    p.stderr.on('data', (d: Buffer) => { stderr += d.toString() })
+    p.on('exit', (status) => resolve({ status, stdout, stderr }))
+  })
 }
 
 async function eventually<T>(what: string, fn: () => T | undefined, ms = 10_000): Promise<T> {
@@ -44,17 +55,25 @@ function readOr(file: string): string {
 }
 
 /** A raw TCP client logged in at the hub as `node`: what a forger with that node's token can send. */
-async function rawNode(c: Cluster, node: string): Promise<{ send(env: Envelope): void; close(): void }> {
+async function rawNode(c: Cluster, node: string): Promise<{ send(env: Envelope): void; received: Envelope[]; close(): void }> {
   const sock = net.connect({ host: '127.0.0.1', port: c.port })
   const decoder = new FrameDecoder()
+  const received: Envelope[] = []
   sock.on('error', () => {})
-  const welcome = new Promise<Frame>((resolve) => sock.on('data', (d: Buffer) => { for (const f of decoder.push(d)) if (f.t === 'welcome' || f.t === 'error') resolve(f) }))
+  const welcome = new Promise<Frame>((resolve) => sock.on('data', (d: Buffer) => {
+    for (const f of decoder.push(d)) {
+      if (f.t === 'welcome' || f.t === 'error') resolve(f)
+      if (f.t === 'msg') received.push(decode(f.b))
+    }
+  }))
   await new Promise((resolve) => sock.once('connect', resolve))
-  sock.write(encodeFrame({ t: 'hello', node, token: c.node(node).token, version: '0.0.0', apiVersion: API_VERSION }))
+  // apiVersion 1: one msg frame per envelope, no batches.
+  sock.write(encodeFrame({ t: 'hello', node, token: c.node(node).token, version: '0.0.0', apiVersion: 1 }))
   const f = await welcome
   assert.is(f.t, 'welcome', JSON.stringify(f))
   return {
     send: (env) => { sock.write(encodeFrame({ t: 'msg', id: env.id, to: env.toNode, b: encode(env) })) },
+    received,
     close: () => { sock.destroy() },
   }
 }
@@ -104,6 +123,15 @@ test('replies - a sink that refuses the reply: send exits non-zero, the client a
     assert.is(readOr(path.join(central, 'fine', 'ship1', 'b.log')), 'two\n')
     assert.not.ok(fs.existsSync(path.join(c.dir, 'escape')))
     await eventually('path_outside in errors.log', () => (/ central path_outside .*reply\.file\.append/.test(readOr(path.join(central, 'errors.log'))) ? true : undefined))
+
+    // A full disk (a /dev/full node where the reply file goes, where root may make one).
+    fs.mkdirSync(path.join(central, 'full', 'ship1'), { recursive: true })
+    if (spawnSync('mknod', [path.join(central, 'full', 'ship1', 'x.log'), 'c', '1', '7']).status === 0) {
+      const full = send(c, ['--file', writeJson(c, 'full.json', [{ toNode: 'ship1', method: 'cli.run', methodArgs: ['echo lost'], directory: 'full', fileName: 'x.log' }])])
+      assert.is(full.status, 1, full.stderr)
+      assert.match(full.stderr, /disk_full/)
+      await eventually('disk_full in errors.log', () => (/ central disk_full /.test(readOr(path.join(central, 'errors.log'))) ? true : undefined))
+    }
 
     const exit4 = send(c, ['--to', 'ship1', '--reply-method', 'reply.file', 'cli.run', '--', 'echo partial; exit 4'])
     assert.is(exit4.status, 1, exit4.stderr)
@@ -176,6 +204,28 @@ test('replies - a forged reply runs nothing: another node, an id never sent, a r
     await eventually('four denials in errors.log', () => ((readOr(path.join(central, 'errors.log')).match(/ central denied .*refused reply/g) ?? []).length === 4 ? true : undefined))
     await new Promise((r) => setTimeout(r, 500))
     assert.equal(fs.readdirSync(central).filter((f) => f.startsWith('forged')), [], 'nothing ran, nothing was written')
+  } finally {
+    await c.destroy()
+  }
+})
+
+test('replies - a reply from the right node naming a reply method its request did not name: the waiting send gets denied, exit 3', async () => {
+  const c = await Cluster.create(['ship1'])
+  try {
+    await c.startHub()
+    const proc = await c.start('central')
+    const central = c.node('central').dataDir
+    const ship1 = await rawNode(c, 'ship1')
+    const waiting = sendAsync(c, ['--to', 'ship1', 'cli.run', '--', 'echo x'])
+    const req = await eventually('the request at ship1', () => ship1.received.find((e) => e.method === 'cli.run'))
+    ship1.send({ id: ulid(), toNode: 'central', fromNode: 'ship1', method: 'cli.run', methodArgs: [`touch ${path.join(central, 'forged')}`], inReplyTo: req.id, final: true, data: 'x\n', createdAt: Date.now(), ackTimeout: 5 })
+    const r = await waiting
+    ship1.close()
+    assert.is(r.status, 3, r.stderr)
+    assert.match(r.stderr, /denied: central refused reply .* naming the reply method cli\.run/)
+    assert.is(r.stdout, '', 'none of the refused reply is shown')
+    assert.not.ok(fs.existsSync(path.join(central, 'forged')))
+    await proc.waitFor(/refused reply/)
   } finally {
     await c.destroy()
   }
