@@ -3,7 +3,8 @@
  * `<dataDir>/<directory>/<node that ran the method>/<fileName>` (SPEC §2), never outside the
  * data directory.
  *
- *   env ─ replyPath: relative parts only, no `..`, no NUL ─▶ walk from dataDir, creating
+ *   env ─ replyPath: an absolute directory or fileName is taken as relative to dataDir (steward
+ *   joins them the same way: `/var/cli/x` → `<dataDir>/var/cli/x/…`); no `..`, no NUL ─▶ walk from dataDir, creating
  *   directories; a symlink on the way must resolve inside dataDir ─▶ realpath(parent) inside
  *   realpath(dataDir) ─▶ open with O_NOFOLLOW (a symlink at the final name is refused) ─▶ write
  */
@@ -15,7 +16,10 @@ import type { MethodContext, MethodResult, UnaryMethod } from '../src/method'
 
 const DEFAULT_DIRECTORY = 'replies'
 
-/** The reply as bytes: data, then an `[error code] message` line, then `[stderr]` and stderr. */
+/**
+ * The reply as bytes: data, then an `[error code] message` line, an `[exit N]` line for a
+ * non-zero exitCode, then `[stderr]` and stderr.
+ */
 export function replyContent(env: Envelope): Buffer {
   const parts: Buffer[] = []
   let endsWithNewline = true
@@ -28,6 +32,7 @@ export function replyContent(env: Envelope): Buffer {
   const line = (text: string): void => add(Buffer.from(`${endsWithNewline ? '' : '\n'}${text}\n`))
   if (env.data !== undefined) add(toBuffer(env.data))
   if (env.error !== undefined) line(`[error ${env.error.code}] ${env.error.message}`)
+  if (env.exitCode !== undefined && env.exitCode !== 0) line(`[exit ${env.exitCode}]`)
   if (env.stderr !== undefined && env.stderr.length > 0) {
     line('[stderr]')
     add(toBuffer(env.stderr))
@@ -43,14 +48,18 @@ function refuse(what: string, why: string): never {
   throw new OutpostError('path_outside', `reply file: ${what} ${why}; reply files stay inside the data directory`)
 }
 
-/** A relative path given in the envelope: no absolute path, no `..` segment, no NUL. */
-function checkRelative(field: string, value: string, singleSegment: boolean): void {
+/**
+ * A path given in the envelope, as a path under the data directory: leading slashes dropped
+ * (steward's `filepath.Join(dataDir, directory, node, fileName)` does the same to an absolute
+ * directory); no `..` segment, no NUL.
+ */
+function checkRelative(field: string, value: string, singleSegment: boolean): string {
   const shown = `${field} ${JSON.stringify(value)}`
   if (value.includes('\0')) refuse(shown, 'contains a NUL byte')
-  if (path.isAbsolute(value)) refuse(shown, 'is an absolute path')
   const segments = value.split('/')
   if (segments.includes('..')) refuse(shown, "has a '..' segment")
   if (singleSegment && (segments.length > 1 || value === '.' || value === '')) refuse(shown, 'must be a single name')
+  return value.replace(/^\/+/, '')
 }
 
 /** The path relative to the data directory that a reply is written to (checked, not yet resolved). */
@@ -61,10 +70,7 @@ export function replyRelativePath(env: Envelope): string {
   const key = `${directory}\0${env.fromNode}\0${fileName}`
   const known = checkedPaths.get(key)
   if (known !== undefined) return known
-  checkRelative('directory', directory, false)
-  checkRelative('fromNode', env.fromNode, true)
-  checkRelative('fileName', fileName, false)
-  const rel = path.normalize(path.join(directory, env.fromNode, fileName))
+  const rel = path.normalize(path.join(checkRelative('directory', directory, false), checkRelative('fromNode', env.fromNode, true), checkRelative('fileName', fileName, false)))
   if (rel === '.' || rel.endsWith('/') || rel.startsWith('..') || path.isAbsolute(rel)) refuse(JSON.stringify(rel), 'does not name a file')
   // A stream of replies to one file (log shipping, streams) checks its names once.
   if (checkedPaths.size >= 1024) checkedPaths.clear()
@@ -80,8 +86,12 @@ function inside(root: string, p: string): boolean {
   return rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel))
 }
 
+/** errno codes of a full disk, a quota or a file-size limit. */
+const DISK_FULL = new Set(['ENOSPC', 'EDQUOT', 'EFBIG'])
+
 function ioError(what: string, err: unknown): OutpostError {
-  return new OutpostError('io', `reply file: ${what}: ${(err as Error).message}`, { cause: err })
+  const full = DISK_FULL.has((err as NodeJS.ErrnoException).code ?? '')
+  return new OutpostError(full ? 'disk_full' : 'io', `reply file: ${what}: ${(err as Error).message}`, { cause: err })
 }
 
 /**

@@ -7,8 +7,12 @@
  *         ─▶ method with methodTimeout ─▶ reply envelope ─▶ outbox (closing the inbox entry atomically)
  *   a stream method's chunks ─ coalesced (~50 ms / 4 KiB) ─▶ replies seq 0, 1, … ─▶ outbox; the last
  *   one (final, exitCode, error) closes the inbox entry.
- *   a reply (inReplyTo set) runs its reply method, is handed to waiting clients, and is never replied to;
- *   the replies to one request run their reply method one at a time, in arrival order.
+ *   a reply (inReplyTo set) runs only when this node's record says it sent that request to that
+ *   node naming that reply method (outbox.sentRequest; methods.allow does not apply: this node
+ *   asked for it); anything else is refused, logged and reported to central's error.log.
+ *   It runs its reply method and is never replied to; the replies to one request run their reply
+ *   method one at a time, in arrival order. Stream chunks reach waiting clients at once; a final
+ *   reply once its reply method ran, carrying that method's failure (a path_outside, a full disk).
  *   events (ackTimeout 0) are neither acknowledged, deduplicated nor replied to.
  */
 import type { Config } from './config'
@@ -41,6 +45,8 @@ export interface DispatcherOptions {
   stream?: { maxBytes?: number; maxDelayMs?: number }
   /** Told when a method ran here, or a message was refused. */
   events?: MessageEventSink
+  /** Something failed with nobody to tell but the operator: central's error.log gets it. */
+  report?: (error: { code: string; message: string }) => void
   /** Handed to methods as ctx.control (config.*, agent.restart). */
   control?: Control
   log: LogFn
@@ -76,6 +82,8 @@ export class Dispatcher {
   private readonly switchedOff = new Set<string>()
   /** Per request id: the reply methods of its replies, run one after another. */
   private readonly replyChains = new Map<string, Promise<void>>()
+  /** Per request id: the first failure of a stream chunk's reply method, told with the final reply. */
+  private readonly sinkFailures = new Map<string, { code: string; message: string }>()
   /** The handle op.* methods get in their context. */
   readonly ops: Ops
   private readonly metrics: Metrics
@@ -151,6 +159,7 @@ export class Dispatcher {
       return
     }
     if (env.ackTimeout === 0) {
+      if (env.inReplyTo !== undefined && this.forged(env)) return
       this.metrics.delivered(env.method)
       await this.execute(env, undefined)
       return
@@ -167,16 +176,19 @@ export class Dispatcher {
       this.ack(env)
       return
     }
+    if (env.inReplyTo !== undefined && this.forged(env)) {
+      // ACKed so that it is not sent again; nothing is recorded or run.
+      this.ack(env)
+      return
+    }
     this.receiving.add(env.id)
-    // A waiting client gets a reply at once; recording and the reply method follow.
-    const handed = env.inReplyTo !== undefined && this.o.onReply(env)
     const refusal = this.refusal(env)
     try {
       // A method about to run is recorded as started in the same write as its receipt (one
       // fdatasync, not two): after a crash it is reported interrupted, never run again. A reply
       // its client already has may wait a moment for a commit someone waits on (only its ACK
       // and reply method wait for it), instead of holding up that commit behind its own.
-      await this.o.outbox.receive(env.id, env.fromNode, bytes, { started: refusal === undefined, lazy: handed })
+      await this.o.outbox.receive(env.id, env.fromNode, bytes, { started: refusal === undefined })
     } catch (err) {
       // Not recorded: no ACK, so the sender sends it again.
       this.o.log('error', `dispatch: cannot record ${env.id}: ${(err as Error).message}`)
@@ -187,13 +199,33 @@ export class Dispatcher {
     this.metrics.delivered(env.method)
     this.ack(env)
     if (refusal) return this.refuse(env, refusal)
-    await this.execute(env, env.id, true)
+    await this.execute(env, env.id)
+  }
+
+  /**
+   * A reply to a request this node did not send to its sender naming its method (forged, or
+   * misdirected): refused and logged, reported to error.log, and told to a waiting client as an
+   * error without its data (the client takes it only from the node its request went to).
+   */
+  private forged(env: Envelope): boolean {
+    if (this.o.outbox.sentRequest(env.inReplyTo!, env.fromNode, env.method)) return false
+    const error = new OutpostError('denied', `${this.o.self} refused reply ${env.id} from ${env.fromNode} to ${env.inReplyTo}: it sent no request ${env.inReplyTo} to ${env.fromNode} naming the reply method ${env.method}; nothing was run`).toJSON()
+    this.o.log('warn', `dispatch: ${error.message}`, { id: env.id, from: env.fromNode, method: env.method, code: error.code })
+    this.o.events?.({ type: 'denied', id: env.id, fromNode: env.fromNode, method: env.method, error })
+    this.o.report?.(error)
+    this.o.onReply(withoutOutput(env, error))
+    return true
   }
 
   private refuse(env: Envelope, refusal: OutpostError): Promise<void> {
     this.o.log('warn', `dispatch: refused ${env.method} from ${env.fromNode}: ${refusal.message}`, { id: env.id, from: env.fromNode, method: env.method, code: refusal.code })
     this.o.events?.({ type: 'denied', id: env.id, fromNode: env.fromNode, method: env.method, error: refusal.toJSON() })
-    if (env.inReplyTo !== undefined) return this.finish(env.id)
+    if (env.inReplyTo !== undefined) {
+      // A reply whose reply method cannot run here: the waiting client and error.log are told.
+      this.o.report?.(refusal.toJSON())
+      this.o.onReply(env.error === undefined ? { ...env, error: refusal.toJSON() } : env)
+      return this.finish(env.id)
+    }
     return this.reply(env, { error: refusal.toJSON() }, env.id)
   }
 
@@ -253,7 +285,7 @@ export class Dispatcher {
       this.o.log('error', `dispatch: cannot record the start of ${env.id}: ${(err as Error).message}`)
       return
     }
-    await this.execute(env, env.id, true)
+    await this.execute(env, env.id)
   }
 
   private finish(inboxId: string): Promise<void> {
@@ -263,7 +295,8 @@ export class Dispatcher {
   /** Why this node will not run env, or undefined. */
   private refusal(env: Envelope): OutpostError | undefined {
     const { config, self } = this.o
-    if (!allowed(config, self, env.fromNode, env.method)) {
+    // A reply is authorised by this node's record of its request (forged()), not by methods.allow.
+    if (env.inReplyTo === undefined && !allowed(config, self, env.fromNode, env.method)) {
       return new OutpostError('denied', `${self} does not let ${env.fromNode} call ${env.method} (methods.allow)`)
     }
     if (!this.o.methods.has(env.method)) return new OutpostError('method_unknown', `${self} has no method ${env.method}`)
@@ -277,12 +310,13 @@ export class Dispatcher {
   }
 
   /** Run env's method; reply to requests, hand replies to waiting clients. */
-  private async execute(env: Envelope, inboxId: string | undefined, notified = false): Promise<void> {
+  private async execute(env: Envelope, inboxId: string | undefined): Promise<void> {
     const isReply = env.inReplyTo !== undefined
     // Sinks (reply.*, error.log, heartbeats) end a conversation: nothing is sent back.
     const noReply = isReply || SINKS.has(env.method)
-    if (isReply && !notified) this.o.onReply(env)
     if (!isReply) return this.executeInner(env, inboxId, isReply, noReply)
+    // Stream chunks reach waiting clients at once; the final reply once its reply method ran.
+    if (env.final === false) this.o.onReply(env)
     // Stream chunks are appended in order: each waits for the previous reply to the same request.
     const key = env.inReplyTo!
     const run = (this.replyChains.get(key) ?? Promise.resolve()).then(() => this.executeInner(env, inboxId, isReply, noReply))
@@ -299,6 +333,7 @@ export class Dispatcher {
       this.o.log('warn', `dispatch: ${env.method} from ${env.fromNode}: ${refusal?.message}`)
       const why = refusal ?? new OutpostError('method_unknown', `${this.o.self} has no method ${env.method}`)
       this.o.events?.({ type: 'denied', id: env.id, fromNode: env.fromNode, method: env.method, error: why.toJSON() })
+      if (isReply) this.replied(env, why.toJSON())
       if (inboxId !== undefined) await this.finish(inboxId)
       return
     }
@@ -338,11 +373,29 @@ export class Dispatcher {
       this.o.events(ev)
     }
     if (error) this.o.log(isReply ? 'warn' : 'info', `dispatch: ${env.method} ${env.id} from ${env.fromNode} failed: ${error.code}: ${error.message}`, { id: env.id, from: env.fromNode, method: env.method, code: error.code })
+    if (isReply) this.replied(env, error && { code: error.code, message: `the reply method ${env.method} on ${this.o.self} failed for the reply from ${env.fromNode} to ${env.inReplyTo}: ${error.message}` })
     if (!replies) {
       if (inboxId !== undefined) await this.finish(inboxId)
       return
     }
     await this.reply(env, result, inboxId)
+  }
+
+  /**
+   * A reply's method ran (or could not): a failure goes to error.log; the final reply goes to
+   * waiting clients carrying the first failure of its request's reply methods (unless the reply
+   * is an error already: the client then learns the remote one, the log has the local one).
+   */
+  private replied(env: Envelope, failure: { code: string; message: string } | undefined): void {
+    const key = env.inReplyTo!
+    if (failure !== undefined) {
+      this.o.report?.(failure)
+      if (!this.sinkFailures.has(key)) this.sinkFailures.set(key, failure)
+    }
+    if (env.final === false) return
+    const first = this.sinkFailures.get(key)
+    this.sinkFailures.delete(key)
+    this.o.onReply(first !== undefined && env.error === undefined ? { ...env, error: first } : env)
   }
 
   /**
@@ -418,6 +471,12 @@ export class Dispatcher {
 
 function failure(method: string, err: unknown): { code: string; message: string } {
   return isOutpostError(err) ? err.toJSON() : { code: 'method_failed' satisfies ErrorCode, message: `${method}: ${(err as Error)?.message ?? String(err)}` }
+}
+
+/** A refused reply as a waiting client gets it: the error, none of the output. */
+function withoutOutput(env: Envelope, error: { code: string; message: string }): Envelope {
+  const { data: _data, stderr: _stderr, exitCode: _exitCode, ...rest } = env
+  return { ...rest, final: true, error }
 }
 
 /** `{{DATA}}` (alias `{{STEWARD_DATA}}`) in replyMethodArgs becomes the method's output. */

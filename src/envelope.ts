@@ -106,6 +106,30 @@ function own<T>(table: Record<string, T>, key: string): T | undefined {
   return Object.hasOwn(table, key) ? table[key] : undefined
 }
 
+/**
+ * JSON input names a field the way Go's encoding/json (and so steward) matches it: the exact
+ * name first (outpost's own, or a steward rename), else the same name in any letter case
+ * (`replyMethodTimeOut`, `Directory`, `ACKTIMEOUT`). Lower-cased known name → what it reads as:
+ * an outpost field, or IGNORED for steward's fields without meaning here.
+ */
+const IGNORED = '\0ignored'
+const FOLDED: ReadonlyMap<string, string> = (() => {
+  const m = new Map<string, string>()
+  for (const f of Object.keys(FIELDS)) m.set(f.toLowerCase(), f)
+  for (const [from, to] of Object.entries(STEWARD_RENAMES)) m.set(from.toLowerCase(), to)
+  for (const f of STEWARD_IGNORED) if (!m.has(f.toLowerCase())) m.set(f.toLowerCase(), IGNORED)
+  return m
+})()
+
+/** What an input key reads as: [field, exact]; field undefined when no name matches in any case. */
+function inputField(key: string): [string | undefined, boolean] {
+  if (Object.hasOwn(FIELDS, key)) return [key, true]
+  const renamed = own(STEWARD_RENAMES, key)
+  if (renamed !== undefined) return [renamed, true]
+  if (STEWARD_IGNORED.has(key)) return [IGNORED, true]
+  return [FOLDED.get(key.toLowerCase()), false]
+}
+
 const NODE_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$/
 const METHOD_NAME_RE = /^[A-Za-z][A-Za-z0-9_.-]{0,127}$/
 
@@ -188,12 +212,15 @@ function wireProblem(v: unknown, depth: number): string | undefined {
 
 function looksLikeSteward(o: Record<string, unknown>): boolean {
   if ('ACKTimeout' in o || 'replyACKTimeout' in o || typeof o.id === 'number') return true
+  // A field named in another letter case than outpost's own is how Go programs write them.
+  if (Object.keys(o).some((k) => { const [field, exact] = inputField(k); return field !== undefined && !exact })) return true
   return typeof o.method === 'string' && o.method.startsWith('REQ')
 }
 
 /**
  * Check one submitted message. `where` prefixes error messages (`message[2]`). fromNode in
- * input is never trusted: it is dropped here and set by stamp().
+ * input is never trusted: it is dropped here and set by stamp(). Field names match as
+ * inputField() says; a field named twice (`methodTimeout` and `MethodTimeout`) is refused.
  */
 export function parseMessage(input: unknown, where = 'message'): MessageDraft {
   if (typeof input !== 'object' || input === null || Array.isArray(input)) {
@@ -202,16 +229,20 @@ export function parseMessage(input: unknown, where = 'message'): MessageDraft {
   const raw = fromBasicAgent(input as Record<string, unknown>, where)
   const steward = looksLikeSteward(raw)
   const out: Record<string, unknown> = {}
+  const givenAs = new Map<string, string>()
   for (const [key, value] of Object.entries(raw)) {
     if (value === undefined) continue
-    const field = own(STEWARD_RENAMES, key) ?? key
-    if (steward && STEWARD_IGNORED.has(key)) continue
-    if (steward && key === 'id' && typeof value === 'number') continue // steward's counter, not an id
+    const [field] = inputField(key)
+    if (field === IGNORED && steward) continue
+    if (steward && field === 'id' && typeof value === 'number') continue // steward's counter, not an id
     if (field === 'fromNode') continue
-    const kind = own(FIELDS, field)
-    if (kind === undefined) {
-      throw new OutpostError('envelope_invalid', `${where}: unknown field '${key}' (fields are listed in SPEC §2 and the README)`)
+    const kind = field === undefined ? undefined : own(FIELDS, field)
+    if (field === undefined || kind === undefined) {
+      throw new OutpostError('envelope_invalid', `${where}: unknown field '${key}' (fields are listed in SPEC §2 and the README; names match in any letter case)`)
     }
+    const before = givenAs.get(field)
+    if (before !== undefined) throw new OutpostError('envelope_invalid', `${where}: fields '${before}' and '${key}' both name ${field}; give it once`)
+    givenAs.set(field, key)
     // steward writes empty values for fields it does not use.
     if (steward && (value === null || value === '' || (Array.isArray(value) && value.length === 0 && field !== 'methodArgs'))) continue
     out[field] = checkField(where, field, kind, value)

@@ -66,6 +66,9 @@ export interface ConnectionState {
   lastError: { code: string; message: string } | undefined
 }
 
+/** What runs with a reply when the request names no replyMethod (SPEC §2). */
+const DEFAULT_REPLY_METHOD = 'reply.file.append'
+
 /** Messages of one request stored per turn of the event loop. */
 const SUBMIT_SLICE = 512
 
@@ -162,6 +165,7 @@ export class OutpostNode {
         return handed
       },
       gaveUp: (id) => this.givenUp.has(id), metrics,
+      report: (error) => this.report(error),
       events, control: this.control,
     })
   }
@@ -322,7 +326,14 @@ export class OutpostNode {
     const ttl = env.ttl ?? this.config.delivery.ttl
     const input = { id: env.id, dest: env.toNode, body: encode(env), createdAt: env.createdAt, expiresAt: env.createdAt + ttl * 1000 }
     if (inboxId !== undefined) await this.outbox.enqueueReply(input, inboxId)
-    else await this.outbox.enqueue(input)
+    else if (env.inReplyTo !== undefined || env.ackTimeout === 0) await this.outbox.enqueue(input)
+    else {
+      // A request: its record authorises its replies (dispatcher), kept until its reply may last
+      // come (ttl, then methodTimeout) plus a day. Appended in the same tick: one commit for both.
+      const until = input.expiresAt + (env.methodTimeout ?? this.config.methods.timeout) * 1000
+      const recorded = this.outbox.recordRequest(env.id, env.toNode, env.replyMethod ?? DEFAULT_REPLY_METHOD, until)
+      await Promise.all([this.outbox.enqueue(input), recorded])
+    }
     this.delivery.remember(env.id, env.ackTimeout, env.retries, env.method)
     for (const sink of this.sinks) sink({ type: 'accepted', env })
     this.delivery.kick()
@@ -403,10 +414,7 @@ export class OutpostNode {
       : `no ACK after ${(env.retries ?? this.config.delivery.retries) + 1} attempts`
     const message = `${env.method} ${env.id} from ${this.name} to ${env.toNode}: ${why}`
     this.logger.log('warn', message, { id: env.id, to: env.toNode, method: env.method, code: reason })
-    if (env.method !== 'error.log') {
-      this.submit([{ toNode: this.config.node.central, method: 'error.log', data: message, error: { code: reason, message } }])
-        .catch((err: Error) => this.logger.log('error', `cannot queue error.log: ${err.message}`))
-    }
+    if (env.method !== 'error.log') this.report({ code: reason, message })
     if (env.inReplyTo !== undefined) return
     const now = this.now()
     this.givenUp.set(env.id, now)
@@ -419,6 +427,12 @@ export class OutpostNode {
       ...(env.fileName !== undefined ? { fileName: env.fileName } : {}),
     }
     void this.dispatcher.receive(encode(reply))
+  }
+
+  /** An error for the operator: an error.log message to central (this node's own errors.log on central). */
+  private report(error: { code: string; message: string }): void {
+    this.submit([{ toNode: this.config.node.central, method: 'error.log', data: error.message, error }])
+      .catch((err: Error) => this.logger.log('error', `cannot queue error.log: ${err.message}`))
   }
 
   private hello(): void {

@@ -10,7 +10,12 @@
  *   open: newest snapshot ─▶ replay later segments (torn tail dropped) ─▶ ready
  *
  * Nothing is visible to readers (head, get, hasSeen) before it is on disk.
+ *
+ * The sender's record of its requests (recordRequest / sentRequest: which node each went to and
+ * which reply method it named, what authorises a reply) lives in the same `seen` set under keys
+ * that start with `!`: below every ULID, and never an id this node receives (receive refuses it).
  */
+import { createHash } from 'node:crypto'
 import fs from 'node:fs'
 import path from 'node:path'
 import type { Database } from 'sql.js'
@@ -318,7 +323,23 @@ export class Outbox {
 
   /** Receiver side: remember that this id was received (dedup for the window, 24 h by default). */
   markSeen(id: string, at = this.now()): Promise<void> {
+    if (id.startsWith(SENT_PREFIX)) return Promise.reject(reservedId(id))
     return this.seenOp(id, [OP_SEEN, id, at])
+  }
+
+  /**
+   * Sender side: remember that request `id` went to `dest` naming `replyMethod`, until the
+   * dedup window (24 h) after `until` (ms since the epoch: when its reply may last come). Call it
+   * in the same tick as the request's enqueue: both land in one group commit.
+   */
+  recordRequest(id: string, dest: string, replyMethod: string, until: number): Promise<void> {
+    const key = sentKey(id, dest, replyMethod)
+    return this.seenOp(key, [OP_SEEN, key, until])
+  }
+
+  /** Whether this node sent request `id` to `dest` naming `replyMethod` (recordRequest), within its window. */
+  sentRequest(id: string, dest: string, replyMethod: string): boolean {
+    return this.hasSeen(sentKey(id, dest, replyMethod))
   }
 
   /**
@@ -327,6 +348,7 @@ export class Outbox {
    */
   receive(id: string, from: string, body: Uint8Array, opts: { at?: number; started?: boolean; lazy?: boolean } = {}): Promise<void> {
     // lazy: nobody waits on it promptly (a reply its client already has); it may share a later commit.
+    if (id.startsWith(SENT_PREFIX)) return Promise.reject(reservedId(id))
     const lazy = opts.lazy === true
     const add = this.seenOp(id, [OP_INBOX_ADD, id, from, opts.at ?? this.now(), body], lazy)
     if (!opts.started) return add
@@ -482,6 +504,18 @@ export class Outbox {
     return this.closing
   }
 
+}
+
+/** Keys of the sender's request records in the seen set ('!' sorts below every ULID). */
+const SENT_PREFIX = '!'
+
+/** 43 bytes whatever the names' lengths: the id, and a digest of the receiver and reply method. */
+function sentKey(id: string, dest: string, replyMethod: string): string {
+  return SENT_PREFIX + id + createHash('sha256').update(`${dest}\0${replyMethod}`).digest('base64url').slice(0, 16)
+}
+
+function reservedId(id: string): OutpostError {
+  return new OutpostError('envelope_invalid', `store: id ${JSON.stringify(id.slice(0, 40))} starts with '${SENT_PREFIX}', which is reserved for this node's request records; not recorded`)
 }
 
 /** One journal op applied to the in-memory state: the same at replay and live. */

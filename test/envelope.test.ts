@@ -53,7 +53,19 @@ test('envelope - refuses fields of the wrong type, naming the field', () => {
 
 test('envelope - refuses an unknown field, naming it', () => {
   invalid({ method: 'cli.run', toNode: 'ship1', mehtod: 'x' }, "unknown field 'mehtod'")
-  invalid({ method: 'cli.run', toNode: 'ship1', ACKtimeout: 5 }, "unknown field 'ACKtimeout'")
+  invalid({ method: 'cli.run', toNode: 'ship1', ACKtimeouts: 5 }, "unknown field 'ACKtimeouts'")
+})
+
+test('envelope - matches field names in any letter case, as Go and steward do; exact names first', () => {
+  const m = parseMessage({ ToNode: 'ship1', METHOD: 'REQCliCommand', methodargs: ['uptime'], replyMethodTimeOut: 7, ACKtimeout: 3, Directory: '/var/cli/command_result/', fileName: 'x.log' })
+  assert.equal(m, { toNode: 'ship1', method: 'cli.run', methodArgs: ['uptime'], replyMethodTimeout: 7, ackTimeout: 3, directory: '/var/cli/command_result/', fileName: 'x.log' })
+  // steward's fields without meaning here are ignored in any case too; fromNode is still never taken.
+  assert.equal(parseMessage({ toNode: 'ship1', method: 'node.ping', IsReply: false, FROMNODE: 'x' }), { toNode: 'ship1', method: 'node.ping' })
+  // Native names keep working exactly; a field named twice is refused, naming both spellings.
+  assert.is(parseMessage({ toNode: 'ship1', method: 'node.ping', methodTimeout: 4 }).methodTimeout, 4)
+  invalid({ toNode: 'ship1', method: 'node.ping', methodTimeout: 4, MethodTimeout: 5 }, "'methodTimeout' and 'MethodTimeout'")
+  invalid({ toNode: 'ship1', method: 'node.ping', replyMethodTimeOuts: 5 }, "unknown field 'replyMethodTimeOuts'")
+  invalid({ toNode: 'ship1', method: 'node.ping', TOSTRING: 5 }, "unknown field 'TOSTRING'")
 })
 
 test('envelope - refuses fields named like Object.prototype members', () => {

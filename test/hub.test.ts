@@ -272,6 +272,8 @@ test('hub - a reply file outside the data dir is refused', async () => {
       assert.is(reply.fromNode, 'ship1')
       assert.is(reply.data, 'secret\n')
       assert.is(reply.exitCode, 0)
+      // The sink refused it: the waiting client is told, not left believing it was written.
+      assert.is((reply.error as { code?: string } | undefined)?.code, 'path_outside', JSON.stringify(reply))
     }
     await proc.waitFor(/path_outside[^\n]*directory "\.\.\/\.\.\/escape"/, 5000, centralFrom)
     await proc.waitFor(/path_outside[^\n]*fileName "\.\.\/x"/, 5000, centralFrom)

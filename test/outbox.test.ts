@@ -117,6 +117,30 @@ function contract(name: string, extra: Partial<OutboxOptions>): void {
     await again.close()
   })
 
+  t(`${name}: keeps the record of a sent request across a crash and a snapshot, until its window ends`, async () => {
+    const dir = tmpDir()
+    let now = 1_000_000
+    const ob = await open(dir, { now: () => now, dedupWindowMs: 10_000 })
+    await ob.recordRequest('01J00000000000000000000001', 'ship1', 'cli.run', now + 50_000)
+    await abandon(ob)
+    const again = await open(dir, { now: () => now, dedupWindowMs: 10_000 })
+    assert.ok(again.sentRequest('01J00000000000000000000001', 'ship1', 'cli.run'), 'survives a crash')
+    assert.not.ok(again.sentRequest('01J00000000000000000000001', 'ship2', 'cli.run'), 'another node')
+    assert.not.ok(again.sentRequest('01J00000000000000000000001', 'ship1', 'reply.file'), 'another reply method')
+    assert.not.ok(again.sentRequest('01J00000000000000000000002', 'ship1', 'cli.run'), 'another id')
+    now += 55_000
+    await again.checkpoint()
+    assert.ok(again.sentRequest('01J00000000000000000000001', 'ship1', 'cli.run'), 'kept past the dedup window while its reply may come')
+    now += 10_000
+    await again.markSeen('s9')
+    await again.checkpoint()
+    assert.not.ok(again.sentRequest('01J00000000000000000000001', 'ship1', 'cli.run'), 'forgotten a window after that')
+    // A received id can never pose as such a record.
+    await rejectsCode(again.receive('!01J00000000000000000000001x', 'ship1', body(10)), 'envelope_invalid')
+    await rejectsCode(again.markSeen('!x'), 'envelope_invalid')
+    await again.close()
+  })
+
   t(`${name}: remembers seen ids for the dedup window, then forgets them`, async () => {
     const dir = tmpDir()
     let now = 1_000_000

@@ -55,7 +55,10 @@ export class RecentRequests {
   reply(env: Envelope): void {
     const id = env.inReplyTo
     if (id === undefined) return
-    const r = this.map.get(id) ?? this.record(id, env.fromNode, '', undefined)
+    const known = this.map.get(id)
+    // Only the node a request went to answers it (a refused forged reply from another is not its outcome).
+    if (known !== undefined && known.toNode !== env.fromNode) return
+    const r = known ?? this.record(id, env.fromNode, '', undefined)
     const size = byteLength(env.data) + byteLength(env.stderr)
     if (r.bytes + size > this.perRequest) {
       r.repliesDropped++

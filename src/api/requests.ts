@@ -54,12 +54,14 @@ export async function sendAndWatch(node: OutpostNode, envs: Envelope[], wait: bo
   }
   // Watch before storing: a local or fast reply can arrive before the last one is stored.
   const pending = new Set(envs.map((e) => e.id))
+  // Replies count only from the node each message went to (a refused forged reply from another does not end it).
+  const target = new Map(envs.map((e) => [e.id, e.toNode]))
   let stored = false
   let stopped = false
   const held: Envelope[] = []
   const deliver = (env: Envelope): void => {
     const req = env.inReplyTo ?? ''
-    if (stopped || !pending.has(req)) return // a resent reply already answered
+    if (stopped || !pending.has(req) || target.get(req) !== env.fromNode) return // a resent reply already answered, or not its receiver's
     sink.reply(env)
     if (env.final || env.error) { pending.delete(req); streams.forget(req) }
     if (pending.size === 0) { stop(); sink.done() }

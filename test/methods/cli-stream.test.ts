@@ -70,10 +70,10 @@ test('cli.stream - output arrives as numbered replies in order, then a final rep
   assert.is(last.error, undefined)
   for (const x of r.replies.slice(0, -1)) { assert.is(x.final, false); assert.is(x.exitCode, undefined) }
   assert.is(r.replies.map((x) => text(x.data)).join(''), 'line1\nline2\nline3\nline4\nline5\nline6\n')
-  // reply.file.append wrote every chunk, in order.
+  // reply.file.append wrote every chunk, in order, and the exit status of the final one.
   const file = path.join(c.node('central').dataDir, 'replies', 'ship1', `${r.accepted[0]!.id}.log`)
   for (let i = 0; i < 100 && !(fs.existsSync(file) && fs.readFileSync(file, 'utf8').includes('line6')); i++) await new Promise((res) => setTimeout(res, 50))
-  assert.is(fs.readFileSync(file, 'utf8'), 'line1\nline2\nline3\nline4\nline5\nline6\n')
+  assert.is(fs.readFileSync(file, 'utf8'), 'line1\nline2\nline3\nline4\nline5\nline6\n[exit 4]\n')
 })
 
 test('cli.stream - the agent built from the checkout loads the pty addon (it is external to the bundle); the alias works', async () => {

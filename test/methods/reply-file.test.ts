@@ -93,14 +93,24 @@ test('reply.file - writes the error line and stderr after the data', async () =>
 
 const refusals: Array<[string, Partial<Envelope>]> = [
   ['directory ../x', { directory: '../x' }],
-  ['directory /etc/x', { directory: '/etc/x' }],
+  ['directory /../x', { directory: '/../x' }],
   ['directory a/../../x', { directory: 'a/../../x' }],
   ['fileName ../../../x', { fileName: '../../../x' }],
-  ['fileName /etc/x', { fileName: '/etc/x' }],
+  ['fileName /a/../../../x', { fileName: '/a/../../../x' }],
   ['fileName with NUL', { fileName: 'a\0b' }],
   ['fromNode ..', { fromNode: '..' }],
   ['fromNode with a slash', { fromNode: '../outside' }],
 ]
+
+test('reply.file - an absolute directory or fileName is joined under the data dir, as steward does', async () => {
+  const { dataDir, outside } = dirs()
+  const r = await replyFileAppend.run(makeCtx(dataDir, { data: 'x\n', directory: '/var/cli/command_result/', fileName: 'out.log' }))
+  assert.is(r.data, path.join(dataDir, 'var', 'cli', 'command_result', 'ship1', 'out.log'))
+  assert.is(fs.readFileSync(r.data as string, 'utf8'), 'x\n')
+  const r2 = await replyFile.run(makeCtx(dataDir, { data: 'y', directory: 'd', fileName: '//etc/x' }))
+  assert.is(r2.data, path.join(dataDir, 'd', 'ship1', 'etc', 'x'))
+  assert.equal(fs.readdirSync(outside), [])
+})
 
 for (const [what, fields] of refusals) {
   test(`reply.file - refuses ${what} (path_outside) and writes nothing`, async () => {
