@@ -1,6 +1,6 @@
 /** Baseline peer for `npm run bench -- tcp`: echoes every framed MessagePack frame it gets. */
 import net from 'node:net'
-import { encodeFrame, FrameDecoder } from '../src/framing'
+import { encodeFrame, FrameDecoder } from '../src/wire/framing'
 
 const server = net.createServer((sock) => {
   sock.setNoDelay(true)

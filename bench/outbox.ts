@@ -1,7 +1,7 @@
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import { Outbox } from '../src/outbox'
+import { Outbox } from '../src/store/outbox'
 import type { BenchResult } from './run'
 
 const SIZE = 200

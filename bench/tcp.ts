@@ -8,7 +8,7 @@ import fs from 'node:fs'
 import net from 'node:net'
 import path from 'node:path'
 import { encode } from '@msgpack/msgpack'
-import { encodeFrame, FrameDecoder } from '../src/framing'
+import { encodeFrame, FrameDecoder } from '../src/wire/framing'
 import { Cluster, sendVia, status } from '../test/fixtures/cluster'
 import type { BenchResult } from './run'
 

@@ -1,5 +1,5 @@
 /**
- * agent.upgrade: check for and apply an upgrade of this node's binary (src/upgrade.ts). Args:
+ * agent.upgrade: check for and apply an upgrade of this node's binary (src/upgrade/index.ts). Args:
  * `--check` only reports; `--force` allows the same or an older version. When installed, the
  * agent restarts a second after the reply is queued, under the rollback watchdog.
  */

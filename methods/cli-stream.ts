@@ -12,10 +12,10 @@
 import { spawn } from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
-import { AsyncQueue } from '../src/async-queue'
+import { AsyncQueue } from '../src/lib/async-queue'
 import { OutpostError } from '../src/errors'
 import type { MethodContext, MethodResult, StreamMethod } from '../src/method'
-import { loadPty } from '../src/pty'
+import { loadPty } from '../src/lib/pty'
 import { killProcessGroup, signalGroup } from './cli-run'
 
 /** A started command: its group id (= its pid), its output, and its exit code. */

@@ -5,8 +5,8 @@
  * for config.rollback; what needs no restart is applied at once. Deploying the id already in
  * force again does nothing unless --force.
  */
-import { deploy } from '../src/config-remote'
-import { dataText } from '../src/envelope'
+import { deploy } from '../src/config/remote'
+import { dataText } from '../src/wire/envelope'
 import { OutpostError } from '../src/errors'
 import type { MethodContext, MethodResult, UnaryMethod } from '../src/method'
 

@@ -3,7 +3,7 @@
  * replaces as the new `.previous`, so a second rollback undoes the first. Applied like
  * config.deploy; the result record says which keys need a restart.
  */
-import { rollback } from '../src/config-remote'
+import { rollback } from '../src/config/remote'
 import { OutpostError } from '../src/errors'
 import type { MethodContext, MethodResult, UnaryMethod } from '../src/method'
 

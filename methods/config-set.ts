@@ -4,7 +4,7 @@
  * edited file is validated first; the file before is kept as `<config>.previous`. Keys that
  * the running node can take over apply at once; the result record lists the others.
  */
-import { setKey } from '../src/config-remote'
+import { setKey } from '../src/config/remote'
 import { OutpostError } from '../src/errors'
 import type { MethodContext, MethodResult, UnaryMethod } from '../src/method'
 

@@ -1,7 +1,7 @@
 // One esbuild step for both outputs: dist/outpost.cjs (what `npx outpost` runs) and, for the
 // single binaries, one bundle per architecture from packaging/sea-entry.ts that embeds sql.js's
 // wasm and that architecture's pty addon (esbuild `base64` loader), with @lydell/node-pty's
-// addon lookup swapped for src/pty.ts's embedded loader.
+// addon lookup swapped for src/lib/pty.ts's embedded loader.
 import { build, transform } from 'esbuild'
 import { mkdir, writeFile } from 'node:fs/promises'
 import { createRequire } from 'node:module'
@@ -68,12 +68,12 @@ async function asciiOnly(code) {
 /**
  * Dependencies an agent loads only when its config asks for them (the mqtt and nats
  * transports, api.metrics, schedules): each is bundled on its own and kept in the bundle as a
- * brotli-compressed string that src/embedded-module.ts evaluates on the first `require`.
+ * brotli-compressed string that src/lib/embedded-module.ts evaluates on the first `require`.
  */
 export const LAZY = ['mqtt', 'nats', 'prom-client', 'cron-parser']
 
 function lazyPlugin() {
-  const loader = join(root, 'src', 'embedded-module.ts')
+  const loader = join(root, 'src', 'lib', 'embedded-module.ts')
   const filter = new RegExp(`^(${LAZY.join('|')})$`)
   return {
     name: 'outpost-lazy',
@@ -105,7 +105,7 @@ async function packDependency(name) {
 }
 
 function embedPlugin(ptyAddon) {
-  const ptyLoader = join(root, 'src', 'pty.ts')
+  const ptyLoader = join(root, 'src', 'lib', 'pty.ts')
   return {
     name: 'outpost-embed',
     setup(b) {

@@ -19,7 +19,7 @@ import path from 'node:path'
 import { parseArgs } from 'node:util'
 import { bundle, root } from './bundle.mjs'
 import { repairDynsym } from './elf.mjs'
-import { signRelease } from '../src/release.ts'
+import { signRelease } from '../src/upgrade/release.ts'
 
 /**
  * Base Node per architecture: 22 LTS (security fixes until 2027-04) where npm has it; ppc64le's

@@ -1,6 +1,6 @@
 /**
- * Entry point of the single binary: hands the embedded sql.js wasm to src/sqljs.ts and the
- * embedded pty addon to src/pty.ts, then runs the ordinary CLI. Everything is in one CommonJS
+ * Entry point of the single binary: hands the embedded sql.js wasm to src/store/sqljs.ts and the
+ * embedded pty addon to src/lib/pty.ts, then runs the ordinary CLI. Everything is in one CommonJS
  * bundle because a Node single executable application can `require` only built-in modules.
  */
 import sqlWasm from 'outpost-embed:sql-wasm'

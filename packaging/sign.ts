@@ -1,6 +1,6 @@
 /**
  * Signs a release file: `npm run sign -- --key PRIVATE.pem dist/version.json` writes the
- * ed25519 signature over the canonical form (src/release.ts) into the file's `signature`.
+ * ed25519 signature over the canonical form (src/upgrade/release.ts) into the file's `signature`.
  * `npm run sign -- --gen-key DIR` makes a key pair: DIR/outpost-release.key (PKCS#8 PEM, keep
  * it off the fleet) and DIR/outpost-release.pub (the base64 for upgrade.publicKey).
  * Also: --verify PUBKEY checks a signed file.
@@ -9,7 +9,7 @@ import { generateKeyPairSync } from 'node:crypto'
 import fs from 'node:fs'
 import path from 'node:path'
 import { parseArgs } from 'node:util'
-import { parseRelease, publicKeyFrom, signRelease, verifyRelease } from '../src/release'
+import { parseRelease, publicKeyFrom, signRelease, verifyRelease } from '../src/upgrade/release'
 
 const { values, positionals } = parseArgs({ options: { key: { type: 'string' }, 'gen-key': { type: 'string' }, verify: { type: 'string' } }, allowPositionals: true })
 

@@ -15,7 +15,7 @@
  */
 import fs from 'node:fs'
 import path from 'node:path'
-import type { Envelope } from './envelope'
+import type { Envelope } from './wire/envelope'
 import type { MessageEvent } from './events'
 import type { LogFn } from './log'
 

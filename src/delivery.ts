@@ -12,13 +12,12 @@
 import { Decoder } from '@msgpack/msgpack'
 
 const DECODER = new Decoder()
-import type { MessageEventSink } from './events'
+import type { GiveUpReason, MessageEventSink } from './events'
 import type { LogFn } from './log'
 import { NO_METRICS, type Metrics } from './metrics'
-import type { Outbox, OutboxEntry } from './outbox'
+import type { Outbox, OutboxEntry } from './store/outbox'
 import type { Transport } from './transport'
 
-export type GiveUpReason = 'not_delivered' | 'ttl_expired'
 
 export interface DeliveryOptions {
   self: string

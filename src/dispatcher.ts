@@ -16,15 +16,15 @@
  *   events (ackTimeout 0) are neither acknowledged, deduplicated nor replied to.
  */
 import type { Config } from './config'
-import { dataText, decode, makeAck, type Envelope } from './envelope'
+import { dataText, decode, makeAck, type Envelope } from './wire/envelope'
 import { OutpostError, isOutpostError, type ErrorCode } from './errors'
 import type { MessageEvent, MessageEventSink } from './events'
 import type { LogFn } from './log'
 import { NO_METRICS, type Metrics } from './metrics'
 import { Coalescer } from './coalesce'
-import { Stopper, untilStopped } from './stopper'
+import { Stopper, untilStopped } from './lib/stopper'
 import type { Control, HandlerInfo, JobInfo, Method, MethodContext, MethodResult, Ops, StreamMethod } from './method'
-import type { InboxEntry, Outbox } from './outbox'
+import type { InboxEntry, Outbox } from './store/outbox'
 
 export interface DispatcherOptions {
   self: string

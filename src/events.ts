@@ -3,7 +3,10 @@
  * event as a JSON line; metrics can count them. Hooks in node.ts (accepted), delivery.ts
  * (delivered, expired) and dispatcher.ts (run, denied) call one `MessageEventSink`.
  */
-import type { Envelope } from './envelope'
+import type { Envelope } from './wire/envelope'
+
+/** Why a message left the outbox undelivered: its attempts or its ttl ran out. */
+export type GiveUpReason = 'not_delivered' | 'ttl_expired'
 
 export type MessageEvent =
   /** Stored in this node's outbox (a request submitted here, or a reply queued here). */
@@ -11,7 +14,7 @@ export type MessageEvent =
   /** The receiver acknowledged it (an event: it was published); it left the outbox. */
   | { type: 'delivered'; id: string; toNode: string; method: string }
   /** Attempts or ttl ran out: removed undelivered (the sender gets an error reply). */
-  | { type: 'expired'; id: string; toNode: string; method: string; reason: 'not_delivered' | 'ttl_expired' }
+  | { type: 'expired'; id: string; toNode: string; method: string; reason: GiveUpReason }
   /** A method (or reply method) ran here; `error` when it failed. */
   | { type: 'run'; id: string; fromNode: string; method: string; ms: number; exitCode?: number; error?: { code: string; message: string } }
   /** Refused here before it ran: methods.allow, an unknown or switched-off method. */

@@ -7,9 +7,9 @@
  *   the hub's frames ─▶ msg / reassembled parts ─▶ messages(); nack / online / presence ─▶ events()
  */
 import { OutpostError } from './errors'
-import { splitEnvelope, type Frame } from './framing'
+import { splitEnvelope, type Frame } from './wire/framing'
 import type { Hub, HubLink } from './hub'
-import { Reassembler } from './reassembler'
+import { Reassembler } from './wire/reassembler'
 import type { Outbound, Transport, TransportOptions } from './transport'
 import { TransportBase } from '../transports/base'
 

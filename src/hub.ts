@@ -14,7 +14,7 @@ import fs from 'node:fs'
 import net from 'node:net'
 import tls from 'node:tls'
 import { OutpostError, isOutpostError, type ErrorCode } from './errors'
-import { abbreviate, encodeFrame, FrameDecoder, type Frame } from './framing'
+import { abbreviate, encodeFrame, FrameDecoder, type Frame } from './wire/framing'
 import { API_VERSION } from './version'
 
 /** A pair stays blocked at most this long after its receiver is back (the first message may have expired). */

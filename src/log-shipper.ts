@@ -19,12 +19,12 @@ import { createHash } from 'node:crypto'
 import fs from 'node:fs'
 import fsp from 'node:fs/promises'
 import path from 'node:path'
-import { writeFileAtomic } from './atomic-file'
+import { writeFileAtomic } from './lib/atomic-file'
 import type { Config } from './config'
-import type { MessageDraft } from './envelope'
+import type { MessageDraft } from './wire/envelope'
 import { isOutpostError } from './errors'
 import type { LogFn } from './log'
-import { ulid } from './ulid'
+import { ulid } from './wire/ulid'
 
 export type LogSpec = Config['logs'][number]
 type Spec = Required<LogSpec>

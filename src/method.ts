@@ -3,7 +3,7 @@
  * `satisfies UnaryMethod` (or StreamMethod) and listed in methods/index.ts.
  */
 import type { Config } from './config'
-import type { Envelope } from './envelope'
+import type { Envelope } from './wire/envelope'
 import type { MethodName } from './method-names'
 
 export interface MethodContext {

@@ -8,7 +8,7 @@
  *   delivery: ACK ─▶ acked, no ACK ─▶ retried      dispatcher: recorded here ─▶ delivered
  *   node: connected again ─▶ reconnected
  */
-import type { GiveUpReason } from './delivery'
+import type { GiveUpReason } from './events'
 import type { MessageEventSink } from './events'
 
 export interface Metrics {

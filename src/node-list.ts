@@ -5,7 +5,7 @@
  */
 import fs from 'node:fs'
 import path from 'node:path'
-import { dataText, type Envelope } from './envelope'
+import { dataText, type Envelope } from './wire/envelope'
 
 export interface NodeInfo {
   name: string

@@ -15,12 +15,12 @@ import { createHash } from 'node:crypto'
 import fs from 'node:fs'
 import path from 'node:path'
 import type { Config } from './config'
-import type { MessageDraft } from './envelope'
+import type { MessageDraft } from './wire/envelope'
 import { OutpostError } from './errors'
 import type { LogFn } from './log'
 import type { MethodResult } from './method'
-import { writeFileAtomic } from './atomic-file'
-import { cronExpression, type CronExpression } from './cron'
+import { writeFileAtomic } from './lib/atomic-file'
+import { cronExpression, type CronExpression } from './lib/cron'
 
 export type Schedule = Config['schedules'][number]
 

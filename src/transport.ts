@@ -5,7 +5,7 @@
  * A transport moves encoded envelopes (MessagePack bytes) between nodes. It reads only what
  * routing needs (`to`, `id`, `method`, event or command) and never decodes the rest.
  */
-import type { Fields, Infer, ObjSpec } from './config-spec'
+import type { Fields, Infer, ObjSpec } from './config/spec'
 import type { OutpostError } from './errors'
 
 /** One envelope to send, with the routing facts the transport may need. */

@@ -3,7 +3,7 @@ import path from 'node:path'
 import { brotliCompressSync } from 'node:zlib'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { loadEmbeddedModule } from '../src/embedded-module'
+import { loadEmbeddedModule } from '../src/lib/embedded-module'
 
 const BUNDLE = path.join(__dirname, '..', 'dist', 'outpost.cjs')
 const pack = (code: string): string => brotliCompressSync(Buffer.from(code)).toString('base64')

@@ -9,7 +9,7 @@ import path from 'node:path'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import YAML from 'yaml'
-import { encodeFrame, FrameDecoder } from '../src/framing'
+import { encodeFrame, FrameDecoder } from '../src/wire/framing'
 import { hashToken } from '../src/hub'
 import { BIN, Cluster, editYaml, freePort, Proc, section, sendVia, tmpDir } from './fixtures/cluster'
 

@@ -1,7 +1,7 @@
 import net from 'node:net'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { encodeFrame, FrameDecoder, type Frame } from '../src/framing'
+import { encodeFrame, FrameDecoder, type Frame } from '../src/wire/framing'
 import { Cluster } from './fixtures/cluster'
 
 /** A node spoken by hand: raw frames in and out. */

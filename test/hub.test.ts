@@ -11,7 +11,7 @@ import path from 'node:path'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import YAML from 'yaml'
-import { encodeFrame, FrameDecoder, type Frame } from '../src/framing'
+import { encodeFrame, FrameDecoder, type Frame } from '../src/wire/framing'
 import { API_VERSION } from '../src/version'
 import { Cluster, Proc, sendVia } from './fixtures/cluster'
 

@@ -9,9 +9,9 @@ import net from 'node:net'
 import path from 'node:path'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { decode, encode, type Envelope } from '../src/envelope'
-import { encodeFrame, FrameDecoder, type Frame } from '../src/framing'
-import { ulid } from '../src/ulid'
+import { decode, encode, type Envelope } from '../src/wire/envelope'
+import { encodeFrame, FrameDecoder, type Frame } from '../src/wire/framing'
+import { ulid } from '../src/wire/ulid'
 import { BIN, Cluster, sendVia } from './fixtures/cluster'
 
 function send(c: Cluster, args: string[]): { status: number | null; stdout: string; stderr: string } {

@@ -5,7 +5,7 @@
  * connecting) and `shutdown` (let go of its connection); the base makes both idempotent.
  */
 import fs from 'node:fs'
-import { AsyncQueue } from '../src/async-queue'
+import { AsyncQueue } from '../src/lib/async-queue'
 import { OutpostError } from '../src/errors'
 import type { Inbound, TransportEvent, TransportOptions } from '../src/transport'
 

@@ -8,8 +8,8 @@
  */
 import { decode, encode } from '@msgpack/msgpack'
 import { OutpostError } from '../src/errors'
-import { Reassembler } from '../src/reassembler'
-import { checkDepth } from '../src/msgpack-depth'
+import { Reassembler } from '../src/wire/reassembler'
+import { checkDepth } from '../src/wire/msgpack-depth'
 
 const PART_MARK = 0x95
 /** Room for the part's own header (id, i, n, bin32 length) and the broker's. */

@@ -8,7 +8,7 @@
  *   publish ─▶ the bus ─▶ receiver attached?  ─▶ its messages(), a turn of the event loop later
  *                                   └ away     ─▶ nack offline to the sender; online when it attaches
  */
-import { int, obj, type Infer } from '../src/config-spec'
+import { int, obj, type Infer } from '../src/config/spec'
 import { OutpostError } from '../src/errors'
 import type { Outbound, ServerAddress, Transport, TransportOptions, TransportPlugin } from '../src/transport'
 import { TransportBase } from './base'

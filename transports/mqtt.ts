@@ -19,8 +19,8 @@
  */
 import type { IClientOptions, MqttClient } from 'mqtt'
 import { OutpostError } from '../src/errors'
-import { abbreviate } from '../src/framing'
-import { int, nstr, obj, str, type Infer } from '../src/config-spec'
+import { abbreviate } from '../src/wire/framing'
+import { int, nstr, obj, str, type Infer } from '../src/config/spec'
 import type { Outbound, ServerAddress, Transport, TransportOptions, TransportPlugin } from '../src/transport'
 import { readConfigFile, TransportBase } from './base'
 import { chunk, Unchunker } from './chunks'

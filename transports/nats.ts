@@ -15,8 +15,8 @@
  */
 import type { ConnectionOptions, Msg, NatsConnection, Subscription } from 'nats'
 import { OutpostError } from '../src/errors'
-import { abbreviate } from '../src/framing'
-import { nstr, obj, str, type Infer } from '../src/config-spec'
+import { abbreviate } from '../src/wire/framing'
+import { nstr, obj, str, type Infer } from '../src/config/spec'
 import type { Outbound, ServerAddress, Transport, TransportOptions, TransportPlugin } from '../src/transport'
 import { readConfigFile, TransportBase } from './base'
 import { chunk, Unchunker } from './chunks'

@@ -12,14 +12,14 @@ import fs from 'node:fs'
 import http from 'node:http'
 import type net from 'node:net'
 import path from 'node:path'
-import { decode, type Envelope, type MessageDraft } from '../envelope'
+import { decode, type Envelope, type MessageDraft } from '../wire/envelope'
 import { OutpostError, isOutpostError, type ErrorCode } from '../errors'
 import type { LogFn } from '../log'
 import type { OutpostNode } from '../node'
-import { isUlid } from '../ulid'
+import { isUlid } from '../wire/ulid'
 import { RecentRequests, type RecentRequest } from './recent'
 import { envelopeJson, nodeStatus, parseMessageList, sendAndWatch } from './requests'
-import { parseMessage } from '../envelope'
+import { parseMessage } from '../wire/envelope'
 
 /** Largest request body read (bigger: 413 before it is buffered). Use the socket for more. */
 export const MAX_BODY_BYTES = 1024 * 1024

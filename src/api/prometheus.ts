@@ -8,7 +8,7 @@
  */
 import http from 'node:http'
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
-import type { GiveUpReason } from '../delivery'
+import type { GiveUpReason } from '../events'
 import { OutpostError } from '../errors'
 import type { LogFn } from '../log'
 import type { Metrics } from '../metrics'

@@ -6,7 +6,7 @@
  *
  *   HTTP POST accepted ─▶ add(envs)          any reply arriving here ─▶ reply(env)
  */
-import type { Envelope } from '../envelope'
+import type { Envelope } from '../wire/envelope'
 import { envelopeJson } from './requests'
 
 export interface RecentRequest {

@@ -5,11 +5,11 @@
  *   drafts ─ node.prepare ─▶ watch ids ─▶ node.submitPrepared (durable) ─▶ sink.accepted
  *          replies ─ SeqOrder (streams in seq order) ─▶ sink.reply … ─▶ sink.done (all final)
  */
-import { dataText, parseMessage, type Envelope, type MessageDraft } from '../envelope'
+import { dataText, parseMessage, type Envelope, type MessageDraft } from '../wire/envelope'
 import { OutpostError } from '../errors'
 import type { JobInfo } from '../method'
 import type { ConnectionState, OutpostNode } from '../node'
-import type { OutboxStats } from '../outbox'
+import type { OutboxStats } from '../store/outbox'
 import { VERSION } from '../version'
 import { SeqOrder } from './seq-order'
 

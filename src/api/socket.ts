@@ -13,8 +13,8 @@
  */
 import fs from 'node:fs'
 import net from 'node:net'
-import { reloadFile } from '../config-remote'
-import { parseMessagesJson } from '../envelope'
+import { reloadFile } from '../config/remote'
+import { parseMessagesJson } from '../wire/envelope'
 import { OutpostError, isOutpostError } from '../errors'
 import type { LogFn } from '../log'
 import type { OutpostNode } from '../node'

@@ -1,8 +1,8 @@
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { RecentRequests } from '../../src/api/recent'
-import type { Envelope } from '../../src/envelope'
-import { ulid } from '../../src/ulid'
+import type { Envelope } from '../../src/wire/envelope'
+import { ulid } from '../../src/wire/ulid'
 
 const req = (id = ulid()): Envelope => ({ id, toNode: 'ship1', fromNode: 'central', method: 'cli.run', createdAt: 1 })
 const reply = (to: string, extra: Partial<Envelope> = {}): Envelope =>

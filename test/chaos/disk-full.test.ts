@@ -10,7 +10,7 @@ import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { Cluster, editYaml, status } from '../fixtures/cluster'
 import { submit } from './harness'
-import { ulid } from '../../src/ulid'
+import { ulid } from '../../src/wire/ulid'
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
 

@@ -7,7 +7,7 @@
 import { encode as mpEncode } from '@msgpack/msgpack'
 import fs from 'node:fs'
 import net from 'node:net'
-import { encodeFrame, type Frame } from '../../src/framing'
+import { encodeFrame, type Frame } from '../../src/wire/framing'
 import { prng } from './harness'
 
 export type Rnd = () => number

@@ -17,7 +17,7 @@ import http from 'node:http'
 import net from 'node:net'
 import path from 'node:path'
 import * as assert from 'uvu/assert'
-import { ulid } from '../../src/ulid'
+import { ulid } from '../../src/wire/ulid'
 import { Cluster, status, type Kind } from '../fixtures/cluster'
 
 export type Fault = 'receiver' | 'server' | 'sender'

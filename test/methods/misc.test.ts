@@ -8,7 +8,7 @@ import { METHODS } from '../../methods/index'
 import { nodePing, nodePong } from '../../methods/node-ping'
 import replyConsole, { setConsoleWriter } from '../../methods/reply-console'
 import { defaultConfig } from '../../src/config'
-import type { Envelope } from '../../src/envelope'
+import type { Envelope } from '../../src/wire/envelope'
 import type { MethodContext } from '../../src/method'
 import { METHOD_ALIASES } from '../../src/method-names'
 

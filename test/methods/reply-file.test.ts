@@ -5,7 +5,7 @@ import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { replyFile, replyFileAppend } from '../../methods/reply-file'
 import { defaultConfig } from '../../src/config'
-import type { Envelope } from '../../src/envelope'
+import type { Envelope } from '../../src/wire/envelope'
 import type { MethodContext } from '../../src/method'
 import { rejectsCode } from '../helpers'
 

@@ -10,7 +10,7 @@ import path from 'node:path'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { hashToken } from '../../src/hub'
-import { signRelease, type Release } from '../../src/release'
+import { signRelease, type Release } from '../../src/upgrade/release'
 import { BinProc, ROOT, Supervisor, VERSION, binary, buildVariant, runAsync, serve, tmpDir } from './helpers'
 
 const work = tmpDir('outpost-upgrade-e2e-')

@@ -1,0 +1,88 @@
+/**
+ * The commands that talk to a node or run a method here: send (src/cli/send.ts), nodes, status
+ * (src/cli/status.ts), call. The command line and the REPL (src/cli/repl.ts) run the same code;
+ * the REPL passes an AbortSignal (Ctrl-C).
+ */
+import { METHODS } from '../../methods/index'
+import { EXIT, GLOBAL_HELP, askAgent, load, loggerFor, parse, print, table, type Io } from './common'
+import { dataText, type Envelope } from '../wire/envelope'
+import { OutpostError, isOutpostError } from '../errors'
+import { nativeMethodName } from '../method-names'
+import { ulid } from '../wire/ulid'
+
+export { send } from './send'
+export { status } from './status'
+
+/** `outpost nodes` (and the REPL's nodes). */
+export const nodes = async (io: Io, args: string[], signal?: AbortSignal): Promise<number> => {
+  const { values } = parse(args, { socket: { type: 'string' } }, false)
+  if (values.help) return print(io, `Usage: outpost nodes [--json]\n\n  The nodes this node has heard from (on central: the fleet, from node.hello heartbeats).\n\n${GLOBAL_HELP}`)
+  let list: { name: string; online: boolean; lastSeen: number; version?: string; os?: string; arch?: string }[] = []
+  await askAgent(io, load(io, values, false), values.socket, { op: 'nodes' }, (obj) => { list = (obj.nodes ?? []) as typeof list; return true }, signal)
+  if (values.json) return print(io, JSON.stringify(list))
+  const rows = [['NAME', 'ONLINE', 'LAST SEEN', 'VERSION', 'OS/ARCH'], ...list.map((n) => [n.name, n.online ? 'yes' : 'no', new Date(n.lastSeen).toISOString(), n.version ?? '-', `${n.os ?? '-'}/${n.arch ?? '-'}`])]
+  return print(io, table(rows))
+}
+
+/** `outpost call` (and the REPL's call): `signal` stops the method (else Ctrl-C does). */
+export const call = async (io: Io, args: string[], signal?: AbortSignal): Promise<number> => {
+  const { values, positionals } = parse(args, { timeout: { type: 'string' } }, true)
+  const [name, ...methodArgs] = positionals
+  if (values.help || name === undefined) {
+    print(values.help ? io : { ...io, stdout: io.stderr }, `Usage: outpost call METHOD [-- ARGS...]\n\n  Run a method here, with no network; print its result as JSON.\n\n${GLOBAL_HELP}`)
+    return values.help ? EXIT.ok : EXIT.usage
+  }
+  const { config } = load(io, values, false)
+  const method = METHODS.get(nativeMethodName(name) ?? (name as never))
+  if (!method) throw new OutpostError('method_unknown', `no method ${name} (see the README for the list)`)
+  const abort = new AbortController()
+  const seconds = values.timeout !== undefined ? Number(values.timeout) : config.methods.timeout
+  const timer = setTimeout(() => abort.abort(new OutpostError('method_timeout', `${name} ran past ${seconds} s`)), seconds * 1000)
+  const self = config.node.name
+  const env: Envelope = { id: ulid(), toNode: self, fromNode: self, method: method.name, methodArgs, createdAt: Date.now() }
+  const ctx = { node: self, env, args: methodArgs, config, dataDir: config.dataDir, signal: abort.signal, log: loggerFor(config, values.debug).log }
+  // Ctrl-C (or the caller's signal) stops the method, and kills what it started.
+  const stop = (): void => abort.abort(new OutpostError('cancelled', `${name} was stopped (Ctrl-C)`))
+  if (signal) signal.addEventListener('abort', stop, { once: true })
+  else process.once('SIGINT', stop)
+  try {
+    if (method.kind === 'stream') {
+      // Output as it comes.
+      const it = method.run(ctx)
+      let step = await it.next()
+      for (; step.done !== true; step = await it.next()) io.stdout.write(dataText(step.value))
+      const code = step.value.exitCode
+      if (abort.signal.aborted && !(method.untilTimeout === true && isOutpostError(abort.signal.reason, 'method_timeout'))) io.stderr.write(`outpost: ${(abort.signal.reason as Error).message}\n`)
+      return code !== undefined && code !== 0 ? EXIT.remoteFailed : EXIT.ok
+    }
+    const r = await untilAborted(method.run(ctx), abort.signal)
+    const text = (v: Uint8Array | string | undefined): string | undefined => (v === undefined ? undefined : dataText(v))
+    print(io, JSON.stringify({ data: jsonOrText(text(r.data)), stderr: text(r.stderr), exitCode: r.exitCode }, null, 2))
+    return r.exitCode !== undefined && r.exitCode !== 0 ? EXIT.remoteFailed : EXIT.ok
+  } finally {
+    clearTimeout(timer)
+    signal?.removeEventListener('abort', stop)
+    process.off('SIGINT', stop)
+  }
+}
+
+/** A unary method is told to stop by its signal; the caller does not wait for it past that. */
+function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason)
+  return new Promise((resolve, reject) => {
+    const onAbort = (): void => reject(signal.reason)
+    signal.addEventListener('abort', onAbort, { once: true })
+    work.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort))
+  })
+}
+
+/** Output that is a JSON document (info.*, http.get) is shown as JSON, not as an escaped string. */
+function jsonOrText(text: string | undefined): unknown {
+  if (text === undefined || !/^\s*[[{]/.test(text)) return text
+  try {
+    return JSON.parse(text) as unknown
+  } catch {
+    return text
+  }
+}
+

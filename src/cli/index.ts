@@ -1,0 +1,193 @@
+/**
+ * The command line (SPEC §4). `main` takes argv, environment and streams as arguments so tests
+ * drive it in-process; bin/outpost.cjs passes the real ones.
+ */
+import YAML from 'yaml'
+import { editConfig, getKey, initText, keyPath, loadConfig, parseCliValue, resolveConfigPath, writeAtomic, type Config } from '../config'
+import { defaultsContext } from '../config/schema'
+import { OutpostError, isOutpostError, type ErrorCode } from '../errors'
+import { API_VERSION, VERSION } from '../version'
+import { EXIT, GLOBAL_HELP, parse, print, type Io } from './common'
+import { NODE_COMMANDS } from './agent'
+import { describeLive, liveJson, runningSocket, tellRunningNode } from './config'
+import { selfCheck } from './self-check'
+
+export { EXIT, type Io } from './common'
+
+const USAGE = `outpost ${VERSION}: an offline-first edge agent with a durable outbox
+
+Usage: outpost [COMMAND] [OPTIONS]
+
+Commands:
+  agent              run this node (the default command)
+  hub                run the TCP hub
+  up                 quickstart: hub + node "central" + node "local" on loopback, data in ./var
+  send               submit a message and print replies as they arrive
+  nodes              known nodes
+  status             this node: link, outbox per destination, methods running
+  call               run a method here, no network
+  config             show|path|get KEY|set KEY VALUE|unset KEY|init
+  upgrade            self-upgrade from the version endpoint (--check only reports); also -u
+  repl               interactive shell for send, nodes and call
+  version            print the version
+
+${GLOBAL_HELP}
+
+Exit codes: 0 ok, 1 the remote method failed, 2 usage or config error (or no agent running), 3 not delivered.
+Run \`outpost COMMAND --help\` for a command's own options.`
+
+const CONFIG_HELP = `Usage: outpost config SUBCOMMAND
+
+  show               the effective configuration (file values over defaults)
+  path               which file is read, and why
+  get KEY            one effective value, e.g. delivery.retries
+  set KEY VALUE      change a key in the file, keeping its comments; VALUE is read as YAML
+                     (7 is a number, "7" a string, [a, b] a list). A node running from
+                     the file takes the change at once, or says which keys need a restart
+  unset KEY          remove a key from the file (its default applies again; comments stay)
+  init [--force]     write a fully commented default file
+
+${GLOBAL_HELP}`
+
+/** Commands of the contract that later versions fill in; each says so plainly meanwhile. */
+const PLANNED: Record<string, string> = {}
+
+/** Exit code for an error (SPEC §4): bad input 2, a message not accepted or not delivered 3, the rest 1. */
+export function exitCodeFor(code: ErrorCode): number {
+  // No agent runs for this config: nothing was sent; the operator points the CLI elsewhere or starts one.
+  if (code === 'usage' || code === 'agent_not_running' || code === 'not_implemented' || code === 'upgrade_unavailable' || code === 'upgrade_insecure' || code.startsWith('config_') || code === 'envelope_invalid' || code === 'method_unknown') return EXIT.usage
+  // The message did not get (or stay) on its way: no node to take it, a full outbox, and the like.
+  if (['not_connected', 'not_delivered', 'ttl_expired', 'denied', 'outbox_full'].includes(code)) return EXIT.notDelivered
+  return EXIT.remoteFailed
+}
+
+/** Global options that take a value: their value is not the command. */
+const VALUE_OPTIONS = new Set(['--config', '--data-dir', '--log-level', '--socket', '--pid-file', '--history'])
+
+function commandIndex(argv: string[]): number {
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!
+    if (a === '--') return -1
+    if (a === '-u' || a === '--upgrade' || !a.startsWith('-')) return i
+    if (VALUE_OPTIONS.has(a)) i++
+  }
+  return -1
+}
+
+export async function main(io: Io): Promise<number> {
+  const { argv } = io
+  try {
+    const at = commandIndex(argv)
+    const first = at < 0 ? undefined : argv[at]
+    // -u / --upgrade are spelled as flags but name the upgrade command.
+    const command = first === '-u' || first === '--upgrade' ? 'upgrade' : first ?? 'agent'
+    const rest = at < 0 ? argv : argv.filter((_, i) => i !== at)
+    if (command === 'help' || (first === undefined && (argv.includes('--help') || argv.includes('-h')))) return print(io, USAGE)
+    if (command === 'version' || (rest.includes('--version') && first === undefined)) return version(io, rest)
+    if (command === 'config') return await configCommand(io, rest)
+    if (command === 'self-check') return print(io, JSON.stringify(await selfCheck()))
+    const run = NODE_COMMANDS[command]
+    if (run) return await run(io, rest)
+    if (command in PLANNED) {
+      const { values } = parse(rest, {}, true)
+      if (values.help) return print(io, `Usage: outpost ${command} [OPTIONS]\n\n  ${PLANNED[command]}\n\n${GLOBAL_HELP}`)
+      throw new OutpostError('not_implemented', `\`outpost ${command}\` (${PLANNED[command]}) is not built yet in outpost ${VERSION}; see the README for what this version does`)
+    }
+    throw new OutpostError('usage', `unknown command '${command}'; run \`outpost --help\``)
+  } catch (err) {
+    return fail(io, err)
+  }
+}
+
+function fail(io: Io, err: unknown): number {
+  const json = io.argv.includes('--json')
+  if (isOutpostError(err)) {
+    io.stderr.write(json ? JSON.stringify({ error: err.toJSON() }) + '\n' : `outpost: ${err.message} [${err.code}]\n`)
+    return exitCodeFor(err.code)
+  }
+  io.stderr.write(`outpost: unexpected error: ${(err as Error)?.stack ?? String(err)}\n`)
+  return 1
+}
+
+function version(io: Io, args: string[]): number {
+  const { values } = parse(args, {}, false)
+  if (values.json) return print(io, JSON.stringify({ version: VERSION, apiVersion: API_VERSION, node: process.version, platform: `${process.platform}-${process.arch}` }))
+  return print(io, `outpost ${VERSION} (api ${API_VERSION}, node ${process.version}, ${process.platform}-${process.arch})`)
+}
+
+async function configCommand(io: Io, args: string[]): Promise<number> {
+  const { values, positionals } = parse(args, { force: { type: 'boolean' } }, true)
+  const [sub, ...params] = positionals
+  if (values.help || sub === undefined || sub === 'help') {
+    if (sub === undefined && !values.help) io.stderr.write('outpost config: a subcommand is needed\n')
+    print(sub === undefined && !values.help ? { ...io, stdout: io.stderr } : io, CONFIG_HELP)
+    return sub === undefined && !values.help ? EXIT.usage : EXIT.ok
+  }
+  const resolve = { flag: values.config, env: io.env, cwd: io.cwd }
+  const want = (n: number, usage: string): void => {
+    if (params.length !== n) throw new OutpostError('usage', `usage: outpost config ${usage}`)
+  }
+  const load = (): Config => {
+    const { config } = loadConfig(resolve)
+    if (values['data-dir'] !== undefined) config.dataDir = values['data-dir']
+    return config
+  }
+  switch (sub) {
+    case 'show': {
+      want(0, 'show')
+      const config = load()
+      return print(io, values.json ? JSON.stringify(config, null, 2) : YAML.stringify(config, { lineWidth: 0 }))
+    }
+    case 'path': {
+      want(0, 'path')
+      const src = resolveConfigPath(resolve)
+      if (values.json) return print(io, JSON.stringify(src))
+      print(io, src.path)
+      if (!src.exists) io.stderr.write('(no such file: every key takes its default; `outpost config init` writes one)\n')
+      return EXIT.ok
+    }
+    case 'get': {
+      want(1, 'get KEY')
+      const value = getKey(load(), params[0]!)
+      if (values.json) return print(io, JSON.stringify(value))
+      return print(io, value !== null && typeof value === 'object' ? YAML.stringify(value) : String(value))
+    }
+    case 'set': {
+      want(2, 'set KEY VALUE')
+      const [key, raw] = params as [string, string]
+      keyPath(key)
+      const src = resolveConfigPath(resolve)
+      const value = parseCliValue(raw)
+      const socket = runningSocket(io, values)
+      editConfig(src.path, [{ key, value }], defaultsContext())
+      const live = await tellRunningNode(socket, src.path)
+      if (values.json) return print(io, JSON.stringify({ path: src.path, key, value, running: liveJson(live) }))
+      return print(io, `${key} = ${JSON.stringify(value)}: written to ${src.path}\n${describeLive(live)}`)
+    }
+    case 'unset': {
+      want(1, 'unset KEY')
+      const key = params[0]!
+      keyPath(key)
+      const src = resolveConfigPath(resolve)
+      if (!src.exists) throw new OutpostError('config_not_found', `config: ${src.path} does not exist; nothing to unset`)
+      const socket = runningSocket(io, values)
+      editConfig(src.path, [{ key, unset: true }], defaultsContext())
+      const live = await tellRunningNode(socket, src.path)
+      if (values.json) return print(io, JSON.stringify({ path: src.path, key, unset: true, running: liveJson(live) }))
+      return print(io, `${key} unset (its default applies): written to ${src.path}\n${describeLive(live)}`)
+    }
+    case 'init': {
+      want(0, 'init [--force]')
+      const src = resolveConfigPath(resolve)
+      // Without an explicit file, init writes ./outpost.yaml even when /etc holds one.
+      const target = src.from === 'etc' ? resolveConfigPath({ ...resolve, etcPath: '/nonexistent' }).path : src.path
+      const exists = target === src.path ? src.exists : false
+      if (exists && !values.force) throw new OutpostError('usage', `${target} exists already; use --force to overwrite it`)
+      writeAtomic(target, initText())
+      if (values.json) return print(io, JSON.stringify({ path: target }))
+      return print(io, `wrote ${target}`)
+    }
+    default:
+      throw new OutpostError('usage', `unknown config subcommand '${sub}'; run \`outpost config --help\``)
+  }
+}

@@ -1,0 +1,56 @@
+/**
+ * Which keys changed between the running config and a new one, and which of those the running
+ * node can take over at once. Everything read per message or per run (methods.*, delivery
+ * defaults, log.level, schedules, hello.interval) is live; what was wired in at start
+ * (transport, data directory, APIs, hub, log files) needs a restart.
+ */
+import path from 'node:path'
+import type { Config } from './index'
+
+/** Keys applied to the running node without a restart. */
+const LIVE = [
+  'methods.enabled', 'methods.allow', 'methods.timeout', 'methods.commands', 'methods.shell', 'methods.outputCap', 'methods.killGrace',
+  'delivery.ackTimeout', 'delivery.retries', 'delivery.ttl',
+  'log.level', 'schedules', 'hello.interval', 'audit.maxDataBytes', 'audit.exclude',
+]
+
+/** Sections compared key by key; other top-level keys are compared whole. */
+const SECTIONED = new Set(['node', 'transport', 'delivery', 'methods', 'hello', 'hub', 'api', 'upgrade', 'log', 'audit'])
+
+export interface ConfigDiff {
+  changed: string[]
+  live: string[]
+  restartNeeded: string[]
+}
+
+export function diffConfig(current: Config, next: Config, cwd = process.cwd()): ConfigDiff {
+  const a = current as unknown as Record<string, Record<string, unknown>>
+  const b = { ...next, dataDir: path.resolve(cwd, next.dataDir) } as unknown as Record<string, Record<string, unknown>>
+  const changed: string[] = []
+  for (const top of new Set([...Object.keys(a), ...Object.keys(b)])) {
+    if (SECTIONED.has(top)) {
+      const sa = a[top] ?? {}
+      const sb = b[top] ?? {}
+      for (const k of new Set([...Object.keys(sa), ...Object.keys(sb)])) if (!same(sa[k], sb[k])) changed.push(`${top}.${k}`)
+    } else if (!same(a[top], b[top])) {
+      changed.push(top)
+    }
+  }
+  changed.sort()
+  return { changed, live: changed.filter((k) => LIVE.includes(k)), restartNeeded: changed.filter((k) => !LIVE.includes(k)) }
+}
+
+/** Copy the live keys of `next` into the running config object (everyone holds that object). */
+export function applyLive(current: Config, next: Config, keys: readonly string[]): void {
+  const a = current as unknown as Record<string, Record<string, unknown>>
+  const b = next as unknown as Record<string, Record<string, unknown>>
+  for (const key of keys) {
+    const [top, sub] = key.split('.') as [string, string | undefined]
+    if (sub === undefined) a[top] = structuredClone(b[top]!)
+    else a[top]![sub] = structuredClone(b[top]![sub])
+  }
+}
+
+function same(x: unknown, y: unknown): boolean {
+  return JSON.stringify(x) === JSON.stringify(y)
+}

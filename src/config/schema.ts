@@ -1,0 +1,184 @@
+/**
+ * The shape of outpost.yaml (SPEC §6), written once: validation, defaults, `config init`'s
+ * commented file and the TypeScript `Config` type are all derived from this table.
+ */
+import os from 'node:os'
+import path from 'node:path'
+import { cronExpression } from '../lib/cron'
+import { bool, int, list, map, nstr, obj, oneOf, str, strs, type DefaultsContext, type Infer, type ObjSpec, type Spec } from './spec'
+import { TRANSPORT_LIST } from '../../transports/index'
+
+export type { DefaultsContext, Fields, Infer, Spec } from './spec'
+
+const NODE_NAME = /^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$/
+const checkNodeName = (v: string): string | undefined =>
+  NODE_NAME.test(v) ? undefined : 'must be a node name: letters, digits, _ and -, at most 63 characters'
+// What the transports declare (transports/index.ts): their kinds, URL schemes and config sections.
+type Plugin = (typeof TRANSPORT_LIST)[number]
+type Kind = Plugin['kind']
+type Sections = { [P in Plugin as P extends { section: ObjSpec } ? P['kind'] : never]: P extends { section: infer S } ? S : never }
+const KINDS = TRANSPORT_LIST.map((p) => p.kind) as readonly Kind[]
+const SCHEMES = [...new Set(TRANSPORT_LIST.flatMap((p) => p.schemes))]
+const SCHEME_LIST = SCHEMES.map((s) => `${s}://`).join(' ')
+const SERVER_URL = new RegExp(`^(${SCHEMES.join('|')})://[^\\s]+$`)
+function transportSections(): Sections {
+  const out: Record<string, ObjSpec> = {}
+  for (const p of TRANSPORT_LIST) if ('section' in p) out[p.kind] = p.section
+  return out as Sections
+}
+
+const checkServers = (v: string[]): string | undefined => {
+  for (const s of v) if (!SERVER_URL.test(s)) return `has ${JSON.stringify(s)}: each server is a URL ${SCHEME_LIST} followed by host:port`
+  return v.length === 0 ? 'must list at least one server' : undefined
+}
+const checkHostPort = (v: string): string | undefined =>
+  /^(\[[0-9a-fA-F:.]+\]|[^\s:]+):\d{1,5}$/.test(v) ? undefined : 'must be host:port, such as 0.0.0.0:7430'
+
+/** api.http / api.metrics: host:port, or a port alone (then bound to 127.0.0.1). */
+const checkListen = (v: string): string | undefined =>
+  /^((\[[0-9a-fA-F:.]+\]|[^\s:]+):)?\d{1,5}$/.test(v) ? undefined : 'must be host:port or a port (loopback), such as 127.0.0.1:8080'
+
+const checkCron = (v: string): string | undefined => {
+  const fields = v.trim().split(/\s+/).length
+  if (fields !== 5 && fields !== 6) return `must have 5 fields (minute hour day month weekday), or 6 with seconds first; has ${fields}`
+  try {
+    cronExpression(v)
+    return undefined
+  } catch (err) {
+    return `is not a cron expression: ${(err as Error).message}`
+  }
+}
+
+/** The first label of the host name, made into a valid node name. */
+export function hostNodeName(hostname: string): string {
+  const label = (hostname.split('.')[0] ?? '').replace(/[^A-Za-z0-9_-]/g, '-').replace(/^[-_]+/, '').slice(0, 63)
+  return label === '' ? 'node' : label
+}
+
+export const SCHEMA = obj({
+  node: obj({
+    name: str('', "This node's unique name: letters, digits, _ and -. Default: the host name.", { dyn: (c) => hostNodeName(c.hostname), check: checkNodeName }),
+    central: str('central', 'The node that receives error.log, node.hello and, by default, replies.', { check: checkNodeName }),
+  }, 'Who this node is.'),
+  dataDir: str('', 'Outbox, inbox, reply files and the API socket. Default: /var/lib/outpost as root, else ~/.local/share/outpost.', {
+    dyn: (c) => (c.uid === 0 ? '/var/lib/outpost' : path.join(c.home, '.local', 'share', 'outpost')),
+  }),
+  transport: obj({
+    kind: oneOf(KINDS, 'tcp', TRANSPORT_LIST.map((p) => `${p.kind} (${p.summary})`).join(' | ')),
+    servers: strs(['tcp://127.0.0.1:7430'], `Tried in order: ${SCHEME_LIST}`, { check: checkServers }),
+    token: nstr("tcp: this node's token at the hub."),
+    tls: obj({
+      ca: nstr('PEM file of the CA that signed the server certificate.'),
+      cert: nstr('PEM client certificate, when the server asks for one.'),
+      key: nstr('PEM key of the client certificate.'),
+    }, 'TLS for tls://, mqtts:// and TLS NATS servers.'),
+    ...transportSections(),
+  }, 'How this node reaches the others.'),
+  delivery: obj({
+    ackTimeout: int(5, 'Seconds to wait for an ACK before resending.', 0),
+    retries: int(10, 'Resends before a message is given up (attempts spent only while the receiver is reachable).', 0),
+    ttl: int(86400, 'Seconds a message may wait undelivered.', 1),
+    maxOutboxBytes: int(268435456, 'Bytes of undelivered messages the outbox may hold; past it new messages are refused (outbox_full).', 1024),
+  }, 'Defaults for messages that do not set their own.'),
+  methods: obj({
+    enabled: strs(['*'], 'Method handlers switched on: "*" or a list of names.'),
+    allow: list({
+      from: strs([], 'Sending nodes ("*" for any; $central and $self mean node.central and this node).'),
+      methods: strs(['*'], 'Method names or patterns such as "info.*".'),
+    }, ['from'] as const, [{ from: ['$central', '$self'], methods: ['*'] }, { from: ['*'], methods: ['reply.*', 'error.log', 'node.hello', 'node.pong'] }],
+    'Who may call what on this node. The second default rule lets any node deliver replies, errors and heartbeats.'),
+    timeout: int(300, 'Seconds a method may run when the message sets no methodTimeout.', 1),
+    commands: map('Named commands for cli.named, such as  uptime: "uptime".'),
+    shell: str('/bin/sh', 'Shell for commands given as one string.'),
+    outputCap: int(1048576, 'Bytes of output kept per stream (stdout, stderr); the rest is cut with a mark.', 1),
+    killGrace: int(2, 'Seconds between SIGTERM and SIGKILL when a stopped command\'s process group is killed (cli.stream).', 0, 60),
+  }, 'What this node runs.'),
+  schedules: list({
+    cron: str('', '5 fields, or 6 with seconds first.', { check: checkCron }),
+    method: str('', 'Method to run on this node.'),
+    methodArgs: strs([], 'Its arguments.'),
+    toNode: str('', 'Node the result is sent to (default: node.central).', { check: (v: string) => (v === '' ? undefined : checkNodeName(v)) }),
+    replyMethod: str('', 'What the result is handed to on toNode (default: reply.file.append).'),
+    replyMethodArgs: strs([], 'Arguments of the reply method ({{DATA}} is the output).'),
+    directory: str('', 'Reply file directory (default: schedules).'),
+    fileName: str('', 'Reply file name (default: <method>.log).'),
+    methodTimeout: int(0, 'Seconds the method may run (0: methods.timeout).', 0),
+  }, ['cron', 'method'] as const, [], 'Methods run here on a cron expression, their results sent through the outbox to toNode. A run missed while the node was down runs once at start.'),
+  logs: list({
+    path: str('', 'The file to follow (rotation by rename and truncation are followed).', { check: (v: string) => (path.isAbsolute(v) ? undefined : 'must be an absolute path') }),
+    toNode: str('', 'Node the lines are shipped to (default: node.central).', { check: (v: string) => (v === '' ? undefined : checkNodeName(v)) }),
+    replyMethod: str('reply.file.append', 'What the lines are handed to on toNode.'),
+    directory: str('logs', 'Directory of the file the lines are written to on toNode.'),
+    fileName: str('', 'File name on toNode (default: the base name of path).'),
+    stream: str('', 'The stream field of each line (default: the base name of path).'),
+    level: str('info', 'The level field of each line.'),
+    startAt: oneOf(['end', 'start'] as const, 'end', 'A file never shipped before: ship from its end (new lines only) or its start.'),
+    interval: int(1000, 'Milliseconds between looks at the file; the lines found are sent as one message.', 50),
+    maxBatchBytes: int(65536, 'Most bytes of lines per message.', 1024),
+  }, ['path'] as const, [], 'Log files shipped continuously as time|stream|level|message lines, resuming after a restart with no gap and no duplicate.'),
+  hello: obj({
+    interval: int(30, 'Seconds between node.hello heartbeats to the central node (0: off).', 0),
+  }, 'Heartbeat.'),
+  hub: obj({
+    listen: str('0.0.0.0:7430', 'Address the hub listens on.', { check: checkHostPort }),
+    tokens: map('Node name: "sha256:<hex of its token>" (plain tokens work, with a warning).'),
+    tls: obj({
+      cert: nstr('PEM server certificate.'),
+      key: nstr('PEM server key.'),
+      ca: nstr('PEM CA for client certificates.'),
+      requireClientCert: bool(false, 'Refuse nodes without a client certificate signed by ca.'),
+    }, 'TLS for the hub.'),
+    redirect: list({
+      nodes: strs([], 'Node names (or patterns) to send elsewhere.'),
+      servers: strs([], 'Where they should connect instead.', { check: checkServers }),
+    }, ['nodes', 'servers'] as const, [], 'Rules sending named nodes to other hubs.'),
+  }, 'Only for `outpost hub`.'),
+  api: obj({
+    socket: nstr('Unix socket for the CLI; default <dataDir>/outpost.sock.'),
+    http: nstr('host:port (or a port: loopback) for the HTTP API (off when null); needs api.token.', { check: checkListen, numberOk: true }),
+    token: nstr('Bearer token the HTTP API requires (always: api.http without it is a config error).'),
+    metrics: nstr('host:port (or a port: loopback) for Prometheus metrics at GET /metrics (off when null).', { check: checkListen, numberOk: true }),
+  }, 'Local APIs.'),
+  upgrade: obj({
+    url: nstr('The version endpoint (version.json).'),
+    publicKey: nstr('ed25519 public key the version file must be signed with.'),
+    schedule: nstr('Cron expression for automatic upgrade checks.'),
+    allowHttp: bool(false, 'Accept a plain http:// endpoint.'),
+    rollbackAfter: int(120, 'Seconds a new binary has to reach its transport after an upgrade before it is rolled back.', 5, 86400),
+  }, 'Self-upgrade.'),
+  log: obj({
+    level: oneOf(['trace', 'debug', 'info', 'warn', 'error', 'silent'] as const, 'info', 'trace | debug | info | warn | error | silent'),
+    format: oneOf(['text', 'json'] as const, 'text', 'text | json (one object a line: time, level, component, msg and fields)'),
+    file: nstr('Log file, appended to (default: standard error).'),
+  }, 'Logging.'),
+  audit: obj({
+    enabled: bool(true, 'Write <dataDir>/audit.log: every message accepted, delivered, run, denied or expired, as JSON lines.'),
+    maxBytes: int(10485760, 'Size at which audit.log is rotated to audit.log.1 (and .1 to .2, …).', 4096),
+    files: int(5, 'Rotated files kept besides audit.log.', 1, 100),
+    maxDataBytes: int(65536, 'Largest data field written in full with an accepted message; a larger one is recorded by its size only.', 0),
+    exclude: strs(['node.hello'], 'Methods (names or patterns such as "info.*") whose messages are not recorded; by default the heartbeats.'),
+  }, 'The audit log.'),
+}, 'outpost configuration')
+
+export type Config = Infer<typeof SCHEMA>
+
+export function defaultsContext(): DefaultsContext {
+  return { hostname: os.hostname(), uid: typeof process.getuid === 'function' ? process.getuid() : 1000, home: os.homedir() }
+}
+
+/** The spec at a dotted key path, and whether the path ends inside a free-form map. */
+export function specAt(keyPath: readonly string[]): Spec | undefined {
+  let spec: Spec = SCHEMA
+  for (const [i, key] of keyPath.entries()) {
+    if (spec.t === 'object') {
+      const next: Spec | undefined = Object.hasOwn(spec.fields, key) ? spec.fields[key] : undefined
+      if (next === undefined) return undefined
+      spec = next
+    } else if (spec.t === 'map' && i === keyPath.length - 1) {
+      return { t: 'string', def: '', doc: spec.doc }
+    } else {
+      return undefined
+    }
+  }
+  return spec
+}

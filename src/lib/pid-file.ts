@@ -1,0 +1,43 @@
+/**
+ * --pid-file FILE for init systems without systemd: the agent or hub writes its pid there at
+ * start and removes the file when it stops. A file naming a live process is refused (another
+ * copy runs); one naming a dead process (left by a crash) is taken over.
+ */
+import fs from 'node:fs'
+import { writeAtomic } from '../config'
+import { OutpostError } from '../errors'
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM'
+  }
+}
+
+/** Write the pid file; returns its removal (idempotent; also run at process exit). */
+export function writePidFile(file: string): () => void {
+  let text = ''
+  try { text = fs.readFileSync(file, 'utf8').trim() } catch { /* none yet */ }
+  const pid = /^\d+$/.test(text) ? Number(text) : undefined
+  if (pid !== undefined && pid !== process.pid && alive(pid)) {
+    throw new OutpostError('pid_file_in_use', `--pid-file ${file} names process ${pid}, which is running; stop it first (or give another file)`)
+  }
+  try {
+    writeAtomic(file, `${process.pid}\n`)
+  } catch (err) {
+    throw new OutpostError('io', `--pid-file: cannot write ${file}: ${(err as Error).message}`, { cause: err })
+  }
+  let removed = false
+  const remove = (): void => {
+    if (removed) return
+    removed = true
+    process.off('exit', remove)
+    try {
+      if (fs.readFileSync(file, 'utf8').trim() === String(process.pid)) fs.rmSync(file, { force: true })
+    } catch { /* gone already */ }
+  }
+  process.on('exit', remove)
+  return remove
+}

@@ -1,0 +1,90 @@
+/**
+ * The outbox table's two layouts (store formats), the move from one to the other, and the
+ * statements OutboxIndex (outbox-index.ts) runs on each.
+ */
+import type { Database, Statement } from 'sql.js'
+import { OutpostError } from '../errors'
+
+/**
+ * The two layouts of the outbox table. `files` (format 2, `PRAGMA user_version = 2`): rows say
+ * where the body is. `inline` (format 1, user_version 0): the body in the row, as every outpost
+ * before body files wrote it; kept while an upgrade may still be rolled back, so the previous
+ * binary can read the store (see Outbox's keepOldFormat).
+ */
+export type OutboxLayout = 'files' | 'inline'
+
+/** The store format this outpost writes with body files; a higher user_version is refused. */
+export const STORE_FORMAT = 2
+
+const TABLE = `
+CREATE TABLE IF NOT EXISTS outbox (
+  seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, dest TEXT NOT NULL,
+  createdAt INTEGER NOT NULL, expiresAt INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, nextAt INTEGER NOT NULL DEFAULT 0,
+  bodyFile INTEGER, bodyAt INTEGER, bodyLen INTEGER NOT NULL, bodyInline BLOB);
+CREATE INDEX IF NOT EXISTS outbox_dest ON outbox (dest, seq);
+PRAGMA user_version = ${STORE_FORMAT};
+`
+/** Exactly the table of format 1 (an older outpost creates it with IF NOT EXISTS too). */
+const TABLE_INLINE = `
+CREATE TABLE IF NOT EXISTS outbox (
+  seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, dest TEXT NOT NULL, body BLOB NOT NULL,
+  createdAt INTEGER NOT NULL, expiresAt INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, nextAt INTEGER NOT NULL DEFAULT 0);
+CREATE INDEX IF NOT EXISTS outbox_dest ON outbox (dest, seq);
+`
+const COLUMNS = 'seq, id, dest, createdAt, expiresAt, attempts, nextAt, bodyFile, bodyAt, bodyLen, bodyInline'
+/** The same row shape read from the inline layout. */
+const COLUMNS_INLINE = 'seq, id, dest, createdAt, expiresAt, attempts, nextAt, NULL, NULL, length(body), body'
+
+/** Move a format-1 table's rows to format 2 (bodies in `bodyInline`, moved out at the next snapshot). */
+export const MIGRATE = `BEGIN;
+  DROP INDEX IF EXISTS outbox_dest;
+  ALTER TABLE outbox RENAME TO outbox_v1;
+  ${TABLE}
+  INSERT INTO outbox (seq, id, dest, createdAt, expiresAt, attempts, nextAt, bodyLen, bodyInline)
+    SELECT seq, id, dest, createdAt, expiresAt, attempts, nextAt, length(body), body FROM outbox_v1;
+  DROP TABLE outbox_v1;
+  COMMIT`
+
+/**
+ * Create the outbox table or take the loaded one as it is; a format-1 table is migrated unless
+ * `keepInline` (an upgrade may still roll back to a binary that reads only format 1). A fresh
+ * store under `keepInline` starts in format 1 too. Returns the layout in use.
+ */
+export function prepareOutboxTable(db: Database, keepInline = false): OutboxLayout {
+  const version = Number(db.exec('PRAGMA user_version')[0]?.values[0]?.[0] ?? 0)
+  if (version > STORE_FORMAT) {
+    throw new OutpostError('outbox_format', `outbox: the snapshot is in store format ${version}, written by a newer outpost; this one reads formats up to ${STORE_FORMAT} (run the newer binary, or let its upgrade watchdog roll back)`)
+  }
+  const cols = db.exec("SELECT name FROM pragma_table_info('outbox')")[0]?.values.map((r) => String(r[0])) ?? []
+  if (cols.includes('bodyFile')) return 'files'
+  if (keepInline) {
+    if (cols.length === 0) db.exec(TABLE_INLINE)
+    return 'inline'
+  }
+  db.exec(cols.includes('body') ? MIGRATE : TABLE)
+  return 'files'
+}
+
+export type Stmt = 'insert' | 'remove' | 'update' | 'move' | 'has' | 'get' | 'head' | 'dests' | 'all' | 'inFile' | 'inline'
+
+/** The index's statements for a layout: the same row shape from both. */
+export function prepareStatements(db: Database, layout: OutboxLayout): Record<Stmt, Statement> {
+  const inline = layout === 'inline'
+  const cols = inline ? COLUMNS_INLINE : COLUMNS
+  return {
+    insert: db.prepare(inline
+      ? 'INSERT OR REPLACE INTO outbox (seq, id, dest, createdAt, expiresAt, attempts, nextAt, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?)'
+      : `INSERT OR REPLACE INTO outbox (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)`),
+    remove: db.prepare(inline ? 'DELETE FROM outbox WHERE id = ? RETURNING length(body), dest, NULL' : 'DELETE FROM outbox WHERE id = ? RETURNING bodyLen, dest, bodyFile'),
+    update: db.prepare('UPDATE outbox SET attempts = ?, nextAt = ? WHERE id = ?'),
+    // Not used in the inline layout (no body files): harmless statements keep the shape.
+    move: db.prepare(inline ? 'SELECT ?, ?, ?' : 'UPDATE outbox SET bodyFile = ?, bodyAt = ?, bodyInline = NULL WHERE seq = ?'),
+    has: db.prepare('SELECT 1 FROM outbox WHERE id = ?'),
+    get: db.prepare(`SELECT ${cols} FROM outbox WHERE id = ?`),
+    head: db.prepare(`SELECT ${cols} FROM outbox WHERE dest = ? AND seq > ? ORDER BY seq LIMIT ?`),
+    dests: db.prepare('SELECT dest, count(*) FROM outbox GROUP BY dest'),
+    all: db.prepare(`SELECT ${cols} FROM outbox ORDER BY seq`),
+    inFile: db.prepare(inline ? 'SELECT NULL, NULL, NULL, NULL WHERE ? IS NULL' : 'SELECT seq, id, bodyAt, bodyLen FROM outbox WHERE bodyFile = ? ORDER BY bodyAt'),
+    inline: db.prepare(inline ? 'SELECT NULL, NULL WHERE 0' : 'SELECT seq, bodyInline FROM outbox WHERE bodyFile IS NULL ORDER BY seq'),
+  }
+}

@@ -1,0 +1,257 @@
+/**
+ * Envelope ⇄ MessagePack on the hot path, by hand. Every message, reply and ACK is encoded once
+ * and decoded once; @msgpack/msgpack's general Encoder/Decoder plus the field checks cost
+ * several µs each, a fixed-shape pass a fraction of that.
+ *
+ *   encodeEnvelope: the bytes the general Encoder writes ({ ignoreUndefined }), byte for byte,
+ *     for envelopes of plain fields; `error`/`operation` objects or unknown fields → undefined
+ *     (the caller uses the general Encoder).
+ *   decodeEnvelopeFields: a map of known fields with plain values → those fields, checked by
+ *     the caller like any decoded value; anything else (unknown fields, nested maps, 64-bit
+ *     integers, ext types, truncation) → undefined, and the general path (depth check, Decoder,
+ *     full error messages) takes it.
+ *
+ * test/wire/envelope.test.ts compares both against the general codec on random envelopes.
+ */
+
+import { binHeader, putBin, putStr, strHeader } from './msgpack-write'
+
+/** Field kinds this codec handles; the rest go the general way. */
+type Plain = 'string' | 'strings' | 'number' | 'bool' | 'data'
+
+const PLAIN: Record<string, Plain> = {
+  id: 'string', toNode: 'string', fromNode: 'string', method: 'string', replyMethod: 'string',
+  directory: 'string', fileName: 'string', inReplyTo: 'string',
+  toNodes: 'strings', methodArgs: 'strings', replyMethodArgs: 'strings',
+  exitCode: 'number', ackTimeout: 'number', retries: 'number', replyAckTimeout: 'number', replyRetries: 'number',
+  methodTimeout: 'number', replyMethodTimeout: 'number', ttl: 'number', seq: 'number', createdAt: 'number',
+  final: 'bool', data: 'data', stderr: 'data',
+}
+
+const KEYS = new Map<string, Buffer>(Object.keys(PLAIN).map((k) => [k, Buffer.concat([Buffer.from([0xa0 | k.length]), Buffer.from(k, 'latin1')])]))
+/** Keys as they arrive (latin1 of their bytes) → field name. */
+const KEY_BY_BYTES = new Map<string, string>(Object.keys(PLAIN).map((k) => [k, k]))
+
+const arrHead = (n: number): number => (n < 16 ? 1 : n < 0x10000 ? 3 : 5)
+
+function numSize(v: number): number {
+  if (!Number.isSafeInteger(v)) return 9
+  if (v >= 0) return v < 0x80 ? 1 : v < 0x100 ? 2 : v < 0x10000 ? 3 : v < 0x100000000 ? 5 : 9
+  return v >= -0x20 ? 1 : v >= -0x80 ? 2 : v >= -0x8000 ? 3 : v >= -0x80000000 ? 5 : 9
+}
+
+/** Strings whose UTF-8 is not what Buffer writes (lone surrogates) go the general way. */
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/
+
+function strBytes(s: string): number {
+  const n = Buffer.byteLength(s)
+  // Every character 1 byte: plain ASCII. Otherwise make sure Buffer and the Encoder agree.
+  if (n !== s.length && LONE_SURROGATE.test(s)) return -1
+  return n
+}
+
+/** The envelope's MessagePack bytes, or undefined when it has fields this codec leaves to the Encoder. */
+export function encodeEnvelope(env: object): Uint8Array | undefined {
+  const o = env as Record<string, unknown>
+  let size = 0
+  let count = 0
+  // Pass 1: validate shapes and size everything (strings measured once, kept for pass 2).
+  const lens: number[] = []
+  for (const k in o) {
+    const v = o[k]
+    if (v === undefined) continue
+    const key = KEYS.get(k)
+    if (key === undefined) return undefined
+    count++
+    size += key.length
+    if (typeof v === 'string') {
+      const n = strBytes(v)
+      if (n < 0) return undefined
+      lens.push(n)
+      size += strHeader(n) + n
+    } else if (typeof v === 'number') {
+      size += numSize(v)
+    } else if (typeof v === 'boolean') {
+      size += 1
+    } else if (v instanceof Uint8Array) {
+      size += binHeader(v.length) + v.length
+    } else if (Array.isArray(v)) {
+      size += arrHead(v.length)
+      for (const s of v) {
+        if (typeof s !== 'string') return undefined
+        const n = strBytes(s)
+        if (n < 0) return undefined
+        lens.push(n)
+        size += strHeader(n) + n
+      }
+    } else {
+      return undefined
+    }
+  }
+  if (count >= 16) return undefined
+  const out = allocBody(1 + size)
+  out[0] = 0x80 | count
+  let at = 1
+  let li = 0
+  for (const k in o) {
+    const v = o[k]
+    if (v === undefined) continue
+    const key = KEYS.get(k)!
+    key.copy(out, at)
+    at += key.length
+    if (typeof v === 'string') at = putStr(out, at, v, lens[li++]!)
+    else if (typeof v === 'number') at = putNum(out, at, v)
+    else if (typeof v === 'boolean') out[at++] = v ? 0xc3 : 0xc2
+    else if (v instanceof Uint8Array) at = putBin(out, at, v)
+    else {
+      const a = v as string[]
+      const n = a.length
+      if (n < 16) out[at++] = 0x90 | n
+      else if (n < 0x10000) { out[at++] = 0xdc; out.writeUInt16BE(n, at); at += 2 }
+      else { out[at++] = 0xdd; out.writeUInt32BE(n, at); at += 4 }
+      for (const s of a) at = putStr(out, at, s, lens[li++]!)
+    }
+  }
+  return out
+}
+
+function putNum(out: Buffer, at: number, v: number): number {
+  if (!Number.isSafeInteger(v)) { out[at] = 0xcb; out.writeDoubleBE(v, at + 1); return at + 9 }
+  if (v >= 0) {
+    if (v < 0x80) { out[at] = v; return at + 1 }
+    if (v < 0x100) { out[at] = 0xcc; out[at + 1] = v; return at + 2 }
+    if (v < 0x10000) { out[at] = 0xcd; out.writeUInt16BE(v, at + 1); return at + 3 }
+    if (v < 0x100000000) { out[at] = 0xce; out.writeUInt32BE(v, at + 1); return at + 5 }
+    out[at] = 0xcf
+    out.writeUInt32BE(Math.floor(v / 0x100000000), at + 1)
+    out.writeUInt32BE(v >>> 0, at + 5)
+    return at + 9
+  }
+  if (v >= -0x20) { out[at] = 0xe0 | (v + 0x20); return at + 1 }
+  if (v >= -0x80) { out[at] = 0xd0; out.writeInt8(v, at + 1); return at + 2 }
+  if (v >= -0x8000) { out[at] = 0xd1; out.writeInt16BE(v, at + 1); return at + 3 }
+  if (v >= -0x80000000) { out[at] = 0xd2; out.writeInt32BE(v, at + 1); return at + 5 }
+  out[at] = 0xd3
+  out.writeInt32BE(Math.floor(v / 0x100000000), at + 1)
+  out.writeUInt32BE(v >>> 0, at + 5)
+  return at + 9
+}
+
+/** Thrown inside the decoder to give up on the fast path. */
+const GIVE_UP = Symbol('general path')
+
+/**
+ * The fields of a MessagePack map of known, plainly typed envelope fields, or undefined for the
+ * general decoder. nil values are dropped as the general path drops them. Strings and bytes are
+ * as the general Decoder returns them (bytes are views into `bytes`).
+ */
+export function decodeEnvelopeFields(bytes: Uint8Array): Record<string, unknown> | undefined {
+  try {
+    return decodeFields(bytes)
+  } catch (err) {
+    if (err === GIVE_UP) return undefined
+    throw err
+  }
+}
+
+function decodeFields(b: Uint8Array): Record<string, unknown> | undefined {
+  const len = b.length
+  const h = b[0]
+  if (h === undefined || (h & 0xf0) !== 0x80) return undefined
+  const count = h & 0x0f
+  const buf = Buffer.from(b.buffer, b.byteOffset, b.byteLength)
+  let at = 1
+  const need = (n: number): void => { if (at + n > len) throw GIVE_UP }
+  const str = (): string => {
+    need(1)
+    const c = b[at]!
+    let n: number
+    if ((c & 0xe0) === 0xa0) { n = c & 0x1f; at += 1 }
+    else if (c === 0xd9) { need(2); n = b[at + 1]!; at += 2 }
+    else if (c === 0xda) { need(3); n = buf.readUInt16BE(at + 1); at += 3 }
+    else if (c === 0xdb) { need(5); n = buf.readUInt32BE(at + 1); at += 5 }
+    else throw GIVE_UP
+    need(n)
+    const s = buf.toString('utf8', at, at + n)
+    at += n
+    return s
+  }
+  const out: Record<string, unknown> = {}
+  for (let i = 0; i < count; i++) {
+    need(1)
+    const kh = b[at]!
+    if ((kh & 0xe0) !== 0xa0) return undefined
+    const kn = kh & 0x1f
+    need(1 + kn)
+    const field = KEY_BY_BYTES.get(buf.toString('latin1', at + 1, at + 1 + kn))
+    if (field === undefined) return undefined
+    at += 1 + kn
+    need(1)
+    const c = b[at]!
+    let v: unknown
+    if (c === 0xc0) { at++; continue } // nil: absent
+    if ((c & 0xe0) === 0xa0 || c === 0xd9 || c === 0xda || c === 0xdb) v = str()
+    else if (c <= 0x7f) { v = c; at++ }
+    else if (c >= 0xe0) { v = c - 0x100; at++ }
+    else if (c === 0xc2 || c === 0xc3) { v = c === 0xc3; at++ }
+    else if (c === 0xcc) { need(2); v = b[at + 1]; at += 2 }
+    else if (c === 0xcd) { need(3); v = buf.readUInt16BE(at + 1); at += 3 }
+    else if (c === 0xce) { need(5); v = buf.readUInt32BE(at + 1); at += 5 }
+    else if (c === 0xd0) { need(2); v = buf.readInt8(at + 1); at += 2 }
+    else if (c === 0xd1) { need(3); v = buf.readInt16BE(at + 1); at += 3 }
+    else if (c === 0xd2) { need(5); v = buf.readInt32BE(at + 1); at += 5 }
+    // 64-bit integers as the general Decoder reads them (a number; precision past 2^53 is the field check's to refuse).
+    else if (c === 0xcf) { need(9); v = buf.readUInt32BE(at + 1) * 0x100000000 + buf.readUInt32BE(at + 5); at += 9 }
+    else if (c === 0xd3) { need(9); v = buf.readInt32BE(at + 1) * 0x100000000 + buf.readUInt32BE(at + 5); at += 9 }
+    else if (c === 0xcb) { need(9); v = buf.readDoubleBE(at + 1); at += 9 }
+    else if (c === 0xca) { need(5); v = buf.readFloatBE(at + 1); at += 5 }
+    else if (c === 0xc4 || c === 0xc5 || c === 0xc6) {
+      const hl = c === 0xc4 ? 1 : c === 0xc5 ? 2 : 4
+      need(1 + hl)
+      const n = hl === 1 ? b[at + 1]! : hl === 2 ? buf.readUInt16BE(at + 1) : buf.readUInt32BE(at + 1)
+      at += 1 + hl
+      need(n)
+      v = b.subarray(at, at + n)
+      at += n
+    } else if ((c & 0xf0) === 0x90 || c === 0xdc) {
+      let n: number
+      if (c === 0xdc) { need(3); n = buf.readUInt16BE(at + 1); at += 3 }
+      else { n = c & 0x0f; at += 1 }
+      const a: unknown[] = []
+      for (let j = 0; j < n; j++) a.push(str())
+      v = a
+    } else {
+      return undefined
+    }
+    out[field] = v
+  }
+  // Exactly one map: anything after it is the general decoder's to refuse.
+  return at === len ? out : undefined
+}
+
+/**
+ * Encoded envelopes are cut from 320 KiB slabs rather than allocated one by one. A message
+ * waiting in the outbox keeps its body until a snapshot moves it to a body file; 100k of them
+ * allocated one at a time (Buffer's 8 KiB pool, each piece from malloc) leave the malloc heap
+ * fragmented at its high-water mark once they are freed (~40 MB of RSS after a 100k burst). A
+ * slab above the 256 KiB mmap threshold install.sh's service sets is its own mapping, returned
+ * whole to the system once no body in it is referenced: after the snapshot that stores them.
+ * A body that outlives its neighbours keeps its slab (at most the bytes encoded since the last
+ * snapshot, which the outbox bounds), the same trade Buffer's own pool makes at 8 KiB.
+ */
+const SLAB = 320 * 1024
+/** Larger bodies get an allocation of their own. */
+const SLAB_MAX_PIECE = 4096
+let slab: Buffer | undefined
+let slabUsed = SLAB
+
+function allocBody(n: number): Buffer {
+  if (n > SLAB_MAX_PIECE) return Buffer.allocUnsafe(n)
+  if (slabUsed + n > SLAB) {
+    slab = Buffer.allocUnsafeSlow(SLAB)
+    slabUsed = 0
+  }
+  const b = slab!.subarray(slabUsed, slabUsed + n)
+  slabUsed += (n + 7) & ~7 // 8-byte aligned, as Buffer's pool does
+  return b
+}

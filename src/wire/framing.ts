@@ -1,0 +1,389 @@
+/**
+ * TCP wire framing (SPEC §3), shared by hub.ts and transports/tcp.ts.
+ *
+ *   bytes ─→ FrameDecoder.push ─→ Frame[] ─→ (part frames) Reassembler.add (reassembler.ts) ─→ envelope bytes
+ *   envelope bytes ─→ splitEnvelope ─→ msg | part… ─→ encodeFrame ─→ bytes
+ *
+ * A frame is a 2-byte big-endian length N and N bytes of MessagePack, 2 + N ≤ 8192. The body
+ * is a map whose `t` names the frame type, or a bare MessagePack string: a log line
+ * `time|stream|level|message`. Example: the 64-character line
+ * `2020-06-10 16:23:50 -06:00|stderr|warn|this is very very serious` is a 66-byte MessagePack
+ * str (d9 40 + 64 bytes), so its frame starts `00 42` and is 68 bytes long.
+ */
+import { Decoder, Encoder } from '@msgpack/msgpack'
+
+// One encoder and decoder for the module: the library's encode()/decode() build a new one (and a
+// fresh 2 KiB buffer) per call, which showed up as garbage collection on the hot path.
+const ENCODER = new Encoder({ ignoreUndefined: true })
+const DECODER = new Decoder()
+import { OutpostError } from '../errors'
+import { checkDepth } from './msgpack-depth'
+import { binHeader, putBin, putStr, strHeader } from './msgpack-write'
+
+/** Largest frame on the wire, length prefix included. */
+export const MAX_FRAME = 8192
+/** Largest frame body (the MessagePack part). */
+export const MAX_BODY = MAX_FRAME - 2
+
+export interface HelloFrame { t: 'hello'; node: string; token: string; version: string; apiVersion: number }
+/** `features` (newer hubs): what this hub offers beyond the base protocol, e.g. `presence`. */
+export interface WelcomeFrame { t: 'welcome'; hub: string; apiVersion: number; features?: string[] }
+/** The node reconnects to one of these servers. */
+export interface RedirectFrame { t: 'redirect'; servers: string[] }
+/** One whole encoded envelope; `from` is the authenticated sender, stamped by the hub. */
+export interface MsgFrame { t: 'msg'; id: string; to: string; from?: string; b: Uint8Array }
+/** Slice i (0-based) of n of an envelope too large for one frame. */
+export interface PartFrame { t: 'part'; id: string; to: string; from?: string; i: number; n: number; b: Uint8Array }
+/** The hub could not deliver (`offline`, `denied`, …): the sender keeps the message. */
+export interface NackFrame { t: 'nack'; id: string; to: string; reason: string }
+/** A node came back online (presence wake-up). */
+export interface OnlineFrame { t: 'online'; node: string }
+/** node → hub, only after a welcome listing `presence`: send me presence frames from now on. */
+export interface WatchFrame { t: 'watch' }
+/** hub → a watching node: these nodes connected / disconnected (the first ones after watch list everyone connected). */
+export interface PresenceFrame { t: 'presence'; online: string[]; offline: string[] }
+export interface PingFrame { t: 'ping' }
+export interface PongFrame { t: 'pong' }
+/** The connection closes after it. */
+export interface ErrorFrame { t: 'error'; code: string; message: string }
+/** On the wire a bare MessagePack string, not a map. */
+export interface LogFrame { t: 'log'; line: string }
+
+export type Frame =
+  | HelloFrame | WelcomeFrame | RedirectFrame | MsgFrame | PartFrame | NackFrame
+  | OnlineFrame | WatchFrame | PresenceFrame | PingFrame | PongFrame | ErrorFrame | LogFrame
+export type FrameType = Frame['t']
+
+type Kind = 'string' | 'string?' | 'strings' | 'strings?' | 'uint' | 'bytes'
+type MapType = Exclude<FrameType, 'log'>
+
+/** The fields of each map frame, in wire order. Checked against the interfaces above. */
+const SHAPES = {
+  hello: { node: 'string', token: 'string', version: 'string', apiVersion: 'uint' },
+  welcome: { hub: 'string', apiVersion: 'uint', features: 'strings?' },
+  redirect: { servers: 'strings' },
+  msg: { id: 'string', to: 'string', from: 'string?', b: 'bytes' },
+  part: { id: 'string', to: 'string', from: 'string?', i: 'uint', n: 'uint', b: 'bytes' },
+  nack: { id: 'string', to: 'string', reason: 'string' },
+  online: { node: 'string' },
+  watch: {},
+  presence: { online: 'strings', offline: 'strings' },
+  ping: {},
+  pong: {},
+  error: { code: 'string', message: 'string' },
+} as const satisfies { [T in MapType]: { [K in Exclude<keyof Extract<Frame, { t: T }>, 't'>]-?: Kind } }
+
+const invalid = (message: string): OutpostError => new OutpostError('frame_invalid', `frame: ${message}`)
+
+/** The MessagePack body of a frame, without the length prefix. */
+function encodeBody(frame: Frame): Uint8Array {
+  if (frame.t === 'log') return ENCODER.encode(frame.line)
+  // Only the known fields, in a fixed order: nothing stray reaches the wire.
+  const wire: Record<string, unknown> = { t: frame.t }
+  const values = frame as unknown as Record<string, unknown>
+  for (const key of Object.keys(SHAPES[frame.t])) if (values[key] !== undefined) wire[key] = values[key]
+  return ENCODER.encode(wire)
+}
+
+// fixmap, "t": "msg", and the fixstr keys that follow, as the Encoder writes them.
+const MSG_HEAD = Buffer.from([0xa1, 0x74, 0xa3, 0x6d, 0x73, 0x67])
+const K_ID = Buffer.from([0xa2, 0x69, 0x64])
+const K_TO = Buffer.from([0xa2, 0x74, 0x6f])
+const K_FROM = Buffer.from([0xa4, 0x66, 0x72, 0x6f, 0x6d])
+const K_B = Buffer.from([0xa1, 0x62])
+
+/**
+ * A msg frame, written by hand: the hot path's frame (every message and ACK is one). The bytes
+ * are exactly what encodeFrame writes for the same frame (test/wire/framing.test.ts checks it).
+ */
+export function encodeMsgFrame(id: string, to: string, from: string | undefined, b: Uint8Array): Buffer {
+  const idN = Buffer.byteLength(id)
+  const toN = Buffer.byteLength(to)
+  const fromN = from === undefined ? 0 : Buffer.byteLength(from)
+  const size = 1 + MSG_HEAD.length + K_ID.length + strHeader(idN) + idN + K_TO.length + strHeader(toN) + toN +
+    (from === undefined ? 0 : K_FROM.length + strHeader(fromN) + fromN) + K_B.length + binHeader(b.length) + b.length
+  if (size > MAX_BODY) {
+    throw new OutpostError('frame_too_large', `frame: msg body is ${size} bytes, more than ${MAX_BODY} (split envelopes with splitEnvelope)`)
+  }
+  const out = Buffer.allocUnsafe(2 + size)
+  out.writeUInt16BE(size, 0)
+  out[2] = from === undefined ? 0x84 : 0x85
+  let at = 3
+  out.set(MSG_HEAD, at); at += MSG_HEAD.length
+  out.set(K_ID, at); at += K_ID.length
+  at = putStr(out, at, id, idN)
+  out.set(K_TO, at); at += K_TO.length
+  at = putStr(out, at, to, toN)
+  if (from !== undefined) {
+    out.set(K_FROM, at); at += K_FROM.length
+    at = putStr(out, at, from, fromN)
+  }
+  out.set(K_B, at); at += K_B.length
+  putBin(out, at, b)
+  return out
+}
+
+/** Reads a str at `at` of body: [value, next offset], or undefined when something else is there. */
+function readStr(body: Uint8Array, at: number): [string, number] | undefined {
+  const h = body[at]
+  let n: number
+  let start: number
+  if (h === undefined) return undefined
+  if ((h & 0xe0) === 0xa0) { n = h & 0x1f; start = at + 1 }
+  else if (h === 0xd9 && at + 1 < body.length) { n = body[at + 1]!; start = at + 2 }
+  else if (h === 0xda && at + 2 < body.length) { n = (body[at + 1]! << 8) | body[at + 2]!; start = at + 3 }
+  else return undefined
+  if (start + n > body.length) return undefined
+  return [Buffer.from(body.buffer, body.byteOffset + start, n).toString('utf8'), start + n]
+}
+
+function keyAt(body: Uint8Array, at: number, key: Buffer): boolean {
+  if (at + key.length > body.length) return false
+  for (let i = 0; i < key.length; i++) if (body[at + i] !== key[i]) return false
+  return true
+}
+
+/**
+ * The msg frame in `body` when it has exactly the layout encodeMsgFrame writes (which every
+ * outpost peer sends), else undefined and the general decoder takes it. `b` is a copy.
+ */
+function fastMsg(body: Uint8Array, copy: boolean): MsgFrame | undefined {
+  const m = body[0]
+  if ((m !== 0x84 && m !== 0x85) || !keyAt(body, 1, MSG_HEAD) || !keyAt(body, 7, K_ID)) return undefined
+  const id = readStr(body, 10)
+  if (id === undefined || !keyAt(body, id[1], K_TO)) return undefined
+  const to = readStr(body, id[1] + K_TO.length)
+  if (to === undefined) return undefined
+  let at = to[1]
+  let from: string | undefined
+  if (m === 0x85) {
+    if (!keyAt(body, at, K_FROM)) return undefined
+    const f = readStr(body, at + K_FROM.length)
+    if (f === undefined) return undefined
+    from = f[0]
+    at = f[1]
+  }
+  if (!keyAt(body, at, K_B)) return undefined
+  at += K_B.length
+  const h = body[at]
+  let n: number
+  if (h === 0xc4 && at + 1 < body.length) { n = body[at + 1]!; at += 2 }
+  else if (h === 0xc5 && at + 2 < body.length) { n = (body[at + 1]! << 8) | body[at + 2]!; at += 3 }
+  else return undefined
+  // Exactly to the end: trailing bytes are the general decoder's to refuse.
+  if (at + n !== body.length) return undefined
+  const frame: MsgFrame = { t: 'msg', id: id[0], to: to[0], b: copy ? new Uint8Array(body.subarray(at, at + n)) : body.subarray(at, at + n) }
+  if (from !== undefined) frame.from = from
+  return frame
+}
+
+/** One buffer: the 2-byte length and the body. Throws frame_too_large past MAX_BODY. */
+export function encodeFrame(frame: Frame): Buffer {
+  if (frame.t === 'msg') return encodeMsgFrame(frame.id, frame.to, frame.from, frame.b)
+  const body = encodeBody(frame)
+  if (body.length > MAX_BODY) {
+    throw new OutpostError('frame_too_large', `frame: ${frame.t} body is ${body.length} bytes, more than ${MAX_BODY} (split envelopes with splitEnvelope)`)
+  }
+  const out = Buffer.allocUnsafe(2 + body.length)
+  out.writeUInt16BE(body.length, 0)
+  out.set(body, 2)
+  return out
+}
+
+function describe(v: unknown): string {
+  if (v === undefined) return 'missing'
+  if (v === null) return 'nil'
+  if (v instanceof Uint8Array) return 'binary'
+  if (Array.isArray(v)) return 'an array'
+  if (typeof v === 'string') return `string ${JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}…` : v)}`
+  if (typeof v === 'number') return `number ${v}`
+  return typeof v
+}
+
+function checkField(where: string, kind: Kind, v: unknown): unknown {
+  switch (kind) {
+    case 'string':
+    case 'string?':
+      if (typeof v === 'string') return v
+      throw invalid(`${where} must be a string, got ${describe(v)}`)
+    case 'strings':
+    case 'strings?':
+      if (Array.isArray(v) && v.every((s) => typeof s === 'string')) return v
+      throw invalid(`${where} must be an array of strings, got ${describe(v)}`)
+    case 'uint':
+      if (typeof v === 'number' && Number.isSafeInteger(v) && v >= 0) return v
+      throw invalid(`${where} must be a non-negative integer, got ${describe(v)}`)
+    case 'bytes':
+      // Copy: the frame must not pin (or alias) the connection's receive buffers.
+      if (v instanceof Uint8Array) return new Uint8Array(v)
+      throw invalid(`${where} must be binary, got ${describe(v)}`)
+  }
+}
+
+/** Check a decoded body and build its frame; unknown fields are dropped (newer peers). */
+function toFrame(value: unknown): Frame {
+  if (typeof value === 'string') return { t: 'log', line: value }
+  if (typeof value !== 'object' || value === null || Array.isArray(value) || value instanceof Uint8Array) {
+    throw invalid(`body must be a map with a type t or a log line string, got ${describe(value)}`)
+  }
+  const map = value as Record<string, unknown>
+  const t = map.t
+  if (typeof t !== 'string') throw invalid(`t must be a string naming the frame type, got ${describe(t)}`)
+  if (!Object.hasOwn(SHAPES, t)) throw invalid(`unknown frame type t ${describe(t)}`)
+  const frame: Record<string, unknown> = { t }
+  for (const [key, kind] of Object.entries(SHAPES[t as MapType]) as [string, Kind][]) {
+    const v = map[key]
+    if ((kind === 'string?' || kind === 'strings?') && (v === undefined || v === null)) continue
+    frame[key] = checkField(`${t}.${key}`, kind, v)
+  }
+  if (t === 'part' && !((frame.n as number) >= 1 && (frame.i as number) < (frame.n as number))) {
+    throw invalid(`part.i must be below part.n and part.n at least 1, got i ${String(frame.i)} of n ${String(frame.n)}`)
+  }
+  return frame as unknown as Frame
+}
+
+/**
+ * Turns a byte stream into frames. Chunks are queued, not concatenated; a frame's bytes are
+ * copied once at most, so many small chunks cost linear time. After a throw the decoder is
+ * unusable: the caller sends an error frame and closes the connection.
+ */
+export class FrameDecoder {
+  #chunks: Uint8Array[] = []
+  /** Bytes of #chunks[0] already consumed. */
+  #offset = 0
+  #buffered = 0
+  /** Body length announced by the prefix just read; undefined while awaiting a prefix. */
+  #need: number | undefined
+  #failed: OutpostError | undefined
+  readonly #views: boolean
+
+  /**
+   * `views`: msg frames' payloads may be views into the pushed chunks (for a caller that is done
+   * with them before the next push, such as the hub forwarding them); by default they are copies.
+   */
+  constructor(opts: { views?: boolean } = {}) {
+    this.#views = opts.views === true
+  }
+
+  /** Feed bytes as they arrive; returns the frames completed by them (often none). */
+  push(chunk: Uint8Array): Frame[] {
+    if (this.#failed !== undefined) throw this.#failed
+    if (chunk.length > 0) {
+      this.#chunks.push(chunk)
+      this.#buffered += chunk.length
+    }
+    const frames: Frame[] = []
+    try {
+      for (;;) {
+        if (this.#need === undefined) {
+          if (this.#buffered < 2) break
+          const head = this.#take(2)
+          const n = ((head[0] ?? 0) << 8) | (head[1] ?? 0)
+          if (n > MAX_BODY) throw new OutpostError('frame_too_large', `frame: length ${n} is more than ${MAX_BODY} bytes`)
+          if (n === 0) throw invalid('empty body (length 0)')
+          this.#need = n
+        }
+        if (this.#buffered < this.#need) break
+        const body = this.#take(this.#need)
+        this.#need = undefined
+        const msg = fastMsg(body, !this.#views)
+        if (msg !== undefined) {
+          frames.push(msg)
+          continue
+        }
+        let value: unknown
+        checkDepth(body, 'frame_invalid')
+        try {
+          value = DECODER.decode(body)
+        } catch (err) {
+          throw new OutpostError('frame_invalid', `frame: body is not MessagePack (${(err as Error).message})`, { cause: err })
+        }
+        frames.push(toFrame(value))
+      }
+    } catch (err) {
+      this.#failed = err instanceof OutpostError ? err : new OutpostError('frame_invalid', `frame: ${String(err)}`, { cause: err })
+      this.#chunks = []
+      throw this.#failed
+    }
+    return frames
+  }
+
+  /** The next n buffered bytes (n ≤ #buffered): a view when they sit in one chunk, else one copy. */
+  #take(n: number): Uint8Array {
+    const first = this.#chunks[0] as Uint8Array
+    if (first.length - this.#offset >= n) {
+      const out = first.subarray(this.#offset, this.#offset + n)
+      this.#offset += n
+      if (this.#offset === first.length) {
+        this.#offset = 0
+        this.#drop(1)
+      }
+      this.#buffered -= n
+      return out
+    }
+    const out = new Uint8Array(n)
+    let filled = 0
+    let used = 0
+    while (filled < n) {
+      const c = this.#chunks[used] as Uint8Array
+      const piece = c.subarray(this.#offset, this.#offset + (n - filled))
+      out.set(piece, filled)
+      filled += piece.length
+      this.#offset += piece.length
+      if (this.#offset === c.length) {
+        used++
+        this.#offset = 0
+      }
+    }
+    this.#drop(used)
+    this.#buffered -= n
+    return out
+  }
+
+  #drop(count: number): void {
+    if (count === 0) return
+    // One splice per frame, not one shift per chunk.
+    this.#chunks.splice(0, count)
+  }
+}
+
+/** A node name is at most 63 characters; frames keep room for the `from` the hub stamps. */
+const FROM_ROOM = 63
+
+
+/**
+ * The frames that carry one envelope: a single msg frame when it fits, else part frames of
+ * equal size (the last one shorter). Sizes leave room for a `from` of a full-length node name,
+ * so frames still fit after the hub stamps the sender. The frames share memory with bytes.
+ */
+export function splitEnvelope(id: string, to: string, bytes: Uint8Array, from?: string): Array<MsgFrame | PartFrame> {
+  const fromN = Math.max(FROM_ROOM, from === undefined ? 0 : Buffer.byteLength(from))
+  const idN = Buffer.byteLength(id)
+  const toN = Buffer.byteLength(to)
+  const msgBase = 1 + MSG_HEAD.length + K_ID.length + strHeader(idN) + idN + K_TO.length + strHeader(toN) + toN + K_FROM.length + strHeader(fromN) + fromN + K_B.length
+  if (msgBase + binHeader(bytes.length) + bytes.length <= MAX_BODY) {
+    const msg: MsgFrame = { t: 'msg', id, to, b: bytes }
+    if (from !== undefined) msg.from = from
+    return [msg]
+  }
+  const room = from !== undefined && Buffer.byteLength(from) > FROM_ROOM ? from : 'x'.repeat(FROM_ROOM)
+  const empty = new Uint8Array(0)
+  // i and n sized as the largest uint32 (5 bytes each), the slice header as bin16.
+  const partBase = encodeBody({ t: 'part', id, to, from: room, i: 0xffffffff, n: 0xffffffff, b: empty }).length - binHeader(0)
+  const size = MAX_BODY - partBase - binHeader(0xffff)
+  if (size < 1) throw new OutpostError('frame_too_large', `frame: id and to are too long to leave room for data in a part frame`)
+  const n = Math.ceil(bytes.length / size)
+  const parts: PartFrame[] = []
+  for (let i = 0; i < n; i++) {
+    const part: PartFrame = { t: 'part', id, to, i, n, b: bytes.subarray(i * size, (i + 1) * size) }
+    if (from !== undefined) part.from = from
+    parts.push(part)
+  }
+  return parts
+}
+
+/** A payload in --debug lines: its size and its first 32 bytes in hex (no more, whatever it holds). */
+export function abbreviate(bytes: Uint8Array, max = 32): string {
+  const head = Buffer.from(bytes.buffer, bytes.byteOffset, Math.min(bytes.length, max)).toString('hex')
+  return `${bytes.length} B ${head}${bytes.length > max ? '…' : ''}`
+}

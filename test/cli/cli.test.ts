@@ -1,0 +1,144 @@
+import { spawnSync } from 'node:child_process'
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { test } from 'uvu'
+import * as assert from 'uvu/assert'
+
+// The real entry point, as `npx outpost` runs it after `npm ci` (which builds dist/).
+const BIN = path.join(__dirname, '..', '..', 'bin', 'outpost.cjs')
+
+function outpost(args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}) {
+  const env = { ...process.env, ...opts.env }
+  delete env.OUTPOST_CONFIG
+  delete env.CONFIG
+  Object.assign(env, opts.env)
+  const r = spawnSync(process.execPath, [BIN, ...args], { cwd: opts.cwd ?? fs.mkdtempSync(path.join(os.tmpdir(), 'outpost-cli-')), env, encoding: 'utf8' })
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr }
+}
+
+test('cli - --help lists the commands and exits 0', () => {
+  const r = outpost(['--help'])
+  assert.is(r.code, 0)
+  for (const c of ['agent', 'hub', 'up', 'send', 'nodes', 'status', 'call', 'config', 'upgrade', 'version']) assert.match(r.stdout, new RegExp(`\\n  ${c} `))
+})
+
+test('cli - every command answers --help with exit 0', () => {
+  for (const c of ['agent', 'hub', 'up', 'send', 'nodes', 'status', 'call', 'config', 'upgrade', 'repl']) {
+    const r = outpost([c, '--help'])
+    assert.is(r.code, 0, `${c} --help: ${r.stderr}`)
+    assert.match(r.stdout, /Usage: outpost/)
+  }
+})
+
+test('cli - version prints the package version, as text and as JSON', () => {
+  const pkg = JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', 'package.json'), 'utf8')) as { version: string }
+  assert.match(outpost(['version']).stdout, `outpost ${pkg.version}`)
+  assert.match(outpost(['--version']).stdout, `outpost ${pkg.version}`)
+  assert.is((JSON.parse(outpost(['version', '--json']).stdout) as { version: string }).version, pkg.version)
+})
+
+test('cli - an unknown command or flag is a usage error (exit 2)', () => {
+  const a = outpost(['frobnicate'])
+  assert.is(a.code, 2)
+  assert.match(a.stderr, /unknown command 'frobnicate'/)
+  const b = outpost(['config', 'show', '--bogus'])
+  assert.is(b.code, 2)
+  assert.match(b.stderr, /bogus/)
+})
+
+test('cli - config set stores a YAML scalar, keeps comments, and get reads it back', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'outpost-cli-'))
+  const file = path.join(dir, 'outpost.yaml')
+  fs.writeFileSync(file, '# my fleet\ndelivery:\n  # slow link\n  ackTimeout: 9\n')
+  const r = outpost(['config', 'set', 'delivery.retries', '7'], { cwd: dir })
+  assert.is(r.code, 0, r.stderr)
+  assert.is(fs.readFileSync(file, 'utf8'), '# my fleet\ndelivery:\n  # slow link\n  ackTimeout: 9\n  retries: 7\n')
+  assert.is(outpost(['config', 'get', 'delivery.retries'], { cwd: dir }).stdout, '7\n')
+  assert.is(outpost(['config', 'get', 'delivery.retries', '--json'], { cwd: dir }).stdout, '7\n')
+  assert.is(outpost(['config', 'unset', 'delivery.retries'], { cwd: dir }).code, 0)
+  assert.is(outpost(['config', 'get', 'delivery.retries'], { cwd: dir }).stdout, '10\n', 'default again')
+})
+
+test('cli - config set refuses a key that does not exist with exit 2 and changes nothing', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'outpost-cli-'))
+  const file = path.join(dir, 'outpost.yaml')
+  fs.writeFileSync(file, 'delivery:\n  retries: 3\n')
+  const r = outpost(['config', 'set', 'delivery.retrys', '7'], { cwd: dir })
+  assert.is(r.code, 2)
+  assert.match(r.stderr, /delivery\.retrys/)
+  assert.match(r.stderr, /config_key/)
+  const w = outpost(['config', 'set', 'delivery.retries', 'lots'], { cwd: dir })
+  assert.is(w.code, 2)
+  assert.match(w.stderr, /delivery\.retries must be a whole number/)
+  assert.is(fs.readFileSync(file, 'utf8'), 'delivery:\n  retries: 3\n')
+})
+
+test('cli - a broken config file exits 2 naming the key and the line', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'outpost-cli-'))
+  fs.writeFileSync(path.join(dir, 'outpost.yaml'), 'node:\n  name: ship1\ntransport:\n  kind: carrier-pigeon\n')
+  const r = outpost(['config', 'show'], { cwd: dir })
+  assert.is(r.code, 2)
+  assert.match(r.stderr, /transport\.kind must be one of tcp, mqtt, nats, memory, got "carrier-pigeon" \(line 4\)/)
+})
+
+test('cli - the config lookup order is --config, $OUTPOST_CONFIG, $CONFIG, ./outpost.yaml', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'outpost-cli-'))
+  for (const n of ['flag', 'outpost', 'config', 'cwd']) fs.writeFileSync(path.join(dir, n === 'cwd' ? 'outpost.yaml' : `${n}.yaml`), `node:\n  name: from-${n}\n`)
+  const env = { OUTPOST_CONFIG: path.join(dir, 'outpost.yaml.unused'), CONFIG: path.join(dir, 'config.yaml') }
+  const get = (args: string[], e: NodeJS.ProcessEnv) => outpost(['config', 'get', 'node.name', ...args], { cwd: dir, env: e }).stdout.trim()
+  assert.is(get(['--config', 'flag.yaml'], { ...env, OUTPOST_CONFIG: path.join(dir, 'outpost.yaml') }), 'from-flag')
+  assert.is(get([], { OUTPOST_CONFIG: path.join(dir, 'outpost.yaml'), CONFIG: path.join(dir, 'config.yaml') }), 'from-cwd')
+  fs.renameSync(path.join(dir, 'outpost.yaml'), path.join(dir, 'other.yaml'))
+  assert.is(get([], { OUTPOST_CONFIG: path.join(dir, 'other.yaml'), CONFIG: path.join(dir, 'config.yaml') }), 'from-cwd')
+  assert.is(get([], { CONFIG: path.join(dir, 'config.yaml') }), 'from-config')
+  const missing = outpost(['config', 'show'], { cwd: dir, env: { OUTPOST_CONFIG: path.join(dir, 'nope.yaml') } })
+  assert.is(missing.code, 2)
+  assert.match(missing.stderr, /config_not_found/)
+})
+
+test('cli - config init writes a commented file once, and --force rewrites it', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'outpost-cli-'))
+  assert.is(outpost(['config', 'init'], { cwd: dir }).code, 0)
+  const text = fs.readFileSync(path.join(dir, 'outpost.yaml'), 'utf8')
+  assert.match(text, /# Seconds to wait for an ACK before resending\.\n  ackTimeout: 5/)
+  const again = outpost(['config', 'init'], { cwd: dir })
+  assert.is(again.code, 2)
+  assert.match(again.stderr, /--force/)
+  assert.is(outpost(['config', 'init', '--force'], { cwd: dir }).code, 0)
+  assert.is(outpost(['config', 'show', '--json'], { cwd: dir }).code, 0)
+})
+
+test('cli - repl reads commands from a pipe too: help, a failing command (it goes on), exit', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'outpost-cli-'))
+  const r = spawnSync(process.execPath, [BIN, 'repl', '--data-dir', dir, '--history', path.join(dir, 'hist')], { cwd: dir, input: 'help\nnodes\nbogus\nexit\n', encoding: 'utf8', env: { ...process.env, OUTPOST_CONFIG: '', CONFIG: '' } })
+  assert.is(r.status, 0, r.stderr)
+  assert.match(r.stdout, /send \[--to NODE\]/)
+  assert.match(r.stderr, /no agent runs for .*\[agent_not_running\]/)
+  assert.match(r.stderr, /unknown command 'bogus'/)
+})
+
+test('cli - upgrade from the checkout says it needs the single binary (exit 2); -u and --upgrade name it too', () => {
+  for (const spelling of ['upgrade', '-u', '--upgrade']) {
+    const r = outpost([spelling])
+    assert.is(r.code, 2, r.stderr)
+    assert.match(r.stderr, /upgrade_unavailable/)
+    assert.match(r.stderr, /checkout/)
+  }
+})
+
+test('cli - send with no node running exits 2 and says where it looked', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'outpost-cli-'))
+  fs.writeFileSync(path.join(dir, 'outpost.yaml'), `node: { name: solo }\ndataDir: ${JSON.stringify(path.join(dir, 'data'))}\n`)
+  const r = outpost(['send', 'node.ping'], { cwd: dir })
+  assert.is(r.code, 2)
+  assert.match(r.stderr, /no agent runs for .*outpost\.yaml with data dir .* \(there is no socket .*outpost\.sock\)/)
+})
+
+test('cli - send --file of a missing file is a usage error (exit 2)', () => {
+  const r = outpost(['send', '--file', 'nope.json'])
+  assert.is(r.code, 2)
+  assert.match(r.stderr, /cannot read --file nope\.json/)
+})
+
+test.run()

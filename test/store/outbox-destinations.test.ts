@@ -1,0 +1,32 @@
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { test } from 'uvu'
+import * as assert from 'uvu/assert'
+import { Outbox } from '../../src/store/outbox'
+
+const tmpDir = (): string => fs.mkdtempSync(path.join(os.tmpdir(), 'outpost-dests-'))
+const entry = (id: string, dest: string, size: number, createdAt: number) => ({ id, dest, body: new Uint8Array(size).fill(0x61), createdAt, expiresAt: 0 })
+
+for (const [layout, keepOldFormat] of [['body files', false], ['inline (format 1)', true]] as const) {
+  test(`outbox - per destination counts, bytes and the oldest, over stored and new messages (${layout})`, async () => {
+    const dir = tmpDir()
+    let ob = await Outbox.open({ dir, maxBytes: 1 << 20, keepOldFormat })
+    await ob.enqueue(entry('a1', 'ship1', 100, 5000))
+    await ob.enqueue(entry('a2', 'ship1', 150, 7000))
+    await ob.enqueue(entry('b1', 'ship2', 70, 6000))
+    await ob.close() // its snapshot makes them stored rows
+    ob = await Outbox.open({ dir, maxBytes: 1 << 20, keepOldFormat })
+    await ob.enqueue(entry('a3', 'ship1', 30, 4000)) // new, in memory, and older by createdAt
+    await ob.enqueue(entry('c1', 'ship3', 10, 9000))
+    await ob.remove('b1')
+    assert.equal(Object.fromEntries(ob.perDestination()), {
+      ship1: { count: 3, bytes: 280, oldest: 4000 },
+      ship3: { count: 1, bytes: 10, oldest: 9000 },
+    })
+    await ob.close()
+    fs.rmSync(dir, { recursive: true, force: true })
+  })
+}
+
+test.run()
