@@ -8,7 +8,7 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
 import { BIN, Cluster, status } from '../test/fixtures/cluster'
-import type { BenchResult } from './run'
+import type { BenchResult } from './result'
 
 const round = (n: number, d = 3): number => Number(n.toPrecision(d + 2))
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))

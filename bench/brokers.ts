@@ -10,7 +10,7 @@ import path from 'node:path'
 import mqtt from 'mqtt'
 import { connect } from 'nats'
 import { Cluster, sendVia, status, type Kind } from '../test/fixtures/cluster'
-import type { BenchResult } from './run'
+import type { BenchResult } from './result'
 
 const N = 20_000
 const round = (n: number, d = 3): number => Number(n.toPrecision(d + 2))

@@ -2,7 +2,7 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { Outbox } from '../src/store/outbox'
-import type { BenchResult } from './run'
+import type { BenchResult } from './result'
 
 const SIZE = 200
 const round = (n: number, d = 3): number => Number(n.toPrecision(d + 2))

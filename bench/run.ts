@@ -8,16 +8,9 @@
 import { agentBenchmarks } from './agent'
 import { brokerBenchmarks } from './brokers'
 import { outboxBenchmarks } from './outbox'
+import type { BenchResult } from './result'
 import { tcpBenchmarks } from './tcp'
 
-export interface BenchResult {
-  name: string
-  value: number
-  unit: string
-  baseline: number | null
-  ratio: number | null
-  note?: string
-}
 
 const suites: Record<string, () => AsyncIterable<BenchResult>> = {
   outbox: outboxBenchmarks,

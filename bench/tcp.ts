@@ -10,7 +10,7 @@ import path from 'node:path'
 import { encode } from '@msgpack/msgpack'
 import { encodeFrame, FrameDecoder } from '../src/wire/framing'
 import { Cluster, sendVia, status } from '../test/fixtures/cluster'
-import type { BenchResult } from './run'
+import type { BenchResult } from './result'
 
 const N = 20_000
 const round = (n: number, d = 3): number => Number(n.toPrecision(d + 2))

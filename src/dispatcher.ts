@@ -23,7 +23,8 @@ import type { LogFn } from './log'
 import { NO_METRICS, type Metrics } from './metrics'
 import { Coalescer } from './coalesce'
 import { Stopper, untilStopped } from './lib/stopper'
-import type { Control, HandlerInfo, JobInfo, Method, MethodContext, MethodResult, Ops, StreamMethod } from './method'
+import type { Control } from './config/apply'
+import type { HandlerInfo, JobInfo, Method, MethodContext, MethodResult, Ops, StreamMethod } from './method'
 import type { InboxEntry, Outbox } from './store/outbox'
 
 export interface DispatcherOptions {

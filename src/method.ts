@@ -3,6 +3,7 @@
  * `satisfies UnaryMethod` (or StreamMethod) and listed in methods/index.ts.
  */
 import type { Config } from './config'
+import type { Control } from './config/apply'
 import type { Envelope } from './wire/envelope'
 import type { MethodName } from './method-names'
 
@@ -23,23 +24,6 @@ export interface MethodContext {
   ops?: Ops
   /** The running node's config file and restart (config.*, agent.restart); absent in `outpost call`. */
   control?: Control
-}
-
-/** What the remote configuration methods may do to the running node. */
-export interface Control {
-  /** The config file this node was started from; undefined when it has none of its own (`outpost up`'s node local). */
-  configFile: string | undefined
-  /** Make a validated config the running one where that needs no restart; says which changed keys need one. */
-  apply(next: Config): ApplyResult
-  /** Restart this node a second from now (after the reply is queued); throws restart_unavailable where it cannot. */
-  restart(): void
-}
-
-export interface ApplyResult {
-  /** Keys whose value changed (dotted, e.g. methods.commands). */
-  changed: string[]
-  /** Of those, the ones that take effect only after a restart. */
-  restartNeeded: string[]
 }
 
 /** A method run the dispatcher is executing now. */

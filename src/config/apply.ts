@@ -7,6 +7,23 @@
 import path from 'node:path'
 import type { Config } from './index'
 
+/** What the remote configuration methods may do to the running node. */
+export interface Control {
+  /** The config file this node was started from; undefined when it has none of its own (`outpost up`'s node local). */
+  configFile: string | undefined
+  /** Make a validated config the running one where that needs no restart; says which changed keys need one. */
+  apply(next: Config): ApplyResult
+  /** Restart this node a second from now (after the reply is queued); throws restart_unavailable where it cannot. */
+  restart(): void
+}
+
+export interface ApplyResult {
+  /** Keys whose value changed (dotted, e.g. methods.commands). */
+  changed: string[]
+  /** Of those, the ones that take effect only after a restart. */
+  restartNeeded: string[]
+}
+
 /** Keys applied to the running node without a restart. */
 const LIVE = [
   'methods.enabled', 'methods.allow', 'methods.timeout', 'methods.commands', 'methods.shell', 'methods.outputCap', 'methods.killGrace',

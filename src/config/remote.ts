@@ -16,7 +16,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { editConfig, keyPath, parseCliValue, parseConfig, writeAtomic, type Config } from './index'
 import { OutpostError } from '../errors'
-import type { ApplyResult, Control } from '../method'
+import type { ApplyResult, Control } from './apply'
 
 export interface ConfigResult {
   ok: true

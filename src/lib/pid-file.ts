@@ -4,7 +4,7 @@
  * copy runs); one naming a dead process (left by a crash) is taken over.
  */
 import fs from 'node:fs'
-import { writeAtomic } from '../config'
+import { writeFileAtomic } from './atomic-file'
 import { OutpostError } from '../errors'
 
 function alive(pid: number): boolean {
@@ -25,7 +25,7 @@ export function writePidFile(file: string): () => void {
     throw new OutpostError('pid_file_in_use', `--pid-file ${file} names process ${pid}, which is running; stop it first (or give another file)`)
   }
   try {
-    writeAtomic(file, `${process.pid}\n`)
+    writeFileAtomic(file, `${process.pid}\n`, 0o644)
   } catch (err) {
     throw new OutpostError('io', `--pid-file: cannot write ${file}: ${(err as Error).message}`, { cause: err })
   }

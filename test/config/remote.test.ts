@@ -10,7 +10,7 @@ import { defaultConfig, parseConfig, type Config } from '../../src/config'
 import { applyLive, diffConfig } from '../../src/config/apply'
 import { deploy, rollback, setKey } from '../../src/config/remote'
 import { isOutpostError } from '../../src/errors'
-import type { Control } from '../../src/method'
+import type { Control } from '../../src/config/apply'
 import { tmpDir } from '../fixtures/ports'
 
 function fixture(text: string): { dir: string; file: string; running: Config; control: Control; applied: Config[] } {
