@@ -15,6 +15,7 @@ import os from 'node:os'
 import { AsyncQueue } from '../src/lib/async-queue'
 import { OutpostError } from '../src/errors'
 import type { MethodContext, MethodResult, StreamMethod } from '../src/method'
+import { isAlive } from '../src/lib/process'
 import { loadPty } from '../src/lib/pty'
 import { killProcessGroup, signalGroup } from './cli-run'
 
@@ -52,14 +53,6 @@ function exitCode(code: number | null, signal: NodeJS.Signals | number | null | 
   return code ?? 0
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch {
-    return false
-  }
-}
 
 /** In a pty, forkpty makes the command a session leader: its pid is its process group. */
 function startPty(file: string, argv: readonly string[], opts: StreamOptions): Started | undefined {
@@ -107,7 +100,7 @@ function startPty(file: string, argv: readonly string[], opts: StreamOptions): S
     if (paused) return
     paused = true
     term.pause()
-    watch = setInterval(() => { if (!alive(term.pid)) resume() }, 50)
+    watch = setInterval(() => { if (!isAlive(term.pid)) resume() }, 50)
   }
   const exited = new Promise<number>((resolve) => {
     term.onExit(({ exitCode: code, signal }) => {

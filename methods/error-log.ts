@@ -8,6 +8,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { OutpostError } from '../src/errors'
 import type { MethodContext, MethodResult, UnaryMethod } from '../src/method'
+import { dataText } from '../src/wire/envelope'
 
 export const ERROR_LOG_FILE = 'errors.log'
 
@@ -19,7 +20,7 @@ function oneLine(text: string): string {
 export function errorLogLine(ctx: MethodContext, now: Date = new Date()): string {
   const { env } = ctx
   const code = env.error?.code ?? 'error'
-  const message = env.error?.message ?? (env.data === undefined ? '' : typeof env.data === 'string' ? env.data : Buffer.from(env.data).toString('utf8'))
+  const message = env.error?.message ?? dataText(env.data)
   return `${now.toISOString()} ${env.fromNode} ${oneLine(code)} ${oneLine(message.replace(/\n$/, ''))}`
 }
 

@@ -1,5 +1,6 @@
 /** node.ping / node.pong: a liveness round trip. ping answers; pong is the reply sink that notes it. */
 import type { MethodContext, MethodResult, UnaryMethod } from '../src/method'
+import { dataText } from '../src/wire/envelope'
 
 export const nodePing = {
   name: 'node.ping',
@@ -15,7 +16,7 @@ export const nodePong = {
   kind: 'unary',
   summary: 'Reply sink for node.ping: log the answer.',
   async run(ctx: MethodContext): Promise<MethodResult> {
-    const data = ctx.env.data === undefined ? '' : typeof ctx.env.data === 'string' ? ctx.env.data : Buffer.from(ctx.env.data).toString('utf8')
+    const data = dataText(ctx.env.data)
     const error = ctx.env.error === undefined ? '' : ` [error ${ctx.env.error.code}] ${ctx.env.error.message}`
     ctx.log('info', `pong from ${ctx.env.fromNode}: ${data}${error}`)
     return {}

@@ -17,6 +17,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import type { Envelope } from './wire/envelope'
 import type { MessageEvent } from './events'
+import { matches } from './lib/pattern'
 import type { LogFn } from './log'
 
 export interface AuditOptions {
@@ -51,7 +52,7 @@ export class AuditLog {
   record(ev: MessageEvent): void {
     if (this.closed) return
     const method = ev.type === 'accepted' ? ev.env.method : ev.method
-    if (this.o.exclude?.some((p) => p === method || (p.endsWith('*') && method.startsWith(p.slice(0, -1))))) return
+    if (this.o.exclude?.some((p) => matches(p, method))) return
     this.pending.push(JSON.stringify(line(ev, this.time(), this.o.maxDataBytes)) + '\n')
     if (!this.flushing) {
       this.flushing = true

@@ -10,14 +10,13 @@
  * network: they are handed to the local dispatcher, which ACKs them through onAck.
  */
 import { Decoder } from '@msgpack/msgpack'
-
-const DECODER = new Decoder()
 import type { GiveUpReason, MessageEventSink } from './events'
 import type { LogFn } from './log'
 import { NO_METRICS, type Metrics } from './metrics'
 import type { Outbox, OutboxEntry } from './store/outbox'
 import type { Transport } from './transport'
 
+const DECODER = new Decoder()
 
 export interface DeliveryOptions {
   self: string

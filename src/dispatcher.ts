@@ -22,9 +22,11 @@ import type { MessageEvent, MessageEventSink } from './events'
 import type { LogFn } from './log'
 import { NO_METRICS, type Metrics } from './metrics'
 import { Coalescer } from './coalesce'
+import { matches } from './lib/pattern'
 import { Stopper, untilStopped } from './lib/stopper'
 import type { Control } from './config/apply'
 import type { HandlerInfo, JobInfo, Method, MethodContext, MethodResult, Ops, StreamMethod } from './method'
+import { ACK_METHOD } from './method-names'
 import type { InboxEntry, Outbox } from './store/outbox'
 
 export interface DispatcherOptions {
@@ -155,7 +157,7 @@ export class Dispatcher {
       this.o.log('warn', `dispatch: dropped ${env.id}: addressed to ${env.toNode}, not ${this.o.self}`)
       return
     }
-    if (env.method === 'ack') {
+    if (env.method === ACK_METHOD) {
       if (env.inReplyTo !== undefined) this.o.onAck(env.inReplyTo)
       return
     }
@@ -490,10 +492,5 @@ export function allowed(config: Config, self: string, from: string, method: stri
   return config.methods.allow.some((rule) =>
     rule.from.some((f) => f === '*' || f === from || (f === '$central' && from === config.node.central) || (f === '$self' && from === self)) &&
     (rule.methods ?? ['*']).some((p) => matches(p, method)))
-}
-
-/** A method pattern of methods.allow / methods.enabled: "*", an exact name, or a prefix such as "info.*". */
-export function matches(pattern: string, method: string): boolean {
-  return pattern === '*' || pattern === method || (pattern.endsWith('*') && method.startsWith(pattern.slice(0, -1)))
 }
 

@@ -62,10 +62,24 @@ export const ERROR_CODES = {
   config_node_mismatch: 'config.deploy was given a document for another node: its node.name differs from the receiver\'s',
   restart_unavailable: 'agent.restart: this process cannot restart itself (it runs inside `outpost up`); restart it by hand',
   pid_file_in_use: '--pid-file names a file holding the pid of a live process: another agent or hub runs with it',
-  not_implemented: 'the command exists in the contract but is not built yet in this version',
 } as const satisfies Record<string, string>
 
 export type ErrorCode = keyof typeof ERROR_CODES
+
+/**
+ * The exit status of a command that ends in an error with this code, the one table for the CLI
+ * and for the error replies `send` waits on: 2 the command, its input or the config was wrong;
+ * 3 the message was not delivered or not let in; every other code is 1 (something failed).
+ */
+const EXIT_STATUS: Partial<Record<ErrorCode, 2 | 3>> = {
+  usage: 2, config_not_found: 2, config_parse: 2, config_invalid: 2, config_key: 2, config_readonly: 2, config_node_mismatch: 2,
+  envelope_invalid: 2, agent_not_running: 2, upgrade_unavailable: 2, upgrade_insecure: 2,
+  not_connected: 3, not_delivered: 3, ttl_expired: 3, denied: 3, outbox_full: 3, method_unknown: 3, method_disabled: 3, command_unknown: 3,
+}
+
+export function exitCodeFor(code: string): 1 | 2 | 3 {
+  return Object.hasOwn(EXIT_STATUS, code) ? EXIT_STATUS[code as ErrorCode]! : 1
+}
 
 export class OutpostError extends Error {
   override readonly name = 'OutpostError'

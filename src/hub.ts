@@ -14,13 +14,14 @@ import fs from 'node:fs'
 import net from 'node:net'
 import tls from 'node:tls'
 import { OutpostError, isOutpostError, type ErrorCode } from './errors'
+import { matches } from './lib/pattern'
+import type { LogFn } from './log'
 import { abbreviate, encodeFrame, FrameDecoder, type Frame } from './wire/framing'
 import { API_VERSION } from './version'
 
 /** A pair stays blocked at most this long after its receiver is back (the first message may have expired). */
 const BLOCK_MAX_MS = 30_000
 
-export type LogFn = (level: 'debug' | 'info' | 'warn' | 'error', message: string) => void
 
 export interface HubOptions {
   /** host:port */
@@ -92,10 +93,6 @@ export function tokenMatches(expected: string, given: string): boolean {
   const want = expected.startsWith('sha256:') ? expected.slice(7).toLowerCase() : createHash('sha256').update(expected).digest('hex')
   const got = createHash('sha256').update(given).digest('hex')
   return want.length === got.length && timingSafeEqual(Buffer.from(want), Buffer.from(got))
-}
-
-function matches(patterns: string[], node: string): boolean {
-  return patterns.some((p) => p === '*' || p === node || (p.endsWith('*') && node.startsWith(p.slice(0, -1))))
 }
 
 export class Hub {
@@ -299,7 +296,7 @@ export class Hub {
       this.opts.log('warn', `refused ${JSON.stringify(f.node)} from ${conn.peer}: that node runs inside this hub's process`)
       return this.fail(conn, 'auth_failed', `hub: node ${JSON.stringify(f.node)} runs inside this hub's process; give this node another name`)
     }
-    const rule = this.opts.redirect?.find((r) => matches(r.nodes, f.node))
+    const rule = this.opts.redirect?.find((r) => r.nodes.some((p) => matches(p, f.node)))
     if (rule) {
       this.opts.log('info', `redirecting ${f.node} to ${rule.servers.join(', ')}`)
       this.send(conn, { t: 'redirect', servers: rule.servers })

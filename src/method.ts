@@ -4,6 +4,7 @@
  */
 import type { Config } from './config'
 import type { Control } from './config/apply'
+import type { LogFn } from './log'
 import type { Envelope } from './wire/envelope'
 import type { MethodName } from './method-names'
 
@@ -19,7 +20,7 @@ export interface MethodContext {
   dataDir: string
   /** Aborted at methodTimeout or on cancel: stop, and kill what was started. */
   signal: AbortSignal
-  log: (level: 'debug' | 'info' | 'warn' | 'error', message: string) => void
+  log: LogFn
   /** The running node's handlers and jobs (op.*); absent where no node runs (`outpost call`). */
   ops?: Ops
   /** The running node's config file and restart (config.*, agent.restart); absent in `outpost call`. */

@@ -23,7 +23,7 @@ import type { GiveUpReason, MessageEvent, MessageEventSink } from './events'
 import type { ApplyResult, Control } from './config/apply'
 import type { JobInfo, Method } from './method'
 import { fromEvents, NO_METRICS, type Metrics } from './metrics'
-import { nativeMethodName } from './method-names'
+import { ACK_METHOD, nativeMethodName } from './method-names'
 import { Outbox, type OutboxEntry } from './store/outbox'
 import { Scheduler, type LocalOutcome } from './schedules'
 import type { Transport, TransportOptions, TransportPlugin } from './transport'
@@ -153,7 +153,7 @@ export class OutpostNode {
       self: this.name, config, dataDir, outbox, methods, log, now: this.now, ulid: defaultUlid,
       sendAck: (ack) => {
         if (ack.toNode === this.name) return this.delivery.onAck(ack.inReplyTo!)
-        transport.publish({ id: ack.id, to: ack.toNode, method: 'ack', event: true, bytes: encode(ack) }).catch(() => { /* resent by its sender */ })
+        transport.publish({ id: ack.id, to: ack.toNode, method: ACK_METHOD, event: true, bytes: encode(ack) }).catch(() => { /* resent by its sender */ })
       },
       enqueue: (env, inboxId) => this.queue(env, inboxId),
       onAck: (id) => this.delivery.onAck(id),

@@ -15,7 +15,7 @@ import { createHash } from 'node:crypto'
 import fs from 'node:fs'
 import path from 'node:path'
 import type { Config } from './config'
-import type { MessageDraft } from './wire/envelope'
+import { dataText, type MessageDraft } from './wire/envelope'
 import { OutpostError } from './errors'
 import type { LogFn } from './log'
 import type { MethodResult } from './method'
@@ -136,7 +136,7 @@ export class Scheduler {
       this.save()
       const out = await this.o.runLocal(s.method, s.methodArgs ?? [], s.methodTimeout ?? 0)
       if (this.stopped && out.error?.code === 'interrupted') return
-      const text = out.data === undefined ? '' : typeof out.data === 'string' ? out.data : Buffer.from(out.data).toString('utf8')
+      const text = dataText(out.data)
       const draft: MessageDraft = {
         toNode: s.toNode || this.o.central,
         method: s.replyMethod || 'reply.file.append',

@@ -7,6 +7,7 @@
  */
 import type { Fields, Infer, ObjSpec } from './config/spec'
 import type { OutpostError } from './errors'
+import type { LogFn } from './log'
 
 /** One envelope to send, with the routing facts the transport may need. */
 export interface Outbound {
@@ -62,7 +63,7 @@ export interface TransportOptions<S = unknown> {
   version: string
   /** Trace every frame (--debug). */
   debug?: (line: string) => void
-  log: (level: 'debug' | 'info' | 'warn' | 'error', message: string) => void
+  log: LogFn
   /** Ask the hub for presence events (central keeps the fleet's list with them). */
   presence?: boolean
   /** Largest envelope accepted or sent, bytes (default 16 MiB). */

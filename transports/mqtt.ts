@@ -19,6 +19,7 @@
  */
 import type { IClientOptions, MqttClient } from 'mqtt'
 import { OutpostError } from '../src/errors'
+import { ACK_METHOD } from '../src/method-names'
 import { abbreviate } from '../src/wire/framing'
 import { int, nstr, obj, str, type Infer } from '../src/config/spec'
 import type { Outbound, ServerAddress, Transport, TransportOptions, TransportPlugin } from '../src/transport'
@@ -182,7 +183,7 @@ class MqttTransport extends TransportBase<Section> implements Transport {
   async publish(msg: Outbound): Promise<void> {
     const client = this.client
     if (!this.connected || client === undefined) throw new OutpostError('not_connected', 'mqtt: not connected to a broker')
-    if (msg.method !== 'ack' && this.away.has(msg.to)) {
+    if (msg.method !== ACK_METHOD && this.away.has(msg.to)) {
       this.evq.push({ type: 'nack', id: msg.id, to: msg.to, reason: 'offline' })
       return
     }

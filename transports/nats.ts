@@ -15,6 +15,7 @@
  */
 import type { ConnectionOptions, Msg, NatsConnection, Subscription } from 'nats'
 import { OutpostError } from '../src/errors'
+import { ACK_METHOD } from '../src/method-names'
 import { abbreviate } from '../src/wire/framing'
 import { nstr, obj, str, type Infer } from '../src/config/spec'
 import type { Outbound, ServerAddress, Transport, TransportOptions, TransportPlugin } from '../src/transport'
@@ -81,7 +82,7 @@ class NatsTransport extends TransportBase<Section> implements Transport {
     if (!this.connected || nc === undefined) throw new OutpostError('not_connected', 'nats: not connected to a server')
     const subject = this.subjects.message(msg.to, msg.method, msg.event)
     // ACKs need no offline notice: a lost ACK is a resend, and the resend is ACKed again.
-    const reply = msg.method === 'ack' ? undefined : this.subjects.noResponders(this.opts.node, msg.to, msg.id)
+    const reply = msg.method === ACK_METHOD ? undefined : this.subjects.noResponders(this.opts.node, msg.to, msg.id)
     for (const piece of chunk(msg.id, msg.to, msg.bytes, nc.info?.max_payload ?? 1024 * 1024)) {
       this.opts.debug?.(`nats → ${subject} ${msg.id} ${abbreviate(piece)}`)
       nc.publish(subject, piece, reply === undefined ? undefined : { reply })

@@ -4,6 +4,7 @@
  */
 import net from 'node:net'
 import { OutpostError } from '../errors'
+import { Lines } from '../lib/lines'
 
 /**
  * Send one request; call onLine for each JSON line until it returns true, the server closes,
@@ -22,16 +23,11 @@ export function talk(file: string, request: string, onLine: (obj: Record<string,
       if (err === undefined) resolve()
       else reject(err)
     }
-    let buf = ''
+    const lines = new Lines()
     sock.setEncoding('utf8')
     sock.on('connect', () => { sock.write(request) })
     sock.on('data', (d: string) => {
-      buf += d
-      let nl: number
-      while ((nl = buf.indexOf('\n')) >= 0) {
-        const line = buf.slice(0, nl)
-        buf = buf.slice(nl + 1)
-        if (line.trim() === '') continue
+      for (const line of lines.push(d)) {
         let finished: boolean | void
         try {
           finished = onLine(JSON.parse(line) as Record<string, unknown>)

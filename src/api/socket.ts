@@ -16,6 +16,7 @@ import net from 'node:net'
 import { reloadFile } from '../config/remote'
 import { parseMessagesJson } from '../wire/envelope'
 import { OutpostError, isOutpostError } from '../errors'
+import { Lines } from '../lib/lines'
 import type { LogFn } from '../log'
 import type { OutpostNode } from '../node'
 import { envelopeJson, nodeStatus, parseMessageList, sendAndWatch } from './requests'
@@ -56,7 +57,7 @@ export class SocketApi {
     const cleanups: (() => void)[] = []
     sock.on('close', () => { this.conns.delete(sock); for (const c of cleanups) c() })
     sock.on('error', () => {})
-    let buf = ''
+    const lines = new Lines()
     let mode: 'unknown' | 'lines' | 'array' = 'unknown'
     // Requests still answering (a waiting send counts until its `done`). Once the client has
     // closed its side and none is left, we close ours.
@@ -77,34 +78,27 @@ export class SocketApi {
     let refused = false
     sock.on('data', (chunk: string) => {
       if (refused) return
-      buf += chunk
       if (mode === 'unknown') {
-        const first = buf.trimStart()[0]
-        if (first === undefined) return
-        mode = first === '[' ? 'array' : 'lines'
+        const first = (lines.rest + chunk).trimStart()[0]
+        if (first !== undefined) mode = first === '[' ? 'array' : 'lines'
       }
-      // Scan only when the new chunk ends a line: a long line is not searched again and again.
-      if (mode === 'lines' && chunk.includes('\n')) {
-        let nl: number
-        while ((nl = buf.indexOf('\n')) >= 0) {
-          const line = buf.slice(0, nl).trim()
-          buf = buf.slice(nl + 1)
-          if (line !== '') run((finished) => this.request(node, line, write, fail, cleanups, finished))
-        }
+      if (mode === 'lines') {
+        for (const line of lines.push(chunk)) run((finished) => this.request(node, line, write, fail, cleanups, finished))
+      } else {
+        lines.append(chunk)
       }
       // A request (or a steward array, submitted when the writer closes its side) is bounded:
       // a peer that never sends a newline cannot make this process buffer without end.
-      if (buf.length > MAX_REQUEST) {
+      if (lines.rest.length > MAX_REQUEST) {
         fail(new OutpostError('api_bad_request', `api: a request is longer than ${MAX_REQUEST} characters; split the messages into several requests`))
-        buf = ''
+        lines.take()
         refused = true
         sock.end()
       }
     })
     sock.on('end', () => {
       if (refused) return
-      const text = buf.trim()
-      buf = ''
+      const text = lines.take().trim()
       if (mode === 'array') {
         run(async (finished) => {
           const sent = await node.submit(parseMessagesJson(text, 'messages'))

@@ -5,7 +5,7 @@
 import YAML from 'yaml'
 import { editConfig, getKey, initText, keyPath, loadConfig, parseCliValue, resolveConfigPath, writeAtomic, type Config } from '../config'
 import { defaultsContext } from '../config/schema'
-import { OutpostError, isOutpostError, type ErrorCode } from '../errors'
+import { exitCodeFor, OutpostError, isOutpostError } from '../errors'
 import { API_VERSION, VERSION } from '../version'
 import { EXIT, GLOBAL_HELP, parse, print, type Io } from './common'
 import { NODE_COMMANDS } from './agent'
@@ -49,18 +49,6 @@ const CONFIG_HELP = `Usage: outpost config SUBCOMMAND
 
 ${GLOBAL_HELP}`
 
-/** Commands of the contract that later versions fill in; each says so plainly meanwhile. */
-const PLANNED: Record<string, string> = {}
-
-/** Exit code for an error (SPEC §4): bad input 2, a message not accepted or not delivered 3, the rest 1. */
-export function exitCodeFor(code: ErrorCode): number {
-  // No agent runs for this config: nothing was sent; the operator points the CLI elsewhere or starts one.
-  if (code === 'usage' || code === 'agent_not_running' || code === 'not_implemented' || code === 'upgrade_unavailable' || code === 'upgrade_insecure' || code.startsWith('config_') || code === 'envelope_invalid' || code === 'method_unknown') return EXIT.usage
-  // The message did not get (or stay) on its way: no node to take it, a full outbox, and the like.
-  if (['not_connected', 'not_delivered', 'ttl_expired', 'denied', 'outbox_full'].includes(code)) return EXIT.notDelivered
-  return EXIT.remoteFailed
-}
-
 /** Global options that take a value: their value is not the command. */
 const VALUE_OPTIONS = new Set(['--config', '--data-dir', '--log-level', '--socket', '--pid-file', '--history'])
 
@@ -88,11 +76,6 @@ export async function main(io: Io): Promise<number> {
     if (command === 'self-check') return print(io, JSON.stringify(await selfCheck()))
     const run = NODE_COMMANDS[command]
     if (run) return await run(io, rest)
-    if (command in PLANNED) {
-      const { values } = parse(rest, {}, true)
-      if (values.help) return print(io, `Usage: outpost ${command} [OPTIONS]\n\n  ${PLANNED[command]}\n\n${GLOBAL_HELP}`)
-      throw new OutpostError('not_implemented', `\`outpost ${command}\` (${PLANNED[command]}) is not built yet in outpost ${VERSION}; see the README for what this version does`)
-    }
     throw new OutpostError('usage', `unknown command '${command}'; run \`outpost --help\``)
   } catch (err) {
     return fail(io, err)

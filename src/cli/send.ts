@@ -12,10 +12,9 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { EXIT, GLOBAL_HELP, askAgent, load, parse, print, type Io } from './common'
 import { parseMessagesJson, type Envelope } from '../wire/envelope'
-import { ERROR_CODES, OutpostError, type ErrorCode } from '../errors'
+import { ERROR_CODES, exitCodeFor, OutpostError, type ErrorCode } from '../errors'
 
 /** Exit 3: the method did not run (not delivered, or refused by the receiver's policy). */
-const NOT_DELIVERED = new Set(['not_delivered', 'ttl_expired', 'denied', 'method_disabled', 'method_unknown', 'command_unknown'])
 
 /** Between the first Ctrl-C and the op.cancel it sends: time to press Ctrl-C again and leave it running. */
 const CANCEL_GRACE_MS = 1000
@@ -156,7 +155,7 @@ export async function send(io: Io, args: string[], signal?: AbortSignal, interru
           else if (r.exitCode !== undefined && r.exitCode !== 0) io.stderr.write(`outpost: ${r.fromNode}: exit status ${r.exitCode}\n`)
         }
         if (final && r.inReplyTo !== undefined) running.delete(r.inReplyTo)
-        if (r.error) exit = Math.max(exit, NOT_DELIVERED.has(r.error.code) ? EXIT.notDelivered : EXIT.remoteFailed)
+        if (r.error) exit = Math.max(exit, exitCodeFor(r.error.code) === EXIT.notDelivered ? EXIT.notDelivered : EXIT.remoteFailed)
         else if (r.exitCode !== undefined && r.exitCode !== 0) exit = Math.max(exit, EXIT.remoteFailed)
         return
       }

@@ -6,22 +6,15 @@
 import fs from 'node:fs'
 import { writeFileAtomic } from './atomic-file'
 import { OutpostError } from '../errors'
+import { isAlive } from './process'
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM'
-  }
-}
 
 /** Write the pid file; returns its removal (idempotent; also run at process exit). */
 export function writePidFile(file: string): () => void {
   let text = ''
   try { text = fs.readFileSync(file, 'utf8').trim() } catch { /* none yet */ }
   const pid = /^\d+$/.test(text) ? Number(text) : undefined
-  if (pid !== undefined && pid !== process.pid && alive(pid)) {
+  if (pid !== undefined && pid !== process.pid && isAlive(pid)) {
     throw new OutpostError('pid_file_in_use', `--pid-file ${file} names process ${pid}, which is running; stop it first (or give another file)`)
   }
   try {

@@ -1,5 +1,6 @@
 import fs from 'node:fs'
 import { OutpostError } from '../errors'
+import { isAlive } from '../lib/process'
 
 export interface Lock {
   release(): void
@@ -59,11 +60,3 @@ function makeLock(file: string): Lock {
   return { release }
 }
 
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM'
-  }
-}

@@ -17,6 +17,7 @@
 import { spawn, spawnSync } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
+import { isAlive } from '../lib/process'
 
 export interface Pending {
   from: string
@@ -67,7 +68,7 @@ export function runningAgent(dataDir: string): number | undefined {
   let pid: number
   try { pid = Number.parseInt(fs.readFileSync(path.join(dataDir, 'outbox', 'lock'), 'utf8'), 10) } catch { return undefined }
   if (!Number.isInteger(pid) || pid <= 0) return undefined
-  try { process.kill(pid, 0); return pid } catch (err) { return (err as NodeJS.ErrnoException).code === 'EPERM' ? pid : undefined }
+  return isAlive(pid) ? pid : undefined
 }
 
 /**

@@ -11,14 +11,14 @@
  * str (d9 40 + 64 bytes), so its frame starts `00 42` and is 68 bytes long.
  */
 import { Decoder, Encoder } from '@msgpack/msgpack'
+import { OutpostError } from '../errors'
+import { checkDepth } from './msgpack-depth'
+import { binHeader, putBin, putStr, strHeader } from './msgpack-write'
 
 // One encoder and decoder for the module: the library's encode()/decode() build a new one (and a
 // fresh 2 KiB buffer) per call, which showed up as garbage collection on the hot path.
 const ENCODER = new Encoder({ ignoreUndefined: true })
 const DECODER = new Decoder()
-import { OutpostError } from '../errors'
-import { checkDepth } from './msgpack-depth'
-import { binHeader, putBin, putStr, strHeader } from './msgpack-write'
 
 /** Largest frame on the wire, length prefix included. */
 export const MAX_FRAME = 8192
