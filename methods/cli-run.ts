@@ -192,6 +192,7 @@ export function runCommand(file: string, argv: readonly string[], opts: RunOptio
 
 export default {
   name: 'cli.run',
+  aliases: ['REQCliCommand', 'REQnCliCommand', 'sync.bash'],
   kind: 'unary',
   summary: 'Run a command (one shell string, or argv) and return stdout, stderr and exitCode; --user/--group/--env/--cwd before a -- set how.',
   async run(ctx: MethodContext): Promise<MethodResult> {

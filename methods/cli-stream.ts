@@ -173,6 +173,7 @@ export async function* streamCommand(file: string, argv: readonly string[], opts
 
 export default {
   name: 'cli.stream',
+  aliases: ['REQCliCommandCont', 'REQnCliCommandCont'],
   kind: 'stream',
   summary: 'Run a command in a pty and stream its output until it exits or methodTimeout; then its whole process group is killed.',
   run(ctx: MethodContext): AsyncGenerator<Buffer, MethodResult, undefined> {

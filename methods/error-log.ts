@@ -26,6 +26,8 @@ export function errorLogLine(ctx: MethodContext, now: Date = new Date()): string
 
 export default {
   name: 'error.log',
+  aliases: ['REQErrorLog'],
+  sink: true,
   kind: 'unary',
   summary: 'Record an error report from a node in <dataDir>/errors.log.',
   async run(ctx: MethodContext): Promise<MethodResult> {

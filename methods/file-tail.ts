@@ -155,6 +155,7 @@ export async function* tailFile(file: string, fromStart: boolean, signal: AbortS
 
 export default {
   name: 'file.tail',
+  aliases: ['REQTailFile'],
   kind: 'stream',
   summary: 'Follow a file line by line for methodTimeout, across truncation and rotation (tail -F).',
   untilTimeout: true,

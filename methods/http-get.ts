@@ -92,6 +92,7 @@ export function httpGet(raw: string | undefined, opts: { cap: number; signal: Ab
 
 export default {
   name: 'http.get',
+  aliases: ['REQHttpGet'],
   kind: 'unary',
   summary: 'GET a URL within methodTimeout; status, headers and the body (capped at methods.outputCap) as JSON.',
   async run(ctx: MethodContext): Promise<MethodResult> {

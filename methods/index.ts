@@ -1,9 +1,10 @@
 /**
  * The static method registry: every method module, listed by import so the bundler sees them
- * all. Tests can build their own map from the same modules.
+ * all. Tests can build their own map from the same modules. A new method is one file beside
+ * this one and one line in the list below: its names, aliases and traits are its own.
  */
 import type { Method } from '../src/method'
-import type { MethodName } from '../src/method-names'
+import { nameIndex } from '../src/method-names'
 import agentRestart from './agent-restart'
 import agentUpgrade from './agent-upgrade'
 import configDeploy from './config-deploy'
@@ -22,8 +23,8 @@ import { opCancel, opList, opStart, opStop } from './op'
 import replyConsole from './reply-console'
 import { replyFile, replyFileAppend } from './reply-file'
 
-function registry(methods: readonly Method[]): ReadonlyMap<MethodName, Method> {
-  const map = new Map<MethodName, Method>()
+function registry(methods: readonly Method[]): ReadonlyMap<string, Method> {
+  const map = new Map<string, Method>()
   for (const m of methods) {
     if (map.has(m.name)) throw new Error(`methods/index.ts: ${m.name} is listed twice`)
     map.set(m.name, m)
@@ -31,7 +32,7 @@ function registry(methods: readonly Method[]): ReadonlyMap<MethodName, Method> {
   return map
 }
 
-export const METHODS: ReadonlyMap<MethodName, Method> = registry([
+export const METHODS: ReadonlyMap<string, Method> = registry([
   cliRun,
   cliStream,
   fileTail,
@@ -58,3 +59,10 @@ export const METHODS: ReadonlyMap<MethodName, Method> = registry([
   configRollback,
   agentRestart,
 ])
+
+const NAMES = nameIndex(METHODS.values())
+
+/** The native name of a method name or alias this outpost knows; undefined otherwise. */
+export function nativeMethodName(name: string): string | undefined {
+  return NAMES.get(name)
+}

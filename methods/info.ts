@@ -224,7 +224,7 @@ function noArgs(name: string, ctx: MethodContext): void {
 }
 
 export const infoKernel = {
-  name: 'info.kernel', kind: 'unary', summary: 'Kernel name, release, version and machine, as JSON.',
+  name: 'info.kernel', aliases: ['getinfo.kernel'], kind: 'unary', summary: 'Kernel name, release, version and machine, as JSON.',
   async run(ctx: MethodContext) { noArgs('info.kernel', ctx); return json(await kernelInfo()) },
 } satisfies UnaryMethod
 
@@ -234,7 +234,7 @@ export const infoOs = {
 } satisfies UnaryMethod
 
 export const infoUsers = {
-  name: 'info.users', kind: 'unary', summary: 'Accounts from /etc/passwd as JSON: -A all, -u normal, -S system, -U NAME one.',
+  name: 'info.users', aliases: ['getinfo.users'], kind: 'unary', summary: 'Accounts from /etc/passwd as JSON: -A all, -u normal, -S system, -U NAME one.',
   async run(ctx: MethodContext) { return json(await usersInfo(ctx.args)) },
 } satisfies UnaryMethod
 

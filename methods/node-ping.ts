@@ -4,6 +4,7 @@ import { dataText } from '../src/wire/envelope'
 
 export const nodePing = {
   name: 'node.ping',
+  aliases: ['REQPing'],
   kind: 'unary',
   summary: 'Answer "pong <node> <time>" to show this node is alive.',
   async run(ctx: MethodContext): Promise<MethodResult> {
@@ -13,6 +14,8 @@ export const nodePing = {
 
 export const nodePong = {
   name: 'node.pong',
+  aliases: ['REQPong'],
+  sink: true,
   kind: 'unary',
   summary: 'Reply sink for node.ping: log the answer.',
   async run(ctx: MethodContext): Promise<MethodResult> {

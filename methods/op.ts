@@ -11,7 +11,6 @@
  */
 import { OutpostError } from '../src/errors'
 import type { MethodContext, MethodResult, Ops, UnaryMethod } from '../src/method'
-import { nativeMethodName } from '../src/method-names'
 
 function opsOf(ctx: MethodContext): Ops {
   if (ctx.ops === undefined) throw new OutpostError('method_failed', `${ctx.env.method}: needs a running node (not available in \`outpost call\`)`)
@@ -31,7 +30,7 @@ function list(ctx: MethodContext): MethodResult {
 function methodArg(op: string, arg: unknown): string {
   const given = typeof arg === 'string' ? arg : typeof arg === 'object' && arg !== null && typeof (arg as { method?: unknown }).method === 'string' ? (arg as { method: string }).method : undefined
   if (given === undefined || given === '') throw new OutpostError('method_failed', `${op}: which method? e.g. ${op} -- cli.run`)
-  return nativeMethodName(given) ?? given
+  return given
 }
 
 function switchTo(ctx: MethodContext, op: string, arg: unknown, on: boolean): MethodResult {
@@ -51,6 +50,8 @@ function cancel(ctx: MethodContext, arg: unknown): MethodResult {
 
 export const opList = {
   name: 'op.list',
+  aliases: ['REQOpProcessList'],
+  alwaysOn: true,
   kind: 'unary',
   summary: 'List the method handlers (on or off) and the jobs running now, as JSON.',
   run: async (ctx: MethodContext) => list(ctx),
@@ -58,6 +59,8 @@ export const opList = {
 
 export const opStart = {
   name: 'op.start',
+  aliases: ['REQOpProcessStart'],
+  alwaysOn: true,
   kind: 'unary',
   summary: 'Switch a method handler back on (undoes op.stop; in memory).',
   run: async (ctx: MethodContext) => switchTo(ctx, 'op.start', ctx.args[0], true),
@@ -65,6 +68,8 @@ export const opStart = {
 
 export const opStop = {
   name: 'op.stop',
+  aliases: ['REQOpProcessStop'],
+  alwaysOn: true,
   kind: 'unary',
   summary: 'Switch a method handler off until op.start or a restart.',
   run: async (ctx: MethodContext) => switchTo(ctx, 'op.stop', ctx.args[0], false),
@@ -72,6 +77,8 @@ export const opStop = {
 
 export const opCancel = {
   name: 'op.cancel',
+  aliases: ['REQOpCommand'],
+  alwaysOn: true,
   kind: 'unary',
   summary: 'Cancel a running job by its request id; steward REQOpCommand (ps, startProc, stopProc) too.',
   run: async (ctx: MethodContext) => {

@@ -26,6 +26,8 @@ export function consoleText(ctx: MethodContext): string {
 
 export default {
   name: 'reply.console',
+  aliases: ['REQToConsole'],
+  sink: true,
   kind: 'unary',
   summary: "Print a reply on this node's standard output, prefixed with the node that sent it.",
   async run(ctx: MethodContext): Promise<MethodResult> {

@@ -231,6 +231,8 @@ async function landed(ctx: MethodContext, append: boolean): Promise<boolean> {
 
 export const replyFile = {
   name: 'reply.file',
+  aliases: ['REQToFile'],
+  sink: true,
   kind: 'unary',
   summary: 'Write a reply to <dataDir>/<directory>/<node>/<fileName>, replacing the file.',
   async run(ctx: MethodContext): Promise<MethodResult> {
@@ -241,6 +243,8 @@ export const replyFile = {
 
 export const replyFileAppend = {
   name: 'reply.file.append',
+  aliases: ['REQToFileAppend'],
+  sink: true,
   kind: 'unary',
   summary: 'Append a reply to <dataDir>/<directory>/<node>/<fileName>.',
   async run(ctx: MethodContext): Promise<MethodResult> {

@@ -26,7 +26,7 @@ import { matches } from './lib/pattern'
 import { Stopper, untilStopped } from './lib/stopper'
 import type { Control } from './config/apply'
 import type { HandlerInfo, JobInfo, Method, MethodContext, MethodResult, Ops, StreamMethod } from './method'
-import { ACK_METHOD } from './method-names'
+import { ACK_METHOD, DEFAULT_REPLY_METHOD, nameIndex } from './method-names'
 import type { InboxEntry, Outbox } from './store/outbox'
 
 export interface DispatcherOptions {
@@ -58,17 +58,11 @@ export interface DispatcherOptions {
   metrics?: Metrics
 }
 
-/** Methods that receive results rather than produce them: never replied to. */
-const SINKS = new Set(['reply.console', 'reply.file', 'reply.file.append', 'error.log', 'node.hello', 'node.pong'])
-
 /** setTimeout's limit: longer delays fire at once. */
 const MAX_TIMER_MS = 2 ** 31 - 1
 
 /** Grace after a method's timeout for it to stop what it started (beyond methods.killGrace), before the reply goes anyway. */
 const STOP_GRACE_MS = 3000
-
-/** op.* cannot be switched off: it is how a handler is switched on again. */
-const ALWAYS_ON = new Set(['op.list', 'op.start', 'op.stop', 'op.cancel'])
 
 interface Job extends JobInfo {
   abort: Stopper
@@ -90,10 +84,13 @@ export class Dispatcher {
   /** The handle op.* methods get in their context. */
   readonly ops: Ops
   private readonly metrics: Metrics
+  /** Native method names by name and alias: a sender that did not know an alias leaves it to us. */
+  private readonly names: ReadonlyMap<string, string>
 
   constructor(o: DispatcherOptions) {
     this.o = o
     this.metrics = o.metrics ?? NO_METRICS
+    this.names = nameIndex(o.methods.values())
     this.ops = {
       handlers: () => [...this.o.methods.values()].map((m): HandlerInfo => ({ name: m.name, kind: m.kind, summary: m.summary, enabled: this.enabled(m.name) })),
       jobs: () => this.jobs().map(({ id, method, from, started }) => ({ id, method, from, started })),
@@ -122,16 +119,25 @@ export class Dispatcher {
     return this.o.config.methods.killGrace * 1000 + STOP_GRACE_MS
   }
 
+  /** env with its method named natively, where it names one of ours by an alias. */
+  private native(env: Envelope): Envelope {
+    const name = this.names.get(env.method)
+    if (name !== undefined && name !== env.method) env.method = name
+    return env
+  }
+
   /** Whether a handler may run: listed in methods.enabled and not switched off by op.stop. */
   enabled(name: string): boolean {
     const enabled = this.o.config.methods.enabled
     return enabled.some((p) => matches(p, name)) && !this.switchedOff.has(name)
   }
 
-  private setEnabled(name: string, on: boolean): void {
-    if (!this.o.methods.has(name)) throw new OutpostError('method_unknown', `${this.o.self} has no method ${name}`)
+  private setEnabled(given: string, on: boolean): void {
+    const name = this.names.get(given) ?? given
+    const method = this.o.methods.get(name)
+    if (method === undefined) throw new OutpostError('method_unknown', `${this.o.self} has no method ${name}`)
     if (!on) {
-      if (ALWAYS_ON.has(name)) throw new OutpostError('method_failed', `${name} cannot be switched off (op.* is how handlers are switched on again)`)
+      if (method.alwaysOn === true) throw new OutpostError('method_failed', `${name} cannot be switched off (op.* is how handlers are switched on again)`)
       this.switchedOff.add(name)
       return
     }
@@ -144,7 +150,7 @@ export class Dispatcher {
   async receive(bytes: Uint8Array, from?: string): Promise<void> {
     let env: Envelope
     try {
-      env = decode(bytes)
+      env = this.native(decode(bytes))
     } catch (err) {
       this.o.log('warn', `dispatch: dropped a message from ${from ?? 'unknown'}: ${(err as Error).message}`)
       return
@@ -241,7 +247,7 @@ export class Dispatcher {
     for (const e of entries) {
       let env: Envelope
       try {
-        env = decode(e.body)
+        env = this.native(decode(e.body))
       } catch {
         await this.o.outbox.finishRun(e.id)
         continue
@@ -250,7 +256,7 @@ export class Dispatcher {
         // A reply is its request's only outcome here: losing it would leave the request with
         // none (SPEC §1). Its reply method runs again unless its effect already landed.
         await this.resumeReply(env, e.id)
-      } else if (env.inReplyTo !== undefined || SINKS.has(env.method)) {
+      } else if (env.inReplyTo !== undefined || this.o.methods.get(env.method)?.sink === true) {
         // Sinks end a conversation: nothing to report, and not run twice.
         if (e.state === 'started') await this.finish(e.id)
         else void this.start(env)
@@ -316,7 +322,7 @@ export class Dispatcher {
   private async execute(env: Envelope, inboxId: string | undefined): Promise<void> {
     const isReply = env.inReplyTo !== undefined
     // Sinks (reply.*, error.log, heartbeats) end a conversation: nothing is sent back.
-    const noReply = isReply || SINKS.has(env.method)
+    const noReply = isReply || this.o.methods.get(env.method)?.sink === true
     if (!isReply) return this.executeInner(env, inboxId, isReply, noReply)
     // Stream chunks reach waiting clients at once; the final reply once its reply method ran.
     if (env.final === false) this.o.onReply(env)
@@ -453,7 +459,7 @@ export class Dispatcher {
       id: this.o.ulid(),
       toNode: req.fromNode,
       fromNode: this.o.self,
-      method: req.replyMethod ?? 'reply.file.append',
+      method: req.replyMethod ?? DEFAULT_REPLY_METHOD,
       methodArgs: expandData(req.replyMethodArgs ?? [], dataText(data)),
       inReplyTo: req.id,
       ...(result.seq !== undefined ? { seq: result.seq } : {}),

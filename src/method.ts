@@ -6,7 +6,6 @@ import type { Config } from './config'
 import type { Control } from './config/apply'
 import type { LogFn } from './log'
 import type { Envelope } from './wire/envelope'
-import type { MethodName } from './method-names'
 
 export interface MethodContext {
   /** The node running the method. */
@@ -60,11 +59,22 @@ export interface MethodResult {
   exitCode?: number
 }
 
-export interface UnaryMethod {
-  name: MethodName
-  kind: 'unary'
+/** What every method module declares about itself. */
+interface MethodBase {
+  /** Its native name, such as cli.run. */
+  name: string
+  /** Other names it answers to (steward's REQ… names, BasicAgent's sync.bash). */
+  aliases?: readonly string[]
   /** One-line description for `op.list` and --help. */
   summary: string
+  /** It receives results rather than producing them (reply.*, error.log, heartbeats): it is never replied to. */
+  sink?: boolean
+  /** op.stop cannot switch it off (op.* is how handlers are switched on again). */
+  alwaysOn?: boolean
+}
+
+export interface UnaryMethod extends MethodBase {
+  kind: 'unary'
   run(ctx: MethodContext): Promise<MethodResult>
   /**
    * Reply sinks: after the node was killed while this ran for a reply, whether its effect is
@@ -78,10 +88,8 @@ export interface UnaryMethod {
  * come and returns the end result (exitCode). The dispatcher coalesces the chunks into
  * numbered replies; when ctx.signal aborts the method stops what it started and returns.
  */
-export interface StreamMethod {
-  name: MethodName
+export interface StreamMethod extends MethodBase {
   kind: 'stream'
-  summary: string
   /** methodTimeout is this method's normal end (file.tail): its final reply carries no method_timeout. */
   untilTimeout?: boolean
   run(ctx: MethodContext): AsyncGenerator<Uint8Array | string, MethodResult, undefined>

@@ -23,7 +23,7 @@ import type { GiveUpReason, MessageEvent, MessageEventSink } from './events'
 import type { ApplyResult, Control } from './config/apply'
 import type { JobInfo, Method } from './method'
 import { fromEvents, NO_METRICS, type Metrics } from './metrics'
-import { ACK_METHOD, nativeMethodName } from './method-names'
+import { ACK_METHOD, DEFAULT_REPLY_METHOD, nameIndex } from './method-names'
 import { Outbox, type OutboxEntry } from './store/outbox'
 import { Scheduler, type LocalOutcome } from './schedules'
 import type { Transport, TransportOptions, TransportPlugin } from './transport'
@@ -68,7 +68,6 @@ export interface ConnectionState {
 }
 
 /** What runs with a reply when the request names no replyMethod (SPEC §2). */
-const DEFAULT_REPLY_METHOD = 'reply.file.append'
 
 /** Messages of one request stored per turn of the event loop. */
 const SUBMIT_SLICE = 512
@@ -91,6 +90,8 @@ export class OutpostNode {
   private readonly givenUp = new Map<string, number>()
   private helloTimer: NodeJS.Timeout | undefined
   private readonly methods: ReadonlyMap<string, Method>
+  /** Native method names by name and alias, for the methods this node has. */
+  private readonly names: ReadonlyMap<string, string>
   private readonly localRuns = new Set<AbortController>()
   private scheduler: Scheduler | undefined
   private shipper: LogShipper | undefined
@@ -137,10 +138,11 @@ export class OutpostNode {
     this.nodeList = new NodeList(dataDir, this.now)
     const methods = new Map(o.methods)
     methods.set('node.hello', {
-      name: 'node.hello', kind: 'unary', summary: 'heartbeat: records the sender in the node list',
+      name: 'node.hello', aliases: ['REQHello'], sink: true, kind: 'unary', summary: 'heartbeat: records the sender in the node list',
       run: async (ctx) => { this.nodeList.record(ctx.env); return {} },
     })
     this.methods = methods
+    this.names = nameIndex(methods.values())
     this.delivery = new Delivery({
       self: this.name, outbox, transport, log,
       defaults: { ackTimeout: config.delivery.ackTimeout, retries: config.delivery.retries },
@@ -251,7 +253,7 @@ export class OutpostNode {
    * methods.allow does not (the config itself asked). Failures come back as `error`.
    */
   async runLocal(name: string, args: string[], timeoutSeconds: number): Promise<LocalOutcome> {
-    const native = nativeMethodName(name) ?? name
+    const native = this.names.get(name) ?? name
     const method = this.methods.get(native)
     if (method === undefined) return { error: { code: 'method_unknown', message: `${this.name} has no method ${name}` } }
     if (!this.dispatcher.enabled(native)) return { error: { code: 'method_disabled', message: `${native} is switched off on ${this.name} (methods.enabled or op.stop)` } }
@@ -290,11 +292,20 @@ export class OutpostNode {
     }
   }
 
-  /** Stamp validated drafts (ids, fromNode, fan-out) and give them defaults; nothing is stored yet. */
+  /**
+   * Stamp validated drafts (ids, fromNode, fan-out) and give them defaults; nothing is stored
+   * yet. Aliases this node knows become native names (subjects and ACLs speak native names); a
+   * name it does not know goes as it is, for the receiver to run or refuse.
+   */
   prepare(drafts: MessageDraft[]): Envelope[] {
     const d = this.config.delivery
-    const ctx = { fromNode: this.name, now: this.now, ulid: defaultUlid, defaults: { ackTimeout: d.ackTimeout, retries: d.retries, ttl: d.ttl, replyMethod: 'reply.file.append' } }
-    return drafts.length === 1 ? stamp(drafts[0]!, ctx) : drafts.flatMap((draft) => stamp(draft, ctx))
+    const ctx = { fromNode: this.name, now: this.now, ulid: defaultUlid, defaults: { ackTimeout: d.ackTimeout, retries: d.retries, ttl: d.ttl, replyMethod: DEFAULT_REPLY_METHOD } }
+    const native = (draft: MessageDraft): MessageDraft => {
+      const method = this.names.get(draft.method) ?? draft.method
+      const replyMethod = draft.replyMethod === undefined ? undefined : this.names.get(draft.replyMethod) ?? draft.replyMethod
+      return method === draft.method && replyMethod === draft.replyMethod ? draft : { ...draft, method, ...(replyMethod !== undefined ? { replyMethod } : {}) }
+    }
+    return drafts.length === 1 ? stamp(native(drafts[0]!), ctx) : drafts.flatMap((draft) => stamp(native(draft), ctx))
   }
 
   /**
@@ -421,7 +432,7 @@ export class OutpostNode {
     this.givenUp.set(env.id, now)
     for (const [id, at] of this.givenUp) { if (at > now - 86_400_000) break; this.givenUp.delete(id) }
     const reply: Envelope = {
-      id: defaultUlid(), toNode: this.name, fromNode: env.toNode, method: env.replyMethod ?? 'reply.file.append',
+      id: defaultUlid(), toNode: this.name, fromNode: env.toNode, method: env.replyMethod ?? DEFAULT_REPLY_METHOD,
       methodArgs: expandData(env.replyMethodArgs ?? [], ''), inReplyTo: env.id, final: true, createdAt: this.now(),
       error: { code: reason, message }, ackTimeout: 0,
       ...(env.directory !== undefined ? { directory: env.directory } : {}),

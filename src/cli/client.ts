@@ -3,11 +3,10 @@
  * (src/cli/status.ts), call. The command line and the REPL (src/cli/repl.ts) run the same code;
  * the REPL passes an AbortSignal (Ctrl-C).
  */
-import { METHODS } from '../../methods/index'
+import { METHODS, nativeMethodName } from '../../methods/index'
 import { EXIT, GLOBAL_HELP, askAgent, load, loggerFor, parse, print, table, type Io } from './common'
 import { dataText, type Envelope } from '../wire/envelope'
 import { OutpostError, isOutpostError } from '../errors'
-import { nativeMethodName } from '../method-names'
 import { ulid } from '../wire/ulid'
 
 export { send } from './send'
@@ -33,7 +32,7 @@ export const call = async (io: Io, args: string[], signal?: AbortSignal): Promis
     return values.help ? EXIT.ok : EXIT.usage
   }
   const { config } = load(io, values, false)
-  const method = METHODS.get(nativeMethodName(name) ?? (name as never))
+  const method = METHODS.get(nativeMethodName(name) ?? name)
   if (!method) throw new OutpostError('method_unknown', `no method ${name} (see the README for the list)`)
   const abort = new AbortController()
   const seconds = values.timeout !== undefined ? Number(values.timeout) : config.methods.timeout

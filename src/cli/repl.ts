@@ -14,10 +14,10 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import readline from 'node:readline'
+import { METHODS } from '../../methods/index'
 import { call, nodes, send } from './client'
 import { EXIT, GLOBAL_HELP, load, parse, print, type Io } from './common'
 import { OutpostError, isOutpostError } from '../errors'
-import { METHOD_ALIASES } from '../method-names'
 
 const HISTORY_SIZE = 1000
 
@@ -97,7 +97,7 @@ export async function repl(io: Io, args: string[]): Promise<number> {
   const withSocket = values.socket !== undefined ? ['--socket', values.socket] : []
   const hist = historyFile(io, values.history)
   const input = process.stdin
-  const methodNames = Object.keys(METHOD_ALIASES)
+  const methodNames = [...METHODS.keys()]
   const rl = readline.createInterface({
     input, output: process.stdout, terminal: input.isTTY === true,
     history: readHistory(hist), historySize: HISTORY_SIZE, removeHistoryDuplicates: true,

@@ -8,7 +8,7 @@
  */
 import { Decoder, Encoder } from '@msgpack/msgpack'
 import { OutpostError } from '../errors'
-import { ACK_METHOD, nativeMethodName } from '../method-names'
+import { ACK_METHOD } from '../method-names'
 import { MAX_DEPTH, checkDepth } from './msgpack-depth'
 import { decodeEnvelopeFields, encodeEnvelope } from './envelope-codec'
 import { isUlid, ulid as defaultUlid } from './ulid'
@@ -286,11 +286,14 @@ function fromBasicAgent(raw: Record<string, unknown>, where: string): Record<str
   return out
 }
 
+/**
+ * A method name's shape. Whether a node has that method is for the receiver to say (an older
+ * central can call a method only newer nodes have); the submitting node maps the aliases it
+ * knows to native names.
+ */
 function checkMethodName(where: string, field: string, name: string): string {
-  const native = nativeMethodName(name)
-  if (native !== undefined) return native
   if (!METHOD_NAME_RE.test(name)) fail(where, field, 'must be a method name such as cli.run', name)
-  throw new OutpostError('envelope_invalid', `${where}: field '${field}' names unknown method ${JSON.stringify(name)} (see the README for the methods and their aliases)`)
+  return name
 }
 
 /** Parse a JSON text holding one message or an array of them (steward's file format). */

@@ -7,6 +7,8 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
+import { METHODS } from '../../methods/index'
+import type { Method } from '../../src/method'
 import { Bus, request, sleep, until } from '../fixtures/inprocess'
 
 const errorCode = (r: { error?: { code: string } } | undefined): string | undefined => r?.error?.code
@@ -108,6 +110,24 @@ test('in-process - messages stored before the sender stops are delivered by its 
     assert.equal(fs.readFileSync(runs, 'utf8').trim().split('\n'), ['kept-0', 'kept-1', 'kept-2', 'kept-3', 'kept-4'], 'in order, once each')
     // central hears the replies, not as strangers: each is for a message it sent.
     await until(() => central.node.outbox.stats().count === 0, 10_000, 'an empty outbox at central')
+  } finally {
+    await bus.destroy()
+  }
+})
+
+test('in-process - a method only the receiver has, named by a sender that does not know it, runs there; one nobody has is method_unknown', async () => {
+  const bus = new Bus()
+  try {
+    const central = await bus.start('central')
+    // ship1 is "newer": it has a method central's build does not, with an alias of its own.
+    const shout: Method = { name: 'test.shout', aliases: ['REQShout'], kind: 'unary', summary: 'upper-cases its argument', run: async (ctx) => ({ data: (ctx.args[0] ?? '').toUpperCase() }) }
+    await bus.start('ship1', {}, 0, new Map([...METHODS, [shout.name, shout]]))
+    const [byName] = await request(central, { toNode: 'ship1', method: 'test.shout', methodArgs: ['hello'] })
+    assert.is(text(byName), 'HELLO', JSON.stringify(byName))
+    const [byAlias] = await request(central, { toNode: 'ship1', method: 'REQShout', methodArgs: ['alias'] })
+    assert.is(text(byAlias), 'ALIAS', JSON.stringify(byAlias))
+    const [none] = await request(central, { toNode: 'ship1', method: 'test.nothing' })
+    assert.is(errorCode(none), 'method_unknown')
   } finally {
     await bus.destroy()
   }

@@ -10,7 +10,7 @@ import replyConsole, { setConsoleWriter } from '../../methods/reply-console'
 import { defaultConfig } from '../../src/config'
 import type { Envelope } from '../../src/wire/envelope'
 import type { MethodContext } from '../../src/method'
-import { METHOD_ALIASES } from '../../src/method-names'
+import { nativeMethodName } from '../../methods/index'
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'outpost-methods-'))
 let n = 0
@@ -89,14 +89,20 @@ test('reply.console - prints [fromNode] and the output, error and stderr, to the
   assert.equal(out, ['[ship1] up 3 days\n', '[ship2] no newline\n[error method_failed] bad\n[stderr]\ne\n', '[ship3] \n'])
 })
 
-test('methods - the registry lists each module under its own name, all known to method-names', () => {
+test('methods - the registry lists each module under its own name; each alias names exactly one method', () => {
   assert.equal([...METHODS.keys()].sort(), ['agent.restart', 'agent.upgrade', 'cli.named', 'cli.run', 'cli.stream', 'config.deploy', 'config.get', 'config.rollback', 'config.set', 'error.log', 'file.tail', 'http.get', 'info.kernel', 'info.os', 'info.system', 'info.users', 'node.ping', 'node.pong', 'op.cancel', 'op.list', 'op.start', 'op.stop', 'reply.console', 'reply.file', 'reply.file.append'])
   for (const [name, m] of METHODS) {
     assert.is(m.name, name)
     assert.is(m.kind, ['cli.stream', 'file.tail'].includes(name) ? 'stream' : 'unary')
     assert.ok(m.summary.length > 0)
-    assert.ok(Object.hasOwn(METHOD_ALIASES, name))
+    assert.is(nativeMethodName(name), name)
+    for (const alias of m.aliases ?? []) assert.is(nativeMethodName(alias), name, alias)
   }
+  const aliases = [...METHODS.values()].flatMap((m) => m.aliases ?? [])
+  assert.is(new Set(aliases).size, aliases.length, 'no alias is claimed twice')
+  assert.is(nativeMethodName('REQCliCommand'), 'cli.run')
+  assert.is(nativeMethodName('sync.bash'), 'cli.run')
+  assert.is(nativeMethodName('no.such'), undefined)
 })
 
 test.run()
