@@ -238,7 +238,7 @@ export function parseMessage(input: unknown, where = 'message'): MessageDraft {
     if (field === 'fromNode') continue
     const kind = field === undefined ? undefined : own(FIELDS, field)
     if (field === undefined || kind === undefined) {
-      throw new OutpostError('envelope_invalid', `${where}: unknown field '${key}' (the fields are listed in the README under Messages; names match in any letter case)`)
+      throw new OutpostError('envelope_invalid', `${where}: unknown field '${key}' (the fields are listed in docs/messages-and-methods.md; names match in any letter case)`)
     }
     const before = givenAs.get(field)
     if (before !== undefined) throw new OutpostError('envelope_invalid', `${where}: fields '${before}' and '${key}' both name ${field}; give it once`)
@@ -290,7 +290,7 @@ function checkMethodName(where: string, field: string, name: string): string {
   const native = nativeMethodName(name)
   if (native !== undefined) return native
   if (!METHOD_NAME_RE.test(name)) fail(where, field, 'must be a method name such as cli.run', name)
-  throw new OutpostError('envelope_invalid', `${where}: field '${field}' names unknown method ${JSON.stringify(name)} (see the README for the methods and their aliases)`)
+  throw new OutpostError('envelope_invalid', `${where}: field '${field}' names unknown method ${JSON.stringify(name)} (docs/messages-and-methods.md lists the methods and their aliases)`)
 }
 
 /** Parse a JSON text holding one message or an array of them (steward's file format). */
