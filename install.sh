@@ -172,7 +172,7 @@ say "verified $file ($got)"
 mkdir -p "$prefix"
 cp "$src" "$prefix/.outpost.new"
 chmod 755 "$prefix/.outpost.new"
-"$prefix/.outpost.new" version >/dev/null 2>&1 || { rm -f "$prefix/.outpost.new"; die "the binary does not run on this machine (glibc too old? see the README)"; }
+"$prefix/.outpost.new" version >/dev/null 2>&1 || { rm -f "$prefix/.outpost.new"; die "the binary does not run on this machine (glibc too old? see docs/operations.md)"; }
 mv -f "$prefix/.outpost.new" "$prefix/outpost"
 say "installed $("$prefix/outpost" version) as $prefix/outpost"
 if [ -n "$bin_dir" ]; then
@@ -222,7 +222,7 @@ Restart=always
 RestartSec=2
 Environment=OUTPOST_RESTART=exit
 # glibc malloc: two arenas and large blocks mapped on their own, so memory a burst used goes
-# back to the system (README, "Memory": ~20 MB less idle, ~25 MB less with 100k queued).
+# back to the system (docs/performance.md, "Memory": ~15 MB less idle, ~30 MB less with 100k queued).
 Environment=MALLOC_ARENA_MAX=2 MALLOC_MMAP_THRESHOLD_=262144 MALLOC_TRIM_THRESHOLD_=262144
 
 [Install]

@@ -24,7 +24,7 @@ import { signRelease } from '../src/upgrade/release.ts'
 /**
  * Base Node per architecture: 22 LTS (security fixes until 2027-04) where npm has it; ppc64le's
  * newest npm build is 20.11. OUTPOST_BASE_NODE=20.20.2 trades that for 25 MiB smaller x64/arm64
- * binaries; idle RSS is within a few MB of Node 22's since the bundle was slimmed (README,
+ * binaries; idle RSS is within a few MB of Node 22's since the bundle was slimmed (docs/operations.md,
  * "Single binaries").
  */
 const BASE = process.env.OUTPOST_BASE_NODE ?? '22.23.2'

@@ -1,5 +1,5 @@
 /**
- * Every error outpost raises carries one of these codes. The README lists each of them
+ * Every error outpost raises carries one of these codes. docs/errors.md lists each of them
  * (test/errors.test.ts fails when one is missing), so operators can look a code up.
  */
 export const ERROR_CODES = {

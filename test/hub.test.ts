@@ -182,7 +182,7 @@ test('hub - a wrong token is refused and the node named in it is untouched', asy
     await roundTrip(c)
     assert.ok(alive(hub))
     assert.ok(alive(impostor), 'a refused agent keeps running and retries; it does not crash')
-    // Operators look errors up by code (README): the refusal names it.
+    // Operators look errors up by code (docs/errors.md): the refusal names it.
     assert.match(impostor.output, /auth_failed/, `the impostor's output names the code auth_failed:\n${impostor.output}`)
   } finally {
     await impostor?.stop('SIGKILL')

@@ -10,8 +10,8 @@
  *   large      envelopes past the server's max_payload cross as parts (transports/chunks.ts)
  *   reconnect  the client's own: every configured server, then those the cluster announces
  *
- * NATS does not vouch for the sender, so messages carry no authenticated `from` (see the README
- * for the subject permissions that keep one node from reaching another's subjects).
+ * NATS does not vouch for the sender, so messages carry no authenticated `from` (docs/transports.md has
+ * the subject permissions that keep one node from reaching another's subjects).
  */
 import type { ConnectionOptions, Msg, NatsConnection, Subscription } from 'nats'
 import { OutpostError } from '../src/errors'

@@ -17,7 +17,7 @@
  * Segments are preallocated: a spare file (`journal-spare-*.tmp`, a name replay ignores) is
  * filled with zeros and fsynced in the background, then renamed into place when a segment
  * starts. A commit then overwrites blocks that are already allocated and on disk, so its
- * fdatasync flushes data only, no size or extent change (~25% cheaper here, see README). The
+ * fdatasync flushes data only, no size or extent change (~25% cheaper here, see docs/store.md). The
  * zeros after the last record read as the end of the segment, exactly like a torn tail.
  *
  *   create ─▶ segment n (empty, grows by appending) ─┐ spare ready: renamed over segment n

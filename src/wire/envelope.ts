@@ -238,7 +238,7 @@ export function parseMessage(input: unknown, where = 'message'): MessageDraft {
     if (field === 'fromNode') continue
     const kind = field === undefined ? undefined : own(FIELDS, field)
     if (field === undefined || kind === undefined) {
-      throw new OutpostError('envelope_invalid', `${where}: unknown field '${key}' (the fields are listed in the README under Messages; names match in any letter case)`)
+      throw new OutpostError('envelope_invalid', `${where}: unknown field '${key}' (the fields are listed in docs/messages-and-methods.md; names match in any letter case)`)
     }
     const before = givenAs.get(field)
     if (before !== undefined) throw new OutpostError('envelope_invalid', `${where}: fields '${before}' and '${key}' both name ${field}; give it once`)

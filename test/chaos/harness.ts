@@ -2,7 +2,7 @@
  * The reliability harness: commands and events from central to ship1 over one transport while
  * a fault repeats (SIGKILL of the receiver, of the hub or broker, or of the sender), then a
  * check that every accepted command ended in exactly one outcome at its sender and ran at most
- * once, and what the README promises for events.
+ * once, and what docs/operations.md promises for events.
  *
  *   test ─ socket API ─▶ central ══ hub / broker ══▶ ship1
  *   command: http.get http://127.0.0.1:PORT/<id> ─▶ the test's HTTP server counts runs per id
@@ -266,7 +266,7 @@ export async function chaos(kind: Kind, fault: Fault, seed = num('CHAOS_SEED', D
       if (accepted.events.has(id)) delivered++
       if (n > 1) duplicated++
     }
-    // The README: an event may arrive twice only when its sender was killed between sending
+    // docs/operations.md: an event may arrive twice only when its sender was killed between sending
     // it and recording that it was sent (it goes again after the restart), or — over MQTT —
     // when the broker restarts and the client resends its unacknowledged QoS 1 publishes.
     if (fault === 'receiver') assert.is(duplicated, 0, `${label}: ${duplicated} events arrived twice`)
