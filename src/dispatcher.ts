@@ -16,17 +16,19 @@
  *   events (ackTimeout 0) are neither acknowledged, deduplicated nor replied to.
  */
 import type { Config } from './config'
-import { dataText, decode, makeAck, type Envelope } from './wire/envelope'
-import { OutpostError, isOutpostError, type ErrorCode } from './errors'
+import { decode, makeAck, type Envelope } from './wire/envelope'
+import { OutpostError } from './errors'
 import type { MessageEvent, MessageEventSink } from './events'
 import type { LogFn } from './log'
 import { NO_METRICS, type Metrics } from './metrics'
 import { Coalescer } from './coalesce'
 import { matches } from './lib/pattern'
-import { Stopper, untilStopped } from './lib/stopper'
+import { Stopper } from './lib/stopper'
 import type { Control } from './config/apply'
-import type { HandlerInfo, JobInfo, Method, MethodContext, MethodResult, Ops, StreamMethod } from './method'
-import { ACK_METHOD, DEFAULT_REPLY_METHOD, nameIndex } from './method-names'
+import type { HandlerInfo, JobInfo, Method, MethodContext, Ops, StreamMethod } from './method'
+import { ACK_METHOD, nameIndex } from './method-names'
+import { replyTo, type ReplyResult } from './reply'
+import { failure, runMethod } from './run'
 import type { InboxEntry, Outbox } from './store/outbox'
 
 export interface DispatcherOptions {
@@ -58,17 +60,12 @@ export interface DispatcherOptions {
   metrics?: Metrics
 }
 
-/** setTimeout's limit: longer delays fire at once. */
-const MAX_TIMER_MS = 2 ** 31 - 1
-
 /** Grace after a method's timeout for it to stop what it started (beyond methods.killGrace), before the reply goes anyway. */
 const STOP_GRACE_MS = 3000
 
 interface Job extends JobInfo {
   abort: Stopper
 }
-
-type ReplyResult = MethodResult & { error?: { code: string; message: string }; seq?: number; final?: boolean }
 
 export class Dispatcher {
   private readonly o: DispatcherOptions
@@ -350,7 +347,6 @@ export class Dispatcher {
     const t0 = performance.now()
     this.running.set(env.id, { id: env.id, method: env.method, from: env.fromNode, started: this.o.now(), abort })
     const seconds = env.methodTimeout ?? this.o.config.methods.timeout
-    const timer = setTimeout(() => abort.abort(new OutpostError('method_timeout', `${env.method} ran past its methodTimeout of ${seconds} s`)), Math.min(seconds * 1000, MAX_TIMER_MS))
     const ctx: MethodContext = {
       node: this.o.self, env, args: env.methodArgs ?? [], config: this.o.config, dataDir: this.o.dataDir,
       get signal() { return abort.signal }, log: this.o.log, ops: this.ops, ...(this.o.control ? { control: this.o.control } : {}),
@@ -358,20 +354,10 @@ export class Dispatcher {
     const replies = !(noReply || env.ackTimeout === 0)
     let result: ReplyResult
     try {
-      if (method.kind === 'stream') {
-        result = await this.stream(method, ctx, abort, replies)
-        // A stream method returns normally when stopped: its final reply says why it stopped.
-        const reason: unknown = abort.reason
-        const normalEnd = method.untilTimeout === true && isOutpostError(reason, 'method_timeout')
-        if (abort.aborted && isOutpostError(reason) && !normalEnd) result = { ...result, error: reason.toJSON() }
-      } else {
-        result = await untilStopped(method.run(ctx), abort, this.stopGraceMs)
-      }
-    } catch (err) {
-      result = { error: failure(env.method, err) }
-      if (abort.aborted && isOutpostError(abort.reason)) result.error = abort.reason.toJSON()
+      result = method.kind === 'stream'
+        ? await this.stream(method, ctx, abort, seconds, replies)
+        : await runMethod(method, ctx, abort, { seconds, graceMs: this.stopGraceMs })
     } finally {
-      clearTimeout(timer)
       this.running.delete(env.id)
     }
     const error = result.error
@@ -411,29 +397,22 @@ export class Dispatcher {
    * Run a stream method: its chunks go out as replies seq 0, 1, … (coalesced); what is left
    * and the end result are returned for the final reply, which carries the next seq.
    */
-  private async stream(method: StreamMethod, ctx: MethodContext, stop: Stopper, replies: boolean): Promise<ReplyResult> {
+  private async stream(method: StreamMethod, ctx: MethodContext, stop: Stopper, seconds: number, replies: boolean): Promise<ReplyResult> {
     let seq = 0
     const req = ctx.env
     const out = new Coalescer({
       ...this.o.stream,
       flush: (piece) => this.enqueueReply(this.replyEnvelope(req, { data: piece, seq: seq++, final: false })),
     })
-    let end: ReplyResult
-    try {
-      const it = method.run(ctx)
-      for (;;) {
-        const step = await untilStopped(it.next(), stop, this.stopGraceMs)
-        if (step.done === true) { end = step.value; break }
-        if (replies) await out.push(step.value)
+    let end: ReplyResult = await runMethod(method, ctx, stop, {
+      seconds, graceMs: this.stopGraceMs,
+      onChunk: async (chunk) => {
+        if (!replies) return
+        await out.push(chunk)
         // The outbox refused a reply (full): stop the method; the final reply says why.
-        if (out.error !== undefined) {
-          void it.return({}).catch(() => {})
-          throw out.error
-        }
-      }
-    } catch (err) {
-      end = { error: failure(req.method, err) }
-    }
+        if (out.error !== undefined) throw out.error
+      },
+    })
     const rest = await out.end()
     if (out.error !== undefined && end.error === undefined) end = { ...end, error: failure(req.method, out.error) }
     const data = end.data === undefined ? rest : Buffer.concat([rest, typeof end.data === 'string' ? Buffer.from(end.data) : end.data])
@@ -454,32 +433,8 @@ export class Dispatcher {
   }
 
   private replyEnvelope(req: Envelope, result: ReplyResult): Envelope {
-    const data = result.data
-    return {
-      id: this.o.ulid(),
-      toNode: req.fromNode,
-      fromNode: this.o.self,
-      method: req.replyMethod ?? DEFAULT_REPLY_METHOD,
-      methodArgs: expandData(req.replyMethodArgs ?? [], dataText(data)),
-      inReplyTo: req.id,
-      ...(result.seq !== undefined ? { seq: result.seq } : {}),
-      final: result.final ?? true,
-      createdAt: this.o.now(),
-      ...(data !== undefined ? { data } : {}),
-      ...(result.stderr !== undefined && result.stderr.length > 0 ? { stderr: result.stderr } : {}),
-      ...(result.exitCode !== undefined ? { exitCode: result.exitCode } : {}),
-      ...(result.error ? { error: result.error } : {}),
-      ...(req.replyAckTimeout !== undefined ? { ackTimeout: req.replyAckTimeout } : {}),
-      ...(req.replyRetries !== undefined ? { retries: req.replyRetries } : {}),
-      ...(req.replyMethodTimeout !== undefined ? { methodTimeout: req.replyMethodTimeout } : {}),
-      ...(req.directory !== undefined ? { directory: req.directory } : {}),
-      ...(req.fileName !== undefined ? { fileName: req.fileName } : {}),
-    }
+    return replyTo(req, result, { self: this.o.self, id: this.o.ulid(), now: this.o.now() })
   }
-}
-
-function failure(method: string, err: unknown): { code: string; message: string } {
-  return isOutpostError(err) ? err.toJSON() : { code: 'method_failed' satisfies ErrorCode, message: `${method}: ${(err as Error)?.message ?? String(err)}` }
 }
 
 /** A refused reply as a waiting client gets it: the error, none of the output. */
@@ -488,10 +443,6 @@ function withoutOutput(env: Envelope, error: { code: string; message: string }):
   return { ...rest, final: true, error }
 }
 
-/** `{{DATA}}` (alias `{{STEWARD_DATA}}`) in replyMethodArgs becomes the method's output. */
-export function expandData(args: string[], data: string): string[] {
-  return args.map((a) => a.replaceAll('{{DATA}}', data).replaceAll('{{STEWARD_DATA}}', data))
-}
 
 /** SPEC §5: by default only the central node and the node itself may call anything. */
 export function allowed(config: Config, self: string, from: string, method: string): boolean {

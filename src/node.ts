@@ -13,15 +13,18 @@ import type { Config } from './config'
 import { applyLive, diffConfig } from './config/apply'
 import { Delivery } from './delivery'
 import { releaseHeap } from './lib/heap'
+import { Stopper } from './lib/stopper'
 import { readPending } from './upgrade/watchdog'
-import { Dispatcher, expandData } from './dispatcher'
+import { Dispatcher } from './dispatcher'
+import { undeliveredReply } from './reply'
+import { runMethod } from './run'
 import { decode, encode, stamp, type Envelope, type MessageDraft } from './wire/envelope'
-import { OutpostError, isOutpostError } from './errors'
+import { OutpostError } from './errors'
 import { LogShipper } from './log-shipper'
 import type { Logger } from './log'
 import type { GiveUpReason, MessageEvent, MessageEventSink } from './events'
 import type { ApplyResult, Control } from './config/apply'
-import type { JobInfo, Method } from './method'
+import type { JobInfo, Method, MethodContext } from './method'
 import { fromEvents, NO_METRICS, type Metrics } from './metrics'
 import { ACK_METHOD, DEFAULT_REPLY_METHOD, nameIndex } from './method-names'
 import { Outbox, type OutboxEntry } from './store/outbox'
@@ -92,7 +95,7 @@ export class OutpostNode {
   private readonly methods: ReadonlyMap<string, Method>
   /** Native method names by name and alias, for the methods this node has. */
   private readonly names: ReadonlyMap<string, string>
-  private readonly localRuns = new Set<AbortController>()
+  private readonly localRuns = new Set<Stopper>()
   private scheduler: Scheduler | undefined
   private shipper: LogShipper | undefined
   private loops: Promise<unknown>[] = []
@@ -257,38 +260,33 @@ export class OutpostNode {
     const method = this.methods.get(native)
     if (method === undefined) return { error: { code: 'method_unknown', message: `${this.name} has no method ${name}` } }
     if (!this.dispatcher.enabled(native)) return { error: { code: 'method_disabled', message: `${native} is switched off on ${this.name} (methods.enabled or op.stop)` } }
-    const abort = new AbortController()
+    const stop = new Stopper()
     const seconds = timeoutSeconds > 0 ? timeoutSeconds : this.config.methods.timeout
-    const timer = setTimeout(() => abort.abort(new OutpostError('method_timeout', `${native} ran past its methodTimeout of ${seconds} s`)), seconds * 1000)
-    this.localRuns.add(abort)
+    this.localRuns.add(stop)
     const self = this.name
+    const ctx: MethodContext = {
+      node: self, env: { id: defaultUlid(), toNode: self, fromNode: self, method: native, methodArgs: args, createdAt: this.now() },
+      args, config: this.config, dataDir: this.dataDir, get signal() { return stop.signal }, log: this.logger.log,
+    }
+    // A stream run for a schedule: its chunks make one result, up to methods.outputCap.
+    const chunks: Buffer[] = []
+    let size = 0
+    const cap = this.config.methods.outputCap
     try {
-      const ctx = {
-        node: self, env: { id: defaultUlid(), toNode: self, fromNode: self, method: native, methodArgs: args, createdAt: this.now() },
-        args, config: this.config, dataDir: this.dataDir, signal: abort.signal, log: this.logger.log,
-      }
-      if (method.kind === 'unary') return await method.run(ctx)
-      // A stream run for a schedule: its chunks make one result, up to methods.outputCap.
-      const chunks: Buffer[] = []
-      let size = 0
-      const gen = method.run(ctx)
-      for (;;) {
-        const step = await gen.next()
-        if (step.done) {
-          const data = Buffer.concat([...chunks, ...(step.value.data !== undefined ? [Buffer.from(step.value.data)] : [])])
-          return { ...step.value, data: data.subarray(0, this.config.methods.outputCap) }
-        }
-        if (size < this.config.methods.outputCap) {
-          const b = Buffer.from(step.value)
+      const result = await runMethod(method, ctx, stop, {
+        seconds, graceMs: this.config.methods.killGrace * 1000 + 3000,
+        onChunk: (chunk) => {
+          if (size >= cap) return
+          const b = Buffer.from(chunk)
           chunks.push(b)
           size += b.length
-        }
-      }
-    } catch (err) {
-      return { error: isOutpostError(err) ? err.toJSON() : { code: 'method_failed', message: `${native}: ${(err as Error)?.message ?? String(err)}` } }
+        },
+      })
+      if (method.kind === 'unary') return result
+      const data = Buffer.concat([...chunks, ...(result.data !== undefined ? [Buffer.from(result.data)] : [])])
+      return { ...result, data: data.subarray(0, cap) }
     } finally {
-      clearTimeout(timer)
-      this.localRuns.delete(abort)
+      this.localRuns.delete(stop)
     }
   }
 
@@ -431,13 +429,7 @@ export class OutpostNode {
     const now = this.now()
     this.givenUp.set(env.id, now)
     for (const [id, at] of this.givenUp) { if (at > now - 86_400_000) break; this.givenUp.delete(id) }
-    const reply: Envelope = {
-      id: defaultUlid(), toNode: this.name, fromNode: env.toNode, method: env.replyMethod ?? DEFAULT_REPLY_METHOD,
-      methodArgs: expandData(env.replyMethodArgs ?? [], ''), inReplyTo: env.id, final: true, createdAt: this.now(),
-      error: { code: reason, message }, ackTimeout: 0,
-      ...(env.directory !== undefined ? { directory: env.directory } : {}),
-      ...(env.fileName !== undefined ? { fileName: env.fileName } : {}),
-    }
+    const reply = undeliveredReply(env, { code: reason, message }, defaultUlid(), this.now())
     void this.dispatcher.receive(encode(reply))
   }
 

@@ -6,7 +6,9 @@
 import { METHODS, nativeMethodName } from '../../methods/index'
 import { EXIT, GLOBAL_HELP, askAgent, load, loggerFor, parse, print, table, type Io } from './common'
 import { dataText, type Envelope } from '../wire/envelope'
-import { OutpostError, isOutpostError } from '../errors'
+import { ERROR_CODES, OutpostError, type ErrorCode } from '../errors'
+import { Stopper } from '../lib/stopper'
+import { runMethod } from '../run'
 import { ulid } from '../wire/ulid'
 
 export { send } from './send'
@@ -34,45 +36,32 @@ export const call = async (io: Io, args: string[], signal?: AbortSignal): Promis
   const { config } = load(io, values, false)
   const method = METHODS.get(nativeMethodName(name) ?? name)
   if (!method) throw new OutpostError('method_unknown', `no method ${name} (see the README for the list)`)
-  const abort = new AbortController()
+  const stop = new Stopper()
   const seconds = values.timeout !== undefined ? Number(values.timeout) : config.methods.timeout
-  const timer = setTimeout(() => abort.abort(new OutpostError('method_timeout', `${name} ran past ${seconds} s`)), seconds * 1000)
   const self = config.node.name
   const env: Envelope = { id: ulid(), toNode: self, fromNode: self, method: method.name, methodArgs, createdAt: Date.now() }
-  const ctx = { node: self, env, args: methodArgs, config, dataDir: config.dataDir, signal: abort.signal, log: loggerFor(config, values.debug).log }
+  const ctx = { node: self, env, args: methodArgs, config, dataDir: config.dataDir, get signal() { return stop.signal }, log: loggerFor(config, values.debug).log }
   // Ctrl-C (or the caller's signal) stops the method, and kills what it started.
-  const stop = (): void => abort.abort(new OutpostError('cancelled', `${name} was stopped (Ctrl-C)`))
-  if (signal) signal.addEventListener('abort', stop, { once: true })
-  else process.once('SIGINT', stop)
+  const cancel = (): void => stop.abort(new OutpostError('cancelled', `${name} was stopped (Ctrl-C)`))
+  if (signal) signal.addEventListener('abort', cancel, { once: true })
+  else process.once('SIGINT', cancel)
   try {
-    if (method.kind === 'stream') {
-      // Output as it comes.
-      const it = method.run(ctx)
-      let step = await it.next()
-      for (; step.done !== true; step = await it.next()) io.stdout.write(dataText(step.value))
-      const code = step.value.exitCode
-      if (abort.signal.aborted && !(method.untilTimeout === true && isOutpostError(abort.signal.reason, 'method_timeout'))) io.stderr.write(`outpost: ${(abort.signal.reason as Error).message}\n`)
-      return code !== undefined && code !== 0 ? EXIT.remoteFailed : EXIT.ok
+    // A stream's output as it comes; a stopped method is not waited for.
+    const r = await runMethod(method, ctx, stop, { seconds, graceMs: 0, onChunk: (chunk) => { io.stdout.write(dataText(chunk)) } })
+    // A stream stopped by Ctrl-C or its timeout says so and ends with its exit code.
+    if (method.kind === 'stream' && stop.aborted) {
+      if (r.error !== undefined) io.stderr.write(`outpost: ${r.error.message}\n`)
+      return r.exitCode !== undefined && r.exitCode !== 0 ? EXIT.remoteFailed : EXIT.ok
     }
-    const r = await untilAborted(method.run(ctx), abort.signal)
+    if (r.error !== undefined) throw new OutpostError(Object.hasOwn(ERROR_CODES, r.error.code) ? (r.error.code as ErrorCode) : 'method_failed', r.error.message)
+    if (method.kind === 'stream') return r.exitCode !== undefined && r.exitCode !== 0 ? EXIT.remoteFailed : EXIT.ok
     const text = (v: Uint8Array | string | undefined): string | undefined => (v === undefined ? undefined : dataText(v))
     print(io, JSON.stringify({ data: jsonOrText(text(r.data)), stderr: text(r.stderr), exitCode: r.exitCode }, null, 2))
     return r.exitCode !== undefined && r.exitCode !== 0 ? EXIT.remoteFailed : EXIT.ok
   } finally {
-    clearTimeout(timer)
-    signal?.removeEventListener('abort', stop)
-    process.off('SIGINT', stop)
+    signal?.removeEventListener('abort', cancel)
+    process.off('SIGINT', cancel)
   }
-}
-
-/** A unary method is told to stop by its signal; the caller does not wait for it past that. */
-function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(signal.reason)
-  return new Promise((resolve, reject) => {
-    const onAbort = (): void => reject(signal.reason)
-    signal.addEventListener('abort', onAbort, { once: true })
-    work.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort))
-  })
 }
 
 /** Output that is a JSON document (info.*, http.get) is shown as JSON, not as an escaped string. */

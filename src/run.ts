@@ -1,0 +1,65 @@
+/**
+ * Running one method, the same way wherever it runs: for a message (dispatcher.ts), for this
+ * node's own schedules (node.ts runLocal) and for `outpost call` (cli/client.ts).
+ *
+ *   timer (methodTimeout) ─▶ stop.abort(method_timeout)
+ *   unary  ─▶ run(ctx)                        ─┐  a method that ignores the stop gets graceMs,
+ *   stream ─▶ each chunk ─▶ onChunk (may throw) ├▶ then its run ends as the stop's reason
+ *          ─▶ its return value (exitCode)      ─┘
+ *   a throw ─▶ { error } (method_failed unless it is an OutpostError); stopped ─▶ the stop's reason
+ */
+import { OutpostError, isOutpostError, type ErrorCode } from './errors'
+import { untilStopped, type Stopper } from './lib/stopper'
+import type { Method, MethodContext, MethodResult } from './method'
+
+/** setTimeout's limit: longer delays fire at once. */
+const MAX_TIMER_MS = 2 ** 31 - 1
+
+export type RunResult = MethodResult & { error?: { code: string; message: string } }
+
+export interface RunOptions {
+  /** methodTimeout, seconds. */
+  seconds: number
+  /** How long a stopped method may take to give up before its run ends anyway. */
+  graceMs: number
+  /** A stream's chunks, as they come; a throw stops the method (its result carries the error). */
+  onChunk?: (chunk: Uint8Array | string) => void | Promise<void>
+}
+
+/** Run `method` with `ctx` (whose signal is `stop`'s) until it ends, fails, or is stopped. */
+export async function runMethod(method: Method, ctx: MethodContext, stop: Stopper, o: RunOptions): Promise<RunResult> {
+  const timer = setTimeout(() => stop.abort(new OutpostError('method_timeout', `${method.name} ran past its methodTimeout of ${o.seconds} s`)), Math.min(o.seconds * 1000, MAX_TIMER_MS))
+  try {
+    if (method.kind === 'unary') return await untilStopped(method.run(ctx), stop, o.graceMs)
+    let result = await stream(method, ctx, stop, o)
+    // A stream method returns normally when stopped: its result says why it stopped, unless
+    // methodTimeout is its normal end (file.tail).
+    const reason: unknown = stop.reason
+    const normalEnd = method.untilTimeout === true && isOutpostError(reason, 'method_timeout')
+    if (stop.aborted && isOutpostError(reason) && !normalEnd) result = { ...result, error: reason.toJSON() }
+    return result
+  } catch (err) {
+    return { error: stop.aborted && isOutpostError(stop.reason) ? stop.reason.toJSON() : failure(method.name, err) }
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+async function stream(method: Extract<Method, { kind: 'stream' }>, ctx: MethodContext, stop: Stopper, o: RunOptions): Promise<RunResult> {
+  const it = method.run(ctx)
+  try {
+    for (;;) {
+      const step = await untilStopped(it.next(), stop, o.graceMs)
+      if (step.done === true) return step.value
+      if (o.onChunk) await o.onChunk(step.value)
+    }
+  } catch (err) {
+    void it.return({}).catch(() => {})
+    return { error: failure(method.name, err) }
+  }
+}
+
+/** A thrown error as a result's error: its own code, else method_failed naming the method. */
+export function failure(method: string, err: unknown): { code: string; message: string } {
+  return isOutpostError(err) ? err.toJSON() : { code: 'method_failed' satisfies ErrorCode, message: `${method}: ${(err as Error)?.message ?? String(err)}` }
+}
