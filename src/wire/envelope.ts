@@ -281,7 +281,8 @@ function fromBasicAgent(raw: Record<string, unknown>, where: string): Record<str
       head.push(`--env=${k}=${v}`)
     }
   }
-  const out: Record<string, unknown> = { ...rest, methodArgs: head.length === 0 ? [cmd] : [...head, '--', cmd] }
+  // The arguments are in cli.run's form now: the message is a cli.run.
+  const out: Record<string, unknown> = { ...rest, method: 'cli.run', methodArgs: head.length === 0 ? [cmd] : [...head, '--', cmd] }
   if (timeout !== undefined) out.methodTimeout = timeout
   return out
 }
