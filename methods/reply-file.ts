@@ -12,7 +12,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import type { Envelope } from '../src/wire/envelope'
 import { OutpostError } from '../src/errors'
-import type { MethodContext, MethodResult, UnaryMethod } from '../src/method'
+import type { MethodContext, MethodResult, StoredReply, UnaryMethod } from '../src/method'
 
 const DEFAULT_DIRECTORY = 'replies'
 
@@ -241,6 +241,30 @@ export const replyFile = {
   landed: (ctx: MethodContext) => landed(ctx, false),
 } satisfies UnaryMethod
 
+/** Most of a stored reply read back (GET /v1/messages/:id). */
+const MAX_STORED_TEXT = 1024 * 1024
+
+/** The reply to request `id` where a reply without directory and fileName goes: <dataDir>/replies/<node>/<id>.log. */
+export function storedReply(dataDir: string, id: string): StoredReply | undefined {
+  const dir = path.join(dataDir, DEFAULT_DIRECTORY)
+  let nodes: string[]
+  try { nodes = fs.readdirSync(dir) } catch { return undefined }
+  for (const n of nodes) {
+    const file = path.join(dir, n, `${id}.log`)
+    let text: string
+    try {
+      const fd = fs.openSync(file, 'r')
+      try {
+        const buf = Buffer.alloc(MAX_STORED_TEXT)
+        text = buf.subarray(0, fs.readSync(fd, buf, 0, MAX_STORED_TEXT, 0)).toString('utf8')
+      } finally { fs.closeSync(fd) }
+    } catch { continue }
+    const err = /^\[error ([a-z_]+)\] ?(.*)$/m.exec(text)
+    return { fromNode: n, file: path.relative(dataDir, file), text, ...(err ? { error: { code: err[1]!, message: err[2]! } } : {}) }
+  }
+  return undefined
+}
+
 export const replyFileAppend = {
   name: 'reply.file.append',
   aliases: ['REQToFileAppend'],
@@ -251,4 +275,5 @@ export const replyFileAppend = {
     return { data: await writeReplyFile(ctx, true) }
   },
   landed: (ctx: MethodContext) => landed(ctx, true),
+  stored: storedReply,
 } satisfies UnaryMethod

@@ -81,6 +81,20 @@ export interface UnaryMethod extends MethodBase {
    * already in place (then it is not run again; without this hook it runs again).
    */
   landed?(ctx: MethodContext): Promise<boolean>
+  /**
+   * Reply sinks that keep what they receive where it can be found again (reply.file.append):
+   * the reply stored for request `id` in its default place, if there is one.
+   */
+  stored?(dataDir: string, id: string): StoredReply | undefined
+}
+
+/** A reply a sink stored: which node answered, where, the text (cut at 1 MiB), its error line. */
+export interface StoredReply {
+  fromNode: string
+  /** Relative to the data directory. */
+  file: string
+  text: string
+  error?: { code: string; message: string }
 }
 
 /**

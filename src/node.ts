@@ -27,7 +27,7 @@ import type { ApplyResult, Control } from './config/apply'
 import type { JobInfo, Method, MethodContext } from './method'
 import { fromEvents, NO_METRICS, type Metrics } from './metrics'
 import { ACK_METHOD, DEFAULT_REPLY_METHOD, nameIndex } from './method-names'
-import { Outbox, type OutboxEntry } from './store/outbox'
+import { Outbox, type OutboxEntry, type OutboxStats } from './store/outbox'
 import { Scheduler, type LocalOutcome } from './schedules'
 import type { Transport, TransportOptions, TransportPlugin } from './transport'
 import { ulid as defaultUlid } from './wire/ulid'
@@ -71,6 +71,29 @@ export interface ConnectionState {
 }
 
 /** What runs with a reply when the request names no replyMethod (SPEC §2). */
+
+/** This node as `outpost status` and GET /v1/status show it. */
+export interface NodeStatus {
+  node: string
+  version: string
+  pid: number
+  dataDir: string
+  /** When the node started (ms since the epoch). */
+  startedAt: number
+  /** Whether the transport is connected now (connection says more). */
+  connected: boolean
+  /** The link to the hub or broker: kind, connected, server, since, the last refusal. */
+  connection: ConnectionState
+  /** The store's figures, and per destination what waits for it (oldest first by age). */
+  outbox: OutboxStats & { destinations: { node: string; count: number; bytes: number; oldest: number }[] }
+  /** Methods running on this node now (the inbox's runs in progress): id, method, from, started. */
+  runs: JobInfo[]
+}
+
+/** What this node knows of a message it sent, from its outbox or a reply it stored. */
+export type MessageRecord =
+  | { state: 'queued'; id: string; toNode: string; method: string; createdAt: number; expiresAt: number; attempts: number }
+  | { state: 'replied' | 'failed'; id: string; toNode: string; replyFile: string; text: string; error?: { code: string; message: string } }
 
 /** Messages of one request stored per turn of the event loop. */
 const SUBMIT_SLICE = 512
@@ -450,6 +473,36 @@ export class OutpostNode {
   /** The link to the hub or broker: connected or not, since when, the last refusal. */
   connection(): ConnectionState {
     return { ...this.link }
+  }
+
+  /** Who this node is, its link, what waits in its outbox per destination, what runs. */
+  status(): NodeStatus {
+    const destinations = [...this.outbox.perDestination()].map(([name, s]) => ({ node: name, ...s })).sort((a, b) => a.oldest - b.oldest)
+    return {
+      node: this.name, version: VERSION, pid: process.pid, dataDir: this.dataDir, startedAt: this.startedAt,
+      connected: this.transport.connected, connection: this.connection(),
+      outbox: { ...this.outbox.stats(), destinations },
+      runs: this.runs(),
+    }
+  }
+
+  /**
+   * A message this node sent: still in its outbox (queued), else the reply a reply sink stored
+   * for it (reply.file.append's default file); undefined when it knows nothing of it.
+   */
+  lookup(id: string): MessageRecord | undefined {
+    const queued = this.outbox.get(id)
+    if (queued !== undefined) {
+      let method = ''
+      try { method = decode(queued.body).method } catch { /* the outbox holds what it sent */ }
+      return { state: 'queued', id, toNode: queued.dest, method, createdAt: queued.createdAt, expiresAt: queued.expiresAt, attempts: queued.attempts }
+    }
+    for (const m of this.methods.values()) {
+      const stored = m.kind === 'unary' ? m.stored?.(this.dataDir, id) : undefined
+      if (stored === undefined) continue
+      return { state: stored.error ? 'failed' : 'replied', id, toNode: stored.fromNode, replyFile: stored.file, text: stored.text, ...(stored.error ? { error: stored.error } : {}) }
+    }
+    return undefined
   }
 
   /** Methods running on this node now (the inbox's runs in progress): what op.cancel can stop. */

@@ -8,17 +8,15 @@
  *                                              GET    /v1/events         every reply arriving here, as SSE
  */
 import { createHash, timingSafeEqual } from 'node:crypto'
-import fs from 'node:fs'
 import http from 'node:http'
 import type net from 'node:net'
-import path from 'node:path'
-import { decode, type Envelope, type MessageDraft } from '../wire/envelope'
+import type { Envelope, MessageDraft } from '../wire/envelope'
 import { OutpostError, isOutpostError, type ErrorCode } from '../errors'
 import type { LogFn } from '../log'
 import type { OutpostNode } from '../node'
 import { isUlid } from '../wire/ulid'
 import { RecentRequests, type RecentRequest } from './recent'
-import { envelopeJson, nodeStatus, parseMessageList, sendAndWatch } from './requests'
+import { envelopeJson, parseMessageList, sendAndWatch } from './requests'
 import { parseMessage } from '../wire/envelope'
 
 /** Largest request body read (bigger: 413 before it is buffered). Use the socket for more. */
@@ -31,8 +29,6 @@ const MAX_SSE_BACKLOG = 4 * 1024 * 1024
 const SSE_PING_MS = 15_000
 /** Reply data a `?wait=1` answer holds; later replies are only counted (repliesDropped). */
 const MAX_WAIT_REPLY_BYTES = 16 * 1024 * 1024
-/** Reply file text returned by GET /v1/messages/:id after a restart. */
-const MAX_FILE_TEXT = 1024 * 1024
 /** How often the headers and request timeouts are checked (Node's default, 30 s, let a 10 s limit run to 40). */
 const TIMEOUT_CHECK_MS = 1000
 /** After a refusal (401, 413) the connection stays half open this long, what comes meanwhile dropped unread. */
@@ -129,7 +125,7 @@ export class HttpApi {
     const m = /^\/v1\/messages\/([^/]+)$/.exec(route)
     if (m) { only('GET'); return this.message(res, m[1]!) }
     if (route === '/v1/nodes') { only('GET'); return json(res, 200, { nodes: this.node.nodes() }) }
-    if (route === '/v1/status') { only('GET'); return json(res, 200, nodeStatus(this.node)) }
+    if (route === '/v1/status') { only('GET'); return json(res, 200, this.node.status()) }
     if (route === '/v1/events') { only('GET'); return this.subscribe(req, res, url) }
     throw new OutpostError('api_not_found', `api: no route ${method} ${url.pathname} (POST /v1/messages, GET /v1/messages/ID, /v1/nodes, /v1/status, /v1/events)`)
   }
@@ -207,41 +203,12 @@ export class HttpApi {
   private message(res: http.ServerResponse, id: string): void {
     if (!isUlid(id)) throw new OutpostError('api_bad_request', `api: ${JSON.stringify(id.slice(0, 40))} is not a message id (a ULID)`)
     const rec = this.recent.get(id)
-    const queued = this.node.outbox.get(id)
     if (rec?.final) return json(res, 200, recordJson(rec, rec.error ? 'failed' : 'replied'))
-    if (queued !== undefined) {
-      let method = rec?.method ?? ''
-      try { method = decode(queued.body).method } catch { /* the outbox holds what it sent */ }
-      return json(res, 200, { id, state: 'queued', toNode: queued.dest, method, createdAt: queued.createdAt, expiresAt: queued.expiresAt, attempts: queued.attempts, replies: [], source: 'outbox' })
-    }
+    const known = this.node.lookup(id)
+    if (known?.state === 'queued') return json(res, 200, { ...known, replies: [], source: 'outbox' })
     if (rec !== undefined) return json(res, 200, recordJson(rec, 'delivered'))
-    const file = this.replyFile(id)
-    if (file !== undefined) return json(res, 200, file)
+    if (known !== undefined) return json(res, 200, { ...known, source: 'replyFile' })
     throw new OutpostError('api_not_found', `api: no record of message ${id} on ${this.node.name} (not in the outbox, not among the last requests, no reply file replies/*/${id}.log)`)
-  }
-
-  /** After a restart or once forgotten: the default reply file `<dataDir>/replies/<node>/<id>.log`. */
-  private replyFile(id: string): Record<string, unknown> | undefined {
-    const dir = path.join(this.node.dataDir, 'replies')
-    let nodes: string[]
-    try { nodes = fs.readdirSync(dir) } catch { return undefined }
-    for (const n of nodes) {
-      const file = path.join(dir, n, `${id}.log`)
-      let text: string
-      try {
-        const fd = fs.openSync(file, 'r')
-        try {
-          const buf = Buffer.alloc(MAX_FILE_TEXT)
-          text = buf.subarray(0, fs.readSync(fd, buf, 0, MAX_FILE_TEXT, 0)).toString('utf8')
-        } finally { fs.closeSync(fd) }
-      } catch { continue }
-      const err = /^\[error ([a-z_]+)\] ?(.*)$/m.exec(text)
-      return {
-        id, state: err ? 'failed' : 'replied', toNode: n, source: 'replyFile', replyFile: path.relative(this.node.dataDir, file), text,
-        ...(err ? { error: { code: err[1], message: err[2] } } : {}),
-      }
-    }
-    return undefined
   }
 
   /** GET /v1/events: every reply that arrives here from now on (`?inReplyTo=ID` for one request). */

@@ -7,10 +7,7 @@
  */
 import { dataText, parseMessage, type Envelope, type MessageDraft } from '../wire/envelope'
 import { OutpostError } from '../errors'
-import type { JobInfo } from '../method'
-import type { ConnectionState, OutpostNode } from '../node'
-import type { OutboxStats } from '../store/outbox'
-import { VERSION } from '../version'
+import type { OutpostNode } from '../node'
 import { SeqOrder } from './seq-order'
 
 /** An envelope as JSON: bytes become UTF-8 text. */
@@ -102,30 +99,3 @@ function notConnected(node: OutpostNode, envs: Envelope[], sink: SendSink): void
   sink.notice({ code: c.lastError?.code ?? 'not_connected', message: `${node.name} is not connected${why}. The message${away.length > 1 ? 's wait' : ' waits'} in its outbox for up to ${ttl} s (ttl), then ${away.length > 1 ? 'end' : 'ends'} as not delivered` })
 }
 
-export interface NodeStatus {
-  node: string
-  version: string
-  pid: number
-  dataDir: string
-  /** When the node started (ms since the epoch). */
-  startedAt: number
-  /** Whether the transport is connected now (connection says more). */
-  connected: boolean
-  /** The link to the hub or broker: kind, connected, server, since, the last refusal. */
-  connection: ConnectionState
-  /** The store's figures, and per destination what waits for it (oldest first by age). */
-  outbox: OutboxStats & { destinations: { node: string; count: number; bytes: number; oldest: number }[] }
-  /** Methods running on this node now (the inbox's runs in progress): id, method, from, started. */
-  runs: JobInfo[]
-}
-
-export function nodeStatus(node: OutpostNode): NodeStatus {
-  const destinations = [...node.outbox.perDestination()].map(([name, s]) => ({ node: name, ...s })).sort((a, b) => a.oldest - b.oldest)
-  const connection = node.connection()
-  return {
-    node: node.name, version: VERSION, pid: process.pid, dataDir: node.dataDir, startedAt: node.startedAt,
-    connected: node.transport.connected, connection,
-    outbox: { ...node.outbox.stats(), destinations },
-    runs: node.runs(),
-  }
-}

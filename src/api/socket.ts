@@ -19,7 +19,7 @@ import { OutpostError, isOutpostError } from '../errors'
 import { Lines } from '../lib/lines'
 import type { LogFn } from '../log'
 import type { OutpostNode } from '../node'
-import { envelopeJson, nodeStatus, parseMessageList, sendAndWatch } from './requests'
+import { envelopeJson, parseMessageList, sendAndWatch } from './requests'
 
 export { envelopeJson }
 
@@ -146,7 +146,7 @@ export class SocketApi {
         write({ nodes: node.nodes() })
         break
       case 'status':
-        write(nodeStatus(node))
+        write(node.status())
         break
       case 'config.reload': {
         // `outpost config set|unset` on this machine wrote the file: take over what needs no restart.

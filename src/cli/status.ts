@@ -1,10 +1,10 @@
 /**
  * `outpost status`: this node as its agent sees it, over the local socket ({"op":"status"},
- * src/api/requests.ts nodeStatus): the link to the hub or broker, what waits in the outbox per
+ * src/node.ts status()): the link to the hub or broker, what waits in the outbox per
  * destination, and the methods running here now. `--json` prints the answer as it is.
  */
 import { GLOBAL_HELP, askAgent, load, parse, print, table, type Io } from './common'
-import type { NodeStatus } from '../api/requests'
+import type { NodeStatus } from '../node'
 
 const HELP = `Usage: outpost status [--json] [--socket PATH]
 

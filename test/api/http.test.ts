@@ -289,4 +289,20 @@ test('api-http - api.http without api.token is a config error naming api.token; 
   assert.ok(r.stderr.includes('api.token'), r.stderr)
 })
 
+test('api-http - GET /v1/messages/:id after central restarts finds the reply in its reply file', async () => {
+  const sent = await call('POST', '/v1/messages?wait=1&timeout=30', { body: JSON.stringify({ toNode: 'ship1', method: 'cli.run', methodArgs: ['echo kept-$((6*7)); exit 5'] }) })
+  assert.is(sent.status, 200, sent.text)
+  const id = (sent.body.accepted as { id: string }[])[0]!.id
+  // A restart forgets the recent requests: what is left is the reply file.
+  await c.node('central').proc!.stop()
+  await c.start('central')
+  const m = await call('GET', `/v1/messages/${id}`)
+  assert.is(m.status, 200, m.text)
+  assert.is(m.body.source, 'replyFile', m.text)
+  assert.is(m.body.state, 'replied')
+  assert.is(m.body.toNode, 'ship1')
+  assert.is(m.body.replyFile, `replies/ship1/${id}.log`)
+  assert.match(String(m.body.text), /kept-42\n\[exit 5\]/)
+})
+
 test.run()
