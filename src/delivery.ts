@@ -13,14 +13,14 @@ import { Decoder } from '@msgpack/msgpack'
 import type { GiveUpReason, MessageEventSink } from './events'
 import type { LogFn } from './log'
 import { NO_METRICS, type Metrics } from './metrics'
-import type { Outbox, OutboxEntry } from './store/outbox'
+import type { OutboxEntry, OutboxFacet } from './store/outbox'
 import type { Transport } from './transport'
 
 const DECODER = new Decoder()
 
 export interface DeliveryOptions {
   self: string
-  outbox: Outbox
+  outbox: OutboxFacet
   transport: Transport
   defaults: { ackTimeout: number; retries: number }
   /** A message addressed to this node: run it here. */

@@ -29,13 +29,13 @@ import type { HandlerInfo, JobInfo, Method, MethodContext, Ops, StreamMethod } f
 import { ACK_METHOD, nameIndex } from './method-names'
 import { replyTo, type ReplyResult } from './reply'
 import { failure, runMethod } from './run'
-import type { InboxEntry, Outbox } from './store/outbox'
+import type { InboxEntry, InboxFacet } from './store/outbox'
 
 export interface DispatcherOptions {
   self: string
   config: Config
   dataDir: string
-  outbox: Outbox
+  outbox: InboxFacet
   methods: ReadonlyMap<string, Method>
   /** Send an ACK straight back (never through the outbox). */
   sendAck: (ack: Envelope) => void

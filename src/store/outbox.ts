@@ -104,6 +104,13 @@ export interface OutboxStats {
 export type { InboxEntry } from './receiver-index'
 export type { DestinationStats } from './outbox-index'
 
+/**
+ * The store is one class; each part of the message path sees only its facet of it.
+ * Delivery (the send side) reads what waits per destination and settles it.
+ */
+export type OutboxFacet = Pick<Outbox, 'destinations' | 'head' | 'get' | 'remove' | 'recordAttempt'>
+/** The dispatcher (the receive side): the dedup set, the inbox and its runs, the sender's record of its requests. */
+export type InboxFacet = Pick<Outbox, 'hasSeen' | 'receive' | 'startRun' | 'finishRun' | 'sentRequest'>
 
 export class Outbox {
   readonly dir: string
