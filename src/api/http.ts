@@ -2,7 +2,7 @@
  * The HTTP API (api.http): the socket API's requests over HTTP/1.1 with a bearer token, for
  * tools that cannot reach a unix socket. JSON in, JSON out; replies live as server-sent events.
  *
- *   request ─ token (constant time) ─▶ route ─▶ POST   /v1/messages       submit (api/requests.ts), ?wait=1 holds for replies
+ *   request ─ token (constant time) ─▶ route ─▶ POST   /v1/messages       submit (submit.ts), ?wait=1 holds for replies
  *                 └ 401, nothing else          GET    /v1/messages/:id   recent record / outbox / reply file
  *                                              GET    /v1/nodes | /v1/status
  *                                              GET    /v1/events         every reply arriving here, as SSE
@@ -16,7 +16,7 @@ import type { LogFn } from '../log'
 import type { OutpostNode } from '../node'
 import { isUlid } from '../wire/ulid'
 import { RecentRequests, type RecentRequest } from './recent'
-import { envelopeJson, parseMessageList, sendAndWatch } from './requests'
+import { envelopeJson, parseMessageList, sendAndWatch } from '../submit'
 import { parseMessage } from '../wire/envelope'
 
 /** Largest request body read (bigger: 413 before it is buffered). Use the socket for more. */

@@ -7,7 +7,7 @@
  *   HTTP POST accepted ─▶ add(envs)          any reply arriving here ─▶ reply(env)
  */
 import type { Envelope } from '../wire/envelope'
-import { envelopeJson } from './requests'
+import { envelopeJson } from '../submit'
 
 export interface RecentRequest {
   id: string

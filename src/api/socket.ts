@@ -19,7 +19,7 @@ import { OutpostError, isOutpostError } from '../errors'
 import { Lines } from '../lib/lines'
 import type { LogFn } from '../log'
 import type { OutpostNode } from '../node'
-import { envelopeJson, parseMessageList, sendAndWatch } from './requests'
+import { envelopeJson, parseMessageList, sendAndWatch } from '../submit'
 
 export { envelopeJson }
 

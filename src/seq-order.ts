@@ -4,7 +4,7 @@
  * matters when a resend overtook: a chunk waits for the earlier ones, a duplicate is dropped,
  * and after GAP_WAIT_MS a chunk that never came is given up on.
  */
-import type { Envelope } from '../wire/envelope'
+import type { Envelope } from './wire/envelope'
 
 /** How long a final reply waits for missing earlier chunks before it is passed on anyway. */
 export const GAP_WAIT_MS = 10_000

@@ -1,7 +1,7 @@
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { SeqOrder } from '../../src/api/seq-order'
-import type { Envelope } from '../../src/wire/envelope'
+import { SeqOrder } from '../src/seq-order'
+import type { Envelope } from '../src/wire/envelope'
 
 const reply = (inReplyTo: string, seq: number | undefined, final = false): Envelope =>
   ({ id: `${inReplyTo}-${seq ?? 'x'}`, toNode: 'central', fromNode: 'ship1', method: 'reply.file.append', inReplyTo, final, createdAt: 0, ...(seq === undefined ? {} : { seq }) })

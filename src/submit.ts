@@ -1,13 +1,13 @@
 /**
- * What the local APIs share (api/socket.ts and api/http.ts): reading a submission, storing it
- * while watching for its replies, the status answer, envelopes as JSON.
+ * Submitting: how a request from a local API (api/socket.ts, api/http.ts) becomes stored
+ * messages whose replies are watched: validate the drafts, prepare (stamp), watch, store.
  *
  *   drafts ─ node.prepare ─▶ watch ids ─▶ node.submitPrepared (durable) ─▶ sink.accepted
  *          replies ─ SeqOrder (streams in seq order) ─▶ sink.reply … ─▶ sink.done (all final)
  */
-import { dataText, parseMessage, type Envelope, type MessageDraft } from '../wire/envelope'
-import { OutpostError } from '../errors'
-import type { OutpostNode } from '../node'
+import { dataText, parseMessage, type Envelope, type MessageDraft } from './wire/envelope'
+import { OutpostError } from './errors'
+import type { OutpostNode } from './node'
 import { SeqOrder } from './seq-order'
 
 /** An envelope as JSON: bytes become UTF-8 text. */
