@@ -12,6 +12,7 @@ import type { Hub, HubLink } from './hub'
 import { Reassembler } from './wire/reassembler'
 import type { Outbound, Transport, TransportOptions } from './transport'
 import { TransportBase } from '../transports/base'
+import { onHubFrame } from '../transports/hub-frames'
 
 class HubLinkTransport extends TransportBase implements Transport {
   readonly kind = 'hub'
@@ -55,37 +56,8 @@ class HubLinkTransport extends TransportBase implements Transport {
         this.opts.log('info', `attached to the hub in this process as ${this.opts.node}`)
         this.evq.push({ type: 'connected', server: 'this process' })
         return
-      case 'msg':
-        // A copy: the hub may hand over a view of a socket's receive buffer.
-        this.inbound.push(f.from === undefined ? { bytes: new Uint8Array(f.b) } : { bytes: new Uint8Array(f.b), from: f.from })
-        return
-      case 'part': {
-        let whole: Uint8Array | undefined
-        try {
-          whole = this.reassembler.add(f)
-        } catch (err) {
-          this.opts.log('warn', `dropped message ${f.id}: ${(err as Error).message}`)
-          return
-        }
-        if (whole) this.inbound.push(f.from === undefined ? { bytes: whole } : { bytes: whole, from: f.from })
-        return
-      }
-      case 'nack':
-        this.evq.push({ type: 'nack', id: f.id, to: f.to, reason: f.reason })
-        return
-      case 'online':
-        // Echoed, as over TCP: the hub then knows the resend from the oldest message has begun.
-        this.link?.send({ t: 'online', node: f.node })
-        this.evq.push({ type: 'online', node: f.node })
-        return
-      case 'presence':
-        this.evq.push({ type: 'presence', online: f.online, offline: f.offline })
-        return
-      case 'error':
-        this.opts.log('warn', `hub reported ${f.code}: ${f.message}`)
-        return
       default:
-        this.opts.log('debug', `ignored ${f.t} frame`)
+        onHubFrame(f, { inbound: this.inbound, events: this.evq, reassembler: this.reassembler, log: this.opts.log, send: (r) => this.link?.send(r), copy: true })
     }
   }
 

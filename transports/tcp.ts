@@ -17,6 +17,7 @@ import { Reassembler } from '../src/wire/reassembler'
 import type { Outbound, ServerAddress, Transport, TransportOptions, TransportPlugin } from '../src/transport'
 import { API_VERSION } from '../src/version'
 import { readConfigFile, TransportBase } from './base'
+import { onHubFrame } from './hub-frames'
 
 const DEFAULT_PORT = 7430
 const CONNECT_TIMEOUT_MS = 10_000
@@ -234,43 +235,7 @@ class TcpTransport extends TransportBase implements Transport {
   }
 
   private frame(f: Frame, sock: net.Socket): void {
-    switch (f.t) {
-      case 'msg':
-        this.inbound.push(f.from === undefined ? { bytes: f.b } : { bytes: f.b, from: f.from })
-        return
-      case 'part': {
-        let whole: Uint8Array | undefined
-        try {
-          whole = this.reassembler.add(f)
-        } catch (err) {
-          this.opts.log('warn', `dropped message ${f.id}: ${(err as Error).message}`)
-          return
-        }
-        if (whole) this.inbound.push(f.from === undefined ? { bytes: whole } : { bytes: whole, from: f.from })
-        return
-      }
-      case 'nack':
-        this.evq.push({ type: 'nack', id: f.id, to: f.to, reason: f.reason })
-        return
-      case 'online':
-        // Echoed first, so the hub knows everything after it is a resend from the oldest message.
-        sock.write(encodeFrame({ t: 'online', node: f.node }))
-        this.evq.push({ type: 'online', node: f.node })
-        return
-      case 'presence':
-        this.evq.push({ type: 'presence', online: f.online, offline: f.offline })
-        return
-      case 'ping':
-        sock.write(encodeFrame({ t: 'pong' }))
-        return
-      case 'pong':
-        return
-      case 'error':
-        this.opts.log('warn', `hub reported ${f.code}: ${f.message}`)
-        return
-      default:
-        this.opts.log('debug', `ignored ${f.t} frame`)
-    }
+    onHubFrame(f, { inbound: this.inbound, events: this.evq, reassembler: this.reassembler, log: this.opts.log, send: (r) => { sock.write(encodeFrame(r)) }, copy: false })
   }
 
   private tlsOptions(target: Target, address: string): tls.ConnectionOptions {

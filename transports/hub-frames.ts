@@ -1,0 +1,65 @@
+/**
+ * What a node does with the frames the hub sends it once welcomed, the same over TCP
+ * (transports/tcp.ts) and in the hub's own process (src/hub-link.ts):
+ *
+ *   msg / reassembled parts ─▶ messages()      nack / online / presence ─▶ events()
+ *   online is echoed first (the hub then knows what follows is a resend from the oldest message)
+ *   ping ─▶ pong; error ─▶ logged; anything else ─▶ ignored (a newer hub may send more)
+ */
+import type { AsyncQueue } from '../src/lib/async-queue'
+import type { LogFn } from '../src/log'
+import type { Inbound, TransportEvent } from '../src/transport'
+import type { Frame } from '../src/wire/framing'
+import type { Reassembler } from '../src/wire/reassembler'
+
+export interface HubFrameTarget {
+  inbound: AsyncQueue<Inbound>
+  events: AsyncQueue<TransportEvent>
+  reassembler: Reassembler
+  log: LogFn
+  /** A frame back to the hub. */
+  send(f: Frame): void
+  /** Copy a msg's bytes (they may be a view of a buffer the hub reuses). */
+  copy: boolean
+}
+
+export function onHubFrame(f: Frame, to: HubFrameTarget): void {
+  switch (f.t) {
+    case 'msg': {
+      const bytes = to.copy ? new Uint8Array(f.b) : f.b
+      to.inbound.push(f.from === undefined ? { bytes } : { bytes, from: f.from })
+      return
+    }
+    case 'part': {
+      let whole: Uint8Array | undefined
+      try {
+        whole = to.reassembler.add(f)
+      } catch (err) {
+        to.log('warn', `dropped message ${f.id}: ${(err as Error).message}`)
+        return
+      }
+      if (whole) to.inbound.push(f.from === undefined ? { bytes: whole } : { bytes: whole, from: f.from })
+      return
+    }
+    case 'nack':
+      to.events.push({ type: 'nack', id: f.id, to: f.to, reason: f.reason })
+      return
+    case 'online':
+      to.send({ t: 'online', node: f.node })
+      to.events.push({ type: 'online', node: f.node })
+      return
+    case 'presence':
+      to.events.push({ type: 'presence', online: f.online, offline: f.offline })
+      return
+    case 'ping':
+      to.send({ t: 'pong' })
+      return
+    case 'pong':
+      return
+    case 'error':
+      to.log('warn', `hub reported ${f.code}: ${f.message}`)
+      return
+    default:
+      to.log('debug', `ignored ${f.t} frame`)
+  }
+}
