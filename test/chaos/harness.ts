@@ -66,11 +66,13 @@ export function submit(socket: string, messages: unknown[]): Promise<string[] | 
     sock.on('connect', () => { connected = true; sock.write(JSON.stringify({ op: 'send', messages, wait: false }) + '\n') })
     sock.on('data', (d: string) => {
       buf += d
-      const nl = buf.indexOf('\n')
-      if (nl < 0) return
-      const obj = JSON.parse(buf.slice(0, nl)) as { accepted?: { id: string }[]; error?: { code: string; message: string } }
-      if (obj.error) { done = true; sock.destroy(); reject(new Error(`submit refused: ${JSON.stringify(obj.error)}`)); return }
-      finish(obj.accepted!.map((a) => a.id))
+      // A notice (this node is not connected yet) may come before the accepted line.
+      for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
+        const obj = JSON.parse(buf.slice(0, nl)) as { accepted?: { id: string }[]; error?: { code: string; message: string } }
+        buf = buf.slice(nl + 1)
+        if (obj.error) { done = true; sock.destroy(); reject(new Error(`submit refused: ${JSON.stringify(obj.error)}`)); return }
+        if (obj.accepted) { finish(obj.accepted.map((a) => a.id)); return }
+      }
     })
     // Refused before connecting (the node is down): certainly not accepted.
     sock.on('error', () => finish(connected ? undefined : []))
