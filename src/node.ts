@@ -364,8 +364,8 @@ export class OutpostNode {
       // A request: its record authorises its replies (dispatcher), kept until its reply may last
       // come (ttl, then methodTimeout) plus a day. Appended in the same tick: one commit for both.
       const until = input.expiresAt + (env.methodTimeout ?? this.config.methods.timeout) * 1000
-      const recorded = this.outbox.recordRequest(env.id, env.toNode, env.replyMethod ?? DEFAULT_REPLY_METHOD, until)
-      await Promise.all([this.outbox.enqueue(input), recorded])
+      const queued = this.outbox.enqueue(input)
+      await Promise.all([queued, this.outbox.recordRequest(env.id, env.toNode, env.replyMethod ?? DEFAULT_REPLY_METHOD, until)])
     }
     this.delivery.remember(env.id, env.ackTimeout, env.retries, env.method)
     for (const sink of this.sinks) sink({ type: 'accepted', env })

@@ -171,8 +171,9 @@ export class Outbox {
         this.quietWindowBytes += bytes
         opts.onBatch?.(records, bytes)
       },
-      // Receipts are ACKed once durable: commit a burst of them in pieces.
-      urgent: (op) => op[0] === OP_INBOX_ADD || op[0] === OP_SEEN,
+      // Receipts are ACKed once durable: commit a burst of them in pieces. A request's record
+      // (a `!` key) is not a receipt: it rides with its enqueue, in whole batches.
+      urgent: (op) => op[0] === OP_INBOX_ADD || (op[0] === OP_SEEN && !op[1].startsWith(SENT_PREFIX)),
       // Nobody waits on these promptly (delivery frees the window slot before the removal is
       // written): they ride with the next record someone waits on, instead of delaying it.
       lazy: (op) => op[0] === OP_REMOVE || op[0] === OP_ATTEMPT || op[0] === OP_INBOX_DONE || this.lazyOps.has(op),
