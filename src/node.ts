@@ -424,6 +424,24 @@ export class OutpostNode {
     }
   }
 
+  /** Call `fn` with every message event here (accepted, delivered, expired, run, denied); returns the unsubscribe. */
+  watchEvents(fn: MessageEventSink): () => void {
+    this.sinks.push(fn)
+    return () => {
+      const i = this.sinks.indexOf(fn)
+      if (i >= 0) this.sinks.splice(i, 1)
+    }
+  }
+
+  /**
+   * Whether a message gets a reply: events (ackTimeout 0) and methods this node knows as sinks
+   * (reply.*, error.log, heartbeats) do not; delivery is their only outcome.
+   */
+  expectsReply(env: Envelope): boolean {
+    if (env.ackTimeout === 0) return false
+    return this.methods.get(env.method)?.sink !== true
+  }
+
   /** Call `fn` with every reply (and error reply) that arrives at this node; returns the unsubscribe. */
   watchReplies(fn: (env: Envelope) => void): () => void {
     this.replyWatchers.add(fn)

@@ -33,6 +33,11 @@ export interface SendSink {
   accepted(envs: Envelope[]): void
   /** A reply to one of them; a stream's replies come in seq order. */
   reply(env: Envelope): void
+  /**
+   * One that gets no reply (an event, or a sink such as node.hello) reached its receiver: that
+   * is its outcome. One that never does ends in an error reply, as any message does.
+   */
+  delivered?(d: { id: string; toNode: string; method: string }): void
   /** Every message has its final reply (or error reply). */
   done(): void
 }
@@ -69,10 +74,34 @@ export async function sendAndWatch(node: OutpostNode, envs: Envelope[], wait: bo
     streams.add(env)
   }
   const unwatch = node.watch([...pending], onReply)
+  // Messages without a reply end when delivered (an event that expires ends as expired).
+  const silent = new Set(envs.filter((e) => !node.expectsReply(e)).map((e) => e.id))
+  const early: string[] = []
+  const ended = (id: string): void => {
+    pending.delete(id)
+    if (pending.size === 0) { stop(); sink.done() }
+  }
+  const unwatchEvents = silent.size === 0 ? () => {} : node.watchEvents((ev) => {
+    if (stopped || (ev.type !== 'delivered' && ev.type !== 'expired') || !silent.has(ev.id) || !pending.has(ev.id)) return
+    const env = envs.find((e) => e.id === ev.id)!
+    if (ev.type === 'delivered') {
+      silent.delete(ev.id)
+      sink.delivered?.({ id: ev.id, toNode: ev.toNode, method: ev.method })
+      // After the accepted answer, always: a local message can be delivered before all are stored.
+      if (stored) ended(ev.id)
+      else early.push(ev.id)
+    } else if (env.ackTimeout === 0) {
+      // An expired event gets no error reply: say it here.
+      silent.delete(ev.id)
+      sink.reply({ id: ev.id, toNode: node.name, fromNode: env.toNode, method: env.replyMethod ?? '', inReplyTo: ev.id, final: true, createdAt: Date.now(), error: { code: ev.reason, message: `${env.method} ${ev.id} to ${env.toNode}: ${ev.reason === 'ttl_expired' ? 'not delivered within its ttl' : 'not delivered'}` } })
+      ended(ev.id)
+    }
+  })
   const stop = (): void => {
     if (stopped) return
     stopped = true
     unwatch()
+    unwatchEvents()
     streams.close()
   }
   try {
@@ -85,6 +114,7 @@ export async function sendAndWatch(node: OutpostNode, envs: Envelope[], wait: bo
   sink.accepted(envs)
   stored = true
   for (const env of held.splice(0)) onReply(env)
+  for (const id of early.splice(0)) ended(id)
   return stop
 }
 

@@ -116,4 +116,29 @@ test('first hour - `outpost hub` with node.name runs that node in its own proces
   }
 })
 
+test('first hour - send of a message that gets no reply (a sink such as REQHello, an event) ends when it is delivered, exit 0', async () => {
+  const c = await Cluster.create(['ship1'])
+  try {
+    await c.startHub()
+    await c.start('central')
+    await c.start('ship1')
+    const file = path.join(c.dir, 'msgs.json')
+    fs.writeFileSync(file, JSON.stringify([
+      { toNode: 'central', method: 'REQHello', ACKTimeout: 5 },
+      { toNode: 'ship1', method: 'REQCliCommand', methodArgs: ['echo', 'with-a-reply'], ACKTimeout: 5 },
+    ]))
+    const both = await cli(['send', '--config', c.node('central').config, '--file', file])
+    assert.is(both.status, 0, both.out + both.err)
+    assert.match(both.out, /with-a-reply/)
+    assert.match(both.err, /central: delivered \(node\.hello sends no reply\)/)
+    const event = await cli(['send', '--config', c.node('central').config, '--to', 'ship1', '--ack-timeout', '0', '--json', 'node.ping'])
+    assert.is(event.status, 0, event.out + event.err)
+    const records = event.out.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>)
+    assert.ok(records.some((r) => (r.delivered as { toNode?: string } | undefined)?.toNode === 'ship1'), event.out)
+    assert.equal(records.at(-1), { done: true, exitCode: 0 })
+  } finally {
+    await c.destroy()
+  }
+})
+
 test.run()

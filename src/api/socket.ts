@@ -136,6 +136,7 @@ export class SocketApi {
           notice: (n) => write({ notice: n }),
           accepted: (envs) => write({ accepted: envs.map((e) => ({ id: e.id, toNode: e.toNode })) }),
           reply: (env) => write({ reply: envelopeJson(env) }),
+          delivered: (d) => write({ delivered: d }),
           done: () => { write({ done: true }); finished() },
         })
         cleanups.push(stop)

@@ -94,6 +94,7 @@ function fail(io: Io, err: unknown): number {
 
 function version(io: Io, args: string[]): number {
   const { values } = parse(args, {}, false)
+  if (values.help) return print(io, `Usage: outpost version [--json]  (also outpost --version)\n\n  Print this outpost's version, its protocol version (api), the Node.js it runs on and the platform.\n\n${GLOBAL_HELP}`)
   if (values.json) return print(io, JSON.stringify({ version: VERSION, apiVersion: API_VERSION, node: process.version, platform: `${process.platform}-${process.arch}` }))
   return print(io, `outpost ${VERSION} (api ${API_VERSION}, node ${process.version}, ${process.platform}-${process.arch})`)
 }
@@ -126,7 +127,9 @@ async function configCommand(io: Io, args: string[]): Promise<number> {
       const src = resolveConfigPath(resolve)
       if (values.json) return print(io, JSON.stringify(src))
       print(io, src.path)
-      if (!src.exists) io.stderr.write('(no such file: every key takes its default; `outpost config init` writes one)\n')
+      // Why this file, on standard error: standard output stays the path alone, for scripts.
+      const why = { '--config': 'named by --config', OUTPOST_CONFIG: 'named by $OUTPOST_CONFIG', CONFIG: 'named by $CONFIG', cwd: './outpost.yaml in the current folder', etc: 'the system-wide file (no ./outpost.yaml here)', none: 'no file at --config, $OUTPOST_CONFIG, $CONFIG, ./outpost.yaml or /etc/outpost/outpost.yaml' }[src.from]
+      io.stderr.write(`(${why}${src.exists ? '' : '; no such file: every key takes its default, and `outpost config init` writes one'})\n`)
       return EXIT.ok
     }
     case 'get': {

@@ -159,6 +159,13 @@ export async function send(io: Io, args: string[], signal?: AbortSignal, interru
         else if (r.exitCode !== undefined && r.exitCode !== 0) exit = Math.max(exit, EXIT.remoteFailed)
         return
       }
+      if (obj.delivered) {
+        const d = obj.delivered as { id: string; toNode: string; method: string }
+        if (json) line({ delivered: d })
+        else io.stderr.write(`outpost: ${d.toNode}: delivered (${d.method} sends no reply)\n`)
+        running.delete(d.id)
+        return
+      }
       if (obj.done === true) {
         if (json) line({ done: true, exitCode: exit })
         return true
