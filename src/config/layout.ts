@@ -5,7 +5,7 @@
  *   removeKey  a removed key's comments (the line above it, the one after its value) stay
  *   render     flow collections stay on one line, with the file's own `{ a }` / `{a}` padding
  */
-import YAML, { isCollection, isMap, isScalar, Scalar, visit, type Document, type Node as YamlNode, type Pair } from 'yaml'
+import YAML, { isCollection, isMap, isScalar, visit, YAMLMap, type Document, type Node as YamlNode, type Pair } from 'yaml'
 
 type YamlMap = YAML.YAMLMap<unknown, unknown>
 
@@ -26,8 +26,10 @@ const join = (parts: Array<string | null | undefined>): string | null => {
 
 /**
  * Remove the key at `path`. Its comments move to the next key of its section, or to the end of
- * the section; a section left empty goes too unless comments remain in it, then it stays as an
- * empty section (`delivery:` followed by the comments), which means "all defaults".
+ * the section; a section left empty goes too unless comments remain in it, then it stays as
+ * `delivery: {}` ("all defaults") with the comments above it. (A bare `delivery:` followed by
+ * comments would not survive the next edit: YAML gives the comments after it, the next
+ * section's heading too, to that empty value.)
  */
 export function removeKey(doc: Document, path: readonly string[]): void {
   let at = [...path]
@@ -47,10 +49,14 @@ export function removeKey(doc: Document, path: readonly string[]): void {
     // The section is empty now.
     const rest = join([parent.commentBefore, ...kept, parent.comment])
     if (rest === null) { at = at.slice(0, -1); kept = []; continue }
-    const empty = new Scalar(null)
-    empty.source = '' // printed as `section:` with nothing after it, not `section: null`
-    empty.comment = rest
-    doc.setIn(at.slice(0, -1), empty)
+    const section = at.slice(0, -1)
+    const empty = new YAMLMap()
+    empty.flow = true
+    doc.setIn(section, empty)
+    const outer = (section.length === 1 ? doc.contents : doc.getIn(section.slice(0, -1), true)) as unknown
+    const key = isMap(outer) ? outer.items.find((p) => keyName(p) === section[section.length - 1])?.key : undefined
+    if (isScalar(key)) key.commentBefore = join([key.commentBefore, rest])
+    else empty.comment = rest
     return
   }
 }
@@ -82,7 +88,9 @@ function flowPadding(doc: Document, source: string): boolean {
     Collection(_, node) {
       if (!node.flow || node.items.length === 0 || node.range === undefined || node.range === null) return
       if (source[node.range[0]] !== '{' && source[node.range[0]] !== '[') return // a collection the edit created
-      if (/\s/.test(source[node.range[0] + 1] ?? '')) padded++
+      const next = source[node.range[0] + 1] ?? ''
+      if (next === '}' || next === ']') return // empty in the file (`{}`): it says nothing of the style
+      if (/\s/.test(next)) padded++
       else tight++
     },
   })

@@ -200,20 +200,24 @@ test('config cli - unset keeps the comment above the key and the one after its v
       '  level: info',
       '',
     ].join('\n'))
-    // The last key of a section: the section stays, holding only the comments (all defaults).
+    // The last key of a section: the section stays as `{}` (all defaults), its comments above it.
     assert.is((await outpost(['config', 'unset', 'delivery.ttl'], dir)).code, 0)
-    assert.is(fs.readFileSync(file, 'utf8'), [
+    const emptied = [
       '# my fleet',
-      'delivery:',
-      '  # slow satellite link: be patient',
-      '  # measured 2026-11',
-      '  # a night without link is normal',
-      '  # two days',
+      '# slow satellite link: be patient',
+      '# measured 2026-11',
+      '# a night without link is normal',
+      '# two days',
+      'delivery: {}',
       'log:',
       '  level: info',
       '',
-    ].join('\n'))
+    ]
+    assert.is(fs.readFileSync(file, 'utf8'), emptied.join('\n'))
     assert.is((await outpost(['config', 'get', 'delivery.ttl'], dir)).stdout, '86400\n')
+    // And a key set there again goes into it, leaving the comments and the next section alone.
+    assert.is((await outpost(['config', 'set', 'delivery.retries', '7'], dir)).code, 0)
+    assert.is(fs.readFileSync(file, 'utf8'), emptied.join('\n').replace('delivery: {}', 'delivery: { retries: 7 }'))
   } finally {
     fs.rmSync(dir, { recursive: true, force: true })
   }
