@@ -76,20 +76,24 @@ export async function sendAndWatch(node: OutpostNode, envs: Envelope[], wait: bo
   const unwatch = node.watch([...pending], onReply)
   // Messages without a reply end when delivered (an event that expires ends as expired).
   const silent = new Set(envs.filter((e) => !node.expectsReply(e)).map((e) => e.id))
-  const early: string[] = []
+  const early: { id: string; toNode: string; method: string }[] = []
   const ended = (id: string): void => {
     pending.delete(id)
     if (pending.size === 0) { stop(); sink.done() }
+  }
+  const delivered = (d: { id: string; toNode: string; method: string }): void => {
+    sink.delivered?.(d)
+    ended(d.id)
   }
   const unwatchEvents = silent.size === 0 ? () => {} : node.watchEvents((ev) => {
     if (stopped || (ev.type !== 'delivered' && ev.type !== 'expired') || !silent.has(ev.id) || !pending.has(ev.id)) return
     const env = envs.find((e) => e.id === ev.id)!
     if (ev.type === 'delivered') {
       silent.delete(ev.id)
-      sink.delivered?.({ id: ev.id, toNode: ev.toNode, method: ev.method })
+      const d = { id: ev.id, toNode: ev.toNode, method: ev.method }
       // After the accepted answer, always: a local message can be delivered before all are stored.
-      if (stored) ended(ev.id)
-      else early.push(ev.id)
+      if (stored) delivered(d)
+      else early.push(d)
     } else if (env.ackTimeout === 0) {
       // An expired event gets no error reply: say it here.
       silent.delete(ev.id)
@@ -114,7 +118,7 @@ export async function sendAndWatch(node: OutpostNode, envs: Envelope[], wait: bo
   sink.accepted(envs)
   stored = true
   for (const env of held.splice(0)) onReply(env)
-  for (const id of early.splice(0)) ended(id)
+  for (const d of early.splice(0)) delivered(d)
   return stop
 }
 
