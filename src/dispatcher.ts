@@ -28,7 +28,7 @@ import type { Control } from './config/apply'
 import type { HandlerInfo, JobInfo, Method, MethodContext, Ops, StreamMethod } from './method'
 import { ACK_METHOD, nameIndex } from './method-names'
 import { replyTo, type ReplyResult } from './reply'
-import { failure, runMethod } from './run'
+import { failure, runMethod, stopGraceMs } from './run'
 import type { InboxEntry, InboxFacet } from './store/outbox'
 
 export interface DispatcherOptions {
@@ -60,8 +60,6 @@ export interface DispatcherOptions {
   metrics?: Metrics
 }
 
-/** Grace after a method's timeout for it to stop what it started (beyond methods.killGrace), before the reply goes anyway. */
-const STOP_GRACE_MS = 3000
 
 interface Job extends JobInfo {
   abort: Stopper
@@ -113,7 +111,7 @@ export class Dispatcher {
   }
 
   private get stopGraceMs(): number {
-    return this.o.config.methods.killGrace * 1000 + STOP_GRACE_MS
+    return stopGraceMs(this.o.config.methods.killGrace)
   }
 
   /** env with its method named natively, where it names one of ours by an alias. */

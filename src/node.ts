@@ -17,9 +17,10 @@ import { Stopper } from './lib/stopper'
 import { readPending } from './upgrade/watchdog'
 import { Dispatcher } from './dispatcher'
 import { undeliveredReply } from './reply'
-import { runMethod } from './run'
+import { runMethod, stopGraceMs } from './run'
 import { decode, encode, stamp, type Envelope, type MessageDraft } from './wire/envelope'
 import { OutpostError } from './errors'
+import { LinkState, type ConnectionState } from './link-state'
 import { LogShipper } from './log-shipper'
 import type { Logger } from './log'
 import type { GiveUpReason, MessageEvent, MessageEventSink } from './events'
@@ -59,18 +60,6 @@ export interface NodeOptions {
   transport?: (options: TransportOptions) => Transport
 }
 
-/** The link to the hub or broker, as `outpost status` and a waiting `send` see it. */
-export interface ConnectionState {
-  kind: string
-  connected: boolean
-  /** When it last connected or lost the connection (ms since the epoch). */
-  since: number | undefined
-  server: string | undefined
-  /** Why the last connection was refused or lost (a wrong token, …); cleared once connected. */
-  lastError: { code: string; message: string } | undefined
-}
-
-/** What runs with a reply when the request names no replyMethod (SPEC §2). */
 
 /** This node as `outpost status` and GET /v1/status show it. */
 export interface NodeStatus {
@@ -129,7 +118,7 @@ export class OutpostNode {
   private readonly sinks: MessageEventSink[] = []
   /** What config.* and agent.restart may do to this node. */
   readonly control: Control
-  private readonly link: ConnectionState
+  private readonly link: LinkState
 
   private constructor(o: NodeOptions, dataDir: string, outbox: Outbox, transport: Transport) {
     const { config } = o
@@ -138,9 +127,9 @@ export class OutpostNode {
     this.dataDir = dataDir
     this.outbox = outbox
     this.transport = transport
-    this.link = { kind: transport.kind, connected: false, since: undefined, server: undefined, lastError: undefined }
     this.logger = o.logger
     this.now = o.now ?? Date.now
+    this.link = new LinkState(transport.kind, this.now, o.logger.log)
     this.onConnected = o.onConnected
     const metrics = this.metrics = o.metrics ?? NO_METRICS
     const log = o.logger.log
@@ -239,25 +228,17 @@ export class OutpostNode {
           case 'connected':
             if (everConnected) this.metrics.reconnected()
             everConnected = true
-            Object.assign(this.link, { connected: true, since: this.now(), server: ev.server, lastError: undefined })
+            this.link.connected(ev.server)
             this.nodeList.presence(undefined)
             this.delivery.onConnected(); this.hello(); this.onConnected?.(); break
           case 'disconnected':
-            if (this.link.connected) Object.assign(this.link, { connected: false, since: this.now() })
-            if (ev.error) this.link.lastError = ev.error.toJSON()
+            this.link.disconnected(ev.error)
             this.nodeList.presence(undefined)
             this.delivery.onDisconnected(); break
           case 'nack': this.delivery.onNack(ev.id, ev.to, ev.reason); break
           case 'online': this.delivery.onOnline(ev.node); break
           case 'presence': this.nodeList.presence(ev.online, ev.offline); break
-          case 'fatal': {
-            // Refused (a wrong token, an unknown name): one clear line, not one every retry.
-            const again = this.link.lastError?.code === ev.error.code
-            this.link.lastError = ev.error.toJSON()
-            this.link.since ??= this.now()
-            this.logger.log(again ? 'debug' : 'error', `${ev.error.code}: ${ev.error.message}${again ? '' : ' (messages wait in the outbox until this node is let in; said once)'}`)
-            break
-          }
+          case 'fatal': this.link.refused(ev.error); break
           case 'reconnecting': this.logger.log('debug', `reconnecting to ${ev.server} in ${ev.delayMs} ms (attempt ${ev.attempt})`); break
         }
       }
@@ -297,7 +278,7 @@ export class OutpostNode {
     const cap = this.config.methods.outputCap
     try {
       const result = await runMethod(method, ctx, stop, {
-        seconds, graceMs: this.config.methods.killGrace * 1000 + 3000,
+        seconds, graceMs: stopGraceMs(this.config.methods.killGrace),
         onChunk: (chunk) => {
           if (size >= cap) return
           const b = Buffer.from(chunk)
@@ -490,7 +471,7 @@ export class OutpostNode {
 
   /** The link to the hub or broker: connected or not, since when, the last refusal. */
   connection(): ConnectionState {
-    return { ...this.link }
+    return this.link.get()
   }
 
   /** Who this node is, its link, what waits in its outbox per destination, what runs. */

@@ -15,6 +15,14 @@ import type { Method, MethodContext, MethodResult } from './method'
 /** setTimeout's limit: longer delays fire at once. */
 const MAX_TIMER_MS = 2 ** 31 - 1
 
+/** Grace after a stop beyond methods.killGrace for a method to give up what it started, before its run ends anyway. */
+const STOP_GRACE_MS = 3000
+
+/** How long a stopped method may take: its process group's TERM→KILL grace, and a little more. */
+export function stopGraceMs(killGraceSeconds: number): number {
+  return killGraceSeconds * 1000 + STOP_GRACE_MS
+}
+
 export type RunResult = MethodResult & { error?: { code: string; message: string } }
 
 export interface RunOptions {

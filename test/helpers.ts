@@ -1,3 +1,4 @@
+import fs from 'node:fs'
 import * as assert from 'uvu/assert'
 import { isOutpostError, type ErrorCode } from '../src/errors'
 
@@ -28,4 +29,24 @@ function checkError(err: unknown, code: ErrorCode, fragments: string[]): string 
   assert.is(err.code, code, err.message)
   for (const f of fragments) assert.ok(err.message.includes(f), `message ${JSON.stringify(err.message)} lacks ${JSON.stringify(f)}`)
   return err.message
+}
+
+/** Poll until fn returns a value that is not undefined, or fail after ms naming what was awaited. */
+export async function eventually<T>(what: string, fn: () => T | undefined, ms = 10_000): Promise<T> {
+  const end = Date.now() + ms
+  for (;;) {
+    const v = fn()
+    if (v !== undefined) return v
+    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`)
+    await new Promise((r) => setTimeout(r, 50))
+  }
+}
+
+/** A file's text, or '' while it does not exist. */
+export function readOr(file: string): string {
+  try {
+    return fs.readFileSync(file, 'utf8')
+  } catch {
+    return ''
+  }
 }

@@ -14,6 +14,7 @@ import YAML from 'yaml'
 import { encodeFrame, FrameDecoder, type Frame } from '../src/wire/framing'
 import { API_VERSION } from '../src/version'
 import { Cluster, Proc, sendVia } from './fixtures/cluster'
+import { eventually, readOr } from './helpers'
 
 /** A socket to the hub that decodes what comes back. */
 interface Raw {
@@ -110,25 +111,6 @@ async function roundTrip(c: Cluster): Promise<void> {
 
 function alive(p: Proc | undefined): boolean {
   return p !== undefined && p.child.exitCode === null && p.child.signalCode === null
-}
-
-/** Poll until fn returns a value that is not undefined, or fail after ms. */
-async function eventually<T>(what: string, fn: () => T | undefined, ms = 5000): Promise<T> {
-  const until = Date.now() + ms
-  for (;;) {
-    const v = fn()
-    if (v !== undefined) return v
-    if (Date.now() > until) throw new Error(`timed out after ${ms} ms waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 50))
-  }
-}
-
-function readOr(file: string): string {
-  try {
-    return fs.readFileSync(file, 'utf8')
-  } catch {
-    return ''
-  }
 }
 
 /** Every file (not folder) under dir, as paths relative to it; [] when dir does not exist. */
@@ -241,7 +223,7 @@ test("hub - a bare-string frame after hello is a log line for the hub's sink", a
     const text = await eventually('the line in nodes.log', () => {
       const t = readOr(file)
       return t.includes(line) ? t : undefined
-    })
+    }, 5000)
     assert.ok(text.split('\n').includes(`ship2|${line}`), `nodes.log: ${JSON.stringify(text)}`)
     // The log frame did not end the connection: a ping still gets its pong.
     raw.sock.write(encodeFrame({ t: 'ping' }))

@@ -13,6 +13,7 @@ import { decode, encode, type Envelope } from '../src/wire/envelope'
 import { encodeFrame, FrameDecoder, type Frame } from '../src/wire/framing'
 import { ulid } from '../src/wire/ulid'
 import { BIN, Cluster, sendVia } from './fixtures/cluster'
+import { eventually, readOr } from './helpers'
 
 function send(c: Cluster, args: string[]): { status: number | null; stdout: string; stderr: string } {
   return spawnSync(process.execPath, [BIN, 'send', '--config', c.node('central').config, ...args], { encoding: 'utf8', timeout: 30_000 })
@@ -34,24 +35,6 @@ function sendAsync(c: Cluster, args: string[]): Promise<{ status: number | null;
     p.stderr.on('data', (d: Buffer) => { stderr += d.toString() })
     p.on('exit', (status) => resolve({ status, stdout, stderr }))
   })
-}
-
-async function eventually<T>(what: string, fn: () => T | undefined, ms = 10_000): Promise<T> {
-  const end = Date.now() + ms
-  for (;;) {
-    const v = fn()
-    if (v !== undefined) return v
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 50))
-  }
-}
-
-function readOr(file: string): string {
-  try {
-    return fs.readFileSync(file, 'utf8')
-  } catch {
-    return ''
-  }
 }
 
 /** A raw TCP client logged in at the hub as `node`: what a forger with that node's token can send. */
