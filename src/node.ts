@@ -24,6 +24,7 @@ import { LinkState, type ConnectionState } from './link-state'
 import { LogShipper } from './log-shipper'
 import type { Logger } from './log'
 import type { GiveUpReason, MessageEvent, MessageEventSink } from './events'
+import { lostOutcomes } from './lost'
 import type { ApplyResult, Control } from './config/apply'
 import type { JobInfo, Method, MethodContext } from './method'
 import { fromEvents, NO_METRICS, type Metrics } from './metrics'
@@ -244,6 +245,7 @@ export class OutpostNode {
       }
     })())
     void this.dispatcher.resume(this.outbox.inbox())
+    if (this.outbox.damaged.length > 0) this.giveLostOutcomes()
     this.delivery.kick()
     this.startHello()
     const log = this.logger.log
@@ -453,6 +455,23 @@ export class OutpostNode {
     for (const [id, at] of this.givenUp) { if (at > now - 86_400_000) break; this.givenUp.delete(id) }
     const reply = undeliveredReply(env, { code: reason, message }, defaultUlid(), this.now())
     void this.dispatcher.receive(encode(reply))
+  }
+
+  /**
+   * The journal lost records to damage (found at start, each logged by the store): every lost
+   * message gets its outcome (lost.ts), central gets one report, then a snapshot so the next
+   * start does not find the same damage again.
+   */
+  private giveLostOutcomes(): void {
+    const lost = lostOutcomes(this.outbox.damaged, this.name, defaultUlid, this.now())
+    this.outbox.damaged = []
+    this.logger.log('error', lost.report, { code: 'outbox_corrupt' })
+    this.report({ code: 'outbox_corrupt', message: lost.report })
+    for (const id of lost.givenUp) this.givenUp.set(id, this.now())
+    for (const reply of lost.local) void this.dispatcher.receive(encode(reply))
+    void Promise.all(lost.remote.map((env) => this.queue(env)))
+      .then(() => this.outbox.checkpoint())
+      .catch((err: Error) => this.logger.log('error', `cannot queue the outcomes of damaged journal records: ${err.message}`))
   }
 
   /** An error for the operator: an error.log message to central (this node's own errors.log on central). */

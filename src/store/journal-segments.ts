@@ -3,7 +3,8 @@
  * files a segment starts from (see journal.ts).
  *
  *   spare:  open journal-spare-<pid>-<rand>.tmp ─▶ zeros in 1 MiB writes ─▶ fsync ─▶ ready
- *   replay: records in order until a short, zero-length or bad-CRC one; trailing zeros are room
+ *   replay: records in order; at a bad one, on from the next good record (the stretch between is
+ *           damage); none after it: a torn tail; trailing zeros are room
  */
 import fs from 'node:fs'
 import path from 'node:path'
@@ -21,8 +22,29 @@ export const SPARE_RE = /^journal-spare-[\w-]+\.tmp$/
 export interface ReplayedSegment {
   segment: number
   records: Uint8Array[]
-  /** Bytes after the last good record (a torn tail), dropped; the zeros of unused preallocated room do not count. */
+  /**
+   * Stretches that failed their check but are followed by good records: damage (a flipped
+   * byte, a bad sector), not a crash. Every good record after one is kept.
+   */
+  damaged: DamagedStretch[]
+  /** What follows the last good record when it is not a record (a torn write, or damage at the end). */
+  tail?: DamagedStretch
+  /** Bytes after the last good record (the tail's), dropped; the zeros of unused preallocated room do not count. */
   droppedBytes: number
+}
+
+/** Bytes of a segment that are not a good record, with good records after them. */
+export interface DamagedStretch {
+  /** Byte offset in the segment file. */
+  offset: number
+  bytes: number
+  /**
+   * What the first record's header framed, when its length was plausible: the payload as it
+   * stands (it failed its CRC), for a best-effort reading of which message it was.
+   */
+  payload?: Uint8Array
+  /** Good records before it in this segment. */
+  after: number
 }
 
 const SEGMENT_RE = /^journal-(\d{12})\.log$/
@@ -39,23 +61,70 @@ export function listSegments(dir: string): number[] {
     .sort((a, b) => a - b)
 }
 
-/** Read every good record of a segment file, in order. */
-export function readSegment(file: string, segment: number): ReplayedSegment {
+/**
+ * Read every good record of a segment file, in order. At a bad record it looks for the next
+ * good one (where the bad record's length says, else byte by byte): found, the stretch
+ * between is damage and reading goes on; not found, the rest is a torn tail.
+ */
+export function readSegment(file: string, segment: number, startsRecord: (firstByte: number) => boolean = () => true): ReplayedSegment {
   const buf = fs.readFileSync(file)
   const records: Uint8Array[] = []
+  const damaged: DamagedStretch[] = []
   let off = 0
   while (off + HEADER <= buf.length) {
+    const payload = recordAt(buf, off)
+    if (payload !== undefined) {
+      records.push(payload)
+      off += HEADER + payload.length
+      continue
+    }
+    const next = nextRecord(buf, off, startsRecord)
+    if (next === undefined) break
     const len = buf.readUInt32BE(off)
-    const crc = buf.readUInt32BE(off + 4)
-    // No record is empty: a zero length is the unused room of a preallocated segment, or the
-    // zero-filled tail a power loss leaves on some filesystems.
-    if (len === 0 || len > MAX_RECORD || off + HEADER + len > buf.length) break
-    const payload = buf.subarray(off + HEADER, off + HEADER + len)
-    if (crc32(payload) !== crc) break
-    records.push(payload)
-    off += HEADER + len
+    const framed = len > 0 && off + HEADER + len <= next ? buf.subarray(off + HEADER, off + HEADER + len) : undefined
+    damaged.push({ offset: off, bytes: next - off, ...(framed ? { payload: framed } : {}), after: records.length })
+    off = next
   }
-  return { segment, records, droppedBytes: Math.max(0, dataEnd(buf, off) - off) }
+  const dropped = Math.max(0, dataEnd(buf, off) - off)
+  if (dropped === 0) return { segment, records, damaged, droppedBytes: 0 }
+  const len = off + HEADER <= buf.length ? buf.readUInt32BE(off) : 0
+  const framed = len > 0 && len <= MAX_RECORD && off + HEADER + len <= buf.length ? buf.subarray(off + HEADER, off + HEADER + len) : undefined
+  return { segment, records, damaged, tail: { offset: off, bytes: dropped, ...(framed ? { payload: framed } : {}), after: records.length }, droppedBytes: dropped }
+}
+
+/** Whether a segment file holds anything but zeros. */
+export function hasData(file: string): boolean {
+  const buf = fs.readFileSync(file)
+  return dataEnd(buf, 0) > 0
+}
+
+/** The payload of a good record at `off` (length in range, CRC matching), else undefined. */
+function recordAt(buf: Buffer, off: number): Buffer | undefined {
+  if (off + HEADER > buf.length) return undefined
+  const len = buf.readUInt32BE(off)
+  // No record is empty: a zero length is the unused room of a preallocated segment, or the
+  // zero-filled tail a power loss leaves on some filesystems.
+  if (len === 0 || len > MAX_RECORD || off + HEADER + len > buf.length) return undefined
+  const payload = buf.subarray(off + HEADER, off + HEADER + len)
+  return crc32(payload) === buf.readUInt32BE(off + 4) ? payload : undefined
+}
+
+/**
+ * Where the next good record after a bad one at `bad` starts: right after the bad one when its
+ * length was intact (a flipped byte in the payload), else the first offset that frames a good
+ * record. `startsRecord` rules out offsets whose first payload byte no record starts with
+ * (the store's records start with an op code), sparing them a CRC. Good records never start in
+ * the zeros after the last non-zero byte.
+ */
+function nextRecord(buf: Buffer, bad: number, startsRecord: (firstByte: number) => boolean): number | undefined {
+  const len = buf.readUInt32BE(bad)
+  if (len > 0 && len <= MAX_RECORD && recordAt(buf, bad + HEADER + len) !== undefined) return bad + HEADER + len
+  const end = dataEnd(buf, bad)
+  for (let p = bad + 1; p < end; p++) {
+    if (p + HEADER >= buf.length || !startsRecord(buf[p + HEADER]!)) continue
+    if (recordAt(buf, p) !== undefined) return p
+  }
+  return undefined
 }
 
 /** The end of the last non-zero byte at or after `from` (`from` when only zeros follow). */

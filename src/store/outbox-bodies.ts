@@ -144,13 +144,18 @@ export class BodyStore {
   readonly dir: string
   private readonly files = new Map<number, BodyFile>()
 
-  constructor(dir: string) {
+  /** The loaded snapshot's number: older files it does not name may be the previous snapshot's. */
+  private readonly snapshot: number
+
+  constructor(dir: string, snapshot = Number.MAX_SAFE_INTEGER) {
     this.dir = dir
+    this.snapshot = snapshot
   }
 
   /**
    * Take over the files the loaded snapshot names (checking each is there and long enough) and
-   * delete the ones it does not name: left by a snapshot that never became durable.
+   * delete the newer ones it does not name: left by a snapshot that never became durable. Older
+   * ones may belong to the snapshot kept before it; the next snapshot removes them.
    */
   load(uses: BodyFileUse[]): void {
     for (const u of uses) {
@@ -168,7 +173,7 @@ export class BodyStore {
     }
     for (const f of fs.readdirSync(this.dir)) {
       const n = FILE_RE.exec(f)?.[1]
-      if (n !== undefined && !this.files.has(Number(n))) fs.rmSync(path.join(this.dir, f), { force: true })
+      if (n !== undefined && !this.files.has(Number(n)) && Number(n) > this.snapshot) fs.rmSync(path.join(this.dir, f), { force: true })
     }
   }
 

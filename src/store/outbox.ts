@@ -27,7 +27,7 @@ import { OutboxIndex, type DestinationStats, type LiveEntry } from './outbox-ind
 import { prepareOutboxTable } from './outbox-table'
 import { RECEIVER_TABLES, ReceiverIndex, type InboxEntry } from './receiver-index'
 import { encodeOp, OP_ATTEMPT, OP_ENQUEUE, OP_INBOX_ADD, OP_INBOX_DONE, OP_INBOX_START, OP_REMOVE, OP_REPLY, OP_SEEN, type Op } from './outbox-ops'
-import { loadSnapshot, replayJournal, writeSnapshot } from './store-files'
+import { loadSnapshot, replayJournal, writeSnapshot, type JournalDamage } from './store-files'
 
 /** How often the journal's pace is looked at while it is written to. */
 const QUIET_MS = 1000
@@ -98,10 +98,11 @@ export interface OutboxStats {
   segment: number
   lastSnapshot: number
   /** Filled in by open(): what the start-up had to do. */
-  recovery: { snapshot: number; replayedRecords: number; droppedBytes: number; ms: number }
+  recovery: { snapshot: number; replayedRecords: number; droppedBytes: number; damagedRecords: number; damagedSnapshots: string[]; ms: number }
 }
 
 export type { InboxEntry } from './receiver-index'
+export type { JournalDamage } from './store-files'
 export type { DestinationStats } from './outbox-index'
 
 /**
@@ -137,6 +138,13 @@ export class Outbox {
   private checkpointing: Promise<void> | undefined
   private closing: Promise<void> | undefined
   private recovery: OutboxStats['recovery']
+  /**
+   * What start-up found damaged in the journal (with good records after it), for the node to
+   * give each lost message its outcome. Empty after a clean start.
+   */
+  damaged: JournalDamage[] = []
+  /** The body files the newest durable snapshot names (kept while it is the one before the next). */
+  private previousBodies: Set<number>
   private readonly afterBurst: (() => void) | undefined
   /** Journal bytes written since afterBurst was last called. */
   private burstBytes = 0
@@ -147,7 +155,7 @@ export class Outbox {
   /** Armed by a commit: settle() looks at the journal's pace a second later. */
   private quietTimer: NodeJS.Timeout | undefined
 
-  private constructor(opts: OutboxOptions, db: Database, bodies: BodyStore, index: OutboxIndex, receiver: ReceiverIndex, lock: Lock, lastSnapshot: number, nextSegment: number, recovery: OutboxStats['recovery']) {
+  private constructor(opts: OutboxOptions, db: Database, bodies: BodyStore, index: OutboxIndex, receiver: ReceiverIndex, lock: Lock, lastSnapshot: number, named: Set<number>, nextSegment: number, recovery: OutboxStats['recovery']) {
     this.dir = opts.dir
     this.db = db
     this.bodies = bodies
@@ -160,6 +168,7 @@ export class Outbox {
     this.now = opts.now ?? Date.now
     this.warn = opts.warn ?? (() => {})
     this.lastSnapshot = lastSnapshot
+    this.previousBodies = named
     this.recovery = recovery
     this.afterBurst = opts.afterBurst
     this.newFormat = opts.keepOldFormat !== true
@@ -197,13 +206,17 @@ export class Outbox {
     try {
       const db = await loadSnapshot(opts.dir)
       const warn = opts.warn ?? (() => {})
+      for (const line of db.damaged) warn(`${line} [outbox_corrupt]`)
       const layout = prepareOutboxTable(db.db, opts.keepOldFormat === true)
       db.db.exec(RECEIVER_TABLES)
-      const bodies = new BodyStore(opts.dir)
+      const bodies = new BodyStore(opts.dir, db.snapshot)
       const index = new OutboxIndex(db.db, bodies, warn, layout)
       const receiver = new ReceiverIndex(db.db)
+      // The body files the loaded snapshot names, before the journal releases any of them.
+      const named = bodies.inUse()
       const r = replayJournal(opts.dir, db.snapshot, (op) => applyOp(index, receiver, op), warn)
-      const ob = new Outbox(opts, db.db, bodies, index, receiver, lock, db.snapshot, r.nextSegment, { snapshot: db.snapshot, replayedRecords: r.replayed, droppedBytes: r.dropped, ms: 0 })
+      const ob = new Outbox(opts, db.db, bodies, index, receiver, lock, db.snapshot, named, r.nextSegment, { snapshot: db.snapshot, replayedRecords: r.replayed, droppedBytes: r.dropped, damagedRecords: r.damaged.length, damagedSnapshots: db.damaged, ms: 0 })
+      ob.damaged = r.damaged
       ob.recovery.ms = performance.now() - started
       return ob
     } catch (err) {
@@ -467,9 +480,12 @@ export class Outbox {
     this.receiver.syncToStore(this.now() - this.dedupWindowMs)
     // The body files this snapshot names; any other goes once it is durable.
     const inUse = this.bodies.inUse()
-    if (!(await writeSnapshot(this.dir, covered, this.db.export(), this.warn, () => this.bodies.flush()))) return
+    if (!(await writeSnapshot(this.dir, covered, this.lastSnapshot, this.db.export(), this.warn, () => this.bodies.flush()))) return
     this.lastSnapshot = covered
-    await this.bodies.removeExcept(inUse).catch((err: unknown) => this.warn(`outbox: removing unused body files failed (${(err as Error).message}); the next snapshot retries`))
+    // The snapshot before this one is kept (what a damaged one falls back to), and its body files with it.
+    const kept = new Set([...inUse, ...this.previousBodies])
+    this.previousBodies = inUse
+    await this.bodies.removeExcept(kept).catch((err: unknown) => this.warn(`outbox: removing unused body files failed (${(err as Error).message}); the next snapshot retries`))
   }
 
   /**

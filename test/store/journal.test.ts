@@ -64,7 +64,7 @@ test('journal - records written before the spare is ready and after it come back
   await j.close()
 })
 
-test('journal - a torn record inside the zeros: everything before it comes back, nothing after', async () => {
+test('journal - a torn tail: everything before it comes back, the rest is dropped as a torn write', async () => {
   const dir = tmpDir()
   const { j } = open(dir)
   await until('the preallocated first segment', () => sizeOf(dir, 1) === SEG)
@@ -72,9 +72,75 @@ test('journal - a torn record inside the zeros: everything before it comes back,
   await j.close()
   const file = path.join(dir, segmentName(1))
   const fd = fs.openSync(file, 'r+')
-  // The last 30 bytes of record 9 never reached the disk (still zeros) ...
+  // The last 30 bytes of record 9 never reached the disk (still zeros).
   fs.writeSync(fd, Buffer.alloc(30), 0, 30, 10 * 108 - 30)
-  // ... but a later page did: a well-formed record 4 KiB further on must not come back.
+  fs.closeSync(fd)
+  const seg = readSegment(file, 1)
+  assert.equal(seg.records.map((r) => r[0]! - 1), [0, 1, 2, 3, 4, 5, 6, 7, 8])
+  assert.equal(seg.damaged, [], 'nothing good follows: not damage')
+  assert.is(seg.droppedBytes, 108 - 30, 'from the torn record to the last non-zero byte')
+  assert.is(sizeOf(dir, 1), SEG)
+
+  // A zero header at a record boundary with nothing good after it ends the segment the same way.
+  const fd2 = fs.openSync(file, 'r+')
+  fs.writeSync(fd2, Buffer.alloc(8), 0, 8, 5 * 108)
+  fs.writeSync(fd2, Buffer.alloc(8), 0, 8, 6 * 108)
+  fs.writeSync(fd2, Buffer.alloc(8), 0, 8, 7 * 108)
+  fs.writeSync(fd2, Buffer.alloc(8), 0, 8, 8 * 108)
+  fs.closeSync(fd2)
+  const again = readSegment(file, 1)
+  assert.is(again.records.length, 5)
+  assert.equal(again.damaged, [])
+})
+
+test('journal - a flipped byte in the middle costs one record: the good ones after it come back, the damage is reported', async () => {
+  const dir = tmpDir()
+  const { j } = open(dir)
+  await Promise.all(Array.from({ length: 50 }, (_, i) => j.append(rec(i), i)))
+  await j.close()
+  const file = path.join(dir, segmentName(1))
+  const bytes = fs.readFileSync(file)
+  // Inside the payload of record 25 (the 26th).
+  bytes[25 * 108 + 8 + 40]! ^= 0x10
+  fs.writeFileSync(file, bytes)
+  const seg = readSegment(file, 1)
+  assert.equal(seg.records.map((r) => r[0]! - 1), Array.from({ length: 50 }, (_, i) => i).filter((i) => i !== 25))
+  assert.is(seg.damaged.length, 1)
+  assert.is(seg.damaged[0]!.offset, 25 * 108)
+  assert.is(seg.damaged[0]!.bytes, 108)
+  assert.is(seg.damaged[0]!.after, 25, 'after the 25 good records before it')
+  assert.is(seg.damaged[0]!.payload?.length, 100, 'the payload as its header framed it, for a best-effort reading')
+  assert.is(seg.droppedBytes, 0)
+})
+
+test('journal - a damaged length: the next good record is found byte by byte', async () => {
+  const dir = tmpDir()
+  const { j } = open(dir)
+  await Promise.all(Array.from({ length: 20 }, (_, i) => j.append(rec(i), i)))
+  await j.close()
+  const file = path.join(dir, segmentName(1))
+  const bytes = fs.readFileSync(file)
+  // Record 7's length now says 3 bytes more (a flipped bit): neither it nor the place it points to is a record.
+  bytes.writeUInt32BE(103, 7 * 108)
+  // And record 8's header is gone altogether (zeros: a page that never reached the disk).
+  bytes.fill(0, 8 * 108, 8 * 108 + 8)
+  fs.writeFileSync(file, bytes)
+  const seg = readSegment(file, 1)
+  assert.equal(seg.records.map((r) => r[0]! - 1), [0, 1, 2, 3, 4, 5, 6, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19])
+  assert.equal(seg.damaged.map((d) => [d.offset, d.bytes, d.after]), [[7 * 108, 2 * 108, 7]])
+})
+
+test('journal - a stretch of zeros with a good record after it (a page that never reached the disk) is damage, not the end', async () => {
+  const dir = tmpDir()
+  const { j } = open(dir)
+  await until('the preallocated first segment', () => sizeOf(dir, 1) === SEG)
+  await Promise.all(Array.from({ length: 10 }, (_, i) => j.append(rec(i), i)))
+  await j.close()
+  const file = path.join(dir, segmentName(1))
+  const fd = fs.openSync(file, 'r+')
+  fs.writeSync(fd, Buffer.alloc(30), 0, 30, 10 * 108 - 30)
+  // A later page did reach the disk: its well-formed record is kept (its batch was written,
+  // like one whose fdatasync had not returned), and the hole before it is reported.
   const stray = rec(42)
   const head = Buffer.alloc(8)
   head.writeUInt32BE(stray.length, 0)
@@ -82,15 +148,9 @@ test('journal - a torn record inside the zeros: everything before it comes back,
   fs.writeSync(fd, Buffer.concat([head, stray]), 0, 108, 8192)
   fs.closeSync(fd)
   const seg = readSegment(file, 1)
-  assert.equal(seg.records.map((r) => r[0]! - 1), [0, 1, 2, 3, 4, 5, 6, 7, 8])
-  assert.is(seg.droppedBytes, 8192 + 108 - 9 * 108, 'from the torn record to the last non-zero byte')
-  assert.is(sizeOf(dir, 1), SEG)
-
-  // A zero header at a record boundary ends the segment the same way.
-  const fd2 = fs.openSync(file, 'r+')
-  fs.writeSync(fd2, Buffer.alloc(8), 0, 8, 5 * 108)
-  fs.closeSync(fd2)
-  assert.equal(readSegment(file, 1).records.length, 5)
+  assert.equal(seg.records.map((r) => r[0]! - 1), [0, 1, 2, 3, 4, 5, 6, 7, 8, 42])
+  assert.equal(seg.damaged.map((d) => [d.offset, d.bytes]), [[9 * 108, 8192 - 9 * 108]])
+  assert.is(seg.droppedBytes, 0)
 })
 
 test('journal - a batch larger than the room left goes into the next segment when a spare is ready', async () => {

@@ -28,6 +28,20 @@ function lastData(dir: string): { file: string; end: number } {
   return { file: '', end: 0 }
 }
 
+/** Flip one bit `past` bytes after the first place `needle` is in the journal; returns the file and where the needle is. */
+function flipAfter(dir: string, needle: string, past: number): { file: string; at: number } {
+  for (const n of listSegments(dir)) {
+    const file = path.join(dir, segmentName(n))
+    const bytes = fs.readFileSync(file)
+    const at = bytes.indexOf(Buffer.from(needle))
+    if (at < 0) continue
+    bytes[at + past]! ^= 0x01
+    fs.writeFileSync(file, bytes)
+    return { file, at }
+  }
+  throw new Error(`${needle} is not in the journal`)
+}
+
 /** Simulate a crash in-process: drop the outbox without close() (no final snapshot). */
 async function abandon(ob: Outbox): Promise<void> {
   const inner = ob as unknown as { journal: { drain(): Promise<void> }; checkpointing: Promise<void> | undefined }
@@ -204,8 +218,67 @@ function contract(name: string, extra: Partial<OutboxOptions>): void {
       await abandon(again)
       const third = await open(dir)
       assert.ok(third.get('after'), 'records written after a torn tail are not hidden behind it')
+      assert.equal(third.damaged, [], 'the torn tail was cut off at the first start: never taken for damage later')
       await third.close()
     })
+  }
+
+  // Snapshots would take the records out of the journal: the default configuration only.
+  if (extra.checkpointBytes === undefined) {
+  t(`${name}: a flipped byte in record 26 of 50 costs that record only: the 49 others come back and the damage is named`, async () => {
+    const dir = tmpDir()
+    const ob = await open(dir)
+    // One record each (awaited one by one), so record n is message d<n>.
+    for (let i = 0; i < 50; i++) await ob.enqueue(entry(`d${i}`))
+    await ob.remove('d30') // a good record after the damage that settles nothing damaged
+    await abandon(ob)
+    // Inside the body of record 26 (d25): the header and the op's fields still read.
+    const { file, at } = flipAfter(dir, 'd25', 100)
+    const warnings: string[] = []
+    const again = await open(dir, { warn: (m) => warnings.push(m) })
+    const want = Array.from({ length: 50 }, (_, i) => `d${i}`).filter((id) => id !== 'd25' && id !== 'd30')
+    assert.equal(again.all().map((e) => e.id), want)
+    assert.is(again.stats().recovery.damagedRecords, 1)
+    assert.is(again.stats().recovery.droppedBytes, 0, 'not a torn tail')
+    const [d] = again.damaged
+    assert.is(d!.file, file)
+    assert.is(d!.op?.[1], 'd25', 'read as far as it can be: the message it held')
+    assert.is(d!.settled, false)
+    assert.ok(warnings.some((w) => w.includes('outbox_corrupt') && w.includes(file) && w.includes(`offset ${at - 10}`) && w.includes('d25')), warnings.join('\n'))
+    assert.not.ok(warnings.some((w) => w.includes('torn')), 'not blamed on a crash')
+    await again.close()
+  })
+
+  t(`${name}: a damaged record whose message a later good record removed is reported as settled`, async () => {
+    const dir = tmpDir()
+    const ob = await open(dir)
+    for (let i = 0; i < 5; i++) await ob.enqueue(entry(`s${i}`))
+    await ob.remove('s2')
+    await abandon(ob)
+    flipAfter(dir, 's2', 60)
+    const again = await open(dir)
+    assert.equal(again.all().map((e) => e.id), ['s0', 's1', 's3', 's4'])
+    assert.equal(again.damaged.map((d) => [d.op?.[1], d.settled]), [['s2', true]])
+    await again.close()
+  })
+
+  t(`${name}: a damaged last record of a segment with newer segments after it is damage, not a torn write`, async () => {
+    const dir = tmpDir()
+    const ob = await open(dir)
+    for (let i = 0; i < 5; i++) await ob.enqueue(entry(`e${i}`))
+    await abandon(ob)
+    const again = await open(dir)
+    await again.enqueue(entry('later'))
+    await abandon(again)
+    // e4 is the last record of the first start's segments; a later start wrote a newer one.
+    flipAfter(dir, 'e4', 60)
+    const warnings: string[] = []
+    const third = await open(dir, { warn: (m) => warnings.push(m) })
+    assert.equal(third.all().map((e) => e.id), ['e0', 'e1', 'e2', 'e3', 'later'])
+    assert.equal(third.damaged.map((d) => [d.op?.[1], d.settled]), [['e4', false]])
+    assert.not.ok(warnings.some((w) => w.includes('torn')), warnings.join('\n'))
+    await third.close()
+  })
   }
 
   t(`${name}: ignores a zero-filled tail (unused preallocated room, or what a power loss can leave)`, async () => {
