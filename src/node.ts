@@ -245,6 +245,7 @@ export class OutpostNode {
       }
     })())
     void this.dispatcher.resume(this.outbox.inbox())
+    for (const line of this.outbox.stats().recovery.damagedSnapshots) this.report({ code: 'outbox_corrupt', message: `${this.name}: ${line}` })
     if (this.outbox.damaged.length > 0) this.giveLostOutcomes()
     this.delivery.kick()
     this.startHello()
