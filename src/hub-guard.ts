@@ -100,7 +100,7 @@ export class HelloGuard {
     this.opts = opts
     this.now = opts.now ?? Date.now
     this.since = this.now()
-    this.timer = setInterval(() => this.summarise(), SUMMARY_MS)
+    this.timer = setInterval(() => this.sweep(), SUMMARY_MS)
     this.timer.unref()
   }
 
@@ -147,10 +147,15 @@ export class HelloGuard {
     return this.count(e, 'tls', message)
   }
 
+  /** Addresses tracked now. */
+  get size(): number {
+    return this.table.size
+  }
+
   /** Log what is counted and stop. */
   close(): void {
     clearInterval(this.timer)
-    this.summarise()
+    this.sweep()
   }
 
   private keyFor(ip: string | undefined): string {
@@ -181,8 +186,8 @@ export class HelloGuard {
     return false
   }
 
-  /** One line per address and kind for what was counted; addresses idle long enough are forgotten. */
-  private summarise(): void {
+  /** Every SUMMARY_MS: one line per address and kind for what was counted; addresses idle long enough are forgotten. */
+  sweep(): void {
     const now = this.now()
     const secs = Math.max(1, Math.round((now - this.since) / 1000))
     this.since = now

@@ -11,7 +11,7 @@ import net from 'node:net'
 import path from 'node:path'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { addressKey } from '../src/hub-guard'
+import { addressKey, HelloGuard } from '../src/hub-guard'
 import { encodeFrame, FrameDecoder, type Frame } from '../src/wire/framing'
 import { API_VERSION } from '../src/version'
 import { Cluster, editYaml, section } from './fixtures/cluster'
@@ -245,6 +245,47 @@ test('hub - a burst of wrong-token hellos is answered slowly and summed up in th
     for (const s of open) s.destroy()
     await burst
     await c.destroy()
+  }
+})
+
+test('hub - the per-address table is capped and forgets idle addresses, and failures are forgiven after a quiet minute', () => {
+  let now = 1_000_000
+  const lines: string[] = []
+  const g = new HelloGuard({ maxPendingPerAddress: 2, helloTimeoutMs: 10_000, log: (_level, msg) => { lines.push(msg) }, now: () => now })
+  try {
+    // Failures from one address: a few free, then a growing delay up to its bound.
+    const delays: number[] = []
+    for (let i = 0; i < 10; i++) {
+      const a = g.admit('198.51.100.7')
+      if (a.type !== 'admitted') throw new Error(a.type)
+      delays.push(g.refused(a.ticket, 'wrong token', 'ship1').delayMs)
+      a.ticket.release()
+    }
+    assert.equal(delays, [0, 0, 0, 250, 500, 1000, 2000, 4000, 5000, 5000])
+    // 10,000 addresses are tracked; the ones after share one entry, and its cap.
+    for (let i = 0; i < 9_999; i++) {
+      const a = g.admit(`10.${i >> 16}.${(i >> 8) & 255}.${i & 255}`)
+      assert.is(a.type, 'admitted')
+      if (a.type === 'admitted') a.ticket.release()
+    }
+    assert.is(g.size, 10_000)
+    const extra = ['192.0.2.1', '192.0.2.2', '192.0.2.3'].map((ip) => g.admit(ip))
+    assert.equal(extra.map((a) => a.type), ['admitted', 'admitted', 'busy'])
+    assert.equal(extra[2], { type: 'busy', address: 'other addresses', shown: true })
+    assert.is(g.size, 10_001)
+    for (const a of extra) if (a.type === 'admitted') a.ticket.release()
+    // A sweep a minute later forgets every idle address, the failing one too.
+    now += 61_000
+    g.sweep()
+    assert.is(g.size, 0)
+    const again = g.admit('198.51.100.7')
+    if (again.type !== 'admitted') throw new Error(again.type)
+    assert.is(g.refused(again.ticket, 'wrong token', 'ship1').delayMs, 0, 'forgiven after a quiet minute')
+    // What was counted and not shown was summed up, per address and kind.
+    assert.ok(lines.some((l) => /^refused 7 hellos from 198\.51\.100\.7 in the last \d+ s \(7 wrong token; node "ship1";/.test(l)), lines.join('\n'))
+    assert.is(lines.length, 1, 'nothing else was counted: the one busy close was among the first shown by the hub')
+  } finally {
+    g.close()
   }
 })
 
