@@ -20,6 +20,8 @@ export const ERROR_CODES = {
   frame_invalid: 'a TCP frame body is not MessagePack, has an unknown type `t` or is missing a field',
   message_too_large: 'an envelope is larger than the per-message cap (16 MiB by default)',
   auth_failed: 'the hub refused the node: unknown node name or wrong token',
+  hello_timeout: 'the hub closed a connection that had not been welcomed within hub.helloTimeout (no hello, or no TLS handshake, in time)',
+  hub_busy: 'the hub closed a new connection at once: hub.maxPendingPerAddress connections from that address were waiting for their hello already',
   not_connected: 'the transport has no connection right now (the message stays in the outbox)',
   agent_not_running: 'no outpost agent answers on the local socket of this config and data directory (send, nodes, status need one: start `outpost agent` or `outpost up`)',
   not_delivered: 'the message ran out of attempts (retries) without an ACK',

@@ -7,13 +7,16 @@
  *   socket ─ FrameDecoder ─▶ hello? ─ token check ─▶ welcome ─▶ msg/part ─▶ receiver (from = sender)
  *                                                              └▶ nack offline ─▶ sender waits ─▶ online
  * Bad input (oversized length, not MessagePack, unknown t, wrong token) gets an `error` frame
- * and a close of that connection only.
+ * and a close of that connection only. Until its hello is accepted a connection is "unproven":
+ * it must prove itself within helloTimeoutMs, only so many may wait per address, and failed
+ * hellos are answered more and more slowly (src/hub-guard.ts).
  */
 import { createHash, timingSafeEqual } from 'node:crypto'
 import fs from 'node:fs'
 import net from 'node:net'
 import tls from 'node:tls'
 import { OutpostError, isOutpostError, type ErrorCode } from './errors'
+import { HelloGuard, type Refusal, type Ticket } from './hub-guard'
 import { matches } from './lib/pattern'
 import type { LogFn } from './log'
 import { abbreviate, encodeFrame, FrameDecoder, type Frame } from './wire/framing'
@@ -36,7 +39,21 @@ export interface HubOptions {
   logSink?: (line: string) => void
   /** Trace every frame (--debug). */
   debug?: (line: string) => void
+  /** A connection that has not been welcomed this long after it was accepted (TLS handshake included) is closed. Default 10 s. */
   helloTimeoutMs?: number
+  /** Connections from one address (IPv6: one /64) that may wait for their hello at once; past it, new ones are closed at once. Default 64. */
+  maxPendingPerAddress?: number
+}
+
+/** A connection between accept and its welcome: it holds a place under its address's cap. */
+interface Unproven {
+  ticket: Ticket
+  /** The hello deadline. */
+  timer: NodeJS.Timeout
+  /** The answer to a failed hello is held back: the place stays taken until it is sent, even if the peer left. */
+  holding: boolean
+  /** What the deadline does (shown: log it by itself): close the socket (TLS still handshaking), or fail the connection. */
+  expire: (shown: boolean) => void
 }
 
 /** Where a connection's frames go: a socket (encoded, corked per tick) or a node in this process. */
@@ -54,6 +71,10 @@ interface Conn {
   closed: boolean
   /** Sent presence frames (it asked with `watch`). */
   watching: boolean
+  /** Until its hello is accepted (sockets only). */
+  unproven?: Unproven | undefined
+  /** Its hello was refused and the answer is held back: what else it sends is ignored. */
+  refusing?: boolean
 }
 
 /** A node running in the hub's own process, attached with Hub.attach. */
@@ -113,17 +134,34 @@ export class Hub {
   /** Nodes attached in-process (Hub.attach): no token, and no socket may take their name. */
   private readonly locals = new Set<string>()
   private readonly watchers = new Set<Conn>()
+  private readonly guard: HelloGuard
+  private readonly helloTimeoutMs: number
+  /** TLS: raw sockets admitted and still in their handshake, by "address:port". */
+  private readonly handshaking = new Map<string, Unproven>()
   private closing: Promise<void> | undefined
 
   private constructor(opts: HubOptions, server: net.Server) {
     this.opts = opts
     this.server = server
-    // A TLS server also emits `connection` for the raw socket: take only the secure one there.
+    this.helloTimeoutMs = opts.helloTimeoutMs ?? 10_000
+    this.guard = new HelloGuard({ maxPendingPerAddress: opts.maxPendingPerAddress ?? 64, helloTimeoutMs: this.helloTimeoutMs, log: opts.log })
+    // Every raw connection is admitted (or closed at once) here; a TLS one goes on to its
+    // handshake, so the cap and the deadline cover handshakes that never finish too.
+    server.on('connection', (s: net.Socket) => this.admit(s, server instanceof tls.Server))
     if (server instanceof tls.Server) {
-      server.on('secureConnection', (s: tls.TLSSocket) => this.accept(s))
-      server.on('tlsClientError', (err, s) => opts.log('warn', `TLS handshake with ${s.remoteAddress}:${s.remotePort} failed: ${err.message}`))
+      server.on('secureConnection', (s: tls.TLSSocket) => {
+        const key = `${s.remoteAddress}:${s.remotePort}`
+        const u = this.handshaking.get(key)
+        this.handshaking.delete(key)
+        if (u === undefined) s.destroy() // its deadline passed as the handshake ended
+        else this.accept(s, u)
+      })
+      server.on('tlsClientError', (err, s) => {
+        // A socket already gone was closed by its peer, or by the hub for its deadline or the cap (counted there).
+        if (s.remoteAddress === undefined) return opts.debug?.(`hub: TLS handshake ended: ${err.message}`)
+        if (this.guard.tlsFailed(s.remoteAddress, err.message)) opts.log('warn', `TLS handshake with ${s.remoteAddress}:${s.remotePort} failed: ${err.message}`)
+      })
     }
-    else server.on('connection', (s: net.Socket) => this.accept(s))
     for (const [node, tok] of Object.entries(opts.tokens)) {
       if (!tok.startsWith('sha256:')) opts.log('warn', `the token of ${node} is stored in plain text; store "${hashToken('…')}"-style hashes (outpost prints one with \`outpost hub --hash-token TOKEN\`)`)
     }
@@ -138,7 +176,8 @@ export class Hub {
     let server: net.Server
     if (t?.cert && t.key) {
       server = tls.createServer({
-        cert: fs.readFileSync(t.cert), key: fs.readFileSync(t.key),
+        // The hello deadline closes a handshake that never ends; Node's own timeout (120 s by default) is only a backstop.
+        cert: fs.readFileSync(t.cert), key: fs.readFileSync(t.key), handshakeTimeout: (opts.helloTimeoutMs ?? 10_000) + 1000,
         ...(t.ca ? { ca: fs.readFileSync(t.ca), requestCert: true, rejectUnauthorized: t.requireClientCert } : {}),
       })
     } else {
@@ -169,15 +208,46 @@ export class Hub {
     return [...this.nodes.keys()].sort()
   }
 
-  private accept(sock: net.Socket): void {
-    const conn: Conn = { out: socketPeer(sock), node: undefined, peer: `${sock.remoteAddress}:${sock.remotePort}`, closed: false, watching: false }
+  /** A new TCP connection: closed at once when its address has too many waiting, else its hello deadline starts. */
+  private admit(raw: net.Socket, secure: boolean): void {
+    const peer = `${raw.remoteAddress}:${raw.remotePort}`
+    const a = this.guard.admit(raw.remoteAddress)
+    if (a.type === 'busy') {
+      const why = `${this.opts.maxPendingPerAddress ?? 64} connections from ${a.address} are waiting for their hello already`
+      if (a.shown) this.opts.log('warn', `closing ${peer} at once: hub_busy: ${why} (hub.maxPendingPerAddress)`)
+      raw.on('error', () => {})
+      // No reading, no waiting: a plain socket gets the reason if it fits in the send buffer now.
+      if (!secure) raw.write(encodeFrame({ t: 'error', code: 'hub_busy', message: `hub: ${why}; try again later` }))
+      raw.destroy()
+      return
+    }
+    const u: Unproven = {
+      ticket: a.ticket,
+      holding: false,
+      expire: (shown) => {
+        if (shown) this.opts.log('warn', `closing ${peer}: hello_timeout: no TLS handshake within ${this.helloTimeoutMs / 1000} s`)
+        raw.destroy()
+      },
+      timer: setTimeout(() => u.expire(this.guard.timedOut(u.ticket)), this.helloTimeoutMs),
+    }
+    u.timer.unref()
+    raw.once('close', () => {
+      clearTimeout(u.timer)
+      if (!u.holding) u.ticket.release()
+      if (secure) this.handshaking.delete(peer)
+    })
+    if (secure) this.handshaking.set(peer, u)
+    else this.accept(raw, u)
+  }
+
+  private accept(sock: net.Socket, u: Unproven): void {
+    const conn: Conn = { out: socketPeer(sock), node: undefined, peer: `${sock.remoteAddress}:${sock.remotePort}`, closed: false, watching: false, unproven: u }
     const decoder = new FrameDecoder({ views: true })
     this.conns.add(conn)
     sock.setNoDelay(true)
-    const helloTimer = setTimeout(() => this.fail(conn, 'frame_invalid', 'no hello within the time allowed'), this.opts.helloTimeoutMs ?? 10_000)
-    helloTimer.unref()
+    u.expire = (shown) => this.fail(conn, 'hello_timeout', `no hello within ${this.helloTimeoutMs / 1000} s`, !shown)
     sock.on('data', (chunk: Buffer) => {
-      if (conn.closed) return
+      if (conn.closed || conn.refusing) return
       let frames: Frame[]
       try {
         frames = decoder.push(chunk)
@@ -186,16 +256,14 @@ export class Hub {
         return
       }
       for (const f of frames) {
-        if (conn.closed) break
-        if (f.t === 'hello') clearTimeout(helloTimer)
+        if (conn.closed || conn.refusing) break
+        // Every hello ends in a welcome, a redirect or a refusal: the deadline has done its job.
+        if (f.t === 'hello') clearTimeout(u.timer)
         this.handle(conn, f)
       }
     })
     sock.on('error', () => { /* reported by close */ })
-    sock.on('close', () => {
-      clearTimeout(helloTimer)
-      this.closed(conn)
-    })
+    sock.on('close', () => this.closed(conn))
   }
 
   /**
@@ -289,13 +357,14 @@ export class Hub {
     // Authenticate first: where a node is sent is nobody else's business.
     const expected = this.opts.tokens[f.node]
     if (expected === undefined || !tokenMatches(expected, f.token)) {
-      this.opts.log('warn', `refused ${JSON.stringify(f.node)} from ${conn.peer}: ${expected === undefined ? 'unknown node' : 'wrong token'}`)
-      return this.fail(conn, 'auth_failed', `hub: node ${JSON.stringify(f.node)} is unknown here or its token is wrong`)
+      return this.refuse(conn, f.node, expected === undefined ? 'unknown node' : 'wrong token', `hub: node ${JSON.stringify(f.node)} is unknown here or its token is wrong`)
     }
     if (this.locals.has(f.node)) {
-      this.opts.log('warn', `refused ${JSON.stringify(f.node)} from ${conn.peer}: that node runs inside this hub's process`)
-      return this.fail(conn, 'auth_failed', `hub: node ${JSON.stringify(f.node)} runs inside this hub's process; give this node another name`)
+      return this.refuse(conn, f.node, "that node runs inside this hub's process", `hub: node ${JSON.stringify(f.node)} runs inside this hub's process; give this node another name`)
     }
+    // Proved: no longer counted against its address (a redirect ends the connection anyway).
+    conn.unproven?.ticket.release()
+    conn.unproven = undefined
     const rule = this.opts.redirect?.find((r) => r.nodes.some((p) => matches(p, f.node)))
     if (rule) {
       this.opts.log('info', `redirecting ${f.node} to ${rule.servers.join(', ')}`)
@@ -304,6 +373,24 @@ export class Hub {
       return
     }
     this.welcome(conn, f.node, `${conn.peer} (outpost ${f.version}, api ${f.apiVersion})`)
+  }
+
+  /**
+   * A failed hello: auth_failed and a close, at once for an address's first few failures, then
+   * held back longer and longer (src/hub-guard.ts); logged by itself only among the first few.
+   */
+  private refuse(conn: Conn, node: string, reason: Refusal, message: string): void {
+    const u = conn.unproven
+    const { delayMs, shown } = u === undefined ? { delayMs: 0, shown: true } : this.guard.refused(u.ticket, reason, node)
+    if (shown) this.opts.log('warn', `refused ${JSON.stringify(node)} from ${conn.peer}: ${reason}`)
+    if (u === undefined || delayMs === 0) return this.fail(conn, 'auth_failed', message, !shown)
+    u.holding = true
+    conn.refusing = true
+    setTimeout(() => {
+      u.holding = false
+      u.ticket.release()
+      this.fail(conn, 'auth_failed', message, !shown)
+    }, delayMs).unref()
   }
 
   /** Bind an authenticated connection to its node name and wake whoever waited for it. */
@@ -370,9 +457,10 @@ export class Hub {
     conn.out.write(f)
   }
 
-  private fail(conn: Conn, code: ErrorCode | string, message: string): void {
+  /** Send an error frame and close. quiet: counted and summed up by the guard instead of a line of its own. */
+  private fail(conn: Conn, code: ErrorCode | string, message: string, quiet = false): void {
     if (conn.closed) return
-    this.opts.log('warn', `closing ${conn.node ?? conn.peer}: ${code}: ${message}`)
+    if (!quiet) this.opts.log('warn', `closing ${conn.node ?? conn.peer}: ${code}: ${message}`)
     try {
       conn.out.write({ t: 'error', code, message })
     } catch { /* the socket may be gone */ }
@@ -385,8 +473,10 @@ export class Hub {
   /** Stop listening and close every connection. Safe to call more than once. */
   close(): Promise<void> {
     this.closing ??= new Promise<void>((resolve) => {
+      this.guard.close()
       this.server.close(() => resolve())
       for (const c of this.conns) c.out.destroy()
+      for (const u of this.handshaking.values()) u.expire(false)
     })
     return this.closing
   }

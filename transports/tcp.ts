@@ -11,7 +11,7 @@
 import dns from 'node:dns/promises'
 import net from 'node:net'
 import tls from 'node:tls'
-import { OutpostError, isOutpostError } from '../src/errors'
+import { ERROR_CODES, OutpostError, isOutpostError, type ErrorCode } from '../src/errors'
 import { abbreviate, encodeFrame, FrameDecoder, splitEnvelope, type Frame } from '../src/wire/framing'
 import { Reassembler } from '../src/wire/reassembler'
 import type { Outbound, ServerAddress, Transport, TransportOptions, TransportPlugin } from '../src/transport'
@@ -204,7 +204,8 @@ class TcpTransport extends TransportBase implements Transport {
               }
               sock.destroy()
             } else if (f.t === 'error') {
-              const error = new OutpostError(f.code === 'auth_failed' ? 'auth_failed' : 'frame_invalid', `${where} refused this node: ${f.message}`)
+              // The hub's code when it is one of ours (hub_busy, hello_timeout, …), so the log names the right one.
+              const error = new OutpostError(Object.hasOwn(ERROR_CODES, f.code) ? f.code as ErrorCode : 'frame_invalid', `${where} refused this node: ${f.message}`)
               if (f.code === 'auth_failed') {
                 // Wrong credentials do not fix themselves: say so once (the node logs it) and retry slowly.
                 this.refused = true

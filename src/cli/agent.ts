@@ -113,6 +113,7 @@ const hub: Command = async (io, args) => {
   fs.mkdirSync(config.dataDir, { recursive: true })
   const h = await Hub.start({
     listen: config.hub.listen, tokens: config.hub.tokens, tls: config.hub.tls, redirect: config.hub.redirect, name: config.node.name,
+    helloTimeoutMs: config.hub.helloTimeout * 1000, maxPendingPerAddress: config.hub.maxPendingPerAddress,
     log: logger.child('hub').log, logSink: (line) => fs.appendFile(logFile, line + '\n', () => {}), ...(logger.trace ? { debug: logger.trace } : {}),
   })
   // The node of this file runs here, attached to the hub itself: no token, no dial.
@@ -166,7 +167,10 @@ const up: Command = async (io, args) => {
   }
   const { config } = load(io, { ...values, config: file }, false)
   const logger = loggerFor(config, values.debug)
-  const h = await Hub.start({ listen: config.hub.listen, tokens: config.hub.tokens, tls: config.hub.tls, redirect: config.hub.redirect, name: 'hub', log: logger.child('hub').log, ...(logger.trace ? { debug: logger.trace } : {}) })
+  const h = await Hub.start({
+    listen: config.hub.listen, tokens: config.hub.tokens, tls: config.hub.tls, redirect: config.hub.redirect, name: 'hub',
+    helloTimeoutMs: config.hub.helloTimeout * 1000, maxPendingPerAddress: config.hub.maxPendingPerAddress, log: logger.child('hub').log, ...(logger.trace ? { debug: logger.trace } : {}),
+  })
   const central = await runNode(config, logger.child('central'), { configFile: file })
   const localConfig: Config = structuredClone(config)
   localConfig.node.name = 'local'

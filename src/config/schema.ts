@@ -132,6 +132,8 @@ export const SCHEMA = obj({
       nodes: strs([], 'Node names (or patterns) to send elsewhere.'),
       servers: strs([], 'Where they should connect instead.', { check: checkServers }),
     }, ['nodes', 'servers'] as const, [], 'Rules sending named nodes to other hubs.'),
+    helloTimeout: int(10, 'Seconds a new connection has to be welcomed (its TLS handshake and a valid hello); then it is closed (hello_timeout).', 1),
+    maxPendingPerAddress: int(64, 'Connections from one address (IPv6: one /64) that may wait for their welcome at once; past it, new ones from there are closed at once (hub_busy).', 1),
   }, 'Only for `outpost hub`.'),
   api: obj({
     socket: nstr('Unix socket for the CLI; default <dataDir>/outpost.sock.'),
