@@ -12,7 +12,7 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
 import os from 'node:os'
 import { OutpostError } from '../src/errors'
-import { markedProcesses, RUN_MARK, signalEach } from '../src/lib/process'
+import { markedProcesses, processGroupOf, RUN_MARK, signalEach } from '../src/lib/process'
 import type { MethodContext, MethodResult, UnaryMethod } from '../src/method'
 import { resolveRunOptions, splitRunArgs } from './run-options'
 
@@ -101,7 +101,8 @@ export function signalGroup(pgid: number, signal: NodeJS.Signals | 0): boolean {
  * meanwhile), for a few rounds at most.
  */
 export async function killProcessGroup(pgid: number, graceMs = KILL_GRACE_MS, mark?: string): Promise<void> {
-  const marked = (among?: number[]): number[] => (mark === undefined ? [] : markedProcesses(mark, among))
+  // Members of the group carry the mark too: they get the group's signals, once.
+  const marked = (among?: number[]): number[] => (mark === undefined ? [] : markedProcesses(mark, among).filter((pid) => processGroupOf(pid) !== pgid))
   let others = marked()
   signalEach(others, 'SIGTERM')
   if (!signalGroup(pgid, 'SIGTERM') && others.length === 0) return

@@ -50,6 +50,18 @@ export function markedProcesses(mark: string, among?: Iterable<number>): number[
   return found
 }
 
+/** A process's group id, from /proc/PID/stat; undefined when it is gone (or there is no /proc). */
+export function processGroupOf(pid: number): number | undefined {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8')
+    // pid (comm) state ppid pgrp …: comm may hold spaces and parentheses.
+    const pgrp = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2])
+    return Number.isInteger(pgrp) ? pgrp : undefined
+  } catch {
+    return undefined
+  }
+}
+
 /** Send a signal to each pid. One already gone (ESRCH) or not ours to signal (EPERM: outpost lacks the privilege) is passed over. */
 export function signalEach(pids: readonly number[], signal: NodeJS.Signals): void {
   for (const pid of pids) {
