@@ -2,13 +2,17 @@
  * cli.run: run one command to completion and return its stdout, stderr and exit code.
  *
  *   args ─ [one string] ─▶ <methods.shell> -c STRING      ─┐
- *        ─ [file, ...argv] ─▶ file argv (no shell)         ─┴▶ detached child (own process group)
+ *        ─ [file, ...argv] ─▶ file argv (no shell)         ─┴▶ detached child (own process group,
+ *                                                               OUTPOST_RUN=<run id> in its environment)
  *   stdout/stderr ─ capped at methods.outputCap each (the rest is read and dropped, one mark)
- *   exit ─▶ { data, stderr, exitCode }      abort ─▶ TERM group, grace, KILL group ─▶ method_timeout
+ *   exit ─▶ { data, stderr, exitCode }
+ *   abort ─▶ TERM group + marked processes, grace, KILL both ─▶ method_timeout
  */
 import { spawn, type ChildProcess } from 'node:child_process'
+import { randomUUID } from 'node:crypto'
 import os from 'node:os'
 import { OutpostError } from '../src/errors'
+import { markedProcesses, processGroupOf, RUN_MARK, signalEach } from '../src/lib/process'
 import type { MethodContext, MethodResult, UnaryMethod } from '../src/method'
 import { resolveRunOptions, splitRunArgs } from './run-options'
 
@@ -23,6 +27,9 @@ export const KILL_GRACE_MS = 2000
 export const EXIT_DRAIN_MS = 250
 
 const POLL_MS = 50
+
+/** Looks for marked processes left after the SIGKILL (each one SIGKILLed) before giving up. */
+const KILL_ROUNDS = 10
 
 export interface RunOptions {
   /** Bytes kept per stream. */
@@ -86,16 +93,39 @@ export function signalGroup(pgid: number, signal: NodeJS.Signals | 0): boolean {
  * Stop a whole process group: SIGTERM, wait up to graceMs for it to empty, then SIGKILL.
  * Zombies still count as members until their parent reaps them, so a group of orphans under
  * a PID 1 that does not reap waits the full grace; the SIGKILL is then harmless.
+ *
+ * With `mark`, the processes that left the group (setsid, daemons) but carry the run's mark in
+ * their environment (RUN_MARK) get the same signals: their parent pid is no help, as it becomes
+ * 1 once the parent in between exits. They are looked up in /proc at the SIGTERM, polled during
+ * the grace, and looked up again at the SIGKILL and until none is left (what they forked
+ * meanwhile), for a few rounds at most.
  */
-export async function killProcessGroup(pgid: number, graceMs = KILL_GRACE_MS): Promise<void> {
-  if (!signalGroup(pgid, 'SIGTERM')) return
+export async function killProcessGroup(pgid: number, graceMs = KILL_GRACE_MS, mark?: string): Promise<void> {
+  // Members of the group carry the mark too: they get the group's signals, once.
+  const marked = (among?: number[]): number[] => (mark === undefined ? [] : markedProcesses(mark, among).filter((pid) => processGroupOf(pid) !== pgid))
+  let others = marked()
+  signalEach(others, 'SIGTERM')
+  if (!signalGroup(pgid, 'SIGTERM') && others.length === 0) return
   const deadline = Date.now() + graceMs
   while (Date.now() < deadline) {
-    await new Promise((resolve) => setTimeout(resolve, Math.min(POLL_MS, Math.max(0, deadline - Date.now()))))
-    if (!signalGroup(pgid, 0)) return
+    await sleep(Math.min(POLL_MS, Math.max(0, deadline - Date.now())))
+    others = marked(others)
+    if (signalGroup(pgid, 0) || others.length > 0) continue
+    // All gone that we knew of: a last look for ones started during the grace.
+    others = marked()
+    if (others.length === 0) return
+    signalEach(others, 'SIGTERM')
   }
   signalGroup(pgid, 'SIGKILL')
+  for (let round = 0; round < KILL_ROUNDS; round++) {
+    others = marked()
+    if (others.length === 0) return
+    signalEach(others, 'SIGKILL')
+    await sleep(POLL_MS / 5)
+  }
 }
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
 
 /** Resolves when the child has exited (its handle is released), or after `ms` at most. */
 function waitForExit(child: ChildProcess, ms: number): Promise<void> {
@@ -113,17 +143,35 @@ function exitCodeOf(code: number | null, signal: NodeJS.Signals | null): number 
   return 128 + (num ?? 0)
 }
 
+/** Characters of a command that messages show; the rest is counted (an E2BIG command can be megabytes). */
+export const SHOWN_CHARS = 200
+
+/** A command as messages show it: quoted, cut after SHOWN_CHARS characters with its full size. */
+export function shownCommand(command: string): string {
+  if (command.length <= SHOWN_CHARS) return JSON.stringify(command)
+  return `${JSON.stringify(command.slice(0, SHOWN_CHARS))}… (${Buffer.byteLength(command)} bytes)`
+}
+
+/** Why exec refused with E2BIG, in sizes. */
+function tooBig(file: string, argv: readonly string[], env: NodeJS.ProcessEnv): string {
+  const args = [file, ...argv].reduce((n, a) => n + Buffer.byteLength(a) + 1, 0)
+  const environ = Object.entries(env).reduce((n, [k, v]) => n + Buffer.byteLength(`${k}=${v ?? ''}`) + 1, 0)
+  return `E2BIG: its arguments (${args} bytes) and environment (${environ} bytes) are too long for this system (Linux takes at most 128 KiB in one argument or variable and about a quarter of the stack limit in all)`
+}
+
 /**
  * Run `file` with `argv` in its own process group and collect its output. Resolves when it
  * exits (a non-zero exit is a result, not an error); rejects with method_failed when it cannot
- * start and with method_timeout when `signal` aborts (after the whole group is stopped).
+ * start and with method_timeout when `signal` aborts (after the whole group, and what carries
+ * the run's mark in its environment, is stopped).
  */
 export function runCommand(file: string, argv: readonly string[], opts: RunOptions): Promise<MethodResult> {
   const { signal, outputCap } = opts
   const graceMs = opts.graceMs ?? KILL_GRACE_MS
-  const what = [file, ...argv].join(' ')
+  const what = shownCommand([file, ...argv].join(' '))
+  const mark = randomUUID()
   if (signal.aborted) {
-    return Promise.reject(new OutpostError('method_timeout', `cli.run: stopped before ${JSON.stringify(what)} started`))
+    return Promise.reject(new OutpostError('method_timeout', `cli.run: stopped before ${what} started`))
   }
   return new Promise<MethodResult>((resolve, reject) => {
     let child: ChildProcess
@@ -132,10 +180,13 @@ export function runCommand(file: string, argv: readonly string[], opts: RunOptio
       child = spawn(file, argv, {
         detached: true, stdio: ['ignore', 'pipe', 'pipe'],
         ...(opts.uid !== undefined ? { uid: opts.uid } : {}), ...(opts.gid !== undefined ? { gid: opts.gid } : {}),
-        ...(opts.env !== undefined ? { env: opts.env } : {}), ...(opts.cwd !== undefined ? { cwd: opts.cwd } : {}),
+        env: { ...(opts.env ?? process.env), [RUN_MARK]: mark }, ...(opts.cwd !== undefined ? { cwd: opts.cwd } : {}),
       })
     } catch (err) {
-      reject(new OutpostError('method_failed', `cli.run: cannot start ${JSON.stringify(what)}: ${(err as Error).message}`, { cause: err }))
+      // E2BIG, ENAMETOOLONG: the command (possibly megabytes of it) is shown cut short.
+      const e = err as NodeJS.ErrnoException
+      const why = e.code === 'E2BIG' ? tooBig(file, argv, opts.env ?? process.env) : e.message
+      reject(new OutpostError('method_failed', `cli.run: cannot start ${what}: ${why}`, { cause: err }))
       return
     }
     const stdout = new CappedBuffer(outputCap)
@@ -161,10 +212,10 @@ export function runCommand(file: string, argv: readonly string[], opts: RunOptio
       if (state !== 'running') return
       state = 'killing'
       const pid = child.pid
-      const stop = pid === undefined ? Promise.resolve() : killProcessGroup(pid, graceMs).then(() => waitForExit(child, EXIT_DRAIN_MS * 4))
+      const stop = pid === undefined ? Promise.resolve() : killProcessGroup(pid, graceMs, mark).then(() => waitForExit(child, EXIT_DRAIN_MS * 4))
       stop.then(
-        () => finish({ ok: false, error: new OutpostError('method_timeout', `cli.run: ${JSON.stringify(what)} was stopped (methodTimeout or cancel); its process group was killed`) }),
-        (err: unknown) => finish({ ok: false, error: new OutpostError('method_timeout', `cli.run: ${JSON.stringify(what)} was stopped but killing its process group failed: ${(err as Error).message}`, { cause: err }) }),
+        () => finish({ ok: false, error: new OutpostError('method_timeout', `cli.run: ${what} was stopped (methodTimeout or cancel); its process group and the processes it started were killed`) }),
+        (err: unknown) => finish({ ok: false, error: new OutpostError('method_timeout', `cli.run: ${what} was stopped but killing its process group failed: ${(err as Error).message}`, { cause: err }) }),
       )
     }
     signal.addEventListener('abort', onAbort, { once: true })
@@ -175,7 +226,7 @@ export function runCommand(file: string, argv: readonly string[], opts: RunOptio
       // A spawn failure (ENOENT, EACCES) leaves no pid; later errors are not ours to report.
       if (child.pid !== undefined) return
       const why = err.code === 'ENOENT' ? 'ENOENT (no such program)' : err.code === 'EACCES' ? 'EACCES (not executable, or permission denied)' : (err.code ?? err.message)
-      finish({ ok: false, error: new OutpostError('method_failed', `cli.run: cannot start ${JSON.stringify(file)}: ${why}`, { cause: err }) })
+      finish({ ok: false, error: new OutpostError('method_failed', `cli.run: cannot start ${shownCommand(file)}: ${why}`, { cause: err }) })
     })
     child.on('exit', (code, sig) => {
       if (state !== 'running') return

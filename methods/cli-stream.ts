@@ -6,18 +6,19 @@
  *        ─ [file, ...argv] ─▶ file argv (no shell)      ─┴▶ pty (session leader = process group)
  *                                                           or, without the addon, a detached child
  *   output (pty: stdout and stderr together, CRLF → LF) ─▶ yielded chunks ─▶ numbered replies
- *   exit ─▶ what is left of its group is stopped too ─▶ { exitCode }
- *   abort ─▶ SIGTERM to the group, methods.killGrace s, SIGKILL ─▶ { exitCode: 128 + signal }
+ *   exit ─▶ what is left of its group, and what carries its OUTPOST_RUN mark, is stopped too ─▶ { exitCode }
+ *   abort ─▶ SIGTERM to the group and the marked, methods.killGrace s, SIGKILL ─▶ { exitCode: 128 + signal }
  */
 import { spawn } from 'node:child_process'
+import { randomUUID } from 'node:crypto'
 import fs from 'node:fs'
 import os from 'node:os'
 import { AsyncQueue } from '../src/lib/async-queue'
 import { OutpostError } from '../src/errors'
 import type { MethodContext, MethodResult, StreamMethod } from '../src/method'
-import { isAlive } from '../src/lib/process'
+import { isAlive, markedProcesses, RUN_MARK } from '../src/lib/process'
 import { loadPty } from '../src/lib/pty'
-import { killProcessGroup, signalGroup } from './cli-run'
+import { killProcessGroup, shownCommand, signalGroup } from './cli-run'
 
 /** A started command: its group id (= its pid), its output, and its exit code. */
 interface Started {
@@ -55,7 +56,7 @@ function exitCode(code: number | null, signal: NodeJS.Signals | number | null | 
 
 
 /** In a pty, forkpty makes the command a session leader: its pid is its process group. */
-function startPty(file: string, argv: readonly string[], opts: StreamOptions): Started | undefined {
+function startPty(file: string, argv: readonly string[], opts: StreamOptions, env: NodeJS.ProcessEnv): Started | undefined {
   const loaded = opts.noPty ? { ok: false as const, reason: 'the pty is switched off' } : loadPty()
   if (!loaded.ok) {
     if (!fallbackLogged) opts.log('warn', `cli.stream: no pseudo-terminal (${loaded.reason}); commands run as a detached process group instead`)
@@ -63,7 +64,7 @@ function startPty(file: string, argv: readonly string[], opts: StreamOptions): S
     return undefined
   }
   const term = loaded.pty.spawn(file, [...argv], {
-    name: 'dumb', cols: 512, rows: 50, cwd: process.cwd(), env: process.env as Record<string, string>, encoding: null,
+    name: 'dumb', cols: 512, rows: 50, cwd: process.cwd(), env: env as Record<string, string>, encoding: null,
   })
   // Linux may report the end of a terminal (EIO) before the last output written to it has
   // reached the reader, and node-pty then drops it. Holding the terminal open here until the
@@ -115,9 +116,9 @@ function startPty(file: string, argv: readonly string[], opts: StreamOptions): S
 }
 
 /** Without a pty: a detached child (its own process group); stdout and stderr interleaved. */
-function startDetached(file: string, argv: readonly string[]): Promise<Started> {
+function startDetached(file: string, argv: readonly string[], env: NodeJS.ProcessEnv): Promise<Started> {
   return new Promise((resolve, reject) => {
-    const child = spawn(file, argv, { detached: true, stdio: ['ignore', 'pipe', 'pipe'] })
+    const child = spawn(file, argv, { detached: true, stdio: ['ignore', 'pipe', 'pipe'], env })
     const output = new AsyncQueue<Buffer>()
     const take = (d: Buffer): void => {
       output.push(d)
@@ -143,11 +144,13 @@ function startDetached(file: string, argv: readonly string[]): Promise<Started> 
 
 /** Run argv in its own process group; yield its output; return its exit code. */
 export async function* streamCommand(file: string, argv: readonly string[], opts: StreamOptions): AsyncGenerator<Buffer, MethodResult, undefined> {
-  const what = [file, ...argv].join(' ')
-  if (opts.signal.aborted) throw new OutpostError('method_timeout', `cli.stream: stopped before ${JSON.stringify(what)} started`)
-  const started = startPty(file, argv, opts) ?? await startDetached(file, argv)
+  if (opts.signal.aborted) throw new OutpostError('method_timeout', `cli.stream: stopped before ${shownCommand([file, ...argv].join(' '))} started`)
+  // The mark finds what the command started outside its group (setsid, daemons).
+  const mark = randomUUID()
+  const env = { ...process.env, [RUN_MARK]: mark }
+  const started = startPty(file, argv, opts, env) ?? await startDetached(file, argv, env)
   let killing: Promise<void> | undefined
-  const stop = (): Promise<void> => (killing ??= killProcessGroup(started.pgid, opts.graceMs).catch((err: Error) => {
+  const stop = (): Promise<void> => (killing ??= killProcessGroup(started.pgid, opts.graceMs, mark).catch((err: Error) => {
     opts.log('error', `cli.stream: cannot kill process group ${started.pgid}: ${err.message}`)
   }))
   const onAbort = (): void => { void stop() }
@@ -161,8 +164,8 @@ export async function* streamCommand(file: string, argv: readonly string[], opts
     }
     const code = await started.exited
     done = true
-    // The job owns its group: what the command left running there stops with it.
-    if (signalGroup(started.pgid, 0)) await stop()
+    // The job owns its group and what carries its mark: what the command left running stops with it.
+    if (signalGroup(started.pgid, 0) || markedProcesses(mark).length > 0) await stop()
     return { exitCode: code }
   } finally {
     opts.signal.removeEventListener('abort', onAbort)

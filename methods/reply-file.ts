@@ -17,6 +17,24 @@ import type { MethodContext, MethodResult, StoredReply, UnaryMethod } from '../s
 const DEFAULT_DIRECTORY = 'replies'
 
 /**
+ * The directories outpost keeps its own files in, at their top (docs/store.md): the store, the
+ * log-shipping state and the reply area. A reply file lies below its node's directory, so it
+ * meets them only when that directory is one of them: a node named `outbox`, `logs` or
+ * `replies` answering into the top of the data directory (`directory: /`).
+ */
+const OWN_DIRECTORIES = new Set(['outbox', 'logs', DEFAULT_DIRECTORY])
+
+/**
+ * Where a reply's `directory` may not start: the store (all of outbox/ is the store's) and
+ * outpost's own files at the top of the data directory. Under logs/ and replies/ a reply is a
+ * level below outpost's files, so `directory: logs/uptime` is fine.
+ */
+const OWN_TOP = new Set([
+  'outbox', 'outpost.sock', 'audit.log', 'errors.log', 'nodes.json', 'nodes.log', 'schedules.json',
+  'config-state.json', 'agent.json', 'upgrade-pending.json', 'upgrade-rolled-back.json', 'upgrade-watchdog.log',
+])
+
+/**
  * The reply as bytes: data, then an `[error code] message` line, an `[exit N]` line for a
  * non-zero exitCode, then `[stderr]` and stderr.
  */
@@ -70,12 +88,28 @@ export function replyRelativePath(env: Envelope): string {
   const key = `${directory}\0${env.fromNode}\0${fileName}`
   const known = checkedPaths.get(key)
   if (known !== undefined) return known
-  const rel = path.normalize(path.join(checkRelative('directory', directory, false), checkRelative('fromNode', env.fromNode, true), checkRelative('fileName', fileName, false)))
+  const dir = path.normalize(checkRelative('directory', directory, false))
+  const rel = path.normalize(path.join(dir, checkRelative('fromNode', env.fromNode, true), checkRelative('fileName', fileName, false)))
   if (rel === '.' || rel.endsWith('/') || rel.startsWith('..') || path.isAbsolute(rel)) refuse(JSON.stringify(rel), 'does not name a file')
+  checkOwnNames(dir, env.fromNode, directory)
   // A stream of replies to one file (log shipping, streams) checks its names once.
   if (checkedPaths.size >= 1024) checkedPaths.clear()
   checkedPaths.set(key, rel)
   return rel
+}
+
+/**
+ * A node's reply directory may not be one of outpost's own directories, nor a reply's directory
+ * start in the store or at one of outpost's files. Compared without case, for file systems that
+ * ignore it (FAT on an SD card).
+ */
+function checkOwnNames(dir: string, node: string, directory: string): void {
+  const top = dir.split('/').find((s) => s !== '' && s !== '.')
+  const [name, shown] = top === undefined
+    ? [node, `node ${JSON.stringify(node)} answering into the top of the data directory (directory ${JSON.stringify(directory)})`]
+    : [top, `directory ${JSON.stringify(directory)}`]
+  if (!(top === undefined ? OWN_DIRECTORIES : OWN_TOP).has(name.toLowerCase())) return
+  throw new OutpostError('path_outside', `reply file: ${shown} would write into <dataDir>/${name}, which holds outpost's own files; give the request another directory`)
 }
 
 /** Names already checked by replyRelativePath (a pure function of them), and what they gave. */

@@ -16,6 +16,7 @@ export const ERROR_CODES = {
   outbox_format: 'the outbox store was written by a newer outpost, in a format this one cannot read',
   outbox_duplicate: 'a message with this id is already in the outbox',
   locked: 'the data directory is in use by another running outpost process',
+  data_dir_unwritable: 'the data directory cannot be created or is not writable (read-only file system, permissions, a file in its path); the message names it',
   frame_too_large: 'a TCP frame announced more than 8190 bytes of body (2 + N must stay within 8192)',
   frame_invalid: 'a TCP frame body is not MessagePack, has an unknown type `t` or is missing a field',
   message_too_large: 'an envelope is larger than the per-message cap (16 MiB by default)',
@@ -41,7 +42,7 @@ export const ERROR_CODES = {
   connection_refused: 'http.get: the server refused the connection (nothing listens on that port)',
   http_failed: 'http.get failed after connecting (reset, TLS error, bad response)',
   interrupted: 'the receiving node stopped while the method ran; it is not run again',
-  path_outside: 'a reply file path would leave the data directory (.., absolute path or symlink)',
+  path_outside: "a reply file path would leave the data directory (.., absolute path or symlink) or land among outpost's own files there (outbox/, logs/, replies/, audit.log …)",
   api_bad_request: 'a local API request is not valid JSON or not a known request',
   api_unauthorized: 'the HTTP API request had no bearer token or a wrong one (401; nothing else is said or done)',
   api_not_found: 'the HTTP API has no such route, or no record of that message id',
@@ -75,7 +76,7 @@ export type ErrorCode = keyof typeof ERROR_CODES
  */
 const EXIT_STATUS: Partial<Record<ErrorCode, 2 | 3>> = {
   usage: 2, config_not_found: 2, config_parse: 2, config_invalid: 2, config_key: 2, config_readonly: 2, config_node_mismatch: 2,
-  envelope_invalid: 2, agent_not_running: 2, upgrade_unavailable: 2, upgrade_insecure: 2,
+  envelope_invalid: 2, agent_not_running: 2, upgrade_unavailable: 2, upgrade_insecure: 2, data_dir_unwritable: 2,
   not_connected: 3, not_delivered: 3, ttl_expired: 3, denied: 3, outbox_full: 3, method_unknown: 3, method_disabled: 3, command_unknown: 3,
 }
 

@@ -6,12 +6,12 @@
  *   dispatcher ─ reply ─▶ outbox ─▶ delivery ─▶ …           replies here ─▶ watch() listeners
  */
 import os from 'node:os'
-import fs from 'node:fs'
 import path from 'node:path'
 import { AuditLog } from './audit'
 import type { Config } from './config'
 import { applyLive, diffConfig } from './config/apply'
 import { Delivery } from './delivery'
+import { ensureDataDir } from './lib/data-dir'
 import { releaseHeap } from './lib/heap'
 import { Stopper } from './lib/stopper'
 import { readPending } from './upgrade/watchdog'
@@ -192,7 +192,7 @@ export class OutpostNode {
   static async start(o: NodeOptions): Promise<OutpostNode> {
     const { config } = o
     const dataDir = path.resolve(config.dataDir)
-    fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 })
+    ensureDataDir(dataDir)
     const plugin = o.transport === undefined ? o.transports.get(config.transport.kind) : undefined
     if (o.transport === undefined && plugin === undefined) throw new OutpostError('config_invalid', `transport.kind ${config.transport.kind} is not built into this outpost (have: ${[...o.transports.keys()].join(', ')})`)
     const outbox = await Outbox.open({ dir: path.join(dataDir, 'outbox'), maxBytes: config.delivery.maxOutboxBytes, warn: (m) => o.logger.log('warn', m), afterBurst: releaseHeap,

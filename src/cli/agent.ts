@@ -18,6 +18,7 @@ import { hubLink } from '../hub-link'
 import type { Transport, TransportOptions } from '../transport'
 import type { Logger } from '../log'
 import { OutpostNode } from '../node'
+import { ensureDataDir } from '../lib/data-dir'
 import { writePidFile } from '../lib/pid-file'
 import { isPackaged } from '../upgrade'
 import { EXIT_RESTART, isSupervised, onAgentStart, readPending, type AgentInfo } from '../upgrade/watchdog'
@@ -110,7 +111,7 @@ const hub: Command = async (io, args) => {
   const removePid = values['pid-file'] !== undefined ? writePidFile(path.resolve(io.cwd, values['pid-file'])) : () => {}
   const logger = loggerFor(config, values.debug)
   const logFile = path.join(config.dataDir, 'nodes.log')
-  fs.mkdirSync(config.dataDir, { recursive: true })
+  ensureDataDir(config.dataDir, 0o777)
   const h = await Hub.start({
     listen: config.hub.listen, tokens: config.hub.tokens, tls: config.hub.tls, redirect: config.hub.redirect, name: config.node.name,
     helloTimeoutMs: config.hub.helloTimeout * 1000, maxPendingPerAddress: config.hub.maxPendingPerAddress,

@@ -6,16 +6,25 @@ import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import cliRun, { KILL_GRACE_MS, truncationMark } from '../../methods/cli-run'
 import { defaultConfig } from '../../src/config'
+import { isOutpostError } from '../../src/errors'
+import { Stopper } from '../../src/lib/stopper'
 import type { MethodContext } from '../../src/method'
+import { runMethod, stopGraceMs } from '../../src/run'
+import { leavesSetsid, procStat, untilGone } from '../fixtures/procs'
 import { rejectsCode } from '../helpers'
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'outpost-cli-run-'))
 /** Process groups a test started; killed at the end whatever happened. */
 const groups = new Set<number>()
+/** Processes a test started outside any group it knows; killed at the end too. */
+const strays = new Set<number>()
 
 test.after(() => {
   for (const pgid of groups) {
     try { process.kill(-pgid, 'SIGKILL') } catch { /* gone */ }
+  }
+  for (const pid of strays) {
+    try { process.kill(pid, 'SIGKILL') } catch { /* gone */ }
   }
   fs.rmSync(tmp, { recursive: true, force: true })
 })
@@ -123,6 +132,23 @@ test('cli.run - a file that is not executable is method_failed', async () => {
   await rejectsCode(cliRun.run(makeCtx([file, 'x'])), 'method_failed', file, 'EACCES')
 })
 
+test('cli.run - an argument or environment too long for the system (E2BIG) is method_failed showing 200 characters of the command and its size', async () => {
+  const huge = 'x'.repeat(300_000)
+  const cases = [
+    { args: [`echo ${huge}`], command: `/bin/sh -c echo ${huge}` },
+    { args: ['echo', huge], command: `echo ${huge}` },
+    { args: [`--env=BIG=${huge}`, '--', 'true'], command: '/bin/sh -c true' },
+  ]
+  for (const { args, command } of cases) {
+    const err = await cliRun.run(makeCtx(args)).then(() => undefined, (e: unknown) => e)
+    assert.ok(isOutpostError(err, 'method_failed'), `expected method_failed, got ${String(err).slice(0, 300)}`)
+    assert.ok(err.message.length < 800, `the message is ${err.message.length} characters long: ${err.message.slice(0, 300)}…`)
+    assert.ok(err.message.includes('E2BIG'), err.message)
+    const shown = command.length > 200 ? `${JSON.stringify(command.slice(0, 200))}… (${command.length} bytes)` : JSON.stringify(command)
+    assert.ok(err.message.includes(shown), err.message)
+  }
+})
+
 test('cli.run - output past outputCap is dropped with one mark, per stream', async () => {
   const r = await cliRun.run(makeCtx(['printf 0123456789abcdef; printf ABCDEFGHIJKLMNOP >&2'], { outputCap: 10 }))
   assert.is(text(r.data), '0123456789' + truncationMark(10))
@@ -191,6 +217,19 @@ test('cli.run - abort kills children that ignore SIGTERM (SIGKILL after the grac
   assert.ok(ms >= KILL_GRACE_MS - 100, `SIGKILL came after ${ms} ms, before the ${KILL_GRACE_MS} ms grace`)
   const left = await survivors(pgid)
   assert.equal(left, [], `processes of group ${pgid} survived the abort:\n${left.join('\n')}`)
+})
+
+test('cli.run - at methodTimeout a child that left for a session of its own (setsid) is killed too', async () => {
+  const pidFile = path.join(tmp, 'pid-setsid')
+  const stop = new Stopper()
+  const run = runMethod(cliRun, makeCtx([leavesSetsid(pidFile)], { signal: stop.signal }), stop, { seconds: 2, graceMs: stopGraceMs(KILL_GRACE_MS / 1000) })
+  const pid = await waitForPid(pidFile)
+  strays.add(pid)
+  const before = procStat(pid)
+  assert.ok(before !== undefined && before.session === pid && before.pgrp === pid, `the sleeper ${pid} should lead a session of its own: ${JSON.stringify(before)}`)
+  const r = await within(KILL_GRACE_MS + 10_000, run, 'timed-out run')
+  assert.is(r.error?.code, 'method_timeout', JSON.stringify(r))
+  assert.ok(await untilGone(pid), `the setsid'd sleeper ${pid} survived methodTimeout: ${JSON.stringify(procStat(pid))}`)
 })
 
 test('cli.run - finished runs leave no timers, pipes or child handles behind', async () => {

@@ -7,9 +7,11 @@ import cliStream, { streamCommand, type StreamOptions } from '../../methods/cli-
 import { defaultConfig } from '../../src/config'
 import type { MethodResult } from '../../src/method'
 import { BIN, Cluster, Proc, sendVia } from '../fixtures/cluster'
-import { forker, killGroups, stubborn, survivors, untilMembers, waitForPid } from '../fixtures/procs'
+import { forker, killGroups, leavesSetsid, procStat, stubborn, survivors, untilGone, untilMembers, waitForPid } from '../fixtures/procs'
 
 const groups = new Set<number>()
+/** Processes a test started in sessions (and groups) of their own; killed at the end too. */
+const strays = new Set<number>()
 let c: Cluster
 
 test.before(async () => {
@@ -23,6 +25,7 @@ test.before(async () => {
 
 test.after(async () => {
   killGroups(groups)
+  killGroups(strays) // each leads a group of its own
   await c.destroy()
 })
 
@@ -149,6 +152,32 @@ test('cli.stream - at methodTimeout a group that ignores SIGTERM is killed after
   const log = c.node('ship2').proc!.output
   assert.is(log.match(/cli\.stream: no pseudo-terminal/g)?.length, 1, 'the fallback is logged once')
 })
+
+for (const noPty of [false, true]) {
+  const how = noPty ? 'no pty' : 'pty'
+  test(`cli.stream - a stop kills a child that left for a session of its own (setsid) too (${how})`, async () => {
+    const pidFile = path.join(c.dir, `pid-setsid-stop-${noPty ? 1 : 0}`)
+    const ac = new AbortController()
+    const done = drain(streamCommand('/bin/sh', ['-c', leavesSetsid(pidFile)], opts({ signal: ac.signal, noPty })))
+    const pid = await waitForPid(pidFile)
+    strays.add(pid)
+    const before = procStat(pid)
+    assert.ok(before !== undefined && before.session === pid, `the sleeper ${pid} should lead a session of its own: ${JSON.stringify(before)}`)
+    ac.abort()
+    await done
+    assert.ok(await untilGone(pid), `the setsid'd sleeper ${pid} survived the stop: ${JSON.stringify(procStat(pid))}`)
+  })
+
+  test(`cli.stream - a child that left for a session of its own stops when the command ends, like the rest of its group (${how})`, async () => {
+    const pidFile = path.join(c.dir, `pid-setsid-exit-${noPty ? 1 : 0}`)
+    const cmd = `setsid -f sh -c 'echo $$ > ${pidFile}; exec sleep 300'; while [ ! -s ${pidFile} ]; do sleep 0.05; done; echo done`
+    const r = await drain(streamCommand('/bin/sh', ['-c', cmd], opts({ noPty })))
+    assert.is(r.end.exitCode, 0)
+    const pid = await waitForPid(pidFile)
+    strays.add(pid)
+    assert.ok(await untilGone(pid), `the setsid'd sleeper ${pid} outlived its stream: ${JSON.stringify(procStat(pid))}`)
+  })
+}
 
 test('cli.stream - while the hub is down the chunks spool in the outbox and arrive later, in order', async () => {
   const waiting = sendVia(c.node('central').socket, [{ toNode: 'ship1', method: 'cli.stream', methodArgs: ['for i in $(seq 1 15); do echo n$i; sleep 0.2; done'], methodTimeout: 60 }], { ms: 60_000 })

@@ -123,6 +123,40 @@ for (const [what, fields] of refusals) {
   })
 }
 
+test("reply.file - a reply never lands in the data dir's own directories: a node named outbox or logs at the top, or such a directory (path_outside)", async () => {
+  const { dataDir } = dirs()
+  // A store and log-shipping state as a running node has them.
+  fs.mkdirSync(path.join(dataDir, 'outbox'))
+  fs.writeFileSync(path.join(dataDir, 'outbox', 'lock'), '4242\n')
+  fs.mkdirSync(path.join(dataDir, 'logs'))
+  const before = files(dataDir)
+  const cases: Array<[Partial<Envelope>, string]> = [
+    [{ fromNode: 'outbox', directory: '/', fileName: 'lock' }, 'node "outbox"'],
+    [{ fromNode: 'outbox', directory: '.', fileName: 'journal-9.log' }, 'node "outbox"'],
+    [{ fromNode: 'logs', directory: '/' }, 'node "logs"'],
+    [{ fromNode: 'Outbox', directory: '/', fileName: 'x' }, 'node "Outbox"'], // FAT ignores case
+    [{ fromNode: 'replies', directory: '/', fileName: 'ship1' }, 'node "replies"'],
+    [{ directory: 'outbox' }, 'directory "outbox"'],
+    [{ directory: '/outbox/x/', fileName: 'x' }, 'directory "/outbox/x/"'],
+    [{ directory: 'audit.log' }, 'directory "audit.log"'],
+  ]
+  for (const [fields, named] of cases) {
+    for (const method of [replyFile, replyFileAppend]) {
+      await rejectsCode(method.run(makeCtx(dataDir, { data: 'x', ...fields })), 'path_outside', named, "outpost's own files")
+    }
+  }
+  assert.equal(files(dataDir), before)
+  assert.is(fs.readFileSync(path.join(dataDir, 'outbox', 'lock'), 'utf8'), '4242\n')
+  // Nodes of those names still get replies where replies go, other nodes at the top, and
+  // directories under logs/ or replies/ lie below outpost's files there.
+  const r = await replyFile.run(makeCtx(dataDir, { data: 'ok', fromNode: 'outbox' }))
+  assert.is(r.data, path.join(dataDir, 'replies', 'outbox', '01J00000000000000000000REQ.log'))
+  const top = await replyFile.run(makeCtx(dataDir, { data: 'ok', fromNode: 'ship1', directory: '/', fileName: 'x' }))
+  assert.is(top.data, path.join(dataDir, 'ship1', 'x'))
+  const under = await replyFile.run(makeCtx(dataDir, { data: 'ok', fromNode: 'logs', directory: 'logs/uptime', fileName: 'x' }))
+  assert.is(under.data, path.join(dataDir, 'logs', 'uptime', 'logs', 'x'))
+})
+
 test('reply.file - refuses a symlinked directory that points outside the data dir, creating nothing there', async () => {
   const { dataDir, outside } = dirs()
   fs.symlinkSync(outside, path.join(dataDir, 'replies'))
