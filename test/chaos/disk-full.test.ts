@@ -131,8 +131,7 @@ test('disk full - send fails with a clear error and code, nothing accepted is lo
     }, 20_000)
     assert.is(after.ids?.length, 1, JSON.stringify(after))
   } finally {
-    await c.destroy()
-    unmount(mnt)
+    await c.destroy().finally(() => unmount(mnt))
   }
 })
 
@@ -218,8 +217,7 @@ test('disk full - deliveries and replies are still recorded from the reserve, au
     assert.is(count(RESUMED, freedAt), 1, out().slice(freedAt))
     assert.is(count(/journal: space is free again .* new messages are accepted again/, freedAt), 1)
   } finally {
-    await c.destroy()
-    unmount(mnt)
+    await c.destroy().finally(() => unmount(mnt))
   }
 })
 

@@ -181,8 +181,11 @@ test('outbox - on a full disk removals, receipts and replies are written from th
     assert.is(ob.stats().count, 6)
     assert.ok(warnings.some((w) => w.includes('new messages are accepted again')), warnings.join('\n'))
   } finally {
-    await ob.close()
-    disk.close()
+    try {
+      await ob.close()
+    } finally {
+      disk.close()
+    }
   }
 })
 
