@@ -34,12 +34,16 @@ export default {
     const line = errorLogLine(ctx)
     const file = path.join(ctx.dataDir, ERROR_LOG_FILE)
     const { O_WRONLY, O_CREAT, O_APPEND, O_NOFOLLOW } = fs.constants
-    try {
-      await fs.promises.mkdir(ctx.dataDir, { recursive: true })
-      // O_APPEND: one write per line, so concurrent reports never interleave inside a line.
-      await fs.promises.appendFile(file, `${line}\n`, { flag: O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW, mode: 0o644 })
-    } catch (err) {
-      throw new OutpostError('io', `error.log: cannot append to ${file}: ${(err as Error).message}`, { cause: err })
+    // A nearly full disk keeps its last room for the outbox: the report then goes to the log
+    // only (the disk guard said once that errors.log is not written meanwhile).
+    if (ctx.disk?.allow(Buffer.byteLength(line) + 1) !== false) {
+      try {
+        await fs.promises.mkdir(ctx.dataDir, { recursive: true })
+        // O_APPEND: one write per line, so concurrent reports never interleave inside a line.
+        await fs.promises.appendFile(file, `${line}\n`, { flag: O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW, mode: 0o644 })
+      } catch (err) {
+        throw new OutpostError('io', `error.log: cannot append to ${file}: ${(err as Error).message}`, { cause: err })
+      }
     }
     ctx.log(ctx.env.fromNode === ctx.node ? 'debug' : 'warn', line)
     return {}

@@ -207,6 +207,11 @@ async function drain(key: string, dataDir: string, rel: string): Promise<void> {
 }
 
 async function write(ctx: MethodContext, dataDir: string, rel: string, append: boolean, content: Buffer): Promise<string> {
+  // A nearly full disk keeps its last room for the outbox's records: the reply is not stored
+  // here, and says so (the waiting client gets it, with this error, from the dispatcher).
+  if (ctx.disk?.allow(content.length) === false) {
+    throw new OutpostError('disk_full', `reply file: ${path.join(dataDir, rel)} not written (${content.length} bytes): the disk is nearly full and its last room is kept for the outbox; free space in the data directory`)
+  }
   try {
     await fs.promises.mkdir(dataDir, { recursive: true })
   } catch (err) {

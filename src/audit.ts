@@ -11,7 +11,8 @@
  * An accepted line carries the whole envelope as the socket API takes it (data as text, or
  * `dataBase64`), so `outpost send --file` can send it again; data past audit.maxDataBytes is
  * left out and `dataBytes` says how big it was. Lines are written in batches off the hot path;
- * a write error is logged once and the log goes on with the next batch.
+ * a write error is logged once and the log goes on with the next batch. On a nearly full disk
+ * (opts.disk) lines are skipped until space is freed.
  */
 import fs from 'node:fs'
 import path from 'node:path'
@@ -19,6 +20,7 @@ import type { Envelope } from './wire/envelope'
 import type { MessageEvent } from './events'
 import { matches } from './lib/pattern'
 import type { LogFn } from './log'
+import type { DiskRoom } from './method'
 
 export interface AuditOptions {
   dir: string
@@ -29,6 +31,8 @@ export interface AuditOptions {
   exclude?: readonly string[]
   log: LogFn
   now?: () => Date
+  /** Free space on the data directory's disk: lines are skipped (and counted there) while it is short. */
+  disk?: DiskRoom
 }
 
 export class AuditLog {
@@ -82,8 +86,12 @@ export class AuditLog {
     const batch = this.pending
     this.pending = []
     if (batch.length === 0) return
+    const text = batch.join('')
+    // A nearly full disk keeps its last room for the outbox: the lines are skipped (the disk
+    // guard logs once that audit.log stops, and once that it resumes with what was skipped).
+    if (this.o.disk?.allow(Buffer.byteLength(text)) === false) return
     try {
-      this.writeBatch(batch.join(''))
+      this.writeBatch(text)
       this.failed = false
     } catch (err) {
       if (!this.failed) this.o.log('error', `audit: cannot write ${this.file}: ${(err as Error).message}`)

@@ -25,7 +25,7 @@ import { Coalescer } from './coalesce'
 import { matches } from './lib/pattern'
 import { Stopper } from './lib/stopper'
 import type { Control } from './config/apply'
-import type { HandlerInfo, JobInfo, Method, MethodContext, Ops, StreamMethod } from './method'
+import type { DiskRoom, HandlerInfo, JobInfo, Method, MethodContext, Ops, StreamMethod } from './method'
 import { ACK_METHOD, nameIndex } from './method-names'
 import { replyTo, type ReplyResult } from './reply'
 import { failure, runMethod, stopGraceMs } from './run'
@@ -54,6 +54,8 @@ export interface DispatcherOptions {
   report?: (error: { code: string; message: string }) => void
   /** Handed to methods as ctx.control (config.*, agent.restart). */
   control?: Control
+  /** Handed to methods as ctx.disk: room on the data directory's disk for reply files and errors.log. */
+  disk?: DiskRoom
   log: LogFn
   now: () => number
   ulid: () => string
@@ -270,7 +272,7 @@ export class Dispatcher {
     if (method?.kind === 'unary' && method.landed !== undefined) {
       const ctx: MethodContext = {
         node: this.o.self, env, args: env.methodArgs ?? [], config: this.o.config, dataDir: this.o.dataDir,
-        signal: new AbortController().signal, log: this.o.log, ops: this.ops,
+        signal: new AbortController().signal, log: this.o.log, ops: this.ops, ...(this.o.disk ? { disk: this.o.disk } : {}),
       }
       const landed = await method.landed(ctx).catch(() => false)
       if (landed) return this.finish(inboxId)
@@ -348,6 +350,7 @@ export class Dispatcher {
     const ctx: MethodContext = {
       node: this.o.self, env, args: env.methodArgs ?? [], config: this.o.config, dataDir: this.o.dataDir,
       get signal() { return abort.signal }, log: this.o.log, ops: this.ops, ...(this.o.control ? { control: this.o.control } : {}),
+      ...(this.o.disk ? { disk: this.o.disk } : {}),
     }
     const replies = !(noReply || env.ackTimeout === 0)
     let result: ReplyResult
@@ -365,8 +368,12 @@ export class Dispatcher {
       if (error) ev.error = error
       this.o.events(ev)
     }
-    if (error) this.o.log(isReply ? 'warn' : 'info', `dispatch: ${env.method} ${env.id} from ${env.fromNode} failed: ${error.code}: ${error.message}`, { id: env.id, from: env.fromNode, method: env.method, code: error.code })
-    if (isReply) this.replied(env, error && { code: error.code, message: `the reply method ${env.method} on ${this.o.self} failed for the reply from ${env.fromNode} to ${env.inReplyTo}: ${error.message}` })
+    // A reply file skipped on a nearly full disk is told once by the disk guard, not once a
+    // reply; its waiting client still gets the reply, with the error, and error.log is not fed
+    // more. (A write that failed on a disk the guard finds roomy, a quota say, is reported.)
+    const diskFull = isReply && error?.code === 'disk_full' && this.o.disk?.paused === true
+    if (error) this.o.log(diskFull ? 'debug' : isReply ? 'warn' : 'info', `dispatch: ${env.method} ${env.id} from ${env.fromNode} failed: ${error.code}: ${error.message}`, { id: env.id, from: env.fromNode, method: env.method, code: error.code })
+    if (isReply) this.replied(env, error && { code: error.code, message: `the reply method ${env.method} on ${this.o.self} failed for the reply from ${env.fromNode} to ${env.inReplyTo}: ${error.message}` }, !diskFull)
     if (!replies) {
       if (inboxId !== undefined) await this.finish(inboxId)
       return
@@ -375,14 +382,15 @@ export class Dispatcher {
   }
 
   /**
-   * A reply's method ran (or could not): a failure goes to error.log; the final reply goes to
+   * A reply's method ran (or could not): a failure goes to error.log (a full disk's does not:
+   * `report` false, the disk guard logged it once); the final reply goes to
    * waiting clients carrying the first failure of its request's reply methods (unless the reply
    * is an error already: the client then learns the remote one, the log has the local one).
    */
-  private replied(env: Envelope, failure: { code: string; message: string } | undefined): void {
+  private replied(env: Envelope, failure: { code: string; message: string } | undefined, report = true): void {
     const key = env.inReplyTo!
     if (failure !== undefined) {
-      this.o.report?.(failure)
+      if (report) this.o.report?.(failure)
       if (!this.sinkFailures.has(key)) this.sinkFailures.set(key, failure)
     }
     if (env.final === false) return

@@ -20,6 +20,7 @@ import fs from 'node:fs'
 import fsp from 'node:fs/promises'
 import path from 'node:path'
 import { writeFileAtomic } from './lib/atomic-file'
+import { isNoSpace } from './lib/disk-guard'
 import type { Config } from './config'
 import type { MessageDraft } from './wire/envelope'
 import { isOutpostError } from './errors'
@@ -66,6 +67,8 @@ class Follower {
   private cur: Open | undefined
   /** The file did not exist when we first looked: when it appears, all of it is new. */
   private sawMissing = false
+  /** Batches queued so far. */
+  sent = 0
 
   constructor(private readonly spec: Spec, private readonly o: LogShipperOptions) {
     const key = createHash('sha256').update(path.resolve(spec.path)).digest('hex').slice(0, 16)
@@ -181,6 +184,7 @@ class Follower {
       if (!isOutpostError(err, 'outbox_duplicate')) throw err
     }
     this.save({ ino, offset: end })
+    this.sent++
     this.o.log('debug', `logs: queued ${id}: bytes ${offset}-${end} of ${spec.path} (inode ${ino}) for ${this.toNode}`)
   }
 
@@ -199,7 +203,8 @@ async function findByInode(dir: string, ino: number): Promise<string | undefined
 }
 
 export class LogShipper {
-  private readonly followers: { f: Follower; spec: Spec; timer?: NodeJS.Timeout; busy?: Promise<void> }[]
+  /** `full`: the last look failed for a full disk (said once, and once when shipping goes on). */
+  private readonly followers: { f: Follower; spec: Spec; timer?: NodeJS.Timeout; busy?: Promise<void>; full?: boolean }[]
   private stopped = false
 
   constructor(private readonly o: LogShipperOptions) {
@@ -220,8 +225,20 @@ export class LogShipper {
 
   private loop(entry: (typeof this.followers)[number]): void {
     if (this.stopped) return
+    const sent = entry.f.sent
     entry.busy = entry.f.tick()
-      .catch((err: Error) => this.o.log('warn', `logs: ${entry.spec.path}: ${err.message} (trying again)`))
+      .then(() => {
+        // A look with nothing new proves nothing: the disk may still be full.
+        if (entry.full && entry.f.sent > sent) {
+          this.o.log('info', `logs: ${entry.spec.path}: shipping again (space is back)`)
+          entry.full = false
+        }
+      }, (err: Error) => {
+        // A full disk fails every look until space is freed: said once, not once an interval.
+        const full = isOutpostError(err, 'disk_full') || isNoSpace(err)
+        if (!full || !entry.full) this.o.log('warn', `logs: ${entry.spec.path}: ${err.message} (trying again${full ? ' every interval until space is freed' : ''})`)
+        entry.full = full
+      })
       .finally(() => {
         if (this.stopped) return
         entry.timer = setTimeout(() => this.loop(entry), entry.spec.interval)

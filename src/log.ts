@@ -3,8 +3,14 @@
  * JSON lines (`{"time","level","component","msg",…fields}`), to standard error or a file.
  * Plugins get the `log(level, message, fields?)` function only. Children share their root's
  * level, so `setLevel` (config.set log.level) reaches every component at once.
+ *
+ * A log file stops being written while its disk has less than `diskFloor` bytes free (the
+ * store's reserve plus a margin: the outbox's records come first), with one line saying so
+ * and one when it resumes; a line that cannot be written to it goes to standard error.
  */
 import fs from 'node:fs'
+import path from 'node:path'
+import { DiskGuard } from './lib/disk-guard'
 
 export type Level = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'silent'
 export type Fields = Record<string, string | number | boolean | null | undefined>
@@ -25,6 +31,10 @@ export interface LoggerOptions {
   level: Level
   format: 'text' | 'json'
   file: string | null
+  /** Bytes the disk holding `file` keeps free: lines are skipped below it (0: until the disk is full). */
+  diskFloor?: number
+  /** Free bytes on the disk holding `file` (tests inject one; default statfs). */
+  diskFree?: (dir: string) => number
   debug?: boolean
   write?: (line: string) => void
   now?: () => Date
@@ -33,8 +43,9 @@ export interface LoggerOptions {
 interface Shared { min: number; debug: boolean; write: (line: string) => void; now: () => Date; format: 'text' | 'json' }
 
 export function createLogger(opts: LoggerOptions, component = ''): Logger {
-  const write = opts.write ?? (opts.file ? fileWriter(opts.file) : (line: string) => { process.stderr.write(line) })
+  const write = opts.write ?? ((line: string) => { process.stderr.write(line) })
   const shared: Shared = { min: opts.debug ? RANK.trace : RANK[opts.level], debug: opts.debug === true, write, now: opts.now ?? (() => new Date()), format: opts.format }
+  if (opts.write === undefined && opts.file) shared.write = fileWriter(shared, opts.file, opts.diskFloor ?? 0, opts.diskFree)
   return make(shared, component)
 }
 
@@ -58,7 +69,25 @@ function make(s: Shared, component: string): Logger {
   }
 }
 
-function fileWriter(file: string): (line: string) => void {
+function fileWriter(s: Shared, file: string, floor: number, free: ((dir: string) => number) | undefined): (line: string) => void {
   const fd = fs.openSync(file, 'a')
-  return (line) => { fs.writeSync(fd, line) }
+  const notice = make(s, '')
+  // The guard's own two lines go to the file whatever the space: they say why the rest does not.
+  let forced = false
+  const guard = new DiskGuard({
+    dir: path.dirname(path.resolve(file)), floor, what: `log lines to ${file}`, ...(free ? { free } : {}),
+    log: (level, message) => {
+      forced = true
+      try { notice.log(level, message) } finally { forced = false }
+    },
+  })
+  return (line) => {
+    if (!forced && !guard.allow(Buffer.byteLength(line))) return
+    try {
+      fs.writeSync(fd, line)
+    } catch {
+      // A quota, an I/O error: the line is not lost, and the caller is not thrown at.
+      process.stderr.write(line)
+    }
+  }
 }

@@ -24,6 +24,19 @@ export interface MethodContext {
   ops?: Ops
   /** The running node's config file and restart (config.*, agent.restart); absent in `outpost call`. */
   control?: Control
+  /** Room on the data directory's disk for files beside the store (reply files, errors.log); absent: not checked. */
+  disk?: DiskRoom
+}
+
+/**
+ * Files a method writes into the data directory ask first: on a nearly full disk the room left
+ * is kept for the outbox's records (deliveries, replies, receipts).
+ */
+export interface DiskRoom {
+  /** Whether `bytes` may be written now; false while free space is down to the store's reserve plus a margin (skip the write). */
+  allow(bytes: number): boolean
+  /** Whether writes are stopped now (the last allow() said no): the disk guard has said so once. */
+  readonly paused: boolean
 }
 
 /** A method run the dispatcher is executing now. */

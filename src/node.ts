@@ -8,6 +8,7 @@
 import os from 'node:os'
 import path from 'node:path'
 import { AuditLog } from './audit'
+import { DiskGuard, MIB } from './lib/disk-guard'
 import type { Config } from './config'
 import { applyLive, diffConfig } from './config/apply'
 import { Delivery } from './delivery'
@@ -19,7 +20,7 @@ import { Dispatcher } from './dispatcher'
 import { undeliveredReply } from './reply'
 import { runMethod, stopGraceMs } from './run'
 import { decode, encode, stamp, type Envelope, type MessageDraft } from './wire/envelope'
-import { OutpostError } from './errors'
+import { OutpostError, isOutpostError } from './errors'
 import { LinkState, type ConnectionState } from './link-state'
 import { LogShipper } from './log-shipper'
 import type { Logger } from './log'
@@ -116,6 +117,8 @@ export class OutpostNode {
   private readonly started = Date.now()
   private readonly onConnected: (() => void) | undefined
   private readonly audit: AuditLog | undefined
+  /** Room on the data directory's disk for audit.log, reply files and errors.log (kept for the outbox when short). */
+  private readonly disk: DiskGuard
   private readonly sinks: MessageEventSink[] = []
   /** What config.* and agent.restart may do to this node. */
   readonly control: Control
@@ -134,8 +137,9 @@ export class OutpostNode {
     this.onConnected = o.onConnected
     const metrics = this.metrics = o.metrics ?? NO_METRICS
     const log = o.logger.log
+    this.disk = new DiskGuard({ dir: dataDir, floor: config.delivery.reserveBytes + 2 * MIB, what: 'audit.log, reply files and errors.log', log })
     if (config.audit.enabled) {
-      this.audit = new AuditLog({ dir: dataDir, maxBytes: config.audit.maxBytes, files: config.audit.files, maxDataBytes: config.audit.maxDataBytes, exclude: config.audit.exclude, log })
+      this.audit = new AuditLog({ dir: dataDir, maxBytes: config.audit.maxBytes, files: config.audit.files, maxDataBytes: config.audit.maxDataBytes, exclude: config.audit.exclude, log, disk: this.disk })
       const audit = this.audit
       this.sinks.push((ev) => audit.record(ev))
     }
@@ -185,7 +189,7 @@ export class OutpostNode {
       },
       gaveUp: (id) => this.givenUp.has(id), metrics,
       report: (error) => this.report(error),
-      events, control: this.control,
+      events, control: this.control, disk: this.disk,
     })
   }
 
@@ -196,6 +200,7 @@ export class OutpostNode {
     const plugin = o.transport === undefined ? o.transports.get(config.transport.kind) : undefined
     if (o.transport === undefined && plugin === undefined) throw new OutpostError('config_invalid', `transport.kind ${config.transport.kind} is not built into this outpost (have: ${[...o.transports.keys()].join(', ')})`)
     const outbox = await Outbox.open({ dir: path.join(dataDir, 'outbox'), maxBytes: config.delivery.maxOutboxBytes, warn: (m) => o.logger.log('warn', m), afterBurst: releaseHeap,
+      reserveBytes: config.delivery.reserveBytes,
       // While an upgrade may roll back, snapshots stay readable by the previous binary.
       keepOldFormat: readPending(dataDir) !== undefined,
     })
@@ -273,7 +278,7 @@ export class OutpostNode {
     const self = this.name
     const ctx: MethodContext = {
       node: self, env: { id: defaultUlid(), toNode: self, fromNode: self, method: native, methodArgs: args, createdAt: this.now() },
-      args, config: this.config, dataDir: this.dataDir, get signal() { return stop.signal }, log: this.logger.log,
+      args, config: this.config, dataDir: this.dataDir, get signal() { return stop.signal }, log: this.logger.log, disk: this.disk,
     }
     // A stream run for a schedule: its chunks make one result, up to methods.outputCap.
     const chunks: Buffer[] = []
@@ -478,7 +483,8 @@ export class OutpostNode {
   /** An error for the operator: an error.log message to central (this node's own errors.log on central). */
   private report(error: { code: string; message: string }): void {
     this.submit([{ toNode: this.config.node.central, method: 'error.log', data: error.message, error }])
-      .catch((err: Error) => this.logger.log('error', `cannot queue error.log: ${err.message}`))
+      // A full disk refuses it: the journal said so once, the error was logged where it happened.
+      .catch((err: Error) => this.logger.log(isOutpostError(err, 'disk_full') ? 'debug' : 'error', `cannot queue error.log: ${err.message}`))
   }
 
   private hello(): void {
@@ -486,7 +492,7 @@ export class OutpostNode {
     if (every === 0) return
     const data = JSON.stringify({ version: VERSION, apiVersion: API_VERSION, os: `${os.type()} ${os.release()}`, arch: process.arch, uptime: Math.round((Date.now() - this.started) / 1000) })
     this.submit([{ toNode: this.config.node.central, method: 'node.hello', data, ackTimeout: 0, ttl: every * 2 }])
-      .catch((err: Error) => this.logger.log('warn', `hello: ${err.message}`))
+      .catch((err: Error) => this.logger.log(isOutpostError(err, 'disk_full') ? 'debug' : 'warn', `hello: ${err.message}`))
   }
 
   /** The link to the hub or broker: connected or not, since when, the last refusal. */

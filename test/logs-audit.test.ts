@@ -8,6 +8,7 @@ import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { AuditLog } from '../src/audit'
 import { createLogger } from '../src/log'
+import { DiskGuard } from '../src/lib/disk-guard'
 import { Cluster, KINDS, Proc, sendVia, status, tmpDir } from './fixtures/cluster'
 import { configure } from './fixtures/configure'
 
@@ -81,6 +82,72 @@ async function until<T>(what: string, fn: () => T | undefined, ms = 10_000): Pro
     await sleep(50)
   }
 }
+
+test('audit - on a nearly full disk lines are skipped, with one log line when they stop and one when they resume', async () => {
+  const dir = tmpDir()
+  const MIB = 1024 * 1024
+  try {
+    let free = 100 * MIB
+    const said: string[] = []
+    const log = (level: string, message: string): void => { said.push(`${level} ${message}`) }
+    const disk = new DiskGuard({ dir, floor: 6 * MIB, what: 'audit.log, reply files and errors.log', log, free: () => free })
+    const audit = new AuditLog({ dir, maxBytes: MIB, files: 2, maxDataBytes: 16, log, disk })
+    const file = path.join(dir, 'audit.log')
+    const delivered = (i: number) => ({ type: 'delivered' as const, id: `id-${i}`, toNode: 'ship1', method: 'cli.run' })
+    audit.record(delivered(0))
+    await sleep(5)
+    const before = fs.statSync(file).size
+    assert.ok(before > 0)
+    // Below the floor: 50 batches skipped, one line.
+    free = 5 * MIB
+    for (let i = 1; i <= 50; i++) {
+      audit.record(delivered(i))
+      await sleep(1)
+    }
+    assert.is(fs.statSync(file).size, before, 'audit.log did not grow')
+    assert.is(said.length, 1, said.join('\n'))
+    assert.match(said[0]!, /^warn disk: 5\.0 MiB left on the disk of .*, which keeps 6\.0 MiB free for the outbox's records: audit\.log, reply files and errors\.log are not written until space is freed$/)
+    // Just above the floor is not enough to resume (no line pair for each few bytes).
+    free = 6.5 * MIB
+    audit.record(delivered(51))
+    await sleep(5)
+    assert.is(fs.statSync(file).size, before)
+    // Space is back: written again, one more line saying what was skipped.
+    free = 50 * MIB
+    audit.record(delivered(52))
+    await sleep(5)
+    audit.close()
+    const ids = fs.readFileSync(file, 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { id: string }).id)
+    assert.equal(ids, ['id-0', 'id-52'])
+    assert.is(said.length, 2, said.join('\n'))
+    assert.match(said[1]!, /^info disk: 50\.0 MiB free again on the disk of .*: audit\.log, reply files and errors\.log are written again \(51 writes of 0\.0 MiB were skipped meanwhile\)$/)
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true })
+  }
+})
+
+test('log - a log file stops on a nearly full disk with one line saying so, and says when it goes on', () => {
+  const dir = tmpDir()
+  const MIB = 1024 * 1024
+  try {
+    let free = 100 * MIB
+    const file = path.join(dir, 'outpost.log')
+    const log = createLogger({ level: 'info', format: 'text', file, diskFloor: 5 * MIB, diskFree: () => free, now: at })
+    log.log('info', 'one')
+    free = 4 * MIB
+    for (let i = 0; i < 100; i++) log.log('info', `skipped ${i}`)
+    free = 50 * MIB
+    log.log('info', 'two')
+    const lines = fs.readFileSync(file, 'utf8').trim().split('\n').map((l) => l.replace(/^\S+ /, ''))
+    assert.is(lines.length, 4, lines.join('\n'))
+    assert.is(lines[0], 'info  one')
+    assert.match(lines[1]!, /^warn  disk: 4\.0 MiB left on the disk of .*: log lines to .*outpost\.log are not written until space is freed$/)
+    assert.match(lines[2]!, /^info  disk: 50\.0 MiB free again .*: log lines to .*outpost\.log are written again \(100 writes of 0\.0 MiB were skipped meanwhile\)$/)
+    assert.is(lines[3], 'info  two')
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true })
+  }
+})
 
 test('audit - records accepted (the whole envelope), delivered, run, denied and expired, on both ends; JSON log lines', async () => {
   const c = await Cluster.create(['ship1'], { log: { level: 'info', format: 'json' } })

@@ -20,6 +20,7 @@ import type { Logger } from '../log'
 import { OutpostNode } from '../node'
 import { ensureDataDir } from '../lib/data-dir'
 import { writePidFile } from '../lib/pid-file'
+import { DiskGuard, MIB } from '../lib/disk-guard'
 import { isPackaged } from '../upgrade'
 import { EXIT_RESTART, isSupervised, onAgentStart, readPending, type AgentInfo } from '../upgrade/watchdog'
 import { scheduleUpgrades } from '../upgrade/schedule'
@@ -112,10 +113,15 @@ const hub: Command = async (io, args) => {
   const logger = loggerFor(config, values.debug)
   const logFile = path.join(config.dataDir, 'nodes.log')
   ensureDataDir(config.dataDir, 0o777)
+  // On a filling disk nodes.log stops with audit.log and reply files: the outbox comes first.
+  const disk = new DiskGuard({ dir: config.dataDir, floor: config.delivery.reserveBytes + 2 * MIB, what: 'nodes.log lines', log: logger.child('hub').log })
+  const logSink = (line: string): void => {
+    if (disk.allow(Buffer.byteLength(line) + 1)) fs.appendFile(logFile, line + '\n', () => {})
+  }
   const h = await Hub.start({
     listen: config.hub.listen, tokens: config.hub.tokens, tls: config.hub.tls, redirect: config.hub.redirect, name: config.node.name,
     helloTimeoutMs: config.hub.helloTimeout * 1000, maxPendingPerAddress: config.hub.maxPendingPerAddress,
-    log: logger.child('hub').log, logSink: (line) => fs.appendFile(logFile, line + '\n', () => {}), ...(logger.trace ? { debug: logger.trace } : {}),
+    log: logger.child('hub').log, logSink, ...(logger.trace ? { debug: logger.trace } : {}),
   })
   // The node of this file runs here, attached to the hub itself: no token, no dial.
   let inProcess: { node: OutpostNode; api: Apis } | undefined

@@ -8,6 +8,7 @@ import { talk } from '../api/client'
 import { socketPath } from '../api/index'
 import { OutpostError, isOutpostError } from '../errors'
 import { createLogger, type Level, type Logger } from '../log'
+import { MIB } from '../lib/disk-guard'
 
 export interface Io {
   argv: string[]
@@ -60,7 +61,8 @@ export function table(rows: string[][]): string {
 const LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'silent']
 
 export function loggerFor(config: Config, debug: boolean | undefined, prefix = ''): Logger {
-  return createLogger({ level: config.log.level as Level, format: config.log.format, file: config.log.file, debug: debug === true }, prefix)
+  // A log file stops a little after audit.log and reply files (reserve + 2 MiB) on a filling disk.
+  return createLogger({ level: config.log.level as Level, format: config.log.format, file: config.log.file, diskFloor: config.delivery.reserveBytes + MIB, debug: debug === true }, prefix)
 }
 
 export { socketPath }

@@ -45,6 +45,7 @@ export function render(s: NodeStatus, now: number): string {
   ]
   if (c.lastError !== undefined) head.push(['refused', `${c.lastError.code}: ${c.lastError.message}`])
   head.push(['outbox', `${o.count} message${o.count === 1 ? '' : 's'}, ${bytes(o.bytes)} of ${bytes(o.maxBytes)}`])
+  if (o.diskFull) head.push(['disk', 'FULL: new messages are refused (disk_full) until space is freed; deliveries, replies and receipts are recorded from the reserve'])
   const out = [head.map(([k, v]) => `${k!.padEnd(8)}  ${v}`).join('\n')]
   if (o.destinations.length > 0) {
     out.push(table([['TO', 'MESSAGES', 'BYTES', 'OLDEST'], ...o.destinations.map((d) => [d.node, String(d.count), bytes(d.bytes), `${age(now - d.oldest)} ago`])]))

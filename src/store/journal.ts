@@ -24,12 +24,22 @@
  *   spare ─▶ zeros in 1 MiB writes ─▶ fsync ─▶ ready ┘ (or n+1 once n holds records)
  *   a batch that does not fit: the ready spare becomes the next segment; none ready: the segment grows
  *   rotate(): the ready spare, else an empty file; the next spare starts once half the room is used
+ *
+ * A full disk (reserve.ts): with `reserveBytes`, a reserve of zeros is kept beside the segments.
+ * The first write that fails with ENOSPC puts the journal in disk-full mode: the records of the
+ * failed batch that settle what is already accepted (hooks.settles: removals, replies, receipts)
+ * are written again, into the reserve made the next segment; all others (new messages) are
+ * refused with `disk_full` until the reserve has been made again with a segment's worth to spare.
+ *
+ *   ENOSPC ─▶ full: settling records ─▶ reserve renamed into place ─▶ written over its zeros
+ *                   other records ─▶ disk_full
  */
 import fs from 'node:fs'
 import path from 'node:path'
 import { crc32 } from './crc32'
 import { OutpostError } from '../errors'
 import { discard, fillWithZeros, fsyncDir, HEADER, openSegment, segmentName, SPARE_RE, writeAll, writeAllSync } from './journal-segments'
+import { Reserve } from './reserve'
 
 export { fsyncDir, listSegments, readSegment, segmentName, type ReplayedSegment } from './journal-segments'
 
@@ -42,11 +52,15 @@ const URGENT_BATCH = 128
 const LAZY_MS = 5
 /** Batches up to this size are written synchronously (the fdatasync stays asynchronous). */
 const SYNC_WRITE_MAX = 16 * 1024
+/** Free space beyond the reserve the disk must have before the journal leaves disk-full mode (at least). */
+const FULL_MARGIN = 1024 * 1024
 
 interface Pending<T> {
   payload: Uint8Array
   item: T
   lazy: boolean
+  /** Already put back once after a failed write (disk-full mode): not again. */
+  retried?: boolean
   resolve: () => void
   reject: (err: Error) => void
 }
@@ -70,11 +84,22 @@ export interface JournalHooks<T> {
    * queue behind an fdatasync of theirs. drain() and close() write them at once.
    */
   lazy?(item: T): boolean
+  /**
+   * A record that settles what is already accepted (a removal, a reply, a receipt): on a full
+   * disk it is still written, from the reserve. Others are refused with `disk_full` meanwhile.
+   */
+  settles?(item: T): boolean
 }
 
 export interface JournalOptions {
   /** Bytes of zeros a segment is prepared with before records go in; 0 turns preallocation off. */
   segmentBytes?: number
+  /** Bytes of zeros kept for a full disk (journal-reserve.dat); 0: none, and no disk-full mode. */
+  reserveBytes?: number
+  /** Where the journal says that the disk filled up, and that space came back. */
+  warn?: (message: string) => void
+  /** Free bytes on the disk holding the directory (tests inject one). */
+  free?: (dir: string) => Promise<number>
 }
 
 /** The preallocated file the next segment will be. */
@@ -108,6 +133,8 @@ export class Journal<T> {
   private lazyTimer: NodeJS.Timeout | undefined
   private broken: Error | undefined
   private closed = false
+  /** The reserve for a full disk, and the disk-full mode: only settling records are written meanwhile. */
+  private readonly reserve: Reserve
   /** Bytes appended since the last rotate() (a segment switched to on its own does not reset it). */
   bytesInSegment = 0
 
@@ -117,6 +144,13 @@ export class Journal<T> {
     this.fd = fd
     this.hooks = hooks
     this.segmentBytes = Math.ceil((opts.segmentBytes ?? 0) / 4096) * 4096
+    this.reserve = new Reserve({
+      dir, bytes: opts.reserveBytes ?? 0, margin: Math.max(this.segmentBytes, FULL_MARGIN), free: opts.free ?? freeBytes, warn: opts.warn ?? (() => {}),
+      onSpace: () => {
+        this.spareBlocked = false
+        this.prepareSpare()
+      },
+    })
   }
 
   /**
@@ -129,6 +163,7 @@ export class Journal<T> {
     const fd = openSegment(dir, nextSegment)
     const j = new Journal(dir, nextSegment, fd, hooks, opts)
     j.prepareSpare()
+    j.reserve.start()
     return j
   }
 
@@ -139,6 +174,7 @@ export class Journal<T> {
   append(payload: Uint8Array, item: T): Promise<void> {
     if (this.closed) return Promise.reject(new OutpostError('outbox_closed', 'journal: append after close'))
     if (this.broken) return Promise.reject(this.broken)
+    if (this.reserve.full && !this.settles(item)) return Promise.reject(this.refusal())
     return new Promise((resolve, reject) => {
       const lazy = this.hooks.lazy?.(item) === true
       this.queue.push({ payload, item, lazy, resolve, reject })
@@ -200,7 +236,9 @@ export class Journal<T> {
         if (batch.length > URGENT_BATCH && this.hooks.urgent?.(batch[0]!.item) === true) batch = this.queue.splice(0, URGENT_BATCH)
         else this.queue = []
         for (const p of batch) if (!p.lazy) this.eager--
+        if (this.reserve.full) batch = this.fitReserve(batch)
         if (this.queue.length === 0) this.force = false
+        if (batch.length === 0) continue
         const buf = frameBatch(batch)
         // Into preallocated room when there is some: a batch that does not fit starts the ready spare.
         if (this.spare.type === 'ready' && this.offset + buf.length > this.room) this.advance()
@@ -221,6 +259,16 @@ export class Journal<T> {
             ? new OutpostError('disk_full', `journal: no room to write ${segmentName(this.segment)} (${errno}): free space in the data directory; messages already accepted are kept`, { cause })
             : new OutpostError('io', `journal: write to ${segmentName(this.segment)} failed: ${(cause as Error).message}`, { cause })
           this.recoverFromFailedWrite(start, err)
+          if (err.code === 'disk_full' && this.reserve.bytes > 0 && !this.broken) {
+            this.spareBlocked = true
+            this.reserve.enterFull(errno ?? 'ENOSPC')
+            // What settles earlier messages gets another go, from the reserve; new messages are refused.
+            const again = new Set(this.reserve.ready ? batch.filter((p) => p.retried !== true && this.settles(p.item)) : [])
+            for (const p of batch) if (!again.has(p)) p.reject(err)
+            for (const p of again) p.retried = true
+            this.requeue([...again])
+            continue
+          }
           for (const p of batch) p.reject(err)
           continue
         }
@@ -248,6 +296,54 @@ export class Journal<T> {
       if (this.broken) this.rejectQueued(this.broken)
       else this.kick()
     }
+  }
+
+  private settles(item: T): boolean {
+    return this.hooks.settles?.(item) === true
+  }
+
+  private refusal(): OutpostError {
+    return new OutpostError('disk_full', `journal: the disk holding ${this.dir} is full: new messages are refused until space is freed (deliveries, replies and receipts are still recorded while the reserve lasts); messages already accepted are kept`)
+  }
+
+  /** Put records back at the head of the queue (they go in the next batch). */
+  private requeue(records: Pending<T>[]): void {
+    if (records.length === 0) return
+    this.queue.unshift(...records)
+    for (const p of records) if (!p.lazy) this.eager++
+    this.force = true
+  }
+
+  /**
+   * On a full disk: the settling records of a batch (the rest refused), moved into the reserve
+   * when the segment has no room left, and cut to what fits in the room; what does not fit goes
+   * back to the queue. A record that fits nowhere is still tried (the write may find space).
+   */
+  private fitReserve(batch: Pending<T>[]): Pending<T>[] {
+    const keep: Pending<T>[] = []
+    for (const p of batch) {
+      if (this.settles(p.item)) keep.push(p)
+      else p.reject(this.refusal())
+    }
+    if (keep.length === 0) return keep
+    const first = HEADER + keep[0]!.payload.length
+    if (this.offset + first > this.room && this.reserve.ready) this.advance(this.reserve.take())
+    let end = this.offset
+    let n = 0
+    while (n < keep.length && end + HEADER + keep[n]!.payload.length <= this.room) end += HEADER + keep[n++]!.payload.length
+    if (n === 0) n = 1
+    this.requeue(keep.splice(n))
+    return keep
+  }
+
+  /** Whether the disk filled up and new messages are refused (reserve.ts). */
+  get diskFull(): boolean {
+    return this.reserve.full
+  }
+
+  /** Bytes of reserve ready for a full disk (0 while it is in use or being made). */
+  get reserveReady(): number {
+    return this.reserve.ready ? this.reserve.bytes : 0
   }
 
   /** Cut a half-written batch off so later records never sit behind garbage. */
@@ -281,32 +377,34 @@ export class Journal<T> {
    * every record written so far stays in a segment numbered at most the current one, so a
    * later rotate() and its snapshot still cover exactly the closed segments.
    */
-  private advance(): void {
+  private advance(prepared?: Prepared): void {
     try {
-      this.startSegment(this.offset === 0 ? this.segment : this.segment + 1)
+      this.startSegment(this.offset === 0 ? this.segment : this.segment + 1, prepared)
     } catch {
       // No new file could be made (nothing changed): the current segment grows instead.
     }
   }
 
   /**
-   * Make segment `n` the one written: the ready spare renamed into place, else a new empty file.
-   * Throws only before anything changed. The directory fsync that makes the name durable is
-   * retried before the next commit if it fails here (see dirPending).
+   * Make segment `n` the one written: `prepared` (the reserve) or the ready spare renamed into
+   * place, else a new empty file. Throws only before anything changed. The directory fsync that
+   * makes the name durable is retried before the next commit if it fails here (see dirPending).
    */
-  private startSegment(n: number): void {
+  private startSegment(n: number, prepared?: Prepared): void {
     const file = path.join(this.dir, segmentName(n))
     let fd: number | undefined
     let room = 0
-    if (this.spare.type === 'ready') {
-      const spare = this.spare
+    if (prepared === undefined && this.spare.type === 'ready') {
+      prepared = { fd: this.spare.fd, file: this.spare.file, bytes: this.segmentBytes }
       this.spare = { type: 'none' }
+    }
+    if (prepared !== undefined) {
       try {
-        fs.renameSync(spare.file, file)
-        fd = spare.fd
-        room = this.segmentBytes
+        fs.renameSync(prepared.file, file)
+        fd = prepared.fd
+        room = prepared.bytes
       } catch {
-        discard(spare.fd, spare.file)
+        discard(prepared.fd, prepared.file)
       }
     }
     fd ??= fs.openSync(file, 'w')
@@ -329,7 +427,7 @@ export class Journal<T> {
    * (or has none), so it is ready before it is needed and rotation never waits for it.
    */
   private prepareSpare(): void {
-    if (this.segmentBytes === 0 || this.spare.type !== 'none' || this.spareBlocked || this.closed || this.broken) return
+    if (this.segmentBytes === 0 || this.spare.type !== 'none' || this.spareBlocked || this.reserve.full || this.closed || this.broken) return
     if (this.room > 0 && this.offset < this.room / 2) return
     const file = path.join(this.dir, `journal-spare-${process.pid}-${Math.random().toString(36).slice(2, 10)}.tmp`)
     const done = fillWithZeros(file, this.segmentBytes, () => this.closed).then(
@@ -361,6 +459,8 @@ export class Journal<T> {
     if (this.closed) return
     await this.drain()
     this.closed = true
+    // Kept while stopped: a restart on a full disk still has it.
+    await this.reserve.close()
     // A segment nothing was written to is only zeros: give the room back while stopped.
     if (this.offset === 0) {
       try {
@@ -375,6 +475,13 @@ export class Journal<T> {
       this.spare = { type: 'none' }
     }
   }
+}
+
+/** A file of zeros to become a segment: its descriptor, its name, its size. */
+interface Prepared { fd: number; file: string; bytes: number }
+
+function freeBytes(dir: string): Promise<number> {
+  return new Promise((resolve, reject) => fs.statfs(dir, (err, s) => (err ? reject(err) : resolve(s.bavail * s.bsize))))
 }
 
 function frameBatch<T>(batch: Pending<T>[]): Buffer {

@@ -68,6 +68,14 @@ export interface OutboxOptions {
   maxBytes: number
   /** Journal bytes after which a snapshot is taken (bounds replay time at start). */
   checkpointBytes?: number
+  /**
+   * delivery.reserveBytes: zeros kept beside the journal (journal-reserve.dat) so that on a full
+   * disk removals, replies and receipts are still written while new messages are refused; 0 (the
+   * default here; the node passes the config's 4 MiB): none.
+   */
+  reserveBytes?: number
+  /** Free bytes on the disk holding `dir` (tests inject one; default statfs). */
+  free?: (dir: string) => Promise<number>
   /** How long ids are remembered for deduplication, in ms. */
   dedupWindowMs?: number
   now?: () => number
@@ -99,6 +107,10 @@ export interface OutboxStats {
   lastSnapshot: number
   /** Filled in by open(): what the start-up had to do. */
   recovery: { snapshot: number; replayedRecords: number; droppedBytes: number; damagedRecords: number; damagedSnapshots: string[]; ms: number }
+  /** The disk filled up: new messages are refused (disk_full) until space is back; the rest is written from the reserve. */
+  diskFull: boolean
+  /** Bytes of reserve ready for a full disk (0 while it is in use or being made again). */
+  reserveBytes: number
 }
 
 export type { InboxEntry } from './receiver-index'
@@ -186,6 +198,10 @@ export class Outbox {
       // Nobody waits on these promptly (delivery frees the window slot before the removal is
       // written): they ride with the next record someone waits on, instead of delaying it.
       lazy: (op) => op[0] === OP_REMOVE || op[0] === OP_ATTEMPT || op[0] === OP_INBOX_DONE || this.lazyOps.has(op),
+      // On a full disk, what settles messages already accepted (removals, attempts, receipts,
+      // runs, replies) is still written, from the reserve; new messages and their request
+      // records are refused until space is back.
+      settles: (op) => op[0] !== OP_ENQUEUE && !(op[0] === OP_SEEN && op[1].startsWith(SENT_PREFIX)),
       afterCommit: () => {
         if (this.snapshotDue() && !this.checkpointing && !this.closing) {
           this.startSnapshot()
@@ -195,6 +211,9 @@ export class Outbox {
     }, {
       // Preallocated (zero-filled) segments as large as a checkpoint, capped: disk taken ahead of need stays small.
       segmentBytes: Math.min(this.checkpointBytes, SEGMENT_BYTES),
+      reserveBytes: opts.reserveBytes ?? 0,
+      warn: this.warn,
+      ...(opts.free !== undefined ? { free: opts.free } : {}),
     })
   }
 
@@ -443,6 +462,8 @@ export class Outbox {
       segment: this.journal.currentSegment,
       lastSnapshot: this.lastSnapshot,
       recovery: { ...this.recovery },
+      diskFull: this.journal.diskFull,
+      reserveBytes: this.journal.reserveReady,
     }
   }
 
@@ -474,6 +495,8 @@ export class Outbox {
    * closed segments), then write the body files and the snapshot and drop what it covers.
    */
   private async snapshotNow(): Promise<void> {
+    // Not on a full disk: it could not be written, and rotating would leave the reserve's room behind.
+    if (this.journal.diskFull) return
     const covered = this.journal.rotate()
     if (this.newFormat && this.index.layout === 'inline') this.index.useBodyFiles()
     this.index.syncToStore(covered)
@@ -513,8 +536,9 @@ export class Outbox {
       try {
         while (this.checkpointing) await this.checkpointing
         await this.journal.drain()
-        // A clean stop leaves one snapshot and nothing to replay: the next start is quick.
-        if (this.needsSnapshot()) await this.snapshotNow()
+        // A clean stop leaves one snapshot and nothing to replay: the next start is quick. One
+        // that cannot be written (a disk filling up) costs replay time at the next start, no data.
+        if (this.needsSnapshot()) await this.snapshotNow().catch((err: unknown) => this.warn(`outbox: snapshot at close failed (${(err as Error).message}); the journal keeps the data`))
       } finally {
         if (this.quietTimer !== undefined) clearTimeout(this.quietTimer)
         await this.journal.close().catch(() => {})

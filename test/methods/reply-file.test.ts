@@ -8,6 +8,7 @@ import { defaultConfig } from '../../src/config'
 import type { Envelope } from '../../src/wire/envelope'
 import type { MethodContext } from '../../src/method'
 import { rejectsCode } from '../helpers'
+import { DiskGuard } from '../../src/lib/disk-guard'
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'outpost-reply-file-'))
 let n = 0
@@ -226,6 +227,25 @@ test('reply.file - after a crash, a reply landed only when the file is exactly i
   await replyFile.run(ctx)
   assert.is(await replyFile.landed(ctx), true)
   assert.is(await replyFile.landed(makeCtx(dataDir, { data: 'le\n' })), false)
+})
+
+test('reply.file.append - on a nearly full disk replies are not written (disk_full, one log line for all), and are again once space is back', async () => {
+  const { dataDir } = dirs()
+  const MIB = 1024 * 1024
+  let free = 3 * MIB
+  const said: string[] = []
+  const disk = new DiskGuard({ dir: dataDir, floor: 6 * MIB, what: 'audit.log, reply files and errors.log', log: (_l, m) => said.push(m), free: () => free })
+  for (let i = 0; i < 5; i++) {
+    const ctx = { ...makeCtx(dataDir, { data: `line ${i}\n`, fileName: 'out.log' }), disk }
+    await rejectsCode(replyFileAppend.run(ctx), 'disk_full', `${path.join(dataDir, 'replies', 'ship1', 'out.log')} not written (7 bytes)`, 'free space')
+  }
+  assert.equal(files(dataDir), [], 'nothing was written')
+  assert.is(said.length, 1, said.join('\n'))
+  free = 60 * MIB
+  await replyFileAppend.run({ ...makeCtx(dataDir, { data: 'line 5\n', fileName: 'out.log' }), disk })
+  assert.is(fs.readFileSync(path.join(dataDir, 'replies', 'ship1', 'out.log'), 'utf8'), 'line 5\n')
+  assert.is(said.length, 2)
+  assert.match(said[1]!, /written again \(5 writes of 0\.0 MiB were skipped meanwhile\)/)
 })
 
 test.run()
