@@ -5,7 +5,6 @@
  *   submit ─ stamp + defaults ─▶ outbox ─▶ delivery ─▶ transport ⇢ … ⇢ transport ─▶ dispatcher
  *   dispatcher ─ reply ─▶ outbox ─▶ delivery ─▶ …           replies here ─▶ watch() listeners
  */
-import os from 'node:os'
 import path from 'node:path'
 import { AuditLog } from './audit'
 import { DiskGuard, MIB } from './lib/disk-guard'
@@ -17,25 +16,26 @@ import { releaseHeap } from './lib/heap'
 import { Stopper } from './lib/stopper'
 import { readPending } from './upgrade/watchdog'
 import { Dispatcher } from './dispatcher'
-import { undeliveredReply } from './reply'
 import { runMethod, stopGraceMs } from './run'
 import { decode, encode, stamp, type Envelope, type MessageDraft } from './wire/envelope'
-import { OutpostError, isOutpostError } from './errors'
+import { OutpostError } from './errors'
 import { LinkState, type ConnectionState } from './link-state'
 import { LogShipper } from './log-shipper'
 import type { Logger } from './log'
-import type { GiveUpReason, MessageEvent, MessageEventSink } from './events'
-import { lostOutcomes } from './lost'
+import type { MessageEvent, MessageEventSink } from './events'
+import { Heartbeat } from './heartbeat'
+import { Outcomes } from './outcomes'
+import { ReplyWatch } from './reply-watch'
 import type { ApplyResult, Control } from './config/apply'
 import type { JobInfo, Method, MethodContext } from './method'
 import { fromEvents, NO_METRICS, type Metrics } from './metrics'
 import { ACK_METHOD, DEFAULT_REPLY_METHOD, nameIndex } from './method-names'
-import { Outbox, type OutboxEntry, type OutboxStats } from './store/outbox'
+import { Outbox, type OutboxStats } from './store/outbox'
 import { Scheduler, type LocalOutcome } from './schedules'
 import type { Transport, TransportOptions, TransportPlugin } from './transport'
 import { ulid as defaultUlid } from './wire/ulid'
 import { NodeList, type NodeInfo } from './node-list'
-import { API_VERSION, VERSION } from './version'
+import { VERSION } from './version'
 
 export type { NodeInfo }
 
@@ -99,13 +99,11 @@ export class OutpostNode {
   private readonly delivery: Delivery
   private readonly dispatcher: Dispatcher
   private readonly now: () => number
-  private readonly waiters = new Map<string, Set<(env: Envelope) => void>>()
-  private readonly replyWatchers = new Set<(env: Envelope) => void>()
+  private readonly replies = new ReplyWatch()
   readonly metrics: Metrics
   private readonly nodeList: NodeList
-  /** Requests given up (error reply sent), remembered a day so a late real reply is dropped. */
-  private readonly givenUp = new Map<string, number>()
-  private helloTimer: NodeJS.Timeout | undefined
+  private readonly outcomes: Outcomes
+  private readonly heartbeat: Heartbeat
   private readonly methods: ReadonlyMap<string, Method>
   /** Native method names by name and alias, for the methods this node has. */
   private readonly names: ReadonlyMap<string, string>
@@ -156,6 +154,14 @@ export class OutpostNode {
       },
     }
     this.nodeList = new NodeList(dataDir, this.now)
+    const submit = (drafts: MessageDraft[]): Promise<Envelope[]> => this.submit(drafts)
+    this.outcomes = new Outcomes({
+      self: this.name, config, log, now: this.now, submit,
+      receive: (bytes) => { void this.dispatcher.receive(bytes) },
+      queue: (env) => this.queue(env),
+      checkpoint: () => this.outbox.checkpoint(),
+    })
+    this.heartbeat = new Heartbeat(config, submit, log)
     const methods = new Map(o.methods)
     methods.set('node.hello', {
       name: 'node.hello', aliases: ['REQHello'], sink: true, kind: 'unary', summary: 'heartbeat: records the sender in the node list',
@@ -167,7 +173,7 @@ export class OutpostNode {
       self: this.name, outbox, transport, log,
       defaults: { ackTimeout: config.delivery.ackTimeout, retries: config.delivery.retries },
       local: (bytes) => { void this.dispatcher.receive(bytes) },
-      onGiveUp: (entry, reason) => this.gaveUp(entry, reason),
+      onGiveUp: (entry, reason) => this.outcomes.gaveUp(entry, reason),
       events,
       now: this.now, metrics,
     })
@@ -179,16 +185,9 @@ export class OutpostNode {
       },
       enqueue: (env, inboxId) => this.queue(env, inboxId),
       onAck: (id) => this.delivery.onAck(id),
-      onReply: (env) => {
-        const waiting = this.waiters.get(env.inReplyTo ?? '')
-        // Counted first: a waiter that got its last reply unsubscribes while it is called.
-        const handed = (waiting?.size ?? 0) > 0 || this.replyWatchers.size > 0
-        for (const w of waiting ?? []) w(env)
-        for (const w of this.replyWatchers) w(env)
-        return handed
-      },
-      gaveUp: (id) => this.givenUp.has(id), metrics,
-      report: (error) => this.report(error),
+      onReply: (env) => this.replies.deliver(env),
+      gaveUp: (id) => this.outcomes.isGivenUp(id), metrics,
+      report: (error) => this.outcomes.report(error),
       events, control: this.control, disk: this.disk,
     })
   }
@@ -236,7 +235,7 @@ export class OutpostNode {
             everConnected = true
             this.link.connected(ev.server)
             this.nodeList.presence(undefined)
-            this.delivery.onConnected(); this.hello(); this.onConnected?.(); break
+            this.delivery.onConnected(); this.heartbeat.send(); this.onConnected?.(); break
           case 'disconnected':
             this.link.disconnected(ev.error)
             this.nodeList.presence(undefined)
@@ -250,10 +249,10 @@ export class OutpostNode {
       }
     })())
     void this.dispatcher.resume(this.outbox.inbox())
-    for (const line of this.outbox.stats().recovery.damagedSnapshots) this.report({ code: 'outbox_corrupt', message: `${this.name}: ${line}` })
-    if (this.outbox.damaged.length > 0) this.giveLostOutcomes()
+    for (const line of this.outbox.stats().recovery.damagedSnapshots) this.outcomes.report({ code: 'outbox_corrupt', message: `${this.name}: ${line}` })
+    if (this.outbox.damaged.length > 0) this.outcomes.lost(this.outbox.damaged.splice(0))
     this.delivery.kick()
-    this.startHello()
+    this.heartbeat.start()
     const log = this.logger.log
     const submit = (drafts: MessageDraft[]): Promise<Envelope[]> => this.submit(drafts)
     this.startSchedules()
@@ -371,19 +370,9 @@ export class OutpostNode {
     if (diff.live.includes('log.level')) this.logger.setLevel(this.config.log.level)
     if (diff.live.some((k) => k.startsWith('audit.'))) this.audit?.configure(this.config.audit)
     if (diff.live.includes('schedules')) this.startSchedules()
-    if (diff.live.includes('hello.interval')) this.startHello()
+    if (diff.live.includes('hello.interval') && !this.closing) this.heartbeat.start()
     if (diff.changed.length > 0) this.logger.log('info', `config: applied ${diff.live.join(', ') || 'nothing live'}${diff.restartNeeded.length > 0 ? `; after a restart: ${diff.restartNeeded.join(', ')}` : ''}`)
     return { changed: diff.changed, restartNeeded: diff.restartNeeded }
-  }
-
-  private startHello(): void {
-    if (this.helloTimer) clearInterval(this.helloTimer)
-    this.helloTimer = undefined
-    const every = this.config.hello.interval
-    if (every > 0 && !this.closing) {
-      this.helloTimer = setInterval(() => this.hello(), every * 1000)
-      this.helloTimer.unref()
-    }
   }
 
   private startSchedules(): void {
@@ -399,18 +388,7 @@ export class OutpostNode {
 
   /** Call `fn` with every reply (and error reply) to any of `ids`; returns the unsubscribe. */
   watch(ids: string[], fn: (env: Envelope) => void): () => void {
-    for (const id of ids) {
-      let set = this.waiters.get(id)
-      if (set === undefined) this.waiters.set(id, (set = new Set()))
-      set.add(fn)
-    }
-    return () => {
-      for (const id of ids) {
-        const set = this.waiters.get(id)
-        set?.delete(fn)
-        if (set?.size === 0) this.waiters.delete(id)
-      }
-    }
+    return this.replies.watch(ids, fn)
   }
 
   /** Call `fn` with every message event here (accepted, delivered, expired, run, denied); returns the unsubscribe. */
@@ -433,66 +411,7 @@ export class OutpostNode {
 
   /** Call `fn` with every reply (and error reply) that arrives at this node; returns the unsubscribe. */
   watchReplies(fn: (env: Envelope) => void): () => void {
-    this.replyWatchers.add(fn)
-    return () => { this.replyWatchers.delete(fn) }
-  }
-
-  /** A message ran out of attempts or ttl: tell central, and give the sender its one outcome. */
-  private gaveUp(entry: OutboxEntry, reason: GiveUpReason): void {
-    let env: Envelope
-    try {
-      env = decode(entry.body)
-    } catch {
-      return
-    }
-    if (env.ackTimeout === 0) {
-      this.logger.log('debug', `dropped event ${env.method} ${env.id} to ${env.toNode}: ${reason}`)
-      return
-    }
-    const why = reason === 'ttl_expired'
-      ? `not delivered within its ttl of ${env.ttl ?? this.config.delivery.ttl} s`
-      : `no ACK after ${(env.retries ?? this.config.delivery.retries) + 1} attempts`
-    const message = `${env.method} ${env.id} from ${this.name} to ${env.toNode}: ${why}`
-    this.logger.log('warn', message, { id: env.id, to: env.toNode, method: env.method, code: reason })
-    if (env.method !== 'error.log') this.report({ code: reason, message })
-    if (env.inReplyTo !== undefined) return
-    const now = this.now()
-    this.givenUp.set(env.id, now)
-    for (const [id, at] of this.givenUp) { if (at > now - 86_400_000) break; this.givenUp.delete(id) }
-    const reply = undeliveredReply(env, { code: reason, message }, defaultUlid(), this.now())
-    void this.dispatcher.receive(encode(reply))
-  }
-
-  /**
-   * The journal lost records to damage (found at start, each logged by the store): every lost
-   * message gets its outcome (lost.ts), central gets one report, then a snapshot so the next
-   * start does not find the same damage again.
-   */
-  private giveLostOutcomes(): void {
-    const lost = lostOutcomes(this.outbox.damaged, this.name, defaultUlid, this.now())
-    this.outbox.damaged = []
-    this.logger.log('error', lost.report, { code: 'outbox_corrupt' })
-    this.report({ code: 'outbox_corrupt', message: lost.report })
-    for (const id of lost.givenUp) this.givenUp.set(id, this.now())
-    for (const reply of lost.local) void this.dispatcher.receive(encode(reply))
-    void Promise.all(lost.remote.map((env) => this.queue(env)))
-      .then(() => this.outbox.checkpoint())
-      .catch((err: Error) => this.logger.log('error', `cannot queue the outcomes of damaged journal records: ${err.message}`))
-  }
-
-  /** An error for the operator: an error.log message to central (this node's own errors.log on central). */
-  private report(error: { code: string; message: string }): void {
-    this.submit([{ toNode: this.config.node.central, method: 'error.log', data: error.message, error }])
-      // A full disk refuses it: the journal said so once, the error was logged where it happened.
-      .catch((err: Error) => this.logger.log(isOutpostError(err, 'disk_full') ? 'debug' : 'error', `cannot queue error.log: ${err.message}`))
-  }
-
-  private hello(): void {
-    const every = this.config.hello.interval
-    if (every === 0) return
-    const data = JSON.stringify({ version: VERSION, apiVersion: API_VERSION, os: `${os.type()} ${os.release()}`, arch: process.arch, uptime: Math.round((Date.now() - this.started) / 1000) })
-    this.submit([{ toNode: this.config.node.central, method: 'node.hello', data, ackTimeout: 0, ttl: every * 2 }])
-      .catch((err: Error) => this.logger.log(isOutpostError(err, 'disk_full') ? 'debug' : 'warn', `hello: ${err.message}`))
+    return this.replies.watchAll(fn)
   }
 
   /** The link to the hub or broker: connected or not, since when, the last refusal. */
@@ -548,7 +467,7 @@ export class OutpostNode {
   /** Stop: no new work, transport closed, outbox snapshotted. Safe to call more than once. */
   close(): Promise<void> {
     this.closing ??= (async () => {
-      if (this.helloTimer) clearInterval(this.helloTimer)
+      this.heartbeat.stop()
       this.scheduler?.stop()
       await this.shipper?.stop()
       for (const a of this.localRuns) a.abort(new OutpostError('interrupted', `${this.name} is stopping`))
