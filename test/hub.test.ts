@@ -14,6 +14,7 @@ import YAML from 'yaml'
 import { encodeFrame, FrameDecoder, type Frame } from '../src/wire/framing'
 import { API_VERSION } from '../src/version'
 import { Cluster, Proc, sendVia } from './fixtures/cluster'
+import { PROTO_NAMES } from './chaos/fuzz'
 import { eventually, readOr } from './helpers'
 
 /** A socket to the hub that decodes what comes back. */
@@ -168,6 +169,39 @@ test('hub - a wrong token is refused and the node named in it is untouched', asy
     assert.match(impostor.output, /auth_failed/, `the impostor's output names the code auth_failed:\n${impostor.output}`)
   } finally {
     await impostor?.stop('SIGKILL')
+    await c.destroy()
+  }
+})
+
+test('hub - a hello naming an Object.prototype member (constructor, __proto__, toString, …) is an unknown node: refused, and the hub serves on', async () => {
+  // hub.tokens also lists a node named constructor: a name like any other.
+  const c = await started(['ship1', 'constructor'])
+  try {
+    await c.start('central')
+    await c.start('ship1')
+    const hub = c.hub!
+    const hubFrom = hub.output.length
+    for (const node of PROTO_NAMES) {
+      if (node === 'constructor') continue
+      const hello = encodeFrame({ t: 'hello', node, token: 'guess', version: '0.0.0', apiVersion: API_VERSION })
+      const message = await expectRefused(c.port, hello, 'auth_failed')
+      assert.match(message, 'is unknown here or its token is wrong')
+      assert.ok(alive(hub), `the hub is still running after a hello as ${node}`)
+    }
+    await hub.waitFor(/refused "__proto__" from [^\n]*unknown node/, 5000, hubFrom)
+    await hub.waitFor(/refused "toString" from [^\n]*unknown node/, 5000, hubFrom)
+    // The configured node constructor: a wrong token is refused, its own lets it in.
+    await expectRefused(c.port, encodeFrame({ t: 'hello', node: 'constructor', token: 'guess', version: '0.0.0', apiVersion: API_VERSION }), 'auth_failed')
+    await hub.waitFor(/refused "constructor" from [^\n]*wrong token/, 5000, hubFrom)
+    assert.not.match(hub.output, /TypeError|at Hub\./, 'no stack trace in the hub\'s output')
+    assert.ok(alive(hub))
+    // Still serving: the legitimate nodes exchange messages, and the node named constructor gets in and answers.
+    await roundTrip(c)
+    await c.start('constructor')
+    const r = await sendVia(c.node('central').socket, [{ toNode: 'constructor', method: 'node.ping' }], { ms: 20_000 })
+    assert.is(r.replies.length, 1, JSON.stringify(r.replies))
+    assert.match(String(r.replies[0]!.data), /^pong constructor /)
+  } finally {
     await c.destroy()
   }
 })

@@ -12,6 +12,13 @@ import { prng } from './harness'
 
 export type Rnd = () => number
 
+/**
+ * Every name a plain object answers without holding it (`constructor`, `toString`, `__proto__`,
+ * `hasOwnProperty`, …): fuzzed wherever a name from the wire indexes a table (hello nodes,
+ * to/from, method and reply method names, HTTP API names, config keys).
+ */
+export const PROTO_NAMES: readonly string[] = [...new Set([...Object.getOwnPropertyNames(Object.prototype), '__proto__'])]
+
 export const int = (rnd: Rnd, n: number): number => Math.floor(rnd() * n)
 const pick = <T>(rnd: Rnd, xs: readonly T[]): T => xs[int(rnd, xs.length)]!
 
