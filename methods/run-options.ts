@@ -11,6 +11,7 @@
 import fs from 'node:fs/promises'
 import { parseArgs } from 'node:util'
 import { OutpostError } from '../src/errors'
+import { putOwn } from '../src/lib/own'
 
 export interface RunArgOptions { user?: string; group?: string; env: string[]; cwd?: string }
 
@@ -89,7 +90,7 @@ export async function resolveRunOptions(o: RunArgOptions, base: NodeJS.ProcessEn
     for (const kv of o.env) {
       const eq = kv.indexOf('=')
       if (eq <= 0) throw new OutpostError('method_args', `cli.run: --env takes KEY=VALUE, got ${JSON.stringify(kv)}`)
-      env[kv.slice(0, eq)] = kv.slice(eq + 1)
+      putOwn(env, kv.slice(0, eq), kv.slice(eq + 1))
     }
   }
   if (env !== undefined) out.env = env

@@ -138,6 +138,8 @@ export class Hub {
   private readonly helloTimeoutMs: number
   /** TLS: raw sockets admitted and still in their handshake, by "address:port". */
   private readonly handshaking = new Map<string, Unproven>()
+  /** hub.tokens as a Map: a node name from a hello (`constructor`, `__proto__`) finds only what is configured. */
+  private readonly tokens: ReadonlyMap<string, string>
   private closing: Promise<void> | undefined
 
   private constructor(opts: HubOptions, server: net.Server) {
@@ -162,7 +164,8 @@ export class Hub {
         if (this.guard.tlsFailed(s.remoteAddress, err.message)) opts.log('warn', `TLS handshake with ${s.remoteAddress}:${s.remotePort} failed: ${err.message}`)
       })
     }
-    for (const [node, tok] of Object.entries(opts.tokens)) {
+    this.tokens = new Map(Object.entries(opts.tokens))
+    for (const [node, tok] of this.tokens) {
       if (!tok.startsWith('sha256:')) opts.log('warn', `the token of ${node} is stored in plain text; store "${hashToken('…')}"-style hashes (outpost prints one with \`outpost hub --hash-token TOKEN\`)`)
     }
   }
@@ -355,7 +358,7 @@ export class Hub {
 
   private hello(conn: Conn, f: Extract<Frame, { t: 'hello' }>): void {
     // Authenticate first: where a node is sent is nobody else's business.
-    const expected = this.opts.tokens[f.node]
+    const expected = this.tokens.get(f.node)
     if (expected === undefined || !tokenMatches(expected, f.token)) {
       return this.refuse(conn, f.node, expected === undefined ? 'unknown node' : 'wrong token', `hub: node ${JSON.stringify(f.node)} is unknown here or its token is wrong`)
     }
@@ -440,7 +443,7 @@ export class Hub {
     else if (block || target === undefined) {
       if (f.t === 'msg' || f.i === 0) this.send(conn, { t: 'nack', id: f.id, to: f.to, reason: 'offline' })
       // Only nodes this hub knows can come back: no memory is kept for made-up names.
-      if (target === undefined && (Object.hasOwn(this.opts.tokens, f.to) || this.locals.has(f.to))) {
+      if (target === undefined && (this.tokens.has(f.to) || this.locals.has(f.to))) {
         let set = this.waiting.get(f.to)
         if (set === undefined) this.waiting.set(f.to, (set = new Set()))
         set.add(conn.node!)

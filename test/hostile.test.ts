@@ -1,4 +1,4 @@
-/** Hostile input, quick: a few hundred fuzz cases per surface (the chaos run, `npm run test:chaos`, runs 100k, and 50k over HTTP). */
+/** Hostile input, quick: a few hundred fuzz cases per surface, and every Object.prototype name once on every surface (the chaos run, `npm run test:chaos`, runs 100k, 50k over HTTP, and random mixes of the names). */
 import { test } from 'uvu'
 import { hostile } from './chaos/hostile'
 

@@ -14,6 +14,7 @@ import YAML from 'yaml'
 import { encodeFrame, FrameDecoder, type Frame } from '../src/wire/framing'
 import { API_VERSION } from '../src/version'
 import { Cluster, Proc, sendVia } from './fixtures/cluster'
+import { PROTO_NAMES } from './chaos/fuzz'
 import { eventually, readOr } from './helpers'
 
 /** A socket to the hub that decodes what comes back. */
@@ -88,7 +89,8 @@ async function expectRefused(port: number, bytes: Uint8Array, code: string): Pro
   const raw = await connectRaw(port)
   try {
     raw.sock.write(bytes)
-    const f = await raw.next(isError)
+    // A refused hello past the first few from one address is answered after up to 5 s (hub-guard.ts).
+    const f = await raw.next(isError, 8000)
     assert.ok(isError(f))
     assert.is(f.code, code, f.message)
     await raw.closed()
@@ -168,6 +170,37 @@ test('hub - a wrong token is refused and the node named in it is untouched', asy
     assert.match(impostor.output, /auth_failed/, `the impostor's output names the code auth_failed:\n${impostor.output}`)
   } finally {
     await impostor?.stop('SIGKILL')
+    await c.destroy()
+  }
+})
+
+test('hub - a hello naming an Object.prototype member (constructor, __proto__, toString, …) is an unknown node: refused, and the hub serves on', async () => {
+  // hub.tokens also lists a node named constructor: a name like any other.
+  const c = await started(['ship1', 'constructor'])
+  try {
+    await c.start('central')
+    await c.start('ship1')
+    const hub = c.hub!
+    const hubFrom = hub.output.length
+    for (const node of PROTO_NAMES) {
+      if (node === 'constructor') continue
+      const hello = encodeFrame({ t: 'hello', node, token: 'guess', version: '0.0.0', apiVersion: API_VERSION })
+      const message = await expectRefused(c.port, hello, 'auth_failed')
+      assert.match(message, 'is unknown here or its token is wrong')
+      assert.ok(alive(hub), `the hub is still running after a hello as ${node}`)
+    }
+    // The configured node constructor: a wrong token is refused, its own lets it in.
+    await expectRefused(c.port, encodeFrame({ t: 'hello', node: 'constructor', token: 'guess', version: '0.0.0', apiVersion: API_VERSION }), 'auth_failed')
+    // Refusals past the first few from one address are logged in totals (hub-guard.ts), not one by one.
+    assert.not.match(hub.output.slice(hubFrom), /TypeError|at Hub\./, 'no stack trace in the hub\'s output')
+    assert.ok(alive(hub))
+    // Still serving: the legitimate nodes exchange messages, and the node named constructor gets in and answers.
+    await roundTrip(c)
+    await c.start('constructor')
+    const r = await sendVia(c.node('central').socket, [{ toNode: 'constructor', method: 'node.ping' }], { ms: 20_000 })
+    assert.is(r.replies.length, 1, JSON.stringify(r.replies))
+    assert.match(String(r.replies[0]!.data), /^pong constructor /)
+  } finally {
     await c.destroy()
   }
 })

@@ -95,6 +95,17 @@ test('metrics - a call methods.allow refuses is counted as denied at the receive
   assert.ok(value(await scrape('ship1'), 'outpost_messages_denied_total', { method: 'cli.run' })! >= 1)
 })
 
+test('metrics - method names like Object.prototype members are labels like any other (counted, and the scrape still answers)', async () => {
+  const names = ['constructor', 'toString', 'hasOwnProperty', 'valueOf']
+  const r = await sendVia(c.node('central').socket, names.map((method) => ({ toNode: 'ship1', method })))
+  assert.equal(r.replies.map((x) => (x.error as { code: string }).code), names.map(() => 'method_unknown'))
+  const ship1 = await scrape('ship1')
+  for (const method of names) {
+    assert.is(value(ship1, 'outpost_messages_delivered_total', { method }), 1, `${method} at ship1`)
+    assert.is(value(await scrape('central'), 'outpost_messages_accepted_total', { method }), 1, `${method} at central`)
+  }
+})
+
 test('metrics - the transport state drops to 0 while the hub is away and a reconnect is counted', async () => {
   await hub.stop('SIGKILL')
   await until('connected 0', async () => value(await scrape('central'), 'outpost_transport_connected', { transport: 'tcp' }) === 0)

@@ -199,5 +199,5 @@ const up: Command = async (io, args) => {
   return EXIT.ok
 }
 
-export const NODE_COMMANDS: Record<string, Command> = { agent, hub, up, send: (io, args) => send(io, args), nodes: (io, args) => nodes(io, args), status: (io, args) => status(io, args), call: (io, args) => call(io, args), repl, upgrade: upgradeCommand }
+export const NODE_COMMANDS: ReadonlyMap<string, Command> = new Map(Object.entries({ agent, hub, up, send: (io, args) => send(io, args), nodes: (io, args) => nodes(io, args), status: (io, args) => status(io, args), call: (io, args) => call(io, args), repl, upgrade: upgradeCommand } satisfies Record<string, Command>))
 

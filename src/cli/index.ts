@@ -74,7 +74,7 @@ export async function main(io: Io): Promise<number> {
     if (command === 'version' || (rest.includes('--version') && first === undefined)) return version(io, rest)
     if (command === 'config') return await configCommand(io, rest)
     if (command === 'self-check') return print(io, JSON.stringify(await selfCheck()))
-    const run = NODE_COMMANDS[command]
+    const run = NODE_COMMANDS.get(command)
     if (run) return await run(io, rest)
     throw new OutpostError('usage', `unknown command '${command}'; run \`outpost --help\``)
   } catch (err) {

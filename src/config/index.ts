@@ -8,6 +8,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import YAML, { isMap, isScalar, isSeq, LineCounter, type Document, type Node as YamlNode } from 'yaml'
 import { writeFileAtomic } from '../lib/atomic-file'
+import { own, putOwn } from '../lib/own'
 import { removeKey, render } from './layout'
 import { OutpostError } from '../errors'
 import { TRANSPORTS } from '../../transports/index'
@@ -177,7 +178,8 @@ function check(spec: Spec, node: YamlNode | null, keyPath: string[], problems: P
         const k = isScalar(pair.key) ? String(pair.key.value) : String(pair.key)
         const v = pair.value as YamlNode | null
         if (!isScalar(v) || typeof v.value !== 'string') problems.push({ key: `${key}.${k}`, line: lineOf(v ?? (pair.key as YamlNode)), text: 'must be a string' })
-        else out[k] = v.value
+        // A name like any other: `__proto__: x` is kept, not taken as the map's prototype.
+        else putOwn(out, k, v.value)
       }
       return out
     }
@@ -263,11 +265,11 @@ export function keyPath(key: string): string[] {
   return parts
 }
 
-/** The effective value at a key (defaults included). */
+/** The effective value at a key (defaults included); null for a name a map (hub.tokens) does not have. */
 export function getKey(config: Config, key: string): unknown {
   let v: unknown = config
-  for (const p of keyPath(key)) v = v === null || typeof v !== 'object' ? undefined : (v as Record<string, unknown>)[p]
-  return v
+  for (const p of keyPath(key)) v = v === null || typeof v !== 'object' ? undefined : own(v as Record<string, unknown>, p)
+  return v ?? null
 }
 
 export type ConfigEdit = { key: string; value: unknown } | { key: string; unset: true }
@@ -371,7 +373,7 @@ function annotate(node: unknown, fields: Fields): void {
   if (!isMap(node)) return
   for (const pair of node.items) {
     const k = isScalar(pair.key) ? String(pair.key.value) : ''
-    const spec = fields[k]
+    const spec = own(fields, k)
     if (spec === undefined || !isScalar(pair.key)) continue
     pair.key.commentBefore = ` ${spec.doc}`
     const v = pair.value

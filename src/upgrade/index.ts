@@ -19,6 +19,7 @@ import type { Config } from '../config'
 import { OutpostError } from '../errors'
 import { compareVersions, parseRelease, platformKey, publicKeyFrom, verifyRelease, type ReleaseAsset } from './release'
 import { runningAgent, startWatchdog, writePending } from './watchdog'
+import { own } from '../lib/own'
 import { VERSION } from '../version'
 
 export interface UpgradeOptions {
@@ -92,7 +93,7 @@ export async function checkUpgrade(o: UpgradeOptions): Promise<UpgradeCheck> {
     signed = true
   }
   const platform = platformKey()
-  const asset = release.assets[platform]
+  const asset = own(release.assets, platform)
   if (!asset) throw new OutpostError('upgrade_no_asset', `release ${release.version} has no binary for ${platform} (it has ${Object.keys(release.assets).join(', ') || 'none'})`)
   // Asset URLs may be relative to the version file.
   const url = new URL(asset.url, endpoint)

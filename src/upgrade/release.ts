@@ -14,6 +14,7 @@
  */
 import { createPrivateKey, createPublicKey, sign, verify, type KeyObject } from 'node:crypto'
 import { OutpostError } from '../errors'
+import { putOwn } from '../lib/own'
 
 export interface ReleaseAsset { url: string; sha256: string; size?: number }
 export interface Release { version: string; assets: Record<string, ReleaseAsset>; signature?: string }
@@ -63,7 +64,7 @@ export function parseRelease(json: unknown, from: string): Release {
   for (const [k, v] of Object.entries(r.assets as Record<string, unknown>)) {
     const a = v as Record<string, unknown> | null
     if (!a || typeof a.url !== 'string' || typeof a.sha256 !== 'string' || !/^[0-9a-fA-F]{64}$/.test(a.sha256)) return bad(`assets.${k} needs "url" and a 64-hex-digit "sha256"`)
-    assets[k] = { url: a.url, sha256: a.sha256.toLowerCase(), ...(typeof a.size === 'number' ? { size: a.size } : {}) }
+    putOwn(assets, k, { url: a.url, sha256: a.sha256.toLowerCase(), ...(typeof a.size === 'number' ? { size: a.size } : {}) })
   }
   if (r.signature !== undefined && typeof r.signature !== 'string') return bad('"signature" must be a base64 string')
   return { version: r.version, assets, ...(typeof r.signature === 'string' ? { signature: r.signature } : {}) }

@@ -8,7 +8,7 @@
  *   httpCase(rnd) ─▶ { bytes, expect, auth } ─ hitHttp (http-raw.ts) ─▶ raw responses ─ verdict ─▶ ok | why not
  */
 import http from 'node:http'
-import { int, randomValue, type Rnd } from './fuzz'
+import { PROTO_NAMES, int, randomValue, type Rnd } from './fuzz'
 
 const pick = <T>(rnd: Rnd, xs: readonly T[]): T => xs[int(rnd, xs.length)]!
 
@@ -70,6 +70,7 @@ function route(rnd: Rnd): string {
     case 0: return r + '/' + encodeURIComponent(garbage(rnd, int(rnd, 20)).toString('latin1'))
     case 1: return r + '?' + pick(rnd, ['timeout=x', 'wait=', 'a=b&a=c', '%%%', 'x='.repeat(int(rnd, 500))])
     case 2: return '/' + 'a/'.repeat(int(rnd, 3000))
+    case 3: return pick(rnd, ['/v1/', '/v1/messages/', '/']) + encodeURIComponent(pick(rnd, PROTO_NAMES))
     default: return r
   }
 }
@@ -127,7 +128,7 @@ const deepObject = (n: number): string => '{"a":'.repeat(n) + '1' + '}'.repeat(n
 /** A POST /v1/messages body: valid pings, mutated, random, deeply nested, wrong types, huge. */
 export function messageBody(rnd: Rnd): string {
   switch (int(rnd, 12)) {
-    case 0: return JSON.stringify(PING)
+    case 0: return JSON.stringify(rnd() < 0.3 ? { ...PING, [pick(rnd, ['method', 'replyMethod', 'directory'])]: pick(rnd, PROTO_NAMES) } : PING)
     case 1: return JSON.stringify(randomValue(rnd))
     case 2: {
       const m: Record<string, unknown> = { ...PING }

@@ -12,6 +12,13 @@ import { prng } from './harness'
 
 export type Rnd = () => number
 
+/**
+ * Every name a plain object answers without holding it (`constructor`, `toString`, `__proto__`,
+ * `hasOwnProperty`, …): fuzzed wherever a name from the wire indexes a table (hello nodes,
+ * to/from, method and reply method names, HTTP API names, config keys).
+ */
+export const PROTO_NAMES: readonly string[] = [...new Set([...Object.getOwnPropertyNames(Object.prototype), '__proto__'])]
+
 export const int = (rnd: Rnd, n: number): number => Math.floor(rnd() * n)
 const pick = <T>(rnd: Rnd, xs: readonly T[]): T => xs[int(rnd, xs.length)]!
 
@@ -29,12 +36,16 @@ export function randomValue(rnd: Rnd, depth = 0): unknown {
     case 1: return rnd() < 0.5
     case 2: return int(rnd, 2 ** 31) * (rnd() < 0.5 ? -1 : 1)
     case 3: return rnd() * 1e6
-    case 4: return pick(rnd, ['', 'ship1', 'central', 'hello', 'msg', 'part', '__proto__', 'constructor', 'x'.repeat(int(rnd, 300)), '\u0000', '💥'])
+    case 4: return rnd() < 0.3 ? pick(rnd, PROTO_NAMES) : pick(rnd, ['', 'ship1', 'central', 'hello', 'msg', 'part', 'x'.repeat(int(rnd, 300)), '\u0000', '💥'])
     case 5: return Buffer.from(bytes(rnd, int(rnd, 64))).toString('latin1')
     case 6: return Array.from({ length: int(rnd, 5) }, () => randomValue(rnd, depth + 1))
     default: {
       const o: Record<string, unknown> = {}
-      for (let i = int(rnd, 6); i > 0; i--) o[pick(rnd, ['t', 'id', 'to', 'from', 'i', 'n', 'b', 'node', 'token', 'op', 'messages', 'method', 'toNode', 'data', 'wait', String(int(rnd, 100))])] = randomValue(rnd, depth + 1)
+      for (let i = int(rnd, 6); i > 0; i--) {
+        const key = rnd() < 0.1 ? pick(rnd, PROTO_NAMES) : pick(rnd, ['t', 'id', 'to', 'from', 'i', 'n', 'b', 'node', 'token', 'op', 'messages', 'method', 'toNode', 'data', 'wait', String(int(rnd, 100))])
+        // An own key, __proto__ too (an assignment would set the prototype and send nothing).
+        Object.defineProperty(o, key, { value: randomValue(rnd, depth + 1), enumerable: true, writable: true, configurable: true })
+      }
       return o
     }
   }
@@ -66,7 +77,8 @@ const deep = (n: number, open: number): Uint8Array => { const b = new Uint8Array
 /** One hostile byte string for the hub; `kind` names the family (for the report). */
 export function hubCase(rnd: Rnd, node: string): { kind: string; bytes: Uint8Array } {
   const hello: Frame = { t: 'hello', node, token: `guess-${int(rnd, 1e9)}`, version: '0.1.0', apiVersion: 1 }
-  const msg: Frame = { t: 'msg', id: '01ARYZ6S41TSV4RRFFQ69G5FAV', to: 'ship1', from: 'central', b: mpEncode({ method: 'reply.file.append', toNode: 'ship1', fromNode: 'central', data: 'spoof' }) }
+  const to = rnd() < 0.2 ? pick(rnd, PROTO_NAMES) : 'ship1'
+  const msg: Frame = { t: 'msg', id: '01ARYZ6S41TSV4RRFFQ69G5FAV', to, from: 'central', b: mpEncode({ method: 'reply.file.append', toNode: to, fromNode: 'central', data: 'spoof' }) }
   switch (int(rnd, 10)) {
     case 0: return { kind: 'random bytes', bytes: bytes(rnd, int(rnd, 400)) }
     case 1: return { kind: 'hello, wrong token, then a msg', bytes: Buffer.concat([encodeFrame(hello), encodeFrame(msg)]) }

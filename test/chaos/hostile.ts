@@ -17,8 +17,9 @@ import { ulid } from '../../src/wire/ulid'
 import { Cluster, editYaml, freePort, section, sendVia } from '../fixtures/cluster'
 import { configure } from '../fixtures/configure'
 import { eventually } from '../helpers'
-import { carriesOn, hitHub, hitSocket, hubCase, pool, prng, rssMb, socketCase } from './fuzz'
+import { PROTO_NAMES, carriesOn, hitHub, hitSocket, hubCase, pool, prng, rssMb, socketCase } from './fuzz'
 import { hostileHttp } from './hostile-http'
+import { hostileNames } from './hostile-names'
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
 
@@ -43,7 +44,8 @@ function spoofed(fromNode: string, data: string): { id: string; b: Uint8Array } 
   return { id: env.id, b: encode(env) }
 }
 
-export function hostile(cases: number, httpCases = cases, seed = Number(process.env.FUZZ_SEED ?? Date.now() % 1e9)): void {
+/** `names`: random mixes of Object.prototype names after every name on every surface (hostile-names.ts), and whether the CLI is tried with each. */
+export function hostile(cases: number, httpCases = cases, seed = Number(process.env.FUZZ_SEED ?? Date.now() % 1e9), names = { rounds: 0, cli: false }): void {
   const rnd = prng(seed)
   let c: Cluster
   let traffic: { ok: number; failed: string[]; stop: boolean; done: Promise<void> }
@@ -94,7 +96,7 @@ export function hostile(cases: number, httpCases = cases, seed = Number(process.
     let mid = 0
     await pool(cases, 64, async (i) => {
       if (i === Math.floor(cases / 2)) mid = rssMb(hubPid)
-      const k = hubCase(rnd, rnd() < 0.5 ? 'ship1' : 'nobody')
+      const k = hubCase(rnd, rnd() < 0.4 ? 'ship1' : rnd() < 0.5 ? 'nobody' : PROTO_NAMES[Math.floor(rnd() * PROTO_NAMES.length)]!)
       kinds.set(k.kind, (kinds.get(k.kind) ?? 0) + 1)
       const r = await hitHub(c.port, k.bytes, 100)
       // A peer that said nothing complete may be left waiting (a truncated frame): that is fine;
@@ -202,4 +204,5 @@ export function hostile(cases: number, httpCases = cases, seed = Number(process.
   })
 
   hostileHttp(() => ({ c, port: httpPort, token, traffic }), httpCases, rnd)
+  hostileNames(() => ({ c, port: httpPort, token, traffic }), names.rounds, rnd, names.cli)
 }

@@ -4,6 +4,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
+import { PROTO_NAMES } from '../chaos/fuzz'
 
 // The real entry point, as `npx outpost` runs it after `npm ci` (which builds dist/).
 const BIN = path.join(__dirname, '..', '..', 'bin', 'outpost.cjs')
@@ -45,6 +46,27 @@ test('cli - an unknown command or flag is a usage error (exit 2)', () => {
   const b = outpost(['config', 'show', '--bogus'])
   assert.is(b.code, 2)
   assert.match(b.stderr, /bogus/)
+})
+
+test('cli - a command or config key named like an Object.prototype member is unknown: exit 2, a coded message, no stack trace', () => {
+  for (const name of PROTO_NAMES) {
+    const r = outpost([name])
+    assert.is(r.code, 2, `outpost ${name}: ${r.stderr}`)
+    assert.is(r.stderr, `outpost: unknown command '${name}'; run \`outpost --help\` [usage]\n`)
+  }
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'outpost-cli-'))
+  fs.writeFileSync(path.join(dir, 'outpost.yaml'), 'hub:\n  tokens:\n    constructor: sha256:aa\n')
+  for (const name of ['__proto__', 'constructor', 'toString', 'hasOwnProperty']) {
+    const key = outpost(['config', 'get', name], { cwd: dir })
+    assert.is(key.code, 2, key.stderr)
+    assert.match(key.stderr, `'${name}' is not a config key`)
+    // In a map: what the file holds, else nothing (null), never what Object.prototype has.
+    for (const json of [[], ['--json']]) {
+      const r = outpost(['config', 'get', `hub.tokens.${name}`, ...json], { cwd: dir })
+      assert.is(r.code, 0, r.stderr)
+      assert.is(r.stdout, name === 'constructor' ? (json.length > 0 ? '"sha256:aa"\n' : 'sha256:aa\n') : 'null\n', `config get hub.tokens.${name} ${json.join('')}`)
+    }
+  }
 })
 
 test('cli - config set stores a YAML scalar, keeps comments, and get reads it back', () => {

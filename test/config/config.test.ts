@@ -4,9 +4,10 @@ import path from 'node:path'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import YAML from 'yaml'
-import { defaultConfig, editConfig, initText, loadConfig, parseCliValue, parseConfig, resolveConfigPath } from '../../src/config'
+import { defaultConfig, editConfig, getKey, initText, loadConfig, parseCliValue, parseConfig, resolveConfigPath } from '../../src/config'
 import type { DefaultsContext } from '../../src/config/schema'
 import { throwsCode } from '../helpers'
+import { PROTO_NAMES } from '../chaos/fuzz'
 
 const CTX: DefaultsContext = { hostname: 'ship1.example.net', uid: 1000, home: '/home/sailor' }
 
@@ -50,6 +51,29 @@ test('config - keys named like Object.prototype members are unknown keys', () =>
   throwsCode(() => parse('node:\n  toString: x\n'), 'config_invalid', 'node.toString', 'not a known key', '(line 2)')
   throwsCode(() => parse('constructor: 1\n'), 'config_invalid', 'constructor', 'not a known key', '(line 1)')
   throwsCode(() => parse('schedules:\n  - cron: "* * * * *"\n    method: node.ping\n    hasOwnProperty: 1\n'), 'config_invalid', 'schedules.0.hasOwnProperty', '(line 4)')
+})
+
+test('config - names in a map (hub.tokens, methods.commands) like Object.prototype members are names like any other: kept, read back, never inherited', () => {
+  const c = parse('hub:\n  tokens:\n    __proto__: sha256:aa\n    constructor: sha256:bb\nmethods:\n  commands:\n    toString: "echo t"\n')
+  assert.equal(Object.keys(c.hub.tokens), ['__proto__', 'constructor'])
+  assert.is(Object.getPrototypeOf(c.hub.tokens), Object.prototype, 'the key __proto__ did not become the prototype')
+  assert.is(getKey(c, 'hub.tokens.__proto__'), 'sha256:aa')
+  assert.is(getKey(c, 'hub.tokens.constructor'), 'sha256:bb')
+  assert.is(getKey(c, 'methods.commands.toString'), 'echo t')
+  // A name the map does not hold is absent (null), whatever Object.prototype has under it.
+  for (const name of PROTO_NAMES) {
+    if (name !== 'toString') assert.is(getKey(c, `methods.commands.${name}`), null, `methods.commands.${name}`)
+  }
+  assert.is(JSON.parse(JSON.stringify(c)).hub.tokens.__proto__, 'sha256:aa', 'config show --json prints it')
+  throwsCode(() => parse('hub:\n  tokens:\n    __proto__: {a: 1}\n'), 'config_invalid', 'hub.tokens.__proto__ must be a string', '(line 3)')
+  // Set and unset in the file by such a name.
+  const { file } = writeTmp('node:\n  name: ship1\n')
+  const set = editConfig(file, [{ key: 'methods.commands.__proto__', value: 'echo p' }, { key: 'methods.commands.valueOf', value: 'echo v' }], CTX)
+  assert.equal(Object.keys(set.methods.commands), ['__proto__', 'valueOf'])
+  assert.is(getKey(loadConfig({ flag: file, defaults: CTX }).config, 'methods.commands.__proto__'), 'echo p')
+  const unset = editConfig(file, [{ key: 'methods.commands.__proto__', unset: true }], CTX)
+  assert.equal(Object.keys(unset.methods.commands), ['valueOf'])
+  assert.is(({} as Record<string, unknown>).a, undefined, 'Object.prototype is untouched')
 })
 
 test('config - a wrong type names the key and its line', () => {

@@ -38,6 +38,13 @@ test('cli.run - --env adds to the environment and --cwd sets the directory', asy
   assert.is(r.exitCode, 0)
 })
 
+test('cli.run - --env names like Object.prototype members (__proto__, constructor) are variables like any other', async () => {
+  const r = await cliRun.run(ctx(['--env=__proto__=proto-value', '--env=constructor=ctor-value', '--', 'env']))
+  const vars = text(r.data).split('\n')
+  assert.ok(vars.includes('__proto__=proto-value'), 'the variable __proto__ reaches the command')
+  assert.ok(vars.includes('constructor=ctor-value'))
+})
+
 test('cli.run - a --cwd that is not a directory and a malformed --env are method_args', async () => {
   await rejectsCode(cliRun.run(ctx([`--cwd=${tmp}/nope`, '--', 'pwd'])), 'method_args', 'nope')
   await rejectsCode(cliRun.run(ctx(['--env=NOEQUALS', '--', 'true'])), 'method_args', 'KEY=VALUE')

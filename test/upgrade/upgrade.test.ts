@@ -73,6 +73,13 @@ test('release - the canonical form lists version and hashes by sorted platform; 
   assert.not.ok(verifyRelease({ ...signed, signature: signRelease(r, other) }, publicKeyFrom(pubB64)))
 })
 
+test('release - a platform named __proto__ in a version file is an asset like any other, not the prototype of the table', () => {
+  const r = parseRelease(JSON.parse(`{"version":"1.2.3","assets":{"__proto__":{"url":"p","sha256":"${'c'.repeat(64)}"},"linux-x64":{"url":"a","sha256":"${'a'.repeat(64)}"}}}`), 'x')
+  assert.equal(Object.keys(r.assets), ['__proto__', 'linux-x64'])
+  assert.is(Object.getPrototypeOf(r.assets), Object.prototype)
+  assert.is(canonicalRelease(r), `outpost-release-v1\nversion 1.2.3\n__proto__ ${'c'.repeat(64)}\nlinux-x64 ${'a'.repeat(64)}\n`)
+})
+
 test('release - versions compare numerically and a pre-release sorts before its release', () => {
   assert.is(compareVersions('1.10.0', '1.9.9'), 1)
   assert.is(compareVersions('1.0.0', '1.0.0'), 0)
