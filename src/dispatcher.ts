@@ -28,6 +28,7 @@ import type { Control } from './config/apply'
 import type { DiskRoom, HandlerInfo, JobInfo, Method, MethodContext, Ops, StreamMethod } from './method'
 import { ACK_METHOD, nameIndex } from './method-names'
 import { replyTo, type ReplyResult } from './reply'
+import { Requester } from './requester'
 import { failure, runMethod, stopGraceMs } from './run'
 import type { InboxEntry, InboxFacet } from './store/outbox'
 
@@ -74,10 +75,8 @@ export class Dispatcher {
   private readonly running = new Map<string, Job>()
   /** Handlers switched off at run time (op.stop), in memory only. */
   private readonly switchedOff = new Set<string>()
-  /** Per request id: the reply methods of its replies, run one after another. */
-  private readonly replyChains = new Map<string, Promise<void>>()
-  /** Per request id: the first failure of a stream chunk's reply method, told with the final reply. */
-  private readonly sinkFailures = new Map<string, { code: string; message: string }>()
+  /** Replies to this node's requests: authorised, run in order, failures told (requester.ts). */
+  private readonly requester: Requester
   /** The handle op.* methods get in their context. */
   readonly ops: Ops
   private readonly metrics: Metrics
@@ -88,6 +87,7 @@ export class Dispatcher {
     this.o = o
     this.metrics = o.metrics ?? NO_METRICS
     this.names = nameIndex(o.methods.values())
+    this.requester = new Requester({ self: o.self, outbox: o.outbox, onReply: o.onReply, log: o.log, ...(o.report ? { report: o.report } : {}), ...(o.events ? { events: o.events } : {}) })
     this.ops = {
       handlers: () => [...this.o.methods.values()].map((m): HandlerInfo => ({ name: m.name, kind: m.kind, summary: m.summary, enabled: this.enabled(m.name) })),
       jobs: () => this.jobs().map(({ id, method, from, started }) => ({ id, method, from, started })),
@@ -165,7 +165,7 @@ export class Dispatcher {
       return
     }
     if (env.ackTimeout === 0) {
-      if (env.inReplyTo !== undefined && this.forged(env)) return
+      if (env.inReplyTo !== undefined && this.requester.forged(env)) return
       this.metrics.delivered(env.method)
       await this.execute(env, undefined)
       return
@@ -182,7 +182,7 @@ export class Dispatcher {
       this.ack(env)
       return
     }
-    if (env.inReplyTo !== undefined && this.forged(env)) {
+    if (env.inReplyTo !== undefined && this.requester.forged(env)) {
       // ACKed so that it is not sent again; nothing is recorded or run.
       this.ack(env)
       return
@@ -206,21 +206,6 @@ export class Dispatcher {
     this.ack(env)
     if (refusal) return this.refuse(env, refusal)
     await this.execute(env, env.id)
-  }
-
-  /**
-   * A reply to a request this node did not send to its sender naming its method (forged, or
-   * misdirected): refused and logged, reported to error.log, and told to a waiting client as an
-   * error without its data (the client takes it only from the node its request went to).
-   */
-  private forged(env: Envelope): boolean {
-    if (this.o.outbox.sentRequest(env.inReplyTo!, env.fromNode, env.method)) return false
-    const error = new OutpostError('denied', `${this.o.self} refused reply ${env.id} from ${env.fromNode} to ${env.inReplyTo}: it sent no request ${env.inReplyTo} to ${env.fromNode} naming the reply method ${env.method}; nothing was run`).toJSON()
-    this.o.log('warn', `dispatch: ${error.message}`, { id: env.id, from: env.fromNode, method: env.method, code: error.code })
-    this.o.events?.({ type: 'denied', id: env.id, fromNode: env.fromNode, method: env.method, error })
-    this.o.report?.(error)
-    this.o.onReply(withoutOutput(env, error))
-    return true
   }
 
   private refuse(env: Envelope, refusal: OutpostError): Promise<void> {
@@ -321,14 +306,8 @@ export class Dispatcher {
     // Sinks (reply.*, error.log, heartbeats) end a conversation: nothing is sent back.
     const noReply = isReply || this.o.methods.get(env.method)?.sink === true
     if (!isReply) return this.executeInner(env, inboxId, isReply, noReply)
-    // Stream chunks reach waiting clients at once; the final reply once its reply method ran.
-    if (env.final === false) this.o.onReply(env)
     // Stream chunks are appended in order: each waits for the previous reply to the same request.
-    const key = env.inReplyTo!
-    const run = (this.replyChains.get(key) ?? Promise.resolve()).then(() => this.executeInner(env, inboxId, isReply, noReply))
-    this.replyChains.set(key, run)
-    await run
-    if (this.replyChains.get(key) === run) this.replyChains.delete(key)
+    await this.requester.inOrder(env, () => this.executeInner(env, inboxId, isReply, noReply))
   }
 
   private async executeInner(env: Envelope, inboxId: string | undefined, isReply: boolean, noReply: boolean): Promise<void> {
@@ -339,7 +318,7 @@ export class Dispatcher {
       this.o.log('warn', `dispatch: ${env.method} from ${env.fromNode}: ${refusal?.message}`)
       const why = refusal ?? new OutpostError('method_unknown', `${this.o.self} has no method ${env.method}`)
       this.o.events?.({ type: 'denied', id: env.id, fromNode: env.fromNode, method: env.method, error: why.toJSON() })
-      if (isReply) this.replied(env, why.toJSON())
+      if (isReply) this.requester.replied(env, why.toJSON())
       if (inboxId !== undefined) await this.finish(inboxId)
       return
     }
@@ -373,30 +352,12 @@ export class Dispatcher {
     // more. (A write that failed on a disk the guard finds roomy, a quota say, is reported.)
     const diskFull = isReply && error?.code === 'disk_full' && this.o.disk?.paused === true
     if (error) this.o.log(diskFull ? 'debug' : isReply ? 'warn' : 'info', `dispatch: ${env.method} ${env.id} from ${env.fromNode} failed: ${error.code}: ${error.message}`, { id: env.id, from: env.fromNode, method: env.method, code: error.code })
-    if (isReply) this.replied(env, error && { code: error.code, message: `the reply method ${env.method} on ${this.o.self} failed for the reply from ${env.fromNode} to ${env.inReplyTo}: ${error.message}` }, !diskFull)
+    if (isReply) this.requester.replied(env, error && { code: error.code, message: `the reply method ${env.method} on ${this.o.self} failed for the reply from ${env.fromNode} to ${env.inReplyTo}: ${error.message}` }, !diskFull)
     if (!replies) {
       if (inboxId !== undefined) await this.finish(inboxId)
       return
     }
     await this.reply(env, result, inboxId)
-  }
-
-  /**
-   * A reply's method ran (or could not): a failure goes to error.log (a full disk's does not:
-   * `report` false, the disk guard logged it once); the final reply goes to
-   * waiting clients carrying the first failure of its request's reply methods (unless the reply
-   * is an error already: the client then learns the remote one, the log has the local one).
-   */
-  private replied(env: Envelope, failure: { code: string; message: string } | undefined, report = true): void {
-    const key = env.inReplyTo!
-    if (failure !== undefined) {
-      if (report) this.o.report?.(failure)
-      if (!this.sinkFailures.has(key)) this.sinkFailures.set(key, failure)
-    }
-    if (env.final === false) return
-    const first = this.sinkFailures.get(key)
-    this.sinkFailures.delete(key)
-    this.o.onReply(first !== undefined && env.error === undefined ? { ...env, error: first } : env)
   }
 
   /**
@@ -442,13 +403,6 @@ export class Dispatcher {
     return replyTo(req, result, { self: this.o.self, id: this.o.ulid(), now: this.o.now() })
   }
 }
-
-/** A refused reply as a waiting client gets it: the error, none of the output. */
-function withoutOutput(env: Envelope, error: { code: string; message: string }): Envelope {
-  const { data: _data, stderr: _stderr, exitCode: _exitCode, ...rest } = env
-  return { ...rest, final: true, error }
-}
-
 
 /** SPEC §5: by default only the central node and the node itself may call anything. */
 export function allowed(config: Config, self: string, from: string, method: string): boolean {
