@@ -3,7 +3,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { BIN, Cluster, sendVia } from './fixtures/cluster'
+import { BIN, Cluster, sendVia, status } from './fixtures/cluster'
 
 test('node - a method that outlives its methodTimeout yields an error reply, and the node keeps working', async () => {
   const c = await Cluster.create(['ship1'])
@@ -57,6 +57,32 @@ test('node - messages submitted as a raw steward JSON array on the socket are ac
     const file = path.join(c.node('central').dataDir, 'st', 'ship1', 'out.txt')
     for (let i = 0; i < 50 && !fs.existsSync(file); i++) await new Promise((r) => setTimeout(r, 100))
     assert.is(fs.readFileSync(file, 'utf8'), 'steward\n')
+  } finally {
+    await c.destroy()
+  }
+})
+
+test('node - a socket request line that is JSON but not an object (null, a number) gets a clear api_bad_request, and the socket serves on', async () => {
+  const c = await Cluster.create(['ship1'])
+  try {
+    await c.startHub()
+    await c.start('central')
+    const net = await import('node:net')
+    for (const line of ['null', '42', '"status"']) {
+      const out = await new Promise<string>((resolve, reject) => {
+        const s = net.connect(c.node('central').socket)
+        let buf = ''
+        s.on('data', (d) => { buf += d })
+        s.on('end', () => resolve(buf))
+        s.on('error', reject)
+        s.end(line + '\n')
+      })
+      const answer = JSON.parse(out.trim()) as { error?: { code: string; message: string } }
+      assert.is(answer.error?.code, 'api_bad_request', out)
+      assert.match(answer.error!.message, /must be a JSON object/)
+      assert.not.match(answer.error!.message, /Cannot read properties/)
+    }
+    assert.ok((await status(c.node('central').socket)).node === 'central', 'the socket still answers')
   } finally {
     await c.destroy()
   }

@@ -122,6 +122,9 @@ export class SocketApi {
     } catch (err) {
       throw new OutpostError('api_bad_request', `api: a request line is not JSON (${(err as Error).message})`)
     }
+    if (req === null || typeof req !== 'object' || Array.isArray(req)) {
+      throw new OutpostError('api_bad_request', `api: a request line must be a JSON object like {"op":"status"}, got ${line.length > 40 ? `${line.slice(0, 40)}…` : line}`)
+    }
     // A bare message on a line (BasicAgent's {"method":"sync.bash","cmd":…}) is a send to
     // this node, unless it names its receiver, and waits for the reply.
     if (req.op === undefined && typeof req.method === 'string') {
