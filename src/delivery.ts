@@ -13,10 +13,16 @@ import { Decoder } from '@msgpack/msgpack'
 import type { GiveUpReason, MessageEventSink } from './events'
 import type { LogFn } from './log'
 import { NO_METRICS, type Metrics } from './metrics'
-import type { OutboxEntry, OutboxFacet } from './store/outbox'
+import type { OutboxEntry, OutboxFacet, Route } from './store/outbox'
 import type { Transport } from './transport'
 
 const DECODER = new Decoder()
+
+/** The route of a message stored without one: from its body (an envelope). */
+function legacyRoute(body: Uint8Array): Route {
+  const env = DECODER.decode(body) as { ackTimeout?: number; retries?: number; method?: string }
+  return { ...(env.ackTimeout !== undefined ? { ackTimeout: env.ackTimeout } : {}), ...(env.retries !== undefined ? { retries: env.retries } : {}), method: env.method ?? '' }
+}
 
 export interface DeliveryOptions {
   self: string
@@ -39,8 +45,8 @@ export interface DeliveryOptions {
 interface Meta { ackTimeout: number; retries: number; method: string }
 interface InFlight { dest: string; timer: NodeJS.Timeout | undefined }
 
-/** Messages whose delivery facts are kept from enqueue (see remember()). */
-const REMEMBER_MAX = 16_384
+/** Messages whose delivery facts are kept at hand (see metaOf()). */
+const META_MAX = 16_384
 
 export class Delivery {
   private readonly o: DeliveryOptions
@@ -111,23 +117,20 @@ export class Delivery {
     }
   }
 
+  /**
+   * How to send `entry`: its route, stored with it (the config's delivery defaults where the
+   * message left them open). A message stored without one (by an outpost before routes, or
+   * while an upgrade may roll back) is read once from its body.
+   */
   private metaOf(entry: OutboxEntry): Meta {
     let m = this.meta.get(entry.id)
     if (m === undefined) {
-      const env = DECODER.decode(entry.body) as { ackTimeout?: number; retries?: number; method?: string }
-      m = { ackTimeout: env.ackTimeout ?? this.o.defaults.ackTimeout, retries: env.retries ?? this.o.defaults.retries, method: env.method ?? '' }
-      this.meta.set(entry.id, m)
+      const r = entry.route ?? legacyRoute(entry.body)
+      m = { ackTimeout: r.ackTimeout ?? this.o.defaults.ackTimeout, retries: r.retries ?? this.o.defaults.retries, method: r.method }
+      // Kept while the message is in flight (timeouts, ACKs and give-ups need no outbox lookup).
+      if (this.meta.size < META_MAX) this.meta.set(entry.id, m)
     }
     return m
-  }
-
-  /**
-   * What the sender knows of a message it has just queued, so sending it needs no decode. Kept
-   * for a bounded number of messages (a long backlog decodes its own when its turn comes).
-   */
-  remember(id: string, ackTimeout: number | undefined, retries: number | undefined, method: string): void {
-    if (this.meta.size >= REMEMBER_MAX) return
-    this.meta.set(id, { ackTimeout: ackTimeout ?? this.o.defaults.ackTimeout, retries: retries ?? this.o.defaults.retries, method })
   }
 
   private send(entry: OutboxEntry): void {

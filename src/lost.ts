@@ -13,13 +13,17 @@
  */
 import { DEFAULT_REPLY_METHOD } from './method-names'
 import { replyTo, undeliveredReply } from './reply'
-import { OP_ENQUEUE, OP_INBOX_ADD } from './store/outbox-ops'
+import { messageOf, OP_INBOX_ADD } from './store/outbox-ops'
 import { describeDamage, type JournalDamage } from './store/store-files'
 import { decode, type Envelope } from './wire/envelope'
 
 export interface LostOutcomes {
-  /** Error replies for requests of this node: handed to its own dispatcher (reply files). */
-  local: Envelope[]
+  /**
+   * Error replies for requests of this node: handed to its own dispatcher (reply files). The
+   * request's own record (what authorises a reply to it) may have been in the damaged record
+   * too: `request` says what to record again first.
+   */
+  local: { reply: Envelope; request: { id: string; dest: string; replyMethod: string } }[]
   /** Error replies for other nodes: queued like any reply. */
   remote: Envelope[]
   /** Ids of this node's own requests now answered: later replies to them are dropped. */
@@ -37,11 +41,12 @@ export function lostOutcomes(damaged: JournalDamage[], self: string, newId: () =
     const op = d.op
     if (d.settled || op === undefined) continue
     const error = { code: 'outbox_corrupt', message: `${self}: ${describeDamage(d)}` }
-    if (op[0] === OP_ENQUEUE) {
-      const env = envelopeOf(op[6], op[1])
+    const m = messageOf(op)
+    if (m !== undefined && m.doneId === undefined) {
+      const env = envelopeOf(m.body, m.id)
       if (env === undefined || env.ackTimeout === 0) continue
       if (env.inReplyTo === undefined) {
-        out.local.push(undeliveredReply(env, error, newId(), now))
+        out.local.push({ reply: undeliveredReply(env, error, newId(), now), request: { id: env.id, dest: env.toNode, replyMethod: env.replyMethod ?? DEFAULT_REPLY_METHOD } })
         out.givenUp.push(env.id)
       } else {
         // The requester waits on this reply: an error reply takes its place.

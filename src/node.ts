@@ -160,6 +160,7 @@ export class OutpostNode {
       receive: (bytes) => { void this.dispatcher.receive(bytes) },
       queue: (env) => this.queue(env),
       checkpoint: () => this.outbox.checkpoint(),
+      recordRequest: (id, dest, replyMethod, until) => this.outbox.recordRequest(id, dest, replyMethod, until),
     })
     this.heartbeat = new Heartbeat(config, submit, log)
     const methods = new Map(o.methods)
@@ -345,17 +346,18 @@ export class OutpostNode {
   /** Into the outbox (durable), then the delivery loop. */
   private async queue(env: Envelope, inboxId?: string): Promise<void> {
     const ttl = env.ttl ?? this.config.delivery.ttl
-    const input = { id: env.id, dest: env.toNode, body: encode(env), createdAt: env.createdAt, expiresAt: env.createdAt + ttl * 1000 }
+    const expiresAt = env.createdAt + ttl * 1000
+    // Stored with the message: delivery sends it without decoding the body.
+    const route = { ...(env.ackTimeout !== undefined ? { ackTimeout: env.ackTimeout } : {}), ...(env.retries !== undefined ? { retries: env.retries } : {}), method: env.method }
+    const input = { id: env.id, dest: env.toNode, body: encode(env), createdAt: env.createdAt, expiresAt, route }
     if (inboxId !== undefined) await this.outbox.enqueueReply(input, inboxId)
     else if (env.inReplyTo !== undefined || env.ackTimeout === 0) await this.outbox.enqueue(input)
     else {
       // A request: its record authorises its replies (dispatcher), kept until its reply may last
-      // come (ttl, then methodTimeout) plus a day. Appended in the same tick: one commit for both.
-      const until = input.expiresAt + (env.methodTimeout ?? this.config.methods.timeout) * 1000
-      const queued = this.outbox.enqueue(input)
-      await Promise.all([queued, this.outbox.recordRequest(env.id, env.toNode, env.replyMethod ?? DEFAULT_REPLY_METHOD, until)])
+      // come (ttl, then methodTimeout) plus a day; written with it.
+      const until = expiresAt + (env.methodTimeout ?? this.config.methods.timeout) * 1000
+      await this.outbox.enqueue({ ...input, request: { replyMethod: env.replyMethod ?? DEFAULT_REPLY_METHOD, until } })
     }
-    this.delivery.remember(env.id, env.ackTimeout, env.retries, env.method)
     for (const sink of this.sinks) sink({ type: 'accepted', env })
     this.delivery.kick()
   }
@@ -437,8 +439,8 @@ export class OutpostNode {
   lookup(id: string): MessageRecord | undefined {
     const queued = this.outbox.get(id)
     if (queued !== undefined) {
-      let method = ''
-      try { method = decode(queued.body).method } catch { /* the outbox holds what it sent */ }
+      let method = queued.route?.method ?? ''
+      if (queued.route === undefined) try { method = decode(queued.body).method } catch { /* the outbox holds what it sent */ }
       return { state: 'queued', id, toNode: queued.dest, method, createdAt: queued.createdAt, expiresAt: queued.expiresAt, attempts: queued.attempts }
     }
     for (const m of this.methods.values()) {

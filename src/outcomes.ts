@@ -34,6 +34,8 @@ export interface OutcomeOptions {
   queue: (env: Envelope) => Promise<void>
   /** Take a snapshot (after the outcomes of journal damage are queued). */
   checkpoint: () => Promise<void>
+  /** Record again that a request went to `dest` naming `replyMethod` (what lets its error reply in). */
+  recordRequest: (id: string, dest: string, replyMethod: string, until: number) => Promise<void>
 }
 
 export class Outcomes {
@@ -84,8 +86,12 @@ export class Outcomes {
     this.o.log('error', lost.report, { code: 'outbox_corrupt' })
     this.report({ code: 'outbox_corrupt', message: lost.report })
     for (const id of lost.givenUp) this.remember(id)
-    for (const reply of lost.local) this.o.receive(encode(reply))
-    void Promise.all(lost.remote.map((env) => this.o.queue(env)))
+    const now = this.o.now()
+    const local = lost.local.map(async ({ reply, request }) => {
+      await this.o.recordRequest(request.id, request.dest, request.replyMethod, now)
+      this.o.receive(encode(reply))
+    })
+    void Promise.all([...local, ...lost.remote.map((env) => this.o.queue(env))])
       .then(() => this.o.checkpoint())
       .catch((err: Error) => this.o.log('error', `cannot queue the outcomes of damaged journal records: ${err.message}`))
   }

@@ -25,6 +25,7 @@ import { OutpostError } from '../errors'
 import { BodyFileWriter, bodyFileName, type BodyRef, type BodyStore } from './outbox-bodies'
 import { hasRow } from './sqljs'
 import { MIGRATE, prepareStatements, type OutboxLayout, type Stmt } from './outbox-table'
+import type { Route } from './outbox-ops'
 
 export interface LiveEntry {
   id: string
@@ -35,6 +36,7 @@ export interface LiveEntry {
   attempts: number
   nextAt: number
   body: Uint8Array
+  route?: Route
 }
 
 export interface DestinationStats {
@@ -325,7 +327,8 @@ export class OutboxIndex {
     this.db.exec('BEGIN')
     try {
       for (const [i, e] of hot.entries()) {
-        insert.run([e.seq, e.id, e.dest, e.createdAt, e.expiresAt, e.attempts, e.nextAt, file, hotAt[i]!, e.body.length])
+        const r = e.route
+        insert.run([e.seq, e.id, e.dest, e.createdAt, e.expiresAt, e.attempts, e.nextAt, file, hotAt[i]!, e.body.length, r?.ackTimeout ?? null, r?.retries ?? null, r?.method ?? null])
         if (e.id > this.maxStoredId) this.maxStoredId = e.id
       }
       for (const m of moves) move.run([file, m.at, m.seq])
@@ -367,6 +370,8 @@ export class OutboxIndex {
         seq: Number(r[0]), id: String(r[1]), dest: String(r[2]), createdAt: Number(r[3]), expiresAt: Number(r[4]),
         attempts: Number(r[5]), nextAt: Number(r[6]), body: r[10] as Uint8Array,
       }
+      // The route columns (format 2 rows written before routes, and format 1, have none).
+      if (r[13] !== null && r[13] !== undefined) e.route = { ...(r[11] !== null ? { ackTimeout: Number(r[11]) } : {}), ...(r[12] !== null ? { retries: Number(r[12]) } : {}), method: String(r[13]) }
       if (r[7] !== null) {
         refs.push({ id: e.id, file: Number(r[7]), at: Number(r[8]), len: Number(r[9]) })
         fromFile.push(e)

@@ -11,6 +11,14 @@
  *   6 inbox start  id                       (the method is about to run)
  *   7 inbox done   id
  *   8 reply        id dest seq createdAt expiresAt doneId body   (enqueue + inbox done, atomically)
+ *   9 enqueue      id dest seq createdAt expiresAt ackTimeout retries method replyMethod until body
+ *                  (with its route, and for a request the record that authorises its replies)
+ *  10 reply        id dest seq createdAt expiresAt ackTimeout retries method doneId body
+ *
+ * 9 and 10 carry what delivery needs (the route: ackTimeout and retries, NaN when the message
+ * leaves them to the config, and the method), so it never decodes a body. An outpost before
+ * them writes and reads 1 and 8 only: they are written while an upgrade may roll back (Outbox's
+ * keepOldFormat), and a message from them has no route (delivery then reads the body).
  */
 import { OutpostError } from '../errors'
 
@@ -22,6 +30,10 @@ export const OP_INBOX_ADD = 5
 export const OP_INBOX_START = 6
 export const OP_INBOX_DONE = 7
 export const OP_REPLY = 8
+export const OP_ENQUEUE_ROUTED = 9
+export const OP_REPLY_ROUTED = 10
+/** The highest op code: every record's first byte is 1..OP_MAX. */
+export const OP_MAX = OP_REPLY_ROUTED
 
 export type Op =
   | [typeof OP_ENQUEUE, string, string, number, number, number, Uint8Array]
@@ -32,6 +44,64 @@ export type Op =
   | [typeof OP_INBOX_START, string]
   | [typeof OP_INBOX_DONE, string]
   | [typeof OP_REPLY, string, string, number, number, number, Uint8Array, string]
+  | [typeof OP_ENQUEUE_ROUTED, string, string, number, number, number, number, number, string, string, number, Uint8Array]
+  | [typeof OP_REPLY_ROUTED, string, string, number, number, number, number, number, string, string, Uint8Array]
+
+/** How delivery sends a message: stored with it, so the body need not be decoded. */
+export interface Route {
+  /** The message's own ackTimeout and retries; undefined leaves them to the config. */
+  ackTimeout?: number
+  retries?: number
+  method: string
+}
+
+/** What a message-carrying op (enqueue or reply, either form) holds. */
+export interface MessageOp {
+  id: string
+  dest: string
+  seq: number
+  createdAt: number
+  expiresAt: number
+  body: Uint8Array
+  route?: Route
+  /** A reply: the inbox entry it closes. */
+  doneId?: string
+  /** A request: its reply method and until when a reply may come (the sent-request record). */
+  request?: { replyMethod: string; until: number }
+}
+
+/** The message an op carries, or undefined for the other ops. */
+export function messageOf(op: Op): MessageOp | undefined {
+  switch (op[0]) {
+    case OP_ENQUEUE:
+      return { id: op[1], dest: op[2], seq: op[3], createdAt: op[4], expiresAt: op[5], body: op[6] }
+    case OP_REPLY:
+      return { id: op[1], dest: op[2], seq: op[3], createdAt: op[4], expiresAt: op[5], body: op[6], doneId: op[7] }
+    case OP_ENQUEUE_ROUTED:
+      return { id: op[1], dest: op[2], seq: op[3], createdAt: op[4], expiresAt: op[5], body: op[11], route: route(op[6], op[7], op[8]), ...(op[9] !== '' ? { request: { replyMethod: op[9], until: op[10] } } : {}) }
+    case OP_REPLY_ROUTED:
+      return { id: op[1], dest: op[2], seq: op[3], createdAt: op[4], expiresAt: op[5], body: op[10], route: route(op[6], op[7], op[8]), doneId: op[9] }
+    default:
+      return undefined
+  }
+}
+
+/** A new message of this node's (not a reply): what a full disk refuses. */
+export function isNewMessage(op: Op): boolean {
+  return op[0] === OP_ENQUEUE || op[0] === OP_ENQUEUE_ROUTED
+}
+
+function route(ackTimeout: number, retries: number, method: string): Route {
+  return { ...(Number.isNaN(ackTimeout) ? {} : { ackTimeout }), ...(Number.isNaN(retries) ? {} : { retries }), method }
+}
+
+/** The op that stores message `m` with its route (9 or 10). */
+export function routedOp(m: MessageOp & { route: Route }): Op {
+  const { ackTimeout = NaN, retries = NaN, method } = m.route
+  return m.doneId !== undefined
+    ? [OP_REPLY_ROUTED, m.id, m.dest, m.seq, m.createdAt, m.expiresAt, ackTimeout, retries, method, m.doneId, m.body]
+    : [OP_ENQUEUE_ROUTED, m.id, m.dest, m.seq, m.createdAt, m.expiresAt, ackTimeout, retries, method, m.request?.replyMethod ?? '', m.request?.until ?? 0, m.body]
+}
 
 /** Ids and node names are ASCII in practice; their UTF-8 length must fit a byte. */
 export const MAX_KEY_BYTES = 255
@@ -83,6 +153,8 @@ const SHAPES: Record<number, string> = {
   [OP_INBOX_START]: 's',
   [OP_INBOX_DONE]: 's',
   [OP_REPLY]: 'ssnnnsb',
+  [OP_ENQUEUE_ROUTED]: 'ssnnnnnssnb',
+  [OP_REPLY_ROUTED]: 'ssnnnnnssb',
 }
 
 /** Decode a record; throws on one that is none of the known shapes (a newer or damaged file). */

@@ -16,11 +16,19 @@ export type OutboxLayout = 'files' | 'inline'
 /** The store format this outpost writes with body files; a higher user_version is refused. */
 export const STORE_FORMAT = 2
 
+/**
+ * How delivery sends a row's message (ackTimeout, retries, method); NULL in rows written before
+ * routes. Nullable columns an outpost of format 2 before them ignores (it names its columns), so
+ * adding them keeps format 2 and its rollback.
+ */
+const ROUTE_COLUMNS = 'ackTimeout REAL, retries REAL, method TEXT'
+
 const TABLE = `
 CREATE TABLE IF NOT EXISTS outbox (
   seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, dest TEXT NOT NULL,
   createdAt INTEGER NOT NULL, expiresAt INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, nextAt INTEGER NOT NULL DEFAULT 0,
-  bodyFile INTEGER, bodyAt INTEGER, bodyLen INTEGER NOT NULL, bodyInline BLOB);
+  bodyFile INTEGER, bodyAt INTEGER, bodyLen INTEGER NOT NULL, bodyInline BLOB,
+  ${ROUTE_COLUMNS});
 CREATE INDEX IF NOT EXISTS outbox_dest ON outbox (dest, seq);
 PRAGMA user_version = ${STORE_FORMAT};
 `
@@ -31,9 +39,9 @@ CREATE TABLE IF NOT EXISTS outbox (
   createdAt INTEGER NOT NULL, expiresAt INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, nextAt INTEGER NOT NULL DEFAULT 0);
 CREATE INDEX IF NOT EXISTS outbox_dest ON outbox (dest, seq);
 `
-const COLUMNS = 'seq, id, dest, createdAt, expiresAt, attempts, nextAt, bodyFile, bodyAt, bodyLen, bodyInline'
+const COLUMNS = 'seq, id, dest, createdAt, expiresAt, attempts, nextAt, bodyFile, bodyAt, bodyLen, bodyInline, ackTimeout, retries, method'
 /** The same row shape read from the inline layout. */
-const COLUMNS_INLINE = 'seq, id, dest, createdAt, expiresAt, attempts, nextAt, NULL, NULL, length(body), body'
+const COLUMNS_INLINE = 'seq, id, dest, createdAt, expiresAt, attempts, nextAt, NULL, NULL, length(body), body, NULL, NULL, NULL'
 
 /** Move a format-1 table's rows to format 2 (bodies in `bodyInline`, moved out at the next snapshot). */
 export const MIGRATE = `BEGIN;
@@ -56,7 +64,11 @@ export function prepareOutboxTable(db: Database, keepInline = false): OutboxLayo
     throw new OutpostError('outbox_format', `outbox: the snapshot is in store format ${version}, written by a newer outpost; this one reads formats up to ${STORE_FORMAT} (run the newer binary, or let its upgrade watchdog roll back)`)
   }
   const cols = db.exec("SELECT name FROM pragma_table_info('outbox')")[0]?.values.map((r) => String(r[0])) ?? []
-  if (cols.includes('bodyFile')) return 'files'
+  if (cols.includes('bodyFile')) {
+    // Format 2 from before routes: the route columns are added (NULL in the rows there are).
+    if (!cols.includes('method')) db.exec(`ALTER TABLE outbox ADD COLUMN ackTimeout REAL; ALTER TABLE outbox ADD COLUMN retries REAL; ALTER TABLE outbox ADD COLUMN method TEXT`)
+    return 'files'
+  }
   if (keepInline) {
     if (cols.length === 0) db.exec(TABLE_INLINE)
     return 'inline'
@@ -74,7 +86,7 @@ export function prepareStatements(db: Database, layout: OutboxLayout): Record<St
   return {
     insert: db.prepare(inline
       ? 'INSERT OR REPLACE INTO outbox (seq, id, dest, createdAt, expiresAt, attempts, nextAt, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?)'
-      : `INSERT OR REPLACE INTO outbox (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)`),
+      : `INSERT OR REPLACE INTO outbox (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?)`),
     remove: db.prepare(inline ? 'DELETE FROM outbox WHERE id = ? RETURNING length(body), dest, NULL' : 'DELETE FROM outbox WHERE id = ? RETURNING bodyLen, dest, bodyFile'),
     update: db.prepare('UPDATE outbox SET attempts = ?, nextAt = ? WHERE id = ?'),
     // Not used in the inline layout (no body files): harmless statements keep the shape.

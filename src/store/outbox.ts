@@ -26,7 +26,7 @@ import { BodyStore } from './outbox-bodies'
 import { OutboxIndex, type DestinationStats, type LiveEntry } from './outbox-index'
 import { prepareOutboxTable } from './outbox-table'
 import { RECEIVER_TABLES, ReceiverIndex, type InboxEntry } from './receiver-index'
-import { encodeOp, OP_ATTEMPT, OP_ENQUEUE, OP_INBOX_ADD, OP_INBOX_DONE, OP_INBOX_START, OP_REMOVE, OP_REPLY, OP_SEEN, type Op } from './outbox-ops'
+import { encodeOp, isNewMessage, messageOf, OP_ATTEMPT, OP_ENQUEUE, OP_INBOX_ADD, OP_INBOX_DONE, OP_INBOX_START, OP_REMOVE, OP_REPLY, OP_SEEN, routedOp, type Op, type Route } from './outbox-ops'
 import { loadSnapshot, replayJournal, writeSnapshot, type JournalDamage } from './store-files'
 
 /** How often the journal's pace is looked at while it is written to. */
@@ -52,6 +52,11 @@ export interface OutboxEntry {
   attempts: number
   /** Not to be sent again before this time (ms since the epoch). */
   nextAt: number
+  /**
+   * How delivery sends it (ackTimeout, retries, method), stored with it; absent for a message
+   * stored by an outpost before routes or while an upgrade may roll back.
+   */
+  route?: Route
 }
 
 export interface EnqueueInput {
@@ -60,7 +65,15 @@ export interface EnqueueInput {
   body: Uint8Array
   createdAt: number
   expiresAt: number
+  route?: Route
+  /**
+   * A request: remember that it went to `dest` naming `replyMethod`, until the dedup window
+   * after `until` (when its reply may last come); what authorises its replies (sentRequest).
+   */
+  request?: { replyMethod: string; until: number }
 }
+
+export type { Route } from './outbox-ops'
 
 export interface OutboxOptions {
   dir: string
@@ -201,7 +214,7 @@ export class Outbox {
       // On a full disk, what settles messages already accepted (removals, attempts, receipts,
       // runs, replies) is still written, from the reserve; new messages and their request
       // records are refused until space is back.
-      settles: (op) => op[0] !== OP_ENQUEUE && !(op[0] === OP_SEEN && op[1].startsWith(SENT_PREFIX)),
+      settles: (op) => !isNewMessage(op) && !(op[0] === OP_SEEN && op[1].startsWith(SENT_PREFIX)),
       afterCommit: () => {
         if (this.snapshotDue() && !this.checkpointing && !this.closing) {
           this.startSnapshot()
@@ -288,9 +301,10 @@ export class Outbox {
   private applyBatch(ops: Op[]): void {
     for (const op of ops) {
       applyOp(this.index, this.receiver, op)
-      if (op[0] === OP_ENQUEUE || op[0] === OP_REPLY) {
-        this.pendingIds.delete(op[1])
-        this.pendingBytes -= op[6].length
+      const m = messageOf(op)
+      if (m !== undefined) {
+        this.pendingIds.delete(m.id)
+        this.pendingBytes -= m.body.length
       } else if (op[0] === OP_SEEN || op[0] === OP_INBOX_ADD) {
         this.pendingSeen.delete(op[1])
       }
@@ -312,10 +326,11 @@ export class Outbox {
 
   /**
    * Accept a message: resolves once it is on disk. Refused with `outbox_full` past
-   * maxBytes and `outbox_duplicate` when the id is already queued.
+   * maxBytes and `outbox_duplicate` when the id is already queued. A request's record
+   * (`input.request`) is written in the same commit.
    */
   enqueue(input: EnqueueInput): Promise<OutboxEntry> {
-    return this.accept(input, [OP_ENQUEUE, input.id, input.dest, 0, input.createdAt, input.expiresAt, input.body])
+    return this.accept(input, undefined)
   }
 
   /**
@@ -324,10 +339,10 @@ export class Outbox {
    * `interrupted` for the same request).
    */
   enqueueReply(input: EnqueueInput, doneId: string): Promise<OutboxEntry> {
-    return this.accept(input, [OP_REPLY, input.id, input.dest, 0, input.createdAt, input.expiresAt, input.body, doneId])
+    return this.accept(input, doneId)
   }
 
-  private async accept(input: EnqueueInput, op: Extract<Op, [typeof OP_ENQUEUE | typeof OP_REPLY, ...unknown[]]>): Promise<OutboxEntry> {
+  private async accept(input: EnqueueInput, doneId: string | undefined): Promise<OutboxEntry> {
     if (this.closing) throw new OutpostError('outbox_closed', 'outbox: used after close()')
     const size = input.body.length
     const held = this.index.bytes + this.pendingBytes
@@ -338,17 +353,26 @@ export class Outbox {
       throw new OutpostError('outbox_duplicate', `outbox: message ${input.id} is already queued`)
     }
     const seq = this.nextSeq++
-    op[3] = seq
+    const { id, dest, createdAt, expiresAt, body, route, request } = input
+    // With its route in one record (9, 10); while an upgrade may roll back, the records an
+    // older outpost reads (1 or 8, and a separate request record).
+    const routed = this.newFormat && route !== undefined
+    const op: Op = routed
+      ? routedOp({ id, dest, seq, createdAt, expiresAt, body, route, ...(doneId !== undefined ? { doneId } : request !== undefined ? { request } : {}) })
+      : doneId !== undefined ? [OP_REPLY, id, dest, seq, createdAt, expiresAt, body, doneId] : [OP_ENQUEUE, id, dest, seq, createdAt, expiresAt, body]
     this.pendingBytes += size
-    this.pendingIds.add(input.id)
+    this.pendingIds.add(id)
     try {
-      await this.append(op)
+      // Appended in the same tick: both records land in the same group commit.
+      const records = [this.append(op)]
+      if (!routed && doneId === undefined && request !== undefined) records.push(this.recordRequest(id, dest, request.replyMethod, request.until))
+      await Promise.all(records)
     } catch (err) {
       this.pendingBytes -= size
-      this.pendingIds.delete(input.id)
+      this.pendingIds.delete(id)
       throw err
     }
-    return { ...input, seq, attempts: 0, nextAt: 0 }
+    return { id, dest, body, createdAt, expiresAt, seq, attempts: 0, nextAt: 0, ...(routed ? { route } : {}) }
   }
 
   /** The receiver acknowledged (or the message expired): forget it. Resolves once that is on disk. */
@@ -568,10 +592,14 @@ function reservedId(id: string): OutpostError {
 
 /** One journal op applied to the in-memory state: the same at replay and live. */
 function applyOp(index: OutboxIndex, receiver: ReceiverIndex, op: Op): void {
+  const m = messageOf(op)
+  if (m !== undefined) {
+    index.add({ id: m.id, dest: m.dest, seq: m.seq, createdAt: m.createdAt, expiresAt: m.expiresAt, attempts: 0, nextAt: 0, body: m.body, ...(m.route ? { route: m.route } : {}) })
+    if (m.doneId !== undefined) receiver.done(m.doneId)
+    if (m.request !== undefined) receiver.seen(sentKey(m.id, m.dest, m.request.replyMethod), m.request.until)
+    return
+  }
   switch (op[0]) {
-    case OP_ENQUEUE:
-      index.add({ id: op[1], dest: op[2], seq: op[3], createdAt: op[4], expiresAt: op[5], attempts: 0, nextAt: 0, body: op[6] })
-      break
     case OP_REMOVE:
       index.remove(op[1])
       break
@@ -590,14 +618,10 @@ function applyOp(index: OutboxIndex, receiver: ReceiverIndex, op: Op): void {
     case OP_INBOX_DONE:
       receiver.done(op[1])
       break
-    case OP_REPLY:
-      index.add({ id: op[1], dest: op[2], seq: op[3], createdAt: op[4], expiresAt: op[5], attempts: 0, nextAt: 0, body: op[6] })
-      receiver.done(op[7])
-      break
   }
 }
 
 /** A copy for callers: they may keep it while the index changes the live one. */
 function entry(e: LiveEntry): OutboxEntry {
-  return { id: e.id, dest: e.dest, seq: e.seq, body: e.body, createdAt: e.createdAt, expiresAt: e.expiresAt, attempts: e.attempts, nextAt: e.nextAt }
+  return { id: e.id, dest: e.dest, seq: e.seq, body: e.body, createdAt: e.createdAt, expiresAt: e.expiresAt, attempts: e.attempts, nextAt: e.nextAt, ...(e.route ? { route: e.route } : {}) }
 }

@@ -16,7 +16,7 @@ import type { Database } from 'sql.js'
 import { OutpostError } from '../errors'
 import { fsyncDir, listSegments, readSegment, segmentName } from './journal'
 import { hasData, type DamagedStretch } from './journal-segments'
-import { decodeOp, OP_ATTEMPT, OP_ENQUEUE, OP_INBOX_ADD, OP_INBOX_DONE, OP_INBOX_START, OP_REMOVE, OP_REPLY, OP_SEEN, type Op } from './outbox-ops'
+import { decodeOp, messageOf, OP_ATTEMPT, OP_ENQUEUE, OP_INBOX_ADD, OP_INBOX_DONE, OP_INBOX_START, OP_MAX, OP_REMOVE, OP_SEEN, type Op } from './outbox-ops'
 import { loadSqlJs } from './sqljs'
 
 const SNAPSHOT_RE = /^snapshot-(\d{12})\.db$/
@@ -130,7 +130,7 @@ export interface Replayed {
 }
 
 /** Every record of the store starts with an op code: a quick test for where one could start. */
-const startsOp = (b: number): boolean => b >= OP_ENQUEUE && b <= OP_REPLY
+const startsOp = (b: number): boolean => b >= OP_ENQUEUE && b <= OP_MAX
 
 /**
  * Apply every good record of the segments after `snapshot`, in order. Damage in the middle of a
@@ -198,14 +198,14 @@ function damage(file: string, s: DamagedStretch, open: Map<string, JournalDamage
     // Unreadable: only where it was and how long is known.
   }
   const d: JournalDamage = { file, offset: s.offset, bytes: s.bytes, ...(op ? { op } : {}), settled: false }
-  if (op !== undefined && (op[0] === OP_ENQUEUE || op[0] === OP_REPLY || op[0] === OP_INBOX_ADD)) open.set(op[1], d)
+  if (op !== undefined && (messageOf(op) !== undefined || op[0] === OP_INBOX_ADD)) open.set(op[1], d)
   else d.settled = true // removals, attempts, dedup marks, run marks: nothing waits on them
   return d
 }
 
 /** A good record after damage that finishes a damaged message: delivered, or its run done. */
 function settle(open: Map<string, JournalDamage>, op: Op): void {
-  const id = op[0] === OP_REMOVE || op[0] === OP_INBOX_DONE ? op[1] : op[0] === OP_REPLY ? op[7] : undefined
+  const id = op[0] === OP_REMOVE || op[0] === OP_INBOX_DONE ? op[1] : messageOf(op)?.doneId
   const d = id === undefined ? undefined : open.get(id)
   if (d === undefined) return
   if ((op[0] === OP_REMOVE) !== (d.op![0] === OP_INBOX_ADD)) {
@@ -219,7 +219,7 @@ export function describeDamage(d: JournalDamage): string {
   const where = `${d.bytes} damaged bytes at offset ${d.offset} of ${d.file}`
   const op = d.op
   if (op === undefined) return `${where} could not be read; any message recorded there is lost (the good records around it were kept)`
-  const what = op[0] === OP_ENQUEUE || op[0] === OP_REPLY
+  const what = messageOf(op) !== undefined
     ? `message ${op[1]} to ${op[2]}`
     : op[0] === OP_INBOX_ADD ? `message ${op[1]} received from ${op[2]}` : `a ${OP_NAMES[op[0]]} record for ${op[1]}`
   return `${where}: ${what} (as far as it can be read)${d.settled ? ', settled by a later record' : ', lost'}`
