@@ -79,6 +79,7 @@ export const SCHEMA = obj({
     retries: int(10, 'Resends before a message is given up (attempts spent only while the receiver is reachable).', 0),
     ttl: int(86400, 'Seconds a message may wait undelivered.', 1),
     maxOutboxBytes: int(268435456, 'Bytes of undelivered messages the outbox may hold; past it new messages are refused (outbox_full).', 1024),
+    maxFanOut: int(10000, 'Most nodes one request (send, the socket or HTTP API) may address, each name counted once; more is refused (fan_out_too_large) before anything is stored.', 1),
   }, 'Defaults for messages that do not set their own.'),
   methods: obj({
     enabled: strs(['*'], 'Method handlers switched on: "*" or a list of names.'),
