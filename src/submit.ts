@@ -53,8 +53,8 @@ export function checkReceivers(node: OutpostNode, drafts: MessageDraft[], allowU
   const shown = unknown.slice(0, SHOWN_UNKNOWN).join(', ') + (unknown.length > SHOWN_UNKNOWN ? ` and ${unknown.length - SHOWN_UNKNOWN} more` : '')
   const what = unknown.length === 1 ? `${shown} is not a node` : `${unknown.length} of the ${names.size} receivers are not nodes`
   const why = !node.nodeListSettled
-    ? ` Its node list is not known yet: nothing heard since it started and no list saved before (nodes.json), so a node that has not connected cannot be told from a mistyped name.`
-    : !node.connection().connected ? ` It is not connected now, so nodes that came since are missing from its list.` : ''
+    ? ` ${node.name}'s node list is not known yet: it has heard from no node since it started and has no list saved before (nodes.json), so a node that has not connected cannot be told from a mistyped name.`
+    : !node.connection().connected ? ` ${node.name} is not connected now, so nodes that came since are missing from its list.` : ''
   throw new OutpostError('node_unknown', `send: ${what} ${node.name} has heard of${unknown.length === 1 ? '' : ` (${shown})`}.${why} Nothing was accepted. Check the names (outpost nodes lists the known ones), or pass --allow-unknown ("allowUnknown": true in an API request) to send to a node that has not said hello yet`)
 }
 
