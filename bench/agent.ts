@@ -66,7 +66,8 @@ async function fill(socket: string, n: number): Promise<void> {
       const s = net.connect(socket)
       let buf = ''
       s.setEncoding('utf8')
-      s.on('connect', () => s.write(JSON.stringify({ op: 'send', messages, wait: false }) + '\n'))
+      // allowUnknown: central has never heard of ship1.
+      s.on('connect', () => s.write(JSON.stringify({ op: 'send', messages, wait: false, allowUnknown: true }) + '\n'))
       s.on('data', (d: string) => { buf += d; if (buf.includes('\n')) { s.destroy(); buf.includes('"accepted"') ? resolve() : reject(new Error(buf)) } })
       s.on('error', reject)
     })

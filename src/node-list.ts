@@ -25,13 +25,37 @@ export class NodeList {
   private saveTimer: NodeJS.Timeout | undefined
   /** Who the hub says is connected now (undefined: the transport has no presence; heartbeats decide). */
   private live: Set<string> | undefined
+  /** Names the transport said came online (a broker's presence, the hub's `online`): known, not listed. */
+  private readonly announced = new Set<string>()
+  /** Read from nodes.json at start, or heard a node since: it can tell a new name from a made-up one. */
+  private heard = false
 
   constructor(dataDir: string, now: () => number) {
     this.file = path.join(dataDir, 'nodes.json')
     this.now = now
     try {
       for (const n of JSON.parse(fs.readFileSync(this.file, 'utf8')) as NodeInfo[]) this.known.set(n.name, n)
+      this.heard = true
     } catch { /* none yet */ }
+  }
+
+  /** Whether `name` was ever heard of: listed (heartbeat, the hub's presence, nodes.json) or announced. */
+  knows(name: string): boolean {
+    return this.known.has(name) || this.announced.has(name)
+  }
+
+  /**
+   * Whether the list means anything yet: false on a first start (no nodes.json) until a
+   * heartbeat, the hub's presence or a broker's announcement arrives.
+   */
+  get settled(): boolean {
+    return this.heard
+  }
+
+  /** The transport said this node is online (MQTT, NATS presence; the hub's `online` frame). */
+  announce(name: string): void {
+    this.announced.add(name)
+    this.heard = true
   }
 
   /** A heartbeat arrived: its sender is online, with what it says about itself. */
@@ -41,6 +65,7 @@ export class NodeList {
       info = JSON.parse(dataText(env.data)) as Partial<NodeInfo>
     } catch { /* an old or foreign node: name and time are enough */ }
     this.known.set(env.fromNode, { ...info, name: env.fromNode, online: true, lastSeen: this.now() })
+    this.heard = true
     this.save()
   }
 
@@ -52,6 +77,7 @@ export class NodeList {
   presence(online: string[] | undefined, offline: string[] = []): void {
     if (online === undefined) { this.live = undefined; return }
     this.live ??= new Set()
+    this.heard = true
     const now = this.now()
     for (const n of online) {
       this.live.add(n)

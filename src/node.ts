@@ -242,7 +242,11 @@ export class OutpostNode {
             this.nodeList.presence(undefined)
             this.delivery.onDisconnected(); break
           case 'nack': this.delivery.onNack(ev.id, ev.to, ev.reason); break
-          case 'online': this.delivery.onOnline(ev.node); break
+          case 'online':
+            this.delivery.onOnline(ev.node)
+            // On MQTT and NATS a node's presence comes before its first heartbeat.
+            if (this.keepsNodeList) this.nodeList.announce(ev.node)
+            break
           case 'presence': this.nodeList.presence(ev.online, ev.offline); break
           case 'fatal': this.link.refused(ev.error); break
           case 'reconnecting': this.logger.log('debug', `reconnecting to ${ev.server} in ${ev.delayMs} ms (attempt ${ev.attempt})`); break
@@ -464,6 +468,24 @@ export class OutpostNode {
   /** The nodes this node has heard from (central keeps the fleet's list). */
   nodes(): NodeInfo[] {
     return this.nodeList.list(this.name, this.config.hello.interval)
+  }
+
+  /** Whether this node keeps the fleet's list (it is node.central: heartbeats and presence come to it). */
+  get keepsNodeList(): boolean {
+    return this.config.node.central === this.name
+  }
+
+  /**
+   * Whether `name` is a node this one knows: itself, central, a node of its hub.tokens (declared,
+   * perhaps not connected yet), or one its list has heard of.
+   */
+  knowsNode(name: string): boolean {
+    return name === this.name || name === this.config.node.central || Object.hasOwn(this.config.hub.tokens, name) || this.nodeList.knows(name)
+  }
+
+  /** Whether the node list was read at start or has heard from a node since (knowsNode means something). */
+  get nodeListSettled(): boolean {
+    return this.nodeList.settled
   }
 
   /** Stop: no new work, transport closed, outbox snapshotted. Safe to call more than once. */

@@ -1,8 +1,9 @@
 /**
  * Submitting: how a request from a local API (api/socket.ts, api/http.ts) becomes stored
- * messages whose replies are watched: validate the drafts, prepare (stamp), watch, store.
+ * messages whose replies are watched: validate the drafts, check their receivers, prepare
+ * (stamp), watch, store.
  *
- *   drafts ─ node.prepare ─▶ watch ids ─▶ node.submitPrepared (durable) ─▶ sink.accepted
+ *   drafts ─ checkReceivers ─ node.prepare ─▶ watch ids ─▶ node.submitPrepared (durable) ─▶ sink.accepted
  *          replies ─ SeqOrder (streams in seq order) ─▶ sink.reply … ─▶ sink.done (all final)
  */
 import { dataText, parseMessage, type Envelope, type MessageDraft } from './wire/envelope'
@@ -24,6 +25,37 @@ export function envelopeJson(env: Envelope): Record<string, unknown> {
 export function parseMessageList(messages: unknown, where = 'messages'): MessageDraft[] {
   if (!Array.isArray(messages) || messages.length === 0) throw new OutpostError('api_bad_request', `api: ${where} must be a non-empty array of messages`)
   return messages.map((m, i) => parseMessage(m, `${where}[${i}]`))
+}
+
+/** Unknown names a refusal shows; the rest are counted. */
+const SHOWN_UNKNOWN = 5
+
+/**
+ * Refuse a request before anything is stamped or stored (so no outbox entry, no reply file):
+ * more receivers than delivery.maxFanOut (`fan_out_too_large`); and, on the node that keeps the
+ * fleet's list (central), a receiver it has never heard of (`node_unknown`) unless
+ * `allowUnknown`. Other nodes keep no list of the fleet: only the bound applies there.
+ */
+export function checkReceivers(node: OutpostNode, drafts: MessageDraft[], allowUnknown: boolean): void {
+  const names = new Set<string>()
+  for (const d of drafts) {
+    if (d.toNode !== undefined) names.add(d.toNode)
+    for (const n of d.toNodes ?? []) names.add(n)
+  }
+  const max = node.config.delivery.maxFanOut
+  if (names.size > max) {
+    throw new OutpostError('fan_out_too_large', `send: the request addresses ${names.size} nodes; delivery.maxFanOut allows at most ${max}. Nothing was accepted: split it into smaller requests, or raise delivery.maxFanOut`)
+  }
+  if (allowUnknown || !node.keepsNodeList) return
+  const unknown: string[] = []
+  for (const n of names) if (!node.knowsNode(n)) unknown.push(n)
+  if (unknown.length === 0) return
+  const shown = unknown.slice(0, SHOWN_UNKNOWN).join(', ') + (unknown.length > SHOWN_UNKNOWN ? ` and ${unknown.length - SHOWN_UNKNOWN} more` : '')
+  const what = unknown.length === 1 ? `${shown} is not a node` : `${unknown.length} of the ${names.size} receivers are not nodes`
+  const why = !node.nodeListSettled
+    ? ` ${node.name}'s node list is not known yet: it has heard from no node since it started and has no list saved before (nodes.json), so a node that has not connected cannot be told from a mistyped name.`
+    : !node.connection().connected ? ` ${node.name} is not connected now, so nodes that came since are missing from its list.` : ''
+  throw new OutpostError('node_unknown', `send: ${what} ${node.name} has heard of${unknown.length === 1 ? '' : ` (${shown})`}.${why} Nothing was accepted. Check the names (outpost nodes lists the known ones), or pass --allow-unknown ("allowUnknown": true in an API request) to send to a node that has not said hello yet`)
 }
 
 export interface SendSink {

@@ -306,7 +306,8 @@ test('hub - a message to a node that never connected waits, then ttl gives the s
   try {
     const proc = await c.start('central')
     const t0 = Date.now()
-    const r = await sendVia(c.node('central').socket, [{ toNode: 'ghost', method: 'node.ping', ttl: 2 }], { wait: true, ms: 10_000 })
+    // ghost never connects: central has not heard of it (allowUnknown).
+    const r = await sendVia(c.node('central').socket, [{ toNode: 'ghost', method: 'node.ping', ttl: 2 }], { wait: true, ms: 10_000, allowUnknown: true })
     const elapsed = Date.now() - t0
     assert.is(r.accepted.length, 1)
     const id = r.accepted[0]!.id

@@ -16,7 +16,7 @@ import type { LogFn } from '../log'
 import type { OutpostNode } from '../node'
 import { isUlid } from '../wire/ulid'
 import { RecentRequests, type RecentRequest } from './recent'
-import { envelopeJson, parseMessageList, sendAndWatch } from '../submit'
+import { checkReceivers, envelopeJson, parseMessageList, sendAndWatch } from '../submit'
 import { parseMessage } from '../wire/envelope'
 
 /** Largest request body read (bigger: 413 before it is buffered). Use the socket for more. */
@@ -43,7 +43,7 @@ export interface HttpApiOptions {
 }
 
 const STATUS: Partial<Record<ErrorCode, number>> = {
-  api_bad_request: 400, envelope_invalid: 400, message_too_large: 413, api_too_large: 413,
+  api_bad_request: 400, envelope_invalid: 400, fan_out_too_large: 400, node_unknown: 400, message_too_large: 413, api_too_large: 413,
   api_unauthorized: 401, api_not_found: 404, api_method_not_allowed: 405, outbox_full: 503, outbox_closed: 503,
 }
 
@@ -137,7 +137,11 @@ export class HttpApi {
     return timingSafeEqual(given, this.tokenHash) && m !== null
   }
 
-  /** POST /v1/messages: one message, an array (steward's format too) or {"messages": […]}. */
+  /**
+   * POST /v1/messages: one message, an array (steward's format too) or {"messages": […]};
+   * `"allowUnknown": true` in the last form, or `?allowUnknown=1`, takes receivers the node list
+   * has not heard of.
+   */
   private async post(req: http.IncomingMessage, res: http.ServerResponse, url: URL): Promise<void> {
     const body = await readBody(req, res)
     let value: unknown
@@ -147,9 +151,15 @@ export class HttpApi {
       throw new OutpostError('api_bad_request', `api: the request body is not JSON (${(err as Error).message})`)
     }
     let drafts: MessageDraft[]
+    let allowUnknown = ['1', 'true', 'yes'].includes(url.searchParams.get('allowUnknown') ?? '')
     if (Array.isArray(value)) drafts = parseMessageList(value)
-    else if (typeof value === 'object' && value !== null && 'messages' in value) drafts = parseMessageList((value as { messages: unknown }).messages)
-    else drafts = [parseMessage(value)]
+    else if (typeof value === 'object' && value !== null && 'messages' in value) {
+      const req = value as { messages: unknown; allowUnknown?: unknown }
+      drafts = parseMessageList(req.messages)
+      if (req.allowUnknown !== undefined && typeof req.allowUnknown !== 'boolean') throw new OutpostError('api_bad_request', 'api: allowUnknown must be true or false')
+      if (req.allowUnknown === true) allowUnknown = true
+    } else drafts = [parseMessage(value)]
+    checkReceivers(this.node, drafts, allowUnknown)
     const wait = ['1', 'true', 'yes'].includes(url.searchParams.get('wait') ?? '')
     const seconds = waitSeconds(url.searchParams.get('timeout'))
     const envs = this.node.prepare(drafts)

@@ -4,6 +4,7 @@
  * then closed (`nc -U outpost.sock < msgs.json`) is submitted as it is.
  *
  *   {"op":"send","messages":[…],"wait":true}  ─▶ {"accepted":[{id,toNode}]} {"reply":{…}}… {"done":true}
+ *     (,"allowUnknown":true: receivers the node list has not heard of are taken too)
  *   {"op":"nodes"}                            ─▶ {"nodes":[…]}
  *   {"op":"status"}                           ─▶ {"node", "version", "connected", "outbox"}
  *   {"op":"config.reload","file":F}          ─▶ {"config":{"node","type":"applied","file","changed","restartNeeded"}}
@@ -19,7 +20,7 @@ import { OutpostError, isOutpostError } from '../errors'
 import { Lines } from '../lib/lines'
 import type { LogFn } from '../log'
 import type { OutpostNode } from '../node'
-import { envelopeJson, parseMessageList, sendAndWatch } from '../submit'
+import { checkReceivers, envelopeJson, parseMessageList, sendAndWatch } from '../submit'
 
 export { envelopeJson }
 
@@ -101,7 +102,9 @@ export class SocketApi {
       const text = lines.take().trim()
       if (mode === 'array') {
         run(async (finished) => {
-          const sent = await node.submit(parseMessagesJson(text, 'messages'))
+          const drafts = parseMessagesJson(text, 'messages')
+          checkReceivers(node, drafts, false)
+          const sent = await node.submit(drafts)
           write({ accepted: sent.map((e) => ({ id: e.id, toNode: e.toNode })) })
           log('info', `api: accepted ${sent.length} messages (steward format)`)
           finished()
@@ -116,7 +119,7 @@ export class SocketApi {
 
   /** Answer one request line; call `finished` once nothing more will be written for it. */
   private async request(node: OutpostNode, line: string, write: (o: unknown) => void, fail: (e: unknown) => void, cleanups: (() => void)[], finished: () => void): Promise<void> {
-    let req: { op?: unknown; messages?: unknown; wait?: unknown; method?: unknown; toNode?: unknown; toNodes?: unknown; file?: unknown }
+    let req: { op?: unknown; messages?: unknown; wait?: unknown; allowUnknown?: unknown; method?: unknown; toNode?: unknown; toNodes?: unknown; file?: unknown }
     try {
       req = JSON.parse(line) as typeof req
     } catch (err) {
@@ -134,6 +137,8 @@ export class SocketApi {
     switch (req.op) {
       case 'send': {
         const drafts = parseMessageList(req.messages)
+        if (req.allowUnknown !== undefined && typeof req.allowUnknown !== 'boolean') throw new OutpostError('api_bad_request', 'api: allowUnknown must be true or false')
+        checkReceivers(node, drafts, req.allowUnknown === true)
         const wait = req.wait !== false
         const stop = await sendAndWatch(node, node.prepare(drafts), wait, {
           notice: (n) => write({ notice: n }),

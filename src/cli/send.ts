@@ -35,6 +35,8 @@ const HELP = `Usage: outpost send [--to NODE]... METHOD [-- ARGS...]
   --timeout S         methodTimeout
   --ack-timeout S     --retries N    --ttl S
   --data TEXT|@FILE   the message's data (config.deploy takes its YAML document this way)
+  --allow-unknown     send to nodes the node list has not heard of (one that has not
+                      connected yet); by default central refuses them (node_unknown)
   --no-wait           print the accepted ids and return
   --detach            the same, plus how to cancel it later (outpost send --to NODE op.cancel -- ID)
   --socket PATH       the node's API socket (default <dataDir>/outpost.sock)
@@ -44,7 +46,8 @@ const HELP = `Usage: outpost send [--to NODE]... METHOD [-- ARGS...]
   leaves it running and prints how to cancel it later.
 
   Exit: 0 ok (or left running), 1 the remote method failed or was cancelled, 2 usage (or no
-  agent running here), 3 not delivered or refused (ttl, attempts, denied, method_disabled).
+  agent running here, an unknown node, more nodes than delivery.maxFanOut), 3 not delivered
+  or refused (ttl, attempts, denied, method_disabled).
 
 ${GLOBAL_HELP}`
 
@@ -54,18 +57,19 @@ export async function send(io: Io, args: string[], signal?: AbortSignal, interru
   const { values, positionals } = parse(args, {
     to: { type: 'string', multiple: true }, file: { type: 'string' }, 'reply-method': { type: 'string' }, timeout: { type: 'string' },
     'ack-timeout': { type: 'string' }, retries: { type: 'string' }, ttl: { type: 'string' }, 'no-wait': { type: 'boolean' }, detach: { type: 'boolean' },
-    socket: { type: 'string' }, data: { type: 'string' },
+    'allow-unknown': { type: 'boolean' }, socket: { type: 'string' }, data: { type: 'string' },
   }, true)
   if (values.help) return print(io, HELP)
   const loaded = load(io, values, false)
   const messages = values.file !== undefined ? readFile(io, values.file, positionals) : [draftFrom(io, values, positionals, loaded.config.node.name)]
   const detach = values.detach === true
+  const allowUnknown = values['allow-unknown'] === true
   const wait = values['no-wait'] !== true && !detach
   const json = values.json === true
   const line = (obj: unknown): void => { io.stdout.write(JSON.stringify(obj) + '\n') }
   // How to reach the same node again in a printed command: the flags this one was given.
   const again = [...(values.config !== undefined ? ['--config', values.config] : []), ...(values['data-dir'] !== undefined ? ['--data-dir', values['data-dir']] : []), ...(values.socket !== undefined ? ['--socket', values.socket] : [])]
-  const cancelCommand = (t: Target): string => ['outpost send', ...again, '--to', t.toNode, 'op.cancel', '--', t.id].join(' ')
+  const cancelCommand = (t: Target): string => ['outpost send', ...again, '--to', t.toNode, ...(allowUnknown ? ['--allow-unknown'] : []), 'op.cancel', '--', t.id].join(' ')
   const ask = (request: unknown, onLine: (obj: Record<string, unknown>) => boolean | void, s?: AbortSignal): Promise<void> => askAgent(io, loaded, values.socket, request, onLine, s)
 
   const targets: Target[] = []
@@ -92,7 +96,8 @@ export async function send(io: Io, args: string[], signal?: AbortSignal, interru
     const ids = new Map(list.map((t) => [t.id, t]))
     const cancels = list.map((t) => ({ toNode: t.toNode, method: 'op.cancel', methodArgs: [t.id] }))
     // The cancel's own replies: only a failure is worth a line (the job's final reply says `cancelled`).
-    ask({ op: 'send', messages: cancels, wait: true }, (obj) => {
+    // Its receivers took the request, known or not.
+    ask({ op: 'send', messages: cancels, wait: true, allowUnknown: true }, (obj) => {
       const r = obj.reply as (Envelope & { data?: string }) | undefined
       if (r !== undefined && (r.error !== undefined || (r.exitCode ?? 0) !== 0)) {
         const t = [...ids.values()].find((x) => x.toNode === r.fromNode)
@@ -118,7 +123,7 @@ export async function send(io: Io, args: string[], signal?: AbortSignal, interru
   const unlisten = wait && signal === undefined ? interrupts(onInterrupt) : () => {}
 
   try {
-    await ask({ op: 'send', messages, wait }, (obj) => {
+    await ask({ op: 'send', messages, wait, ...(allowUnknown ? { allowUnknown } : {}) }, (obj) => {
       if (obj.error) {
         const e = obj.error as { code: string; message: string }
         throw new OutpostError(Object.hasOwn(ERROR_CODES, e.code) ? (e.code as ErrorCode) : 'api_bad_request', e.message)

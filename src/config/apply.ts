@@ -27,7 +27,7 @@ export interface ApplyResult {
 /** Keys applied to the running node without a restart. */
 const LIVE = [
   'methods.enabled', 'methods.allow', 'methods.timeout', 'methods.commands', 'methods.shell', 'methods.outputCap', 'methods.killGrace',
-  'delivery.ackTimeout', 'delivery.retries', 'delivery.ttl',
+  'delivery.ackTimeout', 'delivery.retries', 'delivery.ttl', 'delivery.maxFanOut',
   'log.level', 'schedules', 'hello.interval', 'audit.maxDataBytes', 'audit.exclude',
 ]
 

@@ -80,6 +80,7 @@ export const SCHEMA = obj({
     ttl: int(86400, 'Seconds a message may wait undelivered.', 1),
     maxOutboxBytes: int(268435456, 'Bytes of undelivered messages the outbox may hold; past it new messages are refused (outbox_full).', 1024),
     reserveBytes: int(4194304, 'Disk kept in reserve beside the outbox (zeros written ahead): on a full disk, deliveries, replies and receipts are still recorded from it while new messages are refused (disk_full) until space is freed. audit.log, reply files and errors.log stop while less than this plus 2 MiB is free, log files at this plus 1 MiB. 0: no reserve.', 0),
+    maxFanOut: int(10000, 'Most nodes one request (send, the socket or HTTP API) may address, each name counted once; more is refused (fan_out_too_large) before anything is stored.', 1),
   }, 'Defaults for messages that do not set their own.'),
   methods: obj({
     enabled: strs(['*'], 'Method handlers switched on: "*" or a list of names.'),

@@ -88,7 +88,8 @@ test('api-http - the same JSON as the socket: an array, {messages: […]}, fan-o
 })
 
 test('api-http - GET /v1/messages/:id says queued while the receiver is away, failed after ttl, 404 when unknown', async () => {
-  const q = await call('POST', '/v1/messages', { body: JSON.stringify({ toNode: 'nowhere', method: 'cli.run', methodArgs: ['true'], ttl: 2 }) })
+  // 'nowhere' never connects: central has not heard of it (allowUnknown).
+  const q = await call('POST', '/v1/messages?allowUnknown=1', { body: JSON.stringify({ toNode: 'nowhere', method: 'cli.run', methodArgs: ['true'], ttl: 2 }) })
   assert.is(q.status, 202, q.text)
   const id = (q.body.accepted as { id: string }[])[0]!.id
   const queued = await call('GET', `/v1/messages/${id}`)
@@ -231,6 +232,28 @@ function raw(head: string, body: Buffer[] = [], pauseForContinue = false): Promi
 }
 
 const statuses = (text: string): number[] => [...text.matchAll(/^HTTP\/1\.1 (\d{3})/gm)].map((m) => Number(m[1]))
+
+test('api-http - a receiver central never heard of is 400 node_unknown and nothing is accepted; allowUnknown takes it; more than delivery.maxFanOut is 400 fan_out_too_large', async () => {
+  const id = ulid()
+  const unknown = await call('POST', '/v1/messages', { body: JSON.stringify({ id, toNodes: ['ship1', 'ship-typo'], method: 'node.ping', ttl: 1 }) })
+  assert.is(unknown.status, 400, unknown.text)
+  assert.is(code(unknown), 'node_unknown')
+  assert.match(String((unknown.body.error as { message: string }).message), /ship-typo is not a node central has heard of/)
+  assert.is((await call('GET', `/v1/messages/${id}`)).status, 404, 'nothing was accepted, not even the message to ship1')
+  assert.not.ok(fs.existsSync(path.join(c.node('central').dataDir, 'replies', 'ship-typo')), 'no reply directory')
+  const notBool = await call('POST', '/v1/messages', { body: JSON.stringify({ messages: [{ toNode: 'ship-typo', method: 'node.ping' }], allowUnknown: 'yes' }) })
+  assert.is(notBool.status, 400, notBool.text)
+  assert.is(code(notBool), 'api_bad_request')
+  const wide = await call('POST', '/v1/messages?allowUnknown=1', { body: JSON.stringify({ toNodes: Array.from({ length: 10_001 }, (_, i) => `n${i}`), method: 'node.ping' }) })
+  assert.is(wide.status, 400, wide.text.slice(0, 300))
+  assert.is(code(wide), 'fan_out_too_large')
+
+  const field = await call('POST', '/v1/messages', { body: JSON.stringify({ messages: [{ toNode: 'ship-typo', method: 'node.ping', ttl: 1 }], allowUnknown: true }) })
+  assert.is(field.status, 202, field.text)
+  const query = await call('POST', '/v1/messages?allowUnknown=1', { body: JSON.stringify({ toNode: 'ship-typo2', method: 'node.ping', ttl: 1 }) })
+  assert.is(query.status, 202, query.text)
+  assert.equal((query.body.accepted as { toNode: string }[]).map((a) => a.toNode), ['ship-typo2'])
+})
 
 test('api-http - Expect: without the token gets the 401 and nothing else (no 100 Continue, no 417)', async () => {
   const body = JSON.stringify({ toNode: 'ship1', method: 'node.ping' })

@@ -110,9 +110,10 @@ test('operator - send --detach prints the id and the cancel command; status on s
 
 test('operator - status shows the link, what waits per destination with the age of the oldest, and --json', async () => {
   const config = c.node('central').config
-  const queued = outpost(['send', '--config', config, '--no-wait', '--to', 'ship3', 'cli.run', '--', 'true'])
+  // ship3 never came: central has not heard of it (--allow-unknown).
+  const queued = outpost(['send', '--config', config, '--no-wait', '--allow-unknown', '--to', 'ship3', 'cli.run', '--', 'true'])
   assert.is(queued.code, 0, queued.stderr)
-  outpost(['send', '--config', config, '--no-wait', '--to', 'ship3', 'cli.run', '--', 'true'])
+  outpost(['send', '--config', config, '--no-wait', '--allow-unknown', '--to', 'ship3', 'cli.run', '--', 'true'])
   await sleep(1200)
   const r = outpost(['status', '--config', config])
   assert.is(r.code, 0, r.stderr)

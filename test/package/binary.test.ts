@@ -78,7 +78,8 @@ test('binary - a message sent while the hub is down survives kill -9 and is deli
     let agentA = new BinProc(bin, ['agent', '--config', a], { cwd: dir })
     procs.push(agentA)
     await until(() => fs.existsSync(path.join(dir, 'a', 'outpost.sock')), 15_000, 'agent a to listen')
-    const sent = run(bin, ['send', '--config', a, '--to', 'b', '--no-wait', 'node.ping'], { cwd: dir })
+    // b has never connected (nor has the hub run): a, central, has not heard of it.
+    const sent = run(bin, ['send', '--config', a, '--to', 'b', '--allow-unknown', '--no-wait', 'node.ping'], { cwd: dir })
     assert.is(sent.code, 0, sent.stderr + sent.stdout)
     await agentA.stop('SIGKILL')
     agentA = new BinProc(bin, ['agent', '--config', a], { cwd: dir })
