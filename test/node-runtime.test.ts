@@ -1,9 +1,22 @@
 import { spawnSync } from 'node:child_process'
 import fs from 'node:fs'
+import net from 'node:net'
 import path from 'node:path'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { BIN, Cluster, sendVia, status } from './fixtures/cluster'
+
+/** Write `text` to a node's socket, end, and read everything it answers until it closes. */
+function writeAndRead(socket: string, text: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const s = net.connect(socket)
+    let buf = ''
+    s.on('data', (d) => { buf += d })
+    s.on('end', () => resolve(buf))
+    s.on('error', reject)
+    s.end(text)
+  })
+}
 
 test('node - a method that outlives its methodTimeout yields an error reply, and the node keeps working', async () => {
   const c = await Cluster.create(['ship1'])
@@ -43,15 +56,7 @@ test('node - messages submitted as a raw steward JSON array on the socket are ac
     await c.startHub()
     await c.start('central')
     await c.start('ship1')
-    const net = await import('node:net')
-    const out = await new Promise<string>((resolve, reject) => {
-      const s = net.connect(c.node('central').socket)
-      let buf = ''
-      s.on('data', (d) => { buf += d })
-      s.on('end', () => resolve(buf))
-      s.on('error', reject)
-      s.end(JSON.stringify([{ toNodes: ['ship1'], method: 'REQCliCommand', methodArgs: ['bash', '-c', 'echo steward'], ACKTimeout: 5, replyMethod: 'REQToFileAppend', directory: 'st', fileName: 'out.txt' }]))
-    })
+    const out = await writeAndRead(c.node('central').socket, JSON.stringify([{ toNodes: ['ship1'], method: 'REQCliCommand', methodArgs: ['bash', '-c', 'echo steward'], ACKTimeout: 5, replyMethod: 'REQToFileAppend', directory: 'st', fileName: 'out.txt' }]))
     const acc = (JSON.parse(out.trim()) as { accepted: { id: string }[] }).accepted
     assert.is(acc.length, 1)
     const file = path.join(c.node('central').dataDir, 'st', 'ship1', 'out.txt')
@@ -67,16 +72,8 @@ test('node - a socket request line that is JSON but not an object (null, a numbe
   try {
     await c.startHub()
     await c.start('central')
-    const net = await import('node:net')
     for (const line of ['null', '42', '"status"']) {
-      const out = await new Promise<string>((resolve, reject) => {
-        const s = net.connect(c.node('central').socket)
-        let buf = ''
-        s.on('data', (d) => { buf += d })
-        s.on('end', () => resolve(buf))
-        s.on('error', reject)
-        s.end(line + '\n')
-      })
+      const out = await writeAndRead(c.node('central').socket, line + '\n')
       const answer = JSON.parse(out.trim()) as { error?: { code: string; message: string } }
       assert.is(answer.error?.code, 'api_bad_request', out)
       assert.match(answer.error!.message, /must be a JSON object/)
