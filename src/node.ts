@@ -17,7 +17,7 @@ import { Stopper } from './lib/stopper'
 import { readPending } from './upgrade/watchdog'
 import { Dispatcher } from './dispatcher'
 import { runMethod, stopGraceMs } from './run'
-import { decode, encode, stamp, type Envelope, type MessageDraft } from './wire/envelope'
+import { encode, stamp, type Envelope, type MessageDraft } from './wire/envelope'
 import { OutpostError } from './errors'
 import { LinkState, type ConnectionState } from './link-state'
 import { LogShipper } from './log-shipper'
@@ -30,12 +30,13 @@ import type { ApplyResult, Control } from './config/apply'
 import type { JobInfo, Method, MethodContext } from './method'
 import { fromEvents, NO_METRICS, type Metrics } from './metrics'
 import { ACK_METHOD, DEFAULT_REPLY_METHOD, nameIndex } from './method-names'
-import { Outbox, type OutboxStats } from './store/outbox'
+import { Outbox } from './store/outbox'
 import { Scheduler, type LocalOutcome } from './schedules'
 import type { Transport, TransportOptions, TransportPlugin } from './transport'
 import { ulid as defaultUlid } from './wire/ulid'
 import { NodeList, type NodeInfo } from './node-list'
 import { VERSION } from './version'
+import { lookupMessage, type MessageRecord, type NodeStatus } from './node-records'
 
 export type { NodeInfo }
 
@@ -63,28 +64,7 @@ export interface NodeOptions {
 }
 
 
-/** This node as `outpost status` and GET /v1/status show it. */
-export interface NodeStatus {
-  node: string
-  version: string
-  pid: number
-  dataDir: string
-  /** When the node started (ms since the epoch). */
-  startedAt: number
-  /** Whether the transport is connected now (connection says more). */
-  connected: boolean
-  /** The link to the hub or broker: kind, connected, server, since, the last refusal. */
-  connection: ConnectionState
-  /** The store's figures, and per destination what waits for it (oldest first by age). */
-  outbox: OutboxStats & { destinations: { node: string; count: number; bytes: number; oldest: number }[] }
-  /** Methods running on this node now (the inbox's runs in progress): id, method, from, started. */
-  runs: JobInfo[]
-}
-
-/** What this node knows of a message it sent, from its outbox or a reply it stored. */
-export type MessageRecord =
-  | { state: 'queued'; id: string; toNode: string; method: string; createdAt: number; expiresAt: number; attempts: number }
-  | { state: 'replied' | 'failed'; id: string; toNode: string; replyFile: string; text: string; error?: { code: string; message: string } }
+export type { MessageRecord, NodeStatus } from './node-records'
 
 /** Messages of one request stored per turn of the event loop. */
 const SUBMIT_SLICE = 512
@@ -441,18 +421,7 @@ export class OutpostNode {
    * for it (reply.file.append's default file); undefined when it knows nothing of it.
    */
   lookup(id: string): MessageRecord | undefined {
-    const queued = this.outbox.get(id)
-    if (queued !== undefined) {
-      let method = queued.route?.method ?? ''
-      if (queued.route === undefined) try { method = decode(queued.body).method } catch { /* the outbox holds what it sent */ }
-      return { state: 'queued', id, toNode: queued.dest, method, createdAt: queued.createdAt, expiresAt: queued.expiresAt, attempts: queued.attempts }
-    }
-    for (const m of this.methods.values()) {
-      const stored = m.kind === 'unary' ? m.stored?.(this.dataDir, id) : undefined
-      if (stored === undefined) continue
-      return { state: stored.error ? 'failed' : 'replied', id, toNode: stored.fromNode, replyFile: stored.file, text: stored.text, ...(stored.error ? { error: stored.error } : {}) }
-    }
-    return undefined
+    return lookupMessage(this.outbox, this.methods, this.dataDir, id)
   }
 
   /** Methods running on this node now (the inbox's runs in progress): what op.cancel can stop. */
