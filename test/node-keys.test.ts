@@ -3,10 +3,14 @@ import { spawnSync } from 'node:child_process'
 import fs from 'node:fs'
 import net from 'node:net'
 import path from 'node:path'
+import { connect } from 'nats'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
+import YAML from 'yaml'
 import { fingerprint, generateKeyPair, publicKeyText, readKeyFile, writeKeyFile } from '../src/keys'
 import type { NodeInfo } from '../src/node-list'
+import { encode } from '../src/wire/envelope'
+import { ulid } from '../src/wire/ulid'
 import { BIN, Cluster, editYaml, section } from './fixtures/cluster'
 
 /** central's node list, over its socket. */
@@ -88,6 +92,31 @@ test('node keys - a key set in security.nodeKeys is pinned up front: a node with
     await central.waitFor(/refused node\.hello from ship1: .*\(set in security\.nodeKeys\)/)
     assert.is(await listedKey(c, 'ship1'), provisioned)
     assert.not.match(central.output, /refused node\.hello from central/)
+  } finally {
+    await c.destroy()
+  }
+})
+
+test('node keys - on NATS, a hello for ship1 forged by a client with broker rights is refused and the pin stays', async () => {
+  const c = await Cluster.create(['ship1'], {}, 'nats')
+  try {
+    await c.startServer()
+    await c.start('central')
+    await c.start('ship1')
+    const key = publicKeyText(readKeyFile(path.join(c.node('ship1').dataDir, 'node.key')).publicKey)
+    assert.is(await listedKey(c, 'ship1'), key)
+    // The broker cannot vouch for fromNode: anyone with its credentials can claim to be ship1.
+    const creds = (YAML.parse(fs.readFileSync(c.node('ship1').config, 'utf8')) as { transport: { nats: { user: string; pass: string } } }).transport.nats
+    const nc = await connect({ servers: c.broker!.url, user: creds.user, pass: creds.pass })
+    const forged = publicKeyText(generateKeyPair().publicKey)
+    const env = { id: ulid(), toNode: 'central', fromNode: 'ship1', method: 'node.hello', createdAt: Date.now(), ackTimeout: 0, data: JSON.stringify({ version: '6.6.6', publicKey: forged }) }
+    nc.publish('outpost.central.node.hello.EventNACK', encode(env))
+    await nc.flush()
+    await nc.close()
+    await c.node('central').proc!.waitFor(new RegExp(`refused node\\.hello from ship1: it carries key ${fingerprint(forged)}, but ship1's key is ${fingerprint(key)}`))
+    const listed = (await nodesOf(c.node('central').socket)).find((n) => n.name === 'ship1')!
+    assert.is(listed.publicKey, key)
+    assert.is.not(listed.version, '6.6.6')
   } finally {
     await c.destroy()
   }
