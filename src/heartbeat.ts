@@ -1,7 +1,7 @@
 /**
  * The heartbeat: a `node.hello` event to central every hello.interval seconds and at each
- * (re)connect, carrying this node's version, OS, architecture and uptime. Central's node list
- * (node-list.ts) records it. An event: never resent, never answered.
+ * (re)connect, carrying this node's version, OS, architecture, uptime and public key. Central's
+ * node list (node-list.ts) records it and pins the key. An event: never resent, never answered.
  */
 import os from 'node:os'
 import type { Config } from './config'
@@ -14,7 +14,8 @@ export class Heartbeat {
   private timer: NodeJS.Timeout | undefined
   private readonly started = Date.now()
 
-  constructor(private readonly config: Config, private readonly submit: (drafts: MessageDraft[]) => Promise<unknown>, private readonly log: LogFn) {}
+  /** publicKey: this node's own, `ed25519:<base64>` (src/keys.ts). */
+  constructor(private readonly config: Config, private readonly submit: (drafts: MessageDraft[]) => Promise<unknown>, private readonly log: LogFn, private readonly publicKey: string) {}
 
   /** (Re)start the interval from hello.interval (0: none). */
   start(): void {
@@ -33,7 +34,7 @@ export class Heartbeat {
   send(): void {
     const every = this.config.hello.interval
     if (every === 0) return
-    const data = JSON.stringify({ version: VERSION, apiVersion: API_VERSION, os: `${os.type()} ${os.release()}`, arch: process.arch, uptime: Math.round((Date.now() - this.started) / 1000) })
+    const data = JSON.stringify({ version: VERSION, apiVersion: API_VERSION, os: `${os.type()} ${os.release()}`, arch: process.arch, uptime: Math.round((Date.now() - this.started) / 1000), publicKey: this.publicKey })
     this.submit([{ toNode: this.config.node.central, method: 'node.hello', data, ackTimeout: 0, ttl: every * 2 }])
       .catch((err: Error) => this.log(isOutpostError(err, 'disk_full') ? 'debug' : 'warn', `hello: ${err.message}`))
   }

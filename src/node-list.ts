@@ -2,9 +2,15 @@
  * The nodes this node has heard from (central keeps the fleet's list): each node.hello
  * heartbeat updates an entry; the list is kept in <dataDir>/nodes.json (written at most once
  * a second) so `outpost nodes` still knows the fleet after a restart.
+ *
+ * Each node's public key is pinned on first sight (or up front by security.nodeKeys): a hello
+ * that carries another key, or none, for a pinned node is refused and logged once (key_changed).
  */
 import fs from 'node:fs'
 import path from 'node:path'
+import { isOutpostError } from './errors'
+import { fingerprint } from './keys'
+import type { LogFn } from './log'
 import { dataText, type Envelope } from './wire/envelope'
 
 export interface NodeInfo {
@@ -16,6 +22,16 @@ export interface NodeInfo {
   os?: string
   arch?: string
   uptime?: number
+  /** Its pinned public key, `ed25519:<base64>`, and that key's fingerprint. */
+  publicKey?: string
+  keyFingerprint?: string
+}
+
+export interface NodeListOptions {
+  now: () => number
+  log: LogFn
+  /** security.nodeKeys, read at each hello (it changes live): keys pinned by config. */
+  nodeKeys: () => Readonly<Record<string, string>>
 }
 
 export class NodeList {
@@ -29,10 +45,16 @@ export class NodeList {
   private readonly announced = new Set<string>()
   /** Read from nodes.json at start, or heard a node since: it can tell a new name from a made-up one. */
   private heard = false
+  private readonly log: LogFn
+  private readonly nodeKeys: () => Readonly<Record<string, string>>
+  /** Nodes whose refused hello was logged: once per node until one of its hellos is taken again. */
+  private readonly refusedLogged = new Set<string>()
 
-  constructor(dataDir: string, now: () => number) {
+  constructor(dataDir: string, o: NodeListOptions) {
     this.file = path.join(dataDir, 'nodes.json')
-    this.now = now
+    this.now = o.now
+    this.log = o.log
+    this.nodeKeys = o.nodeKeys
     try {
       for (const n of JSON.parse(fs.readFileSync(this.file, 'utf8')) as NodeInfo[]) this.known.set(n.name, n)
       this.heard = true
@@ -58,15 +80,48 @@ export class NodeList {
     this.heard = true
   }
 
-  /** A heartbeat arrived: its sender is online, with what it says about itself. */
-  record(env: Envelope): void {
+  /**
+   * A heartbeat arrived: its sender is online, with what it says about itself. Refused (false,
+   * nothing recorded) when its key is not the one pinned for that node.
+   */
+  record(env: Envelope): boolean {
     let info: Partial<NodeInfo> = {}
     try {
-      info = JSON.parse(dataText(env.data)) as Partial<NodeInfo>
+      const parsed: unknown = JSON.parse(dataText(env.data))
+      if (parsed !== null && typeof parsed === 'object') info = parsed as Partial<NodeInfo>
     } catch { /* an old or foreign node: name and time are enough */ }
-    this.known.set(env.fromNode, { ...info, name: env.fromNode, online: true, lastSeen: this.now() })
+    const name = env.fromNode
+    const offered = typeof info.publicKey === 'string' ? info.publicKey : undefined
+    const configured = Object.hasOwn(this.nodeKeys(), name) ? this.nodeKeys()[name] : undefined
+    const pinned = configured ?? this.known.get(name)?.publicKey
+    let keyFingerprint: string | undefined
+    try {
+      if (offered !== undefined) keyFingerprint = fingerprint(offered)
+    } catch (err) {
+      if (!isOutpostError(err)) throw err
+      return this.refuse(name, 'key_invalid', `refused node.hello from ${name}: its publicKey is not an ed25519 key (${err.message})`)
+    }
+    if (pinned !== undefined && offered !== pinned) {
+      const said = offered === undefined ? 'carries no key' : `carries key ${keyFingerprint}`
+      const whence = configured !== undefined ? 'set in security.nodeKeys' : 'pinned when it was first seen'
+      return this.refuse(name, 'key_changed', `refused node.hello from ${name}: it ${said}, but ${name}'s key is ${fingerprint(pinned)} (${whence}); the hello is not recorded. If ${name} really has a new key (a new data directory), set security.nodeKeys.${name} to it, or remove ${name} from ${this.file} while central is stopped`)
+    }
+    this.refusedLogged.delete(name)
+    // The key and its fingerprint are outpost's own fields, never taken from the hello as they are.
+    const { publicKey: _k, keyFingerprint: _f, ...rest } = info
+    const key = offered !== undefined ? { publicKey: offered, keyFingerprint: keyFingerprint! } : {}
+    this.known.set(name, { ...rest, ...key, name, online: true, lastSeen: this.now() })
     this.heard = true
     this.save()
+    return true
+  }
+
+  private refuse(name: string, code: 'key_changed' | 'key_invalid', message: string): false {
+    if (!this.refusedLogged.has(name)) {
+      this.refusedLogged.add(name)
+      this.log('warn', message, { from: name, method: 'node.hello', code })
+    }
+    return false
   }
 
   /**
@@ -92,15 +147,17 @@ export class NodeList {
   }
 
   /**
-   * Every node heard from, by name (`self` always online). Online: connected to the hub now,
+   * Every node heard from, by name (`self` always online), with its pinned key. Online: connected to the hub now,
    * where the hub says so; otherwise heard within 2.5 heartbeat intervals.
    */
   list(self: string, helloInterval: number): NodeInfo[] {
     const now = this.now()
     const live = this.live
+    const configured = this.nodeKeys()
     return [...this.known.values()]
       .map((n) => ({
         ...n,
+        ...keyOf(Object.hasOwn(configured, n.name) ? configured[n.name] : n.publicKey),
         online: n.name === self ? true : live !== undefined ? live.has(n.name) : helloInterval > 0 && now - n.lastSeen < helloInterval * 2500,
         ...(live?.has(n.name) === true ? { lastSeen: Math.max(n.lastSeen, now) } : {}),
       }))
@@ -114,5 +171,15 @@ export class NodeList {
       fs.writeFile(this.file, JSON.stringify([...this.known.values()], null, 1), () => {})
     }, 1000)
     this.saveTimer.unref()
+  }
+}
+
+/** publicKey and keyFingerprint of a pinned key (none: neither). */
+function keyOf(publicKey: string | undefined): Pick<NodeInfo, 'publicKey' | 'keyFingerprint'> {
+  if (publicKey === undefined) return {}
+  try {
+    return { publicKey, keyFingerprint: fingerprint(publicKey) }
+  } catch {
+    return { publicKey } // a hand-edited nodes.json: record() pins only keys that parse
   }
 }

@@ -35,6 +35,7 @@ import { Scheduler, type LocalOutcome } from './schedules'
 import type { Transport, TransportOptions, TransportPlugin } from './transport'
 import { ulid as defaultUlid } from './wire/ulid'
 import { NodeList, type NodeInfo } from './node-list'
+import { fingerprint, nodeKey, publicKeyText } from './keys'
 import { VERSION } from './version'
 import { lookupMessage, type MessageRecord, type NodeStatus } from './node-records'
 
@@ -101,14 +102,17 @@ export class OutpostNode {
   /** What config.* and agent.restart may do to this node. */
   readonly control: Control
   private readonly link: LinkState
+  /** This node's own public key (<dataDir>/node.key), `ed25519:<base64>`; sent with node.hello. */
+  readonly publicKey: string
 
-  private constructor(o: NodeOptions, dataDir: string, outbox: Outbox, transport: Transport) {
+  private constructor(o: NodeOptions, dataDir: string, outbox: Outbox, transport: Transport, publicKey: string) {
     const { config } = o
     this.name = config.node.name
     this.config = config
     this.dataDir = dataDir
     this.outbox = outbox
     this.transport = transport
+    this.publicKey = publicKey
     this.logger = o.logger
     this.now = o.now ?? Date.now
     this.link = new LinkState(transport.kind, this.now, o.logger.log)
@@ -133,7 +137,7 @@ export class OutpostNode {
         setTimeout(restart, 1000).unref()
       },
     }
-    this.nodeList = new NodeList(dataDir, this.now)
+    this.nodeList = new NodeList(dataDir, { now: this.now, log, nodeKeys: () => this.config.security.nodeKeys })
     const submit = (drafts: MessageDraft[]): Promise<Envelope[]> => this.submit(drafts)
     this.outcomes = new Outcomes({
       self: this.name, config, log, now: this.now, submit,
@@ -142,7 +146,7 @@ export class OutpostNode {
       checkpoint: () => this.outbox.checkpoint(),
       recordRequest: (id, dest, replyMethod, until) => this.outbox.recordRequest(id, dest, replyMethod, until),
     })
-    this.heartbeat = new Heartbeat(config, submit, log)
+    this.heartbeat = new Heartbeat(config, submit, log, publicKey)
     const methods = new Map(o.methods)
     methods.set('node.hello', {
       name: 'node.hello', aliases: ['REQHello'], sink: true, kind: 'unary', summary: 'heartbeat: records the sender in the node list',
@@ -184,6 +188,16 @@ export class OutpostNode {
       // While an upgrade may roll back, snapshots stay readable by the previous binary.
       keepOldFormat: readPending(dataDir) !== undefined,
     })
+    // After the outbox's lock: two processes on one data directory never both make a key.
+    let key: ReturnType<typeof nodeKey>
+    try {
+      key = nodeKey(dataDir)
+    } catch (err) {
+      await outbox.close()
+      throw err
+    }
+    const publicKey = publicKeyText(key.publicKey)
+    if (key.created) o.logger.log('info', `node key made: ${path.join(dataDir, 'node.key')} (public key ${publicKey}, ${fingerprint(publicKey)})`)
     const tlog = o.logger.child(o.transport === undefined ? config.transport.kind : 'hub')
     const options: TransportOptions = {
       node: config.node.name, servers: config.transport.servers, token: config.transport.token, tls: config.transport.tls,
@@ -195,7 +209,7 @@ export class OutpostNode {
     }
     // `never`: the section's type is the plugin's own; the config was validated against it.
     const transport = o.transport !== undefined ? o.transport(options) : plugin!.create(options as TransportOptions<never>)
-    const node = new OutpostNode(o, dataDir, outbox, transport)
+    const node = new OutpostNode(o, dataDir, outbox, transport, publicKey)
     node.run()
     const { count, recovery } = outbox.stats()
     o.logger.log('info', `node ${node.name} started (outpost ${VERSION}; data ${dataDir}; ${count} waiting in the outbox; recovered in ${recovery.ms.toFixed(0)} ms)`)

@@ -11,6 +11,7 @@ import { EXIT, GLOBAL_HELP, parse, print, type Io } from './common'
 import { NODE_COMMANDS } from './agent'
 import { describeLive, liveJson, runningSocket, tellRunningNode } from './config'
 import { selfCheck } from './self-check'
+import { keysCommand } from './keys'
 
 export { EXIT, type Io } from './common'
 
@@ -27,6 +28,7 @@ Commands:
   status             this node: link, outbox per destination, methods running
   call               run a method here, no network
   config             show|path|get KEY|set KEY VALUE|unset KEY|init
+  keys               gen [--out FILE]|show [FILE]: an operator's ed25519 key pair
   upgrade            self-upgrade from the version endpoint (--check only reports); also -u
   repl               interactive shell for send, nodes and call
   version            print the version
@@ -73,6 +75,7 @@ export async function main(io: Io): Promise<number> {
     if (command === 'help' || (first === undefined && (argv.includes('--help') || argv.includes('-h')))) return print(io, USAGE)
     if (command === 'version' || (rest.includes('--version') && first === undefined)) return version(io, rest)
     if (command === 'config') return await configCommand(io, rest)
+    if (command === 'keys') return await keysCommand(io, rest)
     if (command === 'self-check') return print(io, JSON.stringify(await selfCheck()))
     const run = NODE_COMMANDS.get(command)
     if (run) return await run(io, rest)

@@ -5,6 +5,8 @@
 import os from 'node:os'
 import path from 'node:path'
 import { cronExpression } from '../lib/cron'
+import { isOutpostError } from '../errors'
+import { parsePublicKey } from '../keys'
 import { bool, int, list, map, nstr, obj, oneOf, str, strs, type DefaultsContext, type Infer, type ObjSpec, type Spec } from './spec'
 import { TRANSPORT_LIST } from '../../transports/index'
 
@@ -47,6 +49,21 @@ const checkCron = (v: string): string | undefined => {
   } catch (err) {
     return `is not a cron expression: ${(err as Error).message}`
   }
+}
+
+/** security.nodeKeys: node names to public keys in the form `outpost keys show` prints. */
+const checkNodeKeys = (v: Record<string, string>): string | undefined => {
+  for (const [name, key] of Object.entries(v)) {
+    const bad = checkNodeName(name)
+    if (bad !== undefined) return `has ${JSON.stringify(name)}, which ${bad}`
+    try {
+      parsePublicKey(key)
+    } catch (err) {
+      if (!isOutpostError(err)) throw err
+      return `${name} must be ed25519: followed by the base64 of 32 bytes, as \`outpost keys show\` prints it`
+    }
+  }
+  return undefined
 }
 
 /** The first label of the host name, made into a valid node name. */
@@ -121,6 +138,9 @@ export const SCHEMA = obj({
   hello: obj({
     interval: int(30, 'Seconds between node.hello heartbeats to the central node (0: off).', 0),
   }, 'Heartbeat.'),
+  security: obj({
+    nodeKeys: map('Node name: its public key, "ed25519:<base64>" (`outpost keys show <dataDir>/node.key` on that node prints it). Central pins these up front; a node not listed is pinned by the key its first node.hello carries. A hello with another key is refused (key_changed).', { check: checkNodeKeys }),
+  }, 'Keys: which node keys central accepts.'),
   hub: obj({
     listen: str('0.0.0.0:7430', 'Address the hub listens on.', { check: checkHostPort }),
     tokens: map('Node name: "sha256:<hex of its token>" (plain tokens work, with a warning).'),

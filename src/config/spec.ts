@@ -52,7 +52,7 @@ export const oneOf = <V extends string>(values: readonly V[], def: V, doc: strin
 export const int = (def: number, doc: string, min = 0, max?: number): IntSpec => (max === undefined ? { t: 'int', def, doc, min } : { t: 'int', def, doc, min, max })
 export const bool = (def: boolean, doc: string): BoolSpec => ({ t: 'bool', def, doc })
 export const strs = (def: readonly string[], doc: string, extra: Partial<StringsSpec> = {}): StringsSpec => ({ t: 'strings', def, doc, ...extra })
-export const map = (doc: string): MapSpec => ({ t: 'map', def: {}, doc })
+export const map = (doc: string, extra: Partial<MapSpec> = {}): MapSpec => ({ t: 'map', def: {}, doc, ...extra })
 export const obj = <F extends Fields>(fields: F, doc: string): ObjSpec<F> => ({ t: 'object', fields, doc })
 export const list = <F extends Fields, R extends string>(fields: F, required: readonly R[], def: readonly unknown[], doc: string): ListSpec<ItemSpec<F, R>> =>
   ({ t: 'list', item: { fields, required }, def, doc })

@@ -21,11 +21,11 @@ function outpost(args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv }
 test('cli - --help lists the commands and exits 0', () => {
   const r = outpost(['--help'])
   assert.is(r.code, 0)
-  for (const c of ['agent', 'hub', 'up', 'send', 'nodes', 'status', 'call', 'config', 'upgrade', 'version']) assert.match(r.stdout, new RegExp(`\\n  ${c} `))
+  for (const c of ['agent', 'hub', 'up', 'send', 'nodes', 'status', 'call', 'config', 'keys', 'upgrade', 'version']) assert.match(r.stdout, new RegExp(`\\n  ${c} `))
 })
 
 test('cli - every command answers --help with exit 0', () => {
-  for (const c of ['agent', 'hub', 'up', 'send', 'nodes', 'status', 'call', 'config', 'upgrade', 'repl']) {
+  for (const c of ['agent', 'hub', 'up', 'send', 'nodes', 'status', 'call', 'config', 'keys', 'upgrade', 'repl']) {
     const r = outpost([c, '--help'])
     assert.is(r.code, 0, `${c} --help: ${r.stderr}`)
     assert.match(r.stdout, /Usage: outpost/)

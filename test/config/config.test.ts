@@ -33,6 +33,13 @@ function writeTmp(text: string): { dir: string; file: string } {
 
 // --- parseConfig: errors name the key and the line ------------------------------------------
 
+test('config - security.nodeKeys takes node names to ed25519:<base64> keys, and names a bad entry', () => {
+  const key = 'ed25519:' + Buffer.alloc(32, 7).toString('base64')
+  assert.equal(parse(`security:\n  nodeKeys:\n    ship1: "${key}"\n`).security.nodeKeys, { ship1: key })
+  throwsCode(() => parse('security:\n  nodeKeys:\n    ship1: "ssh-ed25519 AAAA"\n'), 'config_invalid', 'security.nodeKeys', 'ship1 must be ed25519:', '(line 3)')
+  throwsCode(() => parse(`security:\n  nodeKeys:\n    "bad name": "${key}"\n`), 'config_invalid', 'security.nodeKeys', '"bad name"')
+})
+
 test('config - an unknown key names the key, its line and the key it probably meant', () => {
   throwsCode(() => parse('node:\n  name: ship1\n  nmae: ship2\n'), 'config_invalid', 'node.nmae', 'not a known key', "did you mean 'name'?", '(line 3)')
   throwsCode(() => parse('# comment\n\ndelivry:\n  retries: 3\n'), 'config_invalid', 'delivry', "did you mean 'delivery'?", '(line 3)')

@@ -48,6 +48,18 @@ test('config-apply - methods.*, delivery defaults, log.level, schedules apply li
   assert.equal(a.transport.servers, ['tcp://127.0.0.1:7430'])
 })
 
+test('config-apply - security.nodeKeys applies live (central reads it at each hello)', () => {
+  const a = defaultConfig()
+  const held = a.security
+  const b = structuredClone(a)
+  b.security.nodeKeys = { ship1: 'ed25519:' + Buffer.alloc(32, 1).toString('base64') }
+  const d = diffConfig(a, b)
+  assert.equal(d.live, ['security.nodeKeys'])
+  assert.equal(d.restartNeeded, [])
+  applyLive(a, b, d.live)
+  assert.equal(held.nodeKeys, b.security.nodeKeys)
+})
+
 test('config-remote - set keeps comments and mode, keeps .previous; a bad value or another node name writes nothing', () => {
   const f = fixture(BASE)
   try {
