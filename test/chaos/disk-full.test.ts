@@ -149,7 +149,7 @@ test('disk full - deliveries and replies are still recorded from the reserve, au
     const audit = (): number => fs.readdirSync(dataDir).filter((f) => f.startsWith('audit.log')).reduce((n, f) => n + fs.statSync(path.join(dataDir, f)).size, 0)
     const replyFiles = (): string[] => { try { return fs.readdirSync(path.join(dataDir, 'replies', 'ship1')) } catch { return [] } }
     // A client waiting for the reply to a request sent before the disk fills (ship1 is away).
-    const waiting: Promise<SendResult> = sendVia(central.socket, [{ toNode: 'ship1', method: 'node.ping' }], { wait: true, ms: 90_000 })
+    const waiting: Promise<SendResult> = sendVia(central.socket, [{ toNode: 'ship1', method: 'node.ping' }], { wait: true, ms: 90_000, allowUnknown: true })
     await until('the waiting request to be accepted', async () => ((await outboxOf(central.socket)).count === 1 ? true : undefined), 10_000)
 
     // Fill the disk with requests for ship1 (16 KiB each, small replies) until one is refused,
