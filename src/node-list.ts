@@ -1,10 +1,11 @@
 /**
  * The nodes this node has heard from (central keeps the fleet's list): each node.hello
- * heartbeat updates an entry; the list is kept in <dataDir>/nodes.json (written at most once
+ * heartbeat updates an entry (with the node's labels and facts); the list is kept in <dataDir>/nodes.json (written at most once
  * a second) so `outpost nodes` still knows the fleet after a restart.
  */
 import fs from 'node:fs'
 import path from 'node:path'
+import { wireLabels } from './labels'
 import { dataText, type Envelope } from './wire/envelope'
 
 export interface NodeInfo {
@@ -16,6 +17,10 @@ export interface NodeInfo {
   os?: string
   arch?: string
   uptime?: number
+  /** Its node.labels, from its last hello; absent when that hello had none (an older node): unknown. */
+  labels?: Record<string, string>
+  /** What it found out about itself (os, osVersion, arch, version, hostname, kernel); absent as labels are. */
+  facts?: Record<string, string>
 }
 
 export class NodeList {
@@ -62,9 +67,14 @@ export class NodeList {
   record(env: Envelope): void {
     let info: Partial<NodeInfo> = {}
     try {
-      info = JSON.parse(dataText(env.data)) as Partial<NodeInfo>
+      const parsed = JSON.parse(dataText(env.data)) as unknown
+      if (parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed)) info = parsed as Partial<NodeInfo>
     } catch { /* an old or foreign node: name and time are enough */ }
-    this.known.set(env.fromNode, { ...info, name: env.fromNode, online: true, lastSeen: this.now() })
+    // Labels and facts are names from the wire: only well-formed string pairs are kept.
+    const { labels, facts, ...rest } = info
+    const l = wireLabels(labels)
+    const f = wireLabels(facts)
+    this.known.set(env.fromNode, { ...rest, ...(l ? { labels: l } : {}), ...(f ? { facts: f } : {}), name: env.fromNode, online: true, lastSeen: this.now() })
     this.heard = true
     this.save()
   }

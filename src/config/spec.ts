@@ -26,7 +26,12 @@ export interface EnumSpec<V extends string = string> extends Base { t: 'enum'; v
 export interface IntSpec extends Base { t: 'int'; def: number; min: number; max?: number }
 export interface BoolSpec extends Base { t: 'bool'; def: boolean }
 export interface StringsSpec extends Base { t: 'strings'; def: readonly string[] }
-export interface MapSpec extends Base { t: 'map'; def: Readonly<Record<string, string>> }
+export interface MapSpec extends Base {
+  t: 'map'
+  def: Readonly<Record<string, string>>
+  /** Extra check on each entry: returns what is wrong with it, or undefined. */
+  entry?: (key: string, value: string) => string | undefined
+}
 export interface ObjSpec<F extends Fields = Fields> extends Base { t: 'object'; fields: F }
 export interface ListSpec<I extends ItemSpec = ItemSpec> extends Base { t: 'list'; item: I; def: readonly unknown[] }
 export interface ItemSpec<F extends Fields = Fields, R extends string = string> { fields: F; required: readonly R[] }
@@ -52,7 +57,7 @@ export const oneOf = <V extends string>(values: readonly V[], def: V, doc: strin
 export const int = (def: number, doc: string, min = 0, max?: number): IntSpec => (max === undefined ? { t: 'int', def, doc, min } : { t: 'int', def, doc, min, max })
 export const bool = (def: boolean, doc: string): BoolSpec => ({ t: 'bool', def, doc })
 export const strs = (def: readonly string[], doc: string, extra: Partial<StringsSpec> = {}): StringsSpec => ({ t: 'strings', def, doc, ...extra })
-export const map = (doc: string): MapSpec => ({ t: 'map', def: {}, doc })
+export const map = (doc: string, extra: Partial<MapSpec> = {}): MapSpec => ({ t: 'map', def: {}, doc, ...extra })
 export const obj = <F extends Fields>(fields: F, doc: string): ObjSpec<F> => ({ t: 'object', fields, doc })
 export const list = <F extends Fields, R extends string>(fields: F, required: readonly R[], def: readonly unknown[], doc: string): ListSpec<ItemSpec<F, R>> =>
   ({ t: 'list', item: { fields, required }, def, doc })
