@@ -183,7 +183,7 @@ function check(spec: Spec, node: YamlNode | null, keyPath: string[], problems: P
         // A name like any other: `__proto__: x` is kept, not taken as the map's prototype.
         else putOwn(out, k, v.value)
       }
-      return out
+      return runCheck(spec, out, bad)
     }
     case 'strings': {
       if (!isSeq(node)) return bad(`must be a list of strings, got ${got()}`)
