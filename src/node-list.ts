@@ -1,7 +1,8 @@
 /**
  * The nodes this node has heard from (central keeps the fleet's list): each node.hello
- * heartbeat updates an entry (with the node's labels and facts); the list is kept in <dataDir>/nodes.json (written at most once
- * a second) so `outpost nodes` still knows the fleet after a restart.
+ * heartbeat updates an entry, the node's labels and facts included; the list is kept in
+ * <dataDir>/nodes.json (written at most once a second) so `outpost nodes` still knows the
+ * fleet (and selectors can be resolved) after a restart.
  */
 import fs from 'node:fs'
 import path from 'node:path'

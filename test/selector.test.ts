@@ -39,6 +39,12 @@ test('selector - name globs match by name alone', () => {
   assert.equal(hits('*'), FLEET.map((n) => n.name))
   assert.equal(hits('s?ip1'), ['ship1'])
   assert.equal(hits('ship*,role=db'), ['ship1'])
+  assert.equal(hits('*1'), ['ship1', 'boat1'])
+  assert.equal(hits('s*p*'), ['ship1', 'ship2', 'ship3', 'ship9'])
+  assert.equal(hits('ship?9'), [])
+  // A pattern that would make a regular expression backtrack for ages answers at once.
+  assert.not.ok(matches(parseSelector(`${'*a'.repeat(30)}*b`), { name: 'a'.repeat(63) }))
+  assert.ok(matches(parseSelector(`${'*a'.repeat(30)}*`), { name: 'a'.repeat(63) }))
 })
 
 test('selector - a node whose labels are unknown matches no label or fact term, not even a negated one', () => {
@@ -65,6 +71,7 @@ test('selector - refuses what does not parse with selector_invalid, naming the w
   throwsCode(() => parseSelector('!'), 'selector_invalid', '""')
   throwsCode(() => parseSelector('ship.*'), 'selector_invalid', 'name pattern')
   throwsCode(() => parseSelector('site in (oslo,)'), 'selector_invalid', 'an empty value')
+  throwsCode(() => parseSelector(`role in (${'a,'.repeat(3000)}b)`), 'selector_invalid', '6011 characters long', 'at most 4096')
 })
 
 test('selector - central resolves --to SELECTOR against its node list; a node with unknown labels is not hit', async () => {
