@@ -49,7 +49,7 @@ test('labels - the config refuses a bad label name or value, naming the key and 
   throwsCode(() => parseConfig('node:\n  labels:\n    role: "db server"\n', 'x.yaml', ctx), 'config_invalid', 'node.labels.role', '"db server"', '(line 3)')
   throwsCode(() => parseConfig('node:\n  labels:\n    role: ""\n', 'x.yaml', ctx), 'config_invalid', 'node.labels.role', '(line 3)')
   throwsCode(() => parseConfig('node:\n  labels:\n    arch: arm\n', 'x.yaml', ctx), 'config_invalid', 'node.labels.arch', 'built-in fact', '(line 3)')
-  throwsCode(() => parseConfig('node:\n  labels:\n    rack: 3\n', 'x.yaml', ctx), 'config_invalid', 'node.labels.rack', 'must be a string', '(line 3)')
+  throwsCode(() => parseConfig('node:\n  labels:\n    rack: 3\n', 'x.yaml', ctx), 'config_invalid', 'node.labels.rack', 'must be a string (quote it: "3")', '(line 3)')
   const many = Array.from({ length: 65 }, (_, i) => `    l${i}: v\n`).join('')
   throwsCode(() => parseConfig(`node:\n  labels:\n${many}`, 'x.yaml', ctx), 'config_invalid', 'node.labels has 65 labels', 'at most 64', '(line 3)')
 })
