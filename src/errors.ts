@@ -11,6 +11,8 @@ export const ERROR_CODES = {
   envelope_invalid: 'a message failed validation: a field is missing, unknown or of the wrong type',
   fan_out_too_large: 'a request addresses more nodes (toNode and toNodes of its messages) than delivery.maxFanOut; nothing was accepted',
   node_unknown: 'a request names a node that the node list has never heard of; nothing was accepted (allowUnknown / --allow-unknown sends anyway)',
+  selector_invalid: 'a selector in toNodes (--to) does not parse: the message names the term that is wrong; nothing was accepted',
+  selector_no_match: 'a selector in toNodes (--to) matches no node in central\'s list, or was given to a node that keeps no node list (not central); nothing was accepted',
   envelope_decode: 'bytes received are not a MessagePack envelope',
   outbox_full: 'the outbox holds delivery.maxOutboxBytes already; the message was not accepted',
   outbox_closed: 'the outbox was used after close()',
@@ -81,7 +83,7 @@ export type ErrorCode = keyof typeof ERROR_CODES
  */
 const EXIT_STATUS: Partial<Record<ErrorCode, 2 | 3>> = {
   usage: 2, config_not_found: 2, config_parse: 2, config_invalid: 2, config_key: 2, config_readonly: 2, config_node_mismatch: 2,
-  envelope_invalid: 2, fan_out_too_large: 2, node_unknown: 2, agent_not_running: 2, upgrade_unavailable: 2, upgrade_insecure: 2, data_dir_unwritable: 2,
+  envelope_invalid: 2, fan_out_too_large: 2, node_unknown: 2, selector_invalid: 2, selector_no_match: 2, agent_not_running: 2, upgrade_unavailable: 2, upgrade_insecure: 2, data_dir_unwritable: 2,
   key_invalid: 2, key_exists: 2,
   not_connected: 3, not_delivered: 3, ttl_expired: 3, denied: 3, outbox_full: 3, method_unknown: 3, method_disabled: 3, command_unknown: 3,
 }

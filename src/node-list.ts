@@ -1,7 +1,8 @@
 /**
  * The nodes this node has heard from (central keeps the fleet's list): each node.hello
- * heartbeat updates an entry; the list is kept in <dataDir>/nodes.json (written at most once
- * a second) so `outpost nodes` still knows the fleet after a restart.
+ * heartbeat updates an entry, the node's labels and facts included; the list is kept in
+ * <dataDir>/nodes.json (written at most once a second) so `outpost nodes` still knows the
+ * fleet (and selectors can be resolved) after a restart.
  *
  * Each node's public key is pinned on first sight (or up front by security.nodeKeys): a hello
  * that carries another key, or none, for a pinned node is refused and logged once (key_changed).
@@ -10,6 +11,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { isOutpostError } from './errors'
 import { fingerprint } from './keys'
+import { wireLabels } from './labels'
 import type { LogFn } from './log'
 import { dataText, type Envelope } from './wire/envelope'
 
@@ -22,6 +24,10 @@ export interface NodeInfo {
   os?: string
   arch?: string
   uptime?: number
+  /** Its node.labels, from its last hello; absent when that hello had none (an older node): unknown. */
+  labels?: Record<string, string>
+  /** What it found out about itself (os, osVersion, arch, version, hostname, kernel); absent as labels are. */
+  facts?: Record<string, string>
   /** Its pinned public key, `ed25519:<base64>`, and that key's fingerprint. */
   publicKey?: string
   keyFingerprint?: string
@@ -88,7 +94,7 @@ export class NodeList {
     let info: Partial<NodeInfo> = {}
     try {
       const parsed: unknown = JSON.parse(dataText(env.data))
-      if (parsed !== null && typeof parsed === 'object') info = parsed as Partial<NodeInfo>
+      if (parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed)) info = parsed as Partial<NodeInfo>
     } catch { /* an old or foreign node: name and time are enough */ }
     const name = env.fromNode
     const offered = typeof info.publicKey === 'string' ? info.publicKey : undefined
@@ -107,10 +113,13 @@ export class NodeList {
       return this.refuse(name, 'key_changed', `refused node.hello from ${name}: it ${said}, but ${name}'s key is ${fingerprint(pinned)} (${whence}); the hello is not recorded. If ${name} really has a new key (a new data directory), set security.nodeKeys.${name} to it, or remove ${name} from ${this.file} while central is stopped`)
     }
     this.refusedLogged.delete(name)
-    // The key and its fingerprint are outpost's own fields, never taken from the hello as they are.
-    const { publicKey: _k, keyFingerprint: _f, ...rest } = info
+    // The key and its fingerprint are outpost's own fields, never taken from the hello as they are;
+    // labels and facts are names from the wire: only well-formed string pairs are kept.
+    const { publicKey: _k, keyFingerprint: _f, labels, facts, ...rest } = info
     const key = offered !== undefined ? { publicKey: offered, keyFingerprint: keyFingerprint! } : {}
-    this.known.set(name, { ...rest, ...key, name, online: true, lastSeen: this.now() })
+    const l = wireLabels(labels)
+    const f = wireLabels(facts)
+    this.known.set(name, { ...rest, ...key, ...(l ? { labels: l } : {}), ...(f ? { facts: f } : {}), name, online: true, lastSeen: this.now() })
     this.heard = true
     this.save()
     return true

@@ -362,7 +362,7 @@ export class OutpostNode {
 
   /**
    * Take over a new, validated config where no restart is needed: methods.*, delivery
-   * defaults, log.level, schedules and hello.interval at once; the rest is listed for a restart.
+   * defaults, log.level, schedules, hello.interval and node.labels at once; the rest is listed for a restart.
    */
   private applyConfig(next: Config): ApplyResult {
     const diff = diffConfig(this.config, next)
@@ -371,6 +371,8 @@ export class OutpostNode {
     if (diff.live.some((k) => k.startsWith('audit.'))) this.audit?.configure(this.config.audit)
     if (diff.live.includes('schedules')) this.startSchedules()
     if (diff.live.includes('hello.interval') && !this.closing) this.heartbeat.start()
+    // Central learns new labels now, not a heartbeat later.
+    if (diff.live.includes('node.labels') && !this.closing) this.heartbeat.send()
     if (diff.changed.length > 0) this.logger.log('info', `config: applied ${diff.live.join(', ') || 'nothing live'}${diff.restartNeeded.length > 0 ? `; after a restart: ${diff.restartNeeded.join(', ')}` : ''}`)
     return { changed: diff.changed, restartNeeded: diff.restartNeeded }
   }

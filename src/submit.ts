@@ -3,10 +3,11 @@
  * messages whose replies are watched: validate the drafts, check their receivers, prepare
  * (stamp), watch, store.
  *
- *   drafts ─ checkReceivers ─ node.prepare ─▶ watch ids ─▶ node.submitPrepared (durable) ─▶ sink.accepted
+ *   drafts ─ checkReceivers (selectors → names) ─ node.prepare ─▶ watch ids ─▶ node.submitPrepared (durable) ─▶ sink.accepted
  *          replies ─ SeqOrder (streams in seq order) ─▶ sink.reply … ─▶ sink.done (all final)
  */
 import { dataText, parseMessage, type Envelope, type MessageDraft } from './wire/envelope'
+import { isSelector, matches, parseSelector } from './selector'
 import { OutpostError } from './errors'
 import type { OutpostNode } from './node'
 import { SeqOrder } from './seq-order'
@@ -31,12 +32,13 @@ export function parseMessageList(messages: unknown, where = 'messages'): Message
 const SHOWN_UNKNOWN = 5
 
 /**
- * Refuse a request before anything is stamped or stored (so no outbox entry, no reply file):
- * more receivers than delivery.maxFanOut (`fan_out_too_large`); and, on the node that keeps the
+ * Refuse a request before anything is stamped or stored (so no outbox entry, no reply file),
+ * once its selectors are replaced by the names they match (resolveSelectors): more receivers than delivery.maxFanOut (`fan_out_too_large`); and, on the node that keeps the
  * fleet's list (central), a receiver it has never heard of (`node_unknown`) unless
  * `allowUnknown`. Other nodes keep no list of the fleet: only the bound applies there.
  */
 export function checkReceivers(node: OutpostNode, drafts: MessageDraft[], allowUnknown: boolean): void {
+  resolveSelectors(node, drafts)
   const names = new Set<string>()
   for (const d of drafts) {
     if (d.toNode !== undefined) names.add(d.toNode)
@@ -56,6 +58,31 @@ export function checkReceivers(node: OutpostNode, drafts: MessageDraft[], allowU
     ? ` ${node.name}'s node list is not known yet: it has heard from no node since it started and has no list saved before (nodes.json), so a node that has not connected cannot be told from a mistyped name.`
     : !node.connection().connected ? ` ${node.name} is not connected now, so nodes that came since are missing from its list.` : ''
   throw new OutpostError('node_unknown', `send: ${what} ${node.name} has heard of${unknown.length === 1 ? '' : ` (${shown})`}.${why} Nothing was accepted. Check the names (outpost nodes lists the known ones), or pass --allow-unknown ("allowUnknown": true in an API request) to send to a node that has not said hello yet`)
+}
+
+/**
+ * Replace each selector in the drafts' toNodes (isSelector; parseMessage checked its grammar)
+ * by the names of central's list it matches. A selector that matches nothing, or one given to
+ * a node that keeps no list, is refused (`selector_no_match`).
+ */
+export function resolveSelectors(node: OutpostNode, drafts: MessageDraft[]): void {
+  for (const d of drafts) {
+    if (d.toNodes === undefined || !d.toNodes.some(isSelector)) continue
+    const names: string[] = []
+    for (const t of d.toNodes) {
+      if (!isSelector(t)) { names.push(t); continue }
+      if (!node.keepsNodeList) {
+        throw new OutpostError('selector_no_match', `send: ${node.name} keeps no list of the fleet, so it cannot resolve the selector ${JSON.stringify(t)}: send from central (${node.config.node.central}), or name the nodes. Nothing was accepted`)
+      }
+      const sel = parseSelector(t)
+      const hit = node.nodes().filter((n) => matches(sel, n)).map((n) => n.name)
+      if (hit.length === 0) {
+        throw new OutpostError('selector_no_match', `send: no node ${node.name} knows matches the selector ${JSON.stringify(t)} (a comma means and; nodes whose labels are not known yet never match a label). Nothing was accepted. outpost nodes --labels shows the labels`)
+      }
+      names.push(...hit)
+    }
+    d.toNodes = [...new Set(names)]
+  }
 }
 
 export interface SendSink {

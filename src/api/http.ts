@@ -43,7 +43,7 @@ export interface HttpApiOptions {
 }
 
 const STATUS: Partial<Record<ErrorCode, number>> = {
-  api_bad_request: 400, envelope_invalid: 400, fan_out_too_large: 400, node_unknown: 400, message_too_large: 413, api_too_large: 413,
+  api_bad_request: 400, envelope_invalid: 400, fan_out_too_large: 400, node_unknown: 400, selector_invalid: 400, selector_no_match: 400, message_too_large: 413, api_too_large: 413,
   api_unauthorized: 401, api_not_found: 404, api_method_not_allowed: 405, outbox_full: 503, outbox_closed: 503,
 }
 

@@ -16,13 +16,22 @@ export { status } from './status'
 
 /** `outpost nodes` (and the REPL's nodes). */
 export const nodes = async (io: Io, args: string[], signal?: AbortSignal): Promise<number> => {
-  const { values } = parse(args, { socket: { type: 'string' } }, false)
-  if (values.help) return print(io, `Usage: outpost nodes [--json]\n\n  The nodes this node has heard from (on central: the fleet, from node.hello heartbeats).\n\n${GLOBAL_HELP}`)
-  let list: { name: string; online: boolean; lastSeen: number; version?: string; os?: string; arch?: string }[] = []
+  const { values } = parse(args, { socket: { type: 'string' }, labels: { type: 'boolean' } }, false)
+  if (values.help) return print(io, `Usage: outpost nodes [--labels] [--json]\n\n  The nodes this node has heard from (on central: the fleet, from node.hello heartbeats).\n  --labels adds each node's labels and facts (? where its heartbeat carried none: an older node).\n\n${GLOBAL_HELP}`)
+  let list: { name: string; online: boolean; lastSeen: number; version?: string; os?: string; arch?: string; labels?: Record<string, string>; facts?: Record<string, string> }[] = []
   await askAgent(io, load(io, values, false), values.socket, { op: 'nodes' }, (obj) => { list = (obj.nodes ?? []) as typeof list; return true }, signal)
   if (values.json) return print(io, JSON.stringify(list))
-  const rows = [['NAME', 'ONLINE', 'LAST SEEN', 'VERSION', 'OS/ARCH'], ...list.map((n) => [n.name, n.online ? 'yes' : 'no', new Date(n.lastSeen).toISOString(), n.version ?? '-', `${n.os ?? '-'}/${n.arch ?? '-'}`])]
+  const head = ['NAME', 'ONLINE', 'LAST SEEN', 'VERSION', 'OS/ARCH', ...(values.labels === true ? ['LABELS', 'FACTS'] : [])]
+  const rows = [head, ...list.map((n) => [n.name, n.online ? 'yes' : 'no', new Date(n.lastSeen).toISOString(), n.version ?? '-', `${n.os ?? '-'}/${n.arch ?? '-'}`,
+    ...(values.labels === true ? [pairs(n.labels), pairs(n.facts)] : [])])]
   return print(io, table(rows))
+}
+
+/** A label table as name=value,… (sorted); - when empty, ? when unknown. */
+function pairs(t: Record<string, string> | undefined): string {
+  if (t === undefined) return '?'
+  const all = Object.entries(t).sort(([a], [b]) => a.localeCompare(b)).map(([k, v]) => `${k}=${v}`)
+  return all.length === 0 ? '-' : all.join(',')
 }
 
 /** `outpost call` (and the REPL's call): `signal` stops the method (else Ctrl-C does). */

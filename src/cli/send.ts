@@ -29,7 +29,9 @@ const HELP = `Usage: outpost send [--to NODE]... METHOD [-- ARGS...]
   Submit a message at this node and print the replies as they arrive. With several
   targets each output line starts with [NODE].
 
-  --to NODE           receiver (repeat for several; default: this node)
+  --to NODE           receiver (repeat for several; default: this node); on central also a
+                      selector of nodes by their labels: role=db,arch=arm64  site in (oslo,bergen)
+                      role!=test  !decommissioned  ship*  (see docs/fleet.md)
   --file FILE         a JSON array of messages (steward's format works)
   --reply-method M    what runs with the reply at this node (default reply.file.append)
   --timeout S         methodTimeout

@@ -1,7 +1,7 @@
 /**
  * Which keys changed between the running config and a new one, and which of those the running
  * node can take over at once. Everything read per message or per run (methods.*, delivery
- * defaults, log.level, schedules, hello.interval) is live; what was wired in at start
+ * defaults, log.level, schedules, hello.interval, node.labels) is live; what was wired in at start
  * (transport, data directory, APIs, hub, log files) needs a restart.
  */
 import path from 'node:path'
@@ -26,6 +26,7 @@ export interface ApplyResult {
 
 /** Keys applied to the running node without a restart. */
 const LIVE = [
+  'node.labels',
   'methods.enabled', 'methods.allow', 'methods.timeout', 'methods.commands', 'methods.shell', 'methods.outputCap', 'methods.killGrace',
   'delivery.ackTimeout', 'delivery.retries', 'delivery.ttl', 'delivery.maxFanOut',
   'log.level', 'schedules', 'hello.interval', 'audit.maxDataBytes', 'audit.exclude', 'security.nodeKeys',

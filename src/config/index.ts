@@ -177,7 +177,13 @@ function check(spec: Spec, node: YamlNode | null, keyPath: string[], problems: P
       for (const pair of node.items) {
         const k = isScalar(pair.key) ? String(pair.key.value) : String(pair.key)
         const v = pair.value as YamlNode | null
-        if (!isScalar(v) || typeof v.value !== 'string') problems.push({ key: `${key}.${k}`, line: lineOf(v ?? (pair.key as YamlNode)), text: 'must be a string' })
+        if (!isScalar(v) || typeof v.value !== 'string') {
+          const quote = isScalar(v) && (typeof v.value === 'number' || typeof v.value === 'boolean') ? ` (quote it: "${String(v.value)}")` : ''
+          problems.push({ key: `${key}.${k}`, line: lineOf(v ?? (pair.key as YamlNode)), text: `must be a string${quote}` })
+          continue
+        }
+        const problem = spec.entry?.(k, v.value)
+        if (problem !== undefined) problems.push({ key: `${key}.${k}`, line: lineOf(v), text: problem })
         // A name like any other: `__proto__: x` is kept, not taken as the map's prototype.
         else putOwn(out, k, v.value)
       }

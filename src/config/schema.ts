@@ -7,6 +7,7 @@ import path from 'node:path'
 import { cronExpression } from '../lib/cron'
 import { isOutpostError } from '../errors'
 import { parsePublicKey } from '../keys'
+import { labelProblem, MAX_LABELS } from '../labels'
 import { bool, int, list, map, nstr, obj, oneOf, str, strs, type DefaultsContext, type Infer, type ObjSpec, type Spec } from './spec'
 import { TRANSPORT_LIST } from '../../transports/index'
 
@@ -76,6 +77,7 @@ export const SCHEMA = obj({
   node: obj({
     name: str('', "This node's unique name: letters, digits, _ and -. Default: the host name.", { dyn: (c) => hostNodeName(c.hostname), check: checkNodeName }),
     central: str('central', 'The node that receives error.log, node.hello and, by default, replies.', { check: checkNodeName }),
+    labels: map('What this node is, as name: value pairs sent to central with each heartbeat (such as  site: oslo,  role: db) for `outpost nodes --labels`. Names: a letter first, then letters, digits, _ . -; values: a letter or digit first, then letters, digits, _ . + -; both at most 63 characters; at most 64 labels. The built-in facts (os, osVersion, arch, version, hostname, kernel) are sent besides and cannot be labels. Applied at once when changed.', { entry: labelProblem, check: (v: Record<string, string>) => (Object.keys(v).length > MAX_LABELS ? `has ${Object.keys(v).length} labels; a node has at most ${MAX_LABELS}` : undefined) }),
   }, 'Who this node is.'),
   dataDir: str('', 'Outbox, inbox, reply files and the API socket. Default: /var/lib/outpost as root, else ~/.local/share/outpost.', {
     dyn: (c) => (c.uid === 0 ? '/var/lib/outpost' : path.join(c.home, '.local', 'share', 'outpost')),

@@ -26,7 +26,12 @@ export interface EnumSpec<V extends string = string> extends Base { t: 'enum'; v
 export interface IntSpec extends Base { t: 'int'; def: number; min: number; max?: number }
 export interface BoolSpec extends Base { t: 'bool'; def: boolean }
 export interface StringsSpec extends Base { t: 'strings'; def: readonly string[] }
-export interface MapSpec extends Base { t: 'map'; def: Readonly<Record<string, string>> }
+export interface MapSpec extends Base {
+  t: 'map'
+  def: Readonly<Record<string, string>>
+  /** Extra check on each entry: returns what is wrong with it, or undefined. */
+  entry?: (key: string, value: string) => string | undefined
+}
 export interface ObjSpec<F extends Fields = Fields> extends Base { t: 'object'; fields: F }
 export interface ListSpec<I extends ItemSpec = ItemSpec> extends Base { t: 'list'; item: I; def: readonly unknown[] }
 export interface ItemSpec<F extends Fields = Fields, R extends string = string> { fields: F; required: readonly R[] }

@@ -9,6 +9,7 @@
 import { Decoder, Encoder } from '@msgpack/msgpack'
 import { OutpostError } from '../errors'
 import { ACK_METHOD } from '../method-names'
+import { isSelector, parseSelector } from '../selector'
 import { MAX_DEPTH, checkDepth } from './msgpack-depth'
 import { decodeEnvelopeFields, encodeEnvelope } from './envelope-codec'
 import { isUlid, ulid as defaultUlid } from './ulid'
@@ -254,7 +255,12 @@ export function parseMessage(input: unknown, where = 'message'): MessageDraft {
   if (draft.id !== undefined && !isUlid(draft.id)) fail(where, 'id', 'must be a ULID (26 characters of Crockford base32)', draft.id)
   const targets = [...(draft.toNode !== undefined ? [draft.toNode] : []), ...(draft.toNodes ?? [])]
   if (targets.length === 0) fail(where, 'toNode', 'or toNodes is required', undefined)
-  for (const t of targets) if (!isValidNodeName(t)) fail(where, 'toNode', 'must be a node name (letters, digits, _ and -, at most 63)', t)
+  if (draft.toNode !== undefined && !isValidNodeName(draft.toNode)) fail(where, 'toNode', 'must be a node name (letters, digits, _ and -, at most 63)', draft.toNode)
+  // toNodes also takes selectors (role=db, ship*), which central resolves (submit.ts); checked here for their grammar.
+  for (const t of draft.toNodes ?? []) {
+    if (isSelector(t)) parseSelector(t)
+    else if (!isValidNodeName(t)) fail(where, 'toNode', 'must be a node name (letters, digits, _ and -, at most 63) or a selector such as role=db', t)
+  }
   return draft
 }
 

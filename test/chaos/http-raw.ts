@@ -103,7 +103,7 @@ const UNAUTHORIZED = '{"error":{"code":"api_unauthorized","message":"unauthorize
 /** What the HTTP parser answers by itself: bad request, timeout, chunk extension too large, headers too large. */
 const PARSER = new Set([400, 408, 413, 431])
 const API: Record<number, readonly string[]> = {
-  400: ['api_bad_request', 'envelope_invalid', 'node_unknown', 'fan_out_too_large'], 404: ['api_not_found'], 405: ['api_method_not_allowed'], 413: ['api_too_large', 'message_too_large'],
+  400: ['api_bad_request', 'envelope_invalid', 'node_unknown', 'fan_out_too_large', 'selector_invalid', 'selector_no_match'], 404: ['api_not_found'], 405: ['api_method_not_allowed'], 413: ['api_too_large', 'message_too_large'],
 }
 
 /** Why a case's answer is wrong, or undefined when it is right. */

@@ -123,7 +123,7 @@ test('config - a YAML syntax error is config_parse with its line', () => {
 
 test('config - an empty file gives the defaults', () => {
   const c = parse('')
-  assert.equal(c.node, { name: 'ship1', central: 'central' })
+  assert.equal(c.node, { name: 'ship1', central: 'central', labels: {} })
   assert.is(c.dataDir, '/home/sailor/.local/share/outpost')
   assert.is(c.transport.kind, 'tcp')
   assert.equal(c.transport.servers, ['tcp://127.0.0.1:7430'])
@@ -156,7 +156,7 @@ test('config - defaults are fresh copies, not shared between parses', () => {
 
 test('config - an empty section (all sub-keys commented out) gives its defaults', () => {
   const c = parse('node:\n  # name: ship9\n  # central: hq\ndelivery:\n  # retries: 1\nlog:\n  level: warn\n')
-  assert.equal(c.node, { name: 'ship1', central: 'central' })
+  assert.equal(c.node, { name: 'ship1', central: 'central', labels: {} })
   assert.equal(c.delivery, defaultConfig(CTX).delivery)
   assert.is(c.log.level, 'warn')
   assert.is(c.log.format, 'text')
