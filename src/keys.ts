@@ -51,6 +51,9 @@ export function parsePublicKey(text: string, what = 'public key'): KeyObject {
 
 /** Write a private key file (0600, atomically); an existing file is kept unless `force`. */
 export function writeKeyFile(file: string, pair: KeyPair, force = false): void {
+  let isDir = false
+  try { isDir = fs.statSync(file).isDirectory() } catch { /* not there: written below */ }
+  if (isDir) throw new OutpostError('usage', `${file} is a directory: name the key file to write, e.g. --out ${path.join(file, 'operator.key')}`)
   if (!force && fs.existsSync(file)) throw new OutpostError('key_exists', `${file} exists already; use --force to overwrite it (its old key is lost then)`)
   const pem = pair.privateKey.export({ format: 'pem', type: 'pkcs8' }).toString()
   try {

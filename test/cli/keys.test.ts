@@ -50,6 +50,19 @@ test('keys - gen refuses to overwrite a key file (exit 2, key_exists) unless --f
   assert.is((JSON.parse(forced.stdout) as { publicKey: string }).publicKey, publicKeyText(readKeyFile(file).publicKey))
 })
 
+test('keys - gen --out naming a directory is a usage error that names a file to use, with or without --force', () => {
+  const cwd = tmpDir()
+  fs.mkdirSync(path.join(cwd, 'keys'))
+  for (const args of [['keys', 'gen', '--out', 'keys'], ['keys', 'gen', '--out', 'keys', '--force']]) {
+    const r = outpost(args, cwd)
+    assert.is(r.code, 2, r.stderr)
+    assert.match(r.stderr, 'is a directory')
+    assert.match(r.stderr, path.join(cwd, 'keys', 'operator.key'))
+    assert.match(r.stderr, '[usage]')
+  }
+  assert.equal(fs.readdirSync(path.join(cwd, 'keys')), [], 'nothing written')
+})
+
 test('keys - show of a missing or foreign file is key_invalid (exit 2); --help and usage errors', () => {
   const cwd = tmpDir()
   const none = outpost(['keys', 'show'], cwd)
