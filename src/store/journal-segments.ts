@@ -66,8 +66,8 @@ export function listSegments(dir: string): number[] {
  * good one (where the bad record's length says, else byte by byte): found, the stretch
  * between is damage and reading goes on; not found, the rest is a torn tail.
  */
-export function readSegment(file: string, segment: number, startsRecord: (firstByte: number) => boolean = () => true): ReplayedSegment {
-  const buf = fs.readFileSync(file)
+export function readSegment(file: string, segment: number, startsRecord: (firstByte: number) => boolean = () => true, bytes?: Buffer): ReplayedSegment {
+  const buf = bytes ?? fs.readFileSync(file)
   const records: Uint8Array[] = []
   const damaged: DamagedStretch[] = []
   let off = 0
@@ -92,9 +92,8 @@ export function readSegment(file: string, segment: number, startsRecord: (firstB
   return { segment, records, damaged, tail: { offset: off, bytes: dropped, ...(framed ? { payload: framed } : {}), after: records.length }, droppedBytes: dropped }
 }
 
-/** Whether a segment file holds anything but zeros. */
-export function hasData(file: string): boolean {
-  const buf = fs.readFileSync(file)
+/** Whether a segment's bytes hold anything but zeros. */
+export function hasData(buf: Buffer): boolean {
   return dataEnd(buf, 0) > 0
 }
 

@@ -140,7 +140,13 @@ export function replayJournal(dir: string, snapshot: number, apply: (op: Op) => 
   const segments = listSegments(dir).filter((s) => s > snapshot)
   // Only the newest segment holding data can end in a torn write: start-up cuts a torn tail off
   // (below), and every later segment is written by a process that started after that.
-  const newest = [...segments].reverse().find((s) => hasData(path.join(dir, segmentName(s))))
+  // Read once: the files looked at here are not read again below.
+  const read = new Map<number, Buffer>()
+  const newest = [...segments].reverse().find((s) => {
+    const buf = fs.readFileSync(path.join(dir, segmentName(s)))
+    read.set(s, buf)
+    return hasData(buf)
+  })
   let replayed = 0
   let dropped = 0
   const damaged: JournalDamage[] = []
@@ -148,7 +154,8 @@ export function replayJournal(dir: string, snapshot: number, apply: (op: Op) => 
   const open = new Map<string, JournalDamage>()
   for (const seg of segments) {
     const file = path.join(dir, segmentName(seg))
-    const { records, damaged: stretches, tail, droppedBytes } = readSegment(file, seg, startsOp)
+    const { records, damaged: stretches, tail, droppedBytes } = readSegment(file, seg, startsOp, read.get(seg))
+    read.delete(seg)
     if (tail !== undefined && seg !== newest) stretches.push(tail)
     let next = 0
     for (const [n, rec] of records.entries()) {
@@ -208,7 +215,9 @@ function settle(open: Map<string, JournalDamage>, op: Op): void {
   const id = op[0] === OP_REMOVE || op[0] === OP_INBOX_DONE ? op[1] : messageOf(op)?.doneId
   const d = id === undefined ? undefined : open.get(id)
   if (d === undefined) return
-  if ((op[0] === OP_REMOVE) !== (d.op![0] === OP_INBOX_ADD)) {
+  // A removal settles a message this node sent; the end of a run settles one it received.
+  const received = d.op![0] === OP_INBOX_ADD
+  if (op[0] === OP_REMOVE ? !received : received) {
     d.settled = true
     open.delete(id!)
   }
