@@ -34,7 +34,7 @@ export async function bundle({ outfile, sea = false, ptyAddon = null, version, s
     legalComments: 'none',
     logLevel: 'error',
     define: version === undefined ? {} : { __OUTPOST_VERSION__: JSON.stringify(version) },
-    plugins: [lazyPlugin(), ...(sea ? [embedPlugin(ptyAddon)] : [])],
+    plugins: [lazyPlugin(), consolePlugin(), ...(sea ? [embedPlugin(ptyAddon)] : [])],
     // From a checkout the pty package stays in node_modules (it finds its prebuilt addon with a
     // computed require); the single binary bundles it with the embedded addon instead.
     external: sea ? [] : ['@lydell/node-pty'],
@@ -86,6 +86,51 @@ function lazyPlugin() {
       }))
     },
   }
+}
+
+/**
+ * The fleet console (console/): its TSX and CSS bundled for the browser (preact included,
+ * minified) and embedded as the module `outpost-embed:console`, which src/console/assets.ts
+ * serves from memory. Every build of the CLI and of the single binaries carries it.
+ */
+function consolePlugin() {
+  return {
+    name: 'outpost-console',
+    setup(b) {
+      b.onResolve({ filter: /^outpost-embed:console$/ }, () => ({ path: 'console', namespace: 'outpost-console' }))
+      b.onLoad({ filter: /.*/, namespace: 'outpost-console' }, async () => ({ contents: `module.exports = ${JSON.stringify({ files: await buildConsole() })}`, loader: 'js', resolveDir: root }))
+    },
+  }
+}
+
+/** console/ as the files the node serves: { '/index.html': { type, body }, '/console/app.js': …, '/console/app.css': … }. */
+export async function buildConsole() {
+  const dir = join(root, 'console')
+  const result = await build({
+    entryPoints: { app: join(dir, 'main.tsx') },
+    outdir: join(root, 'dist', 'console'),
+    write: false,
+    bundle: true,
+    platform: 'browser',
+    format: 'iife',
+    target: ['chrome100', 'firefox100', 'safari15'],
+    minify: true,
+    jsx: 'automatic',
+    jsxImportSource: 'preact',
+    charset: 'ascii',
+    legalComments: 'none',
+    logLevel: 'error',
+    tsconfig: join(dir, 'tsconfig.json'),
+  })
+  const files = {}
+  for (const f of result.outputFiles) {
+    const name = f.path.endsWith('.css') ? 'app.css' : 'app.js'
+    files[`/console/${name}`] = { type: name.endsWith('.css') ? 'text/css; charset=utf-8' : 'text/javascript; charset=utf-8', body: f.text }
+  }
+  const { readFile } = await import('node:fs/promises')
+  files['/index.html'] = { type: 'text/html; charset=utf-8', body: await readFile(join(dir, 'index.html'), 'utf8') }
+  files['/console/icon.svg'] = { type: 'image/svg+xml', body: await readFile(join(dir, 'icon.svg'), 'utf8') }
+  return files
 }
 
 /** One dependency as its own CommonJS bundle (Node built-ins external), brotli, base64. */

@@ -8,3 +8,8 @@ declare module 'outpost-embed:pty-addon' {
   const base64: string
   export default base64
 }
+declare module 'outpost-embed:console' {
+  /** The console's built files by URL path (src/console/assets.ts). */
+  const files: Record<string, { type: string; body: string }>
+  export { files }
+}

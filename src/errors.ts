@@ -51,6 +51,7 @@ export const ERROR_CODES = {
   api_unauthorized: 'the HTTP API request had no bearer token or a wrong one (401; nothing else is said or done)',
   api_not_found: 'the HTTP API has no such route, or no record of that message id',
   api_method_not_allowed: 'the HTTP API route exists but not for this HTTP method (405; the Allow header names the right one)',
+  api_forbidden: 'a console request that changes something came without its session\'s CSRF token or from another origin or site (403; nothing was done)',
   api_too_large: 'the HTTP API request body is larger than its limit (1 MiB); larger messages go through the socket API',
   disk_full: 'the disk holding the data directory is full (or a quota or file-size limit was hit); nothing already accepted is lost',
   io: 'a file or socket operation failed (the cause is attached)',

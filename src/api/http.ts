@@ -6,6 +6,9 @@
  *                 └ 401, nothing else          GET    /v1/messages/:id   recent record / outbox / reply file
  *                                              GET    /v1/nodes | /v1/status
  *                                              GET    /v1/events         every reply arriving here, as SSE
+ *                                              GET    /v1/errors | /v1/requests  (views.ts)
+ *   the console (src/console/): /, /console/* public; its session cookie stands for the token,
+ *   with a CSRF token on every request that changes something
  */
 import { createHash, timingSafeEqual } from 'node:crypto'
 import http from 'node:http'
@@ -18,6 +21,9 @@ import { isUlid } from '../wire/ulid'
 import { RecentRequests, type RecentRequest } from './recent'
 import { checkReceivers, envelopeJson, parseMessageList, sendAndWatch } from '../submit'
 import { parseMessage } from '../wire/envelope'
+import { ConsoleRoutes, securityHeaders } from '../console/serve'
+import { checkSameOrigin } from '../console/sessions'
+import { filterNodes, limitParam, readErrorLog } from './views'
 
 /** Largest request body read (bigger: 413 before it is buffered). Use the socket for more. */
 export const MAX_BODY_BYTES = 1024 * 1024
@@ -44,7 +50,7 @@ export interface HttpApiOptions {
 
 const STATUS: Partial<Record<ErrorCode, number>> = {
   api_bad_request: 400, envelope_invalid: 400, fan_out_too_large: 400, node_unknown: 400, selector_invalid: 400, selector_no_match: 400, message_too_large: 413, api_too_large: 413,
-  api_unauthorized: 401, api_not_found: 404, api_method_not_allowed: 405, outbox_full: 503, outbox_closed: 503,
+  api_unauthorized: 401, api_forbidden: 403, api_not_found: 404, api_method_not_allowed: 405, outbox_full: 503, outbox_closed: 503,
 }
 
 /** host and port from "host:port", "[v6]:port" or "port" (loopback). */
@@ -64,12 +70,14 @@ export class HttpApi {
   private readonly events = new Set<http.ServerResponse>()
   private readonly waits = new Set<() => void>()
   private closing: Promise<void> | undefined
+  private readonly console: ConsoleRoutes
   address = ''
 
   private constructor(node: OutpostNode, o: HttpApiOptions) {
     this.node = node
     this.o = o
     this.tokenHash = sha256(o.token)
+    this.console = new ConsoleRoutes({ tokenMatches: (t) => timingSafeEqual(sha256(t), this.tokenHash), readBody })
     const onRequest = (req: http.IncomingMessage, res: http.ServerResponse): void => {
       this.handle(req, res).catch((err: unknown) => this.fail(res, err))
     }
@@ -100,22 +108,26 @@ export class HttpApi {
   }
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
-    if (!this.authorized(req.headers.authorization)) {
+    securityHeaders(req, res)
+    const method = req.method ?? 'GET'
+    let parsed: { url: URL; route: string } | undefined
+    try {
+      const url = new URL(req.url ?? '/', 'http://outpost')
+      parsed = { url, route: decodeURIComponent(url.pathname).replace(/\/+$/, '') }
+    } catch { /* answered below, after the token */ }
+    if (parsed !== undefined && this.console.owns(parsed.route)) return this.console.handle(req, res, parsed.route)
+    const session = this.authorized(req.headers.authorization) ? undefined : this.console.sessions.lookup(req)
+    if (session === undefined && !this.authorized(req.headers.authorization)) {
       // The same answer whatever was wrong: no hint for a guesser.
       lingerOnClose(res)
       res.writeHead(401, { 'content-type': 'application/json', 'www-authenticate': 'Bearer realm="outpost"', connection: 'close' })
       res.end(JSON.stringify({ error: { code: 'api_unauthorized', message: 'unauthorized' } }))
       return
     }
-    let url: URL
-    let route: string
-    try {
-      url = new URL(req.url ?? '/', 'http://outpost')
-      route = decodeURIComponent(url.pathname).replace(/\/+$/, '')
-    } catch {
-      throw new OutpostError('api_bad_request', 'api: the request path is not a valid URL path')
-    }
-    const method = req.method ?? 'GET'
+    // A browser's cookie rides along on any request to this origin: a change must prove it is the page's.
+    if (session !== undefined && method !== 'GET' && method !== 'HEAD') checkSameOrigin(req, session)
+    if (parsed === undefined) throw new OutpostError('api_bad_request', 'api: the request path is not a valid URL path')
+    const { url, route } = parsed
     const only = (allowed: string): void => {
       if (method === allowed) return
       res.setHeader('allow', allowed)
@@ -124,10 +136,12 @@ export class HttpApi {
     if (route === '/v1/messages') { only('POST'); return this.post(req, res, url) }
     const m = /^\/v1\/messages\/([^/]+)$/.exec(route)
     if (m) { only('GET'); return this.message(res, m[1]!) }
-    if (route === '/v1/nodes') { only('GET'); return json(res, 200, { nodes: this.node.nodes() }) }
+    if (route === '/v1/nodes') { only('GET'); return json(res, 200, { nodes: filterNodes(this.node.nodes(), url.searchParams.get('selector')) }) }
+    if (route === '/v1/errors') { only('GET'); return json(res, 200, { errors: readErrorLog(this.node.dataDir, limitParam(url.searchParams.get('limit'), 200)) }) }
+    if (route === '/v1/requests') { only('GET'); return json(res, 200, { requests: this.recent.latest(url.searchParams.get('toNode') ?? '', limitParam(url.searchParams.get('limit'), 50)) }) }
     if (route === '/v1/status') { only('GET'); return json(res, 200, this.node.status()) }
     if (route === '/v1/events') { only('GET'); return this.subscribe(req, res, url) }
-    throw new OutpostError('api_not_found', `api: no route ${method} ${url.pathname} (POST /v1/messages, GET /v1/messages/ID, /v1/nodes, /v1/status, /v1/events)`)
+    throw new OutpostError('api_not_found', `api: no route ${method} ${url.pathname} (POST /v1/messages, GET /v1/messages/ID, /v1/nodes, /v1/status, /v1/events, /v1/errors, /v1/requests)`)
   }
 
   /** Bearer token compared in constant time (hashes of equal length, whatever was sent). */
@@ -317,7 +331,7 @@ function lingerOnClose(res: http.ServerResponse): void {
 }
 
 /** The body as text, refused (413) past MAX_BODY_BYTES before more is buffered. */
-function readBody(req: http.IncomingMessage, res: http.ServerResponse): Promise<string> {
+export function readBody(req: http.IncomingMessage, res: http.ServerResponse): Promise<string> {
   const tooLarge = (): OutpostError => new OutpostError('api_too_large', `api: the request body is larger than ${MAX_BODY_BYTES} bytes (send bigger messages through the socket API)`)
   const declared = Number(req.headers['content-length'] ?? NaN)
   if (declared > MAX_BODY_BYTES) {

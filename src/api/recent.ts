@@ -82,6 +82,22 @@ export class RecentRequests {
     return this.map.size
   }
 
+  /** The last `limit` requests to `toNode` (newest first), without their replies. */
+  latest(toNode: string, limit: number): Record<string, unknown>[] {
+    const out: Record<string, unknown>[] = []
+    const all = [...this.map.values()]
+    for (let i = all.length - 1; i >= 0 && out.length < limit; i--) {
+      const r = all[i]!
+      if (r.toNode !== toNode) continue
+      const last = r.final ? r.replies[r.replies.length - 1] : undefined
+      out.push({
+        id: r.id, method: r.method, ...(r.acceptedAt !== undefined ? { acceptedAt: r.acceptedAt } : {}), final: r.final,
+        ...(last?.exitCode !== undefined ? { exitCode: last.exitCode } : {}), ...(r.error ? { error: r.error } : {}),
+      })
+    }
+    return out
+  }
+
   private record(id: string, toNode: string, method: string, at: number | undefined): RecentRequest {
     const r: RecentRequest = { id, toNode, method, acceptedAt: at, replies: [], repliesDropped: 0, final: false, error: undefined, bytes: 0 }
     this.map.set(id, r)

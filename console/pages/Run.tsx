@@ -1,0 +1,147 @@
+import { useEffect, useState } from 'preact/hooks'
+import { api, send, type Accepted, type NodeInfo, type Reply } from '../api'
+import { onReply, repliesOf } from '../events'
+import { errorText, href, usePoll } from '../util'
+
+const METHODS = ['cli.run', 'cli.stream', 'node.ping', 'info.system', 'info.os', 'info.kernel', 'info.users', 'file.tail', 'http.get', 'op.list', 'config.get']
+
+interface RunRecord {
+  key: number
+  method: string
+  args: string[]
+  targets: string[]
+  startedAt: number
+  accepted: Accepted[]
+  cancelling: Record<string, string>
+}
+
+/** Runs of this page's life, newest first: they survive moving between views. */
+const runs: RunRecord[] = []
+let nextKey = 1
+
+export function Run({ query }: { query: URLSearchParams }) {
+  const [selector, setSelector] = useState(query.get('selector') ?? '')
+  const [picked, setPicked] = useState<Set<string>>(new Set((query.get('nodes') ?? '').split(',').filter(Boolean)))
+  const [method, setMethod] = useState('cli.run')
+  const [args, setArgs] = useState('')
+  const [timeout, setTimeoutS] = useState('')
+  const [nodes, setNodes] = useState<NodeInfo[]>([])
+  const [error, setError] = useState('')
+  const [, setTick] = useState(0)
+  useEffect(() => onReply(() => setTick((t) => t + 1)), [])
+  usePoll(async () => setNodes((await api<{ nodes: NodeInfo[] }>('GET', '/v1/nodes')).nodes), 5000, [])
+  const toggle = (name: string): void => {
+    const next = new Set(picked)
+    if (!next.delete(name)) next.add(name)
+    setPicked(next)
+  }
+  const submit = async (ev: Event): Promise<void> => {
+    ev.preventDefault()
+    setError('')
+    const targets = [...(selector.trim() !== '' ? [selector.trim()] : []), ...picked]
+    if (targets.length === 0) { setError('Pick nodes or give a selector.'); return }
+    const methodArgs = args.split('\n').map((a) => a.replace(/\r$/, '')).filter((a) => a.trim() !== '')
+    const msg: Record<string, unknown> = { toNodes: targets, method: method.trim(), ...(methodArgs.length > 0 ? { methodArgs } : {}) }
+    if (timeout.trim() !== '') msg.methodTimeout = Number(timeout)
+    try {
+      const r = await send(msg)
+      runs.unshift({ key: nextKey++, method: method.trim(), args: methodArgs, targets, startedAt: Date.now(), accepted: r.accepted, cancelling: {} })
+      if (runs.length > 20) runs.pop()
+      setTick((t) => t + 1)
+    } catch (err) {
+      setError(errorText(err))
+    }
+  }
+  const cancel = async (run: RunRecord, a: Accepted): Promise<void> => {
+    run.cancelling[a.id] = 'cancelling...'
+    setTick((t) => t + 1)
+    try {
+      await send({ toNode: a.toNode, method: 'op.cancel', methodArgs: [a.id] })
+    } catch (err) {
+      run.cancelling[a.id] = `cancel failed: ${errorText(err)}`
+    }
+    setTick((t) => t + 1)
+  }
+  return (
+    <section aria-labelledby="run-h">
+      <div class="bar"><h1 id="run-h">Run</h1></div>
+      <form class="card run-form" onSubmit={submit}>
+        <div class="field">
+          <label for="run-selector">Selector</label>
+          <input id="run-selector" placeholder="role=db  or  ship*  (optional)" value={selector} onInput={(e) => setSelector((e.target as HTMLInputElement).value)} />
+        </div>
+        <fieldset class="field">
+          <legend>Nodes</legend>
+          <div class="picks">
+            {nodes.map((n) => (
+              <label key={n.name} class={`pick ${n.online ? '' : 'offline'}`}>
+                <input type="checkbox" name="node" value={n.name} checked={picked.has(n.name)} onChange={() => toggle(n.name)} /> {n.name}
+              </label>
+            ))}
+          </div>
+        </fieldset>
+        <div class="field">
+          <label for="method">Method</label>
+          <input id="method" list="methods" value={method} required onInput={(e) => setMethod((e.target as HTMLInputElement).value)} />
+          <datalist id="methods">{METHODS.map((m) => <option value={m} key={m} />)}</datalist>
+        </div>
+        <div class="field">
+          <label for="args">Arguments <span class="muted small">one per line; for cli.run and cli.stream one line is a shell command</span></label>
+          <textarea id="args" rows={3} value={args} onInput={(e) => setArgs((e.target as HTMLTextAreaElement).value)} />
+        </div>
+        <div class="field narrow">
+          <label for="timeout">Timeout (s)</label>
+          <input id="timeout" type="number" min="1" placeholder="node's default" value={timeout} onInput={(e) => setTimeoutS((e.target as HTMLInputElement).value)} />
+        </div>
+        <div class="actions"><button type="submit" id="run-button">Run</button></div>
+        {error !== '' && <p role="alert" class="error">{error}</p>}
+      </form>
+      {runs.map((run) => <RunView key={run.key} run={run} onCancel={(a) => cancel(run, a)} />)}
+    </section>
+  )
+}
+
+function outcome(replies: Reply[]): { state: 'running' | 'ok' | 'failed'; label: string } {
+  const last = replies.find((r) => r.final === true || r.error !== undefined)
+  if (last === undefined) return { state: 'running', label: 'running' }
+  if (last.error !== undefined) return { state: 'failed', label: last.error.code }
+  const code = last.exitCode ?? 0
+  return { state: code === 0 ? 'ok' : 'failed', label: `exit ${code}` }
+}
+
+function RunView({ run, onCancel }: { run: RunRecord; onCancel: (a: Accepted) => void }) {
+  const per = run.accepted.map((a) => ({ a, replies: [...repliesOf(a.id)].sort((x, y) => (x.seq ?? 0) - (y.seq ?? 0)) }))
+  const done = per.filter((p) => outcome(p.replies).state !== 'running').length
+  const running = per.filter((p) => outcome(p.replies).state === 'running')
+  return (
+    <article class="run" aria-label={`run of ${run.method}`}>
+      <header class="bar">
+        <h2><span class="mono">{run.method}</span> {run.args.length > 0 && <span class="mono muted">{run.args.join(' ')}</span>}</h2>
+        <span class="muted small">{done}/{per.length} done, to {run.targets.join(' + ')}</span>
+        {running.length > 1 && <button type="button" class="danger" onClick={() => running.forEach((p) => onCancel(p.a))}>Cancel all</button>}
+      </header>
+      <div class="outputs">
+        {per.map(({ a, replies }) => {
+          const o = outcome(replies)
+          const err = replies.find((r) => r.error !== undefined)?.error
+          return (
+            <div class={`out ${o.state}`} key={a.id} data-node={a.toNode} data-id={a.id}>
+              <div class="out-head">
+                <a href={href('node', a.toNode)}>{a.toNode}</a>
+                <span class={`badge ${o.state === 'ok' ? 'ok' : o.state === 'failed' ? 'bad' : 'run'}`} data-state={o.state}>{o.label}</span>
+                {o.state === 'running' && (run.cancelling[a.id] !== undefined
+                  ? <span class="muted small">{run.cancelling[a.id]}</span>
+                  : <button type="button" class="danger small" onClick={() => onCancel(a)}>Cancel</button>)}
+              </div>
+              <pre class="output" aria-live="polite">
+                {replies.map((r) => <>{r.data !== undefined && r.data !== '' && <span key={`d${r.id}`}>{r.data}</span>}{r.stderr !== undefined && r.stderr !== '' && <span class="stderr" key={`e${r.id}`}>{r.stderr}</span>}</>)}
+                {replies.length === 0 && <span class="muted">waiting for output...</span>}
+              </pre>
+              {err !== undefined && <p class="error">{err.message} [{err.code}]</p>}
+            </div>
+          )
+        })}
+      </div>
+    </article>
+  )
+}
