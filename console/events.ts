@@ -22,16 +22,7 @@ export function startEvents(): void {
     } catch {
       return
     }
-    if (r.inReplyTo !== undefined) {
-      let list = byRequest.get(r.inReplyTo)
-      if (list === undefined) {
-        list = []
-        byRequest.set(r.inReplyTo, list)
-        if (byRequest.size > KEPT_REQUESTS) byRequest.delete(byRequest.keys().next().value!)
-      }
-      list.push(r)
-    }
-    for (const fn of listeners) fn(r)
+    keep(r)
   })
   source.onopen = () => setLive(true)
   source.onerror = () => setLive(false)
@@ -41,6 +32,29 @@ export function stopEvents(): void {
   source?.close()
   source = undefined
   setLive(false)
+}
+
+/** A reply into the store, once (the live stream and a look-up may both bring it). */
+function keep(r: Reply): void {
+  if (r.inReplyTo !== undefined) {
+    let list = byRequest.get(r.inReplyTo)
+    if (list === undefined) {
+      list = []
+      byRequest.set(r.inReplyTo, list)
+      if (byRequest.size > KEPT_REQUESTS) byRequest.delete(byRequest.keys().next().value!)
+    }
+    if (list.some((x) => x.id === r.id)) return
+    list.push(r)
+  }
+  for (const fn of listeners) fn(r)
+}
+
+/**
+ * Replies of a request looked up with GET /v1/messages/:id: what the live stream missed while
+ * it was down (it has no replay) is filled in.
+ */
+export function mergeReplies(replies: Reply[]): void {
+  for (const r of replies) keep(r)
 }
 
 function setLive(v: boolean): void {

@@ -55,6 +55,9 @@ function Shell({ onSignOut }: { onSignOut: () => void }) {
   // A new view: keyboard and screen-reader focus goes to it.
   useEffect(() => { main.current?.focus({ preventScroll: true }) }, [route.path.join('/')])
   const view = route.path[0] ?? 'fleet'
+  useEffect(() => {
+    document.title = `${view === 'node' ? (route.path[1] ?? 'node') : VIEWS.find((v) => v[0] === view)?.[1] ?? 'Fleet'} - outpost console`
+  }, [route.path.join('/')])
   return (
     <>
       <a class="skip" href="#main" onClick={(e) => { e.preventDefault(); main.current?.focus() }}>Skip to content</a>
@@ -65,7 +68,7 @@ function Shell({ onSignOut }: { onSignOut: () => void }) {
             <a key={id} href={href(id)} aria-current={view === id ? 'page' : undefined} aria-keyshortcuts={key} title={`${label} (${key})`}>{label}</a>
           ))}
         </nav>
-        <span class={`live ${live ? 'on' : ''}`} title={live ? 'live events connected' : 'live events disconnected'} role="status">{live ? 'live' : 'offline'}</span>
+        <span class={`live ${live ? 'on' : ''}`} title={live ? 'live events connected' : 'live events disconnected'} role="status">{live ? 'live' : 'reconnecting'}</span>
         <button type="button" class="secondary small" onClick={onSignOut}>Sign out</button>
       </header>
       <main id="main" ref={main} tabIndex={-1}>

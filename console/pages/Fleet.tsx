@@ -13,7 +13,11 @@ export function StateBadge({ online }: { online: boolean }) {
   return <span class={`badge ${online ? 'ok' : 'bad'}`}>{online ? 'online' : 'offline'}</span>
 }
 
+type SortKey = 'name' | 'state' | 'lastSeen' | 'version' | 'backlog'
+const COLUMNS: [SortKey | null, string][] = [[null, 'Pick'], ['name', 'Node'], ['state', 'State'], ['lastSeen', 'Last seen'], ['version', 'Version'], [null, 'OS/arch'], [null, 'Labels'], ['backlog', 'Backlog']]
+
 export function Fleet({ initial }: { initial: string }) {
+  const [sort, setSort] = useState<{ key: SortKey; down: boolean }>({ key: 'state', down: false })
   const [draft, setDraft] = useState(initial)
   const [selector, setSelector] = useState(initial)
   const [nodes, setNodes] = useState<NodeInfo[] | undefined>()
@@ -33,6 +37,21 @@ export function Fleet({ initial }: { initial: string }) {
   }, 2000, [selector])
   const backlog = new Map((status?.outbox.destinations ?? []).map((d) => [d.node, d]))
   const online = nodes?.filter((n) => n.online).length ?? 0
+  // Offline first by default: what needs looking at comes to the top.
+  const value = (n: NodeInfo): string | number => {
+    if (sort.key === 'state') return n.online ? 1 : 0
+    if (sort.key === 'lastSeen') return n.lastSeen
+    if (sort.key === 'version') return n.version ?? ''
+    if (sort.key === 'backlog') return backlog.get(n.name)?.count ?? 0
+    return n.name
+  }
+  const sorted = [...(nodes ?? [])].sort((a, b) => {
+    const x = value(a)
+    const y = value(b)
+    const c = x < y ? -1 : x > y ? 1 : a.name < b.name ? -1 : a.name > b.name ? 1 : 0
+    return sort.down && x !== y ? -c : c
+  })
+  const sortBy = (key: SortKey): void => setSort(sort.key === key ? { key, down: !sort.down } : { key, down: key === 'lastSeen' || key === 'backlog' })
   const toggle = (name: string): void => {
     const next = new Set(picked)
     if (!next.delete(name)) next.add(name)
@@ -55,9 +74,13 @@ export function Fleet({ initial }: { initial: string }) {
       {error !== '' && <p role="alert" class="error">{error}</p>}
       {nodes === undefined ? <p class="muted">Loading...</p> : nodes.length === 0 ? <p class="muted">No node matches.</p> : (
         <table class="grid fleet">
-          <thead><tr><th><span class="sr">Pick</span></th><th>Node</th><th>State</th><th>Last seen</th><th>Version</th><th>OS/arch</th><th>Labels</th><th>Backlog</th></tr></thead>
+          <thead><tr>{COLUMNS.map(([key, label]) => key === null
+            ? <th key={label}>{label === 'Pick' ? <span class="sr">Pick</span> : label}</th>
+            : <th key={label} aria-sort={sort.key === key ? (sort.down ? 'descending' : 'ascending') : undefined}>
+              <button type="button" class="sort" onClick={() => sortBy(key)}>{label}{sort.key === key ? (sort.down ? ' v' : ' ^') : ''}</button>
+            </th>)}</tr></thead>
           <tbody>
-            {nodes.map((n) => {
+            {sorted.map((n) => {
               const b = backlog.get(n.name)
               return (
                 <tr key={n.name} data-node={n.name} class={n.online ? '' : 'offline'}>

@@ -1,6 +1,6 @@
 import { useEffect, useState } from 'preact/hooks'
 import { api, send, type Accepted, type NodeInfo, type Reply } from '../api'
-import { onReply, repliesOf } from '../events'
+import { mergeReplies, onReply, repliesOf } from '../events'
 import { errorText, href, usePoll } from '../util'
 
 const METHODS = ['cli.run', 'cli.stream', 'node.ping', 'info.system', 'info.os', 'info.kernel', 'info.users', 'file.tail', 'http.get', 'op.list', 'config.get']
@@ -18,6 +18,27 @@ interface RunRecord {
 /** Runs of this page's life, newest first: they survive moving between views. */
 const runs: RunRecord[] = []
 let nextKey = 1
+/** Requests looked up at most this often each (ms), and this many per round. */
+const LOOKUP_EVERY_MS = 3000
+const LOOKUPS_PER_ROUND = 20
+const lookedUp = new Map<string, number>()
+
+/**
+ * The live stream has no replay: a reply that came while it was down would never show. Requests
+ * still running are looked up now and then (quiet ones first) and what is missing filled in.
+ */
+async function backfill(): Promise<void> {
+  const now = Date.now()
+  const due = runs.flatMap((r) => r.accepted)
+    .filter((a) => outcome(repliesOf(a.id)).state === 'running' && now - (lookedUp.get(a.id) ?? 0) >= LOOKUP_EVERY_MS)
+    .sort((x, y) => (lookedUp.get(x.id) ?? 0) - (lookedUp.get(y.id) ?? 0))
+    .slice(0, LOOKUPS_PER_ROUND)
+  await Promise.all(due.map(async (a) => {
+    lookedUp.set(a.id, now)
+    const m = await api<{ replies?: Reply[] }>('GET', `/v1/messages/${a.id}`).catch(() => undefined)
+    if (m?.replies !== undefined) mergeReplies(m.replies)
+  }))
+}
 
 export function Run({ query }: { query: URLSearchParams }) {
   const [selector, setSelector] = useState(query.get('selector') ?? '')
@@ -30,6 +51,7 @@ export function Run({ query }: { query: URLSearchParams }) {
   const [, setTick] = useState(0)
   useEffect(() => onReply(() => setTick((t) => t + 1)), [])
   usePoll(async () => setNodes((await api<{ nodes: NodeInfo[] }>('GET', '/v1/nodes')).nodes), 5000, [])
+  usePoll(backfill, 1000, [])
   const toggle = (name: string): void => {
     const next = new Set(picked)
     if (!next.delete(name)) next.add(name)
@@ -46,6 +68,7 @@ export function Run({ query }: { query: URLSearchParams }) {
     try {
       const r = await send(msg)
       runs.unshift({ key: nextKey++, method: method.trim(), args: methodArgs, targets, startedAt: Date.now(), accepted: r.accepted, cancelling: {} })
+      for (const a of r.accepted) lookedUp.set(a.id, Date.now())
       if (runs.length > 20) runs.pop()
       setTick((t) => t + 1)
     } catch (err) {

@@ -31,8 +31,8 @@ test.before(async () => {
   context = await chrome.browser.newContext({ viewport: { width: 1280, height: 800 }, colorScheme: 'light' })
   page = await context.newPage()
   page.setDefaultTimeout(15_000)
-  // A CSP violation, a script error: both would mean the page is not what it claims.
-  page.on('console', (m) => { if (m.type() === 'error' && !/401|Unauthorized/.test(m.text())) pageErrors.push(m.text()) })
+  // A CSP violation, a script error (not: the 401 of a wrong token, the refused event stream of one test): both would mean the page is not what it claims.
+  page.on('console', (m) => { if (m.type() === 'error' && !/401|Unauthorized|net::ERR_FAILED/.test(m.text())) pageErrors.push(m.text()) })
   page.on('pageerror', (e) => pageErrors.push(e.message))
 })
 
@@ -151,6 +151,23 @@ test('console - a command printing <script> shows as text and runs nothing; so d
   await page.screenshot({ path: shotPath('errors') })
 })
 
+test('console - output that came while the live stream was down is filled in from the request\'s record', async () => {
+  // Every /v1/events connection refused: the page gets no live reply at all.
+  await context.route('**/v1/events', (r) => r.abort())
+  await page.goto(`${base}/#/fleet`)
+  await page.reload()
+  try {
+    await page.locator('.live').filter({ hasText: 'reconnecting' }).waitFor()
+    await run(['ship2'], 'cli.run', 'echo filled-in')
+    await out('ship2').locator('[data-state="ok"]').waitFor()
+    assert.is(await out('ship2').locator('pre').innerText(), 'filled-in\n')
+  } finally {
+    await context.unroute('**/v1/events')
+  }
+  await page.reload()
+  await page.locator('.live').filter({ hasText: 'live' }).waitFor()
+})
+
 test('console - the node page shows facts, pings the node and asks it info.os', async () => {
   await page.goto(`${base}/#/node/ship1`)
   await page.getByRole('heading', { name: /ship1/ }).waitFor()
@@ -162,6 +179,14 @@ test('console - the node page shows facts, pings the node and asks it info.os', 
   // Recent requests: the runs above went to ship1 from this node.
   await page.locator('ul.recent li').filter({ hasText: 'cli.stream' }).first().waitFor()
   await page.screenshot({ path: shotPath('node'), fullPage: true })
+  await page.setViewportSize({ width: 390, height: 844 })
+  assert.ok(await page.evaluate<boolean>('document.documentElement.scrollWidth <= 390'), 'the node page fits 390 px')
+  await page.screenshot({ path: shotPath('node-phone'), fullPage: true })
+  await run(['ship1'], 'cli.run', 'uname -a')
+  await out('ship1').locator('[data-state="ok"]').waitFor()
+  assert.ok(await page.evaluate<boolean>('document.documentElement.scrollWidth <= 390'), 'the run page fits 390 px')
+  await page.screenshot({ path: shotPath('run-phone') })
+  await page.setViewportSize({ width: 1280, height: 800 })
 })
 
 test('console - keyboard: f, r and e switch views, / goes to the filter', async () => {
@@ -173,6 +198,8 @@ test('console - keyboard: f, r and e switch views, / goes to the filter', async 
   await page.locator('#errors-h').waitFor()
   await page.keyboard.press('f')
   await page.locator('#fleet-h').waitFor()
+  // A new view takes the focus (keyboard and screen readers start there).
+  await page.waitForFunction("document.activeElement && document.activeElement.id === 'main'")
   await page.keyboard.press('/')
   assert.is(await page.evaluate<string | undefined>('document.activeElement && document.activeElement.id'), 'selector')
 })
@@ -184,6 +211,8 @@ test('console - a node killed with SIGKILL shows offline within seconds', async 
   await c.node('ship2').proc!.stop('SIGKILL')
   await page.locator('tr[data-node="ship2"] .badge').filter({ hasText: 'offline' }).waitFor({ timeout: 15_000 })
   console.log(`  ship2 shown offline ${Date.now() - t0} ms after SIGKILL`)
+  // Offline nodes sort first.
+  assert.is(await page.locator('tbody tr').first().getAttribute('data-node'), 'ship2')
   await page.screenshot({ path: shotPath('fleet-offline') })
   assert.equal(pageErrors, [], 'no script error or CSP violation in the page')
 })
