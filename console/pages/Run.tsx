@@ -89,11 +89,20 @@ export function Run({ query }: { query: URLSearchParams }) {
     <section aria-labelledby="run-h">
       <div class="bar"><h1 id="run-h">Run</h1></div>
       <form class="card run-form" onSubmit={submit}>
-        <div class="field">
+        <div class="field f-sel">
           <label for="run-selector">Selector</label>
           <input id="run-selector" placeholder="role=db  or  ship*  (optional)" value={selector} onInput={(e) => setSelector((e.target as HTMLInputElement).value)} />
         </div>
-        <fieldset class="field">
+        <div class="field f-method">
+          <label for="method">Method</label>
+          <input id="method" list="methods" value={method} required onInput={(e) => setMethod((e.target as HTMLInputElement).value)} />
+          <datalist id="methods">{METHODS.map((m) => <option value={m} key={m} />)}</datalist>
+        </div>
+        <div class="field f-timeout">
+          <label for="timeout">Timeout (s)</label>
+          <input id="timeout" type="number" min="1" placeholder="node's default" value={timeout} onInput={(e) => setTimeoutS((e.target as HTMLInputElement).value)} />
+        </div>
+        <fieldset class="field f-nodes">
           <legend>Nodes</legend>
           <div class="picks">
             {nodes.map((n) => (
@@ -103,20 +112,11 @@ export function Run({ query }: { query: URLSearchParams }) {
             ))}
           </div>
         </fieldset>
-        <div class="field">
-          <label for="method">Method</label>
-          <input id="method" list="methods" value={method} required onInput={(e) => setMethod((e.target as HTMLInputElement).value)} />
-          <datalist id="methods">{METHODS.map((m) => <option value={m} key={m} />)}</datalist>
-        </div>
-        <div class="field">
+        <div class="field f-args">
           <label for="args">Arguments <span class="muted small">one per line; for cli.run and cli.stream one line is a shell command</span></label>
-          <textarea id="args" rows={3} value={args} onInput={(e) => setArgs((e.target as HTMLTextAreaElement).value)} />
+          <textarea id="args" rows={2} value={args} onInput={(e) => setArgs((e.target as HTMLTextAreaElement).value)} />
         </div>
-        <div class="field narrow">
-          <label for="timeout">Timeout (s)</label>
-          <input id="timeout" type="number" min="1" placeholder="node's default" value={timeout} onInput={(e) => setTimeoutS((e.target as HTMLInputElement).value)} />
-        </div>
-        <div class="actions"><button type="submit" id="run-button">Run</button></div>
+        <div class="actions f-go"><button type="submit" id="run-button">Run</button></div>
         {error !== '' && <p role="alert" class="error">{error}</p>}
       </form>
       {runs.map((run) => <RunView key={run.key} run={run} onCancel={(a) => cancel(run, a)} />)}
@@ -134,13 +134,16 @@ function outcome(replies: Reply[]): { state: 'running' | 'ok' | 'failed'; label:
 
 function RunView({ run, onCancel }: { run: RunRecord; onCancel: (a: Accepted) => void }) {
   const per = run.accepted.map((a) => ({ a, replies: [...repliesOf(a.id)].sort((x, y) => (x.seq ?? 0) - (y.seq ?? 0)) }))
-  const done = per.filter((p) => outcome(p.replies).state !== 'running').length
+  const count = (state: string): number => per.filter((p) => outcome(p.replies).state === state).length
   const running = per.filter((p) => outcome(p.replies).state === 'running')
   return (
     <article class="run" aria-label={`run of ${run.method}`}>
       <header class="bar">
         <h2><span class="mono">{run.method}</span> {run.args.length > 0 && <span class="mono muted">{run.args.join(' ')}</span>}</h2>
-        <span class="muted small">{done}/{per.length} done, to {run.targets.join(' + ')}</span>
+        <span class="small" data-counts>
+          <b class="ok-text">{count('ok')}</b> ok, <b class={count('failed') > 0 ? 'bad-text' : ''}>{count('failed')}</b> failed, <b>{running.length}</b> running
+          <span class="muted"> of {per.length}, to {run.targets.join(' + ')}</span>
+        </span>
         {running.length > 1 && <button type="button" class="danger" onClick={() => running.forEach((p) => onCancel(p.a))}>Cancel all</button>}
       </header>
       <div class="outputs">
