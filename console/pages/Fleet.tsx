@@ -77,7 +77,7 @@ export function Fleet({ initial }: { initial: string }) {
           <thead><tr>{COLUMNS.map(([key, label]) => key === null
             ? <th key={label}>{label === 'Pick' ? <span class="sr">Pick</span> : label}</th>
             : <th key={label} aria-sort={sort.key === key ? (sort.down ? 'descending' : 'ascending') : undefined}>
-              <button type="button" class="sort" onClick={() => sortBy(key)}>{label}{sort.key === key ? (sort.down ? ' v' : ' ^') : ''}</button>
+              <button type="button" class="sort" onClick={() => sortBy(key)}>{label}{sort.key === key ? (sort.down ? ' \u25BC' : ' \u25B2') : ''}</button>
             </th>)}</tr></thead>
           <tbody>
             {sorted.map((n) => {

@@ -25,6 +25,8 @@ test.before(async () => {
   const port = await freePort()
   base = `http://127.0.0.1:${port}`
   configure(c, 'central', { api: { http: `127.0.0.1:${port}`, token: TOKEN } })
+  configure(c, 'ship1', { node: { name: 'ship1', central: 'central', labels: { site: 'oslo', role: 'db' } } })
+  configure(c, 'ship2', { node: { name: 'ship2', central: 'central', labels: { site: 'bergen', role: 'web' } } })
   await c.startHub()
   await Promise.all([c.start('central'), c.start('ship1'), c.start('ship2')])
   chrome = await launchChromium()
@@ -78,10 +80,12 @@ test('console - signs in with the token and shows every node of the cluster onli
   assert.match(await page.locator('tr[data-node="ship1"]').innerText(), /\/(x64|arm64)/)
   await page.screenshot({ path: shotPath('fleet') })
 
-  await page.fill('#selector', 'ship*')
+  const labels = await page.locator('tr[data-node="ship1"] .chip').allInnerTexts()
+  assert.equal(labels.sort(), ['role=db', 'site=oslo'])
+  await page.fill('#selector', 'role=db')
   await page.press('#selector', 'Enter')
   await page.locator('tr[data-node="central"]').waitFor({ state: 'detached' })
-  assert.is(await page.locator('tbody tr').count(), 2)
+  assert.equal(await page.locator('tbody tr').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-node'))), ['ship1'])
   await page.fill('#selector', '')
   await page.press('#selector', 'Enter')
   await page.locator('tr[data-node="central"]').waitFor()
@@ -213,6 +217,10 @@ test('console - a node killed with SIGKILL shows offline within seconds', async 
   console.log(`  ship2 shown offline ${Date.now() - t0} ms after SIGKILL`)
   // Offline nodes sort first.
   assert.is(await page.locator('tbody tr').first().getAttribute('data-node'), 'ship2')
+  // What waits for it in central's outbox shows as its backlog.
+  const sent = await fetch(`${base}/v1/messages`, { method: 'POST', headers: { authorization: `Bearer ${TOKEN}` }, body: JSON.stringify({ toNode: 'ship2', method: 'node.ping' }) })
+  assert.is(sent.status, 202)
+  await page.locator('tr[data-node="ship2"] td[data-label="Backlog"]').filter({ hasText: '1 msg' }).waitFor()
   await page.screenshot({ path: shotPath('fleet-offline') })
   assert.equal(pageErrors, [], 'no script error or CSP violation in the page')
 })
