@@ -60,6 +60,28 @@ test('binary - cli.stream runs through the embedded pty', () => {
   assert.match(r.stdout, 'stream-pty-ok')
 })
 
+test('binary - serves the fleet console from memory: the page, its script, a sign-in', async () => {
+  const dir = tmpDir()
+  const port = await freePort()
+  const file = path.join(dir, 'a.yaml')
+  fs.writeFileSync(file, `node: { name: a, central: a }\ndataDir: ${JSON.stringify(path.join(dir, 'a'))}\ntransport: { kind: tcp, servers: ["tcp://127.0.0.1:${await freePort()}"], token: tok-a }\napi: { http: "127.0.0.1:${port}", token: console-tok }\n`)
+  const agent = new BinProc(bin, ['agent', '--config', file], { cwd: dir })
+  try {
+    await until(() => /HTTP API listening/.test(agent.output), 15_000, `the HTTP API\n${agent.output.slice(-1500)}`)
+    const page = await fetch(`http://127.0.0.1:${port}/`)
+    assert.is(page.status, 200)
+    assert.match(await page.text(), /<script defer src="\/console\/app.js"><\/script>/)
+    const js = await fetch(`http://127.0.0.1:${port}/console/app.js`)
+    assert.is(js.status, 200)
+    assert.ok((await js.text()).length > 5000)
+    const signIn = await fetch(`http://127.0.0.1:${port}/console/session`, { method: 'POST', body: JSON.stringify({ token: 'console-tok' }) })
+    assert.is(signIn.status, 200)
+    assert.match(signIn.headers.get('set-cookie') ?? '', /^outpost_session=/)
+  } finally {
+    await agent.stop()
+  }
+})
+
 test('binary - a message sent while the hub is down survives kill -9 and is delivered after restart', async () => {
   const dir = tmpDir()
   const port = await freePort()
