@@ -91,6 +91,11 @@ test('console - a wrong token gets 401 and no cookie; the right one an HttpOnly 
   assert.is(wrong.status, 401)
   assert.is(code(wrong), 'api_unauthorized')
   assert.is(wrong.headers.get('set-cookie'), null)
+  // Another site may not sign a browser in, even with the right token (login CSRF).
+  const fromElsewhere = await call('POST', '/console/session', { origin: 'http://evil.example' }, { token: TOKEN })
+  assert.is(fromElsewhere.status, 403)
+  assert.is(code(fromElsewhere), 'api_forbidden')
+  assert.is(fromElsewhere.headers.get('set-cookie'), null)
   const { setCookie, cookie, csrf } = await signIn()
   assert.match(setCookie, /^outpost_session=[A-Za-z0-9_-]{40,};/)
   assert.match(setCookie, /; HttpOnly/)
