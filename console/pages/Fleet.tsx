@@ -9,6 +9,13 @@ export function Labels({ labels }: { labels: Record<string, string> | undefined 
   return <span class="chips">{entries.map(([k, v]) => <span class="chip" key={k}>{k}={v}</span>)}</span>
 }
 
+/** "0.1.0 (12), 0.0.9 (3)": how many nodes run each version, the most common first. */
+function versions(nodes: NodeInfo[]): string {
+  const count = new Map<string, number>()
+  for (const n of nodes) count.set(n.version ?? '?', (count.get(n.version ?? '?') ?? 0) + 1)
+  return [...count].sort((a, b) => b[1] - a[1]).map(([v, k]) => `${v} (${k})`).join(', ')
+}
+
 export function StateBadge({ online }: { online: boolean }) {
   return <span class={`badge ${online ? 'ok' : 'bad'}`}>{online ? 'online' : 'offline'}</span>
 }
@@ -98,6 +105,7 @@ export function Fleet({ initial }: { initial: string }) {
           </tbody>
         </table>
       )}
+      {nodes !== undefined && nodes.length > 0 && <p class="muted small" data-versions>Versions: {versions(nodes)}</p>}
       {status !== undefined && <p class="muted small">Backlog: messages waiting in {status.node}'s outbox for each node ({status.outbox.count} in all).</p>}
     </section>
   )

@@ -9,16 +9,19 @@ const INFO = ['info.system', 'info.os', 'info.kernel'] as const
 export function Node({ name }: { name: string }) {
   const [node, setNode] = useState<NodeInfo | null | undefined>()
   const [recent, setRecent] = useState<RecentReq[]>([])
+  const [errors, setErrors] = useState<{ time: string; code: string; message: string }[]>([])
   const [ping, setPing] = useState('')
   const [info, setInfo] = useState<{ method: string; text: string; failed: boolean } | undefined>()
   const [busy, setBusy] = useState(false)
   usePoll(async () => {
-    const [n, r] = await Promise.all([
+    const [n, r, e] = await Promise.all([
       api<{ nodes: NodeInfo[] }>('GET', '/v1/nodes'),
       api<{ requests: RecentReq[] }>('GET', `/v1/requests?toNode=${encodeURIComponent(name)}&limit=20`),
+      api<{ errors: { time: string; code: string; message: string }[] }>('GET', `/v1/errors?limit=10&node=${encodeURIComponent(name)}`),
     ])
     setNode(n.nodes.find((x) => x.name === name) ?? null)
     setRecent(r.requests)
+    setErrors(e.errors)
   }, 3000, [name])
   const doPing = async (): Promise<void> => {
     setPing('pinging...')
@@ -92,6 +95,16 @@ export function Node({ name }: { name: string }) {
             </ul>
           )}
         </div>
+      </div>
+      <div class="card">
+        <h2>Errors it reported</h2>
+        {errors.length === 0 ? <p class="muted">None in central's error log.</p> : (
+          <ul class="recent node-errors">
+            {errors.map((e, i) => (
+              <li key={i}><span class="badge bad">{e.code}</span> <span class="message">{e.message}</span> <span class="muted small">{e.time.replace('T', ' ').replace(/\.\d+Z$/, 'Z')}</span></li>
+            ))}
+          </ul>
+        )}
       </div>
       <div class="card">
         <h2>Ask the node</h2>

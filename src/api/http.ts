@@ -137,7 +137,7 @@ export class HttpApi {
     const m = /^\/v1\/messages\/([^/]+)$/.exec(route)
     if (m) { only('GET'); return this.message(res, m[1]!) }
     if (route === '/v1/nodes') { only('GET'); return json(res, 200, { nodes: filterNodes(this.node.nodes(), url.searchParams.get('selector')) }) }
-    if (route === '/v1/errors') { only('GET'); return json(res, 200, { errors: readErrorLog(this.node.dataDir, limitParam(url.searchParams.get('limit'), 200)) }) }
+    if (route === '/v1/errors') { only('GET'); return json(res, 200, { errors: readErrorLog(this.node.dataDir, limitParam(url.searchParams.get('limit'), 200), url.searchParams.get('node')) }) }
     if (route === '/v1/requests') { only('GET'); return json(res, 200, { requests: this.recent.latest(url.searchParams.get('toNode') ?? '', limitParam(url.searchParams.get('limit'), 50)) }) }
     if (route === '/v1/status') { only('GET'); return json(res, 200, this.node.status()) }
     if (route === '/v1/events') { only('GET'); return this.subscribe(req, res, url) }

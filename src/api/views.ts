@@ -3,7 +3,7 @@
  * selector, central's error log, and the recent requests sent to one node.
  *
  *   GET /v1/nodes?selector=S            nodes matching S (selector_invalid on a bad one)
- *   GET /v1/errors[?limit=N]            <dataDir>/errors.log, newest first
+ *   GET /v1/errors[?limit=N&node=X]     <dataDir>/errors.log, newest first (only X's reports)
  *   GET /v1/requests?toNode=X[&limit=N] what this node sent to X lately, newest first
  */
 import fs from 'node:fs'
@@ -32,8 +32,8 @@ export function limitParam(v: string | null, def: number): number {
   return n
 }
 
-/** The last `limit` lines of <dataDir>/errors.log (error.log's file), newest first; none yet: []. */
-export function readErrorLog(dataDir: string, limit: number): ErrorLogEntry[] {
+/** The last `limit` lines of <dataDir>/errors.log (error.log's file; of `node` only when given), newest first; none yet: []. */
+export function readErrorLog(dataDir: string, limit: number, node: string | null = null): ErrorLogEntry[] {
   const file = path.join(dataDir, 'errors.log')
   let fd: number
   try {
@@ -49,7 +49,8 @@ export function readErrorLog(dataDir: string, limit: number): ErrorLogEntry[] {
     fs.readSync(fd, buf, 0, buf.length, start)
     let lines = buf.toString('utf8').split('\n')
     if (start > 0) lines = lines.slice(1) // the first may be cut
-    return lines.filter((l) => l !== '').slice(-limit).reverse().map(parseLine)
+    const entries = lines.filter((l) => l !== '').map(parseLine)
+    return (node === null ? entries : entries.filter((e) => e.node === node)).slice(-limit).reverse()
   } finally {
     fs.closeSync(fd)
   }

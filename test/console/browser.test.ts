@@ -10,6 +10,7 @@ import type { BrowserContext, Locator, Page } from 'playwright-core'
 import { Cluster, freePort, sendVia, tmpDir } from '../fixtures/cluster'
 import { launchChromium, shotPath, type Chromium } from '../fixtures/chromium'
 import { configure } from '../fixtures/configure'
+import { VERSION } from '../../src/version'
 
 const TOKEN = `console-token-${Math.random().toString(36).slice(2)}`
 let c: Cluster
@@ -78,6 +79,7 @@ test('console - signs in with the token and shows every node of the cluster onli
   assert.is(cookie.sameSite, 'Strict')
   assert.not.match(await page.evaluate<string>('document.cookie'), /outpost_session/)
   assert.match(await page.locator('tr[data-node="ship1"]').innerText(), /\/(x64|arm64)/)
+  assert.is(await page.locator('[data-versions]').innerText(), `Versions: ${VERSION} (3)`)
   await page.screenshot({ path: shotPath('fleet') })
 
   const labels = await page.locator('tr[data-node="ship1"] .chip').allInnerTexts()
@@ -180,7 +182,8 @@ test('console - the node page shows facts, pings the node and asks it info.os', 
   await page.locator('[data-ping]').filter({ hasText: 'answered in' }).waitFor()
   await page.getByRole('button', { name: 'info.os' }).click()
   await page.locator('pre.output').filter({ hasText: '"id"' }).waitFor()
-  // Recent requests: the runs above went to ship1 from this node.
+  // Its error reported above (as text), and recent requests: the runs above went to ship1 from this node.
+  await page.locator('ul.node-errors li').filter({ hasText: 'disk almost full' }).waitFor()
   await page.locator('ul.recent li').filter({ hasText: 'cli.stream' }).first().waitFor()
   await page.screenshot({ path: shotPath('node'), fullPage: true })
   await page.setViewportSize({ width: 390, height: 844 })

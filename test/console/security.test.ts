@@ -187,6 +187,8 @@ test('console - views: nodes by selector, central\'s error log newest first, rec
   assert.equal(errors.slice(0, 2).map((e) => [e.node, e.message]), [['ship2', 'second report\nwith two lines'], ['ship1', 'first report']])
   assert.match(errors[0]!.time, /^\d{4}-\d\d-\d\dT/)
   assert.is(((await call('GET', '/v1/errors?limit=1', bearer)).body.errors as unknown[]).length, 1)
+  const ofShip1 = (await call('GET', '/v1/errors?node=ship1', bearer)).body.errors as { node: string; message: string }[]
+  assert.equal(ofShip1.map((e) => [e.node, e.message]), [['ship1', 'first report']])
   assert.is(code(await call('GET', '/v1/errors?limit=0', bearer)), 'api_bad_request')
   const sent = await call('POST', '/v1/messages?wait=1&timeout=20', bearer, { toNode: 'ship2', method: 'cli.run', methodArgs: ['exit 3'] })
   const id = (sent.body.accepted as { id: string }[])[0]!.id
