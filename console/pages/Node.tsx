@@ -27,7 +27,7 @@ export function Node({ name }: { name: string }) {
     setPing('pinging...')
     const t0 = performance.now()
     try {
-      const r = await send({ toNode: name, method: 'node.ping', methodTimeout: 10 }, true)
+      const r = await send({ toNode: name, method: 'node.ping', methodTimeout: 10, ttl: 30 }, true)
       const reply = r.replies?.find((x) => x.final === true || x.error !== undefined)
       setPing(reply?.error ? `failed: ${reply.error.message} [${reply.error.code}]` : r.done ? `answered in ${Math.round(performance.now() - t0)} ms` : 'no answer within 30 s')
     } catch (err) {
@@ -37,7 +37,7 @@ export function Node({ name }: { name: string }) {
   const load = async (method: string): Promise<void> => {
     setBusy(true)
     try {
-      const r = await send({ toNode: name, method, methodTimeout: 20 }, true)
+      const r = await send({ toNode: name, method, methodTimeout: 20, ttl: 30 }, true)
       const reply = r.replies?.find((x) => x.final === true || x.error !== undefined)
       if (reply === undefined) setInfo({ method, text: 'no answer within 30 s', failed: true })
       else if (reply.error) setInfo({ method, text: `${reply.error.message} [${reply.error.code}]`, failed: true })

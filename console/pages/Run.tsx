@@ -10,6 +10,8 @@ interface RunRecord {
   method: string
   args: string[]
   targets: string[]
+  /** The form as it was, for "Again". */
+  form: { selector: string; nodes: string[]; args: string; timeout: string }
   startedAt: number
   accepted: Accepted[]
   cancelling: Record<string, string>
@@ -67,7 +69,7 @@ export function Run({ query }: { query: URLSearchParams }) {
     if (timeout.trim() !== '') msg.methodTimeout = Number(timeout)
     try {
       const r = await send(msg)
-      runs.unshift({ key: nextKey++, method: method.trim(), args: methodArgs, targets, startedAt: Date.now(), accepted: r.accepted, cancelling: {} })
+      runs.unshift({ key: nextKey++, method: method.trim(), args: methodArgs, targets, form: { selector, nodes: [...picked], args, timeout }, startedAt: Date.now(), accepted: r.accepted, cancelling: {} })
       for (const a of r.accepted) lookedUp.set(a.id, Date.now())
       if (runs.length > 20) runs.pop()
       setTick((t) => t + 1)
@@ -84,6 +86,15 @@ export function Run({ query }: { query: URLSearchParams }) {
       run.cancelling[a.id] = `cancel failed: ${errorText(err)}`
     }
     setTick((t) => t + 1)
+  }
+  // Back into the form, to run it again as it is or changed.
+  const again = (run: RunRecord): void => {
+    setSelector(run.form.selector)
+    setPicked(new Set(run.form.nodes))
+    setMethod(run.method)
+    setArgs(run.form.args)
+    setTimeoutS(run.form.timeout)
+    document.getElementById('run-button')?.focus()
   }
   return (
     <section aria-labelledby="run-h">
@@ -119,7 +130,7 @@ export function Run({ query }: { query: URLSearchParams }) {
         <div class="actions f-go"><button type="submit" id="run-button">Run</button></div>
         {error !== '' && <p role="alert" class="error">{error}</p>}
       </form>
-      {runs.map((run) => <RunView key={run.key} run={run} onCancel={(a) => cancel(run, a)} />)}
+      {runs.map((run) => <RunView key={run.key} run={run} onCancel={(a) => cancel(run, a)} onAgain={() => again(run)} />)}
     </section>
   )
 }
@@ -132,7 +143,7 @@ function outcome(replies: Reply[]): { state: 'running' | 'ok' | 'failed'; label:
   return { state: code === 0 ? 'ok' : 'failed', label: `exit ${code}` }
 }
 
-function RunView({ run, onCancel }: { run: RunRecord; onCancel: (a: Accepted) => void }) {
+function RunView({ run, onCancel, onAgain }: { run: RunRecord; onCancel: (a: Accepted) => void; onAgain: () => void }) {
   const per = run.accepted.map((a) => ({ a, replies: [...repliesOf(a.id)].sort((x, y) => (x.seq ?? 0) - (y.seq ?? 0)) }))
   const count = (state: string): number => per.filter((p) => outcome(p.replies).state === state).length
   const running = per.filter((p) => outcome(p.replies).state === 'running')
@@ -144,6 +155,7 @@ function RunView({ run, onCancel }: { run: RunRecord; onCancel: (a: Accepted) =>
           <b class="ok-text">{count('ok')}</b> ok, <b class={count('failed') > 0 ? 'bad-text' : ''}>{count('failed')}</b> failed, <b>{running.length}</b> running
           <span class="muted"> of {per.length}, to {run.targets.join(' + ')}</span>
         </span>
+        <button type="button" class="secondary small" onClick={onAgain} title="Put this run back into the form">Again</button>
         {running.length > 1 && <button type="button" class="danger" onClick={() => running.forEach((p) => onCancel(p.a))}>Cancel all</button>}
       </header>
       <div class="outputs">

@@ -137,6 +137,13 @@ test('console - cancel stops one node\'s command; the other runs to its end', as
   assert.match(await out('ship2').locator('pre').innerText(), /finished/)
   assert.not.match(await out('ship1').locator('pre').innerText(), /finished/)
   await page.screenshot({ path: shotPath('run-cancelled') })
+  // "Again" puts the run back into the form.
+  await page.fill('#args', 'something else')
+  await page.locator('article.run').first().getByRole('button', { name: 'Again' }).click()
+  assert.is(await page.inputValue('#args'), 'echo started; sleep 4; echo finished')
+  assert.is(await page.inputValue('#method'), 'cli.stream')
+  assert.ok(await page.locator('input[name=node][value="ship2"]').isChecked())
+  assert.is(await page.evaluate<string | undefined>('document.activeElement && document.activeElement.id'), 'run-button')
 })
 
 test('console - a command printing <script> shows as text and runs nothing; so does the error log', async () => {
