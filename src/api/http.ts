@@ -116,8 +116,10 @@ export class HttpApi {
       parsed = { url, route: decodeURIComponent(url.pathname).replace(/\/+$/, '') }
     } catch { /* answered below, after the token */ }
     if (parsed !== undefined && this.console.owns(parsed.route)) return this.console.handle(req, res, parsed.route)
-    const session = this.authorized(req.headers.authorization) ? undefined : this.console.sessions.lookup(req)
-    if (session === undefined && !this.authorized(req.headers.authorization)) {
+    // The bearer token (tools), else the console's session cookie (a browser signed in).
+    const bearer = this.authorized(req.headers.authorization)
+    const session = bearer ? undefined : this.console.sessions.lookup(req)
+    if (!bearer && session === undefined) {
       // The same answer whatever was wrong: no hint for a guesser.
       lingerOnClose(res)
       res.writeHead(401, { 'content-type': 'application/json', 'www-authenticate': 'Bearer realm="outpost"', connection: 'close' })
