@@ -50,7 +50,17 @@ export function Run({ query }: { query: URLSearchParams }) {
   const [timeout, setTimeoutS] = useState('')
   const [nodes, setNodes] = useState<NodeInfo[]>([])
   const [error, setError] = useState('')
+  const [matches, setMatches] = useState<{ names: string[] } | { error: string } | undefined>()
   const [, setTick] = useState(0)
+  // What the selector matches now, shown before anything is sent (a typo could reach the whole fleet).
+  useEffect(() => {
+    if (selector.trim() === '') { setMatches(undefined); return }
+    const timer = window.setTimeout(() => {
+      api<{ nodes: NodeInfo[] }>('GET', `/v1/nodes?selector=${encodeURIComponent(selector.trim())}`)
+        .then((r) => setMatches({ names: r.nodes.map((n) => n.name) }), (err) => setMatches({ error: errorText(err) }))
+    }, 250)
+    return () => window.clearTimeout(timer)
+  }, [selector])
   useEffect(() => onReply(() => setTick((t) => t + 1)), [])
   usePoll(async () => setNodes((await api<{ nodes: NodeInfo[] }>('GET', '/v1/nodes')).nodes), 5000, [])
   usePoll(backfill, 1000, [])
@@ -102,7 +112,11 @@ export function Run({ query }: { query: URLSearchParams }) {
       <form class="card run-form" onSubmit={submit}>
         <div class="field f-sel">
           <label for="run-selector">Selector</label>
-          <input id="run-selector" placeholder="role=db  or  ship*  (optional)" value={selector} onInput={(e) => setSelector((e.target as HTMLInputElement).value)} />
+          <input id="run-selector" placeholder="role=db  or  ship*  (optional)" value={selector} aria-describedby="run-matches" onInput={(e) => setSelector((e.target as HTMLInputElement).value)} />
+          <span id="run-matches" class="small" data-matches aria-live="polite">
+            {matches === undefined ? '' : 'error' in matches ? <span class="error">{matches.error}</span>
+              : `matches ${matches.names.length} node${matches.names.length === 1 ? '' : 's'}${matches.names.length > 0 ? `: ${matches.names.slice(0, 8).join(', ')}${matches.names.length > 8 ? ', ...' : ''}` : ''}`}
+          </span>
         </div>
         <div class="field f-method">
           <label for="method">Method</label>

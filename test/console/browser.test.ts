@@ -115,6 +115,28 @@ test('console - runs uname -a on two nodes and shows both outputs with exit 0', 
   await page.screenshot({ path: shotPath('run') })
 })
 
+test('console - a selector shows what it matches before anything is sent, and a run by selector reaches those nodes', async () => {
+  await page.goto(`${base}/#/run`)
+  for (const n of ['central', 'ship1', 'ship2']) await page.locator(`input[name=node][value="${n}"]`).setChecked(false)
+  await page.fill('#run-selector', 'role in (')
+  await page.locator('[data-matches] .error').filter({ hasText: 'selector_invalid' }).waitFor()
+  // That refusal (400) is the one console error expected here.
+  const expected = pageErrors.findIndex((e) => /status of 400/.test(e))
+  assert.ok(expected >= 0, pageErrors.join('\n'))
+  pageErrors.splice(expected, 1)
+  await page.fill('#run-selector', 'role=web')
+  await page.locator('[data-matches]').filter({ hasText: 'matches 1 node: ship2' }).waitFor()
+  await page.fill('#method', 'cli.run')
+  await page.fill('#args', 'echo by-selector')
+  const before = await page.locator('article.run').count()
+  await page.click('#run-button')
+  await page.locator('article.run').nth(before).waitFor()
+  await out('ship2').locator('[data-state="ok"]').waitFor()
+  assert.is(await out('ship2').locator('pre').innerText(), 'by-selector\n')
+  assert.is(await page.locator('article.run').first().locator('.out').count(), 1)
+  await page.fill('#run-selector', '')
+})
+
 test('console - a 5-second streaming command shows its lines before it ends', async () => {
   await run(['ship1'], 'cli.stream', 'for i in 1 2 3 4 5; do echo tick-$i; sleep 1; done')
   await out('ship1').locator('pre').filter({ hasText: 'tick-1' }).waitFor()
