@@ -167,6 +167,33 @@ test('fleet - outpost jobs lists them; outpost job ID shows the matrix with coun
   assert.match(none.stderr, /keeps no job "01ARZ3NDEKTSV4RRFFQ69G5FAV" \(outpost jobs lists them\) \[job_unknown\]/)
 })
 
+test('fleet - outpost job ID --cancel skips what has not started; what runs finishes', async () => {
+  const file = path.join(marks, 'cancel')
+  const started = await outpost(['send', '--config', central, '--to', 'role in (db,web)', '--batch', '1', '--no-wait', 'cli.run', '--', command(file, 0.8)])
+  assert.is(started.code, 0, started.stderr)
+  const id = started.stdout.trim()
+  for (const end = Date.now() + 20_000; read(file).length === 0; await new Promise((r) => setTimeout(r, 25))) assert.ok(Date.now() < end, 'the first node did not start')
+  const cancel = await outpost(['job', id, '--cancel', '--config', central])
+  assert.is(cancel.code, 0, cancel.stderr)
+  assert.match(cancel.stdout, /cancelled \(cancelled by outpost job --cancel\)/)
+  const watched = await outpost(['job', id, '--watch', '--config', central])
+  assert.is(watched.code, 1, watched.stderr)
+  assert.match(watched.stdout, /s1  ok/)
+  const j = await job(id)
+  assert.is(j.status, 'cancelled')
+  assert.is(j.nodes[0]!.state, 'ok')
+  assert.equal(j.nodes.slice(1).map((n) => n.state), ['skipped', 'skipped', 'skipped', 'skipped'])
+  assert.equal(read(file).filter((m) => m.what === 'start').map((m) => m.node), ['s1'])
+})
+
+test('fleet - a node offline longer than --ttl ends expired (exit 3)', async () => {
+  await c.node('s6').proc!.stop('SIGKILL')
+  const r = await sendJob(['--to', 'role=test', '--ttl', '1', '--job', 'node.ping'])
+  assert.is(r.code, 3, r.stderr)
+  assert.equal(stateOf(r.job), { s6: 'expired' })
+  await c.start('s6', true, { NODE_TAG: 's6' })
+})
+
 test('fleet - central SIGKILLed mid-job resumes it after a restart; nothing runs twice', async () => {
   const file = path.join(marks, 'restart')
   const started = await outpost(['send', '--config', central, '--to', 'role in (db,web)', '--batch', '1', '--no-wait', 'cli.run', '--', command(file, 0.5)])
