@@ -10,6 +10,7 @@ import { HttpApi } from './http'
 import type { PromMetrics } from './prometheus'
 import { SocketApi } from './socket'
 import { JobRunner } from '../jobs/runner'
+import { ScheduledJobs } from '../jobs/schedule-jobs'
 
 export interface Apis {
   /** Stop every API (idempotent). */
@@ -39,7 +40,8 @@ export async function startApis(node: OutpostNode, config: Config, metrics: Prom
   try {
     // Jobs resume here after a restart (their state is in <dataDir>/jobs), whoever asks.
     const jobs = new JobRunner(node)
-    started.push({ close: async () => jobs.close() })
+    const scheduled = new ScheduledJobs(node, jobs, log)
+    started.push({ close: async () => { scheduled.stop(); jobs.close() } })
     started.push(await SocketApi.start(node, socketPath(config), log, jobs))
     if (config.api.http !== null) started.push(await HttpApi.start(node, { listen: config.api.http, token: config.api.token ?? '', log, jobs }))
     if (metrics !== undefined && config.api.metrics !== null) {

@@ -117,7 +117,7 @@ export class JobRunner {
   }
 
   /** Make a job of `draft` (its toNode/toNodes: names and selectors) and start it. */
-  create(draft: MessageDraft, options: JobOptions, allowUnknown: boolean): JobRecord {
+  create(draft: MessageDraft, options: JobOptions, allowUnknown: boolean, origin?: string): JobRecord {
     if (this.closed) throw new OutpostError('outbox_closed', `jobs: ${this.node.name} is stopping`)
     const targets = [...(draft.toNode !== undefined ? [draft.toNode] : []), ...(draft.toNodes ?? [])]
     const drafts = [{ ...draft }]
@@ -136,7 +136,7 @@ export class JobRunner {
     message.replyMethod = JOB_REPLY_METHOD
     message.replyMethodArgs = [id]
     if (options.ttl !== undefined) message.ttl = options.ttl
-    const job: JobRecord = { id, createdAt: Date.now(), targets, message, options, status: 'running', nodes }
+    const job: JobRecord = { id, createdAt: Date.now(), ...(origin !== undefined ? { origin } : {}), targets, message, options, status: 'running', nodes }
     this.jobs.set(id, job)
     for (const n of nodes) this.byMessage.set(n.id, { job, node: n })
     this.store.save(job)

@@ -49,6 +49,8 @@ export interface JobRecord {
   id: string
   createdAt: number
   endedAt?: number
+  /** What made it, when not a request: `schedule 2 (0 3 * * *)`. */
+  origin?: string
   /** The receivers as given (`role=db`, `ship1`). */
   targets: string[]
   /** The message each node gets, without its receivers. */

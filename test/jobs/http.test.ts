@@ -69,6 +69,17 @@ test('jobs-http - POST /v1/jobs makes a job of a selector; GET shows it; events 
   }
 })
 
+test('jobs-http - POST /v1/messages takes a selector in toNodes: only the matching node answers', async () => {
+  const a = await call('POST', '/v1/messages?wait=1&timeout=30', { toNodes: ['role=db'], method: 'cli.run', methodArgs: ['echo from-db'] })
+  assert.is(a.status, 200, JSON.stringify(a.body))
+  assert.equal((a.body.accepted as { toNode: string }[]).map((x) => x.toNode), ['ship1'])
+  const replies = a.body.replies as { fromNode: string; data?: string }[]
+  assert.equal(replies.map((r) => [r.fromNode, r.data]), [['ship1', 'from-db\n']])
+  const none = await call('POST', '/v1/messages', { toNodes: ['role=nothing'], method: 'node.ping' })
+  assert.is(none.status, 400)
+  assert.is((none.body.error as { code: string }).code, 'selector_no_match')
+})
+
 test('jobs-http - refusals: a bad option, an unknown job, a selector that matches nothing', async () => {
   const bad = await call('POST', '/v1/jobs', { message: { toNodes: ['role=db'], method: 'node.ping' }, options: { batch: '0' } })
   assert.is(bad.status, 400)
