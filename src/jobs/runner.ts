@@ -72,6 +72,9 @@ export function batchSize(batch: string | undefined, total: number): number {
   return Number(batch)
 }
 
+/** How long a change that resume() can work out again may wait to be saved. */
+const SAVE_DELAY_MS = 200
+
 /** Output kept per node, as reply.job keeps it. */
 const MAX_OUTPUT = 4096
 
@@ -90,6 +93,8 @@ export class JobRunner {
   private readonly listeners = new Set<(ev: JobEvent) => void>()
   private readonly unwatch: (() => void)[] = []
   private closed = false
+  /** Jobs with a change not yet saved (saveSoon). */
+  private readonly dirty = new Set<string>()
 
   constructor(node: OutpostNode) {
     this.node = node
@@ -162,6 +167,7 @@ export class JobRunner {
     job.status = 'cancelled'
     job.reason = `cancelled by ${by}`
     this.pump(job)
+    this.saveNow(job)
     return job
   }
 
@@ -172,6 +178,7 @@ export class JobRunner {
   }
 
   close(): void {
+    for (const id of [...this.dirty]) { const job = this.jobs.get(id); if (job !== undefined) this.saveNow(job) }
     this.closed = true
     for (const u of this.unwatch.splice(0)) u()
     this.listeners.clear()
@@ -226,6 +233,7 @@ export class JobRunner {
   /** Start what may start now; stop what must stop; end the job when every node ended. */
   private pump(job: JobRecord): void {
     if (job.endedAt !== undefined || this.closed) return
+    const before = job.status
     const nodes = job.nodes
     const o = job.options
     const errors = nodes.filter((n) => n.state === 'failed' || n.state === 'expired').length
@@ -261,8 +269,10 @@ export class JobRunner {
       if (job.status === 'running') job.status = 'done'
       job.endedAt = Date.now()
     }
-    // Saved before the outbox gets them: after a crash they are looked up, not sent blind.
-    this.store.save(job)
+    // Saved before the outbox gets them: after a crash they are looked up, not sent blind. A
+    // stop or the end is saved at once too; the rest can wait a moment (saveSoon).
+    if (start.length > 0 || job.status !== before || job.endedAt !== undefined) this.saveNow(job)
+    else this.saveSoon(job)
     this.emit({ job })
     for (const n of start) this.submit(job, n)
   }
@@ -277,8 +287,23 @@ export class JobRunner {
   }
 
   private changed(job: JobRecord, n: JobNode): void {
-    this.store.save(job)
+    this.saveSoon(job)
     this.emit({ job, node: n })
+  }
+
+  /**
+   * Save a change that a crash may lose (delivered, running, a final state whose reply
+   * reply.job kept): after a restart resume() works it out again. Coalesced to one write.
+   */
+  private saveSoon(job: JobRecord): void {
+    if (this.dirty.has(job.id)) return
+    this.dirty.add(job.id)
+    setTimeout(() => { if (this.dirty.delete(job.id)) this.store.save(job) }, SAVE_DELAY_MS).unref()
+  }
+
+  private saveNow(job: JobRecord): void {
+    this.dirty.delete(job.id)
+    this.store.save(job)
   }
 
   private emit(ev: JobEvent): void {
