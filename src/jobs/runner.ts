@@ -115,6 +115,14 @@ export class JobRunner {
       hit.node.deliveredAt = Date.now()
       this.changed(hit.job, hit.node)
     }))
+    // op.cancel of a job id (methods/op.ts): what has not started is skipped.
+    node.control.cancelJob = (id, by) => {
+      const job = this.jobs.get(id)
+      if (job === undefined) return false
+      if (job.endedAt !== undefined) throw new OutpostError('method_failed', `op.cancel: job ${id} has ended already (${job.status})`)
+      this.cancel(id, by)
+      return true
+    }
     for (const job of this.store.load()) {
       this.jobs.set(job.id, job)
       if (job.endedAt === undefined) this.resume(job)
@@ -178,6 +186,7 @@ export class JobRunner {
   }
 
   close(): void {
+    delete this.node.control.cancelJob
     for (const id of [...this.dirty]) { const job = this.jobs.get(id); if (job !== undefined) this.saveNow(job) }
     this.closed = true
     for (const u of this.unwatch.splice(0)) u()

@@ -184,6 +184,18 @@ test('fleet - outpost job ID --cancel skips what has not started; what runs fini
   assert.is(j.nodes[0]!.state, 'ok')
   assert.equal(j.nodes.slice(1).map((n) => n.state), ['skipped', 'skipped', 'skipped', 'skipped'])
   assert.equal(read(file).filter((m) => m.what === 'start').map((m) => m.node), ['s1'])
+
+  // op.cancel of the job's id at central does the same.
+  const file2 = path.join(marks, 'op-cancel')
+  const second = (await outpost(['send', '--config', central, '--to', 'role in (db,web)', '--batch', '1', '--no-wait', 'cli.run', '--', command(file2, 0.8)])).stdout.trim()
+  for (const end = Date.now() + 20_000; read(file2).length === 0; await new Promise((r) => setTimeout(r, 25))) assert.ok(Date.now() < end, 'the first node did not start')
+  const op = await outpost(['send', '--config', central, '--to', 'central', 'op.cancel', '--', second])
+  assert.is(op.code, 0, op.stderr)
+  assert.match(op.stdout, /"cancelled":"[0-9A-Z]{26}","job":true/)
+  const j2 = await job(second)
+  assert.is(j2.status, 'cancelled')
+  assert.match(j2.reason ?? '', /op\.cancel from central/)
+  assert.equal(j2.nodes.slice(1).map((n) => n.state), ['skipped', 'skipped', 'skipped', 'skipped'])
 })
 
 test('fleet - a node offline longer than --ttl ends expired (exit 3)', async () => {
