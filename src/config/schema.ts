@@ -206,6 +206,9 @@ export const SCHEMA = obj({
     maxDataBytes: int(65536, 'Largest data field written in full with an accepted message; a larger one is recorded by its size only.', 0),
     exclude: strs(['node.hello'], 'Methods (names or patterns such as "info.*") whose messages are not recorded; by default the heartbeats.'),
   }, 'The audit log.'),
+  jobs: obj({
+    keep: int(500, 'Ended jobs central keeps in <dataDir>/jobs (outpost jobs); the oldest beyond this are removed. Applied at once.', 1),
+  }, 'Jobs: one message to many nodes in batches (outpost send --batch, outpost jobs).'),
 }, 'outpost configuration')
 
 export type Config = Infer<typeof SCHEMA>

@@ -127,6 +127,7 @@ export class JobRunner {
       this.jobs.set(job.id, job)
       if (job.endedAt === undefined) this.resume(job)
     }
+    this.prune()
   }
 
   /** Make a job of `draft` (its toNode/toNodes: names and selectors) and start it. */
@@ -155,6 +156,17 @@ export class JobRunner {
     this.store.save(job)
     this.pump(job)
     return job
+  }
+
+  /** Ended jobs beyond jobs.keep go, oldest first (their record and kept replies). */
+  private prune(): void {
+    const ended = [...this.jobs.values()].filter((j) => j.endedAt !== undefined).sort((a, b) => a.createdAt - b.createdAt || a.id.localeCompare(b.id))
+    for (const job of ended.slice(0, Math.max(0, ended.length - this.node.config.jobs.keep))) {
+      this.jobs.delete(job.id)
+      this.dirty.delete(job.id)
+      for (const n of job.nodes) this.byMessage.delete(n.id)
+      this.store.remove(job.id)
+    }
   }
 
   /** Every job, newest first. */
@@ -277,6 +289,7 @@ export class JobRunner {
     if (nodes.every((n) => FINAL.has(n.state))) {
       if (job.status === 'running') job.status = 'done'
       job.endedAt = Date.now()
+      queueMicrotask(() => this.prune())
     }
     // Saved before the outbox gets them: after a crash they are looked up, not sent blind. A
     // stop or the end is saved at once too; the rest can wait a moment (saveSoon).

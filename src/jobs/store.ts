@@ -107,6 +107,11 @@ export class JobStore {
     fs.renameSync(tmp, file)
   }
 
+  /** Remove job `id`: its record and its replies. */
+  remove(id: string): void {
+    for (const ext of ['.json', '.replies']) fs.rmSync(path.join(this.dir, `${id}${ext}`), { force: true })
+  }
+
   /** The final replies reply.job kept for job `id`, by request id. */
   replies(id: string): Map<string, KeptReply> {
     const out = new Map<string, KeptReply>()

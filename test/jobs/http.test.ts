@@ -3,7 +3,9 @@
  * /v1/jobs/ID/cancel cancels one, and GET /v1/events carries `event: job` as it goes. A real hub,
  * central with the API on, two labelled nodes.
  */
+import fs from 'node:fs'
 import http from 'node:http'
+import path from 'node:path'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { Cluster, editYaml, freePort, section } from '../fixtures/cluster'
@@ -25,7 +27,7 @@ test.before(async () => {
   c = await Cluster.create(['ship1', 'ship2'])
   const port = await freePort()
   base = `http://127.0.0.1:${port}`
-  configure(c, 'central', { api: { http: `127.0.0.1:${port}`, token: TOKEN } })
+  configure(c, 'central', { api: { http: `127.0.0.1:${port}`, token: TOKEN }, jobs: { keep: 2 } })
   editYaml(c.node('ship1').config, (d) => { section(d, 'node').labels = { role: 'db' } })
   editYaml(c.node('ship2').config, (d) => { section(d, 'node').labels = { role: 'web' } })
   await c.startHub()
@@ -94,6 +96,25 @@ test('jobs-http - refusals: a bad option, an unknown job, a selector that matche
   assert.is(cancel.status, 404)
   const wrong = await call('DELETE', '/v1/jobs')
   assert.is(wrong.status, 405)
+})
+
+test('jobs-http - central keeps the newest jobs.keep ended jobs and removes older ones with their replies', async () => {
+  const before = (await call('GET', '/v1/jobs')).body.jobs as Job[]
+  const made: string[] = []
+  for (let i = 0; i < 3; i++) {
+    const r = await call('POST', '/v1/jobs', { message: { toNodes: ['ship1', 'ship2'], method: 'cli.run', methodArgs: [`echo ${i}`] } })
+    assert.is(r.status, 201, JSON.stringify(r.body))
+    const id = (r.body.job as Job).id
+    made.push(id)
+    for (const end = Date.now() + 20_000; ((await call('GET', `/v1/jobs/${id}`)).body.job as Job).status === 'running'; await new Promise((res) => setTimeout(res, 100))) assert.ok(Date.now() < end)
+  }
+  await new Promise((r) => setTimeout(r, 100))
+  const after = (await call('GET', '/v1/jobs')).body.jobs as Job[]
+  assert.equal(after.map((j) => j.id), [made[2], made[1]])
+  assert.is((await call('GET', `/v1/jobs/${made[0]}`)).status, 404)
+  for (const j of before) assert.is((await call('GET', `/v1/jobs/${j.id}`)).status, 404)
+  const files = fs.readdirSync(path.join(c.node('central').dataDir, 'jobs')).sort()
+  assert.equal(files, [`${made[1]}.json`, `${made[1]}.replies`, `${made[2]}.json`, `${made[2]}.replies`].sort())
 })
 
 test.run()
