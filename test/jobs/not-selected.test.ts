@@ -39,8 +39,16 @@ test('not-selected - a node relabelled after central resolved the selector answe
     const set = await outpost(['config', 'set', 'node.labels.role', 'web', '--config', c.node('ship1').config])
     assert.is(set.code, 0, set.stderr)
     const sent = sendVia(c.node('central').socket, [{ toNodes: ['role=db'], method: 'cli.run', methodArgs: ['echo ran'] }], { ms: 30_000 })
+    // A job resolved now, too: its ship1 ends not_selected.
+    const made = await outpost(['send', '--config', c.node('central').config, '--to', 'role=db', '--job', '--no-wait', 'cli.run', '--', 'echo ran'])
+    assert.is(made.code, 0, made.stderr)
     await new Promise((r) => setTimeout(r, 300))
     await c.startHub()
+    const watched = await outpost(['job', made.stdout.trim(), '--watch', '--config', c.node('central').config])
+    assert.is(watched.code, 3, watched.stdout + watched.stderr)
+    assert.match(watched.stdout, /ship1  not_selected  not_selected: ship1 no longer matches the selector "role=db"/)
+    assert.match(watched.stdout, /ship2  ok/)
+    assert.match(watched.stdout, /2 nodes: ok 1, not_selected 1 \(job done\)/)
     const r = await sent
     assert.equal(r.accepted.map((a) => a.toNode).sort(), ['ship1', 'ship2'])
     const by = Object.fromEntries(r.replies.map((x) => [x.fromNode as string, x]))
