@@ -60,13 +60,14 @@ export default {
     if (env.final === false) return {}
     const file = repliesFile(ctx.dataDir, ctx.args[0] ?? '')
     if (env.inReplyTo === undefined || alreadyKept(file, env.inReplyTo)) return {}
-    fs.mkdirSync(path.dirname(file), { recursive: true })
-    const fd = fs.openSync(file, 'a', 0o600)
+    await fs.promises.mkdir(path.dirname(file), { recursive: true })
+    // Appended and synced without holding up the event loop: other replies go on meanwhile.
+    const fh = await fs.promises.open(file, 'a', 0o600)
     try {
-      fs.writeSync(fd, lineOf(env, Date.now()))
-      fs.fdatasyncSync(fd)
+      await fh.appendFile(lineOf(env, Date.now()))
+      await fh.datasync()
     } finally {
-      fs.closeSync(fd)
+      await fh.close()
     }
     return {}
   },
