@@ -20,7 +20,8 @@ export const JOB_FLAGS = {
 export const JOB_HELP = `  --batch N|P%        make it a job: at most N nodes (or P% of them) at once
   --max-errors N      a job: start no more nodes once N failed (or expired)
   --canary N          a job: N nodes first, the rest only if each of them is ok
-  --job               a job without those (outpost jobs, outpost job ID follow it)`
+  --job               a job without those (outpost jobs, outpost job ID follow it);
+                      Ctrl-C stops following a job, not the job (outpost job ID --cancel)`
 
 export function isJob(values: { batch?: string | undefined; 'max-errors'?: string | undefined; canary?: string | undefined; job?: boolean | undefined }): boolean {
   return values.batch !== undefined || values['max-errors'] !== undefined || values.canary !== undefined || values.job === true
