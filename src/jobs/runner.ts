@@ -6,12 +6,12 @@
  *   create ─ resolve receivers (selectors → names + the selector that picked each) ─ a fixed
  *            message id per node ─▶ save ─▶ pump
  *   pump   ─ stop? (max-errors, a canary not ok, cancel: the rest are skipped)
- *          ─ start nodes while fewer than `batch` are under way: save sentAt ─▶ outbox
+ *          ─ start nodes while fewer than `batch` are under way: mark sent (store) ─▶ outbox
  *   delivered event ─▶ delivered;  a stream chunk ─▶ running;  final reply (kept by reply.job) ─▶
  *          ok | failed | expired | not_selected ─▶ save ─▶ pump
  *
- * Nothing runs twice: a node's message id is fixed when the job is made and saved before it is
- * handed to the outbox. After a crash a node that was handed over is looked up: its final reply
+ * Nothing runs twice: a node's message id is fixed when the job is made, and marked sent before
+ * it is handed to the outbox. After a crash a node that was handed over is looked up: its final reply
  * kept (reply.job), still queued in the outbox, or delivered (the outbox's record of the request:
  * its reply is still to come); only a message the outbox never took is handed over again, and
  * the receiver's record of ids it has seen would not run it twice even then.
@@ -208,6 +208,8 @@ export class JobRunner {
   /** After a restart: where each node handed to the outbox stands now. */
   private resume(job: JobRecord): void {
     for (const n of job.nodes) this.byMessage.set(n.id, { job, node: n })
+    const sent = this.store.sent(job.id)
+    for (const n of job.nodes) if (n.sentAt === undefined && sent.has(n.id)) n.sentAt = sent.get(n.id)!
     const kept = this.store.replies(job.id)
     const again: JobNode[] = []
     for (const n of job.nodes) {
@@ -291,9 +293,10 @@ export class JobRunner {
       job.endedAt = Date.now()
       queueMicrotask(() => this.prune())
     }
-    // Saved before the outbox gets them: after a crash they are looked up, not sent blind. A
-    // stop or the end is saved at once too; the rest can wait a moment (saveSoon).
-    if (start.length > 0 || job.status !== before || job.endedAt !== undefined) this.saveNow(job)
+    // Marked before the outbox gets them: after a crash they are looked up, not sent blind. A
+    // stop or the end is saved at once; the rest can wait a moment (saveSoon).
+    if (start.length > 0) this.store.markSent(job.id, start.map((n) => n.id), start[0]!.sentAt!)
+    if (job.status !== before || job.endedAt !== undefined) this.saveNow(job)
     else this.saveSoon(job)
     this.emit({ job })
     for (const n of start) this.submit(job, n)

@@ -98,7 +98,7 @@ test('jobs-http - refusals: a bad option, an unknown job, a selector that matche
   assert.is(wrong.status, 405)
 })
 
-test('jobs-http - central keeps the newest jobs.keep ended jobs and removes older ones with their replies', async () => {
+test('jobs-http - central keeps the newest jobs.keep ended jobs and removes older ones with their marks and replies', async () => {
   const before = (await call('GET', '/v1/jobs')).body.jobs as Job[]
   const made: string[] = []
   for (let i = 0; i < 3; i++) {
@@ -114,7 +114,7 @@ test('jobs-http - central keeps the newest jobs.keep ended jobs and removes olde
   assert.is((await call('GET', `/v1/jobs/${made[0]}`)).status, 404)
   for (const j of before) assert.is((await call('GET', `/v1/jobs/${j.id}`)).status, 404)
   const files = fs.readdirSync(path.join(c.node('central').dataDir, 'jobs')).sort()
-  assert.equal(files, [`${made[1]}.json`, `${made[1]}.replies`, `${made[2]}.json`, `${made[2]}.replies`].sort())
+  assert.equal(files, [made[1], made[2]].flatMap((id) => [`${id}.json`, `${id}.replies`, `${id}.sent`]).sort())
 })
 
 test.run()
