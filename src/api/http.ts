@@ -137,7 +137,7 @@ export class HttpApi {
       const onlyOf = (...allowed: string[]): void => { if (!allowed.includes(method)) only(allowed.join(', ')) }
       return jobRoute(this.o.jobs, route, req, res, { readBody, json, only: onlyOf })
     }
-    throw new OutpostError('api_not_found', `api: no route ${method} ${url.pathname} (POST /v1/messages, GET /v1/messages/ID, /v1/nodes, /v1/status, /v1/events)`)
+    throw new OutpostError('api_not_found', `api: no route ${method} ${url.pathname} (POST /v1/messages, GET /v1/messages/ID, /v1/nodes, /v1/status, /v1/events, /v1/jobs)`)
   }
 
   /** Bearer token compared in constant time (hashes of equal length, whatever was sent). */
