@@ -221,7 +221,13 @@ export class JobRunner {
         if (n.state === 'pending') n.state = 'delivered' // its reply is still to come
         continue
       }
-      again.push(n) // saved as handed over, but the outbox never took it
+      const ttl = job.message.ttl ?? this.node.config.delivery.ttl
+      if (Date.now() > n.sentAt + ttl * 1000) {
+        // Past its ttl the outbox's record of it may be gone while the node ran it: never sent again.
+        this.settle(n, { id: n.id, node: n.name, at: Date.now(), error: { code: 'ttl_expired', message: `${job.id}: central was down past the ttl (${ttl} s) of its message to ${n.name}, which is not sent again; it may or may not have run` } })
+        continue
+      }
+      again.push(n) // marked as handed over, but the outbox never took it
     }
     this.store.save(job)
     for (const n of again) this.submit(job, n)
