@@ -22,6 +22,7 @@ import { nodePing, nodePong } from './node-ping'
 import { opCancel, opList, opStart, opStop } from './op'
 import replyConsole from './reply-console'
 import { replyFile, replyFileAppend } from './reply-file'
+import replyJob from './reply-job'
 
 function registry(methods: readonly Method[]): ReadonlyMap<string, Method> {
   const map = new Map<string, Method>()
@@ -45,6 +46,7 @@ export const METHODS: ReadonlyMap<string, Method> = registry([
   replyFile,
   replyFileAppend,
   replyConsole,
+  replyJob,
   errorLog,
   nodePing,
   nodePong,

@@ -6,7 +6,8 @@
  *   op.list            ─▶ JSON { node, handlers: [{name, kind, summary, enabled}], jobs: [{id, method, from, started}] }
  *   op.start NAME      ─▶ undo an op.stop (a method the config switched off stays off)
  *   op.stop NAME       ─▶ new requests for NAME get method_disabled; running jobs go on
- *   op.cancel ID       ─▶ abort job ID: its process group is killed, its reply says `cancelled`
+ *   op.cancel ID       ─▶ abort job ID: its process group is killed, its reply says `cancelled`;
+ *                         an id of central's jobs (src/jobs/, through ctx.control): its nodes not started are skipped
  *   steward REQOpCommand: operation { opCmd: ps | startProc | stopProc | cancel, opArg } ─▶ the above
  */
 import { OutpostError } from '../src/errors'
@@ -43,7 +44,11 @@ function switchTo(ctx: MethodContext, op: string, arg: unknown, on: boolean): Me
 function cancel(ctx: MethodContext, arg: unknown): MethodResult {
   const id = typeof arg === 'string' ? arg : typeof arg === 'object' && arg !== null && typeof (arg as { id?: unknown }).id === 'string' ? (arg as { id: string }).id : ''
   if (id === '') throw new OutpostError('method_failed', 'op.cancel: which job? pass the id of the request (see op.list)')
-  if (!opsOf(ctx).cancel(id, ctx.env.fromNode)) throw new OutpostError('method_failed', `op.cancel: no job ${id} is running on ${ctx.node} (see op.list)`)
+  if (!opsOf(ctx).cancel(id, ctx.env.fromNode)) {
+    // A job of many nodes (central's, outpost jobs): what has not started is skipped.
+    if (ctx.control?.cancelJob?.(id, `op.cancel from ${ctx.env.fromNode}`) === true) return json({ node: ctx.node, cancelled: id, job: true })
+    throw new OutpostError('method_failed', `op.cancel: no job ${id} is running on ${ctx.node} (see op.list; outpost jobs for jobs of many nodes)`)
+  }
   ctx.log('info', `op.cancel: ${id} cancelled by ${ctx.env.fromNode}`)
   return json({ node: ctx.node, cancelled: id })
 }

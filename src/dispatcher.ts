@@ -30,6 +30,7 @@ import { ACK_METHOD, nameIndex } from './method-names'
 import { replyTo, type ReplyResult } from './reply'
 import { Requester } from './requester'
 import { failure, runMethod, stopGraceMs } from './run'
+import { notSelected } from './jobs/selected'
 import type { InboxEntry, InboxFacet } from './store/outbox'
 
 export interface DispatcherOptions {
@@ -291,6 +292,11 @@ export class Dispatcher {
       return new OutpostError('denied', `${self} does not let ${env.fromNode} call ${env.method} (methods.allow)`)
     }
     if (!this.o.methods.has(env.method)) return new OutpostError('method_unknown', `${self} has no method ${env.method}`)
+    // Addressed by a selector: this node must still match it with its labels of now.
+    if (env.selector !== undefined && env.inReplyTo === undefined) {
+      const no = notSelected(env, self, config.node.labels)
+      if (no !== undefined) return no
+    }
     // A reply answers a request this node sent: it is handled whatever methods.enabled lists.
     if (env.inReplyTo === undefined && !this.enabled(env.method)) {
       return new OutpostError('method_disabled', this.switchedOff.has(env.method)

@@ -73,6 +73,8 @@ export const ERROR_CODES = {
   key_invalid: 'a key file cannot be read or holds no ed25519 private key, or a public key is not ed25519:<base64 of 32 bytes>',
   key_exists: 'keys gen: the key file exists already (--force overwrites it)',
   key_changed: "central refused a node.hello carrying another public key than the one pinned for that node (first seen, or security.nodeKeys)",
+  not_selected: 'the receiver no longer matches the selector central resolved to address it (its labels changed meanwhile); nothing ran',
+  job_unknown: 'central keeps no job of that id (outpost jobs lists them)',
 } as const satisfies Record<string, string>
 
 export type ErrorCode = keyof typeof ERROR_CODES
@@ -86,6 +88,7 @@ const EXIT_STATUS: Partial<Record<ErrorCode, 2 | 3>> = {
   usage: 2, config_not_found: 2, config_parse: 2, config_invalid: 2, config_key: 2, config_readonly: 2, config_node_mismatch: 2,
   envelope_invalid: 2, fan_out_too_large: 2, node_unknown: 2, selector_invalid: 2, selector_no_match: 2, agent_not_running: 2, upgrade_unavailable: 2, upgrade_insecure: 2, data_dir_unwritable: 2,
   key_invalid: 2, key_exists: 2,
+  not_selected: 3, job_unknown: 2,
   not_connected: 3, not_delivered: 3, ttl_expired: 3, denied: 3, outbox_full: 3, method_unknown: 3, method_disabled: 3, command_unknown: 3,
 }
 

@@ -37,6 +37,18 @@ export interface SchedulerOptions {
   submit: (drafts: MessageDraft[]) => Promise<unknown>
   log: LogFn
   now?: () => number
+  /**
+   * Schedules with `to` (jobs, src/jobs/schedule-jobs.ts): made into a job at each slot. Given,
+   * this scheduler runs only those; without it, only the others.
+   */
+  job?: (s: Schedule, i: number) => Promise<void>
+  /** The last-run stamps' file (default <dataDir>/schedules.json). */
+  stampFile?: string
+}
+
+/** Whether a schedule sends its method to other nodes as a job (`to`) rather than running it here. */
+export function isJobSchedule(s: Schedule): boolean {
+  return (s.to ?? []).length > 0
 }
 
 /** setTimeout's limit: longer delays fire at once. */
@@ -55,7 +67,7 @@ export function parseCron(expr: string, from = Date.now()): CronExpression {
 
 /** What a schedule's last-run stamp is filed under: its content, so an edited entry starts afresh. */
 export function scheduleKey(s: Schedule): string {
-  return createHash('sha256').update(JSON.stringify([s.cron, s.method, s.methodArgs ?? [], s.toNode ?? ''])).digest('hex').slice(0, 16)
+  return createHash('sha256').update(JSON.stringify([s.cron, s.method, s.methodArgs ?? [], s.toNode ?? '', ...(isJobSchedule(s) ? [s.to] : [])])).digest('hex').slice(0, 16)
 }
 
 export class Scheduler {
@@ -72,7 +84,7 @@ export class Scheduler {
   }
 
   private get file(): string {
-    return path.join(this.o.dataDir, 'schedules.json')
+    return this.o.stampFile ?? path.join(this.o.dataDir, 'schedules.json')
   }
 
   /** Catch up missed runs (one each), then arm every schedule's timer. */
@@ -83,6 +95,7 @@ export class Scheduler {
     const now = this.now()
     let fresh = false
     for (const [i, s] of this.o.schedules.entries()) {
+      if (isJobSchedule(s) !== (this.o.job !== undefined)) continue
       const key = scheduleKey(s)
       const last = this.stamps[key]
       if (last === undefined) {
@@ -134,6 +147,7 @@ export class Scheduler {
       // Stamped before it runs: a crash mid-run is not caught up again (the run may have had effects).
       this.stamps[scheduleKey(s)] = Math.max(slot, this.stamps[scheduleKey(s)] ?? 0)
       this.save()
+      if (this.o.job !== undefined) return await this.o.job(s, i)
       const out = await this.o.runLocal(s.method, s.methodArgs ?? [], s.methodTimeout ?? 0)
       if (this.stopped && out.error?.code === 'interrupted') return
       const text = dataText(out.data)

@@ -63,14 +63,21 @@ export function checkReceivers(node: OutpostNode, drafts: MessageDraft[], allowU
 /**
  * Replace each selector in the drafts' toNodes (isSelector; parseMessage checked its grammar)
  * by the names of central's list it matches. A selector that matches nothing, or one given to
- * a node that keeps no list, is refused (`selector_no_match`).
+ * a node that keeps no list, is refused (`selector_no_match`). Each node a selector picked gets
+ * its message with that selector in `selector` (the receiver checks it: not_selected), so a
+ * draft with selectors becomes one draft per selector (and one for the nodes it names), in
+ * place in `drafts`. A node both named and picked is sent to as named.
  */
 export function resolveSelectors(node: OutpostNode, drafts: MessageDraft[]): void {
-  for (const d of drafts) {
+  for (let i = 0; i < drafts.length; i++) {
+    const d = drafts[i]!
     if (d.toNodes === undefined || !d.toNodes.some(isSelector)) continue
-    const names: string[] = []
+    const named = new Set<string>(d.toNode !== undefined ? [d.toNode] : [])
+    for (const t of d.toNodes) if (!isSelector(t)) named.add(t)
+    const picked = new Map<string, string[]>()
+    const taken = new Set(named)
     for (const t of d.toNodes) {
-      if (!isSelector(t)) { names.push(t); continue }
+      if (!isSelector(t)) continue
       if (!node.keepsNodeList) {
         throw new OutpostError('selector_no_match', `send: ${node.name} keeps no list of the fleet, so it cannot resolve the selector ${JSON.stringify(t)}: send from central (${node.config.node.central}), or name the nodes. Nothing was accepted`)
       }
@@ -79,9 +86,18 @@ export function resolveSelectors(node: OutpostNode, drafts: MessageDraft[]): voi
       if (hit.length === 0) {
         throw new OutpostError('selector_no_match', `send: no node ${node.name} knows matches the selector ${JSON.stringify(t)} (a comma means and; nodes whose labels are not known yet never match a label). Nothing was accepted. outpost nodes --labels shows the labels`)
       }
-      names.push(...hit)
+      const fresh = hit.filter((n) => !taken.has(n))
+      for (const n of fresh) taken.add(n)
+      if (fresh.length > 0) picked.set(t, [...(picked.get(t) ?? []), ...fresh])
     }
-    d.toNodes = [...new Set(names)]
+    const { toNode: _one, toNodes: _many, id, ...rest } = d
+    const split: MessageDraft[] = []
+    // The id a request gave goes with its first message, as stamp() does.
+    const first = (): { id?: string } => (split.length === 0 && id !== undefined ? { id } : {})
+    if (named.size > 0) split.push({ ...rest, ...first(), toNodes: [...named] })
+    for (const [sel, names] of picked) split.push({ ...rest, ...first(), toNodes: names, selector: sel })
+    drafts.splice(i, 1, ...split)
+    i += split.length - 1
   }
 }
 

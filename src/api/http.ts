@@ -20,6 +20,8 @@ import type { OutpostNode } from '../node'
 import { isUlid } from '../wire/ulid'
 import { RecentRequests, type RecentRequest } from './recent'
 import { checkReceivers, envelopeJson, parseMessageList, sendAndWatch } from '../submit'
+import { jobEventFrame, jobRoute } from '../jobs/http-routes'
+import type { JobRunner } from '../jobs/runner'
 import { parseMessage } from '../wire/envelope'
 import { ConsoleRoutes, securityHeaders } from '../console/serve'
 import { checkSameOrigin } from '../console/sessions'
@@ -46,11 +48,13 @@ export interface HttpApiOptions {
   token: string
   log: LogFn
   now?: () => number
+  /** Central's jobs: /v1/jobs, and `event: job` on /v1/events. */
+  jobs?: JobRunner
 }
 
 const STATUS: Partial<Record<ErrorCode, number>> = {
   api_bad_request: 400, envelope_invalid: 400, fan_out_too_large: 400, node_unknown: 400, selector_invalid: 400, selector_no_match: 400, message_too_large: 413, api_too_large: 413,
-  api_unauthorized: 401, api_forbidden: 403, api_not_found: 404, api_method_not_allowed: 405, outbox_full: 503, outbox_closed: 503,
+  api_unauthorized: 401, api_forbidden: 403, api_not_found: 404, job_unknown: 404, api_method_not_allowed: 405, outbox_full: 503, outbox_closed: 503,
 }
 
 /** host and port from "host:port", "[v6]:port" or "port" (loopback). */
@@ -87,10 +91,12 @@ export class HttpApi {
     this.server.on('checkContinue', onRequest)
     this.server.on('checkExpectation', onRequest)
     this.server.maxConnections = 512
-    this.stopWatching = node.watchReplies((env) => {
+    const stopReplies = node.watchReplies((env) => {
       this.recent.reply(env)
       this.publish(env)
     })
+    const stopJobs = o.jobs?.watch((ev) => this.publishFrame(jobEventFrame(ev), undefined)) ?? (() => {})
+    this.stopWatching = () => { stopReplies(); stopJobs() }
   }
 
   static async start(node: OutpostNode, o: HttpApiOptions): Promise<HttpApi> {
@@ -143,7 +149,11 @@ export class HttpApi {
     if (route === '/v1/requests') { only('GET'); return json(res, 200, { requests: this.recent.latest(url.searchParams.get('toNode') ?? '', limitParam(url.searchParams.get('limit'), 50)) }) }
     if (route === '/v1/status') { only('GET'); return json(res, 200, this.node.status()) }
     if (route === '/v1/events') { only('GET'); return this.subscribe(req, res, url) }
-    throw new OutpostError('api_not_found', `api: no route ${method} ${url.pathname} (POST /v1/messages, GET /v1/messages/ID, /v1/nodes, /v1/status, /v1/events, /v1/errors, /v1/requests)`)
+    if (route === '/v1/jobs' || route.startsWith('/v1/jobs/')) {
+      const onlyOf = (...allowed: string[]): void => { if (!allowed.includes(method)) only(allowed.join(', ')) }
+      return jobRoute(this.o.jobs, route, req, res, { readBody, json, only: onlyOf })
+    }
+    throw new OutpostError('api_not_found', `api: no route ${method} ${url.pathname} (POST /v1/messages, GET /v1/messages/ID, /v1/nodes, /v1/status, /v1/events, /v1/jobs, /v1/errors, /v1/requests)`)
   }
 
   /** Bearer token compared in constant time (hashes of equal length, whatever was sent). */
@@ -253,10 +263,14 @@ export class HttpApi {
 
   private publish(env: Envelope): void {
     if (this.events.size === 0) return
-    const frame = `id: ${env.id}\nevent: reply\ndata: ${JSON.stringify(envelopeJson(env))}\n\n`
+    this.publishFrame(`id: ${env.id}\nevent: reply\ndata: ${JSON.stringify(envelopeJson(env))}\n\n`, env.inReplyTo)
+  }
+
+  /** A frame to every event stream (those that follow one request: only when `inReplyTo` is theirs). */
+  private publishFrame(frame: string, inReplyTo: string | undefined): void {
     for (const res of this.events) {
       const filter = (res as { outpostFilter?: string }).outpostFilter
-      if (filter !== undefined && filter !== env.inReplyTo) continue
+      if (filter !== undefined && filter !== inReplyTo) continue
       if (res.writableLength > MAX_SSE_BACKLOG) {
         this.o.log('warn', 'api: an event stream client fell too far behind; disconnected')
         res.destroy()

@@ -9,6 +9,8 @@ import type { OutpostNode } from '../node'
 import { HttpApi } from './http'
 import type { PromMetrics } from './prometheus'
 import { SocketApi } from './socket'
+import { JobRunner } from '../jobs/runner'
+import { ScheduledJobs } from '../jobs/schedule-jobs'
 
 export interface Apis {
   /** Stop every API (idempotent). */
@@ -36,8 +38,12 @@ export async function startApis(node: OutpostNode, config: Config, metrics: Prom
     return closing
   }
   try {
-    started.push(await SocketApi.start(node, socketPath(config), log))
-    if (config.api.http !== null) started.push(await HttpApi.start(node, { listen: config.api.http, token: config.api.token ?? '', log }))
+    // Jobs resume here after a restart (their state is in <dataDir>/jobs), whoever asks.
+    const jobs = new JobRunner(node)
+    const scheduled = new ScheduledJobs(node, jobs, log)
+    started.push({ close: async () => { scheduled.stop(); jobs.close() } })
+    started.push(await SocketApi.start(node, socketPath(config), log, jobs))
+    if (config.api.http !== null) started.push(await HttpApi.start(node, { listen: config.api.http, token: config.api.token ?? '', log, jobs }))
     if (metrics !== undefined && config.api.metrics !== null) {
       const prom = metrics
       prom.attach(node)

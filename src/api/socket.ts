@@ -21,6 +21,8 @@ import { Lines } from '../lib/lines'
 import type { LogFn } from '../log'
 import type { OutpostNode } from '../node'
 import { checkReceivers, envelopeJson, parseMessageList, sendAndWatch } from '../submit'
+import { jobRequest } from '../jobs/requests'
+import type { JobRunner } from '../jobs/runner'
 
 export { envelopeJson }
 
@@ -31,17 +33,20 @@ export class SocketApi {
   private readonly server: net.Server
   readonly path: string
   private readonly conns = new Set<net.Socket>()
+  /** Jobs made and followed through this socket (job.create, jobs, job, job.cancel). */
+  jobs: JobRunner | undefined
 
   private constructor(server: net.Server, file: string) {
     this.server = server
     this.path = file
   }
 
-  static async start(node: OutpostNode, file: string, log: LogFn): Promise<SocketApi> {
+  static async start(node: OutpostNode, file: string, log: LogFn, jobs?: JobRunner): Promise<SocketApi> {
     await removeStale(file)
     // Half-open: a steward client writes its array and closes its side, then reads the answer.
     const server = net.createServer({ allowHalfOpen: true })
     const api = new SocketApi(server, file)
+    api.jobs = jobs
     server.on('connection', (sock) => api.serve(node, sock, log))
     await new Promise<void>((resolve, reject) => {
       server.once('error', (err) => reject(new OutpostError('io', `api: cannot listen on ${file}: ${err.message}`, { cause: err })))
@@ -134,6 +139,7 @@ export class SocketApi {
       const message = req.toNode === undefined && req.toNodes === undefined ? { ...req, toNode: node.name } : req
       req = { op: 'send', messages: [message], wait: true }
     }
+    if (jobRequest(this.jobs, req as Record<string, unknown>, write, cleanups, finished)) return
     switch (req.op) {
       case 'send': {
         const drafts = parseMessageList(req.messages)

@@ -25,6 +25,8 @@ Commands:
   up                 quickstart: hub + node "central" + node "local" on loopback, data in ./var
   send               submit a message and print replies as they arrive
   nodes              known nodes
+  jobs               jobs: sends to many nodes in batches (send --batch, --canary, --job)
+  job ID             one job as a matrix of its nodes' states (--watch, --cancel)
   status             this node: link, outbox per destination, methods running
   call               run a method here, no network
   config             show|path|get KEY|set KEY VALUE|unset KEY|init

@@ -13,6 +13,7 @@ import path from 'node:path'
 import { EXIT, GLOBAL_HELP, askAgent, load, parse, print, type Io } from './common'
 import { parseMessagesJson, type Envelope } from '../wire/envelope'
 import { ERROR_CODES, exitCodeFor, OutpostError, type ErrorCode } from '../errors'
+import { isJob, JOB_FLAGS, JOB_HELP, sendJob } from './jobs'
 
 /** Exit 3: the method did not run (not delivered, or refused by the receiver's policy). */
 
@@ -39,7 +40,8 @@ const HELP = `Usage: outpost send [--to NODE]... METHOD [-- ARGS...]
   --data TEXT|@FILE   the message's data (config.deploy takes its YAML document this way)
   --allow-unknown     send to nodes the node list has not heard of (one that has not
                       connected yet); by default central refuses them (node_unknown)
-  --no-wait           print the accepted ids and return
+${JOB_HELP}
+  --no-wait           print the accepted ids (a job: its id) and return
   --detach            the same, plus how to cancel it later (outpost send --to NODE op.cancel -- ID)
   --socket PATH       the node's API socket (default <dataDir>/outpost.sock)
   --json              JSON Lines: {"accepted"} {"notice"} {"reply"}… {"cancelling"} {"detached"} {"done"}
@@ -59,7 +61,7 @@ export async function send(io: Io, args: string[], signal?: AbortSignal, interru
   const { values, positionals } = parse(args, {
     to: { type: 'string', multiple: true }, file: { type: 'string' }, 'reply-method': { type: 'string' }, timeout: { type: 'string' },
     'ack-timeout': { type: 'string' }, retries: { type: 'string' }, ttl: { type: 'string' }, 'no-wait': { type: 'boolean' }, detach: { type: 'boolean' },
-    'allow-unknown': { type: 'boolean' }, socket: { type: 'string' }, data: { type: 'string' },
+    'allow-unknown': { type: 'boolean' }, socket: { type: 'string' }, data: { type: 'string' }, ...JOB_FLAGS,
   }, true)
   if (values.help) return print(io, HELP)
   const loaded = load(io, values, false)
@@ -67,6 +69,10 @@ export async function send(io: Io, args: string[], signal?: AbortSignal, interru
   const detach = values.detach === true
   const allowUnknown = values['allow-unknown'] === true
   const wait = values['no-wait'] !== true && !detach
+  if (isJob(values)) {
+    if (values.file !== undefined || messages.length !== 1) throw new OutpostError('usage', 'send: a job (--batch, --max-errors, --canary, --job) is one message: give METHOD and --to, not --file')
+    return sendJob(io, loaded, values.socket, values, messages[0] as Record<string, unknown>, wait, signal)
+  }
   const json = values.json === true
   const line = (obj: unknown): void => { io.stdout.write(JSON.stringify(obj) + '\n') }
   // How to reach the same node again in a printed command: the flags this one was given.

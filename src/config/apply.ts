@@ -15,6 +15,8 @@ export interface Control {
   apply(next: Config): ApplyResult
   /** Restart this node a second from now (after the reply is queued); throws restart_unavailable where it cannot. */
   restart(): void
+  /** Cancel job `id` of this node's jobs (src/jobs/, set once they run): op.cancel of a job id; false when it keeps none. */
+  cancelJob?: (id: string, by: string) => boolean
 }
 
 export interface ApplyResult {
@@ -30,10 +32,11 @@ const LIVE = [
   'methods.enabled', 'methods.allow', 'methods.timeout', 'methods.commands', 'methods.shell', 'methods.outputCap', 'methods.killGrace',
   'delivery.ackTimeout', 'delivery.retries', 'delivery.ttl', 'delivery.maxFanOut',
   'log.level', 'schedules', 'hello.interval', 'audit.maxDataBytes', 'audit.exclude', 'security.nodeKeys',
+  'jobs.keep',
 ]
 
 /** Sections compared key by key; other top-level keys are compared whole. */
-const SECTIONED = new Set(['node', 'transport', 'delivery', 'methods', 'hello', 'hub', 'api', 'upgrade', 'log', 'audit', 'security'])
+const SECTIONED = new Set(['node', 'transport', 'delivery', 'methods', 'hello', 'hub', 'api', 'upgrade', 'log', 'audit', 'security', 'jobs'])
 
 export interface ConfigDiff {
   changed: string[]

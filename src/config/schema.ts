@@ -8,6 +8,7 @@ import { cronExpression } from '../lib/cron'
 import { isOutpostError } from '../errors'
 import { parsePublicKey } from '../keys'
 import { labelProblem, MAX_LABELS } from '../labels'
+import { isSelector, parseSelector } from '../selector'
 import { bool, int, list, map, nstr, obj, oneOf, str, strs, type DefaultsContext, type Infer, type ObjSpec, type Spec } from './spec'
 import { TRANSPORT_LIST } from '../../transports/index'
 
@@ -50,6 +51,23 @@ const checkCron = (v: string): string | undefined => {
   } catch (err) {
     return `is not a cron expression: ${(err as Error).message}`
   }
+}
+
+/** schedules[].to: node names or selectors. */
+const checkTargets = (v: string[]): string | undefined => {
+  for (const t of v) {
+    if (!isSelector(t)) {
+      const bad = checkNodeName(t)
+      if (bad !== undefined) return `has ${JSON.stringify(t)}, which ${bad}, or a selector such as role=db`
+      continue
+    }
+    try {
+      parseSelector(t)
+    } catch (err) {
+      return `lists a ${(err as Error).message.replace(/\. A selector is .*$/, '').replace(/^(selector "(?:[^"\\]|\\.)*") /, '$1 that ')}`
+    }
+  }
+  return undefined
 }
 
 /** security.nodeKeys: node names to public keys in the form `outpost keys show` prints. */
@@ -124,6 +142,10 @@ export const SCHEMA = obj({
     directory: str('', 'Reply file directory (default: schedules).'),
     fileName: str('', 'Reply file name (default: <method>.log).'),
     methodTimeout: int(0, 'Seconds the method may run (0: methods.timeout).', 0),
+    to: strs([], 'On central: instead of running the method here, send it at each slot as a job to these nodes: names, or selectors such as role=db resolved against the node list at that moment (`outpost jobs` shows the runs).', { check: checkTargets }),
+    batch: str('', 'A job (to): at most this many nodes at once, a count or a percentage such as 10% (default: all at once).', { check: (v: string) => (v === '' || /^[1-9]\d{0,5}%?$/.test(v) ? undefined : 'must be a number of nodes (5) or a percentage of them (10%)') }),
+    maxErrors: int(0, 'A job (to): start no more nodes once this many failed (0: no limit).', 0),
+    canary: int(0, 'A job (to): this many nodes first, the rest only if each of them is ok (0: none).', 0),
   }, ['cron', 'method'] as const, [], 'Methods run here on a cron expression, their results sent through the outbox to toNode. A run missed while the node was down runs once at start.'),
   logs: list({
     path: str('', 'The file to follow (rotation by rename and truncation are followed).', { check: (v: string) => (path.isAbsolute(v) ? undefined : 'must be an absolute path') }),
@@ -184,6 +206,9 @@ export const SCHEMA = obj({
     maxDataBytes: int(65536, 'Largest data field written in full with an accepted message; a larger one is recorded by its size only.', 0),
     exclude: strs(['node.hello'], 'Methods (names or patterns such as "info.*") whose messages are not recorded; by default the heartbeats.'),
   }, 'The audit log.'),
+  jobs: obj({
+    keep: int(500, 'Ended jobs central keeps in <dataDir>/jobs (outpost jobs); the oldest beyond this are removed. Applied at once.', 1),
+  }, 'Jobs: one message to many nodes in batches (outpost send --batch, outpost jobs).'),
 }, 'outpost configuration')
 
 export type Config = Infer<typeof SCHEMA>

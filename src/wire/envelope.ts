@@ -47,6 +47,8 @@ export interface Envelope {
   createdAt: number
   /** steward's REQOpCommand argument: `{ opCmd: 'ps' | 'startProc' | 'stopProc', opArg }`. */
   operation?: { opCmd: string; opArg?: unknown }
+  /** The selector central resolved to address this node: the receiver checks it against its own labels (not_selected). */
+  selector?: string
 }
 
 /** What a user submits: like an Envelope, but id, fromNode and createdAt are optional and toNodes allowed. */
@@ -86,6 +88,7 @@ const FIELDS: Record<string, FieldKind> = {
   final: 'bool',
   createdAt: 'uint',
   operation: 'operation',
+  selector: 'string',
 }
 
 /** steward field names read as outpost's own. */
@@ -261,6 +264,7 @@ export function parseMessage(input: unknown, where = 'message'): MessageDraft {
     if (isSelector(t)) parseSelector(t)
     else if (!isValidNodeName(t)) fail(where, 'toNode', 'must be a node name (letters, digits, _ and -, at most 63) or a selector such as role=db', t)
   }
+  if (draft.selector !== undefined) parseSelector(draft.selector)
   return draft
 }
 
