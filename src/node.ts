@@ -160,13 +160,13 @@ export class OutpostNode {
       local: (bytes) => { void this.dispatcher.receive(bytes) },
       onGiveUp: (entry, reason) => this.outcomes.gaveUp(entry, reason),
       events,
-      now: this.now, metrics,
+      now: this.now, metrics, pacing: { drainRate: config.delivery.drainRate, maxBytesPerSecond: config.transport.maxBytesPerSecond },
     })
     this.dispatcher = new Dispatcher({
       self: this.name, config, dataDir, outbox, methods, log, now: this.now, ulid: defaultUlid,
       sendAck: (ack) => {
         if (ack.toNode === this.name) return this.delivery.onAck(ack.inReplyTo!)
-        transport.publish({ id: ack.id, to: ack.toNode, method: ACK_METHOD, event: true, bytes: encode(ack) }).catch(() => { /* resent by its sender */ })
+        transport.publish({ id: ack.id, to: ack.toNode, method: ACK_METHOD, event: true, bytes: this.delivery.charge(encode(ack)) }).catch(() => { /* resent by its sender */ })
       },
       enqueue: (env, inboxId) => this.queue(env, inboxId),
       onAck: (id) => this.delivery.onAck(id),
