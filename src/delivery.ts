@@ -188,6 +188,11 @@ export class Delivery {
     )
   }
 
+  /** Whether `id` is on its way now, or its removal is being written (delivery.whenFull does not drop it then). */
+  busy(id: string): boolean {
+    return this.inflight.has(id) || this.removing.has(id)
+  }
+
   /** The receiver acknowledged `id`. */
   onAck(id: string): void {
     if (this.removing.has(id)) return

@@ -72,6 +72,7 @@ export const ERROR_CODES = {
   key_invalid: 'a key file cannot be read or holds no ed25519 private key, or a public key is not ed25519:<base64 of 32 bytes>',
   key_exists: 'keys gen: the key file exists already (--force overwrites it)',
   key_changed: "central refused a node.hello carrying another public key than the one pinned for that node (first seen, or security.nodeKeys)",
+  events_dropped: 'the outbox was full and delivery.whenFull is dropOldestEvents: the oldest events were dropped to make room (logged, and reported to central in its errors.log)',
 } as const satisfies Record<string, string>
 
 export type ErrorCode = keyof typeof ERROR_CODES
