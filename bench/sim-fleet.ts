@@ -7,12 +7,16 @@
  *   reply ─▶ resent until central ACKs it (central ACKs only once the reply is in its journal)
  *   hub ping ─▶ pong; a tcp ping every 15 s, as transports/tcp.ts sends
  *
+ * A node refused or closed before its welcome tries again after a full-jitter delay, as the
+ * real transports do (transports/base.ts fullJitter); each such try is counted under its reason.
+ *
  * It runs no methods and keeps no store: a simulated node costs a socket and a few objects,
  * so one process can stand in for thousands and the hub and central carry the real work.
  */
 import net from 'node:net'
 import type { NatsConnection } from 'nats'
 import { replyTo } from '../src/reply'
+import { fullJitter } from '../transports/base'
 import { Subjects } from '../transports/subjects'
 import { decode, encode, makeAck, type Envelope } from '../src/wire/envelope'
 import { encodeFrame, FrameDecoder, type Frame } from '../src/wire/framing'
@@ -26,7 +30,7 @@ const OUTPUT = 'ok from a simulated node\n'
 
 export interface SimCounts {
   welcomed: number
-  /** Connections the hub (or server) closed or refused, with the reason when it sent one. */
+  /** Tries the hub (or server) closed or refused before a welcome, by reason; each is tried again. */
   failed: Map<string, number>
   requests: number
   /** Replies sent and not ACKed by central yet. */
@@ -65,10 +69,19 @@ export abstract class SimFleet {
     this.waiters = this.waiters.filter((w) => { if (!w.test()) return true; w.resolve(); return false })
   }
 
-  protected failed(why: string): void {
+  private readonly attempts = new Map<string, number>()
+  private closing = false
+
+  /** `name` did not get in: counted, and tried again after a full-jitter delay (250 ms doubling to 30 s). */
+  protected failed(name: string, why: string): void {
     this.counts.failed.set(why, (this.counts.failed.get(why) ?? 0) + 1)
+    const attempt = this.attempts.get(name) ?? 0
+    this.attempts.set(name, attempt + 1)
+    setTimeout(() => { if (!this.closing) this.connect(name) }, fullJitter(attempt, 250, 30_000))
     this.changed()
   }
+
+  protected abstract connect(name: string): void
 
   protected welcomed(name: string, link: Link): void {
     this.counts.welcomed++
@@ -105,6 +118,7 @@ export abstract class SimFleet {
   }
 
   protected stopResending(): void {
+    this.closing = true
     for (const t of this.pending.values()) clearTimeout(t)
     this.pending.clear()
   }
@@ -125,7 +139,7 @@ export class TcpSimFleet extends SimFleet {
     this.pinger = setInterval(() => { for (const s of this.socks) if (!s.destroyed) s.write(encodeFrame({ t: 'ping' })) }, PING_EVERY_MS)
   }
 
-  private connect(name: string): void {
+  protected connect(name: string): void {
     const sock = net.connect({ host: '127.0.0.1', port: this.port })
     this.socks.push(sock)
     sock.setNoDelay(true)
@@ -148,7 +162,7 @@ export class TcpSimFleet extends SimFleet {
       }
     })
     sock.on('error', (err) => { reason = (err as NodeJS.ErrnoException).code ?? err.message })
-    sock.on('close', () => { if (!welcomed) this.failed(reason) })
+    sock.on('close', () => { if (!welcomed) this.failed(name, reason) })
   }
 
   async close(): Promise<void> {
@@ -168,22 +182,24 @@ export class NatsSimFleet extends SimFleet {
   }
 
   connectAll(): void {
+    for (const name of this.names) this.connect(name)
+  }
+
+  protected connect(name: string): void {
     // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded only when this fleet runs
     const { connect } = require('nats') as typeof import('nats')
-    for (const name of this.names) {
-      connect({ servers: this.url, ...this.user, name: `sim ${name}`, maxReconnectAttempts: 0, pingInterval: PING_EVERY_MS }).then((nc) => {
-        this.conns.push(nc)
-        const link: Link = {
-          send: (env) => nc.publish(this.subjects.message(env.toNode, env.method, env.ackTimeout === 0), encode(env)),
-        }
-        nc.subscribe(this.subjects.inbox(name), { callback: (err, m) => { if (!err) this.receive(name, m.data, link) } })
-        // Heard by central as this node coming online, as the transport does after its flush.
-        nc.flush().then(() => {
-          nc.publish(this.subjects.presence(name), new Uint8Array(0))
-          this.welcomed(name, link)
-        }, (err: Error) => this.failed(err.message))
-      }, (err: Error) => this.failed((err as { code?: string }).code ?? err.message))
-    }
+    connect({ servers: this.url, ...this.user, name: `sim ${name}`, maxReconnectAttempts: 0, pingInterval: PING_EVERY_MS }).then((nc) => {
+      this.conns.push(nc)
+      const link: Link = {
+        send: (env) => nc.publish(this.subjects.message(env.toNode, env.method, env.ackTimeout === 0), encode(env)),
+      }
+      nc.subscribe(this.subjects.inbox(name), { callback: (err, m) => { if (!err) this.receive(name, m.data, link) } })
+      // Heard by central as this node coming online, as the transport does after its flush.
+      nc.flush().then(() => {
+        nc.publish(this.subjects.presence(name), new Uint8Array(0))
+        this.welcomed(name, link)
+      }, (err: Error) => this.failed(name, err.message))
+    }, (err: Error) => this.failed(name, (err as { code?: string }).code ?? err.message))
   }
 
   async close(): Promise<void> {
