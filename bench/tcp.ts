@@ -10,14 +10,15 @@ import path from 'node:path'
 import { encode } from '@msgpack/msgpack'
 import { encodeFrame, FrameDecoder } from '../src/wire/framing'
 import { Cluster, sendVia, status } from '../test/fixtures/cluster'
+import { CpuMeter, cpuMsOf } from './proc-stats'
 import type { BenchResult } from './result'
 
 const N = 20_000
 const round = (n: number, d = 3): number => Number(n.toPrecision(d + 2))
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
 
-/** Baseline: a window of 1000 framed 200-byte messages echoed by a separate process. */
-async function echoBaseline(count: number): Promise<number> {
+/** Baseline: a window of 1000 framed 200-byte messages echoed by a separate process; msg/s and CPU µs per message (both ends). */
+async function echoBaseline(count: number): Promise<{ rate: number; cpuUs: number }> {
   const child = spawn(process.execPath, ['--import', 'tsx', path.join(__dirname, 'echo-server.ts')], { stdio: ['ignore', 'pipe', 'inherit'] })
   const port = await new Promise<number>((resolve) => child.stdout!.once('data', (d: Buffer) => resolve(Number(String(d).trim()))))
   const sock = net.connect(port, '127.0.0.1')
@@ -26,6 +27,7 @@ async function echoBaseline(count: number): Promise<number> {
   const frame = encodeFrame({ t: 'msg', id: '01HZZZZZZZZZZZZZZZZZZZZZZZ', to: 'nodeB', b: encode({ method: 'node.pong', data: 'x'.repeat(120) }) })
   const dec = new FrameDecoder()
   const started = performance.now()
+  const cpu0 = cpuMsOf(child.pid!) + process.cpuUsage().user / 1000 + process.cpuUsage().system / 1000
   let sent = 0
   let got = 0
   await new Promise<void>((resolve) => {
@@ -42,9 +44,11 @@ async function echoBaseline(count: number): Promise<number> {
     pump()
   })
   const rate = count / ((performance.now() - started) / 1000)
+  const used = process.cpuUsage()
+  const cpuUs = ((cpuMsOf(child.pid!) + used.user / 1000 + used.system / 1000 - cpu0) * 1000) / count
   sock.destroy()
   child.kill()
-  return rate
+  return { rate, cpuUs }
 }
 
 /** Sequential node.ping round trips on one open socket: submit → reply, in ms. */
@@ -92,7 +96,7 @@ export async function* tcpBenchmarks(): AsyncIterable<BenchResult> {
     await c.startHub()
     await c.start('central')
     const a = await c.start('nodeA')
-    await c.start('nodeB')
+    const b = await c.start('nodeB')
     await sleep(3000)
     const idle = rssOf(a.child.pid!)
     yield { name: 'agent.idle.rss', value: round(idle), unit: 'MB', baseline: 75, ratio: round(75 / idle, 2), note: 'VmRSS of a freshly started, connected, idle agent; baseline: the 75 MB target' }
@@ -101,7 +105,8 @@ export async function* tcpBenchmarks(): AsyncIterable<BenchResult> {
     await sendVia(c.node('nodeA').socket, [msg], { wait: false })
     while ((await status(c.node('nodeA').socket)).outbox.count > 0) await sleep(20)
 
-    const base = await echoBaseline(N)
+    const { rate: base, cpuUs: baseCpu } = await echoBaseline(N)
+    const cpu = new CpuMeter({ A: a.child.pid!, hub: c.hub!.child.pid!, B: b.child.pid! })
     const started = performance.now()
     await sendVia(c.node('nodeA').socket, Array.from({ length: N }, () => msg), { wait: false, ms: 120_000 })
     while ((await status(c.node('nodeA').socket)).outbox.count > 0) await sleep(10)
@@ -109,6 +114,11 @@ export async function* tcpBenchmarks(): AsyncIterable<BenchResult> {
     yield {
       name: 'tcp.messages.AtoB', value: round(rate), unit: 'msg/s', baseline: round(base), ratio: round(rate / base, 2),
       note: `${N} acknowledged 200-byte messages A→hub→B, durable on both ends, until A's outbox is empty; baseline: framed MessagePack echo, window 1000`,
+    }
+    const us = cpu.perMessage(N)
+    yield {
+      name: 'tcp.cpu.perMessage', value: us.total!, unit: 'µs', baseline: round(baseCpu), ratio: round(baseCpu / us.total!, 2),
+      note: `CPU (user + system, /proc/PID/stat) per message over the run above: A ${us.A} µs, hub ${us.hub} µs, B ${us.B} µs; baseline: the echo's two processes per echoed message`,
     }
 
     // Round trips over one open API connection (what a tool that keeps its socket sees).

@@ -6,6 +6,7 @@
  *     timeout  ─▶ attempt spent (recorded) ─▶ resend, or give up past `retries`
  *     nack offline / disconnected ─▶ wait, spending nothing; `online` / reconnect ─▶ resume
  *     expiresAt passed ─▶ give up (ttl)
+ *   drainRate / maxBytesPerSecond (src/pacing.ts) ─▶ a message waits its turn before it is handed out
  * Events (ackTimeout 0) are published once and removed. Messages to this node itself skip the
  * network: they are handed to the local dispatcher, which ACKs them through onAck.
  */
@@ -13,6 +14,7 @@ import { Decoder } from '@msgpack/msgpack'
 import type { GiveUpReason, MessageEventSink } from './events'
 import type { LogFn } from './log'
 import { NO_METRICS, type Metrics } from './metrics'
+import { Pacer, type PacingOptions } from './pacing'
 import type { OutboxEntry, OutboxFacet, Route } from './store/outbox'
 import type { Transport } from './transport'
 
@@ -40,6 +42,8 @@ export interface DeliveryOptions {
   /** Messages in flight per destination. */
   window?: number
   metrics?: Metrics
+  /** delivery.drainRate and transport.maxBytesPerSecond (0: unlimited). */
+  pacing?: PacingOptions
 }
 
 interface Meta { ackTimeout: number; retries: number; method: string }
@@ -69,6 +73,11 @@ export class Delivery {
    */
   private readonly cursor = new Map<string, number>()
   private scheduled = false
+  private readonly pacer: Pacer | undefined
+  /** A pump is due when the pacer allows the next message. */
+  private paceTimer: NodeJS.Timeout | undefined
+  /** Paced: which destination a pump starts with, turn about (one budget serves them all). */
+  private turn = 0
   private stopped = false
   private readonly sweeper: NodeJS.Timeout
 
@@ -77,6 +86,8 @@ export class Delivery {
     this.now = o.now ?? Date.now
     this.window = o.window ?? 1000
     this.metrics = o.metrics ?? NO_METRICS
+    const pacer = o.pacing === undefined ? undefined : new Pacer({ ...o.pacing, now: this.now })
+    this.pacer = pacer?.limited === true ? pacer : undefined
     this.sweeper = setInterval(() => { this.expire(); this.kick() }, 1000)
     this.sweeper.unref()
   }
@@ -91,7 +102,7 @@ export class Delivery {
   private pump(): void {
     if (this.stopped) return
     const now = this.now()
-    for (const dest of this.o.outbox.destinations()) {
+    for (const dest of this.destinations()) {
       const remote = dest !== this.o.self
       if (remote && (!this.o.transport.connected || this.offline.has(dest))) continue
       const busy = this.inflightPerDest.get(dest) ?? 0
@@ -107,6 +118,10 @@ export class Delivery {
         else if (!this.inflight.has(entry.id) && !this.removing.has(entry.id)) {
           // FIFO: a message waiting out its resend time holds back the ones behind it.
           if (entry.nextAt > now) break
+          if (remote && this.pacer !== undefined) {
+            const wait = this.pacer.take(entry.body.length)
+            if (wait > 0) return this.pumpAfter(wait)
+          }
           this.send(entry)
         }
         this.cursor.set(dest, entry.seq)
@@ -115,6 +130,25 @@ export class Delivery {
       // A full page stepped through with room left: there may be more behind it.
       if (stepped === head.length && head.length === limit && (this.inflightPerDest.get(dest) ?? 0) < this.window) this.kick()
     }
+  }
+
+  /** The destinations with something waiting; paced, each pump starts one further along. */
+  private destinations(): Iterable<string> {
+    if (this.pacer === undefined) return this.o.outbox.destinations()
+    const all = [...this.o.outbox.destinations()]
+    const start = all.length === 0 ? 0 : this.turn++ % all.length
+    return [...all.slice(start), ...all.slice(0, start)]
+  }
+
+  private pumpAfter(ms: number): void {
+    if (this.paceTimer !== undefined || this.stopped) return
+    this.paceTimer = setTimeout(() => { this.paceTimer = undefined; this.kick() }, ms)
+  }
+
+  /** Bytes sent to the transport outside delivery (an ACK): counted against transport.maxBytesPerSecond; returned as they are. */
+  charge(bytes: Uint8Array): Uint8Array {
+    this.pacer?.charge(bytes.length)
+    return bytes
   }
 
   /**
@@ -152,6 +186,11 @@ export class Delivery {
       () => { if (event) this.done(entry.id, entry.dest) },
       () => { this.release(entry.id); this.cursor.delete(entry.dest) }, // not connected: it goes again after the reconnect
     )
+  }
+
+  /** Whether `id` is on its way now, or its removal is being written (delivery.whenFull does not drop it then). */
+  busy(id: string): boolean {
+    return this.inflight.has(id) || this.removing.has(id)
   }
 
   /** The receiver acknowledged `id`. */
@@ -274,6 +313,7 @@ export class Delivery {
   stop(): void {
     this.stopped = true
     clearInterval(this.sweeper)
+    if (this.paceTimer !== undefined) clearTimeout(this.paceTimer)
     for (const id of [...this.inflight.keys()]) this.release(id)
   }
 }

@@ -75,6 +75,7 @@ export const ERROR_CODES = {
   key_changed: "central refused a node.hello carrying another public key than the one pinned for that node (first seen, or security.nodeKeys)",
   not_selected: 'the receiver no longer matches the selector central resolved to address it (its labels changed meanwhile); nothing ran',
   job_unknown: 'central keeps no job of that id (outpost jobs lists them)',
+  events_dropped: 'the outbox was full and delivery.whenFull is dropOldestEvents: the oldest events were dropped to make room (logged, and reported to central in its errors.log)',
 } as const satisfies Record<string, string>
 
 export type ErrorCode = keyof typeof ERROR_CODES

@@ -37,6 +37,7 @@ import { ulid as defaultUlid } from './wire/ulid'
 import { NodeList, type NodeInfo } from './node-list'
 import { fingerprint, nodeKey, publicKeyText } from './keys'
 import { VERSION } from './version'
+import { OutboxRoom } from './outbox-room'
 import { lookupMessage, type MessageRecord, type NodeStatus } from './node-records'
 
 export type { NodeInfo }
@@ -78,6 +79,7 @@ export class OutpostNode {
   readonly transport: Transport
   private readonly logger: Logger
   private readonly delivery: Delivery
+  private readonly room: OutboxRoom
   private readonly dispatcher: Dispatcher
   private readonly now: () => number
   private readonly replies = new ReplyWatch()
@@ -160,13 +162,14 @@ export class OutpostNode {
       local: (bytes) => { void this.dispatcher.receive(bytes) },
       onGiveUp: (entry, reason) => this.outcomes.gaveUp(entry, reason),
       events,
-      now: this.now, metrics,
+      now: this.now, metrics, pacing: { drainRate: config.delivery.drainRate, maxBytesPerSecond: config.transport.maxBytesPerSecond },
     })
+    this.room = new OutboxRoom({ outbox, config: () => this.config, log, busy: (id) => this.delivery.busy(id), report: (e) => this.outcomes.report(e) })
     this.dispatcher = new Dispatcher({
       self: this.name, config, dataDir, outbox, methods, log, now: this.now, ulid: defaultUlid,
       sendAck: (ack) => {
         if (ack.toNode === this.name) return this.delivery.onAck(ack.inReplyTo!)
-        transport.publish({ id: ack.id, to: ack.toNode, method: ACK_METHOD, event: true, bytes: encode(ack) }).catch(() => { /* resent by its sender */ })
+        transport.publish({ id: ack.id, to: ack.toNode, method: ACK_METHOD, event: true, bytes: this.delivery.charge(encode(ack)) }).catch(() => { /* resent by its sender */ })
       },
       enqueue: (env, inboxId) => this.queue(env, inboxId),
       onAck: (id) => this.delivery.onAck(id),
@@ -348,14 +351,7 @@ export class OutpostNode {
     // Stored with the message: delivery sends it without decoding the body.
     const route = { ...(env.ackTimeout !== undefined ? { ackTimeout: env.ackTimeout } : {}), ...(env.retries !== undefined ? { retries: env.retries } : {}), method: env.method }
     const input = { id: env.id, dest: env.toNode, body: encode(env), createdAt: env.createdAt, expiresAt, route }
-    if (inboxId !== undefined) await this.outbox.enqueueReply(input, inboxId)
-    else if (env.inReplyTo !== undefined || env.ackTimeout === 0) await this.outbox.enqueue(input)
-    else {
-      // A request: its record authorises its replies (dispatcher), kept until its reply may last
-      // come (ttl, then methodTimeout) plus a day; written with it.
-      const until = expiresAt + (env.methodTimeout ?? this.config.methods.timeout) * 1000
-      await this.outbox.enqueue({ ...input, request: { replyMethod: env.replyMethod ?? DEFAULT_REPLY_METHOD, until } })
-    }
+    await this.room.store(env, input, inboxId, expiresAt)
     for (const sink of this.sinks) sink({ type: 'accepted', env })
     this.delivery.kick()
   }
@@ -481,6 +477,7 @@ export class OutpostNode {
       await this.shipper?.stop()
       for (const a of this.localRuns) a.abort(new OutpostError('interrupted', `${this.name} is stopping`))
       this.delivery.stop()
+      this.room.stop()
       for (const job of this.dispatcher.jobs()) job.abort.abort(new OutpostError('interrupted', `${this.name} is stopping`))
       // Their process groups are killed (TERM, grace, KILL) before this process may exit.
       await this.dispatcher.drain((this.config.methods.killGrace + 2) * 1000)

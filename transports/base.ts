@@ -11,6 +11,15 @@ import type { Inbound, TransportEvent, TransportOptions } from '../src/transport
 
 const SWEEP_EVERY_MS = 30_000
 
+/**
+ * How long to wait before reconnect attempt `attempt` (0-based): "full jitter", a delay drawn
+ * evenly from 0 to the capped exponential backoff, so that nodes cut off together (a hub or
+ * broker restarting) come back spread over that whole time instead of in one wave.
+ */
+export function fullJitter(attempt: number, minMs: number, maxMs: number, random: () => number = Math.random): number {
+  return Math.round(random() * Math.min(maxMs, minMs * 2 ** Math.min(attempt, 30)))
+}
+
 export abstract class TransportBase<S = unknown> {
   protected readonly opts: TransportOptions<S>
   protected readonly inbound = new AsyncQueue<Inbound>()

@@ -12,7 +12,8 @@
  *              node's "online" arrives
  *   large      envelopes past 256 KiB cross as parts (transports/chunks.ts), within the 1 MiB packet
  *              cap some brokers (EMQX) set by default
- *   reconnect  across the server list (MQTT.js rotates through `servers`); after a refusal of the
+ *   reconnect  across the server list (MQTT.js rotates through `servers`), each outage at its own
+ *              period drawn evenly from 0.25–2 s; after a refusal of the
  *              credentials, every 10 s
  *
  * The broker does not vouch for the sender: messages carry no authenticated `from`.
@@ -23,7 +24,7 @@ import { ACK_METHOD } from '../src/method-names'
 import { abbreviate } from '../src/wire/framing'
 import { int, nstr, obj, str, type Infer } from '../src/config/spec'
 import type { Outbound, ServerAddress, Transport, TransportOptions, TransportPlugin } from '../src/transport'
-import { readConfigFile, TransportBase } from './base'
+import { fullJitter, readConfigFile, TransportBase } from './base'
 import { chunk, Unchunker } from './chunks'
 import { Subjects } from './subjects'
 
@@ -37,6 +38,9 @@ const mqttClient = (): typeof import('mqtt') => require('mqtt') as typeof import
 const DEFAULT_PORTS: Record<string, number> = { mqtt: 1883, mqtts: 8883, ws: 80, wss: 443 }
 const PART_BYTES = 256 * 1024
 const AUTH_RETRY_MS = 10_000
+/** Reconnects after an outage are spread evenly over this range. */
+const RECONNECT_MIN_MS = 250
+const RECONNECT_MAX_MS = 2_000
 
 interface Server extends ServerAddress { protocol: 'mqtt' | 'mqtts' | 'ws' | 'wss' }
 
@@ -110,10 +114,14 @@ class MqttTransport extends TransportBase<Section> implements Transport {
     this.client = client
     client.on('connect', () => this.onConnect(client))
     client.on('message', (topic, payload) => this.onMessage(topic, payload))
+    // MQTT.js retries at one fixed period until it connects: each outage draws its own, evenly
+    // from 0.25 to 2 s, before the client's own close handler sets the timer with it (a period
+    // near 0 would hammer the broker for the whole outage).
+    client.prependListener('close', () => { client.options.reconnectPeriod = RECONNECT_MIN_MS + fullJitter(0, RECONNECT_MAX_MS - RECONNECT_MIN_MS, RECONNECT_MAX_MS) })
     client.on('close', () => {
       if (this.up) { this.up = false; this.evq.push({ type: 'disconnected' }) }
     })
-    client.on('reconnect', () => this.evq.push({ type: 'reconnecting', attempt: 0, delayMs: 1_000, server: describe(this.servers) }))
+    client.on('reconnect', () => this.evq.push({ type: 'reconnecting', attempt: 0, delayMs: client.options.reconnectPeriod ?? 1_000, server: describe(this.servers) }))
     client.on('error', (err) => {
       const code = (err as { code?: number }).code
       if (code === 4 || code === 5 || code === 134 || code === 135) {

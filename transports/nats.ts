@@ -8,7 +8,8 @@
  *   presence   on every (re)connect a node publishes <prefix>._presence.<self>; the others hear it
  *              and send what waited for that node at once
  *   large      envelopes past the server's max_payload cross as parts (transports/chunks.ts)
- *   reconnect  the client's own: every configured server, then those the cluster announces
+ *   reconnect  the client's own: every configured server, then those the cluster announces, each
+ *              attempt after a full-jitter delay (transports/base.ts fullJitter)
  *
  * NATS does not vouch for the sender, so messages carry no authenticated `from` (docs/transports.md has
  * the subject permissions that keep one node from reaching another's subjects).
@@ -19,7 +20,7 @@ import { ACK_METHOD } from '../src/method-names'
 import { abbreviate } from '../src/wire/framing'
 import { nstr, obj, str, type Infer } from '../src/config/spec'
 import type { Outbound, ServerAddress, Transport, TransportOptions, TransportPlugin } from '../src/transport'
-import { readConfigFile, TransportBase } from './base'
+import { fullJitter, readConfigFile, TransportBase } from './base'
 import { chunk, Unchunker } from './chunks'
 import { Subjects } from './subjects'
 
@@ -31,6 +32,9 @@ import { Subjects } from './subjects'
 const client = (): typeof import('nats') => require('nats') as typeof import('nats')
 
 const RETRY_MS = 2_000
+/** The client's own reconnects: full jitter from 0 up to 0.5, 1, 2 … 30 s (see fullJitter). */
+const RECONNECT_MIN_MS = 500
+const RECONNECT_MAX_MS = 30_000
 const AUTH_RETRY_MS = 10_000
 
 const DEFAULT_PORT = 4222
@@ -59,6 +63,8 @@ class NatsTransport extends TransportBase<Section> implements Transport {
   private up = false
   private wake: (() => void) | undefined
   private readonly unchunker: Unchunker
+  /** The client's reconnect attempts since it was last connected. */
+  private reconnects = 0
 
   constructor(opts: TransportOptions<Section>) {
     super(opts)
@@ -95,8 +101,7 @@ class NatsTransport extends TransportBase<Section> implements Transport {
       servers: this.opts.servers.map((s) => s.replace(/^tls:\/\//, 'nats://')),
       name: `outpost ${this.opts.node} ${this.opts.version}`,
       maxReconnectAttempts: -1,
-      reconnectTimeWait: 1_000,
-      reconnectJitter: 500,
+      reconnectDelayHandler: () => fullJitter(this.reconnects++, RECONNECT_MIN_MS, RECONNECT_MAX_MS),
       waitOnFirstConnect: false,
       pingInterval: 15_000,
       maxPingOut: 3,
@@ -126,7 +131,7 @@ class NatsTransport extends TransportBase<Section> implements Transport {
       } catch (err) {
         if (this.closed) return
         const auth = /AUTHORIZATION|AUTHENTICATION|permissions/i.test(`${(err as { code?: string }).code} ${(err as Error).message}`)
-        const delay = auth ? AUTH_RETRY_MS : Math.min(RETRY_MS * 2 ** Math.min(attempt, 4), 30_000)
+        const delay = auth ? AUTH_RETRY_MS : fullJitter(attempt, RETRY_MS, 30_000)
         attempt++
         if (auth) {
           this.evq.push({ type: 'fatal', error: new OutpostError('auth_failed', `nats: the server refused this node's credentials (${(err as Error).message}); retrying in ${delay / 1000} s`) })
@@ -216,6 +221,7 @@ class NatsTransport extends TransportBase<Section> implements Transport {
           this.evq.push({ type: 'reconnecting', attempt: 0, delayMs: 1_000, server: String(s.data) })
           break
         case 'reconnect':
+          this.reconnects = 0
           this.online(nc)
           break
         case 'error':

@@ -4,7 +4,7 @@
  *   start ─▶ for each server, each address its name resolves to: connect ─▶ hello ─▶ welcome
  *          ├ redirect ─▶ the server list it names, from the top
  *          ├ error    ─▶ auth_failed is reported (fatal event) and retried slowly
- *          └ close    ─▶ capped exponential backoff with jitter ─▶ again
+ *          └ close    ─▶ capped exponential backoff with full jitter ─▶ again
  *   publish ─▶ msg frame, or part frames past 8 KiB; writes in one tick are corked together
  *   frames in ─▶ msg / reassembled parts ─▶ messages(); nack / online ─▶ events()
  */
@@ -16,7 +16,7 @@ import { abbreviate, encodeFrame, FrameDecoder, splitEnvelope, type Frame } from
 import { Reassembler } from '../src/wire/reassembler'
 import type { Outbound, ServerAddress, Transport, TransportOptions, TransportPlugin } from '../src/transport'
 import { API_VERSION } from '../src/version'
-import { readConfigFile, TransportBase } from './base'
+import { fullJitter, readConfigFile, TransportBase } from './base'
 import { onHubFrame } from './hub-frames'
 
 const DEFAULT_PORT = 7430
@@ -118,8 +118,7 @@ class TcpTransport extends TransportBase implements Transport {
       redirects = outcome === 'redirect' ? redirects + 1 : 0
       if (outcome === 'redirect' && redirects <= MAX_REDIRECTS) continue
       if (outcome === 'failed') warned = true
-      const base = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** attempt)
-      let delayMs = Math.round(base / 2 + Math.random() * (base / 2))
+      let delayMs = fullJitter(attempt, BACKOFF_MIN_MS, BACKOFF_MAX_MS)
       if (this.refused) delayMs = Math.max(delayMs, AUTH_BACKOFF_MS)
       this.refused = false
       attempt = Math.min(attempt + 1, 20)

@@ -110,6 +110,7 @@ export const SCHEMA = obj({
       key: nstr('PEM key of the client certificate.'),
     }, 'TLS for tls://, mqtts:// and TLS NATS servers.'),
     ...transportSections(),
+    maxBytesPerSecond: int(0, 'Bytes a second delivery may send (a metered link): each message counts its envelope plus 64 bytes of framing, ACKs sent count too; messages wait their turn in the outbox. 0: unlimited.', 0),
   }, 'How this node reaches the others.'),
   delivery: obj({
     ackTimeout: int(5, 'Seconds to wait for an ACK before resending.', 0),
@@ -118,6 +119,8 @@ export const SCHEMA = obj({
     maxOutboxBytes: int(268435456, 'Bytes of undelivered messages the outbox may hold; past it new messages are refused (outbox_full).', 1024),
     reserveBytes: int(4194304, 'Disk kept in reserve beside the outbox (zeros written ahead): on a full disk, deliveries, replies and receipts are still recorded from it while new messages are refused (disk_full) until space is freed. audit.log, reply files and errors.log stop while less than this plus 2 MiB is free, log files at this plus 1 MiB. 0: no reserve.', 0),
     maxFanOut: int(10000, 'Most nodes one request (send, the socket or HTTP API) may address, each name counted once; more is refused (fan_out_too_large) before anything is stored.', 1),
+    drainRate: int(0, 'Messages a second delivery may send, so that a node back from an outage drains its backlog at this pace rather than all at once (a lone message still goes at once). 0: unlimited.', 0),
+    whenFull: oneOf(['refuse', 'dropOldestEvents'] as const, 'refuse', 'When the outbox holds maxOutboxBytes: refuse new messages (outbox_full), or drop the oldest events (messages with ackTimeout 0) to make room; requests and replies are never dropped, and drops are logged and reported to central (events_dropped).'),
   }, 'Defaults for messages that do not set their own.'),
   methods: obj({
     enabled: strs(['*'], 'Method handlers switched on: "*" or a list of names.'),

@@ -128,7 +128,7 @@ test('config - an empty file gives the defaults', () => {
   assert.is(c.transport.kind, 'tcp')
   assert.equal(c.transport.servers, ['tcp://127.0.0.1:7430'])
   assert.is(c.transport.token, null)
-  assert.equal(c.delivery, { ackTimeout: 5, retries: 10, ttl: 86400, maxOutboxBytes: 268435456, reserveBytes: 4194304, maxFanOut: 10000 })
+  assert.equal(c.delivery, { ackTimeout: 5, retries: 10, ttl: 86400, maxOutboxBytes: 268435456, reserveBytes: 4194304, maxFanOut: 10000, drainRate: 0, whenFull: 'refuse' })
   assert.equal(c.methods.enabled, ['*'])
   assert.equal(c.methods.allow, DEFAULT_ALLOW)
   assert.equal(c.schedules, [])
@@ -170,7 +170,7 @@ test('config - values in the file override defaults and the other keys keep thei
   assert.is(c.transport.kind, 'nats')
   assert.equal(c.transport.servers, ['nats://a:4222', 'nats://b:4222'])
   assert.is(c.transport.nats.subjectPrefix, 'outpost')
-  assert.equal(c.delivery, { ackTimeout: 5, retries: 2, ttl: 86400, maxOutboxBytes: 268435456, reserveBytes: 4194304, maxFanOut: 10000 })
+  assert.equal(c.delivery, { ackTimeout: 5, retries: 2, ttl: 86400, maxOutboxBytes: 268435456, reserveBytes: 4194304, maxFanOut: 10000, drainRate: 0, whenFull: 'refuse' })
 })
 
 test("config - node.name defaults to the first label of the host name", () => {

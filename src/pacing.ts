@@ -1,0 +1,83 @@
+/**
+ * How fast delivery may send: `delivery.drainRate` (messages a second) and
+ * `transport.maxBytesPerSecond` (bytes a second, for metered links), each a token bucket that
+ * refills continuously and holds at most one second's worth. A node back from an outage drains
+ * its backlog at these rates instead of all at once; a lone message still goes at once.
+ *
+ *   delivery.pump ─ take(bytes) ─▶ 0: send now │ ms: wait that long, then pump again
+ *   an ACK sent straight back ─ charge(bytes) ─▶ counted against the byte cap, never held back
+ *
+ * Bytes are counted as a message's envelope plus FRAME_ALLOWANCE for the transport's framing
+ * (a tcp msg frame adds ~45 bytes, an MQTT or NATS header a little more); pings and TCP/IP
+ * headers are not counted. A message larger than the whole bucket goes when the bucket is full,
+ * and the bucket owes the difference: the long-run rate holds.
+ */
+
+/** Bytes counted per message for its framing on the wire, beside its envelope. */
+export const FRAME_ALLOWANCE = 64
+
+export interface PacingOptions {
+  /** Messages a second; 0: unlimited. */
+  drainRate: number
+  /** Bytes a second; 0: unlimited. */
+  maxBytesPerSecond: number
+  now?: () => number
+}
+
+class Bucket {
+  private tokens: number
+  private last: number
+
+  constructor(private readonly rate: number, private readonly now: () => number) {
+    this.tokens = rate
+    this.last = now()
+  }
+
+  private refill(): void {
+    const t = this.now()
+    this.tokens = Math.min(this.rate, this.tokens + ((t - this.last) * this.rate) / 1000)
+    this.last = t
+  }
+
+  /** ms until `n` may be taken (0: now); a request larger than the bucket needs a full bucket. */
+  wait(n: number): number {
+    this.refill()
+    const need = Math.min(n, this.rate)
+    return this.tokens >= need ? 0 : Math.ceil(((need - this.tokens) * 1000) / this.rate)
+  }
+
+  take(n: number): void {
+    this.tokens -= n
+  }
+}
+
+export class Pacer {
+  private readonly messages: Bucket | undefined
+  private readonly bytes: Bucket | undefined
+
+  constructor(o: PacingOptions) {
+    const now = o.now ?? Date.now
+    this.messages = o.drainRate > 0 ? new Bucket(o.drainRate, now) : undefined
+    this.bytes = o.maxBytesPerSecond > 0 ? new Bucket(o.maxBytesPerSecond, now) : undefined
+  }
+
+  /** Whether there is any limit at all (none: delivery skips the bookkeeping). */
+  get limited(): boolean {
+    return this.messages !== undefined || this.bytes !== undefined
+  }
+
+  /** A message of `size` envelope bytes is to be sent: 0 if it may go now (and it is counted), else the ms to wait. */
+  take(size: number): number {
+    const cost = size + FRAME_ALLOWANCE
+    const wait = Math.max(this.messages?.wait(1) ?? 0, this.bytes?.wait(cost) ?? 0)
+    if (wait > 0) return wait
+    this.messages?.take(1)
+    this.bytes?.take(cost)
+    return 0
+  }
+
+  /** Bytes sent outside delivery (ACKs): counted against the byte cap, never delayed. */
+  charge(size: number): void {
+    this.bytes?.take(size + FRAME_ALLOWANCE)
+  }
+}

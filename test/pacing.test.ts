@@ -1,0 +1,112 @@
+/**
+ * delivery.drainRate and transport.maxBytesPerSecond (src/pacing.ts), with real processes: a
+ * node with a backlog for a node that was away drains it at the configured pace once the
+ * receiver is back.
+ *
+ * How the bound is chosen: the rate is measured over 8–10 s, after the first second (the
+ * bucket starts full: one second's worth goes at once). Timing errors in that measurement are
+ * a few status calls (milliseconds in seconds); pacing loses nothing to late timers unless one
+ * is more than a second late (the bucket holds a second's worth). Without pacing the whole
+ * backlog goes in well under a second, so a 10% bound is both safe on a loaded machine and
+ * far from what the code without the feature does. These are behaviour checks of the caps,
+ * not speed tests: the rates are small enough for any machine.
+ */
+import net from 'node:net'
+import { test } from 'uvu'
+import * as assert from 'uvu/assert'
+import { Cluster, editYaml, freePort, section, sendVia, status } from './fixtures/cluster'
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
+
+async function outboxCount(socket: string): Promise<number> {
+  return (await status(socket)).outbox.count
+}
+
+/** Wait (polling) until nodeA's outbox holds at most `n`. */
+async function drainedTo(socket: string, n: number, ms = 30_000): Promise<void> {
+  const end = Date.now() + ms
+  while ((await outboxCount(socket)) > n) {
+    if (Date.now() > end) throw new Error(`outbox still above ${n} after ${ms} ms`)
+    await sleep(20)
+  }
+}
+
+test('pacing - a backlog drains at delivery.drainRate once its receiver is back', async () => {
+  const RATE = 40
+  const BACKLOG = 600
+  const c = await Cluster.create(['nodeA', 'nodeB'], { log: { level: 'warn' }, hello: { interval: 0 } })
+  try {
+    editYaml(c.node('nodeA').config, (doc) => { section(doc, 'delivery').drainRate = RATE })
+    await c.startHub()
+    await c.start('central')
+    await c.start('nodeA')
+    const a = c.node('nodeA').socket
+    const msg = { toNode: 'nodeB', method: 'node.pong', data: 'x'.repeat(100) }
+    await sendVia(a, Array.from({ length: BACKLOG }, () => msg), { wait: false })
+    assert.is(await outboxCount(a), BACKLOG)
+    await c.start('nodeB')
+    // The first second's worth goes at once; measure the steady pace after it.
+    await drainedTo(a, BACKLOG - RATE)
+    const t1 = performance.now()
+    const c1 = await outboxCount(a)
+    await sleep(8000)
+    const c2 = await outboxCount(a)
+    const rate = (c1 - c2) / ((performance.now() - t1) / 1000)
+    assert.ok(c2 > 0, `the backlog ran out during the measurement (${c1} → ${c2}): it was not paced`)
+    assert.ok(Math.abs(rate - RATE) <= RATE * 0.1, `drained at ${rate.toFixed(1)} msg/s, configured ${RATE}`)
+    // And all of it arrives in the end.
+    await drainedTo(a, 0)
+  } finally {
+    await c.destroy()
+  }
+})
+
+test('pacing - transport.maxBytesPerSecond caps the bytes on the wire', async () => {
+  const CAP = 30_000
+  const BACKLOG = 400
+  const c = await Cluster.create(['nodeA', 'nodeB'], { log: { level: 'warn' }, hello: { interval: 0 } })
+  // nodeA reaches the hub through a proxy that counts what nodeA sends.
+  let sent = 0
+  const links: net.Socket[] = []
+  const proxy = net.createServer((down) => {
+    const up = net.connect(c.port, '127.0.0.1')
+    links.push(down, up)
+    down.on('data', (d: Buffer) => { sent += d.length; up.write(d) })
+    up.pipe(down)
+    down.on('error', () => up.destroy())
+    up.on('error', () => down.destroy())
+    down.on('close', () => up.destroy())
+    up.on('close', () => down.destroy())
+  })
+  const proxyPort = await freePort()
+  await new Promise<void>((resolve) => proxy.listen(proxyPort, '127.0.0.1', resolve))
+  try {
+    editYaml(c.node('nodeA').config, (doc) => {
+      const t = section(doc, 'transport')
+      t.servers = [`tcp://127.0.0.1:${proxyPort}`]
+      t.maxBytesPerSecond = CAP
+    })
+    await c.startHub()
+    await c.start('central')
+    await c.start('nodeA')
+    const a = c.node('nodeA').socket
+    // ~1.1 KB envelopes: 400 of them are ~15 s of traffic at the cap.
+    const msg = { toNode: 'nodeB', method: 'node.pong', data: 'x'.repeat(1000) }
+    await sendVia(a, Array.from({ length: BACKLOG }, () => msg), { wait: false })
+    await c.start('nodeB')
+    await drainedTo(a, BACKLOG - 40)
+    const t1 = performance.now()
+    const b1 = sent
+    await sleep(8000)
+    const rate = (sent - b1) / ((performance.now() - t1) / 1000)
+    assert.ok((await outboxCount(a)) > 0, 'the backlog ran out during the measurement: it was not paced')
+    assert.ok(Math.abs(rate - CAP) <= CAP * 0.1, `sent ${rate.toFixed(0)} B/s on the wire, configured ${CAP}`)
+    await drainedTo(a, 0)
+  } finally {
+    for (const s of links) s.destroy()
+    proxy.close()
+    await c.destroy()
+  }
+})
+
+test.run()
