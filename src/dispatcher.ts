@@ -3,7 +3,7 @@
  *
  *   bytes ─ decode ─▶ sender check (the hub's word) ─▶ ack? ─▶ delivery.onAck
  *         ─▶ duplicate? ─▶ ACK again, run nothing
- *         ─▶ inbox (durable, implies seen) ─▶ ACK ─▶ ACL / known / enabled? ─▶ inbox start (durable)
+ *         ─▶ inbox (durable, implies seen) ─▶ ACK ─▶ signature / ACL / known / enabled? ─▶ inbox start (durable)
  *         ─▶ method with methodTimeout ─▶ reply envelope ─▶ outbox (closing the inbox entry atomically)
  *   a stream method's chunks ─ coalesced (~50 ms / 4 KiB) ─▶ replies seq 0, 1, … ─▶ outbox; the last
  *   one (final, exitCode, error) closes the inbox entry.
@@ -29,6 +29,7 @@ import type { DiskRoom, HandlerInfo, JobInfo, Method, MethodContext, Ops, Stream
 import { ACK_METHOD, nameIndex } from './method-names'
 import { replyTo, type ReplyResult } from './reply'
 import { Requester } from './requester'
+import { signatureRefusal } from './sign-check'
 import { failure, runMethod, stopGraceMs } from './run'
 import type { InboxEntry, InboxFacet } from './store/outbox'
 
@@ -286,6 +287,11 @@ export class Dispatcher {
   /** Why this node will not run env, or undefined. */
   private refusal(env: Envelope): OutpostError | undefined {
     const { config, self } = this.o
+    // An operator's signature first (sign-check.ts): a tampered message is refused whatever the ACL says.
+    if (env.inReplyTo === undefined) {
+      const bad = signatureRefusal(env, config, self, this.o.now(), this.o.methods.get(env.method)?.sink === true)
+      if (bad) return bad
+    }
     // A reply is authorised by this node's record of its request (forged()), not by methods.allow.
     if (env.inReplyTo === undefined && !allowed(config, self, env.fromNode, env.method)) {
       return new OutpostError('denied', `${self} does not let ${env.fromNode} call ${env.method} (methods.allow)`)

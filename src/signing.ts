@@ -1,7 +1,8 @@
 /**
  * Signatures over what a message makes happen: a canonical encoding of every field that decides
  * what runs and where, signed with an ed25519 key (src/keys.ts). Not yet used on the message
- * path: send, the APIs and the dispatcher will sign and check with it.
+ * path: signEnvelope() at the submitting node or the CLI (send --key, api.signingKey); the
+ * receiver's check is src/sign-check.ts.
  *
  *   fields ─▶ canonicalBytes (fixed order, data by its SHA-256, the key's fingerprint) ─▶ ed25519
  *
@@ -13,6 +14,7 @@
  */
 import crypto, { type KeyObject } from 'node:crypto'
 import { fingerprint } from './keys'
+import type { Envelope } from './wire/envelope'
 
 /** Names this encoding; a later one gets another tag, so no bytes mean two things. */
 const TAG = 'outpost-sig/1'
@@ -89,4 +91,49 @@ function sortKeys(v: unknown): unknown {
   // defineProperty: a key named __proto__ stays a key, not the object's prototype.
   for (const k of Object.keys(v).sort()) Object.defineProperty(out, k, { value: sortKeys((v as Record<string, unknown>)[k]), enumerable: true })
   return out
+}
+
+/** The signed fields of an envelope (a draft stamped with its id and receiver). */
+export function envelopeFields(env: Envelope): SignedFields {
+  const f: SignedFields = { id: env.id, fromNode: env.fromNode, toNode: env.toNode, method: env.method }
+  if (env.selector !== undefined) f.selector = env.selector
+  if (env.methodArgs !== undefined) f.methodArgs = env.methodArgs
+  if (env.data !== undefined) f.data = env.data
+  if (env.replyMethod !== undefined) f.replyMethod = env.replyMethod
+  if (env.replyMethodArgs !== undefined) f.replyMethodArgs = env.replyMethodArgs
+  if (env.methodTimeout !== undefined) f.methodTimeout = env.methodTimeout
+  if (env.notBefore !== undefined) f.notBefore = env.notBefore
+  if (env.expiresAt !== undefined) f.expiresAt = env.expiresAt
+  if (env.directory !== undefined) f.directory = env.directory
+  if (env.fileName !== undefined) f.fileName = env.fileName
+  if (env.operation !== undefined) f.operation = env.operation
+  return f
+}
+
+/** The reply slots a signature of a reply also covers: what it says happened. */
+export function replyFields(env: Envelope): SignedFields {
+  // A reply's outcome (inReplyTo, exitCode, error, stderr, seq, final) rides in the free-form slot.
+  const outcome: { opCmd: string; opArg?: unknown } = {
+    opCmd: 'reply',
+    opArg: {
+      inReplyTo: env.inReplyTo ?? null, exitCode: env.exitCode ?? null, error: env.error ?? null, seq: env.seq ?? null, final: env.final ?? null,
+      stderr: env.stderr === undefined ? null : crypto.createHash('sha256').update(typeof env.stderr === 'string' ? Buffer.from(env.stderr, 'utf8') : env.stderr).digest('hex'),
+    },
+  }
+  return { ...envelopeFields(env), operation: outcome }
+}
+
+/** Sign an envelope in place (keyFingerprint and sig set), as a request or as a reply. */
+export function signEnvelope(env: Envelope, privateKey: KeyObject, keyFingerprint?: string): Envelope {
+  const fields = env.inReplyTo !== undefined ? replyFields(env) : envelopeFields(env)
+  const fp = keyFingerprint ?? fingerprint(crypto.createPublicKey(privateKey))
+  env.keyFingerprint = fp
+  env.sig = crypto.sign(null, canonicalBytes(fields, fp), privateKey).toString('base64')
+  return env
+}
+
+/** Whether an envelope's signature is `publicKey`'s over its fields. */
+export function verifyEnvelope(env: Envelope, publicKey: KeyObject): Verdict {
+  if (env.keyFingerprint === undefined || env.sig === undefined) return { ok: false, reason: 'bad_signature' }
+  return verify(env.inReplyTo !== undefined ? replyFields(env) : envelopeFields(env), { keyFingerprint: env.keyFingerprint, sig: env.sig }, publicKey)
 }

@@ -11,6 +11,7 @@ import { isSelector, matches, parseSelector } from './selector'
 import { OutpostError } from './errors'
 import type { OutpostNode } from './node'
 import { SeqOrder } from './seq-order'
+import { apiSigner } from './signer'
 
 /** An envelope as JSON: bytes become UTF-8 text. */
 export function envelopeJson(env: Envelope): Record<string, unknown> {
@@ -68,6 +69,8 @@ export function checkReceivers(node: OutpostNode, drafts: MessageDraft[], allowU
 export function resolveSelectors(node: OutpostNode, drafts: MessageDraft[]): void {
   for (const d of drafts) {
     if (d.toNodes === undefined || !d.toNodes.some(isSelector)) continue
+    // Addressed by one selector only: each copy carries it, for its receiver and its signature.
+    const only = d.toNode === undefined && d.toNodes.length === 1 ? d.toNodes[0] : undefined
     const names: string[] = []
     for (const t of d.toNodes) {
       if (!isSelector(t)) { names.push(t); continue }
@@ -82,7 +85,21 @@ export function resolveSelectors(node: OutpostNode, drafts: MessageDraft[]): voi
       names.push(...hit)
     }
     d.toNodes = [...new Set(names)]
+    if (only !== undefined) d.selector = only
   }
+}
+
+/**
+ * node.prepare, then each envelope signed with api.signingKey when it is set (one its submitter
+ * signed already is kept as it is). An unreadable key refuses the request (key_invalid).
+ */
+export function prepareSigned(node: OutpostNode, drafts: MessageDraft[]): Envelope[] {
+  const envs = node.prepare(drafts)
+  const signer = apiSigner(node.config.api.signingKey)
+  if (signer === undefined) return envs
+  const now = Date.now()
+  for (const e of envs) signer.sign(e, now, node.config.delivery.ttl)
+  return envs
 }
 
 export interface SendSink {

@@ -16,7 +16,7 @@ import type { LogFn } from '../log'
 import type { OutpostNode } from '../node'
 import { isUlid } from '../wire/ulid'
 import { RecentRequests, type RecentRequest } from './recent'
-import { checkReceivers, envelopeJson, parseMessageList, sendAndWatch } from '../submit'
+import { checkReceivers, envelopeJson, parseMessageList, prepareSigned, sendAndWatch } from '../submit'
 import { parseMessage } from '../wire/envelope'
 
 /** Largest request body read (bigger: 413 before it is buffered). Use the socket for more. */
@@ -162,7 +162,7 @@ export class HttpApi {
     checkReceivers(this.node, drafts, allowUnknown)
     const wait = ['1', 'true', 'yes'].includes(url.searchParams.get('wait') ?? '')
     const seconds = waitSeconds(url.searchParams.get('timeout'))
-    const envs = this.node.prepare(drafts)
+    const envs = prepareSigned(this.node, drafts)
     const accepted = envs.map((e) => ({ id: e.id, toNode: e.toNode }))
     const replies: Record<string, unknown>[] = []
     let replyBytes = 0

@@ -47,6 +47,14 @@ export interface Envelope {
   createdAt: number
   /** steward's REQOpCommand argument: `{ opCmd: 'ps' | 'startProc' | 'stopProc', opArg }`. */
   operation?: { opCmd: string; opArg?: unknown }
+  /** The selector a fanned-out copy was chosen by (central resolved it to toNode); signed with it. */
+  selector?: string
+  /** Epoch ms before which / after which the message must not run (carried in signed messages). */
+  notBefore?: number
+  expiresAt?: number
+  /** An operator's signature (src/signing.ts): the signing key's fingerprint and the base64 ed25519 signature. */
+  keyFingerprint?: string
+  sig?: string
 }
 
 /** What a user submits: like an Envelope, but id, fromNode and createdAt are optional and toNodes allowed. */
@@ -86,6 +94,11 @@ const FIELDS: Record<string, FieldKind> = {
   final: 'bool',
   createdAt: 'uint',
   operation: 'operation',
+  selector: 'string',
+  notBefore: 'uint',
+  expiresAt: 'uint',
+  keyFingerprint: 'string',
+  sig: 'string',
 }
 
 /** steward field names read as outpost's own. */

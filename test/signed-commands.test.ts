@@ -1,0 +1,103 @@
+/** Signed commands end to end (real hub, real nodes): send --key and api.signingKey sign, the receiver checks. */
+import { spawnSync } from 'node:child_process'
+import fs from 'node:fs'
+import path from 'node:path'
+import { test } from 'uvu'
+import * as assert from 'uvu/assert'
+import { generateKeyPair, publicKeyText, writeKeyFile } from '../src/keys'
+import { BIN, Cluster, editYaml, section, sendVia } from './fixtures/cluster'
+
+/** Operator keys in the cluster's folder: file and public key. */
+function makeKey(c: Cluster, name: string): { file: string; publicKey: string } {
+  const pair = generateKeyPair()
+  const file = path.join(c.dir, `${name}.key`)
+  writeKeyFile(file, pair)
+  return { file, publicKey: publicKeyText(pair.publicKey) }
+}
+
+function send(c: Cluster, args: string[]): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [BIN, 'send', '--config', c.node('central').config, ...args], { encoding: 'utf8', timeout: 30_000 })
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr }
+}
+
+test('signed commands - ship1 requires signatures: unsigned, unknown key, key not allowed and expired are refused; send --key runs', async () => {
+  const c = await Cluster.create(['ship1'])
+  try {
+    const ops = makeKey(c, 'ops')
+    const viewer = makeKey(c, 'viewer')
+    const stranger = makeKey(c, 'stranger')
+    editYaml(c.node('ship1').config, (doc) => {
+      section(doc, 'security').requireSignatures = true
+      section(doc, 'security').trustedKeys = [{ name: 'ops', publicKey: ops.publicKey, methods: ['*'] }, { name: 'viewer', publicKey: viewer.publicKey, methods: ['info.*'] }]
+    })
+    await c.startHub()
+    await c.start('central')
+    await c.start('ship1')
+    const mark = (n: string): string => path.join(c.dir, `ran-${n}`)
+
+    const unsigned = send(c, ['--to', 'ship1', 'cli.run', '--', 'touch', mark('unsigned')])
+    assert.is(unsigned.status, 3, unsigned.stderr)
+    assert.match(unsigned.stderr, /signature_required/)
+
+    const stranged = send(c, ['--key', stranger.file, '--to', 'ship1', 'cli.run', '--', 'touch', mark('stranger')])
+    assert.is(stranged.status, 3, stranged.stderr)
+    assert.match(stranged.stderr, /key_not_allowed: .*not in security\.trustedKeys/)
+
+    const viewed = send(c, ['--key', viewer.file, '--to', 'ship1', 'cli.run', '--', 'touch', mark('viewer')])
+    assert.is(viewed.status, 3, viewed.stderr)
+    assert.match(viewed.stderr, /key_not_allowed: the key viewer .* may not call cli\.run/)
+    const info = send(c, ['--key', viewer.file, '--to', 'ship1', 'info.os'])
+    assert.is(info.status, 0, info.stderr)
+
+    // A signed message past its expiresAt (here set by the sender, as a replay kept too long would be).
+    const msgs = path.join(c.dir, 'expired.json')
+    fs.writeFileSync(msgs, JSON.stringify([{ toNode: 'ship1', method: 'cli.run', methodArgs: ['touch', mark('expired')], expiresAt: Date.now() - 1000 }]))
+    const expired = send(c, ['--key', ops.file, '--file', msgs])
+    assert.is(expired.status, 3, expired.stderr)
+    assert.match(expired.stderr, /signature_expired/)
+
+    const ok = send(c, ['--key', ops.file, '--to', 'ship1', 'cli.run', '--', 'sh', '-c', `touch ${mark('ops')}; echo ran`])
+    assert.is(ok.status, 0, ok.stderr)
+    assert.match(ok.stdout, 'ran')
+    // A selector is resolved and signed at the sender, each copy carrying it.
+    const bySelector = send(c, ['--key', ops.file, '--to', 'ship*', 'cli.run', '--', 'echo', 'selected'])
+    assert.is(bySelector.status, 0, bySelector.stderr)
+    assert.match(bySelector.stdout, 'selected')
+
+    for (const n of ['unsigned', 'stranger', 'viewer', 'expired']) assert.not.ok(fs.existsSync(mark(n)), `${n} ran`)
+    assert.ok(fs.existsSync(mark('ops')))
+  } finally {
+    await c.destroy()
+  }
+})
+
+test('signed commands - api.signingKey signs what the socket API submits; its key is checked like any other', async () => {
+  const c = await Cluster.create(['ship1'])
+  try {
+    const ops = makeKey(c, 'ops')
+    const viewer = makeKey(c, 'viewer')
+    editYaml(c.node('ship1').config, (doc) => {
+      section(doc, 'security').requireSignatures = ['cli.*']
+      section(doc, 'security').trustedKeys = [{ name: 'ops', publicKey: ops.publicKey }, { name: 'viewer', publicKey: viewer.publicKey, methods: ['info.*'] }]
+    })
+    editYaml(c.node('central').config, (doc) => { section(doc, 'api').signingKey = ops.file })
+    await c.startHub()
+    await c.start('central')
+    await c.start('ship1')
+    const r = await sendVia(c.node('central').socket, [{ toNode: 'ship1', method: 'cli.run', methodArgs: ['echo', 'signed by the api'] }])
+    assert.is(r.replies.length, 1)
+    assert.is(r.replies[0]!.error, undefined, JSON.stringify(r.replies[0]))
+    assert.match(String(r.replies[0]!.data), 'signed by the api')
+
+    // The same request from ship1's own socket (no signingKey there) is refused by ship1: cli.* needs a signature.
+    const own = await sendVia(c.node('ship1').socket, [{ toNode: 'ship1', method: 'cli.run', methodArgs: ['echo', 'x'] }])
+    assert.is((own.replies[0]!.error as { code: string }).code, 'signature_required')
+    // info.* is not in requireSignatures: unsigned runs.
+    const info = await sendVia(c.node('ship1').socket, [{ toNode: 'ship1', method: 'info.os' }])
+    assert.is(info.replies[0]!.error, undefined)
+  } finally {
+    await c.destroy()
+  }
+})
+
+test.run()
