@@ -30,6 +30,7 @@ import { ACK_METHOD, nameIndex } from './method-names'
 import { replyTo, type ReplyResult } from './reply'
 import { Requester } from './requester'
 import { signatureRefusal } from './sign-check'
+import type { ReplySigning } from './reply-signing'
 import { failure, runMethod, stopGraceMs } from './run'
 import type { InboxEntry, InboxFacet } from './store/outbox'
 
@@ -62,6 +63,8 @@ export interface DispatcherOptions {
   now: () => number
   ulid: () => string
   metrics?: Metrics
+  /** Replies signed with this node's key, and replies from other nodes checked against their pinned keys (reply-signing.ts). */
+  replySigning?: ReplySigning
 }
 
 
@@ -145,7 +148,8 @@ export class Dispatcher {
     this.switchedOff.delete(name)
   }
 
-  async receive(bytes: Uint8Array, from?: string): Promise<void> {
+  /** `remote`: it came through the transport (a reply from another node is then checked against its pinned key). */
+  async receive(bytes: Uint8Array, from?: string, remote = false): Promise<void> {
     let env: Envelope
     try {
       env = this.native(decode(bytes))
@@ -166,7 +170,7 @@ export class Dispatcher {
       return
     }
     if (env.ackTimeout === 0) {
-      if (env.inReplyTo !== undefined && this.requester.forged(env)) return
+      if (env.inReplyTo !== undefined && (this.requester.forged(env) || (remote && this.badSignature(env)))) return
       this.metrics.delivered(env.method)
       await this.execute(env, undefined)
       return
@@ -183,7 +187,7 @@ export class Dispatcher {
       this.ack(env)
       return
     }
-    if (env.inReplyTo !== undefined && this.requester.forged(env)) {
+    if (env.inReplyTo !== undefined && (this.requester.forged(env) || (remote && this.badSignature(env)))) {
       // ACKed so that it is not sent again; nothing is recorded or run.
       this.ack(env)
       return
@@ -207,6 +211,21 @@ export class Dispatcher {
     this.ack(env)
     if (refusal) return this.refuse(env, refusal)
     await this.execute(env, env.id)
+  }
+
+  /**
+   * A reply from another node whose signature does not verify against its pinned key: logged
+   * (and in the audit log), reported to error.log, dropped. Whoever waits for the reply gets an
+   * error reply saying so instead of what the forged one said.
+   */
+  private badSignature(env: Envelope): boolean {
+    const why = env.fromNode === this.o.self ? undefined : this.o.replySigning?.replyRefusal(env)
+    if (why === undefined) return false
+    this.o.log('warn', `dispatch: ${why.message}`, { id: env.id, from: env.fromNode, method: env.method, code: why.code })
+    this.o.events?.({ type: 'denied', id: env.id, fromNode: env.fromNode, method: env.method, error: why.toJSON() })
+    this.o.report?.(why.toJSON())
+    this.o.onReply({ id: env.id, toNode: env.toNode, fromNode: env.fromNode, method: env.method, inReplyTo: env.inReplyTo!, final: true, createdAt: env.createdAt, error: why.toJSON() })
+    return true
   }
 
   private refuse(env: Envelope, refusal: OutpostError): Promise<void> {
@@ -406,7 +425,9 @@ export class Dispatcher {
   }
 
   private replyEnvelope(req: Envelope, result: ReplyResult): Envelope {
-    return replyTo(req, result, { self: this.o.self, id: this.o.ulid(), now: this.o.now() })
+    const env = replyTo(req, result, { self: this.o.self, id: this.o.ulid(), now: this.o.now() })
+    this.o.replySigning?.signReply(env)
+    return env
   }
 }
 

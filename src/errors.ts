@@ -75,6 +75,7 @@ export const ERROR_CODES = {
   signature_invalid: 'the signature does not match the message (a field was changed on its way, or it was signed for another node or id); nothing ran',
   signature_expired: 'the signed message reached the receiver after its expiresAt (or before its notBefore); nothing ran',
   key_not_allowed: "the key that signed the message is not in the receiver's security.trustedKeys, or not for this method; nothing ran",
+  reply_forged: "central dropped a reply whose signature does not verify against the key it pinned for the node the reply claims to come from (logged and in the audit log); it was not taken as the reply",
   key_changed: "central refused a node.hello carrying another public key than the one pinned for that node (first seen, or security.nodeKeys)",
 } as const satisfies Record<string, string>
 

@@ -86,6 +86,12 @@ export class NodeList {
     this.heard = true
   }
 
+  /** The key pinned for `name` (security.nodeKeys first), `ed25519:<base64>`; undefined when none is. */
+  pinnedKey(name: string): string | undefined {
+    const configured = this.nodeKeys()
+    return Object.hasOwn(configured, name) ? configured[name] : this.known.get(name)?.publicKey
+  }
+
   /**
    * A heartbeat arrived: its sender is online, with what it says about itself. Refused (false,
    * nothing recorded) when its key is not the one pinned for that node.

@@ -119,6 +119,19 @@ test('signed hostile - a hub that rewrites args, redirects, replays or strips a 
 
     await sleep(300)
     assert.equal(lines(marker), ['honest', 'once'])
+
+    // A forged reply: ship1's answer rewritten on its way back. Central checks it against ship1's pinned key.
+    hub.tamper = (m) => [m.from === 'ship1' && m.env.inReplyTo !== undefined && m.env.method !== 'ack' ? HostileHub.rewrite(m, (e) => ({ ...e, data: 'all is well\n' })) : m]
+    const forged = await send(c, ['--key', key, '--to', 'ship1', 'cli.run', '--', 'echo', 'the truth'])
+    assert.is(forged.status, 1, forged.stderr)
+    assert.match(forged.stderr, /ship1: reply_forged: .*signature does not match/)
+    assert.not.match(forged.stdout, 'all is well')
+    // Unsigned (a node without the key, or one stripped on the way): the same.
+    hub.tamper = (m) => [m.from === 'ship1' && m.env.inReplyTo !== undefined && m.env.method !== 'ack' ? HostileHub.rewrite(m, ({ sig: _s, keyFingerprint: _k, ...e }) => ({ ...e, data: 'all is well\n' }) as Envelope) : m]
+    const unsigned = await send(c, ['--key', key, '--to', 'ship1', 'cli.run', '--', 'echo', 'the truth'])
+    assert.is(unsigned.status, 1, unsigned.stderr)
+    assert.match(unsigned.stderr, /ship1: reply_forged: .*not signed/)
+    assert.match(c.node('central').proc!.output, /refused a reply claiming to come from ship1/)
   } finally {
     await c.destroy()
     await hub.close()
