@@ -84,3 +84,37 @@ export function signatureRefusal(env: Envelope, config: Config, self: string, no
   }
   return undefined
 }
+
+/** Keys that decide who may do what here: changed remotely only by a message signed for it. */
+const GUARDED = ['trustedKeys', 'requireSignatures'] as const
+
+/**
+ * Why config.set / config.deploy / config.rollback (`method`) may not change security.trustedKeys
+ * or security.requireSignatures as `next` would, or undefined. Such a change must come signed
+ * by a key of the running config's trustedKeys allowed to call `method` (its signature was
+ * checked before the method ran: signatureRefusal checks every message a trusted key signed).
+ * A node that trusts no key and requires none has nothing to protect yet: its first keys come
+ * as any config change does (methods.allow).
+ */
+export function securityChangeRefusal(current: Config, next: Config, env: Envelope, method: string, self: string): OutpostError | undefined {
+  const changed = GUARDED.filter((k) => JSON.stringify(current.security[k]) !== JSON.stringify(next.security[k]))
+  if (changed.length === 0) return undefined
+  if (current.security.trustedKeys.length === 0 && current.security.requireSignatures.length === 0) return undefined
+  const what = changed.map((k) => `security.${k}`).join(' and ')
+  if (env.sig === undefined || env.keyFingerprint === undefined) {
+    return new OutpostError('signature_required', `${method} would change ${what} on ${self}: that takes a message signed by a key of security.trustedKeys allowed to call ${method}, and this one is not signed; nothing was written`)
+  }
+  const key = trustedKeys(current).get(env.keyFingerprint)
+  if (key === undefined || !key.methods.some((p) => matches(p, method))) {
+    return new OutpostError('key_not_allowed', `${method} would change ${what} on ${self}: the key ${key?.name ?? env.keyFingerprint} that signed it is not trusted here for ${method}; nothing was written`)
+  }
+  return undefined
+}
+
+/** The guard a config method hands src/config/remote.ts: throws what securityChangeRefusal says. */
+export function securityGuard(ctx: { config: Config; env: Envelope; node: string }, method: string): (next: Config) => void {
+  return (next) => {
+    const why = securityChangeRefusal(ctx.config, next, ctx.env, method, ctx.node)
+    if (why) throw why
+  }
+}

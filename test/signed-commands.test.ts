@@ -4,6 +4,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
+import YAML from 'yaml'
 import { generateKeyPair, publicKeyText, writeKeyFile } from '../src/keys'
 import { BIN, Cluster, editYaml, section, sendVia } from './fixtures/cluster'
 
@@ -95,6 +96,54 @@ test('signed commands - api.signingKey signs what the socket API submits; its ke
     // info.* is not in requireSignatures: unsigned runs.
     const info = await sendVia(c.node('ship1').socket, [{ toNode: 'ship1', method: 'info.os' }])
     assert.is(info.replies[0]!.error, undefined)
+  } finally {
+    await c.destroy()
+  }
+})
+
+test('signed commands - trustedKeys change only by a config.* message signed by a key allowed it; a revoked key stops working at once', async () => {
+  const c = await Cluster.create(['ship1'])
+  try {
+    const ops = makeKey(c, 'ops')
+    const old = makeKey(c, 'old')
+    const shipConfig = c.node('ship1').config
+    editYaml(shipConfig, (doc) => {
+      section(doc, 'security').requireSignatures = ['cli.*']
+      section(doc, 'security').trustedKeys = [{ name: 'ops', publicKey: ops.publicKey }, { name: 'old', publicKey: old.publicKey, methods: ['cli.*'] }]
+    })
+    await c.startHub()
+    await c.start('central')
+    await c.start('ship1')
+    const before = fs.readFileSync(shipConfig, 'utf8')
+    assert.is(send(c, ['--key', old.file, '--to', 'ship1', 'cli.run', '--', 'true']).status, 0)
+
+    // config.* needs no signature here (requireSignatures: cli.*), but a change of the security keys does.
+    const unsigned = send(c, ['--to', 'ship1', 'config.set', '--', 'security.requireSignatures', 'false'])
+    assert.is(unsigned.status, 3, unsigned.stderr)
+    assert.match(unsigned.stderr, /signature_required: config\.set would change security\.requireSignatures on ship1/)
+    const byOld = send(c, ['--key', old.file, '--to', 'ship1', 'config.set', '--', 'security.trustedKeys', '[]'])
+    assert.is(byOld.status, 3, byOld.stderr)
+    assert.match(byOld.stderr, /key_not_allowed/)
+    // A whole document without the keys: the same.
+    const doc = path.join(c.dir, 'deploy.yaml')
+    const { security: _security, ...withoutKeys } = YAML.parse(before) as Record<string, unknown>
+    fs.writeFileSync(doc, YAML.stringify(withoutKeys))
+    assert.not.match(fs.readFileSync(doc, 'utf8'), 'trustedKeys')
+    const deployed = send(c, ['--to', 'ship1', '--data', `@${doc}`, 'config.deploy', '--', 'd1'])
+    assert.is(deployed.status, 3, deployed.stderr)
+    assert.match(deployed.stderr, /signature_required: config\.deploy would change security\.trustedKeys and security\.requireSignatures/)
+    assert.is(fs.readFileSync(shipConfig, 'utf8'), before)
+    // Other keys change unsigned as before.
+    assert.is(send(c, ['--to', 'ship1', 'config.set', '--', 'methods.timeout', '77']).status, 0)
+
+    // ops revokes old.
+    const revoke = send(c, ['--key', ops.file, '--to', 'ship1', 'config.set', '--', 'security.trustedKeys', `[{name: ops, publicKey: "${ops.publicKey}"}]`])
+    assert.is(revoke.status, 0, revoke.stderr)
+    assert.not.match(fs.readFileSync(shipConfig, 'utf8'), old.publicKey)
+    const revoked = send(c, ['--key', old.file, '--to', 'ship1', 'cli.run', '--', 'true'])
+    assert.is(revoked.status, 3, revoked.stderr)
+    assert.match(revoked.stderr, /key_not_allowed: .*not in security\.trustedKeys/)
+    assert.is(send(c, ['--key', ops.file, '--to', 'ship1', 'cli.run', '--', 'true']).status, 0)
   } finally {
     await c.destroy()
   }

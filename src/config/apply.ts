@@ -30,6 +30,7 @@ const LIVE = [
   'methods.enabled', 'methods.allow', 'methods.timeout', 'methods.commands', 'methods.shell', 'methods.outputCap', 'methods.killGrace',
   'delivery.ackTimeout', 'delivery.retries', 'delivery.ttl', 'delivery.maxFanOut',
   'log.level', 'schedules', 'hello.interval', 'audit.maxDataBytes', 'audit.exclude', 'security.nodeKeys',
+  'security.trustedKeys', 'security.requireSignatures',
 ]
 
 /** Sections compared key by key; other top-level keys are compared whole. */
