@@ -8,7 +8,7 @@
  */
 import type { KeyObject } from 'node:crypto'
 import { fingerprint, readKeyFile } from './keys'
-import { signEnvelope } from './signing'
+import { BATCH, signEnvelopes } from './signing'
 import type { Envelope } from './wire/envelope'
 
 /**
@@ -39,9 +39,15 @@ export class Signer {
    * `ttl` is the delivery default for an envelope without one.
    */
   sign(env: Envelope, now: number, ttl: number): Envelope {
-    if (env.sig !== undefined) return env
-    env.expiresAt ??= now + Math.min((env.ttl ?? ttl) + CLOCK_SKEW_S, DEDUP_S - CLOCK_SKEW_S) * 1000
-    return signEnvelope(env, this.privateKey, this.fingerprint)
+    this.signAll([env], now, ttl)
+    return env
+  }
+
+  /** Sign stamped envelopes in place, one signature per BATCH of them (src/signing.ts); those signed already are kept. */
+  signAll(envs: readonly Envelope[], now: number, ttl: number): void {
+    const todo = envs.filter((e) => e.sig === undefined)
+    for (const e of todo) e.expiresAt ??= now + Math.min((e.ttl ?? ttl) + CLOCK_SKEW_S, DEDUP_S - CLOCK_SKEW_S) * 1000
+    for (let i = 0; i < todo.length; i += BATCH) signEnvelopes(todo.slice(i, i + BATCH), this.privateKey, this.fingerprint)
   }
 }
 

@@ -97,8 +97,7 @@ export function prepareSigned(node: OutpostNode, drafts: MessageDraft[]): Envelo
   const envs = node.prepare(drafts)
   const signer = apiSigner(node.config.api.signingKey)
   if (signer === undefined) return envs
-  const now = Date.now()
-  for (const e of envs) signer.sign(e, now, node.config.delivery.ttl)
+  signer.signAll(envs, Date.now(), node.config.delivery.ttl)
   return envs
 }
 

@@ -5,6 +5,7 @@ import { parseConfig } from '../src/config'
 import { generateKeyPair, publicKeyText } from '../src/keys'
 import { signatureRefusal } from '../src/sign-check'
 import { Signer } from '../src/signer'
+import { BATCH } from '../src/signing'
 import { decode, encode, type Envelope } from '../src/wire/envelope'
 import { ulid } from '../src/wire/ulid'
 import { throwsCode } from './helpers'
@@ -73,6 +74,27 @@ test('sign check - what requireSignatures covers: true spares sinks; a list cove
   assert.is(code({ ...signed(), methodArgs: ['x'] }, config('false')), 'signature_invalid')
   // Not required and an unknown key: read as unsigned.
   assert.is(code(signed(generateKeyPair()), config('false')), undefined)
+})
+
+test('sign check - a batch: one signature per BATCH (16) envelopes, each verifiable alone; tampering one or swapping paths is refused', () => {
+  const signer = new Signer(ops.privateKey, ops.publicKey)
+  const envs: Envelope[] = Array.from({ length: 101 }, (_, i) => ({ id: ulid(), toNode: `ship${i}`, fromNode: 'central', method: 'cli.run', methodArgs: ['echo', String(i)], createdAt: NOW, ttl: 60 }))
+  signer.signAll(envs, NOW, 60)
+  assert.is(BATCH, 16)
+  assert.is(new Set(envs.map((e) => e.sig)).size, 7)
+  assert.ok(envs.every((e) => e.sigPath !== undefined))
+  const at = (e: Envelope, cfg = config('true')) => signatureRefusal(decode(encode(e)), cfg, e.toNode, NOW, false)?.code
+  for (const e of envs) assert.is(at(e), undefined)
+  assert.is(at({ ...envs[5]!, methodArgs: ['echo', 'pwned'] }), 'signature_invalid')
+  assert.is(at({ ...envs[5]!, sigPath: envs[6]!.sigPath! }), 'signature_invalid')
+  assert.is(at({ ...envs[5]!, toNode: 'ship6' }), 'signature_invalid')
+  assert.is(at({ ...envs[5]!, sigPath: envs[5]!.sigPath!.slice(0, 44) }), 'signature_invalid')
+  const { sigPath: _p, ...pathless } = envs[5]!
+  assert.is(at(pathless), 'signature_invalid')
+  // The last tree holds 5: its odd one out goes up twice as it is; it, and a lone envelope (no path), verify too.
+  assert.is(at(envs[100]!), undefined)
+  assert.is(at({ ...envs[100]!, methodArgs: [] }), 'signature_invalid')
+  assert.is(signed().sigPath, undefined)
 })
 
 test.run()

@@ -33,7 +33,7 @@ export async function signDrafts(c: SignContext, signer: Signer, messages: unkno
   const drafts = messages.map((m, i) => parseMessage(m, messages.length > 1 ? `message[${i}]` : 'message'))
   const self = await ask<string>(c, { op: 'status' }, (obj) => (typeof obj.node === 'string' ? obj.node : undefined))
   let fleet: Selectable[] | undefined
-  const out: Record<string, unknown>[] = []
+  const envs: Envelope[] = []
   const now = Date.now()
   for (const d of drafts) {
     const given = [...(d.toNode !== undefined ? [d.toNode] : []), ...(d.toNodes ?? [])]
@@ -56,12 +56,11 @@ export async function signDrafts(c: SignContext, signer: Signer, messages: unkno
         method: nativeMethodName(d.method) ?? d.method, replyMethod: d.replyMethod === undefined ? DEFAULT_REPLY_METHOD : nativeMethodName(d.replyMethod) ?? d.replyMethod,
         ...(r.selector !== undefined ? { selector: r.selector } : {}),
       }
-      signer.sign(env, now, c.loaded.config.delivery.ttl)
-      const { fromNode: _from, ...draft } = env
-      out.push(draft)
+      envs.push(env)
     }
   }
-  return out
+  signer.signAll(envs, now, c.loaded.config.delivery.ttl)
+  return envs.map(({ fromNode: _from, ...draft }) => draft)
 }
 
 async function ask<T>(c: SignContext, request: unknown, pick: (obj: Record<string, unknown>) => T | undefined): Promise<T> {

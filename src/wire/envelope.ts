@@ -55,6 +55,8 @@ export interface Envelope {
   /** An operator's signature (src/signing.ts): the signing key's fingerprint and the base64 ed25519 signature. */
   keyFingerprint?: string
   sig?: string
+  /** The sibling hashes from this envelope to its signed batch's root (src/signing.ts), base64. */
+  sigPath?: string
 }
 
 /** What a user submits: like an Envelope, but id, fromNode and createdAt are optional and toNodes allowed. */
@@ -99,6 +101,7 @@ const FIELDS: Record<string, FieldKind> = {
   expiresAt: 'uint',
   keyFingerprint: 'string',
   sig: 'string',
+  sigPath: 'string',
 }
 
 /** steward field names read as outpost's own. */
