@@ -24,8 +24,8 @@ const CANCEL_GRACE_MS = 1000
 export type Interrupts = (onInterrupt: () => void) => () => void
 const SIGINTS: Interrupts = (fn) => { process.on('SIGINT', fn); return () => { process.off('SIGINT', fn) } }
 
-const HELP = `Usage: outpost send [--to NODE]... METHOD [-- ARGS...]
-       outpost send --file MSGS.json
+const HELP = `Usage: outpost send [--to NODE]... [--key FILE] METHOD [-- ARGS...]
+       outpost send [--key FILE] --file MSGS.json
 
   Submit a message at this node and print the replies as they arrive. With several
   targets each output line starts with [NODE].
