@@ -6,7 +6,7 @@ import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import YAML from 'yaml'
 import { generateKeyPair, publicKeyText, writeKeyFile } from '../src/keys'
-import { BIN, Cluster, editYaml, section, sendVia } from './fixtures/cluster'
+import { BIN, Cluster, editYaml, freePort, section, sendVia } from './fixtures/cluster'
 
 /** Operator keys in the cluster's folder: file and public key. */
 function makeKey(c: Cluster, name: string): { file: string; publicKey: string } {
@@ -81,7 +81,8 @@ test('signed commands - api.signingKey signs what the socket API submits; its ke
       section(doc, 'security').requireSignatures = ['cli.*']
       section(doc, 'security').trustedKeys = [{ name: 'ops', publicKey: ops.publicKey }, { name: 'viewer', publicKey: viewer.publicKey, methods: ['info.*'] }]
     })
-    editYaml(c.node('central').config, (doc) => { section(doc, 'api').signingKey = ops.file })
+    const httpPort = await freePort()
+    editYaml(c.node('central').config, (doc) => { Object.assign(section(doc, 'api'), { signingKey: ops.file, http: `127.0.0.1:${httpPort}`, token: 'tok-signed-http-0123456789' }) })
     await c.startHub()
     await c.start('central')
     await c.start('ship1')
@@ -89,6 +90,12 @@ test('signed commands - api.signingKey signs what the socket API submits; its ke
     assert.is(r.replies.length, 1)
     assert.is(r.replies[0]!.error, undefined, JSON.stringify(r.replies[0]))
     assert.match(String(r.replies[0]!.data), 'signed by the api')
+
+    // And what the HTTP API takes.
+    const res = await fetch(`http://127.0.0.1:${httpPort}/v1/messages?wait=1&timeout=30`, { method: 'POST', headers: { authorization: 'Bearer tok-signed-http-0123456789', 'content-type': 'application/json' }, body: JSON.stringify({ toNode: 'ship1', method: 'cli.run', methodArgs: ['echo', 'over http'] }) })
+    const body = await res.json() as { replies: { data?: string; error?: unknown }[] }
+    assert.is(body.replies[0]!.error, undefined, JSON.stringify(body))
+    assert.match(String(body.replies[0]!.data), 'over http')
 
     // The same request from ship1's own socket (no signingKey there) is refused by ship1: cli.* needs a signature.
     const own = await sendVia(c.node('ship1').socket, [{ toNode: 'ship1', method: 'cli.run', methodArgs: ['echo', 'x'] }])

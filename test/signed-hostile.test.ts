@@ -16,7 +16,7 @@ import { generateKeyPair, publicKeyText, writeKeyFile } from '../src/keys'
 import { decode, encode, type Envelope } from '../src/wire/envelope'
 import { ulid } from '../src/wire/ulid'
 import { Subjects } from '../transports/subjects'
-import { BIN, Cluster, editYaml, section, type Kind } from './fixtures/cluster'
+import { BIN, Cluster, editYaml, freePort, section, type Kind } from './fixtures/cluster'
 import { HostileHub, type Routed } from './fixtures/hostile-hub'
 import { eventually, readOr } from './helpers'
 
@@ -70,6 +70,8 @@ const isCommand = (m: Routed): boolean => m.env.method === 'cli.run' && m.from =
 
 test('signed hostile - a hub that rewrites args, redirects, replays or strips a signed command runs none of it', async () => {
   const { c, key } = await signedCluster('tcp', ['ship1', 'ship2'])
+  const metrics = await freePort()
+  editYaml(c.node('central').config, (doc) => { section(doc, 'api').metrics = `127.0.0.1:${metrics}` })
   const hub = await HostileHub.start(c.port)
   try {
     await c.start('central')
@@ -132,6 +134,8 @@ test('signed hostile - a hub that rewrites args, redirects, replays or strips a 
     assert.is(unsigned.status, 1, unsigned.stderr)
     assert.match(unsigned.stderr, /ship1: reply_forged: .*not signed/)
     assert.match(c.node('central').proc!.output, /refused a reply claiming to come from ship1/)
+    const scraped = await (await fetch(`http://127.0.0.1:${metrics}/metrics`)).text()
+    assert.match(scraped, /outpost_signature_refusals_total\{method="reply\.file\.append",code="reply_forged"\} 2/)
   } finally {
     await c.destroy()
     await hub.close()
