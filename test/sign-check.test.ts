@@ -50,6 +50,12 @@ test('sign check - a signed message passes; tampered args, another receiver, ano
   assert.is(code({ ...good, expiresAt: good.expiresAt! + 3_600_000 }), 'signature_invalid')
   const { sig: _sig, keyFingerprint: _fp, ...stripped } = good
   assert.is(code(stripped), 'signature_required')
+  // The selector a copy was chosen by is signed with it.
+  const selected = signed(ops, { selector: 'role=db' })
+  assert.is(code(selected), undefined)
+  assert.is(code({ ...selected, selector: 'role=web' }), 'signature_invalid')
+  const { selector: _sel, ...unselected } = selected
+  assert.is(code(unselected), 'signature_invalid')
   // A signature swapped in from another message of the same key: still not this message's.
   assert.is(code({ ...good, sig: signed().sig! }), 'signature_invalid')
 })

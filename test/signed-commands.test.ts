@@ -91,6 +91,12 @@ test('signed commands - api.signingKey signs what the socket API submits; its ke
     assert.is(r.replies[0]!.error, undefined, JSON.stringify(r.replies[0]))
     assert.match(String(r.replies[0]!.data), 'signed by the api')
 
+    // Addressed by a selector: central resolves it, each copy carries it and is signed with it.
+    const bySelector = await sendVia(c.node('central').socket, [{ toNodes: ['ship*'], method: 'cli.run', methodArgs: ['echo', 'by selector'] }])
+    assert.is(bySelector.replies.length, 1)
+    assert.is(bySelector.replies[0]!.error, undefined, JSON.stringify(bySelector.replies[0]))
+    assert.match(String(bySelector.replies[0]!.data), 'by selector')
+
     // And what the HTTP API takes.
     const res = await fetch(`http://127.0.0.1:${httpPort}/v1/messages?wait=1&timeout=30`, { method: 'POST', headers: { authorization: 'Bearer tok-signed-http-0123456789', 'content-type': 'application/json' }, body: JSON.stringify({ toNode: 'ship1', method: 'cli.run', methodArgs: ['echo', 'over http'] }) })
     const body = await res.json() as { replies: { data?: string; error?: unknown }[] }
