@@ -162,7 +162,7 @@ export class HttpApi {
     checkReceivers(this.node, drafts, allowUnknown)
     const wait = ['1', 'true', 'yes'].includes(url.searchParams.get('wait') ?? '')
     const seconds = waitSeconds(url.searchParams.get('timeout'))
-    const envs = prepareSigned(this.node, drafts)
+    const { envs, sign } = prepareSigned(this.node, drafts)
     const accepted = envs.map((e) => ({ id: e.id, toNode: e.toNode }))
     const replies: Record<string, unknown>[] = []
     let replyBytes = 0
@@ -199,7 +199,7 @@ export class HttpApi {
         replies.push(envelopeJson(env))
       },
       done: () => answer(true),
-    })
+    }, sign)
     if (!wait) {
       json(res, 202, { accepted })
       return
