@@ -173,7 +173,7 @@ export class OutpostNode {
       onAck: (id) => this.delivery.onAck(id),
       onReply: (env) => this.replies.deliver(env),
       gaveUp: (id) => this.outcomes.isGivenUp(id), metrics,
-      replySigning: replySigning(key.privateKey, key.publicKey, (n) => (this.keepsNodeList ? this.nodeList.pinnedKey(n) : undefined)),
+      replySigning: replySigning(key.privateKey, key.publicKey, (n) => (this.keepsNodeList ? this.nodeList.replyKey(n) : undefined)),
       report: (error) => this.outcomes.report(error),
       events, control: this.control, disk: this.disk,
     })

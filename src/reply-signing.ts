@@ -5,6 +5,7 @@
  *
  *   dispatcher replyEnvelope ─ signReply (node key) ─▶ outbox ─▶ … ─▶ central's dispatcher
  *     ─ replyRefusal: pinned key for fromNode? ─ none ─▶ taken (not pinned yet: first sight)
+ *                     unsigned, and its node never said it signs replies (older) ─▶ taken
  *                                              └ verifies? ─ no ─▶ reply_forged: logged, counted, dropped
  */
 import type { KeyObject } from 'node:crypto'
@@ -21,10 +22,11 @@ export interface ReplySigning {
 }
 
 /**
- * `pinned`: the key central pinned for a node (undefined on nodes that keep no list, and for a
- * node not pinned yet).
+ * `pinned`: the key central pinned for a node, and whether that node said it signs its replies
+ * (undefined on nodes that keep no list, and for a node not pinned yet). An unsigned reply from
+ * a node that never said so (an older outpost) is taken; a signed one is checked all the same.
  */
-export function replySigning(privateKey: KeyObject, publicKey: KeyObject, pinned: (node: string) => string | undefined): ReplySigning {
+export function replySigning(privateKey: KeyObject, publicKey: KeyObject, pinned: (node: string) => { publicKey: string; strict: boolean } | undefined): ReplySigning {
   const own = fingerprint(publicKey)
   const keys = new Map<string, KeyObject | null>()
   const keyOf = (text: string): KeyObject | null => {
@@ -38,8 +40,9 @@ export function replySigning(privateKey: KeyObject, publicKey: KeyObject, pinned
   return {
     signReply: (env) => { signEnvelope(env, privateKey, own) },
     replyRefusal: (env) => {
-      const text = pinned(env.fromNode)
-      if (text === undefined) return undefined
+      const p = pinned(env.fromNode)
+      if (p === undefined || (env.sig === undefined && !p.strict)) return undefined
+      const text = p.publicKey
       const key = keyOf(text)
       if (key !== null && verifyEnvelope(env, key).ok) return undefined
       const what = env.sig === undefined ? 'it is not signed' : env.keyFingerprint === fingerprint(text) ? 'its signature does not match its content' : `it is signed by ${env.keyFingerprint ?? 'no key'}`
