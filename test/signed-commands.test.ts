@@ -36,6 +36,10 @@ test('signed commands - ship1 requires signatures: unsigned, unknown key, key no
     await c.start('ship1')
     const mark = (n: string): string => path.join(c.dir, `ran-${n}`)
 
+    const noKey = send(c, ['--key', path.join(c.dir, 'missing.key'), '--to', 'ship1', 'cli.run', '--', 'touch', mark('unsigned')])
+    assert.is(noKey.status, 2, noKey.stderr)
+    assert.match(noKey.stderr, /key_invalid/)
+
     const unsigned = send(c, ['--to', 'ship1', 'cli.run', '--', 'touch', mark('unsigned')])
     assert.is(unsigned.status, 3, unsigned.stderr)
     assert.match(unsigned.stderr, /signature_required/)
