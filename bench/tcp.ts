@@ -1,7 +1,8 @@
 /**
  * `npm run bench -- tcp`: node A → node B through the hub, all separate processes with their
  * durable stores, against a raw framed-MessagePack echo over loopback in the same run; the
- * node.ping round trip; the idle RSS of an agent.
+ * node.ping round trip; the idle RSS of an agent. The same stream signed (nodeS with
+ * api.signingKey → nodeC, which requires and checks the signature) against the unsigned one.
  */
 import { spawn } from 'node:child_process'
 import fs from 'node:fs'
@@ -9,8 +10,9 @@ import net from 'node:net'
 import path from 'node:path'
 import { encode } from '@msgpack/msgpack'
 import { encodeFrame, FrameDecoder } from '../src/wire/framing'
-import { Cluster, sendVia, status } from '../test/fixtures/cluster'
+import { Cluster, editYaml, section, sendVia, status } from '../test/fixtures/cluster'
 import { CpuMeter, cpuMsOf } from './proc-stats'
+import { generateKeyPair, publicKeyText, writeKeyFile } from '../src/keys'
 import type { BenchResult } from './result'
 
 const N = 20_000
@@ -91,7 +93,13 @@ export async function* tcpBenchmarks(): AsyncIterable<BenchResult> {
   // Any node may ping (and deliver the bench's node.pong messages): the ping below runs on
   // central rather than being refused by the default methods.allow.
   const methods = { allow: [{ from: ['$central', '$self'], methods: ['*'] }, { from: ['*'], methods: ['reply.*', 'error.log', 'node.hello', 'node.ping', 'node.pong'] }] }
-  const c = await Cluster.create(['nodeA', 'nodeB'], { log: { level: 'warn' }, hello: { interval: 30 }, delivery: { ackTimeout: 30, retries: 3, ttl: 3600 }, methods })
+  const c = await Cluster.create(['nodeA', 'nodeB', 'nodeS', 'nodeC'], { log: { level: 'warn' }, hello: { interval: 30 }, delivery: { ackTimeout: 30, retries: 3, ttl: 3600 }, methods })
+  // nodeS signs what its API takes with an operator key; nodeC runs node.pong only signed by it.
+  const ops = generateKeyPair()
+  const keyFile = path.join(c.dir, 'ops.key')
+  writeKeyFile(keyFile, ops)
+  editYaml(c.node('nodeS').config, (doc) => { section(doc, 'api').signingKey = keyFile })
+  editYaml(c.node('nodeC').config, (doc) => { section(doc, 'security').requireSignatures = ['node.pong']; section(doc, 'security').trustedKeys = [{ name: 'ops', publicKey: publicKeyText(ops.publicKey) }] })
   try {
     await c.startHub()
     await c.start('central')
@@ -120,6 +128,28 @@ export async function* tcpBenchmarks(): AsyncIterable<BenchResult> {
       name: 'tcp.cpu.perMessage', value: us.total!, unit: 'µs', baseline: round(baseCpu), ratio: round(baseCpu / us.total!, 2),
       note: `CPU (user + system, /proc/PID/stat) per message over the run above: A ${us.A} µs, hub ${us.hub} µs, B ${us.B} µs; baseline: the echo's two processes per echoed message`,
     }
+
+    // The same, signed at nodeS (api.signingKey) and checked at nodeC before it is recorded as run.
+    await c.start('nodeS')
+    await c.start('nodeC')
+    const signedMsg = { ...msg, toNode: 'nodeC' }
+    const warm = await sendVia(c.node('nodeS').socket, [{ ...signedMsg, method: 'node.ping', replyMethod: 'node.pong' }])
+    if (warm.replies[0]?.error !== undefined) throw new Error(`signed warm-up failed: ${JSON.stringify(warm.replies[0])}`)
+    const t0 = performance.now()
+    await sendVia(c.node('nodeS').socket, Array.from({ length: N }, () => signedMsg), { wait: false, ms: 120_000 })
+    while ((await status(c.node('nodeS').socket)).outbox.count > 0) await sleep(10)
+    const signedRate = N / ((performance.now() - t0) / 1000)
+    // The unsigned stream once more, so that a machine getting busier or quieter meanwhile weighs on both sides alike.
+    const t1 = performance.now()
+    await sendVia(c.node('nodeA').socket, Array.from({ length: N }, () => msg), { wait: false, ms: 120_000 })
+    while ((await status(c.node('nodeA').socket)).outbox.count > 0) await sleep(10)
+    const unsigned = (rate + N / ((performance.now() - t1) / 1000)) / 2
+    yield {
+      name: 'tcp.messages.signed', value: round(signedRate), unit: 'msg/s', baseline: round(unsigned), ratio: round(signedRate / unsigned, 2),
+      note: `the same ${N} messages S→hub→C, signed at S (api.signingKey) and checked at C (security.requireSignatures); baseline: the unsigned A→B stream run before and after it, averaged; target ratio ≥ 0.8`,
+    }
+    const refused = fs.readFileSync(path.join(c.node('nodeC').dataDir, 'audit.log'), 'utf8').split('\n').filter((l) => l.includes('"denied"')).length
+    if (refused > 0) throw new Error(`nodeC refused ${refused} signed messages: the signed figure would not be what it says`)
 
     // Round trips over one open API connection (what a tool that keeps its socket sees).
     const rtts = await pings(c.node('nodeA').socket, 300)

@@ -5,6 +5,7 @@
  * for config.rollback; what needs no restart is applied at once. Deploying the id already in
  * force again does nothing unless --force.
  */
+import { securityGuard } from '../src/sign-check'
 import { deploy } from '../src/config/remote'
 import { dataText } from '../src/wire/envelope'
 import { OutpostError } from '../src/errors'
@@ -23,7 +24,7 @@ export default {
     if (id === undefined || extra.length > 0 || !ID.test(id)) throw new OutpostError('method_args', 'usage: config.deploy [--force] ID [YAML] (ID: letters, digits and ._:-; the YAML is the argument after ID or the message data)')
     const text = inline ?? (ctx.env.data !== undefined ? dataText(ctx.env.data) : undefined)
     if (text === undefined || text.trim() === '') throw new OutpostError('method_args', `config.deploy ${id}: no YAML document (give it after the id, or as the message data)`)
-    const result = deploy(ctx.control, ctx.node, ctx.dataDir, id, text, force)
+    const result = deploy(ctx.control, ctx.node, ctx.dataDir, id, text, force, securityGuard(ctx, 'config.deploy'))
     ctx.log('info', `config.deploy ${id} by ${ctx.env.fromNode}: ${result.noop ? 'already in force' : `changed ${result.changed.join(', ') || 'nothing'}`}`)
     return { data: JSON.stringify(result) }
   },

@@ -4,6 +4,7 @@
  * edited file is validated first; the file before is kept as `<config>.previous`. Keys that
  * the running node can take over apply at once; the result record lists the others.
  */
+import { securityGuard } from '../src/sign-check'
 import { setKey } from '../src/config/remote'
 import { OutpostError } from '../src/errors'
 import type { MethodContext, MethodResult, UnaryMethod } from '../src/method'
@@ -15,7 +16,7 @@ export default {
   async run(ctx: MethodContext): Promise<MethodResult> {
     if (ctx.args.length !== 2) throw new OutpostError('method_args', 'usage: config.set KEY VALUE (VALUE is YAML: 7, "7", [a, b], {k: v})')
     const [key, raw] = ctx.args as [string, string]
-    const result = setKey(ctx.control, ctx.node, ctx.env.id, key, raw)
+    const result = setKey(ctx.control, ctx.node, ctx.env.id, key, raw, securityGuard(ctx, 'config.set'))
     ctx.log('info', `config.set ${key} by ${ctx.env.fromNode}: ${result.restartNeeded.length > 0 ? `restart needed for ${result.restartNeeded.join(', ')}` : 'applied'}`)
     return { data: JSON.stringify(result) }
   },

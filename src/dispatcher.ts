@@ -3,7 +3,7 @@
  *
  *   bytes ─ decode ─▶ sender check (the hub's word) ─▶ ack? ─▶ delivery.onAck
  *         ─▶ duplicate? ─▶ ACK again, run nothing
- *         ─▶ inbox (durable, implies seen) ─▶ ACK ─▶ ACL / known / enabled? ─▶ inbox start (durable)
+ *         ─▶ inbox (durable, implies seen) ─▶ ACK ─▶ signature / ACL / known / enabled? ─▶ inbox start (durable)
  *         ─▶ method with methodTimeout ─▶ reply envelope ─▶ outbox (closing the inbox entry atomically)
  *   a stream method's chunks ─ coalesced (~50 ms / 4 KiB) ─▶ replies seq 0, 1, … ─▶ outbox; the last
  *   one (final, exitCode, error) closes the inbox entry.
@@ -29,6 +29,8 @@ import type { DiskRoom, HandlerInfo, JobInfo, Method, MethodContext, Ops, Stream
 import { ACK_METHOD, nameIndex } from './method-names'
 import { replyTo, type ReplyResult } from './reply'
 import { Requester } from './requester'
+import { signatureRefusal } from './sign-check'
+import type { ReplySigning } from './reply-signing'
 import { failure, runMethod, stopGraceMs } from './run'
 import { notSelected } from './jobs/selected'
 import type { InboxEntry, InboxFacet } from './store/outbox'
@@ -62,6 +64,8 @@ export interface DispatcherOptions {
   now: () => number
   ulid: () => string
   metrics?: Metrics
+  /** Replies signed with this node's key, and replies from other nodes checked against their pinned keys (reply-signing.ts). */
+  replySigning?: ReplySigning
 }
 
 
@@ -145,7 +149,8 @@ export class Dispatcher {
     this.switchedOff.delete(name)
   }
 
-  async receive(bytes: Uint8Array, from?: string): Promise<void> {
+  /** `remote`: it came through the transport (a reply from another node is then checked against its pinned key). */
+  async receive(bytes: Uint8Array, from?: string, remote = false): Promise<void> {
     let env: Envelope
     try {
       env = this.native(decode(bytes))
@@ -166,7 +171,7 @@ export class Dispatcher {
       return
     }
     if (env.ackTimeout === 0) {
-      if (env.inReplyTo !== undefined && this.requester.forged(env)) return
+      if (env.inReplyTo !== undefined && (this.requester.forged(env) || (remote && this.badSignature(env)))) return
       this.metrics.delivered(env.method)
       await this.execute(env, undefined)
       return
@@ -183,7 +188,7 @@ export class Dispatcher {
       this.ack(env)
       return
     }
-    if (env.inReplyTo !== undefined && this.requester.forged(env)) {
+    if (env.inReplyTo !== undefined && (this.requester.forged(env) || (remote && this.badSignature(env)))) {
       // ACKed so that it is not sent again; nothing is recorded or run.
       this.ack(env)
       return
@@ -207,6 +212,21 @@ export class Dispatcher {
     this.ack(env)
     if (refusal) return this.refuse(env, refusal)
     await this.execute(env, env.id)
+  }
+
+  /**
+   * A reply from another node whose signature does not verify against its pinned key: logged
+   * (and in the audit log), reported to error.log, dropped. Whoever waits for the reply gets an
+   * error reply saying so instead of what the forged one said.
+   */
+  private badSignature(env: Envelope): boolean {
+    const why = env.fromNode === this.o.self ? undefined : this.o.replySigning?.replyRefusal(env)
+    if (why === undefined) return false
+    this.o.log('warn', `dispatch: ${why.message}`, { id: env.id, from: env.fromNode, method: env.method, code: why.code })
+    this.o.events?.({ type: 'denied', id: env.id, fromNode: env.fromNode, method: env.method, error: why.toJSON() })
+    this.o.report?.(why.toJSON())
+    this.o.onReply({ id: env.id, toNode: env.toNode, fromNode: env.fromNode, method: env.method, inReplyTo: env.inReplyTo!, final: true, createdAt: env.createdAt, error: why.toJSON() })
+    return true
   }
 
   private refuse(env: Envelope, refusal: OutpostError): Promise<void> {
@@ -287,6 +307,11 @@ export class Dispatcher {
   /** Why this node will not run env, or undefined. */
   private refusal(env: Envelope): OutpostError | undefined {
     const { config, self } = this.o
+    // An operator's signature first (sign-check.ts): a tampered message is refused whatever the ACL says.
+    if (env.inReplyTo === undefined) {
+      const bad = signatureRefusal(env, config, self, this.o.now(), this.o.methods.get(env.method)?.sink === true)
+      if (bad) return bad
+    }
     // A reply is authorised by this node's record of its request (forged()), not by methods.allow.
     if (env.inReplyTo === undefined && !allowed(config, self, env.fromNode, env.method)) {
       return new OutpostError('denied', `${self} does not let ${env.fromNode} call ${env.method} (methods.allow)`)
@@ -406,7 +431,9 @@ export class Dispatcher {
   }
 
   private replyEnvelope(req: Envelope, result: ReplyResult): Envelope {
-    return replyTo(req, result, { self: this.o.self, id: this.o.ulid(), now: this.o.now() })
+    const env = replyTo(req, result, { self: this.o.self, id: this.o.ulid(), now: this.o.now() })
+    this.o.replySigning?.signReply(env)
+    return env
   }
 }
 

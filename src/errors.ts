@@ -72,6 +72,11 @@ export const ERROR_CODES = {
   pid_file_in_use: '--pid-file names a file holding the pid of a live process: another agent or hub runs with it',
   key_invalid: 'a key file cannot be read or holds no ed25519 private key, or a public key is not ed25519:<base64 of 32 bytes>',
   key_exists: 'keys gen: the key file exists already (--force overwrites it)',
+  signature_required: "the receiver's security.requireSignatures covers this method and the message carries no operator signature; nothing ran",
+  signature_invalid: 'the signature does not match the message (a field was changed on its way, or it was signed for another node or id); nothing ran',
+  signature_expired: 'the signed message reached the receiver after its expiresAt (or before its notBefore); nothing ran',
+  key_not_allowed: "the key that signed the message is not in the receiver's security.trustedKeys, or not for this method; nothing ran",
+  reply_forged: "central dropped a reply whose signature does not verify against the key it pinned for the node the reply claims to come from (logged and in the audit log); it was not taken as the reply",
   key_changed: "central refused a node.hello carrying another public key than the one pinned for that node (first seen, or security.nodeKeys)",
   not_selected: 'the receiver no longer matches the selector central resolved to address it (its labels changed meanwhile); nothing ran',
   job_unknown: 'central keeps no job of that id (outpost jobs lists them)',
@@ -90,7 +95,7 @@ const EXIT_STATUS: Partial<Record<ErrorCode, 2 | 3>> = {
   envelope_invalid: 2, fan_out_too_large: 2, node_unknown: 2, selector_invalid: 2, selector_no_match: 2, agent_not_running: 2, upgrade_unavailable: 2, upgrade_insecure: 2, data_dir_unwritable: 2,
   key_invalid: 2, key_exists: 2,
   not_selected: 3, job_unknown: 2,
-  not_connected: 3, not_delivered: 3, ttl_expired: 3, denied: 3, outbox_full: 3, method_unknown: 3, method_disabled: 3, command_unknown: 3,
+  not_connected: 3, not_delivered: 3, ttl_expired: 3, denied: 3, signature_required: 3, signature_invalid: 3, signature_expired: 3, key_not_allowed: 3, outbox_full: 3, method_unknown: 3, method_disabled: 3, command_unknown: 3,
 }
 
 export function exitCodeFor(code: string): 1 | 2 | 3 {

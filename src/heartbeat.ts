@@ -1,6 +1,7 @@
 /**
  * The heartbeat: a `node.hello` event to central every hello.interval seconds and at each
- * (re)connect, carrying this node's version, OS, architecture, uptime, public key, its labels
+ * (re)connect, carrying this node's version, OS, architecture, uptime, public key (and that it
+ * signs its replies with it: reply-signing.ts), its labels
  * (node.labels) and its facts (labels.ts). Central's node list (node-list.ts) records it and
  * pins the key. An event: never resent, never answered. Fields are only ever added: a central
  * of any version takes it.
@@ -38,7 +39,7 @@ export class Heartbeat {
   send(): void {
     const every = this.config.hello.interval
     if (every === 0) return
-    const data = JSON.stringify({ version: VERSION, apiVersion: API_VERSION, os: `${os.type()} ${os.release()}`, arch: process.arch, uptime: Math.round((Date.now() - this.started) / 1000), publicKey: this.publicKey, labels: this.config.node.labels, facts: this.facts })
+    const data = JSON.stringify({ version: VERSION, apiVersion: API_VERSION, os: `${os.type()} ${os.release()}`, arch: process.arch, uptime: Math.round((Date.now() - this.started) / 1000), publicKey: this.publicKey, signsReplies: true, labels: this.config.node.labels, facts: this.facts })
     this.submit([{ toNode: this.config.node.central, method: 'node.hello', data, ackTimeout: 0, ttl: every * 2 }])
       .catch((err: Error) => this.log(isOutpostError(err, 'disk_full') ? 'debug' : 'warn', `hello: ${err.message}`))
   }

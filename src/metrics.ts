@@ -28,7 +28,12 @@ export interface Metrics {
   ran(method: string, seconds: number, ok: boolean): void
   /** The transport connected again after losing its connection. */
   reconnected(): void
+  /** A signature check refused a message here (signature_*, key_not_allowed, reply_forged: the code). */
+  signatureRefused(method: string, code: string): void
 }
+
+/** The codes signatureRefused counts. */
+const SIGNATURE_CODES = new Set(['signature_required', 'signature_invalid', 'signature_expired', 'key_not_allowed', 'reply_forged'])
 
 const nothing = (): void => {}
 
@@ -38,7 +43,10 @@ export function fromEvents(m: Metrics): MessageEventSink {
     switch (ev.type) {
       case 'accepted': m.accepted(ev.env.method); break
       case 'expired': m.expired(ev.method, ev.reason); break
-      case 'denied': if (ev.error.code === 'denied') m.denied(ev.method); break
+      case 'denied':
+        if (ev.error.code === 'denied') m.denied(ev.method)
+        else if (SIGNATURE_CODES.has(ev.error.code)) m.signatureRefused(ev.method, ev.error.code)
+        break
       case 'run': m.ran(ev.method, ev.ms / 1000, ev.error === undefined); break
       case 'delivered': break
     }
@@ -47,5 +55,5 @@ export function fromEvents(m: Metrics): MessageEventSink {
 
 /** The default: no metrics kept. */
 export const NO_METRICS: Metrics = {
-  accepted: nothing, delivered: nothing, acked: nothing, retried: nothing, expired: nothing, denied: nothing, ran: nothing, reconnected: nothing,
+  accepted: nothing, delivered: nothing, acked: nothing, retried: nothing, expired: nothing, denied: nothing, ran: nothing, reconnected: nothing, signatureRefused: nothing,
 }

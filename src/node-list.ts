@@ -31,6 +31,8 @@ export interface NodeInfo {
   /** Its pinned public key, `ed25519:<base64>`, and that key's fingerprint. */
   publicKey?: string
   keyFingerprint?: string
+  /** It signs its replies (its hello says so; kept once said): central then refuses its unsigned replies. */
+  signsReplies?: boolean
 }
 
 export interface NodeListOptions {
@@ -87,6 +89,18 @@ export class NodeList {
   }
 
   /**
+   * The key pinned for `name` (security.nodeKeys first), `ed25519:<base64>`, and whether its
+   * replies must be signed (its hello said it signs them; an older node's are taken unsigned);
+   * undefined when no key is pinned.
+   */
+  replyKey(name: string): { publicKey: string; strict: boolean } | undefined {
+    const configured = this.nodeKeys()
+    const known = this.known.get(name)
+    const publicKey = Object.hasOwn(configured, name) ? configured[name] : known?.publicKey
+    return publicKey === undefined ? undefined : { publicKey, strict: known?.signsReplies === true }
+  }
+
+  /**
    * A heartbeat arrived: its sender is online, with what it says about itself. Refused (false,
    * nothing recorded) when its key is not the one pinned for that node.
    */
@@ -115,11 +129,13 @@ export class NodeList {
     this.refusedLogged.delete(name)
     // The key and its fingerprint are outpost's own fields, never taken from the hello as they are;
     // labels and facts are names from the wire: only well-formed string pairs are kept.
-    const { publicKey: _k, keyFingerprint: _f, labels, facts, ...rest } = info
+    const { publicKey: _k, keyFingerprint: _f, signsReplies, labels, facts, ...rest } = info
     const key = offered !== undefined ? { publicKey: offered, keyFingerprint: keyFingerprint! } : {}
+    // Once said, kept: a hello without it (forged, or stripped on the way) does not take it back.
+    const signs = signsReplies === true || this.known.get(name)?.signsReplies === true
     const l = wireLabels(labels)
     const f = wireLabels(facts)
-    this.known.set(name, { ...rest, ...key, ...(l ? { labels: l } : {}), ...(f ? { facts: f } : {}), name, online: true, lastSeen: this.now() })
+    this.known.set(name, { ...rest, ...key, ...(signs ? { signsReplies: true } : {}), ...(l ? { labels: l } : {}), ...(f ? { facts: f } : {}), name, online: true, lastSeen: this.now() })
     this.heard = true
     this.save()
     return true

@@ -35,7 +35,8 @@ import { Scheduler, type LocalOutcome } from './schedules'
 import type { Transport, TransportOptions, TransportPlugin } from './transport'
 import { ulid as defaultUlid } from './wire/ulid'
 import { NodeList, type NodeInfo } from './node-list'
-import { fingerprint, nodeKey, publicKeyText } from './keys'
+import { fingerprint, nodeKey, publicKeyText, type KeyPair } from './keys'
+import { replySigning } from './reply-signing'
 import { VERSION } from './version'
 import { OutboxRoom } from './outbox-room'
 import { lookupMessage, type MessageRecord, type NodeStatus } from './node-records'
@@ -107,7 +108,7 @@ export class OutpostNode {
   /** This node's own public key (<dataDir>/node.key), `ed25519:<base64>`; sent with node.hello. */
   readonly publicKey: string
 
-  private constructor(o: NodeOptions, dataDir: string, outbox: Outbox, transport: Transport, publicKey: string) {
+  private constructor(o: NodeOptions, dataDir: string, outbox: Outbox, transport: Transport, publicKey: string, key: KeyPair) {
     const { config } = o
     this.name = config.node.name
     this.config = config
@@ -175,6 +176,7 @@ export class OutpostNode {
       onAck: (id) => this.delivery.onAck(id),
       onReply: (env) => this.replies.deliver(env),
       gaveUp: (id) => this.outcomes.isGivenUp(id), metrics,
+      replySigning: replySigning(key.privateKey, key.publicKey, (n) => (this.keepsNodeList ? this.nodeList.replyKey(n) : undefined)),
       report: (error) => this.outcomes.report(error),
       events, control: this.control, disk: this.disk,
     })
@@ -212,7 +214,7 @@ export class OutpostNode {
     }
     // `never`: the section's type is the plugin's own; the config was validated against it.
     const transport = o.transport !== undefined ? o.transport(options) : plugin!.create(options as TransportOptions<never>)
-    const node = new OutpostNode(o, dataDir, outbox, transport, publicKey)
+    const node = new OutpostNode(o, dataDir, outbox, transport, publicKey, key)
     node.run()
     const { count, recovery } = outbox.stats()
     o.logger.log('info', `node ${node.name} started (outpost ${VERSION}; data ${dataDir}; ${count} waiting in the outbox; recovered in ${recovery.ms.toFixed(0)} ms)`)
@@ -222,7 +224,7 @@ export class OutpostNode {
   private run(): void {
     this.transport.start()
     this.loops.push((async () => {
-      for await (const m of this.transport.messages()) void this.dispatcher.receive(m.bytes, m.from)
+      for await (const m of this.transport.messages()) void this.dispatcher.receive(m.bytes, m.from, true)
     })())
     let everConnected = false
     this.loops.push((async () => {

@@ -1,7 +1,8 @@
 /**
  * Signatures over what a message makes happen: a canonical encoding of every field that decides
  * what runs and where, signed with an ed25519 key (src/keys.ts). Not yet used on the message
- * path: send, the APIs and the dispatcher will sign and check with it.
+ * path: signEnvelope() at the submitting node or the CLI (send --key, api.signingKey); the
+ * receiver's check is src/sign-check.ts.
  *
  *   fields ─▶ canonicalBytes (fixed order, data by its SHA-256, the key's fingerprint) ─▶ ed25519
  *
@@ -13,6 +14,7 @@
  */
 import crypto, { type KeyObject } from 'node:crypto'
 import { fingerprint } from './keys'
+import type { Envelope } from './wire/envelope'
 
 /** Names this encoding; a later one gets another tag, so no bytes mean two things. */
 const TAG = 'outpost-sig/1'
@@ -73,12 +75,21 @@ export function sign(f: SignedFields, privateKey: KeyObject): Signature {
  * another key's fingerprint is refused before any check (key_mismatch).
  */
 export function verify(f: SignedFields, signature: Signature, publicKey: KeyObject): Verdict {
-  const keyFingerprint = fingerprint(publicKey)
+  const keyFingerprint = fingerprintOf(publicKey)
   if (signature.keyFingerprint !== keyFingerprint) return { ok: false, reason: 'key_mismatch' }
   const sig = Buffer.from(signature.sig, 'base64')
   // ed25519 signatures are 64 bytes; anything else (or base64 that is not) cannot verify.
   if (sig.length !== 64 || sig.toString('base64') !== signature.sig) return { ok: false, reason: 'bad_signature' }
   return crypto.verify(null, canonicalBytes(f, keyFingerprint), publicKey, sig) ? { ok: true } : { ok: false, reason: 'bad_signature' }
+}
+
+/** Fingerprints of the keys checked against, worked out once per key (an export and a hash each time otherwise). */
+const FINGERPRINTS = new WeakMap<KeyObject, string>()
+
+function fingerprintOf(key: KeyObject): string {
+  let fp = FINGERPRINTS.get(key)
+  if (fp === undefined) FINGERPRINTS.set(key, fp = fingerprint(key))
+  return fp
 }
 
 /** A JSON value with every object's keys sorted, so equal values encode alike. */
@@ -89,4 +100,141 @@ function sortKeys(v: unknown): unknown {
   // defineProperty: a key named __proto__ stays a key, not the object's prototype.
   for (const k of Object.keys(v).sort()) Object.defineProperty(out, k, { value: sortKeys((v as Record<string, unknown>)[k]), enumerable: true })
   return out
+}
+
+/** The signed fields of an envelope (a draft stamped with its id and receiver). */
+export function envelopeFields(env: Envelope): SignedFields {
+  const f: SignedFields = { id: env.id, fromNode: env.fromNode, toNode: env.toNode, method: env.method }
+  if (env.selector !== undefined) f.selector = env.selector
+  if (env.methodArgs !== undefined) f.methodArgs = env.methodArgs
+  if (env.data !== undefined) f.data = env.data
+  if (env.replyMethod !== undefined) f.replyMethod = env.replyMethod
+  if (env.replyMethodArgs !== undefined) f.replyMethodArgs = env.replyMethodArgs
+  if (env.methodTimeout !== undefined) f.methodTimeout = env.methodTimeout
+  if (env.notBefore !== undefined) f.notBefore = env.notBefore
+  if (env.expiresAt !== undefined) f.expiresAt = env.expiresAt
+  if (env.directory !== undefined) f.directory = env.directory
+  if (env.fileName !== undefined) f.fileName = env.fileName
+  if (env.operation !== undefined) f.operation = env.operation
+  return f
+}
+
+/** The reply slots a signature of a reply also covers: what it says happened. */
+export function replyFields(env: Envelope): SignedFields {
+  // A reply's outcome (inReplyTo, exitCode, error, stderr, seq, final) rides in the free-form slot.
+  const outcome: { opCmd: string; opArg?: unknown } = {
+    opCmd: 'reply',
+    opArg: {
+      inReplyTo: env.inReplyTo ?? null, exitCode: env.exitCode ?? null, error: env.error ?? null, seq: env.seq ?? null, final: env.final ?? null,
+      stderr: env.stderr === undefined ? null : crypto.createHash('sha256').update(typeof env.stderr === 'string' ? Buffer.from(env.stderr, 'utf8') : env.stderr).digest('hex'),
+    },
+  }
+  return { ...envelopeFields(env), operation: outcome }
+}
+
+/*
+ * Envelopes are signed in batches: one ed25519 signature over the root of a hash tree of the
+ * batch's envelopes (each leaf the SHA-256 of its canonical bytes), and each envelope carries
+ * the sibling hashes from its leaf to the root (sigPath). A receiver folds its envelope up to
+ * the root and checks the signature once per batch (roots it has checked are remembered), so a
+ * request of thousands of messages costs one signature and a few hashes each. One envelope
+ * alone is a batch of one: no sigPath, the root is its leaf.
+ */
+const ROOT_TAG = Buffer.from('outpost-sig-root/1\n')
+const LEAF = Buffer.from([0])
+const INNER = Buffer.from([1])
+/**
+ * Envelopes per tree: 4 levels of path (176 characters), one signature check per 16 messages.
+ * Larger batches check fewer signatures but carry longer paths in every message; 16 measured best.
+ */
+export const BATCH = 16
+/** Longest path a receiver folds (a batch of up to 2^16). */
+const MAX_PATH = 16
+
+function sha(...parts: Buffer[]): Buffer {
+  const h = crypto.createHash('sha256')
+  for (const p of parts) h.update(p)
+  return h.digest()
+}
+
+function leafOf(env: Envelope, fp: string): Buffer {
+  return sha(LEAF, canonicalBytes(env.inReplyTo !== undefined ? replyFields(env) : envelopeFields(env), fp))
+}
+
+/**
+ * Sign envelopes in place with one signature (keyFingerprint, sig and, for more than one,
+ * sigPath set): requests, or a reply. At most BATCH at a time (Signer cuts larger lists).
+ */
+export function signEnvelopes(envs: readonly Envelope[], privateKey: KeyObject, keyFingerprint?: string): void {
+  if (envs.length === 0) return
+  const fp = keyFingerprint ?? fingerprintOf(crypto.createPublicKey(privateKey))
+  for (const e of envs) e.keyFingerprint = fp
+  // levels[0] the leaves; a node at i goes up to i >> 1; an odd one out goes up as it is.
+  const levels: Buffer[][] = [envs.map((e) => leafOf(e, fp))]
+  for (let level = levels[0]!; level.length > 1; ) {
+    const next: Buffer[] = []
+    for (let i = 0; i < level.length; i += 2) next.push(i + 1 < level.length ? sha(INNER, level[i]!, level[i + 1]!) : level[i]!)
+    levels.push(next)
+    level = next
+  }
+  const sig = crypto.sign(null, Buffer.concat([ROOT_TAG, levels[levels.length - 1]![0]!]), privateKey).toString('base64')
+  envs.forEach((e, leaf) => {
+    e.sig = sig
+    const steps: Buffer[] = []
+    for (let l = 0, i = leaf; l < levels.length - 1; l++, i >>= 1) {
+      const sibling = levels[l]![i ^ 1]
+      // 1: the sibling is on the right; 0: on the left.
+      if (sibling !== undefined) steps.push(Buffer.from([i & 1 ? 0 : 1]), sibling)
+    }
+    if (steps.length > 0) e.sigPath = Buffer.concat(steps).toString('base64')
+  })
+}
+
+/** Sign one envelope in place, as a request or as a reply. */
+export function signEnvelope(env: Envelope, privateKey: KeyObject, keyFingerprint?: string): Envelope {
+  signEnvelopes([env], privateKey, keyFingerprint)
+  return env
+}
+
+/**
+ * Tree nodes known to lie under a root whose signature was checked, per key (node hash, base64 →
+ * that root's signature). Folding stops at the first known node: the envelopes of one batch
+ * share their upper nodes, so most cost a hash or two. Bounded.
+ */
+const CHECKED = new WeakMap<KeyObject, Map<string, string>>()
+const CHECKED_MAX = 8192
+
+/** Whether an envelope's signature is `publicKey`'s over its fields (and its batch's root). */
+export function verifyEnvelope(env: Envelope, publicKey: KeyObject): Verdict {
+  if (env.keyFingerprint === undefined || env.sig === undefined) return { ok: false, reason: 'bad_signature' }
+  const fp = fingerprintOf(publicKey)
+  if (env.keyFingerprint !== fp) return { ok: false, reason: 'key_mismatch' }
+  let checked = CHECKED.get(publicKey)
+  if (checked === undefined) CHECKED.set(publicKey, checked = new Map())
+  let h = leafOf(env, fp)
+  const seen = [h.toString('base64')]
+  if (checked.get(seen[0]!) === env.sig) return { ok: true }
+  if (env.sigPath !== undefined) {
+    const path = Buffer.from(env.sigPath, 'base64')
+    if (path.length === 0 || path.length % 33 !== 0 || path.length > 33 * MAX_PATH || path.toString('base64') !== env.sigPath) return { ok: false, reason: 'bad_signature' }
+    for (let at = 0; at < path.length; at += 33) {
+      const sibling = path.subarray(at + 1, at + 33)
+      h = path[at] === 1 ? sha(INNER, h, sibling) : sha(INNER, sibling, h)
+      const node = h.toString('base64')
+      // Known under a checked root, signed with this same signature: the rest of the path is what it was.
+      if (checked.get(node) === env.sig && at + 33 < path.length) return { ok: true }
+      seen.push(node)
+    }
+  }
+  const root = seen[seen.length - 1]!
+  if (checked.get(root) !== env.sig) {
+    const sig = Buffer.from(env.sig, 'base64')
+    if (sig.length !== 64 || sig.toString('base64') !== env.sig) return { ok: false, reason: 'bad_signature' }
+    if (!crypto.verify(null, Buffer.concat([ROOT_TAG, h]), publicKey, sig)) return { ok: false, reason: 'bad_signature' }
+  }
+  for (const node of seen) {
+    if (checked.size >= CHECKED_MAX) checked.delete(checked.keys().next().value!)
+    checked.set(node, env.sig)
+  }
+  return { ok: true }
 }

@@ -11,6 +11,7 @@ import { isSelector, matches, parseSelector } from './selector'
 import { OutpostError } from './errors'
 import type { OutpostNode } from './node'
 import { SeqOrder } from './seq-order'
+import { apiSigner } from './signer'
 
 /** An envelope as JSON: bytes become UTF-8 text. */
 export function envelopeJson(env: Envelope): Record<string, unknown> {
@@ -101,6 +102,39 @@ export function resolveSelectors(node: OutpostNode, drafts: MessageDraft[]): voi
   }
 }
 
+/** Signs a slice of prepared envelopes in place (api.signingKey), just before they are stored. */
+export type SignSlice = (slice: Envelope[]) => void
+
+/**
+ * node.prepare, and with api.signingKey set, how to sign them (one its submitter signed already
+ * is kept as it is): storeSigned / sendAndWatch sign each slice just before storing it, so a big
+ * request's first messages are on their way while the rest is being signed. An unreadable key
+ * refuses the request here (key_invalid), before anything is stored.
+ */
+export function prepareSigned(node: OutpostNode, drafts: MessageDraft[]): { envs: Envelope[]; sign?: SignSlice } {
+  const envs = node.prepare(drafts)
+  const signer = apiSigner(node.config.api.signingKey)
+  if (signer === undefined) return { envs }
+  return { envs, sign: (slice) => signer.signAll(slice, Date.now(), node.config.delivery.ttl) }
+}
+
+/** Messages signed a slice at a time (as the node stores a big request: SUBMIT_SLICE in node.ts). */
+const SIGN_SLICE = 512
+
+/** Store prepared messages (node.submitPrepared), signing each slice first when `sign` is given. */
+export async function storeSigned(node: OutpostNode, envs: Envelope[], sign?: SignSlice): Promise<Envelope[]> {
+  if (sign === undefined) return node.submitPrepared(envs)
+  const stored: Promise<unknown>[] = []
+  for (let i = 0; i < envs.length; i += SIGN_SLICE) {
+    if (i > 0) await new Promise<void>((resolve) => setImmediate(resolve))
+    const slice = envs.slice(i, i + SIGN_SLICE)
+    sign(slice)
+    stored.push(node.submitPrepared(slice))
+  }
+  await Promise.all(stored)
+  return envs
+}
+
 export interface SendSink {
   /** Said just before `accepted` when the messages cannot leave yet (this node is not connected). */
   notice?(n: { code: string; message: string }): void
@@ -122,9 +156,9 @@ export interface SendSink {
  * one. Resolves, once stored, to a function that stops watching (the client went away). Rejects
  * when the messages could not be stored (nothing was accepted then).
  */
-export async function sendAndWatch(node: OutpostNode, envs: Envelope[], wait: boolean, sink: SendSink): Promise<() => void> {
+export async function sendAndWatch(node: OutpostNode, envs: Envelope[], wait: boolean, sink: SendSink, sign?: SignSlice): Promise<() => void> {
   if (!wait) {
-    await node.submitPrepared(envs)
+    await storeSigned(node, envs, sign)
     notConnected(node, envs, sink)
     sink.accepted(envs)
     return () => {}
@@ -184,7 +218,7 @@ export async function sendAndWatch(node: OutpostNode, envs: Envelope[], wait: bo
     streams.close()
   }
   try {
-    await node.submitPrepared(envs)
+    await storeSigned(node, envs, sign)
   } catch (err) {
     stop()
     throw err

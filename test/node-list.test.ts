@@ -98,4 +98,17 @@ test('node list - pinned keys survive a restart in nodes.json', async () => {
   assert.is(after.lines[0]!.code, 'key_changed')
 })
 
+test('node list - replies must be signed once a node\'s hello said it signs them; a later hello cannot take that back', () => {
+  const { nodes } = list(tmpDir())
+  const k = key()
+  assert.is(nodes.replyKey('ship1'), undefined)
+  assert.ok(nodes.record(hello('ship1', { publicKey: k })))
+  assert.equal(nodes.replyKey('ship1'), { publicKey: k, strict: false })
+  assert.ok(nodes.record(hello('ship1', { publicKey: k, signsReplies: true })))
+  assert.equal(nodes.replyKey('ship1'), { publicKey: k, strict: true })
+  assert.ok(nodes.record(hello('ship1', { publicKey: k })))
+  assert.equal(nodes.replyKey('ship1'), { publicKey: k, strict: true })
+  assert.is(entry(nodes, 'ship1')!.signsReplies, true)
+})
+
 test.run()

@@ -19,7 +19,7 @@ import type { LogFn } from '../log'
 import type { OutpostNode } from '../node'
 import { isUlid } from '../wire/ulid'
 import { RecentRequests, type RecentRequest } from './recent'
-import { checkReceivers, envelopeJson, parseMessageList, sendAndWatch } from '../submit'
+import { checkReceivers, envelopeJson, parseMessageList, prepareSigned, sendAndWatch } from '../submit'
 import { jobEventFrame, jobRoute } from '../jobs/http-routes'
 import type { JobRunner } from '../jobs/runner'
 import { parseMessage } from '../wire/envelope'
@@ -188,7 +188,7 @@ export class HttpApi {
     checkReceivers(this.node, drafts, allowUnknown)
     const wait = ['1', 'true', 'yes'].includes(url.searchParams.get('wait') ?? '')
     const seconds = waitSeconds(url.searchParams.get('timeout'))
-    const envs = this.node.prepare(drafts)
+    const { envs, sign } = prepareSigned(this.node, drafts)
     const accepted = envs.map((e) => ({ id: e.id, toNode: e.toNode }))
     const replies: Record<string, unknown>[] = []
     let replyBytes = 0
@@ -225,7 +225,7 @@ export class HttpApi {
         replies.push(envelopeJson(env))
       },
       done: () => answer(true),
-    })
+    }, sign)
     if (!wait) {
       json(res, 202, { accepted })
       return

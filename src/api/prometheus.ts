@@ -27,6 +27,7 @@ export class PromMetrics implements Metrics {
   private readonly c: {
     accepted: Counter<'method'>; delivered: Counter<'method'>; acked: Counter<'method'>; retried: Counter<'method'>
     expired: Counter<'method' | 'reason'>; denied: Counter<'method'>; reconnects: Counter; duration: Histogram<'method' | 'result'>
+    signatures: Counter<'method' | 'code'>
   }
 
   constructor() {
@@ -39,6 +40,7 @@ export class PromMetrics implements Metrics {
       retried: counter('outpost_messages_retried_total', 'Resends after no ACK came within ackTimeout.', ['method']),
       expired: counter('outpost_messages_expired_total', 'Messages given up: reason ttl_expired or not_delivered (attempts ran out).', ['method', 'reason']),
       denied: counter('outpost_messages_denied_total', 'Messages refused here because methods.allow does not let the sender call the method.', ['method']),
+      signatures: counter('outpost_signature_refusals_total', 'Messages refused here by a signature check: code signature_required, signature_invalid, signature_expired, key_not_allowed, or reply_forged (a reply that does not verify against its node\'s pinned key).', ['method', 'code']),
       reconnects: counter('outpost_transport_reconnects_total', 'Times the transport connected again after losing its connection.', []),
       duration: new Histogram({
         name: 'outpost_method_duration_seconds', help: 'How long methods ran on this node; result is ok or error.',
@@ -92,6 +94,7 @@ export class PromMetrics implements Metrics {
   denied(method: string): void { this.c.denied.inc({ method: this.m(method) }) }
   ran(method: string, seconds: number, ok: boolean): void { this.c.duration.observe({ method: this.m(method), result: ok ? 'ok' : 'error' }, seconds) }
   reconnected(): void { this.c.reconnects.inc() }
+  signatureRefused(method: string, code: string): void { this.c.signatures.inc({ method: this.m(method), code }) }
 
   /** Serve GET /metrics on `listen` (host:port, or a port on 127.0.0.1). */
   async serve(listen: string, log: LogFn): Promise<string> {

@@ -20,7 +20,7 @@ import { OutpostError, isOutpostError } from '../errors'
 import { Lines } from '../lib/lines'
 import type { LogFn } from '../log'
 import type { OutpostNode } from '../node'
-import { checkReceivers, envelopeJson, parseMessageList, sendAndWatch } from '../submit'
+import { checkReceivers, envelopeJson, parseMessageList, prepareSigned, sendAndWatch, storeSigned } from '../submit'
 import { jobRequest } from '../jobs/requests'
 import type { JobRunner } from '../jobs/runner'
 
@@ -109,7 +109,8 @@ export class SocketApi {
         run(async (finished) => {
           const drafts = parseMessagesJson(text, 'messages')
           checkReceivers(node, drafts, false)
-          const sent = await node.submit(drafts)
+          const { envs, sign } = prepareSigned(node, drafts)
+          const sent = await storeSigned(node, envs, sign)
           write({ accepted: sent.map((e) => ({ id: e.id, toNode: e.toNode })) })
           log('info', `api: accepted ${sent.length} messages (steward format)`)
           finished()
@@ -146,13 +147,14 @@ export class SocketApi {
         if (req.allowUnknown !== undefined && typeof req.allowUnknown !== 'boolean') throw new OutpostError('api_bad_request', 'api: allowUnknown must be true or false')
         checkReceivers(node, drafts, req.allowUnknown === true)
         const wait = req.wait !== false
-        const stop = await sendAndWatch(node, node.prepare(drafts), wait, {
+        const { envs, sign } = prepareSigned(node, drafts)
+        const stop = await sendAndWatch(node, envs, wait, {
           notice: (n) => write({ notice: n }),
           accepted: (envs) => write({ accepted: envs.map((e) => ({ id: e.id, toNode: e.toNode })) }),
           reply: (env) => write({ reply: envelopeJson(env) }),
           delivered: (d) => write({ delivered: d }),
           done: () => { write({ done: true }); finished() },
-        })
+        }, sign)
         cleanups.push(stop)
         if (!wait) finished()
         return

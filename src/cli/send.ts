@@ -14,6 +14,7 @@ import { EXIT, GLOBAL_HELP, askAgent, load, parse, print, type Io } from './comm
 import { parseMessagesJson, type Envelope } from '../wire/envelope'
 import { ERROR_CODES, exitCodeFor, OutpostError, type ErrorCode } from '../errors'
 import { isJob, JOB_FLAGS, JOB_HELP, sendJob } from './jobs'
+import { signDrafts, signerFor } from './sign-drafts'
 
 /** Exit 3: the method did not run (not delivered, or refused by the receiver's policy). */
 
@@ -24,8 +25,8 @@ const CANCEL_GRACE_MS = 1000
 export type Interrupts = (onInterrupt: () => void) => () => void
 const SIGINTS: Interrupts = (fn) => { process.on('SIGINT', fn); return () => { process.off('SIGINT', fn) } }
 
-const HELP = `Usage: outpost send [--to NODE]... METHOD [-- ARGS...]
-       outpost send --file MSGS.json
+const HELP = `Usage: outpost send [--to NODE]... [--key FILE] METHOD [-- ARGS...]
+       outpost send [--key FILE] --file MSGS.json
 
   Submit a message at this node and print the replies as they arrive. With several
   targets each output line starts with [NODE].
@@ -38,6 +39,8 @@ const HELP = `Usage: outpost send [--to NODE]... METHOD [-- ARGS...]
   --timeout S         methodTimeout
   --ack-timeout S     --retries N    --ttl S
   --data TEXT|@FILE   the message's data (config.deploy takes its YAML document this way)
+  --key FILE          sign each message with this operator key (outpost keys gen); nodes
+                      with security.requireSignatures run only signed messages (docs/security.md)
   --allow-unknown     send to nodes the node list has not heard of (one that has not
                       connected yet); by default central refuses them (node_unknown)
 ${JOB_HELP}
@@ -61,11 +64,19 @@ export async function send(io: Io, args: string[], signal?: AbortSignal, interru
   const { values, positionals } = parse(args, {
     to: { type: 'string', multiple: true }, file: { type: 'string' }, 'reply-method': { type: 'string' }, timeout: { type: 'string' },
     'ack-timeout': { type: 'string' }, retries: { type: 'string' }, ttl: { type: 'string' }, 'no-wait': { type: 'boolean' }, detach: { type: 'boolean' },
-    'allow-unknown': { type: 'boolean' }, socket: { type: 'string' }, data: { type: 'string' }, ...JOB_FLAGS,
+    'allow-unknown': { type: 'boolean' }, socket: { type: 'string' }, data: { type: 'string' }, key: { type: 'string' }, ...JOB_FLAGS,
   }, true)
   if (values.help) return print(io, HELP)
   const loaded = load(io, values, false)
-  const messages = values.file !== undefined ? readFile(io, values.file, positionals) : [draftFrom(io, values, positionals, loaded.config.node.name)]
+  let messages = values.file !== undefined ? readFile(io, values.file, positionals) : [draftFrom(io, values, positionals, loaded.config.node.name)]
+  // --key: stamped and signed here, one message per receiver (sign-drafts.ts).
+  const signer = values.key !== undefined ? signerFor(io, values.key) : undefined
+  if (signer !== undefined && isJob(values)) {
+    // A job's per-node messages are made at central as each starts: central signs them with its api.signingKey.
+    throw new OutpostError('usage', 'send: --key cannot sign a job (--batch, --max-errors, --canary, --job): central makes each node\'s message as it starts and signs it with its own api.signingKey; set that on central, or send without the job flags')
+  }
+  const signing = { io, loaded, socket: values.socket, signal }
+  if (signer !== undefined) messages = await signDrafts(signing, signer, messages)
   const detach = values.detach === true
   const allowUnknown = values['allow-unknown'] === true
   const wait = values['no-wait'] !== true && !detach
@@ -102,17 +113,17 @@ export async function send(io: Io, args: string[], signal?: AbortSignal, interru
     cancelSent = true
     if (json) line({ cancelling: list })
     const ids = new Map(list.map((t) => [t.id, t]))
-    const cancels = list.map((t) => ({ toNode: t.toNode, method: 'op.cancel', methodArgs: [t.id] }))
+    const unsigned = list.map((t) => ({ toNode: t.toNode, method: 'op.cancel', methodArgs: [t.id] }))
     // The cancel's own replies: only a failure is worth a line (the job's final reply says `cancelled`).
-    // Its receivers took the request, known or not.
-    ask({ op: 'send', messages: cancels, wait: true, allowUnknown: true }, (obj) => {
+    // Its receivers took the request, known or not. With --key the cancels are signed too.
+    ;(signer !== undefined ? signDrafts(signing, signer, unsigned) : Promise.resolve(unsigned)).then((cancels) => ask({ op: 'send', messages: cancels, wait: true, allowUnknown: true }, (obj) => {
       const r = obj.reply as (Envelope & { data?: string }) | undefined
       if (r !== undefined && (r.error !== undefined || (r.exitCode ?? 0) !== 0)) {
         const t = [...ids.values()].find((x) => x.toNode === r.fromNode)
         if (!json) io.stderr.write(`outpost: ${r.fromNode}: could not cancel ${t?.id ?? ''}: ${r.error?.message ?? `exit status ${r.exitCode}`}\n`)
       }
       return obj.done === true
-    }, cancelSignal).catch((err: unknown) => {
+    }, cancelSignal)).catch((err: unknown) => {
       if (!cancelSignal.aborted) io.stderr.write(`outpost: could not ask for the cancel: ${(err as Error).message}\n`)
     })
   }

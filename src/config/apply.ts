@@ -33,6 +33,7 @@ const LIVE = [
   'delivery.ackTimeout', 'delivery.retries', 'delivery.ttl', 'delivery.maxFanOut',
   'log.level', 'schedules', 'hello.interval', 'audit.maxDataBytes', 'audit.exclude', 'security.nodeKeys',
   'jobs.keep',
+  'security.trustedKeys', 'security.requireSignatures',
 ]
 
 /** Sections compared key by key; other top-level keys are compared whole. */

@@ -190,6 +190,7 @@ function check(spec: Spec, node: YamlNode | null, keyPath: string[], problems: P
       return runCheck(spec, out, bad)
     }
     case 'strings': {
+      if (spec.boolOk === true && typeof scalarValue === 'boolean') return scalarValue ? ['*'] : []
       if (!isSeq(node)) return bad(`must be a list of strings, got ${got()}`)
       const out: string[] = []
       for (const item of node.items) {

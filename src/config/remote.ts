@@ -75,8 +75,11 @@ function keepPrevious(file: string, old: string | undefined): string | null {
   return `${file}.previous`
 }
 
+/** Refuses a validated next config before anything is written (the security keys' guard, sign-check.ts). */
+export type Guard = (next: Config) => void
+
 /** config.set KEY VALUE: VALUE is read as YAML (7 a number, [a, b] a list); comments are kept. */
-export function setKey(control: Control | undefined, self: string, id: string, key: string, raw: string): ConfigResult {
+export function setKey(control: Control | undefined, self: string, id: string, key: string, raw: string, guard?: Guard): ConfigResult {
   const file = configFileOf(control)
   keyPath(key)
   const old = readText(file)
@@ -87,6 +90,7 @@ export function setKey(control: Control | undefined, self: string, id: string, k
     if (old !== undefined) fs.copyFileSync(file, probe) // keeps the mode (0600 for files holding tokens)
     next = editConfig(probe, [{ key, value: parseCliValue(raw) }])
     sameNode(next, self, `config.set ${key}`)
+    guard?.(next)
     const previous = keepPrevious(file, old)
     fs.renameSync(probe, file)
     const applied = control!.apply(next)
@@ -97,7 +101,7 @@ export function setKey(control: Control | undefined, self: string, id: string, k
 }
 
 /** config.deploy: a whole YAML document, validated, written as it is (its comments with it). */
-export function deploy(control: Control | undefined, self: string, dataDir: string, deployId: string, text: string, force: boolean): ConfigResult {
+export function deploy(control: Control | undefined, self: string, dataDir: string, deployId: string, text: string, force: boolean, guard?: Guard): ConfigResult {
   const file = configFileOf(control)
   const state = readState(dataDir)
   if (state.deployId === deployId && !force) {
@@ -105,6 +109,7 @@ export function deploy(control: Control | undefined, self: string, dataDir: stri
   }
   const next = parseConfig(text, `config.deploy ${deployId}`)
   sameNode(next, self, `config.deploy ${deployId}`)
+  guard?.(next)
   const previous = keepPrevious(file, readText(file))
   writeAtomic(file, text)
   writeAtomic(stateFile(dataDir), JSON.stringify({ deployId, previousDeployId: state.deployId }) + '\n')
@@ -112,13 +117,14 @@ export function deploy(control: Control | undefined, self: string, dataDir: stri
 }
 
 /** config.rollback: `<file>.previous` becomes the config again, and the current one the new `.previous`. */
-export function rollback(control: Control | undefined, self: string, dataDir: string): ConfigResult {
+export function rollback(control: Control | undefined, self: string, dataDir: string, guard?: Guard): ConfigResult {
   const file = configFileOf(control)
   const prevFile = `${file}.previous`
   const text = readText(prevFile)
   if (text === undefined) throw new OutpostError('not_found', `config.rollback: there is no ${prevFile} (no config.set or config.deploy has changed this node's config yet)`)
   const next = parseConfig(text, prevFile)
   sameNode(next, self, 'config.rollback')
+  guard?.(next)
   const current = readText(file)
   writeAtomic(file, text)
   if (current !== undefined) writeAtomic(prevFile, current)

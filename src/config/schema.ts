@@ -70,6 +70,16 @@ const checkTargets = (v: string[]): string | undefined => {
   return undefined
 }
 
+const checkPublicKey = (v: string): string | undefined => {
+  try {
+    parsePublicKey(v)
+    return undefined
+  } catch (err) {
+    if (!isOutpostError(err)) throw err
+    return 'must be ed25519: followed by the base64 of 32 bytes, as `outpost keys show` prints it'
+  }
+}
+
 /** security.nodeKeys: node names to public keys in the form `outpost keys show` prints. */
 const checkNodeKeys = (v: Record<string, string>): string | undefined => {
   for (const [name, key] of Object.entries(v)) {
@@ -167,7 +177,13 @@ export const SCHEMA = obj({
   }, 'Heartbeat.'),
   security: obj({
     nodeKeys: map('Node name: its public key, "ed25519:<base64>" (`outpost keys show <dataDir>/node.key` on that node prints it). Central pins these up front; a node not listed is pinned by the key its first node.hello carries. A hello with another key is refused (key_changed).', { check: checkNodeKeys }),
-  }, 'Keys: which node keys central accepts.'),
+    trustedKeys: list({
+      name: str('', 'A name for the key, shown in refusals and logs.'),
+      publicKey: str('', 'The operator\'s public key, "ed25519:<base64>" as `outpost keys show` prints it.', { check: checkPublicKey }),
+      methods: strs(['*'], 'Methods the key may call here (patterns as in methods.allow).'),
+    }, ['name', 'publicKey'] as const, [], 'Operator keys whose signatures this node accepts, each for the methods listed.'),
+    requireSignatures: strs([], 'true: every method but the sinks (node.hello, error.log, reply.*) runs only when signed by a key of trustedKeys allowed to call it; or a list of method patterns that need it (sinks included); false (or []): none needs it, and a signature by a trusted key is still checked.', { boolOk: true }),
+  }, 'Keys: which node keys central accepts, which operator keys this node trusts.'),
   hub: obj({
     listen: str('0.0.0.0:7430', 'Address the hub listens on.', { check: checkHostPort }),
     tokens: map('Node name: "sha256:<hex of its token>" (plain tokens work, with a warning).'),
@@ -188,6 +204,7 @@ export const SCHEMA = obj({
     socket: nstr('Unix socket for the CLI; default <dataDir>/outpost.sock.'),
     http: nstr('host:port (or a port: loopback) for the HTTP API (off when null); needs api.token.', { check: checkListen, numberOk: true }),
     token: nstr('Bearer token the HTTP API requires (always: api.http without it is a config error).'),
+    signingKey: nstr('An operator private key file (`outpost keys gen`): messages submitted through the socket and HTTP APIs are signed with it (one submitted signed already is kept as it is).'),
     metrics: nstr('host:port (or a port: loopback) for Prometheus metrics at GET /metrics (off when null).', { check: checkListen, numberOk: true }),
   }, 'Local APIs.'),
   upgrade: obj({

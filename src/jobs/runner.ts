@@ -18,6 +18,7 @@
  */
 import { OutpostError } from '../errors'
 import type { OutpostNode } from '../node'
+import { apiSigner } from '../signer'
 import { checkReceivers } from '../submit'
 import { dataText, type MessageDraft } from '../wire/envelope'
 import { ulid } from '../wire/ulid'
@@ -309,12 +310,22 @@ export class JobRunner {
   }
 
   private submit(job: JobRecord, n: JobNode): void {
-    const envs = this.node.prepare([{ ...job.message, toNode: n.name, id: n.id, ...(n.selector !== undefined ? { selector: n.selector } : {}) }])
-    this.node.submitPrepared(envs).catch((err: unknown) => {
-      // Not stored (a full outbox): this node's outcome is that error.
+    const fail = (err: unknown): void => {
       const e = err instanceof OutpostError ? err.toJSON() : { code: 'io', message: (err as Error).message }
       this.ended(job, n, { id: n.id, node: n.name, at: Date.now(), error: e })
-    })
+    }
+    let envs
+    try {
+      envs = this.node.prepare([{ ...job.message, toNode: n.name, id: n.id, ...(n.selector !== undefined ? { selector: n.selector } : {}) }])
+      // Signed as it starts (api.signingKey), like any message the APIs take: its expiry counts from now.
+      apiSigner(this.node.config.api.signingKey)?.signAll(envs, Date.now(), this.node.config.delivery.ttl)
+    } catch (err) {
+      // An unreadable signing key: later, as a refused store would be, not inside this round.
+      queueMicrotask(() => fail(err))
+      return
+    }
+    // Not stored (a full outbox): this node's outcome is that error.
+    this.node.submitPrepared(envs).catch(fail)
   }
 
   private changed(job: JobRecord, n: JobNode): void {

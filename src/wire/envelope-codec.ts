@@ -22,6 +22,7 @@ type Plain = 'string' | 'strings' | 'number' | 'bool' | 'data'
 const PLAIN: Record<string, Plain> = {
   id: 'string', toNode: 'string', fromNode: 'string', method: 'string', replyMethod: 'string',
   directory: 'string', fileName: 'string', inReplyTo: 'string',
+  selector: 'string', keyFingerprint: 'string', sig: 'string', sigPath: 'string', notBefore: 'number', expiresAt: 'number',
   toNodes: 'strings', methodArgs: 'strings', replyMethodArgs: 'strings',
   exitCode: 'number', ackTimeout: 'number', retries: 'number', replyAckTimeout: 'number', replyRetries: 'number',
   methodTimeout: 'number', replyMethodTimeout: 'number', ttl: 'number', seq: 'number', createdAt: 'number',

@@ -47,8 +47,16 @@ export interface Envelope {
   createdAt: number
   /** steward's REQOpCommand argument: `{ opCmd: 'ps' | 'startProc' | 'stopProc', opArg }`. */
   operation?: { opCmd: string; opArg?: unknown }
-  /** The selector central resolved to address this node: the receiver checks it against its own labels (not_selected). */
+  /** The selector central resolved to address this node (a fanned-out copy): the receiver checks it against its own labels (not_selected); signed with the message. */
   selector?: string
+  /** Epoch ms before which / after which the message must not run (carried in signed messages). */
+  notBefore?: number
+  expiresAt?: number
+  /** An operator's signature (src/signing.ts): the signing key's fingerprint and the base64 ed25519 signature. */
+  keyFingerprint?: string
+  sig?: string
+  /** The sibling hashes from this envelope to its signed batch's root (src/signing.ts), base64. */
+  sigPath?: string
 }
 
 /** What a user submits: like an Envelope, but id, fromNode and createdAt are optional and toNodes allowed. */
@@ -89,6 +97,11 @@ const FIELDS: Record<string, FieldKind> = {
   createdAt: 'uint',
   operation: 'operation',
   selector: 'string',
+  notBefore: 'uint',
+  expiresAt: 'uint',
+  keyFingerprint: 'string',
+  sig: 'string',
+  sigPath: 'string',
 }
 
 /** steward field names read as outpost's own. */
