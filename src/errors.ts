@@ -72,6 +72,12 @@ export const ERROR_CODES = {
   key_invalid: 'a key file cannot be read or holds no ed25519 private key, or a public key is not ed25519:<base64 of 32 bytes>',
   key_exists: 'keys gen: the key file exists already (--force overwrites it)',
   key_changed: "central refused a node.hello carrying another public key than the one pinned for that node (first seen, or security.nodeKeys)",
+  file_outside: 'a file path lies outside files.roots (writing) or files.read (reading), is not absolute, or a symlink on it leads out of them; nothing was written',
+  file_too_large: 'the file is larger than files.maxBytes on the receiving node; nothing was written',
+  file_no_space: 'the receiving node has not enough free space for the file (and its reserve); nothing was written',
+  file_not_found: 'the file to send does not exist or is not a regular file',
+  file_hash_mismatch: 'a transferred file did not match its sha256 at the end; the partial file was deleted and the target left as it was',
+  file_transfer_unknown: 'a chunk or commit names a transfer the receiver has no record of (it was finished, failed or never opened)',
 } as const satisfies Record<string, string>
 
 export type ErrorCode = keyof typeof ERROR_CODES
@@ -85,6 +91,7 @@ const EXIT_STATUS: Partial<Record<ErrorCode, 2 | 3>> = {
   usage: 2, config_not_found: 2, config_parse: 2, config_invalid: 2, config_key: 2, config_readonly: 2, config_node_mismatch: 2,
   envelope_invalid: 2, fan_out_too_large: 2, node_unknown: 2, selector_invalid: 2, selector_no_match: 2, agent_not_running: 2, upgrade_unavailable: 2, upgrade_insecure: 2, data_dir_unwritable: 2,
   key_invalid: 2, key_exists: 2,
+  file_outside: 3, file_too_large: 3, file_no_space: 3,
   not_connected: 3, not_delivered: 3, ttl_expired: 3, denied: 3, outbox_full: 3, method_unknown: 3, method_disabled: 3, command_unknown: 3,
 }
 

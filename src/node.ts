@@ -38,6 +38,7 @@ import { NodeList, type NodeInfo } from './node-list'
 import { fingerprint, nodeKey, publicKeyText } from './keys'
 import { VERSION } from './version'
 import { lookupMessage, type MessageRecord, type NodeStatus } from './node-records'
+import { FileTransfers } from './files'
 
 export type { NodeInfo }
 
@@ -104,6 +105,8 @@ export class OutpostNode {
   private readonly link: LinkState
   /** This node's own public key (<dataDir>/node.key), `ed25519:<base64>`; sent with node.hello. */
   readonly publicKey: string
+  /** File transfers to and from this node (outpost cp, file.*). */
+  readonly files: FileTransfers
 
   private constructor(o: NodeOptions, dataDir: string, outbox: Outbox, transport: Transport, publicKey: string) {
     const { config } = o
@@ -162,6 +165,8 @@ export class OutpostNode {
       events,
       now: this.now, metrics,
     })
+    this.files = new FileTransfers({ self: this.name, dataDir, config, log, now: this.now, submit })
+    this.sinks.push((ev) => this.files.onEvent(ev))
     this.dispatcher = new Dispatcher({
       self: this.name, config, dataDir, outbox, methods, log, now: this.now, ulid: defaultUlid,
       sendAck: (ack) => {
@@ -173,7 +178,7 @@ export class OutpostNode {
       onReply: (env) => this.replies.deliver(env),
       gaveUp: (id) => this.outcomes.isGivenUp(id), metrics,
       report: (error) => this.outcomes.report(error),
-      events, control: this.control, disk: this.disk,
+      events, control: this.control, disk: this.disk, files: this.files, admit: (env) => this.files.admits(env),
     })
   }
 
@@ -248,6 +253,7 @@ export class OutpostNode {
       }
     })())
     void this.dispatcher.resume(this.outbox.inbox())
+    this.files.resume()
     for (const line of this.outbox.stats().recovery.damagedSnapshots) this.outcomes.report({ code: 'outbox_corrupt', message: `${this.name}: ${line}` })
     if (this.outbox.damaged.length > 0) this.outcomes.lost(this.outbox.damaged.splice(0))
     this.delivery.kick()
@@ -484,6 +490,7 @@ export class OutpostNode {
       for (const job of this.dispatcher.jobs()) job.abort.abort(new OutpostError('interrupted', `${this.name} is stopping`))
       // Their process groups are killed (TERM, grace, KILL) before this process may exit.
       await this.dispatcher.drain((this.config.methods.killGrace + 2) * 1000)
+      await this.files.close()
       await this.transport.close()
       await Promise.allSettled(this.loops)
       await this.outbox.close()

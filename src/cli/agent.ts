@@ -11,6 +11,7 @@ import { createMetrics, startApis, type Apis } from '../api/index'
 import { call, nodes, send, status } from './client'
 import { EXIT, GLOBAL_HELP, load, loggerFor, parse, print, type Io } from './common'
 import { repl } from './repl'
+import { cp, transfers } from './cp'
 import { initText, parseConfig, type Config } from '../config'
 import { defaultsContext } from '../config/schema'
 import { Hub, hashToken } from '../hub'
@@ -199,5 +200,5 @@ const up: Command = async (io, args) => {
   return EXIT.ok
 }
 
-export const NODE_COMMANDS: ReadonlyMap<string, Command> = new Map(Object.entries({ agent, hub, up, send: (io, args) => send(io, args), nodes: (io, args) => nodes(io, args), status: (io, args) => status(io, args), call: (io, args) => call(io, args), repl, upgrade: upgradeCommand } satisfies Record<string, Command>))
+export const NODE_COMMANDS: ReadonlyMap<string, Command> = new Map(Object.entries({ agent, hub, up, send: (io, args) => send(io, args), nodes: (io, args) => nodes(io, args), status: (io, args) => status(io, args), call: (io, args) => call(io, args), repl, upgrade: upgradeCommand, cp: (io, args) => cp(io, args), transfers: (io, args) => transfers(io, args) } satisfies Record<string, Command>))
 

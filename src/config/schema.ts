@@ -184,6 +184,13 @@ export const SCHEMA = obj({
     maxDataBytes: int(65536, 'Largest data field written in full with an accepted message; a larger one is recorded by its size only.', 0),
     exclude: strs(['node.hello'], 'Methods (names or patterns such as "info.*") whose messages are not recorded; by default the heartbeats.'),
   }, 'The audit log.'),
+  files: obj({
+    roots: strs([], 'Absolute directories file.put (outpost cp to this node) may write under; empty: <dataDir>/files only.'),
+    read: strs([], 'Absolute directories file.get (outpost cp from this node) may read under; empty: <dataDir>/files only.'),
+    maxBytes: int(1073741824, 'Largest file this node accepts (file.put); larger is refused (file_too_large).', 0),
+    chunkBytes: int(131072, 'Bytes of file in each chunk message this node sends.', 4096, 1048576),
+    window: int(8, 'Chunks of one transfer in flight (sent, not yet acknowledged) at a time.', 1, 256),
+  }, 'File transfer (outpost cp, file.put, file.get): where files may be written and read.'),
 }, 'outpost configuration')
 
 export type Config = Infer<typeof SCHEMA>
