@@ -2,6 +2,7 @@
 import { spawn } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
 import fs from 'node:fs'
+import net from 'node:net'
 import { BIN, type Cluster } from '../fixtures/cluster'
 
 export interface CpResult { code: number | null; lines: Record<string, unknown>[]; stderr: string }
@@ -63,4 +64,27 @@ export function errorCode(r: CpResult): string | undefined {
   if (e !== undefined) return e.code
   const t = r.lines.filter((l) => l.transfer !== undefined).map((l) => l.transfer as { error?: { code: string } }).pop()
   return t?.error?.code
+}
+
+/** A node's transfers ({"op":"transfers"} on its socket). */
+export function transfersOf(socket: string): Promise<{ id: string; direction: string; state: string; bytes: number; size: number; resent: number }[]> {
+  return new Promise((resolve, reject) => {
+    const s = net.connect(socket)
+    let buf = ''
+    s.setEncoding('utf8')
+    s.on('connect', () => s.write('{"op":"transfers"}\n'))
+    s.on('data', (d: string) => { buf += d; if (buf.includes('\n')) { s.destroy(); resolve((JSON.parse(buf) as { transfers: [] }).transfers) } })
+    s.on('error', reject)
+  })
+}
+
+/** Resolves once `pred` holds for the transfer `id` on the node of `socket` (polled). */
+export async function until(socket: string, pred: (t: { state: string; bytes: number; size: number }) => boolean, ms = 60_000): Promise<void> {
+  const end = Date.now() + ms
+  for (;;) {
+    const list = await transfersOf(socket).catch(() => [])
+    if (list.some((t) => pred(t))) return
+    if (Date.now() > end) throw new Error(`no transfer reached the expected state within ${ms} ms: ${JSON.stringify(list)}`)
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
 }
