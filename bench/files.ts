@@ -20,48 +20,49 @@ import type { BenchResult } from './result'
 
 const MB = 1024 * 1024
 const SIZE = Number(process.env.BENCH_FILE_MB ?? 200) * MB
-const CHUNK = 131072
+const CHUNK = Number(process.env.BENCH_FILE_CHUNK ?? 131072)
+const WINDOW = Number(process.env.BENCH_FILE_WINDOW ?? 8)
 const round = (n: number, d = 3): number => Number(n.toPrecision(d + 2))
 
 function rssOf(pid: number): number {
   try { return Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024 } catch { return 0 }
 }
 
-/** A relay process: the first connection receives what the second one sends. */
+/** A relay process: what comes in on the second port goes out to the one connection on the first. */
 const RELAY = `
 const net = require('node:net')
 let recv
-const server = net.createServer((s) => { if (!recv) { recv = s; return } s.pipe(recv); s.on('end', () => server.close()) })
-server.listen(Number(process.argv[1]), '127.0.0.1', () => process.stdout.write('ready\\n'))
+let waiting
+const out = net.createServer((s) => { recv = s; if (waiting) waiting() })
+const inp = net.createServer((s) => { s.pause(); const go = () => { s.pipe(recv); s.resume() }; if (recv) go(); else waiting = go })
+out.listen(Number(process.argv[1]), '127.0.0.1', () => inp.listen(Number(process.argv[2]), '127.0.0.1', () => process.stdout.write('ready\\n')))
 `
 
 /** Seconds to send `file` through a plain relay process into `out` (fsynced). */
 async function relayRun(file: string, out: string): Promise<number> {
-  const port = await freePort()
-  const relay = spawn(process.execPath, ['-e', RELAY, String(port)], { stdio: ['ignore', 'pipe', 'inherit'] })
-  await new Promise<void>((resolve) => relay.stdout!.once('data', () => resolve()))
-  const t0 = performance.now()
-  const got = new Promise<void>((resolve, reject) => {
-    const r = net.connect(port, '127.0.0.1', () => {
+  const [recvPort, sendPort] = [await freePort(), await freePort()]
+  const relay = spawn(process.execPath, ['-e', RELAY, String(recvPort), String(sendPort)], { stdio: ['ignore', 'pipe', 'inherit'] })
+  try {
+    await new Promise<void>((resolve) => relay.stdout!.once('data', () => resolve()))
+    const t0 = performance.now()
+    await new Promise<void>((resolve, reject) => {
+      const r = net.connect(recvPort, '127.0.0.1')
       const w = fs.createWriteStream(out)
       r.pipe(w)
       w.on('finish', () => { const fd = fs.openSync(out, 'r+'); fs.fsyncSync(fd); fs.closeSync(fd); resolve() })
-      // Connect the sender only once the receiver is known to the relay.
-      setTimeout(() => {
-        const s = net.connect(port, '127.0.0.1', () => fs.createReadStream(file).pipe(s))
-        s.on('error', reject)
-      }, 50)
+      r.on('error', reject)
+      const s = net.connect(sendPort, '127.0.0.1', () => fs.createReadStream(file).pipe(s))
+      s.on('error', reject)
+      // The sender's end reaches the receiver as the relay's pipe ends it.
     })
-    r.on('error', reject)
-  })
-  await got
-  const secs = (performance.now() - t0) / 1000 - 0.05
-  relay.kill()
-  return secs
+    return (performance.now() - t0) / 1000
+  } finally {
+    relay.kill()
+  }
 }
 
 export async function* filesBenchmarks(): AsyncIterable<BenchResult> {
-  const c = await Cluster.create(['ship1'], { log: { level: 'debug' } })
+  const c = await Cluster.create(['ship1'], { log: { level: 'debug' }, files: { chunkBytes: CHUNK, window: WINDOW } })
   try {
     await c.startHub()
     await c.start('central')
