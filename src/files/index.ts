@@ -17,7 +17,7 @@ import type { Envelope, MessageDraft } from '../wire/envelope'
 import { ulid } from '../wire/ulid'
 import { inInfo, Receiver } from './receiver'
 import { readableFile } from './rules'
-import { outInfo, Sender, TRANSFER_TTL } from './sender'
+import { outInfo, Sender, TRANSFER_RETRIES, TRANSFER_TTL } from './sender'
 import type { FileRoom, GetMeta, TransferInfo } from './types'
 
 export type { FileRoom, TransferInfo } from './types'
@@ -126,12 +126,12 @@ export class FileTransfers implements FileRoom {
       const target = dst.path.endsWith('/') || st?.isDirectory() === true ? path.join(dst.path, path.basename(src.path)) : dst.path
       await this.receiver.expect(id, src.node, target, opts)
       meta.dest = target
-      const [env] = await this.o.submit([{ toNode: src.node, method: 'file.get', methodArgs: [JSON.stringify(meta)], replyMethod: 'file.reply', ttl: TRANSFER_TTL, methodTimeout: 600 }])
+      const [env] = await this.o.submit([{ toNode: src.node, method: 'file.get', methodArgs: [JSON.stringify(meta)], replyMethod: 'file.reply', ttl: TRANSFER_TTL, retries: TRANSFER_RETRIES, methodTimeout: 600 }])
       this.pulls.set(env!.id, id)
       return { id, local: true }
     }
     meta.to = dst.node
-    const [env] = await this.o.submit([{ toNode: src.node, method: 'file.get', methodArgs: [JSON.stringify(meta)], replyMethod: 'file.reply', ttl: TRANSFER_TTL, methodTimeout: 600 }])
+    const [env] = await this.o.submit([{ toNode: src.node, method: 'file.get', methodArgs: [JSON.stringify(meta)], replyMethod: 'file.reply', ttl: TRANSFER_TTL, retries: TRANSFER_RETRIES, methodTimeout: 600 }])
     this.pulls.set(env!.id, id)
     return { id, local: false }
   }

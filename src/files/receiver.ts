@@ -19,6 +19,7 @@ import type { LogFn } from '../log'
 import type { MethodContext, MethodResult } from '../method'
 import { Bitmap } from './bitmap'
 import { Records } from './records'
+import { KEEP_FINISHED_MS } from './sender'
 import { checkRoom, ioError, resolveOwner, rootsOf, writableParent } from './rules'
 import type { PutMeta, TransferInfo } from './types'
 
@@ -84,7 +85,10 @@ export class Receiver {
 
   constructor(private readonly o: ReceiverOptions) {
     this.records = new Records<InRecord>(o.dataDir, 'in')
-    for (const r of this.records.all()) this.recs.set(r.id, r)
+    for (const r of this.records.all()) {
+      if ((r.state === 'done' || r.state === 'failed') && r.updatedAt < o.now() - KEEP_FINISHED_MS) void this.records.remove(r.id)
+      else this.recs.set(r.id, r)
+    }
   }
 
   list(): InRecord[] {

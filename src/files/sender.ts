@@ -61,6 +61,12 @@ export interface OutRecord {
 /** A transfer waits this long (ttl) in the outbox for its receiver: a week, for nodes on bad links. */
 export const TRANSFER_TTL = 7 * 86400
 
+/** Resends of one transfer message before it is given up: its ttl, not a count, should end it on a bad link. */
+export const TRANSFER_RETRIES = 10_000
+
+/** Finished records are kept this long (`outpost transfers --all`, a late commit answered again). */
+export const KEEP_FINISHED_MS = 7 * 86400 * 1000
+
 export interface SenderOptions {
   self: string
   dataDir: string
@@ -98,7 +104,10 @@ export class Sender {
 
   constructor(private readonly o: SenderOptions) {
     this.records = new Records<OutRecord>(o.dataDir, 'out')
-    for (const r of this.records.all()) this.recs.set(r.id, r)
+    for (const r of this.records.all()) {
+      if ((r.state === 'done' || r.state === 'failed') && r.updatedAt < o.now() - KEEP_FINISHED_MS) void this.records.remove(r.id)
+      else this.recs.set(r.id, r)
+    }
   }
 
   list(): OutRecord[] {
@@ -149,7 +158,7 @@ export class Sender {
   }
 
   private async request(rec: OutRecord, method: string, args: string[]): Promise<void> {
-    const [env] = await this.o.submit([{ toNode: rec.to, method, methodArgs: args, replyMethod: 'file.reply', ttl: TRANSFER_TTL, methodTimeout: 600 }])
+    const [env] = await this.o.submit([{ toNode: rec.to, method, methodArgs: args, replyMethod: 'file.reply', ttl: TRANSFER_TTL, retries: TRANSFER_RETRIES, methodTimeout: 600 }])
     rec.pending = env!.id
     rec.updatedAt = this.o.now()
     await this.records.save(rec)
@@ -277,7 +286,7 @@ export class Sender {
     const { bytesRead } = await live.handle.read(buf, 0, len, i * rec.chunkBytes)
     if (bytesRead !== len) throw new OutpostError('io', `file transfer ${rec.id}: ${rec.src} is shorter than when it was hashed (it changed while being sent)`)
     const hash = createHash('sha256').update(buf).digest('hex')
-    const [env] = await this.o.submit([{ toNode: rec.to, method: 'file.chunk', methodArgs: [rec.id, String(i), hash], data: buf, ttl: TRANSFER_TTL }])
+    const [env] = await this.o.submit([{ toNode: rec.to, method: 'file.chunk', methodArgs: [rec.id, String(i), hash], data: buf, ttl: TRANSFER_TTL, retries: TRANSFER_RETRIES, replyMethod: 'file.reply' }])
     live.inFlight.set(env!.id, i)
     this.chunkOf.set(env!.id, rec.id)
     live.sentSince += len
