@@ -6,6 +6,7 @@
  *                 └ 401, nothing else          GET    /v1/messages/:id   recent record / outbox / reply file
  *                                              GET    /v1/nodes | /v1/status
  *                                              GET    /v1/events         every reply arriving here, as SSE
+ *                                              GET    /v1/transfers      file transfers; POST starts one (outpost cp)
  */
 import { createHash, timingSafeEqual } from 'node:crypto'
 import http from 'node:http'
@@ -18,6 +19,7 @@ import { isUlid } from '../wire/ulid'
 import { RecentRequests, type RecentRequest } from './recent'
 import { checkReceivers, envelopeJson, parseMessageList, sendAndWatch } from '../submit'
 import { parseMessage } from '../wire/envelope'
+import { parseCopy } from '../files/api'
 
 /** Largest request body read (bigger: 413 before it is buffered). Use the socket for more. */
 export const MAX_BODY_BYTES = 1024 * 1024
@@ -127,7 +129,9 @@ export class HttpApi {
     if (route === '/v1/nodes') { only('GET'); return json(res, 200, { nodes: this.node.nodes() }) }
     if (route === '/v1/status') { only('GET'); return json(res, 200, this.node.status()) }
     if (route === '/v1/events') { only('GET'); return this.subscribe(req, res, url) }
-    throw new OutpostError('api_not_found', `api: no route ${method} ${url.pathname} (POST /v1/messages, GET /v1/messages/ID, /v1/nodes, /v1/status, /v1/events)`)
+    if (route === '/v1/transfers' && method === 'GET') return json(res, 200, { transfers: this.node.files.list() })
+    if (route === '/v1/transfers') { only('POST'); return this.copy(req, res) }
+    throw new OutpostError('api_not_found', `api: no route ${method} ${url.pathname} (POST /v1/messages, GET /v1/messages/ID, /v1/nodes, /v1/status, /v1/events, GET|POST /v1/transfers)`)
   }
 
   /** Bearer token compared in constant time (hashes of equal length, whatever was sent). */
@@ -142,6 +146,20 @@ export class HttpApi {
    * `"allowUnknown": true` in the last form, or `?allowUnknown=1`, takes receivers the node list
    * has not heard of.
    */
+  /** POST /v1/transfers {src, dst, mode?, owner?, mkdir?, rate?}: start a copy; 202 with the transfer (GET /v1/transfers follows it). */
+  private async copy(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    let value: unknown
+    try {
+      value = JSON.parse(await readBody(req, res))
+    } catch (err) {
+      if (isOutpostError(err)) throw err
+      throw new OutpostError('api_bad_request', `api: the request body is not JSON (${(err as Error).message})`)
+    }
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new OutpostError('api_bad_request', 'api: POST /v1/transfers takes a JSON object {src, dst, mode?, owner?, mkdir?, rate?}')
+    const { id } = await this.node.files.copy(parseCopy(value as Record<string, unknown>))
+    json(res, 202, { transfer: this.node.files.info(id) ?? { id, state: 'opening' } })
+  }
+
   private async post(req: http.IncomingMessage, res: http.ServerResponse, url: URL): Promise<void> {
     const body = await readBody(req, res)
     let value: unknown

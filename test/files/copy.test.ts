@@ -8,10 +8,12 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { BIN, Cluster, sendVia } from '../fixtures/cluster'
+import { BIN, Cluster, freePort, sendVia } from '../fixtures/cluster'
 import { cp, lastTransfer, randomFile, sha256Of, until } from './helpers'
 
 let c: Cluster
+let port: number
+const TOKEN = 'files-test-token-0123456789'
 let src: string
 let sum: string
 
@@ -19,6 +21,8 @@ test.before(async () => {
   c = await Cluster.create(['ship1', 'ship2'])
   // ship2 lets ship1 send it files (node to node), besides the default rules.
   fs.appendFileSync(c.node('ship2').config, `methods:\n  allow:\n    - from: [$central, $self]\n    - from: [ship1]\n      methods: ["file.*"]\n    - from: ["*"]\n      methods: ["reply.*", "error.log", "node.hello", "node.pong"]\n`)
+  port = await freePort()
+  fs.appendFileSync(c.node('central').config, `api:\n  http: 127.0.0.1:${port}\n  token: ${TOKEN}\n`)
   await c.startHub()
   for (const n of ['central', 'ship1', 'ship2']) await c.start(n)
   src = path.join(c.dir, 'fw.bin')
@@ -73,6 +77,24 @@ test("files - file.get in steward's REQCopySrc form, sent through the socket API
   const end = Date.now() + 30_000
   while (!fs.existsSync(dest) && Date.now() < end) await new Promise((resolve) => setTimeout(resolve, 50))
   assert.is(sha256Of(dest), sum)
+})
+
+test('files - POST /v1/transfers starts a copy and GET /v1/transfers follows it to done', async () => {
+  const dest = path.join(filesOf('ship1'), 'http.bin')
+  const headers = { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' }
+  const res = await fetch(`http://127.0.0.1:${port}/v1/transfers`, { method: 'POST', headers, body: JSON.stringify({ src, dst: `ship1:${dest}`, mode: 0o640 }) })
+  assert.is(res.status, 202)
+  const { transfer } = await res.json() as { transfer: { id: string } }
+  const end = Date.now() + 30_000
+  let state = ''
+  while (state !== 'done' && Date.now() < end) {
+    const list = await (await fetch(`http://127.0.0.1:${port}/v1/transfers`, { headers })).json() as { transfers: { id: string; state: string }[] }
+    state = list.transfers.find((t) => t.id === transfer.id)?.state ?? ''
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+  assert.is(state, 'done')
+  assert.is(sha256Of(dest), sum)
+  assert.is(fs.statSync(dest).mode & 0o777, 0o640)
 })
 
 test.run()
