@@ -7,6 +7,7 @@ import path from 'node:path'
 import { EXIT, GLOBAL_HELP, askAgent, load, parse, print, table, type Io } from './common'
 import { exitCodeFor, OutpostError } from '../errors'
 import type { TransferInfo } from '../files/types'
+import { parseSide } from '../files/index'
 
 const CP_HELP = `Usage: outpost cp [OPTIONS] SRC DST
 
@@ -51,7 +52,7 @@ export function parseRate(s: string): number {
 
 /** A side as the agent takes it: NODE:/path as given, a local path made absolute. */
 function side(io: Io, s: string): string {
-  if (/^[A-Za-z0-9][A-Za-z0-9_-]{0,62}:/.test(s)) return s
+  if (parseSide(s).node !== undefined) return s
   const abs = path.resolve(io.cwd, s)
   return s.endsWith('/') && !abs.endsWith('/') ? `${abs}/` : abs
 }
@@ -63,6 +64,8 @@ export async function cp(io: Io, args: string[], signal?: AbortSignal): Promise<
   }, true)
   if (values.help) return print(io, CP_HELP)
   if (positionals.length !== 2) throw new OutpostError('usage', `cp: takes SRC and DST (got ${positionals.length} paths); see outpost cp --help`)
+  const remote = (s: string): boolean => /^[A-Za-z0-9][A-Za-z0-9_-]{0,62}:/.test(s)
+  if (!remote(positionals[0]!) && !remote(positionals[1]!)) throw new OutpostError('usage', 'cp: one side must be NODE:/path (to copy between local paths, use cp(1))')
   const req: Record<string, unknown> = { op: 'cp', src: side(io, positionals[0]!), dst: side(io, positionals[1]!), wait: values['no-wait'] !== true }
   if (values.mode !== undefined) {
     if (!/^[0-7]{3,4}$/.test(values.mode)) throw new OutpostError('usage', `cp: --mode ${JSON.stringify(values.mode)} is not an octal mode such as 0644`)

@@ -14,7 +14,7 @@ import { createHash } from 'node:crypto'
 import fs from 'node:fs'
 import path from 'node:path'
 import type { Config } from '../config'
-import { OutpostError } from '../errors'
+import { ERROR_CODES, OutpostError, type ErrorCode } from '../errors'
 import type { LogFn } from '../log'
 import type { MethodContext, MethodResult } from '../method'
 import { Bitmap } from './bitmap'
@@ -130,7 +130,10 @@ export class Receiver {
       await this.flush(rec.id)
       return answer({ id: rec.id, have: rec.have, chunks: rec.chunks })
     }
-    if (rec?.state === 'failed') throw new OutpostError((rec.error?.code ?? 'file_transfer_unknown') as 'io', rec.error?.message ?? `file.put: transfer ${meta.id} failed`)
+    if (rec?.state === 'failed') {
+      const code = rec.error !== undefined && rec.error.code in ERROR_CODES ? rec.error.code as ErrorCode : 'file_transfer_unknown'
+      throw new OutpostError(code, rec.error?.message ?? `file.put: transfer ${meta.id} failed`)
+    }
     const now = this.o.now()
     let target: string
     let dir: string
@@ -192,7 +195,11 @@ export class Receiver {
     try {
       await f.handle.write(data, 0, data.length, i * rec.chunkBytes)
     } catch (err) {
-      throw ioError(`cannot write ${rec.temp}`, err)
+      // A full disk does not get better by sending the chunk again: the transfer ends here,
+      // and the sender hears it at its commit.
+      const e = ioError(`cannot write ${rec.temp}`, err)
+      await this.fail(rec, e.toJSON())
+      throw e
     }
     f.timer ??= setTimeout(() => { f.timer = undefined; void this.sync(rec.id).catch((err: Error) => this.o.log('warn', `files: ${err.message}`)) }, SYNC_DELAY_MS)
     return {}
@@ -207,6 +214,7 @@ export class Receiver {
       return answer({ id, aborted: true })
     }
     if (rec.state === 'done') return answer({ id, done: true, path: rec.path, size: rec.size, sha256: rec.sha256 })
+    if (rec.state === 'failed' && rec.error !== undefined && rec.error.code in ERROR_CODES) throw new OutpostError(rec.error.code as ErrorCode, rec.error.message)
     if (rec.state !== 'receiving') throw new OutpostError('file_transfer_unknown', `file.commit: transfer ${id} has ${rec.state}`)
     await this.flush(id)
     const missing = new Bitmap(rec.chunks, rec.have).missing(4096)

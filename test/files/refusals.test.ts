@@ -9,13 +9,14 @@ import path from 'node:path'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { Cluster } from '../fixtures/cluster'
-import { cp, errorCode, lastTransfer, partials, randomFile, sha256Of } from './helpers'
+import { cp, errorCode, lastTransfer, partials, randomFile, sha256Of, until } from './helpers'
 
 let c: Cluster
 let root: string
 let readable: string
 let outside: string
 let tiny: string
+let filling: string
 let src: string
 let big: string
 
@@ -25,11 +26,14 @@ test.before(async () => {
   readable = path.join(base, 'readable')
   outside = path.join(base, 'outside')
   tiny = path.join(base, 'tiny')
-  for (const d of [root, readable, outside, tiny]) fs.mkdirSync(d)
+  filling = path.join(base, 'filling')
+  for (const d of [root, readable, outside, tiny, filling]) fs.mkdirSync(d)
   execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', tiny])
+  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1536k', 'tmpfs', filling])
   c = await Cluster.create(['ship1', 'other'])
   const ship1 = c.node('ship1').config
-  fs.appendFileSync(ship1, `files:\n  roots: [${root}, ${tiny}]\n  read: [${readable}]\n  maxBytes: 1048576\n`)
+  // No store reserve on ship1: the free-space checks below count the file alone.
+  fs.appendFileSync(ship1, `files:\n  roots: [${root}, ${tiny}, ${filling}]\n  read: [${readable}]\n  maxBytes: 1048576\ndelivery:\n  reserveBytes: 0\n`)
   await c.startHub()
   await c.start('central')
   await c.start('ship1')
@@ -46,6 +50,7 @@ test.before(async () => {
 test.after(async () => {
   await c?.destroy()
   execFileSync('umount', [tiny])
+  execFileSync('umount', [filling])
   fs.rmSync(path.dirname(root), { recursive: true, force: true })
 })
 
@@ -84,8 +89,23 @@ test('files - a file larger than files.maxBytes is refused (file_too_large) and 
 })
 
 test('files - a file the disk has no room for is refused (file_no_space) and writes nothing', async () => {
+  // 1 MiB of tmpfs with 900 KB taken: the 200 KB file does not fit.
+  fs.writeFileSync(path.join(tiny, 'taken'), Buffer.alloc(900_000))
   await refused('central', [src, `ship1:${tiny}/small.bin`], 'file_no_space', tiny)
-  assert.equal(fs.readdirSync(tiny), [])
+  assert.equal(fs.readdirSync(tiny), ['taken'])
+})
+
+test('files - a disk that fills up during the transfer ends it (file_no_space) with nothing left behind', async () => {
+  const moving = path.join(c.dir, 'fill.bin')
+  randomFile(moving, 900_000)
+  const run = cp(c, 'central', ['--rate', '300k', moving, `ship1:${filling}/fill.bin`])
+  // Accepted and under way before the disk fills.
+  await until(c.node('ship1').socket, (t) => t.state === 'receiving' && t.bytes > 0)
+  fs.writeFileSync(path.join(filling, 'other'), Buffer.alloc(1_300_000))
+  const r = await run
+  assert.is(errorCode(r), 'file_no_space', JSON.stringify(r.lines.slice(-2)))
+  assert.is(r.code, 3)
+  assert.equal(fs.readdirSync(filling), ['other'])
 })
 
 test('files - a pull of a file outside files.read is refused (file_outside) and writes nothing here', async () => {
