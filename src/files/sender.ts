@@ -253,14 +253,24 @@ export class Sender {
     try {
       const have = new Bitmap(rec.chunks, rec.have)
       const window = this.o.config.files.window
-      while (rec.state === 'sending' && !this.closed && live.inFlight.size < window) {
-        let i = rec.resend.shift()
-        if (i === undefined) {
-          while (rec.next < rec.chunks && have.has(rec.next)) rec.next++
-          if (rec.next >= rec.chunks) break
-          i = rec.next++
+      // The chunks of one round are stored together: their enqueues share the journal's
+      // group commit instead of waiting for one fdatasync each.
+      for (;;) {
+        const round: Promise<void>[] = []
+        while (rec.state === 'sending' && !this.closed && live.inFlight.size + round.length < window) {
+          let i = rec.resend.shift()
+          if (i === undefined) {
+            while (rec.next < rec.chunks && have.has(rec.next)) rec.next++
+            if (rec.next >= rec.chunks) break
+            i = rec.next++
+          }
+          const sent = this.sendChunk(rec, live, i)
+          round.push(sent)
+          // --rate paces chunk by chunk.
+          if (rec.rate > 0) await sent
         }
-        await this.sendChunk(rec, live, i)
+        if (round.length === 0) break
+        await Promise.all(round)
       }
       if (rec.state === 'sending' && live.inFlight.size === 0 && rec.resend.length === 0 && rec.next >= rec.chunks) {
         rec.state = 'committing'
