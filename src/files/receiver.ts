@@ -152,12 +152,16 @@ export class Receiver {
       checkRoom(dir, meta.size, 0, this.o.config, target)
     }
     if (rec?.state === 'expected') checkRoom(dir, meta.size, 0, { ...this.o.config, files: { ...this.o.config.files, maxBytes: 0 } }, target)
-    const owner = meta.owner ?? rec?.owner
+    // A pull's owner and mode are the choice of the node that asked, never of the source.
+    const pulled = rec?.state === 'expected'
+    const owner = pulled ? rec.owner : meta.owner
     const ids = owner !== undefined ? await resolveOwner(owner) : undefined
     const base = path.basename(target)
     const temp = path.join(dir, `.${base}.${meta.id.slice(-8)}.outpost-part`)
     const chunks = Math.max(1, Math.ceil(meta.size / meta.chunkBytes))
-    const mode = meta.mode ?? rec?.mode
+    // No setuid or setgid bits from afar: a file.put never makes a program that runs as its owner.
+    const given = pulled ? rec.mode : meta.mode
+    const mode = given === undefined ? undefined : given & 0o1777
     const next: InRecord = {
       id: meta.id, from, path: path.join(dir, base), temp, state: 'receiving', size: meta.size, sha256: meta.sha256, chunkBytes: meta.chunkBytes, chunks,
       have: new Bitmap(chunks).toString(), resent: 0, startedAt: rec?.startedAt ?? now, updatedAt: now,

@@ -68,6 +68,13 @@ test('files - cp --owner makes the target belong to that user and group', async 
   assert.is(st.gid, 65534)
 })
 
+test('files - a mode with setuid or setgid bits lands without them', async () => {
+  const dest = path.join(filesOf('ship1'), 'suid.bin')
+  const r = await cp(c, 'central', ['--mode', '6755', src, `ship1:${dest}`])
+  assert.is(r.code, 0, r.stderr)
+  assert.is(fs.statSync(dest).mode & 0o7777, 0o755)
+})
+
 test("files - file.get in steward's REQCopySrc form, sent through the socket API, copies the file", async () => {
   const dest = path.join(filesOf('ship2'), 'steward.bin')
   const res = await sendVia(c.node('central').socket, [{ toNode: 'ship1', method: 'REQCopySrc', methodArgs: [path.join(filesOf('ship1'), 'fw.bin'), 'ship2', dest] }])
