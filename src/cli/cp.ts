@@ -102,7 +102,7 @@ export async function cp(io: Io, args: string[], signal?: AbortSignal): Promise<
 }
 
 /** `[#####.....]  12.0 MiB / 50.0 MiB  1.2 MiB/s  ETA 23 s` */
-function bar(t: TransferInfo, ms: number): string {
+export function bar(t: TransferInfo, ms: number): string {
   const width = 24
   const frac = t.size > 0 ? Math.min(1, t.bytes / t.size) : t.state === 'done' ? 1 : 0
   const filled = Math.round(frac * width)

@@ -2,7 +2,7 @@
 import { spawnSync } from 'node:child_process'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { parseRate } from '../../src/cli/cp'
+import { bar, parseRate } from '../../src/cli/cp'
 import { BIN } from '../fixtures/cluster'
 import { throwsCode } from '../helpers'
 
@@ -30,6 +30,15 @@ test('files cli - cp --help says how each side is written', () => {
   assert.is(r.status, 0)
   assert.match(r.stdout, /NODE:\/absolute\/path/)
   assert.match(r.stdout, /--rate RATE/)
+})
+
+test('files cli - the progress bar shows bytes, the rate and the time left', () => {
+  const MIB = 1024 * 1024
+  const line = bar({ id: 'x', direction: 'out', peer: 'ship1', path: '/a', state: 'sending', size: 40 * MIB, bytes: 10 * MIB, resent: 0, startedAt: 0, updatedAt: 0 }, 5000)
+  assert.match(line, '[######..................]')
+  assert.match(line, '10.0 MiB / 40.0 MiB')
+  assert.match(line, '2.0 MiB/s')
+  assert.match(line, 'ETA 15 s')
 })
 
 test.run()
