@@ -68,6 +68,16 @@ test('files - cp --owner makes the target belong to that user and group', async 
   assert.is(st.gid, 65534)
 })
 
+test('files - cp --rate holds the transfer to that many bytes a second', async () => {
+  const file = path.join(c.dir, 'paced.bin')
+  randomFile(file, 600_000)
+  const t0 = Date.now()
+  const r = await cp(c, 'central', ['--rate', '200k', file, `ship1:${filesOf('ship1')}/paced.bin`])
+  assert.is(r.code, 0, r.stderr)
+  // Five chunks of 128 KiB at 200 KiB/s: the last one leaves 2.5 s after the first.
+  assert.ok(Date.now() - t0 >= 2400, `took ${Date.now() - t0} ms`)
+})
+
 test('files - a mode with setuid or setgid bits lands without them', async () => {
   const dest = path.join(filesOf('ship1'), 'suid.bin')
   const r = await cp(c, 'central', ['--mode', '6755', src, `ship1:${dest}`])
