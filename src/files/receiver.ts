@@ -180,7 +180,21 @@ export class Receiver {
     return answer({ id: next.id, have: next.have, chunks })
   }
 
-  async chunk(ctx: MethodContext): Promise<MethodResult> {
+  /** Chunk writes in progress per transfer: a commit waits for them (their ACK went out before they ran). */
+  private readonly writing = new Map<string, Set<Promise<MethodResult>>>()
+
+  chunk(ctx: MethodContext): Promise<MethodResult> {
+    const id = ctx.args[0] ?? ''
+    const p = this.writeChunk(ctx)
+    let set = this.writing.get(id)
+    if (set === undefined) this.writing.set(id, (set = new Set()))
+    set.add(p)
+    const done = (): void => { set.delete(p); if (set.size === 0) this.writing.delete(id) }
+    p.then(done, done)
+    return p
+  }
+
+  private async writeChunk(ctx: MethodContext): Promise<MethodResult> {
     const [id = '', index = '', hash = ''] = ctx.args
     const rec = this.recs.get(id)
     if (rec === undefined || rec.from !== ctx.env.fromNode || rec.state === 'expected') throw new OutpostError('file_transfer_unknown', `file.chunk: no transfer ${id} from ${ctx.env.fromNode} here`)
@@ -300,6 +314,7 @@ export class Receiver {
   }
 
   private async flush(id: string): Promise<void> {
+    await Promise.allSettled([...(this.writing.get(id) ?? [])])
     const f = this.open.get(id)
     if (f === undefined) return
     if (f.timer !== undefined) { clearTimeout(f.timer); f.timer = undefined }
