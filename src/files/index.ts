@@ -9,7 +9,7 @@
 import path from 'node:path'
 import fs from 'node:fs'
 import type { Config } from '../config'
-import { OutpostError } from '../errors'
+import { ERROR_CODES, OutpostError, type ErrorCode } from '../errors'
 import type { MessageEvent } from '../events'
 import type { LogFn } from '../log'
 import type { MethodContext, MethodResult } from '../method'
@@ -40,6 +40,9 @@ export interface CopyRequest {
   mkdir?: boolean
   rate?: number
 }
+
+/** How long file.get waits for a third node to accept a copy before it answers `started` anyway. */
+const OPEN_WAIT_MS = 30_000
 
 const REMOTE = /^([A-Za-z0-9][A-Za-z0-9_-]{0,62}):(.*)$/
 
@@ -152,7 +155,24 @@ export class FileTransfers implements FileRoom {
       id: meta.id, src: real, to, dest: meta.dest, name: path.basename(meta.path),
       ...(meta.mode !== undefined ? { mode: meta.mode } : {}), ...(meta.owner !== undefined ? { owner: meta.owner } : {}), ...(meta.mkdir === true ? { mkdir: true } : {}), ...(meta.rate !== undefined ? { rate: meta.rate } : {}),
     })
-    return { data: JSON.stringify({ id: rec.id, started: true, to, size: rec.size, sha256: rec.sha256 }) }
+    // A copy to a third node: the node that asked sees nothing of it after this answer, so
+    // the receiver's first word (a refusal: denied, file_outside, …) is waited for, a while.
+    if (to !== ctx.env.fromNode) await this.opened(rec.id, OPEN_WAIT_MS)
+    const now = this.sender.get(rec.id) ?? rec
+    if (now.state === 'failed' && now.error !== undefined) {
+      throw new OutpostError(now.error.code in ERROR_CODES ? now.error.code as ErrorCode : 'method_failed', `file.get: ${to} refused ${meta.dest}: ${now.error.message}`)
+    }
+    return { data: JSON.stringify({ id: rec.id, started: true, to, state: now.state, size: rec.size, sha256: rec.sha256 }) }
+  }
+
+  /** Resolves once transfer `id` is past its opening (or after `ms`). */
+  private opened(id: string, ms: number): Promise<void> {
+    if (this.sender.get(id)?.state !== 'opening') return Promise.resolve()
+    return new Promise((resolve) => {
+      const stop = this.watch(id, (t) => { if (t.state !== 'opening') end() })
+      const timer = setTimeout(() => end(), ms)
+      const end = (): void => { clearTimeout(timer); stop(); resolve() }
+    })
   }
 
   /** file.reply: the answer to a file.put, file.commit or file.get this node sent. */

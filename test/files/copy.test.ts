@@ -9,7 +9,7 @@ import path from 'node:path'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { BIN, Cluster, freePort, sendVia } from '../fixtures/cluster'
-import { cp, lastTransfer, randomFile, sha256Of, until } from './helpers'
+import { cp, errorCode, lastTransfer, randomFile, sha256Of, until } from './helpers'
 
 let c: Cluster
 let port: number
@@ -42,6 +42,16 @@ test('files - a copy from one node to another goes from the source to the receiv
   assert.is(r.code, 0, r.stderr + JSON.stringify(r.lines))
   await until(c.node('ship2').socket, (t) => t.state === 'done')
   assert.is(sha256Of(path.join(filesOf('ship2'), 'fw.bin')), sum)
+})
+
+test('files - a copy to a node that does not let the source call file.* ends in denied for the one who asked', async () => {
+  const push = await cp(c, 'central', [src, `ship2:${filesOf('ship2')}/back.bin`])
+  assert.is(push.code, 0, push.stderr)
+  // ship1 keeps the default rules: only central and itself may call file.* there.
+  const r = await cp(c, 'central', [`ship2:${filesOf('ship2')}/back.bin`, `ship1:${filesOf('ship1')}/from-ship2.bin`])
+  assert.is(errorCode(r), 'denied', JSON.stringify(r.lines))
+  assert.is(r.code, 3)
+  assert.not.ok(fs.existsSync(path.join(filesOf('ship1'), 'from-ship2.bin')))
 })
 
 test('files - cp --no-wait returns at once and outpost transfers shows the transfer until it is done', async () => {
