@@ -20,6 +20,7 @@ import type { MessageEvent } from '../events'
 import type { LogFn } from '../log'
 import type { MethodContext, MethodResult } from '../method'
 import type { Envelope, MessageDraft } from '../wire/envelope'
+import { ulid } from '../wire/ulid'
 import { Bitmap } from './bitmap'
 import { Records } from './records'
 import type { PutMeta, TransferInfo } from './types'
@@ -92,13 +93,22 @@ interface Live {
   t0: number
   sentSince: number
   lastSave: number
+  /** Commits answered with chunks missing. */
+  rounds: number
+  /** Ids of the chunk messages sent in this run. */
+  sent: string[]
 }
+
+/** Commits that may find chunks missing before the transfer is given up. */
+const MAX_COMMIT_ROUNDS = 20
 
 export class Sender {
   private readonly recs = new Map<string, OutRecord>()
   private readonly live = new Map<string, Live>()
-  /** Chunk message id → transfer id. */
+  /** Chunk message id → transfer id, while in flight. */
   private readonly chunkOf = new Map<string, string>()
+  /** Chunk message id → transfer id, for the transfer's run (a refused chunk's answer comes after its ACK). */
+  private readonly chunkSent = new Map<string, string>()
   private readonly records: Records<OutRecord>
   private closed = false
 
@@ -158,9 +168,11 @@ export class Sender {
   }
 
   private async request(rec: OutRecord, method: string, args: string[]): Promise<void> {
-    const [env] = await this.o.submit([{ toNode: rec.to, method, methodArgs: args, replyMethod: 'file.reply', ttl: TRANSFER_TTL, retries: TRANSFER_RETRIES, methodTimeout: 600 }])
-    rec.pending = env!.id
+    // The id is known before the request is stored: its answer can come before submit resolves.
+    const id = ulid()
+    rec.pending = id
     rec.updatedAt = this.o.now()
+    await this.o.submit([{ id, toNode: rec.to, method, methodArgs: args, replyMethod: 'file.reply', ttl: TRANSFER_TTL, retries: TRANSFER_RETRIES, methodTimeout: 600 }])
     await this.records.save(rec)
   }
 
@@ -168,7 +180,14 @@ export class Sender {
   async reply(ctx: MethodContext): Promise<MethodResult> {
     const env = ctx.env
     const rec = [...this.recs.values()].find((r) => r.pending !== undefined && r.pending === env.inReplyTo)
-    if (rec === undefined) return {} // an answer to a request overtaken by a newer one
+    if (rec === undefined) {
+      // A chunk the receiver refused (op.stop file.chunk, a methods.allow that lets in file.put
+      // alone): sending it again would be refused again.
+      const of = env.inReplyTo === undefined ? undefined : this.chunkSent.get(env.inReplyTo)
+      const owner = of === undefined ? undefined : this.recs.get(of)
+      if (owner !== undefined && env.error !== undefined && env.error.code !== 'method_args') await this.fail(owner, env.error)
+      return {} // else an answer to a request overtaken by a newer one
+    }
     rec.pending = undefined
     if (env.error !== undefined) {
       await this.fail(rec, env.error)
@@ -199,6 +218,11 @@ export class Sender {
       rec.acked = new Bitmap(rec.chunks, a.have).count() * rec.chunkBytes
     }
     if (a.missing !== undefined) {
+      const live = this.liveOf(rec)
+      if (++live.rounds > MAX_COMMIT_ROUNDS) {
+        await this.fail(rec, { code: 'io', message: `file transfer ${rec.id}: ${rec.to} still misses ${a.missing.length} chunks after ${MAX_COMMIT_ROUNDS} rounds of sending them again; see its log` })
+        return {}
+      }
       rec.resend = a.missing
       rec.resent += a.missing.length * rec.chunkBytes
     }
@@ -239,7 +263,7 @@ export class Sender {
   private liveOf(rec: OutRecord): Live {
     let l = this.live.get(rec.id)
     if (l === undefined) {
-      l = { handle: undefined, inFlight: new Map(), pumping: false, t0: this.o.now(), sentSince: 0, lastSave: 0 }
+      l = { handle: undefined, inFlight: new Map(), pumping: false, t0: this.o.now(), sentSince: 0, lastSave: 0, rounds: 0, sent: [] }
       this.live.set(rec.id, l)
     }
     return l
@@ -299,6 +323,8 @@ export class Sender {
     const [env] = await this.o.submit([{ toNode: rec.to, method: 'file.chunk', methodArgs: [rec.id, String(i), hash], data: buf, ttl: TRANSFER_TTL, retries: TRANSFER_RETRIES, replyMethod: 'file.reply' }])
     live.inFlight.set(env!.id, i)
     this.chunkOf.set(env!.id, rec.id)
+    this.chunkSent.set(env!.id, rec.id)
+    live.sent.push(env!.id)
     live.sentSince += len
   }
 
@@ -322,6 +348,7 @@ export class Sender {
     if (l === undefined) return
     this.live.delete(id)
     for (const m of l.inFlight.keys()) this.chunkOf.delete(m)
+    for (const m of l.sent) this.chunkSent.delete(m)
     await l.handle?.close().catch(() => {})
   }
 

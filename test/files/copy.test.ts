@@ -9,7 +9,7 @@ import path from 'node:path'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { BIN, Cluster, freePort, sendVia } from '../fixtures/cluster'
-import { cp, errorCode, lastTransfer, randomFile, sha256Of, until } from './helpers'
+import { cp, errorCode, lastTransfer, partials, randomFile, sha256Of, until } from './helpers'
 
 let c: Cluster
 let port: number
@@ -52,6 +52,22 @@ test('files - a copy to a node that does not let the source call file.* ends in 
   assert.is(errorCode(r), 'denied', JSON.stringify(r.lines))
   assert.is(r.code, 3)
   assert.not.ok(fs.existsSync(path.join(filesOf('ship1'), 'from-ship2.bin')))
+})
+
+test('files - chunks the receiver refuses (op.stop file.chunk) end the transfer with that code, and its temp file goes', async () => {
+  const stop = await sendVia(c.node('central').socket, [{ toNode: 'ship1', method: 'op.stop', methodArgs: ['file.chunk'] }])
+  assert.is((stop.replies[0] as { error?: unknown }).error, undefined, JSON.stringify(stop.replies))
+  try {
+    const r = await cp(c, 'central', [src, `ship1:${filesOf('ship1')}/stopped.bin`], 30_000)
+    assert.is(errorCode(r), 'method_disabled', JSON.stringify(r.lines.slice(-2)))
+    assert.is(r.code, 3)
+    const end = Date.now() + 10_000
+    while (partials(filesOf('ship1')).length > 0 && Date.now() < end) await new Promise((resolve) => setTimeout(resolve, 50))
+    assert.equal(partials(filesOf('ship1')), [])
+    assert.not.ok(fs.existsSync(path.join(filesOf('ship1'), 'stopped.bin')))
+  } finally {
+    await sendVia(c.node('central').socket, [{ toNode: 'ship1', method: 'op.start', methodArgs: ['file.chunk'] }])
+  }
 })
 
 test('files - cp --no-wait returns at once and outpost transfers shows the transfer until it is done', async () => {
