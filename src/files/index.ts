@@ -127,16 +127,30 @@ export class FileTransfers implements FileRoom {
       if (!path.isAbsolute(dst.path)) throw new OutpostError('usage', `cp: the local path ${JSON.stringify(dst.path)} must be absolute here (outpost cp makes it so)`)
       const st = await fs.promises.stat(dst.path).catch(() => undefined)
       const target = dst.path.endsWith('/') || st?.isDirectory() === true ? path.join(dst.path, path.basename(src.path)) : dst.path
-      await this.receiver.expect(id, src.node, target, opts)
+      const rec = await this.receiver.expect(id, src.node, target, opts)
       meta.dest = target
-      const [env] = await this.o.submit([{ toNode: src.node, method: 'file.get', methodArgs: [JSON.stringify(meta)], replyMethod: 'file.reply', ttl: TRANSFER_TTL, retries: TRANSFER_RETRIES, methodTimeout: 600 }])
-      this.pulls.set(env!.id, id)
+      await this.ask(src.node, meta, id).catch(async (err: unknown) => {
+        // Not asked for (outbox full, disk full): nothing will come.
+        await this.receiver.fail(rec, err instanceof OutpostError ? err.toJSON() : { code: 'io', message: String(err) })
+        throw err
+      })
       return { id, local: true }
     }
     meta.to = dst.node
-    const [env] = await this.o.submit([{ toNode: src.node, method: 'file.get', methodArgs: [JSON.stringify(meta)], replyMethod: 'file.reply', ttl: TRANSFER_TTL, retries: TRANSFER_RETRIES, methodTimeout: 600 }])
-    this.pulls.set(env!.id, id)
+    await this.ask(src.node, meta, id)
     return { id, local: false }
+  }
+
+  /** Send file.get to `node`; its answer is known as the one for transfer `id` before it can come. */
+  private async ask(node: string, meta: GetMeta, id: string): Promise<void> {
+    const request = ulid()
+    this.pulls.set(request, id)
+    try {
+      await this.o.submit([{ id: request, toNode: node, method: 'file.get', methodArgs: [JSON.stringify(meta)], replyMethod: 'file.reply', ttl: TRANSFER_TTL, retries: TRANSFER_RETRIES, methodTimeout: 600 }])
+    } catch (err) {
+      this.pulls.delete(request)
+      throw err
+    }
   }
 
   // ── the file.* methods ──
