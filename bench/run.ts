@@ -1,6 +1,6 @@
 /**
  * npm run bench [-- NAME...]: one JSON object per line on stdout, then a table on stderr;
- * suites: outbox, tcp, mqtt, nats, agent, fleet, fleet-sim (all when none is named). Each line is
+ * suites: outbox, tcp, mqtt, nats, agent, fleet, fleet-sim, files (all when none is named). Each line is
  * {"name", "value", "unit", "baseline", "ratio"}. The baseline is measured in the same run on
  * the same disk; `ratio` is outpost relative to it, higher is better (value/baseline for
  * rates, baseline/value for times). Figures swing run to run: compare ratios.
@@ -10,6 +10,7 @@ import { brokerBenchmarks } from './brokers'
 import { fleetBenchmarks } from './fleet'
 import { fleetSimBenchmarks } from './fleet-sim'
 import { outboxBenchmarks } from './outbox'
+import { filesBenchmarks } from './files'
 import type { BenchResult } from './result'
 import { tcpBenchmarks } from './tcp'
 
@@ -22,6 +23,7 @@ const suites: Record<string, () => AsyncIterable<BenchResult>> = {
   agent: agentBenchmarks,
   fleet: fleetBenchmarks,
   'fleet-sim': fleetSimBenchmarks,
+  files: filesBenchmarks,
 }
 
 /** The results as a short table for people, on stderr (stdout stays JSON lines). */

@@ -16,6 +16,8 @@ import cliRun from './cli-run'
 import cliStream from './cli-stream'
 import errorLog from './error-log'
 import fileTail from './file-tail'
+import fileGet from './file-get'
+import { fileChunk, fileCommit, filePut, fileReply } from './file-put'
 import httpGet from './http-get'
 import { infoKernel, infoOs, infoSystem, infoUsers } from './info'
 import { nodePing, nodePong } from './node-ping'
@@ -60,6 +62,7 @@ export const METHODS: ReadonlyMap<string, Method> = registry([
   configDeploy,
   configRollback,
   agentRestart,
+  filePut, fileChunk, fileCommit, fileReply, fileGet,
 ])
 
 const NAMES = nameIndex(METHODS.values())

@@ -32,6 +32,7 @@ const OWN_DIRECTORIES = new Set(['outbox', 'logs', DEFAULT_DIRECTORY])
 const OWN_TOP = new Set([
   'outbox', 'outpost.sock', 'audit.log', 'errors.log', 'nodes.json', 'nodes.log', 'schedules.json',
   'config-state.json', 'agent.json', 'upgrade-pending.json', 'upgrade-rolled-back.json', 'upgrade-watchdog.log',
+  'transfers',
 ])
 
 /**

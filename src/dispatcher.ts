@@ -25,6 +25,7 @@ import { Coalescer } from './coalesce'
 import { matches } from './lib/pattern'
 import { Stopper } from './lib/stopper'
 import type { Control } from './config/apply'
+import type { FileRoom } from './files/types'
 import type { DiskRoom, HandlerInfo, JobInfo, Method, MethodContext, Ops, StreamMethod } from './method'
 import { ACK_METHOD, nameIndex } from './method-names'
 import { replyTo, type ReplyResult } from './reply'
@@ -60,6 +61,10 @@ export interface DispatcherOptions {
   control?: Control
   /** Handed to methods as ctx.disk: room on the data directory's disk for reply files and errors.log. */
   disk?: DiskRoom
+  /** Handed to methods as ctx.files: the node's file transfers. */
+  files?: FileRoom
+  /** A message a part of this node expects (a file it pulls): let in whatever methods.allow says. */
+  admit?: (env: Envelope) => boolean
   log: LogFn
   now: () => number
   ulid: () => string
@@ -313,7 +318,7 @@ export class Dispatcher {
       if (bad) return bad
     }
     // A reply is authorised by this node's record of its request (forged()), not by methods.allow.
-    if (env.inReplyTo === undefined && !allowed(config, self, env.fromNode, env.method)) {
+    if (env.inReplyTo === undefined && !allowed(config, self, env.fromNode, env.method) && this.o.admit?.(env) !== true) {
       return new OutpostError('denied', `${self} does not let ${env.fromNode} call ${env.method} (methods.allow)`)
     }
     if (!this.o.methods.has(env.method)) return new OutpostError('method_unknown', `${self} has no method ${env.method}`)
@@ -360,7 +365,7 @@ export class Dispatcher {
     const ctx: MethodContext = {
       node: this.o.self, env, args: env.methodArgs ?? [], config: this.o.config, dataDir: this.o.dataDir,
       get signal() { return abort.signal }, log: this.o.log, ops: this.ops, ...(this.o.control ? { control: this.o.control } : {}),
-      ...(this.o.disk ? { disk: this.o.disk } : {}),
+      ...(this.o.disk ? { disk: this.o.disk } : {}), ...(this.o.files ? { files: this.o.files } : {}),
     }
     const replies = !(noReply || env.ackTimeout === 0)
     let result: ReplyResult

@@ -81,6 +81,12 @@ export const ERROR_CODES = {
   not_selected: 'the receiver no longer matches the selector central resolved to address it (its labels changed meanwhile); nothing ran',
   job_unknown: 'central keeps no job of that id (outpost jobs lists them)',
   events_dropped: 'the outbox was full and delivery.whenFull is dropOldestEvents: the oldest events were dropped to make room (logged, and reported to central in its errors.log)',
+  file_outside: 'a file path lies outside files.roots (writing) or files.read (reading), is not absolute, or a symlink on it leads out of them; nothing was written',
+  file_too_large: 'the file is larger than files.maxBytes on the receiving node; nothing was written',
+  file_no_space: 'the receiving node has not enough free space for the file (and its reserve); nothing was written',
+  file_not_found: 'the file to send does not exist or is not a regular file',
+  file_hash_mismatch: 'a transferred file did not match its sha256 at the end; the partial file was deleted and the target left as it was',
+  file_transfer_unknown: 'a chunk or commit names a transfer the receiver has no record of (it was finished, failed or never opened)',
 } as const satisfies Record<string, string>
 
 export type ErrorCode = keyof typeof ERROR_CODES
@@ -95,6 +101,7 @@ const EXIT_STATUS: Partial<Record<ErrorCode, 2 | 3>> = {
   envelope_invalid: 2, fan_out_too_large: 2, node_unknown: 2, selector_invalid: 2, selector_no_match: 2, agent_not_running: 2, upgrade_unavailable: 2, upgrade_insecure: 2, data_dir_unwritable: 2,
   key_invalid: 2, key_exists: 2,
   not_selected: 3, job_unknown: 2,
+  file_outside: 3, file_too_large: 3, file_no_space: 3,
   not_connected: 3, not_delivered: 3, ttl_expired: 3, denied: 3, signature_required: 3, signature_invalid: 3, signature_expired: 3, key_not_allowed: 3, outbox_full: 3, method_unknown: 3, method_disabled: 3, command_unknown: 3,
 }
 

@@ -6,6 +6,7 @@ import type { Config } from './config'
 import type { Control } from './config/apply'
 import type { LogFn } from './log'
 import type { Envelope } from './wire/envelope'
+import type { FileRoom } from './files/types'
 
 export interface MethodContext {
   /** The node running the method. */
@@ -26,6 +27,8 @@ export interface MethodContext {
   control?: Control
   /** Room on the data directory's disk for files beside the store (reply files, errors.log); absent: not checked. */
   disk?: DiskRoom
+  /** The running node's file transfers (file.*); absent where no node runs (`outpost call`). */
+  files?: FileRoom
 }
 
 /**

@@ -40,6 +40,7 @@ import { replySigning } from './reply-signing'
 import { VERSION } from './version'
 import { OutboxRoom } from './outbox-room'
 import { lookupMessage, type MessageRecord, type NodeStatus } from './node-records'
+import { FileTransfers } from './files'
 
 export type { NodeInfo }
 
@@ -107,6 +108,8 @@ export class OutpostNode {
   private readonly link: LinkState
   /** This node's own public key (<dataDir>/node.key), `ed25519:<base64>`; sent with node.hello. */
   readonly publicKey: string
+  /** File transfers to and from this node (outpost cp, file.*). */
+  readonly files: FileTransfers
 
   private constructor(o: NodeOptions, dataDir: string, outbox: Outbox, transport: Transport, publicKey: string, key: KeyPair) {
     const { config } = o
@@ -166,6 +169,8 @@ export class OutpostNode {
       now: this.now, metrics, pacing: { drainRate: config.delivery.drainRate, maxBytesPerSecond: config.transport.maxBytesPerSecond },
     })
     this.room = new OutboxRoom({ outbox, config: () => this.config, log, busy: (id) => this.delivery.busy(id), report: (e) => this.outcomes.report(e) })
+    this.files = new FileTransfers({ self: this.name, dataDir, config, log, now: this.now, submit })
+    this.sinks.push((ev) => this.files.onEvent(ev))
     this.dispatcher = new Dispatcher({
       self: this.name, config, dataDir, outbox, methods, log, now: this.now, ulid: defaultUlid,
       sendAck: (ack) => {
@@ -178,7 +183,7 @@ export class OutpostNode {
       gaveUp: (id) => this.outcomes.isGivenUp(id), metrics,
       replySigning: replySigning(key.privateKey, key.publicKey, (n) => (this.keepsNodeList ? this.nodeList.replyKey(n) : undefined)),
       report: (error) => this.outcomes.report(error),
-      events, control: this.control, disk: this.disk,
+      events, control: this.control, disk: this.disk, files: this.files, admit: (env) => this.files.admits(env),
     })
   }
 
@@ -253,6 +258,7 @@ export class OutpostNode {
       }
     })())
     void this.dispatcher.resume(this.outbox.inbox())
+    this.files.resume()
     for (const line of this.outbox.stats().recovery.damagedSnapshots) this.outcomes.report({ code: 'outbox_corrupt', message: `${this.name}: ${line}` })
     if (this.outbox.damaged.length > 0) this.outcomes.lost(this.outbox.damaged.splice(0))
     this.delivery.kick()
@@ -483,6 +489,7 @@ export class OutpostNode {
       for (const job of this.dispatcher.jobs()) job.abort.abort(new OutpostError('interrupted', `${this.name} is stopping`))
       // Their process groups are killed (TERM, grace, KILL) before this process may exit.
       await this.dispatcher.drain((this.config.methods.killGrace + 2) * 1000)
+      await this.files.close()
       await this.transport.close()
       await Promise.allSettled(this.loops)
       await this.outbox.close()

@@ -9,6 +9,7 @@
  *                                              GET    /v1/errors | /v1/requests  (views.ts)
  *   the console (src/console/): /, /console/* public; its session cookie stands for the token,
  *   with a CSRF token on every request that changes something
+ *                                              GET    /v1/transfers      file transfers; POST starts one (outpost cp)
  */
 import { createHash, timingSafeEqual } from 'node:crypto'
 import http from 'node:http'
@@ -26,6 +27,7 @@ import { parseMessage } from '../wire/envelope'
 import { ConsoleRoutes, securityHeaders } from '../console/serve'
 import { checkSameOrigin } from '../console/sessions'
 import { filterNodes, limitParam, readErrorLog } from './views'
+import { parseCopy } from '../files/api'
 
 /** Largest request body read (bigger: 413 before it is buffered). Use the socket for more. */
 export const MAX_BODY_BYTES = 1024 * 1024
@@ -153,7 +155,9 @@ export class HttpApi {
       const onlyOf = (...allowed: string[]): void => { if (!allowed.includes(method)) only(allowed.join(', ')) }
       return jobRoute(this.o.jobs, route, req, res, { readBody, json, only: onlyOf })
     }
-    throw new OutpostError('api_not_found', `api: no route ${method} ${url.pathname} (POST /v1/messages, GET /v1/messages/ID, /v1/nodes, /v1/status, /v1/events, /v1/jobs, /v1/errors, /v1/requests)`)
+    if (route === '/v1/transfers' && method === 'GET') return json(res, 200, { transfers: this.node.files.list() })
+    if (route === '/v1/transfers') { only('POST'); return this.copy(req, res) }
+    throw new OutpostError('api_not_found', `api: no route ${method} ${url.pathname} (POST /v1/messages, GET /v1/messages/ID, /v1/nodes, /v1/status, /v1/events, /v1/jobs, /v1/errors, /v1/requests, GET|POST /v1/transfers)`)
   }
 
   /** Bearer token compared in constant time (hashes of equal length, whatever was sent). */
@@ -168,6 +172,20 @@ export class HttpApi {
    * `"allowUnknown": true` in the last form, or `?allowUnknown=1`, takes receivers the node list
    * has not heard of.
    */
+  /** POST /v1/transfers {src, dst, mode?, owner?, mkdir?, rate?}: start a copy; 202 with the transfer (GET /v1/transfers follows it). */
+  private async copy(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    let value: unknown
+    try {
+      value = JSON.parse(await readBody(req, res))
+    } catch (err) {
+      if (isOutpostError(err)) throw err
+      throw new OutpostError('api_bad_request', `api: the request body is not JSON (${(err as Error).message})`)
+    }
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new OutpostError('api_bad_request', 'api: POST /v1/transfers takes a JSON object {src, dst, mode?, owner?, mkdir?, rate?}')
+    const { id } = await this.node.files.copy(parseCopy(value as Record<string, unknown>))
+    json(res, 202, { transfer: this.node.files.info(id) ?? { id, state: 'opening' } })
+  }
+
   private async post(req: http.IncomingMessage, res: http.ServerResponse, url: URL): Promise<void> {
     const body = await readBody(req, res)
     let value: unknown

@@ -9,6 +9,7 @@
  *   {"op":"status"}                           ─▶ {"node", "version", "connected", "outbox"}
  *   {"op":"config.reload","file":F}          ─▶ {"config":{"node","type":"applied","file","changed","restartNeeded"}}
  *                                                (or "type":"other-file": this node runs from another file)
+ *   {"op":"cp","src","dst",…} / {"op":"transfers"}  ─▶ file transfers (src/files/api.ts)
  *   {"method":…, …} (a bare message, e.g. BasicAgent's sync.bash) ─▶ as send, to this node by default
  *   anything else                             ─▶ {"error":{"code":"api_bad_request","message"}}
  */
@@ -23,6 +24,7 @@ import type { OutpostNode } from '../node'
 import { checkReceivers, envelopeJson, parseMessageList, prepareSigned, sendAndWatch, storeSigned } from '../submit'
 import { jobRequest } from '../jobs/requests'
 import type { JobRunner } from '../jobs/runner'
+import { parseCopy, serveCopy } from '../files/api'
 
 export { envelopeJson }
 
@@ -159,6 +161,14 @@ export class SocketApi {
         if (!wait) finished()
         return
       }
+      case 'cp': {
+        const stop = await serveCopy(node.files, parseCopy(req as Record<string, unknown>), write, finished)
+        cleanups.push(stop)
+        return
+      }
+      case 'transfers':
+        write({ transfers: node.files.list() })
+        break
       case 'nodes':
         write({ nodes: node.nodes() })
         break
@@ -172,7 +182,7 @@ export class SocketApi {
         break
       }
       default:
-        fail(new OutpostError('api_bad_request', `api: unknown op ${JSON.stringify(req.op)} (send, nodes, status, config.reload)`))
+        fail(new OutpostError('api_bad_request', `api: unknown op ${JSON.stringify(req.op)} (send, nodes, status, config.reload, cp, transfers)`))
     }
     finished()
   }

@@ -12,6 +12,7 @@ import { call, nodes, send, status } from './client'
 import { EXIT, GLOBAL_HELP, load, loggerFor, parse, print, type Io } from './common'
 import { repl } from './repl'
 import { job, jobs } from './jobs'
+import { cp, transfers } from './cp'
 import { initText, parseConfig, type Config } from '../config'
 import { defaultsContext } from '../config/schema'
 import { Hub, hashToken } from '../hub'
@@ -200,5 +201,5 @@ const up: Command = async (io, args) => {
   return EXIT.ok
 }
 
-export const NODE_COMMANDS: ReadonlyMap<string, Command> = new Map(Object.entries({ agent, hub, up, send: (io, args) => send(io, args), nodes: (io, args) => nodes(io, args), status: (io, args) => status(io, args), call: (io, args) => call(io, args), repl, upgrade: upgradeCommand, jobs: (io, args) => jobs(io, args), job: (io, args) => job(io, args) } satisfies Record<string, Command>))
+export const NODE_COMMANDS: ReadonlyMap<string, Command> = new Map(Object.entries({ agent, hub, up, send: (io, args) => send(io, args), nodes: (io, args) => nodes(io, args), status: (io, args) => status(io, args), call: (io, args) => call(io, args), repl, upgrade: upgradeCommand, jobs: (io, args) => jobs(io, args), job: (io, args) => job(io, args), cp: (io, args) => cp(io, args), transfers: (io, args) => transfers(io, args) } satisfies Record<string, Command>))
 

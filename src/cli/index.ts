@@ -29,6 +29,8 @@ Commands:
   job ID             one job as a matrix of its nodes' states (--watch, --cancel)
   status             this node: link, outbox per destination, methods running
   call               run a method here, no network
+  cp                 copy a file to, from or between nodes (SRC DST, NODE:/path), resumable
+  transfers          file transfers in progress
   config             show|path|get KEY|set KEY VALUE|unset KEY|init
   keys               gen [--out FILE]|show [FILE]: an operator's ed25519 key pair
   upgrade            self-upgrade from the version endpoint (--check only reports); also -u

@@ -229,6 +229,13 @@ export const SCHEMA = obj({
   jobs: obj({
     keep: int(500, 'Ended jobs central keeps in <dataDir>/jobs (outpost jobs); the oldest beyond this are removed. Applied at once.', 1),
   }, 'Jobs: one message to many nodes in batches (outpost send --batch, outpost jobs).'),
+  files: obj({
+    roots: strs([], 'Absolute directories file.put (outpost cp to this node) may write under; empty: <dataDir>/files only.'),
+    read: strs([], 'Absolute directories file.get (outpost cp from this node) may read under; empty: <dataDir>/files only.'),
+    maxBytes: int(1073741824, 'Largest file this node accepts (file.put); larger is refused (file_too_large).', 0),
+    chunkBytes: int(131072, 'Bytes of file in each chunk message this node sends.', 4096, 1048576),
+    window: int(8, 'Chunks of one transfer in flight (sent, not yet acknowledged) at a time.', 1, 256),
+  }, 'File transfer (outpost cp, file.put, file.get): where files may be written and read.'),
 }, 'outpost configuration')
 
 export type Config = Infer<typeof SCHEMA>

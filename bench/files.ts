@@ -1,0 +1,110 @@
+/**
+ * `npm run bench -- files`: file transfer (issue 15). A push of BENCH_FILE_MB (200) MB from
+ * central through the hub to ship1 with `outpost cp`, against the same bytes through a plain
+ * TCP relay process on loopback (sender → relay → receiver writing the file and fsyncing it),
+ * measured in the same run; the receiver's peak RSS during the push (issue target ≤ 150 MB
+ * for 500 MB: BENCH_FILE_MB=500); and the bytes sent again when the hub is restarted three
+ * times during a push (target ≤ 10% of the file).
+ *
+ * Bytes sent again = chunks that reached the receiver more than once (duplicates its
+ * dispatcher absorbed, counted from its debug log, and duplicates that reached file.chunk)
+ * plus chunks the sender sent again because the commit found them missing.
+ */
+import { spawn } from 'node:child_process'
+import fs from 'node:fs'
+import net from 'node:net'
+import path from 'node:path'
+import { Cluster, freePort } from '../test/fixtures/cluster'
+import { cp, randomFile, transfersOf, until } from '../test/files/helpers'
+import type { BenchResult } from './result'
+
+const MB = 1024 * 1024
+const SIZE = Number(process.env.BENCH_FILE_MB ?? 200) * MB
+const CHUNK = Number(process.env.BENCH_FILE_CHUNK ?? 131072)
+const WINDOW = Number(process.env.BENCH_FILE_WINDOW ?? 8)
+const round = (n: number, d = 3): number => Number(n.toPrecision(d + 2))
+
+function rssOf(pid: number): number {
+  try { return Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024 } catch { return 0 }
+}
+
+/** A relay process: what comes in on the second port goes out to the one connection on the first. */
+const RELAY = `
+const net = require('node:net')
+let recv
+let waiting
+const out = net.createServer((s) => { recv = s; if (waiting) waiting() })
+const inp = net.createServer((s) => { s.pause(); const go = () => { s.pipe(recv); s.resume() }; if (recv) go(); else waiting = go })
+out.listen(Number(process.argv[1]), '127.0.0.1', () => inp.listen(Number(process.argv[2]), '127.0.0.1', () => process.stdout.write('ready\\n')))
+`
+
+/** Seconds to send `file` through a plain relay process into `out` (fsynced). */
+async function relayRun(file: string, out: string): Promise<number> {
+  const [recvPort, sendPort] = [await freePort(), await freePort()]
+  const relay = spawn(process.execPath, ['-e', RELAY, String(recvPort), String(sendPort)], { stdio: ['ignore', 'pipe', 'inherit'] })
+  try {
+    await new Promise<void>((resolve) => relay.stdout!.once('data', () => resolve()))
+    const t0 = performance.now()
+    await new Promise<void>((resolve, reject) => {
+      const r = net.connect(recvPort, '127.0.0.1')
+      const w = fs.createWriteStream(out)
+      r.pipe(w)
+      w.on('finish', () => { const fd = fs.openSync(out, 'r+'); fs.fsyncSync(fd); fs.closeSync(fd); resolve() })
+      r.on('error', reject)
+      const s = net.connect(sendPort, '127.0.0.1', () => fs.createReadStream(file).pipe(s))
+      s.on('error', reject)
+      // The sender's end reaches the receiver as the relay's pipe ends it.
+    })
+    return (performance.now() - t0) / 1000
+  } finally {
+    relay.kill()
+  }
+}
+
+export async function* filesBenchmarks(): AsyncIterable<BenchResult> {
+  const c = await Cluster.create(['ship1'], { log: { level: 'debug' }, files: { chunkBytes: CHUNK, window: WINDOW } })
+  try {
+    await c.startHub()
+    await c.start('central')
+    await c.start('ship1')
+    const src = path.join(c.dir, 'big.bin')
+    randomFile(src, SIZE)
+    const dir = path.join(c.node('ship1').dataDir, 'files')
+
+    // 1. Throughput, with the receiver's RSS sampled.
+    const pid = c.node('ship1').proc!.child.pid!
+    let peak = rssOf(pid)
+    const sampler = setInterval(() => { peak = Math.max(peak, rssOf(pid)) }, 100)
+    const t0 = performance.now()
+    const r = await cp(c, 'central', [src, `ship1:${dir}/a.bin`], 1_800_000)
+    const secs = (performance.now() - t0) / 1000
+    clearInterval(sampler)
+    if (r.code !== 0) throw new Error(`cp failed: ${r.stderr}`)
+    const base = await relayRun(src, path.join(c.dir, 'relay.bin'))
+    fs.rmSync(path.join(c.dir, 'relay.bin'))
+    const rate = SIZE / MB / secs
+    const baseRate = SIZE / MB / base
+    yield { name: `files: ${SIZE / MB} MB push central→hub→ship1 (outpost cp)`, value: round(rate), unit: 'MB/s', baseline: round(baseRate), ratio: round(rate / baseRate), note: 'baseline: the same bytes through a plain TCP relay process on loopback, written and fsynced' }
+    yield { name: `files: receiver peak RSS during the ${SIZE / MB} MB push`, value: round(peak), unit: 'MB', baseline: 150, ratio: round(150 / peak), note: 'baseline: the issue\'s cap (150 MB during a 500 MB transfer)' }
+
+    // 2. Bytes sent again over three hub restarts, the transfer slowed to span them.
+    const out = c.node('ship1').proc!
+    const from = out.output.length
+    const run = cp(c, 'central', [src, `ship1:${dir}/b.bin`], 1_800_000)
+    for (const frac of [0.2, 0.45, 0.7]) {
+      await until(c.node('central').socket, (t) => t.state === 'sending' && t.bytes >= t.size * frac && t.bytes < t.size, 600_000)
+      await c.hub!.stop('SIGKILL')
+      await c.startHub()
+    }
+    const r2 = await run
+    if (r2.code !== 0) throw new Error(`cp through hub restarts failed: ${r2.stderr}`)
+    const dups = (out.output.slice(from).match(/is a duplicate; ACKed again/g) ?? []).length
+    const id = (r2.lines.find((l) => l.transfer !== undefined)!.transfer as { id: string }).id
+    const sent = (await transfersOf(c.node('central').socket)).find((t) => t.id === id)!
+    const got = (await transfersOf(c.node('ship1').socket)).find((t) => t.id === id)!
+    const again = dups * CHUNK + got.resent + sent.resent
+    yield { name: 'files: bytes sent again after three hub restarts', value: round((again / SIZE) * 100), unit: '% of the file', baseline: 10, ratio: round(10 / Math.max(0.001, (again / SIZE) * 100)), note: `${again} bytes: ${dups} duplicate chunks absorbed, ${got.resent} bytes written twice avoided, ${sent.resent} resent after commit; baseline: the issue's cap` }
+  } finally {
+    await c.destroy()
+  }
+}

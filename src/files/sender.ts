@@ -1,0 +1,365 @@
+/**
+ * The sending side of a transfer: the file is hashed, opened at the receiver (file.put answers
+ * which chunks it holds already), then read from disk chunk by chunk into the outbox as
+ * file.chunk messages, a window of them in flight (sent, not yet acknowledged), and committed
+ * (file.commit answers what is missing, or that the file is in place).
+ *
+ *   start ─ sha256 ─▶ record ─▶ file.put ⇢ { have } ─▶ pump: read chunk i ─ sha256 ─▶ outbox
+ *         ◀─ delivered (ACK) ─ pump the next … ─▶ file.commit ⇢ { missing } ─▶ pump those again
+ *                                                            ⇢ { done } ─▶ record done
+ *
+ * The record (<dataDir>/transfers/out/<id>.json) is what a restart resumes from: the transfer
+ * is opened again and the receiver says what it holds. Chunks still in the outbox are sent as
+ * well (the receiver counts them as resent and writes each once).
+ */
+import { createHash } from 'node:crypto'
+import fs from 'node:fs'
+import type { Config } from '../config'
+import { OutpostError } from '../errors'
+import type { MessageEvent } from '../events'
+import type { LogFn } from '../log'
+import type { MethodContext, MethodResult } from '../method'
+import type { Envelope, MessageDraft } from '../wire/envelope'
+import { ulid } from '../wire/ulid'
+import { Bitmap } from './bitmap'
+import { Records } from './records'
+import type { PutMeta, TransferInfo } from './types'
+
+export interface OutRecord {
+  id: string
+  to: string
+  /** Real path of the source file. */
+  src: string
+  dest: string
+  name: string
+  size: number
+  sha256: string
+  chunkBytes: number
+  chunks: number
+  mode?: number
+  owner?: string
+  mkdir?: boolean
+  /** Bytes per second; 0: no cap. */
+  rate: number
+  state: 'opening' | 'sending' | 'committing' | 'done' | 'failed'
+  /** The file.put or file.commit whose reply is awaited. */
+  pending?: string | undefined
+  /** What the receiver holds (Bitmap, base64), as its last answer said. */
+  have: string
+  /** Next chunk to send in order; `resend`: chunks the receiver said are missing. */
+  next: number
+  resend: number[]
+  /** Bytes acknowledged by the receiver. */
+  acked: number
+  /** Chunk bytes sent again (missing at commit). */
+  resent: number
+  startedAt: number
+  updatedAt: number
+  result?: { path: string; size: number; sha256: string }
+  error?: { code: string; message: string }
+}
+
+/** A transfer waits this long (ttl) in the outbox for its receiver: a week, for nodes on bad links. */
+export const TRANSFER_TTL = 7 * 86400
+
+/** Resends of one transfer message before it is given up: its ttl, not a count, should end it on a bad link. */
+export const TRANSFER_RETRIES = 10_000
+
+/** Finished records are kept this long (`outpost transfers --all`, a late commit answered again). */
+export const KEEP_FINISHED_MS = 7 * 86400 * 1000
+
+export interface SenderOptions {
+  self: string
+  dataDir: string
+  config: Config
+  log: LogFn
+  now: () => number
+  submit: (drafts: MessageDraft[]) => Promise<Envelope[]>
+  notify: (info: TransferInfo) => void
+}
+
+export function outInfo(r: OutRecord): TransferInfo {
+  return {
+    id: r.id, direction: 'out', peer: r.to, path: r.src, dest: r.dest, state: r.state, size: r.size, bytes: Math.min(r.size, r.acked), resent: r.resent,
+    sha256: r.sha256, startedAt: r.startedAt, updatedAt: r.updatedAt, ...(r.error ? { error: r.error } : {}),
+  }
+}
+
+interface Live {
+  handle: fs.promises.FileHandle | undefined
+  inFlight: Map<string, number>
+  pumping: boolean
+  /** For --rate: when this pass started and what it sent since. */
+  t0: number
+  sentSince: number
+  lastSave: number
+  /** Commits answered with chunks missing. */
+  rounds: number
+  /** Ids of the chunk messages sent in this run. */
+  sent: string[]
+}
+
+/** Commits that may find chunks missing before the transfer is given up. */
+const MAX_COMMIT_ROUNDS = 20
+
+export class Sender {
+  private readonly recs = new Map<string, OutRecord>()
+  private readonly live = new Map<string, Live>()
+  /** Chunk message id → transfer id, while in flight. */
+  private readonly chunkOf = new Map<string, string>()
+  /** Chunk message id → transfer id, for the transfer's run (a refused chunk's answer comes after its ACK). */
+  private readonly chunkSent = new Map<string, string>()
+  private readonly records: Records<OutRecord>
+  private closed = false
+
+  constructor(private readonly o: SenderOptions) {
+    this.records = new Records<OutRecord>(o.dataDir, 'out')
+    for (const r of this.records.all()) {
+      if ((r.state === 'done' || r.state === 'failed') && r.updatedAt < o.now() - KEEP_FINISHED_MS) void this.records.remove(r.id)
+      else this.recs.set(r.id, r)
+    }
+  }
+
+  list(): OutRecord[] {
+    return [...this.recs.values()]
+  }
+
+  get(id: string): OutRecord | undefined {
+    return this.recs.get(id)
+  }
+
+  /** After a start: open every unfinished transfer again. */
+  resume(): void {
+    for (const r of this.recs.values()) if (r.state !== 'done' && r.state !== 'failed') void this.open(r)
+  }
+
+  /** Start sending `src` (a real, readable path) to `to`. */
+  async start(o: { id: string; src: string; to: string; dest: string; name: string; mode?: number; owner?: string; mkdir?: boolean; rate?: number }): Promise<OutRecord> {
+    let st: fs.Stats
+    try {
+      st = await fs.promises.stat(o.src)
+    } catch {
+      throw new OutpostError('file_not_found', `cp: ${o.src} does not exist on ${this.o.self}`)
+    }
+    if (!st.isFile()) throw new OutpostError('file_not_found', `cp: ${o.src} is not a regular file`)
+    const sha256 = await sha256Path(o.src)
+    const chunkBytes = this.o.config.files.chunkBytes
+    const chunks = Math.max(1, Math.ceil(st.size / chunkBytes))
+    const now = this.o.now()
+    const rec: OutRecord = {
+      id: o.id, to: o.to, src: o.src, dest: o.dest, name: o.name, size: st.size, sha256, chunkBytes, chunks, rate: o.rate ?? 0,
+      state: 'opening', have: new Bitmap(chunks).toString(), next: 0, resend: [], acked: 0, resent: 0, startedAt: now, updatedAt: now,
+      ...(o.mode !== undefined ? { mode: o.mode } : {}), ...(o.owner !== undefined ? { owner: o.owner } : {}), ...(o.mkdir === true ? { mkdir: true } : {}),
+    }
+    this.recs.set(rec.id, rec)
+    await this.records.save(rec)
+    this.o.log('info', `files: sending ${o.src} (${st.size} bytes, sha256 ${sha256}) to ${o.to}:${o.dest}, transfer ${rec.id}`)
+    await this.open(rec)
+    return rec
+  }
+
+  private async open(rec: OutRecord): Promise<void> {
+    const meta: PutMeta = {
+      id: rec.id, path: rec.dest, name: rec.name, size: rec.size, sha256: rec.sha256, chunkBytes: rec.chunkBytes,
+      ...(rec.mode !== undefined ? { mode: rec.mode } : {}), ...(rec.owner !== undefined ? { owner: rec.owner } : {}), ...(rec.mkdir ? { mkdir: true } : {}),
+    }
+    rec.state = 'opening'
+    await this.request(rec, 'file.put', [JSON.stringify(meta)])
+  }
+
+  private async request(rec: OutRecord, method: string, args: string[]): Promise<void> {
+    // The id is known before the request is stored: its answer can come before submit resolves.
+    const id = ulid()
+    rec.pending = id
+    rec.updatedAt = this.o.now()
+    await this.o.submit([{ id, toNode: rec.to, method, methodArgs: args, replyMethod: 'file.reply', ttl: TRANSFER_TTL, retries: TRANSFER_RETRIES, methodTimeout: 600 }])
+    await this.records.save(rec)
+  }
+
+  /** A reply to a file.put or file.commit of ours. */
+  async reply(ctx: MethodContext): Promise<MethodResult> {
+    const env = ctx.env
+    const rec = [...this.recs.values()].find((r) => r.pending !== undefined && r.pending === env.inReplyTo)
+    if (rec === undefined) {
+      // A chunk the receiver refused (op.stop file.chunk, a methods.allow that lets in file.put
+      // alone): sending it again would be refused again.
+      const of = env.inReplyTo === undefined ? undefined : this.chunkSent.get(env.inReplyTo)
+      const owner = of === undefined ? undefined : this.recs.get(of)
+      if (owner !== undefined && env.error !== undefined && env.error.code !== 'method_args') await this.fail(owner, env.error)
+      return {} // else an answer to a request overtaken by a newer one
+    }
+    rec.pending = undefined
+    if (env.error !== undefined) {
+      await this.fail(rec, env.error)
+      return {}
+    }
+    let a: { have?: string; missing?: number[]; done?: boolean; path?: string; size?: number; sha256?: string }
+    try {
+      a = JSON.parse(typeof env.data === 'string' ? env.data : Buffer.from(env.data ?? new Uint8Array()).toString('utf8')) as typeof a
+    } catch {
+      await this.fail(rec, { code: 'method_failed', message: `file transfer ${rec.id}: ${env.fromNode} answered something that is not JSON` })
+      return {}
+    }
+    if (a.done === true) {
+      rec.state = 'done'
+      rec.acked = rec.size
+      rec.result = { path: a.path ?? rec.dest, size: a.size ?? rec.size, sha256: a.sha256 ?? rec.sha256 }
+      rec.updatedAt = this.o.now()
+      await this.stopLive(rec.id)
+      await this.records.save(rec)
+      this.o.log('info', `files: ${rec.src} is in place at ${rec.to}:${rec.result.path}, transfer ${rec.id}`)
+      this.o.notify(outInfo(rec))
+      return {}
+    }
+    if (a.have !== undefined) {
+      rec.have = a.have
+      rec.next = 0
+      rec.resend = []
+      rec.acked = new Bitmap(rec.chunks, a.have).count() * rec.chunkBytes
+    }
+    if (a.missing !== undefined) {
+      const live = this.liveOf(rec)
+      if (++live.rounds > MAX_COMMIT_ROUNDS) {
+        await this.fail(rec, { code: 'io', message: `file transfer ${rec.id}: ${rec.to} still misses ${a.missing.length} chunks after ${MAX_COMMIT_ROUNDS} rounds of sending them again; see its log` })
+        return {}
+      }
+      rec.resend = a.missing
+      rec.resent += a.missing.length * rec.chunkBytes
+    }
+    rec.state = 'sending'
+    rec.updatedAt = this.o.now()
+    await this.records.save(rec)
+    this.o.notify(outInfo(rec))
+    void this.pump(rec)
+    return {}
+  }
+
+  /** What delivery says of a message: a chunk acknowledged makes room in its window. */
+  onEvent(ev: MessageEvent): void {
+    if (ev.type !== 'delivered' && ev.type !== 'expired') return
+    const id = this.chunkOf.get(ev.id)
+    if (id === undefined) return
+    this.chunkOf.delete(ev.id)
+    const rec = this.recs.get(id)
+    const live = this.live.get(id)
+    if (rec === undefined || live === undefined) return
+    const index = live.inFlight.get(ev.id)
+    live.inFlight.delete(ev.id)
+    if (ev.type === 'expired') {
+      void this.fail(rec, { code: ev.reason, message: `file transfer ${id}: a chunk to ${rec.to} was not delivered (${ev.reason})` })
+      return
+    }
+    if (index !== undefined) rec.acked += index === rec.chunks - 1 ? rec.size - index * rec.chunkBytes : rec.chunkBytes
+    const now = this.o.now()
+    if (now - live.lastSave > 1000) {
+      live.lastSave = now
+      rec.updatedAt = now
+      void this.records.save(rec).catch(() => {})
+      this.o.notify(outInfo(rec))
+    }
+    void this.pump(rec)
+  }
+
+  private liveOf(rec: OutRecord): Live {
+    let l = this.live.get(rec.id)
+    if (l === undefined) {
+      l = { handle: undefined, inFlight: new Map(), pumping: false, t0: this.o.now(), sentSince: 0, lastSave: 0, rounds: 0, sent: [] }
+      this.live.set(rec.id, l)
+    }
+    return l
+  }
+
+  /** Fill the window with the next chunks; commit once all are sent and acknowledged. */
+  private async pump(rec: OutRecord): Promise<void> {
+    const live = this.liveOf(rec)
+    if (live.pumping || rec.state !== 'sending' || this.closed) return
+    live.pumping = true
+    try {
+      const have = new Bitmap(rec.chunks, rec.have)
+      const window = this.o.config.files.window
+      // The chunks of one round are stored together: their enqueues share the journal's
+      // group commit instead of waiting for one fdatasync each.
+      for (;;) {
+        const round: Promise<void>[] = []
+        while (rec.state === 'sending' && !this.closed && live.inFlight.size + round.length < window) {
+          let i = rec.resend.shift()
+          if (i === undefined) {
+            while (rec.next < rec.chunks && have.has(rec.next)) rec.next++
+            if (rec.next >= rec.chunks) break
+            i = rec.next++
+          }
+          const sent = this.sendChunk(rec, live, i)
+          round.push(sent)
+          // --rate paces chunk by chunk.
+          if (rec.rate > 0) await sent
+        }
+        if (round.length === 0) break
+        await Promise.all(round)
+      }
+      if (rec.state === 'sending' && live.inFlight.size === 0 && rec.resend.length === 0 && rec.next >= rec.chunks) {
+        rec.state = 'committing'
+        await this.request(rec, 'file.commit', [rec.id])
+        this.o.notify(outInfo(rec))
+      }
+    } catch (err) {
+      await this.fail(rec, err instanceof OutpostError ? err.toJSON() : { code: 'io', message: `file transfer ${rec.id}: ${(err as Error).message}` })
+    } finally {
+      live.pumping = false
+    }
+  }
+
+  private async sendChunk(rec: OutRecord, live: Live, i: number): Promise<void> {
+    if (rec.rate > 0) {
+      // --rate: no faster than rate bytes a second since this pass started.
+      const due = live.t0 + (live.sentSince / rec.rate) * 1000 - this.o.now()
+      if (due > 0) await new Promise((resolve) => setTimeout(resolve, due))
+    }
+    live.handle ??= await fs.promises.open(rec.src, 'r')
+    const len = i === rec.chunks - 1 ? rec.size - i * rec.chunkBytes : rec.chunkBytes
+    const buf = Buffer.alloc(len)
+    const { bytesRead } = await live.handle.read(buf, 0, len, i * rec.chunkBytes)
+    if (bytesRead !== len) throw new OutpostError('io', `file transfer ${rec.id}: ${rec.src} is shorter than when it was hashed (it changed while being sent)`)
+    const hash = createHash('sha256').update(buf).digest('hex')
+    const [env] = await this.o.submit([{ toNode: rec.to, method: 'file.chunk', methodArgs: [rec.id, String(i), hash], data: buf, ttl: TRANSFER_TTL, retries: TRANSFER_RETRIES, replyMethod: 'file.reply' }])
+    live.inFlight.set(env!.id, i)
+    this.chunkOf.set(env!.id, rec.id)
+    this.chunkSent.set(env!.id, rec.id)
+    live.sent.push(env!.id)
+    live.sentSince += len
+  }
+
+  async fail(rec: OutRecord, error: { code: string; message: string }): Promise<void> {
+    if (rec.state === 'done' || rec.state === 'failed') return
+    const opened = rec.state === 'sending' || rec.state === 'committing'
+    rec.state = 'failed'
+    rec.error = error
+    rec.pending = undefined
+    rec.updatedAt = this.o.now()
+    await this.stopLive(rec.id)
+    await this.records.save(rec)
+    this.o.log('warn', `files: transfer ${rec.id} of ${rec.src} to ${rec.to} failed: ${error.code}: ${error.message}`)
+    this.o.notify(outInfo(rec))
+    // The receiver deletes its partial file.
+    if (opened) await this.o.submit([{ toNode: rec.to, method: 'file.commit', methodArgs: [rec.id, 'abort'], replyMethod: 'file.reply', ttl: TRANSFER_TTL }]).catch(() => {})
+  }
+
+  private async stopLive(id: string): Promise<void> {
+    const l = this.live.get(id)
+    if (l === undefined) return
+    this.live.delete(id)
+    for (const m of l.inFlight.keys()) this.chunkOf.delete(m)
+    for (const m of l.sent) this.chunkSent.delete(m)
+    await l.handle?.close().catch(() => {})
+  }
+
+  async close(): Promise<void> {
+    this.closed = true
+    for (const id of [...this.live.keys()]) await this.stopLive(id)
+  }
+}
+
+export async function sha256Path(file: string): Promise<string> {
+  const h = createHash('sha256')
+  for await (const chunk of fs.createReadStream(file, { highWaterMark: 1024 * 1024 })) h.update(chunk as Buffer)
+  return h.digest('hex')
+}

@@ -1,0 +1,75 @@
+/**
+ * File transfer (types only): what a transfer's records hold on each side, and the room the
+ * file.* methods reach through their context (src/method.ts `files`).
+ */
+import type { MethodContext, MethodResult } from '../method'
+
+/** What the sender tells the receiver when it opens a transfer (file.put's one argument, as JSON). */
+export interface PutMeta {
+  /** The transfer id (a ULID), the same on both sides and for every chunk. */
+  id: string
+  /** Absolute target path on the receiver; a directory (existing, or ending in /) takes `name`. */
+  path: string
+  /** The source file's base name. */
+  name: string
+  size: number
+  /** sha256 of the whole file, hex. */
+  sha256: string
+  chunkBytes: number
+  /** File mode of the target, e.g. 0o644 (default: 0644, or the mode of the file replaced). */
+  mode?: number
+  /** user[:group] to own the target (the receiver must run as root). */
+  owner?: string
+  /** Create missing parent directories (inside a root). */
+  mkdir?: boolean
+}
+
+/** What file.get is asked (its one argument, as JSON). */
+export interface GetMeta {
+  id: string
+  /** Absolute path of the file to send. */
+  path: string
+  /** Node the file goes to (default: the node asking). */
+  to?: string
+  /** Target path on that node. */
+  dest: string
+  mode?: number
+  owner?: string
+  mkdir?: boolean
+  /** Bytes per second, 0: no cap. */
+  rate?: number
+}
+
+export type TransferState = 'hashing' | 'opening' | 'sending' | 'committing' | 'expected' | 'receiving' | 'done' | 'failed'
+
+/** A transfer as `outpost transfers` and progress lines show it. */
+export interface TransferInfo {
+  id: string
+  direction: 'out' | 'in'
+  /** The other node. */
+  peer: string
+  /** Source path (out) or target path (in). */
+  path: string
+  /** Target path on the peer (out). */
+  dest?: string
+  state: TransferState
+  size: number
+  /** Bytes acknowledged (out) or written and synced (in). */
+  bytes: number
+  /** Chunk bytes sent more than once (out) or received more than once (in). */
+  resent: number
+  sha256?: string
+  startedAt: number
+  updatedAt: number
+  error?: { code: string; message: string }
+}
+
+/** Each file.* method hands its context to the room of the node it runs on. */
+export interface FileRoom {
+  put(ctx: MethodContext): Promise<MethodResult>
+  chunk(ctx: MethodContext): Promise<MethodResult>
+  commit(ctx: MethodContext): Promise<MethodResult>
+  get(ctx: MethodContext): Promise<MethodResult>
+  /** A reply to one of this node's file.put / file.commit requests. */
+  reply(ctx: MethodContext): Promise<MethodResult>
+}
