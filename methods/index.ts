@@ -22,6 +22,7 @@ import { nodePing, nodePong } from './node-ping'
 import { opCancel, opList, opStart, opStop } from './op'
 import replyConsole from './reply-console'
 import { replyFile, replyFileAppend } from './reply-file'
+import sessionOpen from './session-open'
 
 function registry(methods: readonly Method[]): ReadonlyMap<string, Method> {
   const map = new Map<string, Method>()
@@ -58,6 +59,7 @@ export const METHODS: ReadonlyMap<string, Method> = registry([
   configDeploy,
   configRollback,
   agentRestart,
+  sessionOpen,
 ])
 
 const NAMES = nameIndex(METHODS.values())

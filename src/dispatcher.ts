@@ -31,6 +31,8 @@ import { replyTo, type ReplyResult } from './reply'
 import { Requester } from './requester'
 import { failure, runMethod, stopGraceMs } from './run'
 import type { InboxEntry, InboxFacet } from './store/outbox'
+import type { Live } from './sessions/live'
+import { FRAME_METHOD } from './sessions/frames'
 
 export interface DispatcherOptions {
   self: string
@@ -57,6 +59,8 @@ export interface DispatcherOptions {
   control?: Control
   /** Handed to methods as ctx.disk: room on the data directory's disk for reply files and errors.log. */
   disk?: DiskRoom
+  /** Live channels: session.frame envelopes go there, and methods get it as ctx.live. */
+  live?: Live
   log: LogFn
   now: () => number
   ulid: () => string
@@ -164,6 +168,8 @@ export class Dispatcher {
       if (env.inReplyTo !== undefined) this.o.onAck(env.inReplyTo)
       return
     }
+    // Shell and tunnel bytes: never stored, never run as a method; their session checks the sender.
+    if (env.method === FRAME_METHOD) { this.o.live?.receive(env); return }
     if (env.ackTimeout === 0) {
       if (env.inReplyTo !== undefined && this.requester.forged(env)) return
       this.metrics.delivered(env.method)
@@ -329,7 +335,7 @@ export class Dispatcher {
     const ctx: MethodContext = {
       node: this.o.self, env, args: env.methodArgs ?? [], config: this.o.config, dataDir: this.o.dataDir,
       get signal() { return abort.signal }, log: this.o.log, ops: this.ops, ...(this.o.control ? { control: this.o.control } : {}),
-      ...(this.o.disk ? { disk: this.o.disk } : {}),
+      ...(this.o.disk ? { disk: this.o.disk } : {}), ...(this.o.live ? { live: this.o.live } : {}),
     }
     const replies = !(noReply || env.ackTimeout === 0)
     let result: ReplyResult

@@ -71,6 +71,11 @@ export const ERROR_CODES = {
   pid_file_in_use: '--pid-file names a file holding the pid of a live process: another agent or hub runs with it',
   key_invalid: 'a key file cannot be read or holds no ed25519 private key, or a public key is not ed25519:<base64 of 32 bytes>',
   key_exists: 'keys gen: the key file exists already (--force overwrites it)',
+  session_lost: 'a shell or tunnel ended because nothing was heard from the other node for sessions.grace (link down too long, or that node restarted); the remote process group was killed',
+  session_timeout: 'a shell or tunnel ended at the remote node\'s sessions.idleTimeout (no bytes either way) or sessions.maxDuration; its process group was killed',
+  session_closed: 'the other side ended a shell or tunnel early: its node stopped, or its client went away (the message says which)',
+  tunnel_denied: 'tunnel.open named a HOST:PORT that the receiving node\'s tunnels.allow does not list (the default lists none)',
+  pty_unavailable: 'session.open: the pty addon cannot load on the receiving node (no prebuilt addon for the platform, or glibc too old)',
   key_changed: "central refused a node.hello carrying another public key than the one pinned for that node (first seen, or security.nodeKeys)",
 } as const satisfies Record<string, string>
 
@@ -85,7 +90,7 @@ const EXIT_STATUS: Partial<Record<ErrorCode, 2 | 3>> = {
   usage: 2, config_not_found: 2, config_parse: 2, config_invalid: 2, config_key: 2, config_readonly: 2, config_node_mismatch: 2,
   envelope_invalid: 2, fan_out_too_large: 2, node_unknown: 2, selector_invalid: 2, selector_no_match: 2, agent_not_running: 2, upgrade_unavailable: 2, upgrade_insecure: 2, data_dir_unwritable: 2,
   key_invalid: 2, key_exists: 2,
-  not_connected: 3, not_delivered: 3, ttl_expired: 3, denied: 3, outbox_full: 3, method_unknown: 3, method_disabled: 3, command_unknown: 3,
+  not_connected: 3, not_delivered: 3, ttl_expired: 3, denied: 3, outbox_full: 3, method_unknown: 3, method_disabled: 3, command_unknown: 3, tunnel_denied: 3,
 }
 
 export function exitCodeFor(code: string): 1 | 2 | 3 {

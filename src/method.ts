@@ -5,6 +5,7 @@
 import type { Config } from './config'
 import type { Control } from './config/apply'
 import type { LogFn } from './log'
+import type { Live } from './sessions/live'
 import type { Envelope } from './wire/envelope'
 
 export interface MethodContext {
@@ -26,6 +27,8 @@ export interface MethodContext {
   control?: Control
   /** Room on the data directory's disk for files beside the store (reply files, errors.log); absent: not checked. */
   disk?: DiskRoom
+  /** The running node's live channels (session.open, tunnel.open); absent in `outpost call`. */
+  live?: Live
 }
 
 /**

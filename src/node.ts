@@ -38,6 +38,8 @@ import { NodeList, type NodeInfo } from './node-list'
 import { fingerprint, nodeKey, publicKeyText } from './keys'
 import { VERSION } from './version'
 import { lookupMessage, type MessageRecord, type NodeStatus } from './node-records'
+import { Live } from './sessions/live'
+import { FRAME_METHOD } from './sessions/frames'
 
 export type { NodeInfo }
 
@@ -104,6 +106,8 @@ export class OutpostNode {
   private readonly link: LinkState
   /** This node's own public key (<dataDir>/node.key), `ed25519:<base64>`; sent with node.hello. */
   readonly publicKey: string
+  /** Shells and tunnels: frames straight on the transport, never stored (src/sessions/). */
+  readonly live: Live
 
   private constructor(o: NodeOptions, dataDir: string, outbox: Outbox, transport: Transport, publicKey: string) {
     const { config } = o
@@ -162,8 +166,13 @@ export class OutpostNode {
       events,
       now: this.now, metrics,
     })
+    this.live = new Live({
+      self: this.name, log, now: this.now, settings: () => this.config.sessions,
+      publish: (to, id, bytes) => transport.publish({ id, to, method: FRAME_METHOD, event: true, bytes }),
+      record: (r) => events({ type: 'session', ...r }),
+    })
     this.dispatcher = new Dispatcher({
-      self: this.name, config, dataDir, outbox, methods, log, now: this.now, ulid: defaultUlid,
+      self: this.name, live: this.live, config, dataDir, outbox, methods, log, now: this.now, ulid: defaultUlid,
       sendAck: (ack) => {
         if (ack.toNode === this.name) return this.delivery.onAck(ack.inReplyTo!)
         transport.publish({ id: ack.id, to: ack.toNode, method: ACK_METHOD, event: true, bytes: encode(ack) }).catch(() => { /* resent by its sender */ })
@@ -481,6 +490,7 @@ export class OutpostNode {
       await this.shipper?.stop()
       for (const a of this.localRuns) a.abort(new OutpostError('interrupted', `${this.name} is stopping`))
       this.delivery.stop()
+      this.live.close()
       for (const job of this.dispatcher.jobs()) job.abort.abort(new OutpostError('interrupted', `${this.name} is stopping`))
       // Their process groups are killed (TERM, grace, KILL) before this process may exit.
       await this.dispatcher.drain((this.config.methods.killGrace + 2) * 1000)

@@ -7,6 +7,8 @@
  *     (,"allowUnknown":true: receivers the node list has not heard of are taken too)
  *   {"op":"nodes"}                            ─▶ {"nodes":[…]}
  *   {"op":"status"}                           ─▶ {"node", "version", "connected", "outbox"}
+ *   {"op":"session","toNode","method":"session.open"|"tunnel.open","methodArgs"} ─▶ a live, two-way stream
+ *                                                (src/sessions/client.ts): {"in"}/{"out"} lines until {"exit"} or {"error"}
  *   {"op":"config.reload","file":F}          ─▶ {"config":{"node","type":"applied","file","changed","restartNeeded"}}
  *                                                (or "type":"other-file": this node runs from another file)
  *   {"method":…, …} (a bare message, e.g. BasicAgent's sync.bash) ─▶ as send, to this node by default
@@ -21,6 +23,7 @@ import { Lines } from '../lib/lines'
 import type { LogFn } from '../log'
 import type { OutpostNode } from '../node'
 import { checkReceivers, envelopeJson, parseMessageList, sendAndWatch } from '../submit'
+import { openSession } from '../sessions/client'
 
 export { envelopeJson }
 
@@ -76,6 +79,8 @@ export class SocketApi {
       work(finished).catch((err: unknown) => { fail(err); finished() })
     }
     sock.setEncoding('utf8')
+    // A session's connection: its later lines are the session's (src/sessions/client.ts).
+    const stream: { line?: (text: string) => void } = {}
     let refused = false
     sock.on('data', (chunk: string) => {
       if (refused) return
@@ -84,7 +89,10 @@ export class SocketApi {
         if (first !== undefined) mode = first === '[' ? 'array' : 'lines'
       }
       if (mode === 'lines') {
-        for (const line of lines.push(chunk)) run((finished) => this.request(node, line, write, fail, cleanups, finished))
+        for (const line of lines.push(chunk)) {
+          if (stream.line !== undefined) stream.line(line)
+          else run((finished) => this.request(node, line, write, fail, cleanups, finished, { sock, stream }))
+        }
       } else {
         lines.append(chunk)
       }
@@ -118,7 +126,7 @@ export class SocketApi {
   }
 
   /** Answer one request line; call `finished` once nothing more will be written for it. */
-  private async request(node: OutpostNode, line: string, write: (o: unknown) => void, fail: (e: unknown) => void, cleanups: (() => void)[], finished: () => void): Promise<void> {
+  private async request(node: OutpostNode, line: string, write: (o: unknown) => void, fail: (e: unknown) => void, cleanups: (() => void)[], finished: () => void, conn?: { sock: net.Socket; stream: { line?: (text: string) => void } }): Promise<void> {
     let req: { op?: unknown; messages?: unknown; wait?: unknown; allowUnknown?: unknown; method?: unknown; toNode?: unknown; toNodes?: unknown; file?: unknown }
     try {
       req = JSON.parse(line) as typeof req
@@ -151,6 +159,20 @@ export class SocketApi {
         if (!wait) finished()
         return
       }
+      case 'session': {
+        if (conn === undefined) throw new OutpostError('api_bad_request', 'api: a session needs a connection of its own')
+        const { sock } = conn
+        const session = await openSession(node, req as Record<string, unknown>, {
+          write: (obj) => !sock.destroyed && sock.write(JSON.stringify(obj) + '\n'),
+          drained: () => new Promise((resolve) => { if (sock.destroyed || sock.writableLength === 0) resolve(); else sock.once('drain', () => resolve()) }),
+          pause: () => sock.pause(),
+          resume: () => sock.resume(),
+          end: () => { finished(); sock.end() },
+        })
+        conn.stream.line = (text) => session.line(text)
+        cleanups.push(() => session.close())
+        return
+      }
       case 'nodes':
         write({ nodes: node.nodes() })
         break
@@ -164,7 +186,7 @@ export class SocketApi {
         break
       }
       default:
-        fail(new OutpostError('api_bad_request', `api: unknown op ${JSON.stringify(req.op)} (send, nodes, status, config.reload)`))
+        fail(new OutpostError('api_bad_request', `api: unknown op ${JSON.stringify(req.op)} (send, session, nodes, status, config.reload)`))
     }
     finished()
   }

@@ -31,6 +31,7 @@ Commands:
   keys               gen [--out FILE]|show [FILE]: an operator's ed25519 key pair
   upgrade            self-upgrade from the version endpoint (--check only reports); also -u
   repl               interactive shell for send, nodes and call
+  shell              a terminal on a node: outpost shell NODE [-- CMD...]
   version            print the version
 
 ${GLOBAL_HELP}

@@ -30,10 +30,11 @@ const LIVE = [
   'methods.enabled', 'methods.allow', 'methods.timeout', 'methods.commands', 'methods.shell', 'methods.outputCap', 'methods.killGrace',
   'delivery.ackTimeout', 'delivery.retries', 'delivery.ttl', 'delivery.maxFanOut',
   'log.level', 'schedules', 'hello.interval', 'audit.maxDataBytes', 'audit.exclude', 'security.nodeKeys',
+  'sessions.grace', 'sessions.idleTimeout', 'sessions.maxDuration', 'sessions.record', 'tunnels.allow',
 ]
 
 /** Sections compared key by key; other top-level keys are compared whole. */
-const SECTIONED = new Set(['node', 'transport', 'delivery', 'methods', 'hello', 'hub', 'api', 'upgrade', 'log', 'audit', 'security'])
+const SECTIONED = new Set(['node', 'transport', 'delivery', 'methods', 'hello', 'hub', 'api', 'upgrade', 'log', 'audit', 'security', 'sessions', 'tunnels'])
 
 export interface ConfigDiff {
   changed: string[]

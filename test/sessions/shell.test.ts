@@ -1,0 +1,87 @@
+/**
+ * `outpost shell` end to end: a real pty at the CLI, real agents and a real hub, a real pty on
+ * the remote node. Typing and output, window size, Ctrl-C, the exit status, a refusal.
+ */
+import { test } from 'uvu'
+import * as assert from 'uvu/assert'
+import { Cluster } from '../fixtures/cluster'
+import { Term } from './term'
+
+let c: Cluster
+/** The remote shell's prompt: typing starts once the remote terminal is there (and the local one raw). */
+const PROMPT = /[#$] $/
+
+test.before(async () => {
+  c = await Cluster.create(['ship1'])
+  await c.startHub()
+  await c.start('central')
+  await c.start('ship1')
+})
+
+test.after(async () => {
+  await c.destroy()
+})
+
+test('shell - a typed command runs on the node and its output comes back; the window size is the terminal\'s and follows a resize; Ctrl-C interrupts; exit 3 gives 3', async () => {
+  const t = new Term(['shell', 'ship1', '--config', c.node('central').config, '--', 'sh'], { cols: 101, rows: 33 })
+  try {
+    await t.waitFor(PROMPT)
+    t.write('echo "node is $(cat /proc/sys/kernel/hostname | wc -c) and pid $$"; stty size\r')
+    await t.waitFor(/node is \d+ and pid \d+\n33 101\n/)
+    // The remote shell runs in ship1's data dir world: its environment carries the run mark.
+    let at = t.out.length
+    t.write('echo "mark=${OUTPOST_RUN:+yes}"\r')
+    await t.waitFor(/mark=yes/, at)
+
+    at = t.out.length
+    t.p.resize(120, 40)
+    await new Promise((r) => setTimeout(r, 200))
+    t.write('stty size\r')
+    await t.waitFor(/40 120\n/, at)
+
+    // Ctrl-C reaches the remote foreground job: sleep is interrupted, the shell stays.
+    at = t.out.length
+    t.write('sleep 30\r')
+    await new Promise((r) => setTimeout(r, 500))
+    t.write('\x03')
+    t.write('echo after-sleep-$?\r')
+    await t.waitFor(/after-sleep-130/, at, 5000)
+
+    t.write('exit 3\r')
+    assert.is(await t.exited, 3)
+  } finally {
+    t.kill()
+  }
+})
+
+test('shell - Ctrl-D ends the remote shell and the command exits 0; a one-string command runs with methods.shell -c', async () => {
+  const t = new Term(['shell', 'ship1', '--config', c.node('central').config, '--', 'sh'])
+  try {
+    await t.waitFor(PROMPT)
+    t.write('echo ready-for-eof\r')
+    await t.waitFor(/ready-for-eof\n/)
+    t.write('\x04')
+    assert.is(await t.exited, 0)
+  } finally {
+    t.kill()
+  }
+  const u = new Term(['shell', 'ship1', '--config', c.node('central').config, '--', 'echo one-string && exit 7'])
+  try {
+    assert.is(await u.exited, 7)
+    assert.match(u.text(), /one-string/)
+  } finally {
+    u.kill()
+  }
+})
+
+test('shell - a node whose methods.allow does not let the caller open a session refuses it: exit 3, denied', async () => {
+  const t = new Term(['shell', 'central', '--config', c.node('ship1').config])
+  try {
+    assert.is(await t.exited, 3)
+    assert.match(t.text(), /denied/)
+  } finally {
+    t.kill()
+  }
+})
+
+test.run()
