@@ -239,7 +239,7 @@ export class OutpostNode {
             everConnected = true
             this.link.connected(ev.server)
             this.nodeList.presence(undefined)
-            this.delivery.onConnected(); this.heartbeat.send(); this.onConnected?.(); break
+            this.delivery.onConnected(); this.live.kick(); this.heartbeat.send(); this.onConnected?.(); break
           case 'disconnected':
             this.link.disconnected(ev.error)
             this.nodeList.presence(undefined)

@@ -209,6 +209,15 @@ export class Channel {
     if (now - this.lastSent >= Math.min(5000, this.o.graceMs / 3)) this.sendAck()
   }
 
+  /** Send again what was not acknowledged, at once (the link came back); an ack tells the peer where this end is. */
+  resend(): void {
+    if (this.ended || !this.peerReady) return
+    for (const k of this.kept) this.transmit(k)
+    this.rto = RTO_MS
+    this.lastProgress = this.o.now()
+    this.sendAck()
+  }
+
   /** End the channel; the peer is told (close) unless it told us. Safe to call more than once. */
   end(error?: OutpostError): void {
     this.finish(error, true)

@@ -132,6 +132,11 @@ export class Live {
     this.timer = undefined
   }
 
+  /** The link is back: every channel sends what was not acknowledged now, not at its next timer. */
+  kick(): void {
+    for (const ch of this.channels.values()) ch.resend()
+  }
+
   /** End every channel (the node stops): peers are told. Safe to call more than once. */
   close(): void {
     this.closed = true
