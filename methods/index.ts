@@ -23,6 +23,7 @@ import { opCancel, opList, opStart, opStop } from './op'
 import replyConsole from './reply-console'
 import { replyFile, replyFileAppend } from './reply-file'
 import sessionOpen from './session-open'
+import tunnelOpen from './tunnel-open'
 
 function registry(methods: readonly Method[]): ReadonlyMap<string, Method> {
   const map = new Map<string, Method>()
@@ -60,6 +61,7 @@ export const METHODS: ReadonlyMap<string, Method> = registry([
   configRollback,
   agentRestart,
   sessionOpen,
+  tunnelOpen,
 ])
 
 const NAMES = nameIndex(METHODS.values())

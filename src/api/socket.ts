@@ -30,6 +30,12 @@ export { envelopeJson }
 /** Longest request line (or steward array) in characters: room for a 16 MiB message as JSON. */
 export const MAX_REQUEST = 32 * 1024 * 1024
 
+/** A session request names its op first: `{"op":"session",…}`. */
+const SESSION_LINE = /^\{\s*"op"\s*:\s*"session"/
+
+/** The lines of a connection in session mode: held until the session is open, then handed to it. */
+interface SessionLines { line?: (text: string) => void; held?: string[] }
+
 export class SocketApi {
   private readonly server: net.Server
   readonly path: string
@@ -80,7 +86,7 @@ export class SocketApi {
     }
     sock.setEncoding('utf8')
     // A session's connection: its later lines are the session's (src/sessions/client.ts).
-    const stream: { line?: (text: string) => void } = {}
+    const stream: SessionLines = {}
     let refused = false
     sock.on('data', (chunk: string) => {
       if (refused) return
@@ -91,7 +97,12 @@ export class SocketApi {
       if (mode === 'lines') {
         for (const line of lines.push(chunk)) {
           if (stream.line !== undefined) stream.line(line)
-          else run((finished) => this.request(node, line, write, fail, cleanups, finished, { sock, stream }))
+          else if (stream.held !== undefined) stream.held.push(line)
+          else {
+            // Lines after a session request are its input: held until the session is open.
+            if (SESSION_LINE.test(line)) stream.held = []
+            run((finished) => this.request(node, line, write, fail, cleanups, finished, { sock, stream }))
+          }
         }
       } else {
         lines.append(chunk)
@@ -126,7 +137,7 @@ export class SocketApi {
   }
 
   /** Answer one request line; call `finished` once nothing more will be written for it. */
-  private async request(node: OutpostNode, line: string, write: (o: unknown) => void, fail: (e: unknown) => void, cleanups: (() => void)[], finished: () => void, conn?: { sock: net.Socket; stream: { line?: (text: string) => void } }): Promise<void> {
+  private async request(node: OutpostNode, line: string, write: (o: unknown) => void, fail: (e: unknown) => void, cleanups: (() => void)[], finished: () => void, conn?: { sock: net.Socket; stream: SessionLines }): Promise<void> {
     let req: { op?: unknown; messages?: unknown; wait?: unknown; allowUnknown?: unknown; method?: unknown; toNode?: unknown; toNodes?: unknown; file?: unknown }
     try {
       req = JSON.parse(line) as typeof req
@@ -161,7 +172,7 @@ export class SocketApi {
       }
       case 'session': {
         if (conn === undefined) throw new OutpostError('api_bad_request', 'api: a session needs a connection of its own')
-        const { sock } = conn
+        const { sock, stream } = conn
         const session = await openSession(node, req as Record<string, unknown>, {
           write: (obj) => !sock.destroyed && sock.write(JSON.stringify(obj) + '\n'),
           drained: () => new Promise((resolve) => { if (sock.destroyed || sock.writableLength === 0) resolve(); else sock.once('drain', () => resolve()) }),
@@ -169,7 +180,8 @@ export class SocketApi {
           resume: () => sock.resume(),
           end: () => { finished(); sock.end() },
         })
-        conn.stream.line = (text) => session.line(text)
+        stream.line = (text) => session.line(text)
+        for (const held of stream.held?.splice(0) ?? []) session.line(held)
         cleanups.push(() => session.close())
         return
       }

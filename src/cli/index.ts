@@ -32,6 +32,7 @@ Commands:
   upgrade            self-upgrade from the version endpoint (--check only reports); also -u
   repl               interactive shell for send, nodes and call
   shell              a terminal on a node: outpost shell NODE [-- CMD...]
+  tunnel             a local port carried to a node: outpost tunnel NODE LOCALPORT:HOST:PORT
   version            print the version
 
 ${GLOBAL_HELP}

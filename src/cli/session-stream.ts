@@ -38,7 +38,8 @@ export function openStream(file: string, request: Record<string, unknown>, ev: S
   }
   const lines = new Lines()
   sock.setEncoding('utf8')
-  sock.on('connect', () => sock.write(JSON.stringify({ op: 'session', ...request }) + '\n'))
+  // Written now, before anything send() queues: the request is the connection's first line.
+  sock.write(JSON.stringify({ op: 'session', ...request }) + '\n')
   sock.on('data', (d: string) => {
     for (const line of lines.push(d)) {
       if (over) return
