@@ -1,6 +1,6 @@
 /**
  * npm run bench [-- NAME...]: one JSON object per line on stdout, then a table on stderr;
- * suites: outbox, tcp, mqtt, nats, agent (all when none is named). Each line is
+ * suites: outbox, tcp, mqtt, nats, agent, sessions (all when none is named). Each line is
  * {"name", "value", "unit", "baseline", "ratio"}. The baseline is measured in the same run on
  * the same disk; `ratio` is outpost relative to it, higher is better (value/baseline for
  * rates, baseline/value for times). Figures swing run to run: compare ratios.
@@ -8,6 +8,7 @@
 import { agentBenchmarks } from './agent'
 import { brokerBenchmarks } from './brokers'
 import { outboxBenchmarks } from './outbox'
+import { sessionBenchmarks } from './sessions'
 import type { BenchResult } from './result'
 import { tcpBenchmarks } from './tcp'
 
@@ -18,6 +19,7 @@ const suites: Record<string, () => AsyncIterable<BenchResult>> = {
   mqtt: brokerBenchmarks('mqtt'),
   nats: brokerBenchmarks('nats'),
   agent: agentBenchmarks,
+  sessions: sessionBenchmarks,
 }
 
 /** The results as a short table for people, on stderr (stdout stays JSON lines). */

@@ -18,9 +18,9 @@ import { OutpostError } from '../errors'
 import { counterpart, type Frame, type SeqType } from './frames'
 
 /** Bytes a sender may have sent beyond what the receiver's consumer has taken. */
-export const WINDOW = 512 * 1024
+export const WINDOW = 1024 * 1024
 /** Largest data frame: bigger writes are cut. */
-export const MAX_FRAME_DATA = 32 * 1024
+export const MAX_FRAME_DATA = 64 * 1024
 const RTO_MS = 400
 const RTO_MAX_MS = 3000
 /** An ack is held this long to cover a burst of frames. */
