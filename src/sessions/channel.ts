@@ -14,7 +14,7 @@
  * Both ends hold at most `window` bytes in flight each way, so neither grows without bound,
  * and a link back within graceMs loses nothing: what was not acked is sent again.
  */
-import { OutpostError } from '../errors'
+import { OutpostError, type ErrorCode } from '../errors'
 import { counterpart, type Frame, type SeqType } from './frames'
 
 /** Bytes a sender may have sent beyond what the receiver's consumer has taken. */
@@ -25,6 +25,9 @@ const RTO_MS = 400
 const RTO_MAX_MS = 3000
 /** An ack is held this long to cover a burst of frames. */
 const ACK_DELAY_MS = 5
+
+/** Codes a peer's close may carry as they are; any other is session_closed. */
+const PEER_CODES = new Set<string>(['session_lost', 'session_timeout', 'session_closed', 'cancelled', 'method_timeout', 'interrupted'])
 
 export type SeqFrame = Extract<Frame, { seq: number }>
 
@@ -159,7 +162,7 @@ export class Channel {
     }
     switch (f.type) {
       case 'ack': return this.onAck(f.next, f.consumed)
-      case 'close': return this.finish(f.error === undefined ? undefined : new OutpostError(f.error.code === 'session_lost' ? 'session_lost' : 'session_closed', f.error.message), false)
+      case 'close': return this.finish(f.error === undefined ? undefined : new OutpostError(PEER_CODES.has(f.error.code) ? (f.error.code as ErrorCode) : 'session_closed', f.error.message), false)
       default: break
     }
     if (f.seq !== this.recvNext) { this.scheduleAck(); return }
