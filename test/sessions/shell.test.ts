@@ -74,6 +74,29 @@ test('shell - Ctrl-D ends the remote shell and the command exits 0; a one-string
   }
 })
 
+test('shell - a node opens a shell on itself; --user runs the command as that account (root agents only)', async () => {
+  const self = new Term(['shell', 'ship1', '--config', c.node('ship1').config, '--', 'echo "on myself"; exit 2'])
+  try {
+    assert.is(await self.exited, 2)
+    assert.match(self.text(), /on myself/)
+  } finally {
+    self.kill()
+  }
+  const u = new Term(['shell', 'ship1', '--user', 'nobody', '--config', c.node('central').config, '--', 'id -un'])
+  try {
+    const code = await u.exited
+    if (process.getuid?.() === 0) {
+      assert.is(code, 0)
+      assert.match(u.text(), /^nobody$/m)
+    } else {
+      assert.is(code, 1)
+      assert.match(u.text(), /not_permitted/)
+    }
+  } finally {
+    u.kill()
+  }
+})
+
 test('shell - a node whose methods.allow does not let the caller open a session refuses it: exit 3, denied', async () => {
   const t = new Term(['shell', 'central', '--config', c.node('ship1').config])
   try {
