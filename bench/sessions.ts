@@ -141,7 +141,7 @@ export async function* sessionBenchmarks(): AsyncIterable<BenchResult> {
       relay.kill('SIGKILL')
     }
   } finally {
-    for (const p of procs) await p.stop('SIGKILL')
+    for (const p of procs) await p.stop('SIGTERM')
     await c.destroy()
     src.close()
   }

@@ -10,6 +10,7 @@ import net from 'node:net'
 import { OutpostError } from '../src/errors'
 import type { MethodContext, MethodResult, UnaryMethod } from '../src/method'
 import { ended, host, parseHostArgs } from '../src/sessions/host'
+import { SOCKET_BUFFER } from '../src/sessions/channel'
 
 /** HOST:PORT → [host, port] (an IPv6 host in brackets), or undefined. */
 export function splitTarget(target: string): [string, number] | undefined {
@@ -59,7 +60,8 @@ export default {
       frame(f) {
         if (f.type === 'data' && f.data !== undefined) {
           const n = f.data.length
-          if (sock.write(f.data)) ch.consumed(n)
+          sock.write(f.data)
+          if (sock.writableLength < SOCKET_BUFFER) ch.consumed(n)
           else sock.once('drain', () => ch.consumed(n))
         } else if (f.type === 'eof') {
           sock.end()

@@ -24,6 +24,7 @@ import type { LogFn } from '../log'
 import type { OutpostNode } from '../node'
 import { checkReceivers, envelopeJson, parseMessageList, sendAndWatch } from '../submit'
 import { openSession } from '../sessions/client'
+import { SOCKET_BUFFER } from '../sessions/channel'
 
 export { envelopeJson }
 
@@ -174,8 +175,8 @@ export class SocketApi {
         if (conn === undefined) throw new OutpostError('api_bad_request', 'api: a session needs a connection of its own')
         const { sock, stream } = conn
         const session = await openSession(node, req as Record<string, unknown>, {
-          write: (obj) => !sock.destroyed && sock.write(JSON.stringify(obj) + '\n'),
-          drained: () => new Promise((resolve) => { if (sock.destroyed || sock.writableLength === 0) resolve(); else sock.once('drain', () => resolve()) }),
+          write: (obj) => { if (!sock.destroyed) sock.write(JSON.stringify(obj) + '\n'); return sock.writableLength < SOCKET_BUFFER },
+          drained: () => new Promise((resolve) => { if (sock.destroyed || sock.writableLength < SOCKET_BUFFER) resolve(); else sock.once('drain', () => resolve()) }),
           pause: () => sock.pause(),
           resume: () => sock.resume(),
           end: () => { finished(); sock.end() },

@@ -6,6 +6,7 @@
 import net from 'node:net'
 import { ERROR_CODES, OutpostError, type ErrorCode } from '../errors'
 import { Lines } from '../lib/lines'
+import { SOCKET_BUFFER } from '../sessions/channel'
 
 export interface StreamEvents {
   accepted?(a: { id: string; toNode: string }): void
@@ -63,8 +64,8 @@ export function openStream(file: string, request: Record<string, unknown>, ev: S
   })
   sock.on('close', () => end({ error: new OutpostError('session_closed', 'the local agent closed the session without an exit status (it stopped?)') }))
   return {
-    send: (obj) => !over && sock.write(JSON.stringify(obj) + '\n'),
-    drained: () => new Promise((resolve) => { if (over || sock.writableLength === 0) resolve(); else sock.once('drain', () => resolve()) }),
+    send: (obj) => { if (!over) sock.write(JSON.stringify(obj) + '\n'); return sock.writableLength < SOCKET_BUFFER },
+    drained: () => new Promise((resolve) => { if (over || sock.writableLength < SOCKET_BUFFER) resolve(); else sock.once('drain', () => resolve()) }),
     pause: () => sock.pause(),
     resume: () => sock.resume(),
     close: () => { over = true; sock.destroy() },

@@ -11,6 +11,7 @@ import path from 'node:path'
 import { exitCodeFor, OutpostError } from '../errors'
 import { EXIT, GLOBAL_HELP, load, parse, print, socketPath, type Io } from './common'
 import { openStream } from './session-stream'
+import { SOCKET_BUFFER } from '../sessions/channel'
 
 const HELP = `Usage: outpost tunnel NODE LOCALPORT:HOST:PORT [--once]
 
@@ -54,7 +55,8 @@ export async function tunnel(io: Io, args: string[], signal?: AbortSignal): Prom
     let gotEof = false
     const s = openStream(file, { toNode: node, method: 'tunnel.open', methodArgs: ['--', target], ...(values['allow-unknown'] === true ? { allowUnknown: true } : {}) }, {
       out: (bytes) => {
-        if (local.write(bytes)) return true
+        local.write(bytes)
+        if (local.writableLength < SOCKET_BUFFER) return true
         local.once('drain', () => s.resume())
         return false
       },

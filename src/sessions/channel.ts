@@ -19,6 +19,11 @@ import { counterpart, type Frame, type SeqType } from './frames'
 
 /** Bytes a sender may have sent beyond what the receiver's consumer has taken. */
 export const WINDOW = 1024 * 1024
+/**
+ * Bytes a socket on a session's path may hold unwritten before its writer waits for it to drain
+ * (Node's own mark, 16 KiB, would stop the flow at every frame).
+ */
+export const SOCKET_BUFFER = 256 * 1024
 /** Largest data frame: bigger writes are cut. */
 export const MAX_FRAME_DATA = 64 * 1024
 const RTO_MS = 400
