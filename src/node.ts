@@ -38,8 +38,7 @@ import { NodeList, type NodeInfo } from './node-list'
 import { fingerprint, nodeKey, publicKeyText } from './keys'
 import { VERSION } from './version'
 import { lookupMessage, type MessageRecord, type NodeStatus } from './node-records'
-import { Live } from './sessions/live'
-import { FRAME_METHOD } from './sessions/frames'
+import { liveOn, type Live } from './sessions/live'
 
 export type { NodeInfo }
 
@@ -166,11 +165,7 @@ export class OutpostNode {
       events,
       now: this.now, metrics,
     })
-    this.live = new Live({
-      self: this.name, log, now: this.now, settings: () => this.config.sessions,
-      publish: (to, id, bytes) => transport.publish({ id, to, method: FRAME_METHOD, event: true, bytes }),
-      record: (r) => events({ type: 'session', ...r }),
-    })
+    this.live = liveOn(transport, { self: this.name, log, now: this.now, settings: () => this.config.sessions, record: (r) => events({ type: 'session', ...r }) })
     this.dispatcher = new Dispatcher({
       self: this.name, live: this.live, config, dataDir, outbox, methods, log, now: this.now, ulid: defaultUlid,
       sendAck: (ack) => {

@@ -12,6 +12,7 @@ import type { LogFn } from '../log'
 import { OutpostError } from '../errors'
 import { encode, type Envelope } from '../wire/envelope'
 import { ulid } from '../wire/ulid'
+import type { Transport } from '../transport'
 import { Channel } from './channel'
 import { counterpart, FRAME_METHOD, frameFields, parseFrame, type Frame } from './frames'
 
@@ -52,6 +53,11 @@ export interface LiveOptions {
   now?: () => number
   /** Told when a session ends (the audit log). */
   record?: (r: SessionRecord) => void
+}
+
+/** A node's Live, publishing on its transport: frames are events, never acknowledged nor stored. */
+export function liveOn(transport: Transport, o: Omit<LiveOptions, 'publish'>): Live {
+  return new Live({ ...o, publish: (to, id, bytes) => transport.publish({ id, to, method: FRAME_METHOD, event: true, bytes }) })
 }
 
 export class Live {

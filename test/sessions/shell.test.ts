@@ -22,7 +22,7 @@ test.after(async () => {
   await c.destroy()
 })
 
-test('shell - a typed command runs on the node and its output comes back; the window size is the terminal\'s and follows a resize; Ctrl-C interrupts; exit 3 gives 3', async () => {
+test('shell - a typed command runs on the node and its output comes back; the window size is the terminal\'s and follows a resize; Ctrl-C interrupts, Ctrl-Z stops; exit 3 gives 3', async () => {
   const t = new Term(['shell', 'ship1', '--config', c.node('central').config, '--', 'sh'], { cols: 101, rows: 33 })
   try {
     await t.waitFor(PROMPT)
@@ -39,9 +39,14 @@ test('shell - a typed command runs on the node and its output comes back; the wi
     t.write('stty size\r')
     await t.waitFor(/40 120\n/, at)
 
-    // Ctrl-C reaches the remote foreground job: sleep is interrupted, the shell stays.
+    // Ctrl-Z stops the remote foreground job (the shell's job control says so); fg brings it
+    // back and Ctrl-C interrupts it, the shell stays.
     at = t.out.length
     t.write('sleep 30\r')
+    await new Promise((r) => setTimeout(r, 500))
+    t.write('\x1a')
+    await t.waitFor(/Stopped/i, at, 5000)
+    t.write('fg\r')
     await new Promise((r) => setTimeout(r, 500))
     t.write('\x03')
     t.write('echo after-sleep-$?\r')
