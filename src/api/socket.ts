@@ -100,8 +100,8 @@ export class SocketApi {
           if (stream.line !== undefined) stream.line(line)
           else if (stream.held !== undefined) stream.held.push(line)
           else {
-            // Lines after a session request are its input: held until the session is open.
-            if (SESSION_LINE.test(line)) stream.held = []
+            // Lines after a session request are its input: held (reading paused) until the session is open.
+            if (SESSION_LINE.test(line)) { stream.held = []; sock.pause() }
             run((finished) => this.request(node, line, write, fail, cleanups, finished, { sock, stream }))
           }
         }
@@ -174,15 +174,19 @@ export class SocketApi {
       case 'session': {
         if (conn === undefined) throw new OutpostError('api_bad_request', 'api: a session needs a connection of its own')
         const { sock, stream } = conn
-        const session = await openSession(node, req as Record<string, unknown>, {
+        const opening = openSession(node, req as Record<string, unknown>, {
           write: (obj) => { if (!sock.destroyed) sock.write(JSON.stringify(obj) + '\n'); return sock.writableLength < SOCKET_BUFFER },
           drained: () => new Promise((resolve) => { if (sock.destroyed || sock.writableLength < SOCKET_BUFFER) resolve(); else sock.once('drain', () => resolve()) }),
           pause: () => sock.pause(),
           resume: () => sock.resume(),
           end: () => { finished(); sock.end() },
         })
+        // A session that cannot open: its error, and the connection ends (its input lines with it).
+        const session = await opening.catch((err: unknown) => { fail(err); sock.end(); return undefined })
+        if (session === undefined) break
         stream.line = (text) => session.line(text)
         for (const held of stream.held?.splice(0) ?? []) session.line(held)
+        sock.resume()
         cleanups.push(() => session.close())
         return
       }

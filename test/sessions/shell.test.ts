@@ -4,6 +4,7 @@
  */
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
+import net from 'node:net'
 import { Cluster } from '../fixtures/cluster'
 import { Term } from './term'
 
@@ -100,6 +101,22 @@ test('shell - a node opens a shell on itself; --user runs the command as that ac
   } finally {
     u.kill()
   }
+})
+
+test('shell - the socket API refuses a session request for a method that is not a session, and ends the connection', async () => {
+  const lines = await new Promise<string>((resolve, reject) => {
+    const s = net.connect(c.node('central').socket)
+    let text = ''
+    s.setEncoding('utf8')
+    s.on('data', (d: string) => { text += d })
+    s.on('end', () => resolve(text))
+    s.on('error', reject)
+    s.write(JSON.stringify({ op: 'session', toNode: 'ship1', method: 'cli.run', methodArgs: ['--', 'id'] }) + '\n{"in":"aWQK"}\n')
+  })
+  const [first, ...rest] = lines.trim().split('\n').map((l) => JSON.parse(l) as { error?: { code: string; message: string } })
+  assert.is(first?.error?.code, 'api_bad_request')
+  assert.match(first!.error!.message, /session\.open or tunnel\.open/)
+  assert.is(rest.length, 0, 'the input line after it was not taken as a request')
 })
 
 test('shell - a node whose methods.allow does not let the caller open a session refuses it: exit 3, denied', async () => {
