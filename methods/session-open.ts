@@ -76,12 +76,21 @@ export default {
     const what = [file, ...args].join(' ')
     const rec = ctx.live?.settings().record === true ? new Recording(ctx.dataDir, ctx.env.id, { cols, rows, term, shell: file, title: `${ctx.node}: ${what}` }, ctx.log) : undefined
     let exited = false
-    const session = host(ctx, sid, async () => {
+    const stop = async (): Promise<void> => {
       // A shell ignores TERM; the hangup is what a terminal going away means.
       if (!exited) signalGroup(pid, 'SIGHUP')
       await killProcessGroup(pid, graceMs, mark)
       try { pty.kill('SIGKILL') } catch { /* gone */ }
-    })
+    }
+    let session: ReturnType<typeof host>
+    try {
+      session = host(ctx, sid, stop)
+    } catch (err) {
+      // No channel (the node is stopping, or the id is taken): nothing may outlive this run.
+      rec?.close()
+      await stop()
+      throw err
+    }
     const { ch } = session
     ch.handler = {
       frame(f) {

@@ -54,7 +54,13 @@ export default {
         reject(new OutpostError('method_failed', `tunnel.open: cannot connect from ${ctx.node} to ${target}: ${err.code ?? err.message}`, { cause: err }))
       })
     })
-    const session = host(ctx, sid, async () => { sock.destroy() })
+    let session: ReturnType<typeof host>
+    try {
+      session = host(ctx, sid, async () => { sock.destroy() })
+    } catch (err) {
+      sock.destroy()
+      throw err
+    }
     const { ch } = session
     ch.handler = {
       frame(f) {
