@@ -4,6 +4,7 @@
  */
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
+import fs from 'node:fs'
 import net from 'node:net'
 import { Cluster } from '../fixtures/cluster'
 import { Term } from './term'
@@ -77,6 +78,29 @@ test('shell - Ctrl-D ends the remote shell and the command exits 0; a one-string
     assert.match(u.text(), /one-string/)
   } finally {
     u.kill()
+  }
+})
+
+test('shell - full-screen programs: top draws and quits on q; vi edits a file on the node', async () => {
+  const t = new Term(['shell', 'ship1', '--config', c.node('central').config, '--', 'top'], { cols: 120, rows: 30 })
+  try {
+    await t.waitFor(/load average/)
+    t.write('q')
+    assert.is(await t.exited, 0)
+  } finally {
+    t.kill()
+  }
+  const file = `${c.dir}/edited-by-vi.txt`
+  const v = new Term(['shell', 'ship1', '--config', c.node('central').config, '--', 'vi', file], { cols: 100, rows: 25 })
+  try {
+    await v.waitFor(/edited-by-vi\.txt/)
+    v.write('ihello from vi\x1b')
+    await new Promise((r) => setTimeout(r, 300))
+    v.write(':wq\r')
+    assert.is(await v.exited, 0)
+    assert.is(fs.readFileSync(file, 'utf8'), 'hello from vi\n')
+  } finally {
+    v.kill()
   }
 })
 
