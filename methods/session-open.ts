@@ -16,6 +16,7 @@ import type { MethodContext, MethodResult, UnaryMethod } from '../src/method'
 import { loadPty } from '../src/lib/pty'
 import { RUN_MARK } from '../src/lib/process'
 import { ended, host, parseHostArgs } from '../src/sessions/host'
+import { SOCKET_BUFFER } from '../src/sessions/channel'
 import { Recording } from '../src/sessions/record'
 import { killProcessGroup, signalGroup } from './cli-run'
 import { resolveRunOptions } from './run-options'
@@ -72,6 +73,8 @@ export default {
       throw new OutpostError('method_failed', `session.open: cannot start ${file}: ${(err as Error).message}`, { cause: err })
     }
     const pid = pty.pid
+    // node-pty writes through a tty stream it keeps as _socket (not in its types): its backlog says how much waits.
+    const input = (pty as unknown as { _socket?: import('node:net').Socket })._socket
     const graceMs = ctx.config.methods.killGrace * 1000
     const what = [file, ...args].join(' ')
     const rec = ctx.live?.settings().record === true ? new Recording(ctx.dataDir, ctx.env.id, { cols, rows, term, shell: file, title: `${ctx.node}: ${what}` }, ctx.log) : undefined
@@ -96,7 +99,14 @@ export default {
       frame(f) {
         switch (f.type) {
           case 'data':
-            if (f.data !== undefined) { pty.write(Buffer.from(f.data) as unknown as string); ch.consumed(f.data.length) }
+            if (f.data !== undefined) {
+              const n = f.data.length
+              pty.write(Buffer.from(f.data) as unknown as string)
+              // Credited once the terminal took it: a program that does not read its input
+              // (a paste into `sleep`) holds the sender to the window, not this node's memory.
+              if (input === undefined || input.writableLength < SOCKET_BUFFER) ch.consumed(n)
+              else input.once('drain', () => ch.consumed(n))
+            }
             break
           case 'resize': {
             const r = Number(f.args[0])
