@@ -1,5 +1,4 @@
 /** `outpost shell` driven through a real pty (@lydell/node-pty), as a person at a terminal would. */
-import fs from 'node:fs'
 import * as pty from '@lydell/node-pty'
 import { BIN } from '../fixtures/cluster'
 
@@ -32,18 +31,4 @@ export class Term {
 
   write(s: string): void { this.p.write(s) }
   kill(): void { try { this.p.kill('SIGKILL') } catch { /* gone */ } }
-}
-
-/** Processes whose environment holds `needle` (read from /proc), zombies left out. */
-export function processesWith(needle: string): number[] {
-  const found: number[] = []
-  for (const d of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue
-    try {
-      const stat = fs.readFileSync(`/proc/${d}/stat`, 'utf8')
-      if (/\) Z /.test(stat)) continue
-      if (fs.readFileSync(`/proc/${d}/cmdline`, 'utf8').includes(needle)) found.push(Number(d))
-    } catch { /* gone */ }
-  }
-  return found
 }
