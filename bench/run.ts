@@ -1,6 +1,6 @@
 /**
  * npm run bench [-- NAME...]: one JSON object per line on stdout, then a table on stderr;
- * suites: outbox, tcp, mqtt, nats, agent, fleet, fleet-sim, files (all when none is named). Each line is
+ * suites: outbox, tcp, mqtt, nats, agent, fleet, fleet-sim, files, sessions (all when none is named). Each line is
  * {"name", "value", "unit", "baseline", "ratio"}. The baseline is measured in the same run on
  * the same disk; `ratio` is outpost relative to it, higher is better (value/baseline for
  * rates, baseline/value for times). Figures swing run to run: compare ratios.
@@ -11,6 +11,7 @@ import { fleetBenchmarks } from './fleet'
 import { fleetSimBenchmarks } from './fleet-sim'
 import { outboxBenchmarks } from './outbox'
 import { filesBenchmarks } from './files'
+import { sessionBenchmarks } from './sessions'
 import type { BenchResult } from './result'
 import { tcpBenchmarks } from './tcp'
 
@@ -24,6 +25,7 @@ const suites: Record<string, () => AsyncIterable<BenchResult>> = {
   fleet: fleetBenchmarks,
   'fleet-sim': fleetSimBenchmarks,
   files: filesBenchmarks,
+  sessions: sessionBenchmarks,
 }
 
 /** The results as a short table for people, on stderr (stdout stays JSON lines). */

@@ -25,6 +25,8 @@ import { opCancel, opList, opStart, opStop } from './op'
 import replyConsole from './reply-console'
 import { replyFile, replyFileAppend } from './reply-file'
 import replyJob from './reply-job'
+import sessionOpen from './session-open'
+import tunnelOpen from './tunnel-open'
 
 function registry(methods: readonly Method[]): ReadonlyMap<string, Method> {
   const map = new Map<string, Method>()
@@ -63,6 +65,8 @@ export const METHODS: ReadonlyMap<string, Method> = registry([
   configRollback,
   agentRestart,
   filePut, fileChunk, fileCommit, fileReply, fileGet,
+  sessionOpen,
+  tunnelOpen,
 ])
 
 const NAMES = nameIndex(METHODS.values())

@@ -6,6 +6,7 @@
  *   {"time":"…","event":"delivered","id":"01J…","toNode":"ship1","method":"cli.run"}
  *   {"time":"…","event":"run","id":"01J…","fromNode":"central","method":"cli.run","ms":12,"exitCode":0}
  *   {"time":"…","event":"denied","id":"01J…","fromNode":"ship2","method":"cli.run","error":{"code":"denied",…}}
+ *   {"time":"…","event":"session","id":"01J…","fromNode":"central","method":"session.open","what":"/bin/bash","user":"ops","startedAt":"…","ms":81234,"bytesIn":312,"bytesOut":20480,"exitCode":0}
  *   {"time":"…","event":"expired","id":"01J…","toNode":"ship1","method":"cli.run","reason":"ttl_expired"}
  *
  * An accepted line carries the whole envelope as the socket API takes it (data as text, or
@@ -151,6 +152,7 @@ function line(ev: MessageEvent, time: string, maxData: number): Record<string, u
     case 'expired': return { time, event: ev.type, id: ev.id, toNode: ev.toNode, method: ev.method, reason: ev.reason }
     case 'run': return { time, event: ev.type, id: ev.id, fromNode: ev.fromNode, method: ev.method, ms: ev.ms, exitCode: ev.exitCode, error: ev.error }
     case 'denied': return { time, event: ev.type, id: ev.id, fromNode: ev.fromNode, method: ev.method, error: ev.error }
+    case 'session': return { time, event: ev.type, id: ev.id, fromNode: ev.fromNode, method: ev.method, what: ev.what, user: ev.user, startedAt: new Date(ev.startedAt).toISOString(), ms: ev.ms, bytesIn: ev.bytesIn, bytesOut: ev.bytesOut, exitCode: ev.exitCode, error: ev.error }
   }
 }
 

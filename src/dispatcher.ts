@@ -35,6 +35,8 @@ import type { ReplySigning } from './reply-signing'
 import { failure, runMethod, stopGraceMs } from './run'
 import { notSelected } from './jobs/selected'
 import type { InboxEntry, InboxFacet } from './store/outbox'
+import type { Live } from './sessions/live'
+import { FRAME_METHOD } from './sessions/frames'
 
 export interface DispatcherOptions {
   self: string
@@ -65,6 +67,8 @@ export interface DispatcherOptions {
   files?: FileRoom
   /** A message a part of this node expects (a file it pulls): let in whatever methods.allow says. */
   admit?: (env: Envelope) => boolean
+  /** Live channels: session.frame envelopes go there, and methods get it as ctx.live. */
+  live?: Live
   log: LogFn
   now: () => number
   ulid: () => string
@@ -175,6 +179,8 @@ export class Dispatcher {
       if (env.inReplyTo !== undefined) this.o.onAck(env.inReplyTo)
       return
     }
+    // Shell and tunnel bytes: never stored, never run as a method; their session checks the sender.
+    if (env.method === FRAME_METHOD) { this.o.live?.receive(env); return }
     if (env.ackTimeout === 0) {
       if (env.inReplyTo !== undefined && (this.requester.forged(env) || (remote && this.badSignature(env)))) return
       this.metrics.delivered(env.method)
@@ -365,7 +371,7 @@ export class Dispatcher {
     const ctx: MethodContext = {
       node: this.o.self, env, args: env.methodArgs ?? [], config: this.o.config, dataDir: this.o.dataDir,
       get signal() { return abort.signal }, log: this.o.log, ops: this.ops, ...(this.o.control ? { control: this.o.control } : {}),
-      ...(this.o.disk ? { disk: this.o.disk } : {}), ...(this.o.files ? { files: this.o.files } : {}),
+      ...(this.o.disk ? { disk: this.o.disk } : {}), ...(this.o.files ? { files: this.o.files } : {}), ...(this.o.live ? { live: this.o.live } : {}),
     }
     const replies = !(noReply || env.ackTimeout === 0)
     let result: ReplyResult

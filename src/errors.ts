@@ -77,6 +77,11 @@ export const ERROR_CODES = {
   signature_expired: 'the signed message reached the receiver after its expiresAt (or before its notBefore); nothing ran',
   key_not_allowed: "the key that signed the message is not in the receiver's security.trustedKeys, or not for this method; nothing ran",
   reply_forged: "central dropped a reply whose signature does not verify against the key it pinned for the node the reply claims to come from (logged and in the audit log); it was not taken as the reply",
+  session_lost: 'a shell or tunnel ended because nothing was heard from the other node for sessions.grace (link down too long, or that node restarted); the remote process group was killed',
+  session_timeout: 'a shell or tunnel ended at the remote node\'s sessions.idleTimeout (no bytes either way) or sessions.maxDuration; its process group was killed',
+  session_closed: 'the other side ended a shell or tunnel early: its node stopped, or its client went away (the message says which)',
+  tunnel_denied: 'tunnel.open named a HOST:PORT that the receiving node\'s tunnels.allow does not list (the default lists none)',
+  pty_unavailable: 'session.open: the pty addon cannot load on the receiving node (no prebuilt addon for the platform, or glibc too old)',
   key_changed: "central refused a node.hello carrying another public key than the one pinned for that node (first seen, or security.nodeKeys)",
   not_selected: 'the receiver no longer matches the selector central resolved to address it (its labels changed meanwhile); nothing ran',
   job_unknown: 'central keeps no job of that id (outpost jobs lists them)',
@@ -102,7 +107,7 @@ const EXIT_STATUS: Partial<Record<ErrorCode, 2 | 3>> = {
   key_invalid: 2, key_exists: 2,
   not_selected: 3, job_unknown: 2,
   file_outside: 3, file_too_large: 3, file_no_space: 3,
-  not_connected: 3, not_delivered: 3, ttl_expired: 3, denied: 3, signature_required: 3, signature_invalid: 3, signature_expired: 3, key_not_allowed: 3, outbox_full: 3, method_unknown: 3, method_disabled: 3, command_unknown: 3,
+  not_connected: 3, not_delivered: 3, ttl_expired: 3, denied: 3, signature_required: 3, signature_invalid: 3, signature_expired: 3, key_not_allowed: 3, outbox_full: 3, method_unknown: 3, method_disabled: 3, command_unknown: 3, tunnel_denied: 3,
 }
 
 export function exitCodeFor(code: string): 1 | 2 | 3 {

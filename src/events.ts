@@ -19,5 +19,7 @@ export type MessageEvent =
   | { type: 'run'; id: string; fromNode: string; method: string; ms: number; exitCode?: number; error?: { code: string; message: string } }
   /** Refused here before it ran: methods.allow, an unknown or switched-off method. */
   | { type: 'denied'; id: string; fromNode: string; method: string; error: { code: string; message: string } }
+  /** A shell or tunnel opened by request `id` ended here: what ran, as whom, how long, bytes each way. */
+  | { type: 'session'; id: string; fromNode: string; method: string; what: string; user?: string; startedAt: number; ms: number; bytesIn: number; bytesOut: number; exitCode?: number; error?: { code: string; message: string } }
 
 export type MessageEventSink = (ev: MessageEvent) => void

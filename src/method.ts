@@ -5,6 +5,7 @@
 import type { Config } from './config'
 import type { Control } from './config/apply'
 import type { LogFn } from './log'
+import type { Live } from './sessions/live'
 import type { Envelope } from './wire/envelope'
 import type { FileRoom } from './files/types'
 
@@ -29,6 +30,8 @@ export interface MethodContext {
   disk?: DiskRoom
   /** The running node's file transfers (file.*); absent where no node runs (`outpost call`). */
   files?: FileRoom
+  /** The running node's live channels (session.open, tunnel.open); absent in `outpost call`. */
+  live?: Live
 }
 
 /**

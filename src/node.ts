@@ -41,6 +41,7 @@ import { VERSION } from './version'
 import { OutboxRoom } from './outbox-room'
 import { lookupMessage, type MessageRecord, type NodeStatus } from './node-records'
 import { FileTransfers } from './files'
+import { liveOn, type Live } from './sessions/live'
 
 export type { NodeInfo }
 
@@ -110,6 +111,8 @@ export class OutpostNode {
   readonly publicKey: string
   /** File transfers to and from this node (outpost cp, file.*). */
   readonly files: FileTransfers
+  /** Shells and tunnels: frames straight on the transport, never stored (src/sessions/). */
+  readonly live: Live
 
   private constructor(o: NodeOptions, dataDir: string, outbox: Outbox, transport: Transport, publicKey: string, key: KeyPair) {
     const { config } = o
@@ -171,8 +174,9 @@ export class OutpostNode {
     this.room = new OutboxRoom({ outbox, config: () => this.config, log, busy: (id) => this.delivery.busy(id), report: (e) => this.outcomes.report(e) })
     this.files = new FileTransfers({ self: this.name, dataDir, config, log, now: this.now, submit })
     this.sinks.push((ev) => this.files.onEvent(ev))
+    this.live = liveOn(transport, { self: this.name, log, now: this.now, settings: () => this.config.sessions, record: (r) => events({ type: 'session', ...r }) })
     this.dispatcher = new Dispatcher({
-      self: this.name, config, dataDir, outbox, methods, log, now: this.now, ulid: defaultUlid,
+      self: this.name, live: this.live, config, dataDir, outbox, methods, log, now: this.now, ulid: defaultUlid,
       sendAck: (ack) => {
         if (ack.toNode === this.name) return this.delivery.onAck(ack.inReplyTo!)
         transport.publish({ id: ack.id, to: ack.toNode, method: ACK_METHOD, event: true, bytes: this.delivery.charge(encode(ack)) }).catch(() => { /* resent by its sender */ })
@@ -240,7 +244,7 @@ export class OutpostNode {
             everConnected = true
             this.link.connected(ev.server)
             this.nodeList.presence(undefined)
-            this.delivery.onConnected(); this.heartbeat.send(); this.onConnected?.(); break
+            this.delivery.onConnected(); this.live.kick(); this.heartbeat.send(); this.onConnected?.(); break
           case 'disconnected':
             this.link.disconnected(ev.error)
             this.nodeList.presence(undefined)
@@ -486,6 +490,7 @@ export class OutpostNode {
       for (const a of this.localRuns) a.abort(new OutpostError('interrupted', `${this.name} is stopping`))
       this.delivery.stop()
       this.room.stop()
+      this.live.close()
       for (const job of this.dispatcher.jobs()) job.abort.abort(new OutpostError('interrupted', `${this.name} is stopping`))
       // Their process groups are killed (TERM, grace, KILL) before this process may exit.
       await this.dispatcher.drain((this.config.methods.killGrace + 2) * 1000)

@@ -7,6 +7,8 @@
  *     (,"allowUnknown":true: receivers the node list has not heard of are taken too)
  *   {"op":"nodes"}                            ─▶ {"nodes":[…]}
  *   {"op":"status"}                           ─▶ {"node", "version", "connected", "outbox"}
+ *   {"op":"session","toNode","method":"session.open"|"tunnel.open","methodArgs"} ─▶ a live, two-way stream
+ *                                                (src/sessions/client.ts): {"in"}/{"out"} lines until {"exit"} or {"error"}
  *   {"op":"config.reload","file":F}          ─▶ {"config":{"node","type":"applied","file","changed","restartNeeded"}}
  *                                                (or "type":"other-file": this node runs from another file)
  *   {"op":"cp","src","dst",…} / {"op":"transfers"}  ─▶ file transfers (src/files/api.ts)
@@ -25,11 +27,19 @@ import { checkReceivers, envelopeJson, parseMessageList, prepareSigned, sendAndW
 import { jobRequest } from '../jobs/requests'
 import type { JobRunner } from '../jobs/runner'
 import { parseCopy, serveCopy } from '../files/api'
+import { openSession } from '../sessions/client'
+import { SOCKET_BUFFER } from '../sessions/channel'
 
 export { envelopeJson }
 
 /** Longest request line (or steward array) in characters: room for a 16 MiB message as JSON. */
 export const MAX_REQUEST = 32 * 1024 * 1024
+
+/** A session request names its op first: `{"op":"session",…}`. */
+const SESSION_LINE = /^\{\s*"op"\s*:\s*"session"/
+
+/** The lines of a connection in session mode: held until the session is open, then handed to it. */
+interface SessionLines { line?: (text: string) => void; held?: string[] }
 
 export class SocketApi {
   private readonly server: net.Server
@@ -83,6 +93,8 @@ export class SocketApi {
       work(finished).catch((err: unknown) => { fail(err); finished() })
     }
     sock.setEncoding('utf8')
+    // A session's connection: its later lines are the session's (src/sessions/client.ts).
+    const stream: SessionLines = {}
     let refused = false
     sock.on('data', (chunk: string) => {
       if (refused) return
@@ -91,7 +103,15 @@ export class SocketApi {
         if (first !== undefined) mode = first === '[' ? 'array' : 'lines'
       }
       if (mode === 'lines') {
-        for (const line of lines.push(chunk)) run((finished) => this.request(node, line, write, fail, cleanups, finished))
+        for (const line of lines.push(chunk)) {
+          if (stream.line !== undefined) stream.line(line)
+          else if (stream.held !== undefined) stream.held.push(line)
+          else {
+            // Lines after a session request are its input: held (reading paused) until the session is open.
+            if (SESSION_LINE.test(line)) { stream.held = []; sock.pause() }
+            run((finished) => this.request(node, line, write, fail, cleanups, finished, { sock, stream }))
+          }
+        }
       } else {
         lines.append(chunk)
       }
@@ -126,7 +146,7 @@ export class SocketApi {
   }
 
   /** Answer one request line; call `finished` once nothing more will be written for it. */
-  private async request(node: OutpostNode, line: string, write: (o: unknown) => void, fail: (e: unknown) => void, cleanups: (() => void)[], finished: () => void): Promise<void> {
+  private async request(node: OutpostNode, line: string, write: (o: unknown) => void, fail: (e: unknown) => void, cleanups: (() => void)[], finished: () => void, conn?: { sock: net.Socket; stream: SessionLines }): Promise<void> {
     let req: { op?: unknown; messages?: unknown; wait?: unknown; allowUnknown?: unknown; method?: unknown; toNode?: unknown; toNodes?: unknown; file?: unknown }
     try {
       req = JSON.parse(line) as typeof req
@@ -169,6 +189,25 @@ export class SocketApi {
       case 'transfers':
         write({ transfers: node.files.list() })
         break
+      case 'session': {
+        if (conn === undefined) throw new OutpostError('api_bad_request', 'api: a session needs a connection of its own')
+        const { sock, stream } = conn
+        const opening = openSession(node, req as Record<string, unknown>, {
+          write: (obj) => { if (!sock.destroyed) sock.write(JSON.stringify(obj) + '\n'); return sock.writableLength < SOCKET_BUFFER },
+          drained: () => new Promise((resolve) => { if (sock.destroyed || sock.writableLength < SOCKET_BUFFER) resolve(); else sock.once('drain', () => resolve()) }),
+          pause: () => sock.pause(),
+          resume: () => sock.resume(),
+          end: () => { finished(); sock.end() },
+        })
+        // A session that cannot open: its error, and the connection ends (its input lines with it).
+        const session = await opening.catch((err: unknown) => { fail(err); sock.end(); return undefined })
+        if (session === undefined) break
+        stream.line = (text) => session.line(text)
+        for (const held of stream.held?.splice(0) ?? []) session.line(held)
+        sock.resume()
+        cleanups.push(() => session.close())
+        return
+      }
       case 'nodes':
         write({ nodes: node.nodes() })
         break
@@ -182,7 +221,7 @@ export class SocketApi {
         break
       }
       default:
-        fail(new OutpostError('api_bad_request', `api: unknown op ${JSON.stringify(req.op)} (send, nodes, status, config.reload, cp, transfers)`))
+        fail(new OutpostError('api_bad_request', `api: unknown op ${JSON.stringify(req.op)} (send, session, nodes, status, config.reload, cp, transfers)`))
     }
     finished()
   }

@@ -29,6 +29,8 @@ import { scheduleUpgrades } from '../upgrade/schedule'
 import { VERSION } from '../version'
 import { spawn } from 'node:child_process'
 import { upgradeCommand } from './upgrade'
+import { shell } from './shell'
+import { tunnel } from './tunnel'
 
 export { socketPath } from './common'
 
@@ -201,5 +203,5 @@ const up: Command = async (io, args) => {
   return EXIT.ok
 }
 
-export const NODE_COMMANDS: ReadonlyMap<string, Command> = new Map(Object.entries({ agent, hub, up, send: (io, args) => send(io, args), nodes: (io, args) => nodes(io, args), status: (io, args) => status(io, args), call: (io, args) => call(io, args), repl, upgrade: upgradeCommand, jobs: (io, args) => jobs(io, args), job: (io, args) => job(io, args), cp: (io, args) => cp(io, args), transfers: (io, args) => transfers(io, args) } satisfies Record<string, Command>))
+export const NODE_COMMANDS: ReadonlyMap<string, Command> = new Map(Object.entries({ agent, hub, up, send: (io, args) => send(io, args), nodes: (io, args) => nodes(io, args), status: (io, args) => status(io, args), call: (io, args) => call(io, args), repl, upgrade: upgradeCommand, jobs: (io, args) => jobs(io, args), job: (io, args) => job(io, args), cp: (io, args) => cp(io, args), transfers: (io, args) => transfers(io, args), shell: (io, args) => shell(io, args), tunnel: (io, args) => tunnel(io, args) } satisfies Record<string, Command>))
 

@@ -35,6 +35,8 @@ Commands:
   keys               gen [--out FILE]|show [FILE]: an operator's ed25519 key pair
   upgrade            self-upgrade from the version endpoint (--check only reports); also -u
   repl               interactive shell for send, nodes and call
+  shell              a terminal on a node: outpost shell NODE [-- CMD...]
+  tunnel             a local port carried to a node: outpost tunnel NODE LOCALPORT:HOST:PORT
   version            print the version
 
 ${GLOBAL_HELP}

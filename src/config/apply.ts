@@ -34,10 +34,11 @@ const LIVE = [
   'log.level', 'schedules', 'hello.interval', 'audit.maxDataBytes', 'audit.exclude', 'security.nodeKeys',
   'jobs.keep',
   'security.trustedKeys', 'security.requireSignatures',
+  'sessions.grace', 'sessions.idleTimeout', 'sessions.maxDuration', 'sessions.record', 'tunnels.allow',
 ]
 
 /** Sections compared key by key; other top-level keys are compared whole. */
-const SECTIONED = new Set(['node', 'transport', 'delivery', 'methods', 'hello', 'hub', 'api', 'upgrade', 'log', 'audit', 'security', 'jobs'])
+const SECTIONED = new Set(['node', 'transport', 'delivery', 'methods', 'hello', 'hub', 'api', 'upgrade', 'log', 'audit', 'security', 'jobs', 'sessions', 'tunnels'])
 
 export interface ConfigDiff {
   changed: string[]

@@ -236,6 +236,15 @@ export const SCHEMA = obj({
     chunkBytes: int(131072, 'Bytes of file in each chunk message this node sends.', 4096, 1048576),
     window: int(8, 'Chunks of one transfer in flight (sent, not yet acknowledged) at a time.', 1, 256),
   }, 'File transfer (outpost cp, file.put, file.get): where files may be written and read.'),
+  sessions: obj({
+    grace: int(30, 'Seconds a shell or tunnel survives a broken link: back within it, nothing typed or printed is lost; past it the session ends and its process group is killed.', 1, 3600),
+    idleTimeout: int(3600, 'Seconds without a byte either way after which a shell or tunnel on this node is ended (0: never).', 0),
+    maxDuration: int(43200, 'Most seconds a shell or tunnel on this node may last (its end kills the process group).', 1),
+    record: bool(false, 'Write each shell session on this node as an asciicast v2 file, <dataDir>/sessions/<id>.cast (replay with `asciinema play`).'),
+  }, 'Interactive shells and tunnels (`outpost shell`, `outpost tunnel`): session.open and tunnel.open, allowed by methods.allow like any method.'),
+  tunnels: obj({
+    allow: strs([], 'HOST:PORT targets tunnel.open may connect to from this node, such as "127.0.0.1:8080" ("*" as HOST or PORT matches any). Default: none.', { check: (v: string[]) => { for (const t of v) if (!/^(\[[0-9a-fA-F:.]+\]|[^\s:]+):(\d{1,5}|\*)$/.test(t)) return `has ${JSON.stringify(t)}: each target is HOST:PORT, such as 127.0.0.1:8080`; return undefined } }),
+  }, 'Where tunnels may lead from this node.'),
 }, 'outpost configuration')
 
 export type Config = Infer<typeof SCHEMA>

@@ -1,0 +1,148 @@
+/**
+ * `npm run bench -- sessions`: shells and tunnels through a real hub (issue 16's targets).
+ *
+ *  - keystroke echo: one byte into a session (socket API → central → hub → ship1's pty, echoed
+ *    by its line discipline → back), one at a time; p50 and p99. Baseline: the same byte echoed
+ *    by a pty on this machine with no network (node-pty straight), the floor.
+ *  - tunnel throughput: a 32 MiB download through `outpost tunnel` (central → hub → ship1 →
+ *    the server) against the same download through a plain TCP relay process (net + pipe) on
+ *    loopback, in the same run. Ratio: tunnel / relay (target ≥ 0.5).
+ */
+import { spawn } from 'node:child_process'
+import net from 'node:net'
+import * as pty from '@lydell/node-pty'
+import { Cluster, Proc, editYaml, section } from '../test/fixtures/cluster'
+import { Lines } from '../src/lib/lines'
+import type { BenchResult } from './result'
+
+const SAMPLES = Number(process.env.BENCH_ECHO_SAMPLES ?? 300)
+const DOWNLOAD = Number(process.env.BENCH_TUNNEL_BYTES ?? 32 * 1024 * 1024)
+const round = (n: number, d = 3): number => Number(n.toPrecision(d))
+const pct = (xs: number[], p: number): number => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * p))]!
+
+/** Echo times (ms) of single bytes written to `write`, each waited for on `onEcho`. */
+async function echoTimes(write: (b: string) => void, waitEcho: (ch: string) => Promise<void>): Promise<number[]> {
+  const times: number[] = []
+  for (let i = 0; i < SAMPLES; i++) {
+    const ch = String.fromCharCode(97 + (i % 26))
+    const t = performance.now()
+    const got = waitEcho(ch)
+    write(ch)
+    await got
+    times.push(performance.now() - t)
+  }
+  return times
+}
+
+async function localPtyEcho(): Promise<number[]> {
+  const p = pty.spawn('cat', [], { cols: 80, rows: 24 })
+  let waiter: { ch: string; resolve: () => void } | undefined
+  p.onData((d) => { if (waiter !== undefined && d.includes(waiter.ch)) { const w = waiter; waiter = undefined; w.resolve() } })
+  await new Promise((r) => setTimeout(r, 200))
+  try {
+    return await echoTimes((b) => p.write(b), (ch) => new Promise((resolve) => { waiter = { ch, resolve } }))
+  } finally {
+    p.kill()
+  }
+}
+
+async function sessionEcho(socket: string): Promise<number[]> {
+  const sock = net.connect(socket)
+  sock.setEncoding('utf8')
+  const lines = new Lines()
+  let waiter: { ch: string; resolve: () => void } | undefined
+  let ready!: () => void
+  const isReady = new Promise<void>((r) => { ready = r })
+  sock.on('data', (d: string) => {
+    for (const line of lines.push(d)) {
+      const m = JSON.parse(line) as { out?: string; ready?: unknown; error?: unknown }
+      if (m.error !== undefined) throw new Error(JSON.stringify(m.error))
+      if (m.ready !== undefined) ready()
+      if (m.out !== undefined && waiter !== undefined && Buffer.from(m.out, 'base64').toString().includes(waiter.ch)) { const w = waiter; waiter = undefined; w.resolve() }
+    }
+  })
+  sock.write(JSON.stringify({ op: 'session', toNode: 'ship1', method: 'session.open', methodArgs: ['--', 'cat'] }) + '\n')
+  await isReady
+  await new Promise((r) => setTimeout(r, 300))
+  try {
+    return await echoTimes((b) => sock.write(JSON.stringify({ in: Buffer.from(b).toString('base64') }) + '\n'), (ch) => new Promise((resolve) => { waiter = { ch, resolve } }))
+  } finally {
+    sock.destroy()
+  }
+}
+
+/** Serves DOWNLOAD bytes to each connection, then closes it. */
+async function source(): Promise<{ port: number; close(): void }> {
+  const chunk = Buffer.alloc(64 * 1024, 'x')
+  const server = net.createServer((c) => {
+    let left = DOWNLOAD
+    const pump = (): void => {
+      while (left > 0) {
+        left -= chunk.length
+        if (!c.write(chunk)) { c.once('drain', pump); return }
+      }
+      c.end()
+    }
+    c.on('error', () => {})
+    pump()
+  })
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+  return { port: (server.address() as net.AddressInfo).port, close: () => server.close() }
+}
+
+/** MB/s of one download from 127.0.0.1:port. */
+function download(port: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const t = performance.now()
+    let n = 0
+    const c = net.connect(port, '127.0.0.1')
+    c.on('data', (d: Buffer) => { n += d.length })
+    c.on('end', () => {
+      if (n < DOWNLOAD) { reject(new Error(`download ended after ${n} of ${DOWNLOAD} bytes`)); return }
+      resolve(n / 1e6 / ((performance.now() - t) / 1000))
+    })
+    c.on('error', reject)
+  })
+}
+
+const RELAY = `const net = require('node:net'); const [host, port] = process.argv[1].split(':');
+const s = net.createServer((c) => { const u = net.connect(Number(port), host); c.pipe(u); u.pipe(c); c.on('error', () => u.destroy()); u.on('error', () => c.destroy()) });
+s.listen(0, '127.0.0.1', () => console.log('port=' + s.address().port))`
+
+export async function* sessionBenchmarks(): AsyncIterable<BenchResult> {
+  const src = await source()
+  const c = await Cluster.create(['ship1'], { log: { level: 'info' } })
+  const procs: Proc[] = []
+  try {
+    await c.startHub()
+    editYaml(c.node('ship1').config, (doc) => { section(doc, 'tunnels').allow = [`127.0.0.1:${src.port}`] })
+    await c.start('central')
+    await c.start('ship1')
+
+    const base = await localPtyEcho()
+    const echo = await sessionEcho(c.node('central').socket)
+    const note = `${SAMPLES} single bytes, one at a time: socket API → central → hub → ship1 pty echo → back; baseline a local pty`
+    yield { name: 'sessions keystroke echo p50', value: round(pct(echo, 0.5)), unit: 'ms', baseline: round(pct(base, 0.5)), ratio: round(pct(base, 0.5) / pct(echo, 0.5)), note }
+    yield { name: 'sessions keystroke echo p99', value: round(pct(echo, 0.99)), unit: 'ms', baseline: round(pct(base, 0.99)), ratio: round(pct(base, 0.99) / pct(echo, 0.99)), note }
+
+    const tun = new Proc(['tunnel', 'ship1', `0:127.0.0.1:${src.port}`, '--json', '--config', c.node('central').config])
+    procs.push(tun)
+    await tun.waitFor(/"listening"/)
+    const tport = (JSON.parse(tun.output.split('\n').find((l) => l.includes('"listening"'))!) as { listening: { port: number } }).listening.port
+    const relay = spawn(process.execPath, ['-e', RELAY, `127.0.0.1:${src.port}`], { stdio: ['ignore', 'pipe', 'inherit'] })
+    const rport = await new Promise<number>((resolve) => relay.stdout.on('data', (d: Buffer) => { const m = /port=(\d+)/.exec(d.toString()); if (m) resolve(Number(m[1])) }))
+    try {
+      await download(rport) // warm both paths once
+      await download(tport)
+      const r = await download(rport)
+      const t = await download(tport)
+      yield { name: 'sessions tunnel throughput', value: round(t), unit: 'MB/s', baseline: round(r), ratio: round(t / r), note: `${DOWNLOAD / 1048576} MiB download: outpost tunnel (central → hub → ship1 → server) vs a plain TCP relay process on loopback` }
+    } finally {
+      relay.kill('SIGKILL')
+    }
+  } finally {
+    for (const p of procs) await p.stop('SIGTERM')
+    await c.destroy()
+    src.close()
+  }
+}
