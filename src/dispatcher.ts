@@ -318,13 +318,15 @@ export class Dispatcher {
   /** Why this node will not run env, or undefined. */
   private refusal(env: Envelope): OutpostError | undefined {
     const { config, self } = this.o
+    // A part of a transfer this node asked for itself (a pull): its own request was the signed one.
+    const admitted = env.inReplyTo === undefined && this.o.admit?.(env) === true
     // An operator's signature first (sign-check.ts): a tampered message is refused whatever the ACL says.
-    if (env.inReplyTo === undefined) {
+    if (env.inReplyTo === undefined && !admitted) {
       const bad = signatureRefusal(env, config, self, this.o.now(), this.o.methods.get(env.method)?.sink === true)
       if (bad) return bad
     }
     // A reply is authorised by this node's record of its request (forged()), not by methods.allow.
-    if (env.inReplyTo === undefined && !allowed(config, self, env.fromNode, env.method) && this.o.admit?.(env) !== true) {
+    if (env.inReplyTo === undefined && !allowed(config, self, env.fromNode, env.method) && !admitted) {
       return new OutpostError('denied', `${self} does not let ${env.fromNode} call ${env.method} (methods.allow)`)
     }
     if (!this.o.methods.has(env.method)) return new OutpostError('method_unknown', `${self} has no method ${env.method}`)

@@ -41,6 +41,7 @@ import { VERSION } from './version'
 import { OutboxRoom } from './outbox-room'
 import { lookupMessage, type MessageRecord, type NodeStatus } from './node-records'
 import { FileTransfers } from './files'
+import { apiSigner } from './signer'
 import { liveOn, type Live } from './sessions/live'
 
 export type { NodeInfo }
@@ -172,7 +173,13 @@ export class OutpostNode {
       now: this.now, metrics, pacing: { drainRate: config.delivery.drainRate, maxBytesPerSecond: config.transport.maxBytesPerSecond },
     })
     this.room = new OutboxRoom({ outbox, config: () => this.config, log, busy: (id) => this.delivery.busy(id), report: (e) => this.outcomes.report(e) })
-    this.files = new FileTransfers({ self: this.name, dataDir, config, log, now: this.now, submit })
+    // A transfer's messages are signed with api.signingKey, as what the APIs take: a receiver that requires signatures takes them.
+    const signedSubmit = (drafts: MessageDraft[]): Promise<Envelope[]> => {
+      const envs = this.prepare(drafts)
+      apiSigner(this.config.api.signingKey)?.signAll(envs, this.now(), this.config.delivery.ttl)
+      return this.submitPrepared(envs)
+    }
+    this.files = new FileTransfers({ self: this.name, dataDir, config, log, now: this.now, submit: signedSubmit })
     this.sinks.push((ev) => this.files.onEvent(ev))
     this.live = liveOn(transport, { self: this.name, log, now: this.now, settings: () => this.config.sessions, record: (r) => events({ type: 'session', ...r }) })
     this.dispatcher = new Dispatcher({

@@ -15,7 +15,7 @@
  */
 import { OutpostError } from '../errors'
 import type { OutpostNode } from '../node'
-import { checkReceivers, sendAndWatch } from '../submit'
+import { checkReceivers, prepareSigned, sendAndWatch } from '../submit'
 import { isValidNodeName, type MessageDraft } from '../wire/envelope'
 import { Live } from './live'
 
@@ -81,15 +81,16 @@ export async function openSession(node: OutpostNode, req: Record<string, unknown
   }
   let stopWatch: () => void = () => {}
   try {
-    const [env] = node.prepare([draft])
-    stopWatch = await sendAndWatch(node, [env!], true, {
+    // Signed with api.signingKey like any request the APIs take (the frames after it are bound to its session).
+    const { envs, sign } = prepareSigned(node, [draft])
+    stopWatch = await sendAndWatch(node, envs, true, {
       notice: (n) => conn.write({ notice: n }),
       accepted: (envs) => conn.write({ accepted: { id: envs[0]!.id, toNode } }),
       // The request's outcome: an error (refused, not delivered, failed) ends the session here;
       // a normal end came already as the exit frame.
       reply: (r) => { if (r.error !== undefined && !ch.isEnded) failWith(r.error) },
       done: () => {},
-    })
+    }, sign)
   } catch (err) {
     ch.end()
     throw err
