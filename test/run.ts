@@ -5,9 +5,12 @@
  * test/package/ (the single binaries; `npm run test:package` builds them first) and test/chaos/
  * (the reliability and hostile-input run, `npm run test:chaos`) run only when a filter names them.
  * The bundle the CLI runs (dist/outpost.cjs) is built first, so no test runs a stale build.
+ * Files run TEST_JOBS at a time (default: 2, or 1 on a one-core machine); each file's output is
+ * printed whole when it ends, with how long it took, so parallel files never interleave.
  */
 import { spawn, spawnSync } from 'node:child_process'
 import fs from 'node:fs'
+import os from 'node:os'
 import path from 'node:path'
 
 const root = path.resolve(__dirname)
@@ -27,11 +30,15 @@ interface Result { file: string; passed: number; failed: number; skipped: number
 
 function runFile(file: string): Promise<Result> {
   return new Promise((resolve) => {
+    const started = Date.now()
     const child = spawn(process.execPath, ['--import', 'tsx', file], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1' } })
     let out = ''
-    child.stdout.on('data', (d: Buffer) => { out += d; process.stdout.write(d) })
-    child.stderr.on('data', (d: Buffer) => process.stderr.write(d))
+    let err = ''
+    child.stdout.on('data', (d: Buffer) => { out += d })
+    child.stderr.on('data', (d: Buffer) => { err += d })
     child.on('close', (code) => {
+      process.stdout.write(`\n# ${path.relative(process.cwd(), file)} (${((Date.now() - started) / 1000).toFixed(1)} s)\n${out}`)
+      if (err !== '') process.stderr.write(err)
       const num = (label: string): number => Number(new RegExp(`${label}:\\s+(\\d+)`).exec(out)?.[1] ?? 0)
       const total = num('Total')
       const passed = num('Passed')
@@ -53,11 +60,12 @@ async function main(): Promise<void> {
     return
   }
   const files = find(root).filter((f) => filters.length === 0 || filters.some((x) => f.includes(x)))
+  const jobs = Math.max(1, Number(process.env.TEST_JOBS ?? Math.min(2, os.availableParallelism())) || 1)
   const results: Result[] = []
-  for (const file of files) {
-    process.stdout.write(`\n# ${path.relative(process.cwd(), file)}\n`)
-    results.push(await runFile(file))
-  }
+  const queue = [...files]
+  await Promise.all(Array.from({ length: Math.min(jobs, queue.length) }, async () => {
+    for (let file = queue.shift(); file !== undefined; file = queue.shift()) results.push(await runFile(file))
+  }))
   const sum = (k: 'passed' | 'failed' | 'skipped'): number => results.reduce((a, r) => a + r[k], 0)
   const bad = results.filter((r) => r.failed > 0)
   process.stdout.write('\n')
