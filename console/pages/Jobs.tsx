@@ -3,10 +3,12 @@
  * node's state, exit code, error and output, the counts, and Cancel. Live from `event: job` on
  * the page's event stream; fetched again every few seconds while the stream is down (it has no
  * replay), and now and then while it is up, should a change have slipped past a reconnect.
+ * A node's output shows as its replies come on the stream (a cli.stream line by line); the
+ * job's record keeps only the final reply's.
  */
 import { useEffect, useRef, useState } from 'preact/hooks'
-import { api, NODE_STATES, type Job, type JobNode, type JobSummary, type NodeState } from '../api'
-import { isLive, onJob } from '../events'
+import { api, NODE_STATES, type Job, type JobNode, type JobSummary, type NodeState, type Reply } from '../api'
+import { isLive, onJob, onReply, repliesOf } from '../events'
 import { ago, errorText, href, iso, usePoll } from '../util'
 
 /** A fetch that runs at most once at a time; asked again meanwhile, it runs once more after. */
@@ -97,6 +99,8 @@ export function JobMatrix({ id, compact = false }: { id: string; compact?: boole
   const [job, setJob] = useState<Job | undefined>()
   const [error, setError] = useState('')
   const [cancelling, setCancelling] = useState('')
+  const [, setTick] = useState(0)
+  const messageIds = useRef(new Set<string>())
   const fetchedAt = useRef(0)
   const ended = useRef(false)
   const load = async (): Promise<void> => {
@@ -104,6 +108,7 @@ export function JobMatrix({ id, compact = false }: { id: string; compact?: boole
     try {
       const j = (await api<{ job: Job }>('GET', `/v1/jobs/${encodeURIComponent(id)}`)).job
       ended.current = j.endedAt !== undefined
+      messageIds.current = new Set(j.nodes.map((n) => n.id))
       setJob(j)
       setError('')
     } catch (err) {
@@ -112,6 +117,7 @@ export function JobMatrix({ id, compact = false }: { id: string; compact?: boole
   }
   const [refresh] = useState(() => coalesced(load))
   useEffect(() => onJob((ev) => { if (ev.id === id) refresh() }), [id])
+  useEffect(() => onReply((r) => { if (messageIds.current.has(r.inReplyTo ?? '')) setTick((t) => t + 1) }), [id])
   usePoll(async () => {
     if (fetchedAt.current !== 0 && ended.current) return
     if (fetchedAt.current === 0 || Date.now() - fetchedAt.current >= (isLive() ? FETCH_UP_MS : FETCH_DOWN_MS)) await load()
@@ -158,7 +164,21 @@ export function JobMatrix({ id, compact = false }: { id: string; compact?: boole
   )
 }
 
+const FINAL_STATES: ReadonlySet<NodeState> = new Set(['ok', 'failed', 'expired', 'not_selected', 'skipped'])
+
+/**
+ * A node's output: its replies as they came on the live stream while it runs, or once they hold
+ * its final reply; else (the page came later, or the stream was down) what the job kept.
+ */
+function outputOf(n: JobNode): { live: Reply[] } | { kept: string } | undefined {
+  const live = [...repliesOf(n.id)].sort((x, y) => (x.seq ?? 0) - (y.seq ?? 0))
+  const whole = live.some((r) => r.final === true || r.error !== undefined)
+  if (live.some((r) => (r.data ?? '') !== '' || (r.stderr ?? '') !== '') && (whole || !FINAL_STATES.has(n.state))) return { live }
+  return n.output !== undefined && n.output !== '' ? { kept: n.output } : undefined
+}
+
 function NodeRow({ n }: { n: JobNode }) {
+  const out = outputOf(n)
   const detail = n.error !== undefined ? `${n.error.message} [${n.error.code}]` : n.reason ?? ''
   return (
     <tr data-node={n.name} data-state={n.state}>
@@ -166,7 +186,11 @@ function NodeRow({ n }: { n: JobNode }) {
       <td data-label="State"><StateBadge state={n.state} /></td>
       <td data-label="Exit" class="mono" data-exit>{n.exitCode ?? '-'}</td>
       <td data-label="Detail" class={`message ${n.error !== undefined ? 'error' : ''}`} data-detail>{detail === '' ? '-' : detail}</td>
-      <td data-label="Output" class="out-cell">{n.output !== undefined && n.output !== '' ? <pre class="output short">{n.output}</pre> : <span class="muted">-</span>}</td>
+      <td data-label="Output" class="out-cell">{out === undefined ? <span class="muted">-</span> : 'kept' in out ? <pre class="output short">{out.kept}</pre> : (
+        <pre class="output short" aria-live="polite">
+          {out.live.map((r) => <>{(r.data ?? '') !== '' && <span key={`d${r.id}`}>{r.data}</span>}{(r.stderr ?? '') !== '' && <span class="stderr" key={`e${r.id}`}>{r.stderr}</span>}</>)}
+        </pre>
+      )}</td>
     </tr>
   )
 }

@@ -54,11 +54,11 @@ test.after(async () => {
 })
 
 /** Fill the Run form (selector role=db, cli.run) with rollout options and submit; the run's job matrix. */
-async function runJob(args: string, rollout: { batch?: string; maxErrors?: string; canary?: string; ttl?: string }): Promise<{ matrix: Locator; id: string }> {
+async function runJob(args: string, rollout: { batch?: string; maxErrors?: string; canary?: string; ttl?: string }, method = 'cli.run'): Promise<{ matrix: Locator; id: string }> {
   await page.goto(`${base}/#/run`)
   await page.fill('#run-selector', 'role=db')
   await page.locator('[data-matches]').filter({ hasText: 'matches 3 nodes' }).waitFor()
-  await page.fill('#method', 'cli.run')
+  await page.fill('#method', method)
   await page.fill('#args', args)
   await page.fill('#batch', rollout.batch ?? '')
   await page.fill('#max-errors', rollout.maxErrors ?? '')
@@ -106,6 +106,22 @@ test('jobs - a run by selector with a batch is a job: every node reaches ok in t
   assert.is(await page.locator('.job [data-counts] [data-count="ok"]').innerText(), 'ok 3')
   assert.match(await page.locator('.job-facts').innerText(), /to role=db, batch 1/)
   await page.screenshot({ path: shotPath('job') })
+})
+
+test('jobs - a streaming job shows its nodes running and their lines as they come, before it ends', async () => {
+  const { matrix, id } = await runJob('echo tick-1; sleep 3; echo tick-2', { batch: '100%' }, 'cli.stream')
+  for (const n of SHIPS) await state(matrix, n).locator('pre').filter({ hasText: 'tick-1' }).waitFor()
+  const seen = Date.now()
+  for (const n of SHIPS) {
+    assert.is(await state(matrix, n).getAttribute('data-state'), 'running')
+    assert.not.match(await state(matrix, n).locator('pre').innerText(), /tick-2/)
+  }
+  assert.equal(await matrix.locator('[data-counts] [data-count]').allInnerTexts(), ['running 3'])
+  await page.screenshot({ path: shotPath('job-running') })
+  for (const n of SHIPS) await state(matrix, n).and(page.locator('[data-state="ok"]')).waitFor()
+  assert.ok(Date.now() - seen >= 1000, `ended ${Date.now() - seen} ms after the first lines showed`)
+  for (const n of SHIPS) assert.match(await state(matrix, n).locator('pre').innerText(), /tick-1\s+tick-2/)
+  assert.is((await getJob(id)).status, 'done')
 })
 
 test('jobs - a failing canary: the canary failed, the rest skipped, the job stopped', async () => {
@@ -172,11 +188,11 @@ test('jobs - the list shows every job, newest first, with its status and counts;
   await page.keyboard.press('j')
   await page.locator('#jobs-h').waitFor()
   const rows = page.locator('table.jobs tbody tr')
-  await rows.nth(2).waitFor()
+  await rows.nth(3).waitFor()
   const listed = await (await fetch(`${base}/v1/jobs`, { headers: { authorization: `Bearer ${TOKEN}` } })).json() as { jobs: { id: string }[] }
   assert.equal(await rows.evaluateAll((trs) => trs.map((r) => r.getAttribute('data-job'))), listed.jobs.map((j) => j.id))
-  assert.is(listed.jobs.length, 3)
-  const [cancelled, canary, batch] = listed.jobs.map((j) => rows.and(page.locator(`[data-job="${j.id}"]`)))
+  assert.is(listed.jobs.length, 4)
+  const [cancelled, canary, , batch] = listed.jobs.map((j) => rows.and(page.locator(`[data-job="${j.id}"]`)))
   assert.match(await cancelled!.innerText(), /cli\.run[\s\S]*role=db[\s\S]*cancelled[\s\S]*ok 1[\s\S]*skipped 2\s+of 3/)
   assert.match(await canary!.innerText(), /stopped[\s\S]*failed 1[\s\S]*skipped 2\s+of 3/)
   assert.match(await batch!.innerText(), /done[\s\S]*ok 3\s+of 3/)
