@@ -7,24 +7,46 @@
  * job's record keeps only the final reply's.
  */
 import { useEffect, useRef, useState } from 'preact/hooks'
-import { api, NODE_STATES, type Job, type JobNode, type JobSummary, type NodeState, type Reply } from '../api'
+import { api, NODE_STATES, type Job, type JobNode, type JobEvent, type JobSummary, type NodeState, type Reply } from '../api'
 import { isLive, onJob, onReply, repliesOf } from '../events'
 import { ago, errorText, href, iso, usePoll } from '../util'
 
-/** A fetch that runs at most once at a time; asked again meanwhile, it runs once more after. */
-function coalesced(fn: () => Promise<void>): () => void {
+/**
+ * A fetch that runs at most once at a time and starts at most once every `gapMs`; asked again
+ * meanwhile, it runs once more after. A job of a thousand nodes sends a thousand changes: the
+ * page fetches a few times a second, not a thousand times.
+ */
+function coalesced(fn: () => Promise<void>, gapMs: number): () => void {
   let busy = false
   let again = false
+  let lastStart = 0
   const go = async (): Promise<void> => {
     if (busy) { again = true; return }
     busy = true
     try {
-      do { again = false; await fn() } while (again)
+      do {
+        again = false
+        const wait = lastStart + gapMs - Date.now()
+        if (wait > 0) await new Promise((r) => setTimeout(r, wait))
+        lastStart = Date.now()
+        await fn()
+      } while (again)
     } finally {
       busy = false
     }
   }
   return () => { void go() }
+}
+
+/** A change from the stream applied at once (the fetch it triggers brings exit codes and output). */
+function patched(job: Job, ev: JobEvent): Job {
+  const next: Job = { ...job, status: ev.status as Job['status'], counts: ev.counts }
+  if (ev.reason !== undefined) next.reason = ev.reason
+  if (ev.node !== undefined) {
+    const { name, state } = ev.node
+    next.nodes = job.nodes.map((n) => (n.name === name ? { ...n, state } : n))
+  }
+  return next
 }
 
 /** How often a running job is fetched when the live stream is down, and when it is up (ms). */
@@ -55,7 +77,7 @@ function JobList() {
       setError(errorText(err))
     }
   }
-  const [refresh] = useState(() => coalesced(load))
+  const [refresh] = useState(() => coalesced(load, 1000))
   useEffect(() => onJob(refresh), [])
   usePoll(load, 5000, [])
   const f = filter.trim().toLowerCase()
@@ -115,8 +137,12 @@ export function JobMatrix({ id, compact = false }: { id: string; compact?: boole
       setError(errorText(err))
     }
   }
-  const [refresh] = useState(() => coalesced(load))
-  useEffect(() => onJob((ev) => { if (ev.id === id) refresh() }), [id])
+  const [refresh] = useState(() => coalesced(load, 500))
+  useEffect(() => onJob((ev) => {
+    if (ev.id !== id) return
+    setJob((j) => (j === undefined ? j : patched(j, ev)))
+    refresh()
+  }), [id])
   useEffect(() => onReply((r) => { if (messageIds.current.has(r.inReplyTo ?? '')) setTick((t) => t + 1) }), [id])
   usePoll(async () => {
     if (fetchedAt.current !== 0 && ended.current) return
