@@ -122,6 +122,7 @@ export function JobMatrix({ id, compact = false }: { id: string; compact?: boole
   const [error, setError] = useState('')
   const [cancelling, setCancelling] = useState('')
   const [, setTick] = useState(0)
+  const [only, setOnly] = useState<NodeState | ''>('')
   const messageIds = useRef(new Set<string>())
   const fetchedAt = useRef(0)
   const ended = useRef(false)
@@ -167,7 +168,7 @@ export function JobMatrix({ id, compact = false }: { id: string; compact?: boole
       <div class="bar job-head">
         <StatusBadge status={job.status} />
         {compact ? <a class="mono small" href={href('jobs', job.id)}>job {job.id}</a> : <span><span class="mono">{job.method}</span> {args.length > 0 && <span class="mono muted">{args.join(' ')}</span>}</span>}
-        <span class="small" data-counts><Counts counts={job.counts} total={job.total} /></span>
+        <span class="small" data-counts><Counts counts={job.counts} total={job.total} picked={only} onPick={setOnly} /></span>
         {job.status === 'running' && (cancelling === 'cancelling...' ? <span class="muted small">{cancelling}</span>
           : <button type="button" class="danger small" data-cancel-job onClick={cancel} title="Skip the nodes that have not started">Cancel job</button>)}
         {cancelling !== '' && cancelling !== 'cancelling...' && <span role="alert" class="error small">{cancelling}</span>}
@@ -180,10 +181,11 @@ export function JobMatrix({ id, compact = false }: { id: string; compact?: boole
       </p>
       {job.reason !== undefined && <p class="note small" data-reason>{job.status === 'done' ? '' : `Job ${job.status}: `}{job.reason}</p>}
       {error !== '' && <p role="alert" class="error small">{error}</p>}
+      {only !== '' && <p class="small muted" role="status">Only the nodes {only.replace('_', ' ')}: <button type="button" class="secondary small" onClick={() => setOnly('')}>show all {job.total}</button></p>}
       <table class="grid matrix">
         <thead><tr><th>Node</th><th>State</th><th>Exit</th><th>Detail</th><th>Output</th></tr></thead>
         <tbody>
-          {job.nodes.map((n) => <NodeRow key={n.name} n={n} />)}
+          {job.nodes.filter((n) => only === '' || n.state === only).map((n) => <NodeRow key={n.name} n={n} />)}
         </tbody>
       </table>
     </div>
@@ -238,12 +240,18 @@ function StatusBadge({ status }: { status: string }) {
   return <span class={`badge ${status === 'done' ? 'ok' : status === 'running' ? 'run' : 'bad'}`} data-status={status}>{status}</span>
 }
 
-/** "ok 3 · failed 1 · skipped 2 of 6", only the states some node is in. */
-function Counts({ counts, total }: { counts: Record<NodeState, number>; total: number }) {
+/**
+ * "ok 3 · failed 1 · skipped 2 of 6", only the states some node is in. With `onPick` each is a
+ * toggle that shows only the nodes in that state (the failed of a few hundred, say).
+ */
+function Counts({ counts, total, picked, onPick }: { counts: Record<NodeState, number>; total: number; picked?: NodeState | ''; onPick?: (s: NodeState | '') => void }) {
   const shown = NODE_STATES.filter((s) => (counts[s] ?? 0) > 0)
   return (
     <span class="counts">
-      {shown.map((s) => <span key={s} class={`count ${STATE_CLASS[s]}`} data-count={s}>{s.replace('_', ' ')} <b>{counts[s]}</b></span>)}
+      {shown.map((s) => onPick === undefined
+        ? <span key={s} class={`count ${STATE_CLASS[s]}`} data-count={s}>{s.replace('_', ' ')} <b>{counts[s]}</b></span>
+        : <button type="button" key={s} class={`count ${STATE_CLASS[s]}`} data-count={s} aria-pressed={picked === s} title={picked === s ? 'show every node' : `show only the nodes ${s.replace('_', ' ')}`}
+          onClick={() => onPick(picked === s ? '' : s)}>{s.replace('_', ' ')} <b>{counts[s]}</b></button>)}
       <span class="muted"> of {total}</span>
     </span>
   )

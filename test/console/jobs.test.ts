@@ -135,6 +135,14 @@ test('jobs - a failing canary: the canary failed, the rest skipped, the job stop
   }
   assert.equal(await matrix.locator('[data-counts] [data-count]').allInnerTexts(), ['failed 1', 'skipped 2'])
   assert.match(await matrix.locator('[data-reason]').innerText(), /^Job stopped: .*canary/)
+  // A count shows only its nodes, and again all of them.
+  await matrix.locator('[data-counts] [data-count="skipped"]').click()
+  await matrix.locator('tbody tr[data-node="ship1"]').waitFor({ state: 'detached' })
+  assert.equal(await matrix.locator('tbody tr').evaluateAll((trs) => trs.map((r) => r.getAttribute('data-node'))), ['ship2', 'ship3'])
+  assert.is(await matrix.locator('[data-count="skipped"]').getAttribute('aria-pressed'), 'true')
+  await matrix.locator('[data-counts] [data-count="skipped"]').press('Enter')
+  await matrix.locator('tbody tr[data-node="ship1"]').waitFor()
+  assert.is(await matrix.locator('tbody tr').count(), 3)
   await page.screenshot({ path: shotPath('run-job-canary') })
 })
 
