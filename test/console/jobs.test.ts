@@ -225,6 +225,22 @@ test('jobs - the list shows every job, newest first, with its status and counts;
   await page.emulateMedia({ colorScheme: 'light' })
 })
 
+test('jobs - a node\'s page lists the jobs it is in, with its state in each (GET /v1/jobs?node=NAME)', async () => {
+  const of = async (node: string): Promise<{ id: string; node: { name: string; state: string } }[]> =>
+    ((await (await fetch(`${base}/v1/jobs?node=${node}`, { headers: { authorization: `Bearer ${TOKEN}` } })).json()) as { jobs: { id: string; node: { name: string; state: string } }[] }).jobs
+  const ship2 = await of('ship2')
+  assert.equal(ship2.map((j) => `${j.node.name} ${j.node.state}`), ['ship2 skipped', 'ship2 skipped', 'ship2 ok', 'ship2 ok'])
+  assert.equal(await of('central'), [], 'central is in no job')
+  await page.goto(`${base}/#/node/ship2`)
+  const items = page.locator('ul.node-jobs li')
+  await items.nth(3).waitFor()
+  assert.equal(await items.evaluateAll((lis) => lis.map((li) => `${li.getAttribute('data-job')} ${li.querySelector('[data-state]')!.getAttribute('data-state')}`)),
+    ship2.map((j) => `${j.id} ${j.node.state}`))
+  await page.locator('.card').filter({ has: page.locator('ul.node-jobs') }).screenshot({ path: shotPath('node-jobs') })
+  await items.first().locator('a').click()
+  await page.locator('#job-h').filter({ hasText: ship2[0]!.id }).waitFor()
+})
+
 test('jobs - with the live stream down, a running job\'s matrix still reaches its end (fetched again)', async () => {
   await context.route('**/v1/events', (r) => r.abort())
   try {
