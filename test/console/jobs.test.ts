@@ -144,6 +144,12 @@ test('jobs - a failing canary: the canary failed, the rest skipped, the job stop
   await matrix.locator('tbody tr[data-node="ship1"]').waitFor()
   assert.is(await matrix.locator('tbody tr').count(), 3)
   await page.screenshot({ path: shotPath('run-job-canary') })
+  // "Again" puts the rollout options back too.
+  await page.fill('#canary', '')
+  await page.fill('#args', 'something else')
+  await page.locator('article.run').first().getByRole('button', { name: 'Again' }).click()
+  assert.is(await page.inputValue('#canary'), '1')
+  assert.is(await page.inputValue('#args'), 'exit 3')
 })
 
 test('jobs - bad rollout options are refused in the page, with the option named, and nothing is sent', async () => {
@@ -174,6 +180,8 @@ test('jobs - cancel from the job page skips what has not started; without the CS
   // The cookie alone (no CSRF header), as another site's form could send it: refused, nothing cancelled.
   const forged = await page.evaluate<number, string>(async (jobId) => (await fetch(`/v1/jobs/${jobId}/cancel`, { method: 'POST' })).status, id)
   assert.is(forged, 403)
+  const forgedJob = await page.evaluate<number>(async () => (await fetch('/v1/jobs', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ message: { toNodes: ['role=db'], method: 'node.ping' }, options: { batch: 1 } }) })).status)
+  assert.is(forgedJob, 403, 'a job made with the cookie alone is refused')
   assert.is((await getJob(id)).status, 'running')
   await job.getByRole('button', { name: 'Cancel job' }).click()
   for (const n of ['ship2', 'ship3']) await state(job, n).and(page.locator('[data-state="skipped"]')).waitFor()
