@@ -93,3 +93,45 @@ export interface Status {
 export function send(message: Record<string, unknown>, wait = false): Promise<{ accepted: Accepted[]; replies?: Reply[]; done?: boolean }> {
   return api('POST', `/v1/messages${wait ? '?wait=1&timeout=30' : ''}`, message)
 }
+
+export type NodeState = 'pending' | 'delivered' | 'running' | 'ok' | 'failed' | 'expired' | 'not_selected' | 'skipped'
+export const NODE_STATES: readonly NodeState[] = ['pending', 'delivered', 'running', 'ok', 'failed', 'expired', 'not_selected', 'skipped']
+
+export interface JobOptions { batch?: string; maxErrors?: number; canary?: number; ttl?: number }
+
+/** A job as GET /v1/jobs lists it (without its nodes). */
+export interface JobSummary {
+  id: string
+  createdAt: number
+  endedAt?: number
+  origin?: string
+  targets: string[]
+  options: JobOptions
+  status: 'running' | 'done' | 'stopped' | 'cancelled'
+  reason?: string
+  method: string
+  counts: Record<NodeState, number>
+  total: number
+}
+
+export interface JobNode {
+  name: string
+  id: string
+  selector?: string
+  state: NodeState
+  sentAt?: number
+  deliveredAt?: number
+  endedAt?: number
+  exitCode?: number
+  error?: { code: string; message: string }
+  output?: string
+  reason?: string
+}
+
+export interface Job extends JobSummary {
+  message: { method: string; methodArgs?: string[]; methodTimeout?: number }
+  nodes: JobNode[]
+}
+
+/** A job's change on /v1/events (`event: job`). */
+export interface JobEvent { id: string; status: string; reason?: string; counts: Record<NodeState, number>; node?: { name: string; state: NodeState } }

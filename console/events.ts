@@ -1,14 +1,16 @@
 /**
  * One live connection to /v1/events for the whole page: every reply arriving at the node.
  * Replies are kept by request id (bounded), so a view that learns its request ids only when
- * POST /v1/messages answers still sees the replies that overtook that answer.
+ * POST /v1/messages answers still sees the replies that overtook that answer. Jobs' changes
+ * (`event: job`) go to whoever listens with onJob.
  */
-import type { Reply } from './api'
+import type { JobEvent, Reply } from './api'
 
 const KEPT_REQUESTS = 2000
 const byRequest = new Map<string, Reply[]>()
 const listeners = new Set<(r: Reply) => void>()
 const stateListeners = new Set<(live: boolean) => void>()
+const jobListeners = new Set<(ev: JobEvent) => void>()
 let source: EventSource | undefined
 let live = false
 
@@ -23,6 +25,15 @@ export function startEvents(): void {
       return
     }
     keep(r)
+  })
+  source.addEventListener('job', (ev) => {
+    let j: JobEvent
+    try {
+      j = JSON.parse((ev as MessageEvent<string>).data) as JobEvent
+    } catch {
+      return
+    }
+    for (const fn of jobListeners) fn(j)
   })
   source.onopen = () => setLive(true)
   source.onerror = () => setLive(false)
@@ -75,4 +86,14 @@ export function onLive(fn: (live: boolean) => void): () => void {
   stateListeners.add(fn)
   fn(live)
   return () => stateListeners.delete(fn)
+}
+
+/** Each job change as it comes on the stream (`event: job`). */
+export function onJob(fn: (ev: JobEvent) => void): () => void {
+  jobListeners.add(fn)
+  return () => jobListeners.delete(fn)
+}
+
+export function isLive(): boolean {
+  return live
 }

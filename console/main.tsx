@@ -1,7 +1,7 @@
 /**
  * The fleet console: a page served by a node with api.http (src/console/serve.ts). Views by
- * the URL's hash: #/fleet, #/node/NAME, #/run, #/errors. Data from the node's /v1/ API with the
- * session cookie; live replies from /v1/events. Text is always rendered as text (Preact escapes
+ * the URL's hash: #/fleet, #/node/NAME, #/run, #/jobs, #/jobs/ID, #/errors. Data from the
+ * node's /v1/ API with the session cookie; live replies and job changes from /v1/events. Text is always rendered as text (Preact escapes
  * it): nothing a node sends is ever parsed as HTML.
  */
 import './app.css'
@@ -11,12 +11,13 @@ import { resume, signOut, whenSignedOut } from './api'
 import { onLive, startEvents, stopEvents } from './events'
 import { Errors } from './pages/Errors'
 import { Fleet } from './pages/Fleet'
+import { Jobs } from './pages/Jobs'
 import { Node } from './pages/Node'
 import { Run } from './pages/Run'
 import { SignIn } from './pages/SignIn'
 import { href, useRoute, type Route } from './util'
 
-const VIEWS = [['fleet', 'Fleet', 'f'], ['run', 'Run', 'r'], ['errors', 'Errors', 'e']] as const
+const VIEWS = [['fleet', 'Fleet', 'f'], ['run', 'Run', 'r'], ['jobs', 'Jobs', 'j'], ['errors', 'Errors', 'e']] as const
 
 function App() {
   const [state, setState] = useState<'checking' | 'in' | 'out'>('checking')
@@ -37,7 +38,7 @@ function Shell({ onSignOut }: { onSignOut: () => void }) {
   const [live, setLive] = useState(false)
   const main = useRef<HTMLElement>(null)
   useEffect(() => onLive(setLive), [])
-  // Keyboard: f, r, e switch views, / goes to the view's filter (not while typing).
+  // Keyboard: f, r, j, e switch views, / goes to the view's filter (not while typing).
   useEffect(() => {
     const onKey = (ev: KeyboardEvent): void => {
       const t = ev.target as HTMLElement
@@ -56,7 +57,7 @@ function Shell({ onSignOut }: { onSignOut: () => void }) {
   useEffect(() => { main.current?.focus({ preventScroll: true }) }, [route.path.join('/')])
   const view = route.path[0] ?? 'fleet'
   useEffect(() => {
-    document.title = `${view === 'node' ? (route.path[1] ?? 'node') : VIEWS.find((v) => v[0] === view)?.[1] ?? 'Fleet'} - outpost console`
+    document.title = `${view === 'node' || (view === 'jobs' && route.path[1] !== undefined) ? (route.path[1] ?? 'node') : VIEWS.find((v) => v[0] === view)?.[1] ?? 'Fleet'} - outpost console`
   }, [route.path.join('/')])
   return (
     <>
@@ -81,6 +82,7 @@ function Shell({ onSignOut }: { onSignOut: () => void }) {
 function Page({ route, view }: { route: Route; view: string }) {
   if (view === 'node' && route.path[1] !== undefined) return <Node name={route.path[1]} key={route.path[1]} />
   if (view === 'run') return <Run query={route.query} />
+  if (view === 'jobs') return <Jobs id={route.path[1]} key={route.path[1] ?? ''} />
   if (view === 'errors') return <Errors />
   return <Fleet initial={route.query.get('selector') ?? ''} />
 }

@@ -1,5 +1,5 @@
 import { useState } from 'preact/hooks'
-import { api, send, type NodeInfo } from '../api'
+import { api, send, type JobNode, type JobSummary, type NodeInfo } from '../api'
 import { ago, errorText, href, iso, usePoll } from '../util'
 import { Labels, StateBadge } from './Fleet'
 
@@ -9,16 +9,20 @@ const INFO = ['info.system', 'info.os', 'info.kernel'] as const
 export function Node({ name }: { name: string }) {
   const [node, setNode] = useState<NodeInfo | null | undefined>()
   const [recent, setRecent] = useState<RecentReq[]>([])
+  const [jobs, setJobs] = useState<(JobSummary & { node: JobNode })[]>([])
   const [errors, setErrors] = useState<{ time: string; code: string; message: string }[]>([])
   const [ping, setPing] = useState('')
   const [info, setInfo] = useState<{ method: string; text: string; failed: boolean } | undefined>()
   const [busy, setBusy] = useState(false)
   usePoll(async () => {
-    const [n, r, e] = await Promise.all([
+    const [n, r, e, j] = await Promise.all([
       api<{ nodes: NodeInfo[] }>('GET', '/v1/nodes'),
       api<{ requests: RecentReq[] }>('GET', `/v1/requests?toNode=${encodeURIComponent(name)}&limit=20`),
       api<{ errors: { time: string; code: string; message: string }[] }>('GET', `/v1/errors?limit=10&node=${encodeURIComponent(name)}`),
+      // A node that runs no jobs answers 404: no jobs to show, the rest still is.
+      api<{ jobs: (JobSummary & { node: JobNode })[] }>('GET', `/v1/jobs?node=${encodeURIComponent(name)}`).catch(() => ({ jobs: [] })),
     ])
+    setJobs(j.jobs.slice(0, 10))
     setNode(n.nodes.find((x) => x.name === name) ?? null)
     setRecent(r.requests)
     setErrors(e.errors)
@@ -95,6 +99,23 @@ export function Node({ name }: { name: string }) {
             </ul>
           )}
         </div>
+      </div>
+      <div class="card">
+        <h2>Recent jobs</h2>
+        {jobs.length === 0 ? <p class="muted">In none of the jobs central keeps.</p> : (
+          <ul class="recent node-jobs">
+            {jobs.map((j) => (
+              <li key={j.id} data-job={j.id}>
+                <a class="mono" href={href('jobs', j.id)}>{j.method}</a>{' '}
+                <span class="muted small">to {j.targets.join(' + ')}</span>{' '}
+                <span class={`badge ${j.node.state === 'ok' ? 'ok' : j.node.state === 'failed' || j.node.state === 'expired' ? 'bad' : j.node.state === 'skipped' || j.node.state === 'not_selected' ? 'idle' : 'run'}`} data-state={j.node.state}>
+                  {j.node.state.replace('_', ' ')}{j.node.exitCode !== undefined && j.node.exitCode !== 0 ? ` (exit ${j.node.exitCode})` : ''}
+                </span>{' '}
+                <span class="muted small"><time dateTime={iso(j.createdAt)} title={iso(j.createdAt)}>{ago(j.createdAt)}</time></span>
+              </li>
+            ))}
+          </ul>
+        )}
       </div>
       <div class="card">
         <h2>Errors it reported</h2>

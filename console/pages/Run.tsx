@@ -1,9 +1,25 @@
 import { useEffect, useState } from 'preact/hooks'
-import { api, send, type Accepted, type NodeInfo, type Reply } from '../api'
+import { api, send, type Accepted, type Job, type JobOptions, type NodeInfo, type Reply } from '../api'
 import { mergeReplies, onReply, repliesOf } from '../events'
 import { errorText, href, usePoll } from '../util'
+import { JobMatrix } from './Jobs'
 
 const METHODS = ['cli.run', 'cli.stream', 'node.ping', 'info.system', 'info.os', 'info.kernel', 'info.users', 'file.tail', 'http.get', 'op.list', 'config.get']
+
+/** The rollout options as typed; any of them given makes the run a job (POST /v1/jobs). */
+interface Rollout { batch: string; maxErrors: string; canary: string; ttl: string }
+const NO_ROLLOUT: Rollout = { batch: '', maxErrors: '', canary: '', ttl: '' }
+
+/** The job options of a rollout form, or undefined when none is given (a plain run). */
+function jobOptions(r: Rollout): JobOptions | undefined {
+  const o: JobOptions = {}
+  const num = (v: string): number => (/^\s*\d+\s*$/.test(v) ? Number(v) : NaN)
+  if (r.batch.trim() !== '') o.batch = r.batch.trim()
+  if (r.maxErrors.trim() !== '') o.maxErrors = num(r.maxErrors)
+  if (r.canary.trim() !== '') o.canary = num(r.canary)
+  if (r.ttl.trim() !== '') o.ttl = num(r.ttl)
+  return Object.keys(o).length > 0 ? o : undefined
+}
 
 interface RunRecord {
   key: number
@@ -11,7 +27,9 @@ interface RunRecord {
   args: string[]
   targets: string[]
   /** The form as it was, for "Again". */
-  form: { selector: string; nodes: string[]; args: string; timeout: string }
+  form: { selector: string; nodes: string[]; args: string; timeout: string; rollout: Rollout }
+  /** Sent as a job (rollout options given): its id; `accepted` is then empty. */
+  job?: string
   startedAt: number
   accepted: Accepted[]
   cancelling: Record<string, string>
@@ -48,6 +66,7 @@ export function Run({ query }: { query: URLSearchParams }) {
   const [method, setMethod] = useState('cli.run')
   const [args, setArgs] = useState('')
   const [timeout, setTimeoutS] = useState('')
+  const [rollout, setRollout] = useState<Rollout>(NO_ROLLOUT)
   const [nodes, setNodes] = useState<NodeInfo[]>([])
   const [error, setError] = useState('')
   const [matches, setMatches] = useState<{ names: string[] } | { error: string } | undefined>()
@@ -77,9 +96,19 @@ export function Run({ query }: { query: URLSearchParams }) {
     const methodArgs = args.split('\n').map((a) => a.replace(/\r$/, '')).filter((a) => a.trim() !== '')
     const msg: Record<string, unknown> = { toNodes: targets, method: method.trim(), ...(methodArgs.length > 0 ? { methodArgs } : {}) }
     if (timeout.trim() !== '') msg.methodTimeout = Number(timeout)
+    const form = { selector, nodes: [...picked], args, timeout, rollout }
+    const options = jobOptions(rollout)
     try {
+      if (options !== undefined) {
+        for (const [k, v] of Object.entries(options)) if (Number.isNaN(v)) throw new Error(`${k === 'maxErrors' ? 'Max errors' : k === 'canary' ? 'Canary' : 'TTL'} must be a whole number.`)
+        const { job } = await api<{ job: Job }>('POST', '/v1/jobs', { message: msg, options })
+        runs.unshift({ key: nextKey++, method: method.trim(), args: methodArgs, targets, form, startedAt: Date.now(), accepted: [], cancelling: {}, job: job.id })
+        if (runs.length > 20) runs.pop()
+        setTick((t) => t + 1)
+        return
+      }
       const r = await send(msg)
-      runs.unshift({ key: nextKey++, method: method.trim(), args: methodArgs, targets, form: { selector, nodes: [...picked], args, timeout }, startedAt: Date.now(), accepted: r.accepted, cancelling: {} })
+      runs.unshift({ key: nextKey++, method: method.trim(), args: methodArgs, targets, form, startedAt: Date.now(), accepted: r.accepted, cancelling: {} })
       for (const a of r.accepted) lookedUp.set(a.id, Date.now())
       if (runs.length > 20) runs.pop()
       setTick((t) => t + 1)
@@ -104,6 +133,7 @@ export function Run({ query }: { query: URLSearchParams }) {
     setMethod(run.method)
     setArgs(run.form.args)
     setTimeoutS(run.form.timeout)
+    setRollout(run.form.rollout)
     document.getElementById('run-button')?.focus()
   }
   return (
@@ -141,11 +171,30 @@ export function Run({ query }: { query: URLSearchParams }) {
           <label for="args">Arguments <span class="muted small">one per line; for cli.run and cli.stream one line is a shell command</span></label>
           <textarea id="args" rows={2} value={args} onInput={(e) => setArgs((e.target as HTMLTextAreaElement).value)} />
         </div>
+        <fieldset class="field f-rollout">
+          <legend>Rollout <span class="muted small">optional; any of these makes the run a job (see Jobs)</span></legend>
+          <div class="rollout">
+            <RolloutField id="batch" label="Batch" hint="at most N (or N%) at once" placeholder="5 or 10%" value={rollout.batch} onInput={(v) => setRollout({ ...rollout, batch: v })} />
+            <RolloutField id="max-errors" label="Max errors" hint="stop starting nodes after N failed" placeholder="N" value={rollout.maxErrors} onInput={(v) => setRollout({ ...rollout, maxErrors: v })} numeric />
+            <RolloutField id="canary" label="Canary" hint="the first N go first; the rest only if all are ok" placeholder="N" value={rollout.canary} onInput={(v) => setRollout({ ...rollout, canary: v })} numeric />
+            <RolloutField id="ttl" label="TTL (s)" hint="how long a message waits for an offline node" placeholder="s" value={rollout.ttl} onInput={(v) => setRollout({ ...rollout, ttl: v })} numeric />
+          </div>
+        </fieldset>
         <div class="actions f-go"><button type="submit" id="run-button">Run</button></div>
         {error !== '' && <p role="alert" class="error">{error}</p>}
       </form>
       {runs.map((run) => <RunView key={run.key} run={run} onCancel={(a) => cancel(run, a)} onAgain={() => again(run)} />)}
     </section>
+  )
+}
+
+function RolloutField({ id, label, hint, placeholder, value, onInput, numeric = false }: { id: string; label: string; hint: string; placeholder: string; value: string; onInput: (v: string) => void; numeric?: boolean }) {
+  return (
+    <div class="field">
+      <label for={id}>{label}</label>
+      <input id={id} inputMode={numeric ? 'numeric' : undefined} placeholder={placeholder} value={value} aria-describedby={`${id}-hint`} onInput={(e) => onInput((e.target as HTMLInputElement).value)} />
+      <span id={`${id}-hint`} class="muted small">{hint}</span>
+    </div>
   )
 }
 
@@ -158,6 +207,17 @@ function outcome(replies: Reply[]): { state: 'running' | 'ok' | 'failed'; label:
 }
 
 function RunView({ run, onCancel, onAgain }: { run: RunRecord; onCancel: (a: Accepted) => void; onAgain: () => void }) {
+  if (run.job !== undefined) {
+    return (
+      <article class="run" aria-label={`run of ${run.method} as a job`} data-job={run.job}>
+        <header class="bar">
+          <h2><span class="mono">{run.method}</span> {run.args.length > 0 && <span class="mono muted">{run.args.join(' ')}</span>}</h2>
+          <button type="button" class="secondary small" onClick={onAgain} title="Put this run back into the form">Again</button>
+        </header>
+        <JobMatrix id={run.job} compact />
+      </article>
+    )
+  }
   const per = run.accepted.map((a) => ({ a, replies: [...repliesOf(a.id)].sort((x, y) => (x.seq ?? 0) - (y.seq ?? 0)) }))
   const count = (state: string): number => per.filter((p) => outcome(p.replies).state === state).length
   const running = per.filter((p) => outcome(p.replies).state === 'running')

@@ -3,6 +3,7 @@
  *
  *   POST /v1/jobs              {message, options?, allowUnknown?} ─▶ 201 {job}
  *   GET  /v1/jobs              ─▶ {jobs: [summary…]} newest first
+ *   GET  /v1/jobs?node=NAME    ─▶ the same, only jobs that have that node, each with its `node`
  *   GET  /v1/jobs/ID           ─▶ {job} with its nodes and counts
  *   POST /v1/jobs/ID/cancel    ─▶ {job}: nodes that have not started are skipped
  *
@@ -12,6 +13,7 @@ import type http from 'node:http'
 import { OutpostError } from '../errors'
 import { createFrom, jobJson, jobSummary } from './requests'
 import type { JobEvent, JobRunner } from './runner'
+import type { JobRecord } from './store'
 
 export interface RouteKit {
   readBody(req: http.IncomingMessage, res: http.ServerResponse): Promise<string>
@@ -24,7 +26,11 @@ export async function jobRoute(jobs: JobRunner | undefined, route: string, req: 
   if (jobs === undefined) throw new OutpostError('api_not_found', 'api: this node runs no jobs')
   if (route === '/v1/jobs') {
     kit.only('GET', 'POST')
-    if (req.method === 'GET') return kit.json(res, 200, { jobs: jobs.list().map(jobSummary) })
+    if (req.method === 'GET') {
+      const node = new URL(req.url ?? '/', 'http://localhost').searchParams.get('node')
+      if (node === null || node === '') return kit.json(res, 200, { jobs: jobs.list().map(jobSummary) })
+      return kit.json(res, 200, { jobs: jobs.list().flatMap((j) => nodeOf(j, node)) })
+    }
     const body = await kit.readBody(req, res)
     let value: unknown
     try {
@@ -43,6 +49,14 @@ export async function jobRoute(jobs: JobRunner | undefined, route: string, req: 
   }
   kit.only('GET')
   return kit.json(res, 200, { job: jobJson(jobs.get(m[1]!)) })
+}
+
+/** Job `j` as listed for one node (GET /v1/jobs?node=NAME): its summary and that node's row; none if it has not. */
+function nodeOf(j: JobRecord, name: string): Record<string, unknown>[] {
+  const n = j.nodes.find((x) => x.name === name)
+  if (n === undefined) return []
+  const { output: _o, ...row } = n
+  return [{ ...jobSummary(j), node: row }]
 }
 
 /** A job's change as a server-sent event. */
