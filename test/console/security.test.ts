@@ -181,8 +181,18 @@ test('console - views: nodes by selector, central\'s error log newest first, rec
   const bad = await call('GET', `/v1/nodes?selector=${encodeURIComponent('role in (')}`, bearer)
   assert.is(bad.status, 400)
   assert.is(code(bad), 'selector_invalid')
+  // error.log is never replied to: sendVia returns once ship1 has it stored, so wait for central to log it before the next.
+  const reported = async (message: string): Promise<void> => {
+    const end = Date.now() + 20_000
+    while (!((await call('GET', '/v1/errors', bearer)).body.errors as { message: string }[]).some((e) => e.message === message)) {
+      if (Date.now() > end) throw new Error(`central's error log never showed ${JSON.stringify(message)}`)
+      await new Promise((r) => setTimeout(r, 100))
+    }
+  }
   await sendVia(c.node('ship1').socket, [{ toNode: 'central', method: 'error.log', data: 'first report' }])
+  await reported('first report')
   await sendVia(c.node('ship2').socket, [{ toNode: 'central', method: 'error.log', data: 'second report\nwith two lines' }])
+  await reported('second report\nwith two lines')
   const errors = (await call('GET', '/v1/errors', bearer)).body.errors as { node: string; code: string; message: string; time: string }[]
   assert.equal(errors.slice(0, 2).map((e) => [e.node, e.message]), [['ship2', 'second report\nwith two lines'], ['ship1', 'first report']])
   assert.match(errors[0]!.time, /^\d{4}-\d\d-\d\dT/)
