@@ -2,7 +2,8 @@ import crypto from 'node:crypto'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { fingerprint, generateKeyPair } from '../src/keys'
-import { canonicalBytes, sign, verify, type SignedFields } from '../src/signing'
+import { canonicalBytes, envelopeFields, sign, signEnvelopes, verify, verifyEnvelope, type SignedFields } from '../src/signing'
+import type { Envelope } from '../src/wire/envelope'
 
 const ops = generateKeyPair()
 
@@ -108,6 +109,24 @@ test('signing - an operation key named __proto__ is data like any other', () => 
   const a: SignedFields = { id: 'i', fromNode: 'central', method: 'op.start', operation: JSON.parse('{"opCmd":"startProc","opArg":{"__proto__":{"x":1}}}') as NonNullable<SignedFields['operation']> }
   const b: SignedFields = { ...a, operation: { opCmd: 'startProc', opArg: {} } }
   assert.not.ok(verify(b, sign(a, ops.privateKey), ops.publicKey).ok)
+})
+
+
+test('signing - a batch signs exactly the documented tree: leaves 0x00 ‖ canonical bytes, nodes 0x01 ‖ left ‖ right, root under its tag', () => {
+  // Worked out here with createHash, apart from src/signing.ts's faster hashing: the bytes signed must be these.
+  const h = (...parts: (Buffer | string)[]): Buffer => { const x = crypto.createHash('sha256'); for (const p of parts) x.update(p); return x.digest() }
+  const envs: Envelope[] = Array.from({ length: 3 }, (_, i) => ({ id: `01JB000000000000000000000${i}`, fromNode: 'central', toNode: 'ship1', method: 'cli.run', methodArgs: ['echo', String(i)], data: 'héllo', createdAt: 1, expiresAt: 2 }))
+  signEnvelopes(envs, ops.privateKey)
+  const fp = fingerprint(ops.publicKey)
+  const leaves = envs.map((e) => h(Buffer.from([0]), canonicalBytes(envelopeFields(e), fp)))
+  // Three leaves: the first two pair up; the third goes up as it is.
+  const root = h(Buffer.from([1]), h(Buffer.from([1]), leaves[0]!, leaves[1]!), leaves[2]!)
+  assert.ok(crypto.verify(null, Buffer.concat([Buffer.from('outpost-sig-root/1\n'), root]), ops.publicKey, Buffer.from(envs[0]!.sig!, 'base64')))
+  assert.equal(Buffer.from(envs[0]!.sigPath!, 'base64'), Buffer.concat([Buffer.from([1]), leaves[1]!, Buffer.from([1]), leaves[2]!]))
+  assert.equal(Buffer.from(envs[2]!.sigPath!, 'base64'), Buffer.concat([Buffer.from([0]), h(Buffer.from([1]), leaves[0]!, leaves[1]!)]))
+  // The data is covered by its SHA-256 (of its UTF-8 bytes) inside the canonical bytes.
+  assert.ok(canonicalBytes(envelopeFields(envs[0]!), fp).toString().includes(h(Buffer.from('héllo', 'utf8')).toString('hex')))
+  for (const e of envs) assert.equal(verifyEnvelope(e, ops.publicKey), { ok: true })
 })
 
 test.run()

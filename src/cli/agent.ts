@@ -16,6 +16,7 @@ import { cp, transfers } from './cp'
 import { initText, parseConfig, type Config } from '../config'
 import { defaultsContext } from '../config/schema'
 import { Hub, hashToken } from '../hub'
+import { generateKeyPair, publicKeyText, readKeyFile, writeKeyFile, type KeyPair } from '../keys'
 import { hubLink } from '../hub-link'
 import type { Transport, TransportOptions } from '../transport'
 import type { Logger } from '../log'
@@ -156,13 +157,27 @@ function localToken(centralToken: string): string {
   return createHash('sha256').update(`outpost-up-local:${centralToken}`).digest('hex').slice(0, 32)
 }
 
+/**
+ * The quickstart's operator key, made once beside the nodes' data (./var/operator.key, 0600)
+ * and kept: central's APIs sign with it, and both nodes run only what it signed.
+ */
+function quickstartKey(file: string): KeyPair {
+  if (fs.existsSync(file)) return readKeyFile(file)
+  const pair = generateKeyPair()
+  fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 })
+  writeKeyFile(file, pair)
+  return pair
+}
+
 const up: Command = async (io, args) => {
   const { values } = parse(args, { port: { type: 'string' } }, false)
-  if (values.help) return print(io, `Usage: outpost up [--port N]\n\n  Quickstart: a hub and the nodes "central" and "local" in one process on loopback, data in\n  ./var. Creates a commented ./outpost.yaml (for node central) when there is none. Then, from\n  the same folder in another terminal:  npx outpost send --to local cli.run -- uname -a\n\n${GLOBAL_HELP}`)
+  if (values.help) return print(io, `Usage: outpost up [--port N]\n\n  Quickstart: a hub and the nodes "central" and "local" in one process on loopback, data in\n  ./var. Creates a commented ./outpost.yaml (for node central) when there is none, and an\n  operator key (./var/operator.key): both nodes run only what it signed, and central's socket\n  signs with it. From the same folder, in another terminal:\n    npx outpost send --to local cli.run -- uname -a\n\n${GLOBAL_HELP}`)
   const file = path.resolve(io.cwd, values.config ?? 'outpost.yaml')
   const port = values.port ?? '7430'
   if (!fs.existsSync(file)) {
     const token = randomBytes(16).toString('hex')
+    const keyFile = './var/operator.key'
+    const key = quickstartKey(path.resolve(io.cwd, keyFile))
     const text = initText(defaultsContext(), [
       { key: 'node.name', value: 'central', why: 'the quickstart\'s central node' },
       { key: 'dataDir', value: './var/central', why: 'data beside this file, in ./var' },
@@ -171,6 +186,9 @@ const up: Command = async (io, args) => {
       { key: 'hub.listen', value: `127.0.0.1:${port}`, why: 'the quickstart\'s hub listens on loopback only' },
       { key: 'hub.tokens', value: { central: hashToken(token), local: hashToken(localToken(token)) }, why: 'the quickstart\'s nodes central and local' },
       { key: 'hello.interval', value: 10, why: 'heartbeats more often, so `outpost nodes` is quick to show both' },
+      { key: 'api.signingKey', value: keyFile, why: 'the quickstart\'s operator key, made for it: what the socket and HTTP API take is signed with it' },
+      { key: 'security.requireSignatures', value: true, why: 'central and local run only what an operator key signed (the sinks node.hello, error.log, reply.* aside)' },
+      { key: 'security.trustedKeys', value: [{ name: 'quickstart', publicKey: publicKeyText(key.publicKey), methods: ['*'] }], why: 'the key of api.signingKey, trusted for every method' },
     ])
     parseConfig(text, file) // what up writes must load
     fs.writeFileSync(file, text, { mode: 0o600 }) // it holds a token

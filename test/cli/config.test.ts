@@ -251,11 +251,11 @@ test('config cli - the file outpost up writes marks every value that is not the 
     const ctx = defaultsContext()
     const changed = diffConfig(defaultConfig(ctx), parseConfig(text, 'outpost.yaml', ctx), dir).changed
     // delivery.retries and methods.timeout were set afterwards; the rest up chose.
-    assert.equal(changed.filter((k) => k !== 'delivery.retries' && k !== 'methods.timeout'), ['dataDir', 'hello.interval', 'hub.listen', 'hub.tokens', 'node.name', 'transport.servers', 'transport.token'])
+    assert.equal(changed.filter((k) => k !== 'delivery.retries' && k !== 'methods.timeout'), ['api.signingKey', 'dataDir', 'hello.interval', 'hub.listen', 'hub.tokens', 'node.name', 'security.requireSignatures', 'security.trustedKeys', 'transport.servers', 'transport.token'])
     const header = /those marked "not the default": ([^\n]*)\.\n/.exec(text)
     assert.ok(header, text.slice(0, 400))
-    assert.equal(header[1]!.split(', ').sort(), ['dataDir', 'hello.interval', 'hub.listen', 'hub.tokens', 'node.name', 'transport.servers', 'transport.token'])
-    assert.is(text.match(/# not the default \(/g)?.length, 7)
+    assert.equal(header[1]!.split(', ').sort(), ['api.signingKey', 'dataDir', 'hello.interval', 'hub.listen', 'hub.tokens', 'node.name', 'security.requireSignatures', 'security.trustedKeys', 'transport.servers', 'transport.token'])
+    assert.is(text.match(/# not the default \(/g)?.length, 10)
     assert.match(text, /\n {2}listen: 127\.0\.0\.1:\d+ # not the default \(0\.0\.0\.0:7430\)/)
     assert.match(text, /\n {2}interval: 10 # not the default \(30\)/)
   } finally {
