@@ -50,6 +50,8 @@ const ROUTES = [
   '/', '/v1', '/v2/status', '/metrics', '/v1/status/', '/v1//nodes', '/v1/messages/%', '/v1/messages/%E0%A4%A', '/v1/messages/..%2F..%2Fetc',
   '/%00', '/v1/status?x=%zz&&=', '*', 'http://outpost/v1/status', '//evil/v1/nodes', '/v1/nodes#frag', '/v1/status;x', '/V1/STATUS',
   '/v1/messages/01ARYZ6S41TSV4RRFFQ69G5FAV/x', '/v1/events/x', '/v1/messages?wait=0', '/v1/status?inReplyTo=x',
+  '/index.html', '/console/app.js', '/console/app.css', '/console/session', '/console/nope', '/v1/jobs', '/v1/jobs/01ARYZ6S41TSV4RRFFQ69G5FAV',
+  '/v1/jobs/x/cancel', '/v1/transfers', '/v1/errors?limit=x', '/v1/requests?toNode=', '/v1/nodes?selector=%28',
 ]
 const METHODS = ['GET', 'POST', 'PUT', 'DELETE', 'OPTIONS', 'PATCH', 'TRACE', 'PROPFIND', 'BREW', 'M-SEARCH', 'PURGE']
 /** Methods the HTTP parser knows (others are its 400, before any token is looked at). */
@@ -72,6 +74,20 @@ function route(rnd: Rnd): string {
     case 2: return '/' + 'a/'.repeat(int(rnd, 3000))
     case 3: return pick(rnd, ['/v1/', '/v1/messages/', '/']) + encodeURIComponent(pick(rnd, PROTO_NAMES))
     default: return r
+  }
+}
+
+/** The console's public routes (its page and files, its sign-in): answered without the token. */
+function isPublic(r: string): boolean {
+  const p = r.split(/[?#]/)[0]!
+  return p === '' || p === '/' || p === '/index.html' || p.startsWith('/console/')
+}
+
+/** A route that needs the token. */
+function privateRoute(rnd: Rnd): string {
+  for (;;) {
+    const r = route(rnd)
+    if (!isPublic(r)) return r
   }
 }
 
@@ -179,14 +195,14 @@ export function httpCase(rnd: Rnd, token: string): HttpCase {
   // Pipelined requests on one connection: keep-alive, and fewer connections for the same cases.
   const n = 1 + int(rnd, 3)
   const many = 1 + int(rnd, 8)
-  switch (int(rnd, 14)) {
+  switch (int(rnd, 15)) {
     case 0: return { kind: 'random bytes', bytes: garbage(rnd, 1 + int(rnd, 400)), auth: 'noise', expect: 1, cut: true }
     case 1: {
       // Well formed, without the right token: pipelined, with a body that would be accepted.
       const reqs = Array.from({ length: n }, () => {
         const post = rnd() < 0.5
         const extra: [string, string][] = rnd() < 0.2 ? [['expect', pick(rnd, ['100-continue', 'nonsense'])]] : []
-        return request(post ? 'POST' : pick(rnd, KNOWN), post ? '/v1/messages' : route(rnd), [...wrongAuth(rnd, token), ...extra, ...randomHeaders(rnd)], post ? UNAUTH_BODY : undefined)
+        return request(post ? 'POST' : pick(rnd, KNOWN), post ? '/v1/messages' : privateRoute(rnd), [...wrongAuth(rnd, token), ...extra, ...randomHeaders(rnd)], post ? UNAUTH_BODY : undefined)
       })
       // A head past Node's 16 KiB header limit (a long route and long headers together) is refused
       // by the parser (431) before any handler: still nothing but a refusal, so it counts as noise.
@@ -205,6 +221,13 @@ export function httpCase(rnd: Rnd, token: string): HttpCase {
       const methods = Array.from({ length: many }, () => pick(rnd, rnd() < 0.1 ? ['HEAD'] : METHODS.filter((m) => m !== 'POST' || rnd() < 0.3)))
       const reqs = methods.map((m) => request(m, route(rnd), [...rightAuth(rnd, token), ...randomHeaders(rnd)]))
       return { kind: 'random routes', bytes: Buffer.concat(reqs), auth: 'authorized', expect: many, head: methods.map((m) => m === 'HEAD'), whole: true }
+    }
+    case 13: {
+      // The console's public routes without the token: its files, or a refusal; never the API's data.
+      const methods = Array.from({ length: many }, () => pick(rnd, rnd() < 0.1 ? ['HEAD'] : METHODS))
+      const pub = ['/', '/index.html', '/console/app.js', '/console/app.css', '/console/session', '/console/nope', '/console/../v1/status', '/?a=b']
+      const reqs = methods.map((m) => request(m, pick(rnd, pub), [...(rnd() < 0.5 ? wrongAuth(rnd, token) : []), ...randomHeaders(rnd)]))
+      return { kind: 'console routes without the token', bytes: Buffer.concat(reqs), auth: 'authorized', expect: many, head: methods.map((m) => m === 'HEAD'), whole: true }
     }
     case 4:
     case 5:

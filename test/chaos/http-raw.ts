@@ -103,7 +103,10 @@ const UNAUTHORIZED = '{"error":{"code":"api_unauthorized","message":"unauthorize
 /** What the HTTP parser answers by itself: bad request, timeout, chunk extension too large, headers too large. */
 const PARSER = new Set([400, 408, 413, 431])
 const API: Record<number, readonly string[]> = {
-  400: ['api_bad_request', 'envelope_invalid', 'node_unknown', 'fan_out_too_large', 'selector_invalid', 'selector_no_match'], 404: ['api_not_found'], 405: ['api_method_not_allowed'], 413: ['api_too_large', 'message_too_large'],
+  400: ['api_bad_request', 'envelope_invalid', 'node_unknown', 'fan_out_too_large', 'selector_invalid', 'selector_no_match', 'file_outside', 'file_not_found'],
+  // 401 with a JSON body: the console's session route without a session cookie; 403: the console's CSRF check.
+  401: ['api_unauthorized'], 403: ['api_forbidden'],
+  404: ['api_not_found', 'job_unknown'], 405: ['api_method_not_allowed'], 413: ['api_too_large', 'message_too_large'],
 }
 
 /** Why a case's answer is wrong, or undefined when it is right. */
@@ -126,6 +129,8 @@ export function verdict(c: HttpCase, r: HttpResult): string | undefined {
   for (const x of final) {
     if (x.head === true) continue // the answer to a HEAD: its status says all
     if (x.status === 200 || x.status === 202) {
+      // The console's files (/, /index.html, /console/*): public, and not JSON.
+      if (x.status === 200 && /^text\/(html|css|javascript);/.test(String(x.headers['content-type']))) continue
       if (x.partial !== true) try { JSON.parse(x.body.toString()) } catch { return `${x.status} with a body that is not JSON` }
       continue
     }
