@@ -142,7 +142,7 @@ function zeroChunk(): Buffer {
 }
 
 export function openSegment(dir: string, n: number): number {
-  const fd = fs.openSync(path.join(dir, segmentName(n)), 'w')
+  const fd = fs.openSync(path.join(dir, segmentName(n)), 'wx')
   fsyncDir(dir)
   return fd
 }

@@ -407,7 +407,8 @@ export class Journal<T> {
         discard(prepared.fd, prepared.file)
       }
     }
-    fd ??= fs.openSync(file, 'w')
+    // Never over an existing file: a segment is only ever made new ('wx'), so no write can empty one.
+    fd ??= fs.openSync(file, 'wx')
     fs.closeSync(this.fd)
     this.fd = fd
     this.segment = n

@@ -46,6 +46,12 @@ function flipAfter(dir: string, needle: string, past: number): { file: string; a
 async function abandon(ob: Outbox): Promise<void> {
   const inner = ob as unknown as { journal: { drain(): Promise<void> }; checkpointing: Promise<void> | undefined }
   while (inner.checkpointing) await inner.checkpointing
+  // A dead process has no timers: the quiet timer's snapshot would rotate the journal under the next opener.
+  const timers = ob as unknown as { closing: Promise<void> | undefined; quietTimer: NodeJS.Timeout | undefined; journal: { closed: boolean } }
+  timers.closing = Promise.resolve()
+  clearTimeout(timers.quietTimer)
+  // Nor a spare still being filled that, once ready, would start a segment under the next opener.
+  timers.journal.closed = true
   await inner.journal.drain()
   ;(ob as unknown as { lock: { release(): void } }).lock.release()
 }
