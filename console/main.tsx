@@ -14,6 +14,7 @@ import { Fleet } from './pages/Fleet'
 import { Node } from './pages/Node'
 import { Run } from './pages/Run'
 import { SignIn } from './pages/SignIn'
+import { Terminal } from './pages/Terminal'
 import { href, useRoute, type Route } from './util'
 
 const VIEWS = [['fleet', 'Fleet', 'f'], ['run', 'Run', 'r'], ['errors', 'Errors', 'e']] as const
@@ -80,6 +81,7 @@ function Shell({ onSignOut }: { onSignOut: () => void }) {
 
 function Page({ route, view }: { route: Route; view: string }) {
   if (view === 'node' && route.path[1] !== undefined) return <Node name={route.path[1]} key={route.path[1]} />
+  if (view === 'shell' && route.path[1] !== undefined) return <Terminal name={route.path[1]} key={route.path[1]} />
   if (view === 'run') return <Run query={route.query} />
   if (view === 'errors') return <Errors />
   return <Fleet initial={route.query.get('selector') ?? ''} />

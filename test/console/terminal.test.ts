@@ -1,0 +1,191 @@
+/**
+ * The console's terminal (#/shell/NODE) and the HTTP sessions under it (/v1/sessions), against
+ * a real cluster of processes (a hub, central with api.http, ship1): in a real Chromium, typed
+ * commands, a resize that `stty size` follows, an exit status, no CSP violation, and leaving the
+ * view killing the shell; over plain fetch, who may open one, a bearer-token client's session
+ * end to end, and a session nobody follows being ended.
+ */
+import fs from 'node:fs'
+import { test } from 'uvu'
+import * as assert from 'uvu/assert'
+import type { Page } from 'playwright-core'
+import { Cluster, freePort, tmpDir } from '../fixtures/cluster'
+import { launchChromium, processesWith, shotPath, type Chromium } from '../fixtures/chromium'
+import { configure } from '../fixtures/configure'
+import { eventually } from '../helpers'
+
+const TOKEN = `console-token-${Math.random().toString(36).slice(2)}`
+const bearer = { authorization: `Bearer ${TOKEN}` }
+let c: Cluster
+let base = ''
+let chrome: Chromium
+let page: Page
+const pageErrors: string[] = []
+const work = tmpDir()
+
+test.before(async () => {
+  c = await Cluster.create(['ship1'])
+  const port = await freePort()
+  base = `http://127.0.0.1:${port}`
+  configure(c, 'central', { api: { http: `127.0.0.1:${port}`, token: TOKEN } })
+  await c.startHub()
+  await Promise.all([c.start('central'), c.start('ship1')])
+  chrome = await launchChromium()
+  const context = await chrome.browser.newContext({ viewport: { width: 1280, height: 800 }, colorScheme: 'dark' })
+  page = await context.newPage()
+  page.setDefaultTimeout(15_000)
+  // A CSP violation (xterm.js's <style> elements, if they got through) or a script error.
+  page.on('console', (m) => { if (m.type() === 'error' || /Content.Security.Policy/i.test(m.text())) pageErrors.push(m.text()) })
+  page.on('pageerror', (e) => pageErrors.push(e.message))
+})
+
+test.after(async () => {
+  await chrome?.close()
+  await c?.destroy()
+  fs.rmSync(work, { recursive: true, force: true })
+})
+
+async function call(method: string, route: string, headers: Record<string, string> = {}, body?: unknown): Promise<{ status: number; body: Record<string, unknown> }> {
+  const res = await fetch(base + route, { method, headers: { ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...headers }, ...(body !== undefined ? { body: JSON.stringify(body) } : {}) })
+  const text = await res.text()
+  let parsed: Record<string, unknown> = {}
+  try { parsed = JSON.parse(text) as Record<string, unknown> } catch { /* not JSON */ }
+  return { status: res.status, body: parsed }
+}
+
+async function signIn(): Promise<{ cookie: string; csrf: string }> {
+  const res = await fetch(`${base}/console/session`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ token: TOKEN }) })
+  assert.is(res.status, 200)
+  return { cookie: (res.headers.get('set-cookie') ?? '').split(';')[0]!, csrf: ((await res.json()) as { csrf: string }).csrf }
+}
+
+/** A process whose command line holds `marker` is running (a shell's child, here on the same machine). */
+const running = (marker: string): boolean => processesWith(marker).length > 0
+
+/** The terminal's screen as text, one line a row. */
+async function screen(): Promise<string> {
+  return page.locator('.term-box .xterm-rows').innerText()
+}
+
+async function typeLine(text: string): Promise<void> {
+  await page.locator('.term-box').click()
+  await page.keyboard.type(text)
+  await page.keyboard.press('Enter')
+}
+
+async function waitScreen(re: RegExp): Promise<RegExpMatchArray> {
+  const end = Date.now() + 15_000
+  for (;;) {
+    const m = re.exec(await screen())
+    if (m) return m
+    if (Date.now() > end) throw new Error(`the terminal never showed ${re}; it shows:\n${await screen()}`)
+    await new Promise((r) => setTimeout(r, 100))
+  }
+}
+
+test('terminal - without a sign-in, or without the CSRF token or from another origin, no shell is opened', async () => {
+  const made = `${work}/opened`
+  const open = { toNode: 'ship1', command: `touch ${made}` }
+  assert.is((await call('POST', '/v1/sessions', {}, open)).status, 401)
+  assert.is((await call('POST', '/v1/sessions', { authorization: 'Bearer wrong' }, open)).status, 401)
+  const { cookie, csrf } = await signIn()
+  const noCsrf = await call('POST', '/v1/sessions', { cookie }, open)
+  assert.is(noCsrf.status, 403)
+  assert.is((noCsrf.body.error as { code: string }).code, 'api_forbidden')
+  assert.is((await call('POST', '/v1/sessions', { cookie, 'x-outpost-csrf': 'x'.repeat(csrf.length) }, open)).status, 403)
+  assert.is((await call('POST', '/v1/sessions', { cookie, 'x-outpost-csrf': csrf, origin: 'http://evil.example' }, open)).status, 403)
+  await new Promise((r) => setTimeout(r, 2500))
+  assert.not.ok(fs.existsSync(made), 'a refused request opened a session')
+  // The same request with its token does open one (the refusals above were the checks, not the request).
+  const ok = await call('POST', '/v1/sessions', { cookie, 'x-outpost-csrf': csrf }, open)
+  assert.is(ok.status, 201)
+  const id = (ok.body.session as { id: string }).id
+  // Another sign-in (or a bearer client) cannot follow it or type into it.
+  const other = await signIn()
+  assert.is((await call('GET', `/v1/sessions/${id}/events`, { cookie: other.cookie })).status, 404)
+  assert.is((await call('POST', `/v1/sessions/${id}/input`, { cookie: other.cookie, 'x-outpost-csrf': other.csrf }, { seq: 0, lines: [{ in: 'aGkK' }] })).status, 404)
+  assert.is((await call('GET', `/v1/sessions/${id}/events`, bearer)).status, 404)
+  assert.is((await call('DELETE', `/v1/sessions/${id}`, { cookie, 'x-outpost-csrf': csrf })).status, 204)
+})
+
+test('terminal - a bearer-token client: events over SSE, input in order of seq (a batch sent early waits for the one before), the exit status', async () => {
+  const open = await call('POST', '/v1/sessions', bearer, { toNode: 'ship1', command: 'read a; read b; echo "got $a $b"; exit 4' })
+  assert.is(open.status, 201)
+  const id = (open.body.session as { id: string }).id
+  const res = await fetch(`${base}/v1/sessions/${id}/events`, { headers: bearer })
+  assert.is(res.headers.get('content-type'), 'text/event-stream')
+  // Batch 1 first: it is held until batch 0 comes; a repeat of batch 0 is not typed twice.
+  const late = call('POST', `/v1/sessions/${id}/input`, bearer, { seq: 1, lines: [{ in: Buffer.from('second\r').toString('base64') }] })
+  assert.is((await call('POST', `/v1/sessions/${id}/input`, bearer, { seq: 0, lines: [{ in: Buffer.from('first\r').toString('base64') }] })).status, 200)
+  assert.is((await late).status, 200)
+  let text = ''
+  const events: string[] = []
+  const decoder = new TextDecoder()
+  for await (const chunk of res.body!) text += decoder.decode(chunk as Uint8Array)
+  let out = ''
+  for (const block of text.split('\n\n')) {
+    const ev = /^event: (\w+)$/m.exec(block)?.[1]
+    const data = /^data: (.*)$/m.exec(block)?.[1] ?? ''
+    if (ev === undefined) continue
+    events.push(ev)
+    if (ev === 'out') out += Buffer.from(data, 'base64').toString()
+    if (ev === 'exit') assert.equal(JSON.parse(data), { code: 4 })
+  }
+  assert.match(out, /got first second/)
+  assert.is(events.at(-1), 'exit')
+  assert.ok(events.includes('ready'))
+})
+
+test('terminal - a session whose event stream never comes is ended, its process killed', async () => {
+  const marker = `sleep ${4000 + Math.floor(Math.random() * 5000)}`
+  const open = await call('POST', '/v1/sessions', bearer, { toNode: 'ship1', command: marker })
+  assert.is(open.status, 201)
+  await eventually('the shell\'s command running', () => running(marker) || undefined)
+  // STREAM_WAIT_MS (10 s) later it is gone.
+  await eventually('the unfollowed session ended', () => !running(marker) || undefined, 20_000)
+  assert.is((await call('GET', `/v1/sessions/${(open.body.session as { id: string }).id}/events`, bearer)).status, 404)
+})
+
+test('terminal - the console: typed commands, a resize stty follows, an exit status, no CSP violation', async () => {
+  await page.goto(`${base}/`)
+  await page.fill('#token', TOKEN)
+  await page.click('button[type=submit]')
+  await page.locator('tr[data-node="ship1"] .badge').filter({ hasText: 'online' }).waitFor()
+  // (Before sign-in the page's look for a session was answered 401, as it should be.)
+  pageErrors.length = 0
+  await page.goto(`${base}/#/node/ship1`)
+  await page.click('[data-shell]')
+  await page.locator('[data-status=open]').waitFor()
+  await waitScreen(/[#$] *$/m)
+  await typeLine('echo hello-$((6*7))')
+  await waitScreen(/^hello-42$/m)
+  await typeLine("stty size | sed 's/^/size1=/'")
+  const big = await waitScreen(/^size1=(\d+) (\d+)$/m)
+  await page.screenshot({ path: shotPath('terminal') })
+  await page.setViewportSize({ width: 760, height: 560 })
+  await typeLine("stty size | sed 's/^/size2=/'")
+  const small = await waitScreen(/^size2=(\d+) (\d+)$/m)
+  // The pty took the smaller size, and it is the size the page draws.
+  assert.ok(Number(small[1]) < Number(big[1]) && Number(small[2]) < Number(big[2]), `stty size ${small[0]} after ${big[0]}`)
+  assert.is(await page.locator('.term-box .xterm-rows > div').count(), Number(small[1]))
+  await typeLine('exit 3')
+  await page.locator('[data-exit="3"]').waitFor()
+  await waitScreen(/\[exited with status 3\]/)
+  assert.equal(pageErrors, [])
+})
+
+test('terminal - leaving the view ends the session: the shell\'s process group is killed', async () => {
+  await page.setViewportSize({ width: 900, height: 520 })
+  await page.getByRole('button', { name: 'New session' }).click()
+  await page.locator('[data-status=open]').waitFor()
+  const marker = `sleep ${4000 + Math.floor(Math.random() * 5000)}`
+  // (sh -c: its command line holds the marker with its space; sleep's own has a NUL there.)
+  await typeLine(`uname -s; sh -c '${marker}; :'`)
+  await eventually('the typed command running', () => running(marker) || undefined)
+  await page.screenshot({ path: shotPath('terminal-small') })
+  await page.goto(`${base}/#/fleet`)
+  await eventually('the shell killed after the view closed', () => !running(marker) || undefined)
+  assert.equal(pageErrors, [])
+})
+
+test.run()
