@@ -2,17 +2,17 @@
  * The terminal view (#/shell/NODE): `session.open` on a node through the HTTP API's sessions
  * (src/api/http-sessions.ts), drawn by xterm.js (bundled: no CDN).
  *
+ *   xterm.js loaded on first use (xterm-load.ts: /console/term.js, term.css)
  *   POST /v1/sessions {toNode, rows, cols} ─▶ id
  *   EventSource /v1/sessions/ID/events ─▶ out (base64) ─▶ term.write; exit/error ─▶ status, stream closed
  *   term.onData / onResize ─▶ queue ─▶ POST /v1/sessions/ID/input {seq, lines}, one batch at a time
  *   leaving the view closes the stream: the node kills the session's process group
  */
-import '@xterm/xterm/css/xterm.css'
-import { Terminal as XTerm } from '@xterm/xterm'
+import type { Terminal as XTerm } from '@xterm/xterm'
 import { useEffect, useRef, useState } from 'preact/hooks'
 import { api } from '../api'
-import { cspSafeStyles } from '../csp-styles'
 import { errorText, href } from '../util'
+import { loadXterm } from '../xterm-load'
 
 /** Input lines sent in one POST at most (more wait for the next). */
 const BATCH_LINES = 64
@@ -24,8 +24,14 @@ export function Terminal({ name }: { name: string }) {
   const [state, setState] = useState<State>({ kind: 'opening' })
   const [attempt, setAttempt] = useState(0)
   useEffect(() => {
-    cspSafeStyles()
-    const term = new XTerm({ fontSize: 14, fontFamily: 'ui-monospace, SFMono-Regular, Menlo, Consolas, monospace', cursorBlink: true, scrollback: 5000 })
+    let gone = false
+    let stop = (): void => {}
+    loadXterm().then((Term) => { if (!gone) stop = start(Term) }, (err: unknown) => setState({ kind: 'error', text: errorText(err) }))
+    return () => { gone = true; stop() }
+  }, [name, attempt])
+  /** The session in a new terminal; returns what ends both. */
+  function start(Term: typeof XTerm): () => void {
+    const term = new Term({ fontSize: 14, fontFamily: 'ui-monospace, SFMono-Regular, Menlo, Consolas, monospace', cursorBlink: true, scrollback: 5000 })
     term.open(box.current!)
     fit(term)
     term.focus()
@@ -98,7 +104,7 @@ export function Terminal({ name }: { name: string }) {
       data.dispose(); binary.dispose(); resized.dispose()
       term.dispose()
     }
-  }, [name, attempt])
+  }
   const status = state.kind === 'opening' ? 'opening...' : state.kind === 'open' ? 'connected' : state.kind === 'exit' ? `exited with status ${state.code}` : state.text
   return (
     <section aria-labelledby="term-h" class="term-view">

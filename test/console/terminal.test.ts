@@ -154,6 +154,8 @@ test('terminal - the console: typed commands, a resize stty follows, an exit sta
   // (Before sign-in the page's look for a session was answered 401, as it should be.)
   pageErrors.length = 0
   await page.goto(`${base}/#/node/ship1`)
+  // xterm.js comes only with the terminal view (/console/term.js), not with every page.
+  assert.is(await page.evaluate('typeof globalThis.outpostXterm'), 'undefined')
   await page.click('[data-shell]')
   await page.locator('[data-status=open]').waitFor()
   await waitScreen(/[#$] *$/m)
