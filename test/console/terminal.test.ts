@@ -6,6 +6,7 @@
  * end to end, and a session nobody follows being ended.
  */
 import fs from 'node:fs'
+import http from 'node:http'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import type { Page } from 'playwright-core'
@@ -134,6 +135,43 @@ test('terminal - a bearer-token client: events over SSE, input in order of seq (
   assert.match(out, /got first second/)
   assert.is(events.at(-1), 'exit')
   assert.ok(events.includes('ready'))
+})
+
+test('terminal - flow control: output the client does not read holds the remote program back, central does not buffer it; then all of it comes', async () => {
+  const total = 60 * 1024 * 1024
+  const marker = `head -c ${total} /dev/zero`
+  // (`sleep 1`: the program does not exit while its last output waits in a paused pty, which
+  // node-pty would drop 200 ms after the exit; that is outpost shell's too, not this test's.)
+  const open = await call('POST', '/v1/sessions', bearer, { toNode: 'ship1', command: `stty raw -echo; ${marker} | tr '\\0' x; sleep 1` })
+  const id = (open.body.session as { id: string }).id
+  const central = c.node('central').proc!.child.pid!
+  const rssMb = (): number => Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${central}/status`, 'utf8'))![1]) / 1024
+  const before = rssMb()
+  const res = await new Promise<http.IncomingMessage>((resolve, reject) => http.get(`${base}/v1/sessions/${id}/events`, { headers: bearer }, resolve).on('error', reject))
+  res.pause()
+  await eventually('the command running', () => running(marker) || undefined)
+  await new Promise((r) => setTimeout(r, 4000))
+  // Not read: the program waits (a pty that nobody drains), and central holds about a window, not 60 MiB.
+  assert.ok(running(marker), 'the remote program finished while its output was not read')
+  assert.ok(rssMb() - before < 40, `central grew ${(rssMb() - before).toFixed(0)} MB`)
+  let xs = 0
+  let rest = ''
+  let exit = ''
+  res.setEncoding('utf8')
+  res.on('data', (d: string) => {
+    const blocks = (rest + d).split('\n\n')
+    rest = blocks.pop()!
+    for (const b of blocks) {
+      const out = /^event: out\ndata: (.*)$/m.exec(b)
+      if (out) { const t = Buffer.from(out[1]!, 'base64').toString('latin1'); for (let i = 0; i < t.length; i++) if (t.charCodeAt(i) === 120) xs++ }
+      const e = /^event: exit\ndata: (.*)$/m.exec(b)
+      if (e) exit = e[1]!
+    }
+  })
+  res.resume()
+  await new Promise((r) => res.on('end', r))
+  assert.is(exit, '{"code":0}')
+  assert.is(xs, total)
 })
 
 test('terminal - a session whose event stream never comes is ended, its process killed', async () => {
