@@ -195,11 +195,20 @@ export class HttpSessions {
 
   /** The client went away or asked to stop: the remote side is told, and kills its group. */
   private end(s: Open, why: string): void {
-    if (!s.over) this.log('info', `api: the shell on ${s.toNode} (session ${s.id.slice(0, 8)}) ended: ${why}`)
+    if (!s.over) {
+      this.log('info', `api: the shell on ${s.toNode} (session ${s.id.slice(0, 8)}) ended: ${why}`)
+      // Its client, if still there, is told why.
+      this.send(s, { error: { code: 'session_closed', message: `the shell on ${s.toNode} ended here: ${why}` } })
+    }
     s.session?.close()
     this.finish(s)
     clearTimeout(s.timer)
     this.open.delete(s.id)
+  }
+
+  /** Every session of one owner ends (its console sign-in signed out). */
+  endOwner(owner: string): void {
+    for (const s of [...this.open.values()]) if (s.owner === owner) this.end(s, 'its console sign-in signed out')
   }
 
   close(): void {

@@ -86,8 +86,8 @@ export class HttpApi {
     this.node = node
     this.o = o
     this.tokenHash = sha256(o.token)
-    this.console = new ConsoleRoutes({ tokenMatches: (t) => timingSafeEqual(sha256(t), this.tokenHash), readBody })
     this.shells = new HttpSessions(node, o.log)
+    this.console = new ConsoleRoutes({ tokenMatches: (t) => timingSafeEqual(sha256(t), this.tokenHash), readBody, signedOut: (id) => this.shells.endOwner(`console ${id}`) })
     const onRequest = (req: http.IncomingMessage, res: http.ServerResponse): void => {
       this.handle(req, res).catch((err: unknown) => this.fail(res, err))
     }

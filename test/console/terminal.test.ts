@@ -109,6 +109,19 @@ test('terminal - without a sign-in, or without the CSRF token or from another or
   assert.is((await call('DELETE', `/v1/sessions/${id}`, { cookie, 'x-outpost-csrf': csrf })).status, 204)
 })
 
+test('terminal - signing out ends the shells that sign-in opened', async () => {
+  const { cookie, csrf } = await signIn()
+  const marker = `sleep ${4000 + Math.floor(Math.random() * 5000)}`
+  const open = await call('POST', '/v1/sessions', { cookie, 'x-outpost-csrf': csrf }, { toNode: 'ship1', command: marker })
+  const id = (open.body.session as { id: string }).id
+  const res = await fetch(`${base}/v1/sessions/${id}/events`, { headers: { cookie }, signal: AbortSignal.timeout(15_000) })
+  await eventually('the shell\'s command running', () => running(marker) || undefined)
+  assert.is((await call('DELETE', '/console/session', { cookie, 'x-outpost-csrf': csrf })).status, 204)
+  const text = await res.text()
+  assert.match(text, /event: error\ndata: \{"code":"session_closed"/)
+  await eventually('the shell killed after sign-out', () => !running(marker) || undefined)
+})
+
 test('terminal - a bearer-token client: events over SSE, input in order of seq (a batch sent early waits for the one before), the exit status', async () => {
   const open = await call('POST', '/v1/sessions', bearer, { toNode: 'ship1', command: 'read a; read b; echo "got $a $b"; exit 4' })
   assert.is(open.status, 201)
