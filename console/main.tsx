@@ -15,6 +15,7 @@ import { Jobs } from './pages/Jobs'
 import { Node } from './pages/Node'
 import { Run } from './pages/Run'
 import { SignIn } from './pages/SignIn'
+import { Terminal } from './pages/Terminal'
 import { href, useRoute, type Route } from './util'
 
 const VIEWS = [['fleet', 'Fleet', 'f'], ['run', 'Run', 'r'], ['jobs', 'Jobs', 'j'], ['errors', 'Errors', 'e']] as const
@@ -81,6 +82,7 @@ function Shell({ onSignOut }: { onSignOut: () => void }) {
 
 function Page({ route, view }: { route: Route; view: string }) {
   if (view === 'node' && route.path[1] !== undefined) return <Node name={route.path[1]} key={route.path[1]} />
+  if (view === 'shell' && route.path[1] !== undefined) return <Terminal name={route.path[1]} key={route.path[1]} />
   if (view === 'run') return <Run query={route.query} />
   if (view === 'jobs') return <Jobs id={route.path[1]} key={route.path[1] ?? ''} />
   if (view === 'errors') return <Errors />

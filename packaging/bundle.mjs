@@ -103,11 +103,12 @@ function consolePlugin() {
   }
 }
 
-/** console/ as the files the node serves: { '/index.html': { type, body }, '/console/app.js': …, '/console/app.css': … }. */
+/** console/ as the files the node serves: { '/index.html': { type, body }, '/console/app.js': …, '/console/app.css': …, '/console/term.js', '/console/term.css' }. */
 export async function buildConsole() {
   const dir = join(root, 'console')
   const result = await build({
-    entryPoints: { app: join(dir, 'main.tsx') },
+    // The terminal's xterm.js is a file of its own, loaded by that view only (console/xterm-load.ts).
+    entryPoints: { app: join(dir, 'main.tsx'), term: join(dir, 'term-entry.ts') },
     outdir: join(root, 'dist', 'console'),
     write: false,
     bundle: true,
@@ -124,7 +125,7 @@ export async function buildConsole() {
   })
   const files = {}
   for (const f of result.outputFiles) {
-    const name = f.path.endsWith('.css') ? 'app.css' : 'app.js'
+    const name = f.path.slice(f.path.lastIndexOf('/') + 1)
     files[`/console/${name}`] = { type: name.endsWith('.css') ? 'text/css; charset=utf-8' : 'text/javascript; charset=utf-8', body: f.text }
   }
   const { readFile } = await import('node:fs/promises')

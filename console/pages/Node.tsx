@@ -65,6 +65,7 @@ export function Node({ name }: { name: string }) {
         <div class="actions">
           <button type="button" onClick={doPing}>Ping</button>
           <a class="button secondary" href={`${href('run')}?nodes=${encodeURIComponent(name)}`}>Run here</a>
+          <a class="button secondary" href={href('shell', name)} data-shell>Shell</a>
         </div>
       </div>
       {ping !== '' && <p class="note" role="status" data-ping>{ping}</p>}

@@ -10,6 +10,7 @@
  *   the console (src/console/): /, /console/* public; its session cookie stands for the token,
  *   with a CSRF token on every request that changes something
  *                                              GET    /v1/transfers      file transfers; POST starts one (outpost cp)
+ *                                              POST   /v1/sessions       a shell, followed over SSE (http-sessions.ts)
  */
 import { createHash, timingSafeEqual } from 'node:crypto'
 import http from 'node:http'
@@ -28,6 +29,7 @@ import { ConsoleRoutes, securityHeaders } from '../console/serve'
 import { checkSameOrigin } from '../console/sessions'
 import { filterNodes, limitParam, readErrorLog } from './views'
 import { parseCopy } from '../files/api'
+import { HttpSessions } from './http-sessions'
 
 /** Largest request body read (bigger: 413 before it is buffered). Use the socket for more. */
 export const MAX_BODY_BYTES = 1024 * 1024
@@ -77,13 +79,15 @@ export class HttpApi {
   private readonly waits = new Set<() => void>()
   private closing: Promise<void> | undefined
   private readonly console: ConsoleRoutes
+  private readonly shells: HttpSessions
   address = ''
 
   private constructor(node: OutpostNode, o: HttpApiOptions) {
     this.node = node
     this.o = o
     this.tokenHash = sha256(o.token)
-    this.console = new ConsoleRoutes({ tokenMatches: (t) => timingSafeEqual(sha256(t), this.tokenHash), readBody })
+    this.shells = new HttpSessions(node, o.log)
+    this.console = new ConsoleRoutes({ tokenMatches: (t) => timingSafeEqual(sha256(t), this.tokenHash), readBody, signedOut: (id) => this.shells.endOwner(`console ${id}`) })
     const onRequest = (req: http.IncomingMessage, res: http.ServerResponse): void => {
       this.handle(req, res).catch((err: unknown) => this.fail(res, err))
     }
@@ -157,7 +161,10 @@ export class HttpApi {
     }
     if (route === '/v1/transfers' && method === 'GET') return json(res, 200, { transfers: this.node.files.list() })
     if (route === '/v1/transfers') { only('POST'); return this.copy(req, res) }
-    throw new OutpostError('api_not_found', `api: no route ${method} ${url.pathname} (POST /v1/messages, GET /v1/messages/ID, /v1/nodes, /v1/status, /v1/events, /v1/jobs, /v1/errors, /v1/requests, GET|POST /v1/transfers)`)
+    if (route === '/v1/sessions' || route.startsWith('/v1/sessions/')) {
+      return this.shells.route(req, res, route, session === undefined ? 'bearer' : `console ${session.id}`, { readBody, json, only: (...a) => { if (!a.includes(method)) only(a.join(', ')) } })
+    }
+    throw new OutpostError('api_not_found', `api: no route ${method} ${url.pathname} (POST /v1/messages, GET /v1/messages/ID, /v1/nodes, /v1/status, /v1/events, /v1/jobs, /v1/errors, /v1/requests, GET|POST /v1/transfers, POST /v1/sessions)`)
   }
 
   /** Bearer token compared in constant time (hashes of equal length, whatever was sent). */
@@ -311,6 +318,7 @@ export class HttpApi {
   close(): Promise<void> {
     this.closing ??= (async () => {
       this.stopWatching()
+      this.shells.close()
       for (const cancel of [...this.waits]) cancel()
       for (const res of this.events) res.end()
       await new Promise<void>((resolve) => {

@@ -33,6 +33,8 @@ export interface ConsoleOptions {
   /** Whether a token is the API token (constant time). */
   tokenMatches: (token: string) => boolean
   readBody: (req: http.IncomingMessage, res: http.ServerResponse) => Promise<string>
+  /** A sign-in ended (sign out): what it opened (shells) ends with it. */
+  signedOut?: (sessionId: string) => void
 }
 
 export class ConsoleRoutes {
@@ -94,6 +96,7 @@ export class ConsoleRoutes {
       if (s === undefined) return json(res, 401, { error: { code: 'api_unauthorized', message: 'unauthorized' } })
       checkSameOrigin(req, s)
       this.sessions.end(s)
+      this.o.signedOut?.(s.id)
       res.setHeader('set-cookie', sessionCookie(undefined, overTls(req)))
       res.writeHead(204)
       res.end()
