@@ -80,6 +80,9 @@ export default {
     const rec = ctx.live?.settings().record === true ? new Recording(ctx.dataDir, ctx.env.id, { cols, rows, term, shell: file, title: `${ctx.node}: ${what}` }, ctx.log) : undefined
     let exited = false
     const stop = async (): Promise<void> => {
+      // Input the program never read goes with the terminal: a full terminal with writes pending
+      // keeps the master "writable" while every write fails, and the node spun on it.
+      input?.destroy()
       // A shell ignores TERM; the hangup is what a terminal going away means.
       if (!exited) signalGroup(pid, 'SIGHUP')
       await killProcessGroup(pid, graceMs, mark)
