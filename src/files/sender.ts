@@ -14,15 +14,13 @@
  */
 import { createHash } from 'node:crypto'
 import fs from 'node:fs'
-import type { Config } from '../config'
 import { OutpostError } from '../errors'
 import type { MessageEvent } from '../events'
-import type { LogFn } from '../log'
 import type { MethodContext, MethodResult } from '../method'
-import type { Envelope, MessageDraft } from '../wire/envelope'
 import { ulid } from '../wire/ulid'
 import { Bitmap } from './bitmap'
 import { Records } from './records'
+import type { FileTransfersOptions } from './index'
 import type { PutMeta, TransferInfo } from './types'
 
 export interface OutRecord {
@@ -68,13 +66,8 @@ export const TRANSFER_RETRIES = 10_000
 /** Finished records are kept this long (`outpost transfers --all`, a late commit answered again). */
 export const KEEP_FINISHED_MS = 7 * 86400 * 1000
 
-export interface SenderOptions {
-  self: string
-  dataDir: string
-  config: Config
-  log: LogFn
-  now: () => number
-  submit: (drafts: MessageDraft[]) => Promise<Envelope[]>
+/** What the node gives its transfers (index.ts), and where the sender tells of each change. */
+export interface SenderOptions extends FileTransfersOptions {
   notify: (info: TransferInfo) => void
 }
 

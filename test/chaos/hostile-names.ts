@@ -11,7 +11,6 @@
  *   name ─▶ hub (hello, msg/part to, online, from) ─▶ envelopes to ship1 and central ─▶ socket and
  *        HTTP APIs ─▶ config.get/config.set/cli.named on ship1 ─▶ the CLI (chaos run) ─▶ all alive
  */
-import { spawn } from 'node:child_process'
 import fs from 'node:fs'
 import net from 'node:net'
 import path from 'node:path'
@@ -22,7 +21,8 @@ import { ERROR_CODES } from '../../src/errors'
 import { decode, encode, makeAck } from '../../src/wire/envelope'
 import { encodeFrame, FrameDecoder, type Frame } from '../../src/wire/framing'
 import { ulid } from '../../src/wire/ulid'
-import { BIN, sendVia, status, tmpDir } from '../fixtures/cluster'
+import { sendVia, status, tmpDir } from '../fixtures/cluster'
+import { runCli } from '../fixtures/run-cli'
 import { PROTO_NAMES, carriesOn, hitHub, hitSocket, int, pool, type Rnd } from './fuzz'
 import type { HttpTarget } from './hostile-http'
 
@@ -118,19 +118,7 @@ async function getHttp(t: HttpTarget, route: string): Promise<{ status: number; 
 }
 
 /** The CLI as a user runs it. */
-function cli(args: string[], cwd: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const env = { ...process.env }
-    delete env.OUTPOST_CONFIG
-    delete env.CONFIG
-    const child = spawn(process.execPath, [BIN, ...args], { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (d: Buffer) => { stdout += d.toString() })
-    child.stderr.on('data', (d: Buffer) => { stderr += d.toString() })
-    child.on('close', (code) => resolve({ code, stdout, stderr }))
-  })
-}
+const cli = runCli
 
 /** Where each process's output stands now: stillServing looks at what came after. */
 function outputs(t: HttpTarget): number[] {

@@ -3,7 +3,7 @@
  * config set|unset` beside a running node, `api.http: 8080`, flags written back by `agent`,
  * comments kept by `unset`, and the file `outpost up` writes (and leaves behind in a checkout).
  */
-import { spawn, spawnSync } from 'node:child_process'
+import { spawnSync } from 'node:child_process'
 import fs from 'node:fs'
 import net from 'node:net'
 import os from 'node:os'
@@ -13,23 +13,14 @@ import * as assert from 'uvu/assert'
 import { parseConfig, defaultConfig } from '../../src/config'
 import { diffConfig } from '../../src/config/apply'
 import { defaultsContext } from '../../src/config/schema'
-import { BIN, Cluster, Proc, freePort, sendVia, status, tmpDir } from '../fixtures/cluster'
+import { Cluster, Proc, freePort, sendVia, status, tmpDir } from '../fixtures/cluster'
+import { runCli, type CliRun } from '../fixtures/run-cli'
 
-interface Run { code: number | null; stdout: string; stderr: string }
+type Run = CliRun
 
 /** The CLI as a user runs it, in its own process (async: the nodes under test keep running). */
 function outpost(args: string[], cwd: string = tmpDir('outpost-cfgcli-')): Promise<Run> {
-  const env = { ...process.env }
-  delete env.OUTPOST_CONFIG
-  delete env.CONFIG
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [BIN, ...args], { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (d: Buffer) => { stdout += d.toString() })
-    child.stderr.on('data', (d: Buffer) => { stderr += d.toString() })
-    child.on('close', (code) => resolve({ code, stdout, stderr }))
-  })
+  return runCli(args, cwd)
 }
 
 async function named(socket: string, name: string): Promise<Record<string, unknown>> {

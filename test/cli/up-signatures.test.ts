@@ -4,7 +4,6 @@
  * commands work as pasted; an unsigned message from a third node is refused, even where the ACL
  * would let it run.
  */
-import { spawn } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
 import { test } from 'uvu'
@@ -12,24 +11,11 @@ import * as assert from 'uvu/assert'
 import YAML from 'yaml'
 import { hashToken } from '../../src/hub'
 import { publicKeyText, readKeyFile } from '../../src/keys'
-import { BIN, Proc, editYaml, freePort, section, tmpDir } from '../fixtures/cluster'
-
-interface Run { code: number | null; stdout: string; stderr: string }
+import { Proc, editYaml, freePort, section, tmpDir } from '../fixtures/cluster'
+import { runCli } from '../fixtures/run-cli'
 
 /** The CLI as a user runs it, from `cwd`. */
-function outpost(args: string[], cwd: string): Promise<Run> {
-  const env = { ...process.env }
-  delete env.OUTPOST_CONFIG
-  delete env.CONFIG
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [BIN, ...args], { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (d: Buffer) => { stdout += d.toString() })
-    child.stderr.on('data', (d: Buffer) => { stderr += d.toString() })
-    child.on('close', (code) => resolve({ code, stdout, stderr }))
-  })
-}
+const outpost = runCli
 
 test('outpost up - its nodes run what its operator key signed, and refuse an unsigned message from a third node', async () => {
   const dir = tmpDir('outpost-up-sig-')
