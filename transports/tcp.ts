@@ -6,7 +6,8 @@
  *          ├ error    ─▶ auth_failed is reported (fatal event) and retried slowly
  *          └ close    ─▶ capped exponential backoff with full jitter ─▶ again
  *   publish ─▶ msg frame, or part frames past 8 KiB; writes in one tick are corked together
- *   (hub of apiVersion 2: what is published in one tick goes at the next, per receiver in batch frames)
+ *   (hub of apiVersion 2: the first message of a tick is written at once, the rest of the tick's
+ *   at its end, per receiver in batch frames)
  *   frames in ─▶ msg / reassembled parts ─▶ messages(); nack / online ─▶ events()
  */
 import dns from 'node:dns/promises'
@@ -54,6 +55,8 @@ class TcpTransport extends TransportBase implements Transport {
   private readonly reassembler: Reassembler
   /** The hub takes batch frames (its welcome said apiVersion 2 or later). */
   private batching = false
+  /** A message was published in this tick: the next ones wait for the flush. */
+  private tickOpen = false
   /** Published in this tick, sent at the next (batching only). */
   private queued: Array<Outgoing & { to: string; done: (err?: Error) => void }> = []
 
@@ -77,11 +80,15 @@ class TcpTransport extends TransportBase implements Transport {
   async publish(msg: Outbound): Promise<void> {
     const sock = this.sock
     if (!this.connected || sock === undefined) throw new OutpostError('not_connected', 'tcp: not connected to a hub')
-    if (this.batching) {
-      if (this.queued.length === 0) process.nextTick(() => this.flush())
+    if (this.batching && this.tickOpen) {
       return new Promise<void>((resolve, reject) => {
         this.queued.push({ id: msg.id, to: msg.to, bytes: msg.bytes, done: (err) => (err === undefined ? resolve() : reject(err)) })
       })
+    }
+    if (this.batching) {
+      // The first message of a tick is written at once; what follows in the tick is batched.
+      this.tickOpen = true
+      process.nextTick(() => { this.tickOpen = false; this.flush() })
     }
     const frames = splitEnvelope(msg.id, msg.to, msg.bytes)
     if (!this.corked) {
@@ -108,6 +115,7 @@ class TcpTransport extends TransportBase implements Transport {
    */
   private flush(): void {
     const queued = this.queued
+    if (queued.length === 0) return
     this.queued = []
     const sock = this.sock
     if (!this.connected || sock === undefined) {
