@@ -14,6 +14,7 @@ import type { Inbound, Transport, TransportEvent, TransportOptions } from '../sr
 import { decode } from '../src/wire/envelope'
 import { encodeFrame, FrameDecoder, type Frame } from '../src/wire/framing'
 import tcp from '../transports/tcp'
+import { hubLink } from '../src/hub-link'
 import { Cluster, editYaml, section, sendVia } from './fixtures/cluster'
 import { freePort } from './fixtures/ports'
 import YAML from 'yaml'
@@ -155,6 +156,26 @@ test('mixed fleet: an apiVersion 1 receiver gets one msg frame per envelope of a
     assert.ok(gotA.every((m) => m.from === 'b'))
   } finally {
     old?.close(); await a.close(); await hub.close()
+  }
+})
+
+test('a node inside the hub\'s process gets a batch whole, each envelope in order', async () => {
+  const { hub, port } = await startHub()
+  const proxy = await recordingProxy(port)
+  const a = make('a', proxy.port)
+  const b = hubLink(hub, { node: 'b', servers: [], token: null, tls: { ca: null, cert: null, key: null }, version: '0.0.0', section: undefined, log: () => {} })
+  try {
+    const got = collect<Inbound>(b.messages())
+    b.start()
+    await connected(a)
+    const sent = Array.from({ length: 12 }, (_, i) => ({ id: `h${i}`, bytes: envelope(i, 100) }))
+    await Promise.all(sent.map((s) => a.publish({ id: s.id, to: 'b', method: 'x', event: false, bytes: s.bytes })))
+    await waitFor(() => assert.is(got.length, sent.length))
+    assert.equal(got.map((m) => m.bytes), sent.map((s) => s.bytes))
+    assert.ok(got.every((m) => m.from === 'a'))
+    assert.ok(msgs(proxy.up).some((f) => f.t === 'batch'), 'they crossed in a batch frame')
+  } finally {
+    await a.close(); await b.close(); proxy.close(); await hub.close()
   }
 })
 
