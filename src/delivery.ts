@@ -280,7 +280,15 @@ export class Delivery {
     if (stale?.delete(id)) return // for a copy sent before we heard `to` was back; resent already
     if (reason !== 'offline') this.o.log('warn', `delivery: ${id} to ${to} refused by the hub: ${reason}`)
     this.offline.add(to)
-    for (const [fid, f] of this.inflight) if (f.dest === to) this.release(fid)
+    // The others in flight to `to` are refused too, their nacks on the way: those may come after
+    // `online` (the hub refuses a pair's messages until our echo), and must not stop it again.
+    let expected = this.staleNacks.get(to)
+    for (const [fid, f] of this.inflight) {
+      if (f.dest !== to) continue
+      if (fid !== id) (expected ??= new Set()).add(fid)
+      this.release(fid)
+    }
+    if (expected !== undefined) this.staleNacks.set(to, expected)
     this.cursor.delete(to)
   }
 
@@ -289,7 +297,7 @@ export class Delivery {
    * ignore those refusals); everything goes again from the oldest message, in order.
    */
   onOnline(node: string): void {
-    const stale = new Set<string>()
+    const stale = this.staleNacks.get(node) ?? new Set<string>()
     for (const [fid, f] of this.inflight) if (f.dest === node) { stale.add(fid); this.release(fid) }
     this.staleNacks.set(node, stale)
     this.offline.delete(node)

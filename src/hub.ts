@@ -19,7 +19,9 @@ import { OutpostError, isOutpostError, type ErrorCode } from './errors'
 import { HelloGuard, type Refusal, type Ticket } from './hub-guard'
 import { matches } from './lib/pattern'
 import type { LogFn } from './log'
-import { abbreviate, encodeFrame, FrameDecoder, type Frame } from './wire/framing'
+import { encodeFrame, FrameDecoder, type Frame } from './wire/framing'
+import { BATCH_API, unbatch } from './wire/batch'
+import { describe, socketPeer, type Peer } from './hub-peer'
 import { API_VERSION } from './version'
 
 /** A pair stays blocked at most this long after its receiver is back (the first message may have expired). */
@@ -56,14 +58,6 @@ interface Unproven {
   expire: (shown: boolean) => void
 }
 
-/** Where a connection's frames go: a socket (encoded, corked per tick) or a node in this process. */
-interface Peer {
-  write(f: Frame): void
-  /** Close after what was written. */
-  end(): void
-  destroy(): void
-}
-
 interface Conn {
   out: Peer
   node: string | undefined
@@ -71,6 +65,8 @@ interface Conn {
   closed: boolean
   /** Sent presence frames (it asked with `watch`). */
   watching: boolean
+  /** The apiVersion of its hello: from BATCH_API on it takes batch frames, before that only msg frames. */
+  api: number
   /** Until its hello is accepted (sockets only). */
   unproven?: Unproven | undefined
   /** Its hello was refused and the answer is held back: what else it sends is ignored. */
@@ -87,23 +83,6 @@ export interface HubLink {
 
 /** Presence frames stay well below the frame limit: names are cut into frames of this many bytes. */
 const PRESENCE_CHUNK = 6000
-
-function socketPeer(sock: net.Socket): Peer {
-  let corked = false
-  return {
-    // Writes made in one tick go out together (cork/uncork).
-    write(f) {
-      if (!corked) {
-        corked = true
-        sock.cork()
-        process.nextTick(() => { corked = false; sock.uncork() })
-      }
-      sock.write(encodeFrame(f))
-    },
-    end: () => { sock.end() },
-    destroy: () => { sock.destroy() },
-  }
-}
 
 export function hashToken(token: string): string {
   return `sha256:${createHash('sha256').update(token).digest('hex')}`
@@ -244,7 +223,7 @@ export class Hub {
   }
 
   private accept(sock: net.Socket, u: Unproven): void {
-    const conn: Conn = { out: socketPeer(sock), node: undefined, peer: `${sock.remoteAddress}:${sock.remotePort}`, closed: false, watching: false, unproven: u }
+    const conn: Conn = { out: socketPeer(sock), node: undefined, peer: `${sock.remoteAddress}:${sock.remotePort}`, closed: false, watching: false, api: 1, unproven: u }
     const decoder = new FrameDecoder({ views: true })
     this.conns.add(conn)
     sock.setNoDelay(true)
@@ -278,7 +257,7 @@ export class Hub {
     let open = true
     const conn: Conn = {
       out: { write: (f) => { if (open) deliver(f) }, end: () => detach(), destroy: () => detach() },
-      node: undefined, peer: 'this process', closed: false, watching: false,
+      node: undefined, peer: 'this process', closed: false, watching: false, api: API_VERSION,
     }
     const detach = (): void => {
       if (!open) return
@@ -330,6 +309,7 @@ export class Hub {
     switch (f.t) {
       case 'msg':
       case 'part':
+      case 'batch':
         return this.route(conn, f)
       case 'watch':
         conn.watching = true
@@ -375,6 +355,7 @@ export class Hub {
       conn.out.end()
       return
     }
+    conn.api = f.apiVersion
     this.welcome(conn, f.node, `${conn.peer} (outpost ${f.version}, api ${f.apiVersion})`)
   }
 
@@ -435,13 +416,15 @@ export class Hub {
     this.send(conn, { t: 'presence', online: names, offline: [] })
   }
 
-  private route(conn: Conn, f: Extract<Frame, { t: 'msg' | 'part' }>): void {
+  /** A batch is routed whole, its envelopes unread: split into msg frames only for a receiver of apiVersion 1. */
+  private route(conn: Conn, f: Extract<Frame, { t: 'msg' | 'part' | 'batch' }>): void {
     const target = this.nodes.get(f.to)
     const pair = this.blocked.size === 0 && target !== undefined ? '' : `${conn.node}\u0000${f.to}`
     const block = pair === '' ? undefined : this.blocked.get(pair)
     if (block && target !== undefined && block.since !== undefined && Date.now() - block.since > BLOCK_MAX_MS) this.blocked.delete(pair)
     else if (block || target === undefined) {
-      if (f.t === 'msg' || f.i === 0) this.send(conn, { t: 'nack', id: f.id, to: f.to, reason: 'offline' })
+      if (f.t === 'batch') for (const id of f.ids) this.send(conn, { t: 'nack', id, to: f.to, reason: 'offline' })
+      else if (f.t === 'msg' || f.i === 0) this.send(conn, { t: 'nack', id: f.id, to: f.to, reason: 'offline' })
       // Only nodes this hub knows can come back: no memory is kept for made-up names.
       if (target === undefined && (this.tokens.has(f.to) || this.locals.has(f.to))) {
         let set = this.waiting.get(f.to)
@@ -451,7 +434,8 @@ export class Hub {
       }
       return
     }
-    this.send(target, { ...f, from: conn.node! })
+    if (f.t === 'batch' && target.api < BATCH_API) for (const m of unbatch(f)) this.send(target, { ...m, from: conn.node! })
+    else this.send(target, { ...f, from: conn.node! })
   }
 
   private send(conn: Conn, f: Frame): void {
@@ -482,15 +466,5 @@ export class Hub {
       for (const u of this.handshaking.values()) u.expire(false)
     })
     return this.closing
-  }
-}
-
-function describe(f: Frame): string {
-  switch (f.t) {
-    case 'msg': return `msg ${f.id} → ${f.to} ${abbreviate(f.b)}`
-    case 'part': return `part ${f.id} ${f.i + 1}/${f.n} → ${f.to} ${abbreviate(f.b)}`
-    case 'hello': return `hello ${f.node} (outpost ${f.version})`
-    case 'log': return `log ${f.line.slice(0, 80)}`
-    default: return JSON.stringify(f)
   }
 }

@@ -2,7 +2,7 @@
  * What a node does with the frames the hub sends it once welcomed, the same over TCP
  * (transports/tcp.ts) and in the hub's own process (src/hub-link.ts):
  *
- *   msg / reassembled parts ─▶ messages()      nack / online / presence ─▶ events()
+ *   msg / batch (each envelope) / reassembled parts ─▶ messages()      nack / online / presence ─▶ events()
  *   online is echoed first (the hub then knows what follows is a resend from the oldest message)
  *   ping ─▶ pong; error ─▶ logged; anything else ─▶ ignored (a newer hub may send more)
  */
@@ -30,6 +30,13 @@ export function onHubFrame(f: Frame, to: HubFrameTarget): void {
       to.inbound.push(f.from === undefined ? { bytes } : { bytes, from: f.from })
       return
     }
+    case 'batch':
+      // In one tick: their receipts share a journal commit, their ACKs a batch frame back.
+      for (const b of f.bs) {
+        const bytes = to.copy ? new Uint8Array(b) : b
+        to.inbound.push(f.from === undefined ? { bytes } : { bytes, from: f.from })
+      }
+      return
     case 'part': {
       let whole: Uint8Array | undefined
       try {

@@ -6,6 +6,8 @@
  *          ├ error    ─▶ auth_failed is reported (fatal event) and retried slowly
  *          └ close    ─▶ capped exponential backoff with full jitter ─▶ again
  *   publish ─▶ msg frame, or part frames past 8 KiB; writes in one tick are corked together
+ *   (hub of apiVersion 2: the first message of a tick is written at once, the rest of the tick's
+ *   at its end, per receiver in batch frames)
  *   frames in ─▶ msg / reassembled parts ─▶ messages(); nack / online ─▶ events()
  */
 import dns from 'node:dns/promises'
@@ -18,6 +20,7 @@ import type { Outbound, ServerAddress, Transport, TransportOptions, TransportPlu
 import { API_VERSION } from '../src/version'
 import { fullJitter, readConfigFile, TransportBase } from './base'
 import { onHubFrame } from './hub-frames'
+import { BATCH_API, packFrames, type Outgoing } from '../src/wire/batch'
 
 const DEFAULT_PORT = 7430
 const CONNECT_TIMEOUT_MS = 10_000
@@ -50,6 +53,12 @@ class TcpTransport extends TransportBase implements Transport {
   /** The connection being set up (not welcomed yet): close() must end it too. */
   private pending: net.Socket | undefined
   private readonly reassembler: Reassembler
+  /** The hub takes batch frames (its welcome said apiVersion 2 or later). */
+  private batching = false
+  /** A message was published in this tick: the next ones wait for the flush. */
+  private tickOpen = false
+  /** Published in this tick, sent at the next (batching only). */
+  private queued: Array<Outgoing & { to: string; done: (err?: Error) => void }> = []
 
   constructor(opts: TransportOptions) {
     super(opts)
@@ -71,6 +80,16 @@ class TcpTransport extends TransportBase implements Transport {
   async publish(msg: Outbound): Promise<void> {
     const sock = this.sock
     if (!this.connected || sock === undefined) throw new OutpostError('not_connected', 'tcp: not connected to a hub')
+    if (this.batching && this.tickOpen) {
+      return new Promise<void>((resolve, reject) => {
+        this.queued.push({ id: msg.id, to: msg.to, bytes: msg.bytes, done: (err) => (err === undefined ? resolve() : reject(err)) })
+      })
+    }
+    if (this.batching) {
+      // The first message of a tick is written at once; what follows in the tick is batched.
+      this.tickOpen = true
+      process.nextTick(() => { this.tickOpen = false; this.flush() })
+    }
     const frames = splitEnvelope(msg.id, msg.to, msg.bytes)
     if (!this.corked) {
       this.corked = true
@@ -88,6 +107,51 @@ class TcpTransport extends TransportBase implements Transport {
         sock.on('close', done)
       })
     }
+  }
+
+  /**
+   * What was published in the last tick, per receiver in as few frames as fit (in order per
+   * receiver); each publish resolves once its frames are written (or the socket has drained).
+   */
+  private flush(): void {
+    const queued = this.queued
+    if (queued.length === 0) return
+    this.queued = []
+    const sock = this.sock
+    if (!this.connected || sock === undefined) {
+      const err = new OutpostError('not_connected', 'tcp: not connected to a hub')
+      for (const q of queued) q.done(err)
+      return
+    }
+    const byReceiver = new Map<string, Outgoing[]>()
+    for (const q of queued) {
+      const list = byReceiver.get(q.to)
+      if (list === undefined) byReceiver.set(q.to, [q])
+      else list.push(q)
+    }
+    sock.cork()
+    try {
+      for (const [to, items] of byReceiver) {
+        for (const f of packFrames(to, items)) {
+          this.opts.debug?.(`tcp → ${describe(f)}`)
+          sock.write(encodeFrame(f))
+        }
+      }
+    } catch (err) {
+      // Not expected (packFrames sizes every frame): the messages stay in the outbox, and the
+      // connection starts again rather than carrying on with a gap in the order.
+      this.opts.log('error', `tcp: cannot send: ${(err as Error).message}`)
+      for (const q of queued) q.done(err as Error)
+      sock.destroy()
+      return
+    } finally {
+      sock.uncork()
+    }
+    const settle = (): void => { for (const q of queued) q.done() }
+    if (sock.writableLength <= HIGH_WATER) return settle()
+    const done = (): void => { sock.off('drain', done); sock.off('close', done); settle() }
+    sock.on('drain', done)
+    sock.on('close', done)
   }
 
   /** The connect / reconnect loop, for as long as the transport is open. */
@@ -179,6 +243,7 @@ class TcpTransport extends TransportBase implements Transport {
               outcome = 'connected'
               this.sock = sock
               this.welcomed = true
+              this.batching = f.apiVersion >= BATCH_API
               this.opts.log('info', `connected to ${where} as ${this.opts.node}`)
               this.evq.push({ type: 'connected', server: target.url })
               // Older hubs close the connection on a frame they do not know: ask only those that offer it.
@@ -264,6 +329,7 @@ function describe(f: Frame): string {
   switch (f.t) {
     case 'msg': return `msg ${f.id} ${f.from ?? ''}→${f.to} ${abbreviate(f.b)}`
     case 'part': return `part ${f.id} ${f.i + 1}/${f.n} → ${f.to} ${abbreviate(f.b)}`
+    case 'batch': return `batch of ${f.ids.length} ${f.from ?? ''}→${f.to}: ${f.ids.join(' ')}`
     case 'hello': return `hello ${f.node}`
     default: return JSON.stringify(f)
   }

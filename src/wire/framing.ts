@@ -32,6 +32,11 @@ export interface WelcomeFrame { t: 'welcome'; hub: string; apiVersion: number; f
 export interface RedirectFrame { t: 'redirect'; servers: string[] }
 /** One whole encoded envelope; `from` is the authenticated sender, stamped by the hub. */
 export interface MsgFrame { t: 'msg'; id: string; to: string; from?: string; b: Uint8Array }
+/**
+ * Several whole envelopes for one receiver (apiVersion 2 on both ends of the hop): ids[i] is the
+ * id of bs[i], in send order. The hub routes it by `to` without decoding the envelopes.
+ */
+export interface BatchFrame { t: 'batch'; to: string; from?: string; ids: string[]; bs: Uint8Array[] }
 /** Slice i (0-based) of n of an envelope too large for one frame. */
 export interface PartFrame { t: 'part'; id: string; to: string; from?: string; i: number; n: number; b: Uint8Array }
 /** The hub could not deliver (`offline`, `denied`, …): the sender keeps the message. */
@@ -50,11 +55,11 @@ export interface ErrorFrame { t: 'error'; code: string; message: string }
 export interface LogFrame { t: 'log'; line: string }
 
 export type Frame =
-  | HelloFrame | WelcomeFrame | RedirectFrame | MsgFrame | PartFrame | NackFrame
+  | HelloFrame | WelcomeFrame | RedirectFrame | MsgFrame | PartFrame | NackFrame | BatchFrame
   | OnlineFrame | WatchFrame | PresenceFrame | PingFrame | PongFrame | ErrorFrame | LogFrame
 export type FrameType = Frame['t']
 
-type Kind = 'string' | 'string?' | 'strings' | 'strings?' | 'uint' | 'bytes'
+type Kind = 'string' | 'string?' | 'strings' | 'strings?' | 'uint' | 'bytes' | 'bytesList'
 type MapType = Exclude<FrameType, 'log'>
 
 /** The fields of each map frame, in wire order. Checked against the interfaces above. */
@@ -65,6 +70,7 @@ const SHAPES = {
   msg: { id: 'string', to: 'string', from: 'string?', b: 'bytes' },
   part: { id: 'string', to: 'string', from: 'string?', i: 'uint', n: 'uint', b: 'bytes' },
   nack: { id: 'string', to: 'string', reason: 'string' },
+  batch: { to: 'string', from: 'string?', ids: 'strings', bs: 'bytesList' },
   online: { node: 'string' },
   watch: {},
   presence: { online: 'strings', offline: 'strings' },
@@ -217,6 +223,9 @@ function checkField(where: string, kind: Kind, v: unknown): unknown {
       // Copy: the frame must not pin (or alias) the connection's receive buffers.
       if (v instanceof Uint8Array) return new Uint8Array(v)
       throw invalid(`${where} must be binary, got ${describe(v)}`)
+    case 'bytesList':
+      if (Array.isArray(v) && v.every((b) => b instanceof Uint8Array)) return v.map((b: Uint8Array) => new Uint8Array(b))
+      throw invalid(`${where} must be an array of binaries, got ${describe(v)}`)
   }
 }
 
@@ -238,6 +247,9 @@ function toFrame(value: unknown): Frame {
   }
   if (t === 'part' && !((frame.n as number) >= 1 && (frame.i as number) < (frame.n as number))) {
     throw invalid(`part.i must be below part.n and part.n at least 1, got i ${String(frame.i)} of n ${String(frame.n)}`)
+  }
+  if (t === 'batch' && !((frame.ids as string[]).length >= 1 && (frame.ids as string[]).length === (frame.bs as Uint8Array[]).length)) {
+    throw invalid(`batch.ids and batch.bs must be as long as each other and not empty, got ${(frame.ids as string[]).length} and ${(frame.bs as Uint8Array[]).length}`)
   }
   return frame as unknown as Frame
 }
@@ -348,7 +360,7 @@ export class FrameDecoder {
 }
 
 /** A node name is at most 63 characters; frames keep room for the `from` the hub stamps. */
-const FROM_ROOM = 63
+export const FROM_ROOM = 63
 
 
 /**

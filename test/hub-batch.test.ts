@@ -1,0 +1,255 @@
+/**
+ * Batch frames on the hub's wire (apiVersion 2): a real hub (in this process or spawned) and
+ * real tcp transports or nodes, with a recording proxy in front of the hub counting the frames
+ * each way. Old peers (apiVersion 1: raw sockets speaking one msg frame per envelope) in the
+ * same fleet, both directions, and a node in front of an old hub.
+ */
+import net from 'node:net'
+import { test } from 'uvu'
+import * as assert from 'uvu/assert'
+import { parseConfig } from '../src/config'
+import { Hub, hashToken } from '../src/hub'
+import { ACK_METHOD } from '../src/method-names'
+import type { Inbound, Transport, TransportEvent, TransportOptions } from '../src/transport'
+import { decode } from '../src/wire/envelope'
+import { encodeFrame, FrameDecoder, type Frame } from '../src/wire/framing'
+import tcp from '../transports/tcp'
+import { hubLink } from '../src/hub-link'
+import { Cluster, editYaml, section, sendVia } from './fixtures/cluster'
+import { freePort } from './fixtures/ports'
+import YAML from 'yaml'
+
+const TOKENS: Record<string, string> = { a: 'token-of-a', b: 'token-of-b' }
+
+/** A TCP proxy to `port` that decodes and keeps the frames going each way. */
+async function recordingProxy(port: number): Promise<{ port: number; up: Frame[]; down: Frame[]; close(): void }> {
+  const up: Frame[] = []
+  const down: Frame[] = []
+  const socks = new Set<net.Socket>()
+  const server = net.createServer((client) => {
+    const hub = net.connect(port, '127.0.0.1')
+    socks.add(client).add(hub)
+    const upDec = new FrameDecoder()
+    const downDec = new FrameDecoder()
+    client.on('data', (c: Buffer) => { up.push(...upDec.push(c)); hub.write(c) })
+    hub.on('data', (c: Buffer) => { down.push(...downDec.push(c)); client.write(c) })
+    const end = (): void => { client.destroy(); hub.destroy() }
+    client.on('close', end).on('error', end)
+    hub.on('close', end).on('error', end)
+  })
+  const p = await freePort()
+  await new Promise<void>((resolve) => server.listen(p, '127.0.0.1', resolve))
+  return { port: p, up, down, close: () => { for (const s of socks) s.destroy(); server.close() } }
+}
+
+function make(node: string, port: number): Transport {
+  const config = parseConfig(YAML.stringify({ node: { name: node }, dataDir: '/nonexistent', transport: { kind: 'tcp', servers: [`tcp://127.0.0.1:${port}`], token: TOKENS[node] } }), `${node}.yaml`)
+  const options: TransportOptions = { node, servers: config.transport.servers, token: config.transport.token, tls: config.transport.tls, version: '0.0.0', section: undefined, log: () => {} }
+  return tcp.create(options as TransportOptions<never>)
+}
+
+function collect<T>(it: AsyncIterable<T>): T[] {
+  const items: T[] = []
+  void (async () => { for await (const x of it) items.push(x) })()
+  return items
+}
+
+/** A raw client speaking apiVersion 1: hello, then whatever frames the test writes. */
+async function oldPeer(port: number, node: string): Promise<{ frames: Frame[]; send(f: Frame): void; close(): void }> {
+  const frames: Frame[] = []
+  const dec = new FrameDecoder()
+  const sock = net.connect(port, '127.0.0.1')
+  sock.on('error', () => {})
+  sock.on('data', (c: Buffer) => frames.push(...dec.push(c)))
+  sock.write(encodeFrame({ t: 'hello', node, token: TOKENS[node]!, version: '0.0.0', apiVersion: 1 }))
+  await waitFor(() => assert.ok(frames.some((f) => f.t === 'welcome')))
+  return { frames, send: (f) => sock.write(encodeFrame(f)), close: () => sock.destroy() }
+}
+
+/** Retry fn (assertions) until it passes, or fail with its last error after ms. */
+async function waitFor(fn: () => void, ms = 10_000): Promise<void> {
+  const end = Date.now() + ms
+  for (;;) {
+    try {
+      fn()
+      return
+    } catch (err) {
+      if (Date.now() > end) throw err
+    }
+    await new Promise((r) => setTimeout(r, 20))
+  }
+}
+
+const envelope = (i: number, size = 200): Uint8Array => new Uint8Array(size).fill(i % 251)
+const msgs = (frames: Frame[]): Frame[] => frames.filter((f) => f.t === 'msg' || f.t === 'batch' || f.t === 'part')
+
+async function startHub(): Promise<{ hub: Hub; port: number }> {
+  const port = await freePort()
+  const hub = await Hub.start({ listen: `127.0.0.1:${port}`, tokens: { a: hashToken(TOKENS.a!), b: hashToken(TOKENS.b!) }, log: () => {} })
+  return { hub, port }
+}
+
+async function connected(t: Transport): Promise<void> {
+  t.start()
+  await waitFor(() => assert.ok(t.connected))
+}
+
+test('what is published in one tick goes as batch frames within 8 KiB (the first at once, as a msg frame), large envelopes as parts in their place; a lone one as a msg frame', async () => {
+  const { hub, port } = await startHub()
+  const pa = await recordingProxy(port)
+  const pb = await recordingProxy(port)
+  const a = make('a', pa.port)
+  const b = make('b', pb.port)
+  try {
+    const got = collect<Inbound>(b.messages())
+    await connected(a)
+    await connected(b)
+    // 40 envelopes of 200 bytes (more than one frame holds), a 20 KB one, 5 more.
+    const sent: { id: string; bytes: Uint8Array }[] = []
+    for (let i = 0; i < 40; i++) sent.push({ id: `m${i}`, bytes: envelope(i) })
+    sent.push({ id: 'big', bytes: envelope(7, 20_000) })
+    for (let i = 40; i < 45; i++) sent.push({ id: `m${i}`, bytes: envelope(i) })
+    await Promise.all(sent.map((s) => a.publish({ id: s.id, to: 'b', method: 'x', event: false, bytes: s.bytes })))
+    await waitFor(() => assert.is(got.length, sent.length))
+    for (let i = 0; i < sent.length; i++) {
+      assert.equal(got[i]!.bytes, sent[i]!.bytes, `envelope ${i} in order and whole`)
+      assert.is(got[i]!.from, 'a')
+    }
+    const upTypes = msgs(pa.up).map((f) => f.t)
+    const parts = upTypes.filter((t) => t === 'part').length
+    assert.ok(parts >= 3, `the 20 KB envelope goes as parts (${upTypes.join(' ')})`)
+    // The first of the tick leaves at once as a msg frame; the 39 after it wait for the flush.
+    const head = upTypes.slice(0, upTypes.indexOf('part'))
+    assert.equal(head, ['msg', 'batch'], `40 envelopes of 200 bytes (short ids) in 2 frames (${upTypes.join(' ')})`)
+    assert.equal(upTypes.slice(upTypes.lastIndexOf('part') + 1), ['batch'], `the 5 after the parts in 1 frame (${upTypes.join(' ')})`)
+    assert.equal(msgs(pb.down).map((f) => f.t), upTypes, 'the hub forwards the batches as they came')
+    const first = msgs(pb.down)[0] as Extract<Frame, { t: 'batch' }>
+    assert.is(first.from, 'a')
+    for (const f of [...pa.up, ...pb.down]) assert.ok(encodeFrame(f).length <= 8192)
+    // A lone message, later: one msg frame, not a batch.
+    const before = msgs(pa.up).length
+    await a.publish({ id: 'lone', to: 'b', method: 'x', event: false, bytes: envelope(1) })
+    await waitFor(() => assert.is(got.length, sent.length + 1))
+    assert.equal(msgs(pa.up).slice(before).map((f) => f.t), ['msg'])
+  } finally {
+    await a.close(); await b.close(); pa.close(); pb.close(); await hub.close()
+  }
+})
+
+test('mixed fleet: an apiVersion 1 receiver gets one msg frame per envelope of a batch; what it sends reaches a new node', async () => {
+  const { hub, port } = await startHub()
+  const a = make('a', port)
+  let old: Awaited<ReturnType<typeof oldPeer>> | undefined
+  try {
+    old = await oldPeer(port, 'b')
+    const gotA = collect<Inbound>(a.messages())
+    await connected(a)
+    await Promise.all(Array.from({ length: 10 }, (_, i) => a.publish({ id: `n${i}`, to: 'b', method: 'x', event: false, bytes: envelope(i) })))
+    await waitFor(() => assert.is(msgs(old!.frames).length, 10))
+    const frames = msgs(old.frames) as Extract<Frame, { t: 'msg' }>[]
+    assert.equal(frames.map((f) => f.t), Array(10).fill('msg'))
+    assert.equal(frames.map((f) => f.id), Array.from({ length: 10 }, (_, i) => `n${i}`))
+    assert.ok(frames.every((f) => f.from === 'a'))
+    // The other way: the old peer's msg frames reach the new node.
+    for (let i = 0; i < 5; i++) old.send({ t: 'msg', id: `o${i}`, to: 'a', b: envelope(i, 50) })
+    await waitFor(() => assert.is(gotA.length, 5))
+    assert.ok(gotA.every((m) => m.from === 'b'))
+  } finally {
+    old?.close(); await a.close(); await hub.close()
+  }
+})
+
+test('a node inside the hub\'s process gets a batch whole, each envelope in order', async () => {
+  const { hub, port } = await startHub()
+  const proxy = await recordingProxy(port)
+  const a = make('a', proxy.port)
+  const b = hubLink(hub, { node: 'b', servers: [], token: null, tls: { ca: null, cert: null, key: null }, version: '0.0.0', section: undefined, log: () => {} })
+  try {
+    const got = collect<Inbound>(b.messages())
+    b.start()
+    await connected(a)
+    const sent = Array.from({ length: 12 }, (_, i) => ({ id: `h${i}`, bytes: envelope(i, 100) }))
+    await Promise.all(sent.map((s) => a.publish({ id: s.id, to: 'b', method: 'x', event: false, bytes: s.bytes })))
+    await waitFor(() => assert.is(got.length, sent.length))
+    assert.equal(got.map((m) => m.bytes), sent.map((s) => s.bytes))
+    assert.ok(got.every((m) => m.from === 'a'))
+    assert.ok(msgs(proxy.up).some((f) => f.t === 'batch'), 'they crossed in a batch frame')
+  } finally {
+    await a.close(); await b.close(); proxy.close(); await hub.close()
+  }
+})
+
+test('a batch to a receiver that is away: every envelope in it is refused (nack offline)', async () => {
+  const { hub, port } = await startHub()
+  const a = make('a', port)
+  try {
+    const events = collect<TransportEvent>(a.events())
+    await connected(a)
+    const results = await Promise.allSettled(Array.from({ length: 6 }, (_, i) => a.publish({ id: `q${i}`, to: 'b', method: 'x', event: false, bytes: envelope(i) })))
+    assert.ok(results.every((r) => r.status === 'fulfilled'))
+    await waitFor(() => assert.equal(events.filter((e) => e.type === 'nack').map((e) => (e as { id: string }).id), ['q0', 'q1', 'q2', 'q3', 'q4', 'q5']))
+  } finally {
+    await a.close(); await hub.close()
+  }
+})
+
+test('in front of an old hub (welcome apiVersion 1) a node sends one msg frame per envelope', async () => {
+  const frames: Frame[] = []
+  const socks: net.Socket[] = []
+  const server = net.createServer((s) => {
+    socks.push(s)
+    const dec = new FrameDecoder()
+    s.on('data', (c: Buffer) => {
+      for (const f of dec.push(c)) {
+        frames.push(f)
+        if (f.t === 'hello') s.write(encodeFrame({ t: 'welcome', hub: 'old', apiVersion: 1 }))
+      }
+    })
+    s.on('error', () => {})
+  })
+  const port = await freePort()
+  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve))
+  const a = make('a', port)
+  try {
+    await connected(a)
+    await Promise.all(Array.from({ length: 8 }, (_, i) => a.publish({ id: `p${i}`, to: 'b', method: 'x', event: false, bytes: envelope(i) })))
+    await waitFor(() => assert.is(msgs(frames).length, 8))
+    assert.equal(msgs(frames).map((f) => f.t), Array(8).fill('msg'))
+  } finally {
+    await a.close(); for (const s of socks) s.destroy(); server.close()
+  }
+})
+
+test('real nodes: commands go to the receiver in batches, its ACKs come back batched, each command runs once', async () => {
+  const c = await Cluster.create(['ship1'])
+  let proxy: Awaited<ReturnType<typeof recordingProxy>> | undefined
+  try {
+    await c.startHub()
+    proxy = await recordingProxy(c.port)
+    const p = proxy.port
+    editYaml(c.node('ship1').config, (doc) => { section(doc, 'transport').servers = [`tcp://127.0.0.1:${p}`] })
+    await c.start('central')
+    await c.start('ship1')
+    const n = 60
+    const r = await sendVia(c.node('central').socket, Array.from({ length: n }, () => ({ toNode: 'ship1', method: 'node.ping' })), { ms: 30_000 })
+    assert.is(r.accepted.length, n)
+    assert.is(r.replies.length, n, 'one reply per command')
+    assert.is(new Set(r.replies.map((x) => x.inReplyTo)).size, n)
+    const down = msgs(proxy.down)
+    const commands = down.flatMap((f) => (f.t === 'batch' ? f.bs : f.t === 'msg' ? [f.b] : [])).map((b) => decode(b)).filter((e) => e.method === 'node.ping')
+    assert.is(commands.length, n, 'each command crossed once')
+    assert.ok(down.some((f) => f.t === 'batch' && f.ids.length > 1), 'commands arrived in batch frames')
+    // Up: batch frames of ACK envelopes (each acknowledging one id), fewer frames than ACKs.
+    const upFrames = msgs(proxy.up)
+    const acks = upFrames.flatMap((f) => (f.t === 'batch' ? f.bs : f.t === 'msg' ? [f.b] : [])).map((b) => decode(b)).filter((e) => e.method === ACK_METHOD)
+    assert.is(new Set(acks.map((e) => e.inReplyTo)).size, n, 'every command acknowledged')
+    const ackBatches = upFrames.filter((f) => f.t === 'batch' && f.bs.some((b) => decode(b).method === ACK_METHOD))
+    assert.ok(ackBatches.some((f) => f.t === 'batch' && f.bs.filter((b) => decode(b).method === ACK_METHOD).length > 1), 'several ACKs in one batch frame')
+    assert.ok(upFrames.length < acks.length + n, `fewer frames up (${upFrames.length}) than ACKs and replies (${acks.length + n})`)
+  } finally {
+    proxy?.close()
+    await c.destroy()
+  }
+})
+
+test.run()
