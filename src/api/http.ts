@@ -124,7 +124,9 @@ export class HttpApi {
     const method = req.method ?? 'GET'
     let parsed: { url: URL; route: string } | undefined
     try {
-      const url = new URL(req.url ?? '/', 'http://outpost')
+      // A path is a path: `//host/x` read against a base would name a host, and `/x` another route.
+      const target = req.url ?? '/'
+      const url = target.startsWith('/') ? new URL(`http://outpost${target}`) : new URL(target, 'http://outpost')
       parsed = { url, route: decodeURIComponent(url.pathname).replace(/\/+$/, '') }
     } catch { /* answered below, after the token */ }
     if (parsed !== undefined && this.console.owns(parsed.route)) return this.console.handle(req, res, parsed.route)

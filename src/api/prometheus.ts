@@ -100,7 +100,8 @@ export class PromMetrics implements Metrics {
   async serve(listen: string, log: LogFn): Promise<string> {
     const { host, port } = parseListen(listen)
     const server = http.createServer({ headersTimeout: 10_000, requestTimeout: 10_000 }, (req, res) => {
-      const route = new URL(req.url ?? '/', 'http://outpost').pathname
+      const target = req.url ?? '/'
+      const route = (target.startsWith('/') ? new URL(`http://outpost${target}`) : new URL(target, 'http://outpost')).pathname
       const error = (status: number, code: string, message: string): void => {
         res.writeHead(status, { 'content-type': 'application/json' })
         res.end(JSON.stringify({ error: { code, message } }))

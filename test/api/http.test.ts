@@ -233,6 +233,16 @@ function raw(head: string, body: Buffer[] = [], pauseForContinue = false): Promi
 
 const statuses = (text: string): number[] => [...text.matchAll(/^HTTP\/1\.1 (\d{3})/gm)].map((m) => Number(m[1]))
 
+test('api-http - a path starting with // is a path, not a host: //evil/v1/nodes is no route, //x without the token is 401', async () => {
+  // Read against a base URL, `//evil/v1/nodes` named the host evil and the route /v1/nodes (served),
+  // and `//x` the route / (the console's page, so a POST there got 405 without the token).
+  const hosty = await raw(`GET //evil/v1/nodes HTTP/1.1\r\nhost: outpost\r\nauthorization: Bearer ${TOKEN}\r\nconnection: close\r\n\r\n`)
+  assert.equal(statuses(hosty), [404], hosty)
+  assert.match(hosty, /api_not_found/)
+  const noToken = await raw('POST //x HTTP/1.1\r\nhost: outpost\r\ncontent-length: 0\r\n\r\n')
+  assert.equal(statuses(noToken), [401], noToken)
+})
+
 test('api-http - a receiver central never heard of is 400 node_unknown and nothing is accepted; allowUnknown takes it; more than delivery.maxFanOut is 400 fan_out_too_large', async () => {
   const id = ulid()
   const unknown = await call('POST', '/v1/messages', { body: JSON.stringify({ id, toNodes: ['ship1', 'ship-typo'], method: 'node.ping', ttl: 1 }) })
