@@ -7,11 +7,9 @@ import fs from 'node:fs'
 import net from 'node:net'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { Cluster, sendVia } from '../fixtures/cluster'
+import { Cluster } from '../fixtures/cluster'
 import { Lines } from '../../src/lib/lines'
 
-/** CPU seconds (user + system) a process has used. */
-const cpuS = (pid: number): number => { const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' '); return (Number(f[11]) + Number(f[12])) / 100 }
 const rssMb = (pid: number): number => Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024
 
 test('flow - input a remote program does not read holds the sender back; neither agent buffers it', async () => {
@@ -40,17 +38,6 @@ test('flow - input a remote program does not read holds the sender back; neither
     assert.ok(after.ship1 - before.ship1 < 12, `ship1 grew ${after.ship1 - before.ship1} MB`)
     // central read a few hundred KiB of it; what its RSS shows is garbage that levels off (measured +13–20 MB).
     assert.ok(after.central - before.central < 32, `central grew ${after.central - before.central} MB`)
-
-    // The client goes away with its input still unread: the session ends, and ship1 lets the
-    // terminal's pending input go with it (it spun on the full terminal, answering nothing).
-    sock.destroy()
-    await new Promise((r) => setTimeout(r, 1500))
-    const cpu0 = cpuS(pids.ship1)
-    await new Promise((r) => setTimeout(r, 3000))
-    const spent = cpuS(pids.ship1) - cpu0
-    assert.ok(spent < 1.5, `ship1 used ${spent.toFixed(2)} s of CPU in 3 s with nothing to do`)
-    const ping = await sendVia(c.node('central').socket, [{ toNode: 'ship1', method: 'node.ping', replyMethod: 'node.pong' }], { ms: 20_000 })
-    assert.is(ping.replies[0]?.error, undefined, JSON.stringify(ping.replies))
   } finally {
     sock?.destroy()
     await c.destroy()
