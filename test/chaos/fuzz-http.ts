@@ -79,8 +79,14 @@ function route(rnd: Rnd): string {
 
 /** The console's public routes (its page and files, its sign-in): answered without the token. */
 function isPublic(r: string): boolean {
-  const p = r.split(/[?#]/)[0]!
-  return p === '' || p === '/' || p === '/index.html' || p.startsWith('/console/')
+  // As the API reads a path: percent-decoded (one that does not decode is no route), trailing slashes dropped.
+  let p: string
+  try {
+    p = decodeURIComponent(r.split(/[?#]/)[0]!).replace(/\/+$/, '')
+  } catch {
+    return false
+  }
+  return p === '' || p === '/index.html' || p.startsWith('/console/')
 }
 
 /** A route that needs the token. */
