@@ -58,7 +58,7 @@ function Shell({ onSignOut }: { onSignOut: () => void }) {
   useEffect(() => { main.current?.focus({ preventScroll: true }) }, [route.path.join('/')])
   const view = route.path[0] ?? 'fleet'
   useEffect(() => {
-    document.title = `${view === 'node' || (view === 'jobs' && route.path[1] !== undefined) ? (route.path[1] ?? 'node') : VIEWS.find((v) => v[0] === view)?.[1] ?? 'Fleet'} - outpost console`
+    document.title = `${pageTitle(view, route.path[1])} - outpost console`
   }, [route.path.join('/')])
   return (
     <>
@@ -78,6 +78,13 @@ function Shell({ onSignOut }: { onSignOut: () => void }) {
       </main>
     </>
   )
+}
+
+/** The tab's title: the node or job shown, a shell's node, else the view's name. */
+function pageTitle(view: string, item: string | undefined): string {
+  if (view === 'shell' && item !== undefined) return `shell on ${item}`
+  if (view === 'node' || (view === 'jobs' && item !== undefined)) return item ?? 'node'
+  return VIEWS.find((v) => v[0] === view)?.[1] ?? 'Fleet'
 }
 
 function Page({ route, view }: { route: Route; view: string }) {

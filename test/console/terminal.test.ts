@@ -210,6 +210,8 @@ test('terminal - the console: typed commands, a resize stty follows, an exit sta
   await page.click('[data-shell]')
   await page.locator('[data-status=open]').waitFor()
   await waitScreen(/[#$] *$/m)
+  // The tab names the shell's node, not the fleet.
+  assert.is(await page.title(), 'shell on ship1 - outpost console')
   await typeLine('echo hello-$((6*7))')
   await waitScreen(/^hello-42$/m)
   await typeLine("stty size | sed 's/^/size1=/'")
