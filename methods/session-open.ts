@@ -13,16 +13,13 @@ import os from 'node:os'
 import { randomUUID } from 'node:crypto'
 import { OutpostError } from '../src/errors'
 import type { MethodContext, MethodResult, UnaryMethod } from '../src/method'
-import { loadPty } from '../src/lib/pty'
+import { closeWhenDrained, loadPty } from '../src/lib/pty'
 import { RUN_MARK } from '../src/lib/process'
 import { ended, host, parseHostArgs } from '../src/sessions/host'
 import { SOCKET_BUFFER } from '../src/sessions/channel'
 import { Recording } from '../src/sessions/record'
 import { killProcessGroup, signalGroup } from './cli-run'
 import { resolveRunOptions } from './run-options'
-
-/** After the program exits, output still in the pty is read for this long before the exit frame. */
-const EXIT_DRAIN_MS = 60
 
 function dimension(v: string | undefined, def: number, name: string): number {
   if (v === undefined) return def
@@ -75,6 +72,8 @@ export default {
     const pid = pty.pid
     // node-pty writes through a tty stream it keeps as _socket (not in its types): its backlog says how much waits.
     const input = (pty as unknown as { _socket?: import('node:net').Socket })._socket
+    // The terminal is read to its end after the program exits (onExit follows the last output).
+    const closeTerminal = closeWhenDrained(pty)
     const graceMs = ctx.config.methods.killGrace * 1000
     const what = [file, ...args].join(' ')
     const rec = ctx.live?.settings().record === true ? new Recording(ctx.dataDir, ctx.env.id, { cols, rows, term, shell: file, title: `${ctx.node}: ${what}` }, ctx.log) : undefined
@@ -82,7 +81,7 @@ export default {
     const stop = async (): Promise<void> => {
       // Input the program never read goes with the terminal: a full terminal with writes pending
       // keeps the master "writable" while every write fails, and the node spun on it.
-      input?.destroy()
+      closeTerminal()
       // A shell ignores TERM; the hangup is what a terminal going away means.
       if (!exited) signalGroup(pid, 'SIGHUP')
       await killProcessGroup(pid, graceMs, mark)
@@ -133,10 +132,8 @@ export default {
     pty.onExit(({ exitCode, signal }) => {
       exited = true
       const code = signal !== undefined && signal !== 0 ? 128 + signal : exitCode
-      setTimeout(() => {
-        ch.write('exit', undefined, [], code)
-        void ch.flushed(ctx.live!.settings().grace * 1000).then(() => session.end({ exitCode: code }))
-      }, EXIT_DRAIN_MS)
+      ch.write('exit', undefined, [], code)
+      void ch.flushed(ctx.live!.settings().grace * 1000).then(() => session.end({ exitCode: code }))
     })
     ch.write('ready', undefined, [String(pid)])
     ctx.log('info', `session.open: ${ctx.env.fromNode} opened a terminal on ${ctx.node} running ${what}${user !== undefined ? ` as ${user}` : ''} (pid ${pid}, request ${ctx.env.id})`)

@@ -71,3 +71,61 @@ function privateDir(): string {
   }
   return base
 }
+
+/** How long a terminal whose program ended may stay quiet while read before it is closed. */
+const DRAIN_QUIET_MS = 200
+/** At most this long reading (not paused) after the program ended: a process left on the terminal may print forever. */
+const DRAIN_MAX_MS = 5000
+
+type Pty = ReturnType<PtyModule['spawn']>
+
+/**
+ * Read a terminal to its end after its program exits. Two things lost the last output of a
+ * program that printed a burst and exited (~10 KiB of 3 MB):
+ *  - libuv ends a stream at POLLHUP when its last read was shorter than its buffer
+ *    (uv__stream_io's "short-circuit" for sockets). A pty master gives at most a few KiB per
+ *    read however much is pending, and reports POLLHUP once the last process closed the
+ *    terminal: the stream ended with the rest still in the kernel, and node-pty closed it.
+ *  - node-pty closes the terminal 200 ms after the program exits (DESTROY_SOCKET_TIMEOUT_MS in
+ *    unixTerminal.js), read or not: all that was pending is lost while the reader is paused
+ *    (the session's window full).
+ * So this node holds the terminal's other side (the pts) open itself: no hangup while output
+ * is pending. node-pty's close after the exit is held back until the terminal was read, not
+ * paused, with nothing coming for DRAIN_QUIET_MS (or for DRAIN_MAX_MS in all: a process left
+ * in the background may print forever); then the pts is let go and the terminal closed.
+ * node-pty reports the exit only after that close, so its onExit comes after the last onData.
+ *
+ * Returns the close that does not wait (the session ended: what is left is not wanted).
+ */
+export function closeWhenDrained(term: Pty): () => void {
+  const t = term as unknown as { _socket?: import('node:net').Socket; _pty?: string }
+  const sock = t._socket
+  if (sock === undefined || typeof sock.destroy !== 'function') return () => {}
+  let pts: number | undefined
+  try {
+    if (typeof t._pty === 'string') pts = fs.openSync(t._pty, fs.constants.O_RDWR | fs.constants.O_NOCTTY | fs.constants.O_NONBLOCK)
+  } catch { /* not held: the stream may still end early */ }
+  const destroy = sock.destroy.bind(sock)
+  let timer: NodeJS.Timeout | undefined
+  let last = Date.now()
+  let reading = 0
+  const close = (): void => {
+    if (timer !== undefined) clearInterval(timer)
+    timer = undefined
+    if (pts !== undefined) { try { fs.closeSync(pts) } catch { /* closed */ } pts = undefined }
+    if (!sock.destroyed) destroy()
+  }
+  sock.on('data', () => { last = Date.now() })
+  sock.on('close', close)
+  sock.destroy = (err?: Error): import('node:net').Socket => {
+    // An error (EIO), the end of the stream, or nothing held: closed at once.
+    if (err !== undefined || sock.readableEnded || sock.destroyed || pts === undefined) { close(); return destroy(err) }
+    timer ??= setInterval(() => {
+      if (sock.isPaused()) return
+      reading += DRAIN_QUIET_MS / 4
+      if (Date.now() - last >= DRAIN_QUIET_MS || reading >= DRAIN_MAX_MS) close()
+    }, DRAIN_QUIET_MS / 4)
+    return sock
+  }
+  return close
+}
