@@ -129,3 +129,72 @@ export function closeWhenDrained(term: Pty): () => void {
   }
   return close
 }
+
+/** Longest wait between two tries of a write the terminal could not take. */
+const INPUT_RETRY_MAX_MS = 50
+
+/**
+ * A terminal's input, written without node-pty's write. libuv cannot reopen a pty master, so
+ * it opens it as a TTY handle with "blocking writes" (uv_tty_init's fallback), but node-pty
+ * made the fd non-blocking: a write the terminal cannot take (its program reads no input and
+ * the input queue is full) fails with EAGAIN, and libuv's uv__write retries it at once, in a
+ * loop, in the event loop's thread. The node spun there and answered nothing, not even the
+ * close that would have ended the session.
+ *
+ * Here a write is one write(2) on the non-blocking fd, in the event loop's thread (so never on
+ * an fd node-pty closed meanwhile: it closes on this thread too); what the terminal does not
+ * take waits, tried again after 1, 2, 4 … INPUT_RETRY_MAX_MS ms. `written(n)` says when bytes
+ * went in (the session credits its peer then: a program that reads nothing holds the sender to
+ * its window).
+ */
+export class PtyInput {
+  private readonly fd: number | undefined
+  private readonly sock: import('node:net').Socket | undefined
+  private readonly written: (n: number) => void
+  private queue: Buffer[] = []
+  private timer: NodeJS.Timeout | undefined
+  private delay = 1
+  private closed = false
+
+  constructor(term: Pty, written: (n: number) => void) {
+    const t = term as unknown as { _fd?: number; _socket?: import('node:net').Socket }
+    this.fd = t._fd
+    this.sock = t._socket
+    this.written = written
+  }
+
+  write(data: Uint8Array | string): void {
+    if (this.closed) return
+    this.queue.push(typeof data === 'string' ? Buffer.from(data) : Buffer.from(data.buffer, data.byteOffset, data.byteLength))
+    if (this.timer === undefined) this.pump()
+  }
+
+  /** What is not written yet is dropped. */
+  close(): void {
+    this.closed = true
+    this.queue = []
+    if (this.timer !== undefined) clearTimeout(this.timer)
+    this.timer = undefined
+  }
+
+  private pump(): void {
+    this.timer = undefined
+    while (!this.closed && this.queue.length > 0) {
+      if (this.fd === undefined || this.sock?.destroyed === true) { this.close(); return }
+      const head = this.queue[0]!
+      let n: number
+      try {
+        n = fs.writeSync(this.fd, head)
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EAGAIN') { this.close(); return }
+        this.timer = setTimeout(() => this.pump(), this.delay)
+        this.delay = Math.min(this.delay * 2, INPUT_RETRY_MAX_MS)
+        return
+      }
+      this.delay = 1
+      if (n < head.length) this.queue[0] = head.subarray(n)
+      else this.queue.shift()
+      this.written(n)
+    }
+  }
+}
