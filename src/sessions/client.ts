@@ -67,7 +67,8 @@ export async function openSession(node: OutpostNode, req: Record<string, unknown
         case 'ready': conn.write({ ready: f.args[0] !== undefined ? { pid: Number(f.args[0]) } : {} }); break
         case 'data': {
           const n = f.data?.length ?? 0
-          if (conn.write({ out: Buffer.from(f.data ?? []).toString('base64') })) ch.consumed(n)
+          const d = f.data ?? new Uint8Array(0)
+          if (conn.write({ out: Buffer.from(d.buffer, d.byteOffset, d.byteLength).toString('base64') })) ch.consumed(n)
           else void conn.drained().then(() => ch.consumed(n))
           break
         }
