@@ -137,6 +137,9 @@ export class SocketApi {
     })
     sock.on('end', () => {
       if (refused) return
+      // A session's client that closes, even only its writing side, is gone (its input ends
+      // with {"eof":true}): the session ends with the connection.
+      if (stream.line !== undefined || stream.held !== undefined) { sock.destroy(); return }
       const text = lines.take().trim()
       if (mode === 'array') {
         run(async (finished) => {
@@ -213,6 +216,8 @@ export class SocketApi {
         // A session that cannot open: its error, and the connection ends (its input lines with it).
         const session = await opening.catch((err: unknown) => { fail(err); sock.end(); return undefined })
         if (session === undefined) break
+        // The client went away while the session was opening.
+        if (sock.destroyed) { session.close(); return }
         stream.line = (text) => session.line(text)
         for (const held of stream.held?.splice(0) ?? []) session.line(held)
         sock.resume()
