@@ -121,7 +121,8 @@ export function closeWhenDrained(term: Pty): () => void {
     // An error (EIO), the end of the stream, or nothing held: closed at once.
     if (err !== undefined || sock.readableEnded || sock.destroyed || pts === undefined) { close(); return destroy(err) }
     timer ??= setInterval(() => {
-      if (sock.isPaused()) return
+      // Paused (the window is full): the quiet is counted from when reading starts again.
+      if (sock.isPaused()) { last = Date.now(); return }
       reading += DRAIN_QUIET_MS / 4
       if (Date.now() - last >= DRAIN_QUIET_MS || reading >= DRAIN_MAX_MS) close()
     }, DRAIN_QUIET_MS / 4)
