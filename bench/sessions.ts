@@ -9,7 +9,9 @@
  *    loopback, in the same run. Ratio: tunnel / relay (target ≥ 0.5).
  */
 import { spawn } from 'node:child_process'
+import fs from 'node:fs'
 import net from 'node:net'
+import os from 'node:os'
 import * as pty from '@lydell/node-pty'
 import { Cluster, Proc, editYaml, section } from '../test/fixtures/cluster'
 import { Lines } from '../src/lib/lines'
@@ -18,6 +20,8 @@ import type { BenchResult } from './result'
 const SAMPLES = Number(process.env.BENCH_ECHO_SAMPLES ?? 300)
 const DOWNLOAD = Number(process.env.BENCH_TUNNEL_BYTES ?? 32 * 1024 * 1024)
 const round = (n: number, d = 3): number => Number(n.toPrecision(d))
+/** CPU seconds (user + system) a process has used. */
+const cpuS = (pid: number): number => { const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' '); return (Number(f[11]) + Number(f[12])) / 100 }
 const pct = (xs: number[], p: number): number => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * p))]!
 
 /** Echo times (ms) of single bytes written to `write`, each waited for on `onEcho`. */
@@ -105,6 +109,9 @@ function download(port: number): Promise<number> {
   })
 }
 
+/** Downloads through each path (the median is reported). */
+const ROUNDS = 3
+
 const RELAY = `const net = require('node:net'); const [host, port] = process.argv[1].split(':');
 const s = net.createServer((c) => { const u = net.connect(Number(port), host); c.pipe(u); u.pipe(c); c.on('error', () => u.destroy()); u.on('error', () => c.destroy()) });
 s.listen(0, '127.0.0.1', () => console.log('port=' + s.address().port))`
@@ -134,9 +141,28 @@ export async function* sessionBenchmarks(): AsyncIterable<BenchResult> {
     try {
       await download(rport) // warm both paths once
       await download(tport)
-      const r = await download(rport)
-      const t = await download(tport)
-      yield { name: 'sessions tunnel throughput', value: round(t), unit: 'MB/s', baseline: round(r), ratio: round(t / r), note: `${DOWNLOAD / 1048576} MiB download: outpost tunnel (central → hub → ship1 → server) vs a plain TCP relay process on loopback` }
+      // Alternating rounds, the median of each: a busy machine slows one download more than another.
+      const rs: number[] = []
+      const ts: number[] = []
+      const pids = { hub: c.hub!.child.pid!, central: c.node('central').proc!.child.pid!, ship1: c.node('ship1').proc!.child.pid!, cli: tun.child.pid! }
+      // CPU seconds used per path: the tunnel's four processes during its downloads, the relay's one during its own.
+      const used = Object.fromEntries(Object.keys(pids).map((k) => [k, 0])) as Record<keyof typeof pids, number>
+      let relayCpu = 0
+      for (let i = 0; i < ROUNDS; i++) {
+        const r0 = cpuS(relay.pid!)
+        rs.push(await download(rport))
+        relayCpu += cpuS(relay.pid!) - r0
+        const t0 = Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, cpuS(pid)]))
+        ts.push(await download(tport))
+        for (const [k, pid] of Object.entries(pids)) used[k as keyof typeof pids] += cpuS(pid) - t0[k]!
+      }
+      const r = pct(rs, 0.5)
+      const t = pct(ts, 0.5)
+      const mb = (ROUNDS * DOWNLOAD) / 1e6
+      const tunnelCpu = Object.values(used).reduce((x, y) => x + y, 0)
+      const perMb = (s: number): number => round((1000 * s) / mb)
+      yield { name: 'sessions tunnel CPU per MB', value: perMb(tunnelCpu), unit: 'ms', baseline: perMb(relayCpu), ratio: round(relayCpu / Math.max(tunnelCpu, 0.01)), note: `CPU (user + system) per MB downloaded: ${Object.entries(used).map(([k, v]) => `${k} ${perMb(v)}`).join(', ')} ms; baseline the relay process; load ${os.loadavg()[0]!.toFixed(1)}` }
+      yield { name: 'sessions tunnel throughput', value: round(t), unit: 'MB/s', baseline: round(r), ratio: round(t / r), note: `${DOWNLOAD / 1048576} MiB download, median of ${ROUNDS}: outpost tunnel (central → hub → ship1 → server) vs a plain TCP relay process on loopback` }
     } finally {
       relay.kill('SIGKILL')
     }

@@ -13,16 +13,12 @@ import os from 'node:os'
 import { randomUUID } from 'node:crypto'
 import { OutpostError } from '../src/errors'
 import type { MethodContext, MethodResult, UnaryMethod } from '../src/method'
-import { loadPty } from '../src/lib/pty'
+import { closeWhenDrained, loadPty, PtyInput } from '../src/lib/pty'
 import { RUN_MARK } from '../src/lib/process'
 import { ended, host, parseHostArgs } from '../src/sessions/host'
-import { SOCKET_BUFFER } from '../src/sessions/channel'
 import { Recording } from '../src/sessions/record'
 import { killProcessGroup, signalGroup } from './cli-run'
 import { resolveRunOptions } from './run-options'
-
-/** After the program exits, output still in the pty is read for this long before the exit frame. */
-const EXIT_DRAIN_MS = 60
 
 function dimension(v: string | undefined, def: number, name: string): number {
   if (v === undefined) return def
@@ -73,16 +69,20 @@ export default {
       throw new OutpostError('method_failed', `session.open: cannot start ${file}: ${(err as Error).message}`, { cause: err })
     }
     const pid = pty.pid
-    // node-pty writes through a tty stream it keeps as _socket (not in its types): its backlog says how much waits.
-    const input = (pty as unknown as { _socket?: import('node:net').Socket })._socket
+    // The terminal is read to its end after the program exits (onExit follows the last output).
+    const closeTerminal = closeWhenDrained(pty)
+    // Input is credited once the terminal took it: a program that does not read its input (a
+    // paste into `sleep`) holds the sender to the window, not this node's memory.
+    let credit = (_n: number): void => {}
+    const input = new PtyInput(pty, (n) => credit(n))
     const graceMs = ctx.config.methods.killGrace * 1000
     const what = [file, ...args].join(' ')
     const rec = ctx.live?.settings().record === true ? new Recording(ctx.dataDir, ctx.env.id, { cols, rows, term, shell: file, title: `${ctx.node}: ${what}` }, ctx.log) : undefined
     let exited = false
     const stop = async (): Promise<void> => {
-      // Input the program never read goes with the terminal: a full terminal with writes pending
-      // keeps the master "writable" while every write fails, and the node spun on it.
-      input?.destroy()
+      // Input the program never read goes with the terminal.
+      input.close()
+      closeTerminal()
       // A shell ignores TERM; the hangup is what a terminal going away means.
       if (!exited) signalGroup(pid, 'SIGHUP')
       await killProcessGroup(pid, graceMs, mark)
@@ -98,18 +98,12 @@ export default {
       throw err
     }
     const { ch } = session
+    credit = (n) => ch.consumed(n)
     ch.handler = {
       frame(f) {
         switch (f.type) {
           case 'data':
-            if (f.data !== undefined) {
-              const n = f.data.length
-              pty.write(Buffer.from(f.data) as unknown as string)
-              // Credited once the terminal took it: a program that does not read its input
-              // (a paste into `sleep`) holds the sender to the window, not this node's memory.
-              if (input === undefined || input.writableLength < SOCKET_BUFFER) ch.consumed(n)
-              else input.once('drain', () => ch.consumed(n))
-            }
+            if (f.data !== undefined) input.write(f.data)
             break
           case 'resize': {
             const r = Number(f.args[0])
@@ -117,7 +111,7 @@ export default {
             if (Number.isInteger(r) && Number.isInteger(c) && r > 0 && c > 0 && r <= 10000 && c <= 10000) { pty.resize(c, r); rec?.resize(c, r) }
             break
           }
-          case 'eof': pty.write('\x04'); break
+          case 'eof': input.write('\x04'); break
           default: break
         }
       },
@@ -133,10 +127,8 @@ export default {
     pty.onExit(({ exitCode, signal }) => {
       exited = true
       const code = signal !== undefined && signal !== 0 ? 128 + signal : exitCode
-      setTimeout(() => {
-        ch.write('exit', undefined, [], code)
-        void ch.flushed(ctx.live!.settings().grace * 1000).then(() => session.end({ exitCode: code }))
-      }, EXIT_DRAIN_MS)
+      ch.write('exit', undefined, [], code)
+      void ch.flushed(ctx.live!.settings().grace * 1000).then(() => session.end({ exitCode: code }))
     })
     ch.write('ready', undefined, [String(pid)])
     ctx.log('info', `session.open: ${ctx.env.fromNode} opened a terminal on ${ctx.node} running ${what}${user !== undefined ? ` as ${user}` : ''} (pid ${pid}, request ${ctx.env.id})`)

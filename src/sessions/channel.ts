@@ -110,6 +110,11 @@ export class Channel {
     return this.ended
   }
 
+  /** Data bytes sent that the peer's consumer has not taken yet. */
+  get unconsumed(): number {
+    return this.sentBytes - this.peerConsumed
+  }
+
   /** Whether the peer has credit left for more data. */
   get room(): boolean {
     return this.sentBytes - this.peerConsumed < this.window

@@ -18,6 +18,16 @@ import type { OutpostNode } from '../node'
 import { checkReceivers, prepareSigned, sendAndWatch } from '../submit'
 import { isValidNodeName, type MessageDraft } from '../wire/envelope'
 import { Live } from './live'
+import { WINDOW } from './channel'
+
+/**
+ * While the window is full the connection is not read, so a client that leaves is not seen
+ * (its end comes after what it had sent). It is read again once every PROBE_MS, as long as
+ * input stays within PROBE_ROOM past the window: what a client that left had sent and the
+ * kernel still holds (a few hundred KiB) is read through to its end, and the session ends.
+ */
+const PROBE_MS = 1000
+const PROBE_ROOM = 512 * 1024
 
 /** What a session needs of its API connection. */
 export interface SessionConn {
@@ -53,9 +63,20 @@ export async function openSession(node: OutpostNode, req: Record<string, unknown
   checkReceivers(node, [draft], allowUnknown === true)
   const ch = node.live.open(sid, toNode, { waitPeer: true, idle: false })
   let over = false
+  let probe: NodeJS.Timeout | undefined
+  const holdInput = (): void => {
+    conn.pause()
+    probe ??= setInterval(() => { if (ch.unconsumed < WINDOW + PROBE_ROOM) conn.resume() }, PROBE_MS)
+  }
+  const releaseInput = (): void => {
+    if (probe !== undefined) clearInterval(probe)
+    probe = undefined
+    conn.resume()
+  }
   const finish = (last?: unknown): void => {
     if (over) return
     over = true
+    if (probe !== undefined) clearInterval(probe)
     if (last !== undefined) conn.write(last)
     stopWatch()
     conn.end()
@@ -67,7 +88,8 @@ export async function openSession(node: OutpostNode, req: Record<string, unknown
         case 'ready': conn.write({ ready: f.args[0] !== undefined ? { pid: Number(f.args[0]) } : {} }); break
         case 'data': {
           const n = f.data?.length ?? 0
-          if (conn.write({ out: Buffer.from(f.data ?? []).toString('base64') })) ch.consumed(n)
+          const d = f.data ?? new Uint8Array(0)
+          if (conn.write({ out: Buffer.from(d.buffer, d.byteOffset, d.byteLength).toString('base64') })) ch.consumed(n)
           else void conn.drained().then(() => ch.consumed(n))
           break
         }
@@ -76,7 +98,7 @@ export async function openSession(node: OutpostNode, req: Record<string, unknown
         default: break
       }
     },
-    drain: () => conn.resume(),
+    drain: releaseInput,
     end: (error) => finish(error !== undefined ? { error: error.toJSON() } : { error: { code: 'session_closed', message: `${toNode} ended the session` } }),
   }
   let stopWatch: () => void = () => {}
@@ -107,7 +129,7 @@ export async function openSession(node: OutpostNode, req: Record<string, unknown
         return
       }
       if (typeof m.in === 'string') {
-        if (!ch.write('data', Buffer.from(m.in, 'base64'))) conn.pause()
+        if (!ch.write('data', Buffer.from(m.in, 'base64'))) holdInput()
       } else if (Array.isArray(m.resize) && m.resize.length === 2) {
         ch.write('resize', undefined, m.resize.map((n) => String(Math.trunc(Number(n)))))
       } else if (m.eof === true) {
@@ -117,6 +139,7 @@ export async function openSession(node: OutpostNode, req: Record<string, unknown
     close() {
       if (over) return
       over = true
+      if (probe !== undefined) clearInterval(probe)
       stopWatch()
       ch.end(new OutpostError('session_closed', `the client of the session on ${node.name} went away`))
     },
