@@ -39,7 +39,7 @@ export interface OutRecord {
   mkdir?: boolean
   /** Bytes per second; 0: no cap. */
   rate: number
-  state: 'opening' | 'sending' | 'committing' | 'done' | 'failed'
+  state: 'opening' | 'sending' | 'committing' | 'done' | 'failed' | 'cancelled'
   /** The file.put or file.commit whose reply is awaited. */
   pending?: string | undefined
   /** What the receiver holds (Bitmap, base64), as its last answer said. */
@@ -108,7 +108,7 @@ export class Sender {
   constructor(private readonly o: SenderOptions) {
     this.records = new Records<OutRecord>(o.dataDir, 'out')
     for (const r of this.records.all()) {
-      if ((r.state === 'done' || r.state === 'failed') && r.updatedAt < o.now() - KEEP_FINISHED_MS) void this.records.remove(r.id)
+      if (ended(r.state) && r.updatedAt < o.now() - KEEP_FINISHED_MS) void this.records.remove(r.id)
       else this.recs.set(r.id, r)
     }
   }
@@ -123,7 +123,7 @@ export class Sender {
 
   /** After a start: open every unfinished transfer again. */
   resume(): void {
-    for (const r of this.recs.values()) if (r.state !== 'done' && r.state !== 'failed') void this.open(r)
+    for (const r of this.recs.values()) if (!ended(r.state)) void this.open(r)
   }
 
   /** Start sending `src` (a real, readable path) to `to`. */
@@ -322,9 +322,10 @@ export class Sender {
   }
 
   async fail(rec: OutRecord, error: { code: string; message: string }): Promise<void> {
-    if (rec.state === 'done' || rec.state === 'failed') return
+    if (ended(rec.state)) return
     const opened = rec.state === 'sending' || rec.state === 'committing'
-    rec.state = 'failed'
+    // The receiver ended it (outpost cp --cancel there): cancelled here too.
+    rec.state = error.code === 'cancelled' ? 'cancelled' : 'failed'
     rec.error = error
     rec.pending = undefined
     rec.updatedAt = this.o.now()
@@ -334,6 +335,24 @@ export class Sender {
     this.o.notify(outInfo(rec))
     // The receiver deletes its partial file.
     if (opened) await this.o.submit([{ toNode: rec.to, method: 'file.commit', methodArgs: [rec.id, 'abort'], replyMethod: 'file.reply', ttl: TRANSFER_TTL }]).catch(() => {})
+  }
+
+  /**
+   * Stop a transfer for good (outpost cp --cancel): nothing more is sent, and the receiver is
+   * told to delete its partial file (unless it is the one that cancelled: `tell` false).
+   */
+  async cancel(rec: OutRecord, by: string, tell: boolean): Promise<void> {
+    if (ended(rec.state)) return
+    rec.state = 'cancelled'
+    rec.error = { code: 'cancelled', message: `file transfer ${rec.id} of ${rec.src} to ${rec.to} was cancelled by ${by}` }
+    rec.pending = undefined
+    rec.updatedAt = this.o.now()
+    await this.stopLive(rec.id)
+    await this.records.save(rec)
+    this.o.log('info', `files: ${rec.error.message}`)
+    this.o.notify(outInfo(rec))
+    // Sent even while opening: the file.put may have made the partial file there already.
+    if (tell) await this.o.submit([{ toNode: rec.to, method: 'file.commit', methodArgs: [rec.id, 'abort'], replyMethod: 'file.reply', ttl: TRANSFER_TTL, retries: TRANSFER_RETRIES }]).catch((err: Error) => this.o.log('warn', `files: cannot tell ${rec.to} that transfer ${rec.id} was cancelled: ${err.message}`))
   }
 
   private async stopLive(id: string): Promise<void> {
@@ -349,6 +368,11 @@ export class Sender {
     this.closed = true
     for (const id of [...this.live.keys()]) await this.stopLive(id)
   }
+}
+
+/** A transfer that will not change any more. */
+export function ended(state: string): boolean {
+  return state === 'done' || state === 'failed' || state === 'cancelled'
 }
 
 export async function sha256Path(file: string): Promise<string> {
