@@ -80,6 +80,11 @@ export class FileTransfers implements FileRoom {
     this.sender.onEvent(ev)
   }
 
+  /** A stored file.chunk about to be sent: its data filled in from the source (Sender.expand). */
+  expand(body: Uint8Array): Uint8Array | null {
+    return this.sender.expand(body)
+  }
+
   /** A file.* message for a pull this node expects (let in whatever methods.allow says). */
   admits(env: Envelope): boolean {
     return this.receiver.admits(env.method, env.methodArgs, env.fromNode)

@@ -8,6 +8,9 @@
  *         ◀─ delivered (ACK) ─ pump the next … ─▶ file.commit ⇢ { missing } ─▶ pump those again
  *                                                            ⇢ { done } ─▶ record done
  *
+ * Unless the node signs what it sends, a chunk goes into the outbox as a reference to its
+ * source (chunk-ref.ts): the data is filled in as it is sent, read back and checked on a resend.
+ *
  * The record (<dataDir>/transfers/out/<id>.json) is what a restart resumes from: the transfer
  * is opened again and the receiver says what it holds. Chunks still in the outbox are sent as
  * well (the receiver counts them as resent and writes each once).
@@ -19,6 +22,7 @@ import type { MessageEvent } from '../events'
 import type { MethodContext, MethodResult } from '../method'
 import { ulid } from '../wire/ulid'
 import { Bitmap } from './bitmap'
+import { CHUNK_REF, expandChunk } from './chunk-ref'
 import { Records } from './records'
 import type { FileTransfersOptions } from './index'
 import type { PutMeta, TransferInfo } from './types'
@@ -104,6 +108,8 @@ export class Sender {
   private readonly chunkSent = new Map<string, string>()
   private readonly records: Records<OutRecord>
   private closed = false
+  /** Chunk message id → its bytes, read and hashed when it was queued, until its first send. */
+  private readonly fresh = new Map<string, Buffer>()
 
   constructor(private readonly o: SenderOptions) {
     this.records = new Records<OutRecord>(o.dataDir, 'out')
@@ -313,12 +319,28 @@ export class Sender {
     const { bytesRead } = await live.handle.read(buf, 0, len, i * rec.chunkBytes)
     if (bytesRead !== len) throw new OutpostError('io', `file transfer ${rec.id}: ${rec.src} is shorter than when it was hashed (it changed while being sent)`)
     const hash = createHash('sha256').update(buf).digest('hex')
-    const [env] = await this.o.submit([{ toNode: rec.to, method: 'file.chunk', methodArgs: [rec.id, String(i), hash], data: buf, ttl: TRANSFER_TTL, retries: TRANSFER_RETRIES, replyMethod: 'file.reply' }])
+    // The source is what keeps the chunk: the outbox keeps where it is and its sha256 (a signed
+    // message keeps its data, the signature covers it).
+    const ref = this.o.config.api.signingKey === null
+    const id = ulid()
+    if (ref) this.fresh.set(id, buf)
+    let env
+    try {
+      [env] = await this.o.submit([{ id, toNode: rec.to, method: 'file.chunk', methodArgs: ref ? [rec.id, String(i), hash, CHUNK_REF] : [rec.id, String(i), hash], ...(ref ? {} : { data: buf }), ttl: TRANSFER_TTL, retries: TRANSFER_RETRIES, replyMethod: 'file.reply' }])
+    } catch (err) {
+      this.fresh.delete(id)
+      throw err
+    }
     live.inFlight.set(env!.id, i)
     this.chunkOf.set(env!.id, rec.id)
     this.chunkSent.set(env!.id, rec.id)
     live.sent.push(env!.id)
     live.sentSince += len
+  }
+
+  /** A stored file.chunk about to be sent (delivery, at each send): see chunk-ref.ts. */
+  expand(body: Uint8Array): Uint8Array | null {
+    return expandChunk(body, this.fresh, (id) => this.recs.get(id), (rec, error) => void this.fail(rec, error))
   }
 
   async fail(rec: OutRecord, error: { code: string; message: string }): Promise<void> {
@@ -360,7 +382,7 @@ export class Sender {
     if (l === undefined) return
     this.live.delete(id)
     for (const m of l.inFlight.keys()) this.chunkOf.delete(m)
-    for (const m of l.sent) this.chunkSent.delete(m)
+    for (const m of l.sent) { this.chunkSent.delete(m); this.fresh.delete(m) }
     await l.handle?.close().catch(() => {})
   }
 
