@@ -33,7 +33,7 @@ const CP_HELP = `Usage: outpost cp [OPTIONS] SRC DST
 
   Writes land only under the receiver's files.roots and reads come only from the sender's
   files.read (default for both: <dataDir>/files).
-  Exit: 0 in place, 1 failed (hash mismatch, io), 2 usage or no agent, 3 refused by the
+  Exit: 0 in place, 1 failed (hash mismatch, source changed, cancelled, io), 2 usage or no agent, 3 refused by the
   receiver (file_outside, file_too_large, file_no_space, denied) or not delivered.
 
 ${GLOBAL_HELP}`
