@@ -9,6 +9,10 @@
  * Bytes sent again = chunks that reached the receiver more than once (duplicates its
  * dispatcher absorbed, counted from its debug log, and duplicates that reached file.chunk)
  * plus chunks the sender sent again because the commit found them missing.
+ *
+ * BENCH_FILE_BEFORE_BIN=/path/to/other/bin/outpost.cjs adds the same push by that build's agents
+ * (through this build's hub, with BENCH_FILE_BEFORE_CHUNK / _WINDOW, default 131072 × 8, the
+ * settings before 2026-12-05) in the same run, for a before/after ratio under the same load.
  */
 import { spawn } from 'node:child_process'
 import fs from 'node:fs'
@@ -20,13 +24,30 @@ import type { BenchResult } from './result'
 
 const MB = 1024 * 1024
 const SIZE = Number(process.env.BENCH_FILE_MB ?? 200) * MB
-const CHUNK = Number(process.env.BENCH_FILE_CHUNK ?? 131072)
-const WINDOW = Number(process.env.BENCH_FILE_WINDOW ?? 8)
+/** files.chunkBytes and files.window (default: the config's defaults). */
+const CHUNK = Number(process.env.BENCH_FILE_CHUNK ?? 262144)
+const WINDOW = Number(process.env.BENCH_FILE_WINDOW ?? 16)
+const BEFORE_BIN = process.env.BENCH_FILE_BEFORE_BIN
 const round = (n: number, d = 3): number => Number(n.toPrecision(d + 2))
 
 function rssOf(pid: number): number {
   try { return Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024 } catch { return 0 }
 }
+
+/** User + system CPU seconds of processes so far (/proc/PID/stat, clock ticks of 1/100 s). */
+function cpuOf(pids: number[]): number {
+  let ticks = 0
+  for (const pid of pids) {
+    try {
+      const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')
+      ticks += Number(f[11]) + Number(f[12])
+    } catch { /* gone */ }
+  }
+  return ticks / 100
+}
+
+/** The hub's and the nodes' pids. */
+const pidsOf = (c: Cluster): number[] => [c.hub!.child.pid!, c.node('central').proc!.child.pid!, c.node('ship1').proc!.child.pid!]
 
 /** A relay process: what comes in on the second port goes out to the one connection on the first. */
 const RELAY = `
@@ -61,6 +82,25 @@ async function relayRun(file: string, out: string): Promise<number> {
   }
 }
 
+/** Seconds of a push of `src` (SIZE bytes) by the agents of build `bin`, through this build's hub. */
+async function otherBuildPush(bin: string, src: string): Promise<{ secs: number; cpu: number }> {
+  const chunkBytes = Number(process.env.BENCH_FILE_BEFORE_CHUNK ?? 131072)
+  const window = Number(process.env.BENCH_FILE_BEFORE_WINDOW ?? 8)
+  const c = await Cluster.create(['ship1'], { files: { chunkBytes, window } })
+  try {
+    await c.startHub()
+    await c.start('central', true, {}, bin)
+    await c.start('ship1', true, {}, bin)
+    const cpu0 = cpuOf(pidsOf(c))
+    const t0 = performance.now()
+    const r = await cp(c, 'central', [src, `ship1:${path.join(c.node('ship1').dataDir, 'files')}/a.bin`], 1_800_000)
+    if (r.code !== 0) throw new Error(`cp by ${bin} failed: ${r.stderr}`)
+    return { secs: (performance.now() - t0) / 1000, cpu: cpuOf(pidsOf(c)) - cpu0 }
+  } finally {
+    await c.destroy()
+  }
+}
+
 export async function* filesBenchmarks(): AsyncIterable<BenchResult> {
   const c = await Cluster.create(['ship1'], { log: { level: 'debug' }, files: { chunkBytes: CHUNK, window: WINDOW } })
   try {
@@ -75,16 +115,26 @@ export async function* filesBenchmarks(): AsyncIterable<BenchResult> {
     const pid = c.node('ship1').proc!.child.pid!
     let peak = rssOf(pid)
     const sampler = setInterval(() => { peak = Math.max(peak, rssOf(pid)) }, 100)
+    const cpu0 = cpuOf(pidsOf(c))
     const t0 = performance.now()
     const r = await cp(c, 'central', [src, `ship1:${dir}/a.bin`], 1_800_000)
     const secs = (performance.now() - t0) / 1000
+    const cpu = cpuOf(pidsOf(c)) - cpu0
     clearInterval(sampler)
     if (r.code !== 0) throw new Error(`cp failed: ${r.stderr}`)
     const base = await relayRun(src, path.join(c.dir, 'relay.bin'))
     fs.rmSync(path.join(c.dir, 'relay.bin'))
     const rate = SIZE / MB / secs
     const baseRate = SIZE / MB / base
-    yield { name: `files: ${SIZE / MB} MB push central→hub→ship1 (outpost cp)`, value: round(rate), unit: 'MB/s', baseline: round(baseRate), ratio: round(rate / baseRate), note: 'baseline: the same bytes through a plain TCP relay process on loopback, written and fsynced' }
+    yield { name: `files: ${SIZE / MB} MB push central→hub→ship1 (outpost cp)`, value: round(rate), unit: 'MB/s', baseline: round(baseRate), ratio: round(rate / baseRate), note: `baseline: the same bytes through a plain TCP relay process on loopback, written and fsynced; chunks ${CHUNK} B × window ${WINDOW}` }
+    if (BEFORE_BIN !== undefined) {
+      const other = await otherBuildPush(BEFORE_BIN, src)
+      const before = SIZE / MB / other.secs
+      yield { name: `files: ${SIZE / MB} MB push by the build in BENCH_FILE_BEFORE_BIN`, value: round(before), unit: 'MB/s', baseline: round(baseRate), ratio: round(before / baseRate), note: `${BEFORE_BIN}; this build's push was ${round(rate / before)}× as fast` }
+      yield { name: `files: CPU seconds of hub + central + ship1 per 100 MB pushed`, value: round(cpu / (SIZE / MB) * 100), unit: 's', baseline: round(other.cpu / (SIZE / MB) * 100), ratio: round(other.cpu / cpu), note: 'baseline: the build in BENCH_FILE_BEFORE_BIN; ratio: its CPU over this build\'s (less load-sensitive than MB/s on a shared machine)' }
+    } else {
+      yield { name: `files: CPU seconds of hub + central + ship1 per 100 MB pushed`, value: round(cpu / (SIZE / MB) * 100), unit: 's', baseline: null, ratio: null, note: 'user + system, /proc' }
+    }
     yield { name: `files: receiver peak RSS during the ${SIZE / MB} MB push`, value: round(peak), unit: 'MB', baseline: 150, ratio: round(150 / peak), note: 'baseline: the issue\'s cap (150 MB during a 500 MB transfer)' }
 
     // 2. Bytes sent again over three hub restarts, the transfer slowed to span them.

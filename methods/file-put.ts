@@ -6,6 +6,7 @@
  *   file.put    [transfer JSON] ─ files.roots, files.maxBytes, free space, owner ─▶ { id, have, chunks }
  *   file.chunk  [id, index, sha256] + data ─▶ written at its place in .NAME.ID.outpost-part (never replied to)
  *   file.commit [id] ─▶ { missing: [...] } or { done, path, size, sha256 } (renamed into place); [id, abort] ─▶ deleted
+ *               [id, abort-send] (to the sending node): its receiver cancelled the transfer ─▶ it stops sending
  */
 import { OutpostError } from '../src/errors'
 import type { MethodContext, UnaryMethod } from '../src/method'
@@ -33,7 +34,7 @@ export const fileChunk = {
 export const fileCommit = {
   name: 'file.commit',
   kind: 'unary',
-  summary: 'End a file transfer: answers the chunks missing, or checks the whole sha256 and renames the file into place (abort: deletes it).',
+  summary: 'End a file transfer: answers the chunks missing, or checks the whole sha256 and renames the file into place (abort: deletes it; abort-send: the sender stops).',
   run: (ctx) => room(ctx).commit(ctx),
 } satisfies UnaryMethod
 

@@ -33,6 +33,12 @@ export interface DeliveryOptions {
   defaults: { ackTimeout: number; retries: number }
   /** A message addressed to this node: run it here. */
   local: (bytes: Uint8Array) => void
+  /**
+   * The bytes that go out for a stored body, each time it is sent (the file room fills in the
+   * data of a file chunk stored as a reference to its source): the body itself when nothing is
+   * to be filled in, null when its sender withdrew it (removed unsent, nobody told).
+   */
+  expand?: (body: Uint8Array, method: string) => Uint8Array | null
   /** Attempts or ttl ran out: the message has been removed; report it. */
   onGiveUp: (entry: OutboxEntry, reason: GiveUpReason) => void
   /** Told when a message leaves the outbox: delivered or expired. */
@@ -169,6 +175,10 @@ export class Delivery {
 
   private send(entry: OutboxEntry): void {
     const m = this.metaOf(entry)
+    const bytes = this.o.expand === undefined ? entry.body : this.o.expand(entry.body, m.method)
+    if (bytes === null) return this.withdraw(entry)
+    // Paced by what goes out: the pump took the stored body's length.
+    if (bytes.length > entry.body.length && entry.dest !== this.o.self) this.pacer?.charge(bytes.length - entry.body.length)
     const event = m.ackTimeout === 0
     const flight: InFlight = { dest: entry.dest, timer: undefined }
     this.inflight.set(entry.id, flight)
@@ -179,10 +189,10 @@ export class Delivery {
     }
     if (entry.dest === this.o.self) {
       if (event) this.done(entry.id, entry.dest)
-      this.o.local(entry.body)
+      this.o.local(bytes)
       return
     }
-    this.o.transport.publish({ id: entry.id, to: entry.dest, method: m.method, event, bytes: entry.body }).then(
+    this.o.transport.publish({ id: entry.id, to: entry.dest, method: m.method, event, bytes }).then(
       () => { if (event) this.done(entry.id, entry.dest) },
       () => { this.release(entry.id); this.cursor.delete(entry.dest) }, // not connected: it goes again after the reconnect
     )
@@ -250,6 +260,15 @@ export class Delivery {
     this.metrics.retried(m.method)
     this.o.log('debug', `delivery: no ACK for ${id} from ${entry.dest} in ${m.ackTimeout} s; attempt ${attempts + 1} of ${m.retries + 1}`)
     this.o.outbox.recordAttempt(id, attempts, this.now()).then(() => this.kick(), (err: Error) => this.o.log('error', `delivery: ${err.message}`))
+  }
+
+  /** A message its sender withdrew as it was about to go (expand): removed unsent. */
+  private withdraw(entry: OutboxEntry): void {
+    if (this.removing.has(entry.id)) return
+    this.o.log('debug', `delivery: ${entry.id} to ${entry.dest} was withdrawn by its sender; removed unsent`)
+    this.meta.delete(entry.id)
+    this.removing.add(entry.id)
+    this.o.outbox.remove(entry.id).finally(() => this.removing.delete(entry.id)).catch((err: Error) => this.o.log('error', `delivery: cannot remove ${entry.id}: ${err.message}`))
   }
 
   private giveUp(entry: OutboxEntry, reason: GiveUpReason): void {

@@ -16,7 +16,7 @@
  *   events (ackTimeout 0) are neither acknowledged, deduplicated nor replied to.
  */
 import type { Config } from './config'
-import { decode, makeAck, type Envelope } from './wire/envelope'
+import { decode, encode, makeAck, type Envelope } from './wire/envelope'
 import { OutpostError } from './errors'
 import type { MessageEvent, MessageEventSink } from './events'
 import type { LogFn } from './log'
@@ -211,7 +211,7 @@ export class Dispatcher {
       // fdatasync, not two): after a crash it is reported interrupted, never run again. A reply
       // its client already has may wait a moment for a commit someone waits on (only its ACK
       // and reply method wait for it), instead of holding up that commit behind its own.
-      await this.o.outbox.receive(env.id, env.fromNode, bytes, { started: refusal === undefined })
+      await this.o.outbox.receive(env.id, env.fromNode, this.receipt(env, bytes, refusal === undefined), { started: refusal === undefined })
     } catch (err) {
       // Not recorded: no ACK, so the sender sends it again.
       this.o.log('error', `dispatch: cannot record ${env.id}: ${(err as Error).message}`)
@@ -223,6 +223,18 @@ export class Dispatcher {
     this.ack(env)
     if (refusal) return this.refuse(env, refusal)
     await this.execute(env, env.id)
+  }
+
+  /**
+   * What the inbox keeps of a message: all of it, except the data of a request to a sink that
+   * starts now. Such an entry is only ever finished after a crash, never run again (resume), so
+   * its data would be written and synced for nothing: file.chunk's 128 KiB and more, each held
+   * by the file room's own part file once synced.
+   */
+  private receipt(env: Envelope, bytes: Uint8Array, started: boolean): Uint8Array {
+    if (!started || env.inReplyTo !== undefined || env.data === undefined || this.o.methods.get(env.method)?.sink !== true) return bytes
+    const { data: _data, ...kept } = env
+    return encode(kept)
   }
 
   /**

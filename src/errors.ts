@@ -36,7 +36,7 @@ export const ERROR_CODES = {
   method_disabled: 'the method is switched off on the receiver (methods.enabled or op.stop)',
   method_failed: 'the method threw or could not start (the message says why)',
   method_timeout: 'the method ran past methodTimeout and was stopped',
-  cancelled: 'the method was stopped by op.cancel before it finished',
+  cancelled: 'the method was stopped by op.cancel before it finished, or the file transfer by outpost cp --cancel (its partial file deleted, the target left as it was)',
   method_args: 'the method was given arguments it does not take (the message shows the usage)',
   command_unknown: 'cli.named was asked for a name that is not in the receiver\'s methods.commands',
   not_permitted: 'the method needs a privilege the node lacks (cli.run --user/--group need root)',
@@ -91,6 +91,8 @@ export const ERROR_CODES = {
   file_no_space: 'the receiving node has not enough free space for the file (and its reserve); nothing was written',
   file_not_found: 'the file to send does not exist or is not a regular file',
   file_hash_mismatch: 'a transferred file did not match its sha256 at the end; the partial file was deleted and the target left as it was',
+  file_source_changed: 'the file being sent changed on the sending node while it was sent (a chunk read again no longer matches its sha256); the receiver deleted its partial file; send it again',
+  file_transfer_ended: 'outpost cp --cancel names a transfer that has ended already (done, failed or cancelled); nothing changed',
   file_transfer_unknown: 'a chunk or commit names a transfer the receiver has no record of (it was finished, failed or never opened)',
 } as const satisfies Record<string, string>
 

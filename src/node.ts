@@ -168,6 +168,7 @@ export class OutpostNode {
       self: this.name, outbox, transport, log,
       defaults: { ackTimeout: config.delivery.ackTimeout, retries: config.delivery.retries },
       local: (bytes) => { void this.dispatcher.receive(bytes) },
+      expand: (body, method) => (method === 'file.chunk' ? this.files.expand(body) : body),
       onGiveUp: (entry, reason) => this.outcomes.gaveUp(entry, reason),
       events,
       now: this.now, metrics, pacing: { drainRate: config.delivery.drainRate, maxBytesPerSecond: config.transport.maxBytesPerSecond },

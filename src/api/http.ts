@@ -10,6 +10,7 @@
  *   the console (src/console/): /, /console/* public; its session cookie stands for the token,
  *   with a CSRF token on every request that changes something
  *                                              GET    /v1/transfers      file transfers; POST starts one (outpost cp)
+ *                                              POST   /v1/transfers/ID/cancel  cancels one at both ends (outpost cp --cancel)
  *                                              POST   /v1/sessions       a shell, followed over SSE (http-sessions.ts)
  */
 import { createHash, timingSafeEqual } from 'node:crypto'
@@ -28,7 +29,7 @@ import { parseMessage } from '../wire/envelope'
 import { ConsoleRoutes, securityHeaders } from '../console/serve'
 import { checkSameOrigin } from '../console/sessions'
 import { filterNodes, limitParam, readErrorLog } from './views'
-import { parseCopy } from '../files/api'
+import { parseCopy, transferId } from '../files/api'
 import { HttpSessions } from './http-sessions'
 
 /** Largest request body read (bigger: 413 before it is buffered). Use the socket for more. */
@@ -58,7 +59,7 @@ export interface HttpApiOptions {
 
 const STATUS: Partial<Record<ErrorCode, number>> = {
   api_bad_request: 400, envelope_invalid: 400, fan_out_too_large: 400, node_unknown: 400, selector_invalid: 400, selector_no_match: 400, message_too_large: 413, api_too_large: 413,
-  api_unauthorized: 401, api_forbidden: 403, api_not_found: 404, job_unknown: 404, api_method_not_allowed: 405, outbox_full: 503, outbox_closed: 503,
+  api_unauthorized: 401, api_forbidden: 403, api_not_found: 404, job_unknown: 404, file_transfer_unknown: 404, file_transfer_ended: 409, api_method_not_allowed: 405, outbox_full: 503, outbox_closed: 503,
 }
 
 /** host and port from "host:port", "[v6]:port" or "port" (loopback). */
@@ -163,10 +164,12 @@ export class HttpApi {
     }
     if (route === '/v1/transfers' && method === 'GET') return json(res, 200, { transfers: this.node.files.list() })
     if (route === '/v1/transfers') { only('POST'); return this.copy(req, res) }
+    const tc = /^\/v1\/transfers\/([^/]+)\/cancel$/.exec(route)
+    if (tc) { only('POST'); return json(res, 200, { transfer: await this.node.files.cancel(transferId(tc[1]), 'the HTTP API') }) }
     if (route === '/v1/sessions' || route.startsWith('/v1/sessions/')) {
       return this.shells.route(req, res, route, session === undefined ? 'bearer' : `console ${session.id}`, { readBody, json, only: (...a) => { if (!a.includes(method)) only(a.join(', ')) } })
     }
-    throw new OutpostError('api_not_found', `api: no route ${method} ${url.pathname} (POST /v1/messages, GET /v1/messages/ID, /v1/nodes, /v1/status, /v1/events, /v1/jobs, /v1/errors, /v1/requests, GET|POST /v1/transfers, POST /v1/sessions)`)
+    throw new OutpostError('api_not_found', `api: no route ${method} ${url.pathname} (POST /v1/messages, GET /v1/messages/ID, /v1/nodes, /v1/status, /v1/events, /v1/jobs, /v1/errors, /v1/requests, GET|POST /v1/transfers, POST /v1/transfers/ID/cancel, POST /v1/sessions)`)
   }
 
   /** Bearer token compared in constant time (hashes of equal length, whatever was sent). */

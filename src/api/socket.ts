@@ -11,7 +11,7 @@
  *                                                (src/sessions/client.ts): {"in"}/{"out"} lines until {"exit"} or {"error"}
  *   {"op":"config.reload","file":F}          ─▶ {"config":{"node","type":"applied","file","changed","restartNeeded"}}
  *                                                (or "type":"other-file": this node runs from another file)
- *   {"op":"cp","src","dst",…} / {"op":"transfers"}  ─▶ file transfers (src/files/api.ts)
+ *   {"op":"cp","src","dst",…} / {"op":"transfers"} / {"op":"cp.cancel","id"}  ─▶ file transfers (src/files/api.ts)
  *   {"method":…, …} (a bare message, e.g. BasicAgent's sync.bash) ─▶ as send, to this node by default
  *   anything else                             ─▶ {"error":{"code":"api_bad_request","message"}}
  */
@@ -26,7 +26,7 @@ import type { OutpostNode } from '../node'
 import { checkReceivers, envelopeJson, parseMessageList, prepareSigned, sendAndWatch, storeSigned } from '../submit'
 import { jobRequest } from '../jobs/requests'
 import type { JobRunner } from '../jobs/runner'
-import { parseCopy, serveCopy } from '../files/api'
+import { parseCopy, serveCopy, transferId } from '../files/api'
 import { openSession } from '../sessions/client'
 import { SOCKET_BUFFER } from '../sessions/channel'
 
@@ -203,6 +203,9 @@ export class SocketApi {
       case 'transfers':
         write({ transfers: node.files.list() })
         break
+      case 'cp.cancel':
+        write({ transfer: await node.files.cancel(transferId((req as Record<string, unknown>).id), 'the local API') })
+        break
       case 'session': {
         if (conn === undefined) throw new OutpostError('api_bad_request', 'api: a session needs a connection of its own')
         const { sock, stream } = conn
@@ -237,7 +240,7 @@ export class SocketApi {
         break
       }
       default:
-        fail(new OutpostError('api_bad_request', `api: unknown op ${JSON.stringify(req.op)} (send, session, nodes, status, config.reload, cp, transfers)`))
+        fail(new OutpostError('api_bad_request', `api: unknown op ${JSON.stringify(req.op)} (send, session, nodes, status, config.reload, cp, cp.cancel, transfers)`))
     }
     finished()
   }

@@ -10,6 +10,7 @@ import type { TransferInfo } from '../files/types'
 import { parseSide } from '../files/index'
 
 const CP_HELP = `Usage: outpost cp [OPTIONS] SRC DST
+       outpost cp --cancel ID
 
   Copy a file to, from or between nodes, through the outboxes: it resumes after a dropped
   link or a restart of either side, is checked (sha256) and lands whole or not at all.
@@ -25,11 +26,14 @@ const CP_HELP = `Usage: outpost cp [OPTIONS] SRC DST
   --rate RATE       bytes per second at most for this transfer: 500, 200k, 2m
   --no-wait         return once the transfer is under way (outpost transfers follows it)
   --json            progress and result as JSON lines
+  --cancel ID       cancel transfer ID (outpost transfers lists them) at both ends: the receiver
+                    deletes its partial file and leaves the target as it was; the state says cancelled.
+                    Run it on the sending or the receiving node.
   --socket PATH     the local node's API socket (default <dataDir>/outpost.sock)
 
   Writes land only under the receiver's files.roots and reads come only from the sender's
   files.read (default for both: <dataDir>/files).
-  Exit: 0 in place, 1 failed (hash mismatch, io), 2 usage or no agent, 3 refused by the
+  Exit: 0 in place, 1 failed (hash mismatch, source changed, cancelled, io), 2 usage or no agent, 3 refused by the
   receiver (file_outside, file_too_large, file_no_space, denied) or not delivered.
 
 ${GLOBAL_HELP}`
@@ -37,8 +41,10 @@ ${GLOBAL_HELP}`
 const TRANSFERS_HELP = `Usage: outpost transfers [--json] [--all] [--socket PATH]
 
   File transfers this node sends or receives, newest first: id, direction, the other node,
-  path, state (hashing, opening, sending, committing, expected, receiving, done, failed),
+  path, state (hashing, opening, sending, committing, expected, receiving, done, failed,
+  cancelled),
   bytes acknowledged or held of the size, and bytes resent. --all includes finished ones.
+  outpost cp --cancel ID cancels one.
 
 ${GLOBAL_HELP}`
 
@@ -60,9 +66,13 @@ function side(io: Io, s: string): string {
 export async function cp(io: Io, args: string[], signal?: AbortSignal): Promise<number> {
   const { values, positionals } = parse(args, {
     socket: { type: 'string' }, mode: { type: 'string' }, owner: { type: 'string' }, mkdir: { type: 'boolean' },
-    rate: { type: 'string' }, 'no-wait': { type: 'boolean' },
+    rate: { type: 'string' }, 'no-wait': { type: 'boolean' }, cancel: { type: 'string' },
   }, true)
   if (values.help) return print(io, CP_HELP)
+  if (values.cancel !== undefined) {
+    if (positionals.length !== 0) throw new OutpostError('usage', 'cp: --cancel ID takes no paths')
+    return cancel(io, values.cancel, values, signal)
+  }
   if (positionals.length !== 2) throw new OutpostError('usage', `cp: takes SRC and DST (got ${positionals.length} paths); see outpost cp --help`)
   const remote = (s: string): boolean => /^[A-Za-z0-9][A-Za-z0-9_-]{0,62}:/.test(s)
   if (!remote(positionals[0]!) && !remote(positionals[1]!)) throw new OutpostError('usage', 'cp: one side must be NODE:/path (to copy between local paths, use cp(1))')
@@ -101,6 +111,23 @@ export async function cp(io: Io, args: string[], signal?: AbortSignal): Promise<
   return print(io, what)
 }
 
+async function cancel(io: Io, id: string, values: Parameters<typeof load>[1] & { socket?: string; json?: boolean }, signal?: AbortSignal): Promise<number> {
+  let t: TransferInfo | undefined
+  let error: { code: string; message: string } | undefined
+  await askAgent(io, load(io, values, false), values.socket, { op: 'cp.cancel', id }, (obj) => {
+    if (obj.error !== undefined) error = obj.error as typeof error
+    else t = obj.transfer as TransferInfo
+    return true
+  }, signal)
+  if (error !== undefined) {
+    if (values.json === true) io.stdout.write(JSON.stringify({ error }) + '\n')
+    else io.stderr.write(`outpost: ${error.message} [${error.code}]\n`)
+    return exitCodeFor(error.code)
+  }
+  if (values.json === true) return print(io, JSON.stringify({ transfer: t }))
+  return print(io, `transfer ${id} cancelled${t !== undefined ? ` (${t.direction === 'out' ? `to ${t.peer}` : `from ${t.peer}`}, ${t.bytes} of ${t.size} bytes had gone)` : ''}`)
+}
+
 /** `[#####.....]  12.0 MiB / 50.0 MiB  1.2 MiB/s  ETA 23 s` */
 export function bar(t: TransferInfo, ms: number): string {
   const width = 24
@@ -120,7 +147,7 @@ export async function transfers(io: Io, args: string[], signal?: AbortSignal): P
   if (values.help) return print(io, TRANSFERS_HELP)
   let list: TransferInfo[] = []
   await askAgent(io, load(io, values, false), values.socket, { op: 'transfers' }, (obj) => { list = (obj.transfers ?? []) as TransferInfo[]; return true }, signal)
-  if (values.all !== true) list = list.filter((t) => t.state !== 'done' && t.state !== 'failed')
+  if (values.all !== true) list = list.filter((t) => t.state !== 'done' && t.state !== 'failed' && t.state !== 'cancelled')
   if (values.json === true) return print(io, JSON.stringify(list))
   if (list.length === 0) return print(io, values.all === true ? 'no transfers' : 'no transfers in progress (--all shows finished ones)')
   return print(io, table([['ID', 'DIR', 'PEER', 'PATH', 'STATE', 'BYTES', 'RESENT'],

@@ -233,8 +233,8 @@ export const SCHEMA = obj({
     roots: strs([], 'Absolute directories file.put (outpost cp to this node) may write under; empty: <dataDir>/files only.'),
     read: strs([], 'Absolute directories file.get (outpost cp from this node) may read under; empty: <dataDir>/files only.'),
     maxBytes: int(1073741824, 'Largest file this node accepts (file.put); larger is refused (file_too_large).', 0),
-    chunkBytes: int(131072, 'Bytes of file in each chunk message this node sends.', 4096, 1048576),
-    window: int(8, 'Chunks of one transfer in flight (sent, not yet acknowledged) at a time.', 1, 256),
+    chunkBytes: int(262144, 'Bytes of file in each chunk message this node sends (a chunk cut by a dropped link is sent again whole: on a slow link, 65536 loses less).', 4096, 1048576),
+    window: int(16, 'Chunks of one transfer in flight (sent, not yet acknowledged) at a time.', 1, 256),
   }, 'File transfer (outpost cp, file.put, file.get): where files may be written and read.'),
   sessions: obj({
     grace: int(30, 'Seconds a shell or tunnel survives a broken link: back within it, nothing typed or printed is lost; past it the session ends and its process group is killed.', 1, 3600),

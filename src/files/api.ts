@@ -4,12 +4,19 @@
  *   {"op":"cp","src":S,"dst":D,"mode"?,"owner"?,"mkdir"?,"rate"?,"wait"?}
  *       ─▶ {"transfer":{id,state,bytes,size,…}} … (each change, at most every PROGRESS_MS) ─▶ {"done":true}
  *   {"op":"transfers"} ─▶ {"transfers":[…]}
+ *   {"op":"cp.cancel","id":ID} ─▶ {"transfer":{…,"state":"cancelled"}} (both ends told; the partial file deleted)
  */
 import { OutpostError } from '../errors'
 import type { CopyRequest, FileTransfers, TransferInfo } from './index'
 
 /** Least time between two progress lines of one transfer. */
 const PROGRESS_MS = 250
+
+/** The id of a cp.cancel request (socket) or of POST /v1/transfers/ID/cancel, checked. */
+export function transferId(v: unknown): string {
+  if (typeof v !== 'string' || !/^[0-9A-Za-z_-]{1,64}$/.test(v)) throw new OutpostError('api_bad_request', 'api: cp.cancel: id must be a transfer id (outpost transfers lists them)')
+  return v
+}
 
 /** A cp request's fields, checked. */
 export function parseCopy(req: Record<string, unknown>): CopyRequest & { wait: boolean } {
@@ -54,7 +61,7 @@ export async function serveCopy(files: FileTransfers, req: CopyRequest & { wait:
   }
   const show = (t: TransferInfo): void => {
     if (ended) return
-    const final = t.state === 'done' || t.state === 'failed' || (!local && t.state === 'sending')
+    const final = t.state === 'done' || t.state === 'failed' || t.state === 'cancelled' || (!local && t.state === 'sending')
     const now = Date.now()
     if (!final && now - last < PROGRESS_MS) {
       held = t

@@ -17,7 +17,7 @@ import type { Envelope, MessageDraft } from '../wire/envelope'
 import { ulid } from '../wire/ulid'
 import { inInfo, Receiver } from './receiver'
 import { readableFile } from './rules'
-import { outInfo, Sender, TRANSFER_RETRIES, TRANSFER_TTL } from './sender'
+import { ended, outInfo, Sender, TRANSFER_RETRIES, TRANSFER_TTL } from './sender'
 import type { FileRoom, GetMeta, TransferInfo } from './types'
 
 export type { FileRoom, TransferInfo } from './types'
@@ -78,6 +78,11 @@ export class FileTransfers implements FileRoom {
 
   onEvent(ev: MessageEvent): void {
     this.sender.onEvent(ev)
+  }
+
+  /** A stored file.chunk about to be sent: its data filled in from the source (Sender.expand). */
+  expand(body: Uint8Array): Uint8Array | null {
+    return this.sender.expand(body)
   }
 
   /** A file.* message for a pull this node expects (let in whatever methods.allow says). */
@@ -141,6 +146,29 @@ export class FileTransfers implements FileRoom {
     return { id, local: false }
   }
 
+  /**
+   * Cancel transfer `id` (outpost cp --cancel, POST /v1/transfers/ID/cancel) on this node, the
+   * sending or the receiving end, and tell the other end: the receiver deletes its partial file
+   * and leaves the target as it was, the sender stops; both records say `cancelled`.
+   */
+  async cancel(id: string, by: string): Promise<TransferInfo> {
+    const out = this.sender.get(id)
+    const inc = this.receiver.get(id)
+    if (out === undefined && inc === undefined) throw new OutpostError('file_transfer_unknown', `cp --cancel: this node has no transfer ${id} (outpost transfers lists them; a copy between two other nodes is cancelled on one of them)`)
+    const ends = [out, inc].filter((r) => r !== undefined)
+    if (ends.every((r) => ended(r.state))) throw new OutpostError('file_transfer_ended', `cp --cancel: transfer ${id} has ended already (${ends.map((r) => r.state).join(', ')}); nothing changed`)
+    if (inc !== undefined && !ended(inc.state)) {
+      await this.receiver.cancel(inc, by)
+      // A copy to this node itself: its sending end is stopped below, no message needed.
+      if (out === undefined) {
+        await this.o.submit([{ toNode: inc.from, method: 'file.commit', methodArgs: [id, 'abort-send'], replyMethod: 'file.reply', ttl: TRANSFER_TTL, retries: TRANSFER_RETRIES }])
+          .catch((err: Error) => this.o.log('warn', `files: cannot tell ${inc.from} that transfer ${id} was cancelled: ${err.message}`))
+      }
+    }
+    if (out !== undefined) await this.sender.cancel(out, by, inc === undefined)
+    return this.info(id)!
+  }
+
   /** Send file.get to `node`; its answer is known as the one for transfer `id` before it can come. */
   private async ask(node: string, meta: GetMeta, id: string): Promise<void> {
     const request = ulid()
@@ -157,7 +185,19 @@ export class FileTransfers implements FileRoom {
 
   put(ctx: MethodContext): Promise<MethodResult> { return this.receiver.put(ctx) }
   chunk(ctx: MethodContext): Promise<MethodResult> { return this.receiver.chunk(ctx) }
-  commit(ctx: MethodContext): Promise<MethodResult> { return this.receiver.commit(ctx) }
+  commit(ctx: MethodContext): Promise<MethodResult> {
+    if (ctx.args[1] === 'abort-send') return this.abortSend(ctx)
+    return this.receiver.commit(ctx)
+  }
+
+  /** file.commit [id, abort-send]: the receiver of a transfer this node sends cancelled it. */
+  private async abortSend(ctx: MethodContext): Promise<MethodResult> {
+    const id = ctx.args[0] ?? ''
+    const rec = this.sender.get(id)
+    if (rec === undefined || rec.to !== ctx.env.fromNode) throw new OutpostError('file_transfer_unknown', `file.commit: ${this.o.self} sends no transfer ${id} to ${ctx.env.fromNode}`)
+    await this.sender.cancel(rec, `${ctx.env.fromNode} (the receiver)`, false)
+    return { data: JSON.stringify({ id, cancelled: true }) }
+  }
 
   /** file.get: send a file this node may read (files.read) to the asking node, or to `to`. */
   async get(ctx: MethodContext): Promise<MethodResult> {

@@ -19,9 +19,10 @@ import type { LogFn } from '../log'
 import type { MethodContext, MethodResult } from '../method'
 import { Bitmap } from './bitmap'
 import { Records } from './records'
-import { KEEP_FINISHED_MS } from './sender'
+import { ended, KEEP_FINISHED_MS } from './sender'
 import { checkRoom, ioError, resolveOwner, rootsOf, writableParent } from './rules'
-import type { PutMeta, TransferInfo } from './types'
+import { parseMeta, sha256File, targetPath } from './meta'
+import type { TransferInfo } from './types'
 
 export interface InRecord {
   id: string
@@ -29,7 +30,7 @@ export interface InRecord {
   /** Target path. */
   path: string
   temp?: string
-  state: 'expected' | 'receiving' | 'done' | 'failed'
+  state: 'expected' | 'receiving' | 'done' | 'failed' | 'cancelled'
   size: number
   sha256?: string
   chunkBytes: number
@@ -86,7 +87,7 @@ export class Receiver {
   constructor(private readonly o: ReceiverOptions) {
     this.records = new Records<InRecord>(o.dataDir, 'in')
     for (const r of this.records.all()) {
-      if ((r.state === 'done' || r.state === 'failed') && r.updatedAt < o.now() - KEEP_FINISHED_MS) void this.records.remove(r.id)
+      if (ended(r.state) && r.updatedAt < o.now() - KEEP_FINISHED_MS) void this.records.remove(r.id)
       else this.recs.set(r.id, r)
     }
   }
@@ -130,6 +131,7 @@ export class Receiver {
       await this.flush(rec.id)
       return answer({ id: rec.id, have: rec.have, chunks: rec.chunks })
     }
+    if (rec?.state === 'cancelled') throw new OutpostError('cancelled', rec.error?.message ?? `file.put: transfer ${meta.id} was cancelled`)
     if (rec?.state === 'failed') {
       const code = rec.error !== undefined && rec.error.code in ERROR_CODES ? rec.error.code as ErrorCode : 'file_transfer_unknown'
       throw new OutpostError(code, rec.error?.message ?? `file.put: transfer ${meta.id} failed`)
@@ -199,6 +201,8 @@ export class Receiver {
     const rec = this.recs.get(id)
     if (rec === undefined || rec.from !== ctx.env.fromNode || rec.state === 'expected') throw new OutpostError('file_transfer_unknown', `file.chunk: no transfer ${id} from ${ctx.env.fromNode} here`)
     if (rec.state === 'done') { rec.resent += size(ctx.env.data); return {} }
+    // Chunks still on their way when the transfer was cancelled: dropped.
+    if (rec.state === 'cancelled') return {}
     if (rec.state !== 'receiving') throw new OutpostError('file_transfer_unknown', `file.chunk: transfer ${id} has ${rec.state}`)
     const i = Number(index)
     if (!Number.isInteger(i) || i < 0 || i >= rec.chunks) throw new OutpostError('method_args', `file.chunk: chunk ${index} of transfer ${id} is out of range (0–${rec.chunks - 1})`)
@@ -226,11 +230,17 @@ export class Receiver {
   async commit(ctx: MethodContext): Promise<MethodResult> {
     const [id = '', what] = ctx.args
     const rec = this.recs.get(id)
-    if (rec === undefined || rec.from !== ctx.env.fromNode) throw new OutpostError('file_transfer_unknown', `file.commit: no transfer ${id} from ${ctx.env.fromNode} here`)
-    if (what === 'abort') {
-      await this.fail(rec, { code: 'cancelled', message: `file transfer ${id}: abandoned by ${ctx.env.fromNode}` })
+    if (what === 'abort' && rec === undefined && /^[0-9A-Za-z_-]{1,64}$/.test(id)) {
+      // Cancelled before its file.put came (or was run): a file.put arriving later is refused.
+      await this.cancelUnopened(id, ctx.env.fromNode)
       return answer({ id, aborted: true })
     }
+    if (rec === undefined || rec.from !== ctx.env.fromNode) throw new OutpostError('file_transfer_unknown', `file.commit: no transfer ${id} from ${ctx.env.fromNode} here`)
+    if (what === 'abort') {
+      await this.fail(rec, { code: 'cancelled', message: `file transfer ${id} was cancelled by ${ctx.env.fromNode} (the sender); the partial file was deleted` })
+      return answer({ id, aborted: true })
+    }
+    if (rec.state === 'cancelled') throw new OutpostError('cancelled', rec.error?.message ?? `file.commit: transfer ${id} was cancelled`)
     if (rec.state === 'done') return answer({ id, done: true, path: rec.path, size: rec.size, sha256: rec.sha256 })
     if (rec.state === 'failed' && rec.error !== undefined && rec.error.code in ERROR_CODES) throw new OutpostError(rec.error.code as ErrorCode, rec.error.message)
     if (rec.state !== 'receiving') throw new OutpostError('file_transfer_unknown', `file.commit: transfer ${id} has ${rec.state}`)
@@ -244,6 +254,7 @@ export class Receiver {
       await this.fail(rec, err.toJSON())
       throw err
     }
+    if (rec.state !== 'receiving') throw new OutpostError('cancelled', rec.error?.message ?? `file.commit: transfer ${id} was cancelled`)
     try {
       const old = await fs.promises.lstat(rec.path).catch(() => undefined)
       await f.handle.chmod(rec.mode ?? (old?.isFile() ? old.mode & 0o7777 : 0o644))
@@ -268,13 +279,27 @@ export class Receiver {
 
   /** End a transfer that will not complete: its temp file is deleted, the target untouched. */
   async fail(rec: InRecord, error: { code: string; message: string }): Promise<void> {
+    if (ended(rec.state)) return
+    // Set first: a chunk write or commit in progress sees it and stops.
+    rec.state = error.code === 'cancelled' ? 'cancelled' : 'failed'
     await this.close(rec.id)
     if (rec.temp !== undefined) fs.rmSync(rec.temp, { force: true })
-    rec.state = 'failed'
     rec.error = error
     rec.updatedAt = this.o.now()
     await this.records.save(rec)
     this.o.notify(inInfo(rec))
+  }
+
+  /** outpost cp --cancel here: the partial file goes, the target stays as it was. */
+  cancel(rec: InRecord, by: string): Promise<void> {
+    return this.fail(rec, { code: 'cancelled', message: `file transfer ${rec.id} from ${rec.from} to ${rec.path} was cancelled by ${by}; the partial file was deleted` })
+  }
+
+  private async cancelUnopened(id: string, from: string): Promise<void> {
+    const now = this.o.now()
+    const rec: InRecord = { id, from, path: '', state: 'cancelled', size: 0, chunkBytes: 0, chunks: 0, have: '', resent: 0, startedAt: now, updatedAt: now, error: { code: 'cancelled', message: `file transfer ${id} was cancelled by ${from} (the sender) before it was opened here` } }
+    this.recs.set(id, rec)
+    await this.records.save(rec)
   }
 
   private async handle(rec: InRecord): Promise<Open> {
@@ -346,44 +371,4 @@ function size(v: Uint8Array | string | undefined): number {
 function bytesOf(v: Uint8Array | string | undefined): Buffer {
   if (v === undefined) return Buffer.alloc(0)
   return typeof v === 'string' ? Buffer.from(v, 'utf8') : Buffer.from(v.buffer, v.byteOffset, v.byteLength)
-}
-
-/** The meta of a file.put, checked. */
-export function parseMeta(arg: string | undefined): PutMeta {
-  let m: PutMeta
-  try {
-    m = JSON.parse(arg ?? '') as PutMeta
-  } catch {
-    throw new OutpostError('method_args', 'file.put: takes one argument, the transfer as JSON ({id, path, name, size, sha256, chunkBytes, mode?, owner?, mkdir?}); outpost cp builds it')
-  }
-  const bad = (what: string): never => { throw new OutpostError('method_args', `file.put: ${what}`) }
-  if (typeof m !== 'object' || m === null) bad('the transfer must be a JSON object')
-  if (typeof m.id !== 'string' || !/^[0-9A-Za-z_-]{1,64}$/.test(m.id)) bad('id must be a transfer id (letters, digits, _ and -)')
-  if (typeof m.path !== 'string') bad('path must be a string')
-  if (typeof m.name !== 'string' || m.name === '' || m.name.includes('/') || m.name === '..' || m.name === '.') bad('name must be a file name')
-  if (!Number.isSafeInteger(m.size) || m.size < 0) bad('size must be a byte count')
-  if (typeof m.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(m.sha256)) bad('sha256 must be 64 hex digits')
-  if (!Number.isSafeInteger(m.chunkBytes) || m.chunkBytes < 1 || m.chunkBytes > 16 * 1024 * 1024) bad('chunkBytes must be between 1 and 16 MiB')
-  if (m.mode !== undefined && (!Number.isInteger(m.mode) || m.mode < 0 || m.mode > 0o7777)) bad('mode must be a file mode such as 420 (0644)')
-  if (m.owner !== undefined && typeof m.owner !== 'string') bad('owner must be user[:group]')
-  return m
-}
-
-/** The target a put names: a directory (existing, or ending in /) takes the file's own name. */
-async function targetPath(meta: PutMeta): Promise<string> {
-  if (meta.path.endsWith('/')) return path.join(meta.path, meta.name)
-  const st = await fs.promises.stat(meta.path).catch(() => undefined)
-  return st?.isDirectory() === true ? path.join(meta.path, meta.name) : meta.path
-}
-
-async function sha256File(handle: fs.promises.FileHandle, size: number): Promise<string> {
-  const h = createHash('sha256')
-  const buf = Buffer.alloc(1024 * 1024)
-  for (let pos = 0; pos < size;) {
-    const { bytesRead } = await handle.read(buf, 0, Math.min(buf.length, size - pos), pos)
-    if (bytesRead === 0) break
-    h.update(buf.subarray(0, bytesRead))
-    pos += bytesRead
-  }
-  return h.digest('hex')
 }

@@ -8,6 +8,9 @@
  *         ◀─ delivered (ACK) ─ pump the next … ─▶ file.commit ⇢ { missing } ─▶ pump those again
  *                                                            ⇢ { done } ─▶ record done
  *
+ * Unless the node signs what it sends, a chunk goes into the outbox as a reference to its
+ * source (chunk-ref.ts): the data is filled in as it is sent, read back and checked on a resend.
+ *
  * The record (<dataDir>/transfers/out/<id>.json) is what a restart resumes from: the transfer
  * is opened again and the receiver says what it holds. Chunks still in the outbox are sent as
  * well (the receiver counts them as resent and writes each once).
@@ -19,6 +22,7 @@ import type { MessageEvent } from '../events'
 import type { MethodContext, MethodResult } from '../method'
 import { ulid } from '../wire/ulid'
 import { Bitmap } from './bitmap'
+import { CHUNK_REF, expandChunk } from './chunk-ref'
 import { Records } from './records'
 import type { FileTransfersOptions } from './index'
 import type { PutMeta, TransferInfo } from './types'
@@ -39,7 +43,7 @@ export interface OutRecord {
   mkdir?: boolean
   /** Bytes per second; 0: no cap. */
   rate: number
-  state: 'opening' | 'sending' | 'committing' | 'done' | 'failed'
+  state: 'opening' | 'sending' | 'committing' | 'done' | 'failed' | 'cancelled'
   /** The file.put or file.commit whose reply is awaited. */
   pending?: string | undefined
   /** What the receiver holds (Bitmap, base64), as its last answer said. */
@@ -104,11 +108,13 @@ export class Sender {
   private readonly chunkSent = new Map<string, string>()
   private readonly records: Records<OutRecord>
   private closed = false
+  /** Chunk message id → its bytes, read and hashed when it was queued, until its first send. */
+  private readonly fresh = new Map<string, Buffer>()
 
   constructor(private readonly o: SenderOptions) {
     this.records = new Records<OutRecord>(o.dataDir, 'out')
     for (const r of this.records.all()) {
-      if ((r.state === 'done' || r.state === 'failed') && r.updatedAt < o.now() - KEEP_FINISHED_MS) void this.records.remove(r.id)
+      if (ended(r.state) && r.updatedAt < o.now() - KEEP_FINISHED_MS) void this.records.remove(r.id)
       else this.recs.set(r.id, r)
     }
   }
@@ -123,7 +129,7 @@ export class Sender {
 
   /** After a start: open every unfinished transfer again. */
   resume(): void {
-    for (const r of this.recs.values()) if (r.state !== 'done' && r.state !== 'failed') void this.open(r)
+    for (const r of this.recs.values()) if (!ended(r.state)) void this.open(r)
   }
 
   /** Start sending `src` (a real, readable path) to `to`. */
@@ -313,7 +319,18 @@ export class Sender {
     const { bytesRead } = await live.handle.read(buf, 0, len, i * rec.chunkBytes)
     if (bytesRead !== len) throw new OutpostError('io', `file transfer ${rec.id}: ${rec.src} is shorter than when it was hashed (it changed while being sent)`)
     const hash = createHash('sha256').update(buf).digest('hex')
-    const [env] = await this.o.submit([{ toNode: rec.to, method: 'file.chunk', methodArgs: [rec.id, String(i), hash], data: buf, ttl: TRANSFER_TTL, retries: TRANSFER_RETRIES, replyMethod: 'file.reply' }])
+    // The source is what keeps the chunk: the outbox keeps where it is and its sha256 (a signed
+    // message keeps its data, the signature covers it).
+    const ref = this.o.config.api.signingKey === null
+    const id = ulid()
+    if (ref) this.fresh.set(id, buf)
+    let env
+    try {
+      [env] = await this.o.submit([{ id, toNode: rec.to, method: 'file.chunk', methodArgs: ref ? [rec.id, String(i), hash, CHUNK_REF] : [rec.id, String(i), hash], ...(ref ? {} : { data: buf }), ttl: TRANSFER_TTL, retries: TRANSFER_RETRIES, replyMethod: 'file.reply' }])
+    } catch (err) {
+      this.fresh.delete(id)
+      throw err
+    }
     live.inFlight.set(env!.id, i)
     this.chunkOf.set(env!.id, rec.id)
     this.chunkSent.set(env!.id, rec.id)
@@ -321,10 +338,16 @@ export class Sender {
     live.sentSince += len
   }
 
+  /** A stored file.chunk about to be sent (delivery, at each send): see chunk-ref.ts. */
+  expand(body: Uint8Array): Uint8Array | null {
+    return expandChunk(body, this.fresh, (id) => this.recs.get(id), (rec, error) => void this.fail(rec, error))
+  }
+
   async fail(rec: OutRecord, error: { code: string; message: string }): Promise<void> {
-    if (rec.state === 'done' || rec.state === 'failed') return
+    if (ended(rec.state)) return
     const opened = rec.state === 'sending' || rec.state === 'committing'
-    rec.state = 'failed'
+    // The receiver ended it (outpost cp --cancel there): cancelled here too.
+    rec.state = error.code === 'cancelled' ? 'cancelled' : 'failed'
     rec.error = error
     rec.pending = undefined
     rec.updatedAt = this.o.now()
@@ -336,12 +359,30 @@ export class Sender {
     if (opened) await this.o.submit([{ toNode: rec.to, method: 'file.commit', methodArgs: [rec.id, 'abort'], replyMethod: 'file.reply', ttl: TRANSFER_TTL }]).catch(() => {})
   }
 
+  /**
+   * Stop a transfer for good (outpost cp --cancel): nothing more is sent, and the receiver is
+   * told to delete its partial file (unless it is the one that cancelled: `tell` false).
+   */
+  async cancel(rec: OutRecord, by: string, tell: boolean): Promise<void> {
+    if (ended(rec.state)) return
+    rec.state = 'cancelled'
+    rec.error = { code: 'cancelled', message: `file transfer ${rec.id} of ${rec.src} to ${rec.to} was cancelled by ${by}` }
+    rec.pending = undefined
+    rec.updatedAt = this.o.now()
+    await this.stopLive(rec.id)
+    await this.records.save(rec)
+    this.o.log('info', `files: ${rec.error.message}`)
+    this.o.notify(outInfo(rec))
+    // Sent even while opening: the file.put may have made the partial file there already.
+    if (tell) await this.o.submit([{ toNode: rec.to, method: 'file.commit', methodArgs: [rec.id, 'abort'], replyMethod: 'file.reply', ttl: TRANSFER_TTL, retries: TRANSFER_RETRIES }]).catch((err: Error) => this.o.log('warn', `files: cannot tell ${rec.to} that transfer ${rec.id} was cancelled: ${err.message}`))
+  }
+
   private async stopLive(id: string): Promise<void> {
     const l = this.live.get(id)
     if (l === undefined) return
     this.live.delete(id)
     for (const m of l.inFlight.keys()) this.chunkOf.delete(m)
-    for (const m of l.sent) this.chunkSent.delete(m)
+    for (const m of l.sent) { this.chunkSent.delete(m); this.fresh.delete(m) }
     await l.handle?.close().catch(() => {})
   }
 
@@ -349,6 +390,11 @@ export class Sender {
     this.closed = true
     for (const id of [...this.live.keys()]) await this.stopLive(id)
   }
+}
+
+/** A transfer that will not change any more. */
+export function ended(state: string): boolean {
+  return state === 'done' || state === 'failed' || state === 'cancelled'
 }
 
 export async function sha256Path(file: string): Promise<string> {

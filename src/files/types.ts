@@ -40,7 +40,7 @@ export interface GetMeta {
   rate?: number
 }
 
-export type TransferState = 'hashing' | 'opening' | 'sending' | 'committing' | 'expected' | 'receiving' | 'done' | 'failed'
+export type TransferState = 'hashing' | 'opening' | 'sending' | 'committing' | 'expected' | 'receiving' | 'done' | 'failed' | 'cancelled'
 
 /** A transfer as `outpost transfers` and progress lines show it. */
 export interface TransferInfo {

@@ -51,7 +51,7 @@ const ROUTES = [
   '/%00', '/v1/status?x=%zz&&=', '*', 'http://outpost/v1/status', '//evil/v1/nodes', '/v1/nodes#frag', '/v1/status;x', '/V1/STATUS',
   '/v1/messages/01ARYZ6S41TSV4RRFFQ69G5FAV/x', '/v1/events/x', '/v1/messages?wait=0', '/v1/status?inReplyTo=x',
   '/index.html', '/console/app.js', '/console/app.css', '/console/session', '/console/nope', '/v1/jobs', '/v1/jobs/01ARYZ6S41TSV4RRFFQ69G5FAV',
-  '/v1/jobs/x/cancel', '/v1/transfers', '/v1/errors?limit=x', '/v1/requests?toNode=', '/v1/nodes?selector=%28',
+  '/v1/jobs/x/cancel', '/v1/transfers', '/v1/transfers/01ARYZ6S41TSV4RRFFQ69G5FAV/cancel', '/v1/transfers/x/cancel', '/v1/transfers//cancel', '/v1/errors?limit=x', '/v1/requests?toNode=', '/v1/nodes?selector=%28',
 ]
 const METHODS = ['GET', 'POST', 'PUT', 'DELETE', 'OPTIONS', 'PATCH', 'TRACE', 'PROPFIND', 'BREW', 'M-SEARCH', 'PURGE']
 /** Methods the HTTP parser knows (others are its 400, before any token is looked at). */

@@ -106,7 +106,7 @@ const API: Record<number, readonly string[]> = {
   400: ['api_bad_request', 'envelope_invalid', 'node_unknown', 'fan_out_too_large', 'selector_invalid', 'selector_no_match', 'file_outside', 'file_not_found'],
   // 401 with a JSON body: the console's session route without a session cookie; 403: the console's CSRF check.
   401: ['api_unauthorized'], 403: ['api_forbidden'],
-  404: ['api_not_found', 'job_unknown'], 405: ['api_method_not_allowed'], 413: ['api_too_large', 'message_too_large'],
+  404: ['api_not_found', 'job_unknown', 'file_transfer_unknown'], 405: ['api_method_not_allowed'], 409: ['file_transfer_ended'], 413: ['api_too_large', 'message_too_large'],
 }
 
 /** Why a case's answer is wrong, or undefined when it is right. */

@@ -79,7 +79,7 @@ export function transfersOf(socket: string): Promise<{ id: string; direction: st
 }
 
 /** Resolves once `pred` holds for the transfer `id` on the node of `socket` (polled). */
-export async function until(socket: string, pred: (t: { id: string; state: string; bytes: number; size: number }) => boolean, ms = 60_000): Promise<void> {
+export async function until(socket: string, pred: (t: { id: string; direction: string; state: string; bytes: number; size: number }) => boolean, ms = 60_000): Promise<void> {
   const end = Date.now() + ms
   for (;;) {
     const list = await transfersOf(socket).catch(() => [])

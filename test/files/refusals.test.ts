@@ -126,9 +126,10 @@ test('files - a file that changes while it is sent fails its sha256 and leaves t
   fs.writeFileSync(dest, 'old content')
   const moving = path.join(c.dir, 'moving.bin')
   randomFile(moving, 900_000)
-  // 100 KiB/s: the end of the file is rewritten long before it is read.
+  // 300 KiB/s: the end of the file is rewritten long before it is read.
   const run = cp(c, 'central', ['--rate', '300k', moving, `ship1:${dest}`])
-  await new Promise((resolve) => setTimeout(resolve, 600))
+  // Changed once it is hashed and sending (a fixed wait raced the start on a loaded machine).
+  await until(c.node('central').socket, (t) => t.state === 'sending' && t.size === 900_000)
   const fd = fs.openSync(moving, 'r+')
   fs.writeSync(fd, Buffer.alloc(1000, 7), 0, 1000, 800_000)
   fs.closeSync(fd)
