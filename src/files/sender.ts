@@ -67,6 +67,21 @@ export const TRANSFER_TTL = 7 * 86400
 /** Resends of one transfer message before it is given up: its ttl, not a count, should end it on a bad link. */
 export const TRANSFER_RETRIES = 10_000
 
+/**
+ * The slowest link a chunk's ACK timeout allows for, in bytes a second (a GSM modem's uplink).
+ * A whole window of chunks leaves at once and queues on the link; the last one's ACK comes
+ * only after the window has crossed it. Were it sent again after delivery.ackTimeout (5 s), a
+ * slow link would carry every late chunk twice, then three times. A link that drops is not
+ * waited for: a reconnect or the receiver coming back online sends what was in flight at once.
+ */
+const SLOW_LINK_BYTES_PER_S = 16 * 1024
+
+/** Seconds to wait for a chunk's ACK: the window crossing a slow link, at least delivery.ackTimeout. */
+export function chunkAckTimeout(window: number, chunkBytes: number, ackTimeout: number, rate = 0): number {
+  const speed = rate > 0 ? Math.min(rate, SLOW_LINK_BYTES_PER_S) : SLOW_LINK_BYTES_PER_S
+  return Math.max(ackTimeout, Math.ceil((window * chunkBytes) / speed))
+}
+
 /** Finished records are kept this long (`outpost transfers --all`, a late commit answered again). */
 export const KEEP_FINISHED_MS = 7 * 86400 * 1000
 
@@ -307,6 +322,11 @@ export class Sender {
     }
   }
 
+  private ackTimeout(rec: OutRecord): number {
+    const { files, delivery } = this.o.config
+    return chunkAckTimeout(files.window, rec.chunkBytes, delivery.ackTimeout, rec.rate)
+  }
+
   private async sendChunk(rec: OutRecord, live: Live, i: number): Promise<void> {
     if (rec.rate > 0) {
       // --rate: no faster than rate bytes a second since this pass started.
@@ -326,7 +346,7 @@ export class Sender {
     if (ref) this.fresh.set(id, buf)
     let env
     try {
-      [env] = await this.o.submit([{ id, toNode: rec.to, method: 'file.chunk', methodArgs: ref ? [rec.id, String(i), hash, CHUNK_REF] : [rec.id, String(i), hash], ...(ref ? {} : { data: buf }), ttl: TRANSFER_TTL, retries: TRANSFER_RETRIES, replyMethod: 'file.reply' }])
+      [env] = await this.o.submit([{ id, toNode: rec.to, method: 'file.chunk', methodArgs: ref ? [rec.id, String(i), hash, CHUNK_REF] : [rec.id, String(i), hash], ...(ref ? {} : { data: buf }), ttl: TRANSFER_TTL, retries: TRANSFER_RETRIES, ackTimeout: this.ackTimeout(rec), replyMethod: 'file.reply' }])
     } catch (err) {
       this.fresh.delete(id)
       throw err
