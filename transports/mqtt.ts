@@ -202,10 +202,11 @@ class MqttTransport extends TransportBase<Section> implements Transport {
     }
     this.opts.debug?.(`mqtt ← ${topic} ${abbreviate(payload)}`)
     try {
-      // A batch's envelopes are queued in one go: their receipts share a journal commit.
-      if (isBatch(payload)) { for (const bytes of decodeBatch(payload)) this.inbound.push({ bytes }); return }
       const whole = this.unchunker.push(this.opts.node, payload)
-      if (whole !== undefined) this.inbound.push({ bytes: whole })
+      if (whole === undefined) return
+      // A batch's envelopes are queued in one go: their receipts share a journal commit.
+      if (isBatch(whole)) for (const bytes of decodeBatch(whole)) this.inbound.push({ bytes })
+      else this.inbound.push({ bytes: whole })
     } catch (err) {
       this.opts.log('warn', `mqtt: dropped a malformed message on ${topic}: ${(err as Error).message}`)
     }

@@ -33,7 +33,7 @@ import { fullJitter, readConfigFile, TransportBase } from './base'
 import { chunk, Unchunker } from './chunks'
 import { Subjects } from './subjects'
 import { API_VERSION } from '../src/version'
-import { BROKER_BATCH_API, decodeBatch, isBatch, packPayloads, PeerVersions, TickQueue } from './broker-batch'
+import { BATCH_BYTES, BROKER_BATCH_API, decodeBatch, isBatch, packPayloads, PeerVersions, TickQueue } from './broker-batch'
 
 /**
  * The client is loaded when a NATS transport is created, not when outpost starts: it costs
@@ -133,7 +133,8 @@ class NatsTransport extends TransportBase<Section> implements Transport {
     if (!this.connected || nc === undefined) throw new OutpostError('not_connected', 'nats: not connected to a server')
     const byId = new Map(items.map((m) => [m.id, m]))
     const events = items.every((m) => m.event)
-    for (const p of packPayloads(items)) {
+    // Within the server's max_payload (a batch past it would cross as parts, which work, but cost a reassembly).
+    for (const p of packPayloads(items, Math.min(BATCH_BYTES, (nc.info?.max_payload ?? 1024 * 1024) - 256))) {
       const one = p.ids.length === 1 ? byId.get(p.ids[0]!) : undefined
       if (one !== undefined) { this.put(nc, this.subjects.message(to, one.method, one.event), one.id, to, one.bytes, one.method === ACK_METHOD); continue }
       const acks = p.ids.every((id) => byId.get(id)!.method === ACK_METHOD)
@@ -264,10 +265,11 @@ class NatsTransport extends TransportBase<Section> implements Transport {
     // <prefix>.<self>.<method...>.<kind>: the receiver is us; the parts key needs only an id.
     this.opts.debug?.(`nats ← ${m.subject} ${abbreviate(m.data)}`)
     try {
-      // A batch's envelopes are queued in one go: their receipts share a journal commit.
-      if (isBatch(m.data)) { for (const bytes of decodeBatch(m.data)) this.inbound.push({ bytes }); return }
       const whole = this.unchunker.push(this.opts.node, m.data)
-      if (whole !== undefined) this.inbound.push({ bytes: whole })
+      if (whole === undefined) return
+      // A batch's envelopes are queued in one go: their receipts share a journal commit.
+      if (isBatch(whole)) for (const bytes of decodeBatch(whole)) this.inbound.push({ bytes })
+      else this.inbound.push({ bytes: whole })
     } catch (err) {
       this.opts.log('warn', `nats: dropped a malformed message on ${m.subject}: ${(err as Error).message}`)
     }

@@ -10,7 +10,7 @@ import { AckBatcher, manyIdAck } from '../../src/ack-batch'
 import { isOutpostError } from '../../src/errors'
 import { makeAck, type Envelope } from '../../src/wire/envelope'
 import { decodeBatch, encodeBatch, isBatch, packPayloads } from '../../transports/broker-batch'
-import { Unchunker } from '../../transports/chunks'
+import { chunk, Unchunker } from '../../transports/chunks'
 
 const bytes = (n: number, fill: number): Uint8Array => new Uint8Array(n).fill(fill)
 
@@ -54,6 +54,13 @@ test('broker batches - a batched payload reads back as its envelopes; anything m
       assert.ok(isOutpostError(err) && err.code === 'frame_invalid', String(err))
     }
   }
+  // A batch larger than a broker message crosses as parts, and is a batch again once whole.
+  const parts = chunk('b1', 'ship1', good, 2048)
+  assert.ok(parts.length > 1)
+  const un = new Unchunker(1 << 20)
+  const whole = parts.map((p) => un.push('ship1', p)).at(-1)!
+  assert.ok(isBatch(whole))
+  assert.equal(hex(decodeBatch(whole)), hex(bs))
   // Envelopes (maps) and parts are told apart from batches by their first byte.
   assert.not.ok(isBatch(Buffer.from([0x87])))
   assert.not.ok(isBatch(new Unchunker(1024).push('x', Buffer.from([0x87])) ?? new Uint8Array()))
