@@ -94,6 +94,11 @@ export interface Transport {
    * when not known. Transports that cannot tell leave it out: the node then acts as for version 1.
    */
   peerApi?(node: string): number | undefined
+  /**
+   * A message to `node` went unacknowledged for its whole ackTimeout: what the transport
+   * believes of `node` (its api version) may be wrong, and it may ask again.
+   */
+  unacked?(node: string): void
 }
 
 /**

@@ -117,6 +117,11 @@ export class PeerVersions {
     return (this.known.get(node) ?? 1) >= BROKER_BATCH_API
   }
 
+  /** What we knew of `node` is in doubt: act as for version 1 until it says again. */
+  doubt(node: string): void {
+    this.known.delete(node)
+  }
+
   /** Our link dropped: a peer may have been replaced meanwhile (an older version rolled back to); ask again. */
   forget(): void {
     this.known.clear()

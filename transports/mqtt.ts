@@ -102,7 +102,7 @@ class MqttTransport extends TransportBase<Section> implements Transport {
   private readonly peers = new PeerVersions()
   private readonly tick = new TickQueue<Outbound>((to, items) => this.sendBatch(to, items))
 
-  /** The api version `node` announced (undefined: not heard of, or it is away). */
+  /** The api version `node` announced in its retained presence (undefined: not heard of). */
   peerApi(node: string): number | undefined {
     return this.peers.get(node)
   }

@@ -11,7 +11,8 @@
  *   versions   the first message to a node whose version is not known also asks it: a probe on
  *              <prefix>.<to>._api.<self>, shaped as an ACK of nothing (a node of api version 1 drops
  *              it without a word), answered by a node of version 2 or later with its version on
- *              <prefix>.<self>._api.<to>
+ *              <prefix>.<self>._api.<to>; a message to it unacknowledged for its ackTimeout puts
+ *              the answer in doubt (one envelope a publish again, and the next message asks again)
  *   batches    to a node of api version 2 or later, what is published to it in one tick after the
  *              first goes at the end of the tick in batched payloads (broker-batch.ts), on
  *              <prefix>.<to>._batch.<CommandACK|EventNACK>
@@ -33,7 +34,7 @@ import { fullJitter, readConfigFile, TransportBase } from './base'
 import { chunk, Unchunker } from './chunks'
 import { Subjects } from './subjects'
 import { API_VERSION } from '../src/version'
-import { BATCH_BYTES, BROKER_BATCH_API, decodeBatch, isBatch, packPayloads, PeerVersions, TickQueue } from './broker-batch'
+import { BATCH_BYTES, decodeBatch, isBatch, packPayloads, PeerVersions, TickQueue } from './broker-batch'
 
 /**
  * The client is loaded when a NATS transport is created, not when outpost starts: it costs
@@ -89,6 +90,17 @@ class NatsTransport extends TransportBase<Section> implements Transport {
   /** The api version `node` announced (undefined: not heard of yet). */
   peerApi(node: string): number | undefined {
     return this.peers.get(node)
+  }
+
+  /**
+   * A message to `node` went unacknowledged. The broker does not vouch for who answered a
+   * probe: a wrong "2" for a node of version 1 would leave it batches it cannot read. So one
+   * timeout puts its version in doubt (one envelope a publish) and the next message asks again.
+   */
+  unacked(node: string): void {
+    if (this.peers.get(node) === undefined) return
+    this.peers.doubt(node)
+    this.probed.delete(node)
   }
 
   constructor(opts: TransportOptions<Section>) {
@@ -161,12 +173,13 @@ class NatsTransport extends TransportBase<Section> implements Transport {
     const node = m.subject.slice(prefix.length)
     if (node === '' || node.includes('.')) return
     if (m.reply) {
-      // Only a node that takes batches asks.
-      if ((this.peers.get(node) ?? 0) < BROKER_BATCH_API) this.peers.set(node, BROKER_BATCH_API)
+      // What the asker is, our own probe or its presence says (anyone may publish here).
       m.respond(new TextEncoder().encode(String(API_VERSION)))
       return
     }
     if (m.headers?.code === 503) return // away: its presence will say when it is back
+    // Only the answer to a question we asked.
+    if (!this.probed.has(node) || this.peers.get(node) !== undefined) return
     const v = Number(new TextDecoder().decode(m.data))
     if (Number.isInteger(v) && v > 0) this.peers.set(node, v)
   }

@@ -183,4 +183,25 @@ for (const kind of ['mqtt', 'nats'] as const) {
   })
 }
 
+test('nats - a forged answer to the version probe (an old node said to take batches) costs one ackTimeout, then every message arrives once', async () => {
+  const f = await fleet('nats')
+  const nc = await connect({ servers: f.broker.url })
+  try {
+    await f.start('shipold', true)
+    // Anyone with the broker may answer for shipold: the broker does not vouch for senders.
+    let forged = 0
+    nc.subscribe('outpost.shipold._api.*', { callback: (_e, m) => { forged++; m.respond(new TextEncoder().encode('2')) } })
+    await nc.flush()
+    const central = await f.start('central')
+    await mark(central, 'shipold', 1)
+    await until(() => central.transport.peerApi?.('shipold') === 2, 5_000, 'the forged answer taken')
+    const ids = await mark(central, 'shipold', 30, 40_000)
+    assert.ok(forged >= 1)
+    for (const id of ids) assert.is(f.runs.filter((r) => r === `shipold:${id}`).length, 1, `${id} ran once`)
+  } finally {
+    await nc.close()
+    await f.destroy()
+  }
+})
+
 test.run()
