@@ -1,8 +1,10 @@
 /**
- * `npm run bench -- mqtt` / `-- nats`: events node A → node B through a real broker, each node
- * its own process with its durable outbox, against the raw client's publish → subscribe rate
- * through the same broker in the same run (MQTT: QoS 1 with the same window of 1000; NATS:
- * plain publish). 200-byte payloads.
+ * `npm run bench -- mqtt` / `-- nats` (`-- brokers`: both): events node A → node B through a
+ * real broker, each node its own process with its durable outbox, against the raw client's
+ * publish → subscribe rate through the same broker in the same run (MQTT: QoS 1 with the same
+ * window of 1000; NATS: plain publish). 200-byte payloads. Then the same count of acknowledged
+ * messages (B records each receipt, ACKs it, A removes it from its outbox), against the same
+ * baseline.
  */
 import { spawn } from 'node:child_process'
 import fs from 'node:fs'
@@ -98,6 +100,22 @@ export function brokerBenchmarks(kind: Extract<Kind, 'mqtt' | 'nats'>): () => As
       yield {
         name: `${kind}.cpu.perMessage`, value: us.total!, unit: 'µs', baseline: round(baseCpu), ratio: round(baseCpu / us.total!, 2),
         note: `CPU (user + system, /proc/PID/stat) per message over the run above: A ${us.A} µs, ${kind === 'mqtt' ? 'mosquitto' : 'nats-server'} ${us.broker} µs, B ${us.B} µs; baseline: the raw publisher, broker and subscriber per message`,
+      }
+      // The same count acknowledged: done when B has them all and A's outbox is empty again.
+      const acked = { ...msg, ackTimeout: 30 }
+      const before2 = lineCount()
+      const cpu2 = new CpuMeter({ A: a.child.pid!, broker: brokerPid, B: b.child.pid! })
+      const started2 = performance.now()
+      await sendVia(c.node('nodeA').socket, Array.from({ length: N }, () => acked), { wait: false, ms: 120_000 })
+      const end2 = Date.now() + 180_000
+      while ((lineCount() < before2 + N || (await status(c.node('nodeA').socket)).outbox.count > 0) && Date.now() < end2) await sleep(20)
+      const got2 = lineCount() - before2
+      const rate2 = got2 / ((performance.now() - started2) / 1000)
+      const us2 = cpu2.perMessage(Math.max(got2, 1))
+      const left2 = await status(c.node('nodeA').socket)
+      yield {
+        name: `${kind}.messages.AtoB`, value: round(rate2), unit: 'msg/s', baseline: round(base), ratio: round(rate2 / base, 2),
+        note: `${got2} of ${N} acknowledged 200-byte messages A→B (receipt durable at B, then ACKed; done when A's outbox is empty: ${left2.outbox.count} left); CPU per message A ${us2.A} µs, broker ${us2.broker} µs, B ${us2.B} µs; baseline: the raw client as above`,
       }
     } finally {
       await c.destroy()

@@ -1,6 +1,6 @@
 /**
  * npm run bench [-- NAME...]: one JSON object per line on stdout, then a table on stderr;
- * suites: outbox, tcp, mqtt, nats, agent, fleet, fleet-sim, files, sessions (all when none is named). Each line is
+ * suites: outbox, tcp, mqtt, nats (brokers: both), agent, fleet, fleet-sim, files, sessions (all when none is named). Each line is
  * {"name", "value", "unit", "baseline", "ratio"}. The baseline is measured in the same run on
  * the same disk; `ratio` is outpost relative to it, higher is better (value/baseline for
  * rates, baseline/value for times). Figures swing run to run: compare ratios.
@@ -21,6 +21,7 @@ const suites: Record<string, () => AsyncIterable<BenchResult>> = {
   tcp: tcpBenchmarks,
   mqtt: brokerBenchmarks('mqtt'),
   nats: brokerBenchmarks('nats'),
+  brokers: async function* () { yield* brokerBenchmarks('nats')(); yield* brokerBenchmarks('mqtt')() },
   agent: agentBenchmarks,
   fleet: fleetBenchmarks,
   'fleet-sim': fleetSimBenchmarks,
@@ -46,7 +47,7 @@ async function main(): Promise<void> {
     process.exit(2)
   }
   const results: BenchResult[] = []
-  for (const name of wanted.length > 0 ? wanted : Object.keys(suites)) {
+  for (const name of wanted.length > 0 ? wanted : Object.keys(suites).filter((s) => s !== 'brokers')) {
     for await (const r of suites[name]!()) {
       results.push(r)
       process.stdout.write(JSON.stringify(r) + '\n')

@@ -249,6 +249,7 @@ export class Delivery {
     if (f === undefined) return
     this.release(id)
     this.cursor.delete(f.dest)
+    this.o.transport.unacked?.(f.dest)
     const entry = this.o.outbox.get(id)
     if (entry === undefined) return
     const m = this.metaOf(entry)

@@ -177,6 +177,8 @@ export class Dispatcher {
     }
     if (env.method === ACK_METHOD) {
       if (env.inReplyTo !== undefined) this.o.onAck(env.inReplyTo)
+      // An ACK of many ids (from a node of api version 2 or later, src/ack-batch.ts).
+      if (env.ids !== undefined) for (const id of env.ids) if (id !== env.inReplyTo) this.o.onAck(id)
       return
     }
     // Shell and tunnel bytes: never stored, never run as a method; their session checks the sender.

@@ -30,6 +30,7 @@ import type { ApplyResult, Control } from './config/apply'
 import type { JobInfo, Method, MethodContext } from './method'
 import { fromEvents, NO_METRICS, type Metrics } from './metrics'
 import { ACK_METHOD, DEFAULT_REPLY_METHOD, nameIndex } from './method-names'
+import { AckBatcher } from './ack-batch'
 import { Outbox } from './store/outbox'
 import { Scheduler, type LocalOutcome } from './schedules'
 import type { Transport, TransportOptions, TransportPlugin } from './transport'
@@ -183,11 +184,15 @@ export class OutpostNode {
     this.files = new FileTransfers({ self: this.name, dataDir, config, log, now: this.now, submit: signedSubmit })
     this.sinks.push((ev) => this.files.onEvent(ev))
     this.live = liveOn(transport, { self: this.name, log, now: this.now, settings: () => this.config.sessions, record: (r) => events({ type: 'session', ...r }) })
+    const acks = new AckBatcher(
+      (ack) => { transport.publish({ id: ack.id, to: ack.toNode, method: ACK_METHOD, event: true, bytes: this.delivery.charge(encode(ack)) }).catch(() => { /* resent by its sender */ }) },
+      (node) => (transport.peerApi?.(node) ?? 1) >= 2,
+    )
     this.dispatcher = new Dispatcher({
       self: this.name, live: this.live, config, dataDir, outbox, methods, log, now: this.now, ulid: defaultUlid,
       sendAck: (ack) => {
         if (ack.toNode === this.name) return this.delivery.onAck(ack.inReplyTo!)
-        transport.publish({ id: ack.id, to: ack.toNode, method: ACK_METHOD, event: true, bytes: this.delivery.charge(encode(ack)) }).catch(() => { /* resent by its sender */ })
+        acks.add(ack)
       },
       enqueue: (env, inboxId) => this.queue(env, inboxId),
       onAck: (id) => this.delivery.onAck(id),

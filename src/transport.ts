@@ -89,6 +89,16 @@ export interface Transport {
   events(): AsyncIterable<TransportEvent>
   /** Close for good; safe to call more than once. */
   close(): Promise<void>
+  /**
+   * The api version `node` is known to speak (from what the broker carries of it), undefined
+   * when not known. Transports that cannot tell leave it out: the node then acts as for version 1.
+   */
+  peerApi?(node: string): number | undefined
+  /**
+   * A message to `node` went unacknowledged for its whole ackTimeout: what the transport
+   * believes of `node` (its api version) may be wrong, and it may ask again.
+   */
+  unacked?(node: string): void
 }
 
 /**

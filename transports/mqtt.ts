@@ -6,10 +6,13 @@
  *              the broker keeps what arrives while the node is briefly away
  *   window     at most transport.mqtt.window QoS 1 publishes await the broker's PUBACK (MQTT.js hangs
  *              past ~65k unbounded in-flight publishes: 16-bit packet ids)
- *   presence   retained <prefix>/_presence/<node>: "online" on connect, "offline" as the last will
- *              and on a clean stop. A message for a node known to be offline is not published: it is
- *              nacked `offline` (it waits in the outbox, spending no attempt) and goes when the
- *              node's "online" arrives
+ *   presence   retained <prefix>/_presence/<node>: "online <apiVersion>" on connect (api version 1
+ *              said "online"), "offline" as the last will and on a clean stop. A message for a node
+ *              known to be offline is not published: it is nacked `offline` (it waits in the outbox,
+ *              spending no attempt) and goes when the node's "online" arrives
+ *   batches    to a node whose presence says api version 2 or later, what is published to it in one
+ *              tick after the first goes at the end of the tick in batched payloads (broker-batch.ts),
+ *              on <prefix>/<node>/_batch/<CommandACK|EventNACK>
  *   large      envelopes past 256 KiB cross as parts (transports/chunks.ts), within the 1 MiB packet
  *              cap some brokers (EMQX) set by default
  *   reconnect  across the server list (MQTT.js rotates through `servers`), each outage at its own
@@ -27,6 +30,8 @@ import type { Outbound, ServerAddress, Transport, TransportOptions, TransportPlu
 import { fullJitter, readConfigFile, TransportBase } from './base'
 import { chunk, Unchunker } from './chunks'
 import { Subjects } from './subjects'
+import { API_VERSION } from '../src/version'
+import { decodeBatch, isBatch, packPayloads, PeerVersions, TickQueue } from './broker-batch'
 
 /**
  * MQTT.js is loaded when an MQTT transport is created, not when outpost starts: it costs
@@ -93,6 +98,14 @@ class MqttTransport extends TransportBase<Section> implements Transport {
   /** Nodes whose retained presence says offline. */
   private readonly away = new Set<string>()
   private readonly unchunker: Unchunker
+  /** What each node's presence says of its api version. */
+  private readonly peers = new PeerVersions()
+  private readonly tick = new TickQueue<Outbound>((to, items) => this.sendBatch(to, items))
+
+  /** The api version `node` announced in its retained presence (undefined: not heard of). */
+  peerApi(node: string): number | undefined {
+    return this.peers.get(node)
+  }
 
   constructor(opts: TransportOptions<Section>) {
     super(opts)
@@ -158,13 +171,15 @@ class MqttTransport extends TransportBase<Section> implements Transport {
   }
 
   private onConnect(client: MqttClient): void {
+    // The retained presence that comes with the subscription says again who runs what.
+    this.peers.forget()
     const mine = this.topics.inbox(this.opts.node)
     client.subscribe({ [mine]: { qos: 1 }, [this.topics.presenceAll()]: { qos: 1 } }, (err) => {
       if (err) {
         this.evq.push({ type: 'fatal', error: new OutpostError('auth_failed', `mqtt: the broker refused the subscription to ${mine}: ${err.message}`) })
         return
       }
-      client.publish(this.presenceTopic(this.opts.node), 'online', { qos: 1, retain: true })
+      client.publish(this.presenceTopic(this.opts.node), `online ${API_VERSION}`, { qos: 1, retain: true })
       this.up = true
       this.evq.push({ type: 'connected', server: describe(this.servers) })
     })
@@ -175,14 +190,23 @@ class MqttTransport extends TransportBase<Section> implements Transport {
     if (topic.startsWith(presence)) {
       const node = topic.slice(presence.length)
       if (node === this.opts.node) return
-      if (payload.toString() === 'offline') this.away.add(node)
-      else if (this.away.delete(node) || payload.toString() === 'online') this.evq.push({ type: 'online', node })
+      const said = payload.toString()
+      if (said === 'offline') {
+        this.away.add(node)
+      } else if (said === 'online' || said.startsWith('online ')) {
+        this.peers.set(node, Number(said.slice(7)) || 1)
+        this.away.delete(node)
+        this.evq.push({ type: 'online', node })
+      }
       return
     }
     this.opts.debug?.(`mqtt ← ${topic} ${abbreviate(payload)}`)
     try {
       const whole = this.unchunker.push(this.opts.node, payload)
-      if (whole !== undefined) this.inbound.push({ bytes: whole })
+      if (whole === undefined) return
+      // A batch's envelopes are queued in one go: their receipts share a journal commit.
+      if (isBatch(whole)) for (const bytes of decodeBatch(whole)) this.inbound.push({ bytes })
+      else this.inbound.push({ bytes: whole })
     } catch (err) {
       this.opts.log('warn', `mqtt: dropped a malformed message on ${topic}: ${(err as Error).message}`)
     }
@@ -195,12 +219,31 @@ class MqttTransport extends TransportBase<Section> implements Transport {
       this.evq.push({ type: 'nack', id: msg.id, to: msg.to, reason: 'offline' })
       return
     }
-    const topic = this.topics.message(msg.to, msg.method, msg.event)
-    for (const piece of chunk(msg.id, msg.to, msg.bytes, PART_BYTES + 256)) {
+    // To a node that takes batches, the first message of a tick goes now, the rest at its end.
+    if (this.peers.takesBatches(msg.to) && !this.tick.first(msg.to)) return this.tick.add(msg.to, msg)
+    await this.put(client, this.topics.message(msg.to, msg.method, msg.event), msg.id, msg.to, msg.bytes)
+  }
+
+  /** One payload (as parts past 256 KiB), within the window of publishes awaiting PUBACK. */
+  private async put(client: MqttClient, topic: string, id: string, to: string, bytes: Uint8Array): Promise<void> {
+    for (const piece of chunk(id, to, bytes, PART_BYTES + 256)) {
       const wait = this.window.acquire()
       if (wait) await wait
-      this.opts.debug?.(`mqtt → ${topic} ${msg.id} ${abbreviate(piece)}`)
+      this.opts.debug?.(`mqtt → ${topic} ${id} ${abbreviate(piece)}`)
       client.publish(topic, Buffer.from(piece.buffer, piece.byteOffset, piece.byteLength), { qos: 1 }, () => this.window.release())
+    }
+  }
+
+  /** The end of a tick: what else was published to `to` in it, in batched payloads, in order. */
+  private async sendBatch(to: string, items: Outbound[]): Promise<void> {
+    const client = this.client
+    if (!this.connected || client === undefined) throw new OutpostError('not_connected', 'mqtt: not connected to a broker')
+    const events = items.every((m) => m.event)
+    const byId = new Map(items.map((m) => [m.id, m]))
+    for (const p of packPayloads(items)) {
+      const one = p.ids.length === 1 ? byId.get(p.ids[0]!) : undefined
+      const topic = one !== undefined ? this.topics.message(to, one.method, one.event) : this.topics.message(to, '_batch', events)
+      await this.put(client, topic, p.ids.length === 1 ? p.ids[0]! : `batch of ${p.ids.length}`, to, p.bytes)
     }
   }
 

@@ -5,8 +5,17 @@
  *   offline    every message goes out with reply subject <prefix>.<self>._nr.<to>.<id>: when nobody
  *              listens on the receiver's subjects the server answers there with a 503 "no responders"
  *              status, which becomes a `nack offline` (the message waits, spending no attempt)
- *   presence   on every (re)connect a node publishes <prefix>._presence.<self>; the others hear it
- *              and send what waited for that node at once
+ *   presence   on every (re)connect a node publishes <prefix>._presence.<self> (payload: its api
+ *              version; api version 1 sent nothing); the others hear it and send what waited for that
+ *              node at once
+ *   versions   the first message to a node whose version is not known also asks it: a probe on
+ *              <prefix>.<to>._api.<self>, shaped as an ACK of nothing (a node of api version 1 drops
+ *              it without a word), answered by a node of version 2 or later with its version on
+ *              <prefix>.<self>._api.<to>; a message to it unacknowledged for its ackTimeout puts
+ *              the answer in doubt (one envelope a publish again, and the next message asks again)
+ *   batches    to a node of api version 2 or later, what is published to it in one tick after the
+ *              first goes at the end of the tick in batched payloads (broker-batch.ts), on
+ *              <prefix>.<to>._batch.<CommandACK|EventNACK>
  *   large      envelopes past the server's max_payload cross as parts (transports/chunks.ts)
  *   reconnect  the client's own: every configured server, then those the cluster announces, each
  *              attempt after a full-jitter delay (transports/base.ts fullJitter)
@@ -15,6 +24,7 @@
  * the subject permissions that keep one node from reaching another's subjects).
  */
 import type { ConnectionOptions, Msg, NatsConnection, Subscription } from 'nats'
+import { encode } from '@msgpack/msgpack'
 import { OutpostError } from '../src/errors'
 import { ACK_METHOD } from '../src/method-names'
 import { abbreviate } from '../src/wire/framing'
@@ -23,6 +33,8 @@ import type { Outbound, ServerAddress, Transport, TransportOptions, TransportPlu
 import { fullJitter, readConfigFile, TransportBase } from './base'
 import { chunk, Unchunker } from './chunks'
 import { Subjects } from './subjects'
+import { API_VERSION } from '../src/version'
+import { BATCH_BYTES, decodeBatch, isBatch, packPayloads, PeerVersions, TickQueue } from './broker-batch'
 
 /**
  * The client is loaded when a NATS transport is created, not when outpost starts: it costs
@@ -38,6 +50,8 @@ const RECONNECT_MAX_MS = 30_000
 const AUTH_RETRY_MS = 10_000
 
 const DEFAULT_PORT = 4222
+/** Batches whose no-responders answer (which names the first id) stands for all their ids. */
+const BATCHES_KEPT = 4096
 
 export function parseServer(url: string): ServerAddress {
   const m = /^(nats|tls):\/\/(?:[^@/]*@)?(\[[^\]]+\]|[^:/@]+)(?::(\d+))?\/?$/.exec(url)
@@ -65,6 +79,29 @@ class NatsTransport extends TransportBase<Section> implements Transport {
   private readonly unchunker: Unchunker
   /** The client's reconnect attempts since it was last connected. */
   private reconnects = 0
+  /** What each node said of its api version (presence, or the answer to a probe). */
+  private readonly peers = new PeerVersions()
+  /** Nodes asked for their api version since this connection came up. */
+  private readonly probed = new Set<string>()
+  private readonly tick = new TickQueue<Outbound>((to, items) => this.sendBatch(to, items))
+  /** A batch's first id → all its ids (a no-responders answer refuses them all). */
+  private readonly batches = new Map<string, string[]>()
+
+  /** The api version `node` announced (undefined: not heard of yet). */
+  peerApi(node: string): number | undefined {
+    return this.peers.get(node)
+  }
+
+  /**
+   * A message to `node` went unacknowledged. The broker does not vouch for who answered a
+   * probe: a wrong "2" for a node of version 1 would leave it batches it cannot read. So one
+   * timeout puts its version in doubt (one envelope a publish) and the next message asks again.
+   */
+  unacked(node: string): void {
+    if (this.peers.get(node) === undefined) return
+    this.peers.doubt(node)
+    this.probed.delete(node)
+  }
 
   constructor(opts: TransportOptions<Section>) {
     super(opts)
@@ -86,13 +123,65 @@ class NatsTransport extends TransportBase<Section> implements Transport {
   async publish(msg: Outbound): Promise<void> {
     const nc = this.nc
     if (!this.connected || nc === undefined) throw new OutpostError('not_connected', 'nats: not connected to a server')
-    const subject = this.subjects.message(msg.to, msg.method, msg.event)
+    if (this.peers.get(msg.to) === undefined && !this.probed.has(msg.to)) this.probe(nc, msg.to)
+    // To a node that takes batches, the first message of a tick goes now, the rest at its end.
+    if (this.peers.takesBatches(msg.to) && !this.tick.first(msg.to)) return this.tick.add(msg.to, msg)
+    this.put(nc, this.subjects.message(msg.to, msg.method, msg.event), msg.id, msg.to, msg.bytes, msg.method === ACK_METHOD)
+  }
+
+  /** One payload (as parts past max_payload). */
+  private put(nc: NatsConnection, subject: string, id: string, to: string, bytes: Uint8Array, ack: boolean): void {
     // ACKs need no offline notice: a lost ACK is a resend, and the resend is ACKed again.
-    const reply = msg.method === ACK_METHOD ? undefined : this.subjects.noResponders(this.opts.node, msg.to, msg.id)
-    for (const piece of chunk(msg.id, msg.to, msg.bytes, nc.info?.max_payload ?? 1024 * 1024)) {
-      this.opts.debug?.(`nats → ${subject} ${msg.id} ${abbreviate(piece)}`)
+    const reply = ack ? undefined : this.subjects.noResponders(this.opts.node, to, id)
+    for (const piece of chunk(id, to, bytes, nc.info?.max_payload ?? 1024 * 1024)) {
+      this.opts.debug?.(`nats → ${subject} ${id} ${abbreviate(piece)}`)
       nc.publish(subject, piece, reply === undefined ? undefined : { reply })
     }
+  }
+
+  /** The end of a tick: what else was published to `to` in it, in batched payloads, in order. */
+  private async sendBatch(to: string, items: Outbound[]): Promise<void> {
+    const nc = this.nc
+    if (!this.connected || nc === undefined) throw new OutpostError('not_connected', 'nats: not connected to a server')
+    const byId = new Map(items.map((m) => [m.id, m]))
+    const events = items.every((m) => m.event)
+    // Within the server's max_payload (a batch past it would cross as parts, which work, but cost a reassembly).
+    for (const p of packPayloads(items, Math.min(BATCH_BYTES, (nc.info?.max_payload ?? 1024 * 1024) - 256))) {
+      const one = p.ids.length === 1 ? byId.get(p.ids[0]!) : undefined
+      if (one !== undefined) { this.put(nc, this.subjects.message(to, one.method, one.event), one.id, to, one.bytes, one.method === ACK_METHOD); continue }
+      const acks = p.ids.every((id) => byId.get(id)!.method === ACK_METHOD)
+      if (!acks) {
+        this.batches.set(p.ids[0]!, p.ids)
+        if (this.batches.size > BATCHES_KEPT) this.batches.delete(this.batches.keys().next().value!)
+      }
+      this.put(nc, this.subjects.message(to, '_batch', events), p.ids[0]!, to, p.bytes, acks)
+    }
+  }
+
+  /**
+   * Ask `to` which api version it speaks. The probe is an ACK of nothing, so that a node of api
+   * version 1 (which takes everything under its subject) drops it silently; a newer one answers.
+   */
+  private probe(nc: NatsConnection, to: string): void {
+    this.probed.add(to)
+    const ack = { id: '_api', toNode: to, fromNode: this.opts.node, method: ACK_METHOD, ackTimeout: 0, createdAt: 0 }
+    nc.publish(this.subjects.apiProbe(to, this.opts.node), encode(ack), { reply: this.subjects.apiProbe(this.opts.node, to) })
+  }
+
+  /** On <prefix>.<self>._api.<node>: a probe from `node` (answered) or `node`'s answer to ours. */
+  private apiMessage(m: Msg, prefix: string): void {
+    const node = m.subject.slice(prefix.length)
+    if (node === '' || node.includes('.')) return
+    if (m.reply) {
+      // What the asker is, our own probe or its presence says (anyone may publish here).
+      m.respond(new TextEncoder().encode(String(API_VERSION)))
+      return
+    }
+    if (m.headers?.code === 503) return // away: its presence will say when it is back
+    // Only the answer to a question we asked.
+    if (!this.probed.has(node) || this.peers.get(node) !== undefined) return
+    const v = Number(new TextDecoder().decode(m.data))
+    if (Number.isInteger(v) && v > 0) this.peers.set(node, v)
   }
 
   private options(): ConnectionOptions {
@@ -163,19 +252,23 @@ class NatsTransport extends TransportBase<Section> implements Transport {
 
   private subscribe(nc: NatsConnection): Subscription[] {
     const nr = this.subjects.noRespondersPrefix(this.opts.node)
+    const api = this.subjects.apiProbe(this.opts.node, '')
     const presence = this.subjects.presencePrefix()
     return [
       nc.subscribe(this.subjects.inbox(this.opts.node), {
         callback: (err, m) => {
           if (err) return this.opts.log('warn', `nats: subscription: ${err.message}`)
           if (m.subject.startsWith(nr)) return this.noResponders(m, nr)
+          if (m.subject.startsWith(api)) return this.apiMessage(m, api)
           this.receive(m)
         },
       }),
       nc.subscribe(this.subjects.presenceAll(), {
         callback: (_err, m) => {
           const node = m.subject.slice(presence.length)
-          if (node !== this.opts.node) this.evq.push({ type: 'online', node })
+          if (node === this.opts.node) return
+          this.peers.set(node, m.data.length === 0 ? 1 : Number(new TextDecoder().decode(m.data)) || 1)
+          this.evq.push({ type: 'online', node })
         },
       }),
     ]
@@ -186,7 +279,10 @@ class NatsTransport extends TransportBase<Section> implements Transport {
     this.opts.debug?.(`nats ← ${m.subject} ${abbreviate(m.data)}`)
     try {
       const whole = this.unchunker.push(this.opts.node, m.data)
-      if (whole !== undefined) this.inbound.push({ bytes: whole })
+      if (whole === undefined) return
+      // A batch's envelopes are queued in one go: their receipts share a journal commit.
+      if (isBatch(whole)) for (const bytes of decodeBatch(whole)) this.inbound.push({ bytes })
+      else this.inbound.push({ bytes: whole })
     } catch (err) {
       this.opts.log('warn', `nats: dropped a malformed message on ${m.subject}: ${(err as Error).message}`)
     }
@@ -198,14 +294,21 @@ class NatsTransport extends TransportBase<Section> implements Transport {
     const rest = m.subject.slice(nr.length)
     const dot = rest.indexOf('.')
     if (dot < 1) return
-    this.evq.push({ type: 'nack', to: rest.slice(0, dot), id: rest.slice(dot + 1), reason: 'offline' })
+    const to = rest.slice(0, dot)
+    const id = rest.slice(dot + 1)
+    const ids = this.batches.get(id) ?? [id]
+    this.batches.delete(id)
+    for (const one of ids) this.evq.push({ type: 'nack', to, id: one, reason: 'offline' })
   }
 
   /** Tell the others this node listens now (they resend what waited for it). */
   private online(nc: NatsConnection): void {
     nc.flush().then(() => {
       if (nc.isClosed()) return
-      nc.publish(this.subjects.presence(this.opts.node), new Uint8Array(0))
+      // Who runs what may have changed while we were away: presence and probes say it again.
+      this.peers.forget()
+      this.probed.clear()
+      nc.publish(this.subjects.presence(this.opts.node), new TextEncoder().encode(String(API_VERSION)))
       this.up = true
       this.evq.push({ type: 'connected', server: nc.getServer() })
     }).catch(() => { /* closed meanwhile */ })

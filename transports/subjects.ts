@@ -7,6 +7,7 @@
  *   inbox        <prefix>/<node>/#  (NATS <prefix>.<node>.>)       everything addressed to a node
  *   presence     <prefix>/_presence/<node>                         a node's online/offline notice
  *   noResponders <prefix>.<self>._nr.<to>.<id>  (NATS only)        where "nobody listens for <to>" comes back
+ *   apiProbe     <prefix>.<to>._api.<asker>  (NATS only)            "which api version do you speak?" and its answer
  */
 
 export type SubjectStyle = 'nats' | 'mqtt'
@@ -56,6 +57,11 @@ export class Subjects {
   /** NATS: the reply subject on which "no responders for `to`" comes back for message `id`. */
   noResponders(self: string, to: string, id: string): string {
     return `${this.noRespondersPrefix(self)}${to}${this.sep}${id}`
+  }
+
+  /** NATS: where `asker` asks `to` for its api version (and, the other way round, where the answer comes). */
+  apiProbe(to: string, asker: string): string {
+    return `${this.nodePrefix(to)}_api${this.sep}${asker}`
   }
 
   noRespondersPrefix(self: string): string {

@@ -42,6 +42,8 @@ export interface Envelope {
   directory?: string
   fileName?: string
   inReplyTo?: string
+  /** An ACK to a node of api version 2 or later: every id it acknowledges (inReplyTo is the first). */
+  ids?: string[]
   seq?: number
   final?: boolean
   createdAt: number
@@ -92,6 +94,7 @@ const FIELDS: Record<string, FieldKind> = {
   directory: 'string',
   fileName: 'string',
   inReplyTo: 'string',
+  ids: 'strings',
   seq: 'uint',
   final: 'bool',
   createdAt: 'uint',

@@ -1,0 +1,89 @@
+/**
+ * The pieces of batches on the brokers without a broker: how a tick's envelopes are packed
+ * into payloads (order kept, a large one alone), what a receiver makes of a batched payload
+ * (and of a malformed one), and ACKs of one tick merged into one naming many ids only for a
+ * receiver that reads them.
+ */
+import { test } from 'uvu'
+import * as assert from 'uvu/assert'
+import { AckBatcher, manyIdAck } from '../../src/ack-batch'
+import { isOutpostError } from '../../src/errors'
+import { makeAck, type Envelope } from '../../src/wire/envelope'
+import { decodeBatch, encodeBatch, isBatch, packPayloads } from '../../transports/broker-batch'
+import { chunk, Unchunker } from '../../transports/chunks'
+
+const bytes = (n: number, fill: number): Uint8Array => new Uint8Array(n).fill(fill)
+
+test('broker batches - a tick packs in order: small ones batched, one too large for a batch alone in its place', () => {
+  const items = [
+    { id: 'a', bytes: bytes(200, 1) }, { id: 'b', bytes: bytes(200, 2) }, { id: 'c', bytes: bytes(200, 3) },
+    { id: 'BIG', bytes: bytes(70_000, 4) },
+    { id: 'd', bytes: bytes(200, 5) },
+  ]
+  const out = packPayloads(items)
+  assert.equal(out.map((p) => p.ids), [['a', 'b', 'c'], ['BIG'], ['d']])
+  assert.ok(isBatch(out[0]!.bytes))
+  assert.equal(decodeBatch(out[0]!.bytes).map((b) => b[0]), [1, 2, 3])
+  // Alone, an envelope is itself: byte for byte what version 1 publishes.
+  assert.is(out[1]!.bytes, items[3]!.bytes)
+  assert.is(out[2]!.bytes, items[4]!.bytes)
+  // A batch stays under its cap.
+  const many = packPayloads(Array.from({ length: 1000 }, (_, i) => ({ id: String(i), bytes: bytes(300, i % 250) })), 64 * 1024)
+  assert.ok(many.length > 1 && many.every((p) => p.bytes.length <= 64 * 1024))
+  assert.equal(many.flatMap((p) => p.ids), Array.from({ length: 1000 }, (_, i) => String(i)))
+})
+
+test('broker batches - a batched payload reads back as its envelopes; anything malformed is frame_invalid, never a crash', () => {
+  const bs = Array.from({ length: 20 }, (_, i) => bytes(10 + i * 30, i))
+  const hex = (xs: Uint8Array[]): string[] => xs.map((x) => Buffer.from(x).toString('hex'))
+  assert.equal(hex(decodeBatch(encodeBatch(bs))), hex(bs))
+  const good = Buffer.from(encodeBatch(bs))
+  const bad = [
+    good.subarray(0, good.length - 1), // cut short
+    Buffer.concat([good, Buffer.from([0])]), // trailing bytes
+    Buffer.from([0x92, 0x02, 0x90]), // not version 1
+    Buffer.from([0x92, 0x01, 0x91, 0xa1, 0x41]), // a string, not bytes
+    Buffer.from([0x92, 0x01, 0xdd, 0xff, 0xff, 0xff, 0xff]), // claims 4 billion envelopes
+    Buffer.from([0x92, 0x01, 0x91, 0xc6, 0x7f, 0xff, 0xff, 0xff]), // claims 2 GB
+  ]
+  for (const b of bad) {
+    try {
+      decodeBatch(b)
+      assert.unreachable(`decoded ${b.toString('hex')}`)
+    } catch (err) {
+      assert.ok(isOutpostError(err) && err.code === 'frame_invalid', String(err))
+    }
+  }
+  // A batch larger than a broker message crosses as parts, and is a batch again once whole.
+  const parts = chunk('b1', 'ship1', good, 2048)
+  assert.ok(parts.length > 1)
+  const un = new Unchunker(1 << 20)
+  const whole = parts.map((p) => un.push('ship1', p)).at(-1)!
+  assert.ok(isBatch(whole))
+  assert.equal(hex(decodeBatch(whole)), hex(bs))
+  // Envelopes (maps) and parts are told apart from batches by their first byte.
+  assert.not.ok(isBatch(Buffer.from([0x87])))
+  assert.not.ok(isBatch(new Unchunker(1024).push('x', Buffer.from([0x87])) ?? new Uint8Array()))
+})
+
+const env = (id: string, from: string, to: string): Envelope => ({ id, fromNode: from, toNode: to, method: 'node.ping', createdAt: 1 })
+
+test('broker batches - the ACKs of one tick to a node of version 2 are one envelope naming every id; to version 1, one each', async () => {
+  const sent: Envelope[] = []
+  const acks = new AckBatcher((a) => sent.push(a), (node) => node === 'central')
+  let n = 0
+  for (const id of ['m1', 'm2', 'm3']) acks.add(makeAck(env(id, 'central', 'ship1'), `a${n++}`, 1))
+  for (const id of ['o1', 'o2']) acks.add(makeAck(env(id, 'old', 'ship1'), `a${n++}`, 1))
+  // Version 1: at once, one per id.
+  assert.equal(sent.map((a) => [a.toNode, a.inReplyTo, a.ids]), [['old', 'o1', undefined], ['old', 'o2', undefined]])
+  await new Promise((r) => process.nextTick(r))
+  assert.is(sent.length, 3)
+  assert.is(sent[2]!.toNode, 'central')
+  assert.is(sent[2]!.inReplyTo, 'm1')
+  assert.equal(sent[2]!.ids, ['m1', 'm2', 'm3'])
+  // A lone ACK stays the envelope it was.
+  const one = makeAck(env('x', 'central', 'ship1'), 'ax', 1)
+  assert.is(manyIdAck([one]), one)
+})
+
+test.run()
