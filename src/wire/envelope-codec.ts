@@ -23,7 +23,7 @@ const PLAIN: Record<string, Plain> = {
   id: 'string', toNode: 'string', fromNode: 'string', method: 'string', replyMethod: 'string',
   directory: 'string', fileName: 'string', inReplyTo: 'string',
   selector: 'string', keyFingerprint: 'string', sig: 'string', sigPath: 'string', notBefore: 'number', expiresAt: 'number',
-  toNodes: 'strings', methodArgs: 'strings', replyMethodArgs: 'strings',
+  toNodes: 'strings', methodArgs: 'strings', replyMethodArgs: 'strings', ids: 'strings',
   exitCode: 'number', ackTimeout: 'number', retries: 'number', replyAckTimeout: 'number', replyRetries: 'number',
   methodTimeout: 'number', replyMethodTimeout: 'number', ttl: 'number', seq: 'number', createdAt: 'number',
   final: 'bool', data: 'data', stderr: 'data',

@@ -42,6 +42,8 @@ export interface Envelope {
   directory?: string
   fileName?: string
   inReplyTo?: string
+  /** An ACK acknowledging several messages: their ids (src/wire/acks.ts); inReplyTo is then the first of them. */
+  ids?: string[]
   seq?: number
   final?: boolean
   createdAt: number
@@ -92,6 +94,7 @@ const FIELDS: Record<string, FieldKind> = {
   directory: 'string',
   fileName: 'string',
   inReplyTo: 'string',
+  ids: 'strings',
   seq: 'uint',
   final: 'bool',
   createdAt: 'uint',

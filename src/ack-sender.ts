@@ -1,0 +1,63 @@
+/**
+ * The node's ACK path: ACKs go straight to the transport, never through the outbox. Where the
+ * transport can carry an ACK of many ids (`manyIdAcks`), the ACKs made in one tick (the
+ * receipts of one journal commit) are sent per sender as one ACK envelope listing their ids.
+ *
+ *   dispatcher ─ ACK (single id) ─▶ send ─┬ no manyIdAcks ─▶ publish at once (as before)
+ *                                        └ queued per receiver ─ end of tick ─▶ 1 id: that ACK
+ *                                                                              n ids: makeAcks ─▶ publish { acks: ids }
+ */
+import { ACK_METHOD } from './method-names'
+import type { Transport } from './transport'
+import { groupAckIds, makeAcks } from './wire/acks'
+import { encode, type Envelope } from './wire/envelope'
+
+export interface AckSenderOptions {
+  self: string
+  transport: Transport
+  ulid: () => string
+  now: () => number
+  /** Counts the bytes against transport.maxBytesPerSecond; returns them. */
+  charge: (bytes: Uint8Array) => Uint8Array
+}
+
+export class AckSender {
+  private readonly o: AckSenderOptions
+  /** Receiver → the ACKs made for it in this tick. */
+  private pending = new Map<string, Envelope[]>()
+
+  constructor(o: AckSenderOptions) {
+    this.o = o
+  }
+
+  /** An ACK (single-id form, to another node). A lost ACK costs a resend, which is ACKed again. */
+  send(ack: Envelope): void {
+    if (this.o.transport.manyIdAcks !== true) return this.publish(ack)
+    if (this.pending.size === 0) process.nextTick(() => this.flush())
+    const list = this.pending.get(ack.toNode)
+    if (list === undefined) this.pending.set(ack.toNode, [ack])
+    else list.push(ack)
+  }
+
+  private flush(): void {
+    const pending = this.pending
+    this.pending = new Map()
+    const many = this.o.transport.manyIdAcks === true
+    for (const [to, acks] of pending) {
+      if (acks.length === 1 || !many) {
+        for (const a of acks) this.publish(a)
+        continue
+      }
+      for (const ids of groupAckIds(acks.map((a) => a.inReplyTo!))) {
+        if (ids.length === 1) { this.publish(acks.find((a) => a.inReplyTo === ids[0])!); continue }
+        this.publish(makeAcks(this.o.self, to, ids, this.o.ulid(), this.o.now()), ids)
+      }
+    }
+  }
+
+  private publish(ack: Envelope, ids?: string[]): void {
+    const bytes = this.o.charge(encode(ack))
+    this.o.transport.publish({ id: ack.id, to: ack.toNode, method: ACK_METHOD, event: true, bytes, ...(ids !== undefined ? { acks: ids } : {}) })
+      .catch(() => { /* resent by its sender, and ACKed again */ })
+  }
+}
