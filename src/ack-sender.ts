@@ -4,8 +4,10 @@
  * receipts of one journal commit) are sent per sender as one ACK envelope listing their ids.
  *
  *   dispatcher ─ ACK (single id) ─▶ send ─┬ no manyIdAcks ─▶ publish at once (as before)
- *                                        └ queued per receiver ─ end of tick ─▶ 1 id: that ACK
+ *                                        └ queued per receiver ─ end of tick ─▶ 1 id: that ACK, publish { acks: [id] }
  *                                                                              n ids: makeAcks ─▶ publish { acks: ids }
+ *   Every ACK is marked as one (`acks`): on tcp it goes in an `acks` frame, which the hub drops
+ *   rather than refuses when its receiver is away (a refusal would mark the receiver away).
  */
 import { ACK_METHOD } from './method-names'
 import type { Transport } from './transport'
@@ -44,14 +46,15 @@ export class AckSender {
     this.pending = new Map()
     const many = this.o.transport.manyIdAcks === true
     for (const [to, acks] of pending) {
-      if (acks.length === 1 || !many) {
+      if (!many) {
         for (const a of acks) this.publish(a)
         continue
       }
-      for (const ids of groupAckIds(acks.map((a) => a.inReplyTo!))) {
-        if (ids.length === 1) { this.publish(acks.find((a) => a.inReplyTo === ids[0])!); continue }
-        this.publish(makeAcks(this.o.self, to, ids, this.o.ulid(), this.o.now()), ids)
+      if (acks.length === 1) {
+        this.publish(acks[0]!, [acks[0]!.inReplyTo!])
+        continue
       }
+      for (const ids of groupAckIds(acks.map((a) => a.inReplyTo!))) this.publish(makeAcks(this.o.self, to, ids, this.o.ulid(), this.o.now()), ids)
     }
   }
 

@@ -425,12 +425,16 @@ export class Hub {
   /** Routed by `to`, envelopes unread; adapted to what an older receiver takes (src/hub-deliver.ts). */
   private route(conn: Conn, f: Routed): void {
     const target = this.nodes.get(f.to)
+    // An ACK for a node that is away is dropped, not refused: nothing waits on it (its messages
+    // come again and are ACKed again), and a refusal would tell the sender the node is away
+    // after the `online` that said it is back. ACKs keep no order, so a blocked pair does not hold them.
+    if (f.t === 'acks') return target === undefined ? undefined : this.forward(conn, target, f)
     const pair = this.blocked.size === 0 && target !== undefined ? '' : `${conn.node}\u0000${f.to}`
     const block = pair === '' ? undefined : this.blocked.get(pair)
     if (block && target !== undefined && block.since !== undefined && Date.now() - block.since > BLOCK_MAX_MS) this.blocked.delete(pair)
     else if (block || target === undefined) {
       if (f.t === 'batch' || f.t === 'zbatch') for (const id of f.ids) this.send(conn, { t: 'nack', id, to: f.to, reason: 'offline' })
-      else if (f.t !== 'part' || f.i === 0) this.send(conn, { t: 'nack', id: f.id, to: f.to, reason: 'offline' })
+      else if (f.t === 'msg' || f.i === 0) this.send(conn, { t: 'nack', id: f.id, to: f.to, reason: 'offline' })
       // Only nodes this hub knows can come back: no memory is kept for made-up names.
       if (target === undefined && (this.tokens.has(f.to) || this.locals.has(f.to))) {
         let set = this.waiting.get(f.to)
@@ -440,6 +444,10 @@ export class Hub {
       }
       return
     }
+    this.forward(conn, target, f)
+  }
+
+  private forward(conn: Conn, target: Conn, f: Routed): void {
     let frames: Frame[]
     try {
       frames = framesFor(target, f, conn.node!, ulid)

@@ -19,7 +19,7 @@ export interface Outbound {
   event: boolean
   /** The encoded envelope. */
   bytes: Uint8Array
-  /** An ACK envelope acknowledging several ids (src/wire/acks.ts): those ids. Only published while `manyIdAcks`. */
+  /** An ACK envelope (src/wire/acks.ts): the ids it acknowledges, one or more. Only published while `manyIdAcks`. */
   acks?: string[]
 }
 

@@ -81,6 +81,28 @@ test('mixed fleet: an ACK of many ids reaches apiVersion 3 whole, apiVersion 2 a
   }
 })
 
+test('an ACK for a node that is away is dropped, not refused: no nack comes back (it would mark the node away after its `online`)', async () => {
+  const { hub, port } = await startHub()
+  let a: Awaited<ReturnType<typeof rawPeer>> | undefined
+  try {
+    a = await rawPeer(port, 'a', 3)
+    a.send(acksFrame('b', ['m1', 'm2']))
+    a.send({ t: 'msg', id: 'real', to: 'b', b: new Uint8Array([1]) })
+    await waitFor(() => assert.ok(a!.frames.some((f) => f.t === 'nack')))
+    await new Promise((r) => setTimeout(r, 100))
+    assert.equal(a.frames.filter((f) => f.t === 'nack').map((f) => (f as { id: string }).id), ['real'], 'only the message is refused')
+    // b comes: a hears it (the refused message made it wait), and an ACK now reaches b whole.
+    const b = await rawPeer(port, 'b', 3)
+    await waitFor(() => assert.ok(a!.frames.some((f) => f.t === 'online')))
+    a.send(acksFrame('b', ['m3', 'm4']))
+    await waitFor(() => assert.ok(b.frames.some((f) => f.t === 'acks')))
+    b.close()
+  } finally {
+    a?.close()
+    await hub.close()
+  }
+})
+
 test('a node sends one ACK of many ids per receiver and tick only where its transport can deliver it, else one per id', async () => {
   const published: Outbound[] = []
   let many = true
@@ -94,8 +116,9 @@ test('a node sends one ACK of many ids per receiver and tick only where its tran
   assert.is(published.length, 2, 'one for a (3 ids), one for z (1 id)')
   assert.equal(published[0]!.acks, ['m1', 'm2', 'm3'])
   assert.equal(ackedIds(decode(published[0]!.bytes)), ['m1', 'm2', 'm3'])
-  assert.is(published[1]!.acks, undefined, 'a lone ACK keeps the single-id form')
-  assert.is(decode(published[1]!.bytes).inReplyTo, 'z1')
+  assert.equal(published[1]!.acks, ['z1'], 'a lone ACK is marked as an ACK too')
+  const lone = decode(published[1]!.bytes)
+  assert.equal([lone.inReplyTo, lone.ids], ['z1', undefined], 'in the single-id form')
   published.length = 0
   many = false
   for (const id of ['m4', 'm5']) sender.send(ack(id))
