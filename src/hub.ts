@@ -455,7 +455,13 @@ export class Hub {
       // A zbatch that does not inflate (or would past the frame limit): its sender's connection only.
       return this.fail(conn, isOutpostError(err) ? err.code : 'frame_invalid', (err as Error).message)
     }
-    for (const out of frames) this.send(target, out)
+    try {
+      for (const out of frames) this.send(target, out)
+    } catch (err) {
+      // A frame that leaves no room for the `from` the hub stamps (every outpost node leaves it):
+      // it cannot be forwarded; its sender's connection closes, not the hub.
+      return this.fail(conn, isOutpostError(err) ? err.code : 'frame_invalid', `${(err as Error).message}; a frame must leave room for the sender's name (the hub adds it)`)
+    }
   }
 
   private send(conn: Conn, f: Frame): void {

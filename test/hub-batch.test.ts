@@ -16,7 +16,7 @@ import { encodeFrame, FrameDecoder, type Frame } from '../src/wire/framing'
 import { hubLink } from '../src/hub-link'
 import { Cluster, editYaml, section, sendVia } from './fixtures/cluster'
 import { freePort } from './fixtures/ports'
-import { collect, make, oldPeer, recordingProxy, TOKENS, waitFor, wireEnvelopes } from './fixtures/wire-peers'
+import { collect, make, oldPeer, rawPeer, recordingProxy, TOKENS, waitFor, wireEnvelopes } from './fixtures/wire-peers'
 
 const envelope = (i: number, size = 200): Uint8Array => new Uint8Array(size).fill(i % 251)
 const msgs = (frames: Frame[]): Frame[] => frames.filter((f) => f.t === 'msg' || f.t === 'batch' || f.t === 'part' || f.t === 'zbatch' || f.t === 'acks')
@@ -128,6 +128,27 @@ test('a batch to a receiver that is away: every envelope in it is refused (nack 
     await waitFor(() => assert.equal(events.filter((e) => e.type === 'nack').map((e) => (e as { id: string }).id), ['q0', 'q1', 'q2', 'q3', 'q4', 'q5']))
   } finally {
     await a.close(); await hub.close()
+  }
+})
+
+test('a frame with no room for the sender\'s name the hub stamps closes its sender\'s connection only (frame_too_large); the hub keeps routing', async () => {
+  const { hub, port } = await startHub()
+  const peers: Awaited<ReturnType<typeof rawPeer>>[] = []
+  try {
+    const a = await rawPeer(port, 'a', 3)
+    const b = await rawPeer(port, 'b', 3)
+    peers.push(a, b)
+    a.send({ t: 'msg', id: 'full', to: 'b', b: new Uint8Array(8165) }) // a body of 8190 bytes: no room for from
+    await waitFor(() => assert.ok(a.closed()))
+    assert.is((a.frames.find((f) => f.t === 'error') as { code?: string } | undefined)?.code, 'frame_too_large')
+    const a2 = await rawPeer(port, 'a', 3)
+    peers.push(a2)
+    a2.send({ t: 'msg', id: 'small', to: 'b', b: envelope(1) })
+    await waitFor(() => assert.ok(b.frames.some((f) => f.t === 'msg' && f.id === 'small')))
+    assert.not.ok(b.frames.some((f) => f.t === 'msg' && f.id === 'full'))
+  } finally {
+    for (const p of peers) p.close()
+    await hub.close()
   }
 })
 
