@@ -10,8 +10,10 @@ import { Hub, hashToken } from '../src/hub'
 import type { Inbound } from '../src/transport'
 import { decompress, maybeCompress } from '../src/wire/compress'
 import type { Frame } from '../src/wire/framing'
+import { decode } from '../src/wire/envelope'
+import { Cluster, editYaml, section, sendVia } from './fixtures/cluster'
 import { freePort } from './fixtures/ports'
-import { collect, make, rawPeer, recordingProxy, TOKENS, waitFor } from './fixtures/wire-peers'
+import { collect, make, rawPeer, recordingProxy, TOKENS, waitFor, wireEnvelopes } from './fixtures/wire-peers'
 
 async function startHub(): Promise<{ hub: Hub; port: number }> {
   const port = await freePort()
@@ -110,6 +112,43 @@ test('a node that announced deflate drops a bomb forwarded to it, stays connecte
     assert.not.ok(a.closed(), 'the hub forwards to a deflate receiver without inflating')
   } finally {
     a?.close(); await c.close(); await hub.close()
+  }
+})
+
+test('real nodes: transport.compress off on one receiver, auto on another; each gets what it announced and runs every command once', async () => {
+  const c = await Cluster.create(['ship1', 'ship2'])
+  const proxies: Awaited<ReturnType<typeof recordingProxy>>[] = []
+  try {
+    await c.startHub()
+    for (const ship of ['ship1', 'ship2']) {
+      const p = await recordingProxy(c.port)
+      proxies.push(p)
+      editYaml(c.node(ship).config, (doc) => {
+        section(doc, 'transport').servers = [`tcp://127.0.0.1:${p.port}`]
+        if (ship === 'ship1') section(doc, 'transport').compress = 'off'
+      })
+    }
+    const [p1, p2] = proxies as [typeof proxies[0], typeof proxies[0]]
+    await c.start('central')
+    await c.start('ship1')
+    await c.start('ship2')
+    const n = 60
+    const cmds = ['ship1', 'ship2'].flatMap((to) => Array.from({ length: n }, () => ({ toNode: to, method: 'node.ping' })))
+    const r = await sendVia(c.node('central').socket, cmds, { ms: 30_000 })
+    assert.is(r.replies.length, 2 * n, 'one reply per command')
+    assert.is(new Set(r.replies.map((x) => x.inReplyTo)).size, 2 * n)
+    const hello = (p: typeof p1): Extract<Frame, { t: 'hello' }> => p.up.find((f) => f.t === 'hello') as Extract<Frame, { t: 'hello' }>
+    assert.is(hello(p1).features, undefined, 'ship1 (off) announces nothing')
+    assert.equal(hello(p2).features, ['deflate'])
+    assert.not.ok(p1.down.some((f) => f.t === 'zbatch'), 'nothing compressed reaches ship1')
+    assert.ok(p2.down.some((f) => f.t === 'zbatch'), 'ship2 gets compressed batches')
+    for (const [p, ship] of [[p1, 'ship1'], [p2, 'ship2']] as const) {
+      const pings = wireEnvelopes(p.down).map((b) => decode(b)).filter((e) => e.method === 'node.ping')
+      assert.is(pings.length, n, `each command crossed to ${ship} once`)
+    }
+  } finally {
+    for (const p of proxies) p.close()
+    await c.destroy()
   }
 })
 
