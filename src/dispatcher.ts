@@ -17,6 +17,7 @@
  */
 import type { Config } from './config'
 import { decode, encode, makeAck, type Envelope } from './wire/envelope'
+import { ackedIds } from './wire/acks'
 import { OutpostError } from './errors'
 import type { MessageEvent, MessageEventSink } from './events'
 import type { LogFn } from './log'
@@ -176,9 +177,7 @@ export class Dispatcher {
       return
     }
     if (env.method === ACK_METHOD) {
-      if (env.inReplyTo !== undefined) this.o.onAck(env.inReplyTo)
-      // An ACK of many ids (from a node of api version 2 or later, src/ack-batch.ts).
-      if (env.ids !== undefined) for (const id of env.ids) if (id !== env.inReplyTo) this.o.onAck(id)
+      for (const id of ackedIds(env)) this.o.onAck(id)
       return
     }
     // Shell and tunnel bytes: never stored, never run as a method; their session checks the sender.

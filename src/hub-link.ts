@@ -31,6 +31,11 @@ class HubLinkTransport extends TransportBase implements Transport {
     return this.attached
   }
 
+  /** The hub splits an ACK of many ids for receivers that take only single ones. */
+  get manyIdAcks(): boolean {
+    return this.attached
+  }
+
   protected open(): void {
     this.startSweeping(() => this.reassembler.sweep())
     // The hub answers attach with a welcome, synchronously: `link` is set by the time it matters.
@@ -46,6 +51,7 @@ class HubLinkTransport extends TransportBase implements Transport {
   async publish(msg: Outbound): Promise<void> {
     const link = this.link
     if (!this.attached || link === undefined) throw new OutpostError('not_connected', 'hub: this node is not attached to the hub')
+    if (msg.acks !== undefined) return link.send({ t: 'acks', id: msg.id, to: msg.to, ids: msg.acks, b: msg.bytes })
     for (const f of splitEnvelope(msg.id, msg.to, msg.bytes)) link.send(f)
   }
 

@@ -34,6 +34,8 @@ export function describe(f: Frame): string {
     case 'msg': return `msg ${f.id} → ${f.to} ${abbreviate(f.b)}`
     case 'part': return `part ${f.id} ${f.i + 1}/${f.n} → ${f.to} ${abbreviate(f.b)}`
     case 'batch': return `batch of ${f.ids.length} → ${f.to}: ${f.ids.join(' ')}`
+    case 'zbatch': return `zbatch of ${f.ids.length} (${f.z.length} B) → ${f.to}: ${f.ids.join(' ')}`
+    case 'acks': return `acks ${f.id} → ${f.to}: ${f.ids.join(' ')}`
     case 'hello': return `hello ${f.node} (outpost ${f.version})`
     case 'log': return `log ${f.line.slice(0, 80)}`
     default: return JSON.stringify(f)

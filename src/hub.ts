@@ -20,7 +20,8 @@ import { HelloGuard, type Refusal, type Ticket } from './hub-guard'
 import { matches } from './lib/pattern'
 import type { LogFn } from './log'
 import { encodeFrame, FrameDecoder, type Frame } from './wire/framing'
-import { BATCH_API, unbatch } from './wire/batch'
+import { framesFor, type Routed } from './hub-deliver'
+import { ulid } from './wire/ulid'
 import { describe, socketPeer, type Peer } from './hub-peer'
 import { API_VERSION } from './version'
 
@@ -67,6 +68,8 @@ interface Conn {
   watching: boolean
   /** The apiVersion of its hello: from BATCH_API on it takes batch frames, before that only msg frames. */
   api: number
+  /** Its hello announced `deflate`: zbatch frames go to it whole, else inflated (src/hub-deliver.ts). */
+  deflate: boolean
   /** Until its hello is accepted (sockets only). */
   unproven?: Unproven | undefined
   /** Its hello was refused and the answer is held back: what else it sends is ignored. */
@@ -223,7 +226,7 @@ export class Hub {
   }
 
   private accept(sock: net.Socket, u: Unproven): void {
-    const conn: Conn = { out: socketPeer(sock), node: undefined, peer: `${sock.remoteAddress}:${sock.remotePort}`, closed: false, watching: false, api: 1, unproven: u }
+    const conn: Conn = { out: socketPeer(sock), node: undefined, peer: `${sock.remoteAddress}:${sock.remotePort}`, closed: false, watching: false, api: 1, deflate: false, unproven: u }
     const decoder = new FrameDecoder({ views: true })
     this.conns.add(conn)
     sock.setNoDelay(true)
@@ -257,7 +260,7 @@ export class Hub {
     let open = true
     const conn: Conn = {
       out: { write: (f) => { if (open) deliver(f) }, end: () => detach(), destroy: () => detach() },
-      node: undefined, peer: 'this process', closed: false, watching: false, api: API_VERSION,
+      node: undefined, peer: 'this process', closed: false, watching: false, api: API_VERSION, deflate: false,
     }
     const detach = (): void => {
       if (!open) return
@@ -310,6 +313,8 @@ export class Hub {
       case 'msg':
       case 'part':
       case 'batch':
+      case 'zbatch':
+      case 'acks':
         return this.route(conn, f)
       case 'watch':
         conn.watching = true
@@ -356,6 +361,7 @@ export class Hub {
       return
     }
     conn.api = f.apiVersion
+    conn.deflate = f.features?.includes('deflate') === true
     this.welcome(conn, f.node, `${conn.peer} (outpost ${f.version}, api ${f.apiVersion})`)
   }
 
@@ -386,7 +392,7 @@ export class Hub {
     }
     conn.node = node
     this.nodes.set(node, conn)
-    this.send(conn, { t: 'welcome', hub: this.opts.name ?? 'hub', apiVersion: API_VERSION, features: ['presence'] })
+    this.send(conn, { t: 'welcome', hub: this.opts.name ?? 'hub', apiVersion: API_VERSION, features: ['presence', 'deflate'] })
     this.opts.log('info', `${node} connected from ${from}`)
     this.presence([node], [])
     for (const [key, b] of this.blocked) if (key.endsWith(`\u0000${node}`)) b.since = Date.now()
@@ -416,14 +422,18 @@ export class Hub {
     this.send(conn, { t: 'presence', online: names, offline: [] })
   }
 
-  /** A batch is routed whole, its envelopes unread: split into msg frames only for a receiver of apiVersion 1. */
-  private route(conn: Conn, f: Extract<Frame, { t: 'msg' | 'part' | 'batch' }>): void {
+  /** Routed by `to`, envelopes unread; adapted to what an older receiver takes (src/hub-deliver.ts). */
+  private route(conn: Conn, f: Routed): void {
     const target = this.nodes.get(f.to)
+    // An ACK for a node that is away is dropped, not refused: nothing waits on it (its messages
+    // come again and are ACKed again), and a refusal would tell the sender the node is away
+    // after the `online` that said it is back. ACKs keep no order, so a blocked pair does not hold them.
+    if (f.t === 'acks') return target === undefined ? undefined : this.forward(conn, target, f)
     const pair = this.blocked.size === 0 && target !== undefined ? '' : `${conn.node}\u0000${f.to}`
     const block = pair === '' ? undefined : this.blocked.get(pair)
     if (block && target !== undefined && block.since !== undefined && Date.now() - block.since > BLOCK_MAX_MS) this.blocked.delete(pair)
     else if (block || target === undefined) {
-      if (f.t === 'batch') for (const id of f.ids) this.send(conn, { t: 'nack', id, to: f.to, reason: 'offline' })
+      if (f.t === 'batch' || f.t === 'zbatch') for (const id of f.ids) this.send(conn, { t: 'nack', id, to: f.to, reason: 'offline' })
       else if (f.t === 'msg' || f.i === 0) this.send(conn, { t: 'nack', id: f.id, to: f.to, reason: 'offline' })
       // Only nodes this hub knows can come back: no memory is kept for made-up names.
       if (target === undefined && (this.tokens.has(f.to) || this.locals.has(f.to))) {
@@ -434,8 +444,24 @@ export class Hub {
       }
       return
     }
-    if (f.t === 'batch' && target.api < BATCH_API) for (const m of unbatch(f)) this.send(target, { ...m, from: conn.node! })
-    else this.send(target, { ...f, from: conn.node! })
+    this.forward(conn, target, f)
+  }
+
+  private forward(conn: Conn, target: Conn, f: Routed): void {
+    let frames: Frame[]
+    try {
+      frames = framesFor(target, f, conn.node!, ulid)
+    } catch (err) {
+      // A zbatch that does not inflate (or would past the frame limit): its sender's connection only.
+      return this.fail(conn, isOutpostError(err) ? err.code : 'frame_invalid', (err as Error).message)
+    }
+    try {
+      for (const out of frames) this.send(target, out)
+    } catch (err) {
+      // A frame that leaves no room for the `from` the hub stamps (every outpost node leaves it):
+      // it cannot be forwarded; its sender's connection closes, not the hub.
+      return this.fail(conn, isOutpostError(err) ? err.code : 'frame_invalid', `${(err as Error).message}; a frame must leave room for the sender's name (the hub adds it)`)
+    }
   }
 
   private send(conn: Conn, f: Frame): void {

@@ -15,6 +15,7 @@ import { ensureDataDir } from './lib/data-dir'
 import { releaseHeap } from './lib/heap'
 import { Stopper } from './lib/stopper'
 import { readPending } from './upgrade/watchdog'
+import { AckSender } from './ack-sender'
 import { Dispatcher } from './dispatcher'
 import { runMethod, stopGraceMs } from './run'
 import { encode, stamp, type Envelope, type MessageDraft } from './wire/envelope'
@@ -29,8 +30,7 @@ import { ReplyWatch } from './reply-watch'
 import type { ApplyResult, Control } from './config/apply'
 import type { JobInfo, Method, MethodContext } from './method'
 import { fromEvents, NO_METRICS, type Metrics } from './metrics'
-import { ACK_METHOD, DEFAULT_REPLY_METHOD, nameIndex } from './method-names'
-import { AckBatcher } from './ack-batch'
+import { DEFAULT_REPLY_METHOD, nameIndex } from './method-names'
 import { Outbox } from './store/outbox'
 import { Scheduler, type LocalOutcome } from './schedules'
 import type { Transport, TransportOptions, TransportPlugin } from './transport'
@@ -184,15 +184,12 @@ export class OutpostNode {
     this.files = new FileTransfers({ self: this.name, dataDir, config, log, now: this.now, submit: signedSubmit })
     this.sinks.push((ev) => this.files.onEvent(ev))
     this.live = liveOn(transport, { self: this.name, log, now: this.now, settings: () => this.config.sessions, record: (r) => events({ type: 'session', ...r }) })
-    const acks = new AckBatcher(
-      (ack) => { transport.publish({ id: ack.id, to: ack.toNode, method: ACK_METHOD, event: true, bytes: this.delivery.charge(encode(ack)) }).catch(() => { /* resent by its sender */ }) },
-      (node) => (transport.peerApi?.(node) ?? 1) >= 2,
-    )
+    const acks = new AckSender({ self: this.name, transport, ulid: defaultUlid, now: this.now, charge: (b) => this.delivery.charge(b) })
     this.dispatcher = new Dispatcher({
       self: this.name, live: this.live, config, dataDir, outbox, methods, log, now: this.now, ulid: defaultUlid,
       sendAck: (ack) => {
         if (ack.toNode === this.name) return this.delivery.onAck(ack.inReplyTo!)
-        acks.add(ack)
+        acks.send(ack)
       },
       enqueue: (env, inboxId) => this.queue(env, inboxId),
       onAck: (id) => this.delivery.onAck(id),
@@ -232,7 +229,7 @@ export class OutpostNode {
       section: (config.transport as Record<string, unknown>)[config.transport.kind],
       // Central keeps the fleet's list: the hub tells it at once who comes and goes.
       presence: config.node.central === config.node.name,
-      version: VERSION, log: tlog.log, ...(o.logger.trace ? { debug: o.logger.trace } : {}),
+      version: VERSION, log: tlog.log, compress: config.transport.compress, ...(o.logger.trace ? { debug: o.logger.trace } : {}),
     }
     // `never`: the section's type is the plugin's own; the config was validated against it.
     const transport = o.transport !== undefined ? o.transport(options) : plugin!.create(options as TransportOptions<never>)

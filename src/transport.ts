@@ -19,6 +19,8 @@ export interface Outbound {
   event: boolean
   /** The encoded envelope. */
   bytes: Uint8Array
+  /** An ACK envelope (src/wire/acks.ts): the ids it acknowledges, one or more. Only published while `manyIdAcks`. */
+  acks?: string[]
 }
 
 /** One envelope received, with the sender as the transport authenticated it (when it can). */
@@ -68,6 +70,8 @@ export interface TransportOptions<S = unknown> {
   presence?: boolean
   /** Largest envelope accepted or sent, bytes (default 16 MiB). */
   maxMessageBytes?: number
+  /** transport.compress: compress batches when it pays, with peers that announced it (tcp). Default off. */
+  compress?: 'auto' | 'off'
   /** transport.<kind> of the config, when the plugin declares a section (undefined otherwise). */
   section: S
 }
@@ -78,6 +82,11 @@ export interface Transport {
   start(): void
   /** True while a connection is up and messages can be handed over. */
   readonly connected: boolean
+  /**
+   * True while an ACK envelope acknowledging many ids (`Outbound.acks`) reaches any receiver (tcp:
+   * the hub welcomed with apiVersion 3 or later and splits it for older receivers). Absent: false.
+   */
+  readonly manyIdAcks?: boolean
   /**
    * Hand a message to the wire. Resolves once written to the connection; rejects when not
    * connected (the delivery loop keeps the message and tries again later).

@@ -7,81 +7,19 @@
 import net from 'node:net'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { parseConfig } from '../src/config'
 import { Hub, hashToken } from '../src/hub'
 import { ACK_METHOD } from '../src/method-names'
-import type { Inbound, Transport, TransportEvent, TransportOptions } from '../src/transport'
+import type { Inbound, Transport, TransportEvent } from '../src/transport'
+import { ackedIds } from '../src/wire/acks'
 import { decode } from '../src/wire/envelope'
 import { encodeFrame, FrameDecoder, type Frame } from '../src/wire/framing'
-import tcp from '../transports/tcp'
 import { hubLink } from '../src/hub-link'
 import { Cluster, editYaml, section, sendVia } from './fixtures/cluster'
 import { freePort } from './fixtures/ports'
-import YAML from 'yaml'
-
-const TOKENS: Record<string, string> = { a: 'token-of-a', b: 'token-of-b' }
-
-/** A TCP proxy to `port` that decodes and keeps the frames going each way. */
-async function recordingProxy(port: number): Promise<{ port: number; up: Frame[]; down: Frame[]; close(): void }> {
-  const up: Frame[] = []
-  const down: Frame[] = []
-  const socks = new Set<net.Socket>()
-  const server = net.createServer((client) => {
-    const hub = net.connect(port, '127.0.0.1')
-    socks.add(client).add(hub)
-    const upDec = new FrameDecoder()
-    const downDec = new FrameDecoder()
-    client.on('data', (c: Buffer) => { up.push(...upDec.push(c)); hub.write(c) })
-    hub.on('data', (c: Buffer) => { down.push(...downDec.push(c)); client.write(c) })
-    const end = (): void => { client.destroy(); hub.destroy() }
-    client.on('close', end).on('error', end)
-    hub.on('close', end).on('error', end)
-  })
-  const p = await freePort()
-  await new Promise<void>((resolve) => server.listen(p, '127.0.0.1', resolve))
-  return { port: p, up, down, close: () => { for (const s of socks) s.destroy(); server.close() } }
-}
-
-function make(node: string, port: number): Transport {
-  const config = parseConfig(YAML.stringify({ node: { name: node }, dataDir: '/nonexistent', transport: { kind: 'tcp', servers: [`tcp://127.0.0.1:${port}`], token: TOKENS[node] } }), `${node}.yaml`)
-  const options: TransportOptions = { node, servers: config.transport.servers, token: config.transport.token, tls: config.transport.tls, version: '0.0.0', section: undefined, log: () => {} }
-  return tcp.create(options as TransportOptions<never>)
-}
-
-function collect<T>(it: AsyncIterable<T>): T[] {
-  const items: T[] = []
-  void (async () => { for await (const x of it) items.push(x) })()
-  return items
-}
-
-/** A raw client speaking apiVersion 1: hello, then whatever frames the test writes. */
-async function oldPeer(port: number, node: string): Promise<{ frames: Frame[]; send(f: Frame): void; close(): void }> {
-  const frames: Frame[] = []
-  const dec = new FrameDecoder()
-  const sock = net.connect(port, '127.0.0.1')
-  sock.on('error', () => {})
-  sock.on('data', (c: Buffer) => frames.push(...dec.push(c)))
-  sock.write(encodeFrame({ t: 'hello', node, token: TOKENS[node]!, version: '0.0.0', apiVersion: 1 }))
-  await waitFor(() => assert.ok(frames.some((f) => f.t === 'welcome')))
-  return { frames, send: (f) => sock.write(encodeFrame(f)), close: () => sock.destroy() }
-}
-
-/** Retry fn (assertions) until it passes, or fail with its last error after ms. */
-async function waitFor(fn: () => void, ms = 10_000): Promise<void> {
-  const end = Date.now() + ms
-  for (;;) {
-    try {
-      fn()
-      return
-    } catch (err) {
-      if (Date.now() > end) throw err
-    }
-    await new Promise((r) => setTimeout(r, 20))
-  }
-}
+import { collect, make, oldPeer, rawPeer, recordingProxy, TOKENS, waitFor, wireEnvelopes } from './fixtures/wire-peers'
 
 const envelope = (i: number, size = 200): Uint8Array => new Uint8Array(size).fill(i % 251)
-const msgs = (frames: Frame[]): Frame[] => frames.filter((f) => f.t === 'msg' || f.t === 'batch' || f.t === 'part')
+const msgs = (frames: Frame[]): Frame[] => frames.filter((f) => f.t === 'msg' || f.t === 'batch' || f.t === 'part' || f.t === 'zbatch' || f.t === 'acks')
 
 async function startHub(): Promise<{ hub: Hub; port: number }> {
   const port = await freePort()
@@ -193,6 +131,27 @@ test('a batch to a receiver that is away: every envelope in it is refused (nack 
   }
 })
 
+test('a frame with no room for the sender\'s name the hub stamps closes its sender\'s connection only (frame_too_large); the hub keeps routing', async () => {
+  const { hub, port } = await startHub()
+  const peers: Awaited<ReturnType<typeof rawPeer>>[] = []
+  try {
+    const a = await rawPeer(port, 'a', 3)
+    const b = await rawPeer(port, 'b', 3)
+    peers.push(a, b)
+    a.send({ t: 'msg', id: 'full', to: 'b', b: new Uint8Array(8165) }) // a body of 8190 bytes: no room for from
+    await waitFor(() => assert.ok(a.closed()))
+    assert.is((a.frames.find((f) => f.t === 'error') as { code?: string } | undefined)?.code, 'frame_too_large')
+    const a2 = await rawPeer(port, 'a', 3)
+    peers.push(a2)
+    a2.send({ t: 'msg', id: 'small', to: 'b', b: envelope(1) })
+    await waitFor(() => assert.ok(b.frames.some((f) => f.t === 'msg' && f.id === 'small')))
+    assert.not.ok(b.frames.some((f) => f.t === 'msg' && f.id === 'full'))
+  } finally {
+    for (const p of peers) p.close()
+    await hub.close()
+  }
+})
+
 test('in front of an old hub (welcome apiVersion 1) a node sends one msg frame per envelope', async () => {
   const frames: Frame[] = []
   const socks: net.Socket[] = []
@@ -235,16 +194,18 @@ test('real nodes: commands go to the receiver in batches, its ACKs come back bat
     assert.is(r.accepted.length, n)
     assert.is(r.replies.length, n, 'one reply per command')
     assert.is(new Set(r.replies.map((x) => x.inReplyTo)).size, n)
-    const down = msgs(proxy.down)
-    const commands = down.flatMap((f) => (f.t === 'batch' ? f.bs : f.t === 'msg' ? [f.b] : [])).map((b) => decode(b)).filter((e) => e.method === 'node.ping')
+    const down = proxy.down
+    const commands = wireEnvelopes(down).map((b) => decode(b)).filter((e) => e.method === 'node.ping')
     assert.is(commands.length, n, 'each command crossed once')
-    assert.ok(down.some((f) => f.t === 'batch' && f.ids.length > 1), 'commands arrived in batch frames')
-    // Up: batch frames of ACK envelopes (each acknowledging one id), fewer frames than ACKs.
+    assert.ok(down.some((f) => (f.t === 'batch' || f.t === 'zbatch') && f.ids.length > 1), 'commands arrived in batch frames')
+    // Up: ACK envelopes acknowledging many ids (apiVersion 3), in acks frames naming the same ids.
     const upFrames = msgs(proxy.up)
-    const acks = upFrames.flatMap((f) => (f.t === 'batch' ? f.bs : f.t === 'msg' ? [f.b] : [])).map((b) => decode(b)).filter((e) => e.method === ACK_METHOD)
-    assert.is(new Set(acks.map((e) => e.inReplyTo)).size, n, 'every command acknowledged')
-    const ackBatches = upFrames.filter((f) => f.t === 'batch' && f.bs.some((b) => decode(b).method === ACK_METHOD))
-    assert.ok(ackBatches.some((f) => f.t === 'batch' && f.bs.filter((b) => decode(b).method === ACK_METHOD).length > 1), 'several ACKs in one batch frame')
+    const acks = wireEnvelopes(proxy.up).map((b) => decode(b)).filter((e) => e.method === ACK_METHOD)
+    const acked = acks.flatMap((e) => ackedIds(e))
+    assert.is(new Set(acked).size, n, 'every command acknowledged')
+    assert.ok(acks.some((e) => (e.ids?.length ?? 0) > 1), 'one ACK envelope acknowledges several ids')
+    for (const f of proxy.up) if (f.t === 'acks') assert.equal(f.ids, ackedIds(decode(f.b)), 'the acks frame names what its envelope acknowledges')
+    assert.ok(acks.length < n, `fewer ACK envelopes (${acks.length}) than commands (${n})`)
     assert.ok(upFrames.length < acks.length + n, `fewer frames up (${upFrames.length}) than ACKs and replies (${acks.length + n})`)
   } finally {
     proxy?.close()

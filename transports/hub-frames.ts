@@ -2,14 +2,17 @@
  * What a node does with the frames the hub sends it once welcomed, the same over TCP
  * (transports/tcp.ts) and in the hub's own process (src/hub-link.ts):
  *
- *   msg / batch (each envelope) / reassembled parts ─▶ messages()      nack / online / presence ─▶ events()
+ *   msg / acks / batch and inflated zbatch (each envelope) / reassembled parts ─▶ messages()
+ *   nack / online / presence ─▶ events()
+ *   a zbatch that does not inflate (or would past the frame limit) is dropped and logged
  *   online is echoed first (the hub then knows what follows is a resend from the oldest message)
  *   ping ─▶ pong; error ─▶ logged; anything else ─▶ ignored (a newer hub may send more)
  */
 import type { AsyncQueue } from '../src/lib/async-queue'
 import type { LogFn } from '../src/log'
 import type { Inbound, TransportEvent } from '../src/transport'
-import type { Frame } from '../src/wire/framing'
+import { inflateBatch } from '../src/wire/batch'
+import type { BatchFrame, Frame } from '../src/wire/framing'
 import type { Reassembler } from '../src/wire/reassembler'
 
 export interface HubFrameTarget {
@@ -25,7 +28,19 @@ export interface HubFrameTarget {
 
 export function onHubFrame(f: Frame, to: HubFrameTarget): void {
   switch (f.t) {
-    case 'msg': {
+    case 'zbatch': {
+      let batch: BatchFrame
+      try {
+        batch = inflateBatch(f)
+      } catch (err) {
+        // Its envelopes are not ACKed: their sender tries again (and is the one to fix).
+        to.log('warn', `dropped a compressed batch of ${f.ids.length} from ${f.from ?? 'unknown'}: ${(err as Error).message}`, { code: (err as { code?: string }).code })
+        return
+      }
+      return onHubFrame(batch, { ...to, copy: false })
+    }
+    case 'msg':
+    case 'acks': {
       const bytes = to.copy ? new Uint8Array(f.b) : f.b
       to.inbound.push(f.from === undefined ? { bytes } : { bytes, from: f.from })
       return

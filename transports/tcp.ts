@@ -8,6 +8,8 @@
  *   publish ─▶ msg frame, or part frames past 8 KiB; writes in one tick are corked together
  *   (hub of apiVersion 2: the first message of a tick is written at once, the rest of the tick's
  *   at its end, per receiver in batch frames)
+ *   (hub of apiVersion 3: an ACK of many ids is an `acks` frame; a hub offering `deflate`, with
+ *   transport.compress auto: a frame of ≥ 1 KiB of envelopes goes as a zbatch when that pays)
  *   frames in ─▶ msg / reassembled parts ─▶ messages(); nack / online ─▶ events()
  */
 import dns from 'node:dns/promises'
@@ -20,7 +22,8 @@ import type { Outbound, ServerAddress, Transport, TransportOptions, TransportPlu
 import { API_VERSION } from '../src/version'
 import { fullJitter, readConfigFile, TransportBase } from './base'
 import { onHubFrame } from './hub-frames'
-import { BATCH_API, packFrames, type Outgoing } from '../src/wire/batch'
+import { BATCH_API, compressFrame, packFrames, type Outgoing } from '../src/wire/batch'
+import { ACKS_API } from '../src/wire/acks'
 
 const DEFAULT_PORT = 7430
 const CONNECT_TIMEOUT_MS = 10_000
@@ -55,6 +58,10 @@ class TcpTransport extends TransportBase implements Transport {
   private readonly reassembler: Reassembler
   /** The hub takes batch frames (its welcome said apiVersion 2 or later). */
   private batching = false
+  /** The hub takes `acks` frames (welcome apiVersion 3 or later). */
+  private acking = false
+  /** Compress batches: transport.compress is auto and the hub offers `deflate`. */
+  private deflate = false
   /** A message was published in this tick: the next ones wait for the flush. */
   private tickOpen = false
   /** Published in this tick, sent at the next (batching only). */
@@ -71,6 +78,10 @@ class TcpTransport extends TransportBase implements Transport {
     return this.welcomed && this.sock !== undefined && !this.sock.destroyed
   }
 
+  get manyIdAcks(): boolean {
+    return this.acking && this.connected
+  }
+
   protected open(): void {
     // Parts of a message whose sender went away are dropped after a minute.
     this.startSweeping(() => this.reassembler.sweep())
@@ -80,6 +91,7 @@ class TcpTransport extends TransportBase implements Transport {
   async publish(msg: Outbound): Promise<void> {
     const sock = this.sock
     if (!this.connected || sock === undefined) throw new OutpostError('not_connected', 'tcp: not connected to a hub')
+    if (msg.acks !== undefined) return this.publishAcks(sock, msg, msg.acks)
     if (this.batching && this.tickOpen) {
       return new Promise<void>((resolve, reject) => {
         this.queued.push({ id: msg.id, to: msg.to, bytes: msg.bytes, done: (err) => (err === undefined ? resolve() : reject(err)) })
@@ -91,12 +103,9 @@ class TcpTransport extends TransportBase implements Transport {
       process.nextTick(() => { this.tickOpen = false; this.flush() })
     }
     const frames = splitEnvelope(msg.id, msg.to, msg.bytes)
-    if (!this.corked) {
-      this.corked = true
-      sock.cork()
-      process.nextTick(() => { this.corked = false; sock.uncork() })
-    }
-    for (const f of frames) {
+    this.corkTick(sock)
+    for (const frame of frames) {
+      const f = this.deflate ? compressFrame(frame, 'auto') : frame
       this.opts.debug?.(`tcp → ${describe(f)}`)
       sock.write(encodeFrame(f))
     }
@@ -107,6 +116,24 @@ class TcpTransport extends TransportBase implements Transport {
         sock.on('close', done)
       })
     }
+  }
+
+  /** Writes in one tick go out together. */
+  private corkTick(sock: net.Socket): void {
+    if (this.corked) return
+    this.corked = true
+    sock.cork()
+    process.nextTick(() => { this.corked = false; sock.uncork() })
+  }
+
+  /** An ACK of many ids: one `acks` frame, written at once (ACKs keep no order with messages). */
+  private async publishAcks(sock: net.Socket, msg: Outbound, ids: string[]): Promise<void> {
+    if (!this.acking) throw new OutpostError('not_connected', 'tcp: this hub does not take ACKs of many ids (apiVersion < 3)')
+    const f: Frame = { t: 'acks', id: msg.id, to: msg.to, ids, b: msg.bytes }
+    const bytes = encodeFrame(f)
+    this.corkTick(sock)
+    this.opts.debug?.(`tcp → ${describe(f)}`)
+    sock.write(bytes)
   }
 
   /**
@@ -132,7 +159,8 @@ class TcpTransport extends TransportBase implements Transport {
     sock.cork()
     try {
       for (const [to, items] of byReceiver) {
-        for (const f of packFrames(to, items)) {
+        for (const frame of packFrames(to, items)) {
+          const f = this.deflate ? compressFrame(frame, 'auto') : frame
           this.opts.debug?.(`tcp → ${describe(f)}`)
           sock.write(encodeFrame(f))
         }
@@ -221,7 +249,7 @@ class TcpTransport extends TransportBase implements Transport {
       let pinger: NodeJS.Timeout | undefined
       sock.setNoDelay(true)
       sock.once(target.secure ? 'secureConnect' : 'connect', () => {
-        sock.write(encodeFrame({ t: 'hello', node: this.opts.node, token: this.opts.token ?? '', version: this.opts.version, apiVersion: API_VERSION }))
+        sock.write(encodeFrame({ t: 'hello', node: this.opts.node, token: this.opts.token ?? '', version: this.opts.version, apiVersion: API_VERSION, ...(this.opts.compress === 'auto' ? { features: ['deflate'] } : {}) }))
       })
       sock.on('data', (chunk: Buffer) => {
         lastRx = Date.now()
@@ -244,6 +272,8 @@ class TcpTransport extends TransportBase implements Transport {
               this.sock = sock
               this.welcomed = true
               this.batching = f.apiVersion >= BATCH_API
+              this.acking = f.apiVersion >= ACKS_API
+              this.deflate = this.opts.compress === 'auto' && f.features?.includes('deflate') === true
               this.opts.log('info', `connected to ${where} as ${this.opts.node}`)
               this.evq.push({ type: 'connected', server: target.url })
               // Older hubs close the connection on a frame they do not know: ask only those that offer it.
@@ -330,6 +360,8 @@ function describe(f: Frame): string {
     case 'msg': return `msg ${f.id} ${f.from ?? ''}→${f.to} ${abbreviate(f.b)}`
     case 'part': return `part ${f.id} ${f.i + 1}/${f.n} → ${f.to} ${abbreviate(f.b)}`
     case 'batch': return `batch of ${f.ids.length} ${f.from ?? ''}→${f.to}: ${f.ids.join(' ')}`
+    case 'zbatch': return `zbatch of ${f.ids.length} (${f.z.length} B) ${f.from ?? ''}→${f.to}: ${f.ids.join(' ')}`
+    case 'acks': return `acks ${f.id} ${f.from ?? ''}→${f.to}: ${f.ids.join(' ')}`
     case 'hello': return `hello ${f.node}`
     default: return JSON.stringify(f)
   }

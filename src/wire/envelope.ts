@@ -42,7 +42,7 @@ export interface Envelope {
   directory?: string
   fileName?: string
   inReplyTo?: string
-  /** An ACK to a node of api version 2 or later: every id it acknowledges (inReplyTo is the first). */
+  /** An ACK acknowledging several messages: their ids (src/wire/acks.ts); inReplyTo is then the first of them. */
   ids?: string[]
   seq?: number
   final?: boolean

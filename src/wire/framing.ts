@@ -25,7 +25,8 @@ export const MAX_FRAME = 8192
 /** Largest frame body (the MessagePack part). */
 export const MAX_BODY = MAX_FRAME - 2
 
-export interface HelloFrame { t: 'hello'; node: string; token: string; version: string; apiVersion: number }
+/** `features` (newer nodes): what this node takes beyond its apiVersion, e.g. `deflate` (zbatch frames). */
+export interface HelloFrame { t: 'hello'; node: string; token: string; version: string; apiVersion: number; features?: string[] }
 /** `features` (newer hubs): what this hub offers beyond the base protocol, e.g. `presence`. */
 export interface WelcomeFrame { t: 'welcome'; hub: string; apiVersion: number; features?: string[] }
 /** The node reconnects to one of these servers. */
@@ -37,6 +38,16 @@ export interface MsgFrame { t: 'msg'; id: string; to: string; from?: string; b: 
  * id of bs[i], in send order. The hub routes it by `to` without decoding the envelopes.
  */
 export interface BatchFrame { t: 'batch'; to: string; from?: string; ids: string[]; bs: Uint8Array[] }
+/**
+ * One ACK envelope acknowledging several ids (apiVersion 3, src/wire/acks.ts): `ids` repeats
+ * what the envelope acknowledges, so the hub can split it for an older receiver unopened.
+ */
+export interface AcksFrame { t: 'acks'; id: string; to: string; from?: string; ids: string[]; b: Uint8Array }
+/**
+ * A batch frame whose envelopes are compressed (src/wire/compress.ts), only between peers that
+ * announced `deflate`: `z` inflates to the MessagePack array of the envelopes, ids[i] the id of the i-th.
+ */
+export interface ZbatchFrame { t: 'zbatch'; to: string; from?: string; ids: string[]; z: Uint8Array }
 /** Slice i (0-based) of n of an envelope too large for one frame. */
 export interface PartFrame { t: 'part'; id: string; to: string; from?: string; i: number; n: number; b: Uint8Array }
 /** The hub could not deliver (`offline`, `denied`, …): the sender keeps the message. */
@@ -55,7 +66,7 @@ export interface ErrorFrame { t: 'error'; code: string; message: string }
 export interface LogFrame { t: 'log'; line: string }
 
 export type Frame =
-  | HelloFrame | WelcomeFrame | RedirectFrame | MsgFrame | PartFrame | NackFrame | BatchFrame
+  | HelloFrame | WelcomeFrame | RedirectFrame | MsgFrame | PartFrame | NackFrame | BatchFrame | AcksFrame | ZbatchFrame
   | OnlineFrame | WatchFrame | PresenceFrame | PingFrame | PongFrame | ErrorFrame | LogFrame
 export type FrameType = Frame['t']
 
@@ -64,13 +75,15 @@ type MapType = Exclude<FrameType, 'log'>
 
 /** The fields of each map frame, in wire order. Checked against the interfaces above. */
 const SHAPES = {
-  hello: { node: 'string', token: 'string', version: 'string', apiVersion: 'uint' },
+  hello: { node: 'string', token: 'string', version: 'string', apiVersion: 'uint', features: 'strings?' },
   welcome: { hub: 'string', apiVersion: 'uint', features: 'strings?' },
   redirect: { servers: 'strings' },
   msg: { id: 'string', to: 'string', from: 'string?', b: 'bytes' },
   part: { id: 'string', to: 'string', from: 'string?', i: 'uint', n: 'uint', b: 'bytes' },
   nack: { id: 'string', to: 'string', reason: 'string' },
   batch: { to: 'string', from: 'string?', ids: 'strings', bs: 'bytesList' },
+  acks: { id: 'string', to: 'string', from: 'string?', ids: 'strings', b: 'bytes' },
+  zbatch: { to: 'string', from: 'string?', ids: 'strings', z: 'bytes' },
   online: { node: 'string' },
   watch: {},
   presence: { online: 'strings', offline: 'strings' },
@@ -251,6 +264,7 @@ function toFrame(value: unknown): Frame {
   if (t === 'batch' && !((frame.ids as string[]).length >= 1 && (frame.ids as string[]).length === (frame.bs as Uint8Array[]).length)) {
     throw invalid(`batch.ids and batch.bs must be as long as each other and not empty, got ${(frame.ids as string[]).length} and ${(frame.bs as Uint8Array[]).length}`)
   }
+  if ((t === 'acks' || t === 'zbatch') && (frame.ids as string[]).length === 0) throw invalid(`${t}.ids must not be empty`)
   return frame as unknown as Frame
 }
 

@@ -6,9 +6,10 @@
  */
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { AckBatcher, manyIdAck } from '../../src/ack-batch'
+import { AckSender } from '../../src/ack-sender'
+import type { Transport } from '../../src/transport'
 import { isOutpostError } from '../../src/errors'
-import { makeAck, type Envelope } from '../../src/wire/envelope'
+import { decode, makeAck, type Envelope } from '../../src/wire/envelope'
 import { decodeBatch, encodeBatch, isBatch, packPayloads } from '../../transports/broker-batch'
 import { chunk, Unchunker } from '../../transports/chunks'
 
@@ -69,21 +70,29 @@ test('broker batches - a batched payload reads back as its envelopes; anything m
 const env = (id: string, from: string, to: string): Envelope => ({ id, fromNode: from, toNode: to, method: 'node.ping', createdAt: 1 })
 
 test('broker batches - the ACKs of one tick to a node of version 2 are one envelope naming every id; to version 1, one each', async () => {
-  const sent: Envelope[] = []
-  const acks = new AckBatcher((a) => sent.push(a), (node) => node === 'central')
+  const sent: { ack: Envelope; acks: string[] | undefined }[] = []
+  // A broker transport: no manyIdAcks (that is a hub's), central known to be of version 2.
+  const transport = {
+    peerApi: (node: string) => (node === 'central' ? 2 : undefined),
+    publish: (o: { bytes: Uint8Array; acks?: string[] }) => { sent.push({ ack: decode(o.bytes), acks: o.acks }); return Promise.resolve() },
+  } as unknown as Transport
+  const acks = new AckSender({ self: 'ship1', transport, ulid: () => 'u', now: () => 1, charge: (b) => b })
   let n = 0
-  for (const id of ['m1', 'm2', 'm3']) acks.add(makeAck(env(id, 'central', 'ship1'), `a${n++}`, 1))
-  for (const id of ['o1', 'o2']) acks.add(makeAck(env(id, 'old', 'ship1'), `a${n++}`, 1))
+  for (const id of ['m1', 'm2', 'm3']) acks.send(makeAck(env(id, 'central', 'ship1'), `a${n++}`, 1))
+  for (const id of ['o1', 'o2']) acks.send(makeAck(env(id, 'old', 'ship1'), `a${n++}`, 1))
   // Version 1: at once, one per id.
-  assert.equal(sent.map((a) => [a.toNode, a.inReplyTo, a.ids]), [['old', 'o1', undefined], ['old', 'o2', undefined]])
+  assert.equal(sent.map(({ ack }) => [ack.toNode, ack.inReplyTo, ack.ids]), [['old', 'o1', undefined], ['old', 'o2', undefined]])
   await new Promise((r) => process.nextTick(r))
   assert.is(sent.length, 3)
-  assert.is(sent[2]!.toNode, 'central')
-  assert.is(sent[2]!.inReplyTo, 'm1')
-  assert.equal(sent[2]!.ids, ['m1', 'm2', 'm3'])
-  // A lone ACK stays the envelope it was.
-  const one = makeAck(env('x', 'central', 'ship1'), 'ax', 1)
-  assert.is(manyIdAck([one]), one)
+  assert.is(sent[2]!.ack.toNode, 'central')
+  assert.is(sent[2]!.ack.inReplyTo, 'm1')
+  assert.equal(sent[2]!.ack.ids, ['m1', 'm2', 'm3'])
+  // Through a broker the envelope goes as it is (an `acks` frame is a hub's).
+  assert.is(sent[2]!.acks, undefined)
+  // A lone ACK to version 2 stays the single-id envelope it was.
+  acks.send(makeAck(env('x', 'central', 'ship1'), 'ax', 1))
+  await new Promise((r) => process.nextTick(r))
+  assert.equal([sent[3]!.ack.id, sent[3]!.ack.inReplyTo, sent[3]!.ack.ids], ['ax', 'x', undefined])
 })
 
 test.run()
