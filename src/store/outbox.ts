@@ -26,7 +26,7 @@ import { BodyStore } from './outbox-bodies'
 import { OutboxIndex, type DestinationStats, type LiveEntry } from './outbox-index'
 import { prepareOutboxTable } from './outbox-table'
 import { RECEIVER_TABLES, ReceiverIndex, type InboxEntry } from './receiver-index'
-import { encodeOp, isNewMessage, messageOf, OP_ATTEMPT, OP_ENQUEUE, OP_INBOX_ADD, OP_INBOX_DONE, OP_INBOX_START, OP_REMOVE, OP_REPLY, OP_SEEN, routedOp, type Op, type Route } from './outbox-ops'
+import { encodeOp, isNewMessage, messageOf, type MessageOp, OP_ATTEMPT, OP_ENQUEUE, OP_INBOX_ADD, OP_INBOX_DONE, OP_INBOX_START, OP_REMOVE, OP_REPLY, OP_SEEN, routedOp, type Op, type Route } from './outbox-ops'
 import { loadSnapshot, replayJournal, writeSnapshot, type JournalDamage } from './store-files'
 
 /** How often the journal's pace is looked at while it is written to. */
@@ -300,8 +300,7 @@ export class Outbox {
 
   private applyBatch(ops: Op[]): void {
     for (const op of ops) {
-      applyOp(this.index, this.receiver, op)
-      const m = messageOf(op)
+      const m = applyOp(this.index, this.receiver, op)
       if (m !== undefined) {
         this.pendingIds.delete(m.id)
         this.pendingBytes -= m.body.length
@@ -581,23 +580,36 @@ export class Outbox {
 /** Keys of the sender's request records in the seen set ('!' sorts below every ULID). */
 const SENT_PREFIX = '!'
 
+/** Digests of recent (receiver, reply method) pairs: a stream of requests names few, and a SHA-256 costs ~1.5 µs. */
+const sentDigests = new Map<string, string>()
+const SENT_DIGESTS = 1024
+
 /** 43 bytes whatever the names' lengths: the id, and a digest of the receiver and reply method. */
 function sentKey(id: string, dest: string, replyMethod: string): string {
-  return SENT_PREFIX + id + createHash('sha256').update(`${dest}\0${replyMethod}`).digest('base64url').slice(0, 16)
+  const pair = `${dest}\0${replyMethod}`
+  let digest = sentDigests.get(pair)
+  if (digest === undefined) {
+    digest = createHash('sha256').update(pair).digest('base64url').slice(0, 16)
+    if (sentDigests.size >= SENT_DIGESTS) sentDigests.clear()
+    sentDigests.set(pair, digest)
+  }
+  return SENT_PREFIX + id + digest
 }
 
 function reservedId(id: string): OutpostError {
   return new OutpostError('envelope_invalid', `store: id ${JSON.stringify(id.slice(0, 40))} starts with '${SENT_PREFIX}', which is reserved for this node's request records; not recorded`)
 }
 
-/** One journal op applied to the in-memory state: the same at replay and live. */
-function applyOp(index: OutboxIndex, receiver: ReceiverIndex, op: Op): void {
+/** One journal op applied to the in-memory state: the same at replay and live. Returns the message an op queued. */
+function applyOp(index: OutboxIndex, receiver: ReceiverIndex, op: Op): MessageOp | undefined {
   const m = messageOf(op)
   if (m !== undefined) {
-    index.add({ id: m.id, dest: m.dest, seq: m.seq, createdAt: m.createdAt, expiresAt: m.expiresAt, attempts: 0, nextAt: 0, body: m.body, ...(m.route ? { route: m.route } : {}) })
+    const e: LiveEntry = { id: m.id, dest: m.dest, seq: m.seq, createdAt: m.createdAt, expiresAt: m.expiresAt, attempts: 0, nextAt: 0, body: m.body }
+    if (m.route !== undefined) e.route = m.route
+    index.add(e)
     if (m.doneId !== undefined) receiver.done(m.doneId)
     if (m.request !== undefined) receiver.seen(sentKey(m.id, m.dest, m.request.replyMethod), m.request.until)
-    return
+    return m
   }
   switch (op[0]) {
     case OP_REMOVE:
@@ -619,6 +631,7 @@ function applyOp(index: OutboxIndex, receiver: ReceiverIndex, op: Op): void {
       receiver.done(op[1])
       break
   }
+  return undefined
 }
 
 /** A copy for callers: they may keep it while the index changes the live one. */

@@ -1,6 +1,6 @@
 import fs from 'node:fs'
 import v8 from 'node:v8'
-import initSqlJs, { type SqlJsStatic, type Statement } from 'sql.js'
+import initSqlJs, { type Database, type SqlJsStatic, type SqlValue, type Statement } from 'sql.js'
 
 let loading: Promise<SqlJsStatic> | undefined
 
@@ -49,5 +49,51 @@ export function hasRow(stmt: Statement, params: (string | number)[]): boolean {
     return stmt.step()
   } finally {
     stmt.reset()
+  }
+}
+
+/** Rows per statement of a BatchInsert: sql.js pays per call (binding, the trip into wasm), not per row. */
+const BATCH_ROWS = 128
+
+/**
+ * Inserts rows BATCH_ROWS at a time through one multi-row statement, the rest one by one
+ * (~3x cheaper a row than a statement run per row, measured with the `seen` table). Call
+ * finish() before the transaction commits; clear() after a failure.
+ */
+export class BatchInsert {
+  private readonly many: Statement
+  private readonly one: Statement
+  private readonly params: SqlValue[] = []
+  private readonly width: number
+
+  /** `head`: `INSERT … INTO t (a, b) VALUES`; `width`: the columns of a row. */
+  constructor(db: Database, head: string, width: number) {
+    const row = `(${Array<string>(width).fill('?').join(', ')})`
+    this.width = width
+    this.many = db.prepare(`${head} ${Array<string>(BATCH_ROWS).fill(row).join(', ')}`)
+    this.one = db.prepare(`${head} ${row}`)
+  }
+
+  add(...row: SqlValue[]): void {
+    for (const v of row) this.params.push(v)
+    if (this.params.length === BATCH_ROWS * this.width) {
+      this.many.run(this.params)
+      this.params.length = 0
+    }
+  }
+
+  /** Insert the rows still held. */
+  finish(): void {
+    for (let i = 0; i < this.params.length; i += this.width) this.one.run(this.params.slice(i, i + this.width))
+    this.params.length = 0
+  }
+
+  clear(): void {
+    this.params.length = 0
+  }
+
+  free(): void {
+    this.many.free()
+    this.one.free()
   }
 }
