@@ -356,9 +356,15 @@ export class Outbox {
     // With its route in one record (9, 10); while an upgrade may roll back, the records an
     // older outpost reads (1 or 8, and a separate request record).
     const routed = this.newFormat && route !== undefined
-    const op: Op = routed
-      ? routedOp({ id, dest, seq, createdAt, expiresAt, body, route, ...(doneId !== undefined ? { doneId } : request !== undefined ? { request } : {}) })
-      : doneId !== undefined ? [OP_REPLY, id, dest, seq, createdAt, expiresAt, body, doneId] : [OP_ENQUEUE, id, dest, seq, createdAt, expiresAt, body]
+    let op: Op
+    if (routed) {
+      const m: MessageOp & { route: Route } = { id, dest, seq, createdAt, expiresAt, body, route }
+      if (doneId !== undefined) m.doneId = doneId
+      else if (request !== undefined) m.request = request
+      op = routedOp(m)
+    } else {
+      op = doneId !== undefined ? [OP_REPLY, id, dest, seq, createdAt, expiresAt, body, doneId] : [OP_ENQUEUE, id, dest, seq, createdAt, expiresAt, body]
+    }
     this.pendingBytes += size
     this.pendingIds.add(id)
     try {
@@ -371,7 +377,9 @@ export class Outbox {
       this.pendingIds.delete(id)
       throw err
     }
-    return { id, dest, body, createdAt, expiresAt, seq, attempts: 0, nextAt: 0, ...(routed ? { route } : {}) }
+    const stored: OutboxEntry = { id, dest, body, createdAt, expiresAt, seq, attempts: 0, nextAt: 0 }
+    if (routed) stored.route = route
+    return stored
   }
 
   /** The receiver acknowledged (or the message expired): forget it. Resolves once that is on disk. */
@@ -636,5 +644,7 @@ function applyOp(index: OutboxIndex, receiver: ReceiverIndex, op: Op): MessageOp
 
 /** A copy for callers: they may keep it while the index changes the live one. */
 function entry(e: LiveEntry): OutboxEntry {
-  return { id: e.id, dest: e.dest, seq: e.seq, body: e.body, createdAt: e.createdAt, expiresAt: e.expiresAt, attempts: e.attempts, nextAt: e.nextAt, ...(e.route ? { route: e.route } : {}) }
+  const out: OutboxEntry = { id: e.id, dest: e.dest, seq: e.seq, body: e.body, createdAt: e.createdAt, expiresAt: e.expiresAt, attempts: e.attempts, nextAt: e.nextAt }
+  if (e.route) out.route = e.route
+  return out
 }
