@@ -44,12 +44,12 @@ function flipAfter(dir: string, needle: string, past: number): { file: string; a
 
 /** Simulate a crash in-process: drop the outbox without close() (no final snapshot). */
 async function abandon(ob: Outbox): Promise<void> {
-  const inner = ob as unknown as { journal: { drain(): Promise<void> }; checkpointing: Promise<void> | undefined }
-  while (inner.checkpointing) await inner.checkpointing
+  const inner = ob as unknown as { journal: { drain(): Promise<void> }; snapshots: { checkpointing: Promise<void> | undefined; clearTimer(): void } }
+  while (inner.snapshots.checkpointing) await inner.snapshots.checkpointing
   // A dead process has no timers: the quiet timer's snapshot would rotate the journal under the next opener.
-  const timers = ob as unknown as { closing: Promise<void> | undefined; quietTimer: NodeJS.Timeout | undefined; journal: { closed: boolean } }
+  const timers = ob as unknown as { closing: Promise<void> | undefined; journal: { closed: boolean } }
   timers.closing = Promise.resolve()
-  clearTimeout(timers.quietTimer)
+  inner.snapshots.clearTimer()
   // Nor a spare still being filled that, once ready, would start a segment under the next opener.
   timers.journal.closed = true
   await inner.journal.drain()
@@ -356,7 +356,7 @@ const timing = suite('outbox snapshot timing')
 
 /** Wait for a snapshot under way, if any (test access to the outbox's own promise). */
 const settled = async (ob: Outbox): Promise<void> => {
-  const inner = ob as unknown as { checkpointing: Promise<void> | undefined }
+  const inner = (ob as unknown as { snapshots: { checkpointing: Promise<void> | undefined } }).snapshots
   while (inner.checkpointing) await inner.checkpointing
 }
 
