@@ -26,7 +26,7 @@ function replay(dir: string): number[] {
 }
 
 function spareState(j: Journal<number>): string {
-  return (j as unknown as { spare: { type: string } }).spare.type
+  return (j as unknown as { files: { spare: { type: string } } }).files.spare.type
 }
 
 async function until(what: string, cond: () => boolean, ms = 5000): Promise<void> {
