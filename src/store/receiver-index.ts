@@ -5,7 +5,7 @@
  * two snapshots, which is nearly all of them, never touches sql.js.
  */
 import type { Database, Statement } from 'sql.js'
-import { BatchInsert, hasRow } from './sqljs'
+import { BatchStatement, hasRow, insertRows } from './sqljs'
 
 /** Receiver side: a message recorded before its ACK, until its method has finished. */
 export interface InboxEntry {
@@ -36,8 +36,8 @@ export class ReceiverIndex {
   private readonly db: Database
   private readonly stmt: Record<Stmt, Statement>
   /** What a snapshot writes: the ids seen since the last one, and the inbox entries still open. */
-  private readonly insertSeen: BatchInsert
-  private readonly insertInbox: BatchInsert
+  private readonly insertSeen: BatchStatement
+  private readonly insertInbox: BatchStatement
 
   constructor(db: Database) {
     this.db = db
@@ -47,8 +47,8 @@ export class ReceiverIndex {
       doneInbox: db.prepare('DELETE FROM inbox WHERE id = ?'),
       prune: db.prepare('DELETE FROM seen WHERE at < ?'),
     }
-    this.insertSeen = new BatchInsert(db, 'INSERT OR REPLACE INTO seen (id, at) VALUES', 2)
-    this.insertInbox = new BatchInsert(db, 'INSERT OR REPLACE INTO inbox (id, fromNode, at, body, state) VALUES', 5)
+    this.insertSeen = new BatchStatement(db, insertRows('INSERT OR REPLACE INTO seen (id, at) VALUES', 2), 2)
+    this.insertInbox = new BatchStatement(db, insertRows('INSERT OR REPLACE INTO inbox (id, fromNode, at, body, state) VALUES', 5), 5)
     this.maxStoredId = String(db.exec('SELECT max(id) FROM seen')[0]?.values[0]?.[0] ?? '')
   }
 

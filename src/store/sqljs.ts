@@ -52,39 +52,46 @@ export function hasRow(stmt: Statement, params: (string | number)[]): boolean {
   }
 }
 
-/** Rows per statement of a BatchInsert: sql.js pays per call (binding, the trip into wasm), not per row. */
+/** Call `row` with each row a prepared query returns for these parameters (the statement is reset for reuse). */
+export function eachRow(stmt: Statement, params: SqlValue[], row: (r: SqlValue[]) => void): void {
+  try {
+    stmt.bind(params)
+    while (stmt.step()) row(stmt.get())
+  } finally {
+    stmt.reset()
+  }
+}
+
+/** Rows per statement of a BatchStatement: sql.js pays per call (binding, the trip into wasm), not per row. */
 const BATCH_ROWS = 128
 
 /**
- * Inserts rows BATCH_ROWS at a time through one multi-row statement, the rest one by one
- * (~3x cheaper a row than a statement run per row, measured with the `seen` table). Call
- * finish() before the transaction commits; clear() after a failure.
+ * One statement run for many rows, BATCH_ROWS at a time (the rest one by one): ~3x cheaper a
+ * row than a statement run per row, measured with the `seen` table. `sql(n)` is the statement
+ * for n rows of `width` parameters each; `onRow` gets each row it returns. Call finish() before
+ * the transaction commits; clear() after a failure.
  */
-export class BatchInsert {
+export class BatchStatement {
   private readonly many: Statement
   private readonly one: Statement
   private readonly params: SqlValue[] = []
-  private readonly width: number
 
-  /** `head`: `INSERT … INTO t (a, b) VALUES`; `width`: the columns of a row. */
-  constructor(db: Database, head: string, width: number) {
-    const row = `(${Array<string>(width).fill('?').join(', ')})`
-    this.width = width
-    this.many = db.prepare(`${head} ${Array<string>(BATCH_ROWS).fill(row).join(', ')}`)
-    this.one = db.prepare(`${head} ${row}`)
+  constructor(db: Database, sql: (rows: number) => string, private readonly width: number, private readonly onRow?: (row: SqlValue[]) => void) {
+    this.many = db.prepare(sql(BATCH_ROWS))
+    this.one = db.prepare(sql(1))
   }
 
   add(...row: SqlValue[]): void {
     for (const v of row) this.params.push(v)
     if (this.params.length === BATCH_ROWS * this.width) {
-      this.many.run(this.params)
+      this.run(this.many, this.params)
       this.params.length = 0
     }
   }
 
-  /** Insert the rows still held. */
+  /** Run it for the rows still held. */
   finish(): void {
-    for (let i = 0; i < this.params.length; i += this.width) this.one.run(this.params.slice(i, i + this.width))
+    for (let i = 0; i < this.params.length; i += this.width) this.run(this.one, this.params.slice(i, i + this.width))
     this.params.length = 0
   }
 
@@ -96,4 +103,18 @@ export class BatchInsert {
     this.many.free()
     this.one.free()
   }
+
+  private run(st: Statement, params: SqlValue[]): void {
+    if (this.onRow === undefined) {
+      st.run(params)
+      return
+    }
+    eachRow(st, params, this.onRow)
+  }
+}
+
+/** `head`: `INSERT … INTO t (a, b) VALUES`: n rows of `width` values. */
+export function insertRows(head: string, width: number): (rows: number) => string {
+  const row = `(${Array<string>(width).fill('?').join(', ')})`
+  return (n) => `${head} ${Array<string>(n).fill(row).join(', ')}`
 }
