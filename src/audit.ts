@@ -59,7 +59,7 @@ export class AuditLog {
     if (this.closed) return
     const method = ev.type === 'accepted' ? ev.env.method : ev.method
     if (this.excluded(method)) return
-    this.pending.push(JSON.stringify(line(ev, this.time(), this.o.maxDataBytes)) + '\n')
+    this.pending.push(JSON.stringify(line(ev, this.time(), this.o.maxDataBytes)))
     if (!this.flushing) {
       this.flushing = true
       setImmediate(() => this.flush())
@@ -100,7 +100,7 @@ export class AuditLog {
     const batch = this.pending
     this.pending = []
     if (batch.length === 0) return
-    const text = batch.join('')
+    const text = batch.join('\n') + '\n'
     // A nearly full disk keeps its last room for the outbox: the lines are skipped (the disk
     // guard logs once that audit.log stops, and once that it resumes with what was skipped).
     if (this.o.disk?.allow(Buffer.byteLength(text)) === false) return

@@ -231,9 +231,8 @@ export class Outbox {
     this.pendingIds.add(id)
     try {
       // Appended in the same tick: both records land in the same group commit.
-      const records = [this.append(op)]
-      if (!routed && doneId === undefined && request !== undefined) records.push(this.recordRequest(id, dest, request.replyMethod, request.until))
-      await Promise.all(records)
+      if (!routed && doneId === undefined && request !== undefined) await Promise.all([this.append(op), this.recordRequest(id, dest, request.replyMethod, request.until)])
+      else await this.append(op)
     } catch (err) {
       this.pendingBytes -= size
       this.pendingIds.delete(id)
