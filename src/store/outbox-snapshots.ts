@@ -121,8 +121,10 @@ export class Snapshots {
     if (this.stopped) return
     const busy = this.quietWindowBytes > QUIET_BYTES
     this.quietWindowBytes = 0
-    // A snapshot still being written is part of the burst.
-    if (busy || this.checkpointing) {
+    // A snapshot still being written is part of the burst. And a snapshot rotates the journal,
+    // which is only safe between batches: never under a write in flight (its records would go
+    // to the segment the snapshot then deletes, and its offset to the next one).
+    if (busy || this.checkpointing || !this.p.journal.idle) {
       this.armQuietTimer()
       return
     }

@@ -396,6 +396,25 @@ timing('snapshot timing: a backlog that is not acknowledged is moved out of memo
   await ob.close()
 })
 
+timing('snapshot timing: the quiet timer never rotates the journal under a write in flight', async () => {
+  const dir = tmpDir()
+  const ob = await Outbox.open({ dir, maxBytes: 1 << 24, checkpointBytes: 64 * 1024 })
+  // Enough in memory for the quiet timer to snapshot, and journal bytes in the segment.
+  for (let i = 0; i < 10; i++) await ob.enqueue(entry(`first${i}`, 'ship1', 1000))
+  // A batch past the synchronous-write size: its write goes to the thread pool and is awaited.
+  const ids = Array.from({ length: 40 }, (_, i) => `burst${i}`)
+  const stored = Promise.allSettled(ids.map((id) => ob.enqueue(entry(id, 'ship1', 1000))))
+  await new Promise((r) => setImmediate(r))
+  // The quiet timer fires now, while that write is under way.
+  ;(ob as unknown as { snapshots: { settle(): void } }).snapshots.settle()
+  const results = await stored
+  assert.equal(results.filter((r) => r.status === 'rejected').map((r) => String((r as PromiseRejectedResult).reason)), [])
+  await abandon(ob)
+  const again = await Outbox.open({ dir, maxBytes: 1 << 24, checkpointBytes: 64 * 1024 })
+  assert.is(again.all().length, 50, 'every accepted message is there after a crash')
+  await again.close()
+})
+
 timing.run()
 
 const crash = suite('outbox crash')
