@@ -107,6 +107,8 @@ export class Journal<T> {
   private readonly files: JournalFiles
   private queue: Pending<T>[] = []
   private flushing = false
+  /** A batch is being written and synced: the segment must not change under it. */
+  private writing = false
   private scheduled = false
   /** Queued records that are not lazy: any of them starts a batch. */
   private eager = 0
@@ -231,6 +233,7 @@ export class Journal<T> {
         if (files.spareReady && files.offset + buf.length > files.room) files.advance()
         const start = files.offset
         const fd = files.fd
+        this.writing = true
         try {
           files.syncDirIfPending()
           // A small batch is a copy into the page cache (over allocated blocks): done in place,
@@ -238,7 +241,9 @@ export class Journal<T> {
           if (buf.length <= SYNC_WRITE_MAX) writeAllSync(fd, buf, start)
           else await writeAll(fd, buf, start)
           await new Promise<void>((res, rej) => fs.fdatasync(fd, (e) => (e ? rej(e) : res())))
+          this.writing = false
         } catch (cause) {
+          this.writing = false
           const errno = (cause as NodeJS.ErrnoException).code
           const err = errno === 'ENOSPC' || errno === 'EDQUOT' || errno === 'EFBIG'
             ? new OutpostError('disk_full', `journal: no room to write ${segmentName(files.segment)} (${errno}): free space in the data directory; messages already accepted are kept`, { cause })
@@ -342,6 +347,8 @@ export class Journal<T> {
    * Returns the number of the closed segment.
    */
   rotate(): number {
+    // Under a write, the batch's records would land in the segment a snapshot then deletes.
+    if (this.writing) throw new OutpostError('io', 'journal: rotate() while a batch is being written (a bug: rotate between commits)')
     const closed = this.files.rotate()
     this.bytesInSegment = 0
     return closed
