@@ -47,6 +47,7 @@ export class AuditLog {
   private closed = false
   private lastMs = -1
   private lastIso = ''
+  private readonly excludedCache = new Map<string, boolean>()
 
   constructor(o: AuditOptions) {
     this.o = o
@@ -57,12 +58,23 @@ export class AuditLog {
   record(ev: MessageEvent): void {
     if (this.closed) return
     const method = ev.type === 'accepted' ? ev.env.method : ev.method
-    if (this.o.exclude?.some((p) => matches(p, method))) return
-    this.pending.push(JSON.stringify(line(ev, this.time(), this.o.maxDataBytes)) + '\n')
+    if (this.excluded(method)) return
+    this.pending.push(JSON.stringify(line(ev, this.time(), this.o.maxDataBytes)))
     if (!this.flushing) {
       this.flushing = true
       setImmediate(() => this.flush())
     }
+  }
+
+  /** Whether audit.exclude names `method`; remembered per method (a few names, matched for every event). */
+  private excluded(method: string): boolean {
+    let out = this.excludedCache.get(method)
+    if (out === undefined) {
+      out = this.o.exclude?.some((p) => matches(p, method)) === true
+      if (this.excludedCache.size >= 1024) this.excludedCache.clear()
+      this.excludedCache.set(method, out)
+    }
+    return out
   }
 
   /** The ISO time for a line; a burst of events in one millisecond formats it once. */
@@ -80,6 +92,7 @@ export class AuditLog {
   configure(o: { maxDataBytes: number; exclude: readonly string[] }): void {
     this.o.maxDataBytes = o.maxDataBytes
     this.o.exclude = o.exclude
+    this.excludedCache.clear()
   }
 
   private flush(): void {
@@ -87,7 +100,7 @@ export class AuditLog {
     const batch = this.pending
     this.pending = []
     if (batch.length === 0) return
-    const text = batch.join('')
+    const text = batch.join('\n') + '\n'
     // A nearly full disk keeps its last room for the outbox: the lines are skipped (the disk
     // guard logs once that audit.log stops, and once that it resumes with what was skipped).
     if (this.o.disk?.allow(Buffer.byteLength(text)) === false) return

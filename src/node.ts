@@ -31,7 +31,7 @@ import type { ApplyResult, Control } from './config/apply'
 import type { JobInfo, Method, MethodContext } from './method'
 import { fromEvents, NO_METRICS, type Metrics } from './metrics'
 import { DEFAULT_REPLY_METHOD, nameIndex } from './method-names'
-import { Outbox } from './store/outbox'
+import { Outbox, type Route } from './store/outbox'
 import { Scheduler, type LocalOutcome } from './schedules'
 import type { Transport, TransportOptions, TransportPlugin } from './transport'
 import { ulid as defaultUlid } from './wire/ulid'
@@ -371,7 +371,10 @@ export class OutpostNode {
     const ttl = env.ttl ?? this.config.delivery.ttl
     const expiresAt = env.createdAt + ttl * 1000
     // Stored with the message: delivery sends it without decoding the body.
-    const route = { ...(env.ackTimeout !== undefined ? { ackTimeout: env.ackTimeout } : {}), ...(env.retries !== undefined ? { retries: env.retries } : {}), method: env.method }
+    const route = {} as Route
+    if (env.ackTimeout !== undefined) route.ackTimeout = env.ackTimeout
+    if (env.retries !== undefined) route.retries = env.retries
+    route.method = env.method
     const input = { id: env.id, dest: env.toNode, body: encode(env), createdAt: env.createdAt, expiresAt, route }
     await this.room.store(env, input, inboxId, expiresAt)
     for (const sink of this.sinks) sink({ type: 'accepted', env })

@@ -20,10 +20,7 @@
  * fdatasync flushes data only, no size or extent change (~25% cheaper here, see docs/store.md). The
  * zeros after the last record read as the end of the segment, exactly like a torn tail.
  *
- *   create ─▶ segment n (empty, grows by appending) ─┐ spare ready: renamed over segment n
- *   spare ─▶ zeros in 1 MiB writes ─▶ fsync ─▶ ready ┘ (or n+1 once n holds records)
- *   a batch that does not fit: the ready spare becomes the next segment; none ready: the segment grows
- *   rotate(): the ready spare, else an empty file; the next spare starts once half the room is used
+ *   (journal-files.ts: the segment written and its spare)
  *
  * A full disk (reserve.ts): with `reserveBytes`, a reserve of zeros is kept beside the segments.
  * The first write that fails with ENOSPC puts the journal in disk-full mode: the records of the
@@ -38,7 +35,8 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { crc32 } from './crc32'
 import { OutpostError } from '../errors'
-import { discard, fillWithZeros, fsyncDir, HEADER, openSegment, segmentName, SPARE_RE, writeAll, writeAllSync } from './journal-segments'
+import { JournalFiles } from './journal-files'
+import { HEADER, openSegment, segmentName, SPARE_RE, writeAll, writeAllSync } from './journal-segments'
 import { Reserve } from './reserve'
 
 export { fsyncDir, listSegments, readSegment, segmentName, type ReplayedSegment } from './journal-segments'
@@ -102,29 +100,15 @@ export interface JournalOptions {
   free?: (dir: string) => Promise<number>
 }
 
-/** The preallocated file the next segment will be. */
-type Spare =
-  | { type: 'none' }
-  | { type: 'preparing'; done: Promise<void> }
-  | { type: 'ready'; fd: number; file: string }
-
 export class Journal<T> {
   readonly dir: string
   private hooks: JournalHooks<T>
-  private readonly segmentBytes: number
-  private fd: number
-  private segment: number
-  /** Where the next batch goes. */
-  private offset = 0
-  /** Bytes of the current segment that were preallocated (zeros on disk); 0 when it grows by appending. */
-  private room = 0
-  private spare: Spare = { type: 'none' }
-  /** A spare failed (a full disk, say): no new one until the next rotation. */
-  private spareBlocked = false
-  /** The current segment's name is not yet known to be durable (its directory fsync failed). */
-  private dirPending = false
+  /** The segment being written and the spare that becomes the next one. */
+  private readonly files: JournalFiles
   private queue: Pending<T>[] = []
   private flushing = false
+  /** A batch is being written and synced: the segment must not change under it. */
+  private writing = false
   private scheduled = false
   /** Queued records that are not lazy: any of them starts a batch. */
   private eager = 0
@@ -140,15 +124,19 @@ export class Journal<T> {
 
   private constructor(dir: string, segment: number, fd: number, hooks: JournalHooks<T>, opts: JournalOptions) {
     this.dir = dir
-    this.segment = segment
-    this.fd = fd
     this.hooks = hooks
-    this.segmentBytes = Math.ceil((opts.segmentBytes ?? 0) / 4096) * 4096
+    const segmentBytes = Math.ceil((opts.segmentBytes ?? 0) / 4096) * 4096
+    this.files = new JournalFiles(dir, segment, fd, segmentBytes, {
+      mayPrepare: () => !this.reserve.full && !this.closed && !this.broken,
+      closed: () => this.closed,
+      idle: () => this.idle,
+      broken: () => this.broken !== undefined,
+    })
     this.reserve = new Reserve({
-      dir, bytes: opts.reserveBytes ?? 0, margin: Math.max(this.segmentBytes, FULL_MARGIN), free: opts.free ?? freeBytes, warn: opts.warn ?? (() => {}),
+      dir, bytes: opts.reserveBytes ?? 0, margin: Math.max(segmentBytes, FULL_MARGIN), free: opts.free ?? freeBytes, warn: opts.warn ?? (() => {}),
       onSpace: () => {
-        this.spareBlocked = false
-        this.prepareSpare()
+        this.files.spareBlocked = false
+        this.files.prepareSpare()
       },
     })
   }
@@ -162,13 +150,13 @@ export class Journal<T> {
     for (const f of fs.readdirSync(dir)) if (SPARE_RE.test(f)) fs.rmSync(path.join(dir, f), { force: true })
     const fd = openSegment(dir, nextSegment)
     const j = new Journal(dir, nextSegment, fd, hooks, opts)
-    j.prepareSpare()
+    j.files.prepareSpare()
     j.reserve.start()
     return j
   }
 
   get currentSegment(): number {
-    return this.segment
+    return this.files.segment
   }
 
   append(payload: Uint8Array, item: T): Promise<void> {
@@ -241,26 +229,28 @@ export class Journal<T> {
         if (batch.length === 0) continue
         const buf = frameBatch(batch)
         // Into preallocated room when there is some: a batch that does not fit starts the ready spare.
-        if (this.spare.type === 'ready' && this.offset + buf.length > this.room) this.advance()
-        const start = this.offset
+        const files = this.files
+        if (files.spareReady && files.offset + buf.length > files.room) files.advance()
+        const start = files.offset
+        const fd = files.fd
+        this.writing = true
         try {
-          if (this.dirPending) {
-            fsyncDir(this.dir)
-            this.dirPending = false
-          }
+          files.syncDirIfPending()
           // A small batch is a copy into the page cache (over allocated blocks): done in place,
           // it saves a thread-pool round trip, which is most of a lone record's write time.
-          if (buf.length <= SYNC_WRITE_MAX) writeAllSync(this.fd, buf, start)
-          else await writeAll(this.fd, buf, start)
-          await new Promise<void>((res, rej) => fs.fdatasync(this.fd, (e) => (e ? rej(e) : res())))
+          if (buf.length <= SYNC_WRITE_MAX) writeAllSync(fd, buf, start)
+          else await writeAll(fd, buf, start)
+          await new Promise<void>((res, rej) => fs.fdatasync(fd, (e) => (e ? rej(e) : res())))
+          this.writing = false
         } catch (cause) {
+          this.writing = false
           const errno = (cause as NodeJS.ErrnoException).code
           const err = errno === 'ENOSPC' || errno === 'EDQUOT' || errno === 'EFBIG'
-            ? new OutpostError('disk_full', `journal: no room to write ${segmentName(this.segment)} (${errno}): free space in the data directory; messages already accepted are kept`, { cause })
-            : new OutpostError('io', `journal: write to ${segmentName(this.segment)} failed: ${(cause as Error).message}`, { cause })
+            ? new OutpostError('disk_full', `journal: no room to write ${segmentName(files.segment)} (${errno}): free space in the data directory; messages already accepted are kept`, { cause })
+            : new OutpostError('io', `journal: write to ${segmentName(files.segment)} failed: ${(cause as Error).message}`, { cause })
           this.recoverFromFailedWrite(start, err)
           if (err.code === 'disk_full' && this.reserve.bytes > 0 && !this.broken) {
-            this.spareBlocked = true
+            files.spareBlocked = true
             this.reserve.enterFull(errno ?? 'ENOSPC')
             // What settles earlier messages gets another go, from the reserve; new messages are refused.
             const again = new Set(this.reserve.ready ? batch.filter((p) => p.retried !== true && this.settles(p.item)) : [])
@@ -272,7 +262,7 @@ export class Journal<T> {
           for (const p of batch) p.reject(err)
           continue
         }
-        this.offset += buf.length
+        files.offset += buf.length
         this.bytesInSegment += buf.length
         try {
           this.hooks.onCommit(batch.map((p) => p.item))
@@ -289,7 +279,7 @@ export class Journal<T> {
         } catch {
           // afterCommit only schedules maintenance (snapshots); a failure there loses no write.
         }
-        this.prepareSpare()
+        files.prepareSpare()
       }
     } finally {
       this.flushing = false
@@ -327,10 +317,10 @@ export class Journal<T> {
     }
     if (keep.length === 0) return keep
     const first = HEADER + keep[0]!.payload.length
-    if (this.offset + first > this.room && this.reserve.ready) this.advance(this.reserve.take())
-    let end = this.offset
+    if (this.files.offset + first > this.files.room && this.reserve.ready) this.files.advance(this.reserve.take())
+    let end = this.files.offset
     let n = 0
-    while (n < keep.length && end + HEADER + keep[n]!.payload.length <= this.room) end += HEADER + keep[n++]!.payload.length
+    while (n < keep.length && end + HEADER + keep[n]!.payload.length <= this.files.room) end += HEADER + keep[n++]!.payload.length
     if (n === 0) n = 1
     this.requeue(keep.splice(n))
     return keep
@@ -348,13 +338,7 @@ export class Journal<T> {
 
   /** Cut a half-written batch off so later records never sit behind garbage. */
   private recoverFromFailedWrite(start: number, err: OutpostError): void {
-    try {
-      fs.ftruncateSync(this.fd, start)
-      // The zeros after `start` are gone with it: from here the segment grows by appending.
-      this.room = Math.min(this.room, start)
-    } catch {
-      this.broken = err
-    }
+    if (!this.files.truncateTo(start)) this.broken = err
   }
 
   /**
@@ -363,93 +347,11 @@ export class Journal<T> {
    * Returns the number of the closed segment.
    */
   rotate(): number {
-    const closed = this.segment
-    this.startSegment(closed + 1)
+    // Under a write, the batch's records would land in the segment a snapshot then deletes.
+    if (this.writing) throw new OutpostError('io', 'journal: rotate() while a batch is being written (a bug: rotate between commits)')
+    const closed = this.files.rotate()
     this.bytesInSegment = 0
-    this.spareBlocked = false
-    this.prepareSpare()
     return closed
-  }
-
-  /**
-   * Between batches: move to the ready spare. An empty segment is replaced by it under the same
-   * number; one holding records is closed, and the spare becomes the next number. Either way
-   * every record written so far stays in a segment numbered at most the current one, so a
-   * later rotate() and its snapshot still cover exactly the closed segments.
-   */
-  private advance(prepared?: Prepared): void {
-    try {
-      this.startSegment(this.offset === 0 ? this.segment : this.segment + 1, prepared)
-    } catch {
-      // No new file could be made (nothing changed): the current segment grows instead.
-    }
-  }
-
-  /**
-   * Make segment `n` the one written: `prepared` (the reserve) or the ready spare renamed into
-   * place, else a new empty file. Throws only before anything changed. The directory fsync that
-   * makes the name durable is retried before the next commit if it fails here (see dirPending).
-   */
-  private startSegment(n: number, prepared?: Prepared): void {
-    const file = path.join(this.dir, segmentName(n))
-    let fd: number | undefined
-    let room = 0
-    if (prepared === undefined && this.spare.type === 'ready') {
-      prepared = { fd: this.spare.fd, file: this.spare.file, bytes: this.segmentBytes }
-      this.spare = { type: 'none' }
-    }
-    if (prepared !== undefined) {
-      try {
-        fs.renameSync(prepared.file, file)
-        fd = prepared.fd
-        room = prepared.bytes
-      } catch {
-        discard(prepared.fd, prepared.file)
-      }
-    }
-    // Never over an existing file: a segment is only ever made new ('wx'), so no write can empty one.
-    fd ??= fs.openSync(file, 'wx')
-    fs.closeSync(this.fd)
-    this.fd = fd
-    this.segment = n
-    this.offset = 0
-    this.room = room
-    this.dirPending = true
-    try {
-      fsyncDir(this.dir)
-      this.dirPending = false
-    } catch {
-      // The next batch tries again and fails with `io` if it still cannot.
-    }
-  }
-
-  /**
-   * Fill a spare with zeros in the background when the current segment has used half its room
-   * (or has none), so it is ready before it is needed and rotation never waits for it.
-   */
-  private prepareSpare(): void {
-    if (this.segmentBytes === 0 || this.spare.type !== 'none' || this.spareBlocked || this.reserve.full || this.closed || this.broken) return
-    if (this.room > 0 && this.offset < this.room / 2) return
-    const file = path.join(this.dir, `journal-spare-${process.pid}-${Math.random().toString(36).slice(2, 10)}.tmp`)
-    const done = fillWithZeros(file, this.segmentBytes, () => this.closed).then(
-      (fd) => {
-        if (this.closed) {
-          this.spare = { type: 'none' }
-          discard(fd, file)
-          return
-        }
-        this.spare = { type: 'ready', fd, file }
-        // Idle on a segment without room (the first after start-up): move over now, not at the next batch.
-        if (this.room === 0 && this.idle && !this.broken) this.advance()
-      },
-      () => {
-        // Out of space, most likely: give the room back; the journal grows by appending meanwhile.
-        this.spare = { type: 'none' }
-        this.spareBlocked = true
-        discard(undefined, file)
-      },
-    )
-    this.spare = { type: 'preparing', done }
   }
 
   get idle(): boolean {
@@ -462,24 +364,9 @@ export class Journal<T> {
     this.closed = true
     // Kept while stopped: a restart on a full disk still has it.
     await this.reserve.close()
-    // A segment nothing was written to is only zeros: give the room back while stopped.
-    if (this.offset === 0) {
-      try {
-        fs.ftruncateSync(this.fd, 0)
-      } catch { /* an empty segment of zeros is harmless */ }
-    }
-    fs.closeSync(this.fd)
-    if (this.spare.type === 'preparing') await this.spare.done
-    if (this.spare.type === 'ready') {
-      // An unused spare is only zeros: not worth the disk space while stopped.
-      discard(this.spare.fd, this.spare.file)
-      this.spare = { type: 'none' }
-    }
+    await this.files.close()
   }
 }
-
-/** A file of zeros to become a segment: its descriptor, its name, its size. */
-interface Prepared { fd: number; file: string; bytes: number }
 
 function freeBytes(dir: string): Promise<number> {
   return new Promise((resolve, reject) => fs.statfs(dir, (err, s) => (err ? reject(err) : resolve(s.bavail * s.bsize))))

@@ -20,24 +20,13 @@
  * "stored rows by seq, then the hot map in insertion (= seq) order". In steady operation most
  * messages are acknowledged within milliseconds and never touch sql.js.
  */
-import type { Database, Statement } from 'sql.js'
+import type { Database, SqlValue, Statement } from 'sql.js'
 import { OutpostError } from '../errors'
 import { BodyFileWriter, bodyFileName, type BodyRef, type BodyStore } from './outbox-bodies'
-import { hasRow } from './sqljs'
-import { MIGRATE, prepareStatements, type OutboxLayout, type Stmt } from './outbox-table'
-import type { Route } from './outbox-ops'
+import { BatchStatement, eachRow, hasRow, insertRows } from './sqljs'
+import { COLUMNS, entryOfRow, type LiveEntry, MIGRATE, prepareStatements, removeRows, type OutboxLayout, type Stmt } from './outbox-table'
 
-export interface LiveEntry {
-  id: string
-  dest: string
-  seq: number
-  createdAt: number
-  expiresAt: number
-  attempts: number
-  nextAt: number
-  body: Uint8Array
-  route?: Route
-}
+export type { LiveEntry } from './outbox-table'
 
 export interface DestinationStats {
   count: number
@@ -65,6 +54,9 @@ export class OutboxIndex {
   private readonly warn: (message: string) => void
   /** Stored messages whose body is damaged: held back (never sent as garbage), reported once each. */
   private readonly damaged = new Set<string>()
+  /** Made on first use: many rows a statement (snapshot inserts in the files layout; removals in this layout). */
+  private insertMany: BatchStatement | undefined
+  private removeMany: BatchStatement | undefined
 
   /** `db` must have been through prepareOutboxTable(), which gave `layout`. */
   constructor(db: Database, bodies: BodyStore, warn: (message: string) => void, layout: OutboxLayout = 'files') {
@@ -105,6 +97,8 @@ export class OutboxIndex {
   useBodyFiles(): void {
     if (this.layoutNow === 'files') return
     for (const st of Object.values(this.stmt)) st.free()
+    this.removeMany?.free()
+    this.removeMany = undefined
     try {
       this.db.exec(MIGRATE)
     } catch (err) {
@@ -172,21 +166,34 @@ export class OutboxIndex {
     const s = this.stmt.remove
     try {
       s.bind([id])
-      if (!s.step()) return 0
-      const r = s.get()
-      const size = Number(r[0])
-      const dest = String(r[1])
-      if (r[2] === null) this.inlineCount--
-      else this.bodies.release(Number(r[2]), size)
-      const left = (this.storedDests.get(dest) ?? 1) - 1
-      if (left > 0) this.storedDests.set(dest, left)
-      else this.storedDests.delete(dest)
-      this.storedCount--
-      this.storedBytes -= size
-      return size
+      return s.step() ? this.forgetStored(s.get()) : 0
     } finally {
       s.reset()
     }
+  }
+
+  /** Forget messages (the removals of one commit): stored ones go BATCH_ROWS to a statement. */
+  removeAll(ids: string[]): void {
+    let stored: BatchStatement | undefined
+    for (const id of ids) {
+      if (this.hot.has(id) || !this.mayBeStored(id)) this.remove(id)
+      else (stored ??= this.removeMany ??= new BatchStatement(this.db, removeRows(this.layoutNow), 1, (r) => this.forgetStored(r))).add(id)
+    }
+    stored?.finish()
+  }
+
+  /** A stored row deleted (its bodyLen, dest, bodyFile): the counts follow; returns its size. */
+  private forgetStored(r: SqlValue[]): number {
+    const size = Number(r[0])
+    const dest = String(r[1])
+    if (r[2] === null) this.inlineCount--
+    else this.bodies.release(Number(r[2]), size)
+    const left = (this.storedDests.get(dest) ?? 1) - 1
+    if (left > 0) this.storedDests.set(dest, left)
+    else this.storedDests.delete(dest)
+    this.storedCount--
+    this.storedBytes -= size
+    return size
   }
 
   attempt(id: string, attempts: number, nextAt: number): void {
@@ -298,14 +305,14 @@ export class OutboxIndex {
     const file = writer.file
     const moves: { seq: number; at: number; from: number | undefined; len: number }[] = []
     if (this.inlineCount > 0) {
-      this.each(this.stmt.inline, [], (r) => {
+      eachRow(this.stmt.inline, [], (r) => {
         const body = r[1] as Uint8Array
         moves.push({ seq: Number(r[0]), at: writer.add(body), from: undefined, len: body.length })
       })
     }
     for (const from of this.bodies.sparse()) {
       const refs: (BodyRef & { seq: number })[] = []
-      this.each(this.stmt.inFile, [from], (r) => refs.push({ seq: Number(r[0]), id: String(r[1]), file: from, at: Number(r[2]), len: Number(r[3]) }))
+      eachRow(this.stmt.inFile, [from], (r) => refs.push({ seq: Number(r[0]), id: String(r[1]), file: from, at: Number(r[2]), len: Number(r[3]) }))
       const moved: typeof moves = []
       let bad: OutpostError | undefined
       for (let i = 0; i < refs.length && bad === undefined; i += 1024) {
@@ -323,17 +330,20 @@ export class OutboxIndex {
     const hot = [...this.hot.values()]
     const hotAt = hot.map((e) => writer.add(e.body))
     if (writer.empty) return
-    const { insert, move } = this.stmt
+    const insert = this.insertMany ??= new BatchStatement(this.db, insertRows(`INSERT OR REPLACE INTO outbox (${COLUMNS}) VALUES`, 14), 14)
+    const move = this.stmt.move
     this.db.exec('BEGIN')
     try {
       for (const [i, e] of hot.entries()) {
         const r = e.route
-        insert.run([e.seq, e.id, e.dest, e.createdAt, e.expiresAt, e.attempts, e.nextAt, file, hotAt[i]!, e.body.length, r?.ackTimeout ?? null, r?.retries ?? null, r?.method ?? null])
+        insert.add(e.seq, e.id, e.dest, e.createdAt, e.expiresAt, e.attempts, e.nextAt, file, hotAt[i]!, e.body.length, null, r?.ackTimeout ?? null, r?.retries ?? null, r?.method ?? null)
         if (e.id > this.maxStoredId) this.maxStoredId = e.id
       }
+      insert.finish()
       for (const m of moves) move.run([file, m.at, m.seq])
       this.db.exec('COMMIT')
     } catch (err) {
+      insert.clear()
       this.db.exec('ROLLBACK')
       throw err
     }
@@ -349,15 +359,8 @@ export class OutboxIndex {
 
   free(): void {
     for (const s of Object.values(this.stmt)) s.free()
-  }
-
-  private each(stmt: Statement, params: (string | number)[], row: (r: ReturnType<Statement['get']>) => void): void {
-    try {
-      stmt.bind(params)
-      while (stmt.step()) row(stmt.get())
-    } finally {
-      stmt.reset()
-    }
+    this.insertMany?.free()
+    this.removeMany?.free()
   }
 
   /** Stored entries with their bodies; one whose body is damaged is left out (and reported once). */
@@ -365,13 +368,8 @@ export class OutboxIndex {
     let out: LiveEntry[] = []
     const refs: BodyRef[] = []
     const fromFile: LiveEntry[] = []
-    this.each(stmt, params, (r) => {
-      const e: LiveEntry = {
-        seq: Number(r[0]), id: String(r[1]), dest: String(r[2]), createdAt: Number(r[3]), expiresAt: Number(r[4]),
-        attempts: Number(r[5]), nextAt: Number(r[6]), body: r[10] as Uint8Array,
-      }
-      // The route columns (format 2 rows written before routes, and format 1, have none).
-      if (r[13] !== null && r[13] !== undefined) e.route = { ...(r[11] !== null ? { ackTimeout: Number(r[11]) } : {}), ...(r[12] !== null ? { retries: Number(r[12]) } : {}), method: String(r[13]) }
+    eachRow(stmt, params, (r) => {
+      const e = entryOfRow(r)
       if (r[7] !== null) {
         refs.push({ id: e.id, file: Number(r[7]), at: Number(r[8]), len: Number(r[9]) })
         fromFile.push(e)

@@ -77,8 +77,11 @@ export function messageOf(op: Op): MessageOp | undefined {
       return { id: op[1], dest: op[2], seq: op[3], createdAt: op[4], expiresAt: op[5], body: op[6] }
     case OP_REPLY:
       return { id: op[1], dest: op[2], seq: op[3], createdAt: op[4], expiresAt: op[5], body: op[6], doneId: op[7] }
-    case OP_ENQUEUE_ROUTED:
-      return { id: op[1], dest: op[2], seq: op[3], createdAt: op[4], expiresAt: op[5], body: op[11], route: route(op[6], op[7], op[8]), ...(op[9] !== '' ? { request: { replyMethod: op[9], until: op[10] } } : {}) }
+    case OP_ENQUEUE_ROUTED: {
+      const m: MessageOp = { id: op[1], dest: op[2], seq: op[3], createdAt: op[4], expiresAt: op[5], body: op[11], route: route(op[6], op[7], op[8]) }
+      if (op[9] !== '') m.request = { replyMethod: op[9], until: op[10] }
+      return m
+    }
     case OP_REPLY_ROUTED:
       return { id: op[1], dest: op[2], seq: op[3], createdAt: op[4], expiresAt: op[5], body: op[10], route: route(op[6], op[7], op[8]), doneId: op[9] }
     default:
@@ -92,7 +95,12 @@ export function isNewMessage(op: Op): boolean {
 }
 
 function route(ackTimeout: number, retries: number, method: string): Route {
-  return { ...(Number.isNaN(ackTimeout) ? {} : { ackTimeout }), ...(Number.isNaN(retries) ? {} : { retries }), method }
+  // Built field by field rather than spread: this runs for every message committed.
+  const r = {} as Route
+  if (!Number.isNaN(ackTimeout)) r.ackTimeout = ackTimeout
+  if (!Number.isNaN(retries)) r.retries = retries
+  r.method = method
+  return r
 }
 
 /** The op that stores message `m` with its route (9 or 10). */
@@ -109,16 +117,17 @@ export const MAX_KEY_BYTES = 255
 type Field = string | number | Uint8Array
 
 export function encodeOp(op: Op): Buffer {
-  // Field layout per op, in record order (the body, when present, last).
-  const fields: Field[] = op[0] === OP_REPLY ? [op[1], op[2], op[3], op[4], op[5], op[7], op[6]] : op.slice(1)
-  const strs: Buffer[] = []
+  // Field layout per op, in record order (the body, when present, last). Read in place (no
+  // copy of the op, no buffer per string): this runs for every record journaled.
+  const reply = op[0] === OP_REPLY
+  const n = op.length
   let size = 1
-  for (const f of fields) {
+  for (let i = 1; i < n; i++) {
+    const f = op[i] as Field
     if (typeof f === 'string') {
-      const b = Buffer.from(f, 'utf8')
-      if (b.length > MAX_KEY_BYTES) throw new OutpostError('envelope_invalid', `store: ${JSON.stringify(f.slice(0, 40))}… is longer than ${MAX_KEY_BYTES} bytes`)
-      strs.push(b)
-      size += 1 + b.length
+      const len = Buffer.byteLength(f, 'utf8')
+      if (len > MAX_KEY_BYTES) throw new OutpostError('envelope_invalid', `store: ${JSON.stringify(f.slice(0, 40))}… is longer than ${MAX_KEY_BYTES} bytes`)
+      size += 1 + len
     } else if (typeof f === 'number') {
       size += 8
     } else {
@@ -128,12 +137,13 @@ export function encodeOp(op: Op): Buffer {
   const buf = Buffer.allocUnsafe(size)
   buf[0] = op[0]
   let o = 1
-  let s = 0
-  for (const f of fields) {
+  for (let k = 1; k < n; k++) {
+    // OP_REPLY keeps its body (6) after doneId (7).
+    const f = op[reply && k >= 6 ? 13 - k : k] as Field
     if (typeof f === 'string') {
-      const b = strs[s++]!
-      buf[o++] = b.length
-      o += b.copy(buf, o)
+      const len = buf.write(f, o + 1, 'utf8')
+      buf[o] = len
+      o += 1 + len
     } else if (typeof f === 'number') {
       o = buf.writeDoubleBE(f, o)
     } else {

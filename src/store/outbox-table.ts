@@ -2,8 +2,9 @@
  * The outbox table's two layouts (store formats), the move from one to the other, and the
  * statements OutboxIndex (outbox-index.ts) runs on each.
  */
-import type { Database, Statement } from 'sql.js'
+import type { Database, SqlValue, Statement } from 'sql.js'
 import { OutpostError } from '../errors'
+import type { Route } from './outbox-ops'
 
 /**
  * The two layouts of the outbox table. `files` (format 2, `PRAGMA user_version = 2`): rows say
@@ -39,7 +40,7 @@ CREATE TABLE IF NOT EXISTS outbox (
   createdAt INTEGER NOT NULL, expiresAt INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, nextAt INTEGER NOT NULL DEFAULT 0);
 CREATE INDEX IF NOT EXISTS outbox_dest ON outbox (dest, seq);
 `
-const COLUMNS = 'seq, id, dest, createdAt, expiresAt, attempts, nextAt, bodyFile, bodyAt, bodyLen, bodyInline, ackTimeout, retries, method'
+export const COLUMNS = 'seq, id, dest, createdAt, expiresAt, attempts, nextAt, bodyFile, bodyAt, bodyLen, bodyInline, ackTimeout, retries, method'
 /** The same row shape read from the inline layout. */
 const COLUMNS_INLINE = 'seq, id, dest, createdAt, expiresAt, attempts, nextAt, NULL, NULL, length(body), body, NULL, NULL, NULL'
 
@@ -99,4 +100,34 @@ export function prepareStatements(db: Database, layout: OutboxLayout): Record<St
     inFile: db.prepare(inline ? 'SELECT NULL, NULL, NULL, NULL WHERE ? IS NULL' : 'SELECT seq, id, bodyAt, bodyLen FROM outbox WHERE bodyFile = ? ORDER BY bodyAt'),
     inline: db.prepare(inline ? 'SELECT NULL, NULL WHERE 0' : 'SELECT seq, bodyInline FROM outbox WHERE bodyFile IS NULL ORDER BY seq'),
   }
+}
+
+/** DELETE of n messages by id, returning what the outbox counts (size, dest, body file) of each. */
+export function removeRows(layout: OutboxLayout): (rows: number) => string {
+  const returning = layout === 'inline' ? 'length(body), dest, NULL' : 'bodyLen, dest, bodyFile'
+  return (n) => `DELETE FROM outbox WHERE id IN (${Array<string>(n).fill('?').join(', ')}) RETURNING ${returning}`
+}
+
+/** A row read with the outbox's columns (COLUMNS, COLUMNS_INLINE) as an entry; a row of a body file has its body filled in later. */
+export function entryOfRow(r: SqlValue[]): LiveEntry {
+  const e: LiveEntry = {
+    seq: Number(r[0]), id: String(r[1]), dest: String(r[2]), createdAt: Number(r[3]), expiresAt: Number(r[4]),
+    attempts: Number(r[5]), nextAt: Number(r[6]), body: r[10] as Uint8Array,
+  }
+  // The route columns (format 2 rows written before routes, and format 1, have none).
+  if (r[13] !== null && r[13] !== undefined) e.route = { ...(r[11] !== null ? { ackTimeout: Number(r[11]) } : {}), ...(r[12] !== null ? { retries: Number(r[12]) } : {}), method: String(r[13]) }
+  return e
+}
+
+/** A waiting message as the outbox index holds it (in memory, or read from a stored row). */
+export interface LiveEntry {
+  id: string
+  dest: string
+  seq: number
+  createdAt: number
+  expiresAt: number
+  attempts: number
+  nextAt: number
+  body: Uint8Array
+  route?: Route
 }

@@ -10,12 +10,12 @@
  *   open: newest snapshot ─▶ replay later segments (torn tail dropped) ─▶ ready
  *
  * Nothing is visible to readers (head, get, hasSeen) before it is on disk.
+ * What a record does to memory is outbox-apply.ts; when and how snapshots are taken, outbox-snapshots.ts.
  *
  * The sender's record of its requests (recordRequest / sentRequest: which node each went to and
  * which reply method it named, what authorises a reply) lives in the same `seen` set under keys
  * that start with `!`: below every ULID, and never an id this node receives (receive refuses it).
  */
-import { createHash } from 'node:crypto'
 import fs from 'node:fs'
 import path from 'node:path'
 import type { Database } from 'sql.js'
@@ -23,108 +23,20 @@ import { OutpostError } from '../errors'
 import { Journal } from './journal'
 import { acquireLock, type Lock } from './lock'
 import { BodyStore } from './outbox-bodies'
-import { OutboxIndex, type DestinationStats, type LiveEntry } from './outbox-index'
+import { applyOp, entry, reservedId, SENT_PREFIX, sentKey } from './outbox-apply'
+import { OutboxIndex, type DestinationStats } from './outbox-index'
 import { prepareOutboxTable } from './outbox-table'
 import { RECEIVER_TABLES, ReceiverIndex, type InboxEntry } from './receiver-index'
-import { encodeOp, isNewMessage, messageOf, OP_ATTEMPT, OP_ENQUEUE, OP_INBOX_ADD, OP_INBOX_DONE, OP_INBOX_START, OP_REMOVE, OP_REPLY, OP_SEEN, routedOp, type Op, type Route } from './outbox-ops'
-import { loadSnapshot, replayJournal, writeSnapshot, type JournalDamage } from './store-files'
-
-/** How often the journal's pace is looked at while it is written to. */
-const QUIET_MS = 1000
-/** At most this many journal bytes in QUIET_MS is quiet (a trickle of retries and receipts). */
-const QUIET_BYTES = 64 * 1024
+import { encodeOp, isNewMessage, type MessageOp, OP_ATTEMPT, OP_ENQUEUE, OP_INBOX_ADD, OP_INBOX_DONE, OP_INBOX_START, OP_REMOVE, OP_REPLY, OP_SEEN, routedOp, type Op, type Route } from './outbox-ops'
+import { Snapshots } from './outbox-snapshots'
+import { loadSnapshot, replayJournal, type JournalDamage } from './store-files'
 
 /** Most bytes a journal segment is preallocated with (each is zero-filled once before use). */
 const SEGMENT_BYTES = 4 * 1024 * 1024
 
-export interface OutboxEntry {
-  id: string
-  /** The receiving node. */
-  dest: string
-  /** Position in the global FIFO; per destination, lower goes first. */
-  seq: number
-  /** The encoded envelope, exactly as it goes on the wire. */
-  body: Uint8Array
-  createdAt: number
-  /** Milliseconds since the epoch after which the message is given up (ttl). */
-  expiresAt: number
-  /** Delivery attempts spent so far. */
-  attempts: number
-  /** Not to be sent again before this time (ms since the epoch). */
-  nextAt: number
-  /**
-   * How delivery sends it (ackTimeout, retries, method), stored with it; absent for a message
-   * stored by an outpost before routes or while an upgrade may roll back.
-   */
-  route?: Route
-}
-
-export interface EnqueueInput {
-  id: string
-  dest: string
-  body: Uint8Array
-  createdAt: number
-  expiresAt: number
-  route?: Route
-  /**
-   * A request: remember that it went to `dest` naming `replyMethod`, until the dedup window
-   * after `until` (when its reply may last come); what authorises its replies (sentRequest).
-   */
-  request?: { replyMethod: string; until: number }
-}
-
 export type { Route } from './outbox-ops'
-
-export interface OutboxOptions {
-  dir: string
-  /** delivery.maxOutboxBytes: the most bytes of message bodies held at once. */
-  maxBytes: number
-  /** Journal bytes after which a snapshot is taken (bounds replay time at start). */
-  checkpointBytes?: number
-  /**
-   * delivery.reserveBytes: zeros kept beside the journal (journal-reserve.dat) so that on a full
-   * disk removals, replies and receipts are still written while new messages are refused; 0 (the
-   * default here; the node passes the config's 4 MiB): none.
-   */
-  reserveBytes?: number
-  /** Free bytes on the disk holding `dir` (tests inject one; default statfs). */
-  free?: (dir: string) => Promise<number>
-  /** How long ids are remembered for deduplication, in ms. */
-  dedupWindowMs?: number
-  now?: () => number
-  /** Metrics hook: called with the size of each group-committed batch. */
-  onBatch?: (records: number, bytes: number) => void
-  /** Where warnings go (a torn journal tail, a dropped snapshot). */
-  warn?: (message: string) => void
-  /**
-   * Called once the journal has been quiet for a second after a burst (a checkpoint's worth of
-   * writes or more), after the snapshot that moved what it left in memory to the store: the
-   * moment to give back memory the burst grew (node.ts: heap.ts).
-   */
-  afterBurst?: () => void
-  /**
-   * Write snapshots in the format outposts before body files read (format 1: bodies inside
-   * sql.js) until useNewFormat() is called: while an upgrade may still be rolled back to such a
-   * binary. A store already in format 2 stays in it (its previous binary reads it).
-   */
-  keepOldFormat?: boolean
-}
-
-export interface OutboxStats {
-  count: number
-  bytes: number
-  maxBytes: number
-  seen: number
-  journalBytes: number
-  segment: number
-  lastSnapshot: number
-  /** Filled in by open(): what the start-up had to do. */
-  recovery: { snapshot: number; replayedRecords: number; droppedBytes: number; damagedRecords: number; damagedSnapshots: string[]; ms: number }
-  /** The disk filled up: new messages are refused (disk_full) until space is back; the rest is written from the reserve. */
-  diskFull: boolean
-  /** Bytes of reserve ready for a full disk (0 while it is in use or being made again). */
-  reserveBytes: number
-}
+import type { EnqueueInput, OutboxEntry, OutboxOptions, OutboxStats } from './outbox-types'
+export type { EnqueueInput, OutboxEntry, OutboxOptions, OutboxStats } from './outbox-types'
 
 export type { InboxEntry } from './receiver-index'
 export type { JournalDamage } from './store-files'
@@ -159,8 +71,7 @@ export class Outbox {
   private readonly pendingSeen = new Set<string>()
   /** Records marked lazy by their caller (see receive()): the journal may hold them for company. */
   private readonly lazyOps = new WeakSet<Op>()
-  private lastSnapshot: number
-  private checkpointing: Promise<void> | undefined
+  private readonly snapshots: Snapshots
   private closing: Promise<void> | undefined
   private recovery: OutboxStats['recovery']
   /**
@@ -168,17 +79,6 @@ export class Outbox {
    * give each lost message its outcome. Empty after a clean start.
    */
   damaged: JournalDamage[] = []
-  /** The body files the newest durable snapshot names (kept while it is the one before the next). */
-  private previousBodies: Set<number>
-  private readonly afterBurst: (() => void) | undefined
-  /** Journal bytes written since afterBurst was last called. */
-  private burstBytes = 0
-  /** Journal bytes written since the quiet timer last looked. */
-  private quietWindowBytes = 0
-  /** Whether snapshots may move a format-1 store to body files (keepOldFormat not set, or lifted). */
-  private newFormat: boolean
-  /** Armed by a commit: settle() looks at the journal's pace a second later. */
-  private quietTimer: NodeJS.Timeout | undefined
 
   private constructor(opts: OutboxOptions, db: Database, bodies: BodyStore, index: OutboxIndex, receiver: ReceiverIndex, lock: Lock, lastSnapshot: number, named: Set<number>, nextSegment: number, recovery: OutboxStats['recovery']) {
     this.dir = opts.dir
@@ -192,17 +92,12 @@ export class Outbox {
     this.dedupWindowMs = opts.dedupWindowMs ?? 24 * 3600 * 1000
     this.now = opts.now ?? Date.now
     this.warn = opts.warn ?? (() => {})
-    this.lastSnapshot = lastSnapshot
-    this.previousBodies = named
     this.recovery = recovery
-    this.afterBurst = opts.afterBurst
-    this.newFormat = opts.keepOldFormat !== true
     this.nextSeq = index.maxSeq() + 1
     this.journal = Journal.create<Op>(opts.dir, nextSegment, {
       onCommit: (ops) => this.applyBatch(ops),
       onBatch: (records, bytes) => {
-        this.burstBytes += bytes
-        this.quietWindowBytes += bytes
+        this.snapshots.written(bytes)
         opts.onBatch?.(records, bytes)
       },
       // Receipts are ACKed once durable: commit a burst of them in pieces. A request's record
@@ -215,12 +110,7 @@ export class Outbox {
       // runs, replies) is still written, from the reserve; new messages and their request
       // records are refused until space is back.
       settles: (op) => !isNewMessage(op) && !(op[0] === OP_SEEN && op[1].startsWith(SENT_PREFIX)),
-      afterCommit: () => {
-        if (this.snapshotDue() && !this.checkpointing && !this.closing) {
-          this.startSnapshot()
-        }
-        this.armQuietTimer()
-      },
+      afterCommit: () => this.snapshots.afterCommit(),
     }, {
       // Preallocated (zero-filled) segments as large as a checkpoint, capped: disk taken ahead of need stays small.
       segmentBytes: Math.min(this.checkpointBytes, SEGMENT_BYTES),
@@ -228,6 +118,10 @@ export class Outbox {
       warn: this.warn,
       ...(opts.free !== undefined ? { free: opts.free } : {}),
     })
+    this.snapshots = new Snapshots({
+      dir: this.dir, db, journal: this.journal, index, receiver, bodies, checkpointBytes: this.checkpointBytes, dedupWindowMs: this.dedupWindowMs,
+      now: this.now, warn: this.warn, afterBurst: opts.afterBurst, recovery,
+    }, lastSnapshot, named, opts.keepOldFormat !== true)
   }
 
   /** Open (or create) the outbox in `dir`: load the newest snapshot, replay the journal after it. */
@@ -257,51 +151,17 @@ export class Outbox {
     }
   }
 
-  /** A snapshot in the background; its failure costs replay time, not data. */
-  private startSnapshot(): void {
-    this.checkpointing = this.snapshotNow()
-      .catch((err: unknown) => this.warn(`outbox: snapshot failed (${(err as Error).message}); the journal keeps the data`))
-      .finally(() => { this.checkpointing = undefined })
-  }
-
-  /** Look again in a second at how much the journal wrote meanwhile (armed by a commit). */
-  private armQuietTimer(): void {
-    if (this.quietTimer !== undefined || this.closing) return
-    this.quietTimer = setTimeout(() => this.settle(), QUIET_MS)
-    this.quietTimer.unref()
-  }
-
-  /**
-   * Once a second while the journal is written to. A second with next to nothing written (a
-   * trickle of retries, no burst) ends a burst. What the burst left in memory is then not in
-   * flight, so a snapshot moves it to the store now rather than holding it until the next
-   * checkpoint's worth of journal; then, if the burst grew memory, afterBurst gives it back.
-   */
-  private settle(): void {
-    this.quietTimer = undefined
-    if (this.closing) return
-    const busy = this.quietWindowBytes > QUIET_BYTES
-    this.quietWindowBytes = 0
-    // A snapshot still being written is part of the burst.
-    if (busy || this.checkpointing) {
-      this.armQuietTimer()
-      return
-    }
-    if (this.index.inMemoryBytes > this.checkpointBytes / 16 && this.journal.bytesInSegment > 0) {
-      this.startSnapshot()
-      this.armQuietTimer()
-      return
-    }
-    if (this.burstBytes >= this.checkpointBytes) {
-      this.burstBytes = 0
-      this.afterBurst?.()
-    }
-  }
-
   private applyBatch(ops: Op[]): void {
+    // Removals go last, together: a stored message then costs a share of one sql.js statement,
+    // not one each. (Nothing else in a commit depends on them: an id is never enqueued again
+    // while its removal is unwritten, since it is still queued until then.)
+    let removed: string[] | undefined
     for (const op of ops) {
-      applyOp(this.index, this.receiver, op)
-      const m = messageOf(op)
+      if (op[0] === OP_REMOVE) {
+        (removed ??= []).push(op[1])
+        continue
+      }
+      const m = applyOp(this.index, this.receiver, op)
       if (m !== undefined) {
         this.pendingIds.delete(m.id)
         this.pendingBytes -= m.body.length
@@ -309,6 +169,7 @@ export class Outbox {
         this.pendingSeen.delete(op[1])
       }
     }
+    if (removed !== undefined) this.index.removeAll(removed)
   }
 
   /** `lazy`: nobody waits on this record promptly; the journal may hold it for company. */
@@ -356,23 +217,30 @@ export class Outbox {
     const { id, dest, createdAt, expiresAt, body, route, request } = input
     // With its route in one record (9, 10); while an upgrade may roll back, the records an
     // older outpost reads (1 or 8, and a separate request record).
-    const routed = this.newFormat && route !== undefined
-    const op: Op = routed
-      ? routedOp({ id, dest, seq, createdAt, expiresAt, body, route, ...(doneId !== undefined ? { doneId } : request !== undefined ? { request } : {}) })
-      : doneId !== undefined ? [OP_REPLY, id, dest, seq, createdAt, expiresAt, body, doneId] : [OP_ENQUEUE, id, dest, seq, createdAt, expiresAt, body]
+    const routed = this.snapshots.newFormat && route !== undefined
+    let op: Op
+    if (routed) {
+      const m: MessageOp & { route: Route } = { id, dest, seq, createdAt, expiresAt, body, route }
+      if (doneId !== undefined) m.doneId = doneId
+      else if (request !== undefined) m.request = request
+      op = routedOp(m)
+    } else {
+      op = doneId !== undefined ? [OP_REPLY, id, dest, seq, createdAt, expiresAt, body, doneId] : [OP_ENQUEUE, id, dest, seq, createdAt, expiresAt, body]
+    }
     this.pendingBytes += size
     this.pendingIds.add(id)
     try {
       // Appended in the same tick: both records land in the same group commit.
-      const records = [this.append(op)]
-      if (!routed && doneId === undefined && request !== undefined) records.push(this.recordRequest(id, dest, request.replyMethod, request.until))
-      await Promise.all(records)
+      if (!routed && doneId === undefined && request !== undefined) await Promise.all([this.append(op), this.recordRequest(id, dest, request.replyMethod, request.until)])
+      else await this.append(op)
     } catch (err) {
       this.pendingBytes -= size
       this.pendingIds.delete(id)
       throw err
     }
-    return { id, dest, body, createdAt, expiresAt, seq, attempts: 0, nextAt: 0, ...(routed ? { route } : {}) }
+    const stored: OutboxEntry = { id, dest, body, createdAt, expiresAt, seq, attempts: 0, nextAt: 0 }
+    if (routed) stored.route = route
+    return stored
   }
 
   /** The receiver acknowledged (or the message expired): forget it. Resolves once that is on disk. */
@@ -484,7 +352,7 @@ export class Outbox {
       seen: this.receiver.seenCount,
       journalBytes: this.journal.bytesInSegment,
       segment: this.journal.currentSegment,
-      lastSnapshot: this.lastSnapshot,
+      lastSnapshot: this.snapshots.lastSnapshot,
       recovery: { ...this.recovery },
       diskFull: this.journal.diskFull,
       reserveBytes: this.journal.reserveReady,
@@ -496,7 +364,7 @@ export class Outbox {
    * a store still in format 1 to body files (format 2).
    */
   useNewFormat(): void {
-    this.newFormat = true
+    this.snapshots.newFormat = true
   }
 
   /** The store's layout now: `inline` (format 1) or `files` (format 2). */
@@ -505,66 +373,17 @@ export class Outbox {
   }
 
   /** Take a snapshot now (waits for in-flight writes); start-up then replays nothing. */
-  async checkpoint(): Promise<void> {
-    while (this.checkpointing) await this.checkpointing
-    await this.journal.drain()
-    while (!this.journal.idle) await this.journal.drain()
-    if (!this.needsSnapshot()) return
-    this.checkpointing = this.snapshotNow().finally(() => { this.checkpointing = undefined })
-    await this.checkpointing
-  }
-
-  /**
-   * Rotate the journal and export sql.js synchronously (the state then matches exactly the
-   * closed segments), then write the body files and the snapshot and drop what it covers.
-   */
-  private async snapshotNow(): Promise<void> {
-    // Not on a full disk: it could not be written, and rotating would leave the reserve's room behind.
-    if (this.journal.diskFull) return
-    const covered = this.journal.rotate()
-    if (this.newFormat && this.index.layout === 'inline') this.index.useBodyFiles()
-    this.index.syncToStore(covered)
-    this.receiver.syncToStore(this.now() - this.dedupWindowMs)
-    // The body files this snapshot names; any other goes once it is durable.
-    const inUse = this.bodies.inUse()
-    if (!(await writeSnapshot(this.dir, covered, this.lastSnapshot, this.db.export(), this.warn, () => this.bodies.flush()))) return
-    this.lastSnapshot = covered
-    // The snapshot before this one is kept (what a damaged one falls back to), and its body files with it.
-    const kept = new Set([...inUse, ...this.previousBodies])
-    this.previousBodies = inUse
-    await this.bodies.removeExcept(kept).catch((err: unknown) => this.warn(`outbox: removing unused body files failed (${(err as Error).message}); the next snapshot retries`))
-  }
-
-  /**
-   * A snapshot moves the messages still in memory into sql.js, where removing one later costs a
-   * statement each. So once `checkpointBytes` of journal have piled up it waits while a burst is
-   * in flight (more than a sixteenth of that in memory, likely acknowledged within moments) and
-   * runs once the burst has drained. Memory (as much in memory as the checkpoint size) and
-   * replay time at start-up (four checkpoints of journal) bound the wait.
-   */
-  private snapshotDue(): boolean {
-    const journal = this.journal.bytesInSegment
-    if (journal < this.checkpointBytes) return false
-    const hot = this.index.inMemoryBytes
-    return hot <= this.checkpointBytes / 16 || hot >= this.checkpointBytes || journal >= 4 * this.checkpointBytes
-  }
-
-  /** Whether a start-up now would replay anything. */
-  private needsSnapshot(): boolean {
-    return this.journal.bytesInSegment > 0 || (this.recovery.replayedRecords > 0 && this.lastSnapshot === this.recovery.snapshot)
+  checkpoint(): Promise<void> {
+    return this.snapshots.checkpoint()
   }
 
   /** Finish pending writes, snapshot, release the lock. Safe to call more than once. */
   close(): Promise<void> {
     this.closing ??= (async () => {
       try {
-        while (this.checkpointing) await this.checkpointing
-        await this.journal.drain()
-        // A clean stop leaves one snapshot and nothing to replay: the next start is quick. One
-        // that cannot be written (a disk filling up) costs replay time at the next start, no data.
-        if (this.needsSnapshot()) await this.snapshotNow().catch((err: unknown) => this.warn(`outbox: snapshot at close failed (${(err as Error).message}); the journal keeps the data`))
+        await this.snapshots.close()
       } finally {
-        if (this.quietTimer !== undefined) clearTimeout(this.quietTimer)
+        this.snapshots.clearTimer()
         await this.journal.close().catch(() => {})
         this.index.free()
         this.bodies.close()
@@ -576,52 +395,4 @@ export class Outbox {
     return this.closing
   }
 
-}
-
-/** Keys of the sender's request records in the seen set ('!' sorts below every ULID). */
-const SENT_PREFIX = '!'
-
-/** 43 bytes whatever the names' lengths: the id, and a digest of the receiver and reply method. */
-function sentKey(id: string, dest: string, replyMethod: string): string {
-  return SENT_PREFIX + id + createHash('sha256').update(`${dest}\0${replyMethod}`).digest('base64url').slice(0, 16)
-}
-
-function reservedId(id: string): OutpostError {
-  return new OutpostError('envelope_invalid', `store: id ${JSON.stringify(id.slice(0, 40))} starts with '${SENT_PREFIX}', which is reserved for this node's request records; not recorded`)
-}
-
-/** One journal op applied to the in-memory state: the same at replay and live. */
-function applyOp(index: OutboxIndex, receiver: ReceiverIndex, op: Op): void {
-  const m = messageOf(op)
-  if (m !== undefined) {
-    index.add({ id: m.id, dest: m.dest, seq: m.seq, createdAt: m.createdAt, expiresAt: m.expiresAt, attempts: 0, nextAt: 0, body: m.body, ...(m.route ? { route: m.route } : {}) })
-    if (m.doneId !== undefined) receiver.done(m.doneId)
-    if (m.request !== undefined) receiver.seen(sentKey(m.id, m.dest, m.request.replyMethod), m.request.until)
-    return
-  }
-  switch (op[0]) {
-    case OP_REMOVE:
-      index.remove(op[1])
-      break
-    case OP_ATTEMPT:
-      index.attempt(op[1], op[2], op[3])
-      break
-    case OP_SEEN:
-      receiver.seen(op[1], op[2])
-      break
-    case OP_INBOX_ADD:
-      receiver.add(op[1], op[2], op[3], op[4])
-      break
-    case OP_INBOX_START:
-      receiver.start(op[1])
-      break
-    case OP_INBOX_DONE:
-      receiver.done(op[1])
-      break
-  }
-}
-
-/** A copy for callers: they may keep it while the index changes the live one. */
-function entry(e: LiveEntry): OutboxEntry {
-  return { id: e.id, dest: e.dest, seq: e.seq, body: e.body, createdAt: e.createdAt, expiresAt: e.expiresAt, attempts: e.attempts, nextAt: e.nextAt, ...(e.route ? { route: e.route } : {}) }
 }

@@ -5,7 +5,7 @@
  * two snapshots, which is nearly all of them, never touches sql.js.
  */
 import type { Database, Statement } from 'sql.js'
-import { hasRow } from './sqljs'
+import { BatchStatement, hasRow, insertRows } from './sqljs'
 
 /** Receiver side: a message recorded before its ACK, until its method has finished. */
 export interface InboxEntry {
@@ -23,7 +23,7 @@ CREATE INDEX IF NOT EXISTS seen_at ON seen (at);
 CREATE TABLE IF NOT EXISTS inbox (id TEXT PRIMARY KEY, fromNode TEXT NOT NULL, at INTEGER NOT NULL, body BLOB NOT NULL, state TEXT NOT NULL);
 `
 
-type Stmt = 'hasSeen' | 'insertSeen' | 'insertInbox' | 'startInbox' | 'doneInbox' | 'prune'
+type Stmt = 'hasSeen' | 'startInbox' | 'doneInbox' | 'prune'
 
 export class ReceiverIndex {
   private readonly seenHot = new Map<string, number>()
@@ -35,17 +35,20 @@ export class ReceiverIndex {
   private maxStoredId: string
   private readonly db: Database
   private readonly stmt: Record<Stmt, Statement>
+  /** What a snapshot writes: the ids seen since the last one, and the inbox entries still open. */
+  private readonly insertSeen: BatchStatement
+  private readonly insertInbox: BatchStatement
 
   constructor(db: Database) {
     this.db = db
     this.stmt = {
       hasSeen: db.prepare('SELECT 1 FROM seen WHERE id = ?'),
-      insertSeen: db.prepare('INSERT OR REPLACE INTO seen (id, at) VALUES (?, ?)'),
-      insertInbox: db.prepare('INSERT OR REPLACE INTO inbox (id, fromNode, at, body, state) VALUES (?, ?, ?, ?, ?)'),
       startInbox: db.prepare("UPDATE inbox SET state = 'started' WHERE id = ?"),
       doneInbox: db.prepare('DELETE FROM inbox WHERE id = ?'),
       prune: db.prepare('DELETE FROM seen WHERE at < ?'),
     }
+    this.insertSeen = new BatchStatement(db, insertRows('INSERT OR REPLACE INTO seen (id, at) VALUES', 2), 2)
+    this.insertInbox = new BatchStatement(db, insertRows('INSERT OR REPLACE INTO inbox (id, fromNode, at, body, state) VALUES', 5), 5)
     this.maxStoredId = String(db.exec('SELECT max(id) FROM seen')[0]?.values[0]?.[0] ?? '')
   }
 
@@ -81,18 +84,22 @@ export class ReceiverIndex {
 
   /** Write what is new into sql.js and forget ids older than `pruneBefore`. */
   syncToStore(pruneBefore: number): void {
-    const { insertSeen, insertInbox, prune } = this.stmt
+    const { insertSeen, insertInbox } = this
     this.db.exec('BEGIN')
     try {
       for (const [id, at] of this.seenHot) {
         if (at < pruneBefore) continue
-        insertSeen.run([id, at])
+        insertSeen.add(id, at)
         if (id > this.maxStoredId) this.maxStoredId = id
       }
-      for (const e of this.inboxHot.values()) insertInbox.run([e.id, e.from, e.at, e.body, e.state])
-      prune.run([pruneBefore])
+      insertSeen.finish()
+      for (const e of this.inboxHot.values()) insertInbox.add(e.id, e.from, e.at, e.body, e.state)
+      insertInbox.finish()
+      this.stmt.prune.run([pruneBefore])
       this.db.exec('COMMIT')
     } catch (err) {
+      insertSeen.clear()
+      insertInbox.clear()
       this.db.exec('ROLLBACK')
       throw err
     }
@@ -106,5 +113,7 @@ export class ReceiverIndex {
 
   free(): void {
     for (const s of Object.values(this.stmt)) s.free()
+    this.insertSeen.free()
+    this.insertInbox.free()
   }
 }

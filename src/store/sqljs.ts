@@ -1,6 +1,6 @@
 import fs from 'node:fs'
 import v8 from 'node:v8'
-import initSqlJs, { type SqlJsStatic, type Statement } from 'sql.js'
+import initSqlJs, { type Database, type SqlJsStatic, type SqlValue, type Statement } from 'sql.js'
 
 let loading: Promise<SqlJsStatic> | undefined
 
@@ -50,4 +50,71 @@ export function hasRow(stmt: Statement, params: (string | number)[]): boolean {
   } finally {
     stmt.reset()
   }
+}
+
+/** Call `row` with each row a prepared query returns for these parameters (the statement is reset for reuse). */
+export function eachRow(stmt: Statement, params: SqlValue[], row: (r: SqlValue[]) => void): void {
+  try {
+    stmt.bind(params)
+    while (stmt.step()) row(stmt.get())
+  } finally {
+    stmt.reset()
+  }
+}
+
+/** Rows per statement of a BatchStatement: sql.js pays per call (binding, the trip into wasm), not per row. */
+const BATCH_ROWS = 128
+
+/**
+ * One statement run for many rows, BATCH_ROWS at a time (the rest one by one): ~3x cheaper a
+ * row than a statement run per row, measured with the `seen` table. `sql(n)` is the statement
+ * for n rows of `width` parameters each; `onRow` gets each row it returns. Call finish() before
+ * the transaction commits; clear() after a failure.
+ */
+export class BatchStatement {
+  private readonly many: Statement
+  private readonly one: Statement
+  private readonly params: SqlValue[] = []
+
+  constructor(db: Database, sql: (rows: number) => string, private readonly width: number, private readonly onRow?: (row: SqlValue[]) => void) {
+    this.many = db.prepare(sql(BATCH_ROWS))
+    this.one = db.prepare(sql(1))
+  }
+
+  add(...row: SqlValue[]): void {
+    for (const v of row) this.params.push(v)
+    if (this.params.length === BATCH_ROWS * this.width) {
+      this.run(this.many, this.params)
+      this.params.length = 0
+    }
+  }
+
+  /** Run it for the rows still held. */
+  finish(): void {
+    for (let i = 0; i < this.params.length; i += this.width) this.run(this.one, this.params.slice(i, i + this.width))
+    this.params.length = 0
+  }
+
+  clear(): void {
+    this.params.length = 0
+  }
+
+  free(): void {
+    this.many.free()
+    this.one.free()
+  }
+
+  private run(st: Statement, params: SqlValue[]): void {
+    if (this.onRow === undefined) {
+      st.run(params)
+      return
+    }
+    eachRow(st, params, this.onRow)
+  }
+}
+
+/** `head`: `INSERT … INTO t (a, b) VALUES`: n rows of `width` values. */
+export function insertRows(head: string, width: number): (rows: number) => string {
+  const row = `(${Array<string>(width).fill('?').join(', ')})`
+  return (n) => `${head} ${Array<string>(n).fill(row).join(', ')}`
 }

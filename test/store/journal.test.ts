@@ -26,7 +26,7 @@ function replay(dir: string): number[] {
 }
 
 function spareState(j: Journal<number>): string {
-  return (j as unknown as { spare: { type: string } }).spare.type
+  return (j as unknown as { files: { spare: { type: string } } }).files.spare.type
 }
 
 async function until(what: string, cond: () => boolean, ms = 5000): Promise<void> {
@@ -308,6 +308,19 @@ test('journal - segmentBytes 0 appends as before: the file is as long as its rec
   assert.is(sizeOf(dir, 1), 10 * 108)
   assert.equal(spares(dir), [])
   await j.close()
+})
+
+test('journal - rotate() under a write in flight is refused; the batch lands whole in its segment', async () => {
+  const dir = tmpDir()
+  const { j, committed } = open(dir)
+  // Past the synchronous-write size: the write is awaited on the thread pool.
+  const writes = Array.from({ length: 40 }, (_, i) => j.append(rec(i, 1000), i))
+  await new Promise((r) => setImmediate(r))
+  assert.throws(() => j.rotate(), /while a batch is being written/)
+  await Promise.all(writes)
+  assert.equal(committed, Array.from({ length: 40 }, (_, i) => i))
+  await j.close()
+  assert.equal(replay(dir).map((n) => n % 250), Array.from({ length: 40 }, (_, i) => i))
 })
 
 test.run()

@@ -27,6 +27,32 @@ for (const [layout, keepOldFormat] of [['body files', false], ['inline (format 1
     await ob.close()
     fs.rmSync(dir, { recursive: true, force: true })
   })
+  test(`outbox - many stored messages removed in one commit leave the right counts, bodies and restart (${layout})`, async () => {
+    const dir = tmpDir()
+    let ob = await Outbox.open({ dir, maxBytes: 1 << 22, keepOldFormat })
+    // 300 stored rows over two destinations (more than one statement's worth of removals).
+    const ids = Array.from({ length: 300 }, (_, i) => `m${String(i).padStart(3, '0')}`)
+    await Promise.all(ids.map((id, i) => ob.enqueue(entry(id, i % 2 === 0 ? 'ship1' : 'ship2', 100 + (i % 7), 1000 + i))))
+    await ob.checkpoint()
+    // Removed in the same tick: one commit. Kept: every 30th, and one removed twice.
+    const kept = ids.filter((_, i) => i % 30 === 0)
+    const gone = ids.filter((id) => !kept.includes(id))
+    await Promise.all([...gone, gone[0]!, 'nothing-here'].map((id) => ob.remove(id)))
+    const expect = (o: Outbox): void => {
+      assert.equal(o.all().map((e) => e.id), kept)
+      assert.is(o.stats().count, kept.length)
+      assert.is(o.stats().bytes, kept.reduce((n, id) => n + 100 + (Number(id.slice(1)) % 7), 0))
+      assert.equal(Object.fromEntries([...o.perDestination()].map(([d, s]) => [d, s.count])), { ship1: 10 })
+      assert.equal(o.head('ship1', 3).map((e) => e.id), kept.slice(0, 3))
+      assert.is(o.get(gone[5]!), undefined)
+    }
+    expect(ob)
+    await ob.close()
+    ob = await Outbox.open({ dir, maxBytes: 1 << 22, keepOldFormat })
+    expect(ob)
+    await ob.close()
+    fs.rmSync(dir, { recursive: true, force: true })
+  })
 }
 
 test.run()

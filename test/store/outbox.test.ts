@@ -44,12 +44,12 @@ function flipAfter(dir: string, needle: string, past: number): { file: string; a
 
 /** Simulate a crash in-process: drop the outbox without close() (no final snapshot). */
 async function abandon(ob: Outbox): Promise<void> {
-  const inner = ob as unknown as { journal: { drain(): Promise<void> }; checkpointing: Promise<void> | undefined }
-  while (inner.checkpointing) await inner.checkpointing
+  const inner = ob as unknown as { journal: { drain(): Promise<void> }; snapshots: { checkpointing: Promise<void> | undefined; clearTimer(): void } }
+  while (inner.snapshots.checkpointing) await inner.snapshots.checkpointing
   // A dead process has no timers: the quiet timer's snapshot would rotate the journal under the next opener.
-  const timers = ob as unknown as { closing: Promise<void> | undefined; quietTimer: NodeJS.Timeout | undefined; journal: { closed: boolean } }
+  const timers = ob as unknown as { closing: Promise<void> | undefined; journal: { closed: boolean } }
   timers.closing = Promise.resolve()
-  clearTimeout(timers.quietTimer)
+  inner.snapshots.clearTimer()
   // Nor a spare still being filled that, once ready, would start a segment under the next opener.
   timers.journal.closed = true
   await inner.journal.drain()
@@ -356,7 +356,7 @@ const timing = suite('outbox snapshot timing')
 
 /** Wait for a snapshot under way, if any (test access to the outbox's own promise). */
 const settled = async (ob: Outbox): Promise<void> => {
-  const inner = ob as unknown as { checkpointing: Promise<void> | undefined }
+  const inner = (ob as unknown as { snapshots: { checkpointing: Promise<void> | undefined } }).snapshots
   while (inner.checkpointing) await inner.checkpointing
 }
 
@@ -394,6 +394,25 @@ timing('snapshot timing: a backlog that is not acknowledged is moved out of memo
   assert.ok(n >= 64 && n <= 66, `it ran once 64 KiB of messages were in memory (${n} messages)`)
   assert.is(ob.all().length, n)
   await ob.close()
+})
+
+timing('snapshot timing: the quiet timer never rotates the journal under a write in flight', async () => {
+  const dir = tmpDir()
+  const ob = await Outbox.open({ dir, maxBytes: 1 << 24, checkpointBytes: 64 * 1024 })
+  // Enough in memory for the quiet timer to snapshot, and journal bytes in the segment.
+  for (let i = 0; i < 10; i++) await ob.enqueue(entry(`first${i}`, 'ship1', 1000))
+  // A batch past the synchronous-write size: its write goes to the thread pool and is awaited.
+  const ids = Array.from({ length: 40 }, (_, i) => `burst${i}`)
+  const stored = Promise.allSettled(ids.map((id) => ob.enqueue(entry(id, 'ship1', 1000))))
+  await new Promise((r) => setImmediate(r))
+  // The quiet timer fires now, while that write is under way.
+  ;(ob as unknown as { snapshots: { settle(): void } }).snapshots.settle()
+  const results = await stored
+  assert.equal(results.filter((r) => r.status === 'rejected').map((r) => String((r as PromiseRejectedResult).reason)), [])
+  await abandon(ob)
+  const again = await Outbox.open({ dir, maxBytes: 1 << 24, checkpointBytes: 64 * 1024 })
+  assert.is(again.all().length, 50, 'every accepted message is there after a crash')
+  await again.close()
 })
 
 timing.run()

@@ -1,0 +1,74 @@
+/**
+ * What a journal record does to the outbox's memory (applyOp: the same at replay and live), and
+ * the keys of the sender's request records in the `seen` set.
+ */
+import { createHash } from 'node:crypto'
+import { OutpostError } from '../errors'
+import type { LiveEntry, OutboxIndex } from './outbox-index'
+import { messageOf, OP_ATTEMPT, OP_INBOX_ADD, OP_INBOX_DONE, OP_INBOX_START, OP_REMOVE, OP_SEEN, type MessageOp, type Op } from './outbox-ops'
+import type { OutboxEntry } from './outbox-types'
+import type { ReceiverIndex } from './receiver-index'
+
+/** Keys of the sender's request records in the seen set ('!' sorts below every ULID). */
+export const SENT_PREFIX = '!'
+
+/** Digests of recent (receiver, reply method) pairs: a stream of requests names few, and a SHA-256 costs ~1.5 µs. */
+const sentDigests = new Map<string, string>()
+const SENT_DIGESTS = 1024
+
+/** 43 bytes whatever the names' lengths: the id, and a digest of the receiver and reply method. */
+export function sentKey(id: string, dest: string, replyMethod: string): string {
+  const pair = `${dest}\0${replyMethod}`
+  let digest = sentDigests.get(pair)
+  if (digest === undefined) {
+    digest = createHash('sha256').update(pair).digest('base64url').slice(0, 16)
+    if (sentDigests.size >= SENT_DIGESTS) sentDigests.clear()
+    sentDigests.set(pair, digest)
+  }
+  return SENT_PREFIX + id + digest
+}
+
+export function reservedId(id: string): OutpostError {
+  return new OutpostError('envelope_invalid', `store: id ${JSON.stringify(id.slice(0, 40))} starts with '${SENT_PREFIX}', which is reserved for this node's request records; not recorded`)
+}
+
+/** One journal op applied to the in-memory state: the same at replay and live. Returns the message an op queued. */
+export function applyOp(index: OutboxIndex, receiver: ReceiverIndex, op: Op): MessageOp | undefined {
+  const m = messageOf(op)
+  if (m !== undefined) {
+    const e: LiveEntry = { id: m.id, dest: m.dest, seq: m.seq, createdAt: m.createdAt, expiresAt: m.expiresAt, attempts: 0, nextAt: 0, body: m.body }
+    if (m.route !== undefined) e.route = m.route
+    index.add(e)
+    if (m.doneId !== undefined) receiver.done(m.doneId)
+    if (m.request !== undefined) receiver.seen(sentKey(m.id, m.dest, m.request.replyMethod), m.request.until)
+    return m
+  }
+  switch (op[0]) {
+    case OP_REMOVE:
+      index.remove(op[1])
+      break
+    case OP_ATTEMPT:
+      index.attempt(op[1], op[2], op[3])
+      break
+    case OP_SEEN:
+      receiver.seen(op[1], op[2])
+      break
+    case OP_INBOX_ADD:
+      receiver.add(op[1], op[2], op[3], op[4])
+      break
+    case OP_INBOX_START:
+      receiver.start(op[1])
+      break
+    case OP_INBOX_DONE:
+      receiver.done(op[1])
+      break
+  }
+  return undefined
+}
+
+/** A copy for callers: they may keep it while the index changes the live one. */
+export function entry(e: LiveEntry): OutboxEntry {
+  const out: OutboxEntry = { id: e.id, dest: e.dest, seq: e.seq, body: e.body, createdAt: e.createdAt, expiresAt: e.expiresAt, attempts: e.attempts, nextAt: e.nextAt }
+  if (e.route) out.route = e.route
+  return out
+}
