@@ -1,4 +1,4 @@
-import { spawnSync } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
@@ -25,7 +25,7 @@ test('cli - --help lists the commands and exits 0', () => {
 })
 
 test('cli - every command answers --help with exit 0', () => {
-  for (const c of ['agent', 'hub', 'up', 'send', 'nodes', 'status', 'call', 'config', 'keys', 'upgrade', 'repl']) {
+  for (const c of ['agent', 'hub', 'up', 'send', 'nodes', 'jobs', 'job', 'status', 'call', 'cp', 'transfers', 'config', 'keys', 'upgrade', 'repl', 'shell', 'tunnel', 'version']) {
     const r = outpost([c, '--help'])
     assert.is(r.code, 0, `${c} --help: ${r.stderr}`)
     assert.match(r.stdout, /Usage: outpost/)
@@ -161,6 +161,16 @@ test('cli - send --file of a missing file is a usage error (exit 2)', () => {
   const r = outpost(['send', '--file', 'nope.json'])
   assert.is(r.code, 2)
   assert.match(r.stderr, /cannot read --file nope\.json/)
+})
+
+test('cli - output into a pipe whose reader has gone (outpost … | head) ends quietly with exit 0, no EPIPE stack trace', async () => {
+  const c = spawn(process.execPath, [BIN, 'config', 'show'], { cwd: fs.mkdtempSync(path.join(os.tmpdir(), 'outpost-cli-')), stdio: ['ignore', 'pipe', 'pipe'] })
+  c.stdout.destroy()
+  let stderr = ''
+  c.stderr.on('data', (d: Buffer) => { stderr += d.toString() })
+  const code = await new Promise<number | null>((resolve) => c.on('close', (n) => resolve(n)))
+  assert.is(stderr, '')
+  assert.is(code, 0)
 })
 
 test.run()
