@@ -36,6 +36,8 @@ export async function tunnel(io: Io, args: string[], signal?: AbortSignal): Prom
   const m = spec === undefined ? null : /^(\d{1,5}):(.+:\d{1,5})$/.exec(spec)
   if (node === undefined || m === null || extra.length > 0) throw new OutpostError('usage', 'usage: outpost tunnel NODE LOCALPORT:HOST:PORT, e.g. outpost tunnel ship1 8080:127.0.0.1:80')
   const target = m[2]!
+  const targetPort = Number(/:(\d+)$/.exec(target)![1])
+  if (Number(m[1]) > 65535 || targetPort < 1 || targetPort > 65535) throw new OutpostError('usage', `tunnel: ${spec}: LOCALPORT is 0 to 65535 and PORT 1 to 65535`)
   const loaded = load(io, values, false)
   const file = values.socket !== undefined ? path.resolve(io.cwd, values.socket) : socketPath(loaded.config)
   const json = values.json === true

@@ -163,6 +163,14 @@ test('cli - send --file of a missing file is a usage error (exit 2)', () => {
   assert.match(r.stderr, /cannot read --file nope\.json/)
 })
 
+test('cli - tunnel refuses a port out of range before it listens (exit 2, usage)', () => {
+  for (const spec of ['18770:127.0.0.1:99999', '99999:127.0.0.1:80', '0:127.0.0.1:0']) {
+    const r = outpost(['tunnel', 'ship1', spec, '--once'])
+    assert.is(r.code, 2, `${spec}: ${r.stderr}`)
+    assert.match(r.stderr, /LOCALPORT is 0 to 65535 and PORT 1 to 65535 \[usage\]/)
+  }
+})
+
 test('cli - output into a pipe whose reader has gone (outpost … | head) ends quietly with exit 0, no EPIPE stack trace', async () => {
   const c = spawn(process.execPath, [BIN, 'config', 'show'], { cwd: fs.mkdtempSync(path.join(os.tmpdir(), 'outpost-cli-')), stdio: ['ignore', 'pipe', 'pipe'] })
   c.stdout.destroy()
