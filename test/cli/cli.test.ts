@@ -171,6 +171,18 @@ test('cli - tunnel refuses a port out of range before it listens (exit 2, usage)
   }
 })
 
+test('cli - tunnel with no agent running says so at once (exit 2, agent_not_running) instead of listening', () => {
+  const env = { ...process.env }
+  delete env.OUTPOST_CONFIG
+  delete env.CONFIG
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'outpost-cli-'))
+  fs.writeFileSync(path.join(dir, 'outpost.yaml'), `node: { name: solo }\ndataDir: ${JSON.stringify(path.join(dir, 'data'))}\n`)
+  const r = spawnSync(process.execPath, [BIN, 'tunnel', 'ship1', '0:127.0.0.1:80', '--once'], { cwd: dir, env, encoding: 'utf8', timeout: 15_000 })
+  assert.is(r.status, 2, r.stderr)
+  assert.match(r.stderr, /no agent runs for .*outpost\.yaml .*\[agent_not_running\]/)
+  assert.not.match(r.stderr, /listening/)
+})
+
 test('cli - output into a pipe whose reader has gone (outpost … | head) ends quietly with exit 0, no EPIPE stack trace', async () => {
   const c = spawn(process.execPath, [BIN, 'config', 'show'], { cwd: fs.mkdtempSync(path.join(os.tmpdir(), 'outpost-cli-')), stdio: ['ignore', 'pipe', 'pipe'] })
   c.stdout.destroy()
