@@ -107,7 +107,7 @@ export async function cp(io: Io, args: string[], signal?: AbortSignal): Promise<
   if (values.json === true || last === undefined) return EXIT.ok
   const t = last
   const what = t.state === 'done'
-    ? `${t.direction === 'out' ? `${t.peer}:${t.dest ?? ''}` : t.path}: ${t.size} bytes, sha256 ${t.sha256 ?? '?'}`
+    ? `${t.direction === 'out' ? `${t.peer}:${t.dest?.endsWith('/') === true ? t.dest + path.basename(t.path) : t.dest ?? ''}` : t.path}: ${t.size} bytes, sha256 ${t.sha256 ?? '?'}`
     : `transfer ${t.id} ${t.state}${values['no-wait'] === true ? ' (outpost transfers follows it)' : ''}`
   return print(io, what)
 }

@@ -9,6 +9,7 @@ import path from 'node:path'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { BIN, Cluster, freePort, sendVia } from '../fixtures/cluster'
+import { runCli } from '../fixtures/run-cli'
 import { cp, errorCode, lastTransfer, partials, randomFile, sha256Of, until } from './helpers'
 
 let c: Cluster
@@ -163,6 +164,12 @@ test('files - a copy to or from a node central has never heard of is refused at 
   const res = await fetch(`http://127.0.0.1:${port}/v1/transfers`, { method: 'POST', headers, body: JSON.stringify({ src, dst: 'nowhere:/tmp/x' }) })
   assert.is(res.status, 400)
   assert.is((await res.json() as { error: { code: string } }).error.code, 'node_unknown')
+})
+
+test('files - a push to a directory (DST ends in /) says where the file landed: the directory and the source\'s name', async () => {
+  const r = await runCli(['cp', '--config', c.node('central').config, src, `ship1:${filesOf('ship1')}/`], c.dir)
+  assert.is(r.code, 0, r.stderr)
+  assert.is(r.stdout, `ship1:${filesOf('ship1')}/fw.bin: 1500000 bytes, sha256 ${sum}\n`)
 })
 
 test.run()
