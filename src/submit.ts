@@ -11,6 +11,7 @@ import { isSelector, matches, parseSelector } from './selector'
 import { OutpostError } from './errors'
 import type { OutpostNode } from './node'
 import { SeqOrder } from './seq-order'
+import { parseSide } from './files/index'
 import { apiSigner } from './signer'
 
 /** An envelope as JSON: bytes become UTF-8 text. */
@@ -59,6 +60,12 @@ export function checkReceivers(node: OutpostNode, drafts: MessageDraft[], allowU
     ? ` ${node.name}'s node list is not known yet: it has heard from no node since it started and has no list saved before (nodes.json), so a node that has not connected cannot be told from a mistyped name.`
     : !node.connection().connected ? ` ${node.name} is not connected now, so nodes that came since are missing from its list.` : ''
   throw new OutpostError('node_unknown', `send: ${what} ${node.name} has heard of${unknown.length === 1 ? '' : ` (${shown})`}.${why} Nothing was accepted. Check the names (outpost nodes lists the known ones), or pass --allow-unknown ("allowUnknown": true in an API request) to send to a node that has not said hello yet`)
+}
+
+/** `outpost cp` and POST /v1/transfers: the nodes of a copy's two sides are checked as a send's receivers (node_unknown). */
+export function checkCopyReceivers(node: OutpostNode, sides: string[], allowUnknown: boolean): void {
+  const names = sides.map((s) => parseSide(s).node).filter((n): n is string => n !== undefined && n !== node.name)
+  if (names.length > 0) checkReceivers(node, [{ toNodes: names } as MessageDraft], allowUnknown)
 }
 
 /**

@@ -22,7 +22,7 @@ import type { LogFn } from '../log'
 import type { OutpostNode } from '../node'
 import { isUlid } from '../wire/ulid'
 import { RecentRequests, type RecentRequest } from './recent'
-import { checkReceivers, envelopeJson, parseMessageList, prepareSigned, sendAndWatch } from '../submit'
+import { checkCopyReceivers, checkReceivers, envelopeJson, parseMessageList, prepareSigned, sendAndWatch } from '../submit'
 import { jobEventFrame, jobRoute } from '../jobs/http-routes'
 import type { JobRunner } from '../jobs/runner'
 import { parseMessage } from '../wire/envelope'
@@ -194,7 +194,9 @@ export class HttpApi {
       throw new OutpostError('api_bad_request', `api: the request body is not JSON (${(err as Error).message})`)
     }
     if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new OutpostError('api_bad_request', 'api: POST /v1/transfers takes a JSON object {src, dst, mode?, owner?, mkdir?, rate?}')
-    const { id } = await this.node.files.copy(parseCopy(value as Record<string, unknown>))
+    const copy = parseCopy(value as Record<string, unknown>)
+    checkCopyReceivers(this.node, [copy.src, copy.dst], (value as { allowUnknown?: unknown }).allowUnknown === true)
+    const { id } = await this.node.files.copy(copy)
     json(res, 202, { transfer: this.node.files.info(id) ?? { id, state: 'opening' } })
   }
 

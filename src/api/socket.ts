@@ -23,7 +23,7 @@ import { OutpostError, isOutpostError } from '../errors'
 import { Lines } from '../lib/lines'
 import type { LogFn } from '../log'
 import type { OutpostNode } from '../node'
-import { checkReceivers, envelopeJson, parseMessageList, prepareSigned, sendAndWatch, storeSigned } from '../submit'
+import { checkCopyReceivers, checkReceivers, envelopeJson, parseMessageList, prepareSigned, sendAndWatch, storeSigned } from '../submit'
 import { jobRequest } from '../jobs/requests'
 import type { JobRunner } from '../jobs/runner'
 import { parseCopy, serveCopy, transferId } from '../files/api'
@@ -196,7 +196,9 @@ export class SocketApi {
         return
       }
       case 'cp': {
-        const stop = await serveCopy(node.files, parseCopy(req as Record<string, unknown>), write, finished)
+        const copy = parseCopy(req as Record<string, unknown>)
+        checkCopyReceivers(node, [copy.src, copy.dst], req.allowUnknown === true)
+        const stop = await serveCopy(node.files, copy, write, finished)
         cleanups.push(stop)
         return
       }

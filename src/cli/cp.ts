@@ -25,6 +25,7 @@ const CP_HELP = `Usage: outpost cp [OPTIONS] SRC DST
   --mkdir           create missing directories of the target (inside files.roots)
   --rate RATE       bytes per second at most for this transfer: 500, 200k, 2m
   --no-wait         return once the transfer is under way (outpost transfers follows it)
+  --allow-unknown   copy to or from a node central has not heard of (else node_unknown)
   --json            progress and result as JSON lines
   --cancel ID       cancel transfer ID (outpost transfers lists them) at both ends: the receiver
                     deletes its partial file and leaves the target as it was; the state says cancelled.
@@ -66,7 +67,7 @@ function side(io: Io, s: string): string {
 export async function cp(io: Io, args: string[], signal?: AbortSignal): Promise<number> {
   const { values, positionals } = parse(args, {
     socket: { type: 'string' }, mode: { type: 'string' }, owner: { type: 'string' }, mkdir: { type: 'boolean' },
-    rate: { type: 'string' }, 'no-wait': { type: 'boolean' }, cancel: { type: 'string' },
+    rate: { type: 'string' }, 'no-wait': { type: 'boolean' }, cancel: { type: 'string' }, 'allow-unknown': { type: 'boolean' },
   }, true)
   if (values.help) return print(io, CP_HELP)
   if (values.cancel !== undefined) {
@@ -76,7 +77,17 @@ export async function cp(io: Io, args: string[], signal?: AbortSignal): Promise<
   if (positionals.length !== 2) throw new OutpostError('usage', `cp: takes SRC and DST (got ${positionals.length} paths); see outpost cp --help`)
   const remote = (s: string): boolean => /^[A-Za-z0-9][A-Za-z0-9_-]{0,62}:/.test(s)
   if (!remote(positionals[0]!) && !remote(positionals[1]!)) throw new OutpostError('usage', 'cp: one side must be NODE:/path (to copy between local paths, use cp(1))')
-  const req: Record<string, unknown> = { op: 'cp', src: side(io, positionals[0]!), dst: side(io, positionals[1]!), wait: values['no-wait'] !== true }
+  const loaded = load(io, values, false)
+  // NODE:/path that names this node is a local path when the other side is remote: on central,
+  // `cp ship1:/x central:/y` is a pull (a node-to-node copy into central would need central's
+  // methods.allow to let ship1 call file.*, and is refused by default).
+  const self = values.socket === undefined ? loaded.config.node.name : undefined
+  const own = (s: string): boolean => remote(s) && parseSide(s).node === self
+  let [a, b] = positionals as [string, string]
+  if (own(b) && remote(a) && !own(a)) b = parseSide(b).path
+  else if (own(a) && remote(b) && !own(b)) a = parseSide(a).path
+  const req: Record<string, unknown> = { op: 'cp', src: side(io, a), dst: side(io, b), wait: values['no-wait'] !== true }
+  if (values['allow-unknown'] === true) req.allowUnknown = true
   if (values.mode !== undefined) {
     if (!/^[0-7]{3,4}$/.test(values.mode)) throw new OutpostError('usage', `cp: --mode ${JSON.stringify(values.mode)} is not an octal mode such as 0644`)
     req.mode = parseInt(values.mode, 8)
@@ -88,7 +99,7 @@ export async function cp(io: Io, args: string[], signal?: AbortSignal): Promise<
   let last: TransferInfo | undefined
   let error: { code: string; message: string } | undefined
   const started = Date.now()
-  await askAgent(io, load(io, values, false), values.socket, req, (obj) => {
+  await askAgent(io, loaded, values.socket, req, (obj) => {
     if (values.json === true) io.stdout.write(JSON.stringify(obj) + '\n')
     if (obj.error !== undefined) { error = obj.error as typeof error; return true }
     if (obj.transfer !== undefined) {
@@ -106,7 +117,7 @@ export async function cp(io: Io, args: string[], signal?: AbortSignal): Promise<
   if (values.json === true || last === undefined) return EXIT.ok
   const t = last
   const what = t.state === 'done'
-    ? `${t.direction === 'out' ? `${t.peer}:${t.dest ?? ''}` : t.path}: ${t.size} bytes, sha256 ${t.sha256 ?? '?'}`
+    ? `${t.direction === 'out' ? `${t.peer}:${t.dest?.endsWith('/') === true ? t.dest + path.basename(t.path) : t.dest ?? ''}` : t.path}: ${t.size} bytes, sha256 ${t.sha256 ?? '?'}`
     : `transfer ${t.id} ${t.state}${values['no-wait'] === true ? ' (outpost transfers follows it)' : ''}`
   return print(io, what)
 }

@@ -54,7 +54,9 @@ export async function shell(io: Io, args: string[], term: Terminal = PROCESS_TER
   const loaded = load(io, values, false)
   const file = values.socket !== undefined ? path.resolve(io.cwd, values.socket) : socketPath(loaded.config)
   const { stdin, stdout } = term
-  const size = (): [number, number] => [stdout.isTTY ? stdout.rows : 24, stdout.isTTY ? stdout.columns : 80]
+  // A terminal that reports no size (0 × 0: a pty nobody sized, as `script` from a pipe or
+  // python's pty.fork make) gets 24 × 80, as a pipe does; session.open takes 1 to 10000.
+  const size = (): [number, number] => [stdout.isTTY && stdout.rows > 0 ? stdout.rows : 24, stdout.isTTY && stdout.columns > 0 ? stdout.columns : 80]
   const [rows, cols] = size()
   const methodArgs = [
     `--rows=${rows}`, `--cols=${cols}`, `--term=${io.env.TERM ?? 'xterm-256color'}`,

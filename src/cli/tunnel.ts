@@ -9,7 +9,7 @@
 import net from 'node:net'
 import path from 'node:path'
 import { exitCodeFor, OutpostError } from '../errors'
-import { EXIT, GLOBAL_HELP, load, parse, print, socketPath, type Io } from './common'
+import { askAgent, EXIT, GLOBAL_HELP, load, parse, print, socketPath, type Io } from './common'
 import { openStream } from './session-stream'
 import { SOCKET_BUFFER } from '../sessions/channel'
 
@@ -36,6 +36,8 @@ export async function tunnel(io: Io, args: string[], signal?: AbortSignal): Prom
   const m = spec === undefined ? null : /^(\d{1,5}):(.+:\d{1,5})$/.exec(spec)
   if (node === undefined || m === null || extra.length > 0) throw new OutpostError('usage', 'usage: outpost tunnel NODE LOCALPORT:HOST:PORT, e.g. outpost tunnel ship1 8080:127.0.0.1:80')
   const target = m[2]!
+  const targetPort = Number(/:(\d+)$/.exec(target)![1])
+  if (Number(m[1]) > 65535 || targetPort < 1 || targetPort > 65535) throw new OutpostError('usage', `tunnel: ${spec}: LOCALPORT is 0 to 65535 and PORT 1 to 65535`)
   const loaded = load(io, values, false)
   const file = values.socket !== undefined ? path.resolve(io.cwd, values.socket) : socketPath(loaded.config)
   const json = values.json === true
@@ -83,6 +85,8 @@ export async function tunnel(io: Io, args: string[], signal?: AbortSignal): Prom
     local.on('close', () => { if (!ended && !(sentEof && gotEof)) s.close() })
   })
 
+  // No agent here: say so now (agent_not_running, exit 2), not at the first connection.
+  await askAgent(io, loaded, values.socket, { op: 'status' }, () => true, signal)
   const port = await new Promise<number>((resolve, reject) => {
     server.once('error', (err: NodeJS.ErrnoException) => reject(new OutpostError('io', `tunnel: cannot listen on 127.0.0.1:${m[1]}: ${err.code ?? err.message}`, { cause: err })))
     server.listen(Number(m[1]), '127.0.0.1', () => resolve((server.address() as net.AddressInfo).port))

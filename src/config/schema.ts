@@ -101,6 +101,12 @@ export function hostNodeName(hostname: string): string {
   return label === '' ? 'node' : label
 }
 
+/** files.roots and files.read: a relative directory would be read from wherever the agent starts. */
+const absoluteDirs = (v: readonly string[]): string | undefined => {
+  const rel = v.find((p) => !path.isAbsolute(p))
+  return rel === undefined ? undefined : `must list absolute directories, got ${JSON.stringify(rel)}`
+}
+
 export const SCHEMA = obj({
   node: obj({
     name: str('', "This node's unique name: letters, digits, _ and -. Default: the host name.", { dyn: (c) => hostNodeName(c.hostname), check: checkNodeName }),
@@ -231,8 +237,8 @@ export const SCHEMA = obj({
     keep: int(500, 'Ended jobs central keeps in <dataDir>/jobs (outpost jobs); the oldest beyond this are removed. Applied at once.', 1),
   }, 'Jobs: one message to many nodes in batches (outpost send --batch, outpost jobs).'),
   files: obj({
-    roots: strs([], 'Absolute directories file.put (outpost cp to this node) may write under; empty: <dataDir>/files only.'),
-    read: strs([], 'Absolute directories file.get (outpost cp from this node) may read under; empty: <dataDir>/files only.'),
+    roots: strs([], 'Absolute directories file.put (outpost cp to this node) may write under; empty: <dataDir>/files only.', { check: absoluteDirs }),
+    read: strs([], 'Absolute directories file.get (outpost cp from this node) may read under; empty: <dataDir>/files only.', { check: absoluteDirs }),
     maxBytes: int(1073741824, 'Largest file this node accepts (file.put); larger is refused (file_too_large).', 0),
     chunkBytes: int(262144, 'Bytes of file in each chunk message this node sends (a chunk cut by a dropped link is sent again whole: on a slow link, 65536 loses less).', 4096, 1048576),
     window: int(16, 'Chunks of one transfer in flight (sent, not yet acknowledged) at a time.', 1, 256),

@@ -1,4 +1,4 @@
-import { spawnSync } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
@@ -25,7 +25,7 @@ test('cli - --help lists the commands and exits 0', () => {
 })
 
 test('cli - every command answers --help with exit 0', () => {
-  for (const c of ['agent', 'hub', 'up', 'send', 'nodes', 'status', 'call', 'config', 'keys', 'upgrade', 'repl']) {
+  for (const c of ['agent', 'hub', 'up', 'send', 'nodes', 'jobs', 'job', 'status', 'call', 'cp', 'transfers', 'config', 'keys', 'upgrade', 'repl', 'shell', 'tunnel', 'version']) {
     const r = outpost([c, '--help'])
     assert.is(r.code, 0, `${c} --help: ${r.stderr}`)
     assert.match(r.stdout, /Usage: outpost/)
@@ -161,6 +161,36 @@ test('cli - send --file of a missing file is a usage error (exit 2)', () => {
   const r = outpost(['send', '--file', 'nope.json'])
   assert.is(r.code, 2)
   assert.match(r.stderr, /cannot read --file nope\.json/)
+})
+
+test('cli - tunnel refuses a port out of range before it listens (exit 2, usage)', () => {
+  for (const spec of ['18770:127.0.0.1:99999', '99999:127.0.0.1:80', '0:127.0.0.1:0']) {
+    const r = outpost(['tunnel', 'ship1', spec, '--once'])
+    assert.is(r.code, 2, `${spec}: ${r.stderr}`)
+    assert.match(r.stderr, /LOCALPORT is 0 to 65535 and PORT 1 to 65535 \[usage\]/)
+  }
+})
+
+test('cli - tunnel with no agent running says so at once (exit 2, agent_not_running) instead of listening', () => {
+  const env = { ...process.env }
+  delete env.OUTPOST_CONFIG
+  delete env.CONFIG
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'outpost-cli-'))
+  fs.writeFileSync(path.join(dir, 'outpost.yaml'), `node: { name: solo }\ndataDir: ${JSON.stringify(path.join(dir, 'data'))}\n`)
+  const r = spawnSync(process.execPath, [BIN, 'tunnel', 'ship1', '0:127.0.0.1:80', '--once'], { cwd: dir, env, encoding: 'utf8', timeout: 15_000 })
+  assert.is(r.status, 2, r.stderr)
+  assert.match(r.stderr, /no agent runs for .*outpost\.yaml .*\[agent_not_running\]/)
+  assert.not.match(r.stderr, /listening/)
+})
+
+test('cli - output into a pipe whose reader has gone (outpost … | head) ends quietly with exit 0, no EPIPE stack trace', async () => {
+  const c = spawn(process.execPath, [BIN, 'config', 'show'], { cwd: fs.mkdtempSync(path.join(os.tmpdir(), 'outpost-cli-')), stdio: ['ignore', 'pipe', 'pipe'] })
+  c.stdout.destroy()
+  let stderr = ''
+  c.stderr.on('data', (d: Buffer) => { stderr += d.toString() })
+  const code = await new Promise<number | null>((resolve) => c.on('close', (n) => resolve(n)))
+  assert.is(stderr, '')
+  assert.is(code, 0)
 })
 
 test.run()

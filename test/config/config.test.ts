@@ -40,6 +40,12 @@ test('config - security.nodeKeys takes node names to ed25519:<base64> keys, and 
   throwsCode(() => parse(`security:\n  nodeKeys:\n    "bad name": "${key}"\n`), 'config_invalid', 'security.nodeKeys', '"bad name"')
 })
 
+test('config - files.roots and files.read take absolute directories only, and a relative one is named with its line', () => {
+  throwsCode(() => parse('files:\n  roots: [/srv/in, relative/dir]\n'), 'config_invalid', 'files.roots', 'must list absolute directories, got "relative/dir"', '(line 2)')
+  throwsCode(() => parse('files:\n  read:\n    - ./logs\n'), 'config_invalid', 'files.read', '"./logs"', '(line 3)')
+  assert.equal(parse('files:\n  roots: [/srv/in]\n').files.roots, ['/srv/in'])
+})
+
 test('config - an unknown key names the key, its line and the key it probably meant', () => {
   throwsCode(() => parse('node:\n  name: ship1\n  nmae: ship2\n'), 'config_invalid', 'node.nmae', 'not a known key', "did you mean 'name'?", '(line 3)')
   throwsCode(() => parse('# comment\n\ndelivry:\n  retries: 3\n'), 'config_invalid', 'delivry', "did you mean 'delivery'?", '(line 3)')

@@ -9,6 +9,7 @@ import path from 'node:path'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { BIN, Cluster, freePort, sendVia } from '../fixtures/cluster'
+import { runCli } from '../fixtures/run-cli'
 import { cp, errorCode, lastTransfer, partials, randomFile, sha256Of, until } from './helpers'
 
 let c: Cluster
@@ -138,6 +139,37 @@ test('files - POST /v1/transfers starts a copy and GET /v1/transfers follows it 
   assert.is(state, 'done')
   assert.is(sha256Of(dest), sum)
   assert.is(fs.statSync(dest).mode & 0o777, 0o640)
+})
+
+test("files - on central, cp ship1:/p central:/q names central's own side: a pull, let in without a methods.allow rule for ship1", async () => {
+  const push = await cp(c, 'central', [src, `ship1:${filesOf('ship1')}/own.bin`])
+  assert.is(push.code, 0, push.stderr)
+  fs.mkdirSync(filesOf('central'), { recursive: true })
+  const dest = path.join(filesOf('central'), 'own-pulled.bin')
+  const r = await cp(c, 'central', [`ship1:${filesOf('ship1')}/own.bin`, `central:${dest}`])
+  assert.is(r.code, 0, r.stderr + JSON.stringify(r.lines))
+  assert.is(sha256Of(dest), sum)
+})
+
+test('files - a copy to or from a node central has never heard of is refused at once (node_unknown, exit 2), by the CLI and POST /v1/transfers; --allow-unknown lets it wait', async () => {
+  const pull = await cp(c, 'central', ['nowhere:/tmp/x', path.join(c.dir, 'x')], 20_000)
+  assert.is(pull.code, 2, pull.stderr)
+  assert.is(errorCode(pull), 'node_unknown', pull.stderr + JSON.stringify(pull.lines))
+  const push = await cp(c, 'central', [src, 'nowhere:/tmp/x'], 20_000)
+  assert.is(push.code, 2, push.stderr)
+  assert.is(errorCode(push), 'node_unknown', push.stderr + JSON.stringify(push.lines))
+  const waits = await cp(c, 'central', ['--allow-unknown', '--no-wait', src, 'nowhere:/tmp/x'], 20_000)
+  assert.is(waits.code, 0, waits.stderr)
+  const headers = { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' }
+  const res = await fetch(`http://127.0.0.1:${port}/v1/transfers`, { method: 'POST', headers, body: JSON.stringify({ src, dst: 'nowhere:/tmp/x' }) })
+  assert.is(res.status, 400)
+  assert.is((await res.json() as { error: { code: string } }).error.code, 'node_unknown')
+})
+
+test('files - a push to a directory (DST ends in /) says where the file landed: the directory and the source\'s name', async () => {
+  const r = await runCli(['cp', '--config', c.node('central').config, src, `ship1:${filesOf('ship1')}/`], c.dir)
+  assert.is(r.code, 0, r.stderr)
+  assert.is(r.stdout, `ship1:${filesOf('ship1')}/fw.bin: 1500000 bytes, sha256 ${sum}\n`)
 })
 
 test.run()

@@ -6,7 +6,8 @@ import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import fs from 'node:fs'
 import net from 'node:net'
-import { Cluster } from '../fixtures/cluster'
+import * as pty from '@lydell/node-pty'
+import { BIN, Cluster } from '../fixtures/cluster'
 import { Term } from './term'
 
 let c: Cluster
@@ -101,6 +102,19 @@ test('shell - full-screen programs: top draws and quits on q; vi edits a file on
     assert.is(fs.readFileSync(file, 'utf8'), 'hello from vi\n')
   } finally {
     v.kill()
+  }
+})
+
+test('shell - a terminal that reports no size (0 rows, 0 columns: a pty nobody sized) opens a 24 × 80 terminal instead of being refused', async () => {
+  const p = pty.spawn('/bin/sh', ['-c', 'stty rows 0 cols 0; exec "$0" "$@"', process.execPath, BIN, 'shell', 'ship1', '--config', c.node('central').config, '--', 'stty size; exit 4'], { name: 'xterm', cols: 100, rows: 30, cwd: process.cwd(), env: process.env as Record<string, string> })
+  let out = ''
+  p.onData((d) => { out += d })
+  try {
+    const code = await new Promise<number>((resolve) => p.onExit((e) => resolve(e.exitCode)))
+    assert.is(code, 4, out)
+    assert.match(out, /24 80/)
+  } finally {
+    try { p.kill('SIGKILL') } catch { /* gone */ }
   }
 })
 
