@@ -1,0 +1,91 @@
+/**
+ * `outpost tunnel NODE -R REMOTEPORT:HOST:PORT` end to end over the hub: ship1 listens on its
+ * loopback and each connection made there is carried back to central, where the CLI connects to
+ * an HTTP server of this test. 20 requests at once, made on ship1's side, each get their own
+ * answer (bodies past the flow-control window both ways); the port is closed once the CLI
+ * exited; a port tunnels.listen does not list is refused (tunnel_listen_denied, exit 3) and
+ * nothing listens on it.
+ */
+import { createHash } from 'node:crypto'
+import http from 'node:http'
+import net from 'node:net'
+import { test } from 'uvu'
+import * as assert from 'uvu/assert'
+import { Cluster, Proc, editYaml, freePort, section } from '../fixtures/cluster'
+
+function request(port: number, path: string, body?: Buffer): Promise<{ status: number; body: Buffer; sha: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port, path, method: body ? 'POST' : 'GET', agent: false }, (res) => {
+      const chunks: Buffer[] = []
+      res.on('data', (c: Buffer) => chunks.push(c))
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks), sha: String(res.headers['x-post-sha']) }))
+      res.on('error', reject)
+    })
+    req.on('error', reject)
+    req.end(body)
+  })
+}
+
+/** 'open' when something accepts a connection on 127.0.0.1:port, else the error code. */
+function probe(port: number): Promise<string> {
+  return new Promise((resolve) => {
+    const s = net.connect({ host: '127.0.0.1', port })
+    s.once('connect', () => { s.destroy(); resolve('open') })
+    s.once('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message))
+  })
+}
+
+test('tunnel -R - 20 parallel requests made on ship1 reach a server here, each answered; the port closes with the CLI; a port not listed is refused', async () => {
+  const server = http.createServer((req, res) => {
+    const chunks: Buffer[] = []
+    req.on('data', (c: Buffer) => chunks.push(c))
+    req.on('end', () => {
+      res.setHeader('x-post-sha', createHash('sha256').update(Buffer.concat(chunks)).digest('hex'))
+      res.end(Buffer.alloc(1536 * 1024, req.url ?? ''))
+    })
+  })
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+  const target = (server.address() as net.AddressInfo).port
+  const remote = await freePort()
+  const denied = await freePort()
+  const c = await Cluster.create(['ship1'])
+  const procs: Proc[] = []
+  try {
+    await c.startHub()
+    await c.start('central')
+    editYaml(c.node('ship1').config, (doc) => { section(doc, 'tunnels').listen = [remote] })
+    await c.start('ship1')
+    const t = new Proc(['tunnel', 'ship1', '-R', `${remote}:127.0.0.1:${target}`, '--json', '--config', c.node('central').config])
+    procs.push(t)
+    await t.waitFor(/"listening"/)
+
+    // Made on ship1's side of the tunnel (its loopback port), answered by the server here.
+    const upload = Buffer.alloc(1536 * 1024, 'upload')
+    const results = await Promise.all(Array.from({ length: 20 }, (_, i) => request(remote, `/r${i}-`, i % 4 === 0 ? upload : undefined)))
+    for (const [i, r] of results.entries()) {
+      assert.is(r.status, 200)
+      assert.ok(r.body.equals(Buffer.alloc(1536 * 1024, `/r${i}-`)), `request ${i} got its own body`)
+      assert.is(r.sha, createHash('sha256').update(i % 4 === 0 ? upload : Buffer.alloc(0)).digest('hex'), `request ${i}'s body arrived whole`)
+    }
+
+    // Ctrl-C: the CLI has ship1 close the port before it exits.
+    await t.stop('SIGINT')
+    assert.is(await t.exited, 0)
+    assert.is(await probe(remote), 'ECONNREFUSED')
+
+    // Not in tunnels.listen: refused on ship1 with its code, exit 3, and nothing listens there.
+    const d = new Proc(['tunnel', 'ship1', '-R', `${denied}:127.0.0.1:${target}`, '--config', c.node('central').config])
+    procs.push(d)
+    await d.waitFor(/tunnel_listen_denied|listening/)
+    assert.match(d.output, /tunnel_listen_denied/)
+    assert.is(await d.exited, 3)
+    assert.match(d.output, new RegExp(`may not listen on port ${denied}: tunnels.listen lists ${remote}`))
+    assert.is(await probe(denied), 'ECONNREFUSED')
+  } finally {
+    for (const p of procs) await p.stop('SIGKILL')
+    await c.destroy()
+    server.close()
+  }
+})
+
+test.run()
