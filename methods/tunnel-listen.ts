@@ -79,7 +79,8 @@ async function listener(ctx: MethodContext, sid: string, options: Map<string, st
   }
   let session: Hosted
   try {
-    session = host(ctx, sid, stop)
+    // Its connections carry the bytes (each with sessions.idleTimeout); this session only ids.
+    session = host(ctx, sid, stop, { idle: false })
   } catch (err) {
     server.close()
     throw err

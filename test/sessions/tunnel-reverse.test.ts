@@ -3,8 +3,9 @@
  * loopback and each connection made there is carried back to central, where the CLI connects to
  * an HTTP server of this test. 20 requests at once, made on ship1's side, each get their own
  * answer (bodies past the flow-control window both ways); the port is closed once the CLI
- * exited; a port tunnels.listen does not list is refused (tunnel_listen_denied, exit 3) and
- * nothing listens on it.
+ * exited, with --once too; a port tunnels.listen does not list is refused
+ * (tunnel_listen_denied, exit 3) and nothing listens on it; the hub down past sessions.grace
+ * ends the CLI (session_lost) and closes the port on ship1.
  */
 import { createHash } from 'node:crypto'
 import http from 'node:http'
@@ -12,6 +13,7 @@ import net from 'node:net'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { Cluster, Proc, editYaml, freePort, section } from '../fixtures/cluster'
+import { eventually, readOr } from '../helpers'
 
 function request(port: number, path: string, body?: Buffer): Promise<{ status: number; body: Buffer; sha: string }> {
   return new Promise((resolve, reject) => {
@@ -72,6 +74,23 @@ test('tunnel -R - 20 parallel requests made on ship1 reach a server here, each a
     await t.stop('SIGINT')
     assert.is(await t.exited, 0)
     assert.is(await probe(remote), 'ECONNREFUSED')
+    // ship1's audit log: the listening session and one line per connection carried back.
+    const audit = await eventually('the audit lines of the reverse tunnel', () => {
+      const lines = readOr(`${c.node('ship1').dataDir}/audit.log`).split('\n').filter((l) => l.includes('"event":"session"') && l.includes('"method":"tunnel.listen"')).map((l) => JSON.parse(l) as { what: string; fromNode: string; bytesIn: number; bytesOut: number })
+      return lines.some((l) => l.what === `listen 127.0.0.1:${remote}`) ? lines : undefined
+    })
+    const carried = audit.filter((l) => l.what.startsWith(`127.0.0.1:${remote} from 127.0.0.1:`))
+    assert.is(carried.length, 20)
+    assert.ok(carried.every((l) => l.fromNode === 'central' && l.bytesIn >= 1536 * 1024))
+
+    // --once: one connection carried, then the CLI exits by itself, and the port with it.
+    const o = new Proc(['tunnel', 'ship1', '-R', `${remote}:127.0.0.1:${target}`, '--once', '--config', c.node('central').config])
+    procs.push(o)
+    await o.waitFor(/tunnel listening on ship1's 127\.0\.0\.1:\d+/)
+    const one = await request(remote, '/once')
+    assert.ok(one.body.equals(Buffer.alloc(1536 * 1024, '/once')))
+    assert.is(await o.exited, 0)
+    assert.is(await probe(remote), 'ECONNREFUSED')
 
     // Not in tunnels.listen: refused on ship1 with its code, exit 3, and nothing listens there.
     const d = new Proc(['tunnel', 'ship1', '-R', `${denied}:127.0.0.1:${target}`, '--config', c.node('central').config])
@@ -85,6 +104,30 @@ test('tunnel -R - 20 parallel requests made on ship1 reach a server here, each a
     for (const p of procs) await p.stop('SIGKILL')
     await c.destroy()
     server.close()
+  }
+})
+
+test('tunnel -R - the hub down past sessions.grace: the port on ship1 is closed and the CLI ends with session_lost', async () => {
+  const remote = await freePort()
+  const c = await Cluster.create(['ship1'], { sessions: { grace: 3 } })
+  let t: Proc | undefined
+  try {
+    await c.startHub()
+    await c.start('central')
+    editYaml(c.node('ship1').config, (doc) => { section(doc, 'tunnels').listen = [remote] })
+    await c.start('ship1')
+    t = new Proc(['tunnel', 'ship1', '-R', `${remote}:127.0.0.1:1`, '--config', c.node('central').config])
+    await t.waitFor(/tunnel listening on/)
+    await c.hub!.stop('SIGKILL')
+    assert.is(await t.exited, 1)
+    assert.match(t.output, /session_lost/)
+    // ship1 heard nothing for its own grace too: it closed the port.
+    const until = Date.now() + 20_000
+    while ((await probe(remote)) !== 'ECONNREFUSED' && Date.now() < until) await new Promise((r) => setTimeout(r, 200))
+    assert.is(await probe(remote), 'ECONNREFUSED')
+  } finally {
+    await t?.stop('SIGKILL')
+    await c.destroy()
   }
 })
 
