@@ -9,6 +9,7 @@
  */
 import { createHash } from 'node:crypto'
 import http from 'node:http'
+import fs from 'node:fs'
 import net from 'node:net'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
@@ -102,6 +103,56 @@ test('tunnel -R - 20 parallel requests made on ship1 reach a server here, each a
     assert.is(await probe(denied), 'ECONNREFUSED')
   } finally {
     for (const p of procs) await p.stop('SIGKILL')
+    await c.destroy()
+    server.close()
+  }
+})
+
+const rssMb = (pid: number): number => Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024
+
+test('tunnel -R - a reader on ship1 that does not read holds the server here back: no process on the path buffers what it sent', async () => {
+  // The server here pours 48 MiB into each connection; the client on ship1 connects and reads nothing.
+  const SIZE = 48 * 1024 * 1024
+  const held: net.Socket[] = []
+  const server = net.createServer((s) => { held.push(s); s.on('error', () => {}); s.end(Buffer.alloc(SIZE, 'p')) })
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+  const target = (server.address() as net.AddressInfo).port
+  const remote = await freePort()
+  const c = await Cluster.create(['ship1'], { log: { level: 'info' } })
+  let t: Proc | undefined
+  let client: net.Socket | undefined
+  try {
+    await c.startHub()
+    await c.start('central')
+    editYaml(c.node('ship1').config, (doc) => { section(doc, 'tunnels').listen = [remote] })
+    await c.start('ship1')
+    t = new Proc(['tunnel', 'ship1', '-R', `${remote}:127.0.0.1:${target}`, '--config', c.node('central').config])
+    await t.waitFor(/tunnel listening on/)
+    const pids = { cli: t.child.pid!, central: c.node('central').proc!.child.pid!, hub: c.hub!.child.pid!, ship1: c.node('ship1').proc!.child.pid! }
+    const before = Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, rssMb(pid)]))
+    client = net.connect({ host: '127.0.0.1', port: remote })
+    client.pause()
+    // Wait until the server here has written what it can (its socket stops draining).
+    let last = -1
+    for (;;) {
+      await new Promise((r) => setTimeout(r, 1000))
+      const pending = held[0]?.writableLength ?? -1
+      if (pending >= 0 && pending === last) break
+      last = pending
+    }
+    // Most of it still waits in the server's socket: the tunnel took a few windows' worth.
+    assert.ok(held[0]!.writableLength > 32 * 1024 * 1024, `only ${held[0]!.writableLength} bytes wait at the server`)
+    for (const [k, pid] of Object.entries(pids)) {
+      const grew = rssMb(pid) - before[k]!
+      assert.ok(grew < 32, `${k} grew ${grew.toFixed(1)} MB holding a connection nobody reads`)
+    }
+    // The reader starts: every byte arrives.
+    let n = 0
+    await new Promise<void>((resolve, reject) => { client!.on('data', (d: Buffer) => { n += d.length }); client!.on('end', resolve); client!.on('error', reject); client!.resume() })
+    assert.is(n, SIZE)
+  } finally {
+    client?.destroy()
+    await t?.stop('SIGKILL')
     await c.destroy()
     server.close()
   }
