@@ -158,7 +158,7 @@ test('tunnel -R - a reader on ship1 that does not read holds the server here bac
   }
 })
 
-test('tunnel -R - the hub down past sessions.grace: the port on ship1 is closed and the CLI ends with session_lost', async () => {
+test('tunnel -R - a target here that refuses closes the connection on ship1; the hub down past sessions.grace: the port on ship1 is closed and the CLI ends with session_lost', async () => {
   const remote = await freePort()
   const c = await Cluster.create(['ship1'], { sessions: { grace: 3 } })
   let t: Proc | undefined
@@ -169,6 +169,15 @@ test('tunnel -R - the hub down past sessions.grace: the port on ship1 is closed 
     await c.start('ship1')
     t = new Proc(['tunnel', 'ship1', '-R', `${remote}:127.0.0.1:1`, '--config', c.node('central').config])
     await t.waitFor(/tunnel listening on/)
+    // Nothing listens on port 1 here: the connection made on ship1 is closed, the error said.
+    const gone = await new Promise<string>((resolve) => {
+      const s = net.connect({ host: '127.0.0.1', port: remote })
+      s.on('data', () => {})
+      s.on('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message))
+      s.on('close', () => resolve('closed'))
+    })
+    assert.ok(gone === 'closed' || gone === 'ECONNRESET', gone)
+    await t.waitFor(/the local connection failed: ECONNREFUSED/)
     await c.hub!.stop('SIGKILL')
     assert.is(await t.exited, 1)
     assert.match(t.output, /session_lost/)
