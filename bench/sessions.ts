@@ -7,13 +7,17 @@
  *  - tunnel throughput: a 32 MiB download through `outpost tunnel` (central → hub → ship1 →
  *    the server) against the same download through a plain TCP relay process (net + pipe) on
  *    loopback, in the same run. Ratio: tunnel / relay (target ≥ 0.5).
+ *  - reverse tunnel (`outpost tunnel -R`): the same download made on ship1's side (ship1's
+ *    loopback port → hub → central → the CLI → the server), against the same relay; and the
+ *    first byte of a connection through each kind of tunnel (a reverse tunnel's connection
+ *    needs one more request), median of FIRST_SAMPLES, against the relay's.
  */
 import { spawn } from 'node:child_process'
 import fs from 'node:fs'
 import net from 'node:net'
 import os from 'node:os'
 import * as pty from '@lydell/node-pty'
-import { Cluster, Proc, editYaml, section } from '../test/fixtures/cluster'
+import { Cluster, Proc, editYaml, freePort, section } from '../test/fixtures/cluster'
 import { Lines } from '../src/lib/lines'
 import type { BenchResult } from './result'
 
@@ -109,6 +113,18 @@ function download(port: number): Promise<number> {
   })
 }
 
+/** ms from connect to the first byte of a download from 127.0.0.1:port. */
+function firstByte(port: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const t = performance.now()
+    const c = net.connect(port, '127.0.0.1')
+    c.once('data', () => { resolve(performance.now() - t); c.destroy() })
+    c.on('error', reject)
+  })
+}
+
+const FIRST_SAMPLES = 15
+
 /** Downloads through each path (the median is reported). */
 const ROUNDS = 3
 
@@ -122,7 +138,8 @@ export async function* sessionBenchmarks(): AsyncIterable<BenchResult> {
   const procs: Proc[] = []
   try {
     await c.startHub()
-    editYaml(c.node('ship1').config, (doc) => { section(doc, 'tunnels').allow = [`127.0.0.1:${src.port}`] })
+    const rev = await freePort()
+    editYaml(c.node('ship1').config, (doc) => { section(doc, 'tunnels').allow = [`127.0.0.1:${src.port}`]; section(doc, 'tunnels').listen = [rev] })
     await c.start('central')
     await c.start('ship1')
 
@@ -163,6 +180,29 @@ export async function* sessionBenchmarks(): AsyncIterable<BenchResult> {
       const perMb = (s: number): number => round((1000 * s) / mb)
       yield { name: 'sessions tunnel CPU per MB', value: perMb(tunnelCpu), unit: 'ms', baseline: perMb(relayCpu), ratio: round(relayCpu / Math.max(tunnelCpu, 0.01)), note: `CPU (user + system) per MB downloaded: ${Object.entries(used).map(([k, v]) => `${k} ${perMb(v)}`).join(', ')} ms; baseline the relay process; load ${os.loadavg()[0]!.toFixed(1)}` }
       yield { name: 'sessions tunnel throughput', value: round(t), unit: 'MB/s', baseline: round(r), ratio: round(t / r), note: `${DOWNLOAD / 1048576} MiB download, median of ${ROUNDS}: outpost tunnel (central → hub → ship1 → server) vs a plain TCP relay process on loopback` }
+
+      const back = new Proc(['tunnel', 'ship1', '-R', `${rev}:127.0.0.1:${src.port}`, '--json', '--config', c.node('central').config])
+      procs.push(back)
+      await back.waitFor(/"listening"/)
+      await download(rev)
+      const rs2: number[] = []
+      const bs: number[] = []
+      for (let i = 0; i < ROUNDS; i++) {
+        rs2.push(await download(rport))
+        bs.push(await download(rev))
+      }
+      const r2 = pct(rs2, 0.5)
+      const b = pct(bs, 0.5)
+      yield { name: 'sessions reverse tunnel throughput', value: round(b), unit: 'MB/s', baseline: round(r2), ratio: round(b / r2), note: `${DOWNLOAD / 1048576} MiB download made on ship1, median of ${ROUNDS}: outpost tunnel -R (ship1 → hub → central → CLI → server) vs a plain TCP relay process on loopback; load ${os.loadavg()[0]!.toFixed(1)}` }
+      const first = { relay: [] as number[], tunnel: [] as number[], reverse: [] as number[] }
+      for (let i = 0; i < FIRST_SAMPLES; i++) {
+        first.relay.push(await firstByte(rport))
+        first.tunnel.push(await firstByte(tport))
+        first.reverse.push(await firstByte(rev))
+      }
+      const fr = pct(first.relay, 0.5)
+      yield { name: 'sessions tunnel first byte', value: round(pct(first.tunnel, 0.5)), unit: 'ms', baseline: round(fr), ratio: round(fr / pct(first.tunnel, 0.5)), note: `connect to the first byte of a download, median of ${FIRST_SAMPLES}: outpost tunnel (one tunnel.open request) vs the relay` }
+      yield { name: 'sessions reverse tunnel first byte', value: round(pct(first.reverse, 0.5)), unit: 'ms', baseline: round(pct(first.tunnel, 0.5)), ratio: round(pct(first.tunnel, 0.5) / pct(first.reverse, 0.5)), note: `connect on ship1 to the first byte, median of ${FIRST_SAMPLES}: outpost tunnel -R (listening session's id, then a tunnel.listen --accept request) vs the forward tunnel's first byte; relay ${round(fr)} ms; load ${os.loadavg()[0]!.toFixed(1)}` }
     } finally {
       relay.kill('SIGKILL')
     }

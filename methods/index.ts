@@ -27,6 +27,7 @@ import { replyFile, replyFileAppend } from './reply-file'
 import replyJob from './reply-job'
 import sessionOpen from './session-open'
 import tunnelOpen from './tunnel-open'
+import tunnelListen from './tunnel-listen'
 
 function registry(methods: readonly Method[]): ReadonlyMap<string, Method> {
   const map = new Map<string, Method>()
@@ -67,6 +68,7 @@ export const METHODS: ReadonlyMap<string, Method> = registry([
   filePut, fileChunk, fileCommit, fileReply, fileGet,
   sessionOpen,
   tunnelOpen,
+  tunnelListen,
 ])
 
 const NAMES = nameIndex(METHODS.values())

@@ -3,14 +3,13 @@
  * carried by live frames (src/sessions/host.ts) for as long as it lasts.
  *
  *   [SID, --, HOST:PORT] ─ tunnels.allow lists it? (else tunnel_denied) ─▶ connect ─▶ ready
- *   socket data ─▶ data frames (the socket pauses while the window is full) · end ─▶ eof
- *   data frames ─▶ socket (credited once written) · eof ─▶ half-close · both closed ─▶ exit 0
+ *   then the socket is carried by the channel (src/sessions/carry.ts) until both ends closed
  */
 import net from 'node:net'
 import { OutpostError } from '../src/errors'
 import type { MethodContext, MethodResult, UnaryMethod } from '../src/method'
 import { ended, host, parseHostArgs } from '../src/sessions/host'
-import { SOCKET_BUFFER } from '../src/sessions/channel'
+import { carry } from '../src/sessions/carry'
 
 /** HOST:PORT → [host, port] (an IPv6 host in brackets), or undefined. */
 export function splitTarget(target: string): [string, number] | undefined {
@@ -61,28 +60,8 @@ export default {
       sock.destroy()
       throw err
     }
+    carry(ctx, session, sock, `to ${target}`)
     const { ch } = session
-    ch.handler = {
-      frame(f) {
-        if (f.type === 'data' && f.data !== undefined) {
-          const n = f.data.length
-          sock.write(f.data)
-          if (sock.writableLength < SOCKET_BUFFER) ch.consumed(n)
-          else sock.once('drain', () => ch.consumed(n))
-        } else if (f.type === 'eof') {
-          sock.end()
-        }
-      },
-      drain: () => sock.resume(),
-      end: (error) => session.end({ error: error ?? new OutpostError('session_closed', `${ctx.env.fromNode} closed the tunnel`) }),
-    }
-    sock.on('data', (d: Buffer) => { if (!ch.write('data', d)) sock.pause() })
-    sock.on('end', () => ch.write('eof'))
-    sock.on('error', (err: NodeJS.ErrnoException) => session.end({ error: new OutpostError('method_failed', `tunnel.open: the connection to ${target} failed: ${err.code ?? err.message}`) }))
-    sock.on('close', () => {
-      ch.write('exit', undefined, [], 0)
-      void ch.flushed(ctx.live!.settings().grace * 1000).then(() => session.end({ exitCode: 0 }))
-    })
     ch.write('ready')
     const r = await session.done
     return ended(ctx, ch, target, undefined, r)

@@ -32,7 +32,7 @@ function typeOf(spec: Spec): string {
     case 'enum': return `one of ${spec.values.map((v) => code(v)).join(', ')}`
     case 'int': return spec.max === undefined ? `integer ≥ ${spec.min}` : `integer ${spec.min}–${spec.max}`
     case 'bool': return 'boolean'
-    case 'strings': return 'list of strings'
+    case 'strings': return spec.numbersOk ? 'list of strings (numbers taken as written)' : 'list of strings'
     case 'map': return 'map: name → string'
     case 'object': return 'section'
     case 'list': return 'list of entries (below)'

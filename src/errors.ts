@@ -82,6 +82,7 @@ export const ERROR_CODES = {
   session_timeout: 'a shell or tunnel ended at the remote node\'s sessions.idleTimeout (no bytes either way) or sessions.maxDuration; its process group was killed',
   session_closed: 'the other side ended a shell or tunnel early: its node stopped, or its client went away (the message says which)',
   tunnel_denied: 'tunnel.open named a HOST:PORT that the receiving node\'s tunnels.allow does not list (the default lists none)',
+  tunnel_listen_denied: 'tunnel.listen (outpost tunnel -R) named a port that the receiving node\'s tunnels.listen does not list (the default lists none); nothing was opened there',
   pty_unavailable: 'session.open: the pty addon cannot load on the receiving node (no prebuilt addon for the platform, or glibc too old)',
   key_changed: "central refused a node.hello carrying another public key than the one pinned for that node (first seen, or security.nodeKeys)",
   not_selected: 'the receiver no longer matches the selector central resolved to address it (its labels changed meanwhile); nothing ran',
@@ -110,7 +111,7 @@ const EXIT_STATUS: Partial<Record<ErrorCode, 2 | 3>> = {
   key_invalid: 2, key_exists: 2,
   not_selected: 3, job_unknown: 2,
   file_outside: 3, file_too_large: 3, file_no_space: 3,
-  not_connected: 3, not_delivered: 3, ttl_expired: 3, denied: 3, signature_required: 3, signature_invalid: 3, signature_expired: 3, key_not_allowed: 3, outbox_full: 3, method_unknown: 3, method_disabled: 3, command_unknown: 3, tunnel_denied: 3,
+  not_connected: 3, not_delivered: 3, ttl_expired: 3, denied: 3, signature_required: 3, signature_invalid: 3, signature_expired: 3, key_not_allowed: 3, outbox_full: 3, method_unknown: 3, method_disabled: 3, command_unknown: 3, tunnel_denied: 3, tunnel_listen_denied: 3,
 }
 
 export function exitCodeFor(code: string): 1 | 2 | 3 {

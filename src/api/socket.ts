@@ -7,7 +7,7 @@
  *     (,"allowUnknown":true: receivers the node list has not heard of are taken too)
  *   {"op":"nodes"}                            ─▶ {"nodes":[…]}
  *   {"op":"status"}                           ─▶ {"node", "version", "connected", "outbox"}
- *   {"op":"session","toNode","method":"session.open"|"tunnel.open","methodArgs"} ─▶ a live, two-way stream
+ *   {"op":"session","toNode","method":"session.open"|"tunnel.open"|"tunnel.listen","methodArgs"} ─▶ a live, two-way stream
  *                                                (src/sessions/client.ts): {"in"}/{"out"} lines until {"exit"} or {"error"}
  *   {"op":"config.reload","file":F}          ─▶ {"config":{"node","type":"applied","file","changed","restartNeeded"}}
  *                                                (or "type":"other-file": this node runs from another file)

@@ -37,6 +37,7 @@ Commands:
   repl               interactive shell for send, nodes and call
   shell              a terminal on a node: outpost shell NODE [-- CMD...]
   tunnel             a local port carried to a node: outpost tunnel NODE LOCALPORT:HOST:PORT
+                     (-R REMOTEPORT:HOST:PORT: a port on the node carried back here)
   version            print the version
 
 ${GLOBAL_HELP}

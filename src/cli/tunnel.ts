@@ -1,38 +1,51 @@
 /**
  * `outpost tunnel NODE LOCALPORT:HOST:PORT`: listen on 127.0.0.1:LOCALPORT; each connection
- * becomes one tunnel.open session, NODE connecting to HOST:PORT from where it is.
- *
- *   local socket ─ data ─▶ {"in"} (paused while the agent's socket is full) ─ end ─▶ {"eof"}
- *   {"out"} ─▶ local socket (the session pauses while it is full) · {"eof"} ─▶ half-close
- *   {"exit"} ─▶ end · {"error"} ─▶ the connection is reset, the error printed
+ * becomes one tunnel.open session, NODE connecting to HOST:PORT from where it is (its bytes:
+ * tunnel-bridge.ts). With -R, the other way round: tunnel-reverse.ts.
  */
 import net from 'node:net'
 import path from 'node:path'
 import { exitCodeFor, OutpostError } from '../errors'
 import { askAgent, EXIT, GLOBAL_HELP, load, parse, print, socketPath, type Io } from './common'
-import { openStream } from './session-stream'
-import { SOCKET_BUFFER } from '../sessions/channel'
+import { bridge } from './tunnel-bridge'
+import { parseReverse, reverseTunnel, reverseUsage } from './tunnel-reverse'
 
 const HELP = `Usage: outpost tunnel NODE LOCALPORT:HOST:PORT [--once]
+       outpost tunnel NODE -R REMOTEPORT:HOST:PORT [--once]
 
   Listen on 127.0.0.1:LOCALPORT; each connection made to it is carried to NODE (tunnel.open),
   which connects to HOST:PORT from where it is. HOST:PORT must be listed in NODE's
   tunnels.allow (none by default: tunnel_denied). LOCALPORT 0 picks a free port (printed).
   Many connections at once, each with its own flow control.
 
+  -R, --remote REMOTEPORT:HOST:PORT
+                      the other way round: NODE listens on its own 127.0.0.1:REMOTEPORT
+                      (tunnel.listen; loopback only, and REMOTEPORT must be listed in NODE's
+                      tunnels.listen, none by default: tunnel_listen_denied, exit 3); each
+                      connection made to it there is carried back here, and this command
+                      connects to HOST:PORT from here. The port is closed when this command
+                      ends, or when the link stays down past NODE's sessions.grace.
   --once              carry one connection, then exit (with 3 when it was refused)
   --allow-unknown     open to a node the node list has not heard of
   --socket PATH       this node's API socket (default <dataDir>/outpost.sock)
-  --json              {"listening":{"port"}} and one {"closed"} or {"error"} per connection
+  --json              {"listening":{"port"}} (-R: {"listening":{"remotePort"}}) and one
+                      {"closed"} or {"error"} per connection
 
   Runs until interrupted (Ctrl-C: exit 0).
 
 ${GLOBAL_HELP}`
 
 export async function tunnel(io: Io, args: string[], signal?: AbortSignal): Promise<number> {
-  const { values, positionals } = parse(args, { once: { type: 'boolean' }, 'allow-unknown': { type: 'boolean' }, socket: { type: 'string' } }, true)
+  const { values, positionals } = parse(args, { once: { type: 'boolean' }, 'allow-unknown': { type: 'boolean' }, socket: { type: 'string' }, remote: { type: 'string', short: 'R' } }, true)
   if (values.help) return print(io, HELP)
   const [node, spec, ...extra] = positionals
+  if (values.remote !== undefined) {
+    const r = parseReverse(values.remote)
+    if (node === undefined || r === undefined || spec !== undefined) throw reverseUsage()
+    const loaded = load(io, values, false)
+    const file = values.socket !== undefined ? path.resolve(io.cwd, values.socket) : socketPath(loaded.config)
+    return reverseTunnel(io, { node, ...r, file, json: values.json === true, once: values.once === true, allowUnknown: values['allow-unknown'] === true }, signal)
+  }
   const m = spec === undefined ? null : /^(\d{1,5}):(.+:\d{1,5})$/.exec(spec)
   if (node === undefined || m === null || extra.length > 0) throw new OutpostError('usage', 'usage: outpost tunnel NODE LOCALPORT:HOST:PORT, e.g. outpost tunnel ship1 8080:127.0.0.1:80')
   const target = m[2]!
@@ -52,37 +65,15 @@ export async function tunnel(io: Io, args: string[], signal?: AbortSignal): Prom
   server.on('connection', (local) => {
     open++
     if (once) server.close()
-    let ended = false
-    let sentEof = false
-    let gotEof = false
-    const s = openStream(file, { toNode: node, method: 'tunnel.open', methodArgs: ['--', target], ...(values['allow-unknown'] === true ? { allowUnknown: true } : {}) }, {
-      out: (bytes) => {
-        local.write(bytes)
-        if (local.writableLength < SOCKET_BUFFER) return true
-        local.once('drain', () => s.resume())
-        return false
-      },
-      eof: () => { gotEof = true; local.end() },
-      end: (r) => {
-        ended = true
-        if ('code' in r) {
-          local.end()
-          if (json) say({ closed: { target } }, '')
-        } else {
-          local.destroy()
-          last = exitCodeFor(r.error.code)
-          say({ error: r.error.toJSON() }, `${r.error.message} [${r.error.code}]`)
-        }
-        if (--open === 0 && once) finish(last)
-      },
+    bridge(file, { toNode: node, method: 'tunnel.open', methodArgs: ['--', target], ...(values['allow-unknown'] === true ? { allowUnknown: true } : {}) }, local, (r) => {
+      if ('code' in r) {
+        if (json) say({ closed: { target } }, '')
+      } else {
+        last = exitCodeFor(r.error.code)
+        say({ error: r.error.toJSON() }, `${r.error.message} [${r.error.code}]`)
+      }
+      if (--open === 0 && once) finish(last)
     })
-    local.on('data', (d: Buffer) => {
-      if (!s.send({ in: d.toString('base64') })) { local.pause(); void s.drained().then(() => local.resume()) }
-    })
-    local.on('end', () => { sentEof = true; s.send({ eof: true }) })
-    local.on('error', () => {})
-    // Closed both ways: the remote side ends it (exit); closed abruptly: the session is ended here.
-    local.on('close', () => { if (!ended && !(sentEof && gotEof)) s.close() })
   })
 
   // No agent here: say so now (agent_not_running, exit 2), not at the first connection.

@@ -194,6 +194,7 @@ function check(spec: Spec, node: YamlNode | null, keyPath: string[], problems: P
       if (!isSeq(node)) return bad(`must be a list of strings, got ${got()}`)
       const out: string[] = []
       for (const item of node.items) {
+        if (spec.numbersOk === true && isScalar(item) && typeof item.value === 'number' && Number.isSafeInteger(item.value)) { out.push(String(item.value)); continue }
         if (!isScalar(item) || typeof item.value !== 'string') { problems.push({ key, line: lineOf(item as YamlNode), text: 'must be a list of strings (quote numbers)' }); continue }
         out.push(item.value)
       }

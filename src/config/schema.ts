@@ -248,10 +248,11 @@ export const SCHEMA = obj({
     idleTimeout: int(3600, 'Seconds without a byte either way after which a shell or tunnel on this node is ended (0: never).', 0),
     maxDuration: int(43200, 'Most seconds a shell or tunnel on this node may last (its end kills the process group).', 1),
     record: bool(false, 'Write each shell session on this node as an asciicast v2 file, <dataDir>/sessions/<id>.cast (replay with `asciinema play`).'),
-  }, 'Interactive shells and tunnels (`outpost shell`, `outpost tunnel`): session.open and tunnel.open, allowed by methods.allow like any method.'),
+  }, 'Interactive shells and tunnels (`outpost shell`, `outpost tunnel`): session.open, tunnel.open and tunnel.listen, allowed by methods.allow like any method.'),
   tunnels: obj({
     allow: strs([], 'HOST:PORT targets tunnel.open may connect to from this node, such as "127.0.0.1:8080" ("*" as HOST or PORT matches any). Default: none.', { check: (v: string[]) => { for (const t of v) if (!/^(\[[0-9a-fA-F:.]+\]|[^\s:]+):(\d{1,5}|\*)$/.test(t)) return `has ${JSON.stringify(t)}: each target is HOST:PORT, such as 127.0.0.1:8080`; return undefined } }),
-  }, 'Where tunnels may lead from this node.'),
+    listen: strs([], 'Ports tunnel.listen (`outpost tunnel NODE -R PORT:HOST:PORT`) may open on this node\'s loopback, 127.0.0.1, such as [9000]: each connection made to one is carried back to the asking node. Default: none.', { numbersOk: true, check: (v: string[]) => { for (const p of v) if (!/^\d{1,5}$/.test(p) || Number(p) < 1 || Number(p) > 65535) return `has ${JSON.stringify(p)}: each entry is a port, 1 to 65535`; return undefined } }),
+  }, 'Where tunnels may lead from this node, and which ports reverse tunnels may open on it.'),
 }, 'outpost configuration')
 
 export type Config = Infer<typeof SCHEMA>

@@ -25,7 +25,7 @@ export interface NullStrSpec extends Base {
 export interface EnumSpec<V extends string = string> extends Base { t: 'enum'; values: readonly V[]; def: V }
 export interface IntSpec extends Base { t: 'int'; def: number; min: number; max?: number }
 export interface BoolSpec extends Base { t: 'bool'; def: boolean }
-export interface StringsSpec extends Base { t: 'strings'; def: readonly string[]; /** true reads as ["*"], false as []. */ boolOk?: boolean }
+export interface StringsSpec extends Base { t: 'strings'; def: readonly string[]; /** true reads as ["*"], false as []. */ boolOk?: boolean; /** Whole numbers are read as their digits (a list of ports). */ numbersOk?: boolean }
 export interface MapSpec extends Base {
   t: 'map'
   def: Readonly<Record<string, string>>

@@ -1,7 +1,7 @@
 /**
  * The asking side of a session, on the node the CLI talks to: the socket API's streaming mode.
  *
- *   {"op":"session","toNode":N,"method":"session.open"|"tunnel.open","methodArgs":[…]}
+ *   {"op":"session","toNode":N,"method":"session.open"|"tunnel.open"|"tunnel.listen","methodArgs":[…]}
  *     ─▶ channel SID (waits for the peer) + the request through the outbox (durable, ACKed,
  *        methods.allow on the receiver; ttl sessions.grace: an absent node is an error, not a
  *        shell that opens hours later)
@@ -40,7 +40,7 @@ export interface SessionConn {
   end(): void
 }
 
-export const SESSION_METHODS = new Set(['session.open', 'tunnel.open'])
+export const SESSION_METHODS = new Set(['session.open', 'tunnel.open', 'tunnel.listen'])
 
 export interface ClientSession {
   /** A line from the client. */
@@ -52,7 +52,7 @@ export interface ClientSession {
 export async function openSession(node: OutpostNode, req: Record<string, unknown>, conn: SessionConn): Promise<ClientSession> {
   const { toNode, method, methodArgs, allowUnknown } = req
   if (typeof toNode !== 'string' || !isValidNodeName(toNode)) throw new OutpostError('api_bad_request', 'api: session needs "toNode", a node name')
-  if (typeof method !== 'string' || !SESSION_METHODS.has(method)) throw new OutpostError('api_bad_request', `api: session "method" is session.open or tunnel.open, got ${JSON.stringify(method)}`)
+  if (typeof method !== 'string' || !SESSION_METHODS.has(method)) throw new OutpostError('api_bad_request', `api: session "method" is session.open, tunnel.open or tunnel.listen, got ${JSON.stringify(method)}`)
   if (methodArgs !== undefined && (!Array.isArray(methodArgs) || methodArgs.some((a) => typeof a !== 'string'))) throw new OutpostError('api_bad_request', 'api: session "methodArgs" must be an array of strings')
   const s = node.config.sessions
   const sid = Live.newId()

@@ -49,10 +49,12 @@ export interface Hosted {
 /**
  * Open the channel for this run and wire its ends: the peer closing, the channel's timers,
  * sessions.maxDuration and ctx.signal all come to one end(); `stop` kills what was started.
+ * `idle: false`: sessions.idleTimeout does not apply (a reverse tunnel's listening session,
+ * whose bytes go on the sessions of its connections).
  */
-export function host(ctx: MethodContext, sid: string, stop: () => Promise<void>): Hosted {
+export function host(ctx: MethodContext, sid: string, stop: () => Promise<void>, o: { idle?: boolean } = {}): Hosted {
   const live = liveOf(ctx)
-  const ch = live.open(`${sid}.r`, ctx.env.fromNode, { waitPeer: false, idle: true })
+  const ch = live.open(`${sid}.r`, ctx.env.fromNode, { waitPeer: false, idle: o.idle ?? true })
   let settle!: (r: { exitCode?: number; error?: OutpostError }) => void
   const done = new Promise<{ exitCode?: number; error?: OutpostError }>((resolve) => { settle = resolve })
   let over = false

@@ -153,7 +153,7 @@ test('shell - the socket API refuses a session request for a method that is not 
   })
   const [first, ...rest] = lines.trim().split('\n').map((l) => JSON.parse(l) as { error?: { code: string; message: string } })
   assert.is(first?.error?.code, 'api_bad_request')
-  assert.match(first!.error!.message, /session\.open or tunnel\.open/)
+  assert.match(first!.error!.message, /session\.open, tunnel\.open or tunnel\.listen/)
   assert.is(rest.length, 0, 'the input line after it was not taken as a request')
 })
 
