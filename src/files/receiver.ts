@@ -136,6 +136,21 @@ export class Receiver {
       const code = rec.error !== undefined && rec.error.code in ERROR_CODES ? rec.error.code as ErrorCode : 'file_transfer_unknown'
       throw new OutpostError(code, rec.error?.message ?? `file.put: transfer ${meta.id} failed`)
     }
+    if (rec?.state !== 'expected') return this.openTransfer(ctx, meta, rec)
+    // A pull this node asked for: a refusal here ends it here too, or the `outpost cp` waiting
+    // for it (and `outpost transfers`) would wait for a file that never comes.
+    try {
+      return await this.openTransfer(ctx, meta, rec)
+    } catch (err) {
+      const e = err instanceof OutpostError ? err : ioError(`file transfer ${rec.id}`, err)
+      await this.fail(rec, { code: e.code, message: e.message })
+      throw e
+    }
+  }
+
+  /** Open the transfer `meta` describes: its temp file beside the target, its record. */
+  private async openTransfer(ctx: MethodContext, meta: ReturnType<typeof parseMeta>, rec: InRecord | undefined): Promise<MethodResult> {
+    const from = ctx.env.fromNode
     const now = this.o.now()
     let target: string
     let dir: string

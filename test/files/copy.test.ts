@@ -10,7 +10,7 @@ import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { BIN, Cluster, freePort, sendVia } from '../fixtures/cluster'
 import { runCli } from '../fixtures/run-cli'
-import { cp, errorCode, lastTransfer, partials, randomFile, sha256Of, until } from './helpers'
+import { cp, errorCode, lastTransfer, partials, randomFile, sha256Of, transfersOf, until } from './helpers'
 
 let c: Cluster
 let port: number
@@ -149,6 +149,18 @@ test("files - on central, cp ship1:/p central:/q names central's own side: a pul
   const r = await cp(c, 'central', [`ship1:${filesOf('ship1')}/own.bin`, `central:${dest}`])
   assert.is(r.code, 0, r.stderr + JSON.stringify(r.lines))
   assert.is(sha256Of(dest), sum)
+})
+
+test('files - a pull into a directory that does not exist here ends at once (file_not_found, exit 1), and leaves no transfer waiting', async () => {
+  // From the node itself (NODE:/path naming this node), as from another.
+  fs.mkdirSync(filesOf('central'), { recursive: true })
+  fs.copyFileSync(src, path.join(filesOf('central'), 'nodir.bin'))
+  const r = await cp(c, 'central', [`central:${filesOf('central')}/nodir.bin`, path.join(c.dir, 'no-such-dir', 'nodir.bin')], 30_000)
+  assert.is(r.code, 1, r.stderr + JSON.stringify(r.lines))
+  assert.is(errorCode(r), 'file_not_found', r.stderr + JSON.stringify(r.lines))
+  assert.not.ok(fs.existsSync(path.join(c.dir, 'no-such-dir')))
+  const waiting = (await transfersOf(c.node('central').socket)).filter((t) => t.state === 'expected')
+  assert.equal(waiting, [])
 })
 
 test('files - a copy to or from a node central has never heard of is refused at once (node_unknown, exit 2), by the CLI and POST /v1/transfers; --allow-unknown lets it wait', async () => {
