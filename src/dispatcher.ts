@@ -3,7 +3,7 @@
  *
  *   bytes ─ decode ─▶ sender check (the hub's word) ─▶ ack? ─▶ delivery.onAck
  *         ─▶ duplicate? ─▶ ACK again, run nothing
- *         ─▶ inbox (durable, implies seen) ─▶ ACK ─▶ signature / ACL / known / enabled? ─▶ inbox start (durable)
+ *         ─▶ inbox (durable, implies seen) ─▶ ACK ─▶ signature / ACL / known / enabled? (admission.ts) ─▶ inbox start (durable)
  *         ─▶ method with methodTimeout ─▶ reply envelope ─▶ outbox (closing the inbox entry atomically)
  *   a stream method's chunks ─ coalesced (~50 ms / 4 KiB) ─▶ replies seq 0, 1, … ─▶ outbox; the last
  *   one (final, exitCode, error) closes the inbox entry.
@@ -23,7 +23,6 @@ import type { MessageEvent, MessageEventSink } from './events'
 import type { LogFn } from './log'
 import { NO_METRICS, type Metrics } from './metrics'
 import { Coalescer } from './coalesce'
-import { matches } from './lib/pattern'
 import { Stopper } from './lib/stopper'
 import type { Control } from './config/apply'
 import type { FileRoom } from './files/types'
@@ -31,10 +30,9 @@ import type { DiskRoom, HandlerInfo, JobInfo, Method, MethodContext, Ops, Stream
 import { ACK_METHOD, nameIndex } from './method-names'
 import { replyTo, type ReplyResult } from './reply'
 import { Requester } from './requester'
-import { signatureRefusal } from './sign-check'
+import { Admission } from './admission'
 import type { ReplySigning } from './reply-signing'
 import { failure, runMethod, stopGraceMs } from './run'
-import { notSelected } from './jobs/selected'
 import type { InboxEntry, InboxFacet } from './store/outbox'
 import type { Live } from './sessions/live'
 import { FRAME_METHOD } from './sessions/frames'
@@ -88,8 +86,8 @@ export class Dispatcher {
   /** Ids being recorded right now: a duplicate arriving meanwhile waits for the first to ACK. */
   private readonly receiving = new Set<string>()
   private readonly running = new Map<string, Job>()
-  /** Handlers switched off at run time (op.stop), in memory only. */
-  private readonly switchedOff = new Set<string>()
+  /** What may run here: signatures, methods.allow, selector, handler switches (admission.ts). */
+  private readonly admission: Admission
   /** Replies to this node's requests: authorised, run in order, failures told (requester.ts). */
   private readonly requester: Requester
   /** The handle op.* methods get in their context. */
@@ -102,11 +100,12 @@ export class Dispatcher {
     this.o = o
     this.metrics = o.metrics ?? NO_METRICS
     this.names = nameIndex(o.methods.values())
+    this.admission = new Admission(o, this.names)
     this.requester = new Requester({ self: o.self, outbox: o.outbox, onReply: o.onReply, log: o.log, ...(o.report ? { report: o.report } : {}), ...(o.events ? { events: o.events } : {}) })
     this.ops = {
       handlers: () => [...this.o.methods.values()].map((m): HandlerInfo => ({ name: m.name, kind: m.kind, summary: m.summary, enabled: this.enabled(m.name) })),
       jobs: () => this.jobs().map(({ id, method, from, started }) => ({ id, method, from, started })),
-      setEnabled: (name, on) => this.setEnabled(name, on),
+      setEnabled: (name, on) => this.admission.setEnabled(name, on),
       cancel: (id, by) => {
         const job = this.running.get(id)
         if (job === undefined) return false
@@ -140,23 +139,7 @@ export class Dispatcher {
 
   /** Whether a handler may run: listed in methods.enabled and not switched off by op.stop. */
   enabled(name: string): boolean {
-    const enabled = this.o.config.methods.enabled
-    return enabled.some((p) => matches(p, name)) && !this.switchedOff.has(name)
-  }
-
-  private setEnabled(given: string, on: boolean): void {
-    const name = this.names.get(given) ?? given
-    const method = this.o.methods.get(name)
-    if (method === undefined) throw new OutpostError('method_unknown', `${this.o.self} has no method ${name}`)
-    if (!on) {
-      if (method.alwaysOn === true) throw new OutpostError('method_failed', `${name} cannot be switched off (op.* is how handlers are switched on again)`)
-      this.switchedOff.add(name)
-      return
-    }
-    if (!this.o.config.methods.enabled.some((p) => matches(p, name))) {
-      throw new OutpostError('method_disabled', `${name} is switched off in the config of ${this.o.self} (methods.enabled); op.start only undoes op.stop`)
-    }
-    this.switchedOff.delete(name)
+    return this.admission.enabled(name)
   }
 
   /** `remote`: it came through the transport (a reply from another node is then checked against its pinned key). */
@@ -183,7 +166,7 @@ export class Dispatcher {
     // Shell and tunnel bytes: never stored, never run as a method; their session checks the sender.
     if (env.method === FRAME_METHOD) { this.o.live?.receive(env); return }
     if (env.ackTimeout === 0) {
-      if (env.inReplyTo !== undefined && (this.requester.forged(env) || (remote && this.badSignature(env)))) return
+      if (env.inReplyTo !== undefined && (this.requester.forged(env) || (remote && this.admission.badSignature(env)))) return
       this.metrics.delivered(env.method)
       await this.execute(env, undefined)
       return
@@ -200,13 +183,13 @@ export class Dispatcher {
       this.ack(env)
       return
     }
-    if (env.inReplyTo !== undefined && (this.requester.forged(env) || (remote && this.badSignature(env)))) {
+    if (env.inReplyTo !== undefined && (this.requester.forged(env) || (remote && this.admission.badSignature(env)))) {
       // ACKed so that it is not sent again; nothing is recorded or run.
       this.ack(env)
       return
     }
     this.receiving.add(env.id)
-    const refusal = this.refusal(env)
+    const refusal = this.admission.refusal(env)
     try {
       // A method about to run is recorded as started in the same write as its receipt (one
       // fdatasync, not two): after a crash it is reported interrupted, never run again. A reply
@@ -236,21 +219,6 @@ export class Dispatcher {
     if (!started || env.inReplyTo !== undefined || env.data === undefined || this.o.methods.get(env.method)?.sink !== true) return bytes
     const { data: _data, ...kept } = env
     return encode(kept)
-  }
-
-  /**
-   * A reply from another node whose signature does not verify against its pinned key: logged
-   * (and in the audit log), reported to error.log, dropped. Whoever waits for the reply gets an
-   * error reply saying so instead of what the forged one said.
-   */
-  private badSignature(env: Envelope): boolean {
-    const why = env.fromNode === this.o.self ? undefined : this.o.replySigning?.replyRefusal(env)
-    if (why === undefined) return false
-    this.o.log('warn', `dispatch: ${why.message}`, { id: env.id, from: env.fromNode, method: env.method, code: why.code })
-    this.o.events?.({ type: 'denied', id: env.id, fromNode: env.fromNode, method: env.method, error: why.toJSON() })
-    this.o.report?.(why.toJSON())
-    this.o.onReply({ id: env.id, toNode: env.toNode, fromNode: env.fromNode, method: env.method, inReplyTo: env.inReplyTo!, final: true, createdAt: env.createdAt, error: why.toJSON() })
-    return true
   }
 
   private refuse(env: Envelope, refusal: OutpostError): Promise<void> {
@@ -313,7 +281,7 @@ export class Dispatcher {
 
   /** A received message not started yet (after a restart): check it, record the start, run it. */
   private async start(env: Envelope): Promise<void> {
-    const refusal = this.refusal(env)
+    const refusal = this.admission.refusal(env)
     if (refusal) return this.refuse(env, refusal)
     try {
       await this.o.outbox.startRun(env.id)
@@ -326,35 +294,6 @@ export class Dispatcher {
 
   private finish(inboxId: string): Promise<void> {
     return this.o.outbox.finishRun(inboxId).catch((err: Error) => this.o.log('error', `dispatch: ${err.message}`))
-  }
-
-  /** Why this node will not run env, or undefined. */
-  private refusal(env: Envelope): OutpostError | undefined {
-    const { config, self } = this.o
-    // A part of a transfer this node asked for itself (a pull): its own request was the signed one.
-    const admitted = env.inReplyTo === undefined && this.o.admit?.(env) === true
-    // An operator's signature first (sign-check.ts): a tampered message is refused whatever the ACL says.
-    if (env.inReplyTo === undefined && !admitted) {
-      const bad = signatureRefusal(env, config, self, this.o.now(), this.o.methods.get(env.method)?.sink === true)
-      if (bad) return bad
-    }
-    // A reply is authorised by this node's record of its request (forged()), not by methods.allow.
-    if (env.inReplyTo === undefined && !allowed(config, self, env.fromNode, env.method) && !admitted) {
-      return new OutpostError('denied', `${self} does not let ${env.fromNode} call ${env.method} (methods.allow)`)
-    }
-    if (!this.o.methods.has(env.method)) return new OutpostError('method_unknown', `${self} has no method ${env.method}`)
-    // Addressed by a selector: this node must still match it with its labels of now.
-    if (env.selector !== undefined && env.inReplyTo === undefined) {
-      const no = notSelected(env, self, config.node.labels)
-      if (no !== undefined) return no
-    }
-    // A reply answers a request this node sent: it is handled whatever methods.enabled lists.
-    if (env.inReplyTo === undefined && !this.enabled(env.method)) {
-      return new OutpostError('method_disabled', this.switchedOff.has(env.method)
-        ? `${env.method} is switched off on ${self} (op.stop)`
-        : `${env.method} is switched off on ${self} (methods.enabled: ${config.methods.enabled.join(', ')})`)
-    }
-    return undefined
   }
 
   /** Run env's method; reply to requests, hand replies to waiting clients. */
@@ -370,7 +309,7 @@ export class Dispatcher {
   private async executeInner(env: Envelope, inboxId: string | undefined, isReply: boolean, noReply: boolean): Promise<void> {
     const method = this.o.methods.get(env.method)
     // Requests were checked in start(); events are checked here.
-    const refusal = method === undefined ? new OutpostError('method_unknown', `${this.o.self} has no method ${env.method}`) : env.ackTimeout === 0 ? this.refusal(env) : undefined
+    const refusal = method === undefined ? new OutpostError('method_unknown', `${this.o.self} has no method ${env.method}`) : env.ackTimeout === 0 ? this.admission.refusal(env) : undefined
     if (method === undefined || refusal) {
       this.o.log('warn', `dispatch: ${env.method} from ${env.fromNode}: ${refusal?.message}`)
       const why = refusal ?? new OutpostError('method_unknown', `${this.o.self} has no method ${env.method}`)
@@ -463,10 +402,5 @@ export class Dispatcher {
   }
 }
 
-/** SPEC §5: by default only the central node and the node itself may call anything. */
-export function allowed(config: Config, self: string, from: string, method: string): boolean {
-  return config.methods.allow.some((rule) =>
-    rule.from.some((f) => f === '*' || f === from || (f === '$central' && from === config.node.central) || (f === '$self' && from === self)) &&
-    (rule.methods ?? ['*']).some((p) => matches(p, method)))
-}
-
+/** The ACL check, kept importable from here (it lives in admission.ts). */
+export { allowed } from './admission'

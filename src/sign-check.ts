@@ -1,6 +1,6 @@
 /**
  * The receiver's check of an operator's signature (src/signing.ts), made before the ACL and
- * before anything runs (dispatcher.ts refusal()):
+ * before anything runs (admission.ts refusal()):
  *
  *   signed? ─ no ─▶ required for this method (security.requireSignatures)? ─▶ signature_required
  *     │ yes
