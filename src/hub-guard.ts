@@ -15,7 +15,9 @@
  * alone would not slow a guesser that stops waiting (no welcome at once means "wrong"), so a
  * held-back refusal keeps its place under the cap until it is sent, whether or not the peer is
  * still there: one address gets at most maxPending guesses checked per MAX_DELAY_MS.
+ * The token check of a hello (hashToken, tokenMatches) is here too.
  */
+import { createHash, timingSafeEqual } from 'node:crypto'
 import type { LogFn } from './log'
 
 /** Failed hellos an address may make before the hub starts holding its answers back. */
@@ -217,4 +219,15 @@ export class HelloGuard {
         return `${plural(total, 'TLS handshake')} ${from} failed (${listed})`
     }
   }
+}
+
+export function hashToken(token: string): string {
+  return `sha256:${createHash('sha256').update(token).digest('hex')}`
+}
+
+/** Constant-time check of a presented token against the configured "sha256:<hex>" or plain value. */
+export function tokenMatches(expected: string, given: string): boolean {
+  const want = expected.startsWith('sha256:') ? expected.slice(7).toLowerCase() : createHash('sha256').update(expected).digest('hex')
+  const got = createHash('sha256').update(given).digest('hex')
+  return want.length === got.length && timingSafeEqual(Buffer.from(want), Buffer.from(got))
 }

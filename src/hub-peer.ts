@@ -1,8 +1,38 @@
 /**
- * How the hub (src/hub.ts) writes to a connection, and how it names frames in --debug lines.
+ * What the hub (src/hub.ts) knows of a connection, how it writes to one, and how it names frames
+ * in --debug lines.
  */
 import type net from 'node:net'
+import type { Ticket } from './hub-guard'
 import { abbreviate, encodeFrame, type Frame } from './wire/framing'
+
+/** A connection between accept and its welcome: it holds a place under its address's cap. */
+export interface Unproven {
+  ticket: Ticket
+  /** The hello deadline. */
+  timer: NodeJS.Timeout
+  /** The answer to a failed hello is held back: the place stays taken until it is sent, even if the peer left. */
+  holding: boolean
+  /** What the deadline does (shown: log it by itself): close the socket (TLS still handshaking), or fail the connection. */
+  expire: (shown: boolean) => void
+}
+
+export interface Conn {
+  out: Peer
+  node: string | undefined
+  peer: string
+  closed: boolean
+  /** Sent presence frames (it asked with `watch`). */
+  watching: boolean
+  /** The apiVersion of its hello: from BATCH_API on it takes batch frames, before that only msg frames. */
+  api: number
+  /** Its hello announced `deflate`: zbatch frames go to it whole, else inflated (src/hub-deliver.ts). */
+  deflate: boolean
+  /** Until its hello is accepted (sockets only). */
+  unproven?: Unproven | undefined
+  /** Its hello was refused and the answer is held back: what else it sends is ignored. */
+  refusing?: boolean
+}
 
 /** Where a connection's frames go: a socket (encoded, corked per tick) or a node in this process. */
 export interface Peer {

@@ -9,25 +9,22 @@
  * Bad input (oversized length, not MessagePack, unknown t, wrong token) gets an `error` frame
  * and a close of that connection only. Until its hello is accepted a connection is "unproven":
  * it must prove itself within helloTimeoutMs, only so many may wait per address, and failed
- * hellos are answered more and more slowly (src/hub-guard.ts).
+ * hellos are answered more and more slowly (src/hub-guard.ts). Routing and the offline
+ * bookkeeping are in src/hub-route.ts.
  */
-import { createHash, timingSafeEqual } from 'node:crypto'
 import fs from 'node:fs'
 import net from 'node:net'
 import tls from 'node:tls'
 import { OutpostError, isOutpostError, type ErrorCode } from './errors'
-import { HelloGuard, type Refusal, type Ticket } from './hub-guard'
+import { HelloGuard, hashToken, tokenMatches, type Refusal } from './hub-guard'
 import { matches } from './lib/pattern'
 import type { LogFn } from './log'
 import { encodeFrame, FrameDecoder, type Frame } from './wire/framing'
-import { framesFor, type Routed } from './hub-deliver'
-import { ulid } from './wire/ulid'
-import { describe, socketPeer, type Peer } from './hub-peer'
+import { describe, socketPeer, type Conn, type Unproven } from './hub-peer'
+import { Router } from './hub-route'
 import { API_VERSION } from './version'
 
-/** A pair stays blocked at most this long after its receiver is back (the first message may have expired). */
-const BLOCK_MAX_MS = 30_000
-
+export { hashToken, tokenMatches }
 
 export interface HubOptions {
   /** host:port */
@@ -48,34 +45,6 @@ export interface HubOptions {
   maxPendingPerAddress?: number
 }
 
-/** A connection between accept and its welcome: it holds a place under its address's cap. */
-interface Unproven {
-  ticket: Ticket
-  /** The hello deadline. */
-  timer: NodeJS.Timeout
-  /** The answer to a failed hello is held back: the place stays taken until it is sent, even if the peer left. */
-  holding: boolean
-  /** What the deadline does (shown: log it by itself): close the socket (TLS still handshaking), or fail the connection. */
-  expire: (shown: boolean) => void
-}
-
-interface Conn {
-  out: Peer
-  node: string | undefined
-  peer: string
-  closed: boolean
-  /** Sent presence frames (it asked with `watch`). */
-  watching: boolean
-  /** The apiVersion of its hello: from BATCH_API on it takes batch frames, before that only msg frames. */
-  api: number
-  /** Its hello announced `deflate`: zbatch frames go to it whole, else inflated (src/hub-deliver.ts). */
-  deflate: boolean
-  /** Until its hello is accepted (sockets only). */
-  unproven?: Unproven | undefined
-  /** Its hello was refused and the answer is held back: what else it sends is ignored. */
-  refusing?: boolean
-}
-
 /** A node running in the hub's own process, attached with Hub.attach. */
 export interface HubLink {
   /** A frame from the node (msg, part, online, watch, log, …), as if it came over a socket. */
@@ -87,31 +56,17 @@ export interface HubLink {
 /** Presence frames stay well below the frame limit: names are cut into frames of this many bytes. */
 const PRESENCE_CHUNK = 6000
 
-export function hashToken(token: string): string {
-  return `sha256:${createHash('sha256').update(token).digest('hex')}`
-}
-
-/** Constant-time check of a presented token against the configured "sha256:<hex>" or plain value. */
-export function tokenMatches(expected: string, given: string): boolean {
-  const want = expected.startsWith('sha256:') ? expected.slice(7).toLowerCase() : createHash('sha256').update(expected).digest('hex')
-  const got = createHash('sha256').update(given).digest('hex')
-  return want.length === got.length && timingSafeEqual(Buffer.from(want), Buffer.from(got))
-}
-
 export class Hub {
   private readonly opts: HubOptions
   private readonly server: net.Server
   private readonly nodes = new Map<string, Conn>()
-  /** Receiver → senders told it was offline, to wake when it comes back. */
-  private readonly waiting = new Map<string, Set<string>>()
-  /**
-   * sender→receiver pairs the hub refused a message for. Until the sender says it heard the
-   * receiver is back (it echoes the `online` frame, then resends from its oldest message),
-   * newer messages on the pair are refused too: they left the sender before it knew, and
-   * letting them through would overtake the refused ones (FIFO per pair). `since` is when the
-   * receiver came back; a sender that never echoes is let through after BLOCK_MAX_MS.
-   */
-  private readonly blocked = new Map<string, { since: number | undefined }>()
+  /** Routes msg/part frames; remembers who was told a receiver is offline (src/hub-route.ts). */
+  private readonly router = new Router({
+    nodes: this.nodes,
+    knows: (node) => this.tokens.has(node) || this.locals.has(node),
+    send: (conn, f) => this.send(conn, f),
+    fail: (conn, code, message) => this.fail(conn, code, message),
+  })
   private readonly conns = new Set<Conn>()
   /** Nodes attached in-process (Hub.attach): no token, and no socket may take their name. */
   private readonly locals = new Set<string>()
@@ -292,10 +247,7 @@ export class Hub {
     this.nodes.delete(conn.node)
     this.opts.log('info', `${conn.node} disconnected`)
     this.presence([], [conn.node])
-    // It learns about receivers afresh when it reconnects (its sends get nacked again).
-    for (const [to, set] of this.waiting) if (set.delete(conn.node) && set.size === 0) this.waiting.delete(to)
-    // A reconnecting sender resends from its oldest message anyway.
-    for (const key of this.blocked.keys()) if (key.startsWith(`${conn.node}\u0000`)) this.blocked.delete(key)
+    this.router.gone(conn.node)
   }
 
   /** Tell every watching node who came and went. */
@@ -315,15 +267,14 @@ export class Hub {
       case 'batch':
       case 'zbatch':
       case 'acks':
-        return this.route(conn, f)
+        return this.router.route(conn, f)
       case 'watch':
         conn.watching = true
         this.watchers.add(conn)
         this.sendEveryone(conn)
         return
       case 'online':
-        // The sender heard that f.node is back and resends from its oldest message now.
-        this.blocked.delete(`${conn.node}\u0000${f.node}`)
+        this.router.heard(conn.node, f.node)
         return
       case 'ping':
         return this.send(conn, { t: 'pong' })
@@ -395,15 +346,7 @@ export class Hub {
     this.send(conn, { t: 'welcome', hub: this.opts.name ?? 'hub', apiVersion: API_VERSION, features: ['presence', 'deflate'] })
     this.opts.log('info', `${node} connected from ${from}`)
     this.presence([node], [])
-    for (const [key, b] of this.blocked) if (key.endsWith(`\u0000${node}`)) b.since = Date.now()
-    const waiters = this.waiting.get(node)
-    if (waiters) {
-      this.waiting.delete(node)
-      for (const w of waiters) {
-        const c = this.nodes.get(w)
-        if (c) this.send(c, { t: 'online', node })
-      }
-    }
+    this.router.back(node)
   }
 
   /** A node started watching: every node connected now, in frames of a safe size. */
@@ -420,48 +363,6 @@ export class Hub {
       size += name.length + 3
     }
     this.send(conn, { t: 'presence', online: names, offline: [] })
-  }
-
-  /** Routed by `to`, envelopes unread; adapted to what an older receiver takes (src/hub-deliver.ts). */
-  private route(conn: Conn, f: Routed): void {
-    const target = this.nodes.get(f.to)
-    // An ACK for a node that is away is dropped, not refused: nothing waits on it (its messages
-    // come again and are ACKed again), and a refusal would tell the sender the node is away
-    // after the `online` that said it is back. ACKs keep no order, so a blocked pair does not hold them.
-    if (f.t === 'acks') return target === undefined ? undefined : this.forward(conn, target, f)
-    const pair = this.blocked.size === 0 && target !== undefined ? '' : `${conn.node}\u0000${f.to}`
-    const block = pair === '' ? undefined : this.blocked.get(pair)
-    if (block && target !== undefined && block.since !== undefined && Date.now() - block.since > BLOCK_MAX_MS) this.blocked.delete(pair)
-    else if (block || target === undefined) {
-      if (f.t === 'batch' || f.t === 'zbatch') for (const id of f.ids) this.send(conn, { t: 'nack', id, to: f.to, reason: 'offline' })
-      else if (f.t === 'msg' || f.i === 0) this.send(conn, { t: 'nack', id: f.id, to: f.to, reason: 'offline' })
-      // Only nodes this hub knows can come back: no memory is kept for made-up names.
-      if (target === undefined && (this.tokens.has(f.to) || this.locals.has(f.to))) {
-        let set = this.waiting.get(f.to)
-        if (set === undefined) this.waiting.set(f.to, (set = new Set()))
-        set.add(conn.node!)
-        if (!block) this.blocked.set(pair, { since: undefined })
-      }
-      return
-    }
-    this.forward(conn, target, f)
-  }
-
-  private forward(conn: Conn, target: Conn, f: Routed): void {
-    let frames: Frame[]
-    try {
-      frames = framesFor(target, f, conn.node!, ulid)
-    } catch (err) {
-      // A zbatch that does not inflate (or would past the frame limit): its sender's connection only.
-      return this.fail(conn, isOutpostError(err) ? err.code : 'frame_invalid', (err as Error).message)
-    }
-    try {
-      for (const out of frames) this.send(target, out)
-    } catch (err) {
-      // A frame that leaves no room for the `from` the hub stamps (every outpost node leaves it):
-      // it cannot be forwarded; its sender's connection closes, not the hub.
-      return this.fail(conn, isOutpostError(err) ? err.code : 'frame_invalid', `${(err as Error).message}; a frame must leave room for the sender's name (the hub adds it)`)
-    }
   }
 
   private send(conn: Conn, f: Frame): void {
