@@ -1,6 +1,6 @@
 /**
  * What happened to a message, as the core reports it (types only). The audit log writes each
- * event as a JSON line; metrics can count them. Hooks in node.ts (accepted), delivery.ts
+ * event as a JSON line; metrics can count them. Hooks in node-intake.ts (accepted), delivery.ts
  * (delivered, expired) and dispatcher.ts (run, denied) call one `MessageEventSink`.
  */
 import type { Envelope } from './wire/envelope'

@@ -4,39 +4,35 @@
  *
  *   submit ─ stamp + defaults ─▶ outbox ─▶ delivery ─▶ transport ⇢ … ⇢ transport ─▶ dispatcher
  *   dispatcher ─ reply ─▶ outbox ─▶ delivery ─▶ …           replies here ─▶ watch() listeners
+ *
+ * Beside it: node-open.ts (what start opens), node-intake.ts (prepare, store), local-runs.ts
+ * (runLocal), node-routines.ts (schedules, log shipping), node-records.ts (status, lookup).
  */
-import path from 'node:path'
 import { AuditLog } from './audit'
 import { DiskGuard, MIB } from './lib/disk-guard'
 import type { Config } from './config'
 import { applyLive, diffConfig } from './config/apply'
 import { Delivery } from './delivery'
-import { ensureDataDir } from './lib/data-dir'
-import { releaseHeap } from './lib/heap'
-import { Stopper } from './lib/stopper'
-import { readPending } from './upgrade/watchdog'
 import { AckSender } from './ack-sender'
 import { Dispatcher } from './dispatcher'
-import { runMethod, stopGraceMs } from './run'
-import { encode, stamp, type Envelope, type MessageDraft } from './wire/envelope'
+import type { Envelope, MessageDraft } from './wire/envelope'
 import { OutpostError } from './errors'
 import { LinkState, type ConnectionState } from './link-state'
-import { LogShipper } from './log-shipper'
 import type { Logger } from './log'
 import type { MessageEvent, MessageEventSink } from './events'
 import { Heartbeat } from './heartbeat'
 import { Outcomes } from './outcomes'
 import { ReplyWatch } from './reply-watch'
 import type { ApplyResult, Control } from './config/apply'
-import type { JobInfo, Method, MethodContext } from './method'
+import type { JobInfo, Method } from './method'
 import { fromEvents, NO_METRICS, type Metrics } from './metrics'
-import { DEFAULT_REPLY_METHOD, nameIndex } from './method-names'
-import { Outbox, type Route } from './store/outbox'
-import { Scheduler, type LocalOutcome } from './schedules'
+import { nameIndex } from './method-names'
+import type { Outbox } from './store/outbox'
+import type { LocalOutcome } from './schedules'
 import type { Transport, TransportOptions, TransportPlugin } from './transport'
 import { ulid as defaultUlid } from './wire/ulid'
 import { NodeList, type NodeInfo } from './node-list'
-import { fingerprint, nodeKey, publicKeyText, type KeyPair } from './keys'
+import type { KeyPair } from './keys'
 import { replySigning } from './reply-signing'
 import { VERSION } from './version'
 import { OutboxRoom } from './outbox-room'
@@ -44,6 +40,10 @@ import { lookupMessage, type MessageRecord, type NodeStatus } from './node-recor
 import { FileTransfers } from './files'
 import { apiSigner } from './signer'
 import { liveOn, type Live } from './sessions/live'
+import { Intake } from './node-intake'
+import { LocalRuns } from './local-runs'
+import { openParts } from './node-open'
+import { Routines } from './node-routines'
 
 export type { NodeInfo }
 
@@ -73,9 +73,6 @@ export interface NodeOptions {
 
 export type { MessageRecord, NodeStatus } from './node-records'
 
-/** Messages of one request stored per turn of the event loop. */
-const SUBMIT_SLICE = 512
-
 export class OutpostNode {
   readonly name: string
   readonly config: Config
@@ -95,9 +92,9 @@ export class OutpostNode {
   private readonly methods: ReadonlyMap<string, Method>
   /** Native method names by name and alias, for the methods this node has. */
   private readonly names: ReadonlyMap<string, string>
-  private readonly localRuns = new Set<Stopper>()
-  private scheduler: Scheduler | undefined
-  private shipper: LogShipper | undefined
+  private readonly localRuns: LocalRuns
+  private readonly intake: Intake
+  private readonly routines: Routines
   private loops: Promise<unknown>[] = []
   private closing: Promise<void> | undefined
   private readonly started = Date.now()
@@ -153,7 +150,7 @@ export class OutpostNode {
     this.outcomes = new Outcomes({
       self: this.name, config, log, now: this.now, submit,
       receive: (bytes) => { void this.dispatcher.receive(bytes) },
-      queue: (env) => this.queue(env),
+      queue: (env) => this.intake.queue(env),
       checkpoint: () => this.outbox.checkpoint(),
       recordRequest: (id, dest, replyMethod, until) => this.outbox.recordRequest(id, dest, replyMethod, until),
     })
@@ -175,6 +172,7 @@ export class OutpostNode {
       now: this.now, metrics, pacing: { drainRate: config.delivery.drainRate, maxBytesPerSecond: config.transport.maxBytesPerSecond },
     })
     this.room = new OutboxRoom({ outbox, config: () => this.config, log, busy: (id) => this.delivery.busy(id), report: (e) => this.outcomes.report(e) })
+    this.intake = new Intake({ self: this.name, config: () => this.config, now: this.now, names: this.names, room: this.room, events, kick: () => this.delivery.kick() })
     // A transfer's messages are signed with api.signingKey, as what the APIs take: a receiver that requires signatures takes them.
     const signedSubmit = (drafts: MessageDraft[]): Promise<Envelope[]> => {
       const envs = this.prepare(drafts)
@@ -191,7 +189,7 @@ export class OutpostNode {
         if (ack.toNode === this.name) return this.delivery.onAck(ack.inReplyTo!)
         acks.send(ack)
       },
-      enqueue: (env, inboxId) => this.queue(env, inboxId),
+      enqueue: (env, inboxId) => this.intake.queue(env, inboxId),
       onAck: (id) => this.delivery.onAck(id),
       onReply: (env) => this.replies.deliver(env),
       gaveUp: (id) => this.outcomes.isGivenUp(id), metrics,
@@ -199,40 +197,12 @@ export class OutpostNode {
       report: (error) => this.outcomes.report(error),
       events, control: this.control, disk: this.disk, files: this.files, admit: (env) => this.files.admits(env),
     })
+    this.routines = new Routines({ config, dataDir, log, now: this.now, runLocal: (m, args, t) => this.runLocal(m, args, t), submit, closing: () => this.closing !== undefined })
+    this.localRuns = new LocalRuns({ self: this.name, config, dataDir, methods, names: this.names, enabled: (n) => this.dispatcher.enabled(n), log, now: this.now, disk: this.disk })
   }
 
   static async start(o: NodeOptions): Promise<OutpostNode> {
-    const { config } = o
-    const dataDir = path.resolve(config.dataDir)
-    ensureDataDir(dataDir)
-    const plugin = o.transport === undefined ? o.transports.get(config.transport.kind) : undefined
-    if (o.transport === undefined && plugin === undefined) throw new OutpostError('config_invalid', `transport.kind ${config.transport.kind} is not built into this outpost (have: ${[...o.transports.keys()].join(', ')})`)
-    const outbox = await Outbox.open({ dir: path.join(dataDir, 'outbox'), maxBytes: config.delivery.maxOutboxBytes, warn: (m) => o.logger.log('warn', m), afterBurst: releaseHeap,
-      reserveBytes: config.delivery.reserveBytes,
-      // While an upgrade may roll back, snapshots stay readable by the previous binary.
-      keepOldFormat: readPending(dataDir) !== undefined,
-    })
-    // After the outbox's lock: two processes on one data directory never both make a key.
-    let key: ReturnType<typeof nodeKey>
-    try {
-      key = nodeKey(dataDir)
-    } catch (err) {
-      await outbox.close()
-      throw err
-    }
-    const publicKey = publicKeyText(key.publicKey)
-    if (key.created) o.logger.log('info', `node key made: ${path.join(dataDir, 'node.key')} (public key ${publicKey}, ${fingerprint(publicKey)})`)
-    const tlog = o.logger.child(o.transport === undefined ? config.transport.kind : 'hub')
-    const options: TransportOptions = {
-      node: config.node.name, servers: config.transport.servers, token: config.transport.token, tls: config.transport.tls,
-      // transport.<kind>: the plugin's own section (transports/index.ts), checked against its schema.
-      section: (config.transport as Record<string, unknown>)[config.transport.kind],
-      // Central keeps the fleet's list: the hub tells it at once who comes and goes.
-      presence: config.node.central === config.node.name,
-      version: VERSION, log: tlog.log, compress: config.transport.compress, ...(o.logger.trace ? { debug: o.logger.trace } : {}),
-    }
-    // `never`: the section's type is the plugin's own; the config was validated against it.
-    const transport = o.transport !== undefined ? o.transport(options) : plugin!.create(options as TransportOptions<never>)
+    const { dataDir, outbox, transport, publicKey, key } = await openParts(o.config, o.logger, o.transports, o.transport)
     const node = new OutpostNode(o, dataDir, outbox, transport, publicKey, key)
     node.run()
     const { count, recovery } = outbox.stats()
@@ -277,108 +247,27 @@ export class OutpostNode {
     if (this.outbox.damaged.length > 0) this.outcomes.lost(this.outbox.damaged.splice(0))
     this.delivery.kick()
     this.heartbeat.start()
-    const log = this.logger.log
-    const submit = (drafts: MessageDraft[]): Promise<Envelope[]> => this.submit(drafts)
-    this.startSchedules()
-    if (this.config.logs.length > 0) {
-      this.shipper = new LogShipper({ logs: this.config.logs, central: this.config.node.central, dataDir: this.dataDir, submit, log })
-      this.shipper.start()
-    }
+    this.routines.start()
   }
 
-  /**
-   * Run a method on this node for its own purposes (schedules): methods.enabled applies,
-   * methods.allow does not (the config itself asked). Failures come back as `error`.
-   */
-  async runLocal(name: string, args: string[], timeoutSeconds: number): Promise<LocalOutcome> {
-    const native = this.names.get(name) ?? name
-    const method = this.methods.get(native)
-    if (method === undefined) return { error: { code: 'method_unknown', message: `${this.name} has no method ${name}` } }
-    if (!this.dispatcher.enabled(native)) return { error: { code: 'method_disabled', message: `${native} is switched off on ${this.name} (methods.enabled or op.stop)` } }
-    const stop = new Stopper()
-    const seconds = timeoutSeconds > 0 ? timeoutSeconds : this.config.methods.timeout
-    this.localRuns.add(stop)
-    const self = this.name
-    const ctx: MethodContext = {
-      node: self, env: { id: defaultUlid(), toNode: self, fromNode: self, method: native, methodArgs: args, createdAt: this.now() },
-      args, config: this.config, dataDir: this.dataDir, get signal() { return stop.signal }, log: this.logger.log, disk: this.disk,
-    }
-    // A stream run for a schedule: its chunks make one result, up to methods.outputCap.
-    const chunks: Buffer[] = []
-    let size = 0
-    const cap = this.config.methods.outputCap
-    try {
-      const result = await runMethod(method, ctx, stop, {
-        seconds, graceMs: stopGraceMs(this.config.methods.killGrace),
-        onChunk: (chunk) => {
-          if (size >= cap) return
-          const b = Buffer.from(chunk)
-          chunks.push(b)
-          size += b.length
-        },
-      })
-      if (method.kind === 'unary') return result
-      const data = Buffer.concat([...chunks, ...(result.data !== undefined ? [Buffer.from(result.data)] : [])])
-      return { ...result, data: data.subarray(0, cap) }
-    } finally {
-      this.localRuns.delete(stop)
-    }
+  /** Run a method here for this node's own purposes (schedules): local-runs.ts. */
+  runLocal(name: string, args: string[], timeoutSeconds: number): Promise<LocalOutcome> {
+    return this.localRuns.run(name, args, timeoutSeconds)
   }
 
-  /**
-   * Stamp validated drafts (ids, fromNode, fan-out) and give them defaults; nothing is stored
-   * yet. Aliases this node knows become native names (subjects and ACLs speak native names); a
-   * name it does not know goes as it is, for the receiver to run or refuse.
-   */
+  /** Stamp validated drafts and give them defaults; nothing is stored yet (node-intake.ts). */
   prepare(drafts: MessageDraft[]): Envelope[] {
-    const d = this.config.delivery
-    const ctx = { fromNode: this.name, now: this.now, ulid: defaultUlid, defaults: { ackTimeout: d.ackTimeout, retries: d.retries, ttl: d.ttl, replyMethod: DEFAULT_REPLY_METHOD } }
-    const native = (draft: MessageDraft): MessageDraft => {
-      const method = this.names.get(draft.method) ?? draft.method
-      const replyMethod = draft.replyMethod === undefined ? undefined : this.names.get(draft.replyMethod) ?? draft.replyMethod
-      return method === draft.method && replyMethod === draft.replyMethod ? draft : { ...draft, method, ...(replyMethod !== undefined ? { replyMethod } : {}) }
-    }
-    return drafts.length === 1 ? stamp(native(drafts[0]!), ctx) : drafts.flatMap((draft) => stamp(native(draft), ctx))
+    return this.intake.prepare(drafts)
   }
 
-  /**
-   * Store prepared messages (each durable before this resolves) and start their delivery.
-   * Watch their ids first when waiting for replies: a fast reply can beat this promise.
-   */
-  async submitPrepared(envs: Envelope[]): Promise<Envelope[]> {
-    if (envs.length <= SUBMIT_SLICE) {
-      await Promise.all(envs.map((e) => this.queue(e)))
-      return envs
-    }
-    // A big request goes in slices with the event loop turning between them: the first slices
-    // are written and on their way while the rest is still being encoded.
-    const queued: Promise<void>[] = []
-    for (let i = 0; i < envs.length; i += SUBMIT_SLICE) {
-      if (i > 0) await new Promise<void>((resolve) => setImmediate(resolve))
-      for (const e of envs.slice(i, i + SUBMIT_SLICE)) queued.push(this.queue(e))
-    }
-    await Promise.all(queued)
-    return envs
+  /** Store prepared messages (durable when this resolves), start their delivery (node-intake.ts). Watch their ids first. */
+  submitPrepared(envs: Envelope[]): Promise<Envelope[]> {
+    return this.intake.submitPrepared(envs)
   }
 
   /** prepare + submitPrepared. */
   submit(drafts: MessageDraft[]): Promise<Envelope[]> {
     return this.submitPrepared(this.prepare(drafts))
-  }
-
-  /** Into the outbox (durable), then the delivery loop. */
-  private async queue(env: Envelope, inboxId?: string): Promise<void> {
-    const ttl = env.ttl ?? this.config.delivery.ttl
-    const expiresAt = env.createdAt + ttl * 1000
-    // Stored with the message: delivery sends it without decoding the body.
-    const route = {} as Route
-    if (env.ackTimeout !== undefined) route.ackTimeout = env.ackTimeout
-    if (env.retries !== undefined) route.retries = env.retries
-    route.method = env.method
-    const input = { id: env.id, dest: env.toNode, body: encode(env), createdAt: env.createdAt, expiresAt, route }
-    await this.room.store(env, input, inboxId, expiresAt)
-    for (const sink of this.sinks) sink({ type: 'accepted', env })
-    this.delivery.kick()
   }
 
   /**
@@ -390,23 +279,12 @@ export class OutpostNode {
     applyLive(this.config, next, diff.live)
     if (diff.live.includes('log.level')) this.logger.setLevel(this.config.log.level)
     if (diff.live.some((k) => k.startsWith('audit.'))) this.audit?.configure(this.config.audit)
-    if (diff.live.includes('schedules')) this.startSchedules()
+    if (diff.live.includes('schedules')) this.routines.startSchedules()
     if (diff.live.includes('hello.interval') && !this.closing) this.heartbeat.start()
     // Central learns new labels now, not a heartbeat later.
     if (diff.live.includes('node.labels') && !this.closing) this.heartbeat.send()
     if (diff.changed.length > 0) this.logger.log('info', `config: applied ${diff.live.join(', ') || 'nothing live'}${diff.restartNeeded.length > 0 ? `; after a restart: ${diff.restartNeeded.join(', ')}` : ''}`)
     return { changed: diff.changed, restartNeeded: diff.restartNeeded }
-  }
-
-  private startSchedules(): void {
-    this.scheduler?.stop()
-    this.scheduler = undefined
-    if (this.config.schedules.length === 0 || this.closing) return
-    this.scheduler = new Scheduler({
-      schedules: this.config.schedules, central: this.config.node.central, dataDir: this.dataDir,
-      runLocal: (m, args, t) => this.runLocal(m, args, t), submit: (drafts) => this.submit(drafts), log: this.logger.log, now: this.now,
-    })
-    this.scheduler.start()
   }
 
   /** Call `fn` with every reply (and error reply) to any of `ids`; returns the unsubscribe. */
@@ -498,9 +376,8 @@ export class OutpostNode {
   close(): Promise<void> {
     this.closing ??= (async () => {
       this.heartbeat.stop()
-      this.scheduler?.stop()
-      await this.shipper?.stop()
-      for (const a of this.localRuns) a.abort(new OutpostError('interrupted', `${this.name} is stopping`))
+      await this.routines.stop()
+      this.localRuns.abortAll(() => new OutpostError('interrupted', `${this.name} is stopping`))
       this.delivery.stop()
       this.room.stop()
       this.live.close()

@@ -1,6 +1,6 @@
 /**
  * Running one method, the same way wherever it runs: for a message (dispatcher.ts), for this
- * node's own schedules (node.ts runLocal) and for `outpost call` (cli/client.ts).
+ * node's own schedules (local-runs.ts) and for `outpost call` (cli/client.ts).
  *
  *   timer (methodTimeout) ─▶ stop.abort(method_timeout)
  *   unary  ─▶ run(ctx)                        ─┐  a method that ignores the stop gets graceMs,

@@ -125,7 +125,7 @@ export function prepareSigned(node: OutpostNode, drafts: MessageDraft[]): { envs
   return { envs, sign: (slice) => signer.signAll(slice, Date.now(), node.config.delivery.ttl) }
 }
 
-/** Messages signed a slice at a time (as the node stores a big request: SUBMIT_SLICE in node.ts). */
+/** Messages signed a slice at a time (as the node stores a big request: SUBMIT_SLICE in node-intake.ts). */
 const SIGN_SLICE = 512
 
 /** Store prepared messages (node.submitPrepared), signing each slice first when `sign` is given. */

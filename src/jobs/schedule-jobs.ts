@@ -1,7 +1,7 @@
 /**
  * Schedules that send their method to other nodes (`schedules[].to`: names and selectors): at
  * each slot central makes a job of it (runner.ts), the selectors resolved against its node list
- * at that moment. The node's own scheduler (node.ts) runs the other schedules; this one keeps its
+ * at that moment. The node's own scheduler (node-routines.ts) runs the other schedules; this one keeps its
  * last runs apart, in <dataDir>/schedule-jobs.json, and follows config changes (config.set
  * replaces config.schedules; looked at once a second).
  */

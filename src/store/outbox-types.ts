@@ -64,7 +64,7 @@ export interface OutboxOptions {
   /**
    * Called once the journal has been quiet for a second after a burst (a checkpoint's worth of
    * writes or more), after the snapshot that moved what it left in memory to the store: the
-   * moment to give back memory the burst grew (node.ts: heap.ts).
+   * moment to give back memory the burst grew (node-open.ts: heap.ts).
    */
   afterBurst?: () => void
   /**
