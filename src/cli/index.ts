@@ -73,12 +73,14 @@ function commandIndex(argv: string[]): number {
 
 export async function main(io: Io): Promise<number> {
   const { argv } = io
+  let named: string | undefined
   try {
     const at = commandIndex(argv)
     const first = at < 0 ? undefined : argv[at]
     // -u / --upgrade are spelled as flags but name the upgrade command.
     const command = first === '-u' || first === '--upgrade' ? 'upgrade' : first ?? 'agent'
     const rest = at < 0 ? argv : argv.filter((_, i) => i !== at)
+    if (first !== undefined) named = command
     if (command === 'help' || (first === undefined && (argv.includes('--help') || argv.includes('-h')))) return print(io, USAGE)
     if (command === 'version' || (rest.includes('--version') && first === undefined)) return version(io, rest)
     if (command === 'config') return await configCommand(io, rest)
@@ -86,8 +88,13 @@ export async function main(io: Io): Promise<number> {
     if (command === 'self-check') return print(io, JSON.stringify(await selfCheck()))
     const run = NODE_COMMANDS.get(command)
     if (run) return await run(io, rest)
+    named = undefined
     throw new OutpostError('usage', `unknown command '${command}'; run \`outpost --help\``)
   } catch (err) {
+    // A bad option of a command points at that command's help.
+    if (named !== undefined && isOutpostError(err) && err.code === 'usage' && err.message.endsWith('; run `outpost --help`')) {
+      return fail(io, new OutpostError('usage', err.message.replace(/outpost --help`$/, `outpost ${named} --help\``), { cause: err }))
+    }
     return fail(io, err)
   }
 }

@@ -46,6 +46,10 @@ test('cli - an unknown command or flag is a usage error (exit 2)', () => {
   const b = outpost(['config', 'show', '--bogus'])
   assert.is(b.code, 2)
   assert.match(b.stderr, /bogus/)
+  // A bad option points at its command's help.
+  const c = outpost(['send', '--bogus', 'x'])
+  assert.is(c.code, 2)
+  assert.is(c.stderr, "outpost: Unknown option '--bogus'; run `outpost send --help` [usage]\n")
 })
 
 test('cli - a command or config key named like an Object.prototype member is unknown: exit 2, a coded message, no stack trace', () => {
