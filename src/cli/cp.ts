@@ -99,8 +99,14 @@ export async function cp(io: Io, args: string[], signal?: AbortSignal): Promise<
   let last: TransferInfo | undefined
   let error: { code: string; message: string } | undefined
   const started = Date.now()
+  let printed = ''
   await askAgent(io, loaded, values.socket, req, (obj) => {
-    if (values.json === true) io.stdout.write(JSON.stringify(obj) + '\n')
+    if (values.json === true) {
+      // The same state twice (the transfer's first line, as opened and as first announced) is one line.
+      const line = JSON.stringify(obj)
+      if (line !== printed) io.stdout.write(line + '\n')
+      printed = line
+    }
     if (obj.error !== undefined) { error = obj.error as typeof error; return true }
     if (obj.transfer !== undefined) {
       last = obj.transfer as TransferInfo

@@ -39,6 +39,9 @@ const filesOf = (n: string): string => path.join(c.node(n).dataDir, 'files')
 test('files - a copy from one node to another goes from the source to the receiver', async () => {
   const push = await cp(c, 'central', [src, `ship1:${filesOf('ship1')}/fw.bin`])
   assert.is(push.code, 0, push.stderr)
+  // --json gives each state once: no line repeats the one before it.
+  const repeats = push.lines.map((l) => JSON.stringify(l)).filter((l, i, all) => i > 0 && l === all[i - 1])
+  assert.equal(repeats, [])
   const r = await cp(c, 'central', [`ship1:${filesOf('ship1')}/fw.bin`, `ship2:${filesOf('ship2')}/`])
   assert.is(r.code, 0, r.stderr + JSON.stringify(r.lines))
   await until(c.node('ship2').socket, (t) => t.state === 'done')
