@@ -18,7 +18,7 @@
 import fs from 'node:fs'
 import net from 'node:net'
 import { reloadFile } from '../config/remote'
-import { parseMessagesJson } from '../wire/envelope'
+import { parseMessagesJson, type MessageDraft } from '../wire/envelope'
 import { OutpostError, isOutpostError } from '../errors'
 import { Lines } from '../lib/lines'
 import type { LogFn } from '../log'
@@ -229,6 +229,14 @@ export class SocketApi {
         cleanups.push(() => session.close())
         return
       }
+      case 'check': {
+        // Would a send to these nodes be taken (node_unknown, fan_out_too_large)? Nothing is sent.
+        const names = (req as Record<string, unknown>).toNodes
+        if (!Array.isArray(names) || names.length === 0 || !names.every((n) => typeof n === 'string' && n !== '')) throw new OutpostError('api_bad_request', 'api: check needs "toNodes", a list of node names')
+        checkReceivers(node, [{ toNodes: names as string[] } as MessageDraft], req.allowUnknown === true)
+        write({ ok: true })
+        break
+      }
       case 'nodes':
         write({ nodes: node.nodes() })
         break
@@ -242,7 +250,7 @@ export class SocketApi {
         break
       }
       default:
-        fail(new OutpostError('api_bad_request', `api: unknown op ${JSON.stringify(req.op)} (send, session, nodes, status, config.reload, cp, cp.cancel, transfers)`))
+        fail(new OutpostError('api_bad_request', `api: unknown op ${JSON.stringify(req.op)} (send, session, check, nodes, status, config.reload, cp, cp.cancel, transfers)`))
     }
     finished()
   }

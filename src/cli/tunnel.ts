@@ -5,7 +5,7 @@
  */
 import net from 'node:net'
 import path from 'node:path'
-import { exitCodeFor, OutpostError } from '../errors'
+import { exitCodeFor, OutpostError, type ErrorCode } from '../errors'
 import { askAgent, EXIT, GLOBAL_HELP, load, parse, print, socketPath, type Io } from './common'
 import { bridge } from './tunnel-bridge'
 import { parseReverse, reverseTunnel, reverseUsage } from './tunnel-reverse'
@@ -76,8 +76,14 @@ export async function tunnel(io: Io, args: string[], signal?: AbortSignal): Prom
     })
   })
 
-  // No agent here: say so now (agent_not_running, exit 2), not at the first connection.
-  await askAgent(io, loaded, values.socket, { op: 'status' }, () => true, signal)
+  // No agent here, or a node central has never heard of: say so now (agent_not_running, exit
+  // 2; node_unknown, exit 2), not at the first connection.
+  let refused: { code: ErrorCode; message: string } | undefined
+  await askAgent(io, loaded, values.socket, { op: 'check', toNodes: [node], ...(values['allow-unknown'] === true ? { allowUnknown: true } : {}) }, (obj) => {
+    if (obj.error !== undefined) refused = obj.error as typeof refused
+    return true
+  }, signal)
+  if (refused !== undefined) throw new OutpostError(refused.code, refused.message)
   const port = await new Promise<number>((resolve, reject) => {
     server.once('error', (err: NodeJS.ErrnoException) => reject(new OutpostError('io', `tunnel: cannot listen on 127.0.0.1:${m[1]}: ${err.code ?? err.message}`, { cause: err })))
     server.listen(Number(m[1]), '127.0.0.1', () => resolve((server.address() as net.AddressInfo).port))

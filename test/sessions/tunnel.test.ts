@@ -77,6 +77,14 @@ test('tunnel - 100 parallel HTTP requests through ship1 all get their own answer
     assert.is(await d.exited, 3)
     assert.match(d.output, /tunnel_denied/)
     assert.match(d.output, new RegExp(`may not connect to 127\\.0\\.0\\.1:${denied}`))
+
+    // A node central has never heard of: refused before anything listens (exit 2), as a send is.
+    const u = new Proc(['tunnel', 'nowhere', '0:127.0.0.1:80', '--config', c.node('central').config])
+    procs.push(u)
+    const code = await Promise.race([u.exited, new Promise<string>((resolve) => setTimeout(() => resolve('still running after 15 s'), 15_000))])
+    assert.is(code, 2, u.output)
+    assert.match(u.output, /nowhere is not a node .*\[node_unknown\]/)
+    assert.not.match(u.output, /listening/)
   } finally {
     for (const p of procs) await p.stop('SIGKILL')
     await c.destroy()
