@@ -8,26 +8,13 @@
  * ends the CLI (session_lost) and closes the port on ship1.
  */
 import { createHash } from 'node:crypto'
-import http from 'node:http'
 import fs from 'node:fs'
 import net from 'node:net'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { Cluster, Proc, editYaml, freePort, section } from '../fixtures/cluster'
+import { hashingServer, request } from '../fixtures/http-target'
 import { eventually, readOr } from '../helpers'
-
-function request(port: number, path: string, body?: Buffer): Promise<{ status: number; body: Buffer; sha: string }> {
-  return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port, path, method: body ? 'POST' : 'GET', agent: false }, (res) => {
-      const chunks: Buffer[] = []
-      res.on('data', (c: Buffer) => chunks.push(c))
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks), sha: String(res.headers['x-post-sha']) }))
-      res.on('error', reject)
-    })
-    req.on('error', reject)
-    req.end(body)
-  })
-}
 
 /** 'open' when something accepts a connection on 127.0.0.1:port, else the error code. */
 function probe(port: number): Promise<string> {
@@ -39,16 +26,7 @@ function probe(port: number): Promise<string> {
 }
 
 test('tunnel -R - 20 parallel requests made on ship1 reach a server here, each answered; the port closes with the CLI; a port not listed is refused', async () => {
-  const server = http.createServer((req, res) => {
-    const chunks: Buffer[] = []
-    req.on('data', (c: Buffer) => chunks.push(c))
-    req.on('end', () => {
-      res.setHeader('x-post-sha', createHash('sha256').update(Buffer.concat(chunks)).digest('hex'))
-      res.end(Buffer.alloc(1536 * 1024, req.url ?? ''))
-    })
-  })
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
-  const target = (server.address() as net.AddressInfo).port
+  const { server, port: target } = await hashingServer(1536 * 1024)
   const remote = await freePort()
   const denied = await freePort()
   const c = await Cluster.create(['ship1'])

@@ -5,39 +5,14 @@
  * not list is refused (tunnel_denied, exit 3 with --once).
  */
 import { createHash } from 'node:crypto'
-import http from 'node:http'
-import net from 'node:net'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { Cluster, Proc, freePort } from '../fixtures/cluster'
-
-function get(port: number, path: string, body?: Buffer): Promise<{ status: number; body: Buffer }> {
-  return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port, path, method: body ? 'POST' : 'GET', agent: false }, (res) => {
-      const chunks: Buffer[] = []
-      res.on('data', (c: Buffer) => chunks.push(c))
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks) }))
-      res.on('error', reject)
-    })
-    req.on('error', reject)
-    req.end(body)
-  })
-}
+import { hashingServer, request } from '../fixtures/http-target'
 
 test('tunnel - 100 parallel HTTP requests through ship1 all get their own answers; a target not in tunnels.allow is refused', async () => {
   // The target: answers each path with a body of its own, 300 KiB, and echoes a POST's hash.
-  const server = http.createServer((req, res) => {
-    const chunks: Buffer[] = []
-    req.on('data', (c: Buffer) => chunks.push(c))
-    req.on('end', () => {
-      const seed = req.url ?? ''
-      const body = Buffer.alloc(300 * 1024, seed)
-      res.setHeader('x-post-sha', createHash('sha256').update(Buffer.concat(chunks)).digest('hex'))
-      res.end(body)
-    })
-  })
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
-  const target = (server.address() as net.AddressInfo).port
+  const { server, port: target } = await hashingServer(300 * 1024)
   const denied = await freePort()
   const c = await Cluster.create(['ship1'])
   const procs: Proc[] = []
@@ -52,7 +27,7 @@ test('tunnel - 100 parallel HTTP requests through ship1 all get their own answer
     await t.waitFor(/"listening"/)
     const port = (JSON.parse(t.output.split('\n').find((l) => l.includes('"listening"'))!) as { listening: { port: number } }).listening.port
 
-    const results = await Promise.all(Array.from({ length: 100 }, (_, i) => get(port, `/r${i}-`)))
+    const results = await Promise.all(Array.from({ length: 100 }, (_, i) => request(port, `/r${i}-`)))
     for (const [i, r] of results.entries()) {
       assert.is(r.status, 200)
       assert.is(r.body.length, 300 * 1024)
@@ -60,11 +35,7 @@ test('tunnel - 100 parallel HTTP requests through ship1 all get their own answer
     }
     // Upstream too: a 2 MiB upload arrives whole.
     const upload = Buffer.alloc(2 * 1024 * 1024, 'upload')
-    const posted = await new Promise<string>((resolve, reject) => {
-      const req = http.request({ host: '127.0.0.1', port, path: '/p', method: 'POST', agent: false }, (res) => { res.resume(); res.on('end', () => resolve(String(res.headers['x-post-sha']))) })
-      req.on('error', reject)
-      req.end(upload)
-    })
+    const posted = (await request(port, '/p', upload)).sha
     assert.is(posted, createHash('sha256').update(upload).digest('hex'))
 
     // Not listed: refused on ship1, the connection reset, the code said; --once exits 3.
@@ -72,7 +43,7 @@ test('tunnel - 100 parallel HTTP requests through ship1 all get their own answer
     procs.push(d)
     await d.waitFor(/listening on 127\.0\.0\.1:(\d+)/)
     const dport = Number(/listening on 127\.0\.0\.1:(\d+)/.exec(d.output)![1])
-    const refused = await get(dport, '/x').then(() => 'answered', (err: NodeJS.ErrnoException) => err.code)
+    const refused = await request(dport, '/x').then(() => 'answered', (err: NodeJS.ErrnoException) => err.code)
     assert.is(refused, 'ECONNRESET')
     assert.is(await d.exited, 3)
     assert.match(d.output, /tunnel_denied/)
