@@ -96,6 +96,9 @@ export async function send(io: Io, args: string[], signal?: AbortSignal, interru
   const running = new Map<string, Target>()
   let labels: Labels | undefined
   let exit: number = EXIT.ok
+  // Output that did not end its last line: on a terminal a newline is added at the end, so the
+  // shell's prompt does not land on it (piped output keeps its bytes as they came).
+  let lineOpen = false
   const leave = new AbortController()
   const waitSignal = signal !== undefined ? AbortSignal.any([signal, leave.signal]) : leave.signal
   // Once the wait is over, an op.cancel still waiting for its own reply is not waited for.
@@ -172,7 +175,10 @@ export async function send(io: Io, args: string[], signal?: AbortSignal, interru
         const final = r.final === true || r.error !== undefined
         if (json) line({ reply: r })
         else {
-          if (r.data) labels ? labels.out(r.fromNode, r.data) : io.stdout.write(r.data)
+          if (r.data) {
+            if (labels) labels.out(r.fromNode, r.data)
+            else { io.stdout.write(r.data); lineOpen = !r.data.endsWith('\n') }
+          }
           if (r.stderr) labels ? labels.err(r.fromNode, r.stderr) : io.stderr.write(r.stderr)
           if (final) labels?.flush(r.fromNode)
           if (r.error) io.stderr.write(`outpost: ${r.fromNode}: ${r.error.code}: ${r.error.message}\n`)
@@ -206,6 +212,7 @@ export async function send(io: Io, args: string[], signal?: AbortSignal, interru
     unlisten()
     over.abort()
     if (graceTimer !== undefined) clearTimeout(graceTimer)
+    if (lineOpen && (io.stdout as { isTTY?: boolean }).isTTY === true) io.stdout.write('\n')
   }
   return exit
 
