@@ -16,7 +16,7 @@ import dns from 'node:dns/promises'
 import net from 'node:net'
 import tls from 'node:tls'
 import { ERROR_CODES, OutpostError, isOutpostError, type ErrorCode } from '../src/errors'
-import { abbreviate, encodeFrame, FrameDecoder, splitEnvelope, type Frame } from '../src/wire/framing'
+import { abbreviate, encodeFrame, FrameDecoder, splitEnvelope, writeFrame, type Frame } from '../src/wire/framing'
 import { Reassembler } from '../src/wire/reassembler'
 import type { Outbound, ServerAddress, Transport, TransportOptions, TransportPlugin } from '../src/transport'
 import { API_VERSION } from '../src/version'
@@ -107,7 +107,7 @@ class TcpTransport extends TransportBase implements Transport {
     for (const frame of frames) {
       const f = this.deflate ? compressFrame(frame, 'auto') : frame
       this.opts.debug?.(`tcp → ${describe(f)}`)
-      sock.write(encodeFrame(f))
+      writeFrame(sock, f)
     }
     if (sock.writableLength > HIGH_WATER) {
       await new Promise<void>((resolve) => {

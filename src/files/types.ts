@@ -13,7 +13,7 @@ export interface PutMeta {
   /** The source file's base name. */
   name: string
   size: number
-  /** sha256 of the whole file, hex. */
+  /** sha256 of the whole file, hex; empty when the sender gives it with file.commit (it hashes the file as it sends it). */
   sha256: string
   chunkBytes: number
   /** File mode of the target, e.g. 0o644 (default: 0644, or the mode of the file replaced). */
