@@ -46,3 +46,14 @@ export async function sha256File(handle: fs.promises.FileHandle, size: number, h
   }
   return h.digest('hex')
 }
+
+/** Bytes of a message's data. */
+export function sizeOf(v: Uint8Array | string | undefined): number {
+  return v === undefined ? 0 : typeof v === 'string' ? Buffer.byteLength(v) : v.length
+}
+
+/** A message's data as a Buffer (a view, not a copy). */
+export function bytesOf(v: Uint8Array | string | undefined): Buffer {
+  if (v === undefined) return Buffer.alloc(0)
+  return typeof v === 'string' ? Buffer.from(v, 'utf8') : Buffer.from(v.buffer, v.byteOffset, v.byteLength)
+}

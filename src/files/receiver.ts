@@ -21,7 +21,7 @@ import { Bitmap } from './bitmap'
 import { Records } from './records'
 import { ended, KEEP_FINISHED_MS } from './sender'
 import { checkRoom, ioError, resolveOwner, rootsOf, writableParent } from './rules'
-import { parseMeta, sha256File, targetPath } from './meta'
+import { bytesOf, parseMeta, sha256File, sizeOf, targetPath } from './meta'
 import type { TransferInfo } from './types'
 
 export interface InRecord {
@@ -223,7 +223,7 @@ export class Receiver {
     const [id = '', index = '', hash = ''] = ctx.args
     const rec = this.recs.get(id)
     if (rec === undefined || rec.from !== ctx.env.fromNode || rec.state === 'expected') throw new OutpostError('file_transfer_unknown', `file.chunk: no transfer ${id} from ${ctx.env.fromNode} here`)
-    if (rec.state === 'done') { rec.resent += size(ctx.env.data); return {} }
+    if (rec.state === 'done') { rec.resent += sizeOf(ctx.env.data); return {} }
     // Chunks still on their way when the transfer was cancelled: dropped.
     if (rec.state === 'cancelled') return {}
     if (rec.state !== 'receiving') throw new OutpostError('file_transfer_unknown', `file.chunk: transfer ${id} has ${rec.state}`)
@@ -392,13 +392,4 @@ export class Receiver {
 
 function answer(obj: Record<string, unknown>): MethodResult {
   return { data: JSON.stringify(obj) }
-}
-
-function size(v: Uint8Array | string | undefined): number {
-  return v === undefined ? 0 : typeof v === 'string' ? Buffer.byteLength(v) : v.length
-}
-
-function bytesOf(v: Uint8Array | string | undefined): Buffer {
-  if (v === undefined) return Buffer.alloc(0)
-  return typeof v === 'string' ? Buffer.from(v, 'utf8') : Buffer.from(v.buffer, v.byteOffset, v.byteLength)
 }

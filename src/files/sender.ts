@@ -30,64 +30,17 @@ import { Bitmap } from './bitmap'
 import { CHUNK_REF, expandChunk } from './chunk-ref'
 import { Records } from './records'
 import { WholeHash } from './whole-hash'
+import { chunkAckTimeout } from './ack-timeout'
 import type { FileTransfersOptions } from './index'
-import type { PutMeta, TransferInfo } from './types'
+import type { OutRecord, PutMeta, TransferInfo } from './types'
 
-export interface OutRecord {
-  id: string
-  to: string
-  /** Real path of the source file. */
-  src: string
-  dest: string
-  name: string
-  size: number
-  /** The whole file's, hex; '' until every chunk has been read once (given with file.commit). */
-  sha256: string
-  chunkBytes: number
-  chunks: number
-  mode?: number
-  owner?: string
-  mkdir?: boolean
-  /** Bytes per second; 0: no cap. */
-  rate: number
-  state: 'opening' | 'sending' | 'committing' | 'done' | 'failed' | 'cancelled'
-  /** The file.put or file.commit whose reply is awaited. */
-  pending?: string | undefined
-  /** What the receiver holds (Bitmap, base64), as its last answer said. */
-  have: string
-  /** Next chunk to send in order; `resend`: chunks the receiver said are missing. */
-  next: number
-  resend: number[]
-  /** Bytes acknowledged by the receiver. */
-  acked: number
-  /** Chunk bytes sent again (missing at commit). */
-  resent: number
-  startedAt: number
-  updatedAt: number
-  result?: { path: string; size: number; sha256: string }
-  error?: { code: string; message: string }
-}
+export type { OutRecord } from './types'
 
 /** A transfer waits this long (ttl) in the outbox for its receiver: a week, for nodes on bad links. */
 export const TRANSFER_TTL = 7 * 86400
 
 /** Resends of one transfer message before it is given up: its ttl, not a count, should end it on a bad link. */
 export const TRANSFER_RETRIES = 10_000
-
-/**
- * The slowest link a chunk's ACK timeout allows for, in bytes a second (a GSM modem's uplink).
- * A whole window of chunks leaves at once and queues on the link; the last one's ACK comes
- * only after the window has crossed it. Were it sent again after delivery.ackTimeout (5 s), a
- * slow link would carry every late chunk twice, then three times. A link that drops is not
- * waited for: a reconnect or the receiver coming back online sends what was in flight at once.
- */
-const SLOW_LINK_BYTES_PER_S = 16 * 1024
-
-/** Seconds to wait for a chunk's ACK: the window crossing a slow link, at least delivery.ackTimeout. */
-export function chunkAckTimeout(window: number, chunkBytes: number, ackTimeout: number, rate = 0): number {
-  const speed = rate > 0 ? Math.min(rate, SLOW_LINK_BYTES_PER_S) : SLOW_LINK_BYTES_PER_S
-  return Math.max(ackTimeout, Math.ceil((window * chunkBytes) / speed))
-}
 
 /** Finished records are kept this long (`outpost transfers --all`, a late commit answered again). */
 export const KEEP_FINISHED_MS = 7 * 86400 * 1000

@@ -73,3 +73,39 @@ export interface FileRoom {
   /** A reply to one of this node's file.put / file.commit requests. */
   reply(ctx: MethodContext): Promise<MethodResult>
 }
+
+/** A transfer this node sends (sender.ts), as <dataDir>/transfers/out/<id>.json keeps it. */
+export interface OutRecord {
+  id: string
+  to: string
+  /** Real path of the source file. */
+  src: string
+  dest: string
+  name: string
+  size: number
+  /** The whole file's, hex; '' until every chunk has been read once (given with file.commit). */
+  sha256: string
+  chunkBytes: number
+  chunks: number
+  mode?: number
+  owner?: string
+  mkdir?: boolean
+  /** Bytes per second; 0: no cap. */
+  rate: number
+  state: 'opening' | 'sending' | 'committing' | 'done' | 'failed' | 'cancelled'
+  /** The file.put or file.commit whose reply is awaited. */
+  pending?: string | undefined
+  /** What the receiver holds (Bitmap, base64), as its last answer said. */
+  have: string
+  /** Next chunk to send in order; `resend`: chunks the receiver said are missing. */
+  next: number
+  resend: number[]
+  /** Bytes acknowledged by the receiver. */
+  acked: number
+  /** Chunk bytes sent again (missing at commit). */
+  resent: number
+  startedAt: number
+  updatedAt: number
+  result?: { path: string; size: number; sha256: string }
+  error?: { code: string; message: string }
+}

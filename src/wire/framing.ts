@@ -320,14 +320,15 @@ export function splitEnvelope(id: string, to: string, bytes: Uint8Array, from?: 
 
 /**
  * Writes a frame to a socket: a part frame as its head and then its slice (not copied: the
- * slice must not change until written), any other as encodeFrame's one buffer.
+ * slice must not change until written), any other as encodeFrame's one buffer. `written`: the
+ * socket's write callback for the frame's last bytes.
  */
-export function writeFrame(sock: { write(b: Uint8Array): boolean }, f: Frame): void {
+export function writeFrame(sock: { write(b: Uint8Array, cb?: () => void): boolean }, f: Frame, written?: () => void): void {
   if (f.t === 'part') {
     sock.write(encodePartHead(f.id, f.to, f.from, f.i, f.n, f.b.length))
-    sock.write(f.b)
+    sock.write(f.b, written)
   } else {
-    sock.write(encodeFrame(f))
+    sock.write(encodeFrame(f), written)
   }
 }
 
