@@ -122,7 +122,7 @@ export class Sender {
     const chunks = Math.max(1, Math.ceil(st.size / chunkBytes))
     const now = this.o.now()
     const rec: OutRecord = {
-      id: o.id, to: o.to, src: o.src, dest: o.dest, name: o.name, size: st.size, sha256: '', chunkBytes, chunks, rate: o.rate ?? 0,
+      id: o.id, to: o.to, src: o.src, dest: o.dest, name: o.name, size: st.size, mtimeMs: st.mtimeMs, sha256: '', chunkBytes, chunks, rate: o.rate ?? 0,
       state: 'opening', have: new Bitmap(chunks).toString(), next: 0, resend: [], acked: 0, resent: 0, startedAt: now, updatedAt: now,
       ...(o.mode !== undefined ? { mode: o.mode } : {}), ...(o.owner !== undefined ? { owner: o.owner } : {}), ...(o.mkdir === true ? { mkdir: true } : {}),
     }
@@ -273,7 +273,12 @@ export class Sender {
       }
       if (rec.state === 'sending' && live.inFlight.size === 0 && rec.resend.length === 0 && rec.next >= rec.chunks) {
         rec.state = 'committing'
-        if (rec.sha256 === '') rec.sha256 = await live.whole.digest(rec.src)
+        if (rec.sha256 === '') {
+          const sha256 = await live.whole.digest(rec.src)
+          // Read as it went: a write to the source meanwhile would go unseen by the chunks' own sha256s.
+          await this.unchanged(rec)
+          rec.sha256 = sha256
+        }
         await this.request(rec, 'file.commit', [rec.id, rec.sha256])
         this.o.notify(outInfo(rec))
       }
@@ -297,7 +302,7 @@ export class Sender {
     }
     live.handle ??= await fs.promises.open(rec.src, 'r')
     const len = i === rec.chunks - 1 ? rec.size - i * rec.chunkBytes : rec.chunkBytes
-    const buf = Buffer.alloc(len)
+    const buf = Buffer.allocUnsafe(len) // all of it read, or the transfer fails
     const { bytesRead } = await live.handle.read(buf, 0, len, i * rec.chunkBytes)
     if (bytesRead !== len) throw new OutpostError('io', `file transfer ${rec.id}: ${rec.src} is shorter than when the transfer started (it changed while being sent)`)
     const hash = createHash('sha256').update(buf).digest('hex')
@@ -319,6 +324,13 @@ export class Sender {
     this.chunkSent.set(env!.id, rec.id)
     live.sent.push(env!.id)
     live.sentSince += len
+  }
+
+  /** Throws file_source_changed when the source is not what it was when the transfer started. */
+  private async unchanged(rec: OutRecord): Promise<void> {
+    const st = await fs.promises.stat(rec.src).catch(() => undefined)
+    if (st !== undefined && st.size === rec.size && (rec.mtimeMs === undefined || st.mtimeMs === rec.mtimeMs)) return
+    throw new OutpostError('file_source_changed', `file transfer ${rec.id}: ${rec.src} changed while it was being sent (its size or modification time is not what it was when the transfer started); the receiver deletes its partial file; send the file again`)
   }
 
   /** A stored file.chunk about to be sent (delivery, at each send): see chunk-ref.ts. */

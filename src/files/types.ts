@@ -83,6 +83,8 @@ export interface OutRecord {
   dest: string
   name: string
   size: number
+  /** The source's modification time when the transfer started: changed by the commit, the transfer fails (file_source_changed). */
+  mtimeMs?: number
   /** The whole file's, hex; '' until every chunk has been read once (given with file.commit). */
   sha256: string
   chunkBytes: number
