@@ -17,7 +17,7 @@ import type { LogFn } from './log'
 import { NO_METRICS, type Metrics } from './metrics'
 import { Pacer, type PacingOptions } from './pacing'
 import type { OutboxEntry, OutboxFacet, Route } from './store/outbox'
-import type { Transport } from './transport'
+import type { Outbound, Transport } from './transport'
 
 const DECODER = new Decoder()
 
@@ -197,7 +197,9 @@ export class Delivery {
       this.o.local(bytes)
       return
     }
-    this.o.transport.publish({ id: entry.id, to: entry.dest, method: m.method, event, bytes, ...(onWritten ? { written: arm } : {}) }).then(
+    const out: Outbound = { id: entry.id, to: entry.dest, method: m.method, event, bytes }
+    if (onWritten) out.written = arm
+    this.o.transport.publish(out).then(
       () => { if (event) this.done(entry.id, entry.dest) },
       () => { this.release(entry.id); this.cursor.delete(entry.dest) }, // not connected: it goes again after the reconnect
     )
