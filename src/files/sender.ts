@@ -53,7 +53,7 @@ export interface SenderOptions extends FileTransfersOptions {
 export function outInfo(r: OutRecord): TransferInfo {
   return {
     id: r.id, direction: 'out', peer: r.to, path: r.src, dest: r.dest, state: r.state, size: r.size, bytes: Math.min(r.size, r.acked), resent: r.resent,
-    sha256: r.sha256, startedAt: r.startedAt, updatedAt: r.updatedAt, ...(r.error ? { error: r.error } : {}),
+    ...(r.sha256 !== '' ? { sha256: r.sha256 } : {}), startedAt: r.startedAt, updatedAt: r.updatedAt, ...(r.error ? { error: r.error } : {}),
   }
 }
 
