@@ -2,6 +2,7 @@
  * The delivery loop (SPEC §1.2): publish what waits in the outbox, await ACKs, resend, expire.
  *
  *   kick ─▶ per destination, FIFO: up to `window` messages in flight ─▶ transport.publish
+ *     ACK timer: from when the transport says the bytes left (reportsWritten), else from the hand-over
  *     ACK      ─▶ outbox.remove ─▶ next
  *     timeout  ─▶ attempt spent (recorded) ─▶ resend, or give up past `retries`
  *     nack offline / disconnected ─▶ wait, spending nothing; `online` / reconnect ─▶ resume
@@ -16,7 +17,7 @@ import type { LogFn } from './log'
 import { NO_METRICS, type Metrics } from './metrics'
 import { Pacer, type PacingOptions } from './pacing'
 import type { OutboxEntry, OutboxFacet, Route } from './store/outbox'
-import type { Transport } from './transport'
+import type { Outbound, Transport } from './transport'
 
 const DECODER = new Decoder()
 
@@ -183,16 +184,22 @@ export class Delivery {
     const flight: InFlight = { dest: entry.dest, timer: undefined }
     this.inflight.set(entry.id, flight)
     this.inflightPerDest.set(entry.dest, (this.inflightPerDest.get(entry.dest) ?? 0) + 1)
-    if (!event) {
+    // The ACK timer runs from when the bytes have left (the transport says so), or from now.
+    const arm = (): void => {
+      if (this.inflight.get(entry.id) !== flight || flight.timer !== undefined) return
       flight.timer = setTimeout(() => this.timeout(entry.id), Math.min(m.ackTimeout * 1000, 2 ** 31 - 1))
       flight.timer.unref()
     }
+    const onWritten = !event && entry.dest !== this.o.self && this.o.transport.reportsWritten === true
+    if (!event && !onWritten) arm()
     if (entry.dest === this.o.self) {
       if (event) this.done(entry.id, entry.dest)
       this.o.local(bytes)
       return
     }
-    this.o.transport.publish({ id: entry.id, to: entry.dest, method: m.method, event, bytes }).then(
+    const out: Outbound = { id: entry.id, to: entry.dest, method: m.method, event, bytes }
+    if (onWritten) out.written = arm
+    this.o.transport.publish(out).then(
       () => { if (event) this.done(entry.id, entry.dest) },
       () => { this.release(entry.id); this.cursor.delete(entry.dest) }, // not connected: it goes again after the reconnect
     )

@@ -93,7 +93,7 @@ export const ERROR_CODES = {
   file_no_space: 'the receiving node has not enough free space for the file (and its reserve); nothing was written',
   file_not_found: 'the file to send does not exist or is not a regular file, or the target directory does not exist (--mkdir creates it)',
   file_hash_mismatch: 'a transferred file did not match its sha256 at the end; the partial file was deleted and the target left as it was',
-  file_source_changed: 'the file being sent changed on the sending node while it was sent (a chunk read again no longer matches its sha256); the receiver deleted its partial file; send it again',
+  file_source_changed: 'the file being sent changed on the sending node while it was sent (written to since the transfer started, or a chunk read again no longer matches its sha256); the receiver deleted its partial file; send it again',
   file_transfer_ended: 'outpost cp --cancel names a transfer that has ended already (done, failed or cancelled); nothing changed',
   file_transfer_unknown: 'a chunk or commit names a transfer the receiver has no record of (it was finished, failed or never opened)',
 } as const satisfies Record<string, string>

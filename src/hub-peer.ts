@@ -4,7 +4,7 @@
  */
 import type net from 'node:net'
 import type { Ticket } from './hub-guard'
-import { abbreviate, encodeFrame, type Frame } from './wire/framing'
+import { abbreviate, writeFrame, type Frame } from './wire/framing'
 
 /** A connection between accept and its welcome: it holds a place under its address's cap. */
 export interface Unproven {
@@ -52,7 +52,7 @@ export function socketPeer(sock: net.Socket): Peer {
         sock.cork()
         process.nextTick(() => { corked = false; sock.uncork() })
       }
-      sock.write(encodeFrame(f))
+      writeFrame(sock, f)
     },
     end: () => { sock.end() },
     destroy: () => { sock.destroy() },

@@ -21,6 +21,12 @@ export interface Outbound {
   bytes: Uint8Array
   /** An ACK envelope (src/wire/acks.ts): the ids it acknowledges, one or more. Only published while `manyIdAcks`. */
   acks?: string[]
+  /**
+   * Called once, when the envelope's bytes have left this process (only by a transport with
+   * `reportsWritten`; see there). Delivery starts the message's ACK timer then: time spent
+   * queued behind other messages on a slow link does not count against its ackTimeout.
+   */
+  written?: () => void
 }
 
 /** One envelope received, with the sender as the transport authenticated it (when it can). */
@@ -87,6 +93,14 @@ export interface Transport {
    * the hub welcomed with apiVersion 3 or later and splits it for older receivers). Absent: false.
    */
   readonly manyIdAcks?: boolean
+  /**
+   * True when publish calls `Outbound.written` for every message it takes: tcp once the socket
+   * has written the message's last frame (its bytes are in the kernel's send buffer), mqtt when
+   * the broker acknowledged its last piece (PUBACK). Absent or false (nats: the client library
+   * buffers and flushes with no signal per message): delivery starts the ACK timer as it hands
+   * the message over.
+   */
+  readonly reportsWritten?: boolean
   /**
    * Hand a message to the wire. Resolves once written to the connection; rejects when not
    * connected (the delivery loop keeps the message and tries again later).

@@ -88,6 +88,8 @@ class Window {
 
 class MqttTransport extends TransportBase<Section> implements Transport {
   readonly kind = 'mqtt'
+  /** Outbound.written: the broker's PUBACK of a message's last piece. */
+  readonly reportsWritten = true
   private readonly prefix: string
   private readonly topics: Subjects
   private readonly servers: Server[]
@@ -221,16 +223,18 @@ class MqttTransport extends TransportBase<Section> implements Transport {
     }
     // To a node that takes batches, the first message of a tick goes now, the rest at its end.
     if (this.peers.takesBatches(msg.to) && !this.tick.first(msg.to)) return this.tick.add(msg.to, msg)
-    await this.put(client, this.topics.message(msg.to, msg.method, msg.event), msg.id, msg.to, msg.bytes)
+    await this.put(client, this.topics.message(msg.to, msg.method, msg.event), msg.id, msg.to, msg.bytes, msg.written)
   }
 
-  /** One payload (as parts past 256 KiB), within the window of publishes awaiting PUBACK. */
-  private async put(client: MqttClient, topic: string, id: string, to: string, bytes: Uint8Array): Promise<void> {
-    for (const piece of chunk(id, to, bytes, PART_BYTES + 256)) {
+  /** One payload (as parts past 256 KiB), within the window of publishes awaiting PUBACK; `written` at the PUBACK of the last. */
+  private async put(client: MqttClient, topic: string, id: string, to: string, bytes: Uint8Array, written?: () => void): Promise<void> {
+    const pieces = chunk(id, to, bytes, PART_BYTES + 256)
+    for (const [k, piece] of pieces.entries()) {
       const wait = this.window.acquire()
       if (wait) await wait
       this.opts.debug?.(`mqtt → ${topic} ${id} ${abbreviate(piece)}`)
-      client.publish(topic, Buffer.from(piece.buffer, piece.byteOffset, piece.byteLength), { qos: 1 }, () => this.window.release())
+      const last = k === pieces.length - 1
+      client.publish(topic, Buffer.from(piece.buffer, piece.byteOffset, piece.byteLength), { qos: 1 }, () => { this.window.release(); if (last) written?.() })
     }
   }
 
@@ -243,7 +247,8 @@ class MqttTransport extends TransportBase<Section> implements Transport {
     for (const p of packPayloads(items)) {
       const one = p.ids.length === 1 ? byId.get(p.ids[0]!) : undefined
       const topic = one !== undefined ? this.topics.message(to, one.method, one.event) : this.topics.message(to, '_batch', events)
-      await this.put(client, topic, p.ids.length === 1 ? p.ids[0]! : `batch of ${p.ids.length}`, to, p.bytes)
+      const carried = p.ids.map((pid) => byId.get(pid)?.written)
+      await this.put(client, topic, p.ids.length === 1 ? p.ids[0]! : `batch of ${p.ids.length}`, to, p.bytes, () => { for (const w of carried) w?.() })
     }
   }
 

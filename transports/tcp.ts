@@ -5,7 +5,8 @@
  *          ├ redirect ─▶ the server list it names, from the top
  *          ├ error    ─▶ auth_failed is reported (fatal event) and retried slowly
  *          └ close    ─▶ capped exponential backoff with full jitter ─▶ again
- *   publish ─▶ msg frame, or part frames past 8 KiB; writes in one tick are corked together
+ *   publish ─▶ msg frame, or part frames past 8 KiB; writes in one tick are corked together;
+ *   the write callback of a message's last frame calls its `written` (delivery starts its ACK timer)
  *   (hub of apiVersion 2: the first message of a tick is written at once, the rest of the tick's
  *   at its end, per receiver in batch frames)
  *   (hub of apiVersion 3: an ACK of many ids is an `acks` frame; a hub offering `deflate`, with
@@ -16,7 +17,7 @@ import dns from 'node:dns/promises'
 import net from 'node:net'
 import tls from 'node:tls'
 import { ERROR_CODES, OutpostError, isOutpostError, type ErrorCode } from '../src/errors'
-import { abbreviate, encodeFrame, FrameDecoder, splitEnvelope, type Frame } from '../src/wire/framing'
+import { abbreviate, encodeFrame, FrameDecoder, splitEnvelope, writeFrame, type Frame } from '../src/wire/framing'
 import { Reassembler } from '../src/wire/reassembler'
 import type { Outbound, ServerAddress, Transport, TransportOptions, TransportPlugin } from '../src/transport'
 import { API_VERSION } from '../src/version'
@@ -46,6 +47,8 @@ export function parseServer(url: string): Target {
 
 class TcpTransport extends TransportBase implements Transport {
   readonly kind = 'tcp'
+  /** Outbound.written: the socket's write callback of a message's last frame. */
+  readonly reportsWritten = true
   private servers: string[]
   private sock: net.Socket | undefined
   private welcomed = false
@@ -65,7 +68,7 @@ class TcpTransport extends TransportBase implements Transport {
   /** A message was published in this tick: the next ones wait for the flush. */
   private tickOpen = false
   /** Published in this tick, sent at the next (batching only). */
-  private queued: Array<Outgoing & { to: string; done: (err?: Error) => void }> = []
+  private queued: Array<Outgoing & { to: string; done: (err?: Error) => void; written?: (() => void) | undefined }> = []
 
   constructor(opts: TransportOptions) {
     super(opts)
@@ -94,7 +97,7 @@ class TcpTransport extends TransportBase implements Transport {
     if (msg.acks !== undefined) return this.publishAcks(sock, msg, msg.acks)
     if (this.batching && this.tickOpen) {
       return new Promise<void>((resolve, reject) => {
-        this.queued.push({ id: msg.id, to: msg.to, bytes: msg.bytes, done: (err) => (err === undefined ? resolve() : reject(err)) })
+        this.queued.push({ id: msg.id, to: msg.to, bytes: msg.bytes, written: msg.written, done: (err) => (err === undefined ? resolve() : reject(err)) })
       })
     }
     if (this.batching) {
@@ -104,10 +107,10 @@ class TcpTransport extends TransportBase implements Transport {
     }
     const frames = splitEnvelope(msg.id, msg.to, msg.bytes)
     this.corkTick(sock)
-    for (const frame of frames) {
+    for (const [k, frame] of frames.entries()) {
       const f = this.deflate ? compressFrame(frame, 'auto') : frame
       this.opts.debug?.(`tcp → ${describe(f)}`)
-      sock.write(encodeFrame(f))
+      writeFrame(sock, f, k === frames.length - 1 ? msg.written : undefined)
     }
     if (sock.writableLength > HIGH_WATER) {
       await new Promise<void>((resolve) => {
@@ -156,14 +159,15 @@ class TcpTransport extends TransportBase implements Transport {
       if (list === undefined) byReceiver.set(q.to, [q])
       else list.push(q)
     }
+    // The tick's messages are written together: the last frame's write callback says they all left.
+    const written = (): void => { for (const q of queued) q.written?.() }
     sock.cork()
     try {
-      for (const [to, items] of byReceiver) {
-        for (const frame of packFrames(to, items)) {
-          const f = this.deflate ? compressFrame(frame, 'auto') : frame
-          this.opts.debug?.(`tcp → ${describe(f)}`)
-          sock.write(encodeFrame(f))
-        }
+      const all = [...byReceiver].flatMap(([to, items]) => packFrames(to, items))
+      for (const [k, frame] of all.entries()) {
+        const f = this.deflate ? compressFrame(frame, 'auto') : frame
+        this.opts.debug?.(`tcp → ${describe(f)}`)
+        writeFrame(sock, f, k === all.length - 1 ? written : undefined)
       }
     } catch (err) {
       // Not expected (packFrames sizes every frame): the messages stay in the outbox, and the

@@ -216,7 +216,7 @@ export class FileTransfers implements FileRoom {
     if (now.state === 'failed' && now.error !== undefined) {
       throw new OutpostError(now.error.code in ERROR_CODES ? now.error.code as ErrorCode : 'method_failed', `file.get: ${to} refused ${meta.dest}: ${now.error.message}`)
     }
-    return { data: JSON.stringify({ id: rec.id, started: true, to, state: now.state, size: rec.size, sha256: rec.sha256 }) }
+    return { data: JSON.stringify({ id: rec.id, started: true, to, state: now.state, size: rec.size, ...(rec.sha256 !== '' ? { sha256: rec.sha256 } : {}) }) }
   }
 
   /** Resolves once transfer `id` is past its opening (or after `ms`). */

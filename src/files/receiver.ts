@@ -4,13 +4,13 @@
  *
  *   file.put  ─ rules (roots, size, space, owner) ─▶ .NAME.ID.outpost-part (sparse, 0600) + record ─▶ { have }
  *   file.chunk ─ sha256 of the chunk ─▶ pwrite at index × chunkBytes ─▶ (batched) fdatasync ─▶ record.have
- *   file.commit ─ all held? no ─▶ { missing } ─ yes ─▶ sha256 of the file ─▶ chmod/chown, fsync,
+ *   file.commit ─ all held? no ─▶ { missing } ─ yes ─▶ sha256 of the file (fed as chunks came in order; the rest read back) ─▶ chmod/chown, fsync,
  *               rename over the target, fsync the directory ─▶ { done }   (mismatch: temp deleted)
  *
  * A chunk counts as held only once it is synced and in the record: what a crash loses between
  * the ACK of a chunk and that record is asked for again at commit (`missing`).
  */
-import { createHash } from 'node:crypto'
+import { createHash, type Hash } from 'node:crypto'
 import fs from 'node:fs'
 import path from 'node:path'
 import type { Config } from '../config'
@@ -21,7 +21,7 @@ import { Bitmap } from './bitmap'
 import { Records } from './records'
 import { ended, KEEP_FINISHED_MS } from './sender'
 import { checkRoom, ioError, resolveOwner, rootsOf, writableParent } from './rules'
-import { parseMeta, sha256File, targetPath } from './meta'
+import { bytesOf, parseMeta, sha256File, sizeOf, targetPath } from './meta'
 import type { TransferInfo } from './types'
 
 export interface InRecord {
@@ -57,6 +57,12 @@ interface Open {
   have: Bitmap
   sync: Promise<void> | undefined
   timer: NodeJS.Timeout | undefined
+  /**
+   * The whole file's sha256 over chunks 0 … hashed-1, fed as they arrive in order (in memory
+   * only): the commit reads back and hashes only what follows (everything, after a restart).
+   */
+  hash: Hash
+  hashed: number
 }
 
 /** How long chunk writes gather before one fdatasync makes them held. */
@@ -127,7 +133,9 @@ export class Receiver {
     if (rec !== undefined && rec.from !== from) throw new OutpostError('file_transfer_unknown', `file.put: transfer ${meta.id} is not one ${from} opened here`)
     if (rec?.state === 'done') return answer({ id: rec.id, done: true, path: rec.path, size: rec.size, sha256: rec.sha256 })
     if (rec?.state === 'receiving') {
-      if (rec.size !== meta.size || rec.sha256 !== meta.sha256 || rec.chunkBytes !== meta.chunkBytes) throw new OutpostError('method_args', `file.put: transfer ${meta.id} was opened for another file (size or sha256 differ)`)
+      const otherHash = rec.sha256 !== undefined && rec.sha256 !== '' && meta.sha256 !== '' && rec.sha256 !== meta.sha256
+      if (rec.size !== meta.size || otherHash || rec.chunkBytes !== meta.chunkBytes) throw new OutpostError('method_args', `file.put: transfer ${meta.id} was opened for another file (size or sha256 differ)`)
+      if (meta.sha256 !== '') rec.sha256 = meta.sha256
       await this.flush(rec.id)
       return answer({ id: rec.id, have: rec.have, chunks: rec.chunks })
     }
@@ -215,7 +223,7 @@ export class Receiver {
     const [id = '', index = '', hash = ''] = ctx.args
     const rec = this.recs.get(id)
     if (rec === undefined || rec.from !== ctx.env.fromNode || rec.state === 'expected') throw new OutpostError('file_transfer_unknown', `file.chunk: no transfer ${id} from ${ctx.env.fromNode} here`)
-    if (rec.state === 'done') { rec.resent += size(ctx.env.data); return {} }
+    if (rec.state === 'done') { rec.resent += sizeOf(ctx.env.data); return {} }
     // Chunks still on their way when the transfer was cancelled: dropped.
     if (rec.state === 'cancelled') return {}
     if (rec.state !== 'receiving') throw new OutpostError('file_transfer_unknown', `file.chunk: transfer ${id} has ${rec.state}`)
@@ -229,6 +237,7 @@ export class Receiver {
     const f = await this.handle(rec)
     if (f.written.has(i)) { rec.resent += data.length; return {} }
     f.written.set(i)
+    if (i === f.hashed) { f.hash.update(data); f.hashed++ }
     try {
       await f.handle.write(data, 0, data.length, i * rec.chunkBytes)
     } catch (err) {
@@ -259,11 +268,17 @@ export class Receiver {
     if (rec.state === 'done') return answer({ id, done: true, path: rec.path, size: rec.size, sha256: rec.sha256 })
     if (rec.state === 'failed' && rec.error !== undefined && rec.error.code in ERROR_CODES) throw new OutpostError(rec.error.code as ErrorCode, rec.error.message)
     if (rec.state !== 'receiving') throw new OutpostError('file_transfer_unknown', `file.commit: transfer ${id} has ${rec.state}`)
+    // A sender that hashed the file as it read it gives the sha256 now (file.put had none).
+    if (what !== undefined && /^[0-9a-f]{64}$/.test(what)) {
+      if (rec.sha256 !== undefined && rec.sha256 !== '' && rec.sha256 !== what) throw new OutpostError('method_args', `file.commit: transfer ${id} was opened with sha256 ${rec.sha256}, the commit says ${what}`)
+      rec.sha256 = what
+    }
+    if (rec.sha256 === undefined || rec.sha256 === '') throw new OutpostError('method_args', `file.commit: transfer ${id} has no sha256 to check the file against (give it as the second argument)`)
     await this.flush(id)
     const missing = new Bitmap(rec.chunks, rec.have).missing(4096)
     if (missing.length > 0) return answer({ id, missing })
     const f = await this.handle(rec)
-    const sum = await sha256File(f.handle, rec.size)
+    const sum = await sha256File(f.handle, rec.size, f.hash, f.hashed * rec.chunkBytes)
     if (sum !== rec.sha256) {
       const err = new OutpostError('file_hash_mismatch', `file transfer ${id}: ${rec.path} put together here has sha256 ${sum}, not ${rec.sha256}; the partial file was deleted and ${rec.path} left as it was`)
       await this.fail(rec, err.toJSON())
@@ -329,7 +344,7 @@ export class Receiver {
     f = this.open.get(rec.id)
     if (f !== undefined) { await handle.close(); return f }
     const have = new Bitmap(rec.chunks, rec.have)
-    f = { handle, have, written: new Bitmap(rec.chunks, rec.have), sync: undefined, timer: undefined }
+    f = { handle, have, written: new Bitmap(rec.chunks, rec.have), sync: undefined, timer: undefined, hash: createHash('sha256'), hashed: 0 }
     this.open.set(rec.id, f)
     return f
   }
@@ -377,13 +392,4 @@ export class Receiver {
 
 function answer(obj: Record<string, unknown>): MethodResult {
   return { data: JSON.stringify(obj) }
-}
-
-function size(v: Uint8Array | string | undefined): number {
-  return v === undefined ? 0 : typeof v === 'string' ? Buffer.byteLength(v) : v.length
-}
-
-function bytesOf(v: Uint8Array | string | undefined): Buffer {
-  if (v === undefined) return Buffer.alloc(0)
-  return typeof v === 'string' ? Buffer.from(v, 'utf8') : Buffer.from(v.buffer, v.byteOffset, v.byteLength)
 }

@@ -1,12 +1,17 @@
 /**
- * The sending side of a transfer: the file is hashed, opened at the receiver (file.put answers
- * which chunks it holds already), then read from disk chunk by chunk into the outbox as
- * file.chunk messages, a window of them in flight (sent, not yet acknowledged), and committed
- * (file.commit answers what is missing, or that the file is in place).
+ * The sending side of a transfer: the file is opened at the receiver (file.put answers which
+ * chunks it holds already), then read from disk chunk by chunk into the outbox as file.chunk
+ * messages, a window of them in flight (sent, not yet acknowledged), and committed with the
+ * whole file's sha256 (file.commit answers what is missing, or that the file is in place).
  *
- *   start ─ sha256 ─▶ record ─▶ file.put ⇢ { have } ─▶ pump: read chunk i ─ sha256 ─▶ outbox
- *         ◀─ delivered (ACK) ─ pump the next … ─▶ file.commit ⇢ { missing } ─▶ pump those again
- *                                                            ⇢ { done } ─▶ record done
+ *   start ─▶ record ─▶ file.put ⇢ { have } ─▶ pump: read chunk i ─ sha256 ─▶ outbox
+ *         ◀─ delivered (ACK) ─ pump the next … ─▶ file.commit sha256 ⇢ { missing } ─▶ pump those again
+ *                                                                   ⇢ { done } ─▶ record done
+ *
+ * The whole file's sha256 is fed with each chunk as it is first read, in order, so the file is
+ * read once. That state lives in memory only: a run that did not read every chunk (a resume
+ * after a restart, chunks the receiver held already) reads the file again to hash it before
+ * the commit, once; the sha256 is then kept in the record.
  *
  * Unless the node signs what it sends, a chunk goes into the outbox as a reference to its
  * source (chunk-ref.ts): the data is filled in as it is sent, read back and checked on a resend.
@@ -24,63 +29,18 @@ import { ulid } from '../wire/ulid'
 import { Bitmap } from './bitmap'
 import { CHUNK_REF, expandChunk } from './chunk-ref'
 import { Records } from './records'
+import { WholeHash } from './whole-hash'
+import { chunkAckTimeout } from './ack-timeout'
 import type { FileTransfersOptions } from './index'
-import type { PutMeta, TransferInfo } from './types'
+import type { OutRecord, PutMeta, TransferInfo } from './types'
 
-export interface OutRecord {
-  id: string
-  to: string
-  /** Real path of the source file. */
-  src: string
-  dest: string
-  name: string
-  size: number
-  sha256: string
-  chunkBytes: number
-  chunks: number
-  mode?: number
-  owner?: string
-  mkdir?: boolean
-  /** Bytes per second; 0: no cap. */
-  rate: number
-  state: 'opening' | 'sending' | 'committing' | 'done' | 'failed' | 'cancelled'
-  /** The file.put or file.commit whose reply is awaited. */
-  pending?: string | undefined
-  /** What the receiver holds (Bitmap, base64), as its last answer said. */
-  have: string
-  /** Next chunk to send in order; `resend`: chunks the receiver said are missing. */
-  next: number
-  resend: number[]
-  /** Bytes acknowledged by the receiver. */
-  acked: number
-  /** Chunk bytes sent again (missing at commit). */
-  resent: number
-  startedAt: number
-  updatedAt: number
-  result?: { path: string; size: number; sha256: string }
-  error?: { code: string; message: string }
-}
+export type { OutRecord } from './types'
 
 /** A transfer waits this long (ttl) in the outbox for its receiver: a week, for nodes on bad links. */
 export const TRANSFER_TTL = 7 * 86400
 
 /** Resends of one transfer message before it is given up: its ttl, not a count, should end it on a bad link. */
 export const TRANSFER_RETRIES = 10_000
-
-/**
- * The slowest link a chunk's ACK timeout allows for, in bytes a second (a GSM modem's uplink).
- * A whole window of chunks leaves at once and queues on the link; the last one's ACK comes
- * only after the window has crossed it. Were it sent again after delivery.ackTimeout (5 s), a
- * slow link would carry every late chunk twice, then three times. A link that drops is not
- * waited for: a reconnect or the receiver coming back online sends what was in flight at once.
- */
-const SLOW_LINK_BYTES_PER_S = 16 * 1024
-
-/** Seconds to wait for a chunk's ACK: the window crossing a slow link, at least delivery.ackTimeout. */
-export function chunkAckTimeout(window: number, chunkBytes: number, ackTimeout: number, rate = 0): number {
-  const speed = rate > 0 ? Math.min(rate, SLOW_LINK_BYTES_PER_S) : SLOW_LINK_BYTES_PER_S
-  return Math.max(ackTimeout, Math.ceil((window * chunkBytes) / speed))
-}
 
 /** Finished records are kept this long (`outpost transfers --all`, a late commit answered again). */
 export const KEEP_FINISHED_MS = 7 * 86400 * 1000
@@ -93,7 +53,7 @@ export interface SenderOptions extends FileTransfersOptions {
 export function outInfo(r: OutRecord): TransferInfo {
   return {
     id: r.id, direction: 'out', peer: r.to, path: r.src, dest: r.dest, state: r.state, size: r.size, bytes: Math.min(r.size, r.acked), resent: r.resent,
-    sha256: r.sha256, startedAt: r.startedAt, updatedAt: r.updatedAt, ...(r.error ? { error: r.error } : {}),
+    ...(r.sha256 !== '' ? { sha256: r.sha256 } : {}), startedAt: r.startedAt, updatedAt: r.updatedAt, ...(r.error ? { error: r.error } : {}),
   }
 }
 
@@ -109,6 +69,8 @@ interface Live {
   rounds: number
   /** Ids of the chunk messages sent in this run. */
   sent: string[]
+  /** The whole file's sha256, fed with the chunks as this run reads them (while the record has none). */
+  whole: WholeHash
 }
 
 /** Commits that may find chunks missing before the transfer is given up. */
@@ -156,18 +118,17 @@ export class Sender {
       throw new OutpostError('file_not_found', `cp: ${o.src} does not exist on ${this.o.self}`)
     }
     if (!st.isFile()) throw new OutpostError('file_not_found', `cp: ${o.src} is not a regular file`)
-    const sha256 = await sha256Path(o.src)
     const chunkBytes = this.o.config.files.chunkBytes
     const chunks = Math.max(1, Math.ceil(st.size / chunkBytes))
     const now = this.o.now()
     const rec: OutRecord = {
-      id: o.id, to: o.to, src: o.src, dest: o.dest, name: o.name, size: st.size, sha256, chunkBytes, chunks, rate: o.rate ?? 0,
+      id: o.id, to: o.to, src: o.src, dest: o.dest, name: o.name, size: st.size, mtimeMs: st.mtimeMs, sha256: '', chunkBytes, chunks, rate: o.rate ?? 0,
       state: 'opening', have: new Bitmap(chunks).toString(), next: 0, resend: [], acked: 0, resent: 0, startedAt: now, updatedAt: now,
       ...(o.mode !== undefined ? { mode: o.mode } : {}), ...(o.owner !== undefined ? { owner: o.owner } : {}), ...(o.mkdir === true ? { mkdir: true } : {}),
     }
     this.recs.set(rec.id, rec)
     await this.records.save(rec)
-    this.o.log('info', `files: sending ${o.src} (${st.size} bytes, sha256 ${sha256}) to ${o.to}:${o.dest}, transfer ${rec.id}`)
+    this.o.log('info', `files: sending ${o.src} (${st.size} bytes) to ${o.to}:${o.dest}, transfer ${rec.id}`)
     await this.open(rec)
     return rec
   }
@@ -277,7 +238,7 @@ export class Sender {
   private liveOf(rec: OutRecord): Live {
     let l = this.live.get(rec.id)
     if (l === undefined) {
-      l = { handle: undefined, inFlight: new Map(), pumping: false, t0: this.o.now(), sentSince: 0, lastSave: 0, rounds: 0, sent: [] }
+      l = { handle: undefined, inFlight: new Map(), pumping: false, t0: this.o.now(), sentSince: 0, lastSave: 0, rounds: 0, sent: [], whole: new WholeHash(rec.chunks, this.o.config.files.window) }
       this.live.set(rec.id, l)
     }
     return l
@@ -298,7 +259,7 @@ export class Sender {
         while (rec.state === 'sending' && !this.closed && live.inFlight.size + round.length < window) {
           let i = rec.resend.shift()
           if (i === undefined) {
-            while (rec.next < rec.chunks && have.has(rec.next)) rec.next++
+            while (rec.next < rec.chunks && have.has(rec.next)) live.whole.skip(rec.next++)
             if (rec.next >= rec.chunks) break
             i = rec.next++
           }
@@ -312,7 +273,13 @@ export class Sender {
       }
       if (rec.state === 'sending' && live.inFlight.size === 0 && rec.resend.length === 0 && rec.next >= rec.chunks) {
         rec.state = 'committing'
-        await this.request(rec, 'file.commit', [rec.id])
+        if (rec.sha256 === '') {
+          const sha256 = await live.whole.digest(rec.src)
+          // Read as it went: a write to the source meanwhile would go unseen by the chunks' own sha256s.
+          await this.unchanged(rec)
+          rec.sha256 = sha256
+        }
+        await this.request(rec, 'file.commit', [rec.id, rec.sha256])
         this.o.notify(outInfo(rec))
       }
     } catch (err) {
@@ -335,10 +302,11 @@ export class Sender {
     }
     live.handle ??= await fs.promises.open(rec.src, 'r')
     const len = i === rec.chunks - 1 ? rec.size - i * rec.chunkBytes : rec.chunkBytes
-    const buf = Buffer.alloc(len)
+    const buf = Buffer.allocUnsafe(len) // all of it read, or the transfer fails
     const { bytesRead } = await live.handle.read(buf, 0, len, i * rec.chunkBytes)
-    if (bytesRead !== len) throw new OutpostError('io', `file transfer ${rec.id}: ${rec.src} is shorter than when it was hashed (it changed while being sent)`)
+    if (bytesRead !== len) throw new OutpostError('io', `file transfer ${rec.id}: ${rec.src} is shorter than when the transfer started (it changed while being sent)`)
     const hash = createHash('sha256').update(buf).digest('hex')
+    if (rec.sha256 === '') live.whole.feed(i, buf)
     // The source is what keeps the chunk: the outbox keeps where it is and its sha256 (a signed
     // message keeps its data, the signature covers it).
     const ref = this.o.config.api.signingKey === null
@@ -356,6 +324,13 @@ export class Sender {
     this.chunkSent.set(env!.id, rec.id)
     live.sent.push(env!.id)
     live.sentSince += len
+  }
+
+  /** Throws file_source_changed when the source is not what it was when the transfer started. */
+  private async unchanged(rec: OutRecord): Promise<void> {
+    const st = await fs.promises.stat(rec.src).catch(() => undefined)
+    if (st !== undefined && st.size === rec.size && (rec.mtimeMs === undefined || st.mtimeMs === rec.mtimeMs)) return
+    throw new OutpostError('file_source_changed', `file transfer ${rec.id}: ${rec.src} changed while it was being sent (its size or modification time is not what it was when the transfer started); the receiver deletes its partial file; send the file again`)
   }
 
   /** A stored file.chunk about to be sent (delivery, at each send): see chunk-ref.ts. */
@@ -415,10 +390,4 @@ export class Sender {
 /** A transfer that will not change any more. */
 export function ended(state: string): boolean {
   return state === 'done' || state === 'failed' || state === 'cancelled'
-}
-
-export async function sha256Path(file: string): Promise<string> {
-  const h = createHash('sha256')
-  for await (const chunk of fs.createReadStream(file, { highWaterMark: 1024 * 1024 })) h.update(chunk as Buffer)
-  return h.digest('hex')
 }

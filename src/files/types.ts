@@ -13,7 +13,7 @@ export interface PutMeta {
   /** The source file's base name. */
   name: string
   size: number
-  /** sha256 of the whole file, hex. */
+  /** sha256 of the whole file, hex; empty when the sender gives it with file.commit (it hashes the file as it sends it). */
   sha256: string
   chunkBytes: number
   /** File mode of the target, e.g. 0o644 (default: 0644, or the mode of the file replaced). */
@@ -72,4 +72,42 @@ export interface FileRoom {
   get(ctx: MethodContext): Promise<MethodResult>
   /** A reply to one of this node's file.put / file.commit requests. */
   reply(ctx: MethodContext): Promise<MethodResult>
+}
+
+/** A transfer this node sends (sender.ts), as <dataDir>/transfers/out/<id>.json keeps it. */
+export interface OutRecord {
+  id: string
+  to: string
+  /** Real path of the source file. */
+  src: string
+  dest: string
+  name: string
+  size: number
+  /** The source's modification time when the transfer started: changed by the commit, the transfer fails (file_source_changed). */
+  mtimeMs?: number
+  /** The whole file's, hex; '' until every chunk has been read once (given with file.commit). */
+  sha256: string
+  chunkBytes: number
+  chunks: number
+  mode?: number
+  owner?: string
+  mkdir?: boolean
+  /** Bytes per second; 0: no cap. */
+  rate: number
+  state: 'opening' | 'sending' | 'committing' | 'done' | 'failed' | 'cancelled'
+  /** The file.put or file.commit whose reply is awaited. */
+  pending?: string | undefined
+  /** What the receiver holds (Bitmap, base64), as its last answer said. */
+  have: string
+  /** Next chunk to send in order; `resend`: chunks the receiver said are missing. */
+  next: number
+  resend: number[]
+  /** Bytes acknowledged by the receiver. */
+  acked: number
+  /** Chunk bytes sent again (missing at commit). */
+  resent: number
+  startedAt: number
+  updatedAt: number
+  result?: { path: string; size: number; sha256: string }
+  error?: { code: string; message: string }
 }

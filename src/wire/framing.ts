@@ -13,17 +13,16 @@
 import { Decoder, Encoder } from '@msgpack/msgpack'
 import { OutpostError } from '../errors'
 import { checkDepth } from './msgpack-depth'
-import { binHeader, putBin, putStr, strHeader } from './msgpack-write'
+import { binHeader } from './msgpack-write'
 
 // One encoder and decoder for the module: the library's encode()/decode() build a new one (and a
 // fresh 2 KiB buffer) per call, which showed up as garbage collection on the hot path.
 const ENCODER = new Encoder({ ignoreUndefined: true })
 const DECODER = new Decoder()
 
-/** Largest frame on the wire, length prefix included. */
-export const MAX_FRAME = 8192
-/** Largest frame body (the MessagePack part). */
-export const MAX_BODY = MAX_FRAME - 2
+import { encodeMsgFrame, encodePartFrame, encodePartHead, fastMsg, fastPart, MAX_BODY, msgOverhead } from './frame-layout'
+
+export { encodeMsgFrame, encodePartFrame, encodePartHead, MAX_BODY, MAX_FRAME } from './frame-layout'
 
 /** `features` (newer nodes): what this node takes beyond its apiVersion, e.g. `deflate` (zbatch frames). */
 export interface HelloFrame { t: 'hello'; node: string; token: string; version: string; apiVersion: number; features?: string[] }
@@ -104,101 +103,10 @@ function encodeBody(frame: Frame): Uint8Array {
   return ENCODER.encode(wire)
 }
 
-// fixmap, "t": "msg", and the fixstr keys that follow, as the Encoder writes them.
-const MSG_HEAD = Buffer.from([0xa1, 0x74, 0xa3, 0x6d, 0x73, 0x67])
-const K_ID = Buffer.from([0xa2, 0x69, 0x64])
-const K_TO = Buffer.from([0xa2, 0x74, 0x6f])
-const K_FROM = Buffer.from([0xa4, 0x66, 0x72, 0x6f, 0x6d])
-const K_B = Buffer.from([0xa1, 0x62])
-
-/**
- * A msg frame, written by hand: the hot path's frame (every message and ACK is one). The bytes
- * are exactly what encodeFrame writes for the same frame (test/wire/framing.test.ts checks it).
- */
-export function encodeMsgFrame(id: string, to: string, from: string | undefined, b: Uint8Array): Buffer {
-  const idN = Buffer.byteLength(id)
-  const toN = Buffer.byteLength(to)
-  const fromN = from === undefined ? 0 : Buffer.byteLength(from)
-  const size = 1 + MSG_HEAD.length + K_ID.length + strHeader(idN) + idN + K_TO.length + strHeader(toN) + toN +
-    (from === undefined ? 0 : K_FROM.length + strHeader(fromN) + fromN) + K_B.length + binHeader(b.length) + b.length
-  if (size > MAX_BODY) {
-    throw new OutpostError('frame_too_large', `frame: msg body is ${size} bytes, more than ${MAX_BODY} (split envelopes with splitEnvelope)`)
-  }
-  const out = Buffer.allocUnsafe(2 + size)
-  out.writeUInt16BE(size, 0)
-  out[2] = from === undefined ? 0x84 : 0x85
-  let at = 3
-  out.set(MSG_HEAD, at); at += MSG_HEAD.length
-  out.set(K_ID, at); at += K_ID.length
-  at = putStr(out, at, id, idN)
-  out.set(K_TO, at); at += K_TO.length
-  at = putStr(out, at, to, toN)
-  if (from !== undefined) {
-    out.set(K_FROM, at); at += K_FROM.length
-    at = putStr(out, at, from, fromN)
-  }
-  out.set(K_B, at); at += K_B.length
-  putBin(out, at, b)
-  return out
-}
-
-/** Reads a str at `at` of body: [value, next offset], or undefined when something else is there. */
-function readStr(body: Uint8Array, at: number): [string, number] | undefined {
-  const h = body[at]
-  let n: number
-  let start: number
-  if (h === undefined) return undefined
-  if ((h & 0xe0) === 0xa0) { n = h & 0x1f; start = at + 1 }
-  else if (h === 0xd9 && at + 1 < body.length) { n = body[at + 1]!; start = at + 2 }
-  else if (h === 0xda && at + 2 < body.length) { n = (body[at + 1]! << 8) | body[at + 2]!; start = at + 3 }
-  else return undefined
-  if (start + n > body.length) return undefined
-  return [Buffer.from(body.buffer, body.byteOffset + start, n).toString('utf8'), start + n]
-}
-
-function keyAt(body: Uint8Array, at: number, key: Buffer): boolean {
-  if (at + key.length > body.length) return false
-  for (let i = 0; i < key.length; i++) if (body[at + i] !== key[i]) return false
-  return true
-}
-
-/**
- * The msg frame in `body` when it has exactly the layout encodeMsgFrame writes (which every
- * outpost peer sends), else undefined and the general decoder takes it. `b` is a copy.
- */
-function fastMsg(body: Uint8Array, copy: boolean): MsgFrame | undefined {
-  const m = body[0]
-  if ((m !== 0x84 && m !== 0x85) || !keyAt(body, 1, MSG_HEAD) || !keyAt(body, 7, K_ID)) return undefined
-  const id = readStr(body, 10)
-  if (id === undefined || !keyAt(body, id[1], K_TO)) return undefined
-  const to = readStr(body, id[1] + K_TO.length)
-  if (to === undefined) return undefined
-  let at = to[1]
-  let from: string | undefined
-  if (m === 0x85) {
-    if (!keyAt(body, at, K_FROM)) return undefined
-    const f = readStr(body, at + K_FROM.length)
-    if (f === undefined) return undefined
-    from = f[0]
-    at = f[1]
-  }
-  if (!keyAt(body, at, K_B)) return undefined
-  at += K_B.length
-  const h = body[at]
-  let n: number
-  if (h === 0xc4 && at + 1 < body.length) { n = body[at + 1]!; at += 2 }
-  else if (h === 0xc5 && at + 2 < body.length) { n = (body[at + 1]! << 8) | body[at + 2]!; at += 3 }
-  else return undefined
-  // Exactly to the end: trailing bytes are the general decoder's to refuse.
-  if (at + n !== body.length) return undefined
-  const frame: MsgFrame = { t: 'msg', id: id[0], to: to[0], b: copy ? new Uint8Array(body.subarray(at, at + n)) : body.subarray(at, at + n) }
-  if (from !== undefined) frame.from = from
-  return frame
-}
-
 /** One buffer: the 2-byte length and the body. Throws frame_too_large past MAX_BODY. */
 export function encodeFrame(frame: Frame): Buffer {
   if (frame.t === 'msg') return encodeMsgFrame(frame.id, frame.to, frame.from, frame.b)
+  if (frame.t === 'part') return encodePartFrame(frame.id, frame.to, frame.from, frame.i, frame.n, frame.b)
   const body = encodeBody(frame)
   if (body.length > MAX_BODY) {
     throw new OutpostError('frame_too_large', `frame: ${frame.t} body is ${body.length} bytes, more than ${MAX_BODY} (split envelopes with splitEnvelope)`)
@@ -286,6 +194,8 @@ export class FrameDecoder {
   /**
    * `views`: msg frames' payloads may be views into the pushed chunks (for a caller that is done
    * with them before the next push, such as the hub forwarding them); by default they are copies.
+   * Part frames' payloads are views either way (frame-layout.ts fastPart): the Reassembler copies
+   * them into the whole message, the hub writes them out at once.
    */
   constructor(opts: { views?: boolean } = {}) {
     this.#views = opts.views === true
@@ -312,9 +222,9 @@ export class FrameDecoder {
         if (this.#buffered < this.#need) break
         const body = this.#take(this.#need)
         this.#need = undefined
-        const msg = fastMsg(body, !this.#views)
-        if (msg !== undefined) {
-          frames.push(msg)
+        const quick = fastMsg(body, this.#views) ?? fastPart(body)
+        if (quick !== undefined) {
+          frames.push(quick)
           continue
         }
         let value: unknown
@@ -386,7 +296,7 @@ export function splitEnvelope(id: string, to: string, bytes: Uint8Array, from?: 
   const fromN = Math.max(FROM_ROOM, from === undefined ? 0 : Buffer.byteLength(from))
   const idN = Buffer.byteLength(id)
   const toN = Buffer.byteLength(to)
-  const msgBase = 1 + MSG_HEAD.length + K_ID.length + strHeader(idN) + idN + K_TO.length + strHeader(toN) + toN + K_FROM.length + strHeader(fromN) + fromN + K_B.length
+  const msgBase = msgOverhead(idN, toN, fromN)
   if (msgBase + binHeader(bytes.length) + bytes.length <= MAX_BODY) {
     const msg: MsgFrame = { t: 'msg', id, to, b: bytes }
     if (from !== undefined) msg.from = from
@@ -406,6 +316,20 @@ export function splitEnvelope(id: string, to: string, bytes: Uint8Array, from?: 
     parts.push(part)
   }
   return parts
+}
+
+/**
+ * Writes a frame to a socket: a part frame as its head and then its slice (not copied: the
+ * slice must not change until written), any other as encodeFrame's one buffer. `written`: the
+ * socket's write callback for the frame's last bytes.
+ */
+export function writeFrame(sock: { write(b: Uint8Array, cb?: () => void): boolean }, f: Frame, written?: () => void): void {
+  if (f.t === 'part') {
+    sock.write(encodePartHead(f.id, f.to, f.from, f.i, f.n, f.b.length))
+    sock.write(f.b, written)
+  } else {
+    sock.write(encodeFrame(f), written)
+  }
 }
 
 /** A payload in --debug lines: its size and its first 32 bytes in hex (no more, whatever it holds). */

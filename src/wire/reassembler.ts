@@ -95,7 +95,8 @@ export class Reassembler {
     this.#pendingBytes += b.length
     if (p.parts.size < n) return undefined
     this.#drop(key)
-    if (n === 1) return b
+    // Parts may be views of a connection's receive buffers (frame-layout.ts): the whole is a copy.
+    if (n === 1) return new Uint8Array(b)
     const out = new Uint8Array(p.bytes)
     let at = 0
     for (let k = 0; k < n; k++) {

@@ -6,47 +6,15 @@
  * more bytes. Real hub and agents.
  */
 import fs from 'node:fs'
-import net from 'node:net'
 import path from 'node:path'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import YAML from 'yaml'
 import { Cluster } from '../fixtures/cluster'
+import { slowRelay } from '../fixtures/slow-relay'
 import { cp, lastTransfer, partials, randomFile, sha256Of } from './helpers'
 
 const RATE = 150 * 1024
-const TICK_MS = 20
-
-/** Relays 127.0.0.1:port; what the hub sends to the client passes at `rate` bytes a second. */
-async function slowRelay(port: number, rate: number): Promise<{ port: number; close(): void }> {
-  const pairs = new Set<net.Socket>()
-  const server = net.createServer((client) => {
-    const up = net.connect(port, '127.0.0.1')
-    pairs.add(client).add(up)
-    const queue: Buffer[] = []
-    let queued = 0
-    up.on('data', (b: Buffer) => { queue.push(b); queued += b.length; if (queued > 64 * 1024) up.pause() })
-    const timer = setInterval(() => {
-      let budget = Math.ceil(rate * TICK_MS / 1000)
-      while (budget > 0 && queue.length > 0) {
-        const head = queue[0]!
-        const n = Math.min(budget, head.length)
-        client.write(head.subarray(0, n))
-        if (n === head.length) queue.shift()
-        else queue[0] = head.subarray(n)
-        budget -= n
-        queued -= n
-      }
-      if (queued < 32 * 1024) up.resume()
-    }, TICK_MS)
-    client.pipe(up)
-    const end = (): void => { clearInterval(timer); client.destroy(); up.destroy() }
-    client.on('close', end).on('error', end)
-    up.on('close', end).on('error', end)
-  })
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  return { port: (server.address() as net.AddressInfo).port, close: () => { server.close(); for (const s of pairs) s.destroy() } }
-}
 
 test('files - a push over a slow link: chunks slower to arrive than the ACK timeout are not sent again', async () => {
   const c = await Cluster.create(['ship1'])

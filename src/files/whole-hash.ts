@@ -1,0 +1,64 @@
+/**
+ * The whole file's sha256 at the sender, fed with each chunk as it is first read (sender.ts),
+ * so the file is read from disk once. Chunks are read a window at a time and their reads end
+ * in any order: one read ahead waits here until those before it are in.
+ *
+ *   chunk i read ─▶ feed(i) ─ i next? ─▶ hash ─▶ the ones waiting behind it
+ *                           └ ahead ─▶ held (at most `window` of them; past that, given up)
+ *   commit ─▶ digest(): every chunk fed ─▶ the sha256 ─ else ─▶ read the file again and hash it
+ *
+ * In memory only: a resume after a restart, or a run that skipped chunks the receiver already
+ * held, hashes the file once more before its commit.
+ */
+import { createHash } from 'node:crypto'
+import fs from 'node:fs'
+
+export class WholeHash {
+  private readonly hash = createHash('sha256')
+  /** Chunks 0 … hashed-1 are in; -1: given up (the file is hashed again at the commit). */
+  private hashed = 0
+  private readonly ahead = new Map<number, Buffer>()
+
+  constructor(private readonly chunks: number, private readonly window: number) {}
+
+  /** Chunk i's bytes, read for the first time in this run. */
+  feed(i: number, buf: Buffer): void {
+    if (this.hashed < 0 || i < this.hashed) return
+    if (i > this.hashed) {
+      this.ahead.set(i, buf)
+      // The chunk in the way is not being read (the receiver has it): no point holding more.
+      if (this.ahead.size > this.window) this.giveUp()
+      return
+    }
+    this.hash.update(buf)
+    this.hashed++
+    for (let next = this.ahead.get(this.hashed); next !== undefined; next = this.ahead.get(this.hashed)) {
+      this.ahead.delete(this.hashed)
+      this.hash.update(next)
+      this.hashed++
+    }
+  }
+
+  /** Chunk i will not be read in this run. */
+  skip(i: number): void {
+    if (i === this.hashed) this.giveUp()
+  }
+
+  private giveUp(): void {
+    this.hashed = -1
+    this.ahead.clear()
+  }
+
+  /** The sha256 of `file`: from what was fed when that was all of it, else read again. */
+  async digest(file: string): Promise<string> {
+    const complete = this.hashed >= this.chunks
+    this.giveUp()
+    return complete ? this.hash.digest('hex') : sha256Path(file)
+  }
+}
+
+export async function sha256Path(file: string): Promise<string> {
+  const h = createHash('sha256')
+  for await (const chunk of fs.createReadStream(file, { highWaterMark: 1024 * 1024 })) h.update(chunk as Buffer)
+  return h.digest('hex')
+}

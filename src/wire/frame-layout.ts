@@ -1,0 +1,211 @@
+/**
+ * The hot path's frames written and read by hand (framing.ts has the rest): `msg` (every
+ * message and ACK is one) and `part` (a slice of an envelope too large for one frame: a file
+ * chunk is 32 of them). The bytes are exactly what @msgpack/msgpack's Encoder writes for the
+ * same frame (test/wire/framing.test.ts checks it), so a peer that encodes with the library
+ * reads them, and what such a peer writes in that layout takes the quick way in.
+ *
+ *   msg   { t: 'msg', id, to, from?, b }           fixmap 4 / 5
+ *   part  { t: 'part', id, to, from?, i, n, b }    fixmap 6 / 7
+ */
+import { OutpostError } from '../errors'
+import type { MsgFrame, PartFrame } from './framing'
+import { binHeader, putBin, putStr, strHeader } from './msgpack-write'
+
+/** Largest frame on the wire, length prefix included. */
+export const MAX_FRAME = 8192
+/** Largest frame body (the MessagePack part). */
+export const MAX_BODY = MAX_FRAME - 2
+
+// "t": "msg" / "t": "part", and the fixstr keys that follow, as the Encoder writes them.
+const MSG_HEAD = Buffer.from([0xa1, 0x74, 0xa3, 0x6d, 0x73, 0x67])
+const PART_HEAD = Buffer.from([0xa1, 0x74, 0xa4, 0x70, 0x61, 0x72, 0x74])
+const K_ID = Buffer.from([0xa2, 0x69, 0x64])
+const K_TO = Buffer.from([0xa2, 0x74, 0x6f])
+const K_FROM = Buffer.from([0xa4, 0x66, 0x72, 0x6f, 0x6d])
+const K_I = Buffer.from([0xa1, 0x69])
+const K_N = Buffer.from([0xa1, 0x6e])
+const K_B = Buffer.from([0xa1, 0x62])
+
+/** Body bytes of a msg frame before its payload's bin header (for splitEnvelope's sizing). */
+export function msgOverhead(idN: number, toN: number, fromN: number | undefined): number {
+  return 1 + MSG_HEAD.length + K_ID.length + strHeader(idN) + idN + K_TO.length + strHeader(toN) + toN +
+    (fromN === undefined ? 0 : K_FROM.length + strHeader(fromN) + fromN) + K_B.length
+}
+
+/** Size of a non-negative integer below 2^32 as the Encoder writes it. */
+const uintSize = (v: number): number => (v < 0x80 ? 1 : v < 0x100 ? 2 : v < 0x10000 ? 3 : 5)
+
+function putUint(out: Buffer, at: number, v: number): number {
+  if (v < 0x80) out[at++] = v
+  else if (v < 0x100) { out[at++] = 0xcc; out[at++] = v }
+  else if (v < 0x10000) { out[at++] = 0xcd; out.writeUInt16BE(v, at); at += 2 }
+  else { out[at++] = 0xce; out.writeUInt32BE(v, at); at += 4 }
+  return at
+}
+
+const tooLarge = (t: string, size: number): OutpostError =>
+  new OutpostError('frame_too_large', `frame: ${t} body is ${size} bytes, more than ${MAX_BODY} (split envelopes with splitEnvelope)`)
+
+/** A msg frame: the 2-byte length and the body. Throws frame_too_large past MAX_BODY. */
+export function encodeMsgFrame(id: string, to: string, from: string | undefined, b: Uint8Array): Buffer {
+  const idN = Buffer.byteLength(id)
+  const toN = Buffer.byteLength(to)
+  const fromN = from === undefined ? undefined : Buffer.byteLength(from)
+  const size = msgOverhead(idN, toN, fromN) + binHeader(b.length) + b.length
+  if (size > MAX_BODY) throw tooLarge('msg', size)
+  const out = Buffer.allocUnsafe(2 + size)
+  out.writeUInt16BE(size, 0)
+  out[2] = from === undefined ? 0x84 : 0x85
+  let at = 3
+  out.set(MSG_HEAD, at); at += MSG_HEAD.length
+  at = writeHead(out, at, id, idN, to, toN, from, fromN)
+  out.set(K_B, at); at += K_B.length
+  putBin(out, at, b)
+  return out
+}
+
+/**
+ * A part frame up to its payload: the 2-byte length and the body before the slice's bytes.
+ * Written followed by the slice itself (two writes, the slice not copied) it is the frame
+ * encodePartFrame makes. Throws frame_too_large past MAX_BODY.
+ */
+export function encodePartHead(id: string, to: string, from: string | undefined, i: number, n: number, len: number): Buffer {
+  const idN = Buffer.byteLength(id)
+  const toN = Buffer.byteLength(to)
+  const fromN = from === undefined ? undefined : Buffer.byteLength(from)
+  const head = 1 + PART_HEAD.length + K_ID.length + strHeader(idN) + idN + K_TO.length + strHeader(toN) + toN +
+    (fromN === undefined ? 0 : K_FROM.length + strHeader(fromN) + fromN) + K_I.length + uintSize(i) + K_N.length + uintSize(n) + K_B.length + binHeader(len)
+  if (head + len > MAX_BODY) throw tooLarge('part', head + len)
+  const out = Buffer.allocUnsafe(2 + head)
+  out.writeUInt16BE(head + len, 0)
+  out[2] = from === undefined ? 0x86 : 0x87
+  let at = 3
+  out.set(PART_HEAD, at); at += PART_HEAD.length
+  at = writeHead(out, at, id, idN, to, toN, from, fromN)
+  out.set(K_I, at); at += K_I.length
+  at = putUint(out, at, i)
+  out.set(K_N, at); at += K_N.length
+  at = putUint(out, at, n)
+  out.set(K_B, at); at += K_B.length
+  if (len < 0x100) { out[at++] = 0xc4; out[at++] = len }
+  else if (len < 0x10000) { out[at++] = 0xc5; out.writeUInt16BE(len, at); at += 2 }
+  else { out[at++] = 0xc6; out.writeUInt32BE(len, at) }
+  return out
+}
+
+/** A part frame in one buffer: encodePartHead and the slice. */
+export function encodePartFrame(id: string, to: string, from: string | undefined, i: number, n: number, b: Uint8Array): Buffer {
+  const head = encodePartHead(id, to, from, i, n, b.length)
+  const out = Buffer.allocUnsafe(head.length + b.length)
+  out.set(head, 0)
+  out.set(b, head.length)
+  return out
+}
+
+/** id, to and from with their keys. */
+function writeHead(out: Buffer, at: number, id: string, idN: number, to: string, toN: number, from: string | undefined, fromN: number | undefined): number {
+  out.set(K_ID, at); at += K_ID.length
+  at = putStr(out, at, id, idN)
+  out.set(K_TO, at); at += K_TO.length
+  at = putStr(out, at, to, toN)
+  if (from !== undefined) {
+    out.set(K_FROM, at); at += K_FROM.length
+    at = putStr(out, at, from, fromN!)
+  }
+  return at
+}
+
+/** Reads a str at `at` of body: [value, next offset], or undefined when something else is there. */
+function readStr(body: Uint8Array, at: number): [string, number] | undefined {
+  const h = body[at]
+  let n: number
+  let start: number
+  if (h === undefined) return undefined
+  if ((h & 0xe0) === 0xa0) { n = h & 0x1f; start = at + 1 }
+  else if (h === 0xd9 && at + 1 < body.length) { n = body[at + 1]!; start = at + 2 }
+  else if (h === 0xda && at + 2 < body.length) { n = (body[at + 1]! << 8) | body[at + 2]!; start = at + 3 }
+  else return undefined
+  if (start + n > body.length) return undefined
+  return [Buffer.from(body.buffer, body.byteOffset + start, n).toString('utf8'), start + n]
+}
+
+/** Reads a uint (below 2^32) at `at`: [value, next offset], or undefined. */
+function readUint(body: Uint8Array, at: number): [number, number] | undefined {
+  const h = body[at]
+  if (h === undefined) return undefined
+  if (h < 0x80) return [h, at + 1]
+  if (h === 0xcc && at + 1 < body.length) return [body[at + 1]!, at + 2]
+  if (h === 0xcd && at + 2 < body.length) return [(body[at + 1]! << 8) | body[at + 2]!, at + 3]
+  if (h === 0xce && at + 4 < body.length) return [((body[at + 1]! << 24) >>> 0) + (body[at + 2]! << 16) + (body[at + 3]! << 8) + body[at + 4]!, at + 5]
+  return undefined
+}
+
+function keyAt(body: Uint8Array, at: number, key: Buffer): boolean {
+  if (at + key.length > body.length) return false
+  for (let i = 0; i < key.length; i++) if (body[at + i] !== key[i]) return false
+  return true
+}
+
+/** id, to and from (when `withFrom`) after their keys at `at`: undefined when the layout differs. */
+function readHead(body: Uint8Array, at: number, withFrom: boolean): { id: string; to: string; from: string | undefined; at: number } | undefined {
+  if (!keyAt(body, at, K_ID)) return undefined
+  const id = readStr(body, at + K_ID.length)
+  if (id === undefined || !keyAt(body, id[1], K_TO)) return undefined
+  const to = readStr(body, id[1] + K_TO.length)
+  if (to === undefined) return undefined
+  if (!withFrom) return { id: id[0], to: to[0], from: undefined, at: to[1] }
+  if (!keyAt(body, to[1], K_FROM)) return undefined
+  const f = readStr(body, to[1] + K_FROM.length)
+  return f === undefined ? undefined : { id: id[0], to: to[0], from: f[0], at: f[1] }
+}
+
+/** The payload after K_B at `at`, exactly to the end of body (trailing bytes are the general decoder's to refuse). */
+function readPayload(body: Uint8Array, at: number): Uint8Array | undefined {
+  if (!keyAt(body, at, K_B)) return undefined
+  at += K_B.length
+  const h = body[at]
+  let n: number
+  if (h === 0xc4 && at + 1 < body.length) { n = body[at + 1]!; at += 2 }
+  else if (h === 0xc5 && at + 2 < body.length) { n = (body[at + 1]! << 8) | body[at + 2]!; at += 3 }
+  else return undefined
+  if (at + n !== body.length) return undefined
+  return body.subarray(at, at + n)
+}
+
+/**
+ * The msg frame in `body` when it has exactly the layout encodeMsgFrame writes (which every
+ * outpost peer sends), else undefined and the general decoder takes it. `b` is a copy unless `view`.
+ */
+export function fastMsg(body: Uint8Array, view: boolean): MsgFrame | undefined {
+  const m = body[0]
+  if ((m !== 0x84 && m !== 0x85) || !keyAt(body, 1, MSG_HEAD)) return undefined
+  const h = readHead(body, 1 + MSG_HEAD.length, m === 0x85)
+  if (h === undefined) return undefined
+  const b = readPayload(body, h.at)
+  if (b === undefined) return undefined
+  const frame: MsgFrame = { t: 'msg', id: h.id, to: h.to, b: view ? b : new Uint8Array(b) }
+  if (h.from !== undefined) frame.from = h.from
+  return frame
+}
+
+/**
+ * The part frame in `body` when it has exactly the layout encodePartFrame writes, else
+ * undefined. `b` is always a view of `body`: whoever keeps it copies it (the Reassembler puts
+ * the slices together into a buffer of its own; the hub writes them out at once).
+ */
+export function fastPart(body: Uint8Array): PartFrame | undefined {
+  const m = body[0]
+  if ((m !== 0x86 && m !== 0x87) || !keyAt(body, 1, PART_HEAD)) return undefined
+  const h = readHead(body, 1 + PART_HEAD.length, m === 0x87)
+  if (h === undefined || !keyAt(body, h.at, K_I)) return undefined
+  const i = readUint(body, h.at + K_I.length)
+  if (i === undefined || !keyAt(body, i[1], K_N)) return undefined
+  const n = readUint(body, i[1] + K_N.length)
+  // Out of range: the general decoder says why.
+  if (n === undefined || n[0] < 1 || i[0] >= n[0]) return undefined
+  const b = readPayload(body, n[1])
+  if (b === undefined) return undefined
+  const view = new Uint8Array(b.buffer, b.byteOffset, b.length)
+  return h.from === undefined ? { t: 'part', id: h.id, to: h.to, i: i[0], n: n[0], b: view } : { t: 'part', id: h.id, to: h.to, from: h.from, i: i[0], n: n[0], b: view }
+}
