@@ -64,9 +64,9 @@ export function encodeBatch(bs: readonly Uint8Array[]): Uint8Array {
   return out
 }
 
-/** True when `bytes` is a batch payload. */
+/** True when `bytes` is a batch payload ([1, …]; [2, …] is a compressed one, broker-payload.ts). */
 export function isBatch(bytes: Uint8Array): boolean {
-  return bytes[0] === BATCH_MARK
+  return bytes[0] === BATCH_MARK && bytes[1] === 0x01
 }
 
 /** The envelopes of a batch payload (views into `bytes`); throws frame_invalid on anything else. */
@@ -115,6 +115,11 @@ export class PeerVersions {
   /** A batched payload (or an ACK naming many ids) may go to `node`. */
   takesBatches(node: string): boolean {
     return (this.known.get(node) ?? 1) >= BROKER_BATCH_API
+  }
+
+  /** A compressed payload may go to `node` (it announced api version 4 or later: DEFLATE_API, broker-payload.ts). */
+  takesDeflate(node: string): boolean {
+    return (this.known.get(node) ?? 1) >= 4
   }
 
   /** What we knew of `node` is in doubt: act as for version 1 until it says again. */

@@ -65,7 +65,7 @@ class TcpTransport extends TransportBase implements Transport {
   /** A message was published in this tick: the next ones wait for the flush. */
   private tickOpen = false
   /** Published in this tick, sent at the next (batching only). */
-  private queued: Array<Outgoing & { to: string; done: (err?: Error) => void }> = []
+  private queued: Array<Outgoing & { to: string; method: string; done: (err?: Error) => void }> = []
 
   constructor(opts: TransportOptions) {
     super(opts)
@@ -94,7 +94,7 @@ class TcpTransport extends TransportBase implements Transport {
     if (msg.acks !== undefined) return this.publishAcks(sock, msg, msg.acks)
     if (this.batching && this.tickOpen) {
       return new Promise<void>((resolve, reject) => {
-        this.queued.push({ id: msg.id, to: msg.to, bytes: msg.bytes, done: (err) => (err === undefined ? resolve() : reject(err)) })
+        this.queued.push({ id: msg.id, to: msg.to, method: msg.method, bytes: msg.bytes, done: (err) => (err === undefined ? resolve() : reject(err)) })
       })
     }
     if (this.batching) {
@@ -104,11 +104,15 @@ class TcpTransport extends TransportBase implements Transport {
     }
     const frames = splitEnvelope(msg.id, msg.to, msg.bytes)
     this.corkTick(sock)
+    let wire = 0
     for (const frame of frames) {
       const f = this.deflate ? compressFrame(frame, 'auto') : frame
       this.opts.debug?.(`tcp → ${describe(f)}`)
-      sock.write(encodeFrame(f))
+      const bytes = encodeFrame(f)
+      wire += bytes.length
+      sock.write(bytes)
     }
+    this.opts.onWire?.([msg], wire)
     if (sock.writableLength > HIGH_WATER) {
       await new Promise<void>((resolve) => {
         const done = (): void => { sock.off('drain', done); sock.off('close', done); resolve() }
@@ -134,6 +138,7 @@ class TcpTransport extends TransportBase implements Transport {
     this.corkTick(sock)
     this.opts.debug?.(`tcp → ${describe(f)}`)
     sock.write(bytes)
+    this.opts.onWire?.([msg], bytes.length)
   }
 
   /**
@@ -157,14 +162,18 @@ class TcpTransport extends TransportBase implements Transport {
       else list.push(q)
     }
     sock.cork()
+    let wire = 0
     try {
       for (const [to, items] of byReceiver) {
         for (const frame of packFrames(to, items)) {
           const f = this.deflate ? compressFrame(frame, 'auto') : frame
           this.opts.debug?.(`tcp → ${describe(f)}`)
-          sock.write(encodeFrame(f))
+          const bytes = encodeFrame(f)
+          wire += bytes.length
+          sock.write(bytes)
         }
       }
+      this.opts.onWire?.(queued, wire)
     } catch (err) {
       // Not expected (packFrames sizes every frame): the messages stay in the outbox, and the
       // connection starts again rather than carrying on with a gap in the order.
