@@ -22,8 +22,8 @@ const BATCH_MARK = 0x92
 
 export interface Queued { id: string; bytes: Uint8Array }
 
-/** A publish: one envelope as it is, or several as one batch payload. */
-export interface Payload { ids: string[]; bytes: Uint8Array }
+/** A publish: one envelope as it is, or several as one batch payload; `at`: the index of its first in the items packed. */
+export interface Payload { ids: string[]; bytes: Uint8Array; at: number }
 
 const arrHead = (n: number): number => (n < 16 ? 1 : n < 0x10000 ? 3 : 5)
 
@@ -32,9 +32,11 @@ export function packPayloads(items: readonly Queued[], max = BATCH_BYTES): Paylo
   const out: Payload[] = []
   let run: Queued[] = []
   let size = 0
+  let at = 0
   const flush = (): void => {
-    if (run.length === 1) out.push({ ids: [run[0]!.id], bytes: run[0]!.bytes })
-    else if (run.length > 1) out.push({ ids: run.map((q) => q.id), bytes: encodeBatch(run.map((q) => q.bytes)) })
+    if (run.length === 1) out.push({ ids: [run[0]!.id], bytes: run[0]!.bytes, at })
+    else if (run.length > 1) out.push({ ids: run.map((q) => q.id), bytes: encodeBatch(run.map((q) => q.bytes)), at })
+    at += run.length
     run = []
     size = 0
   }
@@ -140,7 +142,8 @@ export class PeerVersions {
  */
 export class TickQueue<T extends Queued> {
   private readonly opened = new Set<string>()
-  private queued = new Map<string, Array<T & { done: (err?: Error) => void }>>()
+  /** Per receiver, its messages and (same index) how to settle each one's publish. */
+  private queued = new Map<string, { items: T[]; ok: Array<() => void>; fail: Array<(err: Error) => void> }>()
   private readonly send: (to: string, items: T[]) => Promise<void>
 
   /** `send`: what the end of the tick does with each receiver's messages, in order. */
@@ -157,11 +160,11 @@ export class TickQueue<T extends Queued> {
   }
 
   add(to: string, item: T): Promise<void> {
+    // The message itself is kept as it is (no property added to it), beside its promise's settlers.
     return new Promise<void>((resolve, reject) => {
-      const entry = Object.assign(item, { done: (err?: Error) => (err === undefined ? resolve() : reject(err)) })
       const list = this.queued.get(to)
-      if (list === undefined) this.queued.set(to, [entry])
-      else list.push(entry)
+      if (list === undefined) this.queued.set(to, { items: [item], ok: [resolve], fail: [reject] })
+      else { list.items.push(item); list.ok.push(resolve); list.fail.push(reject) }
     })
   }
 
@@ -169,10 +172,10 @@ export class TickQueue<T extends Queued> {
     this.opened.clear()
     const queued = this.queued
     this.queued = new Map()
-    for (const [to, items] of queued) {
+    for (const [to, { items, ok, fail }] of queued) {
       this.send(to, items).then(
-        () => { for (const q of items) q.done() },
-        (err: Error) => { for (const q of items) q.done(err) },
+        () => { for (const resolve of ok) resolve() },
+        (err: Error) => { for (const reject of fail) reject(err) },
       )
     }
   }

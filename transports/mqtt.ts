@@ -245,10 +245,9 @@ class MqttTransport extends TransportBase<Section> implements Transport {
     const client = this.client
     if (!this.connected || client === undefined) throw new OutpostError('not_connected', 'mqtt: not connected to a broker')
     const events = items.every((m) => m.event)
-    const byId = new Map(items.map((m) => [m.id, m]))
     let wire = 0
     for (const p of packPayloads(items)) {
-      const one = p.ids.length === 1 ? byId.get(p.ids[0]!) : undefined
+      const one = p.ids.length === 1 ? items[p.at] : undefined
       const topic = one !== undefined ? this.topics.message(to, one.method, one.event) : this.topics.message(to, '_batch', events)
       wire += await this.put(client, topic, p.ids.length === 1 ? p.ids[0]! : `batch of ${p.ids.length}`, to, p.bytes)
     }

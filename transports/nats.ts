@@ -149,14 +149,13 @@ class NatsTransport extends TransportBase<Section> implements Transport {
   private async sendBatch(to: string, items: Outbound[]): Promise<void> {
     const nc = this.nc
     if (!this.connected || nc === undefined) throw new OutpostError('not_connected', 'nats: not connected to a server')
-    const byId = new Map(items.map((m) => [m.id, m]))
     const events = items.every((m) => m.event)
     // Within the server's max_payload (a batch past it would cross as parts, which work, but cost a reassembly).
     let wire = 0
     for (const p of packPayloads(items, Math.min(BATCH_BYTES, (nc.info?.max_payload ?? 1024 * 1024) - 256))) {
-      const one = p.ids.length === 1 ? byId.get(p.ids[0]!) : undefined
+      const one = p.ids.length === 1 ? items[p.at] : undefined
       if (one !== undefined) { wire += this.put(nc, this.subjects.message(to, one.method, one.event), one.id, to, one.bytes, one.method === ACK_METHOD); continue }
-      const acks = p.ids.every((id) => byId.get(id)!.method === ACK_METHOD)
+      const acks = items.slice(p.at, p.at + p.ids.length).every((m) => m.method === ACK_METHOD)
       if (!acks) {
         this.batches.set(p.ids[0]!, p.ids)
         if (this.batches.size > BATCHES_KEPT) this.batches.delete(this.batches.keys().next().value!)

@@ -27,6 +27,7 @@ test('broker batches - a tick packs in order: small ones batched, one too large 
   ]
   const out = packPayloads(items)
   assert.equal(out.map((p) => p.ids), [['a', 'b', 'c'], ['BIG'], ['d']])
+  assert.equal(out.map((p) => p.at), [0, 3, 4])
   assert.ok(isBatch(out[0]!.bytes))
   assert.equal(decodeBatch(out[0]!.bytes).map((b) => b[0]), [1, 2, 3])
   // Alone, an envelope is itself: byte for byte what version 1 publishes.
