@@ -23,7 +23,7 @@ export const ERROR_CODES = {
   data_dir_unwritable: 'the data directory cannot be created or is not writable (read-only file system, permissions, a file in its path); the message names it',
   frame_too_large: 'a TCP frame announced more than 8190 bytes of body (2 + N must stay within 8192)',
   frame_invalid: 'a TCP frame body is not MessagePack, has an unknown type `t` or is missing a field',
-  compressed_too_large: 'a compressed batch (zbatch frame) would inflate past the frame limit (8190 bytes): refused as a decompression bomb, and that connection closed',
+  compressed_too_large: 'a compressed payload would inflate past its limit (tcp: a zbatch frame past 8190 bytes, whose sender the hub disconnects; MQTT and NATS: a payload past 64 KiB, which the receiver drops alone with a warning, its messages unacknowledged): refused as a decompression bomb',
   message_too_large: 'an envelope is larger than the per-message cap (16 MiB by default)',
   auth_failed: 'the hub refused the node: unknown node name or wrong token',
   hello_timeout: 'the hub closed a connection that had not been welcomed within hub.helloTimeout (no hello, or no TLS handshake, in time)',

@@ -10,6 +10,7 @@ import { ensureDataDir } from './lib/data-dir'
 import { releaseHeap } from './lib/heap'
 import type { Logger } from './log'
 import { Outbox } from './store/outbox'
+import { WireMeter } from './pacing'
 import type { Transport, TransportOptions, TransportPlugin } from './transport'
 import { readPending } from './upgrade/watchdog'
 import { VERSION } from './version'
@@ -21,6 +22,8 @@ export interface OpenedParts {
   /** `ed25519:<base64>` of key. */
   publicKey: string
   key: KeyPair
+  /** What the transport writes, for transport.maxBytesPerSecond (only when that is set). */
+  meter: WireMeter | undefined
 }
 
 /**
@@ -48,6 +51,8 @@ export async function openParts(config: Config, logger: Logger, transports: Read
   const publicKey = publicKeyText(key.publicKey)
   if (key.created) logger.log('info', `node key made: ${path.join(dataDir, 'node.key')} (public key ${publicKey}, ${fingerprint(publicKey)})`)
   const tlog = logger.child(made === undefined ? config.transport.kind : 'hub')
+  // The byte cap counts what crosses the connection (after batching and compression): the transport says.
+  const meter = config.transport.maxBytesPerSecond > 0 ? new WireMeter() : undefined
   const options: TransportOptions = {
     node: config.node.name, servers: config.transport.servers, token: config.transport.token, tls: config.transport.tls,
     // transport.<kind>: the plugin's own section (transports/index.ts), checked against its schema.
@@ -55,8 +60,9 @@ export async function openParts(config: Config, logger: Logger, transports: Read
     // Central keeps the fleet's list: the hub tells it at once who comes and goes.
     presence: config.node.central === config.node.name,
     version: VERSION, log: tlog.log, compress: config.transport.compress, ...(logger.trace ? { debug: logger.trace } : {}),
+    ...(meter !== undefined ? { onWire: meter.report } : {}),
   }
   // `never`: the section's type is the plugin's own; the config was validated against it.
   const transport = made !== undefined ? made(options) : plugin!.create(options as TransportOptions<never>)
-  return { dataDir, outbox, transport, publicKey, key }
+  return { dataDir, outbox, transport, publicKey, key, meter }
 }

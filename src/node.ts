@@ -33,6 +33,7 @@ import type { Transport, TransportOptions, TransportPlugin } from './transport'
 import { ulid as defaultUlid } from './wire/ulid'
 import { NodeList, type NodeInfo } from './node-list'
 import type { KeyPair } from './keys'
+import type { WireMeter } from './pacing'
 import { replySigning } from './reply-signing'
 import { VERSION } from './version'
 import { OutboxRoom } from './outbox-room'
@@ -113,7 +114,7 @@ export class OutpostNode {
   /** Shells and tunnels: frames straight on the transport, never stored (src/sessions/). */
   readonly live: Live
 
-  private constructor(o: NodeOptions, dataDir: string, outbox: Outbox, transport: Transport, publicKey: string, key: KeyPair) {
+  private constructor(o: NodeOptions, dataDir: string, outbox: Outbox, transport: Transport, publicKey: string, key: KeyPair, meter?: WireMeter) {
     const { config } = o
     this.name = config.node.name
     this.config = config
@@ -169,7 +170,7 @@ export class OutpostNode {
       expand: (body, method) => (method === 'file.chunk' ? this.files.expand(body) : body),
       onGiveUp: (entry, reason) => this.outcomes.gaveUp(entry, reason),
       events,
-      now: this.now, metrics, pacing: { drainRate: config.delivery.drainRate, maxBytesPerSecond: config.transport.maxBytesPerSecond },
+      now: this.now, metrics, pacing: { drainRate: config.delivery.drainRate, maxBytesPerSecond: config.transport.maxBytesPerSecond, ...(meter !== undefined ? { meter } : {}) },
     })
     this.room = new OutboxRoom({ outbox, config: () => this.config, log, busy: (id) => this.delivery.busy(id), report: (e) => this.outcomes.report(e) })
     this.intake = new Intake({ self: this.name, config: () => this.config, now: this.now, names: this.names, room: this.room, events, kick: () => this.delivery.kick() })
@@ -202,8 +203,8 @@ export class OutpostNode {
   }
 
   static async start(o: NodeOptions): Promise<OutpostNode> {
-    const { dataDir, outbox, transport, publicKey, key } = await openParts(o.config, o.logger, o.transports, o.transport)
-    const node = new OutpostNode(o, dataDir, outbox, transport, publicKey, key)
+    const { dataDir, outbox, transport, publicKey, key, meter } = await openParts(o.config, o.logger, o.transports, o.transport)
+    const node = new OutpostNode(o, dataDir, outbox, transport, publicKey, key, meter)
     node.run()
     const { count, recovery } = outbox.stats()
     o.logger.log('info', `node ${node.name} started (outpost ${VERSION}; data ${dataDir}; ${count} waiting in the outbox; recovered in ${recovery.ms.toFixed(0)} ms)`)

@@ -7,11 +7,17 @@
  *   delivery.pump ─ take(bytes) ─▶ 0: send now │ ms: wait that long, then pump again
  *   an ACK sent straight back ─ charge(bytes) ─▶ counted against the byte cap, never held back
  *
- * Bytes are counted as a message's envelope plus FRAME_ALLOWANCE for the transport's framing
- * (a tcp msg frame adds ~45 bytes, an MQTT or NATS header a little more); pings and TCP/IP
- * headers are not counted. A message larger than the whole bucket goes when the bucket is full,
- * and the bucket owes the difference: the long-run rate holds.
+ *   transport ─ WireMeter.report(messages, wire bytes) ─▶ settle: the estimate is replaced by
+ *                 what was written (after batching and compression)
+ *
+ * A message is taken at its envelope plus FRAME_ALLOWANCE for the transport's framing (an
+ * estimate: the pump decides before the transport has framed, batched or compressed it); a
+ * transport that reports what it wrote (tcp, MQTT, NATS) then settles the difference, so the cap
+ * holds on the bytes that cross the connection. Pings, hellos, session frames and TCP/IP headers
+ * are not counted. A message larger than the whole bucket goes when the bucket is full, and the
+ * bucket owes the difference: the long-run rate holds.
  */
+import { FRAME_METHOD } from './sessions/frames'
 
 /** Bytes counted per message for its framing on the wire, beside its envelope. */
 export const FRAME_ALLOWANCE = 64
@@ -22,6 +28,28 @@ export interface PacingOptions {
   /** Bytes a second; 0: unlimited. */
   maxBytesPerSecond: number
   now?: () => number
+  /** Where the transport reports the bytes it wrote for messages (settles the estimates). */
+  meter?: WireMeter
+}
+
+/** Messages as the transport reports them: their method (session frames are not paced) and envelope. */
+export type Metered = readonly { method: string; bytes: Uint8Array }[]
+
+/**
+ * Between the transport (made first, given `report` as TransportOptions.onWire) and the Pacer
+ * (made later by delivery, with `meter`): what the transport wrote for which messages.
+ */
+export class WireMeter {
+  private listener: ((msgs: Metered, wire: number) => void) | undefined
+
+  /** The transport wrote `wire` bytes carrying `msgs` (frames, batches, compressed or not). */
+  readonly report = (msgs: Metered, wire: number): void => {
+    this.listener?.(msgs, wire)
+  }
+
+  listen(fn: (msgs: Metered, wire: number) => void): void {
+    this.listener = fn
+  }
 }
 
 class Bucket {
@@ -49,6 +77,11 @@ class Bucket {
   take(n: number): void {
     this.tokens -= n
   }
+
+  /** Give back (or take more): an estimate taken earlier proved `n` too high (negative: too low). */
+  refund(n: number): void {
+    this.tokens = Math.min(this.rate, this.tokens + n)
+  }
 }
 
 export class Pacer {
@@ -59,6 +92,7 @@ export class Pacer {
     const now = o.now ?? Date.now
     this.messages = o.drainRate > 0 ? new Bucket(o.drainRate, now) : undefined
     this.bytes = o.maxBytesPerSecond > 0 ? new Bucket(o.maxBytesPerSecond, now) : undefined
+    if (this.bytes !== undefined) o.meter?.listen((msgs, wire) => this.settle(msgs, wire))
   }
 
   /** Whether there is any limit at all (none: delivery skips the bookkeeping). */
@@ -79,5 +113,26 @@ export class Pacer {
   /** Bytes sent outside delivery (ACKs): counted against the byte cap, never delayed. */
   charge(size: number): void {
     this.bytes?.take(size + FRAME_ALLOWANCE)
+  }
+
+  /**
+   * The transport wrote `wire` bytes for `msgs`, which were taken at envelope + FRAME_ALLOWANCE
+   * each: the bucket is settled to what was written. Session frames in the same write (never
+   * taken) keep their share of the bytes out of the count.
+   */
+  settle(msgs: Metered, wire: number): void {
+    const bytes = this.bytes
+    if (bytes === undefined) return
+    let taken = 0
+    let paced = 0
+    let all = 0
+    for (const m of msgs) {
+      all += m.bytes.length
+      if (m.method === FRAME_METHOD) continue
+      paced += m.bytes.length
+      taken += m.bytes.length + FRAME_ALLOWANCE
+    }
+    if (taken === 0) return
+    bytes.refund(taken - (paced === all ? wire : Math.round((wire * paced) / all)))
   }
 }

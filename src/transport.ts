@@ -76,8 +76,14 @@ export interface TransportOptions<S = unknown> {
   presence?: boolean
   /** Largest envelope accepted or sent, bytes (default 16 MiB). */
   maxMessageBytes?: number
-  /** transport.compress: compress batches when it pays, with peers that announced it (tcp). Default off. */
+  /** transport.compress: compress batches when it pays, with peers that announced it (tcp, MQTT, NATS). Default off. */
   compress?: 'auto' | 'off'
+  /**
+   * Told what was written for messages (transport.maxBytesPerSecond counts it): the messages a
+   * write carried and its bytes on the connection, after framing, batching and compression.
+   * Pings and the transport's own control traffic are left out. Absent: nobody counts.
+   */
+  onWire?: (msgs: readonly Pick<Outbound, 'method' | 'bytes'>[], bytes: number) => void
   /** transport.<kind> of the config, when the plugin declares a section (undefined otherwise). */
   section: S
 }

@@ -1,7 +1,8 @@
 /**
  * delivery.drainRate and transport.maxBytesPerSecond (src/pacing.ts), with real processes: a
  * node with a backlog for a node that was away drains it at the configured pace once the
- * receiver is back.
+ * receiver is back. The byte cap is checked on the bytes that cross the node's socket (a
+ * counting relay between the node and its hub or broker), with and without compression.
  *
  * How the bound is chosen: the rate is measured over 8–10 s, after the first second (the
  * bucket starts full: one second's worth goes at once). Timing errors in that measurement are
@@ -61,15 +62,12 @@ test('pacing - a backlog drains at delivery.drainRate once its receiver is back'
   }
 })
 
-test('pacing - transport.maxBytesPerSecond caps the bytes on the wire', async () => {
-  const CAP = 30_000
-  const BACKLOG = 400
-  const c = await Cluster.create(['nodeA', 'nodeB'], { log: { level: 'warn' }, hello: { interval: 0 } })
-  // nodeA reaches the hub through a proxy that counts what nodeA sends.
+/** A relay on loopback to the hub that counts the bytes the node sends through it. */
+async function countingRelay(hubPort: number): Promise<{ port: number; sent: () => number; close: () => void }> {
   let sent = 0
   const links: net.Socket[] = []
   const proxy = net.createServer((down) => {
-    const up = net.connect(c.port, '127.0.0.1')
+    const up = net.connect(hubPort, '127.0.0.1')
     links.push(down, up)
     down.on('data', (d: Buffer) => { sent += d.length; up.write(d) })
     up.pipe(down)
@@ -78,37 +76,83 @@ test('pacing - transport.maxBytesPerSecond caps the bytes on the wire', async ()
     down.on('close', () => up.destroy())
     up.on('close', () => down.destroy())
   })
-  const proxyPort = await freePort()
-  await new Promise<void>((resolve) => proxy.listen(proxyPort, '127.0.0.1', resolve))
+  const port = await freePort()
+  await new Promise<void>((resolve) => proxy.listen(port, '127.0.0.1', resolve))
+  return { port, sent: () => sent, close: () => { for (const s of links) s.destroy(); proxy.close() } }
+}
+
+/** Text that deflate shrinks about threefold (words drawn from a small list), different each call. */
+function compressibleText(n: number, seed: number): string {
+  const words = 'alpha beta gamma delta sensor reading ok warn temp volt 12 34 56 78 90 node'.split(' ')
+  let x = seed
+  let s = ''
+  while (s.length < n) {
+    x = (x * 1103515245 + 12345) % 2147483648
+    s += `${words[(x >>> 16) % words.length]!} `
+  }
+  return s.slice(0, n)
+}
+
+/**
+ * nodeA (its link to the hub or broker through a counting relay, capped at `cap` B/s) drains a
+ * backlog of `msgs` to nodeB: the bytes a second it sends through the relay while paced. On a
+ * broker nodeB is up first (what waits for a node never heard of is not the point here).
+ */
+async function wireRate(cap: number, compress: 'auto' | 'off', msgs: Array<Record<string, unknown>>, kind: 'tcp' | 'mqtt' = 'tcp'): Promise<number> {
+  const c = await Cluster.create(['nodeA', 'nodeB'], { log: { level: 'warn' }, hello: { interval: 0 } }, kind)
+  const relay = await countingRelay(kind === 'tcp' ? c.port : Number(new URL(c.broker!.url).port))
   try {
     editYaml(c.node('nodeA').config, (doc) => {
       const t = section(doc, 'transport')
-      t.servers = [`tcp://127.0.0.1:${proxyPort}`]
-      t.maxBytesPerSecond = CAP
-      // The cap counts envelopes before compression (docs/links.md): these compress ~50-fold.
-      t.compress = 'off'
+      t.servers = [`${kind}://127.0.0.1:${relay.port}`]
+      t.maxBytesPerSecond = cap
+      t.compress = compress
     })
-    await c.startHub()
+    await c.startServer()
     await c.start('central')
+    if (kind !== 'tcp') await c.start('nodeB')
     await c.start('nodeA')
     const a = c.node('nodeA').socket
-    // ~1.1 KB envelopes: 400 of them are ~15 s of traffic at the cap.
-    const msg = { toNode: 'nodeB', method: 'node.pong', data: 'x'.repeat(1000) }
-    await sendVia(a, Array.from({ length: BACKLOG }, () => msg), { wait: false })
-    await c.start('nodeB')
-    await drainedTo(a, BACKLOG - 40)
+    await sendVia(a, msgs, { wait: false })
+    if (kind === 'tcp') await c.start('nodeB')
+    // The first second's worth goes at once; measure the steady pace after it.
+    await drainedTo(a, msgs.length - 40)
     const t1 = performance.now()
-    const b1 = sent
+    const b1 = relay.sent()
     await sleep(8000)
-    const rate = (sent - b1) / ((performance.now() - t1) / 1000)
+    const rate = (relay.sent() - b1) / ((performance.now() - t1) / 1000)
     assert.ok((await outboxCount(a)) > 0, 'the backlog ran out during the measurement: it was not paced')
-    assert.ok(Math.abs(rate - CAP) <= CAP * 0.1, `sent ${rate.toFixed(0)} B/s on the wire, configured ${CAP}`)
-    await drainedTo(a, 0)
+    await drainedTo(a, 0, 60_000)
+    return rate
   } finally {
-    for (const s of links) s.destroy()
-    proxy.close()
+    relay.close()
     await c.destroy()
   }
+}
+
+test('pacing - transport.maxBytesPerSecond caps the bytes on the wire', async () => {
+  const CAP = 30_000
+  // ~1.1 KB envelopes that compress ~50-fold, sent uncompressed: 400 of them are ~15 s of traffic at the cap.
+  const msg = { toNode: 'nodeB', method: 'node.pong', data: 'x'.repeat(1000) }
+  const rate = await wireRate(CAP, 'off', Array.from({ length: 400 }, () => msg))
+  assert.ok(Math.abs(rate - CAP) <= CAP * 0.1, `sent ${rate.toFixed(0)} B/s on the wire, configured ${CAP}`)
+})
+
+test('pacing - the byte cap counts compressed batches as they cross the socket', async () => {
+  const CAP = 10_000
+  // ~1.6 KB envelopes that deflate to about a third (zbatch frames): counted before compression
+  // they would leave the wire at about a third of the cap. 300 are ~17 s of traffic at the cap.
+  const msgs = Array.from({ length: 300 }, (_, i) => ({ toNode: 'nodeB', method: 'node.pong', data: compressibleText(1500, i + 1) }))
+  const rate = await wireRate(CAP, 'auto', msgs)
+  assert.ok(Math.abs(rate - CAP) <= CAP * 0.1, `sent ${rate.toFixed(0)} B/s on the wire, configured ${CAP}`)
+})
+
+test('pacing - on MQTT the byte cap counts the compressed publishes nodeA sends to the broker', async () => {
+  const CAP = 10_000
+  // As above, through mosquitto: batches to nodeB (api version 4) go deflated.
+  const msgs = Array.from({ length: 300 }, (_, i) => ({ toNode: 'nodeB', method: 'node.pong', data: compressibleText(1500, i + 1) }))
+  const rate = await wireRate(CAP, 'auto', msgs, 'mqtt')
+  assert.ok(Math.abs(rate - CAP) <= CAP * 0.1, `sent ${rate.toFixed(0)} B/s to the broker, configured ${CAP}`)
 })
 
 test.run()

@@ -22,8 +22,8 @@ const BATCH_MARK = 0x92
 
 export interface Queued { id: string; bytes: Uint8Array }
 
-/** A publish: one envelope as it is, or several as one batch payload. */
-export interface Payload { ids: string[]; bytes: Uint8Array }
+/** A publish: one envelope as it is, or several as one batch payload; `at`: the index of its first in the items packed. */
+export interface Payload { ids: string[]; bytes: Uint8Array; at: number }
 
 const arrHead = (n: number): number => (n < 16 ? 1 : n < 0x10000 ? 3 : 5)
 
@@ -32,9 +32,11 @@ export function packPayloads(items: readonly Queued[], max = BATCH_BYTES): Paylo
   const out: Payload[] = []
   let run: Queued[] = []
   let size = 0
+  let at = 0
   const flush = (): void => {
-    if (run.length === 1) out.push({ ids: [run[0]!.id], bytes: run[0]!.bytes })
-    else if (run.length > 1) out.push({ ids: run.map((q) => q.id), bytes: encodeBatch(run.map((q) => q.bytes)) })
+    if (run.length === 1) out.push({ ids: [run[0]!.id], bytes: run[0]!.bytes, at })
+    else if (run.length > 1) out.push({ ids: run.map((q) => q.id), bytes: encodeBatch(run.map((q) => q.bytes)), at })
+    at += run.length
     run = []
     size = 0
   }
@@ -64,9 +66,9 @@ export function encodeBatch(bs: readonly Uint8Array[]): Uint8Array {
   return out
 }
 
-/** True when `bytes` is a batch payload. */
+/** True when `bytes` is a batch payload ([1, …]; [2, …] is a compressed one, broker-payload.ts). */
 export function isBatch(bytes: Uint8Array): boolean {
-  return bytes[0] === BATCH_MARK
+  return bytes[0] === BATCH_MARK && bytes[1] === 0x01
 }
 
 /** The envelopes of a batch payload (views into `bytes`); throws frame_invalid on anything else. */
@@ -117,6 +119,11 @@ export class PeerVersions {
     return (this.known.get(node) ?? 1) >= BROKER_BATCH_API
   }
 
+  /** A compressed payload may go to `node` (it announced api version 4 or later: DEFLATE_API, broker-payload.ts). */
+  takesDeflate(node: string): boolean {
+    return (this.known.get(node) ?? 1) >= 4
+  }
+
   /** What we knew of `node` is in doubt: act as for version 1 until it says again. */
   doubt(node: string): void {
     this.known.delete(node)
@@ -135,7 +142,8 @@ export class PeerVersions {
  */
 export class TickQueue<T extends Queued> {
   private readonly opened = new Set<string>()
-  private queued = new Map<string, Array<T & { done: (err?: Error) => void }>>()
+  /** Per receiver, its messages and (same index) how to settle each one's publish. */
+  private queued = new Map<string, { items: T[]; ok: Array<() => void>; fail: Array<(err: Error) => void> }>()
   private readonly send: (to: string, items: T[]) => Promise<void>
 
   /** `send`: what the end of the tick does with each receiver's messages, in order. */
@@ -152,11 +160,11 @@ export class TickQueue<T extends Queued> {
   }
 
   add(to: string, item: T): Promise<void> {
+    // The message itself is kept as it is (no property added to it), beside its promise's settlers.
     return new Promise<void>((resolve, reject) => {
-      const entry = Object.assign(item, { done: (err?: Error) => (err === undefined ? resolve() : reject(err)) })
       const list = this.queued.get(to)
-      if (list === undefined) this.queued.set(to, [entry])
-      else list.push(entry)
+      if (list === undefined) this.queued.set(to, { items: [item], ok: [resolve], fail: [reject] })
+      else { list.items.push(item); list.ok.push(resolve); list.fail.push(reject) }
     })
   }
 
@@ -164,10 +172,10 @@ export class TickQueue<T extends Queued> {
     this.opened.clear()
     const queued = this.queued
     this.queued = new Map()
-    for (const [to, items] of queued) {
+    for (const [to, { items, ok, fail }] of queued) {
       this.send(to, items).then(
-        () => { for (const q of items) q.done() },
-        (err: Error) => { for (const q of items) q.done(err) },
+        () => { for (const resolve of ok) resolve() },
+        (err: Error) => { for (const reject of fail) reject(err) },
       )
     }
   }

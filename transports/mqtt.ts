@@ -12,7 +12,8 @@
  *              spending no attempt) and goes when the node's "online" arrives
  *   batches    to a node whose presence says api version 2 or later, what is published to it in one
  *              tick after the first goes at the end of the tick in batched payloads (broker-batch.ts),
- *              on <prefix>/<node>/_batch/<CommandACK|EventNACK>
+ *              on <prefix>/<node>/_batch/<CommandACK|EventNACK>; to a node that says 4 or later (and with
+ *              transport.compress auto), a payload of ≥ 1 KiB goes compressed when that pays (broker-payload.ts)
  *   large      envelopes past 256 KiB cross as parts (transports/chunks.ts), within the 1 MiB packet
  *              cap some brokers (EMQX) set by default
  *   reconnect  across the server list (MQTT.js rotates through `servers`), each outage at its own
@@ -22,7 +23,7 @@
  * The broker does not vouch for the sender: messages carry no authenticated `from`.
  */
 import type { IClientOptions, MqttClient } from 'mqtt'
-import { OutpostError } from '../src/errors'
+import { isOutpostError, OutpostError } from '../src/errors'
 import { ACK_METHOD } from '../src/method-names'
 import { abbreviate } from '../src/wire/framing'
 import { int, nstr, obj, str, type Infer } from '../src/config/spec'
@@ -30,8 +31,8 @@ import type { Outbound, ServerAddress, Transport, TransportOptions, TransportPlu
 import { fullJitter, readConfigFile, TransportBase } from './base'
 import { chunk, Unchunker } from './chunks'
 import { Subjects } from './subjects'
-import { API_VERSION } from '../src/version'
-import { decodeBatch, isBatch, packPayloads, PeerVersions, TickQueue } from './broker-batch'
+import { packPayloads, PeerVersions, TickQueue } from './broker-batch'
+import { announcedApi, compressPayload, envelopesOf, mqttPublishBytes } from './broker-payload'
 
 /**
  * MQTT.js is loaded when an MQTT transport is created, not when outpost starts: it costs
@@ -181,7 +182,7 @@ class MqttTransport extends TransportBase<Section> implements Transport {
         this.evq.push({ type: 'fatal', error: new OutpostError('auth_failed', `mqtt: the broker refused the subscription to ${mine}: ${err.message}`) })
         return
       }
-      client.publish(this.presenceTopic(this.opts.node), `online ${API_VERSION}`, { qos: 1, retain: true })
+      client.publish(this.presenceTopic(this.opts.node), `online ${announcedApi(this.opts.compress)}`, { qos: 1, retain: true })
       this.up = true
       this.evq.push({ type: 'connected', server: describe(this.servers) })
     })
@@ -207,10 +208,10 @@ class MqttTransport extends TransportBase<Section> implements Transport {
       const whole = this.unchunker.push(this.opts.node, payload)
       if (whole === undefined) return
       // A batch's envelopes are queued in one go: their receipts share a journal commit.
-      if (isBatch(whole)) for (const bytes of decodeBatch(whole)) this.inbound.push({ bytes })
-      else this.inbound.push({ bytes: whole })
+      for (const bytes of envelopesOf(whole)) this.inbound.push({ bytes })
     } catch (err) {
-      this.opts.log('warn', `mqtt: dropped a malformed message on ${topic}: ${(err as Error).message}`)
+      // That payload alone: its messages are not acknowledged (their senders send them again).
+      this.opts.log('warn', `mqtt: dropped a malformed message on ${topic}: ${isOutpostError(err) ? `${err.code}: ` : ''}${(err as Error).message}`)
     }
   }
 
@@ -223,11 +224,14 @@ class MqttTransport extends TransportBase<Section> implements Transport {
     }
     // To a node that takes batches, the first message of a tick goes now, the rest at its end.
     if (this.peers.takesBatches(msg.to) && !this.tick.first(msg.to)) return this.tick.add(msg.to, msg)
-    await this.put(client, this.topics.message(msg.to, msg.method, msg.event), msg.id, msg.to, msg.bytes, msg.written)
+    const wire = await this.put(client, this.topics.message(msg.to, msg.method, msg.event), msg.id, msg.to, msg.bytes, msg.written)
+    this.opts.onWire?.([msg], wire)
   }
 
-  /** One payload (as parts past 256 KiB), within the window of publishes awaiting PUBACK; `written` at the PUBACK of the last. */
-  private async put(client: MqttClient, topic: string, id: string, to: string, bytes: Uint8Array, written?: () => void): Promise<void> {
+  /** One payload (compressed when `to` takes it and it pays; as parts past 256 KiB), within the window of publishes awaiting PUBACK; `written` at the PUBACK of the last; its bytes on the wire. */
+  private async put(client: MqttClient, topic: string, id: string, to: string, payload: Uint8Array, written?: () => void): Promise<number> {
+    const bytes = this.opts.compress === 'auto' && this.peers.takesDeflate(to) ? compressPayload(payload) : payload
+    let wire = 0
     const pieces = chunk(id, to, bytes, PART_BYTES + 256)
     for (const [k, piece] of pieces.entries()) {
       const wait = this.window.acquire()
@@ -235,7 +239,9 @@ class MqttTransport extends TransportBase<Section> implements Transport {
       this.opts.debug?.(`mqtt → ${topic} ${id} ${abbreviate(piece)}`)
       const last = k === pieces.length - 1
       client.publish(topic, Buffer.from(piece.buffer, piece.byteOffset, piece.byteLength), { qos: 1 }, () => { this.window.release(); if (last) written?.() })
+      wire += mqttPublishBytes(topic, piece.length)
     }
+    return wire
   }
 
   /** The end of a tick: what else was published to `to` in it, in batched payloads, in order. */
@@ -243,13 +249,14 @@ class MqttTransport extends TransportBase<Section> implements Transport {
     const client = this.client
     if (!this.connected || client === undefined) throw new OutpostError('not_connected', 'mqtt: not connected to a broker')
     const events = items.every((m) => m.event)
-    const byId = new Map(items.map((m) => [m.id, m]))
+    let wire = 0
     for (const p of packPayloads(items)) {
-      const one = p.ids.length === 1 ? byId.get(p.ids[0]!) : undefined
+      const one = p.ids.length === 1 ? items[p.at] : undefined
       const topic = one !== undefined ? this.topics.message(to, one.method, one.event) : this.topics.message(to, '_batch', events)
-      const carried = p.ids.map((pid) => byId.get(pid)?.written)
-      await this.put(client, topic, p.ids.length === 1 ? p.ids[0]! : `batch of ${p.ids.length}`, to, p.bytes, () => { for (const w of carried) w?.() })
+      const carried = p.ids.map((_, k) => items[p.at + k]?.written)
+      wire += await this.put(client, topic, p.ids.length === 1 ? p.ids[0]! : `batch of ${p.ids.length}`, to, p.bytes, () => { for (const w of carried) w?.() })
     }
+    this.opts.onWire?.(items, wire)
   }
 
   protected async shutdown(): Promise<void> {

@@ -15,7 +15,8 @@
  *              the answer in doubt (one envelope a publish again, and the next message asks again)
  *   batches    to a node of api version 2 or later, what is published to it in one tick after the
  *              first goes at the end of the tick in batched payloads (broker-batch.ts), on
- *              <prefix>.<to>._batch.<CommandACK|EventNACK>
+ *              <prefix>.<to>._batch.<CommandACK|EventNACK>; to a node of version 4 or later (with
+ *              transport.compress auto), a payload of ≥ 1 KiB goes compressed when that pays (broker-payload.ts)
  *   large      envelopes past the server's max_payload cross as parts (transports/chunks.ts)
  *   reconnect  the client's own: every configured server, then those the cluster announces, each
  *              attempt after a full-jitter delay (transports/base.ts fullJitter)
@@ -25,7 +26,7 @@
  */
 import type { ConnectionOptions, Msg, NatsConnection, Subscription } from 'nats'
 import { encode } from '@msgpack/msgpack'
-import { OutpostError } from '../src/errors'
+import { isOutpostError, OutpostError } from '../src/errors'
 import { ACK_METHOD } from '../src/method-names'
 import { abbreviate } from '../src/wire/framing'
 import { nstr, obj, str, type Infer } from '../src/config/spec'
@@ -33,8 +34,8 @@ import type { Outbound, ServerAddress, Transport, TransportOptions, TransportPlu
 import { fullJitter, readConfigFile, TransportBase } from './base'
 import { chunk, Unchunker } from './chunks'
 import { Subjects } from './subjects'
-import { API_VERSION } from '../src/version'
-import { BATCH_BYTES, decodeBatch, isBatch, packPayloads, PeerVersions, TickQueue } from './broker-batch'
+import { BATCH_BYTES, packPayloads, PeerVersions, TickQueue } from './broker-batch'
+import { announcedApi, compressPayload, envelopesOf, natsPublishBytes } from './broker-payload'
 
 /**
  * The client is loaded when a NATS transport is created, not when outpost starts: it costs
@@ -126,36 +127,42 @@ class NatsTransport extends TransportBase<Section> implements Transport {
     if (this.peers.get(msg.to) === undefined && !this.probed.has(msg.to)) this.probe(nc, msg.to)
     // To a node that takes batches, the first message of a tick goes now, the rest at its end.
     if (this.peers.takesBatches(msg.to) && !this.tick.first(msg.to)) return this.tick.add(msg.to, msg)
-    this.put(nc, this.subjects.message(msg.to, msg.method, msg.event), msg.id, msg.to, msg.bytes, msg.method === ACK_METHOD)
+    const wire = this.put(nc, this.subjects.message(msg.to, msg.method, msg.event), msg.id, msg.to, msg.bytes, msg.method === ACK_METHOD)
+    this.opts.onWire?.([msg], wire)
   }
 
-  /** One payload (as parts past max_payload). */
-  private put(nc: NatsConnection, subject: string, id: string, to: string, bytes: Uint8Array, ack: boolean): void {
+  /** One payload (compressed when `to` takes it and it pays; as parts past max_payload); its bytes on the wire. */
+  private put(nc: NatsConnection, subject: string, id: string, to: string, payload: Uint8Array, ack: boolean): number {
     // ACKs need no offline notice: a lost ACK is a resend, and the resend is ACKed again.
     const reply = ack ? undefined : this.subjects.noResponders(this.opts.node, to, id)
+    const bytes = this.opts.compress === 'auto' && this.peers.takesDeflate(to) ? compressPayload(payload) : payload
+    let wire = 0
     for (const piece of chunk(id, to, bytes, nc.info?.max_payload ?? 1024 * 1024)) {
       this.opts.debug?.(`nats → ${subject} ${id} ${abbreviate(piece)}`)
       nc.publish(subject, piece, reply === undefined ? undefined : { reply })
+      wire += natsPublishBytes(subject, reply, piece.length)
     }
+    return wire
   }
 
   /** The end of a tick: what else was published to `to` in it, in batched payloads, in order. */
   private async sendBatch(to: string, items: Outbound[]): Promise<void> {
     const nc = this.nc
     if (!this.connected || nc === undefined) throw new OutpostError('not_connected', 'nats: not connected to a server')
-    const byId = new Map(items.map((m) => [m.id, m]))
     const events = items.every((m) => m.event)
     // Within the server's max_payload (a batch past it would cross as parts, which work, but cost a reassembly).
+    let wire = 0
     for (const p of packPayloads(items, Math.min(BATCH_BYTES, (nc.info?.max_payload ?? 1024 * 1024) - 256))) {
-      const one = p.ids.length === 1 ? byId.get(p.ids[0]!) : undefined
-      if (one !== undefined) { this.put(nc, this.subjects.message(to, one.method, one.event), one.id, to, one.bytes, one.method === ACK_METHOD); continue }
-      const acks = p.ids.every((id) => byId.get(id)!.method === ACK_METHOD)
+      const one = p.ids.length === 1 ? items[p.at] : undefined
+      if (one !== undefined) { wire += this.put(nc, this.subjects.message(to, one.method, one.event), one.id, to, one.bytes, one.method === ACK_METHOD); continue }
+      const acks = items.slice(p.at, p.at + p.ids.length).every((m) => m.method === ACK_METHOD)
       if (!acks) {
         this.batches.set(p.ids[0]!, p.ids)
         if (this.batches.size > BATCHES_KEPT) this.batches.delete(this.batches.keys().next().value!)
       }
-      this.put(nc, this.subjects.message(to, '_batch', events), p.ids[0]!, to, p.bytes, acks)
+      wire += this.put(nc, this.subjects.message(to, '_batch', events), p.ids[0]!, to, p.bytes, acks)
     }
+    this.opts.onWire?.(items, wire)
   }
 
   /**
@@ -174,7 +181,7 @@ class NatsTransport extends TransportBase<Section> implements Transport {
     if (node === '' || node.includes('.')) return
     if (m.reply) {
       // What the asker is, our own probe or its presence says (anyone may publish here).
-      m.respond(new TextEncoder().encode(String(API_VERSION)))
+      m.respond(new TextEncoder().encode(String(announcedApi(this.opts.compress))))
       return
     }
     if (m.headers?.code === 503) return // away: its presence will say when it is back
@@ -281,10 +288,10 @@ class NatsTransport extends TransportBase<Section> implements Transport {
       const whole = this.unchunker.push(this.opts.node, m.data)
       if (whole === undefined) return
       // A batch's envelopes are queued in one go: their receipts share a journal commit.
-      if (isBatch(whole)) for (const bytes of decodeBatch(whole)) this.inbound.push({ bytes })
-      else this.inbound.push({ bytes: whole })
+      for (const bytes of envelopesOf(whole)) this.inbound.push({ bytes })
     } catch (err) {
-      this.opts.log('warn', `nats: dropped a malformed message on ${m.subject}: ${(err as Error).message}`)
+      // That payload alone: its messages are not acknowledged (their senders send them again).
+      this.opts.log('warn', `nats: dropped a malformed message on ${m.subject}: ${isOutpostError(err) ? `${err.code}: ` : ''}${(err as Error).message}`)
     }
   }
 
@@ -308,7 +315,7 @@ class NatsTransport extends TransportBase<Section> implements Transport {
       // Who runs what may have changed while we were away: presence and probes say it again.
       this.peers.forget()
       this.probed.clear()
-      nc.publish(this.subjects.presence(this.opts.node), new TextEncoder().encode(String(API_VERSION)))
+      nc.publish(this.subjects.presence(this.opts.node), new TextEncoder().encode(String(announcedApi(this.opts.compress))))
       this.up = true
       this.evq.push({ type: 'connected', server: nc.getServer() })
     }).catch(() => { /* closed meanwhile */ })

@@ -68,7 +68,7 @@ class TcpTransport extends TransportBase implements Transport {
   /** A message was published in this tick: the next ones wait for the flush. */
   private tickOpen = false
   /** Published in this tick, sent at the next (batching only). */
-  private queued: Array<Outgoing & { to: string; done: (err?: Error) => void; written?: (() => void) | undefined }> = []
+  private queued: Array<Outgoing & { to: string; method: string; done: (err?: Error) => void; written?: (() => void) | undefined }> = []
 
   constructor(opts: TransportOptions) {
     super(opts)
@@ -97,7 +97,7 @@ class TcpTransport extends TransportBase implements Transport {
     if (msg.acks !== undefined) return this.publishAcks(sock, msg, msg.acks)
     if (this.batching && this.tickOpen) {
       return new Promise<void>((resolve, reject) => {
-        this.queued.push({ id: msg.id, to: msg.to, bytes: msg.bytes, written: msg.written, done: (err) => (err === undefined ? resolve() : reject(err)) })
+        this.queued.push({ id: msg.id, to: msg.to, method: msg.method, bytes: msg.bytes, written: msg.written, done: (err) => (err === undefined ? resolve() : reject(err)) })
       })
     }
     if (this.batching) {
@@ -107,11 +107,13 @@ class TcpTransport extends TransportBase implements Transport {
     }
     const frames = splitEnvelope(msg.id, msg.to, msg.bytes)
     this.corkTick(sock)
+    let wire = 0
     for (const [k, frame] of frames.entries()) {
       const f = this.deflate ? compressFrame(frame, 'auto') : frame
       this.opts.debug?.(`tcp → ${describe(f)}`)
-      writeFrame(sock, f, k === frames.length - 1 ? msg.written : undefined)
+      wire += writeFrame(sock, f, k === frames.length - 1 ? msg.written : undefined)
     }
+    this.opts.onWire?.([msg], wire)
     if (sock.writableLength > HIGH_WATER) {
       await new Promise<void>((resolve) => {
         const done = (): void => { sock.off('drain', done); sock.off('close', done); resolve() }
@@ -137,6 +139,7 @@ class TcpTransport extends TransportBase implements Transport {
     this.corkTick(sock)
     this.opts.debug?.(`tcp → ${describe(f)}`)
     sock.write(bytes)
+    this.opts.onWire?.([msg], bytes.length)
   }
 
   /**
@@ -162,13 +165,15 @@ class TcpTransport extends TransportBase implements Transport {
     // The tick's messages are written together: the last frame's write callback says they all left.
     const written = (): void => { for (const q of queued) q.written?.() }
     sock.cork()
+    let wire = 0
     try {
       const all = [...byReceiver].flatMap(([to, items]) => packFrames(to, items))
       for (const [k, frame] of all.entries()) {
         const f = this.deflate ? compressFrame(frame, 'auto') : frame
         this.opts.debug?.(`tcp → ${describe(f)}`)
-        writeFrame(sock, f, k === all.length - 1 ? written : undefined)
+        wire += writeFrame(sock, f, k === all.length - 1 ? written : undefined)
       }
+      this.opts.onWire?.(queued, wire)
     } catch (err) {
       // Not expected (packFrames sizes every frame): the messages stay in the outbox, and the
       // connection starts again rather than carrying on with a gap in the order.

@@ -126,8 +126,8 @@ export const SCHEMA = obj({
       key: nstr('PEM key of the client certificate.'),
     }, 'TLS for tls://, mqtts:// and TLS NATS servers.'),
     ...transportSections(),
-    compress: oneOf(['auto', 'off'] as const, 'auto', 'auto: compress (deflate) a tcp batch of 1 KiB or more of envelopes when that saves at least 10%, with a hub that offers it (nothing compressed reaches a node that did not announce it); off: never, and this node announces nothing.'),
-    maxBytesPerSecond: int(0, 'Bytes a second delivery may send (a metered link): each message counts its envelope plus 64 bytes of framing, ACKs sent count too; messages wait their turn in the outbox. 0: unlimited.', 0),
+    compress: oneOf(['auto', 'off'] as const, 'auto', 'auto: compress (deflate) a batch of 1 KiB or more of envelopes when that saves at least 10%: on tcp with a hub that offers it, on MQTT and NATS to a node that announced it (api version 4); nothing compressed reaches a node that did not announce it. off: never, and this node announces nothing (on MQTT and NATS it says api version 3).'),
+    maxBytesPerSecond: int(0, 'Bytes a second delivery may send (a metered link), counted as written to the connection (after batching and compression); ACKs sent count too; messages wait their turn in the outbox. 0: unlimited.', 0),
   }, 'How this node reaches the others.'),
   delivery: obj({
     ackTimeout: int(5, 'Seconds to wait for an ACK before resending.', 0),

@@ -321,15 +321,18 @@ export function splitEnvelope(id: string, to: string, bytes: Uint8Array, from?: 
 /**
  * Writes a frame to a socket: a part frame as its head and then its slice (not copied: the
  * slice must not change until written), any other as encodeFrame's one buffer. `written`: the
- * socket's write callback for the frame's last bytes.
+ * socket's write callback for the frame's last bytes. Returns the bytes written.
  */
-export function writeFrame(sock: { write(b: Uint8Array, cb?: () => void): boolean }, f: Frame, written?: () => void): void {
+export function writeFrame(sock: { write(b: Uint8Array, cb?: () => void): boolean }, f: Frame, written?: () => void): number {
   if (f.t === 'part') {
-    sock.write(encodePartHead(f.id, f.to, f.from, f.i, f.n, f.b.length))
+    const head = encodePartHead(f.id, f.to, f.from, f.i, f.n, f.b.length)
+    sock.write(head)
     sock.write(f.b, written)
-  } else {
-    sock.write(encodeFrame(f), written)
+    return head.length + f.b.length
   }
+  const bytes = encodeFrame(f)
+  sock.write(bytes, written)
+  return bytes.length
 }
 
 /** A payload in --debug lines: its size and its first 32 bytes in hex (no more, whatever it holds). */

@@ -4,6 +4,8 @@
  * (and of a malformed one), and ACKs of one tick merged into one naming many ids only for a
  * receiver that reads them.
  */
+import { randomBytes } from 'node:crypto'
+import zlib from 'node:zlib'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { AckSender } from '../../src/ack-sender'
@@ -12,6 +14,8 @@ import { isOutpostError } from '../../src/errors'
 import { decode, makeAck, type Envelope } from '../../src/wire/envelope'
 import { decodeBatch, encodeBatch, isBatch, packPayloads } from '../../transports/broker-batch'
 import { chunk, Unchunker } from '../../transports/chunks'
+import { announcedApi, compressPayload, DEFLATE_API, envelopesOf, isCompressed } from '../../transports/broker-payload'
+import { API_VERSION } from '../../src/version'
 
 const bytes = (n: number, fill: number): Uint8Array => new Uint8Array(n).fill(fill)
 
@@ -23,6 +27,7 @@ test('broker batches - a tick packs in order: small ones batched, one too large 
   ]
   const out = packPayloads(items)
   assert.equal(out.map((p) => p.ids), [['a', 'b', 'c'], ['BIG'], ['d']])
+  assert.equal(out.map((p) => p.at), [0, 3, 4])
   assert.ok(isBatch(out[0]!.bytes))
   assert.equal(decodeBatch(out[0]!.bytes).map((b) => b[0]), [1, 2, 3])
   // Alone, an envelope is itself: byte for byte what version 1 publishes.
@@ -65,6 +70,49 @@ test('broker batches - a batched payload reads back as its envelopes; anything m
   // Envelopes (maps) and parts are told apart from batches by their first byte.
   assert.not.ok(isBatch(Buffer.from([0x87])))
   assert.not.ok(isBatch(new Unchunker(1024).push('x', Buffer.from([0x87])) ?? new Uint8Array()))
+})
+
+test('broker compression - a batch that deflate shrinks goes as [2, z] and reads back as its envelopes; one it does not, or one past 64 KiB, goes as it is', () => {
+  const text = (i: number): Uint8Array => Buffer.from(`{"sensor":"t${i % 7}","reading":${i},"unit":"C","ok":true}`.repeat(8))
+  const batch = encodeBatch(Array.from({ length: 20 }, (_, i) => text(i)))
+  const z = compressPayload(batch)
+  assert.ok(isCompressed(z) && !isBatch(z) && z.length < batch.length * 0.9)
+  assert.equal(envelopesOf(z).map((b) => Buffer.from(b).toString()), Array.from({ length: 20 }, (_, i) => text(i).toString()))
+  // A lone envelope of ≥ 1 KiB compresses too, and reads back as itself.
+  const one = text(3)
+  assert.equal(envelopesOf(compressPayload(one)).map((b) => Buffer.from(b).toString()), [one.toString()])
+  // Random bytes do not pay; a payload past 64 KiB is not compressed (the receiver's cap).
+  const noise = encodeBatch([randomBytes(2000), randomBytes(2000)])
+  assert.is(compressPayload(noise), noise)
+  const big = new Uint8Array(70_000)
+  assert.is(compressPayload(big), big)
+  // With compress off a node announces api version 3 on the brokers: nobody sends it compressed payloads.
+  assert.is(announcedApi('off'), DEFLATE_API - 1)
+  assert.is(announcedApi('auto'), API_VERSION)
+  assert.ok(API_VERSION >= DEFLATE_API)
+})
+
+test('broker compression - a bomb is compressed_too_large, a compressed payload inside one or garbage frame_invalid', () => {
+  // [2, bin32 z]
+  const wrap = (z: Uint8Array): Buffer => {
+    const head = Buffer.from([0x92, 0x02, 0xc6, 0, 0, 0, 0])
+    head.writeUInt32BE(z.length, 3)
+    return Buffer.concat([head, z])
+  }
+  const cases: [Uint8Array, string][] = [
+    [wrap(zlib.deflateRawSync(Buffer.alloc(65 * 1024), { level: 9 })), 'compressed_too_large'],
+    [wrap(zlib.deflateRawSync(compressPayload(Buffer.from('x'.repeat(5000))))), 'frame_invalid'],
+    [wrap(Buffer.from('not deflate at all')), 'frame_invalid'],
+    [Buffer.from([0x92, 0x02, 0xc4, 9, 1]), 'frame_invalid'],
+  ]
+  for (const [b, code] of cases) {
+    try {
+      envelopesOf(b)
+      assert.unreachable('read')
+    } catch (err) {
+      assert.ok(isOutpostError(err) && err.code === code, `${code}: ${String(err)}`)
+    }
+  }
 })
 
 const env = (id: string, from: string, to: string): Envelope => ({ id, fromNode: from, toNode: to, method: 'node.ping', createdAt: 1 })

@@ -6,112 +6,11 @@
  * node and none batched to the old one; ACKs of many ids clear the sender's outbox; a broker
  * killed mid-batch loses nothing and runs nothing twice.
  */
-import mqtt from 'mqtt'
 import { connect } from 'nats'
-import YAML from 'yaml'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { METHODS } from '../../methods/index'
-import { parseConfig } from '../../src/config'
-import { createLogger } from '../../src/log'
-import type { Method } from '../../src/method'
-import { OutpostNode } from '../../src/node'
-import type { TransportOptions, TransportPlugin } from '../../src/transport'
-import { decode, type Envelope } from '../../src/wire/envelope'
-import { TRANSPORTS } from '../../transports/index'
-import { decodeBatch, isBatch } from '../../transports/broker-batch'
-import oldMqtt from '../fixtures/v1/mqtt'
-import oldNats from '../fixtures/v1/nats'
-import { Mosquitto, NatsServer, type Broker } from '../fixtures/brokers'
-import { tmpDir } from '../fixtures/ports'
+import { fleet, mark, observe, type Seen } from '../fixtures/broker-fleet'
 import { sleep, until } from '../fixtures/inprocess'
-
-type Kind = 'mqtt' | 'nats'
-
-/** Every publish the broker carried to a node: receiver, whether batched, the envelopes in it. */
-interface Seen { to: string; batch: boolean; envs: Envelope[] }
-
-/** A raw client subscribed to everything under the prefix. */
-async function observe(kind: Kind, url: string): Promise<{ seen: Seen[]; close(): Promise<void> }> {
-  const seen: Seen[] = []
-  const take = (to: string, data: Uint8Array): void => {
-    if (to.startsWith('_') || data.length === 0) return
-    const batch = isBatch(data)
-    try {
-      seen.push({ to, batch, envs: (batch ? decodeBatch(data) : [data]).map((b) => decode(b)) })
-    } catch { /* a probe's answer, a part */ }
-  }
-  if (kind === 'nats') {
-    const nc = await connect({ servers: url })
-    nc.subscribe('outpost.>', { callback: (_e, m) => { const p = m.subject.split('.'); if (p[2] !== '_api' && p[2] !== '_nr') take(p[1]!, m.data) } })
-    await nc.flush()
-    return { seen, close: () => nc.close() }
-  }
-  const c = mqtt.connect(url, { clientId: `observer-${process.pid}` })
-  await new Promise((r) => c.once('connect', r))
-  c.on('message', (topic, payload) => take(topic.split('/')[1]!, payload))
-  await c.subscribeAsync('outpost/#', { qos: 1 })
-  return { seen, close: () => c.endAsync() }
-}
-
-interface Fleet {
-  broker: Broker
-  nodes: Map<string, OutpostNode>
-  /** node:id of every test.mark run. */
-  runs: string[]
-  /** Every warning or error each node logged. */
-  warnings: Map<string, string[]>
-  start(name: string, old?: boolean): Promise<OutpostNode>
-  destroy(): Promise<void>
-}
-
-async function fleet(kind: Kind): Promise<Fleet> {
-  const broker: Broker = kind === 'mqtt' ? await Mosquitto.create() : await NatsServer.create()
-  await broker.start()
-  const dir = tmpDir('outpost-broker-batch-')
-  const runs: string[] = []
-  const nodes = new Map<string, OutpostNode>()
-  const warnings = new Map<string, string[]>()
-  const start = async (name: string, old = false): Promise<OutpostNode> => {
-    const doc = {
-      node: { name, central: 'central' }, dataDir: `${dir}/${name}`,
-      transport: { kind, servers: [broker.url] },
-      delivery: { ackTimeout: 3, retries: 30 }, hello: { interval: 0 }, log: { level: 'warn' },
-    }
-    const config = parseConfig(YAML.stringify(doc), `${name}.yaml`)
-    const methods = new Map<string, Method>(METHODS)
-    methods.set('test.mark', { name: 'test.mark', kind: 'unary', summary: 'records that it ran', run: async (ctx) => { runs.push(`${name}:${ctx.env.id}`); return {} } })
-    const plugin = (old ? (kind === 'mqtt' ? oldMqtt : oldNats) : TRANSPORTS.get(kind)!) as TransportPlugin
-    const node = await OutpostNode.start({
-      config, methods, transports: TRANSPORTS, transport: (o: TransportOptions) => plugin.create({ ...o, section: (config.transport as Record<string, unknown>)[kind] } as TransportOptions<never>),
-      logger: createLogger({ level: 'warn', format: 'text', file: null, write: (l) => { warnings.set(name, [...(warnings.get(name) ?? []), l]) } }, name),
-    })
-    nodes.set(name, node)
-    await until(() => node.transport.connected, 10_000, `${name} connected`)
-    return node
-  }
-  return {
-    broker, nodes, runs, warnings, start,
-    destroy: async () => {
-      for (const n of nodes.values()) await n.close()
-      await broker.destroy()
-    },
-  }
-}
-
-/** Submit `n` test.mark commands to `to` at once; resolves with their ids once every one has its (final) reply. */
-async function mark(from: OutpostNode, to: string, n: number, ms = 30_000): Promise<string[]> {
-  const envs = from.prepare(Array.from({ length: n }, () => ({ toNode: to, method: 'test.mark' })))
-  const open = new Set(envs.map((e) => e.id))
-  const stop = from.watchReplies((r) => { if (r.inReplyTo !== undefined) open.delete(r.inReplyTo) })
-  try {
-    await from.submitPrepared(envs)
-    await until(() => open.size === 0, ms, `replies from ${to} (${open.size} of ${n} missing)`)
-  } finally {
-    stop()
-  }
-  return envs.map((e) => e.id)
-}
 
 const ackIds = (s: Seen): number[] => s.envs.filter((e) => e.method === 'ack').map((e) => e.ids?.length ?? 1)
 
