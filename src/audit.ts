@@ -59,7 +59,7 @@ export class AuditLog {
     if (this.closed) return
     const method = ev.type === 'accepted' ? ev.env.method : ev.method
     if (this.excluded(method)) return
-    this.pending.push(JSON.stringify(line(ev, this.time(), this.o.maxDataBytes)))
+    this.pending.push(lineText(ev, this.time(), this.o.maxDataBytes))
     if (!this.flushing) {
       this.flushing = true
       setImmediate(() => this.flush())
@@ -151,6 +151,31 @@ export class AuditLog {
   }
 }
 
+/**
+ * A line's JSON: the same text as JSON.stringify of line(). The two lines every message gets here
+ * (accepted, delivered) are put together around one JSON.stringify of the envelope, their few
+ * name fields by hand; a line of many small pieces would cost more where the batch is joined.
+ */
+function lineText(ev: MessageEvent, time: string, maxData: number): string {
+  switch (ev.type) {
+    case 'accepted': {
+      const env = ev.env
+      const reply = env.inReplyTo !== undefined ? `,"inReplyTo":${jsonString(env.inReplyTo)}` : ''
+      return `{"time":${jsonString(time)},"event":"accepted","id":${jsonString(env.id)},"fromNode":${jsonString(env.fromNode)},"toNode":${jsonString(env.toNode)},"method":${jsonString(env.method)}${reply},"env":${JSON.stringify(auditEnvelope(env, maxData))}}`
+    }
+    case 'delivered': return `{"time":${jsonString(time)},"event":"delivered","id":${jsonString(ev.id)},"toNode":${jsonString(ev.toNode)},"method":${jsonString(ev.method)}}`
+    default: return JSON.stringify(line(ev, time, maxData))
+  }
+}
+
+/** Printable ASCII without `"` and `\`: the characters JSON writes as they are. */
+const PLAIN = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/
+
+/** A string as JSON: quoted as it is when it needs no escape (ids, names), else by JSON.stringify. */
+function jsonString(s: string): string {
+  return PLAIN.test(s) ? `"${s}"` : JSON.stringify(s)
+}
+
 function line(ev: MessageEvent, time: string, maxData: number): Record<string, unknown> {
   // Spelled out per event (a rest pattern copies several times slower): one line per message event.
   switch (ev.type) {
@@ -171,7 +196,9 @@ function line(ev: MessageEvent, time: string, maxData: number): Record<string, u
 
 /** The envelope as JSON: text stays text, other bytes become base64, data past the cap is left out. */
 export function auditEnvelope(env: Envelope, maxData: number): Record<string, unknown> {
-  if (env.data === undefined && env.stderr === undefined) return env as unknown as Record<string, unknown>
+  // Nothing to change (no bytes, text within the cap: at most 3 bytes a UTF-16 unit): no copy.
+  const { data, stderr } = env
+  if ((data === undefined || (typeof data === 'string' && data.length * 3 <= maxData)) && (stderr === undefined || (typeof stderr === 'string' && stderr.length * 3 <= maxData))) return env as unknown as Record<string, unknown>
   const out: Record<string, unknown> = {}
   for (const k in env) if (k !== 'data' && k !== 'stderr') out[k] = (env as unknown as Record<string, unknown>)[k]
   for (const k of ['data', 'stderr'] as const) {

@@ -71,6 +71,8 @@ export class Delivery {
   private readonly meta = new Map<string, Meta>()
   /** Acknowledged, removal not yet on disk: still in the outbox, never to be sent again. */
   private readonly removing = new Set<string>()
+  /** Delivered this turn: their removals go to the outbox together. */
+  private acked: string[] = []
   /** Per receiver: ids whose refusal (nack) is still to come for a copy sent before `online`. */
   private readonly staleNacks = new Map<string, Set<string>>()
   /**
@@ -234,10 +236,17 @@ export class Delivery {
     this.release(id)
     this.meta.delete(id)
     this.removing.add(id)
-    this.o.outbox.remove(id)
-      .catch((err: Error) => this.o.log('error', `delivery: cannot remove ${id}: ${err.message}`))
-      .finally(() => { this.removing.delete(id); this.kick() })
+    // The removals of one turn (an ACK of many ids) are written with one promise for all.
+    if (this.acked.push(id) === 1) queueMicrotask(() => this.removeAcked())
     this.kick()
+  }
+
+  private removeAcked(): void {
+    const ids = this.acked
+    this.acked = []
+    this.o.outbox.removeAll(ids)
+      .catch((err: Error) => this.o.log('error', `delivery: cannot remove ${ids.length === 1 ? ids[0] : `${ids.length} delivered messages (${ids[0]}, …)`}: ${err.message}`))
+      .finally(() => { for (const id of ids) this.removing.delete(id); this.kick() })
   }
 
   /** Stop waiting for `id` without spending an attempt. */

@@ -8,7 +8,7 @@ import type { Config } from './config'
 import type { MessageEventSink } from './events'
 import { DEFAULT_REPLY_METHOD } from './method-names'
 import type { OutboxRoom } from './outbox-room'
-import type { Route } from './store/outbox'
+import type { EnqueueInput, Route } from './store/outbox'
 import { encode, stamp, type Envelope, type MessageDraft } from './wire/envelope'
 import { ulid as defaultUlid } from './wire/ulid'
 
@@ -55,32 +55,47 @@ export class Intake {
    */
   async submitPrepared(envs: Envelope[]): Promise<Envelope[]> {
     if (envs.length <= SUBMIT_SLICE) {
-      await Promise.all(envs.map((e) => this.queue(e)))
+      await this.storeSlice(envs)
       return envs
     }
     // A big request goes in slices with the event loop turning between them: the first slices
     // are written and on their way while the rest is still being encoded.
-    const queued: Promise<void>[] = []
+    const stored: Promise<void>[] = []
     for (let i = 0; i < envs.length; i += SUBMIT_SLICE) {
       if (i > 0) await new Promise<void>((resolve) => setImmediate(resolve))
-      for (const e of envs.slice(i, i + SUBMIT_SLICE)) queued.push(this.queue(e))
+      const slice = this.storeSlice(envs.slice(i, i + SUBMIT_SLICE))
+      // Awaited below with the others: a refusal meanwhile is not an unhandled rejection.
+      slice.catch(() => {})
+      stored.push(slice)
     }
-    await Promise.all(queued)
+    await Promise.all(stored)
     return envs
+  }
+
+  /** Messages of one request into the outbox together (durable, one promise for all), then the delivery loop. */
+  private async storeSlice(envs: Envelope[]): Promise<void> {
+    if (envs.length === 1) return this.queue(envs[0]!)
+    const ttl = this.o.config().delivery.ttl
+    await this.o.room.storeAll(envs, envs.map((env) => input(env, ttl)))
+    for (const env of envs) this.o.events({ type: 'accepted', env })
+    this.o.kick()
   }
 
   /** Into the outbox (durable), then the delivery loop. */
   async queue(env: Envelope, inboxId?: string): Promise<void> {
-    const ttl = env.ttl ?? this.o.config().delivery.ttl
-    const expiresAt = env.createdAt + ttl * 1000
-    // Stored with the message: delivery sends it without decoding the body.
-    const route = {} as Route
-    if (env.ackTimeout !== undefined) route.ackTimeout = env.ackTimeout
-    if (env.retries !== undefined) route.retries = env.retries
-    route.method = env.method
-    const input = { id: env.id, dest: env.toNode, body: encode(env), createdAt: env.createdAt, expiresAt, route }
-    await this.o.room.store(env, input, inboxId, expiresAt)
+    const m = input(env, this.o.config().delivery.ttl)
+    await this.o.room.store(env, m, inboxId, m.expiresAt)
     this.o.events({ type: 'accepted', env })
     this.o.kick()
   }
+}
+
+/** What the outbox stores of `env`: its encoding, expiry and route (delivery sends it without decoding the body). */
+function input(env: Envelope, defaultTtl: number): EnqueueInput & { route: Route } {
+  const expiresAt = env.createdAt + (env.ttl ?? defaultTtl) * 1000
+  const route = {} as Route
+  if (env.ackTimeout !== undefined) route.ackTimeout = env.ackTimeout
+  if (env.retries !== undefined) route.retries = env.retries
+  route.method = env.method
+  return { id: env.id, dest: env.toNode, body: encode(env), createdAt: env.createdAt, expiresAt, route }
 }

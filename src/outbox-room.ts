@@ -18,7 +18,7 @@ import type { Config } from './config'
 import { isOutpostError } from './errors'
 import type { LogFn } from './log'
 import { DEFAULT_REPLY_METHOD } from './method-names'
-import type { EnqueueInput, Outbox, OutboxEntry } from './store/outbox'
+import type { EnqueueInput, Outbox, OutboxEntry, Route } from './store/outbox'
 import type { Envelope } from './wire/envelope'
 
 /** Drops are summed up in one report to central at most this often. */
@@ -26,7 +26,7 @@ const REPORT_MS = 10_000
 const DECODER = new Decoder()
 
 export interface OutboxRoomOptions {
-  outbox: Pick<Outbox, 'enqueue' | 'enqueueReply' | 'all' | 'remove' | 'stats'>
+  outbox: Pick<Outbox, 'enqueue' | 'enqueueAll' | 'enqueueReply' | 'all' | 'remove' | 'stats'>
   config: () => Config
   log: LogFn
   /** Whether delivery has `id` on its way (or its removal being written): not dropped. */
@@ -64,6 +64,28 @@ export class OutboxRoom {
       this.dropping = room.catch(() => {})
       if (!(await room)) throw err
       await put()
+    }
+  }
+
+  /**
+   * Store a slice of a request's messages (`inputs`, encoded from `envs`) at once; resolves once
+   * all are durable. A slice that does not fit is refused as a whole (nothing stored); with
+   * dropOldestEvents its messages are then stored one at a time as store() does, making room.
+   */
+  async storeAll(envs: readonly Envelope[], inputs: (EnqueueInput & { route: Route })[]): Promise<void> {
+    const timeout = this.o.config().methods.timeout
+    for (let i = 0; i < envs.length; i++) {
+      const env = envs[i]!
+      if (env.inReplyTo !== undefined || env.ackTimeout === 0) continue
+      // A request: its record, written with it (see store()).
+      const input = inputs[i]!
+      input.request = { replyMethod: env.replyMethod ?? DEFAULT_REPLY_METHOD, until: input.expiresAt + (env.methodTimeout ?? timeout) * 1000 }
+    }
+    try {
+      await this.o.outbox.enqueueAll(inputs)
+    } catch (err) {
+      if (!isOutpostError(err, 'outbox_full') || this.o.config().delivery.whenFull !== 'dropOldestEvents') throw err
+      await Promise.all(envs.map((env, i) => this.store(env, inputs[i]!, undefined, inputs[i]!.expiresAt)))
     }
   }
 

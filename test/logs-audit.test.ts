@@ -83,6 +83,23 @@ async function until<T>(what: string, fn: () => T | undefined, ms = 10_000): Pro
   }
 }
 
+test('audit - accepted and delivered lines are valid JSON whatever their text holds (quotes, backslashes, control and non-ASCII characters)', () => {
+  const dir = tmpDir()
+  try {
+    const audit = new AuditLog({ dir, maxBytes: 1024 * 1024, files: 2, maxDataBytes: 64, log: () => {}, now: at })
+    const odd = 'a"b\\c\n\u0001é☃\ud800'
+    const env = { id: `01J${odd}`, toNode: `n${odd}`, fromNode: 'central', method: `m.${odd}`, inReplyTo: odd, methodArgs: [odd], data: odd, error: { code: 'x', message: odd }, final: true, createdAt: 1, ttl: Number.NaN }
+    audit.record({ type: 'accepted', env })
+    audit.record({ type: 'delivered', id: odd, toNode: odd, method: odd })
+    audit.close()
+    const [accepted, delivered] = fs.readFileSync(path.join(dir, 'audit.log'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>)
+    assert.equal(accepted, { time: at().toISOString(), event: 'accepted', id: env.id, fromNode: 'central', toNode: env.toNode, method: env.method, inReplyTo: odd, env: JSON.parse(JSON.stringify(env)) })
+    assert.equal(delivered, { time: at().toISOString(), event: 'delivered', id: odd, toNode: odd, method: odd })
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true })
+  }
+})
+
 test('audit - on a nearly full disk lines are skipped, with one log line when they stop and one when they resume', async () => {
   const dir = tmpDir()
   const MIB = 1024 * 1024

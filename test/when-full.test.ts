@@ -49,6 +49,24 @@ test('whenFull - refuse (the default): a full outbox refuses a new request', asy
   }
 })
 
+test('whenFull - refuse: a request of several messages that does not fit is refused whole, none of it stored', async () => {
+  const c = await Cluster.create(['nodeA', 'nodeB'], { log: { level: 'info' }, hello: { interval: 0 } })
+  editYaml(c.node('nodeA').config, (doc) => { section(doc, 'delivery').maxOutboxBytes = 12_000 })
+  try {
+    await c.start('nodeA', false)
+    const a = c.node('nodeA').socket
+    // 15 requests of ~1.1 KB in one request: the first ten would fit on their own.
+    const err = await sendVia(a, Array.from({ length: 15 }, (_, i) => command(i + 1)), { wait: false }).then(() => '', (e: Error) => e.message)
+    assert.match(err, /outbox_full/)
+    assert.is((await status(a)).outbox.count, 0)
+    // What fits still goes in.
+    await sendVia(a, Array.from({ length: 5 }, (_, i) => command(i + 1)), { wait: false })
+    assert.is((await status(a)).outbox.count, 5)
+  } finally {
+    await c.destroy()
+  }
+})
+
 test('whenFull - dropOldestEvents drops the oldest events, never a request, and central hears of it', async () => {
   const { c, a } = await setUp('dropOldestEvents')
   try {

@@ -197,3 +197,23 @@ export function writeAll(fd: number, buf: Buffer, position: number): Promise<voi
     step(0)
   })
 }
+
+/** Free bytes on the disk holding `dir`. */
+export function freeBytes(dir: string): Promise<number> {
+  return new Promise((resolve, reject) => fs.statfs(dir, (err, s) => (err ? reject(err) : resolve(s.bavail * s.bsize))))
+}
+
+/** Records framed for the journal: [u32 length][u32 crc32][payload] each, in one buffer. */
+export function frameBatch(batch: readonly { payload: Uint8Array }[]): Buffer {
+  let total = 0
+  for (const p of batch) total += HEADER + p.payload.length
+  const buf = Buffer.allocUnsafe(total)
+  let off = 0
+  for (const p of batch) {
+    buf.writeUInt32BE(p.payload.length, off)
+    buf.writeUInt32BE(crc32(p.payload), off + 4)
+    buf.set(p.payload, off + HEADER)
+    off += HEADER + p.payload.length
+  }
+  return buf
+}

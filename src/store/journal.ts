@@ -33,10 +33,9 @@
  */
 import fs from 'node:fs'
 import path from 'node:path'
-import { crc32 } from './crc32'
 import { OutpostError } from '../errors'
 import { JournalFiles } from './journal-files'
-import { HEADER, openSegment, segmentName, SPARE_RE, writeAll, writeAllSync } from './journal-segments'
+import { frameBatch, freeBytes, HEADER, openSegment, segmentName, SPARE_RE, writeAll, writeAllSync } from './journal-segments'
 import { Reserve } from './reserve'
 
 export { fsyncDir, listSegments, readSegment, segmentName, type ReplayedSegment } from './journal-segments'
@@ -167,6 +166,31 @@ export class Journal<T> {
       const lazy = this.hooks.lazy?.(item) === true
       this.queue.push({ payload, item, lazy, resolve, reject })
       if (!lazy) this.eager++
+      this.kick()
+    })
+  }
+
+  /**
+   * Several records appended in one call, one promise for the lot: resolves once all are on
+   * disk; when one fails, rejects with its error once every one of them is settled (the others
+   * may be written). Appended together, they share a batch unless urgent records ahead cut it.
+   */
+  appendAll(payloads: readonly Uint8Array[], items: readonly T[]): Promise<void> {
+    if (this.closed) return Promise.reject(new OutpostError('outbox_closed', 'journal: append after close'))
+    if (this.broken) return Promise.reject(this.broken)
+    if (this.reserve.full && items.some((item) => !this.settles(item))) return Promise.reject(this.refusal())
+    if (payloads.length === 0) return Promise.resolve()
+    return new Promise((resolve, reject) => {
+      let left = payloads.length
+      let failure: Error | undefined
+      const settled = (): void => { if (--left === 0) failure === undefined ? resolve() : reject(failure) }
+      const failed = (err: Error): void => { failure ??= err; settled() }
+      for (let i = 0; i < payloads.length; i++) {
+        const item = items[i]!
+        const lazy = this.hooks.lazy?.(item) === true
+        this.queue.push({ payload: payloads[i]!, item, lazy, resolve: settled, reject: failed })
+        if (!lazy) this.eager++
+      }
       this.kick()
     })
   }
@@ -366,22 +390,4 @@ export class Journal<T> {
     await this.reserve.close()
     await this.files.close()
   }
-}
-
-function freeBytes(dir: string): Promise<number> {
-  return new Promise((resolve, reject) => fs.statfs(dir, (err, s) => (err ? reject(err) : resolve(s.bavail * s.bsize))))
-}
-
-function frameBatch<T>(batch: Pending<T>[]): Buffer {
-  let total = 0
-  for (const p of batch) total += HEADER + p.payload.length
-  const buf = Buffer.allocUnsafe(total)
-  let off = 0
-  for (const p of batch) {
-    buf.writeUInt32BE(p.payload.length, off)
-    buf.writeUInt32BE(crc32(p.payload), off + 4)
-    buf.set(p.payload, off + HEADER)
-    off += HEADER + p.payload.length
-  }
-  return buf
 }

@@ -1,12 +1,14 @@
 /**
- * What a journal record does to the outbox's memory (applyOp: the same at replay and live), and
- * the keys of the sender's request records in the `seen` set.
+ * What a journal record does to the outbox's memory (applyOp: the same at replay and live), the
+ * keys of the sender's request records in the `seen` set, and how the journal treats each kind
+ * of record (isUrgentOp, isLazyOp, settlesOp: see JournalHooks).
  */
 import { createHash } from 'node:crypto'
 import { OutpostError } from '../errors'
 import type { LiveEntry, OutboxIndex } from './outbox-index'
-import { messageOf, OP_ATTEMPT, OP_INBOX_ADD, OP_INBOX_DONE, OP_INBOX_START, OP_REMOVE, OP_SEEN, type MessageOp, type Op } from './outbox-ops'
+import { isNewMessage, messageOf, OP_ATTEMPT, OP_INBOX_ADD, OP_INBOX_DONE, OP_INBOX_START, OP_REMOVE, OP_SEEN, type MessageOp, type Op } from './outbox-ops'
 import type { OutboxEntry } from './outbox-types'
+import type { PendingMessages } from './outbox-pending'
 import type { ReceiverIndex } from './receiver-index'
 
 /** Keys of the sender's request records in the seen set ('!' sorts below every ULID). */
@@ -28,8 +30,45 @@ export function sentKey(id: string, dest: string, replyMethod: string): string {
   return SENT_PREFIX + id + digest
 }
 
+/** Receipts are ACKed once durable: a burst of them commits in pieces. A request's record (a `!` key) is not a receipt: it rides with its enqueue, in whole batches. */
+export function isUrgentOp(op: Op): boolean {
+  return op[0] === OP_INBOX_ADD || (op[0] === OP_SEEN && !op[1].startsWith(SENT_PREFIX))
+}
+
+/** Nobody waits on these promptly (delivery frees the window slot before the removal is written): they ride with the next record someone waits on. */
+export function isLazyOp(op: Op): boolean {
+  return op[0] === OP_REMOVE || op[0] === OP_ATTEMPT || op[0] === OP_INBOX_DONE
+}
+
+/**
+ * On a full disk, what settles messages already accepted (removals, attempts, receipts, runs,
+ * replies) is still written, from the reserve; new messages and their request records are
+ * refused until space is back.
+ */
+export function settlesOp(op: Op): boolean {
+  return !isNewMessage(op) && !(op[0] === OP_SEEN && op[1].startsWith(SENT_PREFIX))
+}
+
 export function reservedId(id: string): OutpostError {
   return new OutpostError('envelope_invalid', `store: id ${JSON.stringify(id.slice(0, 40))} starts with '${SENT_PREFIX}', which is reserved for this node's request records; not recorded`)
+}
+
+/** A committed batch applied to memory: each record (applyOp), what it held settled, removals last. */
+export function applyBatch(index: OutboxIndex, receiver: ReceiverIndex, ops: Op[], pending: PendingMessages, pendingSeen: Set<string>): void {
+  // Removals go last, together: a stored message then costs a share of one sql.js statement,
+  // not one each. (Nothing else in a commit depends on them: an id is never enqueued again
+  // while its removal is unwritten, since it is still queued until then.)
+  let removed: string[] | undefined
+  for (const op of ops) {
+    if (op[0] === OP_REMOVE) {
+      (removed ??= []).push(op[1])
+      continue
+    }
+    const m = applyOp(index, receiver, op)
+    if (m !== undefined) pending.settled(m.id, m.body.length)
+    else if (op[0] === OP_SEEN || op[0] === OP_INBOX_ADD) pendingSeen.delete(op[1])
+  }
+  if (removed !== undefined) index.removeAll(removed)
 }
 
 /** One journal op applied to the in-memory state: the same at replay and live. Returns the message an op queued. */

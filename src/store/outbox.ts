@@ -23,11 +23,12 @@ import { OutpostError } from '../errors'
 import { Journal } from './journal'
 import { acquireLock, type Lock } from './lock'
 import { BodyStore } from './outbox-bodies'
-import { applyOp, entry, reservedId, SENT_PREFIX, sentKey } from './outbox-apply'
+import { applyBatch, applyOp, entry, isLazyOp, isUrgentOp, reservedId, SENT_PREFIX, sentKey, settlesOp } from './outbox-apply'
 import { OutboxIndex, type DestinationStats } from './outbox-index'
+import { PendingMessages } from './outbox-pending'
 import { prepareOutboxTable } from './outbox-table'
 import { RECEIVER_TABLES, ReceiverIndex, type InboxEntry } from './receiver-index'
-import { encodeOp, isNewMessage, type MessageOp, OP_ATTEMPT, OP_ENQUEUE, OP_INBOX_ADD, OP_INBOX_DONE, OP_INBOX_START, OP_REMOVE, OP_REPLY, OP_SEEN, routedOp, type Op, type Route } from './outbox-ops'
+import { encodeOp, type MessageOp, OP_ATTEMPT, OP_ENQUEUE, OP_INBOX_ADD, OP_INBOX_DONE, OP_INBOX_START, OP_REMOVE, OP_REPLY, OP_SEEN, routedOp, type Op, type Route } from './outbox-ops'
 import { Snapshots } from './outbox-snapshots'
 import { loadSnapshot, replayJournal, type JournalDamage } from './store-files'
 
@@ -46,7 +47,7 @@ export type { DestinationStats } from './outbox-index'
  * The store is one class; each part of the message path sees only its facet of it.
  * Delivery (the send side) reads what waits per destination and settles it.
  */
-export type OutboxFacet = Pick<Outbox, 'destinations' | 'head' | 'get' | 'remove' | 'recordAttempt'>
+export type OutboxFacet = Pick<Outbox, 'destinations' | 'head' | 'get' | 'remove' | 'removeAll' | 'recordAttempt'>
 /** The dispatcher (the receive side): the dedup set, the inbox and its runs, the sender's record of its requests. */
 export type InboxFacet = Pick<Outbox, 'hasSeen' | 'receive' | 'startRun' | 'finishRun' | 'sentRequest'>
 
@@ -64,10 +65,9 @@ export class Outbox {
   private readonly bodies: BodyStore
   private readonly receiver: ReceiverIndex
   private nextSeq: number
-  /** Bytes of messages accepted but not yet on disk (the committed ones are index.bytes). */
-  private pendingBytes = 0
-  /** Ids enqueued or marked seen but not yet on disk: a second enqueue of one is refused. */
-  private readonly pendingIds = new Set<string>()
+  /** Messages accepted but not yet on disk: their ids and bytes. */
+  private readonly pending: PendingMessages
+  /** Ids marked seen but not yet on disk. */
   private readonly pendingSeen = new Set<string>()
   /** Records marked lazy by their caller (see receive()): the journal may hold them for company. */
   private readonly lazyOps = new WeakSet<Op>()
@@ -94,22 +94,16 @@ export class Outbox {
     this.warn = opts.warn ?? (() => {})
     this.recovery = recovery
     this.nextSeq = index.maxSeq() + 1
+    this.pending = new PendingMessages(index, this.maxBytes)
     this.journal = Journal.create<Op>(opts.dir, nextSegment, {
-      onCommit: (ops) => this.applyBatch(ops),
+      onCommit: (ops) => applyBatch(this.index, this.receiver, ops, this.pending, this.pendingSeen),
       onBatch: (records, bytes) => {
         this.snapshots.written(bytes)
         opts.onBatch?.(records, bytes)
       },
-      // Receipts are ACKed once durable: commit a burst of them in pieces. A request's record
-      // (a `!` key) is not a receipt: it rides with its enqueue, in whole batches.
-      urgent: (op) => op[0] === OP_INBOX_ADD || (op[0] === OP_SEEN && !op[1].startsWith(SENT_PREFIX)),
-      // Nobody waits on these promptly (delivery frees the window slot before the removal is
-      // written): they ride with the next record someone waits on, instead of delaying it.
-      lazy: (op) => op[0] === OP_REMOVE || op[0] === OP_ATTEMPT || op[0] === OP_INBOX_DONE || this.lazyOps.has(op),
-      // On a full disk, what settles messages already accepted (removals, attempts, receipts,
-      // runs, replies) is still written, from the reserve; new messages and their request
-      // records are refused until space is back.
-      settles: (op) => !isNewMessage(op) && !(op[0] === OP_SEEN && op[1].startsWith(SENT_PREFIX)),
+      urgent: isUrgentOp,
+      lazy: (op) => isLazyOp(op) || this.lazyOps.has(op),
+      settles: settlesOp,
       afterCommit: () => this.snapshots.afterCommit(),
     }, {
       // Preallocated (zero-filled) segments as large as a checkpoint, capped: disk taken ahead of need stays small.
@@ -151,27 +145,6 @@ export class Outbox {
     }
   }
 
-  private applyBatch(ops: Op[]): void {
-    // Removals go last, together: a stored message then costs a share of one sql.js statement,
-    // not one each. (Nothing else in a commit depends on them: an id is never enqueued again
-    // while its removal is unwritten, since it is still queued until then.)
-    let removed: string[] | undefined
-    for (const op of ops) {
-      if (op[0] === OP_REMOVE) {
-        (removed ??= []).push(op[1])
-        continue
-      }
-      const m = applyOp(this.index, this.receiver, op)
-      if (m !== undefined) {
-        this.pendingIds.delete(m.id)
-        this.pendingBytes -= m.body.length
-      } else if (op[0] === OP_SEEN || op[0] === OP_INBOX_ADD) {
-        this.pendingSeen.delete(op[1])
-      }
-    }
-    if (removed !== undefined) this.index.removeAll(removed)
-  }
-
   /** `lazy`: nobody waits on this record promptly; the journal may hold it for company. */
   private append(op: Op, lazy = false): Promise<void> {
     if (lazy) this.lazyOps.add(op)
@@ -205,14 +178,7 @@ export class Outbox {
 
   private async accept(input: EnqueueInput, doneId: string | undefined): Promise<OutboxEntry> {
     if (this.closing) throw new OutpostError('outbox_closed', 'outbox: used after close()')
-    const size = input.body.length
-    const held = this.index.bytes + this.pendingBytes
-    if (held + size > this.maxBytes) {
-      throw new OutpostError('outbox_full', `outbox: full (${held} of ${this.maxBytes} bytes held; delivery.maxOutboxBytes); message ${input.id} of ${size} bytes not accepted`)
-    }
-    if (this.pendingIds.has(input.id) || this.index.has(input.id)) {
-      throw new OutpostError('outbox_duplicate', `outbox: message ${input.id} is already queued`)
-    }
+    this.pending.hold([input])
     const seq = this.nextSeq++
     const { id, dest, createdAt, expiresAt, body, route, request } = input
     // With its route in one record (9, 10); while an upgrade may roll back, the records an
@@ -227,15 +193,12 @@ export class Outbox {
     } else {
       op = doneId !== undefined ? [OP_REPLY, id, dest, seq, createdAt, expiresAt, body, doneId] : [OP_ENQUEUE, id, dest, seq, createdAt, expiresAt, body]
     }
-    this.pendingBytes += size
-    this.pendingIds.add(id)
     try {
       // Appended in the same tick: both records land in the same group commit.
       if (!routed && doneId === undefined && request !== undefined) await Promise.all([this.append(op), this.recordRequest(id, dest, request.replyMethod, request.until)])
       else await this.append(op)
     } catch (err) {
-      this.pendingBytes -= size
-      this.pendingIds.delete(id)
+      this.pending.release([input])
       throw err
     }
     const stored: OutboxEntry = { id, dest, body, createdAt, expiresAt, seq, attempts: 0, nextAt: 0 }
@@ -243,9 +206,45 @@ export class Outbox {
     return stored
   }
 
+  /**
+   * Accept a slice of a request's messages in one go (one record each, one promise for all):
+   * resolves once all are on disk. Checked as a whole before anything is written: `outbox_full`
+   * when they do not all fit, `outbox_duplicate` when one is queued; nothing is stored then.
+   */
+  async enqueueAll(inputs: readonly (EnqueueInput & { route: Route })[]): Promise<void> {
+    if (!this.snapshots.newFormat) {
+      await Promise.all(inputs.map((input) => this.accept(input, undefined)))
+      return
+    }
+    if (this.closing) throw new OutpostError('outbox_closed', 'outbox: used after close()')
+    this.pending.hold(inputs)
+    const ops: Op[] = []
+    const records: Buffer[] = []
+    try {
+      for (const { id, dest, createdAt, expiresAt, body, route, request } of inputs) {
+        const m: MessageOp & { route: Route } = { id, dest, seq: this.nextSeq++, createdAt, expiresAt, body, route }
+        if (request !== undefined) m.request = request
+        const op = routedOp(m)
+        records.push(encodeOp(op))
+        ops.push(op)
+      }
+      await this.journal.appendAll(records, ops)
+    } catch (err) {
+      this.pending.release(inputs)
+      throw err
+    }
+  }
+
   /** The receiver acknowledged (or the message expired): forget it. Resolves once that is on disk. */
   remove(id: string): Promise<void> {
     return this.append([OP_REMOVE, id])
+  }
+
+  /** remove() of several messages, one promise for all (see Journal.appendAll). */
+  async removeAll(ids: readonly string[]): Promise<void> {
+    if (this.closing) throw new OutpostError('outbox_closed', 'outbox: used after close()')
+    const ops: Op[] = ids.map((id) => [OP_REMOVE, id])
+    await this.journal.appendAll(ops.map(encodeOp), ops)
   }
 
   /** Record a delivery attempt, so a restart neither forgets spent attempts nor resends early. */
@@ -347,7 +346,7 @@ export class Outbox {
   stats(): OutboxStats {
     return {
       count: this.index.count,
-      bytes: this.index.bytes + this.pendingBytes,
+      bytes: this.index.bytes + this.pending.bytes,
       maxBytes: this.maxBytes,
       seen: this.receiver.seenCount,
       journalBytes: this.journal.bytesInSegment,

@@ -291,6 +291,24 @@ test('journal - lazy records wait for a record someone waits on and share its ba
   assert.equal(replay(dir), [0, 1, 2, 3, 4, 5, 6])
 })
 
+test('journal - appendAll: one promise for many records, settled once every one is committed, even when a burst of urgent records ahead splits them over two batches', async () => {
+  const dir = tmpDir()
+  const batches: number[][] = []
+  // Records below 100 are urgent (receipts): a queue that starts with one is cut at 128 records.
+  const j = Journal.create<number>(dir, 1, { onCommit: (items) => batches.push(items), urgent: (i) => i < 100 }, { segmentBytes: SEG })
+  const urgent = Array.from({ length: 100 }, (_, i) => j.append(rec(i), i))
+  const group = Array.from({ length: 100 }, (_, i) => 100 + i)
+  let committedWhenSettled = -1
+  const all = j.appendAll(group.map((i) => rec(i)), group).then(() => { committedWhenSettled = batches.flat().length })
+  await Promise.all([...urgent, all])
+  assert.equal(batches.map((b) => b.length), [128, 72], 'the group went in two batches')
+  assert.is(committedWhenSettled, 200, 'settled after its last record, not its first batch')
+  await j.appendAll([], [])
+  await j.close()
+  assert.match(await j.appendAll([rec(1)], [1]).then(() => 'written', (e: Error) => e.message), /append after close/)
+  assert.equal(replay(dir), [...Array.from({ length: 100 }, (_, i) => i), ...group])
+})
+
 test('journal - close writes lazy records at once', async () => {
   const dir = tmpDir()
   const j = Journal.create<number>(dir, 1, { onCommit: () => {}, lazy: () => true }, { segmentBytes: SEG })
