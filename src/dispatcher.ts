@@ -32,7 +32,7 @@ import { replyTo, type ReplyResult } from './reply'
 import { Requester } from './requester'
 import { Admission } from './admission'
 import type { ReplySigning } from './reply-signing'
-import { failure, runMethod, stopGraceMs } from './run'
+import { failure, RunContext, runMethod, stopGraceMs, type RunParts } from './run'
 import type { InboxEntry, InboxFacet, Outbox } from './store/outbox'
 import type { Live } from './sessions/live'
 import { FRAME_METHOD } from './sessions/frames'
@@ -96,6 +96,8 @@ export class Dispatcher {
   private readonly metrics: Metrics
   /** Native method names by name and alias: a sender that did not know an alias leaves it to us. */
   private readonly names: ReadonlyMap<string, string>
+  /** What every method run here gets besides its message. */
+  private readonly parts: RunParts
 
   constructor(o: DispatcherOptions) {
     this.o = o
@@ -114,6 +116,7 @@ export class Dispatcher {
         return true
       },
     }
+    this.parts = { ops: this.ops, ...(o.control ? { control: o.control } : {}), ...(o.disk ? { disk: o.disk } : {}), ...(o.files ? { files: o.files } : {}), ...(o.live ? { live: o.live } : {}) }
   }
 
   /** Methods running now. */
@@ -315,11 +318,7 @@ export class Dispatcher {
     const t0 = performance.now()
     this.running.set(env.id, { id: env.id, method: env.method, from: env.fromNode, started: this.o.now(), abort })
     const seconds = env.methodTimeout ?? this.o.config.methods.timeout
-    const ctx: MethodContext = {
-      node: this.o.self, env, args: env.methodArgs ?? [], config: this.o.config, dataDir: this.o.dataDir,
-      get signal() { return abort.signal }, log: this.o.log, ops: this.ops, ...(this.o.control ? { control: this.o.control } : {}),
-      ...(this.o.disk ? { disk: this.o.disk } : {}), ...(this.o.files ? { files: this.o.files } : {}), ...(this.o.live ? { live: this.o.live } : {}),
-    }
+    const ctx = new RunContext(this.o.self, env, env.methodArgs ?? [], this.o.config, this.o.dataDir, this.o.log, abort, this.parts)
     const replies = !(noReply || env.ackTimeout === 0)
     let result: ReplyResult
     try {
