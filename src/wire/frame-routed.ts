@@ -36,7 +36,7 @@ const arrHeader = (n: number): number => (n < 16 ? 1 : n < 0x10000 ? 3 : 5)
 
 function putArrHeader(out: Buffer, at: number, n: number): number {
   if (n < 16) { out[at] = 0x90 | n; return at + 1 }
-  if (n < 0x10000) { out[at] = 0xdc; out.writeUInt16BE(n, at + 1); return at + 3 }
+  if (n < 0x10000) { out[at] = 0xdc; out[at + 1] = n >>> 8; out[at + 2] = n & 0xff; return at + 3 }
   out[at] = 0xdd
   out.writeUInt32BE(n, at + 1)
   return at + 5
