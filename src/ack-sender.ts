@@ -4,16 +4,17 @@
  * NATS, a receiver known to be of api version 2, `peerApi`), the ACKs made in one tick (the
  * receipts of one journal commit) are sent per sender as one ACK envelope listing their ids.
  *
- *   dispatcher ─ ACK (single id) ─▶ send ─┬ no manyIdAcks ─▶ publish at once (as before)
- *                                        └ queued per receiver ─ end of tick ─▶ 1 id: that ACK, publish { acks: [id] }
- *                                                                              n ids: makeAcks ─▶ publish { acks: ids }
+ *   dispatcher ─ (receiver, id) ─▶ send ─┬ no manyIdAcks ─▶ single-id ACK, published at once (as before)
+ *                                       └ queued per receiver ─ end of tick ─▶ 1 id: single-id ACK, publish { acks: [id] }
+ *                                                                             n ids: makeAcks ─▶ publish { acks: ids }
  *   Every ACK is marked as one (`acks`): on tcp it goes in an `acks` frame, which the hub drops
  *   rather than refuses when its receiver is away (a refusal would mark the receiver away).
+ *   The envelope is made only when one is published: ids wait as strings, not as envelopes.
  */
 import { ACK_METHOD } from './method-names'
 import type { Transport } from './transport'
 import { groupAckIds, makeAcks } from './wire/acks'
-import { encode, type Envelope } from './wire/envelope'
+import { encode, makeAck, type Envelope } from './wire/envelope'
 
 export interface AckSenderOptions {
   self: string
@@ -26,8 +27,8 @@ export interface AckSenderOptions {
 
 export class AckSender {
   private readonly o: AckSenderOptions
-  /** Receiver → the ACKs made for it in this tick. */
-  private pending = new Map<string, Envelope[]>()
+  /** Receiver → the ids to ACK to it at the end of this tick. */
+  private pending = new Map<string, string[]>()
 
   constructor(o: AckSenderOptions) {
     this.o = o
@@ -41,13 +42,18 @@ export class AckSender {
     return this.o.transport.manyIdAcks === true || (this.o.transport.peerApi?.(node) ?? 1) >= 2
   }
 
-  /** An ACK (single-id form, to another node). A lost ACK costs a resend, which is ACKed again. */
-  send(ack: Envelope): void {
-    if (!this.takesMany(ack.toNode)) return this.publish(ack)
+  /** ACK message `id` to node `to`. A lost ACK costs a resend, which is ACKed again. */
+  send(to: string, id: string): void {
+    if (!this.takesMany(to)) return this.publish(this.single(to, id))
     if (this.pending.size === 0) process.nextTick(() => this.flush())
-    const list = this.pending.get(ack.toNode)
-    if (list === undefined) this.pending.set(ack.toNode, [ack])
-    else list.push(ack)
+    const list = this.pending.get(to)
+    if (list === undefined) this.pending.set(to, [id])
+    else list.push(id)
+  }
+
+  /** The single-id ACK envelope every version reads. */
+  private single(to: string, id: string): Envelope {
+    return makeAck({ id, fromNode: to, toNode: this.o.self }, this.o.ulid(), this.o.now())
   }
 
   private flush(): void {
@@ -55,16 +61,16 @@ export class AckSender {
     this.pending = new Map()
     // Over a hub, every ACK is marked as one (an `acks` frame); a broker carries the envelope as it is.
     const framed = this.o.transport.manyIdAcks === true
-    for (const [to, acks] of pending) {
+    for (const [to, ids] of pending) {
       if (!this.takesMany(to)) {
-        for (const a of acks) this.publish(a)
+        for (const id of ids) this.publish(this.single(to, id))
         continue
       }
-      if (acks.length === 1) {
-        this.publish(acks[0]!, framed ? [acks[0]!.inReplyTo!] : undefined)
+      if (ids.length === 1) {
+        this.publish(this.single(to, ids[0]!), framed ? ids : undefined)
         continue
       }
-      for (const ids of groupAckIds(acks.map((a) => a.inReplyTo!))) this.publish(makeAcks(this.o.self, to, ids, this.o.ulid(), this.o.now()), framed ? ids : undefined)
+      for (const group of groupAckIds(ids)) this.publish(makeAcks(this.o.self, to, group, this.o.ulid(), this.o.now()), framed ? group : undefined)
     }
   }
 

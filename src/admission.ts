@@ -50,8 +50,7 @@ export class Admission {
 
   /** Whether a handler may run: listed in methods.enabled and not switched off by op.stop. */
   enabled(name: string): boolean {
-    const enabled = this.o.config.methods.enabled
-    return enabled.some((p) => matches(p, name)) && !this.switchedOff.has(name)
+    return listed(this.o.config.methods.enabled, name) && !this.switchedOff.has(name)
   }
 
   setEnabled(given: string, on: boolean): void {
@@ -63,7 +62,7 @@ export class Admission {
       this.switchedOff.add(name)
       return
     }
-    if (!this.o.config.methods.enabled.some((p) => matches(p, name))) {
+    if (!listed(this.o.config.methods.enabled, name)) {
       throw new OutpostError('method_disabled', `${name} is switched off in the config of ${this.o.self} (methods.enabled); op.start only undoes op.stop`)
     }
     this.switchedOff.delete(name)
@@ -116,7 +115,41 @@ export class Admission {
 
 /** SPEC §5: by default only the central node and the node itself may call anything. */
 export function allowed(config: Config, self: string, from: string, method: string): boolean {
-  return config.methods.allow.some((rule) =>
-    rule.from.some((f) => f === '*' || f === from || (f === '$central' && from === config.node.central) || (f === '$self' && from === self)) &&
-    (rule.methods ?? ['*']).some((p) => matches(p, method)))
+  const rules = config.methods.allow
+  const central = config.node.central
+  // Asked for every message, of a few (sender, method) pairs: each answer is kept, per rules array.
+  let memo = allowMemos.get(rules)
+  if (memo === undefined || memo.central !== central || memo.self !== self || memo.size >= MEMO_MAX) {
+    memo = { central, self, size: 0, byFrom: new Map() }
+    allowMemos.set(rules, memo)
+  }
+  let byMethod = memo.byFrom.get(from)
+  if (byMethod === undefined) memo.byFrom.set(from, (byMethod = new Map()))
+  let yes = byMethod.get(method)
+  if (yes === undefined) {
+    yes = rules.some((rule) =>
+      rule.from.some((f) => f === '*' || f === from || (f === '$central' && from === central) || (f === '$self' && from === self)) &&
+      (rule.methods ?? ['*']).some((p) => matches(p, method)))
+    byMethod.set(method, yes)
+    memo.size++
+  }
+  return yes
 }
+
+/** Whether a pattern of `patterns` (methods.enabled) matches `name`; kept per list like allowed(). */
+function listed(patterns: readonly string[], name: string): boolean {
+  let memo = listMemos.get(patterns)
+  if (memo === undefined || memo.size >= MEMO_MAX) listMemos.set(patterns, (memo = new Map()))
+  let yes = memo.get(name)
+  if (yes === undefined) memo.set(name, (yes = patterns.some((p) => matches(p, name))))
+  return yes
+}
+
+/**
+ * Answers kept per config list. A config change replaces the lists (applyLive clones what
+ * changed), so an old list's answers are never read again and go with it. Bounded: a fleet's
+ * worth of senders, then it starts afresh.
+ */
+const MEMO_MAX = 16_384
+const allowMemos = new WeakMap<Config['methods']['allow'], { central: string; self: string; size: number; byFrom: Map<string, Map<string, boolean>> }>()
+const listMemos = new WeakMap<readonly string[], Map<string, boolean>>()

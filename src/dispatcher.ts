@@ -3,7 +3,7 @@
  *
  *   bytes ─ decode ─▶ sender check (the hub's word) ─▶ ack? ─▶ delivery.onAck
  *         ─▶ duplicate? ─▶ ACK again, run nothing
- *         ─▶ inbox (durable, implies seen) ─▶ ACK ─▶ signature / ACL / known / enabled? (admission.ts) ─▶ inbox start (durable)
+ *         ─▶ inbox (durable, implies seen; a request to a sink: seen only) ─▶ ACK ─▶ signature / ACL / known / enabled? (admission.ts) ─▶ inbox start (durable)
  *         ─▶ method with methodTimeout ─▶ reply envelope ─▶ outbox (closing the inbox entry atomically)
  *   a stream method's chunks ─ coalesced (~50 ms / 4 KiB) ─▶ replies seq 0, 1, … ─▶ outbox; the last
  *   one (final, exitCode, error) closes the inbox entry.
@@ -16,7 +16,7 @@
  *   events (ackTimeout 0) are neither acknowledged, deduplicated nor replied to.
  */
 import type { Config } from './config'
-import { decode, encode, makeAck, type Envelope } from './wire/envelope'
+import { decode, type Envelope } from './wire/envelope'
 import { ackedIds } from './wire/acks'
 import { OutpostError } from './errors'
 import type { MessageEvent, MessageEventSink } from './events'
@@ -32,8 +32,8 @@ import { replyTo, type ReplyResult } from './reply'
 import { Requester } from './requester'
 import { Admission } from './admission'
 import type { ReplySigning } from './reply-signing'
-import { failure, runMethod, stopGraceMs } from './run'
-import type { InboxEntry, InboxFacet } from './store/outbox'
+import { failure, RunContext, runMethod, stopGraceMs, type RunParts } from './run'
+import type { InboxEntry, InboxFacet, Outbox } from './store/outbox'
 import type { Live } from './sessions/live'
 import { FRAME_METHOD } from './sessions/frames'
 
@@ -41,10 +41,11 @@ export interface DispatcherOptions {
   self: string
   config: Config
   dataDir: string
-  outbox: InboxFacet
+  /** markSeen: a request to a sink is recorded as seen only (receive()). */
+  outbox: InboxFacet & Pick<Outbox, 'markSeen'>
   methods: ReadonlyMap<string, Method>
-  /** Send an ACK straight back (never through the outbox). */
-  sendAck: (ack: Envelope) => void
+  /** ACK message `id` to node `to`, straight back (never through the outbox; ack-sender.ts makes the envelope). */
+  sendAck: (to: string, id: string) => void
   /** Queue an envelope through the outbox; `inboxId` is closed in the same record. */
   enqueue: (env: Envelope, inboxId?: string) => Promise<void>
   onAck: (id: string) => void
@@ -95,6 +96,8 @@ export class Dispatcher {
   private readonly metrics: Metrics
   /** Native method names by name and alias: a sender that did not know an alias leaves it to us. */
   private readonly names: ReadonlyMap<string, string>
+  /** What every method run here gets besides its message. */
+  private readonly parts: RunParts
 
   constructor(o: DispatcherOptions) {
     this.o = o
@@ -113,6 +116,7 @@ export class Dispatcher {
         return true
       },
     }
+    this.parts = { ops: this.ops, ...(o.control ? { control: o.control } : {}), ...(o.disk ? { disk: o.disk } : {}), ...(o.files ? { files: o.files } : {}), ...(o.live ? { live: o.live } : {}) }
   }
 
   /** Methods running now. */
@@ -190,12 +194,16 @@ export class Dispatcher {
     }
     this.receiving.add(env.id)
     const refusal = this.admission.refusal(env)
+    // A request to a sink that starts now: its inbox entry would only ever be closed, after a
+    // crash too (resume() never runs a started sink again), so only its id is recorded, for
+    // dedup: one journal record instead of three (receipt, start, finish) and none of its data
+    // (file.chunk's 128 KiB and more, which the file room's own part file holds once synced).
+    const seenOnly = refusal === undefined && env.inReplyTo === undefined && this.o.methods.get(env.method)?.sink === true
     try {
       // A method about to run is recorded as started in the same write as its receipt (one
-      // fdatasync, not two): after a crash it is reported interrupted, never run again. A reply
-      // its client already has may wait a moment for a commit someone waits on (only its ACK
-      // and reply method wait for it), instead of holding up that commit behind its own.
-      await this.o.outbox.receive(env.id, env.fromNode, this.receipt(env, bytes, refusal === undefined), { started: refusal === undefined })
+      // fdatasync, not two): after a crash it is reported interrupted, never run again.
+      if (seenOnly) await this.o.outbox.markSeen(env.id)
+      else await this.o.outbox.receive(env.id, env.fromNode, bytes, { started: refusal === undefined })
     } catch (err) {
       // Not recorded: no ACK, so the sender sends it again.
       this.o.log('error', `dispatch: cannot record ${env.id}: ${(err as Error).message}`)
@@ -206,19 +214,7 @@ export class Dispatcher {
     this.metrics.delivered(env.method)
     this.ack(env)
     if (refusal) return this.refuse(env, refusal)
-    await this.execute(env, env.id)
-  }
-
-  /**
-   * What the inbox keeps of a message: all of it, except the data of a request to a sink that
-   * starts now. Such an entry is only ever finished after a crash, never run again (resume), so
-   * its data would be written and synced for nothing: file.chunk's 128 KiB and more, each held
-   * by the file room's own part file once synced.
-   */
-  private receipt(env: Envelope, bytes: Uint8Array, started: boolean): Uint8Array {
-    if (!started || env.inReplyTo !== undefined || env.data === undefined || this.o.methods.get(env.method)?.sink !== true) return bytes
-    const { data: _data, ...kept } = env
-    return encode(kept)
+    await this.execute(env, seenOnly ? undefined : env.id)
   }
 
   private refuse(env: Envelope, refusal: OutpostError): Promise<void> {
@@ -234,7 +230,7 @@ export class Dispatcher {
   }
 
   private ack(env: Envelope): void {
-    this.o.sendAck(makeAck(env, this.o.ulid(), this.o.now()))
+    this.o.sendAck(env.fromNode, env.id)
   }
 
   /** After a restart: run what was received but not started; report what was running. */
@@ -322,11 +318,7 @@ export class Dispatcher {
     const t0 = performance.now()
     this.running.set(env.id, { id: env.id, method: env.method, from: env.fromNode, started: this.o.now(), abort })
     const seconds = env.methodTimeout ?? this.o.config.methods.timeout
-    const ctx: MethodContext = {
-      node: this.o.self, env, args: env.methodArgs ?? [], config: this.o.config, dataDir: this.o.dataDir,
-      get signal() { return abort.signal }, log: this.o.log, ops: this.ops, ...(this.o.control ? { control: this.o.control } : {}),
-      ...(this.o.disk ? { disk: this.o.disk } : {}), ...(this.o.files ? { files: this.o.files } : {}), ...(this.o.live ? { live: this.o.live } : {}),
-    }
+    const ctx = new RunContext(this.o.self, env, env.methodArgs ?? [], this.o.config, this.o.dataDir, this.o.log, abort, this.parts)
     const replies = !(noReply || env.ackTimeout === 0)
     let result: ReplyResult
     try {

@@ -186,9 +186,9 @@ export class OutpostNode {
     const acks = new AckSender({ self: this.name, transport, ulid: defaultUlid, now: this.now, charge: (b) => this.delivery.charge(b) })
     this.dispatcher = new Dispatcher({
       self: this.name, live: this.live, config, dataDir, outbox, methods, log, now: this.now, ulid: defaultUlid,
-      sendAck: (ack) => {
-        if (ack.toNode === this.name) return this.delivery.onAck(ack.inReplyTo!)
-        acks.send(ack)
+      sendAck: (to, id) => {
+        if (to === this.name) return this.delivery.onAck(id)
+        acks.send(to, id)
       },
       enqueue: (env, inboxId) => this.intake.queue(env, inboxId),
       onAck: (id) => this.delivery.onAck(id),

@@ -9,8 +9,11 @@
  *   a throw ─▶ { error } (method_failed unless it is an OutpostError); stopped ─▶ the stop's reason
  */
 import { OutpostError, isOutpostError, type ErrorCode } from './errors'
+import type { Config } from './config'
 import { untilStopped, type Stopper } from './lib/stopper'
+import type { LogFn } from './log'
 import type { Method, MethodContext, MethodResult } from './method'
+import type { Envelope } from './wire/envelope'
 
 /** setTimeout's limit: longer delays fire at once. */
 const MAX_TIMER_MS = 2 ** 31 - 1
@@ -70,4 +73,34 @@ async function stream(method: Extract<Method, { kind: 'stream' }>, ctx: MethodCo
 /** A thrown error as a result's error: its own code, else method_failed naming the method. */
 export function failure(method: string, err: unknown): { code: string; message: string } {
   return isOutpostError(err) ? err.toJSON() : { code: 'method_failed' satisfies ErrorCode, message: `${method}: ${(err as Error)?.message ?? String(err)}` }
+}
+
+/** What a node hands every method it runs, besides the message: ctx.ops, ctx.control, … (absent ones stay absent). */
+export type RunParts = Pick<MethodContext, 'ops' | 'control' | 'disk' | 'files' | 'live'>
+
+/**
+ * A method's context, made once a message: a class rather than an object literal with a getter
+ * and spreads (a message's run made several objects for it). The signal is made only when the
+ * method asks for it (Stopper).
+ */
+export class RunContext implements MethodContext {
+  declare ops?: NonNullable<RunParts['ops']>
+  declare control?: NonNullable<RunParts['control']>
+  declare disk?: NonNullable<RunParts['disk']>
+  declare files?: NonNullable<RunParts['files']>
+  declare live?: NonNullable<RunParts['live']>
+  readonly #stop: Stopper
+
+  constructor(readonly node: string, readonly env: Envelope, readonly args: string[], readonly config: Config, readonly dataDir: string, readonly log: LogFn, stop: Stopper, parts: RunParts) {
+    this.#stop = stop
+    if (parts.ops !== undefined) this.ops = parts.ops
+    if (parts.control !== undefined) this.control = parts.control
+    if (parts.disk !== undefined) this.disk = parts.disk
+    if (parts.files !== undefined) this.files = parts.files
+    if (parts.live !== undefined) this.live = parts.live
+  }
+
+  get signal(): AbortSignal {
+    return this.#stop.signal
+  }
 }

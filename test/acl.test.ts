@@ -23,6 +23,20 @@ test('acl - rules match the sender ($central, $self, names, *) and method patter
   assert.not.ok(allowed(c, 'ship1', 'anyone', 'node.ping'))
 })
 
+test('acl - a config change (a new rules list, as applyLive makes) is seen at once, and so is a new central', () => {
+  const c = defaultConfig()
+  c.node.central = 'hq'
+  c.methods.allow = [{ from: ['$central'], methods: ['*'] }]
+  assert.not.ok(allowed(c, 'ship1', 'ops1', 'info.users'))
+  assert.ok(allowed(c, 'ship1', 'hq', 'info.users'))
+  c.methods.allow = [{ from: ['$central'], methods: ['*'] }, { from: ['ops1'], methods: ['info.*'] }]
+  assert.ok(allowed(c, 'ship1', 'ops1', 'info.users'))
+  c.node.central = 'hq2'
+  assert.not.ok(allowed(c, 'ship1', 'hq', 'info.users'))
+  assert.ok(allowed(c, 'ship1', 'hq2', 'info.users'))
+  assert.not.ok(allowed(c, 'ship2', 'ship1', 'info.users'))
+})
+
 test('acl - enforced by the receiver: ship2 may call info.* on ship1 but not cli.run (denied, exit 3, nothing runs)', async () => {
   const c = await Cluster.create(['ship1', 'ship2'])
   const marker = `${c.dir}/ran`

@@ -9,7 +9,9 @@ import * as assert from 'uvu/assert'
 import { Hub, hashToken } from '../src/hub'
 import type { Inbound } from '../src/transport'
 import { decompress, maybeCompress } from '../src/wire/compress'
-import type { Frame } from '../src/wire/framing'
+import type { Frame, ZbatchFrame } from '../src/wire/framing'
+import { compressFrame, inflateBatch } from '../src/wire/batch'
+import { encode as mpEncode } from '@msgpack/msgpack'
 import { decode } from '../src/wire/envelope'
 import { Cluster, editYaml, section, sendVia } from './fixtures/cluster'
 import { freePort } from './fixtures/ports'
@@ -36,6 +38,24 @@ test('the codec: only 1 KiB or more, only when it saves 10%, never when off; inf
   assert.equal(Buffer.from(decompress(z)), big)
   assert.throws(() => decompress(bomb()), (err: Error & { code?: string }) => err.code === 'compressed_too_large')
   assert.throws(() => decompress(Buffer.from('not deflate at all')), (err: Error & { code?: string }) => err.code === 'frame_invalid')
+})
+
+test('inflateBatch: a zbatch gives back its envelopes; one that does not inflate to one binary per id is frame_invalid', () => {
+  const bs = Array.from({ length: 20 }, (_, i) => text(i))
+  const z = compressFrame({ t: 'batch', to: 'b', from: 'a', ids: bs.map((_, i) => `m${i}`), bs }, 'auto')
+  assert.is(z.t, 'zbatch')
+  const back = inflateBatch(z as ZbatchFrame)
+  assert.equal([back.to, back.from, back.ids.length], ['b', 'a', 20])
+  assert.equal(back.bs.map((b) => Buffer.from(b).toString()), bs.map((b) => Buffer.from(b).toString()))
+  const zbatch = (list: unknown, ids = ['m1', 'm2']): ZbatchFrame => ({ t: 'zbatch', to: 'b', ids, z: zlib.deflateRawSync(mpEncode(list)) })
+  const bad = (f: ZbatchFrame, why: string): void => { assert.throws(() => inflateBatch(f), (err: Error & { code?: string }) => err.code === 'frame_invalid' && err.message.includes(why)) }
+  bad(zbatch([new Uint8Array([1])]), 'one per id')
+  bad(zbatch([new Uint8Array([1]), 'two']), 'one per id')
+  bad(zbatch({ a: 1 }), 'one per id')
+  bad({ t: 'zbatch', to: 'b', ids: ['m1'], z: zlib.deflateRawSync(Buffer.from([0x91, 0xc4, 0x01, 0x07, 0xc1])) }, 'does not inflate to MessagePack')
+  // Another layout of the same list (array16 of bin16) reads the same through the general Decoder.
+  const wide = Buffer.from([0xdc, 0x00, 0x01, 0xc5, 0x00, 0x01, 0x07])
+  assert.equal([...inflateBatch({ t: 'zbatch', to: 'b', ids: ['m1'], z: zlib.deflateRawSync(wide) }).bs[0]!], [7])
 })
 
 test('compressed and uncompressed peers in one fleet: a node that announced deflate gets zbatch frames, one that did not gets plain batches, both every envelope whole and in order', async () => {

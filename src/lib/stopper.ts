@@ -6,7 +6,8 @@ export class Stopper {
   #controller: AbortController | undefined
   #stopped = false
   #reason: unknown
-  readonly #listeners = new Set<() => void>()
+  /** Made on the first onAbort (a method that ends before any stop needs none). */
+  #listeners: Set<() => void> | undefined
 
   get signal(): AbortSignal {
     if (this.#controller === undefined) {
@@ -29,13 +30,23 @@ export class Stopper {
     this.#stopped = true
     this.#reason = reason
     this.#controller?.abort(reason)
-    for (const f of [...this.#listeners]) f()
+    if (this.#listeners !== undefined) for (const f of [...this.#listeners]) f()
   }
 
   /** Call f once stopped; returns the unsubscribe. */
   onAbort(f: () => void): () => void {
-    this.#listeners.add(f)
-    return () => { this.#listeners.delete(f) }
+    const listeners = (this.#listeners ??= new Set())
+    listeners.add(f)
+    return () => { listeners.delete(f) }
+  }
+
+  /** Call f once stopped, until off(f) (no closure made for the unsubscribe). */
+  on(f: () => void): void {
+    (this.#listeners ??= new Set()).add(f)
+  }
+
+  off(f: () => void): void {
+    this.#listeners?.delete(f)
   }
 }
 
@@ -47,12 +58,13 @@ export function untilStopped<T>(work: Promise<T>, stop: Stopper, graceMs: number
       grace = setTimeout(() => reject(stop.reason), graceMs)
       grace.unref()
     }
-    let off = (): void => {}
     if (stop.aborted) onAbort()
-    else off = stop.onAbort(onAbort)
-    work.then(resolve, reject).finally(() => {
-      off()
+    else stop.on(onAbort)
+    // Settled by the work (or the grace timer, whichever is first); one handler each way.
+    const settle = (): void => {
+      stop.off(onAbort)
       if (grace) clearTimeout(grace)
-    })
+    }
+    work.then((v) => { settle(); resolve(v) }, (err: unknown) => { settle(); reject(err) })
   })
 }

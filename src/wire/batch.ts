@@ -13,6 +13,7 @@ import { OutpostError } from '../errors'
 import { decompress, maybeCompress, type CompressMode } from './compress'
 import { FROM_ROOM, MAX_BODY, splitEnvelope, type BatchFrame, type Frame, type MsgFrame, type ZbatchFrame } from './framing'
 import { checkDepth } from './msgpack-depth'
+import { GIVE_UP, Reader } from './msgpack-read'
 import { binHeader, putBin, strHeader } from './msgpack-write'
 
 /** The apiVersion from which a peer (node or hub) takes batch frames. */
@@ -97,12 +98,15 @@ export function compressFrame(f: Frame, mode: CompressMode): Frame {
 /** A zbatch frame as the batch frame it was made from; compressed_too_large or frame_invalid when it is not one. */
 export function inflateBatch(f: ZbatchFrame): BatchFrame {
   const raw = decompress(f.z, MAX_BODY)
-  checkDepth(raw, 'frame_invalid')
-  let list: unknown
-  try {
-    list = LIST_DECODER.decode(raw)
-  } catch (err) {
-    throw new OutpostError('frame_invalid', `frame: zbatch does not inflate to MessagePack (${(err as Error).message})`, { cause: err })
+  // What packList writes, read by hand; anything else goes to the general Decoder, which says what is wrong.
+  let list: unknown = readBins(raw)
+  if (list === undefined) {
+    checkDepth(raw, 'frame_invalid')
+    try {
+      list = LIST_DECODER.decode(raw)
+    } catch (err) {
+      throw new OutpostError('frame_invalid', `frame: zbatch does not inflate to MessagePack (${(err as Error).message})`, { cause: err })
+    }
   }
   if (!Array.isArray(list) || list.length !== f.ids.length || !list.every((b) => b instanceof Uint8Array)) {
     throw new OutpostError('frame_invalid', `frame: zbatch must inflate to ${f.ids.length} binaries, one per id`)
@@ -110,4 +114,22 @@ export function inflateBatch(f: ZbatchFrame): BatchFrame {
   const out: BatchFrame = { t: 'batch', to: f.to, ids: f.ids, bs: list as Uint8Array[] }
   if (f.from !== undefined) out.from = f.from
   return out
+}
+
+const reader = new Reader()
+
+/** A MessagePack array of bins and nothing after it: the bins (views of `raw`), else undefined. */
+function readBins(raw: Uint8Array): Uint8Array[] | undefined {
+  reader.reset(raw)
+  try {
+    const n = reader.arrayHeader()
+    const out: Uint8Array[] = []
+    for (let i = 0; i < n; i++) out.push(reader.bin())
+    return reader.at === reader.end ? out : undefined
+  } catch (err) {
+    if (err === GIVE_UP) return undefined
+    throw err
+  } finally {
+    reader.done()
+  }
 }

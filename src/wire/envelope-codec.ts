@@ -1,17 +1,13 @@
 /**
- * Envelope ⇄ MessagePack on the hot path, by hand. Every message, reply and ACK is encoded once
- * and decoded once; @msgpack/msgpack's general Encoder/Decoder plus the field checks cost
- * several µs each, a fixed-shape pass a fraction of that.
+ * Envelope → MessagePack on the hot path, by hand. Every message, reply and ACK is encoded once;
+ * @msgpack/msgpack's general Encoder costs several µs each, a fixed-shape pass a fraction of
+ * that. (Decoding by hand is envelope-decode.ts.)
  *
  *   encodeEnvelope: the bytes the general Encoder writes ({ ignoreUndefined }), byte for byte,
  *     for envelopes of plain fields; `error`/`operation` objects or unknown fields → undefined
  *     (the caller uses the general Encoder).
- *   decodeEnvelopeFields: a map of known fields with plain values → those fields, checked by
- *     the caller like any decoded value; anything else (unknown fields, nested maps, 64-bit
- *     integers, ext types, truncation) → undefined, and the general path (depth check, Decoder,
- *     full error messages) takes it.
  *
- * test/wire/envelope.test.ts compares both against the general codec on random envelopes.
+ * test/wire/envelope.test.ts compares it against the general codec on random envelopes.
  */
 
 import { binHeader, putBin, putStr, strHeader } from './msgpack-write'
@@ -30,8 +26,6 @@ const PLAIN: Record<string, Plain> = {
 }
 
 const KEYS = new Map<string, Buffer>(Object.keys(PLAIN).map((k) => [k, Buffer.concat([Buffer.from([0xa0 | k.length]), Buffer.from(k, 'latin1')])]))
-/** Keys as they arrive (latin1 of their bytes) → field name. */
-const KEY_BY_BYTES = new Map<string, string>(Object.keys(PLAIN).map((k) => [k, k]))
 
 const arrHead = (n: number): number => (n < 16 ? 1 : n < 0x10000 ? 3 : 5)
 
@@ -136,98 +130,6 @@ function putNum(out: Buffer, at: number, v: number): number {
   out.writeInt32BE(Math.floor(v / 0x100000000), at + 1)
   out.writeUInt32BE(v >>> 0, at + 5)
   return at + 9
-}
-
-/** Thrown inside the decoder to give up on the fast path. */
-const GIVE_UP = Symbol('general path')
-
-/**
- * The fields of a MessagePack map of known, plainly typed envelope fields, or undefined for the
- * general decoder. nil values are dropped as the general path drops them. Strings and bytes are
- * as the general Decoder returns them (bytes are views into `bytes`).
- */
-export function decodeEnvelopeFields(bytes: Uint8Array): Record<string, unknown> | undefined {
-  try {
-    return decodeFields(bytes)
-  } catch (err) {
-    if (err === GIVE_UP) return undefined
-    throw err
-  }
-}
-
-function decodeFields(b: Uint8Array): Record<string, unknown> | undefined {
-  const len = b.length
-  const h = b[0]
-  if (h === undefined || (h & 0xf0) !== 0x80) return undefined
-  const count = h & 0x0f
-  const buf = Buffer.from(b.buffer, b.byteOffset, b.byteLength)
-  let at = 1
-  const need = (n: number): void => { if (at + n > len) throw GIVE_UP }
-  const str = (): string => {
-    need(1)
-    const c = b[at]!
-    let n: number
-    if ((c & 0xe0) === 0xa0) { n = c & 0x1f; at += 1 }
-    else if (c === 0xd9) { need(2); n = b[at + 1]!; at += 2 }
-    else if (c === 0xda) { need(3); n = buf.readUInt16BE(at + 1); at += 3 }
-    else if (c === 0xdb) { need(5); n = buf.readUInt32BE(at + 1); at += 5 }
-    else throw GIVE_UP
-    need(n)
-    const s = buf.toString('utf8', at, at + n)
-    at += n
-    return s
-  }
-  const out: Record<string, unknown> = {}
-  for (let i = 0; i < count; i++) {
-    need(1)
-    const kh = b[at]!
-    if ((kh & 0xe0) !== 0xa0) return undefined
-    const kn = kh & 0x1f
-    need(1 + kn)
-    const field = KEY_BY_BYTES.get(buf.toString('latin1', at + 1, at + 1 + kn))
-    if (field === undefined) return undefined
-    at += 1 + kn
-    need(1)
-    const c = b[at]!
-    let v: unknown
-    if (c === 0xc0) { at++; continue } // nil: absent
-    if ((c & 0xe0) === 0xa0 || c === 0xd9 || c === 0xda || c === 0xdb) v = str()
-    else if (c <= 0x7f) { v = c; at++ }
-    else if (c >= 0xe0) { v = c - 0x100; at++ }
-    else if (c === 0xc2 || c === 0xc3) { v = c === 0xc3; at++ }
-    else if (c === 0xcc) { need(2); v = b[at + 1]; at += 2 }
-    else if (c === 0xcd) { need(3); v = buf.readUInt16BE(at + 1); at += 3 }
-    else if (c === 0xce) { need(5); v = buf.readUInt32BE(at + 1); at += 5 }
-    else if (c === 0xd0) { need(2); v = buf.readInt8(at + 1); at += 2 }
-    else if (c === 0xd1) { need(3); v = buf.readInt16BE(at + 1); at += 3 }
-    else if (c === 0xd2) { need(5); v = buf.readInt32BE(at + 1); at += 5 }
-    // 64-bit integers as the general Decoder reads them (a number; precision past 2^53 is the field check's to refuse).
-    else if (c === 0xcf) { need(9); v = buf.readUInt32BE(at + 1) * 0x100000000 + buf.readUInt32BE(at + 5); at += 9 }
-    else if (c === 0xd3) { need(9); v = buf.readInt32BE(at + 1) * 0x100000000 + buf.readUInt32BE(at + 5); at += 9 }
-    else if (c === 0xcb) { need(9); v = buf.readDoubleBE(at + 1); at += 9 }
-    else if (c === 0xca) { need(5); v = buf.readFloatBE(at + 1); at += 5 }
-    else if (c === 0xc4 || c === 0xc5 || c === 0xc6) {
-      const hl = c === 0xc4 ? 1 : c === 0xc5 ? 2 : 4
-      need(1 + hl)
-      const n = hl === 1 ? b[at + 1]! : hl === 2 ? buf.readUInt16BE(at + 1) : buf.readUInt32BE(at + 1)
-      at += 1 + hl
-      need(n)
-      v = b.subarray(at, at + n)
-      at += n
-    } else if ((c & 0xf0) === 0x90 || c === 0xdc) {
-      let n: number
-      if (c === 0xdc) { need(3); n = buf.readUInt16BE(at + 1); at += 3 }
-      else { n = c & 0x0f; at += 1 }
-      const a: unknown[] = []
-      for (let j = 0; j < n; j++) a.push(str())
-      v = a
-    } else {
-      return undefined
-    }
-    out[field] = v
-  }
-  // Exactly one map: anything after it is the general decoder's to refuse.
-  return at === len ? out : undefined
 }
 
 /**

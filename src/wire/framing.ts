@@ -3,6 +3,8 @@
  *
  *   bytes ─→ FrameDecoder.push ─→ Frame[] ─→ (part frames) Reassembler.add (reassembler.ts) ─→ envelope bytes
  *   envelope bytes ─→ splitEnvelope ─→ msg | part… ─→ encodeFrame ─→ bytes
+ * msg frames, and the batch / acks / zbatch frames (frame-routed.ts), are written and read by
+ * hand when they have the layout outpost writes; the rest go through the general codec.
  *
  * A frame is a 2-byte big-endian length N and N bytes of MessagePack, 2 + N ≤ 8192. The body
  * is a map whose `t` names the frame type, or a bare MessagePack string: a log line
@@ -14,6 +16,7 @@ import { Decoder, Encoder } from '@msgpack/msgpack'
 import { OutpostError } from '../errors'
 import { checkDepth } from './msgpack-depth'
 import { binHeader } from './msgpack-write'
+import { decodeRoutedFrame, encodeRoutedBody } from './frame-routed'
 
 // One encoder and decoder for the module: the library's encode()/decode() build a new one (and a
 // fresh 2 KiB buffer) per call, which showed up as garbage collection on the hot path.
@@ -107,7 +110,7 @@ function encodeBody(frame: Frame): Uint8Array {
 export function encodeFrame(frame: Frame): Buffer {
   if (frame.t === 'msg') return encodeMsgFrame(frame.id, frame.to, frame.from, frame.b)
   if (frame.t === 'part') return encodePartFrame(frame.id, frame.to, frame.from, frame.i, frame.n, frame.b)
-  const body = encodeBody(frame)
+  const body = (frame.t === 'batch' || frame.t === 'acks' || frame.t === 'zbatch' ? encodeRoutedBody(frame) : undefined) ?? encodeBody(frame)
   if (body.length > MAX_BODY) {
     throw new OutpostError('frame_too_large', `frame: ${frame.t} body is ${body.length} bytes, more than ${MAX_BODY} (split envelopes with splitEnvelope)`)
   }
@@ -222,7 +225,7 @@ export class FrameDecoder {
         if (this.#buffered < this.#need) break
         const body = this.#take(this.#need)
         this.#need = undefined
-        const quick = fastMsg(body, this.#views) ?? fastPart(body)
+        const quick = fastMsg(body, this.#views) ?? fastPart(body) ?? decodeRoutedFrame(body, !this.#views)
         if (quick !== undefined) {
           frames.push(quick)
           continue

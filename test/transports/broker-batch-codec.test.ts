@@ -11,7 +11,7 @@ import * as assert from 'uvu/assert'
 import { AckSender } from '../../src/ack-sender'
 import type { Transport } from '../../src/transport'
 import { isOutpostError } from '../../src/errors'
-import { decode, makeAck, type Envelope } from '../../src/wire/envelope'
+import { decode, type Envelope } from '../../src/wire/envelope'
 import { decodeBatch, encodeBatch, isBatch, packPayloads } from '../../transports/broker-batch'
 import { chunk, Unchunker } from '../../transports/chunks'
 import { announcedApi, compressPayload, DEFLATE_API, envelopesOf, isCompressed } from '../../transports/broker-payload'
@@ -115,7 +115,6 @@ test('broker compression - a bomb is compressed_too_large, a compressed payload 
   }
 })
 
-const env = (id: string, from: string, to: string): Envelope => ({ id, fromNode: from, toNode: to, method: 'node.ping', createdAt: 1 })
 
 test('broker batches - the ACKs of one tick to a node of version 2 are one envelope naming every id; to version 1, one each', async () => {
   const sent: { ack: Envelope; acks: string[] | undefined }[] = []
@@ -124,12 +123,12 @@ test('broker batches - the ACKs of one tick to a node of version 2 are one envel
     peerApi: (node: string) => (node === 'central' ? 2 : undefined),
     publish: (o: { bytes: Uint8Array; acks?: string[] }) => { sent.push({ ack: decode(o.bytes), acks: o.acks }); return Promise.resolve() },
   } as unknown as Transport
-  const acks = new AckSender({ self: 'ship1', transport, ulid: () => 'u', now: () => 1, charge: (b) => b })
   let n = 0
-  for (const id of ['m1', 'm2', 'm3']) acks.send(makeAck(env(id, 'central', 'ship1'), `a${n++}`, 1))
-  for (const id of ['o1', 'o2']) acks.send(makeAck(env(id, 'old', 'ship1'), `a${n++}`, 1))
-  // Version 1: at once, one per id.
-  assert.equal(sent.map(({ ack }) => [ack.toNode, ack.inReplyTo, ack.ids]), [['old', 'o1', undefined], ['old', 'o2', undefined]])
+  const acks = new AckSender({ self: 'ship1', transport, ulid: () => `a${n++}`, now: () => 1, charge: (b) => b })
+  for (const id of ['m1', 'm2', 'm3']) acks.send('central', id)
+  for (const id of ['o1', 'o2']) acks.send('old', id)
+  // Version 1: at once, one per id, each a single-id ACK from ship1.
+  assert.equal(sent.map(({ ack }) => [ack.toNode, ack.fromNode, ack.method, ack.inReplyTo, ack.ids]), [['old', 'ship1', 'ack', 'o1', undefined], ['old', 'ship1', 'ack', 'o2', undefined]])
   await new Promise((r) => process.nextTick(r))
   assert.is(sent.length, 3)
   assert.is(sent[2]!.ack.toNode, 'central')
@@ -137,10 +136,11 @@ test('broker batches - the ACKs of one tick to a node of version 2 are one envel
   assert.equal(sent[2]!.ack.ids, ['m1', 'm2', 'm3'])
   // Through a broker the envelope goes as it is (an `acks` frame is a hub's).
   assert.is(sent[2]!.acks, undefined)
-  // A lone ACK to version 2 stays the single-id envelope it was.
-  acks.send(makeAck(env('x', 'central', 'ship1'), 'ax', 1))
+  // A lone ACK to version 2 is the single-id envelope.
+  acks.send('central', 'x')
   await new Promise((r) => process.nextTick(r))
-  assert.equal([sent[3]!.ack.id, sent[3]!.ack.inReplyTo, sent[3]!.ack.ids], ['ax', 'x', undefined])
+  assert.equal([sent[3]!.ack.toNode, sent[3]!.ack.inReplyTo, sent[3]!.ack.ids], ['central', 'x', undefined])
+  assert.is(new Set(sent.map((s) => s.ack.id)).size, 4, 'each ACK envelope has an id of its own')
 })
 
 test.run()

@@ -10,6 +10,7 @@ import {
   type Frame,
   type PartFrame,
 } from '../../src/wire/framing'
+import { decodeRoutedFrame } from '../../src/wire/frame-routed'
 import { Reassembler } from '../../src/wire/reassembler'
 import { throwsCode } from '../helpers'
 
@@ -135,6 +136,52 @@ test('framing - a msg frame in another field order or with extra fields still de
   // A truncated bin length inside the fast layout is refused too.
   const good = mpEncode({ t: 'msg', id: 'x1', to: 'ship2', b })
   throwsCode(() => decodeOne(raw(good.subarray(0, good.length - 1))), 'frame_invalid')
+})
+
+test('framing - hand-written batch, acks and zbatch frames are byte for byte what the MessagePack encoder writes, and decode the same', () => {
+  const rand = rng(11)
+  const names = ['a', 'ship-1', 'x'.repeat(31), 'y'.repeat(32), 'z'.repeat(63), 'nöde-ü', '01ARYZ6S41TSV4RRFFQ69G5FAV']
+  const pick = (): string => names[Math.floor(rand() * names.length)]!
+  const bytes = (): Uint8Array => new Uint8Array([0, 1, 40, 255, 256, 700][Math.floor(rand() * 6)]!).map(() => Math.floor(rand() * 256))
+  for (let k = 0; k < 600; k++) {
+    const n = [1, 2, 15, 16, 17][Math.floor(rand() * 5)]!
+    const ids = Array.from({ length: n }, pick)
+    const from = rand() < 0.5 ? undefined : pick()
+    const kind = k % 3
+    // The general encoder writes the fields in SHAPES order, t first, leaving out undefined ones.
+    const f: Frame = kind === 0 ? { t: 'batch', to: pick(), ...(from !== undefined ? { from } : {}), ids, bs: ids.map(bytes) }
+      : kind === 1 ? { t: 'acks', id: pick(), to: pick(), ...(from !== undefined ? { from } : {}), ids, b: bytes() }
+        : { t: 'zbatch', to: pick(), ...(from !== undefined ? { from } : {}), ids, z: bytes() }
+    const generic = mpEncode(f, { ignoreUndefined: true })
+    if (generic.length > MAX_BODY) continue
+    const mine = encodeFrame(f)
+    assert.equal([...mine.subarray(2)], [...generic], `frame ${k} (${f.t})`)
+    assert.equal(decodeOne(mine), [f], `frame ${k} (${f.t})`)
+    assert.equal(decodeRoutedFrame(mine.subarray(2), true), f, `frame ${k} (${f.t}), by hand`)
+    assert.equal(new FrameDecoder({ views: true }).push(mine), [f], `frame ${k} (${f.t}), views`)
+  }
+})
+
+test('framing - a batch, acks or zbatch frame of another layout goes the general way: decoded, or refused saying why', () => {
+  const bs = [new Uint8Array([1]), new Uint8Array([2, 3])]
+  const batch: Frame = { t: 'batch', to: 'ship2', from: 'ship1', ids: ['m1', 'm2'], bs }
+  const reordered = mpEncode({ t: 'batch', ids: ['m1', 'm2'], bs, from: 'ship1', to: 'ship2' })
+  assert.is(decodeRoutedFrame(reordered, true), undefined)
+  assert.equal(decodeOne(raw(reordered)), [batch], 'another order')
+  assert.equal(decodeOne(raw(mpEncode({ t: 'batch', to: 'ship2', from: 'ship1', ids: ['m1', 'm2'], bs, later: 1 }))), [batch], 'a field a newer peer adds')
+  assert.equal(decodeOne(raw(mpEncode({ t: 'batch', to: 'ship2', from: null, ids: ['m1', 'm2'], bs }))), [{ t: 'batch', to: 'ship2', ids: ['m1', 'm2'], bs }], 'a nil from')
+  throwsCode(() => decodeOne(raw(mpEncode({ t: 'batch', to: 'ship2', ids: ['m1'], bs }))), 'frame_invalid', 'as long as each other')
+  throwsCode(() => decodeOne(raw(mpEncode({ t: 'batch', to: 'ship2', ids: [], bs: [] }))), 'frame_invalid', 'not empty')
+  throwsCode(() => decodeOne(raw(mpEncode({ t: 'acks', id: 'k', to: 'ship2', ids: [], b: bs[0] }))), 'frame_invalid', 'acks.ids must not be empty')
+  throwsCode(() => decodeOne(raw(mpEncode({ t: 'zbatch', to: 'ship2', ids: ['m1'], z: 'not bytes' }))), 'frame_invalid', 'zbatch.z must be binary')
+  throwsCode(() => decodeOne(raw(mpEncode({ t: 'acks', id: 'k', to: 'ship2', ids: ['m1', 7], b: bs[0] }))), 'frame_invalid', 'acks.ids must be an array of strings')
+  const good = encodeFrame(batch)
+  throwsCode(() => decodeOne(raw(good.subarray(2, good.length - 1))), 'frame_invalid')
+  throwsCode(() => decodeOne(raw(new Uint8Array([...good.subarray(2), 0xc0]))), 'frame_invalid')
+  // Payloads are copies unless the decoder gives views.
+  const copied = decodeOne(good)[0] as Extract<Frame, { t: 'batch' }>
+  good[good.length - 1] = 99
+  assert.is(copied.bs[1]![1], 3)
 })
 
 test('framing - writes the SPEC log-line example as a bare string starting 00 42', () => {

@@ -1,0 +1,139 @@
+/**
+ * Envelope bytes → a checked Envelope, by hand: every message, reply and ACK a node receives is
+ * decoded once here. The general path (a depth check, @msgpack/msgpack's Decoder, then
+ * checkWire in envelope.ts) builds the map, then a checked copy of it; this pass reads each
+ * field, checks it as checkWire would and keeps it, in one go.
+ *
+ *   bytes ─ decodeWireEnvelope ─▶ Envelope: a map of known fields of plain kinds, each as checkWire
+ *                                 takes it (toNodes dropped, nil = absent, createdAt 0 when missing)
+ *                              └▶ undefined: anything else (an unknown field, `error` or `operation`,
+ *                                 a value checkWire refuses, a missing required field, 64-bit
+ *                                 integers past 2^53, trailing or missing bytes) → the general
+ *                                 path, which decodes it or throws the full error message.
+ *
+ * Field names are matched on their bytes (no string is made for a key), and node and method
+ * names, which repeat from message to message, come from a small cache rather than being
+ * decoded each time (msgpack-read.ts). test/wire/envelope.test.ts compares it with the general path on random
+ * and malformed envelopes.
+ */
+import type { Envelope } from './envelope'
+import { GIVE_UP, Reader } from './msgpack-read'
+
+const STRING = 1
+const STRINGS = 2
+const UINT = 3
+const INT = 4
+const BOOL = 5
+const DATA = 6
+/** A string that repeats between messages (node and method names): Reader.name(). */
+const NAME = 7
+/** Read and dropped, as checkWire drops it. */
+const SKIP = 8
+
+/** The envelope's fields of plain kinds (envelope.ts FIELDS, less `error` and `operation`). */
+const KINDS: Record<string, number> = {
+  id: STRING, toNode: NAME, toNodes: SKIP, fromNode: NAME, method: NAME, methodArgs: STRINGS,
+  replyMethod: NAME, replyMethodArgs: STRINGS, data: DATA, stderr: DATA, exitCode: INT,
+  ackTimeout: UINT, retries: UINT, replyAckTimeout: UINT, replyRetries: UINT, methodTimeout: UINT,
+  replyMethodTimeout: UINT, ttl: UINT, directory: STRING, fileName: STRING, inReplyTo: STRING,
+  ids: STRINGS, seq: UINT, final: BOOL, createdAt: UINT, selector: STRING, notBefore: UINT,
+  expiresAt: UINT, keyFingerprint: NAME, sig: STRING, sigPath: STRING,
+}
+
+interface Field { name: string; kind: number; bytes: Buffer }
+
+function hashBytes(b: Uint8Array, at: number, n: number): number {
+  let h = n
+  for (let i = at; i < at + n; i++) h = (Math.imul(h, 31) + b[i]!) | 0
+  return h
+}
+
+/** Field by the hash of its name's bytes (checked here to be without collisions). */
+const FIELD_BY_HASH = new Map<number, Field>()
+for (const [name, kind] of Object.entries(KINDS)) {
+  const bytes = Buffer.from(name, 'latin1')
+  const h = hashBytes(bytes, 0, bytes.length)
+  if (FIELD_BY_HASH.has(h)) throw new Error(`envelope-decode: field names ${name} and ${FIELD_BY_HASH.get(h)!.name} share a hash`)
+  FIELD_BY_HASH.set(h, { name, kind, bytes })
+}
+
+const r = new Reader()
+
+/** The checked envelope in `bytes`, or undefined for the general path (see above). */
+export function decodeWireEnvelope(bytes: Uint8Array): Envelope | undefined {
+  r.reset(bytes)
+  try {
+    return readEnvelope()
+  } catch (err) {
+    if (err === GIVE_UP) return undefined
+    throw err
+  } finally {
+    r.done()
+  }
+}
+
+function readEnvelope(): Envelope | undefined {
+  const h = r.peek()
+  if ((h & 0xf0) !== 0x80) return undefined
+  const count = h & 0x0f
+  r.at = 1
+  const out: Record<string, unknown> = {}
+  for (let i = 0; i < count; i++) {
+    const kh = r.peek()
+    if ((kh & 0xe0) !== 0xa0) return undefined
+    const kn = kh & 0x1f
+    r.need(1 + kn)
+    const f = FIELD_BY_HASH.get(hashBytes(r.buf, r.at + 1, kn))
+    if (f === undefined || !sameBytes(f.bytes, r.at + 1, kn)) return undefined
+    r.at += 1 + kn
+    if (r.peek() === 0xc0) {
+      // nil: absent, as in checkWire; unless it undoes an earlier value of the same field.
+      if (out[f.name] !== undefined) return undefined
+      r.at++
+      continue
+    }
+    const v = readValue(f.kind)
+    if (f.kind !== SKIP) out[f.name] = v
+  }
+  if (r.at !== r.end) return undefined
+  if (!required(out.id) || !required(out.toNode) || !required(out.fromNode) || !required(out.method)) return undefined
+  if (out.createdAt === undefined) out.createdAt = 0
+  return out as unknown as Envelope
+}
+
+function sameBytes(key: Buffer, s: number, n: number): boolean {
+  if (key.length !== n) return false
+  for (let i = 0; i < n; i++) if (key[i] !== r.buf[s + i]) return false
+  return true
+}
+
+const required = (v: unknown): boolean => typeof v === 'string' && v !== ''
+
+/** A value of `kind` at the cursor, as checkWire would keep it; GIVE_UP for any other. */
+function readValue(kind: number): unknown {
+  const c = r.peek()
+  switch (kind) {
+    case STRING: return r.str()
+    case NAME: return r.name()
+    case DATA: return c >= 0xc4 && c <= 0xc6 ? r.bin() : r.str()
+    case STRINGS: return r.strs()
+    case UINT: {
+      const n = r.num()
+      if (!Number.isSafeInteger(n) || n < 0) throw GIVE_UP
+      return n
+    }
+    case INT: {
+      const n = r.num()
+      if (!Number.isSafeInteger(n)) throw GIVE_UP
+      return n
+    }
+    case BOOL:
+      if (c !== 0xc2 && c !== 0xc3) throw GIVE_UP
+      r.at++
+      return c === 0xc3
+    default: // SKIP
+      if ((c & 0xf0) === 0x90 || c === 0xdc) return r.strs()
+      if ((c & 0xe0) === 0xa0 || (c >= 0xd9 && c <= 0xdb)) return r.str()
+      return r.num()
+  }
+}
