@@ -32,6 +32,8 @@ export interface Conn {
   unproven?: Unproven | undefined
   /** Its hello was refused and the answer is held back: what else it sends is ignored. */
   refusing?: boolean
+  /** Nodes whose messages were forwarded on this connection: woken (`online`) when its node is back after losing it. */
+  senders?: Set<string> | undefined
 }
 
 /** Where a connection's frames go: a socket (encoded, corked per tick) or a node in this process. */

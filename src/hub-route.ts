@@ -56,6 +56,20 @@ export class Router {
     for (const key of this.blocked.keys()) if (key.startsWith(`${node}\u0000`)) this.blocked.delete(key)
   }
 
+  /**
+   * `node`'s connection `conn` is gone (closed, or replaced by a newer one): what was forwarded on
+   * it and not yet taken is lost with it, and no refusal tells its senders. They are woken
+   * (`online`) when `node` is back, and send what is still in flight again at once instead of
+   * waiting out its ACK timer (a file chunk's waits minutes for a slow link).
+   */
+  lost(node: string, conn: Conn): void {
+    if (conn.senders === undefined) return
+    let set = this.waiting.get(node)
+    for (const s of conn.senders) if (s !== node && this.host.nodes.has(s)) (set ??= new Set()).add(s)
+    if (set !== undefined) this.waiting.set(node, set)
+    conn.senders = undefined
+  }
+
   /** `node` is back: wake whoever waited for it. */
   back(node: string): void {
     for (const [key, b] of this.blocked) if (key.endsWith(`\u0000${node}`)) b.since = Date.now()
@@ -104,6 +118,7 @@ export class Router {
     }
     try {
       for (const out of frames) this.host.send(target, out)
+      if (f.t !== 'acks') (target.senders ??= new Set()).add(conn.node!)
     } catch (err) {
       // A frame that leaves no room for the `from` the hub stamps (every outpost node leaves it):
       // it cannot be forwarded; its sender's connection closes, not the hub.

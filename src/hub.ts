@@ -248,6 +248,7 @@ export class Hub {
     this.opts.log('info', `${conn.node} disconnected`)
     this.presence([], [conn.node])
     this.router.gone(conn.node)
+    this.router.lost(conn.node, conn)
   }
 
   /** Tell every watching node who came and went. */
@@ -340,6 +341,7 @@ export class Hub {
     if (previous) {
       // The newest connection wins: the old one is usually half-dead after a network change.
       this.fail(previous, 'frame_invalid', 'replaced by a newer connection of the same node')
+      this.router.lost(node, previous)
     }
     conn.node = node
     this.nodes.set(node, conn)
