@@ -2,8 +2,9 @@
 // but for the npm registry (stock Node binaries come as the npm packages node-linux-<arch>).
 //
 //   npm pack node-linux-<arch>  ─▶ ~/.pkg-cache/sea/node-v<ver>-linux-<arch>/bin/node (+ .ok)
-//   esbuild (bundle.mjs, per arch: wasm + pty addon embedded) ─▶ <cache>/work/outpost-<arch>.cjs
+//   esbuild (bundle.mjs, per arch) ─▶ <cache>/work/outpost-<arch>.cjs + .pack (wasm, pty addon, …)
 //   pkg sea (run under Node 22) ─▶ dist/outpost-linux-<arch>   (ppc64le: dynsym repaired)
+//   + the pack appended to the executable (src/lib/pack.ts reads it through /proc/self/exe)
 //   ─▶ dist/SHA256SUMS, dist/version.json (signed with OUTPOST_SIGNING_KEY when set)
 //
 // Usage: node --import tsx packaging/package.mjs [--arch x64,arm64,ppc64le] [--version V]
@@ -17,7 +18,7 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { parseArgs } from 'node:util'
-import { bundle, root } from './bundle.mjs'
+import { bundle, packFile, root } from './bundle.mjs'
 import { repairDynsym } from './elf.mjs'
 import { signRelease } from '../src/upgrade/release.ts'
 
@@ -212,10 +213,13 @@ async function main() {
     const addon = ptyAddon(arch)
     const entry = path.join(work, `outpost-${arch}-${process.pid}.cjs`)
     const bytes = await bundle({ outfile: entry, sea: true, ptyAddon: addon, version, ...(values.entry ? { entry: path.resolve(values.entry) } : {}) })
-    say(`linux-${arch}: bundled ${human(bytes)} (sql.js wasm${addon ? ' + pty addon' : ', no pty addon'})`)
+    say(`linux-${arch}: bundled ${human(bytes)} with its pack (sql.js wasm${addon ? ' + pty addon' : ', no pty addon'})`)
     const output = path.join(out, `outpost-linux-${arch}`)
     seaBuild({ entry, output, arch })
+    // After the ELF and its injected blob: the loader ignores bytes past the last segment.
+    fs.appendFileSync(output, fs.readFileSync(packFile(entry)))
     fs.rmSync(entry, { force: true })
+    fs.rmSync(packFile(entry), { force: true })
     const size = fs.statSync(output).size
     say(`linux-${arch}: ${path.relative(process.cwd(), output) || output} ${human(size)} in ${((Date.now() - started) / 1000).toFixed(1)} s`)
     rows.push({ arch, file: path.basename(output), size, sha256: sha256File(output), node: TARGETS[arch].node, pty: addon !== null })

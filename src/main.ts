@@ -1,4 +1,15 @@
+import v8 from 'node:v8'
 import { main } from './cli'
+
+// sql.js (the store's SQLite, the only WebAssembly here) stays on V8's baseline compiler. By
+// default V8 recompiles SQLite's hottest functions with TurboFan within the first second of an
+// agent; the VDBE loop alone takes ~22 MB of compiler memory, freed in pieces that glibc keeps
+// resident (6-11 MB of a freshly started agent's RSS, varying from start to start). The message
+// path does not show the difference (CPU per message the same within noise); SQL-heavy bulk
+// work does: ~40% slower in a pure SQL loop, restarts with 100k waiting somewhat slower
+// (docs/performance.md, "Memory"). Set before any wasm is compiled: flags are read then.
+v8.setFlagsFromString('--no-wasm-tier-up')
+v8.setFlagsFromString('--no-wasm-dynamic-tiering')
 
 // A reader that goes away (`outpost send --json | head -1`) ends the command quietly, as
 // SIGPIPE ends other tools, instead of a stack trace for the EPIPE of the next write.

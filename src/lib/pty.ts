@@ -33,13 +33,13 @@ export function loadPty(env: NodeJS.ProcessEnv = process.env): PtyLoad {
 }
 
 /**
- * The single binary's addon loader: writes the embedded `pty.node` (base64) into a private
- * directory (0700, owned by this user, name derived from the content hash so versions never
- * clash) and `process.dlopen`s it. Addons cannot be loaded from memory, hence the file.
+ * The single binary's addon loader: writes the embedded `pty.node` (from the binary's pack,
+ * src/lib/pack.ts) into a private directory (0700, owned by this user, name derived from the
+ * content hash so versions never clash) and `process.dlopen`s it. Addons cannot be loaded from
+ * memory, hence the file.
  */
-export function loadEmbeddedAddon(base64: string | undefined): unknown {
-  const bytes = Buffer.from(base64 ?? '', 'base64')
-  if (bytes.length === 0) throw new Error(`this outpost binary carries no pty addon for linux-${process.arch}`)
+export function loadEmbeddedAddon(bytes: Buffer | undefined): unknown {
+  if (bytes === undefined || bytes.length === 0) throw new Error(`this outpost binary carries no pty addon for linux-${process.arch}`)
   const dir = privateDir()
   const file = path.join(dir, `pty-${createHash('sha256').update(bytes).digest('hex').slice(0, 16)}.node`)
   if (!sameContent(file, bytes)) {

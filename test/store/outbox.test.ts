@@ -527,6 +527,42 @@ crash('crash: killed while a preallocated segment is zero-filled or written over
   await ob.close()
 })
 
+crash('crash: every line the writer printed reaches this process, even when it is read slowly (what the crash tests count on)', async () => {
+  const dir = tmpDir()
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(__dirname, '..', 'fixtures', 'outbox-writer.ts'), dir, 'slow', '16', '4096'], { stdio: ['ignore', 'pipe', 'inherit'] })
+  let out = ''
+  child.stdout.on('data', (d: Buffer) => { out += d })
+  const closed = new Promise<NodeJS.Signals | null>((r) => child.on('close', (_c, signal) => r(signal)))
+  while (!out.includes('READY')) await new Promise((r) => setTimeout(r, 20))
+  // Stop reading, as a loaded machine does: the pipe fills. A writer that waits for room stops
+  // writing anything (its journal too); one that queues its lines inside itself goes on.
+  child.stdout.pause()
+  const written = (): number => Number(/^wchar: (\d+)/m.exec(fs.readFileSync(`/proc/${child.pid}/io`, 'utf8'))?.[1] ?? 0)
+  const from = written()
+  let last = from
+  // Until it has written a good deal (its lines fill the pipe well before 64 KB) and then stood
+  // still for half a second, or has gone on far past what a pipe holds.
+  for (let still = 0, waited = 0; (still < 10 || last - from < 64 * 1024) && last - from < 8 * 1024 * 1024 && waited < 1200; waited++) {
+    await new Promise((r) => setTimeout(r, 50))
+    const now = written()
+    still = now === last ? still + 1 : 0
+    last = now
+  }
+  const ranOn = last - from >= 8 * 1024 * 1024
+  child.kill('SIGKILL')
+  child.stdout.resume()
+  assert.is(await closed, 'SIGKILL')
+  const lines = out.split('\n')
+  const enqueued = lines.filter((l) => l.startsWith('E ')).map((l) => l.slice(2))
+  const removing = new Set(lines.filter((l) => l.startsWith('r ')).map((l) => l.slice(2)))
+  const ob = await Outbox.open({ dir, maxBytes: 1 << 30 })
+  const lost = enqueued.filter((id) => !removing.has(id) && ob.get(id) === undefined)
+  await ob.close()
+  assert.ok(enqueued.length > 0, 'the writer acknowledged nothing')
+  assert.not.ok(ranOn, 'the writer went on while the lines it printed were not read: a SIGKILL then loses them')
+  assert.equal(lost, [], `${lost.length} messages acknowledged and never reported removed are gone: the writer removed them after lines this process never got`)
+})
+
 crash('crash: a live process holds the directory; once it is SIGKILLed the lock is taken over', async () => {
   const dir = tmpDir()
   const child = spawn(process.execPath, ['--import', 'tsx', path.join(__dirname, '..', 'fixtures', 'outbox-writer.ts'), dir, 'lk', '1'], { stdio: ['ignore', 'pipe', 'inherit'] })
