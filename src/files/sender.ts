@@ -32,34 +32,21 @@ import { Records } from './records'
 import { WholeHash } from './whole-hash'
 import { chunkAckTimeout } from './ack-timeout'
 import type { FileTransfersOptions } from './index'
-import type { OutRecord, PutMeta, TransferInfo } from './types'
+import { KEEP_FINISHED_MS, outInfo, TRANSFER_RETRIES, TRANSFER_TTL, type OutRecord, type PutMeta, type TransferInfo } from './types'
 
 export type { OutRecord } from './types'
-
-/** A transfer waits this long (ttl) in the outbox for its receiver: a week, for nodes on bad links. */
-export const TRANSFER_TTL = 7 * 86400
-
-/** Resends of one transfer message before it is given up: its ttl, not a count, should end it on a bad link. */
-export const TRANSFER_RETRIES = 10_000
-
-/** Finished records are kept this long (`outpost transfers --all`, a late commit answered again). */
-export const KEEP_FINISHED_MS = 7 * 86400 * 1000
+export { KEEP_FINISHED_MS, outInfo, TRANSFER_RETRIES, TRANSFER_TTL } from './types'
 
 /** What the node gives its transfers (index.ts), and where the sender tells of each change. */
 export interface SenderOptions extends FileTransfersOptions {
   notify: (info: TransferInfo) => void
 }
 
-export function outInfo(r: OutRecord): TransferInfo {
-  return {
-    id: r.id, direction: 'out', peer: r.to, path: r.src, dest: r.dest, state: r.state, size: r.size, bytes: Math.min(r.size, r.acked), resent: r.resent,
-    ...(r.sha256 !== '' ? { sha256: r.sha256 } : {}), startedAt: r.startedAt, updatedAt: r.updatedAt, ...(r.error ? { error: r.error } : {}),
-  }
-}
-
 interface Live {
   handle: fs.promises.FileHandle | undefined
   inFlight: Map<string, number>
+  /** Chunks read and being stored (submitted, not yet durable): they count against the window. */
+  storing: number
   pumping: boolean
   /** For --rate: when this pass started and what it sent since. */
   t0: number
@@ -238,7 +225,7 @@ export class Sender {
   private liveOf(rec: OutRecord): Live {
     let l = this.live.get(rec.id)
     if (l === undefined) {
-      l = { handle: undefined, inFlight: new Map(), pumping: false, t0: this.o.now(), sentSince: 0, lastSave: 0, rounds: 0, sent: [], whole: new WholeHash(rec.chunks, this.o.config.files.window) }
+      l = { handle: undefined, inFlight: new Map(), storing: 0, pumping: false, t0: this.o.now(), sentSince: 0, lastSave: 0, rounds: 0, sent: [], whole: new WholeHash(rec.chunks, this.o.config.files.window) }
       this.live.set(rec.id, l)
     }
     return l
@@ -252,26 +239,32 @@ export class Sender {
     try {
       const have = new Bitmap(rec.chunks, rec.have)
       const window = this.o.config.files.window
-      // The chunks of one round are stored together: their enqueues share the journal's
-      // group commit instead of waiting for one fdatasync each.
-      for (;;) {
-        const round: Promise<void>[] = []
-        while (rec.state === 'sending' && !this.closed && live.inFlight.size + round.length < window) {
-          let i = rec.resend.shift()
-          if (i === undefined) {
-            while (rec.next < rec.chunks && have.has(rec.next)) live.whole.skip(rec.next++)
-            if (rec.next >= rec.chunks) break
-            i = rec.next++
-          }
-          const sent = this.sendChunk(rec, live, i)
-          round.push(sent)
-          // --rate paces chunk by chunk.
-          if (rec.rate > 0) await sent
+      // Chunks are read one after another, in order; each is stored (the journal's group commit,
+      // an fdatasync) while the next is read, so a chunk's fdatasync does not hold up the next
+      // one's read and hash: the window fills as fast as the disk reads.
+      while (rec.state === 'sending' && !this.closed && live.inFlight.size + live.storing < window) {
+        let i = rec.resend.shift()
+        if (i === undefined) {
+          while (rec.next < rec.chunks && have.has(rec.next)) live.whole.skip(rec.next++)
+          if (rec.next >= rec.chunks) break
+          i = rec.next++
         }
-        if (round.length === 0) break
-        await Promise.all(round)
+        live.storing++
+        let stored: Promise<void>
+        try {
+          stored = this.storeChunk(rec, live, i, await this.readChunk(rec, live, i))
+        } catch (err) {
+          live.storing--
+          throw err
+        }
+        const after = stored.then(
+          () => { live.storing--; void this.pump(rec) },
+          (err: unknown) => { live.storing--; void this.fail(rec, err instanceof OutpostError ? err.toJSON() : { code: 'io', message: `file transfer ${rec.id}: ${(err as Error).message}` }) },
+        )
+        // --rate paces chunk by chunk.
+        if (rec.rate > 0) await after
       }
-      if (rec.state === 'sending' && live.inFlight.size === 0 && rec.resend.length === 0 && rec.next >= rec.chunks) {
+      if (rec.state === 'sending' && live.inFlight.size === 0 && live.storing === 0 && rec.resend.length === 0 && rec.next >= rec.chunks) {
         rec.state = 'committing'
         if (rec.sha256 === '') {
           const sha256 = await live.whole.digest(rec.src)
@@ -294,7 +287,8 @@ export class Sender {
     return chunkAckTimeout(files.window, rec.chunkBytes, delivery.ackTimeout, rec.rate)
   }
 
-  private async sendChunk(rec: OutRecord, live: Live, i: number): Promise<void> {
+  /** Chunk `i` read from the source (after --rate's wait), with its sha256; fed to the whole file's. */
+  private async readChunk(rec: OutRecord, live: Live, i: number): Promise<{ buf: Buffer; hash: string; len: number }> {
     if (rec.rate > 0) {
       // --rate: no faster than rate bytes a second since this pass started.
       const due = live.t0 + (live.sentSince / rec.rate) * 1000 - this.o.now()
@@ -307,6 +301,12 @@ export class Sender {
     if (bytesRead !== len) throw new OutpostError('io', `file transfer ${rec.id}: ${rec.src} is shorter than when the transfer started (it changed while being sent)`)
     const hash = createHash('sha256').update(buf).digest('hex')
     if (rec.sha256 === '') live.whole.feed(i, buf)
+    live.sentSince += len
+    return { buf, hash, len }
+  }
+
+  /** Chunk `i` stored in the outbox as a message (resolves once durable), then in flight. */
+  private async storeChunk(rec: OutRecord, live: Live, i: number, { buf, hash }: { buf: Buffer; hash: string; len: number }): Promise<void> {
     // The source is what keeps the chunk: the outbox keeps where it is and its sha256 (a signed
     // message keeps its data, the signature covers it).
     const ref = this.o.config.api.signingKey === null
@@ -323,7 +323,6 @@ export class Sender {
     this.chunkOf.set(env!.id, rec.id)
     this.chunkSent.set(env!.id, rec.id)
     live.sent.push(env!.id)
-    live.sentSince += len
   }
 
   /** Throws file_source_changed when the source is not what it was when the transfer started. */

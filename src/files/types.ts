@@ -111,3 +111,19 @@ export interface OutRecord {
   result?: { path: string; size: number; sha256: string }
   error?: { code: string; message: string }
 }
+
+/** A transfer waits this long (ttl) in the outbox for its receiver: a week, for nodes on bad links. */
+export const TRANSFER_TTL = 7 * 86400
+
+/** Resends of one transfer message before it is given up: its ttl, not a count, should end it on a bad link. */
+export const TRANSFER_RETRIES = 10_000
+
+/** Finished records are kept this long (`outpost transfers --all`, a late commit answered again). */
+export const KEEP_FINISHED_MS = 7 * 86400 * 1000
+
+export function outInfo(r: OutRecord): TransferInfo {
+  return {
+    id: r.id, direction: 'out', peer: r.to, path: r.src, dest: r.dest, state: r.state, size: r.size, bytes: Math.min(r.size, r.acked), resent: r.resent,
+    ...(r.sha256 !== '' ? { sha256: r.sha256 } : {}), startedAt: r.startedAt, updatedAt: r.updatedAt, ...(r.error ? { error: r.error } : {}),
+  }
+}
