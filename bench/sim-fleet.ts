@@ -18,6 +18,7 @@ import type { NatsConnection } from 'nats'
 import { replyTo } from '../src/reply'
 import { fullJitter } from '../transports/base'
 import { Subjects } from '../transports/subjects'
+import { ackedIds } from '../src/wire/acks'
 import { decode, encode, makeAck, type Envelope } from '../src/wire/envelope'
 import { encodeFrame, FrameDecoder, type Frame } from '../src/wire/framing'
 import { ulid } from '../src/wire/ulid'
@@ -94,14 +95,16 @@ export abstract class SimFleet {
   protected receive(name: string, bytes: Uint8Array, link: Link): void {
     const env = decode(bytes)
     if (env.method === 'ack') {
-      const t = env.inReplyTo === undefined ? undefined : this.pending.get(env.inReplyTo)
-      if (t !== undefined) {
+      // One id, or (api version 3 on) many in one ACK envelope.
+      for (const id of ackedIds(env)) {
+        const t = this.pending.get(id)
+        if (t === undefined) continue
         clearTimeout(t)
-        this.pending.delete(env.inReplyTo!)
+        this.pending.delete(id)
         this.counts.unacked--
         this.counts.repliesAcked++
-        this.changed()
       }
+      this.changed()
       return
     }
     if (env.ackTimeout !== 0) link.send(makeAck(env, ulid(), Date.now()))
@@ -156,7 +159,8 @@ export class TcpSimFleet extends SimFleet {
     sock.on('data', (chunk: Buffer) => {
       for (const f of dec.push(chunk)) {
         if (f.t === 'welcome') { welcomed = true; this.welcomed(name, link) }
-        else if (f.t === 'msg') this.receive(name, f.b, link)
+        else if (f.t === 'msg' || f.t === 'acks') this.receive(name, f.b, link)
+        else if (f.t === 'batch') for (const b of f.bs) this.receive(name, b, link)
         else if (f.t === 'ping') write({ t: 'pong' })
         else if (f.t === 'error') reason = f.code
       }
