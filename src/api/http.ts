@@ -15,7 +15,6 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto'
 import http from 'node:http'
-import type net from 'node:net'
 import type { Envelope, MessageDraft } from '../wire/envelope'
 import { OutpostError, isOutpostError, type ErrorCode } from '../errors'
 import type { LogFn } from '../log'
@@ -31,9 +30,10 @@ import { checkSameOrigin } from '../console/sessions'
 import { filterNodes, limitParam, readErrorLog } from './views'
 import { parseCopy, transferId } from '../files/api'
 import { HttpSessions } from './http-sessions'
+import { lingerOnClose, readBody } from './http-body'
 
-/** Largest request body read (bigger: 413 before it is buffered). Use the socket for more. */
-export const MAX_BODY_BYTES = 1024 * 1024
+export { MAX_BODY_BYTES, readBody } from './http-body'
+
 /** `?wait=1` holds the answer at most this long by default (`&timeout=S` changes it). */
 export const DEFAULT_WAIT_S = 60
 export const MAX_WAIT_S = 3600
@@ -44,8 +44,6 @@ const SSE_PING_MS = 15_000
 const MAX_WAIT_REPLY_BYTES = 16 * 1024 * 1024
 /** How often the headers and request timeouts are checked (Node's default, 30 s, let a 10 s limit run to 40). */
 const TIMEOUT_CHECK_MS = 1000
-/** After a refusal (401, 413) the connection stays half open this long, what comes meanwhile dropped unread. */
-const LINGER_MS = 2000
 
 export interface HttpApiOptions {
   /** host:port, or a bare port (bound to 127.0.0.1). */
@@ -359,47 +357,4 @@ function waitSeconds(v: string | null): number {
   const n = Number(v)
   if (!Number.isFinite(n) || n <= 0 || n > MAX_WAIT_S) throw new OutpostError('api_bad_request', `api: timeout must be seconds between 1 and ${MAX_WAIT_S}, got ${JSON.stringify(v)}`)
   return n
-}
-
-/**
- * A refusal sent while the client may still be sending (a body not read): close our side, drop
- * what still comes for LINGER_MS, then close (RFC 9112 §9.6). Closing at once with unread bytes
- * makes the kernel send a reset, and the client loses the answer.
- */
-function lingerOnClose(res: http.ServerResponse): void {
-  // req.socket: a pipelined response gets res.socket only once the ones before it are sent.
-  const socket: net.Socket = res.req.socket
-  // Node ends a `connection: close` response with socket.destroySoon(): end, then destroy.
-  // Reading goes on as before (the request is dumped); Node pauses and resumes the socket itself.
-  socket.destroySoon = (): void => {
-    socket.end()
-    const timer = setTimeout(() => socket.destroy(), LINGER_MS)
-    timer.unref()
-    socket.once('close', () => clearTimeout(timer))
-  }
-}
-
-/** The body as text, refused (413) past MAX_BODY_BYTES before more is buffered. */
-export function readBody(req: http.IncomingMessage, res: http.ServerResponse): Promise<string> {
-  const tooLarge = (): OutpostError => new OutpostError('api_too_large', `api: the request body is larger than ${MAX_BODY_BYTES} bytes (send bigger messages through the socket API)`)
-  const declared = Number(req.headers['content-length'] ?? NaN)
-  if (declared > MAX_BODY_BYTES) {
-    req.resume()
-    return Promise.reject(tooLarge())
-  }
-  // The client waits for this before it sends the body (Expect: 100-continue).
-  if (/100-continue/i.test(req.headers.expect ?? '')) res.writeContinue()
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = []
-    let size = 0
-    let over = false
-    req.on('data', (c: Buffer) => {
-      if (over) return
-      size += c.length
-      if (size > MAX_BODY_BYTES) { over = true; chunks.length = 0; reject(tooLarge()); return }
-      chunks.push(c)
-    })
-    req.on('end', () => { if (!over) resolve(Buffer.concat(chunks).toString('utf8')) })
-    req.on('error', reject)
-  })
 }
