@@ -29,13 +29,13 @@ import { ulid } from '../wire/ulid'
 import { Bitmap } from './bitmap'
 import { CHUNK_REF, expandChunk } from './chunk-ref'
 import { Records } from './records'
-import { WholeHash } from './whole-hash'
+import { sha256Path, unchanged, WholeHash } from './whole-hash'
 import { chunkAckTimeout } from './ack-timeout'
 import type { FileTransfersOptions } from './index'
-import { KEEP_FINISHED_MS, outInfo, TRANSFER_RETRIES, TRANSFER_TTL, type OutRecord, type PutMeta, type TransferInfo } from './types'
+import { ended, KEEP_FINISHED_MS, outInfo, TRANSFER_RETRIES, TRANSFER_TTL, type OutRecord, type PutMeta, type TransferInfo } from './types'
 
 export type { OutRecord } from './types'
-export { KEEP_FINISHED_MS, outInfo, TRANSFER_RETRIES, TRANSFER_TTL } from './types'
+export { ended, KEEP_FINISHED_MS, outInfo, TRANSFER_RETRIES, TRANSFER_TTL } from './types'
 
 /** What the node gives its transfers (index.ts), and where the sender tells of each change. */
 export interface SenderOptions extends FileTransfersOptions {
@@ -152,6 +152,7 @@ export class Sender {
     }
     rec.pending = undefined
     if (env.error !== undefined) {
+      if (rec.state === 'opening' && rec.sha256 === '' && env.error.code === 'method_args' && /sha256 must be 64 hex digits/.test(env.error.message)) return this.hashFirst(rec)
       await this.fail(rec, env.error)
       return {}
     }
@@ -193,6 +194,22 @@ export class Sender {
     await this.records.save(rec)
     this.o.notify(outInfo(rec))
     void this.pump(rec)
+    return {}
+  }
+
+  /**
+   * A receiver of a version before 2026-12-06 wants the whole file's sha256 in file.put, not with
+   * file.commit: the file is hashed first and the transfer opened again with it.
+   */
+  private async hashFirst(rec: OutRecord): Promise<MethodResult> {
+    this.o.log('info', `files: ${rec.to} takes the sha256 only before the chunks (an older outpost): hashing ${rec.src} first, transfer ${rec.id}`)
+    try {
+      rec.sha256 = await sha256Path(rec.src)
+      await unchanged(rec)
+      await this.open(rec)
+    } catch (err) {
+      await this.fail(rec, err instanceof OutpostError ? err.toJSON() : { code: 'io', message: `file transfer ${rec.id}: ${(err as Error).message}` })
+    }
     return {}
   }
 
@@ -269,7 +286,7 @@ export class Sender {
         if (rec.sha256 === '') {
           const sha256 = await live.whole.digest(rec.src)
           // Read as it went: a write to the source meanwhile would go unseen by the chunks' own sha256s.
-          await this.unchanged(rec)
+          await unchanged(rec)
           rec.sha256 = sha256
         }
         await this.request(rec, 'file.commit', [rec.id, rec.sha256])
@@ -325,13 +342,6 @@ export class Sender {
     live.sent.push(env!.id)
   }
 
-  /** Throws file_source_changed when the source is not what it was when the transfer started. */
-  private async unchanged(rec: OutRecord): Promise<void> {
-    const st = await fs.promises.stat(rec.src).catch(() => undefined)
-    if (st !== undefined && st.size === rec.size && (rec.mtimeMs === undefined || st.mtimeMs === rec.mtimeMs)) return
-    throw new OutpostError('file_source_changed', `file transfer ${rec.id}: ${rec.src} changed while it was being sent (its size or modification time is not what it was when the transfer started); the receiver deletes its partial file; send the file again`)
-  }
-
   /** A stored file.chunk about to be sent (delivery, at each send): see chunk-ref.ts. */
   expand(body: Uint8Array): Uint8Array | null {
     return expandChunk(body, this.fresh, (id) => this.recs.get(id), (rec, error) => void this.fail(rec, error))
@@ -384,9 +394,4 @@ export class Sender {
     this.closed = true
     for (const id of [...this.live.keys()]) await this.stopLive(id)
   }
-}
-
-/** A transfer that will not change any more. */
-export function ended(state: string): boolean {
-  return state === 'done' || state === 'failed' || state === 'cancelled'
 }

@@ -127,3 +127,8 @@ export function outInfo(r: OutRecord): TransferInfo {
     ...(r.sha256 !== '' ? { sha256: r.sha256 } : {}), startedAt: r.startedAt, updatedAt: r.updatedAt, ...(r.error ? { error: r.error } : {}),
   }
 }
+
+/** A transfer that will not change any more. */
+export function ended(state: string): boolean {
+  return state === 'done' || state === 'failed' || state === 'cancelled'
+}

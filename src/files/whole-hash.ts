@@ -12,6 +12,8 @@
  */
 import { createHash } from 'node:crypto'
 import fs from 'node:fs'
+import { OutpostError } from '../errors'
+import type { OutRecord } from './types'
 
 export class WholeHash {
   private readonly hash = createHash('sha256')
@@ -61,4 +63,11 @@ export async function sha256Path(file: string): Promise<string> {
   const h = createHash('sha256')
   for await (const chunk of fs.createReadStream(file, { highWaterMark: 1024 * 1024 })) h.update(chunk as Buffer)
   return h.digest('hex')
+}
+
+/** Throws file_source_changed when the source is not what it was when the transfer started. */
+export async function unchanged(rec: Pick<OutRecord, 'id' | 'src' | 'size' | 'mtimeMs'>): Promise<void> {
+  const st = await fs.promises.stat(rec.src).catch(() => undefined)
+  if (st !== undefined && st.size === rec.size && (rec.mtimeMs === undefined || st.mtimeMs === rec.mtimeMs)) return
+  throw new OutpostError('file_source_changed', `file transfer ${rec.id}: ${rec.src} changed while it was being sent (its size or modification time is not what it was when the transfer started); the receiver deletes its partial file; send the file again`)
 }

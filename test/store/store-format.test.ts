@@ -3,7 +3,6 @@
  * (format 2) must not leave a data directory the binary it may roll back to cannot read.
  * The older outpost is built from this repository's history (the last commit before body files).
  */
-import { spawnSync } from 'node:child_process'
 import crypto from 'node:crypto'
 import fs from 'node:fs'
 import path from 'node:path'
@@ -12,31 +11,14 @@ import * as assert from 'uvu/assert'
 import { Outbox } from '../../src/store/outbox'
 import { readPending, writePending } from '../../src/upgrade/watchdog'
 import { VERSION } from '../../src/version'
-import { Cluster, status, sendVia, tmpDir } from '../fixtures/cluster'
+import { Cluster, status, sendVia } from '../fixtures/cluster'
+import { oldBuild } from '../fixtures/old-build'
 
-const ROOT = path.join(__dirname, '..', '..')
 /** The last commit whose outbox keeps bodies inside sql.js (store format 1). */
 const FORMAT_1_COMMIT = '45265d625e7c95489a13e7555201bd74ec6e164d'
 
-let oldBin: string | undefined
-/** bin/outpost.cjs of the format-1 outpost, built once from `git archive` with this checkout's node_modules. */
-function formatOneBinary(): string {
-  if (oldBin !== undefined) return oldBin
-  const dir = tmpDir()
-  // A shallow clone lacks the commit: fetch just it from where the clone came from.
-  if (spawnSync('git', ['-C', ROOT, 'cat-file', '-e', `${FORMAT_1_COMMIT}^{commit}`]).status !== 0) {
-    spawnSync('git', ['-C', ROOT, 'fetch', '--quiet', '--depth=1', 'origin', FORMAT_1_COMMIT], { stdio: 'ignore', timeout: 60_000 })
-  }
-  const tar = spawnSync('git', ['-C', ROOT, 'archive', '--format=tar', FORMAT_1_COMMIT], { maxBuffer: 1 << 28 })
-  if (tar.status !== 0) throw new Error(`git archive ${FORMAT_1_COMMIT} failed: this test needs the repository's history (not a shallow clone): ${tar.stderr}`)
-  const x = spawnSync('tar', ['-x', '-C', dir], { input: tar.stdout })
-  if (x.status !== 0) throw new Error(`tar: ${x.stderr}`)
-  fs.symlinkSync(path.join(ROOT, 'node_modules'), path.join(dir, 'node_modules'))
-  const b = spawnSync(process.execPath, ['packaging/build.mjs'], { cwd: dir, encoding: 'utf8' })
-  if (b.status !== 0) throw new Error(`building ${FORMAT_1_COMMIT}: ${b.stdout}${b.stderr}`)
-  oldBin = path.join(dir, 'bin', 'outpost.cjs')
-  return oldBin
-}
+/** bin/outpost.cjs of the format-1 outpost. */
+const formatOneBinary = (): string => oldBuild(FORMAT_1_COMMIT)
 
 /** ship1 has not connected when these are sent (no hub yet): central has not heard of it, hence allowUnknown. */
 const pings = (n: number, tag: string): unknown[] => Array.from({ length: n }, (_, i) => ({ toNode: 'ship1', method: 'node.ping', data: `${tag}-${i}-${'x'.repeat(i % 97)}` }))
