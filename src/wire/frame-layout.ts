@@ -10,6 +10,7 @@
  */
 import { OutpostError } from '../errors'
 import type { MsgFrame, PartFrame } from './framing'
+import { GIVE_UP, Reader } from './msgpack-read'
 import { binHeader, putBin, putStr, strHeader } from './msgpack-write'
 
 /** Largest frame on the wire, length prefix included. */
@@ -116,61 +117,46 @@ function writeHead(out: Buffer, at: number, id: string, idN: number, to: string,
   return at
 }
 
-/** Reads a str at `at` of body: [value, next offset], or undefined when something else is there. */
-function readStr(body: Uint8Array, at: number): [string, number] | undefined {
-  const h = body[at]
-  let n: number
-  let start: number
-  if (h === undefined) return undefined
-  if ((h & 0xe0) === 0xa0) { n = h & 0x1f; start = at + 1 }
-  else if (h === 0xd9 && at + 1 < body.length) { n = body[at + 1]!; start = at + 2 }
-  else if (h === 0xda && at + 2 < body.length) { n = (body[at + 1]! << 8) | body[at + 2]!; start = at + 3 }
-  else return undefined
-  if (start + n > body.length) return undefined
-  return [Buffer.from(body.buffer, body.byteOffset + start, n).toString('utf8'), start + n]
+const r = new Reader()
+
+/** id, to and from (when `withFrom`) after their keys, at the reader's cursor: GIVE_UP when the layout differs. */
+function readHead(withFrom: boolean): { id: string; to: string; from: string | undefined } {
+  if (!r.key(K_ID)) throw GIVE_UP
+  const id = r.str()
+  if (!r.key(K_TO)) throw GIVE_UP
+  const to = r.name()
+  if (!withFrom) return { id, to, from: undefined }
+  if (!r.key(K_FROM)) throw GIVE_UP
+  return { id, to, from: r.name() }
 }
 
-/** Reads a uint (below 2^32) at `at`: [value, next offset], or undefined. */
-function readUint(body: Uint8Array, at: number): [number, number] | undefined {
-  const h = body[at]
-  if (h === undefined) return undefined
-  if (h < 0x80) return [h, at + 1]
-  if (h === 0xcc && at + 1 < body.length) return [body[at + 1]!, at + 2]
-  if (h === 0xcd && at + 2 < body.length) return [(body[at + 1]! << 8) | body[at + 2]!, at + 3]
-  if (h === 0xce && at + 4 < body.length) return [((body[at + 1]! << 24) >>> 0) + (body[at + 2]! << 16) + (body[at + 3]! << 8) + body[at + 4]!, at + 5]
-  return undefined
+/** The payload after K_B, exactly to the end of the body (trailing bytes are the general decoder's to refuse). */
+function readPayload(copy: boolean): Uint8Array {
+  if (!r.key(K_B)) throw GIVE_UP
+  const b = r.bin(copy)
+  if (r.at !== r.end) throw GIVE_UP
+  return b
 }
 
-function keyAt(body: Uint8Array, at: number, key: Buffer): boolean {
-  if (at + key.length > body.length) return false
-  for (let i = 0; i < key.length; i++) if (body[at + i] !== key[i]) return false
-  return true
+/** A non-negative integer below 2^32 (what the Encoder writes for i and n). */
+function readUint(): number {
+  const v = r.num()
+  if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) throw GIVE_UP
+  return v
 }
 
-/** id, to and from (when `withFrom`) after their keys at `at`: undefined when the layout differs. */
-function readHead(body: Uint8Array, at: number, withFrom: boolean): { id: string; to: string; from: string | undefined; at: number } | undefined {
-  if (!keyAt(body, at, K_ID)) return undefined
-  const id = readStr(body, at + K_ID.length)
-  if (id === undefined || !keyAt(body, id[1], K_TO)) return undefined
-  const to = readStr(body, id[1] + K_TO.length)
-  if (to === undefined) return undefined
-  if (!withFrom) return { id: id[0], to: to[0], from: undefined, at: to[1] }
-  if (!keyAt(body, to[1], K_FROM)) return undefined
-  const f = readStr(body, to[1] + K_FROM.length)
-  return f === undefined ? undefined : { id: id[0], to: to[0], from: f[0], at: f[1] }
-}
-
-/** The payload after K_B at `at`, exactly to the end of body (trailing bytes are the general decoder's to refuse). */
-function readPayload(body: Uint8Array, at: number): Uint8Array | undefined {
-  if (!keyAt(body, at, K_B)) return undefined
-  at += K_B.length
-  const h = body[at]
-  let n: number
-  if (h === 0xc4 && at + 1 < body.length) { n = body[at + 1]!; at += 2 }
-  else if (h === 0xc5 && at + 2 < body.length) { n = (body[at + 1]! << 8) | body[at + 2]!; at += 3 }
-  else return undefined
-  if (at + n !== body.length) return undefined
-  return body.subarray(at, at + n)
+/** `read` over `body` from after its map header: undefined when the reader gives up. */
+function quick<T>(body: Uint8Array, read: () => T): T | undefined {
+  r.reset(body)
+  r.at = 1
+  try {
+    return read()
+  } catch (err) {
+    if (err === GIVE_UP) return undefined
+    throw err
+  } finally {
+    r.done()
+  }
 }
 
 /**
@@ -179,14 +165,14 @@ function readPayload(body: Uint8Array, at: number): Uint8Array | undefined {
  */
 export function fastMsg(body: Uint8Array, view: boolean): MsgFrame | undefined {
   const m = body[0]
-  if ((m !== 0x84 && m !== 0x85) || !keyAt(body, 1, MSG_HEAD)) return undefined
-  const h = readHead(body, 1 + MSG_HEAD.length, m === 0x85)
-  if (h === undefined) return undefined
-  const b = readPayload(body, h.at)
-  if (b === undefined) return undefined
-  const frame: MsgFrame = { t: 'msg', id: h.id, to: h.to, b: view ? b : new Uint8Array(b) }
-  if (h.from !== undefined) frame.from = h.from
-  return frame
+  if (m !== 0x84 && m !== 0x85) return undefined
+  return quick(body, () => {
+    if (!r.key(MSG_HEAD)) throw GIVE_UP
+    const h = readHead(m === 0x85)
+    const frame: MsgFrame = { t: 'msg', id: h.id, to: h.to, b: readPayload(!view) }
+    if (h.from !== undefined) frame.from = h.from
+    return frame
+  })
 }
 
 /**
@@ -196,16 +182,17 @@ export function fastMsg(body: Uint8Array, view: boolean): MsgFrame | undefined {
  */
 export function fastPart(body: Uint8Array): PartFrame | undefined {
   const m = body[0]
-  if ((m !== 0x86 && m !== 0x87) || !keyAt(body, 1, PART_HEAD)) return undefined
-  const h = readHead(body, 1 + PART_HEAD.length, m === 0x87)
-  if (h === undefined || !keyAt(body, h.at, K_I)) return undefined
-  const i = readUint(body, h.at + K_I.length)
-  if (i === undefined || !keyAt(body, i[1], K_N)) return undefined
-  const n = readUint(body, i[1] + K_N.length)
-  // Out of range: the general decoder says why.
-  if (n === undefined || n[0] < 1 || i[0] >= n[0]) return undefined
-  const b = readPayload(body, n[1])
-  if (b === undefined) return undefined
-  const view = new Uint8Array(b.buffer, b.byteOffset, b.length)
-  return h.from === undefined ? { t: 'part', id: h.id, to: h.to, i: i[0], n: n[0], b: view } : { t: 'part', id: h.id, to: h.to, from: h.from, i: i[0], n: n[0], b: view }
+  if (m !== 0x86 && m !== 0x87) return undefined
+  return quick(body, (): PartFrame => {
+    if (!r.key(PART_HEAD)) throw GIVE_UP
+    const h = readHead(m === 0x87)
+    if (!r.key(K_I)) throw GIVE_UP
+    const i = readUint()
+    if (!r.key(K_N)) throw GIVE_UP
+    const n = readUint()
+    // Out of range: the general decoder says why.
+    if (n < 1 || i >= n) throw GIVE_UP
+    const b = readPayload(false)
+    return h.from === undefined ? { t: 'part', id: h.id, to: h.to, i, n, b } : { t: 'part', id: h.id, to: h.to, from: h.from, i, n, b }
+  })
 }

@@ -1,8 +1,9 @@
 /**
  * Reading MessagePack by hand, for the hot path's fixed shapes (envelope-decode.ts's envelopes,
- * frame-read.ts's routed frames): a cursor over one buffer that reads exactly what the general
- * Decoder would, and throws GIVE_UP for anything else, so that the caller hands the bytes to the
- * general path (which decodes them, or says precisely what is wrong).
+ * frame-routed.ts's routed frames, frame-layout.ts's msg and part frames): a cursor over one
+ * buffer that reads exactly what the general Decoder would, and throws GIVE_UP for anything
+ * else, so that the caller hands the bytes to the general path (which decodes them, or says
+ * precisely what is wrong).
  */
 
 /** Thrown by a Reader: these bytes are the general path's. */
