@@ -13,8 +13,9 @@
  * A message is taken at its envelope plus FRAME_ALLOWANCE for the transport's framing (an
  * estimate: the pump decides before the transport has framed, batched or compressed it); a
  * transport that reports what it wrote (tcp, MQTT, NATS) then settles the difference, so the cap
- * holds on the bytes that cross the connection. Pings, hellos, session frames and TCP/IP headers
- * are not counted. A message larger than the whole bucket goes when the bucket is full, and the
+ * holds on the bytes that cross the connection. Session frames are never held back but owe what
+ * they wrote (up to a second's worth), so outbox traffic waits for them. Pings, hellos and
+ * TCP/IP headers are not counted. A message larger than the whole bucket goes when the bucket is full, and the
  * bucket owes the difference: the long-run rate holds.
  */
 import { FRAME_METHOD } from './sessions/frames'
@@ -78,6 +79,11 @@ class Bucket {
     this.tokens -= n
   }
 
+  /** Take `n` that was spent without waiting, leaving at most one second's worth owed. */
+  owe(n: number): void {
+    this.tokens = Math.min(this.tokens, Math.max(-this.rate, this.tokens - n))
+  }
+
   /** Give back (or take more): an estimate taken earlier proved `n` too high (negative: too low). */
   refund(n: number): void {
     this.tokens = Math.min(this.rate, this.tokens + n)
@@ -116,23 +122,26 @@ export class Pacer {
   }
 
   /**
-   * The transport wrote `wire` bytes for `msgs`, which were taken at envelope + FRAME_ALLOWANCE
-   * each: the bucket is settled to what was written. Session frames in the same write (never
-   * taken) keep their share of the bytes out of the count.
+   * The transport wrote `wire` bytes for `msgs`. Messages and ACKs were taken at envelope +
+   * FRAME_ALLOWANCE each: the bucket is settled to what was written for them. Session frames
+   * (shells, tunnels; never held back, they are interactive) owe their share of the bytes: what
+   * they write leaves less for the outbox, so the link's total holds to the cap while they stay
+   * under it. Their debt is bounded to one second's worth, so a tunnel that outruns the cap holds
+   * the outbox back while it runs, not for what it sent beyond the cap afterwards.
    */
   settle(msgs: Metered, wire: number): void {
     const bytes = this.bytes
     if (bytes === undefined) return
     let taken = 0
-    let paced = 0
+    let live = 0
     let all = 0
     for (const m of msgs) {
       all += m.bytes.length
-      if (m.method === FRAME_METHOD) continue
-      paced += m.bytes.length
-      taken += m.bytes.length + FRAME_ALLOWANCE
+      if (m.method === FRAME_METHOD) live += m.bytes.length
+      else taken += m.bytes.length + FRAME_ALLOWANCE
     }
-    if (taken === 0) return
-    bytes.refund(taken - (paced === all ? wire : Math.round((wire * paced) / all)))
+    const liveWire = live === 0 ? 0 : live === all ? wire : Math.round((wire * live) / all)
+    if (taken > 0) bytes.refund(taken - (wire - liveWire))
+    if (liveWire > 0) bytes.owe(liveWire)
   }
 }

@@ -127,7 +127,7 @@ export const SCHEMA = obj({
     }, 'TLS for tls://, mqtts:// and TLS NATS servers.'),
     ...transportSections(),
     compress: oneOf(['auto', 'off'] as const, 'auto', 'auto: compress (deflate) a batch of 1 KiB or more of envelopes when that saves at least 10%: on tcp with a hub that offers it, on MQTT and NATS to a node that announced it (api version 4); nothing compressed reaches a node that did not announce it. off: never, and this node announces nothing (on MQTT and NATS it says api version 3).'),
-    maxBytesPerSecond: int(0, 'Bytes a second delivery may send (a metered link), counted as written to the connection (after batching and compression); ACKs sent count too; messages wait their turn in the outbox. 0: unlimited.', 0),
+    maxBytesPerSecond: int(0, 'Bytes a second delivery may send (a metered link), counted as written to the connection (after batching and compression); ACKs and shell/tunnel frames count too (never held back); messages wait their turn in the outbox. 0: unlimited.', 0),
   }, 'How this node reaches the others.'),
   delivery: obj({
     ackTimeout: int(5, 'Seconds to wait for an ACK before resending.', 0),
