@@ -142,8 +142,8 @@ export class PeerVersions {
  */
 export class TickQueue<T extends Queued> {
   private readonly opened = new Set<string>()
-  /** Per receiver, its messages and (same index) how to settle each one's publish. */
-  private queued = new Map<string, { items: T[]; ok: Array<() => void>; fail: Array<(err: Error) => void> }>()
+  /** Per receiver, its messages and the one promise they all settle with (they go out together). */
+  private queued = new Map<string, { items: T[]; done: Promise<void>; ok: () => void; fail: (err: Error) => void }>()
   private readonly send: (to: string, items: T[]) => Promise<void>
 
   /** `send`: what the end of the tick does with each receiver's messages, in order. */
@@ -159,24 +159,27 @@ export class TickQueue<T extends Queued> {
     return true
   }
 
+  /**
+   * Hold `item` for the end of the tick. The messages to one receiver in one tick share one
+   * promise (they are sent, or fail, together): no promise or closure is made per message.
+   */
   add(to: string, item: T): Promise<void> {
-    // The message itself is kept as it is (no property added to it), beside its promise's settlers.
-    return new Promise<void>((resolve, reject) => {
-      const list = this.queued.get(to)
-      if (list === undefined) this.queued.set(to, { items: [item], ok: [resolve], fail: [reject] })
-      else { list.items.push(item); list.ok.push(resolve); list.fail.push(reject) }
-    })
+    const list = this.queued.get(to)
+    if (list !== undefined) {
+      list.items.push(item)
+      return list.done
+    }
+    let ok!: () => void
+    let fail!: (err: Error) => void
+    const done = new Promise<void>((resolve, reject) => { ok = resolve; fail = reject })
+    this.queued.set(to, { items: [item], done, ok, fail })
+    return done
   }
 
   private flush(): void {
     this.opened.clear()
     const queued = this.queued
     this.queued = new Map()
-    for (const [to, { items, ok, fail }] of queued) {
-      this.send(to, items).then(
-        () => { for (const resolve of ok) resolve() },
-        (err: Error) => { for (const reject of fail) reject(err) },
-      )
-    }
+    for (const [to, { items, ok, fail }] of queued) this.send(to, items).then(ok, fail)
   }
 }

@@ -215,15 +215,20 @@ class MqttTransport extends TransportBase<Section> implements Transport {
     }
   }
 
-  async publish(msg: Outbound): Promise<void> {
+  /** Not async: a message held for the end of its tick gets the promise its tick's batch shares, not one of its own. */
+  publish(msg: Outbound): Promise<void> {
     const client = this.client
-    if (!this.connected || client === undefined) throw new OutpostError('not_connected', 'mqtt: not connected to a broker')
+    if (!this.connected || client === undefined) return Promise.reject(new OutpostError('not_connected', 'mqtt: not connected to a broker'))
     if (msg.method !== ACK_METHOD && this.away.has(msg.to)) {
       this.evq.push({ type: 'nack', id: msg.id, to: msg.to, reason: 'offline' })
-      return
+      return Promise.resolve()
     }
     // To a node that takes batches, the first message of a tick goes now, the rest at its end.
     if (this.peers.takesBatches(msg.to) && !this.tick.first(msg.to)) return this.tick.add(msg.to, msg)
+    return this.publishOne(client, msg)
+  }
+
+  private async publishOne(client: MqttClient, msg: Outbound): Promise<void> {
     const wire = await this.put(client, this.topics.message(msg.to, msg.method, msg.event), msg.id, msg.to, msg.bytes, msg.written)
     this.opts.onWire?.([msg], wire)
   }

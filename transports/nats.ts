@@ -51,6 +51,8 @@ const RECONNECT_MAX_MS = 30_000
 const AUTH_RETRY_MS = 10_000
 
 const DEFAULT_PORT = 4222
+/** What publish() gives back for a message written at once (one resolved promise for all of them). */
+const SENT = Promise.resolve()
 /** Batches whose no-responders answer (which names the first id) stands for all their ids. */
 const BATCHES_KEPT = 4096
 
@@ -121,14 +123,20 @@ class NatsTransport extends TransportBase<Section> implements Transport {
     void this.run()
   }
 
-  async publish(msg: Outbound): Promise<void> {
+  /** Not async: a message held for the end of its tick gets the promise its tick's batch shares, not one of its own. */
+  publish(msg: Outbound): Promise<void> {
     const nc = this.nc
-    if (!this.connected || nc === undefined) throw new OutpostError('not_connected', 'nats: not connected to a server')
-    if (this.peers.get(msg.to) === undefined && !this.probed.has(msg.to)) this.probe(nc, msg.to)
-    // To a node that takes batches, the first message of a tick goes now, the rest at its end.
-    if (this.peers.takesBatches(msg.to) && !this.tick.first(msg.to)) return this.tick.add(msg.to, msg)
-    const wire = this.put(nc, this.subjects.message(msg.to, msg.method, msg.event), msg.id, msg.to, msg.bytes, msg.method === ACK_METHOD)
-    this.opts.onWire?.([msg], wire)
+    if (!this.connected || nc === undefined) return Promise.reject(new OutpostError('not_connected', 'nats: not connected to a server'))
+    try {
+      if (this.peers.get(msg.to) === undefined && !this.probed.has(msg.to)) this.probe(nc, msg.to)
+      // To a node that takes batches, the first message of a tick goes now, the rest at its end.
+      if (this.peers.takesBatches(msg.to) && !this.tick.first(msg.to)) return this.tick.add(msg.to, msg)
+      const wire = this.put(nc, this.subjects.message(msg.to, msg.method, msg.event), msg.id, msg.to, msg.bytes, msg.method === ACK_METHOD)
+      this.opts.onWire?.([msg], wire)
+      return SENT
+    } catch (err) {
+      return Promise.reject(err)
+    }
   }
 
   /** One payload (compressed when `to` takes it and it pays; as parts past max_payload); its bytes on the wire. */
