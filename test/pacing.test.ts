@@ -17,6 +17,7 @@ import net from 'node:net'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { Cluster, Proc, editYaml, freePort, section, sendVia, status } from './fixtures/cluster'
+import { compressibleText, countingRelay } from './fixtures/counting-relay'
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
 
@@ -62,37 +63,6 @@ test('pacing - a backlog drains at delivery.drainRate once its receiver is back'
     await c.destroy()
   }
 })
-
-/** A relay on loopback to the hub that counts the bytes the node sends through it. */
-async function countingRelay(hubPort: number): Promise<{ port: number; sent: () => number; close: () => void }> {
-  let sent = 0
-  const links: net.Socket[] = []
-  const proxy = net.createServer((down) => {
-    const up = net.connect(hubPort, '127.0.0.1')
-    links.push(down, up)
-    down.on('data', (d: Buffer) => { sent += d.length; up.write(d) })
-    up.pipe(down)
-    down.on('error', () => up.destroy())
-    up.on('error', () => down.destroy())
-    down.on('close', () => up.destroy())
-    up.on('close', () => down.destroy())
-  })
-  const port = await freePort()
-  await new Promise<void>((resolve) => proxy.listen(port, '127.0.0.1', resolve))
-  return { port, sent: () => sent, close: () => { for (const s of links) s.destroy(); proxy.close() } }
-}
-
-/** Text that deflate shrinks about threefold (words drawn from a small list), different each call. */
-function compressibleText(n: number, seed: number): string {
-  const words = 'alpha beta gamma delta sensor reading ok warn temp volt 12 34 56 78 90 node'.split(' ')
-  let x = seed
-  let s = ''
-  while (s.length < n) {
-    x = (x * 1103515245 + 12345) % 2147483648
-    s += `${words[(x >>> 16) % words.length]!} `
-  }
-  return s.slice(0, n)
-}
 
 /**
  * nodeA (its link to the hub or broker through a counting relay, capped at `cap` B/s) drains a
