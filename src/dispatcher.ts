@@ -316,13 +316,13 @@ export class Dispatcher {
   }
 
   /** Run env's method; reply to requests, hand replies to waiting clients. */
-  private async execute(env: Envelope, inboxId: string | undefined): Promise<void> {
+  private execute(env: Envelope, inboxId: string | undefined): Promise<void> {
     const isReply = env.inReplyTo !== undefined
     // Sinks (reply.*, error.log, heartbeats) end a conversation: nothing is sent back.
     const noReply = isReply || this.o.methods.get(env.method)?.sink === true
     if (!isReply) return this.executeInner(env, inboxId, isReply, noReply)
     // Stream chunks are appended in order: each waits for the previous reply to the same request.
-    await this.requester.inOrder(env, () => this.executeInner(env, inboxId, isReply, noReply))
+    return this.requester.inOrder(env, () => this.executeInner(env, inboxId, isReply, noReply))
   }
 
   private async executeInner(env: Envelope, inboxId: string | undefined, isReply: boolean, noReply: boolean): Promise<void> {

@@ -39,11 +39,34 @@ export interface RunOptions {
   onChunk?: (chunk: Uint8Array | string) => void | Promise<void>
 }
 
+/** methodTimeout reached: stop the method (a module function handed its arguments, not a closure a run). */
+function timedOut(stop: Stopper, name: string, seconds: number): void {
+  stop.abort(new OutpostError('method_timeout', `${name} ran past its methodTimeout of ${seconds} s`))
+}
+
 /** Run `method` with `ctx` (whose signal is `stop`'s) until it ends, fails, or is stopped. */
-export async function runMethod(method: Method, ctx: MethodContext, stop: Stopper, o: RunOptions): Promise<RunResult> {
-  const timer = setTimeout(() => stop.abort(new OutpostError('method_timeout', `${method.name} ran past its methodTimeout of ${o.seconds} s`)), Math.min(o.seconds * 1000, MAX_TIMER_MS))
+export function runMethod(method: Method, ctx: MethodContext, stop: Stopper, o: RunOptions): Promise<RunResult> {
+  if (method.kind !== 'unary') return runStreamMethod(method, ctx, stop, o)
+  // A unary method (nearly every message): no async frame of its own around the method's promise.
+  const timer = setTimeout(timedOut, Math.min(o.seconds * 1000, MAX_TIMER_MS), stop, method.name, o.seconds)
+  let work: Promise<MethodResult>
   try {
-    if (method.kind === 'unary') return await untilStopped(method.run(ctx), stop, o.graceMs)
+    work = method.run(ctx)
+  } catch (err) {
+    work = Promise.reject(err)
+  }
+  return untilStopped(work, stop, o.graceMs).then((result) => {
+    clearTimeout(timer)
+    return result
+  }, (err: unknown) => {
+    clearTimeout(timer)
+    return { error: stop.aborted && isOutpostError(stop.reason) ? stop.reason.toJSON() : failure(method.name, err) }
+  })
+}
+
+async function runStreamMethod(method: Extract<Method, { kind: 'stream' }>, ctx: MethodContext, stop: Stopper, o: RunOptions): Promise<RunResult> {
+  const timer = setTimeout(timedOut, Math.min(o.seconds * 1000, MAX_TIMER_MS), stop, method.name, o.seconds)
+  try {
     let result = await stream(method, ctx, stop, o)
     // A stream method returns normally when stopped: its result says why it stopped, unless
     // methodTimeout is its normal end (file.tail).
