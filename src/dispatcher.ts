@@ -213,11 +213,11 @@ export class Dispatcher {
       this.receipts.add(env)
       return
     }
-    void this.record(env, bytes, refusal)
+    void this.record(env, bytes, refusal, this.receipts.flushNow())
   }
 
-  /** Record a request or reply (receipt, and its start when it runs now) before its ACK; then run it. */
-  private async record(env: Envelope, bytes: Uint8Array, refusal: OutpostError | undefined): Promise<void> {
+  /** Record a request or reply (receipt, and its start when it runs now) before its ACK; then run it, after `before` (sinks' receipts ahead of it). */
+  private async record(env: Envelope, bytes: Uint8Array, refusal: OutpostError | undefined, before: Promise<void> | undefined): Promise<void> {
     try {
       // A method about to run is recorded as started in the same write as its receipt (one
       // fdatasync, not two): after a crash it is reported interrupted, never run again.
@@ -229,6 +229,7 @@ export class Dispatcher {
     } finally {
       this.receiving.delete(env.id)
     }
+    if (before !== undefined) await before
     return this.recorded(env, refusal, env.id)
   }
 

@@ -39,16 +39,28 @@ export class ReceiptGroup {
     this.group.push(env)
   }
 
-  private readonly flush = (): void => {
+  /**
+   * Record what waits now, before a message that is not a sink's request (say file.commit after
+   * its file.chunk messages): its record then follows theirs, and it runs after them once the
+   * returned promise has resolved (they are ACKed and started). Undefined when nothing waits.
+   */
+  flushNow(): Promise<void> | undefined {
+    return this.group.length === 0 ? undefined : this.flush()
+  }
+
+  private readonly flush = (): Promise<void> | undefined => {
     const all = this.group
+    if (all.length === 0) return undefined // flushNow() took them
     this.group = []
     // One read can bring a thousand and more (zbatch frames): recorded in pieces, each piece's
     // ACKs go out as it commits rather than after the last (the journal cuts receipts at 128 a commit too).
     if (all.length <= PIECE) return this.record(all)
-    for (let i = 0; i < all.length; i += PIECE) this.record(all.slice(i, i + PIECE))
+    let last: Promise<void> | undefined
+    for (let i = 0; i < all.length; i += PIECE) last = this.record(all.slice(i, i + PIECE))
+    return last
   }
 
-  private record(envs: Envelope[]): void {
+  private record(envs: Envelope[]): Promise<void> {
     const ids = new Array<string>(envs.length)
     for (let i = 0; i < envs.length; i++) ids[i] = envs[i]!.id
     let recording: Promise<void>
@@ -57,7 +69,7 @@ export class ReceiptGroup {
     } catch (err) {
       recording = Promise.reject(err)
     }
-    recording.then(() => {
+    return recording.then(() => {
       for (const env of envs) this.o.done(env)
     }, (err: Error) => {
       for (const env of envs) {

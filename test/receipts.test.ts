@@ -33,6 +33,21 @@ test('receipts - the envelopes of one turn are recorded with one call, then each
   assert.equal(done.length, 304)
 })
 
+test('receipts - flushNow records what waits at once (a request not to a sink must not overtake it) and resolves once those ran', async () => {
+  const calls: string[][] = []
+  const done: string[] = []
+  const group = new ReceiptGroup({ record: async (ids) => { calls.push(ids) }, durable: () => false, done: (e) => done.push(e.id), failed: () => assert.unreachable() })
+  assert.is(group.flushNow(), undefined, 'nothing waits')
+  group.add(env('chunk1'))
+  group.add(env('chunk2'))
+  const before = group.flushNow()
+  assert.equal(calls, [['chunk1', 'chunk2']], 'recorded at once, ahead of what comes next')
+  await before
+  assert.equal(done, ['chunk1', 'chunk2'])
+  await turn()
+  assert.equal(calls.length, 1, 'the scheduled flush finds nothing left')
+})
+
 test('receipts - a failed record: what is on disk all the same is done (it would be taken for a duplicate), the rest failed', async () => {
   const done: string[] = []
   const failed: string[] = []
