@@ -164,6 +164,12 @@ function lineText(ev: MessageEvent, time: string, maxData: number): string {
       return `{"time":${jsonString(time)},"event":"accepted","id":${jsonString(env.id)},"fromNode":${jsonString(env.fromNode)},"toNode":${jsonString(env.toNode)},"method":${jsonString(env.method)}${reply},"env":${JSON.stringify(auditEnvelope(env, maxData))}}`
     }
     case 'delivered': return `{"time":${jsonString(time)},"event":"delivered","id":${jsonString(ev.id)},"toNode":${jsonString(ev.toNode)},"method":${jsonString(ev.method)}}`
+    case 'run': {
+      // The line every message run here gets: by hand too (ms is a finite number, written as JSON writes it).
+      const exit = ev.exitCode !== undefined ? `,"exitCode":${JSON.stringify(ev.exitCode)}` : ''
+      const error = ev.error !== undefined ? `,"error":${JSON.stringify(ev.error)}` : ''
+      return `{"time":${jsonString(time)},"event":"run","id":${jsonString(ev.id)},"fromNode":${jsonString(ev.fromNode)},"method":${jsonString(ev.method)},"ms":${ev.ms}${exit}${error}}`
+    }
     default: return JSON.stringify(line(ev, time, maxData))
   }
 }

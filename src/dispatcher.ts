@@ -3,7 +3,7 @@
  *
  *   bytes ─ decode ─▶ sender check (the hub's word) ─▶ ack? ─▶ delivery.onAck
  *         ─▶ duplicate? ─▶ ACK again, run nothing
- *         ─▶ inbox (durable, implies seen; a request to a sink: seen only) ─▶ ACK ─▶ signature / ACL / known / enabled? (admission.ts) ─▶ inbox start (durable)
+ *         ─▶ inbox (durable, implies seen; a request to a sink: seen only, the receipts of one read in one append, receipts.ts) ─▶ ACK ─▶ signature / ACL / known / enabled? (admission.ts) ─▶ inbox start (durable)
  *         ─▶ method with methodTimeout ─▶ reply envelope ─▶ outbox (closing the inbox entry atomically)
  *   a stream method's chunks ─ coalesced (~50 ms / 4 KiB) ─▶ replies seq 0, 1, … ─▶ outbox; the last
  *   one (final, exitCode, error) closes the inbox entry.
@@ -22,19 +22,19 @@ import { OutpostError } from './errors'
 import type { MessageEvent, MessageEventSink } from './events'
 import type { LogFn } from './log'
 import { NO_METRICS, type Metrics } from './metrics'
-import { Coalescer } from './coalesce'
 import { Stopper } from './lib/stopper'
 import type { Control } from './config/apply'
 import type { FileRoom } from './files/types'
-import type { DiskRoom, HandlerInfo, JobInfo, Method, MethodContext, Ops, StreamMethod } from './method'
+import type { DiskRoom, HandlerInfo, JobInfo, Method, MethodContext, Ops } from './method'
 import { ACK_METHOD, nameIndex } from './method-names'
 import { replyTo, type ReplyResult } from './reply'
 import { Requester } from './requester'
 import { Admission } from './admission'
 import type { ReplySigning } from './reply-signing'
-import { failure, RunContext, runMethod, stopGraceMs, type RunParts } from './run'
+import { RunContext, runMethod, runStream, stopGraceMs, type RunParts } from './run'
 import type { InboxEntry, InboxFacet, Outbox } from './store/outbox'
 import type { Live } from './sessions/live'
+import { ReceiptGroup } from './receipts'
 import { FRAME_METHOD } from './sessions/frames'
 
 export interface DispatcherOptions {
@@ -98,6 +98,8 @@ export class Dispatcher {
   private readonly names: ReadonlyMap<string, string>
   /** What every method run here gets besides its message. */
   private readonly parts: RunParts
+  /** Requests to sinks: the receipts of one read recorded together (receipts.ts). */
+  private readonly receipts: ReceiptGroup
 
   constructor(o: DispatcherOptions) {
     this.o = o
@@ -116,6 +118,12 @@ export class Dispatcher {
         return true
       },
     }
+    this.receipts = new ReceiptGroup({
+      record: (ids) => this.o.outbox.markSeen(ids),
+      durable: (id) => this.o.outbox.hasSeen(id),
+      done: (env) => { this.receiving.delete(env.id); void this.recorded(env, undefined, undefined) },
+      failed: (env, err) => { this.receiving.delete(env.id); this.o.log('error', `dispatch: cannot record ${env.id}: ${err.message}`) },
+    })
     this.parts = { ops: this.ops, ...(o.control ? { control: o.control } : {}), ...(o.disk ? { disk: o.disk } : {}), ...(o.files ? { files: o.files } : {}), ...(o.live ? { live: o.live } : {}) }
   }
 
@@ -146,8 +154,11 @@ export class Dispatcher {
     return this.admission.enabled(name)
   }
 
-  /** `remote`: it came through the transport (a reply from another node is then checked against its pinned key). */
-  async receive(bytes: Uint8Array, from?: string, remote = false): Promise<void> {
+  /**
+   * `remote`: it came through the transport (a reply from another node is then checked against
+   * its pinned key). Returns at once: what follows (recording, the ACK, the run) goes on by itself.
+   */
+  receive(bytes: Uint8Array, from?: string, remote = false): void {
     let env: Envelope
     try {
       env = this.native(decode(bytes))
@@ -172,7 +183,7 @@ export class Dispatcher {
     if (env.ackTimeout === 0) {
       if (env.inReplyTo !== undefined && (this.requester.forged(env) || (remote && this.admission.badSignature(env)))) return
       this.metrics.delivered(env.method)
-      await this.execute(env, undefined)
+      void this.execute(env, undefined)
       return
     }
     if (this.receiving.has(env.id)) return
@@ -198,12 +209,19 @@ export class Dispatcher {
     // crash too (resume() never runs a started sink again), so only its id is recorded, for
     // dedup: one journal record instead of three (receipt, start, finish) and none of its data
     // (file.chunk's 128 KiB and more, which the file room's own part file holds once synced).
-    const seenOnly = refusal === undefined && env.inReplyTo === undefined && this.o.methods.get(env.method)?.sink === true
+    if (refusal === undefined && env.inReplyTo === undefined && this.o.methods.get(env.method)?.sink === true) {
+      this.receipts.add(env)
+      return
+    }
+    void this.record(env, bytes, refusal, this.receipts.flushNow())
+  }
+
+  /** Record a request or reply (receipt, and its start when it runs now) before its ACK; then run it, after `before` (sinks' receipts ahead of it). */
+  private async record(env: Envelope, bytes: Uint8Array, refusal: OutpostError | undefined, before: Promise<void> | undefined): Promise<void> {
     try {
       // A method about to run is recorded as started in the same write as its receipt (one
       // fdatasync, not two): after a crash it is reported interrupted, never run again.
-      if (seenOnly) await this.o.outbox.markSeen(env.id)
-      else await this.o.outbox.receive(env.id, env.fromNode, bytes, { started: refusal === undefined })
+      await this.o.outbox.receive(env.id, env.fromNode, bytes, { started: refusal === undefined })
     } catch (err) {
       // Not recorded: no ACK, so the sender sends it again.
       this.o.log('error', `dispatch: cannot record ${env.id}: ${(err as Error).message}`)
@@ -211,10 +229,16 @@ export class Dispatcher {
     } finally {
       this.receiving.delete(env.id)
     }
+    if (before !== undefined) await before
+    return this.recorded(env, refusal, env.id)
+  }
+
+  /** Recorded: ACK it, then refuse or run it (`inboxId`: its inbox entry, none for a sink's receipt). */
+  private recorded(env: Envelope, refusal: OutpostError | undefined, inboxId: string | undefined): Promise<void> {
     this.metrics.delivered(env.method)
     this.ack(env)
     if (refusal) return this.refuse(env, refusal)
-    await this.execute(env, seenOnly ? undefined : env.id)
+    return this.execute(env, inboxId)
   }
 
   private refuse(env: Envelope, refusal: OutpostError): Promise<void> {
@@ -293,13 +317,13 @@ export class Dispatcher {
   }
 
   /** Run env's method; reply to requests, hand replies to waiting clients. */
-  private async execute(env: Envelope, inboxId: string | undefined): Promise<void> {
+  private execute(env: Envelope, inboxId: string | undefined): Promise<void> {
     const isReply = env.inReplyTo !== undefined
     // Sinks (reply.*, error.log, heartbeats) end a conversation: nothing is sent back.
     const noReply = isReply || this.o.methods.get(env.method)?.sink === true
     if (!isReply) return this.executeInner(env, inboxId, isReply, noReply)
     // Stream chunks are appended in order: each waits for the previous reply to the same request.
-    await this.requester.inOrder(env, () => this.executeInner(env, inboxId, isReply, noReply))
+    return this.requester.inOrder(env, () => this.executeInner(env, inboxId, isReply, noReply))
   }
 
   private async executeInner(env: Envelope, inboxId: string | undefined, isReply: boolean, noReply: boolean): Promise<void> {
@@ -323,7 +347,7 @@ export class Dispatcher {
     let result: ReplyResult
     try {
       result = method.kind === 'stream'
-        ? await this.stream(method, ctx, abort, seconds, replies)
+        ? await runStream(method, ctx, abort, { seconds, graceMs: this.stopGraceMs, replies, ...this.o.stream, send: (data, seq) => this.enqueueReply(this.replyEnvelope(env, { data, seq, final: false })) })
         : await runMethod(method, ctx, abort, { seconds, graceMs: this.stopGraceMs })
     } finally {
       this.running.delete(env.id)
@@ -346,32 +370,6 @@ export class Dispatcher {
       return
     }
     await this.reply(env, result, inboxId)
-  }
-
-  /**
-   * Run a stream method: its chunks go out as replies seq 0, 1, … (coalesced); what is left
-   * and the end result are returned for the final reply, which carries the next seq.
-   */
-  private async stream(method: StreamMethod, ctx: MethodContext, stop: Stopper, seconds: number, replies: boolean): Promise<ReplyResult> {
-    let seq = 0
-    const req = ctx.env
-    const out = new Coalescer({
-      ...this.o.stream,
-      flush: (piece) => this.enqueueReply(this.replyEnvelope(req, { data: piece, seq: seq++, final: false })),
-    })
-    let end: ReplyResult = await runMethod(method, ctx, stop, {
-      seconds, graceMs: this.stopGraceMs,
-      onChunk: async (chunk) => {
-        if (!replies) return
-        await out.push(chunk)
-        // The outbox refused a reply (full): stop the method; the final reply says why.
-        if (out.error !== undefined) throw out.error
-      },
-    })
-    const rest = await out.end()
-    if (out.error !== undefined && end.error === undefined) end = { ...end, error: failure(req.method, out.error) }
-    const data = end.data === undefined ? rest : Buffer.concat([rest, typeof end.data === 'string' ? Buffer.from(end.data) : end.data])
-    return { ...end, ...(data.length > 0 ? { data } : {}), seq }
   }
 
   /** The reply to `req`, queued through the outbox; closes inbox entry `inboxId` in the same record. */

@@ -12,8 +12,10 @@ import { OutpostError, isOutpostError, type ErrorCode } from './errors'
 import type { Config } from './config'
 import { untilStopped, type Stopper } from './lib/stopper'
 import type { LogFn } from './log'
-import type { Method, MethodContext, MethodResult } from './method'
+import type { Method, MethodContext, MethodResult, StreamMethod } from './method'
+import type { ReplyResult } from './reply'
 import type { Envelope } from './wire/envelope'
+import { Coalescer } from './coalesce'
 
 /** setTimeout's limit: longer delays fire at once. */
 const MAX_TIMER_MS = 2 ** 31 - 1
@@ -37,11 +39,34 @@ export interface RunOptions {
   onChunk?: (chunk: Uint8Array | string) => void | Promise<void>
 }
 
+/** methodTimeout reached: stop the method (a module function handed its arguments, not a closure a run). */
+function timedOut(stop: Stopper, name: string, seconds: number): void {
+  stop.abort(new OutpostError('method_timeout', `${name} ran past its methodTimeout of ${seconds} s`))
+}
+
 /** Run `method` with `ctx` (whose signal is `stop`'s) until it ends, fails, or is stopped. */
-export async function runMethod(method: Method, ctx: MethodContext, stop: Stopper, o: RunOptions): Promise<RunResult> {
-  const timer = setTimeout(() => stop.abort(new OutpostError('method_timeout', `${method.name} ran past its methodTimeout of ${o.seconds} s`)), Math.min(o.seconds * 1000, MAX_TIMER_MS))
+export function runMethod(method: Method, ctx: MethodContext, stop: Stopper, o: RunOptions): Promise<RunResult> {
+  if (method.kind !== 'unary') return runStreamMethod(method, ctx, stop, o)
+  // A unary method (nearly every message): no async frame of its own around the method's promise.
+  const timer = setTimeout(timedOut, Math.min(o.seconds * 1000, MAX_TIMER_MS), stop, method.name, o.seconds)
+  let work: Promise<MethodResult>
   try {
-    if (method.kind === 'unary') return await untilStopped(method.run(ctx), stop, o.graceMs)
+    work = method.run(ctx)
+  } catch (err) {
+    work = Promise.reject(err)
+  }
+  return untilStopped(work, stop, o.graceMs).then((result) => {
+    clearTimeout(timer)
+    return result
+  }, (err: unknown) => {
+    clearTimeout(timer)
+    return { error: stop.aborted && isOutpostError(stop.reason) ? stop.reason.toJSON() : failure(method.name, err) }
+  })
+}
+
+async function runStreamMethod(method: Extract<Method, { kind: 'stream' }>, ctx: MethodContext, stop: Stopper, o: RunOptions): Promise<RunResult> {
+  const timer = setTimeout(timedOut, Math.min(o.seconds * 1000, MAX_TIMER_MS), stop, method.name, o.seconds)
+  try {
     let result = await stream(method, ctx, stop, o)
     // A stream method returns normally when stopped: its result says why it stopped, unless
     // methodTimeout is its normal end (file.tail).
@@ -68,6 +93,32 @@ async function stream(method: Extract<Method, { kind: 'stream' }>, ctx: MethodCo
     void it.return({}).catch(() => {})
     return { error: failure(method.name, err) }
   }
+}
+
+/**
+ * Run a stream method for a request: its chunks go out as replies seq 0, 1, … through `send`
+ * (coalesced: maxBytes, maxDelayMs), when `replies`; what is left and the end result are
+ * returned for the final reply, which carries the next seq.
+ */
+export async function runStream(method: StreamMethod, ctx: MethodContext, stop: Stopper, o: RunOptions & { replies: boolean; maxBytes?: number; maxDelayMs?: number; send: (data: Uint8Array, seq: number) => Promise<void> }): Promise<ReplyResult> {
+  let seq = 0
+  const out = new Coalescer({
+    ...(o.maxBytes !== undefined ? { maxBytes: o.maxBytes } : {}), ...(o.maxDelayMs !== undefined ? { maxDelayMs: o.maxDelayMs } : {}),
+    flush: (piece) => o.send(piece, seq++),
+  })
+  let end: ReplyResult = await runMethod(method, ctx, stop, {
+    seconds: o.seconds, graceMs: o.graceMs,
+    onChunk: async (chunk) => {
+      if (!o.replies) return
+      await out.push(chunk)
+      // The outbox refused a reply (full): stop the method; the final reply says why.
+      if (out.error !== undefined) throw out.error
+    },
+  })
+  const rest = await out.end()
+  if (out.error !== undefined && end.error === undefined) end = { ...end, error: failure(ctx.env.method, out.error) }
+  const data = end.data === undefined ? rest : Buffer.concat([rest, typeof end.data === 'string' ? Buffer.from(end.data) : end.data])
+  return { ...end, ...(data.length > 0 ? { data } : {}), seq }
 }
 
 /** A thrown error as a result's error: its own code, else method_failed naming the method. */

@@ -100,6 +100,25 @@ test('audit - accepted and delivered lines are valid JSON whatever their text ho
   }
 })
 
+test('audit - a run line is the text JSON.stringify writes for it, whatever its names hold, with and without an exit code and an error', () => {
+  const dir = tmpDir()
+  try {
+    const audit = new AuditLog({ dir, maxBytes: 1024 * 1024, files: 2, maxDataBytes: 64, log: () => {}, now: at })
+    const odd = 'a"b\\c\n\u0001é☃\ud800'
+    const runs = [
+      { type: 'run' as const, id: '01JAAAAAAAAAAAAAAAAAAAAAAA', fromNode: 'central', method: 'node.pong', ms: 0.012 },
+      { type: 'run' as const, id: `01J${odd}`, fromNode: `n${odd}`, method: `m.${odd}`, ms: 1500, exitCode: 3, error: { code: 'method_failed', message: odd } },
+      { type: 'run' as const, id: 'x', fromNode: 'y', method: 'cli.run', ms: 2, exitCode: 0 },
+    ]
+    for (const ev of runs) audit.record(ev)
+    audit.close()
+    const lines = fs.readFileSync(path.join(dir, 'audit.log'), 'utf8').trim().split('\n')
+    assert.equal(lines, runs.map((ev) => JSON.stringify({ time: at().toISOString(), event: 'run', id: ev.id, fromNode: ev.fromNode, method: ev.method, ms: ev.ms, exitCode: ev.exitCode, error: ev.error })))
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true })
+  }
+})
+
 test('audit - on a nearly full disk lines are skipped, with one log line when they stop and one when they resume', async () => {
   const dir = tmpDir()
   const MIB = 1024 * 1024

@@ -252,10 +252,12 @@ export class Outbox {
     return this.append([OP_ATTEMPT, id, attempts, nextAt])
   }
 
-  /** Receiver side: remember that this id was received (dedup for the window, 24 h by default). */
-  markSeen(id: string, at = this.now()): Promise<void> {
-    if (id.startsWith(SENT_PREFIX)) return Promise.reject(reservedId(id))
-    return this.seenOp(id, [OP_SEEN, id, at])
+  /** Receiver side: ids received (dedup for the window, 24 h by default); several (a batch's receipts) go in one append, one promise (if it fails, hasSeen() says which are on disk). */
+  markSeen(ids: string | readonly string[], at = this.now()): Promise<void> {
+    const list = typeof ids === 'string' ? [ids] : ids
+    const bad = list.find((id) => id.startsWith(SENT_PREFIX))
+    if (bad !== undefined) return Promise.reject(reservedId(bad))
+    return this.seenOp(list, list.map((id): Op => [OP_SEEN, id, at]))
   }
 
   /**
@@ -265,7 +267,7 @@ export class Outbox {
    */
   recordRequest(id: string, dest: string, replyMethod: string, until: number): Promise<void> {
     const key = sentKey(id, dest, replyMethod)
-    return this.seenOp(key, [OP_SEEN, key, until])
+    return this.seenOp([key], [[OP_SEEN, key, until]])
   }
 
   /** Whether this node sent request `id` to `dest` naming `replyMethod` (recordRequest), within its window. */
@@ -281,20 +283,20 @@ export class Outbox {
     // lazy: nobody waits on it promptly (a reply its client already has); it may share a later commit.
     if (id.startsWith(SENT_PREFIX)) return Promise.reject(reservedId(id))
     const lazy = opts.lazy === true
-    const add = this.seenOp(id, [OP_INBOX_ADD, id, from, opts.at ?? this.now(), body], lazy)
+    const add = this.seenOp([id], [[OP_INBOX_ADD, id, from, opts.at ?? this.now(), body]], lazy)
     if (!opts.started) return add
     // Appended in the same tick: both records land in the same group commit.
     const start = this.append([OP_INBOX_START, id], lazy)
     return Promise.all([add, start]).then(() => undefined)
   }
 
-  private async seenOp(id: string, op: Op, lazy = false): Promise<void> {
-    this.pendingSeen.add(id)
+  private async seenOp(ids: readonly string[], ops: Op[], lazy = false): Promise<void> {
+    for (const id of ids) this.pendingSeen.add(id)
     try {
-      await this.append(op, lazy)
+      await (ops.length === 1 ? this.append(ops[0]!, lazy) : this.journal.appendAll(ops.map(encodeOp), ops))
     } catch (err) {
       // Not on disk: a resend must not be taken for a duplicate.
-      this.pendingSeen.delete(id)
+      for (const id of ids) this.pendingSeen.delete(id)
       throw err
     }
   }

@@ -161,6 +161,22 @@ function contract(name: string, extra: Partial<OutboxOptions>): void {
     await again.close()
   })
 
+  t(`${name}: marks several ids seen in one call (a batch's receipts): seen at once, all on disk after a crash; a reserved id refuses the lot`, async () => {
+    const dir = tmpDir()
+    const ob = await open(dir)
+    const ids = Array.from({ length: 300 }, (_, i) => `b${String(i).padStart(3, '0')}`)
+    const marking = ob.markSeen(ids)
+    assert.ok(ids.every((id) => ob.hasSeen(id)), 'seen before the write lands (no double run in between)')
+    await marking
+    await rejectsCode(ob.markSeen(['c1', '!c2']), 'envelope_invalid')
+    assert.not.ok(ob.hasSeen('c1'), 'nothing of a refused call is marked')
+    await abandon(ob)
+    const again = await open(dir)
+    assert.ok(ids.every((id) => again.hasSeen(id)), 'all survive a crash')
+    assert.not.ok(again.hasSeen('c1'))
+    await again.close()
+  })
+
   t(`${name}: remembers seen ids for the dedup window, then forgets them`, async () => {
     const dir = tmpDir()
     let now = 1_000_000
