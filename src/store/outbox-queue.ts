@@ -10,8 +10,11 @@ import type { LiveEntry } from './outbox-table'
 const FRONT_SLACK = 1024
 
 export class DestQueue {
-  /** Entries in the order added (seq order); removed ones are in `gone` until compacted. */
-  private items: LiveEntry[] = []
+  /**
+   * Entries in the order added (seq order). Removed from the front: the slot is emptied (the
+   * entry and its body can go at once); elsewhere: in `gone` until compacted.
+   */
+  private items: (LiveEntry | undefined)[] = []
   /** Index of the first entry that may be live. */
   private start = 0
   private readonly gone = new WeakSet<LiveEntry>()
@@ -25,10 +28,14 @@ export class DestQueue {
 
   /** `e` (an entry of this queue) is removed. */
   delete(e: LiveEntry): void {
-    if (this.items[this.start] === e) {
+    const { items } = this
+    if (items[this.start] === e) {
       // The usual case: acknowledged in order.
-      this.start++
-      while (this.start < this.items.length && this.gone.has(this.items[this.start]!)) this.gone.delete(this.items[this.start++]!)
+      items[this.start++] = undefined
+      for (let next = items[this.start]; next !== undefined && this.gone.has(next); next = items[this.start]) {
+        this.gone.delete(next)
+        items[this.start++] = undefined
+      }
     } else {
       this.gone.add(e)
     }
@@ -41,7 +48,7 @@ export class DestQueue {
       this.start = 0
     } else if (this.items.length - this.start > 4 * this.size + FRONT_SLACK) {
       // Removed out of order, mostly: keep only the live ones.
-      this.items = this.items.slice(this.start).filter((x) => !this.gone.has(x))
+      this.items = this.items.slice(this.start).filter((x) => x !== undefined && !this.gone.has(x))
       this.start = 0
     }
   }
@@ -50,8 +57,8 @@ export class DestQueue {
   *values(): IterableIterator<LiveEntry> {
     const { items, gone } = this
     for (let i = this.start; i < items.length; i++) {
-      const e = items[i]!
-      if (!gone.has(e)) yield e
+      const e = items[i]
+      if (e !== undefined && !gone.has(e)) yield e
     }
   }
 }
