@@ -112,6 +112,20 @@ export function routedOp(m: MessageOp & { route: Route }): Op {
     : [OP_ENQUEUE_ROUTED, m.id, m.dest, m.seq, m.createdAt, m.expiresAt, ackTimeout, retries, method, m.request?.replyMethod ?? '', m.request?.until ?? 0, m.body]
 }
 
+/**
+ * The record of one message: with its route (9 or 10) when `routed`, else the records an older
+ * outpost reads (1 or 8; a request's record then goes separately). Built field by field: this
+ * runs for every message accepted.
+ */
+export function messageRecord(input: { id: string; dest: string; createdAt: number; expiresAt: number; body: Uint8Array; route?: Route; request?: { replyMethod: string; until: number } }, seq: number, doneId: string | undefined, routed: boolean): Op {
+  const { id, dest, createdAt, expiresAt, body, route, request } = input
+  if (!routed || route === undefined) return doneId !== undefined ? [OP_REPLY, id, dest, seq, createdAt, expiresAt, body, doneId] : [OP_ENQUEUE, id, dest, seq, createdAt, expiresAt, body]
+  const m: MessageOp & { route: Route } = { id, dest, seq, createdAt, expiresAt, body, route }
+  if (doneId !== undefined) m.doneId = doneId
+  else if (request !== undefined) m.request = request
+  return routedOp(m)
+}
+
 /** Ids and node names are ASCII in practice; their UTF-8 length must fit a byte. */
 export const MAX_KEY_BYTES = 255
 

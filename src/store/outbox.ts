@@ -28,7 +28,7 @@ import { OutboxIndex, type DestinationStats } from './outbox-index'
 import { PendingMessages } from './outbox-pending'
 import { prepareOutboxTable } from './outbox-table'
 import { RECEIVER_TABLES, ReceiverIndex, type InboxEntry } from './receiver-index'
-import { encodeOp, type MessageOp, OP_ATTEMPT, OP_ENQUEUE, OP_INBOX_ADD, OP_INBOX_DONE, OP_INBOX_START, OP_REMOVE, OP_REPLY, OP_SEEN, routedOp, type Op, type Route } from './outbox-ops'
+import { encodeOp, messageRecord, type MessageOp, OP_ATTEMPT, OP_INBOX_ADD, OP_INBOX_DONE, OP_INBOX_START, OP_REMOVE, OP_SEEN, routedOp, type Op, type Route } from './outbox-ops'
 import { Snapshots } from './outbox-snapshots'
 import { loadSnapshot, replayJournal, type JournalDamage } from './store-files'
 
@@ -188,15 +188,7 @@ export class Outbox {
     // With its route in one record (9, 10); while an upgrade may roll back, the records an
     // older outpost reads (1 or 8, and a separate request record).
     const routed = this.snapshots.newFormat && route !== undefined
-    let op: Op
-    if (routed) {
-      const m: MessageOp & { route: Route } = { id, dest, seq, createdAt, expiresAt, body, route }
-      if (doneId !== undefined) m.doneId = doneId
-      else if (request !== undefined) m.request = request
-      op = routedOp(m)
-    } else {
-      op = doneId !== undefined ? [OP_REPLY, id, dest, seq, createdAt, expiresAt, body, doneId] : [OP_ENQUEUE, id, dest, seq, createdAt, expiresAt, body]
-    }
+    const op = messageRecord(input, seq, doneId, routed)
     // Appended in the same tick: both records land in the same group commit.
     const written: Promise<unknown> = !routed && doneId === undefined && request !== undefined
       ? Promise.all([this.append(op), this.recordRequest(id, dest, request.replyMethod, request.until)])
