@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto'
 import { OutpostError } from '../errors'
 import type { LiveEntry, OutboxIndex } from './outbox-index'
-import { isNewMessage, messageOf, OP_ATTEMPT, OP_INBOX_ADD, OP_INBOX_DONE, OP_INBOX_START, OP_REMOVE, OP_SEEN, type MessageOp, type Op } from './outbox-ops'
+import { isNewMessage, OP_ATTEMPT, OP_ENQUEUE, OP_ENQUEUE_ROUTED, OP_INBOX_ADD, OP_INBOX_DONE, OP_INBOX_START, OP_REMOVE, OP_REPLY, OP_REPLY_ROUTED, OP_SEEN, routeOf, type Op } from './outbox-ops'
 import type { OutboxEntry } from './outbox-types'
 import type { PendingMessages } from './outbox-pending'
 import type { ReceiverIndex } from './receiver-index'
@@ -72,17 +72,31 @@ export function applyBatch(index: OutboxIndex, receiver: ReceiverIndex, ops: Op[
 }
 
 /** One journal op applied to the in-memory state: the same at replay and live. Returns the message an op queued. */
-export function applyOp(index: OutboxIndex, receiver: ReceiverIndex, op: Op): MessageOp | undefined {
-  const m = messageOf(op)
-  if (m !== undefined) {
-    const e: LiveEntry = { id: m.id, dest: m.dest, seq: m.seq, createdAt: m.createdAt, expiresAt: m.expiresAt, attempts: 0, nextAt: 0, body: m.body }
-    if (m.route !== undefined) e.route = m.route
-    index.add(e)
-    if (m.doneId !== undefined) receiver.done(m.doneId)
-    if (m.request !== undefined) receiver.seen(sentKey(m.id, m.dest, m.request.replyMethod), m.request.until)
-    return m
-  }
+export function applyOp(index: OutboxIndex, receiver: ReceiverIndex, op: Op): LiveEntry | undefined {
+  // The message ops become their index entry directly (this runs for every message committed).
+  let e: LiveEntry
   switch (op[0]) {
+    case OP_ENQUEUE:
+      e = { id: op[1], dest: op[2], seq: op[3], createdAt: op[4], expiresAt: op[5], attempts: 0, nextAt: 0, body: op[6] }
+      index.add(e)
+      return e
+    case OP_ENQUEUE_ROUTED:
+      e = { id: op[1], dest: op[2], seq: op[3], createdAt: op[4], expiresAt: op[5], attempts: 0, nextAt: 0, body: op[11] }
+      e.route = routeOf(op[6], op[7], op[8])
+      index.add(e)
+      if (op[9] !== '') receiver.seen(sentKey(op[1], op[2], op[9]), op[10])
+      return e
+    case OP_REPLY:
+      e = { id: op[1], dest: op[2], seq: op[3], createdAt: op[4], expiresAt: op[5], attempts: 0, nextAt: 0, body: op[6] }
+      index.add(e)
+      receiver.done(op[7])
+      return e
+    case OP_REPLY_ROUTED:
+      e = { id: op[1], dest: op[2], seq: op[3], createdAt: op[4], expiresAt: op[5], attempts: 0, nextAt: 0, body: op[10] }
+      e.route = routeOf(op[6], op[7], op[8])
+      index.add(e)
+      receiver.done(op[9])
+      return e
     case OP_REMOVE:
       index.remove(op[1])
       break

@@ -23,6 +23,7 @@
 import type { Database, SqlValue, Statement } from 'sql.js'
 import { OutpostError } from '../errors'
 import { BodyFileWriter, bodyFileName, type BodyRef, type BodyStore } from './outbox-bodies'
+import { DestQueue } from './outbox-queue'
 import { BatchStatement, eachRow, hasRow, insertRows } from './sqljs'
 import { COLUMNS, entryOfRow, type LiveEntry, MIGRATE, prepareStatements, removeRows, type OutboxLayout, type Stmt } from './outbox-table'
 
@@ -37,7 +38,7 @@ export interface DestinationStats {
 
 export class OutboxIndex {
   private readonly hot = new Map<string, LiveEntry>()
-  private readonly hotByDest = new Map<string, Map<string, LiveEntry>>()
+  private readonly hotByDest = new Map<string, DestQueue>()
   private hotBytes = 0
   private storedCount: number
   /** Stored rows per destination, so destinations() needs no query. */
@@ -146,8 +147,8 @@ export class OutboxIndex {
     if (this.hot.has(e.id)) return
     this.hot.set(e.id, e)
     let q = this.hotByDest.get(e.dest)
-    if (q === undefined) this.hotByDest.set(e.dest, (q = new Map()))
-    q.set(e.id, e)
+    if (q === undefined) this.hotByDest.set(e.dest, (q = new DestQueue()))
+    q.add(e)
     this.hotBytes += e.body.length
   }
 
@@ -157,7 +158,7 @@ export class OutboxIndex {
     if (e !== undefined) {
       this.hot.delete(id)
       const q = this.hotByDest.get(e.dest)
-      q?.delete(id)
+      q?.delete(e)
       if (q?.size === 0) this.hotByDest.delete(e.dest)
       this.hotBytes -= e.body.length
       return e.body.length

@@ -78,12 +78,12 @@ export function messageOf(op: Op): MessageOp | undefined {
     case OP_REPLY:
       return { id: op[1], dest: op[2], seq: op[3], createdAt: op[4], expiresAt: op[5], body: op[6], doneId: op[7] }
     case OP_ENQUEUE_ROUTED: {
-      const m: MessageOp = { id: op[1], dest: op[2], seq: op[3], createdAt: op[4], expiresAt: op[5], body: op[11], route: route(op[6], op[7], op[8]) }
+      const m: MessageOp = { id: op[1], dest: op[2], seq: op[3], createdAt: op[4], expiresAt: op[5], body: op[11], route: routeOf(op[6], op[7], op[8]) }
       if (op[9] !== '') m.request = { replyMethod: op[9], until: op[10] }
       return m
     }
     case OP_REPLY_ROUTED:
-      return { id: op[1], dest: op[2], seq: op[3], createdAt: op[4], expiresAt: op[5], body: op[10], route: route(op[6], op[7], op[8]), doneId: op[9] }
+      return { id: op[1], dest: op[2], seq: op[3], createdAt: op[4], expiresAt: op[5], body: op[10], route: routeOf(op[6], op[7], op[8]), doneId: op[9] }
     default:
       return undefined
   }
@@ -94,7 +94,8 @@ export function isNewMessage(op: Op): boolean {
   return op[0] === OP_ENQUEUE || op[0] === OP_ENQUEUE_ROUTED
 }
 
-function route(ackTimeout: number, retries: number, method: string): Route {
+/** A record's route fields (NaN: left to the config) as a Route. */
+export function routeOf(ackTimeout: number, retries: number, method: string): Route {
   // Built field by field rather than spread: this runs for every message committed.
   const r = {} as Route
   if (!Number.isNaN(ackTimeout)) r.ackTimeout = ackTimeout
@@ -109,6 +110,20 @@ export function routedOp(m: MessageOp & { route: Route }): Op {
   return m.doneId !== undefined
     ? [OP_REPLY_ROUTED, m.id, m.dest, m.seq, m.createdAt, m.expiresAt, ackTimeout, retries, method, m.doneId, m.body]
     : [OP_ENQUEUE_ROUTED, m.id, m.dest, m.seq, m.createdAt, m.expiresAt, ackTimeout, retries, method, m.request?.replyMethod ?? '', m.request?.until ?? 0, m.body]
+}
+
+/**
+ * The record of one message: with its route (9 or 10) when `routed`, else the records an older
+ * outpost reads (1 or 8; a request's record then goes separately). Built field by field: this
+ * runs for every message accepted.
+ */
+export function messageRecord(input: { id: string; dest: string; createdAt: number; expiresAt: number; body: Uint8Array; route?: Route; request?: { replyMethod: string; until: number } }, seq: number, doneId: string | undefined, routed: boolean): Op {
+  const { id, dest, createdAt, expiresAt, body, route, request } = input
+  if (!routed || route === undefined) return doneId !== undefined ? [OP_REPLY, id, dest, seq, createdAt, expiresAt, body, doneId] : [OP_ENQUEUE, id, dest, seq, createdAt, expiresAt, body]
+  const m: MessageOp & { route: Route } = { id, dest, seq, createdAt, expiresAt, body, route }
+  if (doneId !== undefined) m.doneId = doneId
+  else if (request !== undefined) m.request = request
+  return routedOp(m)
 }
 
 /** Ids and node names are ASCII in practice; their UTF-8 length must fit a byte. */

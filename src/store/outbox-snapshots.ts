@@ -96,11 +96,14 @@ export class Snapshots {
     if (this.quietTimer !== undefined) clearTimeout(this.quietTimer)
   }
 
-  /** A snapshot in the background; its failure costs replay time, not data. */
-  private startSnapshot(): void {
+  /** A snapshot in the background; its failure costs replay time, not data. `then`: after it, failed or not. */
+  private startSnapshot(then?: () => void): void {
     this.checkpointing = this.snapshotNow()
       .catch((err: unknown) => this.p.warn(`outbox: snapshot failed (${(err as Error).message}); the journal keeps the data`))
-      .finally(() => { this.checkpointing = undefined })
+      .finally(() => {
+        this.checkpointing = undefined
+        if (!this.stopped) then?.()
+      })
   }
 
   /** Look again in a second at how much the journal wrote meanwhile (armed by a commit). */
@@ -129,10 +132,16 @@ export class Snapshots {
       return
     }
     if (this.p.index.inMemoryBytes > this.p.checkpointBytes / 16 && this.p.journal.bytesInSegment > 0) {
-      this.startSnapshot()
+      // What the burst grew is given back once that snapshot has moved its messages out of memory.
+      this.startSnapshot(() => { if (this.quietWindowBytes <= QUIET_BYTES) this.burstEnded() })
       this.armQuietTimer()
       return
     }
+    this.burstEnded()
+  }
+
+  /** The journal went quiet (and what the burst left in memory is in the store): afterBurst, for a burst of a checkpoint or more. */
+  private burstEnded(): void {
     if (this.burstBytes >= this.p.checkpointBytes) {
       this.burstBytes = 0
       this.p.afterBurst?.()
@@ -161,17 +170,19 @@ export class Snapshots {
   }
 
   /**
-   * A snapshot moves the messages still in memory into sql.js, where removing one later costs a
-   * statement each. So once `checkpointBytes` of journal have piled up it waits while a burst is
-   * in flight (more than a sixteenth of that in memory, likely acknowledged within moments) and
-   * runs once the burst has drained. Memory (as much in memory as the checkpoint size) and
-   * replay time at start-up (four checkpoints of journal) bound the wait.
+   * A snapshot moves the messages still in memory into sql.js, a row each (~4-6 µs a row, and
+   * one statement each to remove later): the dearest part of accepting a message that outlives
+   * it. So once `checkpointBytes` of journal have piled up it waits while more than a sixteenth
+   * of that is in memory: a burst in flight (likely acknowledged within moments, never to touch
+   * sql.js) or a backlog still arriving (moved in one go by the quiet timer a second after the
+   * burst ends, off the path of the messages being accepted). Replay time at start-up bounds the
+   * wait: four checkpoints of journal; since every message in memory has its record in the
+   * journal since the last snapshot, that bounds the bodies held in memory too.
    */
   snapshotDue(): boolean {
     const journal = this.p.journal.bytesInSegment
     if (journal < this.p.checkpointBytes) return false
-    const hot = this.p.index.inMemoryBytes
-    return hot <= this.p.checkpointBytes / 16 || hot >= this.p.checkpointBytes || journal >= 4 * this.p.checkpointBytes
+    return this.p.index.inMemoryBytes <= this.p.checkpointBytes / 16 || journal >= 4 * this.p.checkpointBytes
   }
 
   /** Whether a start-up now would replay anything. */

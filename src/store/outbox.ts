@@ -28,7 +28,7 @@ import { OutboxIndex, type DestinationStats } from './outbox-index'
 import { PendingMessages } from './outbox-pending'
 import { prepareOutboxTable } from './outbox-table'
 import { RECEIVER_TABLES, ReceiverIndex, type InboxEntry } from './receiver-index'
-import { encodeOp, type MessageOp, OP_ATTEMPT, OP_ENQUEUE, OP_INBOX_ADD, OP_INBOX_DONE, OP_INBOX_START, OP_REMOVE, OP_REPLY, OP_SEEN, routedOp, type Op, type Route } from './outbox-ops'
+import { encodeOp, messageRecord, type MessageOp, OP_ATTEMPT, OP_INBOX_ADD, OP_INBOX_DONE, OP_INBOX_START, OP_REMOVE, OP_SEEN, routedOp, type Op, type Route } from './outbox-ops'
 import { Snapshots } from './outbox-snapshots'
 import { loadSnapshot, replayJournal, type JournalDamage } from './store-files'
 
@@ -176,34 +176,32 @@ export class Outbox {
     return this.accept(input, doneId)
   }
 
-  private async accept(input: EnqueueInput, doneId: string | undefined): Promise<OutboxEntry> {
-    if (this.closing) throw new OutpostError('outbox_closed', 'outbox: used after close()')
-    this.pending.hold([input])
+  private accept(input: EnqueueInput, doneId: string | undefined): Promise<OutboxEntry> {
+    if (this.closing) return Promise.reject(new OutpostError('outbox_closed', 'outbox: used after close()'))
+    try {
+      this.pending.hold([input])
+    } catch (err) {
+      return Promise.reject(err)
+    }
     const seq = this.nextSeq++
     const { id, dest, createdAt, expiresAt, body, route, request } = input
     // With its route in one record (9, 10); while an upgrade may roll back, the records an
     // older outpost reads (1 or 8, and a separate request record).
     const routed = this.snapshots.newFormat && route !== undefined
-    let op: Op
-    if (routed) {
-      const m: MessageOp & { route: Route } = { id, dest, seq, createdAt, expiresAt, body, route }
-      if (doneId !== undefined) m.doneId = doneId
-      else if (request !== undefined) m.request = request
-      op = routedOp(m)
-    } else {
-      op = doneId !== undefined ? [OP_REPLY, id, dest, seq, createdAt, expiresAt, body, doneId] : [OP_ENQUEUE, id, dest, seq, createdAt, expiresAt, body]
-    }
-    try {
-      // Appended in the same tick: both records land in the same group commit.
-      if (!routed && doneId === undefined && request !== undefined) await Promise.all([this.append(op), this.recordRequest(id, dest, request.replyMethod, request.until)])
-      else await this.append(op)
-    } catch (err) {
+    const op = messageRecord(input, seq, doneId, routed)
+    // Appended in the same tick: both records land in the same group commit.
+    const written: Promise<unknown> = !routed && doneId === undefined && request !== undefined
+      ? Promise.all([this.append(op), this.recordRequest(id, dest, request.replyMethod, request.until)])
+      : this.append(op)
+    // A plain promise chain rather than an async function: this runs for every message.
+    return written.then(() => {
+      const stored: OutboxEntry = { id, dest, body, createdAt, expiresAt, seq, attempts: 0, nextAt: 0 }
+      if (routed) stored.route = route
+      return stored
+    }, (err: unknown) => {
       this.pending.release([input])
       throw err
-    }
-    const stored: OutboxEntry = { id, dest, body, createdAt, expiresAt, seq, attempts: 0, nextAt: 0 }
-    if (routed) stored.route = route
-    return stored
+    })
   }
 
   /**

@@ -8,6 +8,36 @@ import { Outbox } from '../../src/store/outbox'
 const tmpDir = (): string => fs.mkdtempSync(path.join(os.tmpdir(), 'outpost-dests-'))
 const entry = (id: string, dest: string, size: number, createdAt: number) => ({ id, dest, body: new Uint8Array(size).fill(0x61), createdAt, expiresAt: 0 })
 
+test('outbox - messages in memory removed in and out of order: head() keeps FIFO order per destination, counts follow', async () => {
+  const dir = tmpDir()
+  const ob = await Outbox.open({ dir, maxBytes: 1 << 26, checkpointBytes: 1 << 26 })
+  const ids = Array.from({ length: 5000 }, (_, i) => `m${String(i).padStart(5, '0')}`)
+  const dest = (i: number): string => (i % 7 === 0 ? 'ship2' : 'ship1')
+  await Promise.all(ids.map((id, i) => ob.enqueue(entry(id, dest(i), 10, i))))
+  // Most acknowledged in order from the front (past the point where the queue is compacted),
+  // some out of order, some never.
+  const gone = new Set<string>()
+  for (let i = 0; i < 3000; i++) if (i % 11 !== 3) gone.add(ids[i]!)
+  for (let i = 3000; i < 5000; i += 3) gone.add(ids[i]!)
+  const order = [...gone]
+  for (let k = 0; k < order.length; k += 400) await ob.removeAll(order.slice(k, k + 400).reverse())
+  for (const d of ['ship1', 'ship2']) {
+    const want = ids.filter((id, i) => dest(i) === d && !gone.has(id))
+    assert.equal(ob.head(d, 10_000).map((e) => e.id), want, `${d}: what is left, in order`)
+    const last = want[want.length >> 1]!
+    const after = ob.get(last)!.seq
+    assert.equal(ob.head(d, 5, after).map((e) => e.id), want.slice((want.length >> 1) + 1, (want.length >> 1) + 6), `${d}: after a seq`)
+    assert.is(ob.perDestination().get(d)?.count, want.length)
+  }
+  await ob.removeAll(ids.filter((id) => !gone.has(id)))
+  assert.equal(ob.destinations(), [])
+  assert.is(ob.stats().count, 0)
+  await ob.enqueue(entry('again', 'ship1', 10, 0))
+  assert.equal(ob.head('ship1', 10).map((e) => e.id), ['again'])
+  await ob.close()
+  fs.rmSync(dir, { recursive: true, force: true })
+})
+
 for (const [layout, keepOldFormat] of [['body files', false], ['inline (format 1)', true]] as const) {
   test(`outbox - per destination counts, bytes and the oldest, over stored and new messages (${layout})`, async () => {
     const dir = tmpDir()
