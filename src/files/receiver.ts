@@ -3,7 +3,8 @@
  * place in a temp file beside the target, file.commit checks the whole and renames it in.
  *
  *   file.put  ─ rules (roots, size, space, owner) ─▶ .NAME.ID.outpost-part (sparse, 0600) + record ─▶ { have }
- *   file.chunk ─ sha256 of the chunk ─▶ pwrite at index × chunkBytes ─▶ (batched) fdatasync ─▶ record.have
+ *   file.chunk ─ sha256 of the chunk (the next in order with `upTo`: of the file up to its end, the
+ *                bytes hashed once) ─▶ pwrite at index × chunkBytes ─▶ (batched) fdatasync ─▶ record.have
  *   file.commit ─ all held? no ─▶ { missing } ─ yes ─▶ sha256 of the file (fed as chunks came in order; the rest read back) ─▶ chmod/chown, fsync,
  *               rename over the target, fsync the directory ─▶ { done }   (mismatch: temp deleted)
  *
@@ -64,6 +65,8 @@ interface Open {
   hash: Hash
   hashed: number
 }
+
+const SHA256 = /^[0-9a-f]{64}$/
 
 /** How long chunk writes gather before one fdatasync makes them held. */
 const SYNC_DELAY_MS = 100
@@ -220,7 +223,7 @@ export class Receiver {
   }
 
   private async writeChunk(ctx: MethodContext): Promise<MethodResult> {
-    const [id = '', index = '', hash = ''] = ctx.args
+    const [id = '', index = '', hash = '', upTo] = ctx.args
     const rec = this.recs.get(id)
     if (rec === undefined || rec.from !== ctx.env.fromNode || rec.state === 'expected') throw new OutpostError('file_transfer_unknown', `file.chunk: no transfer ${id} from ${ctx.env.fromNode} here`)
     if (rec.state === 'done') { rec.resent += sizeOf(ctx.env.data); return {} }
@@ -231,13 +234,14 @@ export class Receiver {
     if (!Number.isInteger(i) || i < 0 || i >= rec.chunks) throw new OutpostError('method_args', `file.chunk: chunk ${index} of transfer ${id} is out of range (0–${rec.chunks - 1})`)
     const data = bytesOf(ctx.env.data)
     const expected = i === rec.chunks - 1 ? rec.size - i * rec.chunkBytes : rec.chunkBytes
-    if (data.length !== expected || createHash('sha256').update(data).digest('hex') !== hash) {
-      throw new OutpostError('method_args', `file.chunk: chunk ${i} of transfer ${id} does not match its size or sha256; dropped (asked for again at commit)`)
-    }
     const f = await this.handle(rec)
+    // The next in order with `upTo` is hashed once, into the whole file's sha256; the rest on their own.
+    const whole = i === f.hashed && upTo !== undefined && SHA256.test(upTo) ? f.hash.copy().update(data) : undefined
+    const ok = data.length === expected && (whole !== undefined ? whole.copy().digest('hex') === upTo : createHash('sha256').update(data).digest('hex') === hash)
+    if (!ok) throw new OutpostError('method_args', `file.chunk: chunk ${i} of transfer ${id} does not match its size or sha256; dropped (asked for again at commit)`)
     if (f.written.has(i)) { rec.resent += data.length; return {} }
     f.written.set(i)
-    if (i === f.hashed) { f.hash.update(data); f.hashed++ }
+    if (i === f.hashed) { f.hash = whole ?? f.hash.update(data); f.hashed++ }
     try {
       await f.handle.write(data, 0, data.length, i * rec.chunkBytes)
     } catch (err) {

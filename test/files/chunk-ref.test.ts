@@ -60,14 +60,23 @@ test('files chunk-ref - the outbox gets no data; what goes out is the chunk with
     const stored = chunkNo(sent, '0')
     assert.is(stored.data, undefined)
     assert.is(stored.methodArgs![3], CHUNK_REF)
-    const want = fs.readFileSync(src).subarray(0, CHUNK)
-    for (const round of ['first send', 'resend']) {
-      const out = sender.expand(encode(stored))
-      assert.ok(out !== null, round)
-      const env = decode(out!)
-      assert.equal(env.methodArgs, ['T1', '0', sha(want)], round)
-      assert.ok(Buffer.from(env.data as Uint8Array).equals(want), round)
-      assert.is(env.id, stored.id)
+    const file = fs.readFileSync(src)
+    for (const i of [0, 1]) {
+      const stored = chunkNo(sent, String(i))
+      const want = file.subarray(i * CHUNK, (i + 1) * CHUNK)
+      // Read in order: the sha256 of the file up to the chunk's end goes with it (upTo).
+      const args = ['T1', String(i), sha(want), sha(file.subarray(0, (i + 1) * CHUNK))]
+      for (const round of ['first send', 'resend']) {
+        const out = sender.expand(encode(stored))
+        assert.ok(out !== null, round)
+        const env = decode(out!)
+        assert.equal(env.methodArgs, args, round)
+        assert.ok(Buffer.from(env.data as Uint8Array).equals(want), round)
+        assert.is(env.id, stored.id)
+        // Byte for byte what the envelope with its data encodes to (the head written before the data).
+        const { data: _none, ...rest } = stored
+        assert.ok(Buffer.from(out!).equals(Buffer.from(encode({ ...rest, methodArgs: args, data: want }))), round)
+      }
     }
     // Anything else goes as it is.
     const other = encode(sent.find((e) => e.method === 'file.put')!)
@@ -106,8 +115,9 @@ test('files chunk-ref - a node that signs what it sends keeps the data in the ou
   const { dir, sender, sent } = await setup(true)
   try {
     const stored = sent.filter((e) => e.method === 'file.chunk')[0]!
-    assert.is(stored.methodArgs!.length, 3)
+    assert.is(stored.methodArgs!.length, 4, 'id, index, sha256, upTo')
     assert.is((stored.data as Uint8Array).length, CHUNK)
+    assert.is(stored.methodArgs![3], sha(stored.data as Uint8Array), 'chunk 0: the file up to its end is the chunk')
     const body = encode(stored)
     assert.is(sender.expand(body), body)
   } finally {

@@ -1,0 +1,93 @@
+/**
+ * A chunk that comes in order carries `upTo`, the sha256 of the file from its start to the end
+ * of the chunk (src/files/chunk-ref.ts); the receiver checks it against its own sha256 of what
+ * it holds so far, hashing the chunk's bytes once (src/files/receiver.ts). On a real Receiver
+ * and a real temp file, the file.* methods called as the dispatcher calls them: a chunk whose
+ * own sha256 is right but whose upTo is not is dropped (asked for again at commit); with the
+ * right one, and with none (a sender before 2026-12-06), the file arrives whole.
+ */
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { createHash } from 'node:crypto'
+import { test } from 'uvu'
+import * as assert from 'uvu/assert'
+import { defaultConfig } from '../../src/config'
+import type { MethodContext } from '../../src/method'
+import type { Envelope } from '../../src/wire/envelope'
+import { Receiver } from '../../src/files/receiver'
+import { randomFile } from './helpers'
+
+const CHUNK = 65536
+const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex')
+
+function ctx(method: string, args: string[], data?: Uint8Array): MethodContext {
+  const env = { id: `M${Math.random()}`, toNode: 'ship1', fromNode: 'central', method, methodArgs: args, createdAt: Date.now(), ...(data ? { data } : {}) } as Envelope
+  return { env, args } as unknown as MethodContext
+}
+
+const answer = (r: { data?: unknown }): Record<string, unknown> => JSON.parse(String(r.data)) as Record<string, unknown>
+
+async function setup(): Promise<{ dir: string; file: Buffer; receiver: Receiver; chunk: (i: number, args?: string[]) => Promise<unknown>; commit: () => Promise<Record<string, unknown>> }> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'outpost-upto-'))
+  const src = path.join(dir, 'fw.bin')
+  randomFile(src, 3 * CHUNK + 100)
+  const file = fs.readFileSync(src)
+  const config = defaultConfig()
+  fs.mkdirSync(path.join(dir, 'files'))
+  const receiver = new Receiver({ dataDir: dir, config, log: () => {}, now: Date.now, notify: () => {} })
+  const meta = { id: 'T1', path: path.join(dir, 'files', 'fw.bin'), name: 'fw.bin', size: file.length, sha256: '', chunkBytes: CHUNK }
+  await receiver.put(ctx('file.put', [JSON.stringify(meta)]))
+  const part = (i: number): Buffer => file.subarray(i * CHUNK, Math.min(file.length, (i + 1) * CHUNK))
+  const chunk = (i: number, args?: string[]): Promise<unknown> => receiver.chunk(ctx('file.chunk', args ?? ['T1', String(i), sha(part(i)), sha(file.subarray(0, (i + 1) * CHUNK))], part(i)))
+  const commit = async (): Promise<Record<string, unknown>> => answer(await receiver.commit(ctx('file.commit', ['T1', sha(file)])))
+  return { dir, file, receiver, chunk, commit }
+}
+
+test('files upTo - a chunk whose own sha256 is right but whose upTo is not is dropped, and asked for again at commit', async () => {
+  const { dir, file, receiver, chunk, commit } = await setup()
+  try {
+    await chunk(0)
+    const part1 = file.subarray(CHUNK, 2 * CHUNK)
+    // upTo of another file: chunk 0 differs there (what a receiver that holds a wrong chunk 0 would see).
+    const other = Buffer.from(file.subarray(0, 2 * CHUNK))
+    other[5] = other[5]! ^ 1
+    try {
+      await chunk(1, ['T1', '1', sha(part1), sha(other)])
+      assert.unreachable('the chunk was taken')
+    } catch (err) {
+      assert.is((err as { code?: string }).code, 'method_args')
+    }
+    await chunk(2)
+    await chunk(3)
+    assert.equal((await commit()).missing, [1])
+    await chunk(1)
+    const done = await commit()
+    assert.is(done.done, true)
+    assert.ok(fs.readFileSync(path.join(dir, 'files', 'fw.bin')).equals(file))
+  } finally {
+    await receiver.closeAll()
+    fs.rmSync(dir, { recursive: true, force: true })
+  }
+})
+
+test('files upTo - chunks without it (a sender before 2026-12-06), in any order, are checked on their own', async () => {
+  const { dir, file, receiver, chunk, commit } = await setup()
+  try {
+    const part = (i: number): Buffer => file.subarray(i * CHUNK, Math.min(file.length, (i + 1) * CHUNK))
+    for (const i of [1, 0, 3, 2]) await chunk(i, ['T1', String(i), sha(part(i))])
+    try {
+      await chunk(2, ['T1', '2', sha(part(1))])
+      assert.unreachable('a chunk with a wrong sha256 was taken')
+    } catch (err) {
+      assert.is((err as { code?: string }).code, 'method_args')
+    }
+    assert.is((await commit()).done, true)
+    assert.ok(fs.readFileSync(path.join(dir, 'files', 'fw.bin')).equals(file))
+  } finally {
+    await receiver.closeAll()
+    fs.rmSync(dir, { recursive: true, force: true })
+  }
+})
+
+test.run()
