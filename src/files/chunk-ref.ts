@@ -17,8 +17,13 @@
  * A chunk is read into a buffer with HEAD_ROOM bytes free before its data; the envelope's head
  * is written there as it is sent, so what goes out is that buffer, the data not copied again.
  * A chunk read in order carries a fifth argument, `upTo`: the sha256 of the file from its
- * start to the end of the chunk (whole-hash.ts), sent as the fourth (receiver.ts checks it;
- * a receiver before 2026-12-06 ignores it).
+ * start to the end of the chunk (whole-hash.ts), sent as the fourth (in-order.ts checks it;
+ * a receiver before 2026-12-06 ignores it). To a receiver that checks by upTo alone (its
+ * file.put answer says `upTo: true`) such a chunk goes with '' for its own sha256: each byte
+ * is hashed once at the sender too. Its bytes are then kept until its ACK, for a resend; after
+ * a restart they are read again and sent with the sha256 they have then (a source changed
+ * meanwhile fails the receiver's upTo check, or the whole file's at the commit, and the
+ * sender's own check of its size and time).
  */
 import { createHash } from 'node:crypto'
 import fs from 'node:fs'
@@ -49,10 +54,11 @@ export function expandChunk(body: Uint8Array, fresh: Map<string, Buffer>, recOf:
   try { env = decode(body) } catch { return body }
   const args = env.methodArgs ?? []
   if (args.length < 4 || args.length > 5 || args[3] !== CHUNK_REF) return body
-  const [id = '', index = '', hash = ''] = args
+  let [id = '', index = '', hash = ''] = args
   const rec = recOf(id)
   let room = fresh.get(env.id)
-  fresh.delete(env.id)
+  // A chunk with no sha256 of its own (upTo alone) keeps its bytes until its ACK (Sender.onEvent).
+  if (hash !== '') fresh.delete(env.id)
   if (rec === undefined || ended(rec.state)) return null
   if (room === undefined) {
     const i = Number(index)
@@ -63,7 +69,11 @@ export function expandChunk(body: Uint8Array, fresh: Map<string, Buffer>, recOf:
       const fd = fs.openSync(rec.src, 'r')
       try { n = fs.readSync(fd, room, HEAD_ROOM, len, i * rec.chunkBytes) } finally { fs.closeSync(fd) }
     } catch { /* gone or unreadable: it changed */ }
-    if (n !== len || createHash('sha256').update(room.subarray(HEAD_ROOM)).digest('hex') !== hash) {
+    const sum = n === len ? createHash('sha256').update(room.subarray(HEAD_ROOM)).digest('hex') : ''
+    // Upto alone (the bytes read then are gone: a restart): the chunk goes with the sha256 it has
+    // now; one that changed fails the receiver's check by upTo, or the whole file's at the commit.
+    if (hash === '' && sum !== '') hash = sum
+    if (sum === '' || sum !== hash) {
       fail(rec, { code: 'file_source_changed', message: `file transfer ${rec.id}: ${rec.src} changed while it was being sent (chunk ${i} no longer matches the sha256 it had when it was queued); the receiver deletes its partial file; send the file again` })
       return null
     }

@@ -8,11 +8,9 @@
  *         ◀─ delivered (ACK) ─ pump the next … ─▶ file.commit sha256 ⇢ { missing } ─▶ pump those again
  *                                                                   ⇢ { done } ─▶ record done
  *
- * The whole file's sha256 is fed with each chunk as it is first read, in order, so the file is
- * read once. That state lives in memory only: a run that did not read every chunk (a resume
- * after a restart, chunks the receiver held already) reads the file again to hash it before
- * the commit, once; the sha256 is then kept in the record.
- *
+ * The whole file's sha256 is fed with each chunk as it is first read, in order (the file read
+ * once; each chunk carries the sha256 so far, `upTo`). In memory only: a run that did not read
+ * every chunk (a resume, chunks held already) hashes the file again before the commit, once.
  * Unless the node signs what it sends, a chunk goes into the outbox as a reference to its
  * source (chunk-ref.ts): the data is filled in as it is sent, read back and checked on a resend.
  *
@@ -156,7 +154,7 @@ export class Sender {
       await this.fail(rec, env.error)
       return {}
     }
-    let a: { have?: string; missing?: number[]; done?: boolean; path?: string; size?: number; sha256?: string }
+    let a: { have?: string; upTo?: boolean; missing?: number[]; done?: boolean; path?: string; size?: number; sha256?: string }
     try {
       a = JSON.parse(typeof env.data === 'string' ? env.data : Buffer.from(env.data ?? new Uint8Array()).toString('utf8')) as typeof a
     } catch {
@@ -176,6 +174,7 @@ export class Sender {
     }
     if (a.have !== undefined) {
       rec.have = a.have
+      rec.upTo = a.upTo === true
       rec.next = 0
       rec.resend = []
       rec.acked = new Bitmap(rec.chunks, a.have).count() * rec.chunkBytes
@@ -219,6 +218,7 @@ export class Sender {
     const id = this.chunkOf.get(ev.id)
     if (id === undefined) return
     this.chunkOf.delete(ev.id)
+    this.fresh.delete(ev.id)
     const rec = this.recs.get(id)
     const live = this.live.get(id)
     if (rec === undefined || live === undefined) return
@@ -318,7 +318,8 @@ export class Sender {
     if (bytesRead !== len) throw new OutpostError('io', `file transfer ${rec.id}: ${rec.src} is shorter than when the transfer started (it changed while being sent)`)
     const buf = room.subarray(HEAD_ROOM)
     live.sentSince += len
-    return { room, hash: createHash('sha256').update(buf).digest('hex'), upTo: rec.sha256 === '' ? live.whole.feed(i, buf) : undefined }
+    const upTo = rec.sha256 === '' ? live.whole.feed(i, buf) : undefined // to an upTo receiver: the chunk's own sha256 left out
+    return { room, hash: upTo !== undefined && rec.upTo === true ? '' : createHash('sha256').update(buf).digest('hex'), upTo }
   }
 
   /** Chunk `i` stored in the outbox as a message (resolves once durable), then in flight. */

@@ -75,17 +75,85 @@ test('files upTo - chunks without it (a sender before 2026-12-06), in any order,
   const { dir, file, receiver, chunk, commit } = await setup()
   try {
     const part = (i: number): Buffer => file.subarray(i * CHUNK, Math.min(file.length, (i + 1) * CHUNK))
-    for (const i of [1, 0, 3, 2]) await chunk(i, ['T1', String(i), sha(part(i))])
+    for (const i of [1, 0, 3]) await chunk(i, ['T1', String(i), sha(part(i))])
     try {
       await chunk(2, ['T1', '2', sha(part(1))])
       assert.unreachable('a chunk with a wrong sha256 was taken')
     } catch (err) {
       assert.is((err as { code?: string }).code, 'method_args')
     }
+    await chunk(2, ['T1', '2', sha(part(2))])
     assert.is((await commit()).done, true)
     assert.ok(fs.readFileSync(path.join(dir, 'files', 'fw.bin')).equals(file))
   } finally {
     await receiver.closeAll()
+    fs.rmSync(dir, { recursive: true, force: true })
+  }
+})
+
+const upToOnly = (file: Buffer, i: number): string[] => ['T1', String(i), '', sha(file.subarray(0, (i + 1) * CHUNK))]
+
+test('files upTo - the receiver says it takes chunks by upTo alone; such chunks ahead of a missing one are checked once it comes, and only it is asked for again', async () => {
+  const { dir, file, receiver, chunk, commit } = await setup()
+  try {
+    const put = answer(await receiver.put(ctx('file.put', [JSON.stringify({ id: 'T1', path: path.join(dir, 'files', 'fw.bin'), name: 'fw.bin', size: file.length, sha256: '', chunkBytes: CHUNK })])))
+    assert.is(put.upTo, true)
+    await chunk(0, upToOnly(file, 0))
+    // Chunk 1 lost on the way: 2 and 3 come ahead of it, with nothing of their own to check them by.
+    await chunk(2, upToOnly(file, 2))
+    await chunk(3, upToOnly(file, 3))
+    assert.equal((await commit()).missing, [1])
+    // Sent again after the commit, read again: with its own sha256.
+    await chunk(1)
+    const done = await commit()
+    assert.is(done.done, true)
+    assert.ok(fs.readFileSync(path.join(dir, 'files', 'fw.bin')).equals(file))
+  } finally {
+    await receiver.closeAll()
+    fs.rmSync(dir, { recursive: true, force: true })
+  }
+})
+
+test('files upTo - a chunk ahead that does not match its upTo is dropped once the ones before it are in, and asked for again', async () => {
+  const { dir, file, receiver, chunk, commit } = await setup()
+  try {
+    await chunk(0, upToOnly(file, 0))
+    const bad = Buffer.from(file.subarray(2 * CHUNK, 3 * CHUNK))
+    bad[7] = bad[7]! ^ 1
+    await receiver.chunk(ctx('file.chunk', upToOnly(file, 2), bad))
+    await chunk(3, upToOnly(file, 3))
+    await chunk(1, upToOnly(file, 1))
+    // 1 in order; 2 read back and found wrong; 3 waits behind it.
+    assert.equal((await commit()).missing, [2])
+    await chunk(2)
+    assert.is((await commit()).done, true)
+    assert.ok(fs.readFileSync(path.join(dir, 'files', 'fw.bin')).equals(file))
+  } finally {
+    await receiver.closeAll()
+    fs.rmSync(dir, { recursive: true, force: true })
+  }
+})
+
+test('files upTo - after a restart of the receiver, what it holds is read back once and chunks by upTo alone are checked again', async () => {
+  const { dir, file, receiver, chunk } = await setup()
+  let again: Receiver | undefined
+  try {
+    await chunk(0, upToOnly(file, 0))
+    await chunk(1, upToOnly(file, 1))
+    // Held (synced and recorded), then the process ends.
+    await receiver.put(ctx('file.put', [JSON.stringify({ id: 'T1', path: path.join(dir, 'files', 'fw.bin'), name: 'fw.bin', size: file.length, sha256: '', chunkBytes: CHUNK })]))
+    await receiver.closeAll()
+    again = new Receiver({ dataDir: dir, config: defaultConfig(), log: () => {}, now: Date.now, notify: () => {} })
+    const put = answer(await again.put(ctx('file.put', [JSON.stringify({ id: 'T1', path: path.join(dir, 'files', 'fw.bin'), name: 'fw.bin', size: file.length, sha256: '', chunkBytes: CHUNK })])))
+    assert.is(put.upTo, true)
+    const part = (i: number): Buffer => file.subarray(i * CHUNK, Math.min(file.length, (i + 1) * CHUNK))
+    await again.chunk(ctx('file.chunk', upToOnly(file, 2), part(2)))
+    await again.chunk(ctx('file.chunk', upToOnly(file, 3), part(3)))
+    const done = answer(await again.commit(ctx('file.commit', ['T1', sha(file)])))
+    assert.is(done.done, true, JSON.stringify(done))
+    assert.ok(fs.readFileSync(path.join(dir, 'files', 'fw.bin')).equals(file))
+  } finally {
+    await again?.closeAll()
     fs.rmSync(dir, { recursive: true, force: true })
   }
 })
