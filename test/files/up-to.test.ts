@@ -158,4 +158,46 @@ test('files upTo - after a restart of the receiver, what it holds is read back o
   }
 })
 
+test('files upTo - chunks by upTo alone in random orders, with duplicates and a damaged one: the file arrives whole and only the damaged one is asked for again', async () => {
+  let seed = 7
+  const rand = (n: number): number => { seed = (seed * 1103515245 + 12345) % 2147483648; return seed % n }
+  for (let round = 0; round < 20; round++) {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'outpost-upto-'))
+    const file = Buffer.alloc(9 * CHUNK + 77)
+    for (let i = 0; i < file.length; i += 4) file.writeUInt32LE(rand(2 ** 31), i - (i + 4 > file.length ? i + 4 - file.length : 0))
+    fs.mkdirSync(path.join(dir, 'files'))
+    const receiver = new Receiver({ dataDir: dir, config: defaultConfig(), log: () => {}, now: Date.now, notify: () => {} })
+    try {
+      await receiver.put(ctx('file.put', [JSON.stringify({ id: 'T1', path: path.join(dir, 'files', 'fw.bin'), name: 'fw.bin', size: file.length, sha256: '', chunkBytes: CHUNK })]))
+      const n = 10
+      const part = (i: number): Buffer => file.subarray(i * CHUNK, Math.min(file.length, (i + 1) * CHUNK))
+      // Mostly in order, some swapped, some twice; one damaged (its upTo cannot match).
+      const order = [...Array(n).keys()]
+      for (let k = 0; k < 4; k++) { const a = rand(n); const b = rand(n); [order[a], order[b]] = [order[b]!, order[a]!] }
+      for (let k = 0; k < 2; k++) order.splice(rand(order.length), 0, order[rand(order.length)]!)
+      const damaged = rand(n)
+      const sent = new Set<number>()
+      await Promise.all(order.map(async (i) => {
+        const bad = i === damaged && !sent.has(i)
+        const data = bad ? Buffer.from(part(i)) : part(i)
+        if (bad) data[0] = data[0]! ^ 0xff
+        sent.add(i)
+        await receiver.chunk(ctx('file.chunk', upToOnly(file, i), data)).catch(() => {})
+      }))
+      for (let r = 0; ; r++) {
+        const a = answer(await receiver.commit(ctx('file.commit', ['T1', sha(file)])))
+        if (a.done === true) break
+        const missing = a.missing as number[]
+        assert.ok(r < 3, `round ${round}: still missing ${JSON.stringify(missing)}`)
+        for (const i of missing) assert.is(i, damaged, `round ${round}: chunk ${i} asked for again (order ${order.join(',')}, damaged ${damaged})`)
+        for (const i of missing) await receiver.chunk(ctx('file.chunk', ['T1', String(i), sha(part(i))], part(i)))
+      }
+      assert.ok(fs.readFileSync(path.join(dir, 'files', 'fw.bin')).equals(file), `round ${round}`)
+    } finally {
+      await receiver.closeAll()
+      fs.rmSync(dir, { recursive: true, force: true })
+    }
+  }
+})
+
 test.run()
