@@ -70,7 +70,7 @@ export class Sender {
   private readonly chunkSent = new Map<string, string>()
   private readonly records: Records<OutRecord>
   private closed = false
-  /** Chunk message id → its bytes (at HEAD_ROOM), read and hashed when it was queued, until its first send. */
+  /** Chunk message id → its bytes (at HEAD_ROOM), read and hashed when queued, until its first send (upTo alone: its ACK). */
   private readonly fresh = new Map<string, Buffer>()
 
   constructor(private readonly o: SenderOptions) {
