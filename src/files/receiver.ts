@@ -3,14 +3,14 @@
  * place in a temp file beside the target, file.commit checks the whole and renames it in.
  *
  *   file.put  ─ rules (roots, size, space, owner) ─▶ .NAME.ID.outpost-part (sparse, 0600) + record ─▶ { have }
- *   file.chunk ─ sha256 of the chunk ─▶ pwrite at index × chunkBytes ─▶ (batched) fdatasync ─▶ record.have
+ *   file.chunk ─ sha256 of the chunk (the next in order with `upTo`: of the file up to its end, the
+ *                bytes hashed once) ─▶ pwrite at index × chunkBytes ─▶ (batched) fdatasync ─▶ record.have
  *   file.commit ─ all held? no ─▶ { missing } ─ yes ─▶ sha256 of the file (fed as chunks came in order; the rest read back) ─▶ chmod/chown, fsync,
  *               rename over the target, fsync the directory ─▶ { done }   (mismatch: temp deleted)
  *
  * A chunk counts as held only once it is synced and in the record: what a crash loses between
  * the ACK of a chunk and that record is asked for again at commit (`missing`).
  */
-import { createHash, type Hash } from 'node:crypto'
 import fs from 'node:fs'
 import path from 'node:path'
 import type { Config } from '../config'
@@ -18,6 +18,7 @@ import { ERROR_CODES, OutpostError, type ErrorCode } from '../errors'
 import type { LogFn } from '../log'
 import type { MethodContext, MethodResult } from '../method'
 import { Bitmap } from './bitmap'
+import { InOrder, SHA256 } from './in-order'
 import { Records } from './records'
 import { ended, KEEP_FINISHED_MS } from './sender'
 import { checkRoom, ioError, resolveOwner, rootsOf, writableParent } from './rules'
@@ -57,12 +58,8 @@ interface Open {
   have: Bitmap
   sync: Promise<void> | undefined
   timer: NodeJS.Timeout | undefined
-  /**
-   * The whole file's sha256 over chunks 0 … hashed-1, fed as they arrive in order (in memory
-   * only): the commit reads back and hashes only what follows (everything, after a restart).
-   */
-  hash: Hash
-  hashed: number
+  /** The whole file's sha256 as the chunks come (in-order.ts; in memory only): the commit reads back and hashes only what follows. */
+  order: InOrder
 }
 
 /** How long chunk writes gather before one fdatasync makes them held. */
@@ -137,7 +134,7 @@ export class Receiver {
       if (rec.size !== meta.size || otherHash || rec.chunkBytes !== meta.chunkBytes) throw new OutpostError('method_args', `file.put: transfer ${meta.id} was opened for another file (size or sha256 differ)`)
       if (meta.sha256 !== '') rec.sha256 = meta.sha256
       await this.flush(rec.id)
-      return answer({ id: rec.id, have: rec.have, chunks: rec.chunks })
+      return answer({ id: rec.id, have: rec.have, chunks: rec.chunks, upTo: true })
     }
     if (rec?.state === 'cancelled') throw new OutpostError('cancelled', rec.error?.message ?? `file.put: transfer ${meta.id} was cancelled`)
     if (rec?.state === 'failed') {
@@ -202,7 +199,7 @@ export class Receiver {
     await this.records.save(next)
     this.o.log('info', `files: receiving ${next.path} (${meta.size} bytes) from ${from}, transfer ${next.id}`)
     this.o.notify(inInfo(next))
-    return answer({ id: next.id, have: next.have, chunks })
+    return answer({ id: next.id, have: next.have, chunks, upTo: true })
   }
 
   /** Chunk writes in progress per transfer: a commit waits for them (their ACK went out before they ran). */
@@ -220,7 +217,7 @@ export class Receiver {
   }
 
   private async writeChunk(ctx: MethodContext): Promise<MethodResult> {
-    const [id = '', index = '', hash = ''] = ctx.args
+    const [id = '', index = '', hash = '', upTo] = ctx.args
     const rec = this.recs.get(id)
     if (rec === undefined || rec.from !== ctx.env.fromNode || rec.state === 'expected') throw new OutpostError('file_transfer_unknown', `file.chunk: no transfer ${id} from ${ctx.env.fromNode} here`)
     if (rec.state === 'done') { rec.resent += sizeOf(ctx.env.data); return {} }
@@ -231,15 +228,19 @@ export class Receiver {
     if (!Number.isInteger(i) || i < 0 || i >= rec.chunks) throw new OutpostError('method_args', `file.chunk: chunk ${index} of transfer ${id} is out of range (0–${rec.chunks - 1})`)
     const data = bytesOf(ctx.env.data)
     const expected = i === rec.chunks - 1 ? rec.size - i * rec.chunkBytes : rec.chunkBytes
-    if (data.length !== expected || createHash('sha256').update(data).digest('hex') !== hash) {
-      throw new OutpostError('method_args', `file.chunk: chunk ${i} of transfer ${id} does not match its size or sha256; dropped (asked for again at commit)`)
-    }
     const f = await this.handle(rec)
-    if (f.written.has(i)) { rec.resent += data.length; return {} }
-    f.written.set(i)
-    if (i === f.hashed) { f.hash.update(data); f.hashed++ }
+    const o = f.order
+    if (f.written.has(i) || (o.ahead.has(i) && !SHA256.test(hash))) { rec.resent += data.length; return {} }
+    // Checked by upTo (in order: hashed once) or its own sha256; or ahead, by upTo later (in-order.ts).
+    const how = data.length === expected && o.check(i, data, hash, upTo)
+    if (how === false) throw new OutpostError('method_args', `file.chunk: chunk ${i} of transfer ${id} does not match its size or sha256; dropped (asked for again at commit)`)
+    if (how !== 'ahead') { f.written.set(i); o.ahead.delete(i) }
+    const write = f.handle.write(data, 0, data.length, i * rec.chunkBytes)
+    o.writes.set(i, write)
     try {
-      await f.handle.write(data, 0, data.length, i * rec.chunkBytes)
+      await write
+      if (o.writes.get(i) === write) o.writes.delete(i)
+      if (f.written.has(o.hashed) || o.ahead.has(o.hashed)) void o.catchUp(f.handle, (j) => f.written.has(j), (j) => f.written.set(j)).catch((err: Error) => this.o.log('warn', `files: transfer ${id}: ${err.message}`))
     } catch (err) {
       // A full disk does not get better by sending the chunk again: the transfer ends here,
       // and the sender hears it at its commit.
@@ -275,10 +276,11 @@ export class Receiver {
     }
     if (rec.sha256 === undefined || rec.sha256 === '') throw new OutpostError('method_args', `file.commit: transfer ${id} has no sha256 to check the file against (give it as the second argument)`)
     await this.flush(id)
-    const missing = new Bitmap(rec.chunks, rec.have).missing(4096)
+    // Chunks written ahead wait for the ones before them (in-order.ts): not asked for again.
+    const missing = new Bitmap(rec.chunks, rec.have).missing(4096).filter((i) => this.open.get(id)?.order.ahead.has(i) !== true)
     if (missing.length > 0) return answer({ id, missing })
     const f = await this.handle(rec)
-    const sum = await sha256File(f.handle, rec.size, f.hash, f.hashed * rec.chunkBytes)
+    const sum = await sha256File(f.handle, rec.size, f.order.hash, f.order.hashed * rec.chunkBytes)
     if (sum !== rec.sha256) {
       const err = new OutpostError('file_hash_mismatch', `file transfer ${id}: ${rec.path} put together here has sha256 ${sum}, not ${rec.sha256}; the partial file was deleted and ${rec.path} left as it was`)
       await this.fail(rec, err.toJSON())
@@ -344,7 +346,7 @@ export class Receiver {
     f = this.open.get(rec.id)
     if (f !== undefined) { await handle.close(); return f }
     const have = new Bitmap(rec.chunks, rec.have)
-    f = { handle, have, written: new Bitmap(rec.chunks, rec.have), sync: undefined, timer: undefined, hash: createHash('sha256'), hashed: 0 }
+    f = { handle, have, written: new Bitmap(rec.chunks, rec.have), sync: undefined, timer: undefined, order: new InOrder(rec.size, rec.chunkBytes) }
     this.open.set(rec.id, f)
     return f
   }
@@ -372,6 +374,7 @@ export class Receiver {
     await Promise.allSettled([...(this.writing.get(id) ?? [])])
     const f = this.open.get(id)
     if (f === undefined) return
+    await f.order.settled()
     if (f.timer !== undefined) { clearTimeout(f.timer); f.timer = undefined }
     await this.sync(id)
   }
@@ -380,6 +383,7 @@ export class Receiver {
     const f = this.open.get(id)
     if (f === undefined) return
     if (f.timer !== undefined) clearTimeout(f.timer)
+    await f.order.settled()
     await f.sync?.catch(() => {})
     this.open.delete(id)
     await f.handle.close().catch(() => {})

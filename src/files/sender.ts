@@ -8,11 +8,9 @@
  *         ◀─ delivered (ACK) ─ pump the next … ─▶ file.commit sha256 ⇢ { missing } ─▶ pump those again
  *                                                                   ⇢ { done } ─▶ record done
  *
- * The whole file's sha256 is fed with each chunk as it is first read, in order, so the file is
- * read once. That state lives in memory only: a run that did not read every chunk (a resume
- * after a restart, chunks the receiver held already) reads the file again to hash it before
- * the commit, once; the sha256 is then kept in the record.
- *
+ * The whole file's sha256 is fed with each chunk as it is first read, in order (the file read
+ * once; each chunk carries the sha256 so far, `upTo`). In memory only: a run that did not read
+ * every chunk (a resume, chunks held already) hashes the file again before the commit, once.
  * Unless the node signs what it sends, a chunk goes into the outbox as a reference to its
  * source (chunk-ref.ts): the data is filled in as it is sent, read back and checked on a resend.
  *
@@ -27,7 +25,7 @@ import type { MessageEvent } from '../events'
 import type { MethodContext, MethodResult } from '../method'
 import { ulid } from '../wire/ulid'
 import { Bitmap } from './bitmap'
-import { CHUNK_REF, expandChunk } from './chunk-ref'
+import { chunkBuffer, CHUNK_REF, expandChunk, HEAD_ROOM, type Chunk } from './chunk-ref'
 import { Records } from './records'
 import { sha256Path, unchanged, WholeHash } from './whole-hash'
 import { chunkAckTimeout } from './ack-timeout'
@@ -72,7 +70,7 @@ export class Sender {
   private readonly chunkSent = new Map<string, string>()
   private readonly records: Records<OutRecord>
   private closed = false
-  /** Chunk message id → its bytes, read and hashed when it was queued, until its first send. */
+  /** Chunk message id → its bytes (at HEAD_ROOM), read and hashed when queued, until its first send (upTo alone: its ACK). */
   private readonly fresh = new Map<string, Buffer>()
 
   constructor(private readonly o: SenderOptions) {
@@ -156,7 +154,7 @@ export class Sender {
       await this.fail(rec, env.error)
       return {}
     }
-    let a: { have?: string; missing?: number[]; done?: boolean; path?: string; size?: number; sha256?: string }
+    let a: { have?: string; upTo?: boolean; missing?: number[]; done?: boolean; path?: string; size?: number; sha256?: string }
     try {
       a = JSON.parse(typeof env.data === 'string' ? env.data : Buffer.from(env.data ?? new Uint8Array()).toString('utf8')) as typeof a
     } catch {
@@ -176,6 +174,7 @@ export class Sender {
     }
     if (a.have !== undefined) {
       rec.have = a.have
+      rec.upTo = a.upTo === true
       rec.next = 0
       rec.resend = []
       rec.acked = new Bitmap(rec.chunks, a.have).count() * rec.chunkBytes
@@ -219,6 +218,7 @@ export class Sender {
     const id = this.chunkOf.get(ev.id)
     if (id === undefined) return
     this.chunkOf.delete(ev.id)
+    this.fresh.delete(ev.id)
     const rec = this.recs.get(id)
     const live = this.live.get(id)
     if (rec === undefined || live === undefined) return
@@ -304,8 +304,8 @@ export class Sender {
     return chunkAckTimeout(files.window, rec.chunkBytes, delivery.ackTimeout, rec.rate)
   }
 
-  /** Chunk `i` read from the source (after --rate's wait), with its sha256; fed to the whole file's. */
-  private async readChunk(rec: OutRecord, live: Live, i: number): Promise<{ buf: Buffer; hash: string; len: number }> {
+  /** Chunk `i` read from the source (after --rate's wait) into a buffer at HEAD_ROOM, with its sha256; fed to the whole file's. */
+  private async readChunk(rec: OutRecord, live: Live, i: number): Promise<Chunk> {
     if (rec.rate > 0) {
       // --rate: no faster than rate bytes a second since this pass started.
       const due = live.t0 + (live.sentSince / rec.rate) * 1000 - this.o.now()
@@ -313,25 +313,27 @@ export class Sender {
     }
     live.handle ??= await fs.promises.open(rec.src, 'r')
     const len = i === rec.chunks - 1 ? rec.size - i * rec.chunkBytes : rec.chunkBytes
-    const buf = Buffer.allocUnsafe(len) // all of it read, or the transfer fails
-    const { bytesRead } = await live.handle.read(buf, 0, len, i * rec.chunkBytes)
+    const room = chunkBuffer(len) // all of it read, or the transfer fails
+    const { bytesRead } = await live.handle.read(room, HEAD_ROOM, len, i * rec.chunkBytes)
     if (bytesRead !== len) throw new OutpostError('io', `file transfer ${rec.id}: ${rec.src} is shorter than when the transfer started (it changed while being sent)`)
-    const hash = createHash('sha256').update(buf).digest('hex')
-    if (rec.sha256 === '') live.whole.feed(i, buf)
+    const buf = room.subarray(HEAD_ROOM)
     live.sentSince += len
-    return { buf, hash, len }
+    const upTo = rec.sha256 === '' ? live.whole.feed(i, buf) : undefined // to an upTo receiver: the chunk's own sha256 left out
+    return { room, hash: upTo !== undefined && rec.upTo === true ? '' : createHash('sha256').update(buf).digest('hex'), upTo }
   }
 
   /** Chunk `i` stored in the outbox as a message (resolves once durable), then in flight. */
-  private async storeChunk(rec: OutRecord, live: Live, i: number, { buf, hash }: { buf: Buffer; hash: string; len: number }): Promise<void> {
+  private async storeChunk(rec: OutRecord, live: Live, i: number, { room, hash, upTo }: Chunk): Promise<void> {
     // The source is what keeps the chunk: the outbox keeps where it is and its sha256 (a signed
     // message keeps its data, the signature covers it).
     const ref = this.o.config.api.signingKey === null
     const id = ulid()
-    if (ref) this.fresh.set(id, buf)
+    if (ref) this.fresh.set(id, room)
+    const args = ref ? [rec.id, String(i), hash, CHUNK_REF] : [rec.id, String(i), hash]
+    if (upTo !== undefined) args.push(upTo)
     let env
     try {
-      [env] = await this.o.submit([{ id, toNode: rec.to, method: 'file.chunk', methodArgs: ref ? [rec.id, String(i), hash, CHUNK_REF] : [rec.id, String(i), hash], ...(ref ? {} : { data: buf }), ttl: TRANSFER_TTL, retries: TRANSFER_RETRIES, ackTimeout: this.ackTimeout(rec), replyMethod: 'file.reply' }])
+      [env] = await this.o.submit([{ id, toNode: rec.to, method: 'file.chunk', methodArgs: args, ...(ref ? {} : { data: room.subarray(HEAD_ROOM) }), ttl: TRANSFER_TTL, retries: TRANSFER_RETRIES, ackTimeout: this.ackTimeout(rec), replyMethod: 'file.reply' }])
     } catch (err) {
       this.fresh.delete(id)
       throw err

@@ -99,6 +99,8 @@ export interface OutRecord {
   pending?: string | undefined
   /** What the receiver holds (Bitmap, base64), as its last answer said. */
   have: string
+  /** The receiver checks a chunk by upTo alone (its file.put answer said so): chunks read in order go without their own sha256. */
+  upTo?: boolean
   /** Next chunk to send in order; `resend`: chunks the receiver said are missing. */
   next: number
   resend: number[]

@@ -23,22 +23,28 @@ export class WholeHash {
 
   constructor(private readonly chunks: number, private readonly window: number) {}
 
-  /** Chunk i's bytes, read for the first time in this run. */
-  feed(i: number, buf: Buffer): void {
-    if (this.hashed < 0 || i < this.hashed) return
+  /**
+   * Chunk i's bytes, read for the first time in this run. Returns, when chunk i was the next one
+   * in order, the sha256 of the file from its start to the end of chunk i (`upTo`: the receiver
+   * checks a chunk that comes in order against it, hashing its bytes once; receiver.ts).
+   */
+  feed(i: number, buf: Buffer): string | undefined {
+    if (this.hashed < 0 || i < this.hashed) return undefined
     if (i > this.hashed) {
       this.ahead.set(i, buf)
       // The chunk in the way is not being read (the receiver has it): no point holding more.
       if (this.ahead.size > this.window) this.giveUp()
-      return
+      return undefined
     }
     this.hash.update(buf)
     this.hashed++
+    const upTo = this.hash.copy().digest('hex')
     for (let next = this.ahead.get(this.hashed); next !== undefined; next = this.ahead.get(this.hashed)) {
       this.ahead.delete(this.hashed)
       this.hash.update(next)
       this.hashed++
     }
+    return upTo
   }
 
   /** Chunk i will not be read in this run. */

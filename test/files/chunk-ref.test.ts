@@ -21,7 +21,7 @@ import { randomFile } from './helpers'
 
 const CHUNK = 65536
 
-async function setup(signing = false): Promise<{ dir: string; src: string; sender: Sender; sent: Envelope[]; failed: { code: string }[] }> {
+async function setup(signing = false, upTo = false): Promise<{ dir: string; src: string; sender: Sender; sent: Envelope[]; failed: { code: string }[] }> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'outpost-chunkref-'))
   const src = path.join(dir, 'fw.bin')
   randomFile(src, 3 * CHUNK + 100)
@@ -43,7 +43,7 @@ async function setup(signing = false): Promise<{ dir: string; src: string; sende
   const rec = await sender.start({ id: 'T1', src, to: 'ship1', dest: '/x/fw.bin', name: 'fw.bin' })
   // ship1 answers the file.put: it holds nothing yet.
   const put = sent.find((e) => e.method === 'file.put')!
-  const env = { id: 'R1', toNode: 'central', fromNode: 'ship1', method: 'file.reply', inReplyTo: put.id, data: JSON.stringify({ id: rec.id, have: '' }), createdAt: Date.now() } as Envelope
+  const env = { id: 'R1', toNode: 'central', fromNode: 'ship1', method: 'file.reply', inReplyTo: put.id, data: JSON.stringify({ id: rec.id, have: '', ...(upTo ? { upTo: true } : {}) }), createdAt: Date.now() } as Envelope
   await sender.reply({ env, args: [] } as unknown as MethodContext)
   for (let i = 0; i < 50 && sent.filter((e) => e.method === 'file.chunk').length < 2; i++) await new Promise((resolve) => setTimeout(resolve, 10))
   return { dir, src, sender, sent, failed }
@@ -60,14 +60,23 @@ test('files chunk-ref - the outbox gets no data; what goes out is the chunk with
     const stored = chunkNo(sent, '0')
     assert.is(stored.data, undefined)
     assert.is(stored.methodArgs![3], CHUNK_REF)
-    const want = fs.readFileSync(src).subarray(0, CHUNK)
-    for (const round of ['first send', 'resend']) {
-      const out = sender.expand(encode(stored))
-      assert.ok(out !== null, round)
-      const env = decode(out!)
-      assert.equal(env.methodArgs, ['T1', '0', sha(want)], round)
-      assert.ok(Buffer.from(env.data as Uint8Array).equals(want), round)
-      assert.is(env.id, stored.id)
+    const file = fs.readFileSync(src)
+    for (const i of [0, 1]) {
+      const stored = chunkNo(sent, String(i))
+      const want = file.subarray(i * CHUNK, (i + 1) * CHUNK)
+      // Read in order: the sha256 of the file up to the chunk's end goes with it (upTo).
+      const args = ['T1', String(i), sha(want), sha(file.subarray(0, (i + 1) * CHUNK))]
+      for (const round of ['first send', 'resend']) {
+        const out = sender.expand(encode(stored))
+        assert.ok(out !== null, round)
+        const env = decode(out!)
+        assert.equal(env.methodArgs, args, round)
+        assert.ok(Buffer.from(env.data as Uint8Array).equals(want), round)
+        assert.is(env.id, stored.id)
+        // Byte for byte what the envelope with its data encodes to (the head written before the data).
+        const { data: _none, ...rest } = stored
+        assert.ok(Buffer.from(out!).equals(Buffer.from(encode({ ...rest, methodArgs: args, data: want }))), round)
+      }
     }
     // Anything else goes as it is.
     const other = encode(sent.find((e) => e.method === 'file.put')!)
@@ -106,10 +115,35 @@ test('files chunk-ref - a node that signs what it sends keeps the data in the ou
   const { dir, sender, sent } = await setup(true)
   try {
     const stored = sent.filter((e) => e.method === 'file.chunk')[0]!
-    assert.is(stored.methodArgs!.length, 3)
+    assert.is(stored.methodArgs!.length, 4, 'id, index, sha256, upTo')
     assert.is((stored.data as Uint8Array).length, CHUNK)
+    assert.is(stored.methodArgs![3], sha(stored.data as Uint8Array), 'chunk 0: the file up to its end is the chunk')
     const body = encode(stored)
     assert.is(sender.expand(body), body)
+  } finally {
+    await sender.close()
+    fs.rmSync(dir, { recursive: true, force: true })
+  }
+})
+
+test('files chunk-ref - to a receiver that checks by upTo alone, a chunk goes without its own sha256, its bytes kept until its ACK; read again after that, with the sha256 it has then', async () => {
+  const { dir, src, sender, sent } = await setup(false, true)
+  try {
+    const file = fs.readFileSync(src)
+    const stored = chunkNo(sent, '1')
+    const want = file.subarray(CHUNK, 2 * CHUNK)
+    const upTo = sha(file.subarray(0, 2 * CHUNK))
+    assert.equal(stored.methodArgs, ['T1', '1', '', CHUNK_REF, upTo])
+    for (const round of ['first send', 'resend']) {
+      const env = decode(sender.expand(encode(stored))!)
+      assert.equal(env.methodArgs, ['T1', '1', '', upTo], round)
+      assert.ok(Buffer.from(env.data as Uint8Array).equals(want), round)
+    }
+    // Acknowledged: the bytes are let go; a later send (after a restart) reads them again.
+    sender.onEvent({ type: 'delivered', id: stored.id } as Parameters<Sender['onEvent']>[0])
+    const env = decode(sender.expand(encode(stored))!)
+    assert.equal(env.methodArgs, ['T1', '1', sha(want), upTo])
+    assert.ok(Buffer.from(env.data as Uint8Array).equals(want))
   } finally {
     await sender.close()
     fs.rmSync(dir, { recursive: true, force: true })
