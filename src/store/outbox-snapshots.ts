@@ -175,14 +175,15 @@ export class Snapshots {
    * it. So once `checkpointBytes` of journal have piled up it waits while more than a sixteenth
    * of that is in memory: a burst in flight (likely acknowledged within moments, never to touch
    * sql.js) or a backlog still arriving (moved in one go by the quiet timer a second after the
-   * burst ends, off the path of the messages being accepted). Replay time at start-up bounds the
-   * wait: four checkpoints of journal; since every message in memory has its record in the
-   * journal since the last snapshot, that bounds the bodies held in memory too.
+   * burst ends, off the path of the messages being accepted). Memory bounds the wait (as much in
+   * memory as the checkpoint size: a backlog of 100k messages held in memory instead cost an
+   * agent ~100 MB more RSS), and so does replay time at start-up (four checkpoints of journal).
    */
   snapshotDue(): boolean {
     const journal = this.p.journal.bytesInSegment
     if (journal < this.p.checkpointBytes) return false
-    return this.p.index.inMemoryBytes <= this.p.checkpointBytes / 16 || journal >= 4 * this.p.checkpointBytes
+    const hot = this.p.index.inMemoryBytes
+    return hot <= this.p.checkpointBytes / 16 || hot >= this.p.checkpointBytes || journal >= 4 * this.p.checkpointBytes
   }
 
   /** Whether a start-up now would replay anything. */
