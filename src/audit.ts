@@ -41,7 +41,8 @@ export class AuditLog {
   private readonly o: AuditOptions
   private fd: number | undefined
   private size = 0
-  private pending: string[] = []
+  /** Lines not yet written, as objects: a batch is turned into text in one go (linesText). */
+  private pending: Record<string, unknown>[] = []
   private flushing = false
   private failed = false
   private closed = false
@@ -59,7 +60,7 @@ export class AuditLog {
     if (this.closed) return
     const method = ev.type === 'accepted' ? ev.env.method : ev.method
     if (this.excluded(method)) return
-    this.pending.push(lineText(ev, this.time(), this.o.maxDataBytes))
+    this.pending.push(line(ev, this.time(), this.o.maxDataBytes))
     if (!this.flushing) {
       this.flushing = true
       setImmediate(() => this.flush())
@@ -100,7 +101,7 @@ export class AuditLog {
     const batch = this.pending
     this.pending = []
     if (batch.length === 0) return
-    const text = batch.join('\n') + '\n'
+    const text = linesText(batch)
     // A nearly full disk keeps its last room for the outbox: the lines are skipped (the disk
     // guard logs once that audit.log stops, and once that it resumes with what was skipped).
     if (this.o.disk?.allow(Buffer.byteLength(text)) === false) return
@@ -152,28 +153,15 @@ export class AuditLog {
 }
 
 /**
- * A line's JSON: the same text as JSON.stringify of line(). The two lines every message gets here
- * (accepted, delivered) are put together around one JSON.stringify of the envelope, their few
- * name fields by hand; a line of many small pieces would cost more where the batch is joined.
+ * Lines as one text, each the JSON.stringify of its object, a newline after each: one
+ * JSON.stringify of them all, its separators made newlines (a line cost several small strings
+ * each, joined again for the write). Every line begins `{"time":"`, and a line's own text holds
+ * `},{"time":"` at most inside an opArg (quotes in strings are escaped): counted, else line by line.
  */
-function lineText(ev: MessageEvent, time: string, maxData: number): string {
-  switch (ev.type) {
-    case 'accepted': {
-      const env = ev.env
-      const reply = env.inReplyTo !== undefined ? `,"inReplyTo":${jsonString(env.inReplyTo)}` : ''
-      return `{"time":${jsonString(time)},"event":"accepted","id":${jsonString(env.id)},"fromNode":${jsonString(env.fromNode)},"toNode":${jsonString(env.toNode)},"method":${jsonString(env.method)}${reply},"env":${JSON.stringify(auditEnvelope(env, maxData))}}`
-    }
-    case 'delivered': return `{"time":${jsonString(time)},"event":"delivered","id":${jsonString(ev.id)},"toNode":${jsonString(ev.toNode)},"method":${jsonString(ev.method)}}`
-    default: return JSON.stringify(line(ev, time, maxData))
-  }
-}
-
-/** Printable ASCII without `"` and `\`: the characters JSON writes as they are. */
-const PLAIN = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/
-
-/** A string as JSON: quoted as it is when it needs no escape (ids, names), else by JSON.stringify. */
-function jsonString(s: string): string {
-  return PLAIN.test(s) ? `"${s}"` : JSON.stringify(s)
+export function linesText(lines: Record<string, unknown>[]): string {
+  const parts = JSON.stringify(lines).slice(1, -1).split('},{"time":"')
+  if (parts.length === lines.length) return parts.join('}\n{"time":"') + '\n'
+  return lines.map((l) => JSON.stringify(l)).join('\n') + '\n'
 }
 
 function line(ev: MessageEvent, time: string, maxData: number): Record<string, unknown> {
