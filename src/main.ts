@@ -13,8 +13,9 @@ v8.setFlagsFromString('--no-wasm-dynamic-tiering')
 // TurboFan inlines less into each function it optimises (200 bytes of inlined bytecode, V8's
 // default 920): a fresh agent optimises ~340 functions in its first 20k messages, on V8's
 // worker threads, which cost the sender more CPU a message than its whole main-thread audit
-// and encoding; smaller compiles cut A's CPU a message by ~6 µs in the first rounds
-// (docs/performance.md, "the sender's background threads"). Read when a function is compiled.
+// and encoding; smaller compiles cut A's CPU a message by ~9 µs in the first round, for ~6% more
+// CPU in a file transfer (docs/performance.md, "the sender's background threads"). Read when a
+// function is compiled: reverting is this line.
 v8.setFlagsFromString('--max-inlined-bytecode-size-cumulative=200')
 
 // A reader that goes away (`outpost send --json | head -1`) ends the command quietly, as
