@@ -2,7 +2,7 @@
  * The delivery loop (SPEC §1.2): publish what waits in the outbox, await ACKs, resend, expire.
  *
  *   kick ─▶ per destination, FIFO: up to `window` messages in flight ─▶ transport.publish
- *     ACK timer: from when the transport says the bytes left (reportsWritten), else from the hand-over
+ *     ACK deadline (ack-deadlines.ts): from when the transport says the bytes left (reportsWritten), else from the hand-over
  *     ACK      ─▶ outbox.remove ─▶ next
  *     timeout  ─▶ attempt spent (recorded) ─▶ resend, or give up past `retries`
  *     nack offline / disconnected ─▶ wait, spending nothing; `online` / reconnect ─▶ resume
@@ -16,6 +16,7 @@ import type { GiveUpReason, MessageEventSink } from './events'
 import type { LogFn } from './log'
 import { NO_METRICS, type Metrics } from './metrics'
 import { Pacer, type PacingOptions } from './pacing'
+import { AckDeadlines, type Flight } from './ack-deadlines'
 import type { OutboxEntry, OutboxFacet, Route } from './store/outbox'
 import type { Outbound, Transport } from './transport'
 
@@ -54,8 +55,6 @@ export interface DeliveryOptions {
 }
 
 interface Meta { ackTimeout: number; retries: number; method: string }
-interface InFlight { dest: string; timer: NodeJS.Timeout | undefined }
-
 /** Messages whose delivery facts are kept at hand (see metaOf()). */
 const META_MAX = 16_384
 
@@ -64,7 +63,7 @@ export class Delivery {
   private readonly now: () => number
   private readonly window: number
   private readonly metrics: Metrics
-  private readonly inflight = new Map<string, InFlight>()
+  private readonly inflight = new Map<string, Flight>()
   private readonly inflightPerDest = new Map<string, number>()
   /** Destinations the hub said are away: nothing is sent to them until `online`. */
   private readonly offline = new Set<string>()
@@ -89,6 +88,7 @@ export class Delivery {
   private turn = 0
   private stopped = false
   private readonly sweeper: NodeJS.Timeout
+  private readonly deadlines = new AckDeadlines({ current: (f) => this.inflight.get(f.id) === f, due: (id) => this.timeout(id), inFlight: () => this.inflight.size })
 
   constructor(o: DeliveryOptions) {
     this.o = o
@@ -169,7 +169,8 @@ export class Delivery {
     let m = this.meta.get(entry.id)
     if (m === undefined) {
       const r = entry.route ?? legacyRoute(entry.body)
-      m = { ackTimeout: r.ackTimeout ?? this.o.defaults.ackTimeout, retries: r.retries ?? this.o.defaults.retries, method: r.method }
+      // A route with both set (stamp gives every message the defaults) serves as it is: no copy a message.
+      m = r.ackTimeout !== undefined && r.retries !== undefined ? r as Meta : { ackTimeout: r.ackTimeout ?? this.o.defaults.ackTimeout, retries: r.retries ?? this.o.defaults.retries, method: r.method }
       // Kept while the message is in flight (timeouts, ACKs and give-ups need no outbox lookup).
       if (this.meta.size < META_MAX) this.meta.set(entry.id, m)
     }
@@ -183,24 +184,20 @@ export class Delivery {
     // Paced by what goes out: the pump took the stored body's length.
     if (bytes.length > entry.body.length && entry.dest !== this.o.self) this.pacer?.charge(bytes.length - entry.body.length)
     const event = m.ackTimeout === 0
-    const flight: InFlight = { dest: entry.dest, timer: undefined }
+    const flight: Flight = { id: entry.id, dest: entry.dest, at: 0 }
     this.inflight.set(entry.id, flight)
     this.inflightPerDest.set(entry.dest, (this.inflightPerDest.get(entry.dest) ?? 0) + 1)
     // The ACK timer runs from when the bytes have left (the transport says so), or from now.
-    const arm = (): void => {
-      if (this.inflight.get(entry.id) !== flight || flight.timer !== undefined) return
-      flight.timer = setTimeout(() => this.timeout(entry.id), Math.min(m.ackTimeout * 1000, 2 ** 31 - 1))
-      flight.timer.unref()
-    }
+    const ms = Math.min(m.ackTimeout * 1000, 2 ** 31 - 1)
     const onWritten = !event && entry.dest !== this.o.self && this.o.transport.reportsWritten === true
-    if (!event && !onWritten) arm()
+    if (!event && !onWritten) this.deadlines.arm(flight, ms)
     if (entry.dest === this.o.self) {
       if (event) this.done(entry.id, entry.dest)
       this.o.local(bytes)
       return
     }
     const out: Outbound = { id: entry.id, to: entry.dest, method: m.method, event, bytes }
-    if (onWritten) out.written = arm
+    if (onWritten) out.written = () => this.deadlines.arm(flight, ms)
     this.o.transport.publish(out).then(
       () => { if (event) this.done(entry.id, entry.dest) },
       () => { this.release(entry.id); this.cursor.delete(entry.dest) }, // not connected: it goes again after the reconnect
@@ -253,7 +250,6 @@ export class Delivery {
   private release(id: string): void {
     const f = this.inflight.get(id)
     if (f === undefined) return
-    if (f.timer) clearTimeout(f.timer)
     this.inflight.delete(id)
     const n = (this.inflightPerDest.get(f.dest) ?? 1) - 1
     if (n <= 0) this.inflightPerDest.delete(f.dest)
@@ -357,6 +353,7 @@ export class Delivery {
   stop(): void {
     this.stopped = true
     clearInterval(this.sweeper)
+    this.deadlines.stop()
     if (this.paceTimer !== undefined) clearTimeout(this.paceTimer)
     for (const id of [...this.inflight.keys()]) this.release(id)
   }

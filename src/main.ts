@@ -10,6 +10,13 @@ import { main } from './cli'
 // (docs/performance.md, "Memory"). Set before any wasm is compiled: flags are read then.
 v8.setFlagsFromString('--no-wasm-tier-up')
 v8.setFlagsFromString('--no-wasm-dynamic-tiering')
+// TurboFan inlines less into each function it optimises (200 bytes of inlined bytecode, V8's
+// default 920): a fresh agent optimises ~340 functions in its first 20k messages, on V8's
+// worker threads, which cost the sender more CPU a message than its whole main-thread audit
+// and encoding; smaller compiles cut A's CPU a message by ~9 µs in the first round, for ~6% more
+// CPU in a file transfer (docs/performance.md, "the sender's background threads"). Read when a
+// function is compiled: reverting is this line.
+v8.setFlagsFromString('--max-inlined-bytecode-size-cumulative=200')
 
 // A reader that goes away (`outpost send --json | head -1`) ends the command quietly, as
 // SIGPIPE ends other tools, instead of a stack trace for the EPIPE of the next write.

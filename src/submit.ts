@@ -242,8 +242,9 @@ export async function sendAndWatch(node: OutpostNode, envs: Envelope[], wait: bo
 function notConnected(node: OutpostNode, envs: Envelope[], sink: SendSink): void {
   if (sink.notice === undefined) return
   const c = node.connection()
+  if (c.connected) return
   const away = envs.filter((e) => e.toNode !== node.name)
-  if (c.connected || away.length === 0) return
+  if (away.length === 0) return
   const ttl = Math.max(...away.map((e) => e.ttl ?? node.config.delivery.ttl))
   const why = c.lastError !== undefined ? `: ${c.lastError.message}` : c.since === undefined ? ' yet' : ` since ${new Date(c.since).toISOString()}`
   sink.notice({ code: c.lastError?.code ?? 'not_connected', message: `${node.name} is not connected${why}. The message${away.length > 1 ? 's wait' : ' waits'} in its outbox for up to ${ttl} s (ttl), then ${away.length > 1 ? 'end' : 'ends'} as not delivered` })

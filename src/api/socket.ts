@@ -93,7 +93,7 @@ export class SocketApi {
     let active = 0
     let clientEnded = false
     const settle = (): void => { if (--active === 0 && clientEnded) sock.end() }
-    const write = (obj: unknown): void => { if (!sock.destroyed) sock.write(JSON.stringify(obj) + '\n') }
+    const write = (obj: unknown): void => { if (!sock.destroyed) sock.write(obj instanceof JsonLine ? obj.text : JSON.stringify(obj) + '\n') }
     const fail = (err: unknown): void => {
       write({ error: isOutpostError(err) ? err.toJSON() : { code: 'api_bad_request', message: (err as Error).message } })
     }
@@ -186,7 +186,7 @@ export class SocketApi {
         const { envs, sign } = prepareSigned(node, drafts)
         const stop = await sendAndWatch(node, envs, wait, {
           notice: (n) => write({ notice: n }),
-          accepted: (envs) => write({ accepted: envs.map((e) => ({ id: e.id, toNode: e.toNode })) }),
+          accepted: (envs) => write(new JsonLine(acceptedLine(envs))),
           reply: (env) => write({ reply: envelopeJson(env) }),
           delivered: (d) => write({ delivered: d }),
           done: () => { write({ done: true }); finished() },
@@ -259,6 +259,26 @@ export class SocketApi {
     for (const c of this.conns) c.destroy()
     return new Promise((resolve) => this.server.close(() => { fs.rmSync(this.path, { force: true }); resolve() }))
   }
+}
+
+/**
+ * `{"accepted":[{"id","toNode"},…]}` and a newline, as JSON.stringify writes it, without an
+ * object per message: ids are ULIDs and node names plain ASCII (both checked when stamped),
+ * quoted as they are; anything else goes through JSON.stringify.
+ */
+export function acceptedLine(envs: readonly { id: string; toNode: string }[]): string {
+  const parts: string[] = []
+  for (const e of envs) {
+    if (!PLAIN_NAME.test(e.id) || !PLAIN_NAME.test(e.toNode)) return JSON.stringify({ accepted: envs.map((x) => ({ id: x.id, toNode: x.toNode })) }) + '\n'
+    parts.push(`{"id":"${e.id}","toNode":"${e.toNode}"}`)
+  }
+  return `{"accepted":[${parts.join(',')}]}\n`
+}
+const PLAIN_NAME = /^[A-Za-z0-9_.-]*$/
+
+/** A reply line already written as JSON (with its newline). */
+class JsonLine {
+  constructor(readonly text: string) {}
 }
 
 /** A socket file left by a dead process is removed; one a live process answers on is not. */

@@ -10,7 +10,7 @@
  * test/wire/envelope.test.ts compares it against the general codec on random envelopes.
  */
 
-import { binHeader, putBin, putStr, strHeader } from './msgpack-write'
+import { SHORT, asciiLength, binHeader, putBin, putStr, strHeader } from './msgpack-write'
 
 /** Field kinds this codec handles; the rest go the general way. */
 type Plain = 'string' | 'strings' | 'number' | 'bool' | 'data'
@@ -39,6 +39,8 @@ function numSize(v: number): number {
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/
 
 function strBytes(s: string): number {
+  // Short plain ASCII (ids, names, methods) measured without a call into C++.
+  if (s.length <= SHORT && asciiLength(s) >= 0) return s.length
   const n = Buffer.byteLength(s)
   // Every character 1 byte: plain ASCII. Otherwise make sure Buffer and the Encoder agree.
   if (n !== s.length && LONE_SURROGATE.test(s)) return -1
@@ -92,7 +94,7 @@ export function encodeEnvelope(env: object): Uint8Array | undefined {
     const v = o[k]
     if (v === undefined) continue
     const key = KEYS.get(k)!
-    key.copy(out, at)
+    out.set(key, at)
     at += key.length
     if (typeof v === 'string') at = putStr(out, at, v, lens[li++]!)
     else if (typeof v === 'number') at = putNum(out, at, v)

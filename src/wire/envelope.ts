@@ -10,7 +10,7 @@ import { Decoder, Encoder } from '@msgpack/msgpack'
 import { OutpostError } from '../errors'
 import { ACK_METHOD } from '../method-names'
 import { isSelector, parseSelector } from '../selector'
-import { MAX_DEPTH, checkDepth } from './msgpack-depth'
+import { checkDepth, wireProblem } from './msgpack-depth'
 import { encodeEnvelope } from './envelope-codec'
 import { decodeWireEnvelope } from './envelope-decode'
 import { isUlid } from './ulid'
@@ -213,26 +213,6 @@ function checkField(where: string, field: string, kind: FieldKind, v: unknown): 
   }
 }
 
-/** Nesting an opArg may have: the envelope and `operation` take 2 of the levels a receiver decodes. */
-const MAX_OPARG_DEPTH = MAX_DEPTH - 2
-
-/**
- * Why a free-form value could not reach a receiver, or undefined: nested deeper than it decodes
- * (msgpack-depth.ts), or a `__proto__` key (the MessagePack decoder refuses it). Checked when the
- * message is submitted, so it is refused there instead of failing to encode (deeper than 100) or
- * being resent, never acknowledged, to a receiver that drops it.
- */
-function wireProblem(v: unknown, depth: number): string | undefined {
-  if (typeof v !== 'object' || v === null) return undefined
-  if (depth > MAX_OPARG_DEPTH) return `nests deeper than ${MAX_OPARG_DEPTH} levels`
-  for (const [k, x] of Object.entries(v)) {
-    if (k === '__proto__' && !Array.isArray(v)) return "has a key '__proto__'"
-    const p = wireProblem(x, depth + 1)
-    if (p !== undefined) return p
-  }
-  return undefined
-}
-
 function looksLikeSteward(o: Record<string, unknown>): boolean {
   if ('ACKTimeout' in o || 'replyACKTimeout' in o || typeof o.id === 'number') return true
   // A field named in another letter case than outpost's own is how Go programs write them.
@@ -250,6 +230,36 @@ export function parseMessage(input: unknown, where = 'message'): MessageDraft {
     throw new OutpostError('envelope_invalid', `${where}: must be a JSON object, got ${describe(input)}`)
   }
   const raw = fromBasicAgent(input as Record<string, unknown>, where)
+  const draft = (plainFields(raw, where) ?? readFields(raw, where)) as MessageDraft
+  if (draft.method === undefined) fail(where, 'method', 'is required', undefined)
+  draft.method = checkMethodName(where, 'method', draft.method)
+  if (draft.replyMethod !== undefined) draft.replyMethod = checkMethodName(where, 'replyMethod', draft.replyMethod)
+  if (draft.id !== undefined && !isUlid(draft.id)) fail(where, 'id', 'must be a ULID (26 characters of Crockford base32)', draft.id)
+  if (draft.toNode === undefined && (draft.toNodes === undefined || draft.toNodes.length === 0)) fail(where, 'toNode', 'or toNodes is required', undefined)
+  if (draft.toNode !== undefined && !isValidNodeName(draft.toNode)) fail(where, 'toNode', 'must be a node name (letters, digits, _ and -, at most 63)', draft.toNode)
+  // toNodes also takes selectors (role=db, ship*), which central resolves (submit.ts); checked here for their grammar.
+  for (const t of draft.toNodes ?? []) {
+    if (isSelector(t)) parseSelector(t)
+    else if (!isValidNodeName(t)) fail(where, 'toNode', 'must be a node name (letters, digits, _ and -, at most 63) or a selector such as role=db', t)
+  }
+  if (draft.selector !== undefined) parseSelector(draft.selector)
+  return draft
+}
+
+/** The usual input (exact field names, nothing of steward's) read as readFields() would, without its name table; else undefined. */
+function plainFields(raw: Record<string, unknown>, where: string): Record<string, unknown> | undefined {
+  if (typeof raw.id === 'number' || (typeof raw.method === 'string' && raw.method.startsWith('REQ'))) return undefined
+  const out: Record<string, unknown> = {}
+  for (const key in raw) {
+    if (!Object.hasOwn(FIELDS, key) || !Object.hasOwn(raw, key)) return undefined
+    const value = raw[key]
+    if (value !== undefined && key !== 'fromNode') out[key] = checkField(where, key, FIELDS[key]!, value)
+  }
+  return out
+}
+
+/** Fields of a message in any input form (inputField); steward's empty and unused fields dropped. */
+function readFields(raw: Record<string, unknown>, where: string): Record<string, unknown> {
   const steward = looksLikeSteward(raw)
   const out: Record<string, unknown> = {}
   const givenAs = new Map<string, string>()
@@ -270,21 +280,7 @@ export function parseMessage(input: unknown, where = 'message'): MessageDraft {
     if (steward && (value === null || value === '' || (Array.isArray(value) && value.length === 0 && field !== 'methodArgs'))) continue
     out[field] = checkField(where, field, kind, value)
   }
-  const draft = out as MessageDraft
-  if (draft.method === undefined) fail(where, 'method', 'is required', undefined)
-  draft.method = checkMethodName(where, 'method', draft.method)
-  if (draft.replyMethod !== undefined) draft.replyMethod = checkMethodName(where, 'replyMethod', draft.replyMethod)
-  if (draft.id !== undefined && !isUlid(draft.id)) fail(where, 'id', 'must be a ULID (26 characters of Crockford base32)', draft.id)
-  const targets = [...(draft.toNode !== undefined ? [draft.toNode] : []), ...(draft.toNodes ?? [])]
-  if (targets.length === 0) fail(where, 'toNode', 'or toNodes is required', undefined)
-  if (draft.toNode !== undefined && !isValidNodeName(draft.toNode)) fail(where, 'toNode', 'must be a node name (letters, digits, _ and -, at most 63)', draft.toNode)
-  // toNodes also takes selectors (role=db, ship*), which central resolves (submit.ts); checked here for their grammar.
-  for (const t of draft.toNodes ?? []) {
-    if (isSelector(t)) parseSelector(t)
-    else if (!isValidNodeName(t)) fail(where, 'toNode', 'must be a node name (letters, digits, _ and -, at most 63) or a selector such as role=db', t)
-  }
-  if (draft.selector !== undefined) parseSelector(draft.selector)
-  return draft
+  return out
 }
 
 /**

@@ -63,3 +63,23 @@ export function checkDepth(bytes: Uint8Array, code: 'envelope_decode' | 'frame_i
     while (left.length > 0 && left[left.length - 1] === 0) left.pop()
   }
 }
+
+/** Nesting an opArg may have: the envelope and `operation` take 2 of the levels a receiver decodes. */
+const MAX_OPARG_DEPTH = MAX_DEPTH - 2
+
+/**
+ * Why a free-form value could not reach a receiver, or undefined: nested deeper than it decodes
+ * (checkDepth above), or a `__proto__` key (the MessagePack decoder refuses it). Checked when the
+ * message is submitted, so it is refused there instead of failing to encode (deeper than 100) or
+ * being resent, never acknowledged, to a receiver that drops it.
+ */
+export function wireProblem(v: unknown, depth: number): string | undefined {
+  if (typeof v !== 'object' || v === null) return undefined
+  if (depth > MAX_OPARG_DEPTH) return `nests deeper than ${MAX_OPARG_DEPTH} levels`
+  for (const [k, x] of Object.entries(v)) {
+    if (k === '__proto__' && !Array.isArray(v)) return "has a key '__proto__'"
+    const p = wireProblem(x, depth + 1)
+    if (p !== undefined) return p
+  }
+  return undefined
+}

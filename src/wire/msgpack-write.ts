@@ -17,8 +17,22 @@ export function putStr(out: Buffer, at: number, s: string, n: number): number {
   else if (n < 0x10000) { out[at++] = 0xda; out.writeUInt16BE(n, at); at += 2 }
   else { out[at++] = 0xdb; out.writeUInt32BE(n, at); at += 4 }
   if (n === 0) return at
-  // As many bytes as characters: all ASCII, and latin1 is the quicker copy.
+  // As many bytes as characters: all ASCII. A short one (ids, names) is copied here, which
+  // costs less than Buffer's write (a call into C++); a longer one as latin1, the quicker copy.
+  if (n === s.length && n <= SHORT) {
+    for (let i = 0; i < n; i++) out[at + i] = s.charCodeAt(i)
+    return at + n
+  }
   return at + out.write(s, at, n, n === s.length ? 'latin1' : 'utf8')
+}
+
+/** Strings up to this many characters are measured and copied in JavaScript (see putStr, asciiLength). */
+export const SHORT = 48
+
+/** s.length when s is plain ASCII (as many UTF-8 bytes as characters), else -1; for short strings. */
+export function asciiLength(s: string): number {
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) > 0x7f) return -1
+  return s.length
 }
 
 /** Writes a bin (header + bytes) at `at`; returns the offset after it. */

@@ -21,23 +21,28 @@ export function stamp(draft: MessageDraft, ctx: StampContext): Envelope[] {
   const now = ctx.now ?? Date.now
   const makeId = ctx.ulid ?? defaultUlid
   const { toNodes, toNode, id, createdAt } = draft
-  const targets = toNodes === undefined ? (toNode !== undefined ? [toNode] : []) : [...new Set([...(toNode !== undefined ? [toNode] : []), ...toNodes])]
   const at = createdAt ?? now()
-  return targets.map((node, i) => {
-    // A copy without the addressing fields (a rest pattern does the same, several times slower).
-    const env: Record<string, unknown> = {}
-    for (const k in draft) if (k !== 'toNodes' && k !== 'toNode' && k !== 'id' && k !== 'createdAt') env[k] = (draft as Record<string, unknown>)[k]
-    env.id = i === 0 && id !== undefined ? id : makeId()
-    env.toNode = node
-    env.fromNode = ctx.fromNode
-    env.createdAt = at
-    const d = ctx.defaults
-    if (d !== undefined) {
-      env.ackTimeout ??= d.ackTimeout
-      env.retries ??= d.retries
-      env.ttl ??= d.ttl
-      env.replyMethod ??= d.replyMethod
-    }
-    return env as unknown as Envelope
-  })
+  // One receiver (the usual submit): no list of targets to build.
+  if (toNodes === undefined) return toNode === undefined ? [] : [copy(draft, ctx, toNode, id !== undefined ? id : makeId(), at)]
+  const targets = [...new Set([...(toNode !== undefined ? [toNode] : []), ...toNodes])]
+  return targets.map((node, i) => copy(draft, ctx, node, i === 0 && id !== undefined ? id : makeId(), at))
+}
+
+/** The envelope for one receiver: the draft without its addressing fields, stamped. */
+function copy(draft: MessageDraft, ctx: StampContext, node: string, id: string, at: number): Envelope {
+  // A copy without the addressing fields (a rest pattern does the same, several times slower).
+  const env: Record<string, unknown> = {}
+  for (const k in draft) if (k !== 'toNodes' && k !== 'toNode' && k !== 'id' && k !== 'createdAt') env[k] = (draft as Record<string, unknown>)[k]
+  env.id = id
+  env.toNode = node
+  env.fromNode = ctx.fromNode
+  env.createdAt = at
+  const d = ctx.defaults
+  if (d !== undefined) {
+    env.ackTimeout ??= d.ackTimeout
+    env.retries ??= d.retries
+    env.ttl ??= d.ttl
+    env.replyMethod ??= d.replyMethod
+  }
+  return env as unknown as Envelope
 }
