@@ -213,11 +213,12 @@ export class Dispatcher {
       this.receipts.add(env)
       return
     }
-    void this.record(env, bytes, refusal, this.receipts.flushNow())
+    // After the sinks' receipts waiting (flushNow), else after the request before it (FIFO); sinks after it wait for its start.
+    this.receipts.after(this.record(env, bytes, refusal, this.receipts.flushNow() ?? this.receipts.last))
   }
 
-  /** Record a request or reply (receipt, and its start when it runs now) before its ACK; then run it, after `before` (sinks' receipts ahead of it). */
-  private async record(env: Envelope, bytes: Uint8Array, refusal: OutpostError | undefined, before: Promise<void> | undefined): Promise<void> {
+  /** Record a request or reply (receipt, and its start when it runs now) before its ACK; then run it once `before` (what came ahead) has started; resolves then. */
+  private async record(env: Envelope, bytes: Uint8Array, refusal: OutpostError | undefined, before: Promise<unknown> | undefined): Promise<void> {
     try {
       // A method about to run is recorded as started in the same write as its receipt (one
       // fdatasync, not two): after a crash it is reported interrupted, never run again.
@@ -230,7 +231,7 @@ export class Dispatcher {
       this.receiving.delete(env.id)
     }
     if (before !== undefined) await before
-    return this.recorded(env, refusal, env.id)
+    void this.recorded(env, refusal, env.id)
   }
 
   /** Recorded: ACK it, then refuse or run it (`inboxId`: its inbox entry, none for a sink's receipt). */

@@ -30,6 +30,11 @@ export interface ReceiptGroupOptions {
 
 export class ReceiptGroup {
   private group: Envelope[] = []
+  /**
+   * Resolves once the last request not to a sink received so far has started (after(); FIFO per
+   * sender): what is added after it runs after it. Undefined once it has.
+   */
+  last: Promise<unknown> | undefined
 
   constructor(private readonly o: ReceiptGroupOptions) {}
 
@@ -46,6 +51,12 @@ export class ReceiptGroup {
    */
   flushNow(): Promise<void> | undefined {
     return this.group.length === 0 ? undefined : this.flush()
+  }
+
+  /** A request not to a sink was received (after flushNow()): `started` resolves once it is ACKed and started (or not recorded). */
+  after(started: Promise<unknown>): void {
+    this.last = started
+    void started.then(() => { if (this.last === started) this.last = undefined })
   }
 
   private readonly flush = (): Promise<void> | undefined => {
@@ -69,13 +80,18 @@ export class ReceiptGroup {
     } catch (err) {
       recording = Promise.reject(err)
     }
-    return recording.then(() => {
+    const run = (): void => {
       for (const env of envs) this.o.done(env)
-    }, (err: Error) => {
+    }
+    const fail = (err: Error): void => {
       for (const env of envs) {
         if (this.o.durable(env.id)) this.o.done(env)
         else this.o.failed(env, err)
       }
-    })
+    }
+    // A request not to a sink ahead of these: they run after it has started.
+    const last = this.last
+    if (last === undefined) return recording.then(run, fail)
+    return Promise.allSettled([recording, last]).then(([r]) => { if (r.status === 'fulfilled') run(); else fail(r.reason as Error) })
   }
 }
