@@ -351,13 +351,14 @@ export class Receiver {
     return f
   }
 
-  /** Make what was written held: fdatasync the temp file, then record it. */
+  /** Make what was written held: fdatasync the temp file, then record it (not a chunk whose write is still under way: the next sync's). */
   private sync(id: string): Promise<void> {
     const f = this.open.get(id)
     const rec = this.recs.get(id)
     if (f === undefined || rec === undefined) return Promise.resolve()
     const run = async (): Promise<void> => {
       const snapshot = Buffer.from(f.written.bits)
+      for (const i of f.order.writes.keys()) snapshot[i >> 3]! &= ~(1 << (i & 7))
       await f.handle.datasync()
       f.have.bits.set(snapshot)
       rec.have = f.have.toString()
