@@ -3,7 +3,7 @@
  * earliest of them all, instead of a Node timer per message (a Timeout object, a timer-list
  * insertion, and a clearTimeout at its ACK, for every message).
  *
- *   arm(flight, ms) ─▶ queue of that timeout length (armed in time order, so sorted) ─▶ one timer
+ *   arm(flight) ─▶ queue of its timeout length (flight.ms) (armed in time order, so sorted) ─▶ one timer
  *   timer ─▶ every flight past its deadline and still current ─▶ due(id) ─▶ timer for the next one
  *
  * A flight that is no longer current (ACKed, released) stays in its queue until it reaches the
@@ -11,8 +11,8 @@
  * compacted to about what is in flight.
  */
 
-/** A message in flight; `at`: when its ACK is due (performance.now() ms) once armed, else 0. */
-export interface Flight { id: string; dest: string; at: number }
+/** A message in flight; `ms`: its ackTimeout; `at`: when its ACK is due (performance.now() ms) once armed, else 0. */
+export interface Flight { id: string; dest: string; ms: number; at: number }
 
 interface Queue { items: Flight[]; head: number }
 
@@ -28,9 +28,10 @@ export class AckDeadlines {
    */
   constructor(private readonly o: { current: (f: Flight) => boolean; due: (id: string) => void; inFlight: () => number }) {}
 
-  /** Start `flight`'s deadline, `ms` from now (once). */
-  arm(flight: Flight, ms: number): void {
+  /** Start `flight`'s deadline, `flight.ms` from now (once). */
+  arm(flight: Flight): void {
     if (flight.at !== 0 || !this.o.current(flight)) return
+    const ms = flight.ms
     flight.at = performance.now() + ms
     let q = this.queues.get(ms)
     if (q === undefined) this.queues.set(ms, q = { items: [], head: 0 })

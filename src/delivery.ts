@@ -2,6 +2,7 @@
  * The delivery loop (SPEC §1.2): publish what waits in the outbox, await ACKs, resend, expire.
  *
  *   kick ─▶ per destination, FIFO: up to `window` messages in flight ─▶ transport.publish
+ *     (what one pump finds ready goes to transport.publishAll together, when the transport has it)
  *     ACK deadline (ack-deadlines.ts): from when the transport says the bytes left (reportsWritten), else from the hand-over
  *     ACK      ─▶ outbox.remove ─▶ next
  *     timeout  ─▶ attempt spent (recorded) ─▶ resend, or give up past `retries`
@@ -81,6 +82,9 @@ export class Delivery {
    */
   private readonly cursor = new Map<string, number>()
   private scheduled = false
+  /** Made ready by this pump, to the transport together at its end (publishAll); `armOnWrite`: their flights timed from the write. */
+  private outs: Outbound[] = []
+  private armOnWrite: Flight[] = []
   private readonly pacer: Pacer | undefined
   /** A pump is due when the pacer allows the next message. */
   private paceTimer: NodeJS.Timeout | undefined
@@ -109,7 +113,11 @@ export class Delivery {
   }
 
   private pump(): void {
-    if (this.stopped) return
+    if (!this.stopped) { this.collect(); this.sendOut() }
+  }
+
+  /** Send (or, with publishAll, make ready in `outs`) what can go now. */
+  private collect(): void {
     const now = this.now()
     for (const dest of this.destinations()) {
       const remote = dest !== this.o.self
@@ -129,7 +137,7 @@ export class Delivery {
           if (entry.nextAt > now) break
           if (remote && this.pacer !== undefined) {
             const wait = this.pacer.take(entry.body.length)
-            if (wait > 0) return this.pumpAfter(wait)
+            if (wait > 0) return this.pumpAfter(wait) // pump() sends what is ready so far
           }
           this.send(entry)
         }
@@ -184,24 +192,51 @@ export class Delivery {
     // Paced by what goes out: the pump took the stored body's length.
     if (bytes.length > entry.body.length && entry.dest !== this.o.self) this.pacer?.charge(bytes.length - entry.body.length)
     const event = m.ackTimeout === 0
-    const flight: Flight = { id: entry.id, dest: entry.dest, at: 0 }
+    // The ACK timer runs from when the bytes have left (the transport says so), or from now.
+    const flight: Flight = { id: entry.id, dest: entry.dest, ms: Math.min(m.ackTimeout * 1000, 2 ** 31 - 1), at: 0 }
     this.inflight.set(entry.id, flight)
     this.inflightPerDest.set(entry.dest, (this.inflightPerDest.get(entry.dest) ?? 0) + 1)
-    // The ACK timer runs from when the bytes have left (the transport says so), or from now.
-    const ms = Math.min(m.ackTimeout * 1000, 2 ** 31 - 1)
     const onWritten = !event && entry.dest !== this.o.self && this.o.transport.reportsWritten === true
-    if (!event && !onWritten) this.deadlines.arm(flight, ms)
+    if (!event && !onWritten) this.deadlines.arm(flight)
     if (entry.dest === this.o.self) {
       if (event) this.done(entry.id, entry.dest)
       this.o.local(bytes)
       return
     }
     const out: Outbound = { id: entry.id, to: entry.dest, method: m.method, event, bytes }
-    if (onWritten) out.written = () => this.deadlines.arm(flight, ms)
+    if (this.o.transport.publishAll === undefined) return this.publishOne(out, onWritten ? flight : undefined)
+    this.outs.push(out)
+    if (onWritten) this.armOnWrite.push(flight)
+  }
+
+  /** `out` to the wire on its own; `flight`: its ACK timer starts when its bytes are written. */
+  private publishOne(out: Outbound, flight: Flight | undefined): void {
+    if (flight !== undefined) out.written = () => this.deadlines.arm(flight)
     this.o.transport.publish(out).then(
-      () => { if (event) this.done(entry.id, entry.dest) },
-      () => { this.release(entry.id); this.cursor.delete(entry.dest) }, // not connected: it goes again after the reconnect
+      () => { if (out.event) this.done(out.id, out.to) },
+      () => this.unsent(out), // not connected: it goes again after the reconnect
     )
+  }
+
+  /** What this pump made ready, in one call: one promise and one write callback for them all. */
+  private sendOut(): void {
+    const outs = this.outs
+    if (outs.length === 0) return
+    const flights = this.armOnWrite
+    this.outs = []
+    this.armOnWrite = []
+    if (outs.length === 1) return this.publishOne(outs[0]!, flights[0])
+    const written = flights.length === 0 ? undefined : (): void => { for (const f of flights) this.deadlines.arm(f) }
+    this.o.transport.publishAll!(outs, written).then(
+      (failed) => outs.forEach((out, k) => { if (failed?.[k] !== undefined) this.unsent(out); else if (out.event) this.done(out.id, out.to) }),
+      () => { for (const out of outs) this.unsent(out) },
+    )
+  }
+
+  /** The transport did not take `out`: it waits (attempt unspent) and goes again. */
+  private unsent(out: Outbound): void {
+    this.release(out.id)
+    this.cursor.delete(out.to)
   }
 
   /** Whether `id` is on its way now, or its removal is being written (delivery.whenFull does not drop it then). */

@@ -112,6 +112,15 @@ export interface Transport {
    * connected (the delivery loop keeps the message and tries again later).
    */
   publish(msg: Outbound): Promise<void>
+  /**
+   * Hand several messages to the wire at once (delivery's pump, when it has more than one ready):
+   * as publish would one by one, in order per receiver, without a promise a message. `written`
+   * (with `reportsWritten`) is called once all their bytes have left, after each one's own
+   * `Outbound.written`. Resolves once written (as publish) to undefined when every message was
+   * taken, or to one entry per message: its error (not connected, …), undefined for those taken.
+   * Not for ACK envelopes (`Outbound.acks`). Absent: delivery calls publish for each.
+   */
+  publishAll?(msgs: readonly Outbound[], written?: () => void): Promise<readonly (Error | undefined)[] | undefined>
   /** Envelopes addressed to this node, in arrival order. */
   messages(): AsyncIterable<Inbound>
   /** Status and presence, as they happen. */

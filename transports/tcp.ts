@@ -6,6 +6,8 @@
  *          ├ error    ─▶ auth_failed is reported (fatal event) and retried slowly
  *          └ close    ─▶ capped exponential backoff with full jitter ─▶ again
  *   publish ─▶ msg frame, or part frames past 8 KiB; writes in one tick are corked together;
+ *   publishAll ─▶ the same for many messages at once (batch frames per receiver from a hub of
+ *   apiVersion 2), one write callback and one promise for them all;
  *   the write callback of a message's last frame calls its `written` (delivery starts its ACK timer)
  *   (hub of apiVersion 2: the first message of a tick is written at once, the rest of the tick's
  *   at its end, per receiver in batch frames)
@@ -17,13 +19,14 @@ import dns from 'node:dns/promises'
 import net from 'node:net'
 import tls from 'node:tls'
 import { ERROR_CODES, OutpostError, isOutpostError, type ErrorCode } from '../src/errors'
-import { abbreviate, encodeFrame, FrameDecoder, splitEnvelope, writeFrame, type Frame } from '../src/wire/framing'
+import { encodeFrame, FrameDecoder, splitEnvelope, type Frame } from '../src/wire/framing'
 import { Reassembler } from '../src/wire/reassembler'
 import type { Outbound, ServerAddress, Transport, TransportOptions, TransportPlugin } from '../src/transport'
 import { API_VERSION } from '../src/version'
 import { fullJitter, readConfigFile, TransportBase } from './base'
 import { onHubFrame } from './hub-frames'
-import { BATCH_API, compressFrame, packFrames, type Outgoing } from '../src/wire/batch'
+import { BATCH_API, type Outgoing } from '../src/wire/batch'
+import { describe, framesOf, writeFrames } from './tcp-write'
 import { ACKS_API } from '../src/wire/acks'
 
 const DEFAULT_PORT = 7430
@@ -107,12 +110,7 @@ class TcpTransport extends TransportBase implements Transport {
     }
     const frames = splitEnvelope(msg.id, msg.to, msg.bytes)
     this.corkTick(sock)
-    let wire = 0
-    for (const [k, frame] of frames.entries()) {
-      const f = this.deflate ? compressFrame(frame, 'auto') : frame
-      this.opts.debug?.(`tcp → ${describe(f)}`)
-      wire += writeFrame(sock, f, k === frames.length - 1 ? msg.written : undefined)
-    }
+    const wire = writeFrames(sock, frames, this.deflate, this.opts.debug, msg.written)
     this.opts.onWire?.([msg], wire)
     if (sock.writableLength > HIGH_WATER) {
       await new Promise<void>((resolve) => {
@@ -121,6 +119,39 @@ class TcpTransport extends TransportBase implements Transport {
         sock.on('close', done)
       })
     }
+  }
+
+  /**
+   * Many messages at once (delivery's pump): written now, per receiver in as few frames as fit
+   * (batch frames for a hub of apiVersion 2 or later, else a msg or parts each), after what
+   * publish queued earlier in this tick (order per receiver is kept).
+   */
+  publishAll(msgs: readonly Outbound[], written?: () => void): Promise<readonly (Error | undefined)[] | undefined> {
+    const sock = this.sock
+    if (!this.connected || sock === undefined) {
+      const err = new OutpostError('not_connected', 'tcp: not connected to a hub')
+      return Promise.resolve(msgs.map(() => err))
+    }
+    if (this.queued.length > 0) this.flush()
+    const frames = this.batching ? framesOf(msgs) : msgs.flatMap((m) => splitEnvelope(m.id, m.to, m.bytes))
+    const done = (): void => { for (const m of msgs) m.written?.(); written?.() }
+    this.corkTick(sock)
+    let wire = 0
+    try {
+      wire = writeFrames(sock, frames, this.deflate, this.opts.debug, done)
+    } catch (err) {
+      // As in flush: the messages stay in the outbox; the connection starts again rather than leave a gap.
+      this.opts.log('error', `tcp: cannot send: ${(err as Error).message}`)
+      sock.destroy()
+      return Promise.resolve(msgs.map(() => err as Error))
+    }
+    this.opts.onWire?.(msgs, wire)
+    if (sock.writableLength <= HIGH_WATER) return Promise.resolve(undefined)
+    return new Promise((resolve) => {
+      const drained = (): void => { sock.off('drain', drained); sock.off('close', drained); resolve(undefined) }
+      sock.on('drain', drained)
+      sock.on('close', drained)
+    })
   }
 
   /** Writes in one tick go out together. */
@@ -156,23 +187,11 @@ class TcpTransport extends TransportBase implements Transport {
       for (const q of queued) q.done(err)
       return
     }
-    const byReceiver = new Map<string, Outgoing[]>()
-    for (const q of queued) {
-      const list = byReceiver.get(q.to)
-      if (list === undefined) byReceiver.set(q.to, [q])
-      else list.push(q)
-    }
     // The tick's messages are written together: the last frame's write callback says they all left.
     const written = (): void => { for (const q of queued) q.written?.() }
     sock.cork()
-    let wire = 0
     try {
-      const all = [...byReceiver].flatMap(([to, items]) => packFrames(to, items))
-      for (const [k, frame] of all.entries()) {
-        const f = this.deflate ? compressFrame(frame, 'auto') : frame
-        this.opts.debug?.(`tcp → ${describe(f)}`)
-        wire += writeFrame(sock, f, k === all.length - 1 ? written : undefined)
-      }
+      const wire = writeFrames(sock, framesOf(queued), this.deflate, this.opts.debug, written)
       this.opts.onWire?.(queued, wire)
     } catch (err) {
       // Not expected (packFrames sizes every frame): the messages stay in the outbox, and the
@@ -361,18 +380,6 @@ class TcpTransport extends TransportBase implements Transport {
     this.sock = undefined
     this.welcomed = false
     if (sock) await new Promise<void>((resolve) => { sock.once('close', () => resolve()); sock.end(); setTimeout(() => sock.destroy(), 500).unref() })
-  }
-}
-
-function describe(f: Frame): string {
-  switch (f.t) {
-    case 'msg': return `msg ${f.id} ${f.from ?? ''}→${f.to} ${abbreviate(f.b)}`
-    case 'part': return `part ${f.id} ${f.i + 1}/${f.n} → ${f.to} ${abbreviate(f.b)}`
-    case 'batch': return `batch of ${f.ids.length} ${f.from ?? ''}→${f.to}: ${f.ids.join(' ')}`
-    case 'zbatch': return `zbatch of ${f.ids.length} (${f.z.length} B) ${f.from ?? ''}→${f.to}: ${f.ids.join(' ')}`
-    case 'acks': return `acks ${f.id} ${f.from ?? ''}→${f.to}: ${f.ids.join(' ')}`
-    case 'hello': return `hello ${f.node}`
-    default: return JSON.stringify(f)
   }
 }
 
