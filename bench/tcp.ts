@@ -16,6 +16,8 @@ import { generateKeyPair, publicKeyText, writeKeyFile } from '../src/keys'
 import type { BenchResult } from './result'
 
 const N = 20_000
+/** OUTPOST_BENCH_BIN: the nodes run another build's bin/outpost.cjs (an A/B against main; the hub stays this checkout's). */
+const bin = process.env.OUTPOST_BENCH_BIN || undefined
 const round = (n: number, d = 3): number => Number(n.toPrecision(d + 2))
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
 
@@ -102,9 +104,9 @@ export async function* tcpBenchmarks(): AsyncIterable<BenchResult> {
   editYaml(c.node('nodeC').config, (doc) => { section(doc, 'security').requireSignatures = ['node.pong']; section(doc, 'security').trustedKeys = [{ name: 'ops', publicKey: publicKeyText(ops.publicKey) }] })
   try {
     await c.startHub()
-    await c.start('central')
-    const a = await c.start('nodeA')
-    const b = await c.start('nodeB')
+    await c.start('central', true, {}, bin)
+    const a = await c.start('nodeA', true, {}, bin)
+    const b = await c.start('nodeB', true, {}, bin)
     await sleep(3000)
     const idle = rssOf(a.child.pid!)
     yield { name: 'agent.idle.rss', value: round(idle), unit: 'MB', baseline: 75, ratio: round(75 / idle, 2), note: 'VmRSS of a freshly started, connected, idle agent; baseline: the 75 MB target' }
@@ -130,8 +132,8 @@ export async function* tcpBenchmarks(): AsyncIterable<BenchResult> {
     }
 
     // The same, signed at nodeS (api.signingKey) and checked at nodeC before it is recorded as run.
-    const s = await c.start('nodeS')
-    const cNode = await c.start('nodeC')
+    const s = await c.start('nodeS', true, {}, bin)
+    const cNode = await c.start('nodeC', true, {}, bin)
     const signedMsg = { ...msg, toNode: 'nodeC' }
     /** One unsigned round A→B: its rate, and CPU per message of A, the hub and B. */
     const unsignedRound = async (): Promise<{ rate: number; us: Record<string, number> }> => {

@@ -27,6 +27,7 @@ export const fileChunk = {
   name: 'file.chunk',
   kind: 'unary',
   sink: true,
+  selfHealing: true,
   summary: 'One chunk of a file transfer opened by file.put, written at its place in the temp file beside the target.',
   run: (ctx) => room(ctx).chunk(ctx),
 } satisfies UnaryMethod

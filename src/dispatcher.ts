@@ -34,7 +34,7 @@ import type { ReplySigning } from './reply-signing'
 import { RunContext, runMethod, runStream, stopGraceMs, type RunParts } from './run'
 import type { InboxEntry, InboxFacet, Outbox } from './store/outbox'
 import type { Live } from './sessions/live'
-import { ReceiptGroup } from './receipts'
+import { caughtSinks, ReceiptGroup } from './receipts'
 import { FRAME_METHOD } from './sessions/frames'
 
 export interface DispatcherOptions {
@@ -77,14 +77,13 @@ export interface DispatcherOptions {
   replySigning?: ReplySigning
 }
 
-
 interface Job extends JobInfo {
   abort: Stopper
 }
 
 export class Dispatcher {
   private readonly o: DispatcherOptions
-  /** Ids being recorded right now: a duplicate arriving meanwhile waits for the first to ACK. */
+  /** Ids being recorded right now (a duplicate arriving meanwhile waits for the first to ACK). */
   private readonly receiving = new Set<string>()
   private readonly running = new Map<string, Job>()
   /** What may run here: signatures, methods.allow, selector, handler switches (admission.ts). */
@@ -121,8 +120,10 @@ export class Dispatcher {
     this.receipts = new ReceiptGroup({
       record: (ids) => this.o.outbox.markSeen(ids),
       durable: (id) => this.o.outbox.hasSeen(id),
-      done: (env) => { this.receiving.delete(env.id); void this.recorded(env, undefined, undefined) },
+      done: (env) => { this.receiving.delete(env.id); return this.recorded(env, undefined, undefined) },
       failed: (env, err) => { this.receiving.delete(env.id); this.o.log('error', `dispatch: cannot record ${env.id}: ${err.message}`) },
+      selfHealing: (env) => this.o.methods.get(env.method)?.selfHealing === true,
+      marks: { open: (key, body) => this.o.outbox.receive(key, this.o.self, body, { started: true }), close: (key) => void this.finish(key) },
     })
     this.parts = { ops: this.ops, ...(o.control ? { control: o.control } : {}), ...(o.disk ? { disk: o.disk } : {}), ...(o.files ? { files: o.files } : {}), ...(o.live ? { live: o.live } : {}) }
   }
@@ -205,10 +206,8 @@ export class Dispatcher {
     }
     this.receiving.add(env.id)
     const refusal = this.admission.refusal(env)
-    // A request to a sink that starts now: its inbox entry would only ever be closed, after a
-    // crash too (resume() never runs a started sink again), so only its id is recorded, for
-    // dedup: one journal record instead of three (receipt, start, finish) and none of its data
-    // (file.chunk's 128 KiB and more, which the file room's own part file holds once synced).
+    // A request to a sink that starts now: only its id is recorded, for dedup (a started sink never runs again), with
+    // others of its read in one append (receipts.ts): no inbox entry, none of its data (file.chunk's 128 KiB and more).
     if (refusal === undefined && env.inReplyTo === undefined && this.o.methods.get(env.method)?.sink === true) {
       this.receipts.add(env)
       return
@@ -261,6 +260,9 @@ export class Dispatcher {
   /** After a restart: run what was received but not started; report what was running. */
   async resume(entries: InboxEntry[]): Promise<void> {
     for (const e of entries) {
+      // Requests to sinks a crash caught between their receipt and the end of their runs (receipts.ts): told, closed.
+      const caught = caughtSinks(e, this.o.self)
+      if (caught !== undefined) { this.o.log('warn', `dispatch: ${caught.message}`, { code: caught.code, count: caught.count }); this.o.report?.(caught); await this.finish(e.id); continue }
       let env: Envelope
       try {
         env = this.native(decode(e.body))

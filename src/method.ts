@@ -88,6 +88,12 @@ interface MethodBase {
   summary: string
   /** It receives results rather than producing them (reply.*, error.log, heartbeats): it is never replied to. */
   sink?: boolean
+  /**
+   * A sink whose runs a crash loses are made good without this node's record (file.chunk: asked
+   * for again at the commit; node.hello: the next heartbeat): its receipts do not wait for the
+   * runs before them, and a restart does not count it among those that may not have run (receipts.ts).
+   */
+  selfHealing?: boolean
   /** op.stop cannot switch it off (op.* is how handlers are switched on again). */
   alwaysOn?: boolean
 }

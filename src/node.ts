@@ -158,7 +158,7 @@ export class OutpostNode {
     this.heartbeat = new Heartbeat(config, submit, log, publicKey)
     const methods = new Map(o.methods)
     methods.set('node.hello', {
-      name: 'node.hello', aliases: ['REQHello'], sink: true, kind: 'unary', summary: 'heartbeat: records the sender in the node list',
+      name: 'node.hello', aliases: ['REQHello'], sink: true, selfHealing: true, kind: 'unary', summary: 'heartbeat: records the sender in the node list',
       run: async (ctx) => { this.nodeList.record(ctx.env); return {} },
     })
     this.methods = methods

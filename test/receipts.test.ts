@@ -5,7 +5,7 @@
  */
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { ReceiptGroup } from '../src/receipts'
+import { caughtSinks, MARK_PREFIX, ReceiptGroup } from '../src/receipts'
 import type { Envelope } from '../src/wire/envelope'
 
 const env = (id: string): Envelope => ({ id, fromNode: 'central', toNode: 'ship1', method: 'node.pong', createdAt: 1 })
@@ -14,7 +14,7 @@ const turn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve)
 test('receipts - the envelopes of one turn are recorded with one call, then each is done in arrival order', async () => {
   const calls: string[][] = []
   const done: string[] = []
-  const group = new ReceiptGroup({ record: async (ids) => { calls.push(ids) }, durable: () => false, done: (e) => done.push(e.id), failed: () => assert.unreachable() })
+  const group = new ReceiptGroup({ record: async (ids) => { calls.push(ids) }, durable: () => false, done: (e) => { done.push(e.id) }, failed: () => assert.unreachable() })
   // As the transport hands them over: from a read's callback, one microtask apart.
   await turn()
   for (const id of ['a', 'b', 'c']) { group.add(env(id)); await Promise.resolve() }
@@ -36,7 +36,7 @@ test('receipts - the envelopes of one turn are recorded with one call, then each
 test('receipts - flushNow records what waits at once (a request not to a sink must not overtake it) and resolves once those ran', async () => {
   const calls: string[][] = []
   const done: string[] = []
-  const group = new ReceiptGroup({ record: async (ids) => { calls.push(ids) }, durable: () => false, done: (e) => done.push(e.id), failed: () => assert.unreachable() })
+  const group = new ReceiptGroup({ record: async (ids) => { calls.push(ids) }, durable: () => false, done: (e) => { done.push(e.id) }, failed: () => assert.unreachable() })
   assert.is(group.flushNow(), undefined, 'nothing waits')
   group.add(env('chunk1'))
   group.add(env('chunk2'))
@@ -54,13 +54,68 @@ test('receipts - a failed record: what is on disk all the same is done (it would
   const group = new ReceiptGroup({
     record: () => Promise.reject(new Error('disk gone')),
     durable: (id) => id === 'b',
-    done: (e) => done.push(e.id),
+    done: (e) => { done.push(e.id) },
     failed: (e, err) => failed.push(`${e.id}: ${err.message}`),
   })
   for (const id of ['a', 'b', 'c']) group.add(env(id))
   await turn()
   assert.equal(done, ['b'])
   assert.equal(failed, ['a: disk gone', 'c: disk gone'])
+})
+
+test('receipts - a piece is recorded only once the runs of the piece before it have ended, each under a mark opened before its receipts and closed after its runs', async () => {
+  const log: string[] = []
+  const runs = new Map<string, () => void>()
+  const group = new ReceiptGroup({
+    record: async (ids) => { log.push(`record ${ids.join(',')}`) },
+    durable: () => false,
+    done: (e) => new Promise<void>((resolve) => { log.push(`run ${e.id}`); runs.set(e.id, resolve) }),
+    failed: () => assert.unreachable(),
+    marks: { open: async (key, body) => { log.push(`open ${key} ${Buffer.from(body).toString()}`) }, close: (key) => { log.push(`close ${key}`) } },
+  })
+  // One read of 200: two pieces; a second read meanwhile.
+  for (let i = 0; i < 200; i++) group.add(env(`m${String(i).padStart(3, '0')}`))
+  await turn()
+  group.add(env('x'))
+  await turn()
+  const ids = (from: number, to: number): string => Array.from({ length: to - from }, (_, i) => `m${String(from + i).padStart(3, '0')}`).join(',')
+  assert.equal(log.filter((l) => !l.startsWith('run ')), [`open ${MARK_PREFIX}m000 {"n":128,"methods":{"node.pong":128},"from":{"central":128}}`, `record ${ids(0, 128)}`], 'the second piece waits: its requests are neither recorded nor ACKed')
+  assert.is(log.filter((l) => l.startsWith('run ')).length, 128)
+  for (let i = 0; i < 127; i++) runs.get(`m${String(i).padStart(3, '0')}`)!()
+  await turn()
+  assert.ok(!log.includes(`record ${ids(128, 200)}`), 'one run of the first piece still going: the second still waits')
+  runs.get('m127')!()
+  await turn()
+  const after = log.filter((l) => !l.startsWith('run ')).slice(2)
+  assert.equal(after.slice(0, 3), [`close ${MARK_PREFIX}m000`, `open ${MARK_PREFIX}m128 {"n":72,"methods":{"node.pong":72},"from":{"central":72}}`, `record ${ids(128, 200)}`])
+  for (let i = 128; i < 200; i++) runs.get(`m${i}`)!()
+  await turn()
+  assert.equal(log.filter((l) => !l.startsWith('run ')).slice(5), [`close ${MARK_PREFIX}m128`, `open ${MARK_PREFIX}x {"n":1,"methods":{"node.pong":1},"from":{"central":1}}`, 'record x'])
+})
+
+test('receipts - self-healing sinks (file.chunk) neither wait for the runs before them nor open a mark; the next piece of another sink opens one without waiting for them', async () => {
+  const log: string[] = []
+  const group = new ReceiptGroup({
+    record: async (ids) => { log.push(`record ${ids.join(',')}`) },
+    durable: () => false,
+    done: () => new Promise<void>(() => undefined), // runs that never end
+    failed: () => assert.unreachable(),
+    selfHealing: (e) => e.id.startsWith('chunk'),
+    marks: { open: async (key) => { log.push(`open ${key}`) }, close: (key) => { log.push(`close ${key}`) } },
+  })
+  for (const id of ['chunk1', 'chunk2', 'pong']) {
+    group.add(env(id))
+    await turn()
+  }
+  assert.equal(log, ['record chunk1', 'record chunk2', `open ${MARK_PREFIX}pong`, 'record pong'])
+})
+
+test('receipts - a mark left open by a crash is told after the restart: how many requests, to which sinks, from whom', () => {
+  assert.is(caughtSinks({ id: '01HZZZZZZZZZZZZZZZZZZZZZZZ', body: new Uint8Array() }, 'ship1'), undefined, 'a message in the inbox is no mark')
+  const told = caughtSinks({ id: `${MARK_PREFIX}m000`, body: Buffer.from('{"n":3,"methods":{"error.log":2,"node.pong":1},"from":{"central":3}}') }, 'ship1')!
+  assert.is(told.code, 'sink_interrupted')
+  assert.is(told.count, 3)
+  assert.is(told.message, 'ship1: 3 requests to sinks (error.log ×2, node.pong ×1; from central ×3) were received and taken as started when it stopped; some may not have run, and none runs again')
 })
 
 test.run()

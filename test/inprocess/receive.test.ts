@@ -7,8 +7,9 @@ import * as assert from 'uvu/assert'
 import { METHODS } from '../../methods/index'
 import type { Method } from '../../src/method'
 import { Bus, until } from '../fixtures/inprocess'
+import { MARK_PREFIX } from '../../src/receipts'
 
-test('receive - a request to a sink is recorded as seen only: no inbox entry while it runs, a resend is a duplicate, a restart runs it not again', async () => {
+test('receive - a request to a sink is recorded as seen only: no inbox entry of its own while it runs (its read\'s mark only), a resend is a duplicate, a restart runs it not again', async () => {
   const bus = new Bus()
   const runs: string[] = []
   let release!: () => void
@@ -20,11 +21,13 @@ test('receive - a request to a sink is recorded as seen only: no inbox entry whi
     let ship1 = await bus.start('ship1', {}, 0, methods)
     const [env] = await central.node.submit([{ toNode: 'ship1', method: 'test.sink', data: 'x'.repeat(64) }])
     await until(() => runs.length === 1, 10_000, 'the sink to run')
-    // Running, and already durable as seen (it was ACKed): but nothing in the inbox to close later.
-    assert.equal(ship1.node.outbox.inbox(), [])
+    // Running, and already durable as seen (it was ACKed): no inbox entry of its own, only its
+    // read's mark (src/receipts.ts: how many sink requests a crash now would catch), closed once it ran.
+    assert.equal(ship1.node.outbox.inbox().map((e) => e.id), [`${MARK_PREFIX}${env!.id}`])
     assert.ok(ship1.node.outbox.hasSeen(env!.id))
     release()
     await until(() => central.node.outbox.stats().count === 0, 10_000, 'the ACK at central')
+    await until(() => ship1.node.outbox.inbox().length === 0, 10_000, 'the mark closed once the run ended')
     // The same id again: ACKed as a duplicate, not run.
     await central.node.submit([{ id: env!.id, toNode: 'ship1', method: 'test.sink', data: 'again' }])
     await until(() => ship1.logs.some((l) => l.includes(`${env!.id} from central is a duplicate`)), 10_000, 'the duplicate noticed')
