@@ -4,19 +4,18 @@
  * each way. Old peers (apiVersion 1: raw sockets speaking one msg frame per envelope) in the
  * same fleet, both directions, and a node in front of an old hub.
  */
-import net from 'node:net'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { Hub, hashToken } from '../src/hub'
 import { ACK_METHOD } from '../src/method-names'
-import type { Inbound, Transport, TransportEvent } from '../src/transport'
+import type { Inbound, TransportEvent } from '../src/transport'
 import { ackedIds } from '../src/wire/acks'
 import { decode } from '../src/wire/envelope'
-import { encodeFrame, FrameDecoder, type Frame } from '../src/wire/framing'
+import { encodeFrame, type Frame } from '../src/wire/framing'
 import { hubLink } from '../src/hub-link'
 import { Cluster, editYaml, section, sendVia } from './fixtures/cluster'
 import { freePort } from './fixtures/ports'
-import { collect, make, oldPeer, rawPeer, recordingProxy, TOKENS, waitFor, wireEnvelopes } from './fixtures/wire-peers'
+import { collect, connected, make, oldPeer, rawPeer, recordingProxy, standInHub, TOKENS, waitFor, wireEnvelopes } from './fixtures/wire-peers'
 
 const envelope = (i: number, size = 200): Uint8Array => new Uint8Array(size).fill(i % 251)
 const msgs = (frames: Frame[]): Frame[] => frames.filter((f) => f.t === 'msg' || f.t === 'batch' || f.t === 'part' || f.t === 'zbatch' || f.t === 'acks')
@@ -25,11 +24,6 @@ async function startHub(): Promise<{ hub: Hub; port: number }> {
   const port = await freePort()
   const hub = await Hub.start({ listen: `127.0.0.1:${port}`, tokens: { a: hashToken(TOKENS.a!), b: hashToken(TOKENS.b!) }, log: () => {} })
   return { hub, port }
-}
-
-async function connected(t: Transport): Promise<void> {
-  t.start()
-  await waitFor(() => assert.ok(t.connected))
 }
 
 test('what is published in one tick goes as batch frames within 8 KiB (the first at once, as a msg frame), large envelopes as parts in their place; a lone one as a msg frame', async () => {
@@ -153,29 +147,15 @@ test('a frame with no room for the sender\'s name the hub stamps closes its send
 })
 
 test('in front of an old hub (welcome apiVersion 1) a node sends one msg frame per envelope', async () => {
-  const frames: Frame[] = []
-  const socks: net.Socket[] = []
-  const server = net.createServer((s) => {
-    socks.push(s)
-    const dec = new FrameDecoder()
-    s.on('data', (c: Buffer) => {
-      for (const f of dec.push(c)) {
-        frames.push(f)
-        if (f.t === 'hello') s.write(encodeFrame({ t: 'welcome', hub: 'old', apiVersion: 1 }))
-      }
-    })
-    s.on('error', () => {})
-  })
-  const port = await freePort()
-  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve))
-  const a = make('a', port)
+  const old = await standInHub(1)
+  const a = make('a', old.port)
   try {
     await connected(a)
     await Promise.all(Array.from({ length: 8 }, (_, i) => a.publish({ id: `p${i}`, to: 'b', method: 'x', event: false, bytes: envelope(i) })))
-    await waitFor(() => assert.is(msgs(frames).length, 8))
-    assert.equal(msgs(frames).map((f) => f.t), Array(8).fill('msg'))
+    await waitFor(() => assert.is(msgs(old.frames).length, 8))
+    assert.equal(msgs(old.frames).map((f) => f.t), Array(8).fill('msg'))
   } finally {
-    await a.close(); for (const s of socks) s.destroy(); server.close()
+    await a.close(); old.close()
   }
 })
 

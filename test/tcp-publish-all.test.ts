@@ -4,41 +4,16 @@
  * (first message included) for a hub of 2 or later, one msg frame per envelope for an old one,
  * one write callback after all of them, order kept with what publish queued in the same tick.
  */
-import net from 'node:net'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { isOutpostError } from '../src/errors'
-import type { Outbound, Transport } from '../src/transport'
-import { encodeFrame, FrameDecoder, type Frame } from '../src/wire/framing'
+import type { Outbound } from '../src/transport'
+import type { Frame } from '../src/wire/framing'
 import { freePort } from './fixtures/ports'
-import { make, waitFor } from './fixtures/wire-peers'
+import { connected, make, standInHub, waitFor } from './fixtures/wire-peers'
 
 const out = (i: number): Outbound => ({ id: `p${i}`, to: 'b', method: 'x', event: false, bytes: new Uint8Array(200).fill(i) })
 const carried = (frames: Frame[]): string[] => frames.flatMap((f) => (f.t === 'batch' ? f.ids : f.t === 'msg' ? [f.id] : []))
-
-async function stand(apiVersion: number): Promise<{ port: number; frames: Frame[]; close: () => void }> {
-  const frames: Frame[] = []
-  const socks: net.Socket[] = []
-  const server = net.createServer((s) => {
-    socks.push(s)
-    const dec = new FrameDecoder()
-    s.on('data', (c: Buffer) => {
-      for (const f of dec.push(c)) {
-        if (f.t === 'hello') s.write(encodeFrame({ t: 'welcome', hub: 'stand-in', apiVersion }))
-        else frames.push(f)
-      }
-    })
-    s.on('error', () => {})
-  })
-  const port = await freePort()
-  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve))
-  return { port, frames, close: () => { for (const s of socks) s.destroy(); server.close() } }
-}
-
-async function connected(t: Transport): Promise<void> {
-  t.start()
-  await waitFor(() => assert.ok(t.connected))
-}
 
 test('tcp publishAll: not connected, every message gets its not_connected', async () => {
   const a = make('a', await freePort())
@@ -49,7 +24,7 @@ test('tcp publishAll: not connected, every message gets its not_connected', asyn
 })
 
 test('tcp publishAll: a hub of apiVersion 2+ gets them at once in one batch frame, one write callback after them all', async () => {
-  const h = await stand(4)
+  const h = await standInHub(4)
   const a = make('a', h.port)
   try {
     await connected(a)
@@ -66,7 +41,7 @@ test('tcp publishAll: a hub of apiVersion 2+ gets them at once in one batch fram
 })
 
 test('tcp publishAll: an old hub (apiVersion 1) gets one msg frame per envelope', async () => {
-  const h = await stand(1)
+  const h = await standInHub(1)
   const a = make('a', h.port)
   try {
     await connected(a)
@@ -80,7 +55,7 @@ test('tcp publishAll: an old hub (apiVersion 1) gets one msg frame per envelope'
 })
 
 test('tcp publishAll: what publish queued earlier in the tick goes first (order per receiver)', async () => {
-  const h = await stand(4)
+  const h = await standInHub(4)
   const a = make('a', h.port)
   try {
     await connected(a)
