@@ -28,149 +28,135 @@ function ctx(method: string, args: string[], data?: Uint8Array): MethodContext {
 
 const answer = (r: { data?: unknown }): Record<string, unknown> => JSON.parse(String(r.data)) as Record<string, unknown>
 
-async function setup(): Promise<{ dir: string; file: Buffer; receiver: Receiver; chunk: (i: number, args?: string[]) => Promise<unknown>; commit: () => Promise<Record<string, unknown>> }> {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'outpost-upto-'))
-  const src = path.join(dir, 'fw.bin')
-  randomFile(src, 3 * CHUNK + 100)
-  const file = fs.readFileSync(src)
-  const config = defaultConfig()
-  fs.mkdirSync(path.join(dir, 'files'))
-  const receiver = new Receiver({ dataDir: dir, config, log: () => {}, now: Date.now, notify: () => {} })
-  const meta = { id: 'T1', path: path.join(dir, 'files', 'fw.bin'), name: 'fw.bin', size: file.length, sha256: '', chunkBytes: CHUNK }
-  await receiver.put(ctx('file.put', [JSON.stringify(meta)]))
-  const part = (i: number): Buffer => file.subarray(i * CHUNK, Math.min(file.length, (i + 1) * CHUNK))
-  const chunk = (i: number, args?: string[]): Promise<unknown> => receiver.chunk(ctx('file.chunk', args ?? ['T1', String(i), sha(part(i)), sha(file.subarray(0, (i + 1) * CHUNK))], part(i)))
-  const commit = async (): Promise<Record<string, unknown>> => answer(await receiver.commit(ctx('file.commit', ['T1', sha(file)])))
-  return { dir, file, receiver, chunk, commit }
+const newReceiver = (dir: string): Receiver => new Receiver({ dataDir: dir, config: defaultConfig(), log: () => {}, now: Date.now, notify: () => {} })
+
+/** One transfer T1 of `file` to a fresh Receiver in a temp folder, the file.* methods called as the dispatcher calls them. */
+interface Transfer {
+  dir: string
+  file: Buffer
+  /** The receiver the calls below go to (a test of a restart puts a new one here). */
+  receiver: Receiver
+  part: (i: number) => Buffer
+  /** file.put of the transfer; its answer. */
+  put: () => Promise<Record<string, unknown>>
+  /** file.chunk i: by default with its own sha256 and its upTo; `data` replaces its bytes. */
+  chunk: (i: number, args?: string[], data?: Uint8Array) => Promise<unknown>
+  commit: () => Promise<Record<string, unknown>>
+  /** Commit, and the file is in place, whole. */
+  whole: (message?: string) => Promise<void>
 }
 
-test('files upTo - a chunk whose own sha256 is right but whose upTo is not is dropped, and asked for again at commit', async () => {
-  const { dir, file, receiver, chunk, commit } = await setup()
+/** Run `body` on a transfer put already (of `file`, by default a random one of 3 chunks and 100 bytes), its folder removed after. */
+async function withTransfer(body: (t: Transfer) => Promise<void>, file?: Buffer): Promise<void> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'outpost-upto-'))
+  if (file === undefined) {
+    const src = path.join(dir, 'fw.bin')
+    randomFile(src, 3 * CHUNK + 100)
+    file = fs.readFileSync(src)
+  }
+  const f = file
+  fs.mkdirSync(path.join(dir, 'files'))
+  const target = path.join(dir, 'files', 'fw.bin')
+  const meta = JSON.stringify({ id: 'T1', path: target, name: 'fw.bin', size: f.length, sha256: '', chunkBytes: CHUNK })
+  const part = (i: number): Buffer => f.subarray(i * CHUNK, Math.min(f.length, (i + 1) * CHUNK))
+  const t: Transfer = {
+    dir, file: f, receiver: newReceiver(dir), part,
+    put: async () => answer(await t.receiver.put(ctx('file.put', [meta]))),
+    chunk: (i, args, data) => t.receiver.chunk(ctx('file.chunk', args ?? ['T1', String(i), sha(part(i)), sha(f.subarray(0, (i + 1) * CHUNK))], data ?? part(i))),
+    commit: async () => answer(await t.receiver.commit(ctx('file.commit', ['T1', sha(f)]))),
+    whole: async (message) => {
+      const done = await t.commit()
+      assert.is(done.done, true, message ?? JSON.stringify(done))
+      assert.ok(fs.readFileSync(target).equals(f), message)
+    },
+  }
   try {
-    await chunk(0)
-    const part1 = file.subarray(CHUNK, 2 * CHUNK)
-    // upTo of another file: chunk 0 differs there (what a receiver that holds a wrong chunk 0 would see).
-    const other = Buffer.from(file.subarray(0, 2 * CHUNK))
-    other[5] = other[5]! ^ 1
-    try {
-      await chunk(1, ['T1', '1', sha(part1), sha(other)])
-      assert.unreachable('the chunk was taken')
-    } catch (err) {
-      assert.is((err as { code?: string }).code, 'method_args')
-    }
-    await chunk(2)
-    await chunk(3)
-    assert.equal((await commit()).missing, [1])
-    await chunk(1)
-    const done = await commit()
-    assert.is(done.done, true)
-    assert.ok(fs.readFileSync(path.join(dir, 'files', 'fw.bin')).equals(file))
+    await t.put()
+    await body(t)
   } finally {
-    await receiver.closeAll()
+    await t.receiver.closeAll()
     fs.rmSync(dir, { recursive: true, force: true })
   }
-})
-
-test('files upTo - chunks without it (a sender before 2026-12-06), in any order, are checked on their own', async () => {
-  const { dir, file, receiver, chunk, commit } = await setup()
-  try {
-    const part = (i: number): Buffer => file.subarray(i * CHUNK, Math.min(file.length, (i + 1) * CHUNK))
-    for (const i of [1, 0, 3]) await chunk(i, ['T1', String(i), sha(part(i))])
-    try {
-      await chunk(2, ['T1', '2', sha(part(1))])
-      assert.unreachable('a chunk with a wrong sha256 was taken')
-    } catch (err) {
-      assert.is((err as { code?: string }).code, 'method_args')
-    }
-    await chunk(2, ['T1', '2', sha(part(2))])
-    assert.is((await commit()).done, true)
-    assert.ok(fs.readFileSync(path.join(dir, 'files', 'fw.bin')).equals(file))
-  } finally {
-    await receiver.closeAll()
-    fs.rmSync(dir, { recursive: true, force: true })
-  }
-})
+}
 
 const upToOnly = (file: Buffer, i: number): string[] => ['T1', String(i), '', sha(file.subarray(0, (i + 1) * CHUNK))]
 
-test('files upTo - the receiver says it takes chunks by upTo alone; such chunks ahead of a missing one are checked once it comes, and only it is asked for again', async () => {
-  const { dir, file, receiver, chunk, commit } = await setup()
+/** Expect a chunk to be refused as method_args. */
+async function refused(chunk: Promise<unknown>, why: string): Promise<void> {
   try {
-    const put = answer(await receiver.put(ctx('file.put', [JSON.stringify({ id: 'T1', path: path.join(dir, 'files', 'fw.bin'), name: 'fw.bin', size: file.length, sha256: '', chunkBytes: CHUNK })])))
-    assert.is(put.upTo, true)
-    await chunk(0, upToOnly(file, 0))
-    // Chunk 1 lost on the way: 2 and 3 come ahead of it, with nothing of their own to check them by.
-    await chunk(2, upToOnly(file, 2))
-    await chunk(3, upToOnly(file, 3))
-    assert.equal((await commit()).missing, [1])
-    // Sent again after the commit, read again: with its own sha256.
-    await chunk(1)
-    const done = await commit()
-    assert.is(done.done, true)
-    assert.ok(fs.readFileSync(path.join(dir, 'files', 'fw.bin')).equals(file))
-  } finally {
-    await receiver.closeAll()
-    fs.rmSync(dir, { recursive: true, force: true })
+    await chunk
+    assert.unreachable(why)
+  } catch (err) {
+    assert.is((err as { code?: string }).code, 'method_args')
   }
-})
+}
 
-test('files upTo - a chunk ahead that does not match its upTo is dropped once the ones before it are in, and asked for again', async () => {
-  const { dir, file, receiver, chunk, commit } = await setup()
-  try {
-    await chunk(0, upToOnly(file, 0))
-    const bad = Buffer.from(file.subarray(2 * CHUNK, 3 * CHUNK))
-    bad[7] = bad[7]! ^ 1
-    await receiver.chunk(ctx('file.chunk', upToOnly(file, 2), bad))
-    await chunk(3, upToOnly(file, 3))
-    await chunk(1, upToOnly(file, 1))
-    // 1 in order; 2 read back and found wrong; 3 waits behind it.
-    assert.equal((await commit()).missing, [2])
-    await chunk(2)
-    assert.is((await commit()).done, true)
-    assert.ok(fs.readFileSync(path.join(dir, 'files', 'fw.bin')).equals(file))
-  } finally {
-    await receiver.closeAll()
-    fs.rmSync(dir, { recursive: true, force: true })
-  }
-})
+test('files upTo - a chunk whose own sha256 is right but whose upTo is not is dropped, and asked for again at commit', () => withTransfer(async ({ file, part, chunk, commit, whole }) => {
+  await chunk(0)
+  // upTo of another file: chunk 0 differs there (what a receiver that holds a wrong chunk 0 would see).
+  const other = Buffer.from(file.subarray(0, 2 * CHUNK))
+  other[5] = other[5]! ^ 1
+  await refused(chunk(1, ['T1', '1', sha(part(1)), sha(other)]), 'the chunk was taken')
+  await chunk(2)
+  await chunk(3)
+  assert.equal((await commit()).missing, [1])
+  await chunk(1)
+  await whole()
+}))
 
-test('files upTo - after a restart of the receiver, what it holds is read back once and chunks by upTo alone are checked again', async () => {
-  const { dir, file, receiver, chunk } = await setup()
-  let again: Receiver | undefined
-  try {
-    await chunk(0, upToOnly(file, 0))
-    await chunk(1, upToOnly(file, 1))
-    // Held (synced and recorded), then the process ends.
-    await receiver.put(ctx('file.put', [JSON.stringify({ id: 'T1', path: path.join(dir, 'files', 'fw.bin'), name: 'fw.bin', size: file.length, sha256: '', chunkBytes: CHUNK })]))
-    await receiver.closeAll()
-    again = new Receiver({ dataDir: dir, config: defaultConfig(), log: () => {}, now: Date.now, notify: () => {} })
-    const put = answer(await again.put(ctx('file.put', [JSON.stringify({ id: 'T1', path: path.join(dir, 'files', 'fw.bin'), name: 'fw.bin', size: file.length, sha256: '', chunkBytes: CHUNK })])))
-    assert.is(put.upTo, true)
-    const part = (i: number): Buffer => file.subarray(i * CHUNK, Math.min(file.length, (i + 1) * CHUNK))
-    await again.chunk(ctx('file.chunk', upToOnly(file, 2), part(2)))
-    await again.chunk(ctx('file.chunk', upToOnly(file, 3), part(3)))
-    const done = answer(await again.commit(ctx('file.commit', ['T1', sha(file)])))
-    assert.is(done.done, true, JSON.stringify(done))
-    assert.ok(fs.readFileSync(path.join(dir, 'files', 'fw.bin')).equals(file))
-  } finally {
-    await again?.closeAll()
-    fs.rmSync(dir, { recursive: true, force: true })
-  }
-})
+test('files upTo - chunks without it (a sender before 2026-12-06), in any order, are checked on their own', () => withTransfer(async ({ part, chunk, whole }) => {
+  for (const i of [1, 0, 3]) await chunk(i, ['T1', String(i), sha(part(i))])
+  await refused(chunk(2, ['T1', '2', sha(part(1))]), 'a chunk with a wrong sha256 was taken')
+  await chunk(2, ['T1', '2', sha(part(2))])
+  await whole()
+}))
+
+test('files upTo - the receiver says it takes chunks by upTo alone; such chunks ahead of a missing one are checked once it comes, and only it is asked for again', () => withTransfer(async ({ file, put, chunk, commit, whole }) => {
+  assert.is((await put()).upTo, true)
+  await chunk(0, upToOnly(file, 0))
+  // Chunk 1 lost on the way: 2 and 3 come ahead of it, with nothing of their own to check them by.
+  await chunk(2, upToOnly(file, 2))
+  await chunk(3, upToOnly(file, 3))
+  assert.equal((await commit()).missing, [1])
+  // Sent again after the commit, read again: with its own sha256.
+  await chunk(1)
+  await whole()
+}))
+
+test('files upTo - a chunk ahead that does not match its upTo is dropped once the ones before it are in, and asked for again', () => withTransfer(async ({ file, chunk, commit, whole }) => {
+  await chunk(0, upToOnly(file, 0))
+  const bad = Buffer.from(file.subarray(2 * CHUNK, 3 * CHUNK))
+  bad[7] = bad[7]! ^ 1
+  await chunk(2, upToOnly(file, 2), bad)
+  await chunk(3, upToOnly(file, 3))
+  await chunk(1, upToOnly(file, 1))
+  // 1 in order; 2 read back and found wrong; 3 waits behind it.
+  assert.equal((await commit()).missing, [2])
+  await chunk(2)
+  await whole()
+}))
+
+test('files upTo - after a restart of the receiver, what it holds is read back once and chunks by upTo alone are checked again', () => withTransfer(async (t) => {
+  await t.chunk(0, upToOnly(t.file, 0))
+  await t.chunk(1, upToOnly(t.file, 1))
+  // Held (synced and recorded), then the process ends.
+  await t.put()
+  await t.receiver.closeAll()
+  t.receiver = newReceiver(t.dir)
+  assert.is((await t.put()).upTo, true)
+  await t.chunk(2, upToOnly(t.file, 2))
+  await t.chunk(3, upToOnly(t.file, 3))
+  await t.whole()
+}))
 
 test('files upTo - chunks by upTo alone in random orders, with duplicates and a damaged one: the file arrives whole and only the damaged one is asked for again', async () => {
   let seed = 7
   const rand = (n: number): number => { seed = (seed * 1103515245 + 12345) % 2147483648; return seed % n }
   for (let round = 0; round < 20; round++) {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'outpost-upto-'))
     const file = Buffer.alloc(9 * CHUNK + 77)
     for (let i = 0; i < file.length; i += 4) file.writeUInt32LE(rand(2 ** 31), i - (i + 4 > file.length ? i + 4 - file.length : 0))
-    fs.mkdirSync(path.join(dir, 'files'))
-    const receiver = new Receiver({ dataDir: dir, config: defaultConfig(), log: () => {}, now: Date.now, notify: () => {} })
-    try {
-      await receiver.put(ctx('file.put', [JSON.stringify({ id: 'T1', path: path.join(dir, 'files', 'fw.bin'), name: 'fw.bin', size: file.length, sha256: '', chunkBytes: CHUNK })]))
+    await withTransfer(async ({ dir, part, chunk, commit }) => {
       const n = 10
-      const part = (i: number): Buffer => file.subarray(i * CHUNK, Math.min(file.length, (i + 1) * CHUNK))
       // Mostly in order, some swapped, some twice; one damaged (its upTo cannot match).
       const order = [...Array(n).keys()]
       for (let k = 0; k < 4; k++) { const a = rand(n); const b = rand(n); [order[a], order[b]] = [order[b]!, order[a]!] }
@@ -182,21 +168,18 @@ test('files upTo - chunks by upTo alone in random orders, with duplicates and a 
         const data = bad ? Buffer.from(part(i)) : part(i)
         if (bad) data[0] = data[0]! ^ 0xff
         sent.add(i)
-        await receiver.chunk(ctx('file.chunk', upToOnly(file, i), data)).catch(() => {})
+        await chunk(i, upToOnly(file, i), data).catch(() => {})
       }))
       for (let r = 0; ; r++) {
-        const a = answer(await receiver.commit(ctx('file.commit', ['T1', sha(file)])))
+        const a = await commit()
         if (a.done === true) break
         const missing = a.missing as number[]
         assert.ok(r < 3, `round ${round}: still missing ${JSON.stringify(missing)}`)
         for (const i of missing) assert.is(i, damaged, `round ${round}: chunk ${i} asked for again (order ${order.join(',')}, damaged ${damaged})`)
-        for (const i of missing) await receiver.chunk(ctx('file.chunk', ['T1', String(i), sha(part(i))], part(i)))
+        for (const i of missing) await chunk(i, ['T1', String(i), sha(part(i))])
       }
       assert.ok(fs.readFileSync(path.join(dir, 'files', 'fw.bin')).equals(file), `round ${round}`)
-    } finally {
-      await receiver.closeAll()
-      fs.rmSync(dir, { recursive: true, force: true })
-    }
+    }, file)
   }
 })
 
