@@ -123,7 +123,7 @@ export class Dispatcher {
       done: (env) => { this.receiving.delete(env.id); return this.recorded(env, undefined, undefined) },
       failed: (env, err) => { this.receiving.delete(env.id); this.o.log('error', `dispatch: cannot record ${env.id}: ${err.message}`) },
       selfHealing: (env) => this.o.methods.get(env.method)?.selfHealing === true,
-      marks: { open: (key, body) => this.o.outbox.receive(key, this.o.self, body, { started: true }), close: (key) => void this.finish(key) },
+      marks: { open: (key, body) => this.o.outbox.receive(key, this.o.self, body), close: (key) => void this.finish(key) },
     })
     this.parts = { ops: this.ops, ...(o.control ? { control: o.control } : {}), ...(o.disk ? { disk: o.disk } : {}), ...(o.files ? { files: o.files } : {}), ...(o.live ? { live: o.live } : {}) }
   }

@@ -47,7 +47,7 @@ export const ERROR_CODES = {
   connection_refused: 'http.get: the server refused the connection (nothing listens on that port)',
   http_failed: 'http.get failed after connecting (reset, TLS error, bad response)',
   interrupted: 'the receiving node stopped while the method ran; it is not run again',
-  sink_interrupted: 'logged at a restart (and sent to central\'s error.log): requests to sinks (error.log, node.pong, reply.* as requests) were received, ACKed and taken as started when the node stopped, and some may not have run; they are not run again. At most one piece (128) of them: the message counts them by method and sender',
+  sink_interrupted: 'logged at a restart (and sent to central\'s error.log): requests to sinks (error.log, node.pong, reply.* as requests) were received, ACKed and taken as started when the node stopped, and some may not have run; they are not run again. At most one piece (127) of them: the message counts them by method and sender',
   path_outside: "a reply file path would leave the data directory (.., absolute path or symlink) or land among outpost's own files there (outbox/, logs/, replies/, audit.log …)",
   api_bad_request: 'a local API request is not valid JSON or not a known request',
   api_unauthorized: 'the HTTP API request had no bearer token or a wrong one (401; nothing else is said or done)',

@@ -21,8 +21,11 @@
  */
 import type { Envelope } from './wire/envelope'
 
-/** Most receipts recorded under one promise. */
-const PIECE = 128
+/**
+ * Most receipts recorded under one promise: with its mark, one journal commit (the journal cuts
+ * a queue that starts with a receipt at 128 records; a piece of 128 and its mark would take two).
+ */
+export const PIECE = 127
 
 export interface ReceiptGroupOptions {
   /** Mark these ids seen, durably; one promise for all. */
@@ -111,7 +114,7 @@ export class ReceiptGroup {
     if (all.length === 0) return undefined // flushNow() took them
     this.group = []
     // One read can bring a thousand and more (zbatch frames): recorded in pieces, each piece's
-    // ACKs go out as it commits rather than after the last (the journal cuts receipts at 128 a commit too).
+    // ACKs go out as it commits rather than after the last (the journal cuts receipts at 128 records a commit too).
     if (all.length <= PIECE) return this.record(all)
     let last: Promise<void> | undefined
     for (let i = 0; i < all.length; i += PIECE) last = this.record(all.slice(i, i + PIECE))

@@ -3,10 +3,14 @@
  * envelopes received in the same turn, each ACKed and run after it resolved; after a failed
  * record, those on disk all the same run (a resend would be a duplicate), the others do not.
  */
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { caughtSinks, MARK_PREFIX, ReceiptGroup } from '../src/receipts'
+import { caughtSinks, MARK_PREFIX, PIECE, ReceiptGroup } from '../src/receipts'
 import type { Envelope } from '../src/wire/envelope'
+import { Outbox } from '../src/store/outbox'
 
 const env = (id: string): Envelope => ({ id, fromNode: 'central', toNode: 'ship1', method: 'node.pong', createdAt: 1 })
 const turn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve))
@@ -25,11 +29,12 @@ test('receipts - the envelopes of one turn are recorded with one call, then each
   group.add(env('d'))
   await turn()
   assert.equal(calls, [['a', 'b', 'c'], ['d']], 'a later turn is a group of its own')
-  // A read of many (inflated zbatch frames): recorded in pieces of 128, each done as it lands.
+  // A read of many (inflated zbatch frames): recorded in pieces of 127 (with a mark, 128 journal records), each done as it lands.
   calls.length = 0
   for (let i = 0; i < 300; i++) group.add(env(`m${i}`))
   await turn()
-  assert.equal(calls.map((ids) => ids.length), [128, 128, 44])
+  assert.is(PIECE, 127)
+  assert.equal(calls.map((ids) => ids.length), [127, 127, 46])
   assert.equal(done.length, 304)
 })
 
@@ -79,18 +84,18 @@ test('receipts - a piece is recorded only once the runs of the piece before it h
   group.add(env('x'))
   await turn()
   const ids = (from: number, to: number): string => Array.from({ length: to - from }, (_, i) => `m${String(from + i).padStart(3, '0')}`).join(',')
-  assert.equal(log.filter((l) => !l.startsWith('run ')), [`open ${MARK_PREFIX}m000 {"n":128,"methods":{"node.pong":128},"from":{"central":128}}`, `record ${ids(0, 128)}`], 'the second piece waits: its requests are neither recorded nor ACKed')
-  assert.is(log.filter((l) => l.startsWith('run ')).length, 128)
-  for (let i = 0; i < 127; i++) runs.get(`m${String(i).padStart(3, '0')}`)!()
+  assert.equal(log.filter((l) => !l.startsWith('run ')), [`open ${MARK_PREFIX}m000 {"n":127,"methods":{"node.pong":127},"from":{"central":127}}`, `record ${ids(0, 127)}`], 'the second piece waits: its requests are neither recorded nor ACKed')
+  assert.is(log.filter((l) => l.startsWith('run ')).length, 127)
+  for (let i = 0; i < 126; i++) runs.get(`m${String(i).padStart(3, '0')}`)!()
   await turn()
-  assert.ok(!log.includes(`record ${ids(128, 200)}`), 'one run of the first piece still going: the second still waits')
-  runs.get('m127')!()
+  assert.ok(!log.includes(`record ${ids(127, 200)}`), 'one run of the first piece still going: the second still waits')
+  runs.get('m126')!()
   await turn()
   const after = log.filter((l) => !l.startsWith('run ')).slice(2)
-  assert.equal(after.slice(0, 3), [`close ${MARK_PREFIX}m000`, `open ${MARK_PREFIX}m128 {"n":72,"methods":{"node.pong":72},"from":{"central":72}}`, `record ${ids(128, 200)}`])
-  for (let i = 128; i < 200; i++) runs.get(`m${i}`)!()
+  assert.equal(after.slice(0, 3), [`close ${MARK_PREFIX}m000`, `open ${MARK_PREFIX}m127 {"n":73,"methods":{"node.pong":73},"from":{"central":73}}`, `record ${ids(127, 200)}`])
+  for (let i = 127; i < 200; i++) runs.get(`m${i}`)!()
   await turn()
-  assert.equal(log.filter((l) => !l.startsWith('run ')).slice(5), [`close ${MARK_PREFIX}m128`, `open ${MARK_PREFIX}x {"n":1,"methods":{"node.pong":1},"from":{"central":1}}`, 'record x'])
+  assert.equal(log.filter((l) => !l.startsWith('run ')).slice(5), [`close ${MARK_PREFIX}m127`, `open ${MARK_PREFIX}x {"n":1,"methods":{"node.pong":1},"from":{"central":1}}`, 'record x'])
 })
 
 test('receipts - self-healing sinks (file.chunk) neither wait for the runs before them nor open a mark; the next piece of another sink opens one without waiting for them', async () => {
@@ -108,6 +113,45 @@ test('receipts - self-healing sinks (file.chunk) neither wait for the runs befor
     await turn()
   }
   assert.equal(log, ['record chunk1', 'record chunk2', `open ${MARK_PREFIX}pong`, 'record pong'])
+})
+
+/** A ReceiptGroup over a real store, its marks wired as the dispatcher wires them; `run`: each done(). */
+async function onStore(dir: string, run: () => Promise<void> | void, batches: number[] = []): Promise<{ ob: Outbox; group: ReceiptGroup }> {
+  const ob = await Outbox.open({ dir, maxBytes: 1 << 24, onBatch: (records) => batches.push(records) })
+  const group = new ReceiptGroup({
+    record: (ids) => ob.markSeen(ids), durable: (id) => ob.hasSeen(id), done: run, failed: () => assert.unreachable(),
+    marks: { open: (key, body) => ob.receive(key, 'ship1', body), close: (key) => void ob.finishRun(key) },
+  })
+  return { ob, group }
+}
+
+test('receipts - on a real store: a piece and its mark fill one journal commit; a crash while a piece runs leaves that one mark open, and none once the runs ended', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'outpost-receipts-'))
+  try {
+    const batches: number[] = []
+    const a = await onStore(dir, () => undefined, batches)
+    for (let i = 0; i < 300; i++) a.group.add(env(`01HZZZZZZZZZZZZZZZZZZZZ${String(i).padStart(3, '0')}`))
+    await a.group.flushNow()
+    await new Promise((r) => setTimeout(r, 50))
+    await a.ob.close()
+    // 3 marks opened and closed, 300 receipts: no piece split over two commits (a commit of its 1-2 records left over).
+    assert.is(batches.reduce((n, b) => n + b, 0), 306)
+    assert.ok(batches.every((n) => n === 1 || n >= 48), `batches ${batches.join(',')}`)
+    const b = await onStore(dir, () => new Promise<void>(() => undefined)) // runs that never end: the process dies meanwhile
+    assert.equal(b.ob.inbox(), [], 'every mark closed')
+    for (let i = 0; i < 300; i++) b.group.add(env(`01HZZZZZZZZZZZZZZZZZZZY${String(i).padStart(3, '0')}`))
+    // The first piece on disk (its mark with it); the next would wait for runs that never end.
+    while (b.ob.inbox().length === 0) await turn()
+    await b.ob.close()
+    const c = await onStore(dir, () => undefined)
+    const open = c.ob.inbox()
+    assert.equal(open.map((e) => e.id), [`${MARK_PREFIX}01HZZZZZZZZZZZZZZZZZZZY000`], 'one piece was between its receipts and the end of its runs')
+    assert.is(caughtSinks(open[0]!, 'ship1')?.count, 127)
+    assert.not.ok(c.ob.hasSeen('01HZZZZZZZZZZZZZZZZZZZY127'), 'the next piece waited: not recorded, not ACKed (its sender sends it again)')
+    await c.ob.close()
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true })
+  }
 })
 
 test('receipts - a mark left open by a crash is told after the restart: how many requests, to which sinks, from whom', () => {
