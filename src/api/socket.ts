@@ -9,7 +9,7 @@
  *   {"op":"status"}                           ─▶ {"node", "version", "connected", "outbox"}
  *   {"op":"session","toNode","method":"session.open"|"tunnel.open"|"tunnel.listen","methodArgs"} ─▶ a live, two-way stream
  *                                                (src/sessions/client.ts): {"in"}/{"out"} lines until {"exit"} or {"error"}
- *   {"op":"config.reload","file":F}          ─▶ {"config":{"node","type":"applied","file","changed","restartNeeded"}}
+ *   {"op":"config.reload","file":F}          ─▶ {"config":{"node","type":"applied","file","changed","restartNeeded","restartable"}}
  *                                                (or "type":"other-file": this node runs from another file)
  *   {"op":"cp","src","dst",…} / {"op":"transfers"} / {"op":"cp.cancel","id"}  ─▶ file transfers (src/files/api.ts)
  *   {"method":…, …} (a bare message, e.g. BasicAgent's sync.bash) ─▶ as send, to this node by default
@@ -246,7 +246,7 @@ export class SocketApi {
       case 'config.reload': {
         // `outpost config set|unset` on this machine wrote the file: take over what needs no restart.
         if (typeof req.file !== 'string' || req.file === '') throw new OutpostError('api_bad_request', 'api: config.reload needs "file", the config file that was edited')
-        write({ config: { node: node.name, ...reloadFile(node.control, req.file) } })
+        write({ config: { node: node.name, ...reloadFile(node.control, req.file), restartable: node.control.canRestart !== false } })
         break
       }
       default:

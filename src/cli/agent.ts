@@ -13,7 +13,8 @@ import { EXIT, GLOBAL_HELP, load, loggerFor, parse, print, type Io } from './com
 import { repl } from './repl'
 import { job, jobs } from './jobs'
 import { cp, transfers } from './cp'
-import { initText, parseConfig, type Config } from '../config'
+import { editConfig, initText, parseConfig, type Config } from '../config'
+import { isOutpostError, OutpostError } from '../errors'
 import { defaultsContext } from '../config/schema'
 import { Hub, hashToken } from '../hub'
 import { generateKeyPair, publicKeyText, readKeyFile, writeKeyFile, type KeyPair } from '../keys'
@@ -169,11 +170,28 @@ function quickstartKey(file: string): KeyPair {
   return pair
 }
 
+/**
+ * `up --port N` with a file already there: its hub (hub.listen) and central's way to it
+ * (transport.servers) move to N, written back into the file (comments kept) as `agent` and
+ * `hub` write their flags back, so the next `outpost up` and `outpost send` use it too.
+ */
+function movePort(io: Io, file: string, values: Parameters<typeof load>[1], port: number): void {
+  const { config } = load(io, { ...values, config: file }, false)
+  const at = config.hub.listen.lastIndexOf(':')
+  const host = at > 0 ? config.hub.listen.slice(0, at) : '127.0.0.1'
+  if (config.hub.listen === `${host}:${port}`) return
+  const dial = host === '0.0.0.0' || host === '[::]' || host === '::' ? '127.0.0.1' : host
+  editConfig(file, [{ key: 'hub.listen', value: `${host}:${port}` }, { key: 'transport.servers', value: [`tcp://${dial}:${port}`] }], defaultsContext())
+  io.stderr.write(`outpost up: --port ${port}: hub.listen and transport.servers written to ${file}\n`)
+}
+
 const up: Command = async (io, args) => {
   const { values } = parse(args, { port: { type: 'string' } }, false)
   if (values.help) return print(io, `Usage: outpost up [--port N]\n\n  Quickstart: a hub and the nodes "central" and "local" in one process on loopback, data in\n  ./var. Creates a commented ./outpost.yaml (for node central) when there is none, and an\n  operator key (./var/operator.key): both nodes run only what it signed, and central's socket\n  signs with it. From the same folder, in another terminal:\n    npx outpost send --to local cli.run -- uname -a\n\n${GLOBAL_HELP}`)
   const file = path.resolve(io.cwd, values.config ?? 'outpost.yaml')
   const port = values.port ?? '7430'
+  if (!/^\d{1,5}$/.test(port) || Number(port) < 1 || Number(port) > 65535) throw new OutpostError('usage', `up: --port ${JSON.stringify(port)} is not a TCP port (1 to 65535)`)
+  if (fs.existsSync(file) && values.port !== undefined) movePort(io, file, values, Number(port))
   if (!fs.existsSync(file)) {
     const token = randomBytes(16).toString('hex')
     const keyFile = './var/operator.key'
@@ -199,6 +217,9 @@ const up: Command = async (io, args) => {
   const h = await Hub.start({
     listen: config.hub.listen, tokens: config.hub.tokens, tls: config.hub.tls, redirect: config.hub.redirect, name: 'hub',
     helloTimeoutMs: config.hub.helloTimeout * 1000, maxPendingPerAddress: config.hub.maxPendingPerAddress, log: logger.child('hub').log, ...(logger.trace ? { debug: logger.trace } : {}),
+  }).catch((err: unknown) => {
+    if (isOutpostError(err, 'io') && /EADDRINUSE/.test(err.message)) throw new OutpostError('io', `${err.message} (another outpost up or hub? \`outpost up --port N\` moves this one to port N)`, { cause: err })
+    throw err
   })
   const central = await runNode(config, logger.child('central'), { configFile: file })
   const localConfig: Config = structuredClone(config)
