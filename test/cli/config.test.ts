@@ -186,7 +186,7 @@ test('config cli - unset keeps the comment above the key and the one after its v
       '  # slow satellite link: be patient',
       '  # measured 2026-11',
       '  # a night without link is normal',
-      '  ttl: 172800 # two days',
+      '  ttl: 172800  # two days', // a line the edit does not change stays as written, spacing included
       'log:',
       '  level: info',
       '',
