@@ -88,4 +88,20 @@ test('outpost up --port - moves the hub of an existing file to that port (writte
   }
 })
 
+test('config set - a wrong value names the key and says the file is unchanged, not a line the file does not have', async () => {
+  const dir = tmpDir('outpost-set-value-')
+  try {
+    const text = 'node: { name: ship1, central: central }\ndataDir: ./ship1\n'
+    fs.writeFileSync(path.join(dir, 'outpost.yaml'), text)
+    const r = await runCli(['config', 'set', 'delivery.retries', 'abc'], dir)
+    assert.is(r.code, 2, r.stderr)
+    assert.match(r.stderr, 'delivery.retries must be a whole number, got "abc"')
+    assert.not.match(r.stderr, /\(line \d+\)/, 'the file has 2 lines: no line of it is wrong')
+    assert.match(r.stderr, 'is unchanged) [config_invalid]')
+    assert.is(fs.readFileSync(path.join(dir, 'outpost.yaml'), 'utf8'), text)
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true })
+  }
+})
+
 test.run()
