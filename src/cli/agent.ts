@@ -128,6 +128,8 @@ const hub: Command = async (io, args) => {
     listen: config.hub.listen, tokens: config.hub.tokens, tls: config.hub.tls, redirect: config.hub.redirect, name: config.node.name,
     helloTimeoutMs: config.hub.helloTimeout * 1000, maxPendingPerAddress: config.hub.maxPendingPerAddress,
     log: logger.child('hub').log, logSink, ...(logger.trace ? { debug: logger.trace } : {}),
+    // The node of this file attaches once it has started; a node that connects before then is woken when it does.
+    ...(fileHas(['node', 'name']) ? { locals: [config.node.name] } : {}),
   })
   // The node of this file runs here, attached to the hub itself: no token, no dial.
   let inProcess: { node: OutpostNode; api: Apis } | undefined
