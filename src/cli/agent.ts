@@ -174,17 +174,21 @@ function quickstartKey(file: string): KeyPair {
 
 /**
  * `up --port N` with a file already there: its hub (hub.listen) and central's way to it
- * (transport.servers) move to N, written back into the file (comments kept) as `agent` and
- * `hub` write their flags back, so the next `outpost up` and `outpost send` use it too.
+ * (transport.servers) move to N. Applied to `config` now; `write` puts them into the file
+ * (comments kept) once up runs, as `agent` and `hub` write their flags back, so the next
+ * `outpost up` uses N too. undefined when the file has N already.
  */
-function movePort(io: Io, file: string, values: Parameters<typeof load>[1], port: number): void {
-  const { config } = load(io, { ...values, config: file }, false)
+function movePort(config: Config, port: number): ((io: Io, file: string) => void) | undefined {
   const at = config.hub.listen.lastIndexOf(':')
   const host = at > 0 ? config.hub.listen.slice(0, at) : '127.0.0.1'
-  if (config.hub.listen === `${host}:${port}`) return
+  if (config.hub.listen === `${host}:${port}`) return undefined
   const dial = host === '0.0.0.0' || host === '[::]' || host === '::' ? '127.0.0.1' : host
-  editConfig(file, [{ key: 'hub.listen', value: `${host}:${port}` }, { key: 'transport.servers', value: [`tcp://${dial}:${port}`] }], defaultsContext())
-  io.stderr.write(`outpost up: --port ${port}: hub.listen and transport.servers written to ${file}\n`)
+  config.hub.listen = `${host}:${port}`
+  config.transport.servers = [`tcp://${dial}:${port}`]
+  return (io, file) => {
+    editConfig(file, [{ key: 'hub.listen', value: config.hub.listen }, { key: 'transport.servers', value: config.transport.servers }], defaultsContext())
+    io.stderr.write(`outpost up: --port ${port}: hub.listen and transport.servers written to ${file}\n`)
+  }
 }
 
 const up: Command = async (io, args) => {
@@ -193,7 +197,6 @@ const up: Command = async (io, args) => {
   const file = path.resolve(io.cwd, values.config ?? 'outpost.yaml')
   const port = values.port ?? '7430'
   if (!/^\d{1,5}$/.test(port) || Number(port) < 1 || Number(port) > 65535) throw new OutpostError('usage', `up: --port ${JSON.stringify(port)} is not a TCP port (1 to 65535)`)
-  if (fs.existsSync(file) && values.port !== undefined) movePort(io, file, values, Number(port))
   if (!fs.existsSync(file)) {
     const token = randomBytes(16).toString('hex')
     const keyFile = './var/operator.key'
@@ -215,6 +218,7 @@ const up: Command = async (io, args) => {
     io.stderr.write(`outpost up: wrote ${file}\n`)
   }
   const { config } = load(io, { ...values, config: file }, false)
+  const writePort = values.port !== undefined ? movePort(config, Number(port)) : undefined
   const logger = loggerFor(config, values.debug)
   const h = await Hub.start({
     listen: config.hub.listen, tokens: config.hub.tokens, tls: config.hub.tls, redirect: config.hub.redirect, name: 'hub',
@@ -223,7 +227,11 @@ const up: Command = async (io, args) => {
     if (isOutpostError(err, 'io') && /EADDRINUSE/.test(err.message)) throw new OutpostError('io', `${err.message} (another outpost up or hub? \`outpost up --port N\` moves this one to port N)`, { cause: err })
     throw err
   })
-  const central = await runNode(config, logger.child('central'), { configFile: file })
+  // A node that cannot start (its data directory `locked` by another `outpost up`) ends up, hub and all: it did not exit before.
+  const started: Awaited<ReturnType<typeof runNode>>[] = []
+  const stop = async (): Promise<void> => { for (const n of started.reverse()) { await n.api.close(); await n.node.close() } await h.close() }
+  const central = await runNode(config, logger.child('central'), { configFile: file }).catch(async (err: unknown) => { await stop(); throw err })
+  started.push(central)
   const localConfig: Config = structuredClone(config)
   localConfig.node.name = 'local'
   localConfig.dataDir = path.join(path.dirname(config.dataDir), 'local')
@@ -235,12 +243,13 @@ const up: Command = async (io, args) => {
   // The file is central's: its schedules and log files are not run or shipped twice.
   localConfig.schedules = []
   localConfig.logs = []
-  const local = await runNode(localConfig, logger.child('local'))
+  const local = await runNode(localConfig, logger.child('local')).catch(async (err: unknown) => { await stop(); throw err })
+  started.push(local)
+  writePort?.(io, file)
   io.stderr.write(`outpost up: hub on ${h.address}, nodes central and local running (data in ${path.dirname(config.dataDir)}).\n` +
     `In another terminal, from ${io.cwd}:\n  npx outpost send --to local cli.run -- uname -a\nCtrl-C stops.\n`)
   await untilSignal()
-  for (const n of [local, central]) { await n.api.close(); await n.node.close() }
-  await h.close()
+  await stop()
   return EXIT.ok
 }
 

@@ -78,6 +78,15 @@ test('outpost up --port - moves the hub of an existing file to that port (writte
     assert.match(set.stdout, 'start it again')
     const json = await runCli(['config', 'set', '--json', 'api.token', 'b'.repeat(64)], dir)
     assert.is((JSON.parse(json.stdout) as { running: { restartable: boolean } }).running.restartable, false)
+    // A second `up` in the same folder: its nodes' data is locked by the first. It ends (it hung,
+    // its hub listening) and leaves the file's port alone.
+    const third = await freePort()
+    const again = new Proc(['up', '--port', String(third)], { cwd: dir })
+    const ended = await Promise.race([again.exited, new Promise((r) => setTimeout(() => r('still running after 30 s'), 30_000))])
+    await again.stop('SIGKILL')
+    assert.is(ended, 1, again.output)
+    assert.match(again.output, '[locked]')
+    assert.match(fs.readFileSync(path.join(dir, 'outpost.yaml'), 'utf8'), `listen: 127.0.0.1:${second}`)
     // A bad port is a usage error before anything starts.
     const bad = await runCli(['up', '--port', '70000'], dir)
     assert.is(bad.code, 2, bad.stderr)

@@ -50,4 +50,10 @@ test('config edit - lines the edit does not change keep their spacing: aligned c
   assert.not.match(fs.readFileSync(cmd, 'utf8'), 'echo  hi')
 })
 
+test('config edit - a value set where a one-line list was stays one line, and the comment after the old value stays', () => {
+  const f = file('transport:\n  servers: [ tcp://hub1:7430 ]   # the hubs, in order\ndelivery:\n  retries: 7  # a slow link\n')
+  editConfig(f, [{ key: 'transport.servers', value: ['tcp://hub1:7430', 'tcp://hub2:7430'] }, { key: 'delivery.retries', value: 9 }])
+  assert.is(fs.readFileSync(f, 'utf8'), 'transport:\n  servers: [ tcp://hub1:7430, tcp://hub2:7430 ] # the hubs, in order\ndelivery:\n  retries: 9 # a slow link\n')
+})
+
 test.run()
