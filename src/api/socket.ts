@@ -18,6 +18,7 @@
 import fs from 'node:fs'
 import net from 'node:net'
 import { reloadFile } from '../config/remote'
+import type { RecentRequests } from './recent'
 import { parseMessagesJson, type MessageDraft } from '../wire/envelope'
 import { OutpostError, isOutpostError } from '../errors'
 import { Lines } from '../lib/lines'
@@ -58,18 +59,21 @@ export class SocketApi {
   private readonly conns = new Set<net.Socket>()
   /** Jobs made and followed through this socket (job.create, jobs, job, job.cancel). */
   jobs: JobRunner | undefined
+  /** The HTTP API's record of recent requests: what is sent here is recorded as accepted (GET /v1/requests, /v1/messages/:id). */
+  recent: RecentRequests | undefined
 
   private constructor(server: net.Server, file: string) {
     this.server = server
     this.path = file
   }
 
-  static async start(node: OutpostNode, file: string, log: LogFn, jobs?: JobRunner): Promise<SocketApi> {
+  static async start(node: OutpostNode, file: string, log: LogFn, jobs?: JobRunner, recent?: RecentRequests): Promise<SocketApi> {
     await removeStale(file)
     // Half-open: a steward client writes its array and closes its side, then reads the answer.
     const server = net.createServer({ allowHalfOpen: true })
     const api = new SocketApi(server, file)
     api.jobs = jobs
+    api.recent = recent
     server.on('connection', (sock) => api.serve(node, sock, log))
     await new Promise<void>((resolve, reject) => {
       server.once('error', (err) => reject(new OutpostError('io', `api: cannot listen on ${file}: ${err.message}`, { cause: err })))
@@ -186,7 +190,7 @@ export class SocketApi {
         const { envs, sign } = prepareSigned(node, drafts)
         const stop = await sendAndWatch(node, envs, wait, {
           notice: (n) => write({ notice: n }),
-          accepted: (envs) => write(new JsonLine(acceptedLine(envs))),
+          accepted: (envs) => { this.recent?.add(envs, Date.now()); write(new JsonLine(acceptedLine(envs))) },
           reply: (env) => write({ reply: envelopeJson(env) }),
           delivered: (d) => write({ delivered: d }),
           done: () => { write({ done: true }); finished() },

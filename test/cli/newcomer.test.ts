@@ -8,7 +8,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { Cluster, Proc, freePort, tmpDir } from '../fixtures/cluster'
+import { Cluster, Proc, editYaml, freePort, section, tmpDir } from '../fixtures/cluster'
 import { runCli } from '../fixtures/run-cli'
 
 const lines = (s: string): Record<string, unknown>[] => s.split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as Record<string, unknown>)
@@ -110,6 +110,30 @@ test('config set - a wrong value names the key and says the file is unchanged, n
     assert.is(fs.readFileSync(path.join(dir, 'outpost.yaml'), 'utf8'), text)
   } finally {
     fs.rmSync(dir, { recursive: true, force: true })
+  }
+})
+
+test('HTTP API - what the CLI sent over the socket is in /v1/requests and /v1/messages/:id with its method (it was "")', async () => {
+  const c = await Cluster.create(['ship1'])
+  try {
+    const port = await freePort()
+    const token = 'f'.repeat(64)
+    editYaml(c.node('central').config, (d) => { Object.assign(section(d, 'api'), { http: `127.0.0.1:${port}`, token }) })
+    await c.startHub()
+    await c.start('central')
+    await c.start('ship1')
+    const r = await runCli(['send', '--config', c.node('central').config, '--to', 'ship1', 'cli.run', '--', 'echo hi'], c.dir)
+    assert.is(r.code, 0, r.stderr)
+    const id = /accepted (\S+)/.exec(r.stderr)![1]!
+    const get = async (p: string): Promise<Record<string, unknown>> => (await (await fetch(`http://127.0.0.1:${port}${p}`, { headers: { authorization: `Bearer ${token}` } })).json()) as Record<string, unknown>
+    const list = (await get('/v1/requests?toNode=ship1')).requests as { id: string; method: string; acceptedAt?: number }[]
+    const row = list.find((x) => x.id === id)
+    assert.ok(row, JSON.stringify(list))
+    assert.is(row.method, 'cli.run')
+    assert.type(row.acceptedAt, 'number')
+    assert.is((await get(`/v1/messages/${id}`)).method, 'cli.run')
+  } finally {
+    await c.destroy()
   }
 })
 
