@@ -13,7 +13,7 @@ import { runCli } from '../fixtures/run-cli'
 
 const lines = (s: string): Record<string, unknown>[] => s.split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as Record<string, unknown>)
 
-test('cp --json - a copy the receiver refuses ends in an {"error"} record, not {"done":true}, and exits 3', async () => {
+test('cp --json - a copy the receiver refuses ends in an {"error"} record, not {"done":true}, and exits 3; an unknown node is refused naming cp / shell, not send', async () => {
   const c = await Cluster.create(['ship1'])
   try {
     await c.startHub()
@@ -30,6 +30,13 @@ test('cp --json - a copy the receiver refuses ends in an {"error"} record, not {
     assert.is((last.error as { code: string }).code, 'file_outside')
     assert.not.ok(recs.some((x) => x.done === true), 'no {"done":true} for a copy that failed')
     assert.not.ok(fs.existsSync(path.join(c.dir, 'outside.bin')))
+    // A node central never heard of: the refusal names the command that was run, not `send`.
+    const typo = await runCli(['cp', '--config', c.node('central').config, src, 'shipp1:/tmp/x'], c.dir)
+    assert.is(typo.code, 2, typo.stderr)
+    assert.match(typo.stderr, /^outpost: cp: shipp1 is not a node central has heard of/)
+    const shell = await runCli(['shell', '--config', c.node('central').config, 'shipp1', '--', 'true'], c.dir)
+    assert.is(shell.code, 2, shell.stderr)
+    assert.match(shell.stderr, /^outpost: shell: shipp1 is not a node central has heard of/)
   } finally {
     await c.destroy()
   }
