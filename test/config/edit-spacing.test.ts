@@ -25,11 +25,17 @@ dataDir: ./ship1
 transport: { kind: tcp, servers: ["tcp://127.0.0.1:7430"], token: ship1-secret }
 `
 
+const dirs: string[] = []
+
 function file(text: string): string {
-  const f = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'outpost-spacing-')), 'outpost.yaml')
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'outpost-spacing-'))
+  dirs.push(dir)
+  const f = path.join(dir, 'outpost.yaml')
   fs.writeFileSync(f, text)
   return f
 }
+
+test.after(() => { for (const d of dirs) fs.rmSync(d, { recursive: true, force: true }) })
 
 test('config edit - lines the edit does not change keep their spacing: aligned comments, a flow list padded unlike the rest', () => {
   const hub = file(HUB)
