@@ -30,6 +30,7 @@ export const ERROR_CODES = {
   hub_busy: 'the hub closed a new connection at once: hub.maxPendingPerAddress connections from that address were waiting for their hello already',
   not_connected: 'the transport has no connection right now (the message stays in the outbox)',
   agent_not_running: 'no outpost agent answers on the local socket of this config and data directory (send, nodes, status need one: start `outpost agent` or `outpost up`)',
+  agent_lost: 'the local agent closed its socket before its answer was complete (it stopped or crashed): what it accepted stays in its outbox and goes on when it runs again',
   not_delivered: 'the message ran out of attempts (retries) without an ACK',
   ttl_expired: 'the message waited longer than its ttl without being delivered',
   denied: "the receiver's methods.allow does not let the sender call this method",

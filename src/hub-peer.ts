@@ -73,3 +73,11 @@ export function describe(f: Frame): string {
     default: return JSON.stringify(f)
   }
 }
+
+/** A node running in the hub's own process, attached with Hub.attach. */
+export interface HubLink {
+  /** A frame from the node (msg, part, online, watch, log, …), as if it came over a socket. */
+  send(f: Frame): void
+  /** Detach: the node is offline for the hub from now on. */
+  close(): void
+}

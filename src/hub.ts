@@ -20,11 +20,12 @@ import { HelloGuard, hashToken, tokenMatches, type Refusal } from './hub-guard'
 import { matches } from './lib/pattern'
 import type { LogFn } from './log'
 import { encodeFrame, FrameDecoder, type Frame } from './wire/framing'
-import { describe, socketPeer, type Conn, type Unproven } from './hub-peer'
+import { describe, socketPeer, type Conn, type HubLink, type Unproven } from './hub-peer'
 import { Router } from './hub-route'
 import { API_VERSION } from './version'
 
 export { hashToken, tokenMatches }
+export type { HubLink }
 
 export interface HubOptions {
   /** host:port */
@@ -43,14 +44,8 @@ export interface HubOptions {
   helloTimeoutMs?: number
   /** Connections from one address (IPv6: one /64) that may wait for their hello at once; past it, new ones are closed at once. Default 64. */
   maxPendingPerAddress?: number
-}
-
-/** A node running in the hub's own process, attached with Hub.attach. */
-export interface HubLink {
-  /** A frame from the node (msg, part, online, watch, log, …), as if it came over a socket. */
-  send(f: Frame): void
-  /** Detach: the node is offline for the hub from now on. */
-  close(): void
+  /** Nodes this process attaches once they have started (`outpost hub`'s node.name): known before, so a sender told one is away is woken when it attaches. */
+  locals?: string[]
 }
 
 /** Presence frames stay well below the frame limit: names are cut into frames of this many bytes. */
@@ -63,7 +58,7 @@ export class Hub {
   /** Routes msg/part frames; remembers who was told a receiver is offline (src/hub-route.ts). */
   private readonly router = new Router({
     nodes: this.nodes,
-    knows: (node) => this.tokens.has(node) || this.locals.has(node),
+    knows: (node) => this.tokens.has(node) || this.locals.has(node) || this.opts.locals?.includes(node) === true,
     send: (conn, f) => this.send(conn, f),
     fail: (conn, code, message) => this.fail(conn, code, message),
   })

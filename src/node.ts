@@ -145,6 +145,7 @@ export class OutpostNode {
         if (restart === undefined) throw new OutpostError('restart_unavailable', `${this.name} cannot restart itself here (it runs inside \`outpost up\` or without an agent); restart it by hand`)
         setTimeout(restart, 1000).unref()
       },
+      canRestart: restart !== undefined,
     }
     this.nodeList = new NodeList(dataDir, { now: this.now, log, nodeKeys: () => this.config.security.nodeKeys })
     const submit = (drafts: MessageDraft[]): Promise<Envelope[]> => this.submit(drafts)

@@ -39,7 +39,7 @@ const SHOWN_UNKNOWN = 5
  * fleet's list (central), a receiver it has never heard of (`node_unknown`) unless
  * `allowUnknown`. Other nodes keep no list of the fleet: only the bound applies there.
  */
-export function checkReceivers(node: OutpostNode, drafts: MessageDraft[], allowUnknown: boolean): void {
+export function checkReceivers(node: OutpostNode, drafts: MessageDraft[], allowUnknown: boolean, command = 'send'): void {
   resolveSelectors(node, drafts)
   const names = new Set<string>()
   for (const d of drafts) {
@@ -48,7 +48,7 @@ export function checkReceivers(node: OutpostNode, drafts: MessageDraft[], allowU
   }
   const max = node.config.delivery.maxFanOut
   if (names.size > max) {
-    throw new OutpostError('fan_out_too_large', `send: the request addresses ${names.size} nodes; delivery.maxFanOut allows at most ${max}. Nothing was accepted: split it into smaller requests, or raise delivery.maxFanOut`)
+    throw new OutpostError('fan_out_too_large', `${command}: the request addresses ${names.size} nodes; delivery.maxFanOut allows at most ${max}. Nothing was accepted: split it into smaller requests, or raise delivery.maxFanOut`)
   }
   if (allowUnknown || !node.keepsNodeList) return
   const unknown: string[] = []
@@ -59,13 +59,13 @@ export function checkReceivers(node: OutpostNode, drafts: MessageDraft[], allowU
   const why = !node.nodeListSettled
     ? ` ${node.name}'s node list is not known yet: it has heard from no node since it started and has no list saved before (nodes.json), so a node that has not connected cannot be told from a mistyped name.`
     : !node.connection().connected ? ` ${node.name} is not connected now, so nodes that came since are missing from its list.` : ''
-  throw new OutpostError('node_unknown', `send: ${what} ${node.name} has heard of${unknown.length === 1 ? '' : ` (${shown})`}.${why} Nothing was accepted. Check the names (outpost nodes lists the known ones), or pass --allow-unknown ("allowUnknown": true in an API request) to send to a node that has not said hello yet`)
+  throw new OutpostError('node_unknown', `${command}: ${what} ${node.name} has heard of${unknown.length === 1 ? '' : ` (${shown})`}.${why} Nothing was accepted. Check the names (outpost nodes lists the known ones), or pass --allow-unknown ("allowUnknown": true in an API request) to send to a node that has not said hello yet`)
 }
 
 /** `outpost cp` and POST /v1/transfers: the nodes of a copy's two sides are checked as a send's receivers (node_unknown). */
 export function checkCopyReceivers(node: OutpostNode, sides: string[], allowUnknown: boolean): void {
   const names = sides.map((s) => parseSide(s).node).filter((n): n is string => n !== undefined && n !== node.name)
-  if (names.length > 0) checkReceivers(node, [{ toNodes: names } as MessageDraft], allowUnknown)
+  if (names.length > 0) checkReceivers(node, [{ toNodes: names } as MessageDraft], allowUnknown, 'cp')
 }
 
 /**

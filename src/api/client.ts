@@ -48,7 +48,9 @@ export function talk(file: string, request: string, onLine: (obj: Record<string,
     sock.on('close', () => {
       if (ended) return
       ended = true
-      finish(new OutpostError('not_delivered', `the node closed the connection (${file}) before the answer was complete; what it accepted stays queued there`))
+      // The agent went away (stopped, crashed) mid-answer: what it accepted is durable in its
+      // outbox and goes on when it runs again, so this is no "not delivered" (exit 3 says nothing ran).
+      finish(new OutpostError('agent_lost', `the agent closed its socket (${file}) before its answer was complete: it stopped or crashed. What it accepted stays in its outbox and goes on when it runs again (outpost status, outpost transfers; replies reach the reply method)`))
     })
   })
 }

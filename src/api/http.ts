@@ -53,6 +53,8 @@ export interface HttpApiOptions {
   now?: () => number
   /** Central's jobs: /v1/jobs, and `event: job` on /v1/events. */
   jobs?: JobRunner
+  /** The record of recent requests, shared with the socket API (what the CLI sends is recorded as accepted too). */
+  recent?: RecentRequests
 }
 
 const STATUS: Partial<Record<ErrorCode, number>> = {
@@ -72,7 +74,7 @@ export class HttpApi {
   private readonly node: OutpostNode
   private readonly o: HttpApiOptions
   private readonly tokenHash: Buffer
-  private readonly recent = new RecentRequests()
+  private readonly recent: RecentRequests
   private readonly stopWatching: () => void
   private readonly events = new Set<http.ServerResponse>()
   private readonly waits = new Set<() => void>()
@@ -84,6 +86,7 @@ export class HttpApi {
   private constructor(node: OutpostNode, o: HttpApiOptions) {
     this.node = node
     this.o = o
+    this.recent = o.recent ?? new RecentRequests()
     this.tokenHash = sha256(o.token)
     this.shells = new HttpSessions(node, o.log)
     this.console = new ConsoleRoutes({ tokenMatches: (t) => timingSafeEqual(sha256(t), this.tokenHash), readBody, signedOut: (id) => this.shells.endOwner(`console ${id}`) })

@@ -9,6 +9,7 @@ import type { OutpostNode } from '../node'
 import { HttpApi } from './http'
 import type { PromMetrics } from './prometheus'
 import { SocketApi } from './socket'
+import { RecentRequests } from './recent'
 import { JobRunner } from '../jobs/runner'
 import { ScheduledJobs } from '../jobs/schedule-jobs'
 
@@ -42,8 +43,10 @@ export async function startApis(node: OutpostNode, config: Config, metrics: Prom
     const jobs = new JobRunner(node)
     const scheduled = new ScheduledJobs(node, jobs, log)
     started.push({ close: async () => { scheduled.stop(); jobs.close() } })
-    started.push(await SocketApi.start(node, socketPath(config), log, jobs))
-    if (config.api.http !== null) started.push(await HttpApi.start(node, { listen: config.api.http, token: config.api.token ?? '', log, jobs }))
+    // One record of recent requests for both APIs: the console sees what the CLI sent, with its method.
+    const recent = config.api.http !== null ? new RecentRequests() : undefined
+    started.push(await SocketApi.start(node, socketPath(config), log, jobs, recent))
+    if (config.api.http !== null) started.push(await HttpApi.start(node, { listen: config.api.http, token: config.api.token ?? '', log, jobs, ...(recent ? { recent } : {}) }))
     if (metrics !== undefined && config.api.metrics !== null) {
       const prom = metrics
       prom.attach(node)

@@ -9,7 +9,7 @@
  *   {"op":"status"}                           ─▶ {"node", "version", "connected", "outbox"}
  *   {"op":"session","toNode","method":"session.open"|"tunnel.open"|"tunnel.listen","methodArgs"} ─▶ a live, two-way stream
  *                                                (src/sessions/client.ts): {"in"}/{"out"} lines until {"exit"} or {"error"}
- *   {"op":"config.reload","file":F}          ─▶ {"config":{"node","type":"applied","file","changed","restartNeeded"}}
+ *   {"op":"config.reload","file":F}          ─▶ {"config":{"node","type":"applied","file","changed","restartNeeded","restartable"}}
  *                                                (or "type":"other-file": this node runs from another file)
  *   {"op":"cp","src","dst",…} / {"op":"transfers"} / {"op":"cp.cancel","id"}  ─▶ file transfers (src/files/api.ts)
  *   {"method":…, …} (a bare message, e.g. BasicAgent's sync.bash) ─▶ as send, to this node by default
@@ -18,6 +18,7 @@
 import fs from 'node:fs'
 import net from 'node:net'
 import { reloadFile } from '../config/remote'
+import type { RecentRequests } from './recent'
 import { parseMessagesJson, type MessageDraft } from '../wire/envelope'
 import { OutpostError, isOutpostError } from '../errors'
 import { Lines } from '../lib/lines'
@@ -58,18 +59,21 @@ export class SocketApi {
   private readonly conns = new Set<net.Socket>()
   /** Jobs made and followed through this socket (job.create, jobs, job, job.cancel). */
   jobs: JobRunner | undefined
+  /** The HTTP API's record of recent requests: what is sent here is recorded as accepted (GET /v1/requests, /v1/messages/:id). */
+  recent: RecentRequests | undefined
 
   private constructor(server: net.Server, file: string) {
     this.server = server
     this.path = file
   }
 
-  static async start(node: OutpostNode, file: string, log: LogFn, jobs?: JobRunner): Promise<SocketApi> {
+  static async start(node: OutpostNode, file: string, log: LogFn, jobs?: JobRunner, recent?: RecentRequests): Promise<SocketApi> {
     await removeStale(file)
     // Half-open: a steward client writes its array and closes its side, then reads the answer.
     const server = net.createServer({ allowHalfOpen: true })
     const api = new SocketApi(server, file)
     api.jobs = jobs
+    api.recent = recent
     server.on('connection', (sock) => api.serve(node, sock, log))
     await new Promise<void>((resolve, reject) => {
       server.once('error', (err) => reject(new OutpostError('io', `api: cannot listen on ${file}: ${err.message}`, { cause: err })))
@@ -186,7 +190,7 @@ export class SocketApi {
         const { envs, sign } = prepareSigned(node, drafts)
         const stop = await sendAndWatch(node, envs, wait, {
           notice: (n) => write({ notice: n }),
-          accepted: (envs) => write(new JsonLine(acceptedLine(envs))),
+          accepted: (envs) => { this.recent?.add(envs, Date.now()); write(new JsonLine(acceptedLine(envs))) },
           reply: (env) => write({ reply: envelopeJson(env) }),
           delivered: (d) => write({ delivered: d }),
           done: () => { write({ done: true }); finished() },
@@ -246,7 +250,7 @@ export class SocketApi {
       case 'config.reload': {
         // `outpost config set|unset` on this machine wrote the file: take over what needs no restart.
         if (typeof req.file !== 'string' || req.file === '') throw new OutpostError('api_bad_request', 'api: config.reload needs "file", the config file that was edited')
-        write({ config: { node: node.name, ...reloadFile(node.control, req.file) } })
+        write({ config: { node: node.name, ...reloadFile(node.control, req.file), restartable: node.control.canRestart !== false } })
         break
       }
       default:

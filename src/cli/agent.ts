@@ -13,7 +13,8 @@ import { EXIT, GLOBAL_HELP, load, loggerFor, parse, print, type Io } from './com
 import { repl } from './repl'
 import { job, jobs } from './jobs'
 import { cp, transfers } from './cp'
-import { initText, parseConfig, type Config } from '../config'
+import { editConfig, initText, parseConfig, type Config } from '../config'
+import { isOutpostError, OutpostError } from '../errors'
 import { defaultsContext } from '../config/schema'
 import { Hub, hashToken } from '../hub'
 import { generateKeyPair, publicKeyText, readKeyFile, writeKeyFile, type KeyPair } from '../keys'
@@ -127,6 +128,8 @@ const hub: Command = async (io, args) => {
     listen: config.hub.listen, tokens: config.hub.tokens, tls: config.hub.tls, redirect: config.hub.redirect, name: config.node.name,
     helloTimeoutMs: config.hub.helloTimeout * 1000, maxPendingPerAddress: config.hub.maxPendingPerAddress,
     log: logger.child('hub').log, logSink, ...(logger.trace ? { debug: logger.trace } : {}),
+    // The node of this file attaches once it has started; a node that connects before then is woken when it does.
+    ...(fileHas(['node', 'name']) ? { locals: [config.node.name] } : {}),
   })
   // The node of this file runs here, attached to the hub itself: no token, no dial.
   let inProcess: { node: OutpostNode; api: Apis } | undefined
@@ -169,11 +172,31 @@ function quickstartKey(file: string): KeyPair {
   return pair
 }
 
+/**
+ * `up --port N` with a file already there: its hub (hub.listen) and central's way to it
+ * (transport.servers) move to N. Applied to `config` now; `write` puts them into the file
+ * (comments kept) once up runs, as `agent` and `hub` write their flags back, so the next
+ * `outpost up` uses N too. undefined when the file has N already.
+ */
+function movePort(config: Config, port: number): ((io: Io, file: string) => void) | undefined {
+  const at = config.hub.listen.lastIndexOf(':')
+  const host = at > 0 ? config.hub.listen.slice(0, at) : '127.0.0.1'
+  if (config.hub.listen === `${host}:${port}`) return undefined
+  const dial = host === '0.0.0.0' || host === '[::]' || host === '::' ? '127.0.0.1' : host
+  config.hub.listen = `${host}:${port}`
+  config.transport.servers = [`tcp://${dial}:${port}`]
+  return (io, file) => {
+    editConfig(file, [{ key: 'hub.listen', value: config.hub.listen }, { key: 'transport.servers', value: config.transport.servers }], defaultsContext())
+    io.stderr.write(`outpost up: --port ${port}: hub.listen and transport.servers written to ${file}\n`)
+  }
+}
+
 const up: Command = async (io, args) => {
   const { values } = parse(args, { port: { type: 'string' } }, false)
   if (values.help) return print(io, `Usage: outpost up [--port N]\n\n  Quickstart: a hub and the nodes "central" and "local" in one process on loopback, data in\n  ./var. Creates a commented ./outpost.yaml (for node central) when there is none, and an\n  operator key (./var/operator.key): both nodes run only what it signed, and central's socket\n  signs with it. From the same folder, in another terminal:\n    npx outpost send --to local cli.run -- uname -a\n\n${GLOBAL_HELP}`)
   const file = path.resolve(io.cwd, values.config ?? 'outpost.yaml')
   const port = values.port ?? '7430'
+  if (!/^\d{1,5}$/.test(port) || Number(port) < 1 || Number(port) > 65535) throw new OutpostError('usage', `up: --port ${JSON.stringify(port)} is not a TCP port (1 to 65535)`)
   if (!fs.existsSync(file)) {
     const token = randomBytes(16).toString('hex')
     const keyFile = './var/operator.key'
@@ -195,12 +218,20 @@ const up: Command = async (io, args) => {
     io.stderr.write(`outpost up: wrote ${file}\n`)
   }
   const { config } = load(io, { ...values, config: file }, false)
+  const writePort = values.port !== undefined ? movePort(config, Number(port)) : undefined
   const logger = loggerFor(config, values.debug)
   const h = await Hub.start({
     listen: config.hub.listen, tokens: config.hub.tokens, tls: config.hub.tls, redirect: config.hub.redirect, name: 'hub',
     helloTimeoutMs: config.hub.helloTimeout * 1000, maxPendingPerAddress: config.hub.maxPendingPerAddress, log: logger.child('hub').log, ...(logger.trace ? { debug: logger.trace } : {}),
+  }).catch((err: unknown) => {
+    if (isOutpostError(err, 'io') && /EADDRINUSE/.test(err.message)) throw new OutpostError('io', `${err.message} (another outpost up or hub? \`outpost up --port N\` moves this one to port N)`, { cause: err })
+    throw err
   })
-  const central = await runNode(config, logger.child('central'), { configFile: file })
+  // A node that cannot start (its data directory `locked` by another `outpost up`) ends up, hub and all: it did not exit before.
+  const started: Awaited<ReturnType<typeof runNode>>[] = []
+  const stop = async (): Promise<void> => { for (const n of started.reverse()) { await n.api.close(); await n.node.close() } await h.close() }
+  const central = await runNode(config, logger.child('central'), { configFile: file }).catch(async (err: unknown) => { await stop(); throw err })
+  started.push(central)
   const localConfig: Config = structuredClone(config)
   localConfig.node.name = 'local'
   localConfig.dataDir = path.join(path.dirname(config.dataDir), 'local')
@@ -212,12 +243,13 @@ const up: Command = async (io, args) => {
   // The file is central's: its schedules and log files are not run or shipped twice.
   localConfig.schedules = []
   localConfig.logs = []
-  const local = await runNode(localConfig, logger.child('local'))
+  const local = await runNode(localConfig, logger.child('local')).catch(async (err: unknown) => { await stop(); throw err })
+  started.push(local)
+  writePort?.(io, file)
   io.stderr.write(`outpost up: hub on ${h.address}, nodes central and local running (data in ${path.dirname(config.dataDir)}).\n` +
     `In another terminal, from ${io.cwd}:\n  npx outpost send --to local cli.run -- uname -a\nCtrl-C stops.\n`)
   await untilSignal()
-  for (const n of [local, central]) { await n.api.close(); await n.node.close() }
-  await h.close()
+  await stop()
   return EXIT.ok
 }
 

@@ -12,7 +12,7 @@ import { isOutpostError, OutpostError } from '../errors'
 
 export type LiveResult =
   | { type: 'none'; socket: string | undefined }
-  | { type: 'applied'; node: string; socket: string; changed: string[]; restartNeeded: string[] }
+  | { type: 'applied'; node: string; socket: string; changed: string[]; restartNeeded: string[]; restartable: boolean }
   | { type: 'other-file'; node: string; socket: string; file: string }
   | { type: 'failed'; socket: string; error: OutpostError }
 
@@ -41,10 +41,11 @@ export async function tellRunningNode(socket: string | undefined, file: string, 
   }
   const error = answer?.error as { code?: string; message?: string } | undefined
   if (error !== undefined) return { type: 'failed', socket, error: new OutpostError('api_bad_request', `the node at ${socket} answered: ${error.message ?? ''} [${error.code ?? '?'}]`) }
-  const c = (answer?.config ?? {}) as { node?: string; type?: string; file?: string; changed?: string[]; restartNeeded?: string[] }
+  const c = (answer?.config ?? {}) as { node?: string; type?: string; file?: string; changed?: string[]; restartNeeded?: string[]; restartable?: boolean }
   const node = c.node ?? '?'
   if (c.type === 'other-file') return { type: 'other-file', node, socket, file: c.file ?? '?' }
-  return { type: 'applied', node, socket, changed: c.changed ?? [], restartNeeded: c.restartNeeded ?? [] }
+  // An older node does not say whether it can restart itself: as before, it is offered agent.restart.
+  return { type: 'applied', node, socket, changed: c.changed ?? [], restartNeeded: c.restartNeeded ?? [], restartable: c.restartable !== false }
 }
 
 /** The lines `config set|unset` prints after "KEY = VALUE, written to FILE". */
@@ -58,7 +59,9 @@ export function describeLive(r: LiveResult): string {
       const lines: string[] = []
       if (live.length > 0) lines.push(`the running node ${r.node} applied at once: ${live.join(', ')}`)
       if (r.restartNeeded.length > 0) {
-        lines.push(`the running node ${r.node} needs a restart for: ${r.restartNeeded.join(', ')} (restart its service, or \`outpost send --to ${r.node} agent.restart\`)`)
+        // Inside `outpost up` agent.restart is refused (restart_unavailable): only a new `outpost up` restarts it.
+        const how = r.restartable ? `restart its service, or \`outpost send --to ${r.node} agent.restart\`` : 'it runs inside `outpost up` or another process that cannot restart it: stop that (Ctrl-C) and start it again'
+        lines.push(`the running node ${r.node} needs a restart for: ${r.restartNeeded.join(', ')} (${how})`)
       }
       return lines.join('\n') + '\n'
     }
@@ -73,7 +76,7 @@ export function describeLive(r: LiveResult): string {
 export function liveJson(r: LiveResult): Record<string, unknown> | null {
   switch (r.type) {
     case 'none': return null
-    case 'applied': return { node: r.node, socket: r.socket, applied: true, changed: r.changed, restartNeeded: r.restartNeeded }
+    case 'applied': return { node: r.node, socket: r.socket, applied: true, changed: r.changed, restartNeeded: r.restartNeeded, restartable: r.restartable }
     case 'other-file': return { node: r.node, socket: r.socket, applied: false, file: r.file }
     case 'failed': return { socket: r.socket, applied: false, error: r.error.toJSON() }
   }

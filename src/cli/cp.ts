@@ -101,7 +101,9 @@ export async function cp(io: Io, args: string[], signal?: AbortSignal): Promise<
   const started = Date.now()
   let printed = ''
   await askAgent(io, loaded, values.socket, req, (obj) => {
-    if (values.json === true) {
+    // A transfer that failed ends in {"error"} (below), not in the agent's {"done":true}.
+    const failedDone = obj.done === true && last?.error !== undefined
+    if (values.json === true && !failedDone) {
       // The same state twice (the transfer's first line, as opened and as first announced) is one line.
       const line = JSON.stringify(obj)
       if (line !== printed) io.stdout.write(line + '\n')
@@ -118,6 +120,7 @@ export async function cp(io: Io, args: string[], signal?: AbortSignal): Promise<
   const err = error ?? last?.error
   if (err !== undefined) {
     if (values.json !== true) io.stderr.write(`outpost: ${err.message} [${err.code}]\n`)
+    else if (error === undefined) io.stdout.write(JSON.stringify({ error: { code: err.code, message: err.message } }) + '\n')
     return exitCodeFor(err.code)
   }
   if (values.json === true || last === undefined) return EXIT.ok

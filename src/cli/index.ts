@@ -162,7 +162,13 @@ async function configCommand(io: Io, args: string[]): Promise<number> {
       const src = resolveConfigPath(resolve)
       const value = parseCliValue(raw)
       const socket = runningSocket(io, values)
-      editConfig(src.path, [{ key, value }], defaultsContext())
+      try {
+        editConfig(src.path, [{ key, value }], defaultsContext())
+      } catch (err) {
+        // A wrong value: its line is one of the edited text, never written; the file has no such line.
+        if (!isOutpostError(err, 'config_invalid') || !err.message.startsWith(`config: ${key}`)) throw err
+        throw new OutpostError('config_invalid', `${err.message.replace(/ \(line \d+\)$/, '')} (the value given; ${src.path} is unchanged)`, { cause: err })
+      }
       const live = await tellRunningNode(socket, src.path)
       if (values.json) return print(io, JSON.stringify({ path: src.path, key, value, running: liveJson(live) }))
       return print(io, `${key} = ${JSON.stringify(value)}: written to ${src.path}\n${describeLive(live)}`)

@@ -15,6 +15,8 @@ export interface Control {
   apply(next: Config): ApplyResult
   /** Restart this node a second from now (after the reply is queued); throws restart_unavailable where it cannot. */
   restart(): void
+  /** false where restart() cannot restart this node (inside `outpost up`, or without an agent); undefined: it can. */
+  canRestart?: boolean
   /** Cancel job `id` of this node's jobs (src/jobs/, set once they run): op.cancel of a job id; false when it keeps none. */
   cancelJob?: (id: string, by: string) => boolean
 }

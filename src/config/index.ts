@@ -6,7 +6,7 @@
  */
 import fs from 'node:fs'
 import path from 'node:path'
-import YAML, { isMap, isScalar, isSeq, LineCounter, type Document, type Node as YamlNode } from 'yaml'
+import YAML, { isCollection, isMap, isScalar, isSeq, LineCounter, type Document, type Node as YamlNode } from 'yaml'
 import { writeFileAtomic } from '../lib/atomic-file'
 import { own, putOwn } from '../lib/own'
 import { removeKey, render } from './layout'
@@ -298,7 +298,13 @@ export function editConfig(file: string, edits: readonly ConfigEdit[], ctx: Defa
     } else {
       if (doc.contents === null || !isMap(doc.contents)) doc.contents = doc.createNode({}) as typeof doc.contents
       ensureMaps(doc, p.slice(0, -1))
-      doc.setIn(p, edit.value)
+      // A list or map written on one line (`servers: [a]`) stays on one line with its new value,
+      // and the comment after the old value stays after the new one.
+      const was = doc.getIn(p, true) as YamlNode | undefined
+      const node = doc.createNode(edit.value)
+      if (isCollection(was) && was.flow === true && isCollection(node)) node.flow = true
+      if (typeof was?.comment === 'string' && was.comment !== '') node.comment = was.comment
+      doc.setIn(p, node)
     }
   }
   // Unsetting the last key leaves no `{}` behind, only the file's comments.

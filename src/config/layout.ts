@@ -5,6 +5,7 @@
  *   removeKey  a removed key's comments (the line above it, the one after its value) stay
  *   render     flow collections stay on one line, with the file's own `{ a }` / `{a}` padding
  */
+import { isDeepStrictEqual } from 'node:util'
 import YAML, { isCollection, isMap, isScalar, visit, YAMLMap, type Document, type Node as YamlNode, type Pair } from 'yaml'
 
 type YamlMap = YAML.YAMLMap<unknown, unknown>
@@ -75,9 +76,41 @@ function place(map: YamlMap, i: number, comments: string[], spaceBefore: boolean
   }
 }
 
-/** The document as text: flow collections on one line and padded as the file had them. */
+/**
+ * The document as text: flow collections on one line and padded as the file had them, and each
+ * line the edit left as it was (but for spacing) written back exactly as the file had it: yaml
+ * re-renders the whole document, which loses the alignment of comments after values and the
+ * padding of a flow map or list that differs from the file's majority.
+ */
 export function render(doc: Document, source: string): string {
-  return doc.toString({ lineWidth: 0, flowCollectionPadding: flowPadding(doc, source) })
+  return keepSpacing(doc.toString({ lineWidth: 0, flowCollectionPadding: flowPadding(doc, source) }), source)
+}
+
+/** A line with its spacing (after the indentation) made uniform: `[ a ]` and `[a]`, `x  # c` and `x # c` are alike. */
+function spacingless(line: string): string {
+  const indent = /^\s*/.exec(line)![0]
+  return indent + line.slice(indent.length).trimEnd().replace(/\s+/g, ' ').replace(/([[{]) /g, '$1').replace(/ ([\]}])/g, '$1')
+}
+
+/**
+ * Put back the source's own line wherever the rendered line differs from it only in spacing.
+ * A line alike two different source lines is left as rendered. Spacing can be part of a value
+ * (inside quotes, in a block scalar): the result is kept only when it reads as the same values.
+ */
+export function keepSpacing(out: string, source: string): string {
+  const own = new Map<string, string | null>()
+  for (const line of source.split('\n')) {
+    const key = spacingless(line)
+    const seen = own.get(key)
+    own.set(key, seen === undefined || seen === line ? line : null)
+  }
+  const kept = out.split('\n').map((line) => own.get(spacingless(line)) ?? line).join('\n')
+  if (kept === out) return out
+  try {
+    return isDeepStrictEqual(YAML.parse(kept), YAML.parse(out)) ? kept : out
+  } catch {
+    return out
+  }
 }
 
 /** Whether most flow collections of the file are written `{ a: 1 }` (yaml's default) or `{a: 1}`. */

@@ -60,7 +60,7 @@ export async function openSession(node: OutpostNode, req: Record<string, unknown
     toNode, method, methodArgs: [sid, ...((methodArgs as string[] | undefined) ?? [])],
     ttl: s.grace, methodTimeout: s.maxDuration + s.grace + 60, directory: 'sessions', fileName: 'sessions.log',
   }
-  checkReceivers(node, [draft], allowUnknown === true)
+  checkReceivers(node, [draft], allowUnknown === true, method === 'session.open' ? 'shell' : 'tunnel')
   const ch = node.live.open(sid, toNode, { waitPeer: true, idle: false })
   let over = false
   let probe: NodeJS.Timeout | undefined

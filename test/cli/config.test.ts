@@ -55,9 +55,9 @@ test('config cli - set and unset on the machine of a running node apply live key
 
     const token = await outpost(['config', 'set', 'transport.token', 'another-token', '--config', ship1.config, '--json'])
     assert.is(token.code, 0, token.stderr)
-    const j = JSON.parse(token.stdout) as { path: string; running: { node: string; applied: boolean; changed: string[]; restartNeeded: string[] } }
+    const j = JSON.parse(token.stdout) as { path: string; running: { node: string; applied: boolean; changed: string[]; restartNeeded: string[]; restartable: boolean } }
     assert.is(j.path, ship1.config)
-    assert.equal(j.running, { node: 'ship1', socket: ship1.socket, applied: true, changed: ['transport.token'], restartNeeded: ['transport.token'] })
+    assert.equal(j.running, { node: 'ship1', socket: ship1.socket, applied: true, changed: ['transport.token'], restartNeeded: ['transport.token'], restartable: true })
     const back = await outpost(['config', 'set', 'transport.token', ship1.token, '--config', ship1.config])
     assert.match(back.stdout, 'the running node ship1 has this value already')
 
@@ -186,7 +186,7 @@ test('config cli - unset keeps the comment above the key and the one after its v
       '  # slow satellite link: be patient',
       '  # measured 2026-11',
       '  # a night without link is normal',
-      '  ttl: 172800 # two days',
+      '  ttl: 172800  # two days', // a line the edit does not change stays as written, spacing included
       'log:',
       '  level: info',
       '',
