@@ -14,6 +14,8 @@
  *              tick after the first goes at the end of the tick in batched payloads (broker-batch.ts),
  *              on <prefix>/<node>/_batch/<CommandACK|EventNACK>; to a node that says 4 or later (and with
  *              transport.compress auto), a payload of ≥ 1 KiB goes compressed when that pays (broker-payload.ts)
+ *   publishAll what delivery's pump finds ready, in one call: batched payloads at once (first included)
+ *              to such a node, one envelope a publish to others; `written` at the PUBACK of them all
  *   large      envelopes past 256 KiB cross as parts (transports/chunks.ts), within the 1 MiB packet
  *              cap some brokers (EMQX) set by default
  *   reconnect  across the server list (MQTT.js rotates through `servers`), each outage at its own
@@ -110,6 +112,8 @@ class MqttTransport extends TransportBase<Section> implements Transport {
   /** What each node's presence says of its api version. */
   private readonly peers = new PeerVersions()
   private readonly tick = new TickQueue<Outbound>((to, items) => this.sendBatch(to, items))
+  /** The last publishAll until it has handed everything over (undefined once it has). */
+  private allBusy: Promise<undefined> | undefined
 
   /** The api version `node` announced in its retained presence (undefined: not heard of). */
   peerApi(node: string): number | undefined {
@@ -248,7 +252,17 @@ class MqttTransport extends TransportBase<Section> implements Transport {
    * broker acknowledged all of them. A payload that finds the broker gone fails exactly its
    * messages (and the rest of its receiver's, which must not overtake them).
    */
-  async publishAll(msgs: readonly Outbound[], written?: () => void): Promise<readonly (Error | undefined)[] | undefined> {
+  publishAll(msgs: readonly Outbound[], written?: () => void): Promise<readonly (Error | undefined)[] | undefined> {
+    // A call still waiting for the window goes on first: a later pump's messages must not overtake it.
+    const before = this.allBusy
+    const run = before === undefined ? this.handOver(msgs, written) : before.then(() => this.handOver(msgs, written))
+    const mine = run.then(() => undefined, () => undefined)
+    this.allBusy = mine
+    void mine.then(() => { if (this.allBusy === mine) this.allBusy = undefined })
+    return run
+  }
+
+  private async handOver(msgs: readonly Outbound[], written?: () => void): Promise<readonly (Error | undefined)[] | undefined> {
     const client = this.client
     const gone = (): OutpostError => new OutpostError('not_connected', 'mqtt: not connected to a broker')
     if (!this.connected || client === undefined) { const err = gone(); return msgs.map(() => err) }

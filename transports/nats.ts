@@ -17,6 +17,8 @@
  *              first goes at the end of the tick in batched payloads (broker-batch.ts), on
  *              <prefix>.<to>._batch.<CommandACK|EventNACK>; to a node of version 4 or later (with
  *              transport.compress auto), a payload of ≥ 1 KiB goes compressed when that pays (broker-payload.ts)
+ *   publishAll what delivery's pump finds ready, in one call: batched payloads at once (first included)
+ *              to such a node, one envelope a publish to others
  *   large      envelopes past the server's max_payload cross as parts (transports/chunks.ts)
  *   reconnect  the client's own: every configured server, then those the cluster announces, each
  *              attempt after a full-jitter delay (transports/base.ts fullJitter)

@@ -3,7 +3,8 @@
  * and a real nats-server: transports in this process, a receiver of api version 4 (batches) or
  * 1 (test/fixtures/v1/: one envelope a publish), and a raw subscriber counting what the broker
  * carried. Every message arrives, in order, one outcome each; to a new receiver they go in one
- * batch, the first included; what publish held for the end of the tick goes first; a broker
+ * batch, the first included; what publish held for the end of the tick goes first, and a call
+ * waiting for MQTT's window is not overtaken by the next; a broker
  * that goes away while the call waits for MQTT's window fails exactly the messages not handed
  * over; through delivery, a broker killed mid-stream loses nothing and runs nothing twice.
  */
@@ -145,6 +146,20 @@ for (const kind of ['mqtt', 'nats'] as const) {
     }
   })
 }
+
+test('mqtt publishAll: a call waiting for the window is not overtaken by the next one (order per receiver)', async () => {
+  // Window 2, one envelope a publish (an old receiver): the first call waits for PUBACKs while the second comes.
+  const p = await pair('mqtt', true, { window: 2 })
+  try {
+    const first = p.a.publishAll!([0, 1, 2, 3, 4].map((i) => out(i)))
+    const second = p.a.publishAll!([5, 6, 7].map((i) => out(i)))
+    assert.equal(await Promise.all([first, second]), [undefined, undefined])
+    await until(() => p.got.length === 8, 10_000, 'eight messages at b')
+    assert.equal(numbers(p.got), [0, 1, 2, 3, 4, 5, 6, 7])
+  } finally {
+    await p.close()
+  }
+})
 
 test('mqtt publishAll: the broker gone while the call waits for the window fails exactly the messages not handed over', async () => {
   // Window 1: the first message is handed over, the call waits for its PUBACK (the broker is stopped).
