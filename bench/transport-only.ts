@@ -3,7 +3,9 @@
  * (COMPRESS=off to compare). Transport A publishes 100k events of ~250 bytes (as delivery does,
  * 500 at a time) to transport B through a real broker, both in this process; prints the CPU
  * (user + system) this process spent per message: what the transports and their clients cost at
- * both ends, apart from the outbox, the dispatcher and the rest of a node. Not part of `npm run bench`.
+ * both ends, apart from the outbox, the dispatcher and the rest of a node. PUBLISH=each: by
+ * `publish`, a promise a message (delivery before `publishAll`); default: by `publishAll`, 500 a
+ * call, as delivery's pump hands them over now. Not part of `npm run bench`.
  */
 import { Mosquitto, NatsServer } from '../test/fixtures/brokers'
 import { TRANSPORTS } from '../transports/index'
@@ -13,6 +15,7 @@ import type { Outbound, Transport, TransportOptions } from '../src/transport'
 
 const kind = process.argv[2] === 'mqtt' ? 'mqtt' : 'nats'
 const compress = process.env.COMPRESS === 'off' ? 'off' : 'auto'
+const each = process.env.PUBLISH === 'each'
 const N = 100_000
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
 
@@ -41,11 +44,11 @@ async function main(): Promise<void> {
   const base = got
   const c0 = process.cpuUsage()
   const t0 = performance.now()
-  for (let i = 0; i < N; i += 500) await Promise.all(msgs.slice(i, i + 500).map((m) => a.publish(m)))
+  for (let i = 0; i < N; i += 500) await (each ? Promise.all(msgs.slice(i, i + 500).map((m) => a.publish(m))) : a.publishAll!(msgs.slice(i, i + 500)))
   while (got < base + N) await sleep(5)
   const c = process.cpuUsage(c0)
   const ms = performance.now() - t0
-  console.log(`${kind} compress=${compress}: ${N} events, ${((c.user + c.system) / N).toFixed(2)} µs CPU a message (A and B transports), ${((N / ms) * 1000).toFixed(0)} msg/s`)
+  console.log(`${kind} compress=${compress} ${each ? 'publish' : 'publishAll'}: ${N} events, ${((c.user + c.system) / N).toFixed(2)} µs CPU a message (A and B transports), ${((N / ms) * 1000).toFixed(0)} msg/s`)
   await a.close()
   await b.close()
   await broker.destroy()

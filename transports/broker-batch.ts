@@ -176,10 +176,55 @@ export class TickQueue<T extends Queued> {
     return done
   }
 
-  private flush(): void {
+  /**
+   * Send what the tick holds now, not at its end (publishAll: what publish queued earlier in the
+   * tick goes before what comes after it, per receiver). Safe to call more than once.
+   */
+  flush(): void {
+    if (this.opened.size === 0 && this.queued.size === 0) return
     this.opened.clear()
     const queued = this.queued
     this.queued = new Map()
     for (const [to, { items, ok, fail }] of queued) this.send(to, items).then(ok, fail)
+  }
+}
+
+/** The messages of a publishAll to one receiver, in order; `at`: each one's index in the call (undefined: the call's own, all to this receiver). */
+export interface Group<T> { to: string; items: readonly T[]; at: readonly number[] | undefined }
+
+/** `msgs` per receiver, in order of first appearance; one receiver (the usual pump) costs no copy. */
+export function perReceiver<T extends { to: string }>(msgs: readonly T[]): Group<T>[] {
+  const to = msgs[0]?.to
+  let one = true
+  for (const m of msgs) if (m.to !== to) { one = false; break }
+  if (one) return to === undefined ? [] : [{ to, items: msgs, at: undefined }]
+  const by = new Map<string, { to: string; items: T[]; at: number[] }>()
+  msgs.forEach((m, i) => {
+    const g = by.get(m.to)
+    if (g === undefined) by.set(m.to, { to: m.to, items: [m], at: [i] })
+    else { g.items.push(m); g.at.push(i) }
+  })
+  return [...by.values()]
+}
+
+/** What publishAll resolves to: undefined while every message was taken, else one entry per message (its error, or undefined). */
+export class Outcomes {
+  failed: (Error | undefined)[] | undefined
+  private readonly n: number
+
+  constructor(n: number) {
+    this.n = n
+  }
+
+  /** `count` messages of `g` from its `from`-th were not taken: `err`. */
+  fail(g: Group<unknown>, from: number, count: number, err: Error): void {
+    const failed = (this.failed ??= new Array<Error | undefined>(this.n).fill(undefined))
+    for (let k = from; k < from + count; k++) failed[g.at === undefined ? k : g.at[k]!] = err
+  }
+
+  /** The messages of `msgs` that were taken (all of them, the same array, when none failed). */
+  taken<T>(msgs: readonly T[]): readonly T[] {
+    const failed = this.failed
+    return failed === undefined ? msgs : msgs.filter((_, i) => failed[i] === undefined)
   }
 }

@@ -14,6 +14,8 @@
  *              tick after the first goes at the end of the tick in batched payloads (broker-batch.ts),
  *              on <prefix>/<node>/_batch/<CommandACK|EventNACK>; to a node that says 4 or later (and with
  *              transport.compress auto), a payload of ≥ 1 KiB goes compressed when that pays (broker-payload.ts)
+ *   publishAll what delivery's pump finds ready, in one call: batched payloads at once (first included)
+ *              to such a node, one envelope a publish to others; `written` at the PUBACK of them all
  *   large      envelopes past 256 KiB cross as parts (transports/chunks.ts), within the 1 MiB packet
  *              cap some brokers (EMQX) set by default
  *   reconnect  across the server list (MQTT.js rotates through `servers`), each outage at its own
@@ -31,7 +33,7 @@ import type { Outbound, ServerAddress, Transport, TransportOptions, TransportPlu
 import { fullJitter, readConfigFile, TransportBase } from './base'
 import { chunk, Unchunker } from './chunks'
 import { Subjects } from './subjects'
-import { packPayloads, PeerVersions, TickQueue } from './broker-batch'
+import { Outcomes, packPayloads, perReceiver, PeerVersions, TickQueue } from './broker-batch'
 import { announcedApi, compressPayload, envelopesOf, mqttPublishBytes } from './broker-payload'
 
 /**
@@ -69,21 +71,27 @@ type Section = Infer<typeof SECTION>
 /** A counting semaphore: the window of publishes awaiting PUBACK. */
 class Window {
   private free: number
-  private readonly waiters: (() => void)[] = []
+  private readonly waiters: ((taken: boolean) => void)[] = []
 
   constructor(size: number) {
     this.free = size
   }
 
-  acquire(): Promise<void> | undefined {
+  /** undefined: a place taken now; else a wait for one: true once taken, false when the connection dropped meanwhile. */
+  acquire(): Promise<boolean> | undefined {
     if (this.free > 0) { this.free--; return undefined }
     return new Promise((resolve) => this.waiters.push(resolve))
   }
 
   release(): void {
     const next = this.waiters.shift()
-    if (next) next()
+    if (next) next(true)
     else this.free++
+  }
+
+  /** The connection dropped: who waits is told so (it fails what it would publish); the places stay with the publishes in flight. */
+  cancel(): void {
+    for (const w of this.waiters.splice(0)) w(false)
   }
 }
 
@@ -104,6 +112,8 @@ class MqttTransport extends TransportBase<Section> implements Transport {
   /** What each node's presence says of its api version. */
   private readonly peers = new PeerVersions()
   private readonly tick = new TickQueue<Outbound>((to, items) => this.sendBatch(to, items))
+  /** The last publishAll until it has handed everything over (undefined once it has). */
+  private allBusy: Promise<undefined> | undefined
 
   /** The api version `node` announced in its retained presence (undefined: not heard of). */
   peerApi(node: string): number | undefined {
@@ -136,6 +146,7 @@ class MqttTransport extends TransportBase<Section> implements Transport {
     client.prependListener('close', () => { client.options.reconnectPeriod = RECONNECT_MIN_MS + fullJitter(0, RECONNECT_MAX_MS - RECONNECT_MIN_MS, RECONNECT_MAX_MS) })
     client.on('close', () => {
       if (this.up) { this.up = false; this.evq.push({ type: 'disconnected' }) }
+      this.window.cancel()
     })
     client.on('reconnect', () => this.evq.push({ type: 'reconnecting', attempt: 0, delayMs: client.options.reconnectPeriod ?? 1_000, server: describe(this.servers) }))
     client.on('error', (err) => {
@@ -233,20 +244,95 @@ class MqttTransport extends TransportBase<Section> implements Transport {
     this.opts.onWire?.([msg], wire)
   }
 
+  /**
+   * Many messages at once (delivery's pump): to the client now, per receiver: to one that takes
+   * batches in batched payloads (first message included), else one envelope a publish; after
+   * what publish held for the end of this tick (order per receiver is kept). One promise for the
+   * call (a wait only when the window of publishes awaiting PUBACK is full); `written` once the
+   * broker acknowledged all of them. A payload that finds the broker gone fails exactly its
+   * messages (and the rest of its receiver's, which must not overtake them).
+   */
+  publishAll(msgs: readonly Outbound[], written?: () => void): Promise<readonly (Error | undefined)[] | undefined> {
+    // A call still waiting for the window goes on first: a later pump's messages must not overtake it.
+    const before = this.allBusy
+    const run = before === undefined ? this.handOver(msgs, written) : before.then(() => this.handOver(msgs, written))
+    const mine = run.then(() => undefined, () => undefined)
+    this.allBusy = mine
+    void mine.then(() => { if (this.allBusy === mine) this.allBusy = undefined })
+    return run
+  }
+
+  private async handOver(msgs: readonly Outbound[], written?: () => void): Promise<readonly (Error | undefined)[] | undefined> {
+    const client = this.client
+    const gone = (): OutpostError => new OutpostError('not_connected', 'mqtt: not connected to a broker')
+    if (!this.connected || client === undefined) { const err = gone(); return msgs.map(() => err) }
+    this.tick.flush()
+    const out = new Outcomes(msgs.length)
+    // The PUBACKs still to come (and this call's own, until it has handed over everything).
+    let owed = 1
+    const acked = (): void => {
+      if (--owed > 0) return
+      for (const m of msgs) m.written?.()
+      written?.()
+    }
+    let wire = 0
+    for (const g of perReceiver(msgs)) {
+      if (this.away.has(g.to)) {
+        // As publish: nacked `offline`, taken (it waits in the outbox, spending no attempt).
+        for (const m of g.items) if (m.method !== ACK_METHOD) this.evq.push({ type: 'nack', id: m.id, to: m.to, reason: 'offline' })
+        continue
+      }
+      const batching = this.peers.takesBatches(g.to)
+      const events = batching && g.items.every((m) => m.event)
+      const payloads = batching ? packPayloads(g.items) : g.items.map((m, k) => ({ ids: [m.id], bytes: m.bytes, at: k }))
+      payloads: for (const p of payloads) {
+        const one = p.ids.length === 1 ? g.items[p.at]! : undefined
+        const topic = one !== undefined ? this.topics.message(g.to, one.method, one.event) : this.topics.message(g.to, '_batch', events)
+        const id = one?.id ?? `batch of ${p.ids.length}`
+        const pieces = this.pieces(id, g.to, p.bytes)
+        for (let k = 0; k < pieces.length; k++) {
+          const wait = this.window.acquire()
+          const taken = wait === undefined || await wait
+          if (!taken || (k === 0 && !this.connected)) {
+            // The broker went away while this waited for the window: this payload and the rest to its receiver fail.
+            if (taken) this.window.release()
+            out.fail(g, p.at, g.items.length - p.at, gone())
+            break payloads
+          }
+          const last = k === pieces.length - 1
+          if (last) owed++
+          wire += this.send(client, topic, id, pieces[k]!, last ? acked : undefined)
+        }
+      }
+    }
+    this.opts.onWire?.(out.taken(msgs), wire)
+    acked()
+    return out.failed
+  }
+
   /** One payload (compressed when `to` takes it and it pays; as parts past 256 KiB), within the window of publishes awaiting PUBACK; `written` at the PUBACK of the last; its bytes on the wire. */
   private async put(client: MqttClient, topic: string, id: string, to: string, payload: Uint8Array, written?: () => void): Promise<number> {
-    const bytes = this.opts.compress === 'auto' && this.peers.takesDeflate(to) ? compressPayload(payload) : payload
     let wire = 0
-    const pieces = chunk(id, to, bytes, PART_BYTES + 256)
+    const pieces = this.pieces(id, to, payload)
     for (const [k, piece] of pieces.entries()) {
       const wait = this.window.acquire()
-      if (wait) await wait
-      this.opts.debug?.(`mqtt → ${topic} ${id} ${abbreviate(piece)}`)
-      const last = k === pieces.length - 1
-      client.publish(topic, Buffer.from(piece.buffer, piece.byteOffset, piece.byteLength), { qos: 1 }, () => { this.window.release(); if (last) written?.() })
-      wire += mqttPublishBytes(topic, piece.length)
+      if (wait && !(await wait)) throw new OutpostError('not_connected', 'mqtt: the broker went away while this waited for the window')
+      wire += this.send(client, topic, id, piece, k === pieces.length - 1 ? written : undefined)
     }
     return wire
+  }
+
+  /** A payload as it goes: compressed when `to` takes it and it pays, as parts past 256 KiB. */
+  private pieces(id: string, to: string, payload: Uint8Array): Uint8Array[] {
+    const bytes = this.opts.compress === 'auto' && this.peers.takesDeflate(to) ? compressPayload(payload) : payload
+    return chunk(id, to, bytes, PART_BYTES + 256)
+  }
+
+  /** One QoS 1 publish, its place in the window taken; `acked` at its PUBACK. Its bytes on the wire. */
+  private send(client: MqttClient, topic: string, id: string, piece: Uint8Array, acked?: () => void): number {
+    this.opts.debug?.(`mqtt → ${topic} ${id} ${abbreviate(piece)}`)
+    client.publish(topic, Buffer.from(piece.buffer, piece.byteOffset, piece.byteLength), { qos: 1 }, () => { this.window.release(); acked?.() })
+    return mqttPublishBytes(topic, piece.length)
   }
 
   /** The end of a tick: what else was published to `to` in it, in batched payloads, in order. */

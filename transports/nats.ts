@@ -17,6 +17,8 @@
  *              first goes at the end of the tick in batched payloads (broker-batch.ts), on
  *              <prefix>.<to>._batch.<CommandACK|EventNACK>; to a node of version 4 or later (with
  *              transport.compress auto), a payload of ≥ 1 KiB goes compressed when that pays (broker-payload.ts)
+ *   publishAll what delivery's pump finds ready, in one call: batched payloads at once (first included)
+ *              to such a node, one envelope a publish to others
  *   large      envelopes past the server's max_payload cross as parts (transports/chunks.ts)
  *   reconnect  the client's own: every configured server, then those the cluster announces, each
  *              attempt after a full-jitter delay (transports/base.ts fullJitter)
@@ -24,54 +26,26 @@
  * NATS does not vouch for the sender, so messages carry no authenticated `from` (docs/transports.md has
  * the subject permissions that keep one node from reaching another's subjects).
  */
-import type { ConnectionOptions, Msg, NatsConnection, Subscription } from 'nats'
+import type { Msg, NatsConnection, Subscription } from 'nats'
 import { encode } from '@msgpack/msgpack'
 import { isOutpostError, OutpostError } from '../src/errors'
 import { ACK_METHOD } from '../src/method-names'
 import { abbreviate } from '../src/wire/framing'
-import { nstr, obj, str, type Infer } from '../src/config/spec'
-import type { Outbound, ServerAddress, Transport, TransportOptions, TransportPlugin } from '../src/transport'
-import { fullJitter, readConfigFile, TransportBase } from './base'
+import type { Outbound, Transport, TransportOptions, TransportPlugin } from '../src/transport'
+import { fullJitter, TransportBase } from './base'
+import { client, natsOptions, parseServer, SECTION, type Section } from './nats-config'
 import { chunk, Unchunker } from './chunks'
 import { Subjects } from './subjects'
-import { BATCH_BYTES, packPayloads, PeerVersions, TickQueue } from './broker-batch'
+import { BATCH_BYTES, Outcomes, packPayloads, perReceiver, PeerVersions, TickQueue } from './broker-batch'
 import { announcedApi, compressPayload, envelopesOf, natsPublishBytes } from './broker-payload'
 
-/**
- * The client is loaded when a NATS transport is created, not when outpost starts: it costs
- * ~12 MB of memory that nodes on another transport should not pay. (A static string: the
- * bundler still includes it.)
- */
-const client = (): typeof import('nats') => require('nats') as typeof import('nats')
-
 const RETRY_MS = 2_000
-/** The client's own reconnects: full jitter from 0 up to 0.5, 1, 2 … 30 s (see fullJitter). */
-const RECONNECT_MIN_MS = 500
-const RECONNECT_MAX_MS = 30_000
 const AUTH_RETRY_MS = 10_000
 
-const DEFAULT_PORT = 4222
 /** What publish() gives back for a message written at once (one resolved promise for all of them). */
 const SENT = Promise.resolve()
 /** Batches whose no-responders answer (which names the first id) stands for all their ids. */
 const BATCHES_KEPT = 4096
-
-export function parseServer(url: string): ServerAddress {
-  const m = /^(nats|tls):\/\/(?:[^@/]*@)?(\[[^\]]+\]|[^:/@]+)(?::(\d+))?\/?$/.exec(url)
-  if (!m) throw new OutpostError('config_invalid', `transport.servers: ${JSON.stringify(url)} is not a nats:// (or tls://) URL, as transport.kind nats needs`)
-  return { url, scheme: m[1]!, host: m[2]!.replace(/^\[(.*)\]$/, '$1'), port: m[3] ? Number(m[3]) : DEFAULT_PORT }
-}
-
-/** transport.nats of the config. */
-const SECTION = obj({
-  user: nstr('NATS user.'),
-  pass: nstr('NATS password.'),
-  token: nstr('NATS token.'),
-  nkeySeed: nstr('File holding an nkey seed.'),
-  creds: nstr('A .creds file (JWT and seed).'),
-  subjectPrefix: str('outpost', 'Subjects are <prefix>.<node>.<method>.<CommandACK|EventNACK>.'),
-}, 'NATS options.')
-type Section = Infer<typeof SECTION>
 
 class NatsTransport extends TransportBase<Section> implements Transport {
   readonly kind = 'nats'
@@ -153,24 +127,70 @@ class NatsTransport extends TransportBase<Section> implements Transport {
     return wire
   }
 
+  /**
+   * Many messages at once (delivery's pump): handed to the client now, per receiver: to one that
+   * takes batches in batched payloads (first message included), else one envelope a publish;
+   * after what publish held for the end of this tick (order per receiver is kept). A payload the
+   * client refuses fails exactly the messages it carries.
+   */
+  publishAll(msgs: readonly Outbound[], written?: () => void): Promise<readonly (Error | undefined)[] | undefined> {
+    const nc = this.nc
+    if (!this.connected || nc === undefined) {
+      const err = new OutpostError('not_connected', 'nats: not connected to a server')
+      return Promise.resolve(msgs.map(() => err))
+    }
+    this.tick.flush()
+    const out = new Outcomes(msgs.length)
+    let wire = 0
+    for (const g of perReceiver(msgs)) {
+      const fail = (at: number, n: number, err: Error): void => out.fail(g, at, n, err)
+      try {
+        if (this.peers.get(g.to) === undefined && !this.probed.has(g.to)) this.probe(nc, g.to)
+      } catch (err) {
+        fail(0, g.items.length, err as Error)
+        continue
+      }
+      if (this.peers.takesBatches(g.to)) { wire += this.putBatches(nc, g.to, g.items, fail); continue }
+      g.items.forEach((m, k) => {
+        try { wire += this.put(nc, this.subjects.message(m.to, m.method, m.event), m.id, m.to, m.bytes, m.method === ACK_METHOD) } catch (err) { fail(k, 1, err as Error) }
+      })
+    }
+    this.opts.onWire?.(out.taken(msgs), wire)
+    for (const m of msgs) m.written?.()
+    written?.()
+    return Promise.resolve(out.failed)
+  }
+
   /** The end of a tick: what else was published to `to` in it, in batched payloads, in order. */
   private async sendBatch(to: string, items: Outbound[]): Promise<void> {
     const nc = this.nc
     if (!this.connected || nc === undefined) throw new OutpostError('not_connected', 'nats: not connected to a server')
+    let first: Error | undefined
+    const wire = this.putBatches(nc, to, items, (_at, _n, err) => { first ??= err })
+    if (first !== undefined) throw first
+    this.opts.onWire?.(items, wire)
+  }
+
+  /** `items` to `to` in batched payloads, in order; `fail`: a payload's messages (from `at`, `n` of them) the client refused. Its bytes on the wire. */
+  private putBatches(nc: NatsConnection, to: string, items: readonly Outbound[], fail: (at: number, n: number, err: Error) => void): number {
     const events = items.every((m) => m.event)
     // Within the server's max_payload (a batch past it would cross as parts, which work, but cost a reassembly).
     let wire = 0
     for (const p of packPayloads(items, Math.min(BATCH_BYTES, (nc.info?.max_payload ?? 1024 * 1024) - 256))) {
-      const one = p.ids.length === 1 ? items[p.at] : undefined
-      if (one !== undefined) { wire += this.put(nc, this.subjects.message(to, one.method, one.event), one.id, to, one.bytes, one.method === ACK_METHOD); continue }
-      const acks = items.slice(p.at, p.at + p.ids.length).every((m) => m.method === ACK_METHOD)
-      if (!acks) {
-        this.batches.set(p.ids[0]!, p.ids)
-        if (this.batches.size > BATCHES_KEPT) this.batches.delete(this.batches.keys().next().value!)
+      try {
+        const one = p.ids.length === 1 ? items[p.at] : undefined
+        if (one !== undefined) { wire += this.put(nc, this.subjects.message(to, one.method, one.event), one.id, to, one.bytes, one.method === ACK_METHOD); continue }
+        const acks = items.slice(p.at, p.at + p.ids.length).every((m) => m.method === ACK_METHOD)
+        if (!acks) {
+          this.batches.set(p.ids[0]!, p.ids)
+          if (this.batches.size > BATCHES_KEPT) this.batches.delete(this.batches.keys().next().value!)
+        }
+        wire += this.put(nc, this.subjects.message(to, '_batch', events), p.ids[0]!, to, p.bytes, acks)
+      } catch (err) {
+        fail(p.at, p.ids.length, err as Error)
       }
-      wire += this.put(nc, this.subjects.message(to, '_batch', events), p.ids[0]!, to, p.bytes, acks)
     }
-    this.opts.onWire?.(items, wire)
+    return wire
   }
 
   /**
@@ -199,31 +219,6 @@ class NatsTransport extends TransportBase<Section> implements Transport {
     if (Number.isInteger(v) && v > 0) this.peers.set(node, v)
   }
 
-  private options(): ConnectionOptions {
-    const { section: nats, tls } = this.opts
-    const o: ConnectionOptions = {
-      servers: this.opts.servers.map((s) => s.replace(/^tls:\/\//, 'nats://')),
-      name: `outpost ${this.opts.node} ${this.opts.version}`,
-      maxReconnectAttempts: -1,
-      reconnectDelayHandler: () => fullJitter(this.reconnects++, RECONNECT_MIN_MS, RECONNECT_MAX_MS),
-      waitOnFirstConnect: false,
-      pingInterval: 15_000,
-      maxPingOut: 3,
-    }
-    if (nats.user) o.user = nats.user
-    if (nats.pass) o.pass = nats.pass
-    if (nats.token) o.token = nats.token
-    if (nats.creds) o.authenticator = client().credsAuthenticator(readConfigFile('transport.nats.creds', nats.creds))
-    else if (nats.nkeySeed) o.authenticator = client().nkeyAuthenticator(new TextEncoder().encode(readConfigFile('transport.nats.nkeySeed', nats.nkeySeed).toString().trim()))
-    if (tls.ca || tls.cert || this.opts.servers.some((s) => s.startsWith('tls://'))) {
-      o.tls = {}
-      if (tls.ca) o.tls.caFile = tls.ca
-      if (tls.cert) o.tls.certFile = tls.cert
-      if (tls.key) o.tls.keyFile = tls.key
-    }
-    return o
-  }
-
   /** Connect, and connect again whenever the client gives up, for as long as the transport is open. */
   private async run(): Promise<void> {
     let attempt = 0
@@ -231,7 +226,7 @@ class NatsTransport extends TransportBase<Section> implements Transport {
     while (!this.closed) {
       let nc: NatsConnection
       try {
-        nc = await client().connect(this.options())
+        nc = await client().connect(natsOptions(this.opts, () => this.reconnects++))
       } catch (err) {
         if (this.closed) return
         const auth = /AUTHORIZATION|AUTHENTICATION|permissions/i.test(`${(err as { code?: string }).code} ${(err as Error).message}`)
@@ -368,6 +363,8 @@ class NatsTransport extends TransportBase<Section> implements Transport {
     if (nc && !nc.isClosed()) await nc.drain().catch(() => nc.close().catch(() => {}))
   }
 }
+
+export { parseServer }
 
 export default {
   kind: 'nats',
