@@ -1,6 +1,7 @@
 /**
  * The heartbeat: a `node.hello` event to central every hello.interval seconds and at each
- * (re)connect, carrying this node's version, OS, architecture, uptime, public key (and that it
+ * (re)connect (and again 2 s and 10 s after it: on a broker, central may not have subscribed
+ * yet when a node that started with it says hello, and an event is never resent), carrying this node's version, OS, architecture, uptime, public key (and that it
  * signs its replies with it: reply-signing.ts), its labels
  * (node.labels) and its facts (labels.ts). Central's node list (node-list.ts) records it and
  * pins the key. An event: never resent, never answered. Fields are only ever added: a central
@@ -14,8 +15,12 @@ import type { LogFn } from './log'
 import { API_VERSION, VERSION } from './version'
 import type { MessageDraft } from './wire/envelope'
 
+/** Seconds after a connect at which the hello goes again (what the first one may have missed). */
+const AFTER_CONNECT = [2, 10]
+
 export class Heartbeat {
   private timer: NodeJS.Timeout | undefined
+  private readonly soon: NodeJS.Timeout[] = []
   private readonly started = Date.now()
   private readonly facts = facts()
 
@@ -34,6 +39,25 @@ export class Heartbeat {
   stop(): void {
     if (this.timer) clearInterval(this.timer)
     this.timer = undefined
+    this.disconnected()
+  }
+
+  /** Connected (again): a hello now, and again after 2 s and 10 s where the interval is longer. */
+  connected(): void {
+    this.disconnected()
+    this.send()
+    for (const s of AFTER_CONNECT) {
+      if (s >= this.config.hello.interval) break
+      const t = setTimeout(() => this.send(), s * 1000)
+      t.unref()
+      this.soon.push(t)
+    }
+  }
+
+  /** The link is down: the hellos due soon after the last connect are not sent. */
+  disconnected(): void {
+    for (const t of this.soon) clearTimeout(t)
+    this.soon.length = 0
   }
 
   send(): void {

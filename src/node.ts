@@ -226,10 +226,11 @@ export class OutpostNode {
             everConnected = true
             this.link.connected(ev.server)
             this.nodeList.presence(undefined)
-            this.delivery.onConnected(); this.live.kick(); this.heartbeat.send(); this.onConnected?.(); break
+            this.delivery.onConnected(); this.live.kick(); this.heartbeat.connected(); this.onConnected?.(); break
           case 'disconnected':
             this.link.disconnected(ev.error)
             this.nodeList.presence(undefined)
+            this.heartbeat.disconnected()
             this.delivery.onDisconnected(); break
           case 'nack': this.delivery.onNack(ev.id, ev.to, ev.reason); break
           case 'online':

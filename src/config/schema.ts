@@ -180,7 +180,7 @@ export const SCHEMA = obj({
     maxBatchBytes: int(65536, 'Most bytes of lines per message.', 1024),
   }, ['path'] as const, [], 'Log files shipped continuously as time|stream|level|message lines, resuming after a restart with no gap and no duplicate.'),
   hello: obj({
-    interval: int(30, 'Seconds between node.hello heartbeats to the central node (0: off).', 0),
+    interval: int(30, 'Seconds between node.hello heartbeats to the central node (0: off). A node also says hello at each connect, and again 2 s and 10 s after it.', 0),
   }, 'Heartbeat.'),
   security: obj({
     nodeKeys: map('Node name: its public key, "ed25519:<base64>" (`outpost keys show <dataDir>/node.key` on that node prints it). Central pins these up front; a node not listed is pinned by the key its first node.hello carries. A hello with another key is refused (key_changed).', { check: checkNodeKeys }),
