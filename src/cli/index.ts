@@ -9,6 +9,7 @@ import { exitCodeFor, OutpostError, isOutpostError } from '../errors'
 import { API_VERSION, VERSION } from '../version'
 import { EXIT, GLOBAL_HELP, parse, print, type Io } from './common'
 import { NODE_COMMANDS } from './agent'
+import { givenValueRefused } from '../config/remote'
 import { describeLive, liveJson, runningSocket, tellRunningNode } from './config'
 import { selfCheck } from './self-check'
 import { keysCommand } from './keys'
@@ -165,9 +166,7 @@ async function configCommand(io: Io, args: string[]): Promise<number> {
       try {
         editConfig(src.path, [{ key, value }], defaultsContext())
       } catch (err) {
-        // A wrong value: its line is one of the edited text, never written; the file has no such line.
-        if (!isOutpostError(err, 'config_invalid') || !err.message.startsWith(`config: ${key}`)) throw err
-        throw new OutpostError('config_invalid', `${err.message.replace(/ \(line \d+\)$/, '')} (the value given; ${src.path} is unchanged)`, { cause: err })
+        throw givenValueRefused(err, key, src.path)
       }
       const live = await tellRunningNode(socket, src.path)
       if (values.json) return print(io, JSON.stringify({ path: src.path, key, value, running: liveJson(live) }))

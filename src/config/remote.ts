@@ -15,7 +15,7 @@
 import fs from 'node:fs'
 import path from 'node:path'
 import { editConfig, keyPath, parseCliValue, parseConfig, writeAtomic, type Config } from './index'
-import { OutpostError } from '../errors'
+import { isOutpostError, OutpostError } from '../errors'
 import type { ApplyResult, Control } from './apply'
 
 export interface ConfigResult {
@@ -78,6 +78,15 @@ function keepPrevious(file: string, old: string | undefined): string | null {
 /** Refuses a validated next config before anything is written (the security keys' guard, sign-check.ts). */
 export type Guard = (next: Config) => void
 
+/**
+ * A value config.set was given and the schema refused: the line it names is one of the edited
+ * text, which was never written (the file has no such line). Said as the value given instead.
+ */
+export function givenValueRefused(err: unknown, key: string, file: string): unknown {
+  if (!isOutpostError(err, 'config_invalid') || !err.message.startsWith(`config: ${key}`)) return err
+  return new OutpostError('config_invalid', `${err.message.replace(/ \(line \d+\)$/, '')} (the value given; ${file} is unchanged)`, { cause: err })
+}
+
 /** config.set KEY VALUE: VALUE is read as YAML (7 a number, [a, b] a list); comments are kept. */
 export function setKey(control: Control | undefined, self: string, id: string, key: string, raw: string, guard?: Guard): ConfigResult {
   const file = configFileOf(control)
@@ -88,7 +97,11 @@ export function setKey(control: Control | undefined, self: string, id: string, k
   let next: Config
   try {
     if (old !== undefined) fs.copyFileSync(file, probe) // keeps the mode (0600 for files holding tokens)
-    next = editConfig(probe, [{ key, value: parseCliValue(raw) }])
+    try {
+      next = editConfig(probe, [{ key, value: parseCliValue(raw) }])
+    } catch (err) {
+      throw givenValueRefused(err, key, file)
+    }
     sameNode(next, self, `config.set ${key}`)
     guard?.(next)
     const previous = keepPrevious(file, old)

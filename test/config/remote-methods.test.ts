@@ -137,6 +137,10 @@ test('remote config - config.set keeps comments and applies methods.allow at onc
     const text = fs.readFileSync(file, 'utf8')
     const bad = await call(c, 'ship1', 'config.set', ['delivery.retries', 'lots'])
     assert.is(bad.error?.code, 'config_invalid')
+    // It names the key and the value given, not a line of an edited copy that was never written.
+    assert.ok(bad.error?.message.includes('delivery.retries'), bad.error?.message)
+    assert.not.ok(/\(line \d+\)|probe/.test(bad.error?.message ?? ''), bad.error?.message)
+    assert.ok(bad.error?.message.includes(`${file} is unchanged`), bad.error?.message)
     assert.is(fs.readFileSync(file, 'utf8'), text)
     assert.is((await call(c, 'ship1', 'config.set', ['delivery.nope', '1'])).error?.code, 'config_key')
 
