@@ -10,6 +10,7 @@ import YAML, { isCollection, isMap, isScalar, isSeq, LineCounter, type Document,
 import { writeFileAtomic } from '../lib/atomic-file'
 import { own, putOwn } from '../lib/own'
 import { removeKey, render } from './layout'
+import { nearKey, suggest } from './suggest'
 import { OutpostError } from '../errors'
 import { TRANSPORTS } from '../../transports/index'
 import { SCHEMA, defaultsContext, specAt, type Config, type DefaultsContext, type Fields, type Spec } from './schema'
@@ -234,26 +235,6 @@ function expected(spec: Spec): string {
   }
 }
 
-function suggest(key: string, fields: Fields): string {
-  const lower = key.toLowerCase()
-  const near = Object.keys(fields).find((f) => f.toLowerCase() === lower || editDistance(f.toLowerCase(), lower) <= 2)
-  return near === undefined ? ` (known: ${Object.keys(fields).join(', ')})` : ` (did you mean '${near}'?)`
-}
-
-function editDistance(a: string, b: string): number {
-  const row = Array.from({ length: b.length + 1 }, (_, i) => i)
-  for (let i = 1; i <= a.length; i++) {
-    let prev = row[0]!
-    row[0] = i
-    for (let j = 1; j <= b.length; j++) {
-      const tmp = row[j]!
-      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1))
-      prev = tmp
-    }
-  }
-  return row[b.length]!
-}
-
 function defaultOf(spec: Spec, ctx: DefaultsContext): unknown {
   switch (spec.t) {
     case 'object': return Object.fromEntries(Object.entries(spec.fields).map(([k, s]) => [k, defaultOf(s, ctx)]))
@@ -268,7 +249,7 @@ function defaultOf(spec: Spec, ctx: DefaultsContext): unknown {
 export function keyPath(key: string): string[] {
   const parts = key.split('.')
   if (key === '' || parts.some((p) => p === '') || specAt(parts) === undefined) {
-    throw new OutpostError('config_key', `config: '${key}' is not a config key (see \`outpost config show\` for all keys)`)
+    throw new OutpostError('config_key', `config: '${key}' is not a config key${nearKey(parts)} (see \`outpost config show\` for all keys)`)
   }
   return parts
 }

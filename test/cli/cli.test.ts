@@ -52,6 +52,23 @@ test('cli - an unknown command or flag is a usage error (exit 2)', () => {
   assert.is(c.stderr, "outpost: Unknown option '--bogus'; run `outpost send --help` [usage]\n")
 })
 
+test('cli - a config key one letter off is refused with the key it was likely meant to be', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'outpost-cli-'))
+  try {
+    fs.writeFileSync(path.join(dir, 'outpost.yaml'), 'node:\n  name: ship1\n')
+    for (const [args, meant] of [[['get', 'delivery.retrys'], 'delivery.retries'], [['set', 'delivry.retries', '3'], 'delivery.retries'], [['get', 'hello.intervall'], 'hello.interval']] as const) {
+      const r = outpost(['config', ...args], { cwd: dir })
+      assert.is(r.code, 2, r.stderr)
+      assert.match(r.stderr, `did you mean '${meant}'?`)
+    }
+    // Nothing near: no guess.
+    assert.not.match(outpost(['config', 'get', 'zzz.qqq'], { cwd: dir }).stderr, 'did you mean')
+    assert.is(fs.readFileSync(path.join(dir, 'outpost.yaml'), 'utf8'), 'node:\n  name: ship1\n')
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true })
+  }
+})
+
 test('cli - a command or config key named like an Object.prototype member is unknown: exit 2, a coded message, no stack trace', () => {
   for (const name of PROTO_NAMES) {
     const r = outpost([name])
