@@ -47,9 +47,10 @@ export interface Chunk { room: Buffer; hash: string; upTo: string | undefined }
 /**
  * The bytes that go out for a stored file.chunk: `body` itself unless it is a reference; the
  * reference with its data (from `fresh`, else read again and checked); null when it must not go
- * (its transfer has ended, or its source changed: `fail` is told).
+ * (its transfer has ended, or its source changed: `fail` is told). `handed` hears of each
+ * buffer that goes out, and for which message (chunk-pool.ts).
  */
-export function expandChunk(body: Uint8Array, fresh: Map<string, Buffer>, recOf: (id: string) => OutRecord | undefined, fail: (rec: OutRecord, error: { code: string; message: string }) => void): Uint8Array | null {
+export function expandChunk(body: Uint8Array, fresh: Map<string, Buffer>, recOf: (id: string) => OutRecord | undefined, fail: (rec: OutRecord, error: { code: string; message: string }) => void, handed?: (id: string, room: Buffer, rec: OutRecord) => void): Uint8Array | null {
   let env
   try { env = decode(body) } catch { return body }
   const args = env.methodArgs ?? []
@@ -79,6 +80,7 @@ export function expandChunk(body: Uint8Array, fresh: Map<string, Buffer>, recOf:
     }
   }
   const { data: _none, ...rest } = env
+  handed?.(env.id, room, rec)
   return withData({ ...rest, methodArgs: args.length === 5 ? [id, index, hash, args[4]!] : [id, index, hash] }, room)
 }
 

@@ -107,9 +107,7 @@ export class Receiver {
   admits(method: string, args: readonly string[] | undefined, from: string): boolean {
     if (!['file.put', 'file.chunk', 'file.commit'].includes(method)) return false
     let id = args?.[0]
-    if (method === 'file.put') {
-      try { id = (JSON.parse(id ?? '') as { id?: string }).id } catch { return false }
-    }
+    if (method === 'file.put') try { id = (JSON.parse(id ?? '') as { id?: string }).id } catch { return false }
     const r = id === undefined ? undefined : this.recs.get(id)
     return r !== undefined && r.pull === true && r.from === from
   }
@@ -235,7 +233,9 @@ export class Receiver {
     const how = data.length === expected && o.check(i, data, hash, upTo)
     if (how === false) throw new OutpostError('method_args', `file.chunk: chunk ${i} of transfer ${id} does not match its size or sha256; dropped (asked for again at commit)`)
     if (how !== 'ahead') { f.written.set(i); o.ahead.delete(i) }
-    const write = f.handle.write(data, 0, data.length, i * rec.chunkBytes)
+    // Two copies of a chunk at once (one written ahead, one checked by its own sha256): written in the order they came.
+    const put = (): Promise<unknown> => f.handle.write(data, 0, data.length, i * rec.chunkBytes)
+    const write = o.writes.has(i) ? o.writes.get(i)!.catch(() => {}).then(put) : put()
     o.writes.set(i, write)
     try {
       await write
@@ -345,8 +345,7 @@ export class Receiver {
     }
     f = this.open.get(rec.id)
     if (f !== undefined) { await handle.close(); return f }
-    const have = new Bitmap(rec.chunks, rec.have)
-    f = { handle, have, written: new Bitmap(rec.chunks, rec.have), sync: undefined, timer: undefined, order: new InOrder(rec.size, rec.chunkBytes) }
+    f = { handle, have: new Bitmap(rec.chunks, rec.have), written: new Bitmap(rec.chunks, rec.have), sync: undefined, timer: undefined, order: new InOrder(rec.size, rec.chunkBytes) }
     this.open.set(rec.id, f)
     return f
   }
