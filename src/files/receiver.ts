@@ -22,7 +22,8 @@ import { InOrder, SHA256 } from './in-order'
 import { Records } from './records'
 import { ended, KEEP_FINISHED_MS } from './sender'
 import { checkRoom, ioError, resolveOwner, rootsOf, writableParent } from './rules'
-import { bytesOf, parseMeta, sha256File, sizeOf, targetPath } from './meta'
+import { giveBack } from '../wire/whole-pool'
+import { answer, bytesOf, parseMeta, sha256File, sizeOf, targetPath } from './meta'
 import type { TransferInfo } from './types'
 
 export interface InRecord {
@@ -240,6 +241,7 @@ export class Receiver {
     try {
       await write
       if (o.writes.get(i) === write) o.writes.delete(i)
+      giveBack(data) // nothing reads the chunk's bytes after this (whole-pool.ts)
       if (f.written.has(o.hashed) || o.ahead.has(o.hashed)) void o.catchUp(f.handle, (j) => f.written.has(j), (j) => f.written.set(j)).catch((err: Error) => this.o.log('warn', `files: transfer ${id}: ${err.message}`))
     } catch (err) {
       // A full disk does not get better by sending the chunk again: the transfer ends here,
@@ -392,8 +394,4 @@ export class Receiver {
   async closeAll(): Promise<void> {
     for (const id of [...this.open.keys()]) await this.flush(id).catch(() => {}).then(() => this.close(id))
   }
-}
-
-function answer(obj: Record<string, unknown>): MethodResult {
-  return { data: JSON.stringify(obj) }
 }

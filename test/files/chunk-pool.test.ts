@@ -44,7 +44,7 @@ async function push(o: { tcp: boolean; to?: string }): Promise<Push> {
   const put = sent.find((e) => e.method === 'file.put')!
   const env = { id: 'R1', toNode: 'central', fromNode: to, method: 'file.reply', inReplyTo: put.id, data: JSON.stringify({ id: rec.id, have: '', upTo: true }), createdAt: Date.now() } as Envelope
   await sender.reply({ env, args: [] } as unknown as MethodContext)
-  return { dir, file: fs.readFileSync(src), sender, sent, close: async () => { await sender.close(); fs.rmSync(dir, { recursive: true, force: true }) } }
+  return { dir, file: fs.readFileSync(src), sender, sent, close: async () => { await sender.close(); fs.rmSync(dir, { recursive: true, force: true, maxRetries: 5 }) } }
 }
 
 /** The chunk messages queued so far, once the window is full again (the sender reads and stores asynchronously). */
