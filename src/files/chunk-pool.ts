@@ -13,7 +13,9 @@
  *     client holds what it was handed until its next flush, longer while disconnected), not
  *     a node's own delivery to itself (its file.chunk is ACKed before its write has run);
  *   - the chunk went to delivery exactly once (`handed`): with a second send (a timeout, a
- *     reconnect), the ACK may answer one send while another is still queued on a socket;
+ *     reconnect), the ACK may answer one send while another is still queued on a socket; and
+ *     its message was made in this run (its bytes read by this process, not read again for a
+ *     message stored before a restart, which a previous run may have sent and the ACK answer);
  *   - it was ACKed (`acked`), not given up or dropped with its transfer (`forget`: the buffer is
  *     left to the collector).
  *
@@ -42,7 +44,7 @@ export class ChunkPool {
 
   /**
    * Chunk message `id` goes to delivery with `room` (at each send, the first or again). `reuse`:
-   * its buffer may come back (a full chunk's, not to the node itself).
+   * its buffer may come back (a full chunk's, read in this run, not to the node itself).
    */
   handed(id: string, room: Buffer, reuse: boolean): void {
     if (!this.reusable) return

@@ -334,7 +334,7 @@ export class Sender {
 
   /** A stored file.chunk about to be sent (delivery, at each send): see chunk-ref.ts. */
   expand(body: Uint8Array): Uint8Array | null {
-    return expandChunk(body, this.fresh, (id) => this.recs.get(id), (rec, error) => void this.fail(rec, error), (id, room, rec) => this.pool.handed(id, room, rec.to !== this.o.self && room.length === HEAD_ROOM + rec.chunkBytes))
+    return expandChunk(body, this.fresh, (id) => this.recs.get(id), (rec, error) => void this.fail(rec, error), (id, room, rec, ours) => this.pool.handed(id, room, ours && rec.to !== this.o.self && room.length === HEAD_ROOM + rec.chunkBytes))
   }
 
   async fail(rec: OutRecord, error: { code: string; message: string }): Promise<void> {

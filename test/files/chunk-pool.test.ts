@@ -23,7 +23,7 @@ const CHUNKS = 8
 
 interface Push { dir: string; file: Buffer; sender: Sender; sent: Envelope[]; close: () => Promise<void> }
 
-async function push(o: { tcp: boolean; to?: string }): Promise<Push> {
+async function push(o: { tcp: boolean; to?: string; restart?: boolean }): Promise<Push> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'outpost-chunkpool-'))
   const src = path.join(dir, 'fw.bin')
   randomFile(src, CHUNKS * CHUNK)
@@ -106,12 +106,23 @@ test('files chunk pool - a chunk sent twice keeps its buffer: the bytes of both 
   } finally { await p.close() }
 })
 
-test('files chunk pool - not over MQTT or NATS, nor to the node itself: every chunk its own buffer', async () => {
-  for (const o of [{ tcp: false }, { tcp: true, to: 'central' }]) {
+test('files chunk pool - not over MQTT or NATS, nor to the node itself, nor a chunk read again for a message stored before a restart', async () => {
+  for (const o of [{ tcp: false }, { tcp: true, to: 'central' }, { tcp: true, restart: true }]) {
     const p = await push(o)
     try {
-      const { buffers } = await sendAll(p)
+      // After a restart the chunks read before it are gone: each is read again as it is sent
+      // (a previous run may have sent it too, and its ACK may answer that send).
+      const fresh = (p.sender as unknown as { fresh: Map<string, Buffer> }).fresh
+      if (o.restart === true) p.sender.expand = ((orig) => (body: Uint8Array) => { fresh.clear(); return orig(body) })(p.sender.expand.bind(p.sender))
+      const { buffers, outs } = await sendAll(p)
       assert.is(buffers.size, CHUNKS, JSON.stringify(o))
+      // No buffer was read into again: what each send handed out is still its chunk.
+      for (const [i, [out]] of outs) {
+        const env = decode(out!)
+        assert.is(env.methodArgs![1], String(i), JSON.stringify(o))
+        assert.ok(Buffer.from(env.data as Uint8Array).equals(p.file.subarray(i * CHUNK, (i + 1) * CHUNK)), `${JSON.stringify(o)}: chunk ${i}'s bytes unchanged`)
+      }
+      assert.is(p.sender.pool.sizes.free, 0, 'nothing free for reuse')
     } finally { await p.close() }
   }
 })
