@@ -181,7 +181,7 @@ export class OutpostNode {
       apiSigner(this.config.api.signingKey)?.signAll(envs, this.now(), this.config.delivery.ttl)
       return this.submitPrepared(envs)
     }
-    this.files = new FileTransfers({ self: this.name, dataDir, config, log, now: this.now, submit: signedSubmit })
+    this.files = new FileTransfers({ self: this.name, dataDir, config, log, now: this.now, submit: signedSubmit, reuseChunkBuffers: transport.kind === 'tcp' })
     this.sinks.push((ev) => this.files.onEvent(ev))
     this.live = liveOn(transport, { self: this.name, log, now: this.now, settings: () => this.config.sessions, record: (r) => events({ type: 'session', ...r }) })
     const acks = new AckSender({ self: this.name, transport, ulid: defaultUlid, now: this.now, charge: (b) => this.delivery.charge(b) })

@@ -47,9 +47,11 @@ export interface Chunk { room: Buffer; hash: string; upTo: string | undefined }
 /**
  * The bytes that go out for a stored file.chunk: `body` itself unless it is a reference; the
  * reference with its data (from `fresh`, else read again and checked); null when it must not go
- * (its transfer has ended, or its source changed: `fail` is told).
+ * (its transfer has ended, or its source changed: `fail` is told). `handed` hears of each
+ * buffer that goes out, for which message, and whether the chunk was read in this run
+ * (chunk-pool.ts).
  */
-export function expandChunk(body: Uint8Array, fresh: Map<string, Buffer>, recOf: (id: string) => OutRecord | undefined, fail: (rec: OutRecord, error: { code: string; message: string }) => void): Uint8Array | null {
+export function expandChunk(body: Uint8Array, fresh: Map<string, Buffer>, recOf: (id: string) => OutRecord | undefined, fail: (rec: OutRecord, error: { code: string; message: string }) => void, handed?: (id: string, room: Buffer, rec: OutRecord, ours: boolean) => void): Uint8Array | null {
   let env
   try { env = decode(body) } catch { return body }
   const args = env.methodArgs ?? []
@@ -57,6 +59,8 @@ export function expandChunk(body: Uint8Array, fresh: Map<string, Buffer>, recOf:
   let [id = '', index = '', hash = ''] = args
   const rec = recOf(id)
   let room = fresh.get(env.id)
+  // Read in this run: every send of its message is one of this process's (not so after a restart).
+  const ours = room !== undefined
   // A chunk with no sha256 of its own (upTo alone) keeps its bytes until its ACK (Sender.onEvent).
   if (hash !== '') fresh.delete(env.id)
   if (rec === undefined || ended(rec.state)) return null
@@ -79,6 +83,7 @@ export function expandChunk(body: Uint8Array, fresh: Map<string, Buffer>, recOf:
     }
   }
   const { data: _none, ...rest } = env
+  handed?.(env.id, room, rec, ours)
   return withData({ ...rest, methodArgs: args.length === 5 ? [id, index, hash, args[4]!] : [id, index, hash] }, room)
 }
 

@@ -29,6 +29,8 @@ export interface FileTransfersOptions {
   log: LogFn
   now: () => number
   submit: (drafts: MessageDraft[]) => Promise<Envelope[]>
+  /** The transport is tcp: the sender may use a chunk's buffer again once the chunk is ACKed (chunk-pool.ts). */
+  reuseChunkBuffers?: boolean
 }
 
 /** What `outpost cp` asks (the socket's {"op":"cp"}); local paths absolute, remote ones NODE:/abs/path. */

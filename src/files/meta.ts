@@ -3,6 +3,7 @@ import { createHash } from 'node:crypto'
 import fs from 'node:fs'
 import path from 'node:path'
 import { OutpostError } from '../errors'
+import type { MethodResult } from '../method'
 import type { PutMeta } from './types'
 
 /** The meta of a file.put, checked. */
@@ -56,4 +57,9 @@ export function sizeOf(v: Uint8Array | string | undefined): number {
 export function bytesOf(v: Uint8Array | string | undefined): Buffer {
   if (v === undefined) return Buffer.alloc(0)
   return typeof v === 'string' ? Buffer.from(v, 'utf8') : Buffer.from(v.buffer, v.byteOffset, v.byteLength)
+}
+
+/** A file.* method's answer: its JSON as the reply's data. */
+export function answer(obj: Record<string, unknown>): MethodResult {
+  return { data: JSON.stringify(obj) }
 }

@@ -22,7 +22,8 @@ import { InOrder, SHA256 } from './in-order'
 import { Records } from './records'
 import { ended, KEEP_FINISHED_MS } from './sender'
 import { checkRoom, ioError, resolveOwner, rootsOf, writableParent } from './rules'
-import { bytesOf, parseMeta, sha256File, sizeOf, targetPath } from './meta'
+import { giveBack } from '../wire/whole-pool'
+import { answer, bytesOf, parseMeta, sha256File, sizeOf, targetPath } from './meta'
 import type { TransferInfo } from './types'
 
 export interface InRecord {
@@ -107,9 +108,7 @@ export class Receiver {
   admits(method: string, args: readonly string[] | undefined, from: string): boolean {
     if (!['file.put', 'file.chunk', 'file.commit'].includes(method)) return false
     let id = args?.[0]
-    if (method === 'file.put') {
-      try { id = (JSON.parse(id ?? '') as { id?: string }).id } catch { return false }
-    }
+    if (method === 'file.put') try { id = (JSON.parse(id ?? '') as { id?: string }).id } catch { return false }
     const r = id === undefined ? undefined : this.recs.get(id)
     return r !== undefined && r.pull === true && r.from === from
   }
@@ -235,11 +234,14 @@ export class Receiver {
     const how = data.length === expected && o.check(i, data, hash, upTo)
     if (how === false) throw new OutpostError('method_args', `file.chunk: chunk ${i} of transfer ${id} does not match its size or sha256; dropped (asked for again at commit)`)
     if (how !== 'ahead') { f.written.set(i); o.ahead.delete(i) }
-    const write = f.handle.write(data, 0, data.length, i * rec.chunkBytes)
+    // Two copies of a chunk at once (one written ahead, one checked by its own sha256): written in the order they came.
+    const put = (): Promise<unknown> => f.handle.write(data, 0, data.length, i * rec.chunkBytes)
+    const write = o.writes.has(i) ? o.writes.get(i)!.catch(() => {}).then(put) : put()
     o.writes.set(i, write)
     try {
       await write
       if (o.writes.get(i) === write) o.writes.delete(i)
+      giveBack(data) // nothing reads the chunk's bytes after this (whole-pool.ts)
       if (f.written.has(o.hashed) || o.ahead.has(o.hashed)) void o.catchUp(f.handle, (j) => f.written.has(j), (j) => f.written.set(j)).catch((err: Error) => this.o.log('warn', `files: transfer ${id}: ${err.message}`))
     } catch (err) {
       // A full disk does not get better by sending the chunk again: the transfer ends here,
@@ -345,8 +347,7 @@ export class Receiver {
     }
     f = this.open.get(rec.id)
     if (f !== undefined) { await handle.close(); return f }
-    const have = new Bitmap(rec.chunks, rec.have)
-    f = { handle, have, written: new Bitmap(rec.chunks, rec.have), sync: undefined, timer: undefined, order: new InOrder(rec.size, rec.chunkBytes) }
+    f = { handle, have: new Bitmap(rec.chunks, rec.have), written: new Bitmap(rec.chunks, rec.have), sync: undefined, timer: undefined, order: new InOrder(rec.size, rec.chunkBytes) }
     this.open.set(rec.id, f)
     return f
   }
@@ -393,8 +394,4 @@ export class Receiver {
   async closeAll(): Promise<void> {
     for (const id of [...this.open.keys()]) await this.flush(id).catch(() => {}).then(() => this.close(id))
   }
-}
-
-function answer(obj: Record<string, unknown>): MethodResult {
-  return { data: JSON.stringify(obj) }
 }

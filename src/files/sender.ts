@@ -25,12 +25,13 @@ import type { MessageEvent } from '../events'
 import type { MethodContext, MethodResult } from '../method'
 import { ulid } from '../wire/ulid'
 import { Bitmap } from './bitmap'
-import { chunkBuffer, CHUNK_REF, expandChunk, HEAD_ROOM, type Chunk } from './chunk-ref'
+import { CHUNK_REF, expandChunk, HEAD_ROOM, type Chunk } from './chunk-ref'
+import { ChunkPool } from './chunk-pool'
 import { Records } from './records'
 import { sha256Path, unchanged, WholeHash } from './whole-hash'
 import { chunkAckTimeout } from './ack-timeout'
 import type { FileTransfersOptions } from './index'
-import { ended, KEEP_FINISHED_MS, outInfo, TRANSFER_RETRIES, TRANSFER_TTL, type OutRecord, type PutMeta, type TransferInfo } from './types'
+import { ended, KEEP_FINISHED_MS, outInfo, TRANSFER_RETRIES, TRANSFER_TTL, type Live, type OutRecord, type PutMeta, type TransferInfo } from './types'
 
 export type { OutRecord } from './types'
 export { ended, KEEP_FINISHED_MS, outInfo, TRANSFER_RETRIES, TRANSFER_TTL } from './types'
@@ -38,24 +39,6 @@ export { ended, KEEP_FINISHED_MS, outInfo, TRANSFER_RETRIES, TRANSFER_TTL } from
 /** What the node gives its transfers (index.ts), and where the sender tells of each change. */
 export interface SenderOptions extends FileTransfersOptions {
   notify: (info: TransferInfo) => void
-}
-
-interface Live {
-  handle: fs.promises.FileHandle | undefined
-  inFlight: Map<string, number>
-  /** Chunks read and being stored (submitted, not yet durable): they count against the window. */
-  storing: number
-  pumping: boolean
-  /** For --rate: when this pass started and what it sent since. */
-  t0: number
-  sentSince: number
-  lastSave: number
-  /** Commits answered with chunks missing. */
-  rounds: number
-  /** Ids of the chunk messages sent in this run. */
-  sent: string[]
-  /** The whole file's sha256, fed with the chunks as this run reads them (while the record has none). */
-  whole: WholeHash
 }
 
 /** Commits that may find chunks missing before the transfer is given up. */
@@ -72,9 +55,12 @@ export class Sender {
   private closed = false
   /** Chunk message id → its bytes (at HEAD_ROOM), read and hashed when queued, until its first send (upTo alone: its ACK). */
   private readonly fresh = new Map<string, Buffer>()
+  /** Chunk buffers used again after their ACK (over tcp only: chunk-pool.ts). */
+  readonly pool: ChunkPool
 
   constructor(private readonly o: SenderOptions) {
     this.records = new Records<OutRecord>(o.dataDir, 'out')
+    this.pool = new ChunkPool(o.reuseChunkBuffers === true)
     for (const r of this.records.all()) {
       if (ended(r.state) && r.updatedAt < o.now() - KEEP_FINISHED_MS) void this.records.remove(r.id)
       else this.recs.set(r.id, r)
@@ -219,6 +205,8 @@ export class Sender {
     if (id === undefined) return
     this.chunkOf.delete(ev.id)
     this.fresh.delete(ev.id)
+    if (ev.type === 'delivered') this.pool.acked(ev.id)
+    else this.pool.forget(ev.id)
     const rec = this.recs.get(id)
     const live = this.live.get(id)
     if (rec === undefined || live === undefined) return
@@ -313,7 +301,7 @@ export class Sender {
     }
     live.handle ??= await fs.promises.open(rec.src, 'r')
     const len = i === rec.chunks - 1 ? rec.size - i * rec.chunkBytes : rec.chunkBytes
-    const room = chunkBuffer(len) // all of it read, or the transfer fails
+    const room = this.pool.take(len) // all of it read, or the transfer fails
     const { bytesRead } = await live.handle.read(room, HEAD_ROOM, len, i * rec.chunkBytes)
     if (bytesRead !== len) throw new OutpostError('io', `file transfer ${rec.id}: ${rec.src} is shorter than when the transfer started (it changed while being sent)`)
     const buf = room.subarray(HEAD_ROOM)
@@ -346,7 +334,7 @@ export class Sender {
 
   /** A stored file.chunk about to be sent (delivery, at each send): see chunk-ref.ts. */
   expand(body: Uint8Array): Uint8Array | null {
-    return expandChunk(body, this.fresh, (id) => this.recs.get(id), (rec, error) => void this.fail(rec, error))
+    return expandChunk(body, this.fresh, (id) => this.recs.get(id), (rec, error) => void this.fail(rec, error), (id, room, rec, ours) => this.pool.handed(id, room, ours && rec.to !== this.o.self && room.length === HEAD_ROOM + rec.chunkBytes))
   }
 
   async fail(rec: OutRecord, error: { code: string; message: string }): Promise<void> {
@@ -388,7 +376,8 @@ export class Sender {
     if (l === undefined) return
     this.live.delete(id)
     for (const m of l.inFlight.keys()) this.chunkOf.delete(m)
-    for (const m of l.sent) { this.chunkSent.delete(m); this.fresh.delete(m) }
+    for (const m of l.sent) { this.chunkSent.delete(m); this.fresh.delete(m); this.pool.forget(m) }
+    if (this.live.size === 0) this.pool.drain()
     await l.handle?.close().catch(() => {})
   }
 

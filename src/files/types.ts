@@ -2,7 +2,9 @@
  * File transfer (types only): what a transfer's records hold on each side, and the room the
  * file.* methods reach through their context (src/method.ts `files`).
  */
+import type fs from 'node:fs'
 import type { MethodContext, MethodResult } from '../method'
+import type { WholeHash } from './whole-hash'
 
 /** What the sender tells the receiver when it opens a transfer (file.put's one argument, as JSON). */
 export interface PutMeta {
@@ -133,4 +135,23 @@ export function outInfo(r: OutRecord): TransferInfo {
 /** A transfer that will not change any more. */
 export function ended(state: string): boolean {
   return state === 'done' || state === 'failed' || state === 'cancelled'
+}
+
+/** A transfer the sender is sending now (sender.ts): what is in flight, and its open source. */
+export interface Live {
+  handle: fs.promises.FileHandle | undefined
+  inFlight: Map<string, number>
+  /** Chunks read and being stored (submitted, not yet durable): they count against the window. */
+  storing: number
+  pumping: boolean
+  /** For --rate: when this pass started and what it sent since. */
+  t0: number
+  sentSince: number
+  lastSave: number
+  /** Commits answered with chunks missing. */
+  rounds: number
+  /** Ids of the chunk messages sent in this run. */
+  sent: string[]
+  /** The whole file's sha256, fed with the chunks as this run reads them (while the record has none). */
+  whole: WholeHash
 }

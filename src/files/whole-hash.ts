@@ -31,7 +31,8 @@ export class WholeHash {
   feed(i: number, buf: Buffer): string | undefined {
     if (this.hashed < 0 || i < this.hashed) return undefined
     if (i > this.hashed) {
-      this.ahead.set(i, buf)
+      // A copy: the chunk's buffer is used again once it is ACKed (chunk-pool.ts).
+      this.ahead.set(i, Buffer.from(buf))
       // The chunk in the way is not being read (the receiver has it): no point holding more.
       if (this.ahead.size > this.window) this.giveUp()
       return undefined

@@ -4,6 +4,7 @@
  */
 import { OutpostError } from '../errors'
 import type { PartFrame } from './framing'
+import { wholeBuffer } from './whole-pool'
 
 const invalid = (message: string): OutpostError => new OutpostError('frame_invalid', `frame: ${message}`)
 
@@ -97,7 +98,7 @@ export class Reassembler {
     this.#drop(key)
     // Parts may be views of a connection's receive buffers (frame-layout.ts): the whole is a copy.
     if (n === 1) return new Uint8Array(b)
-    const out = new Uint8Array(p.bytes)
+    const out = wholeBuffer(p.bytes) // large ones given back by their reader when done (whole-pool.ts)
     let at = 0
     for (let k = 0; k < n; k++) {
       const slice = p.parts.get(k) as Uint8Array
