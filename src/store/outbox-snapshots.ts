@@ -157,6 +157,7 @@ export class Snapshots {
     if (this.p.journal.diskFull) return
     const covered = this.p.journal.rotate()
     if (this.newFormat && this.p.index.layout === 'inline') this.p.index.useBodyFiles()
+    if (this.newFormat && this.p.receiver.seenLayout === 'rows') this.p.receiver.useRuns()
     this.p.index.syncToStore(covered)
     this.p.receiver.syncToStore(this.p.now() - this.p.dedupWindowMs)
     // The body files this snapshot names; any other goes once it is durable.
@@ -188,6 +189,6 @@ export class Snapshots {
 
   /** Whether a start-up now would replay anything. */
   needsSnapshot(): boolean {
-    return this.p.journal.bytesInSegment > 0 || (this.p.recovery.replayedRecords > 0 && this.lastSnapshot === this.p.recovery.snapshot)
+    return this.p.journal.bytesInSegment > 0 || ((this.p.recovery.replayedRecords > 0 || this.p.receiver.migratedAtOpen) && this.lastSnapshot === this.p.recovery.snapshot)
   }
 }
