@@ -9,6 +9,7 @@
  *        each a few packed runs, a sql.js row `seen_runs` each
  */
 import type { Database, Statement } from 'sql.js'
+import { OutpostError } from '../errors'
 import { SENT_PREFIX } from './outbox-apply'
 import { loadRun, SeenSet, type Run } from './seen-runs'
 import { BatchStatement, hasRow, insertRows } from './sqljs'
@@ -91,6 +92,7 @@ class SeenRuns implements SeenStore {
   private lastN: number
   private readonly insert: Statement
   private readonly remove: Statement
+  private readonly update: Statement
 
   constructor(private readonly db: Database) {
     const byKind: Run[][] = [[], []]
@@ -99,7 +101,11 @@ class SeenRuns implements SeenStore {
     try {
       while (st.step()) {
         const [n, kind, data] = st.get()
-        byKind[Number(kind) === 1 ? 1 : 0]!.push(loadRun(Number(n), data as Uint8Array))
+        try {
+          byKind[Number(kind) === 1 ? 1 : 0]!.push(loadRun(Number(n), data as Uint8Array))
+        } catch (cause) {
+          throw new OutpostError('outbox_corrupt', `outbox: the snapshot's dedup run ${String(n)} cannot be read (${(cause as Error).message})`, { cause })
+        }
         last = Math.max(last, Number(n))
       }
     } finally {
@@ -110,6 +116,7 @@ class SeenRuns implements SeenStore {
     this.requests = new SeenSet(byKind[1])
     this.insert = db.prepare('INSERT INTO seen_runs (n, kind, data) VALUES (?, ?, ?)')
     this.remove = db.prepare('DELETE FROM seen_runs WHERE n = ?')
+    this.update = db.prepare('UPDATE seen_runs SET data = ? WHERE n = ?')
   }
 
   private set(key: string): SeenSet {
@@ -127,9 +134,10 @@ class SeenRuns implements SeenStore {
   sync(pruneBefore: number): void {
     const next = (): number => ++this.lastN
     for (const [kind, set] of [this.receipts, this.requests].entries()) {
-      const { added, removed } = set.flush(pruneBefore, next)
+      const { added, removed, updated } = set.flush(pruneBefore, next)
       for (const n of removed) this.remove.run([n])
       for (const r of added) this.insert.run([r.n, kind, r.buf])
+      for (const r of updated) this.update.run([r.buf, r.n])
     }
   }
 
@@ -154,6 +162,7 @@ class SeenRuns implements SeenStore {
   free(): void {
     this.insert.free()
     this.remove.free()
+    this.update.free()
   }
 }
 

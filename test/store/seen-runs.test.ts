@@ -11,6 +11,7 @@ import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
 import { Outbox, type OutboxOptions } from '../../src/store/outbox'
 import { sentKey } from '../../src/store/outbox-apply'
+import { SeenSet } from '../../src/store/seen-runs'
 import { loadSqlJs } from '../../src/store/sqljs'
 import { snapshotName } from '../../src/store/store-files'
 
@@ -89,6 +90,27 @@ t('pruning by age (injected clock): an id is recognised for the whole window, an
   assert.not.ok(again.hasSeen(ulid(35 * 200)))
   await again.close()
   assert.equal(await snapshotRows(dir, 'SELECT count(*) FROM seen_runs'), [[1]])
+})
+
+t('an id marked again later keeps its later time in the stored run, across a restart', async () => {
+  const dir = tmpDir()
+  let now = 1_000_000
+  const o = { now: () => now, dedupWindowMs: 10_000 }
+  const ob = await open(dir, o)
+  await ob.markSeen(['a1', 'a2'], now)
+  await ob.checkpoint()
+  now += 8000
+  await ob.markSeen('a2', now)
+  await ob.checkpoint()
+  assert.is(ob.stats().seen, 2, 'once')
+  await ob.close()
+  now += 5000
+  const again = await open(dir, o)
+  await again.markSeen('b1', now)
+  await again.checkpoint()
+  assert.not.ok(again.hasSeen('a1'), 'a1: past its window')
+  assert.ok(again.hasSeen('a2'), 'a2: inside the window of its later mark')
+  await again.close()
 })
 
 /** A format-2 snapshot as the outpost before runs wrote it: body-file outbox table, a `seen` row per id. */
@@ -194,6 +216,43 @@ t('SIGKILL at random moments (snapshots every 4 KiB: mid-snapshot, between the r
   assert.ok(confirmed.every((k) => k.startsWith('!') || again.hasSeen(k)))
   await again.close()
   console.log(`  seen crash: ${confirmed.length} confirmed over 6 kills, ${seen} stored`)
+})
+
+t('SeenSet against a plain Map: random keys (overlapping runs, shared prefixes, non-ASCII, repeats), times and windows over 300 snapshots', () => {
+  let seed = 7
+  const rnd = (n: number): number => { seed = (seed * 1103515245 + 12345) % 2 ** 31; return seed % n }
+  const alphabet = ['0', '1', 'A', 'Z', 'a', 'é', '~']
+  const key = (): string => Array.from({ length: 1 + rnd(6) }, () => alphabet[rnd(alphabet.length)]!).join('') + (rnd(3) === 0 ? String(rnd(50)) : '')
+  const set = new SeenSet()
+  const ref = new Map<string, number>()
+  let n = 0
+  let now = 0
+  for (let snap = 0; snap < 300; snap++) {
+    now += 1 + rnd(100)
+    for (let i = rnd(40); i > 0; i--) {
+      const k = key()
+      const at = now - rnd(50)
+      set.add(k, at)
+      ref.set(k, Math.max(at, ref.get(k) ?? -Infinity))
+    }
+    const pruneBefore = now - 400
+    const changes = set.flush(pruneBefore, () => ++n)
+    assert.ok(changes.added.every((r) => set.runs.includes(r)), 'what is added is held')
+    // Kept: every key whose latest time is inside the window; gone: no key it never had.
+    for (const [k, at] of ref) {
+      if (at >= pruneBefore) assert.ok(set.has(k), `snapshot ${snap}: ${k} (at ${at}, window from ${pruneBefore})`)
+      else if (at < pruneBefore - 400) assert.not.ok(set.has(k), `snapshot ${snap}: ${k} long past its window`)
+    }
+    for (let i = 0; i < 20; i++) {
+      const k = key()
+      if (!ref.has(k)) assert.not.ok(set.has(k), `never added: ${k}`)
+    }
+    // Each key once across the runs.
+    const inRuns = set.runs.reduce((a, r) => a + r.offs.length, 0)
+    const live = [...ref.keys()].filter((k) => set.has(k)).length
+    assert.is(inRuns, live, `snapshot ${snap}: ${inRuns} entries for ${live} keys`)
+    assert.ok(set.runs.length <= 12, `${set.runs.length} runs`)
+  }
 })
 
 t.run()
