@@ -11,7 +11,8 @@
 import type { Database, Statement } from 'sql.js'
 import { OutpostError } from '../errors'
 import { SENT_PREFIX } from './outbox-apply'
-import { loadRun, SeenSet, type Run } from './seen-runs'
+import { loadRun, type Run } from './seen-pack'
+import { SeenSet } from './seen-runs'
 import { BatchStatement, hasRow, insertRows } from './sqljs'
 
 /** The store format of the runs layout (user_version). */
