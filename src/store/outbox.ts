@@ -115,7 +115,7 @@ export class Outbox {
     this.snapshots = new Snapshots({
       dir: this.dir, db, journal: this.journal, index, receiver, bodies, checkpointBytes: this.checkpointBytes, dedupWindowMs: this.dedupWindowMs,
       now: this.now, warn: this.warn, afterBurst: opts.afterBurst, recovery,
-    }, lastSnapshot, named, opts.keepOldFormat !== true)
+    }, lastSnapshot, named, receiver.runFiles(), opts.keepOldFormat !== true)
   }
 
   /** Open (or create) the outbox in `dir`: load the newest snapshot, replay the journal after it. */
@@ -131,7 +131,7 @@ export class Outbox {
       db.db.exec(RECEIVER_TABLES)
       const bodies = new BodyStore(opts.dir, db.snapshot)
       const index = new OutboxIndex(db.db, bodies, warn, layout)
-      const receiver = new ReceiverIndex(db.db, opts.keepOldFormat !== true)
+      const receiver = new ReceiverIndex(db.db, opts.dir, opts.keepOldFormat !== true)
       // The body files the loaded snapshot names, before the journal releases any of them.
       const named = bodies.inUse()
       const r = replayJournal(opts.dir, db.snapshot, (op) => applyOp(index, receiver, op), warn)

@@ -36,9 +36,9 @@ export class ReceiverIndex {
   private readonly insertInbox: BatchStatement
 
   /** `runs`: the dedup set in packed runs (format 3), moving a store's rows to them now. */
-  constructor(db: Database, runs: boolean) {
+  constructor(db: Database, private readonly dir: string, runs: boolean) {
     this.db = db
-    const opened = openSeen(db, runs)
+    const opened = openSeen(db, dir, runs)
     this.seenSet = opened.store
     this.migratedAtOpen = opened.migrated
     this.stmt = {
@@ -66,7 +66,7 @@ export class ReceiverIndex {
         throw err
       }
       this.seenSet.committed()
-      this.seenSet = migrateToRuns(this.db, this.seenSet)
+      this.seenSet = migrateToRuns(this.db, this.dir, this.seenSet)
     }
   }
 
@@ -117,6 +117,21 @@ export class ReceiverIndex {
     }
     this.seenSet.committed()
     this.inboxHot.clear()
+  }
+
+  /** The dedup set's run files sql.js names now (store format 3). */
+  runFiles(): Set<number> {
+    return this.seenSet.inUse()
+  }
+
+  /** Write the new run files durably: before the snapshot naming them is. */
+  flushRunFiles(): Promise<void> {
+    return this.seenSet.flushFiles()
+  }
+
+  /** After a durable snapshot: delete the run files neither it nor the one before it names. */
+  removeRunFilesExcept(kept: Set<number>): Promise<void> {
+    return this.seenSet.removeFilesExcept(kept)
   }
 
   get seenCount(): number {

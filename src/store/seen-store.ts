@@ -11,6 +11,8 @@
 import type { Database, Statement } from 'sql.js'
 import { OutpostError } from '../errors'
 import { SENT_PREFIX } from './outbox-apply'
+import { crc32 } from './crc32'
+import { RunFiles } from './seen-files'
 import { loadRun, type Run } from './seen-pack'
 import { SeenSet } from './seen-runs'
 import { BatchStatement, hasRow, insertRows } from './sqljs'
@@ -22,8 +24,8 @@ export const SEEN_ROWS_TABLE = `
 CREATE TABLE IF NOT EXISTS seen (id TEXT PRIMARY KEY, at INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS seen_at ON seen (at);
 `
-/** kind: 0 receipts, 1 request records. */
-const RUNS_TABLE = 'CREATE TABLE IF NOT EXISTS seen_runs (n INTEGER PRIMARY KEY, kind INTEGER NOT NULL, data BLOB NOT NULL)'
+/** A run file each (seen-files.ts): kind 0 receipts, 1 request records; its length and CRC32. */
+const RUNS_TABLE = 'CREATE TABLE IF NOT EXISTS seen_runs (n INTEGER PRIMARY KEY, kind INTEGER NOT NULL, bytes INTEGER NOT NULL, crc INTEGER NOT NULL)'
 
 export type SeenLayout = 'rows' | 'runs'
 
@@ -38,28 +40,34 @@ export interface SeenStore {
   /** After a failed sync's rollback. */
   clear(): void
   readonly count: number
+  /** The run files what sql.js holds now names (none for rows). */
+  inUse(): Set<number>
+  /** Write the new run files durably (before the snapshot naming them is). */
+  flushFiles(): Promise<void>
+  /** After a durable snapshot: delete the run files not in `kept`. */
+  removeFilesExcept(kept: Set<number>): Promise<void>
   free(): void
 }
 
 const hasTable = (db: Database, name: string): boolean => db.exec(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '${name}'`).length > 0
 
 /** The store's dedup set as the loaded snapshot has it; a `rows` one moved to runs when `runs`. */
-export function openSeen(db: Database, runs: boolean): { store: SeenStore; migrated: boolean } {
-  if (hasTable(db, 'seen_runs')) return { store: new SeenRuns(db), migrated: false }
+export function openSeen(db: Database, dir: string, runs: boolean): { store: SeenStore; migrated: boolean } {
+  if (hasTable(db, 'seen_runs')) return { store: new SeenRuns(db, dir, true), migrated: false }
   if (!runs) {
     db.exec(SEEN_ROWS_TABLE)
     return { store: new SeenRows(db), migrated: false }
   }
   // A store with rows (not a new one): the move is written by a snapshot at close even if nothing else is.
   const migrated = hasTable(db, 'seen')
-  return { store: migrateToRuns(db), migrated }
+  return { store: migrateToRuns(db, dir), migrated }
 }
 
 /** Rows to runs (format 2 to 3): every row read once, packed, the table dropped. In memory: the next snapshot writes it. */
-export function migrateToRuns(db: Database, from?: SeenStore): SeenStore {
+export function migrateToRuns(db: Database, dir: string, from?: SeenStore): SeenStore {
   from?.free()
   db.exec(RUNS_TABLE)
-  const runs = new SeenRuns(db)
+  const runs = new SeenRuns(db, dir, false)
   if (hasTable(db, 'seen')) {
     const st = db.prepare('SELECT id, at FROM seen')
     try {
@@ -85,39 +93,49 @@ export function migrateToRuns(db: Database, from?: SeenStore): SeenStore {
   return runs
 }
 
-/** Format 3: packed runs, one sql.js row each. */
+/** Format 3: packed runs, a file each (seen-files.ts), listed in sql.js. */
 class SeenRuns implements SeenStore {
   readonly layout = 'runs'
   private readonly receipts: SeenSet
   private readonly requests: SeenSet
+  private readonly files: RunFiles
   private lastN: number
   private readonly insert: Statement
   private readonly remove: Statement
-  private readonly update: Statement
 
-  constructor(private readonly db: Database) {
+  /** `loaded`: the snapshot has runs (else the table was just made), whose files are read now. */
+  constructor(private readonly db: Database, dir: string, loaded: boolean) {
+    this.files = new RunFiles(dir)
     const byKind: Run[][] = [[], []]
     let last = 0
-    const st = db.prepare('SELECT n, kind, data FROM seen_runs ORDER BY n')
+    const named = new Set<number>()
+    const st = db.prepare('SELECT n, kind, bytes, crc FROM seen_runs ORDER BY n')
     try {
       while (st.step()) {
-        const [n, kind, data] = st.get()
+        const [n, kind, bytes, crc] = st.get().map(Number) as [number, number, number, number]
+        const buf = this.files.read(n, bytes, crc)
         try {
-          byKind[Number(kind) === 1 ? 1 : 0]!.push(loadRun(Number(n), data as Uint8Array))
+          byKind[kind === 1 ? 1 : 0]!.push(loadRun(n, buf))
         } catch (cause) {
-          throw new OutpostError('outbox_corrupt', `outbox: the snapshot's dedup run ${String(n)} cannot be read (${(cause as Error).message})`, { cause })
+          throw new OutpostError('outbox_corrupt', `outbox: the dedup set's run ${n} cannot be read (${(cause as Error).message})`, { cause })
         }
-        last = Math.max(last, Number(n))
+        named.add(n)
+        last = Math.max(last, n)
       }
     } finally {
       st.free()
     }
+    if (loaded) this.files.cleanAtOpen(named)
     this.lastN = last
     this.receipts = new SeenSet(byKind[0])
     this.requests = new SeenSet(byKind[1])
-    this.insert = db.prepare('INSERT INTO seen_runs (n, kind, data) VALUES (?, ?, ?)')
+    this.insert = db.prepare('INSERT INTO seen_runs (n, kind, bytes, crc) VALUES (?, ?, ?, ?)')
     this.remove = db.prepare('DELETE FROM seen_runs WHERE n = ?')
-    this.update = db.prepare('UPDATE seen_runs SET data = ? WHERE n = ?')
+  }
+
+  private store(kind: number, r: Run): void {
+    this.insert.run([r.n, kind, r.buf.length, crc32(r.buf)])
+    this.files.add(r.n, r.buf)
   }
 
   private set(key: string): SeenSet {
@@ -137,8 +155,13 @@ class SeenRuns implements SeenStore {
     for (const [kind, set] of [this.receipts, this.requests].entries()) {
       const { added, removed, updated } = set.flush(pruneBefore, next)
       for (const n of removed) this.remove.run([n])
-      for (const r of added) this.insert.run([r.n, kind, r.buf])
-      for (const r of updated) this.update.run([r.buf, r.n])
+      for (const r of added) this.store(kind, r)
+      // A run file never changes (the snapshot before may name it): a run with a key's later time is a new one.
+      for (const r of updated) {
+        this.remove.run([r.n])
+        r.n = next()
+        this.store(kind, r)
+      }
     }
   }
 
@@ -146,16 +169,28 @@ class SeenRuns implements SeenStore {
 
   clear(): void {
     // A failed sync leaves sql.js rolled back and memory ahead of it: the next snapshot's
-    // rows would be missing runs. Rare (sql.js out of memory); rewrite every run then.
+    // rows would be missing runs. Rare (sql.js out of memory); list every run again then.
     this.db.exec('DELETE FROM seen_runs')
-    for (const [kind, set] of [this.receipts, this.requests].entries()) for (const r of set.runs) this.insert.run([r.n, kind, r.buf])
+    for (const [kind, set] of [this.receipts, this.requests].entries()) for (const r of set.runs) this.store(kind, r)
+  }
+
+  inUse(): Set<number> {
+    return new Set([...this.receipts.runs, ...this.requests.runs].map((r) => r.n))
+  }
+
+  flushFiles(): Promise<void> {
+    return this.files.flush()
+  }
+
+  removeFilesExcept(kept: Set<number>): Promise<void> {
+    return this.files.removeExcept(kept)
   }
 
   get count(): number {
     return this.receipts.size + this.requests.size
   }
 
-  /** Bytes the runs take in memory (as much again in sql.js). */
+  /** Bytes the runs take in memory. */
   get bytes(): number {
     return this.receipts.bytes + this.requests.bytes
   }
@@ -163,7 +198,6 @@ class SeenRuns implements SeenStore {
   free(): void {
     this.insert.free()
     this.remove.free()
-    this.update.free()
   }
 }
 
@@ -217,6 +251,14 @@ class SeenRows implements SeenStore {
   clear(): void {
     this.insert.clear()
   }
+
+  inUse(): Set<number> {
+    return new Set()
+  }
+
+  async flushFiles(): Promise<void> {}
+
+  async removeFilesExcept(): Promise<void> {}
 
   get count(): number {
     return this.hot.size + this.stored

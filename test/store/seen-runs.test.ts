@@ -14,6 +14,7 @@ import { sentKey } from '../../src/store/outbox-apply'
 import { SeenSet } from '../../src/store/seen-runs'
 import { loadSqlJs } from '../../src/store/sqljs'
 import { snapshotName } from '../../src/store/store-files'
+import { rejectsCode } from '../helpers'
 
 const t = suite('seen runs')
 const tmpDir = (): string => fs.mkdtempSync(path.join(os.tmpdir(), 'outpost-seen-'))
@@ -110,6 +111,69 @@ t('an id marked again later keeps its later time in the stored run, across a res
   await again.checkpoint()
   assert.not.ok(again.hasSeen('a1'), 'a1: past its window')
   assert.ok(again.hasSeen('a2'), 'a2: inside the window of its later mark')
+  await again.close()
+})
+
+const runFiles = (dir: string): string[] => fs.readdirSync(dir).filter((f) => /^seen-\d{12}\.run$/.test(f)).sort()
+
+t('run files: the snapshot names them; unused ones go once two snapshots no longer name them; strays go at open; a missing or damaged one stops the open with outbox_corrupt', async () => {
+  const dir = tmpDir()
+  const ob = await open(dir)
+  for (let s = 0; s < 12; s++) {
+    await ob.markSeen(Array.from({ length: 100 + s }, (_, i) => ulid(s * 1000 + i)))
+    await ob.checkpoint()
+  }
+  const named = (await snapshotRows(dir, 'SELECT n FROM seen_runs ORDER BY n')).map((r) => Number(r[0]))
+  const files = runFiles(dir)
+  assert.ok(named.length >= 1 && named.length <= 6, `${named.length} runs`)
+  // This snapshot's files and the previous one's, nothing older.
+  for (const n of named) assert.ok(files.includes(`seen-${String(n).padStart(12, '0')}.run`), `run ${n} on disk`)
+  assert.ok(files.length <= named.length * 3, `${files.length} files for ${named.length} named`)
+  await ob.close()
+  // A file a snapshot that never became durable left behind.
+  const stray = path.join(dir, `seen-${String(Math.max(...named) + 5).padStart(12, '0')}.run`)
+  fs.writeFileSync(stray, 'half a run')
+  const again = await open(dir)
+  assert.not.ok(fs.existsSync(stray), 'stray removed at open')
+  assert.ok(again.hasSeen(ulid(11 * 1000 + 110)))
+  await again.close()
+  const first = path.join(dir, `seen-${String(named[0]).padStart(12, '0')}.run`)
+  const bytes = fs.readFileSync(first)
+  bytes[5]! ^= 0x20
+  fs.writeFileSync(first, bytes)
+  await rejectsCode(open(dir), 'outbox_corrupt', first, 'CRC')
+  fs.rmSync(first)
+  await rejectsCode(open(dir), 'outbox_corrupt', first)
+  bytes[5]! ^= 0x20
+  fs.writeFileSync(first, bytes)
+  const whole = await open(dir)
+  assert.is(whole.stats().seen, Array.from({ length: 12 }, (_, s) => 100 + s).reduce((a, b) => a + b))
+  await whole.close()
+})
+
+t('a damaged newest snapshot falls back to the one before it: its run files are still there, and the journal after it brings the rest', async () => {
+  const dir = tmpDir()
+  const ob = await open(dir)
+  for (let s = 0; s < 6; s++) {
+    await ob.markSeen(Array.from({ length: 300 }, (_, i) => ulid(s * 1000 + i)))
+    await ob.recordRequest(ulid(9e6 + s), 'ship1', 'reply.m', Date.now() + 60_000)
+    await ob.checkpoint()
+  }
+  await ob.close()
+  const snaps = fs.readdirSync(dir).filter((f) => /^snapshot-\d{12}\.db$/.test(f)).sort()
+  assert.ok(snaps.length >= 2)
+  const newest = path.join(dir, snaps.at(-1)!)
+  const bytes = fs.readFileSync(newest)
+  bytes[bytes.length - 100]! ^= 0xff
+  fs.writeFileSync(newest, bytes)
+  const warnings: string[] = []
+  const again = await open(dir, { warn: (m) => warnings.push(m) })
+  assert.ok(warnings.some((w) => w.includes('damaged')), 'the fallback is reported')
+  assert.is(again.stats().seen, 6 * 301)
+  for (let s = 0; s < 6; s++) {
+    assert.ok(again.hasSeen(ulid(s * 1000 + 299)), `snapshot ${s}'s ids`)
+    assert.ok(again.sentRequest(ulid(9e6 + s), 'ship1', 'reply.m'), `request ${s}`)
+  }
   await again.close()
 })
 
