@@ -69,8 +69,11 @@ async function one(label: string, root: string): Promise<Record<string, unknown>
     await sleep(5000)
     const rssAfterCrash = rssOf(p.child.pid!)
     await p.stop('SIGKILL')
-    const snap = fs.readdirSync(dir).filter((f) => f.endsWith('.db')).map((f) => fs.statSync(path.join(dir, f)).size)
-    return { build: label, rssMB100k: Math.round(rss), restartCleanMs100k: Math.round(cleanMs), restartCrashMs150k: Math.round(crashMs), rssMB150k: Math.round(rssAfterCrash), snapshotMB: Math.max(...snap) / 1e6 }
+    // The newest snapshot and the dedup set's run files beside it (format 3).
+    const files = fs.readdirSync(dir)
+    const newest = files.filter((f) => f.endsWith('.db')).sort().at(-1)!
+    const snap = [newest, ...files.filter((f) => f.endsWith('.run'))].reduce((a, f) => a + fs.statSync(path.join(dir, f)).size, 0)
+    return { build: label, rssMB100k: Math.round(rss), restartCleanMs100k: Math.round(cleanMs), restartCrashMs150k: Math.round(crashMs), rssMB150k: Math.round(rssAfterCrash), snapshotMB: Math.round(snap / 1e5) / 10 }
   } finally {
     await c.destroy()
   }

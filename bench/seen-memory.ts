@@ -1,6 +1,7 @@
 /**
  * What the dedup set costs in memory once loaded: a store holding N seen ids (ULIDs) is written,
- * then opened by a fresh process, which reports its RSS, V8 heap and external memory after a
+ * then opened by a fresh process, which reports its RSS, V8 heap and external memory (Buffers,
+ * sql.js's WebAssembly memory and its in-memory file) after a
  * full GC, against the same for an empty store. Format 3 (runs) and formats 1-2 (rows, as
  * keepOldFormat keeps them), alternated. JSON lines.
  *   node --expose-gc --import tsx bench/seen-memory.ts [N]
@@ -55,8 +56,11 @@ async function main(): Promise<void> {
     child(['write', empty, '0'], rows)
     const full = JSON.parse(child(['measure', dir], rows)) as Record<string, number>
     const none = JSON.parse(child(['measure', empty], rows)) as Record<string, number>
-    const snap = Math.max(...fs.readdirSync(dir).filter((f) => f.endsWith('.db')).map((f) => fs.statSync(path.join(dir, f)).size))
-    console.log(JSON.stringify({ layout: rows ? 'rows' : 'runs', seen: full.seen, rssDeltaMB: Math.round(full.rssMB! - none.rssMB!), heapDeltaMB: Math.round(full.heapMB! - none.heapMB!), bytesPerId: Math.round(((full.rssMB! - none.rssMB!) * 1e6) / n), snapshotMB: Math.round(snap / 1e5) / 10 }))
+    // The newest snapshot and the run files: what a start reads.
+    const files = fs.readdirSync(dir)
+    const newest = files.filter((f) => f.endsWith('.db')).sort().at(-1)!
+    const snap = [newest, ...files.filter((f) => f.endsWith('.run'))].reduce((a, f) => a + fs.statSync(path.join(dir, f)).size, 0)
+    console.log(JSON.stringify({ layout: rows ? 'rows' : 'runs', seen: full.seen, rssDeltaMB: Math.round(full.rssMB! - none.rssMB!), externalDeltaMB: Math.round(full.externalMB! - none.externalMB!), heapDeltaMB: Math.round(full.heapMB! - none.heapMB!), rssBytesPerId: Math.round(((full.rssMB! - none.rssMB!) * 1e6) / n), snapshotMB: Math.round(snap / 1e5) / 10 }))
     fs.rmSync(dir, { recursive: true, force: true })
     fs.rmSync(empty, { recursive: true, force: true })
   }

@@ -7,7 +7,7 @@
  *   snapshot: new runs ─▶ written, each fsynced ─▶ fsync dir ─▶ (the snapshot is renamed into place)
  *             ─▶ files neither it nor the snapshot before it names are deleted
  *   open:     each named file read and checked (missing, short or failing its CRC: outbox_corrupt);
- *             unnamed files newer than every named one (a snapshot that never became durable) deleted
+ *             files numbered past the last the snapshot gave out (from one never durable) deleted
  */
 import fs from 'node:fs'
 import path from 'node:path'
@@ -21,6 +21,8 @@ export const runFileName = (n: number): string => `seen-${String(n).padStart(12,
 export class RunFiles {
   /** Runs made since the last flush: written (and fsynced) before the snapshot naming them is. */
   private readonly pending = new Map<number, Uint8Array>()
+  /** Run files on disk, read at open or written by a flush: never written again (a snapshot may name them). */
+  private readonly durable = new Set<number>()
 
   constructor(readonly dir: string) {}
 
@@ -36,21 +38,25 @@ export class RunFiles {
     if (buf.length !== bytes || crc32(buf) !== crc) {
       throw new OutpostError('outbox_corrupt', `outbox: the dedup set's run ${file} is ${buf.length} bytes${buf.length === bytes ? ' that fail their CRC' : `, not ${bytes}`}; keep a copy of the directory before repairing it`)
     }
+    this.durable.add(n)
     return buf
   }
 
-  /** Delete run files newer than every one the loaded snapshot names: a snapshot that never became durable wrote them. */
-  cleanAtOpen(named: Set<number>): void {
-    const newest = Math.max(0, ...named)
+  /**
+   * Delete run files numbered above `lastGiven` (the last number the loaded snapshot had given
+   * out): a snapshot that never became durable wrote them, and their numbers will be given again.
+   * Lower ones may be the snapshot's before it; the next snapshot removes those it does not need.
+   */
+  cleanAtOpen(lastGiven: number): void {
     for (const f of fs.readdirSync(this.dir)) {
       const n = RUN_RE.exec(f)?.[1]
-      if (n !== undefined && Number(n) > newest && !named.has(Number(n))) fs.rmSync(path.join(this.dir, f), { force: true })
+      if (n !== undefined && Number(n) > lastGiven) fs.rmSync(path.join(this.dir, f), { force: true })
     }
   }
 
-  /** A new run, to be written by the next flush(). */
+  /** A run to be written by the next flush(), unless its file is on disk already. */
   add(n: number, buf: Uint8Array): void {
-    this.pending.set(n, buf)
+    if (!this.durable.has(n)) this.pending.set(n, buf)
   }
 
   /** Write every new run durably, then the directory (before a snapshot names them). */
@@ -65,6 +71,7 @@ export class RunFiles {
         await fh.close()
       }
       this.pending.delete(n)
+      this.durable.add(n)
     }
     fsyncDir(this.dir)
   }
@@ -74,6 +81,7 @@ export class RunFiles {
     for (const f of await fs.promises.readdir(this.dir)) {
       const n = RUN_RE.exec(f)?.[1]
       if (n === undefined || kept.has(Number(n)) || this.pending.has(Number(n))) continue
+      this.durable.delete(Number(n))
       await fs.promises.rm(path.join(this.dir, f), { force: true })
     }
   }

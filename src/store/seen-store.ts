@@ -25,7 +25,8 @@ CREATE TABLE IF NOT EXISTS seen (id TEXT PRIMARY KEY, at INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS seen_at ON seen (at);
 `
 /** A run file each (seen-files.ts): kind 0 receipts, 1 request records; its length and CRC32. */
-const RUNS_TABLE = 'CREATE TABLE IF NOT EXISTS seen_runs (n INTEGER PRIMARY KEY, kind INTEGER NOT NULL, bytes INTEGER NOT NULL, crc INTEGER NOT NULL)'
+const RUNS_TABLE = `CREATE TABLE IF NOT EXISTS seen_runs (n INTEGER PRIMARY KEY, kind INTEGER NOT NULL, bytes INTEGER NOT NULL, crc INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS seen_meta (k TEXT PRIMARY KEY, v INTEGER NOT NULL)`
 
 export type SeenLayout = 'rows' | 'runs'
 
@@ -102,13 +103,14 @@ class SeenRuns implements SeenStore {
   private lastN: number
   private readonly insert: Statement
   private readonly remove: Statement
+  private readonly setLast: Statement
 
   /** `loaded`: the snapshot has runs (else the table was just made), whose files are read now. */
   constructor(private readonly db: Database, dir: string, loaded: boolean) {
+    db.exec(RUNS_TABLE)
     this.files = new RunFiles(dir)
     const byKind: Run[][] = [[], []]
     let last = 0
-    const named = new Set<number>()
     const st = db.prepare('SELECT n, kind, bytes, crc FROM seen_runs ORDER BY n')
     try {
       while (st.step()) {
@@ -119,18 +121,20 @@ class SeenRuns implements SeenStore {
         } catch (cause) {
           throw new OutpostError('outbox_corrupt', `outbox: the dedup set's run ${n} cannot be read (${(cause as Error).message})`, { cause })
         }
-        named.add(n)
         last = Math.max(last, n)
       }
     } finally {
       st.free()
     }
-    if (loaded) this.files.cleanAtOpen(named)
-    this.lastN = last
+    // The highest run number given out before this snapshot: a file above it is from one that never became durable.
+    const given = Number(db.exec("SELECT v FROM seen_meta WHERE k = 'lastRun'")[0]?.values[0]?.[0] ?? 0)
+    this.lastN = Math.max(last, given)
+    if (loaded) this.files.cleanAtOpen(this.lastN)
     this.receipts = new SeenSet(byKind[0])
     this.requests = new SeenSet(byKind[1])
     this.insert = db.prepare('INSERT INTO seen_runs (n, kind, bytes, crc) VALUES (?, ?, ?, ?)')
     this.remove = db.prepare('DELETE FROM seen_runs WHERE n = ?')
+    this.setLast = db.prepare("INSERT OR REPLACE INTO seen_meta (k, v) VALUES ('lastRun', ?)")
   }
 
   private store(kind: number, r: Run): void {
@@ -163,13 +167,15 @@ class SeenRuns implements SeenStore {
         this.store(kind, r)
       }
     }
+    this.setLast.run([this.lastN])
   }
 
   committed(): void {}
 
   clear(): void {
     // A failed sync leaves sql.js rolled back and memory ahead of it: the next snapshot's
-    // rows would be missing runs. Rare (sql.js out of memory); list every run again then.
+    // rows would be missing runs. Rare (sql.js out of memory); list every run again then
+    // (a run whose file is on disk is not written again).
     this.db.exec('DELETE FROM seen_runs')
     for (const [kind, set] of [this.receipts, this.requests].entries()) for (const r of set.runs) this.store(kind, r)
   }
@@ -198,6 +204,7 @@ class SeenRuns implements SeenStore {
   free(): void {
     this.insert.free()
     this.remove.free()
+    this.setLast.free()
   }
 }
 
