@@ -209,7 +209,7 @@ export async function* outboxBenchmarks(): AsyncIterable<BenchResult> {
     const b = pick('rows', (x) => x.restart[how])
     yield {
       name: `outbox.restart.seen400k.${how}`, value: round(v), unit: 'ms', baseline: round(b), ratio: round(b / v, 2),
-      note: `open with 320k keys in the snapshot and 80k ${how === 'crash' ? 'in the journal (SIGKILL)' : 'moved in by the clean stop'}: runs; baseline: rows`,
+      note: `open with ${how === 'crash' ? '320k keys in the snapshot and 80k in the journal (SIGKILL)' : 'all 400k keys in the snapshot (a clean stop)'}: runs; baseline: rows`,
     }
   }
 
