@@ -33,8 +33,23 @@ export class SeenSet {
   /** Oldest first. */
   runs: Run[] = []
 
+  /**
+   * The greatest stored key as a string: a key above it (a new ULID) is in no run, found without
+   * encoding it. Undefined when there is none, or when it holds a surrogate (string order and
+   * byte order can then disagree).
+   */
+  private maxKey: string | undefined
+
   constructor(runs: Run[] = []) {
     this.runs = runs
+    this.findMax()
+  }
+
+  private findMax(): void {
+    let top: Run | undefined
+    for (const r of this.runs) if (top === undefined || cmp(r, r.offs.length - 1, top.buf, ...lastKeyOf(top)) > 0) top = r
+    const max = top === undefined ? undefined : top.buf.toString('utf8', ...lastKeyOf(top))
+    this.maxKey = max === undefined || /[\uD800-\uDFFF]/.test(max) ? undefined : max
   }
 
   add(key: string, at: number): void {
@@ -43,7 +58,7 @@ export class SeenSet {
 
   has(key: string): boolean {
     if (this.hot.has(key)) return true
-    if (this.runs.length === 0) return false
+    if (this.runs.length === 0 || (this.maxKey !== undefined && key > this.maxKey)) return false
     const k = Buffer.from(key)
     for (let i = this.runs.length - 1; i >= 0; i--) if (inRun(this.runs[i]!, k)) return true
     return false
@@ -118,6 +133,7 @@ export class SeenSet {
     this.maintain(pruneBefore, nextN, changes)
     // A run rewritten and then merged away or dropped is no update; one added this time is written whole.
     changes.updated = changes.updated.filter((r) => this.runs.includes(r) && !changes.added.includes(r))
+    this.findMax()
     return changes
   }
 

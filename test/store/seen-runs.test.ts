@@ -287,7 +287,7 @@ t('SIGKILL at random moments (snapshots every 4 KiB: mid-snapshot, between the r
 t('SeenSet against a plain Map: random keys (overlapping runs, shared prefixes, non-ASCII, repeats), times and windows over 300 snapshots', () => {
   let seed = 7
   const rnd = (n: number): number => { seed = (seed * 1103515245 + 12345) % 2 ** 31; return seed % n }
-  const alphabet = ['0', '1', 'A', 'Z', 'a', 'é', '~']
+  const alphabet = ['0', '1', 'A', 'Z', 'a', 'é', '~', '\u{1F600}', '\uFFFD']
   const key = (): string => Array.from({ length: 1 + rnd(6) }, () => alphabet[rnd(alphabet.length)]!).join('') + (rnd(3) === 0 ? String(rnd(50)) : '')
   const set = new SeenSet()
   const ref = new Map<string, number>()
