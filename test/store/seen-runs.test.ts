@@ -19,6 +19,16 @@ import { rejectsCode } from '../helpers'
 const t = suite('seen runs')
 const tmpDir = (): string => fs.mkdtempSync(path.join(os.tmpdir(), 'outpost-seen-'))
 const open = (dir: string, o: Partial<OutboxOptions> = {}): Promise<Outbox> => Outbox.open({ dir, maxBytes: 1 << 30, ...o })
+/** What SIGKILL leaves: no final snapshot, timers stopped, the lock of a dead process. */
+async function abandonOutbox(ob: Outbox): Promise<void> {
+  const inner = ob as unknown as { closing?: Promise<void>; journal: { drain(): Promise<void>; closed: boolean }; snapshots: { checkpointing?: Promise<void>; clearTimer(): void }; lock: { release(): void } }
+  while (inner.snapshots.checkpointing) await inner.snapshots.checkpointing
+  inner.closing = Promise.resolve()
+  inner.snapshots.clearTimer()
+  inner.journal.closed = true
+  await inner.journal.drain()
+  inner.lock.release()
+}
 const ulid = (n: number): string => `01J${String(n).padStart(23, '0')}`
 
 /** sql.js's view of the newest snapshot in `dir`. */
@@ -177,6 +187,55 @@ t('a damaged newest snapshot falls back to the one before it: its run files are 
     assert.ok(again.sentRequest(ulid(9e6 + s), 'ship1', 'reply.m'), `request ${s}`)
   }
   await again.close()
+})
+
+const journalFiles = (dir: string): string[] => fs.readdirSync(dir).filter((f) => /^journal-\d{12}\.log$/.test(f))
+
+t('a crash after the snapshot is renamed but before the journal it covers is deleted: every id once', async () => {
+  const dir = tmpDir()
+  const ob = await open(dir)
+  await ob.markSeen(Array.from({ length: 500 }, (_, i) => ulid(i)))
+  await ob.checkpoint()
+  await ob.markSeen(Array.from({ length: 500 }, (_, i) => ulid(1000 + i)))
+  await ob.recordRequest(ulid(5000), 'ship1', 'reply.m', Date.now() + 60_000)
+  // What the next snapshot deletes once it is in place, put back afterwards: as a crash between the two leaves it.
+  const saved = new Map(journalFiles(dir).map((f) => [f, fs.readFileSync(path.join(dir, f))]))
+  await ob.checkpoint()
+  await abandonOutbox(ob)
+  for (const [f, bytes] of saved) if (!fs.existsSync(path.join(dir, f))) fs.writeFileSync(path.join(dir, f), bytes)
+  const again = await open(dir)
+  assert.is(again.stats().seen, 1001)
+  for (const i of [0, 499, 1000, 1499]) assert.ok(again.hasSeen(ulid(i)), ulid(i))
+  assert.ok(again.sentRequest(ulid(5000), 'ship1', 'reply.m'))
+  await again.close()
+})
+
+t('a crash after the run files are written but before the snapshot naming them is renamed: they are deleted at open, the journal brings their ids back, their numbers are given again', async () => {
+  const dir = tmpDir()
+  const ob = await open(dir)
+  await ob.markSeen(Array.from({ length: 500 }, (_, i) => ulid(i)))
+  await ob.checkpoint()
+  const before = new Set(runFiles(dir))
+  await ob.markSeen(Array.from({ length: 500 }, (_, i) => ulid(1000 + i)))
+  await ob.checkpoint()
+  await abandonOutbox(ob)
+  // The newest snapshot never made it into place (its run files and the journal it covers did).
+  const snaps = fs.readdirSync(dir).filter((f) => /^snapshot-\d{12}\.db$/.test(f)).sort()
+  const newest = snaps.at(-1)!
+  fs.rmSync(path.join(dir, newest))
+  fs.rmSync(path.join(dir, newest.replace(/\.db$/, '.sum')))
+  const strays = runFiles(dir).filter((f) => !before.has(f))
+  assert.ok(strays.length > 0, 'the lost snapshot wrote run files')
+  const again = await open(dir)
+  for (const f of strays) assert.not.ok(fs.existsSync(path.join(dir, f)), `${f} deleted at open`)
+  assert.is(again.stats().seen, 1000)
+  await again.markSeen(ulid(3000))
+  await again.checkpoint()
+  await again.close()
+  const third = await open(dir)
+  assert.is(third.stats().seen, 1001)
+  for (const i of [0, 499, 1000, 1499, 3000]) assert.ok(third.hasSeen(ulid(i)), ulid(i))
+  await third.close()
 })
 
 /** A format-2 snapshot as the outpost before runs wrote it: body-file outbox table, a `seen` row per id. */
