@@ -5,8 +5,9 @@
  *   enqueue/remove/attempt ─▶ journal (group-committed, fdatasync) ─▶ live index (outbox-index.ts) ─▶ resolved
  *   markSeen / receive / startRun / finishRun ─▶ journal ─▶ dedup set (seen-runs.ts) and inbox ─▶ resolved
  *   every `checkpointBytes` of journal: rotate segment ─▶ index synced into sql.js (bodies into
- *   bodies-<n>.dat, outbox-bodies.ts) ─▶ db.export() ─▶ body files written (fsync) ─▶
- *   snapshot-<n>.db (tmp, fsync, rename, fsync dir) ─▶ segments ≤ n and unused body files deleted
+ *   bodies-<n>.dat, outbox-bodies.ts; new dedup keys into a run, seen-runs.ts) ─▶ db.export() ─▶
+ *   body and run files written (fsync) ─▶ snapshot-<n>.db (tmp, fsync, rename, fsync dir) ─▶
+ *   segments ≤ n and unused body and run files deleted
  *   open: newest snapshot ─▶ replay later segments (torn tail dropped) ─▶ ready
  *
  * Nothing is visible to readers (head, get, hasSeen) before it is on disk.

@@ -1,8 +1,8 @@
 /**
  * A set of keys, each with a time, kept as a few sorted, packed runs (store format 3): the
  * receiver's seen ids and the sender's request records (receiver-index.ts). What is new since
- * the last snapshot lives in a Map; a snapshot packs it, sorted, into one run (one buffer, and
- * one sql.js row holding the same bytes), instead of a sql.js row per key (~4-5 µs each).
+ * the last snapshot lives in a Map; a snapshot packs it, sorted, into one run (one buffer,
+ * written once to a run file: seen-files.ts), instead of a sql.js row per key (~4-5 µs each).
  *
  *   run:  [u8 length][key, UTF-8][f64 LE at] … sorted by key bytes, each key once
  *   snapshot: new keys ─▶ sorted ─▶ packed run ─▶ runs past the window dropped, runs a quarter

@@ -6,7 +6,7 @@
  *        kept while an upgrade may roll back to an outpost that reads only this
  *   runs (format 3): two SeenSets (seen-runs.ts), receipts and request records ('!' keys) apart
  *        (a request's time is when its reply may last come, later than the receipts beside it),
- *        each a few packed runs, a sql.js row `seen_runs` each
+ *        each a few packed runs, each in a file (seen-files.ts) that a `seen_runs` row lists
  */
 import type { Database, Statement } from 'sql.js'
 import { OutpostError } from '../errors'
