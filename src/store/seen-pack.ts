@@ -204,10 +204,28 @@ function isAscii(k: string): boolean {
   return true
 }
 
-/** Keys sorted by their UTF-8 bytes: a plain sort when all are ASCII (the same order), else by bytes. */
-export function sortKeys(keys: string[]): { keys: string[]; ascii: boolean } {
+/**
+ * Keys sorted by their UTF-8 bytes: a plain sort when all are ASCII (the same order), else by
+ * bytes. The keys returned are the strings given (their times are looked up by them): a key
+ * with a lone surrogate does not survive a round trip through UTF-8 (Buffer writes U+FFFD). Keys
+ * whose bytes are the same (lone surrogates) are one: the first kept, its time in `times` the
+ * latest of theirs.
+ */
+export function sortKeys(keys: string[], times: Map<string, number>): { keys: string[]; ascii: boolean } {
   if (keys.every(isAscii)) return { keys: keys.sort(), ascii: true }
-  return { keys: keys.map((k) => Buffer.from(k)).sort(Buffer.compare).map((b) => b.toString()), ascii: false }
+  const enc = keys.map((k) => ({ k, b: Buffer.from(k) })).sort((x, y) => Buffer.compare(x.b, y.b))
+  const out: string[] = []
+  for (let i = 0; i < enc.length; i++) {
+    const e = enc[i]!
+    const prev = i > 0 ? enc[i - 1]! : undefined
+    if (prev !== undefined && prev.b.equals(e.b)) {
+      const kept = out[out.length - 1]!
+      times.set(kept, Math.max(times.get(kept)!, times.get(e.k)!))
+      continue
+    }
+    out.push(e.k)
+  }
+  return { keys: out, ascii: false }
 }
 
 /** The first entry of `run` from i on whose key is not below entry k of `other` (binary search). */

@@ -90,7 +90,7 @@ export class SeenSet {
   flush(pruneBefore: number, nextN: () => number): RunChanges {
     const changes: RunChanges = { added: [], removed: [], updated: [] }
     if (this.hot.size > 0) {
-      const { keys, ascii } = sortKeys([...this.hot.keys()])
+      const { keys, ascii } = sortKeys([...this.hot.keys()], this.hot)
       let bytes = 0
       for (const k of keys) bytes += entryBytes(k.length)
       const p = new Packer(bytes, keys.length)

@@ -380,4 +380,25 @@ t('SeenSet against a plain Map: random keys (overlapping runs, shared prefixes, 
   }
 })
 
+t('an id with a lone surrogate (a peer\'s JSON can carry one) keeps its time: still recognised when its run is rewritten inside the window', () => {
+  // Its UTF-8 (Buffer writes U+FFFD) reads back as another string: its time was looked up by
+  // that one, found missing, and packed as NaN, which the run's rewrite dropped as expired.
+  let n = 0
+  const set = new SeenSet()
+  const t0 = 1_000_000
+  set.add('01J\uD800', t0)
+  set.add('01J\uDC00', t0 + 5)
+  set.add('a-old', t0 - 100)
+  set.add('b', t0)
+  set.flush(0, () => ++n)
+  // A quarter of the run's span expired: it is rewritten without 'a-old'.
+  set.flush(t0 - 50, () => ++n)
+  assert.not.ok(set.has('a-old'))
+  assert.ok(set.has('01J\uD800'), 'inside its window')
+  assert.ok(set.has('01J\uDC00'), 'the same bytes: one entry, the later time')
+  assert.is(set.storedCount, 2)
+  set.flush(t0 + 1, () => ++n)
+  assert.ok(set.has('01J\uD800'), 'the later of the two times kept')
+})
+
 t.run()
