@@ -104,6 +104,8 @@ class SeenRuns implements SeenStore {
   private readonly insert: Statement
   private readonly remove: Statement
   private readonly setLast: Statement
+  /** Each run's CRC32 as its row lists it (its file's bytes, once written). */
+  private readonly listed = new Map<number, number>()
 
   /** `loaded`: the snapshot has runs (else the table was just made), whose files are read now. */
   constructor(private readonly db: Database, dir: string, loaded: boolean) {
@@ -118,6 +120,7 @@ class SeenRuns implements SeenStore {
         const buf = this.files.read(n, bytes, crc)
         try {
           byKind[kind === 1 ? 1 : 0]!.push(loadRun(n, buf))
+        this.listed.set(n, crc)
         } catch (cause) {
           throw new OutpostError('outbox_corrupt', `outbox: the dedup set's run ${n} cannot be read (${(cause as Error).message})`, { cause })
         }
@@ -138,7 +141,9 @@ class SeenRuns implements SeenStore {
   }
 
   private store(kind: number, r: Run): void {
-    this.insert.run([r.n, kind, r.buf.length, crc32(r.buf)])
+    const crc = crc32(r.buf)
+    this.insert.run([r.n, kind, r.buf.length, crc])
+    this.listed.set(r.n, crc)
     this.files.add(r.n, r.buf)
   }
 
@@ -158,11 +163,15 @@ class SeenRuns implements SeenStore {
     const next = (): number => ++this.lastN
     for (const [kind, set] of [this.receipts, this.requests].entries()) {
       const { added, removed, updated } = set.flush(pruneBefore, next)
-      for (const n of removed) this.remove.run([n])
+      for (const n of removed) {
+        this.remove.run([n])
+        this.listed.delete(n)
+      }
       for (const r of added) this.store(kind, r)
       // A run file never changes (the snapshot before may name it): a run with a key's later time is a new one.
       for (const r of updated) {
         this.remove.run([r.n])
+        this.listed.delete(r.n)
         r.n = next()
         this.store(kind, r)
       }
@@ -177,7 +186,15 @@ class SeenRuns implements SeenStore {
     // rows would be missing runs. Rare (sql.js out of memory); list every run again then
     // (a run whose file is on disk is not written again).
     this.db.exec('DELETE FROM seen_runs')
-    for (const [kind, set] of [this.receipts, this.requests].entries()) for (const r of set.runs) this.store(kind, r)
+    // A run whose key got a later time in place (SeenSet.flush) before the failure still has its
+    // number, whose file (durable, never written again) holds the old bytes: it takes a new one.
+    for (const [kind, set] of [this.receipts, this.requests].entries()) {
+      for (const r of set.runs) {
+        const was = this.listed.get(r.n)
+        if (was !== undefined && was !== crc32(r.buf)) r.n = ++this.lastN
+        this.store(kind, r)
+      }
+    }
   }
 
   inUse(): Set<number> {

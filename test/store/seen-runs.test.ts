@@ -11,6 +11,7 @@ import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
 import { Outbox, type OutboxOptions } from '../../src/store/outbox'
 import { sentKey } from '../../src/store/outbox-apply'
+import { RECEIVER_TABLES, ReceiverIndex } from '../../src/store/receiver-index'
 import { SeenSet } from '../../src/store/seen-runs'
 import { loadSqlJs } from '../../src/store/sqljs'
 import { snapshotName } from '../../src/store/store-files'
@@ -399,6 +400,36 @@ t('an id with a lone surrogate (a peer\'s JSON can carry one) keeps its time: st
   assert.is(set.storedCount, 2)
   set.flush(t0 + 1, () => ++n)
   assert.ok(set.has('01J\uD800'), 'the later of the two times kept')
+})
+
+t('sql.js failing in a snapshot after a stored id got a later time: the runs are listed again, the rewritten one under a new number, and the store still opens', async () => {
+  // The run's time is raised in memory before its new number is given; listed again under its
+  // old number, its row's CRC was the new bytes' while its file (never rewritten) held the old.
+  const dir = tmpDir()
+  const SQL = await loadSqlJs()
+  const db = new SQL.Database()
+  db.exec(RECEIVER_TABLES)
+  const rx = new ReceiverIndex(db, dir, true)
+  const t0 = Date.now()
+  for (let i = 0; i < 10; i++) rx.seen(ulid(i), t0)
+  rx.syncToStore(0)
+  await rx.flushRunFiles()
+  rx.seen(ulid(1), t0 + 1000)
+  rx.seen(ulid(99), t0 + 1000)
+  const insert = (rx as unknown as { seenSet: { insert: { run(p: unknown[]): unknown } } }).seenSet.insert
+  const run = insert.run.bind(insert)
+  let fail = true
+  insert.run = (p) => {
+    if (fail) { fail = false; throw new Error('sql.js: out of memory') }
+    return run(p)
+  }
+  assert.throws(() => rx.syncToStore(0), /out of memory/)
+  rx.syncToStore(0)
+  await rx.flushRunFiles()
+  const again = new ReceiverIndex(new SQL.Database(db.export()), dir, true)
+  for (const i of [0, 1, 9, 99]) assert.ok(again.hasSeen(ulid(i)), ulid(i))
+  again.free()
+  rx.free()
 })
 
 t.run()
