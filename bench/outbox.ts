@@ -97,6 +97,50 @@ async function producers(count: number, total: number): Promise<{ rate: number; 
   return { rate: total / (ms / 1000), cpu, stored, snapshotCpu, batches, dir }
 }
 
+/**
+ * The dedup set at a snapshot: `rounds` snapshots, each after 60k receipts and 20k request
+ * records, in store format 3 (packed runs) or the rows of formats 1-2 (keepOldFormat on a new
+ * store keeps them). Per snapshot: CPU µs (user + system) and wall ms (the event loop is blocked
+ * for most of it); then the restart after a crash (journal to replay: the last round's records)
+ * and after a clean stop, and the process's heap + sql.js growth is left to bench/seen-rss.ts.
+ */
+export async function seenSnapshots(layout: 'runs' | 'rows', rounds = 4): Promise<{ cpu: number[]; ms: number[]; restart: Record<'crash' | 'clean', number> }> {
+  const dir = tmp()
+  const opts = { dir, maxBytes: 1 << 30, checkpointBytes: 1 << 30, keepOldFormat: layout === 'rows' }
+  const ob = await Outbox.open(opts)
+  const cpu: number[] = []
+  const ms: number[] = []
+  const id = (n: number): string => `01J${String(n).padStart(23, '0')}`
+  const fill = async (r: number): Promise<void> => {
+    for (let b = 0; b < 60; b++) await ob.markSeen(Array.from({ length: 1000 }, (_, i) => id(r * 60_000 + b * 1000 + i)))
+    for (let b = 0; b < 20; b++) await Promise.all(Array.from({ length: 1000 }, (_, i) => ob.recordRequest(id(1e9 + r * 20_000 + b * 1000 + i), `node${i % 7}`, 'reply.m', Date.now() + 3_600_000)))
+  }
+  for (let r = 0; r < rounds; r++) {
+    await fill(r)
+    const c0 = process.cpuUsage()
+    const t0 = performance.now()
+    await ob.checkpoint()
+    ms.push(performance.now() - t0)
+    cpu.push(cpuMicros(c0))
+  }
+  // One more round left in the journal, then as after SIGKILL (no final snapshot).
+  await fill(rounds)
+  ;(ob as unknown as { lock: { release(): void } }).lock.release()
+  const restart = { crash: 0, clean: 0 }
+  let t0 = performance.now()
+  const again = await Outbox.open(opts)
+  restart.crash = performance.now() - t0
+  const want = (rounds + 1) * 80_000
+  if (again.stats().seen !== want) throw new Error(`restart found ${again.stats().seen} seen, not ${want}`)
+  await again.close()
+  t0 = performance.now()
+  const third = await Outbox.open(opts)
+  restart.clean = performance.now() - t0
+  await third.close()
+  fs.rmSync(dir, { recursive: true, force: true })
+  return { cpu, ms, restart }
+}
+
 export async function* outboxBenchmarks(): AsyncIterable<BenchResult> {
   const record = Buffer.alloc(SIZE, 0x61)
 
@@ -146,6 +190,27 @@ export async function* outboxBenchmarks(): AsyncIterable<BenchResult> {
     name: 'outbox.enqueue.concurrent1000.stored', value: round(median(concStored)), unit: 'msg/s', baseline: round(median(concBase)),
     ratio: round(median(concStored) / median(concBase), 2),
     note: `the same rounds counting the snapshot after the burst, which moves the 100k waiting messages to the store (sql.js rows, body file): ${round(median(snapCpu))} µs CPU a message`,
+  }
+
+  // The dedup set at a snapshot: packed runs (format 3) against the rows of format 2, alternated.
+  const seen: Record<'runs' | 'rows', Awaited<ReturnType<typeof seenSnapshots>>[]> = { runs: [], rows: [] }
+  for (let r = 0; r < 2; r++) for (const layout of ['rows', 'runs'] as const) seen[layout].push(await seenSnapshots(layout))
+  const pick = (layout: 'runs' | 'rows', f: (x: Awaited<ReturnType<typeof seenSnapshots>>) => number): number => median(seen[layout].map(f))
+  for (const [k, label] of [[0, 'first'], [3, 'fourth']] as const) {
+    const v = pick('runs', (x) => x.cpu[k]! / 80_000)
+    const b = pick('rows', (x) => x.cpu[k]! / 80_000)
+    yield {
+      name: `outbox.snapshot.seen80k.${label}`, value: round(v), unit: 'µs', baseline: round(b), ratio: round(b / v, 2),
+      note: `CPU a key of the ${label} snapshot of 60k receipts + 20k request records (${k * 80}k stored before it): packed runs (format 3); baseline: a sql.js row each (format 2); wall ${round(pick('runs', (x) => x.ms[k]!))} ms vs ${round(pick('rows', (x) => x.ms[k]!))} ms; the larger of 2 alternated rounds`,
+    }
+  }
+  for (const how of ['crash', 'clean'] as const) {
+    const v = pick('runs', (x) => x.restart[how])
+    const b = pick('rows', (x) => x.restart[how])
+    yield {
+      name: `outbox.restart.seen400k.${how}`, value: round(v), unit: 'ms', baseline: round(b), ratio: round(b / v, 2),
+      note: `open with ${how === 'crash' ? '320k keys in the snapshot and 80k in the journal (SIGKILL)' : 'all 400k keys in the snapshot (a clean stop)'}: runs; baseline: rows`,
+    }
   }
 
   // Start-up with a 100k backlog: after a crash (journal to replay) and after a clean stop.

@@ -50,9 +50,13 @@ export class Snapshots {
   /** Armed by a commit: settle() looks at the journal's pace a second later. */
   private quietTimer: NodeJS.Timeout | undefined
 
-  constructor(private readonly p: SnapshotParts, lastSnapshot: number, named: Set<number>, newFormat: boolean) {
+  /** The dedup set's run files the newest durable snapshot names. */
+  private previousRuns: Set<number>
+
+  constructor(private readonly p: SnapshotParts, lastSnapshot: number, named: Set<number>, namedRuns: Set<number>, newFormat: boolean) {
     this.lastSnapshot = lastSnapshot
     this.previousBodies = named
+    this.previousRuns = namedRuns
     this.newFormat = newFormat
   }
 
@@ -157,16 +161,25 @@ export class Snapshots {
     if (this.p.journal.diskFull) return
     const covered = this.p.journal.rotate()
     if (this.newFormat && this.p.index.layout === 'inline') this.p.index.useBodyFiles()
+    if (this.newFormat && this.p.receiver.seenLayout === 'rows') this.p.receiver.useRuns()
     this.p.index.syncToStore(covered)
     this.p.receiver.syncToStore(this.p.now() - this.p.dedupWindowMs)
     // The body files this snapshot names; any other goes once it is durable.
     const inUse = this.p.bodies.inUse()
-    if (!(await writeSnapshot(this.p.dir, covered, this.lastSnapshot, this.p.db.export(), this.p.warn, () => this.p.bodies.flush()))) return
+    const runsInUse = this.p.receiver.runFiles()
+    const filesFirst = async (): Promise<void> => {
+      await this.p.bodies.flush()
+      await this.p.receiver.flushRunFiles()
+    }
+    if (!(await writeSnapshot(this.p.dir, covered, this.lastSnapshot, this.p.db.export(), this.p.warn, filesFirst))) return
     this.lastSnapshot = covered
-    // The snapshot before this one is kept (what a damaged one falls back to), and its body files with it.
+    // The snapshot before this one is kept (what a damaged one falls back to), and its body and run files with it.
     const kept = new Set([...inUse, ...this.previousBodies])
     this.previousBodies = inUse
+    const keptRuns = new Set([...runsInUse, ...this.previousRuns])
+    this.previousRuns = runsInUse
     await this.p.bodies.removeExcept(kept).catch((err: unknown) => this.p.warn(`outbox: removing unused body files failed (${(err as Error).message}); the next snapshot retries`))
+    await this.p.receiver.removeRunFilesExcept(keptRuns).catch((err: unknown) => this.p.warn(`outbox: removing unused run files failed (${(err as Error).message}); the next snapshot retries`))
   }
 
   /**
@@ -188,6 +201,6 @@ export class Snapshots {
 
   /** Whether a start-up now would replay anything. */
   needsSnapshot(): boolean {
-    return this.p.journal.bytesInSegment > 0 || (this.p.recovery.replayedRecords > 0 && this.lastSnapshot === this.p.recovery.snapshot)
+    return this.p.journal.bytesInSegment > 0 || ((this.p.recovery.replayedRecords > 0 || this.p.receiver.migratedAtOpen) && this.lastSnapshot === this.p.recovery.snapshot)
   }
 }

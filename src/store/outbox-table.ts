@@ -14,8 +14,11 @@ import type { Route } from './outbox-ops'
  */
 export type OutboxLayout = 'files' | 'inline'
 
-/** The store format this outpost writes with body files; a higher user_version is refused. */
-export const STORE_FORMAT = 2
+/** The store format of the outbox table with body files (format 3 adds the dedup set in runs: seen-store.ts). */
+export const BODY_FILES_FORMAT = 2
+
+/** The newest store format this outpost reads and writes; a higher user_version is refused. */
+export const STORE_FORMAT = 3
 
 /**
  * How delivery sends a row's message (ackTimeout, retries, method); NULL in rows written before
@@ -31,7 +34,7 @@ CREATE TABLE IF NOT EXISTS outbox (
   bodyFile INTEGER, bodyAt INTEGER, bodyLen INTEGER NOT NULL, bodyInline BLOB,
   ${ROUTE_COLUMNS});
 CREATE INDEX IF NOT EXISTS outbox_dest ON outbox (dest, seq);
-PRAGMA user_version = ${STORE_FORMAT};
+PRAGMA user_version = ${BODY_FILES_FORMAT};
 `
 /** Exactly the table of format 1 (an older outpost creates it with IF NOT EXISTS too). */
 const TABLE_INLINE = `

@@ -68,9 +68,10 @@ export interface OutboxOptions {
    */
   afterBurst?: () => void
   /**
-   * Write snapshots in the format outposts before body files read (format 1: bodies inside
-   * sql.js) until useNewFormat() is called: while an upgrade may still be rolled back to such a
-   * binary. A store already in format 2 stays in it (its previous binary reads it).
+   * Keep the store in the format it is in (a new one in format 1: bodies inside sql.js; a
+   * format-2 one with its `seen` rows) until useNewFormat() is called: while an upgrade may still
+   * be rolled back to a binary that reads only that. A store already in format 3 stays in it
+   * (its previous binary reads it).
    */
   keepOldFormat?: boolean
 }

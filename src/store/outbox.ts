@@ -3,10 +3,11 @@
  * and the receiver's dedup set. The journal makes them durable; sql.js holds the snapshots.
  *
  *   enqueue/remove/attempt ─▶ journal (group-committed, fdatasync) ─▶ live index (outbox-index.ts) ─▶ resolved
- *   markSeen / receive / startRun / finishRun ─▶ journal ─▶ sql.js `seen` and `inbox` tables ─▶ resolved
+ *   markSeen / receive / startRun / finishRun ─▶ journal ─▶ dedup set (seen-runs.ts) and inbox ─▶ resolved
  *   every `checkpointBytes` of journal: rotate segment ─▶ index synced into sql.js (bodies into
- *   bodies-<n>.dat, outbox-bodies.ts) ─▶ db.export() ─▶ body files written (fsync) ─▶
- *   snapshot-<n>.db (tmp, fsync, rename, fsync dir) ─▶ segments ≤ n and unused body files deleted
+ *   bodies-<n>.dat, outbox-bodies.ts; new dedup keys into a run, seen-runs.ts) ─▶ db.export() ─▶
+ *   body and run files written (fsync) ─▶ snapshot-<n>.db (tmp, fsync, rename, fsync dir) ─▶
+ *   segments ≤ n and unused body and run files deleted
  *   open: newest snapshot ─▶ replay later segments (torn tail dropped) ─▶ ready
  *
  * Nothing is visible to readers (head, get, hasSeen) before it is on disk.
@@ -115,7 +116,7 @@ export class Outbox {
     this.snapshots = new Snapshots({
       dir: this.dir, db, journal: this.journal, index, receiver, bodies, checkpointBytes: this.checkpointBytes, dedupWindowMs: this.dedupWindowMs,
       now: this.now, warn: this.warn, afterBurst: opts.afterBurst, recovery,
-    }, lastSnapshot, named, opts.keepOldFormat !== true)
+    }, lastSnapshot, named, receiver.runFiles(), opts.keepOldFormat !== true)
   }
 
   /** Open (or create) the outbox in `dir`: load the newest snapshot, replay the journal after it. */
@@ -131,7 +132,7 @@ export class Outbox {
       db.db.exec(RECEIVER_TABLES)
       const bodies = new BodyStore(opts.dir, db.snapshot)
       const index = new OutboxIndex(db.db, bodies, warn, layout)
-      const receiver = new ReceiverIndex(db.db)
+      const receiver = new ReceiverIndex(db.db, opts.dir, opts.keepOldFormat !== true)
       // The body files the loaded snapshot names, before the journal releases any of them.
       const named = bodies.inUse()
       const r = replayJournal(opts.dir, db.snapshot, (op) => applyOp(index, receiver, op), warn)
@@ -360,15 +361,16 @@ export class Outbox {
 
   /**
    * The previous binary no longer matters (the upgrade was confirmed): the next snapshot moves
-   * a store still in format 1 to body files (format 2).
+   * a store still in format 1 or 2 to format 3 (body files, the dedup set in runs).
    */
   useNewFormat(): void {
     this.snapshots.newFormat = true
   }
 
-  /** The store's layout now: `inline` (format 1) or `files` (format 2). */
-  get format(): 1 | 2 {
-    return this.index.layout === 'inline' ? 1 : 2
+  /** The store's format now: 1 (bodies inline), 2 (body files), 3 (body files, the dedup set in runs). */
+  get format(): 1 | 2 | 3 {
+    if (this.index.layout === 'inline') return 1
+    return this.receiver.seenLayout === 'runs' ? 3 : 2
   }
 
   /** Take a snapshot now (waits for in-flight writes); start-up then replays nothing. */

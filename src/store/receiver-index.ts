@@ -1,11 +1,13 @@
 /**
- * The receiver's side of the store: ids seen (dedup for 24 h) and the inbox (messages recorded
- * before their ACK, until their method finished). Like the outbox index, what is new lives in
- * memory and reaches sql.js at the next snapshot; an inbox entry opened and closed between
- * two snapshots, which is nearly all of them, never touches sql.js.
+ * The receiver's side of the store: ids seen (dedup for 24 h, with the sender's request
+ * records: seen-store.ts) and the inbox (messages recorded before their ACK, until their method
+ * finished). Like the outbox index, what is new lives in memory and reaches sql.js at the next
+ * snapshot; an inbox entry opened and closed between two snapshots, which is nearly all of
+ * them, never touches sql.js.
  */
 import type { Database, Statement } from 'sql.js'
-import { BatchStatement, hasRow, insertRows } from './sqljs'
+import { migrateToRuns, openSeen, type SeenLayout, type SeenStore } from './seen-store'
+import { BatchStatement, insertRows } from './sqljs'
 
 /** Receiver side: a message recorded before its ACK, until its method has finished. */
 export interface InboxEntry {
@@ -18,57 +20,66 @@ export interface InboxEntry {
 }
 
 export const RECEIVER_TABLES = `
-CREATE TABLE IF NOT EXISTS seen (id TEXT PRIMARY KEY, at INTEGER NOT NULL);
-CREATE INDEX IF NOT EXISTS seen_at ON seen (at);
 CREATE TABLE IF NOT EXISTS inbox (id TEXT PRIMARY KEY, fromNode TEXT NOT NULL, at INTEGER NOT NULL, body BLOB NOT NULL, state TEXT NOT NULL);
 `
 
-type Stmt = 'hasSeen' | 'startInbox' | 'doneInbox' | 'prune'
+type Stmt = 'startInbox' | 'doneInbox'
 
 export class ReceiverIndex {
-  private readonly seenHot = new Map<string, number>()
+  private seenSet: SeenStore
+  /** The loaded snapshot's rows were moved to runs: a snapshot should write that even if nothing else changes. */
+  readonly migratedAtOpen: boolean
   private readonly inboxHot = new Map<string, InboxEntry>()
-  /**
-   * No stored id sorts after this one (ids are compared as strings; ULIDs sort by time): an id
-   * past it was not received before the last snapshot, and needs no sql.js lookup.
-   */
-  private maxStoredId: string
   private readonly db: Database
   private readonly stmt: Record<Stmt, Statement>
-  /** What a snapshot writes: the ids seen since the last one, and the inbox entries still open. */
-  private readonly insertSeen: BatchStatement
+  /** What a snapshot writes: the inbox entries still open. */
   private readonly insertInbox: BatchStatement
-  /** Rows of the `seen` table, counted once per snapshot (status reads seenCount often; a count(*) is ~1 ms). */
-  private storedSeen: number
 
-  constructor(db: Database) {
+  /** `runs`: the dedup set in packed runs (format 3), moving a store's rows to them now. */
+  constructor(db: Database, private readonly dir: string, runs: boolean) {
     this.db = db
+    const opened = openSeen(db, dir, runs)
+    this.seenSet = opened.store
+    this.migratedAtOpen = opened.migrated
     this.stmt = {
-      hasSeen: db.prepare('SELECT 1 FROM seen WHERE id = ?'),
       startInbox: db.prepare("UPDATE inbox SET state = 'started' WHERE id = ?"),
       doneInbox: db.prepare('DELETE FROM inbox WHERE id = ?'),
-      prune: db.prepare('DELETE FROM seen WHERE at < ?'),
     }
-    this.insertSeen = new BatchStatement(db, insertRows('INSERT OR REPLACE INTO seen (id, at) VALUES', 2), 2)
     this.insertInbox = new BatchStatement(db, insertRows('INSERT OR REPLACE INTO inbox (id, fromNode, at, body, state) VALUES', 5), 5)
-    this.maxStoredId = String(db.exec('SELECT max(id) FROM seen')[0]?.values[0]?.[0] ?? '')
-    this.storedSeen = this.countStored()
   }
 
-  private countStored(): number {
-    return Number(this.db.exec('SELECT count(*) FROM seen')[0]?.values[0]?.[0] ?? 0)
+  /** `rows` (formats 1 and 2) or `runs` (format 3). */
+  get seenLayout(): SeenLayout {
+    return this.seenSet.layout
+  }
+
+  /** Move the dedup set from rows to runs (the next snapshot writes format 3). */
+  useRuns(): void {
+    if (this.seenSet.layout === 'rows') {
+      // What is new since the last snapshot goes with it.
+      this.db.exec('BEGIN')
+      try {
+        this.seenSet.sync(-Infinity)
+        this.db.exec('COMMIT')
+      } catch (err) {
+        this.db.exec('ROLLBACK')
+        throw err
+      }
+      this.seenSet.committed()
+      this.seenSet = migrateToRuns(this.db, this.dir, this.seenSet)
+    }
   }
 
   seen(id: string, at: number): void {
-    this.seenHot.set(id, at)
+    this.seenSet.add(id, at)
   }
 
   hasSeen(id: string): boolean {
-    return this.seenHot.has(id) || (id <= this.maxStoredId && hasRow(this.stmt.hasSeen, [id]))
+    return this.seenSet.has(id)
   }
 
   add(id: string, from: string, at: number, body: Uint8Array): void {
-    this.seenHot.set(id, at)
+    this.seenSet.add(id, at)
     if (!this.inboxHot.has(id)) this.inboxHot.set(id, { id, from, at, body, state: 'received' })
   }
 
@@ -91,37 +102,45 @@ export class ReceiverIndex {
 
   /** Write what is new into sql.js and forget ids older than `pruneBefore`. */
   syncToStore(pruneBefore: number): void {
-    const { insertSeen, insertInbox } = this
+    const { insertInbox } = this
     this.db.exec('BEGIN')
     try {
-      for (const [id, at] of this.seenHot) {
-        if (at < pruneBefore) continue
-        insertSeen.add(id, at)
-        if (id > this.maxStoredId) this.maxStoredId = id
-      }
-      insertSeen.finish()
+      this.seenSet.sync(pruneBefore)
       for (const e of this.inboxHot.values()) insertInbox.add(e.id, e.from, e.at, e.body, e.state)
       insertInbox.finish()
-      this.stmt.prune.run([pruneBefore])
       this.db.exec('COMMIT')
     } catch (err) {
-      insertSeen.clear()
       insertInbox.clear()
       this.db.exec('ROLLBACK')
+      this.seenSet.clear()
       throw err
     }
-    this.seenHot.clear()
+    this.seenSet.committed()
     this.inboxHot.clear()
-    this.storedSeen = this.countStored()
+  }
+
+  /** The dedup set's run files sql.js names now (store format 3). */
+  runFiles(): Set<number> {
+    return this.seenSet.inUse()
+  }
+
+  /** Write the new run files durably: before the snapshot naming them is. */
+  flushRunFiles(): Promise<void> {
+    return this.seenSet.flushFiles()
+  }
+
+  /** After a durable snapshot: delete the run files neither it nor the one before it names. */
+  removeRunFilesExcept(kept: Set<number>): Promise<void> {
+    return this.seenSet.removeFilesExcept(kept)
   }
 
   get seenCount(): number {
-    return this.seenHot.size + this.storedSeen
+    return this.seenSet.count
   }
 
   free(): void {
     for (const s of Object.values(this.stmt)) s.free()
-    this.insertSeen.free()
+    this.seenSet.free()
     this.insertInbox.free()
   }
 }

@@ -1,7 +1,8 @@
 /**
  * The store's files in <dataDir>/outbox/: `snapshot-<n>.db` (a sql.js export covering every
  * journal segment up to n), the `journal-<n>.log` segments after it, and the `bodies-<n>.dat`
- * files the snapshot's rows point into (outbox-bodies.ts).
+ * files the snapshot's rows point into (outbox-bodies.ts) and the dedup set's `seen-<n>.run`
+ * files it lists (seen-files.ts).
  *
  *   open:     newest good snapshot ─▶ sql.js ─▶ replay later segments (a torn tail cut off, damage
  *             reported and stepped over, empty segments removed)

@@ -278,15 +278,15 @@ t('useNewFormat: the next snapshot moves a format-1 store to body files; without
   ob.useNewFormat()
   await ob.enqueue(entry('n30', 300))
   await ob.checkpoint()
-  assert.is(ob.format, 2)
+  assert.is(ob.format, 3)
   assert.is(bodyFiles(dir).length, 1)
   assert.equal(await snapshotRows(dir, 'SELECT count(*), count(bodyFile), count(bodyInline) FROM outbox'), [[31, 31, 0]])
-  assert.equal(await snapshotRows(dir, 'PRAGMA user_version'), [[2]])
+  assert.equal(await snapshotRows(dir, 'PRAGMA user_version'), [[3]])
   for (let i = 0; i <= 30; i++) assert.equal(ob.get(`n${i}`)?.body, bodyOf(`n${i}`, 300))
   await ob.close()
-  // A format-2 store stays in format 2 under keepOldFormat (its previous binary reads it).
+  // A format-3 store stays in format 3 under keepOldFormat (its previous binary reads it).
   const again = await open(dir, { keepOldFormat: true })
-  assert.is(again.format, 2)
+  assert.is(again.format, 3)
   assert.is(again.stats().count, 31)
   await again.close()
 
@@ -295,7 +295,7 @@ t('useNewFormat: the next snapshot moves a format-1 store to body files; without
   await first.enqueue(entry('m1'))
   await first.close()
   const migrated = await open(old)
-  assert.is(migrated.format, 2)
+  assert.is(migrated.format, 3)
   assert.equal(migrated.get('m1')?.body, bodyOf('m1', 200))
   await migrated.close()
 })
@@ -308,7 +308,7 @@ t('a store in a format newer than this outpost reads is refused with outbox_form
   const SQL = await loadSqlJs()
   const snap = path.join(dir, fs.readdirSync(dir).filter((f) => f.startsWith('snapshot-') && f.endsWith('.db')).sort().at(-1)!)
   const db = new SQL.Database(fs.readFileSync(snap))
-  db.exec('PRAGMA user_version = 3')
+  db.exec('PRAGMA user_version = 4')
   const bytes = db.export()
   fs.writeFileSync(snap, bytes)
   // With its checksum, as the newer outpost writes it.

@@ -9,6 +9,7 @@ import path from 'node:path'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { Outbox } from '../../src/store/outbox'
+import { loadSqlJs } from '../../src/store/sqljs'
 import { readPending, writePending } from '../../src/upgrade/watchdog'
 import { VERSION } from '../../src/version'
 import { Cluster, status, sendVia } from '../fixtures/cluster'
@@ -16,6 +17,9 @@ import { oldBuild } from '../fixtures/old-build'
 
 /** The last commit whose outbox keeps bodies inside sql.js (store format 1). */
 const FORMAT_1_COMMIT = '45265d625e7c95489a13e7555201bd74ec6e164d'
+
+/** The last commit whose dedup set is a sql.js row per id (store format 2). */
+const FORMAT_2_COMMIT = '3503960904f34307fbe605df299eac28debbc22b'
 
 /** bin/outpost.cjs of the format-1 outpost. */
 const formatOneBinary = (): string => oldBuild(FORMAT_1_COMMIT)
@@ -85,7 +89,7 @@ test('once the upgrade is confirmed (connected), the next snapshot moves the sto
     // What the agent left, read back by this outpost's store: every message, each with its own body.
     const ob = await Outbox.open({ dir: outbox, maxBytes: 1 << 30 })
     try {
-      assert.is(ob.format, 2)
+      assert.is(ob.format, 3)
       const mine = ob.all().map((e) => Buffer.from(e.body).toString('latin1')).filter((b) => /node\.ping.*[de]-\d+-/.test(b))
       assert.is(mine.length, 101)
       for (let i = 0; i < 100; i++) assert.ok(mine.some((b) => b.includes(`d-${i}-${'x'.repeat(i % 97)}`)), `d-${i}`)
@@ -116,6 +120,70 @@ test('a store in format 2 is refused by the previous outpost and left as it is; 
 
     await c.start('central', false)
     assert.is((await status(central.socket)).outbox.count, 200)
+  } finally {
+    await c.destroy()
+  }
+})
+
+/** sql.js's view of the newest snapshot in an outbox directory. */
+async function snapshotRows(dir: string, sql: string): Promise<unknown[][]> {
+  const SQL = await loadSqlJs()
+  const snap = fs.readdirSync(dir).filter((f) => f.startsWith('snapshot-') && f.endsWith('.db')).sort().at(-1)!
+  const db = new SQL.Database(fs.readFileSync(path.join(dir, snap)))
+  try {
+    return db.exec(sql)[0]?.values ?? []
+  } finally {
+    db.close()
+  }
+}
+
+test('a store of format 2 (a sql.js row per seen id and request record) moves to format 3 at the first start of this outpost; every id is still recognised', async () => {
+  const c = await Cluster.create(['ship1'], { log: { level: 'info' }, delivery: { ttl: 3600 } })
+  try {
+    const central = c.node('central')
+    const ship1 = c.node('ship1')
+    const formatTwo = oldBuild(FORMAT_2_COMMIT)
+    await c.startHub()
+    const oldCentral = await c.start('central', true, {}, formatTwo)
+    const oldShip = await c.start('ship1', true, {}, formatTwo)
+    const sent = await sendVia(central.socket, pings(40, 'm'))
+    assert.is(sent.replies.length, 40)
+    await oldShip.stop('SIGTERM')
+    await oldCentral.stop('SIGTERM')
+    const shipDir = path.join(ship1.dataDir, 'outbox')
+    const centralDir = path.join(central.dataDir, 'outbox')
+    assert.equal(await snapshotRows(shipDir, 'PRAGMA user_version'), [[2]], 'written by the format-2 outpost')
+    const rows = { ship: Number((await snapshotRows(shipDir, 'SELECT count(*) FROM seen'))[0]![0]), central: Number((await snapshotRows(centralDir, "SELECT count(*) FROM seen WHERE id LIKE '!%'"))[0]![0]) }
+    assert.ok(rows.ship >= 40 && rows.central >= 40, JSON.stringify(rows))
+
+    // This outpost starts on both, then stops: the move to runs is written at the stop.
+    await c.start('central', true)
+    const ship = await c.start('ship1', true)
+    assert.is((await sendVia(central.socket, pings(5, 'n'))).replies.length, 5, 'requests and their replies go on')
+    await ship.stop('SIGTERM')
+    await c.node('central').proc!.stop('SIGTERM')
+    for (const dir of [shipDir, centralDir]) {
+      assert.equal(await snapshotRows(dir, 'PRAGMA user_version'), [[3]])
+      assert.equal(await snapshotRows(dir, "SELECT name FROM sqlite_master WHERE name = 'seen'"), [])
+    }
+    const ob = await Outbox.open({ dir: shipDir, maxBytes: 1 << 30 })
+    try {
+      assert.is(ob.format, 3)
+      for (const { id } of sent.accepted) assert.ok(ob.hasSeen(id), `${id}, received by the format-2 outpost, is a duplicate still`)
+      assert.ok(ob.stats().seen >= rows.ship + 5)
+    } finally {
+      await ob.close()
+    }
+    const oc = await Outbox.open({ dir: centralDir, maxBytes: 1 << 30 })
+    try {
+      assert.ok(oc.stats().seen >= rows.central + 5, 'the request records and receipts of both')
+    } finally {
+      await oc.close()
+    }
+    // And the format-2 outpost, should it be started on it again, refuses it rather than forget them.
+    const back = await c.start('ship1', false, {}, formatTwo).then(() => undefined, (err: Error) => err)
+    assert.ok(back instanceof Error)
+    assert.match(back.message, /format 3/)
   } finally {
     await c.destroy()
   }
