@@ -12,7 +12,7 @@
  * receive buffers (64 KiB each) held by the queued writes, were most of the hub's CPU and its
  * full garbage collections. The copy (8 KiB a frame, a memcpy) costs less than either.
  */
-import { MAX_FRAME, msgFrameSize, partHeadBytes, putMsgFrame, putPartHead } from './wire/frame-layout'
+import { MAX_FRAME, msgFrameSize, names, partHeadBytes, putMsgFrame, putPartHead } from './wire/frame-layout'
 import { encodeFrame, type Frame } from './wire/framing'
 
 /** Bytes of a slab: room for eight largest frames. */
@@ -61,16 +61,18 @@ export class SlabWriter {
   write(f: Frame): void {
     let size: number
     if (f.t === 'part') {
-      const head = partHeadBytes(f.id, f.to, f.from, f.i, f.n, f.b.length)
+      const h = names(f.id, f.to, f.from)
+      const head = partHeadBytes(h, f.i, f.n, f.b.length)
       const at = this.#room(head + f.b.length)
       const slab = this.#slab!
-      const end = putPartHead(slab, at, head, f.id, f.to, f.from, f.i, f.n, f.b.length)
+      const end = putPartHead(slab, at, head, h, f.i, f.n, f.b.length)
       slab.set(f.b, end)
       size = head + f.b.length
     } else if (f.t === 'msg') {
-      size = msgFrameSize(f.id, f.to, f.from, f.b.length)
+      const h = names(f.id, f.to, f.from)
+      size = msgFrameSize(h, f.b.length)
       const at = this.#room(size)
-      putMsgFrame(this.#slab!, at, size, f.id, f.to, f.from, f.b)
+      putMsgFrame(this.#slab!, at, size, h, f.b)
     } else {
       const bytes = encodeFrame(f)
       size = bytes.length
