@@ -3,7 +3,8 @@
  * with OUTPOST_TEST_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof") given to every process.
  *   OUTPOST_TEST_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" node --import tsx bench/files-profile.ts
  * Prints each process's pid (for strace -c -p PID), then the seconds of the push, the CPU seconds
- * each process spent (start-up included) and the receiver's peak RSS (MB).
+ * each process spent (start-up included; `sys`: the kernel's part) and the receiver's peak RSS (MB); with --trace-gc among
+ * the flags, each process's scavenges and mark-compacts.
  */
 import fs from 'node:fs'
 import path from 'node:path'
@@ -17,6 +18,11 @@ const round = (n: number): number => Math.round(n * 1000) / 1000
 function cpuSeconds(pid: number): number {
   const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')
   return round((Number(f[11]) + Number(f[12])) / 100)
+}
+
+/** The system (kernel) part of cpuSeconds. */
+function sysSeconds(pid: number): number {
+  return round(Number(fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')[12]) / 100)
 }
 
 function rssPeak(pid: number): number {
@@ -39,7 +45,17 @@ try {
   if (r.code !== 0) throw new Error(`cp failed: ${r.stderr}`)
   const pids = { hub: c.hub!.child.pid!, central: c.node('central').proc!.child.pid!, ship1: c.node('ship1').proc!.child.pid! }
   const cpu = Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, cpuSeconds(pid)]))
-  console.log(JSON.stringify({ secs: round(secs), mbps: round(SIZE / MB / secs), cpu, rssPeakShip1: rssPeak(pids.ship1) }))
+  const sys = Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, sysSeconds(pid)]))
+  console.log(JSON.stringify({ secs: round(secs), mbps: round(SIZE / MB / secs), cpu, sys, rssPeakShip1: rssPeak(pids.ship1) }))
+  // With --trace-gc in OUTPOST_TEST_NODE_ARGS: each process's collections (start-up included).
+  const outputs = { hub: c.hub!.output, central: c.node('central').proc!.output, ship1: c.node('ship1').proc!.output }
+  const count = (s: string, re: RegExp): number => s.split('\n').filter((l) => re.test(l)).length
+  if (outputs.hub.includes('Scavenge')) {
+    // PROFILE_GC_SHOW=hub (or central, ship1): that process's collections, line by line.
+    const show = outputs[process.env.PROFILE_GC_SHOW as keyof typeof outputs] ?? ''
+    for (const l of show.split('\n')) if (/: (Scavenge|Mark-Compact)/.test(l)) console.log(l)
+    console.log(JSON.stringify({ gc: Object.fromEntries(Object.entries(outputs).map(([k, s]) => [k, { scavenge: count(s, /: Scavenge/), markCompact: count(s, /: Mark-Compact/) }])) }))
+  }
 } finally {
   await c.destroy()
 }

@@ -13,7 +13,8 @@
  *
  * BENCH_FILE_BEFORE_BIN=/path/to/other/bin/outpost.cjs adds the same push by that build's agents
  * (through this build's hub, with BENCH_FILE_BEFORE_CHUNK / _WINDOW, default 131072 × 8, the
- * settings before 2026-12-05) in the same run, for a before/after ratio under the same load.
+ * settings before 2026-12-05) in the same run, for a before/after ratio under the same load;
+ * BENCH_FILE_BEFORE_HUB=1 runs that push through that build's hub too (to compare hubs).
  */
 import { spawn } from 'node:child_process'
 import fs from 'node:fs'
@@ -99,20 +100,24 @@ async function relayRun(file: string, out: string, spawned = false): Promise<num
   }
 }
 
-/** Seconds of a push of `src` (SIZE bytes) by the agents of build `bin`, through this build's hub. */
-async function otherBuildPush(bin: string, src: string): Promise<{ secs: number; cpu: number }> {
+/**
+ * Seconds of a push of `src` (SIZE bytes) by the agents of build `bin`, through this build's hub
+ * (with BENCH_FILE_BEFORE_HUB=1, that build's hub too); CPU seconds of all three and of the hub.
+ */
+async function otherBuildPush(bin: string, src: string): Promise<{ secs: number; cpu: number; hubCpu: number }> {
   const chunkBytes = Number(process.env.BENCH_FILE_BEFORE_CHUNK ?? 131072)
   const window = Number(process.env.BENCH_FILE_BEFORE_WINDOW ?? 8)
   const c = await Cluster.create(['ship1'], { files: { chunkBytes, window } })
   try {
-    await c.startHub()
+    await c.startHub(process.env.BENCH_FILE_BEFORE_HUB === '1' ? bin : undefined)
     await c.start('central', true, {}, bin)
     await c.start('ship1', true, {}, bin)
     const cpu0 = cpuOf(pidsOf(c))
+    const hub0 = cpuOf([c.hub!.child.pid!])
     const t0 = performance.now()
     const r = await cp(c, 'central', [src, `ship1:${path.join(c.node('ship1').dataDir, 'files')}/a.bin`], 1_800_000)
     if (r.code !== 0) throw new Error(`cp by ${bin} failed: ${r.stderr}`)
-    return { secs: (performance.now() - t0) / 1000, cpu: cpuOf(pidsOf(c)) - cpu0 }
+    return { secs: (performance.now() - t0) / 1000, cpu: cpuOf(pidsOf(c)) - cpu0, hubCpu: cpuOf([c.hub!.child.pid!]) - hub0 }
   } finally {
     await c.destroy()
   }
@@ -133,10 +138,12 @@ export async function* filesBenchmarks(): AsyncIterable<BenchResult> {
     let peak = rssOf(pid)
     const sampler = setInterval(() => { peak = Math.max(peak, rssOf(pid)) }, 100)
     const cpu0 = cpuOf(pidsOf(c))
+    const hub0 = cpuOf([c.hub!.child.pid!])
     const t0 = performance.now()
     const r = await cp(c, 'central', [src, `ship1:${dir}/a.bin`], 1_800_000)
     const secs = (performance.now() - t0) / 1000
     const cpu = cpuOf(pidsOf(c)) - cpu0
+    const hubCpu = cpuOf([c.hub!.child.pid!]) - hub0
     clearInterval(sampler)
     if (r.code !== 0) throw new Error(`cp failed: ${r.stderr}`)
     const base = await relayRun(src, path.join(c.dir, 'relay.bin'))
@@ -153,8 +160,10 @@ export async function* filesBenchmarks(): AsyncIterable<BenchResult> {
       const before = SIZE / MB / other.secs
       yield { name: `files: ${SIZE / MB} MB push by the build in BENCH_FILE_BEFORE_BIN`, value: round(before), unit: 'MB/s', baseline: round(baseRate), ratio: round(before / baseRate), note: `${BEFORE_BIN}; this build's push was ${round(rate / before)}× as fast; against the relay with its sender started: ${round(before / startedRate)}` }
       yield { name: `files: CPU seconds of hub + central + ship1 per 100 MB pushed`, value: round(cpu / (SIZE / MB) * 100), unit: 's', baseline: round(other.cpu / (SIZE / MB) * 100), ratio: round(other.cpu / cpu), note: 'baseline: the build in BENCH_FILE_BEFORE_BIN; ratio: its CPU over this build\'s (less load-sensitive than MB/s on a shared machine)' }
+      yield { name: `files: the hub's CPU seconds per 100 MB pushed`, value: round(hubCpu / (SIZE / MB) * 100), unit: 's', baseline: round(other.hubCpu / (SIZE / MB) * 100), ratio: round(other.hubCpu / hubCpu), note: `baseline: the push by the build in BENCH_FILE_BEFORE_BIN, through ${process.env.BENCH_FILE_BEFORE_HUB === '1' ? 'its own hub' : 'this build\'s hub (BENCH_FILE_BEFORE_HUB=1: its own)'}` }
     } else {
       yield { name: `files: CPU seconds of hub + central + ship1 per 100 MB pushed`, value: round(cpu / (SIZE / MB) * 100), unit: 's', baseline: null, ratio: null, note: 'user + system, /proc' }
+      yield { name: `files: the hub's CPU seconds per 100 MB pushed`, value: round(hubCpu / (SIZE / MB) * 100), unit: 's', baseline: null, ratio: null, note: 'user + system, /proc' }
     }
     yield { name: `files: receiver peak RSS during the ${SIZE / MB} MB push`, value: round(peak), unit: 'MB', baseline: 150, ratio: round(150 / peak), note: 'baseline: the issue\'s cap (150 MB during a 500 MB transfer)' }
 

@@ -38,7 +38,10 @@ export function framesFor(to: Receiver, f: Routed, from: string, ulid: () => str
       if (to.api >= BATCH_API) return packFrames(f.to, items).map((x) => ({ ...x, from }))
       return items.map((i) => ({ t: 'msg', id: i.id, to: f.to, from, b: i.bytes }))
     }
+    case 'part':
+      // Field by field: a spread of the decoded frame cost the hub more than the rest of its routing.
+      return [{ t: 'part', id: f.id, to: f.to, from, i: f.i, n: f.n, b: f.b }]
     default:
-      return [{ ...f, from }]
+      return [{ t: 'msg', id: f.id, to: f.to, from, b: f.b }]
   }
 }

@@ -4,7 +4,8 @@
  */
 import type net from 'node:net'
 import type { Ticket } from './hub-guard'
-import { abbreviate, writeFrame, type Frame } from './wire/framing'
+import { SlabWriter } from './hub-out'
+import { abbreviate, type Frame } from './wire/framing'
 
 /** A connection between accept and its welcome: it holds a place under its address's cap. */
 export interface Unproven {
@@ -36,7 +37,7 @@ export interface Conn {
   senders?: Set<string> | undefined
 }
 
-/** Where a connection's frames go: a socket (encoded, corked per tick) or a node in this process. */
+/** Where a connection's frames go: a socket (encoded, one write per tick) or a node in this process. */
 export interface Peer {
   write(f: Frame): void
   /** Close after what was written. */
@@ -45,18 +46,11 @@ export interface Peer {
 }
 
 export function socketPeer(sock: net.Socket): Peer {
-  let corked = false
+  // The frames of one tick go out together, as one buffer (src/hub-out.ts).
+  const out = new SlabWriter(sock)
   return {
-    // Writes made in one tick go out together (cork/uncork).
-    write(f) {
-      if (!corked) {
-        corked = true
-        sock.cork()
-        process.nextTick(() => { corked = false; sock.uncork() })
-      }
-      writeFrame(sock, f)
-    },
-    end: () => { sock.end() },
+    write: (f) => out.write(f),
+    end: () => { out.flush(); sock.end() },
     destroy: () => { sock.destroy() },
   }
 }

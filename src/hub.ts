@@ -21,6 +21,7 @@ import { matches } from './lib/pattern'
 import type { LogFn } from './log'
 import { encodeFrame, FrameDecoder, type Frame } from './wire/framing'
 import { describe, socketPeer, type Conn, type HubLink, type Unproven } from './hub-peer'
+import { readIntoOwnBuffer } from './hub-read'
 import { Router } from './hub-route'
 import { API_VERSION } from './version'
 
@@ -177,11 +178,11 @@ export class Hub {
 
   private accept(sock: net.Socket, u: Unproven): void {
     const conn: Conn = { out: socketPeer(sock), node: undefined, peer: `${sock.remoteAddress}:${sock.remotePort}`, closed: false, watching: false, api: 1, deflate: false, unproven: u }
-    const decoder = new FrameDecoder({ views: true })
+    let decoder: FrameDecoder
     this.conns.add(conn)
     sock.setNoDelay(true)
     u.expire = (shown) => this.fail(conn, 'hello_timeout', `no hello within ${this.helloTimeoutMs / 1000} s`, !shown)
-    sock.on('data', (chunk: Buffer) => {
+    const onBytes = (chunk: Buffer): void => {
       if (conn.closed || conn.refusing) return
       let frames: Frame[]
       try {
@@ -196,7 +197,11 @@ export class Hub {
         if (f.t === 'hello') clearTimeout(u.timer)
         this.handle(conn, f)
       }
-    })
+    }
+    // A plain socket is read into one buffer of its own (src/hub-read.ts): what is left of a read is copied.
+    const own = !(sock instanceof tls.TLSSocket) && readIntoOwnBuffer(sock, onBytes)
+    decoder = new FrameDecoder({ views: true, transient: own })
+    if (!own) sock.on('data', onBytes)
     sock.on('error', () => { /* reported by close */ })
     sock.on('close', () => this.closed(conn))
   }

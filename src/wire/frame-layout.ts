@@ -11,7 +11,7 @@
 import { OutpostError } from '../errors'
 import type { MsgFrame, PartFrame } from './framing'
 import { GIVE_UP, Reader } from './msgpack-read'
-import { binHeader, putBin, putStr, strHeader } from './msgpack-write'
+import { asciiLength, binHeader, putBin, putStr, SHORT, strHeader } from './msgpack-write'
 
 /** Largest frame on the wire, length prefix included. */
 export const MAX_FRAME = 8192
@@ -34,6 +34,9 @@ export function msgOverhead(idN: number, toN: number, fromN: number | undefined)
     (fromN === undefined ? 0 : K_FROM.length + strHeader(fromN) + fromN) + K_B.length
 }
 
+/** UTF-8 bytes of s: short plain ASCII (ids, node names) measured without a call into C++. */
+const utf8Bytes = (s: string): number => (s.length <= SHORT && asciiLength(s) >= 0 ? s.length : Buffer.byteLength(s))
+
 /** Size of a non-negative integer below 2^32 as the Encoder writes it. */
 const uintSize = (v: number): number => (v < 0x80 ? 1 : v < 0x100 ? 2 : v < 0x10000 ? 3 : 5)
 
@@ -48,22 +51,69 @@ function putUint(out: Buffer, at: number, v: number): number {
 const tooLarge = (t: string, size: number): OutpostError =>
   new OutpostError('frame_too_large', `frame: ${t} body is ${size} bytes, more than ${MAX_BODY} (split envelopes with splitEnvelope)`)
 
+/** A frame's strings measured (UTF-8 bytes), once for its size and its writing. */
+export interface Names { id: string; idN: number; to: string; toN: number; from: string | undefined; fromN: number | undefined }
+
+export function names(id: string, to: string, from: string | undefined): Names {
+  return { id, idN: utf8Bytes(id), to, toN: utf8Bytes(to), from, fromN: from === undefined ? undefined : utf8Bytes(from) }
+}
+
+/** Bytes of a msg frame, its length prefix included. Throws frame_too_large past MAX_BODY. */
+export function msgFrameSize(h: Names, len: number): number {
+  const size = msgOverhead(h.idN, h.toN, h.fromN) + binHeader(len) + len
+  if (size > MAX_BODY) throw tooLarge('msg', size)
+  return 2 + size
+}
+
+/** Writes a msg frame (length prefix and body) of msgFrameSize bytes at `at`; returns the offset after it. */
+export function putMsgFrame(out: Buffer, at: number, size: number, h: Names, b: Uint8Array): number {
+  out.writeUInt16BE(size - 2, at)
+  out[at + 2] = h.from === undefined ? 0x84 : 0x85
+  at += 3
+  out.set(MSG_HEAD, at); at += MSG_HEAD.length
+  at = writeHead(out, at, h.id, h.idN, h.to, h.toN, h.from, h.fromN)
+  out.set(K_B, at); at += K_B.length
+  return putBin(out, at, b)
+}
+
 /** A msg frame: the 2-byte length and the body. Throws frame_too_large past MAX_BODY. */
 export function encodeMsgFrame(id: string, to: string, from: string | undefined, b: Uint8Array): Buffer {
-  const idN = Buffer.byteLength(id)
-  const toN = Buffer.byteLength(to)
-  const fromN = from === undefined ? undefined : Buffer.byteLength(from)
-  const size = msgOverhead(idN, toN, fromN) + binHeader(b.length) + b.length
-  if (size > MAX_BODY) throw tooLarge('msg', size)
-  const out = Buffer.allocUnsafe(2 + size)
-  out.writeUInt16BE(size, 0)
-  out[2] = from === undefined ? 0x84 : 0x85
-  let at = 3
-  out.set(MSG_HEAD, at); at += MSG_HEAD.length
-  at = writeHead(out, at, id, idN, to, toN, from, fromN)
-  out.set(K_B, at); at += K_B.length
-  putBin(out, at, b)
+  const h = names(id, to, from)
+  const size = msgFrameSize(h, b.length)
+  const out = Buffer.allocUnsafe(size)
+  putMsgFrame(out, 0, size, h, b)
   return out
+}
+
+/** Body bytes of a part frame before its payload. */
+function partHeadSize(idN: number, toN: number, fromN: number | undefined, i: number, n: number, len: number): number {
+  return 1 + PART_HEAD.length + K_ID.length + strHeader(idN) + idN + K_TO.length + strHeader(toN) + toN +
+    (fromN === undefined ? 0 : K_FROM.length + strHeader(fromN) + fromN) + K_I.length + uintSize(i) + K_N.length + uintSize(n) + K_B.length + binHeader(len)
+}
+
+/** Bytes of a part frame up to its payload, its length prefix included. Throws frame_too_large past MAX_BODY. */
+export function partHeadBytes(h: Names, i: number, n: number, len: number): number {
+  const head = partHeadSize(h.idN, h.toN, h.fromN, i, n, len)
+  if (head + len > MAX_BODY) throw tooLarge('part', head + len)
+  return 2 + head
+}
+
+/** Writes a part frame's partHeadBytes bytes (its payload `len` bytes follow them) at `at`; returns the offset after them. */
+export function putPartHead(out: Buffer, at: number, headBytes: number, h: Names, i: number, n: number, len: number): number {
+  out.writeUInt16BE(headBytes - 2 + len, at)
+  out[at + 2] = h.from === undefined ? 0x86 : 0x87
+  at += 3
+  out.set(PART_HEAD, at); at += PART_HEAD.length
+  at = writeHead(out, at, h.id, h.idN, h.to, h.toN, h.from, h.fromN)
+  out.set(K_I, at); at += K_I.length
+  at = putUint(out, at, i)
+  out.set(K_N, at); at += K_N.length
+  at = putUint(out, at, n)
+  out.set(K_B, at); at += K_B.length
+  if (len < 0x100) { out[at++] = 0xc4; out[at++] = len }
+  else if (len < 0x10000) { out[at++] = 0xc5; out.writeUInt16BE(len, at); at += 2 }
+  else { out[at++] = 0xc6; out.writeUInt32BE(len, at); at += 4 }
+  return at
 }
 
 /**
@@ -72,26 +122,10 @@ export function encodeMsgFrame(id: string, to: string, from: string | undefined,
  * encodePartFrame makes. Throws frame_too_large past MAX_BODY.
  */
 export function encodePartHead(id: string, to: string, from: string | undefined, i: number, n: number, len: number): Buffer {
-  const idN = Buffer.byteLength(id)
-  const toN = Buffer.byteLength(to)
-  const fromN = from === undefined ? undefined : Buffer.byteLength(from)
-  const head = 1 + PART_HEAD.length + K_ID.length + strHeader(idN) + idN + K_TO.length + strHeader(toN) + toN +
-    (fromN === undefined ? 0 : K_FROM.length + strHeader(fromN) + fromN) + K_I.length + uintSize(i) + K_N.length + uintSize(n) + K_B.length + binHeader(len)
-  if (head + len > MAX_BODY) throw tooLarge('part', head + len)
-  const out = Buffer.allocUnsafe(2 + head)
-  out.writeUInt16BE(head + len, 0)
-  out[2] = from === undefined ? 0x86 : 0x87
-  let at = 3
-  out.set(PART_HEAD, at); at += PART_HEAD.length
-  at = writeHead(out, at, id, idN, to, toN, from, fromN)
-  out.set(K_I, at); at += K_I.length
-  at = putUint(out, at, i)
-  out.set(K_N, at); at += K_N.length
-  at = putUint(out, at, n)
-  out.set(K_B, at); at += K_B.length
-  if (len < 0x100) { out[at++] = 0xc4; out[at++] = len }
-  else if (len < 0x10000) { out[at++] = 0xc5; out.writeUInt16BE(len, at); at += 2 }
-  else { out[at++] = 0xc6; out.writeUInt32BE(len, at) }
+  const h = names(id, to, from)
+  const size = partHeadBytes(h, i, n, len)
+  const out = Buffer.allocUnsafe(size)
+  putPartHead(out, 0, size, h, i, n, len)
   return out
 }
 

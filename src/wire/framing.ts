@@ -193,15 +193,19 @@ export class FrameDecoder {
   #need: number | undefined
   #failed: OutpostError | undefined
   readonly #views: boolean
+  readonly #transient: boolean
 
   /**
    * `views`: msg frames' payloads may be views into the pushed chunks (for a caller that is done
    * with them before the next push, such as the hub forwarding them); by default they are copies.
    * Part frames' payloads are views either way (frame-layout.ts fastPart): the Reassembler copies
    * them into the whole message, the hub writes them out at once.
+   * `transient`: the caller writes over a pushed chunk once push returns (the hub reads every
+   * socket into one buffer, src/hub-read.ts): the bytes of a frame not yet complete are copied.
    */
-  constructor(opts: { views?: boolean } = {}) {
+  constructor(opts: { views?: boolean; transient?: boolean } = {}) {
     this.#views = opts.views === true
+    this.#transient = opts.transient === true
   }
 
   /** Feed bytes as they arrive; returns the frames completed by them (often none). */
@@ -244,7 +248,21 @@ export class FrameDecoder {
       this.#chunks = []
       throw this.#failed
     }
+    if (this.#transient && this.#chunks.includes(chunk)) this.#keepRest()
     return frames
+  }
+
+  /** What is buffered, copied into one chunk of its own (at most a frame's bytes). */
+  #keepRest(): void {
+    const rest = new Uint8Array(this.#buffered)
+    let at = 0
+    for (const [i, c] of this.#chunks.entries()) {
+      const piece = i === 0 ? c.subarray(this.#offset) : c
+      rest.set(piece, at)
+      at += piece.length
+    }
+    this.#chunks = [rest]
+    this.#offset = 0
   }
 
   /** The next n buffered bytes (n ≤ #buffered): a view when they sit in one chunk, else one copy. */
