@@ -7,6 +7,7 @@
  */
 import fs from 'node:fs'
 import path from 'node:path'
+import { abandonOutbox } from '../test/fixtures/abandon-outbox'
 import { Cluster } from '../test/fixtures/cluster'
 import { rssOf } from './proc-stats'
 
@@ -31,17 +32,6 @@ async function mark(ob: StoreApi, n: number, from: number): Promise<void> {
   for (let i = 0; i < n; i += 1000) await ob.markSeen(Array.from({ length: 1000 }, (_, k) => ulid(t0 + Math.floor(((from + i + k) / 200_000) * 3_600_000))))
 }
 
-/** What SIGKILL leaves: no final snapshot (timers stopped, the lock file of a dead process). */
-async function abandon(ob: StoreApi): Promise<void> {
-  const inner = ob as unknown as { closing?: Promise<void>; journal: { drain(): Promise<void>; closed: boolean }; snapshots: { checkpointing?: Promise<void>; clearTimer(): void }; lock: { release(): void } }
-  while (inner.snapshots.checkpointing) await inner.snapshots.checkpointing
-  inner.closing = Promise.resolve()
-  inner.snapshots.clearTimer()
-  inner.journal.closed = true
-  await inner.journal.drain()
-  inner.lock.release()
-}
-
 async function one(label: string, root: string): Promise<Record<string, unknown>> {
   const { Outbox } = (await import(path.join(root, 'src', 'store', 'outbox.ts'))) as { Outbox: { open: Open } }
   const bin = path.join(root, 'bin', 'outpost.cjs')
@@ -62,7 +52,7 @@ async function one(label: string, root: string): Promise<Record<string, unknown>
     await p.stop('SIGTERM')
     ob = await Outbox.open({ dir, maxBytes: 1 << 30 })
     await mark(ob, 50_000, 100_000)
-    await abandon(ob)
+    await abandonOutbox(ob)
     t = performance.now()
     p = await c.start('ship1', true, {}, bin)
     const crashMs = performance.now() - t

@@ -7,6 +7,7 @@ import * as assert from 'uvu/assert'
 import { Outbox, type OutboxOptions } from '../../src/store/outbox'
 import { bodyFileName } from '../../src/store/outbox-bodies'
 import { loadSqlJs } from '../../src/store/sqljs'
+import { snapshotRows } from '../fixtures/snapshot-rows'
 import { snapshotName } from '../../src/store/store-files'
 import { rejectsCode } from '../helpers'
 
@@ -23,18 +24,6 @@ async function snapshotAgain(ob: Outbox): Promise<void> {
   await ob.enqueue(entry('pad'))
   await ob.remove('pad')
   await ob.checkpoint()
-}
-
-/** sql.js's view of the newest snapshot in `dir`. */
-async function snapshotRows(dir: string, sql: string): Promise<unknown[][]> {
-  const SQL = await loadSqlJs()
-  const snap = fs.readdirSync(dir).filter((f) => f.startsWith('snapshot-') && f.endsWith('.db')).sort().at(-1)!
-  const db = new SQL.Database(fs.readFileSync(path.join(dir, snap)))
-  try {
-    return db.exec(sql)[0]?.values ?? []
-  } finally {
-    db.close()
-  }
 }
 
 t('stored bodies leave sql.js for a body file and come back the same, before and after a restart', async () => {

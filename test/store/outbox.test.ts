@@ -5,6 +5,7 @@ import path from 'node:path'
 import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
 import { listSegments, segmentName } from '../../src/store/journal'
+import { abandonOutbox } from '../fixtures/abandon-outbox'
 import { Outbox, type OutboxOptions } from '../../src/store/outbox'
 import { bodyFor } from '../fixtures/outbox-body'
 import { rejectsCode } from '../helpers'
@@ -42,20 +43,6 @@ function flipAfter(dir: string, needle: string, past: number): { file: string; a
   throw new Error(`${needle} is not in the journal`)
 }
 
-/** Simulate a crash in-process: drop the outbox without close() (no final snapshot). */
-async function abandon(ob: Outbox): Promise<void> {
-  const inner = ob as unknown as { journal: { drain(): Promise<void> }; snapshots: { checkpointing: Promise<void> | undefined; clearTimer(): void } }
-  while (inner.snapshots.checkpointing) await inner.snapshots.checkpointing
-  // A dead process has no timers: the quiet timer's snapshot would rotate the journal under the next opener.
-  const timers = ob as unknown as { closing: Promise<void> | undefined; journal: { closed: boolean } }
-  timers.closing = Promise.resolve()
-  inner.snapshots.clearTimer()
-  // Nor a spare still being filled that, once ready, would start a segment under the next opener.
-  timers.journal.closed = true
-  await inner.journal.drain()
-  ;(ob as unknown as { lock: { release(): void } }).lock.release()
-}
-
 /** The contract every outbox configuration must keep. */
 function contract(name: string, extra: Partial<OutboxOptions>): void {
   const t = suite(`outbox (${name})`)
@@ -65,7 +52,7 @@ function contract(name: string, extra: Partial<OutboxOptions>): void {
     const dir = tmpDir()
     const ob = await open(dir)
     await ob.enqueue(entry('a1'))
-    await abandon(ob)
+    await abandonOutbox(ob)
     const again = await open(dir)
     assert.equal(again.get('a1')?.body, body(200))
     await again.close()
@@ -78,7 +65,7 @@ function contract(name: string, extra: Partial<OutboxOptions>): void {
     await ob.enqueue(entry('a2'))
     await ob.remove('a1')
     assert.is(ob.get('a1'), undefined)
-    await abandon(ob)
+    await abandonOutbox(ob)
     const again = await open(dir)
     assert.equal(again.all().map((e) => e.id), ['a2'])
     await again.close()
@@ -89,7 +76,7 @@ function contract(name: string, extra: Partial<OutboxOptions>): void {
     const ob = await open(dir)
     for (let i = 0; i < 30; i++) await ob.enqueue(entry(`m${i}`, `n${i % 3}`))
     await ob.remove('m3')
-    await abandon(ob)
+    await abandonOutbox(ob)
     const again = await open(dir)
     assert.equal(again.destinations(), ['n0', 'n1', 'n2'])
     assert.equal(again.head('n0', 3).map((e) => e.id), ['m0', 'm6', 'm9'])
@@ -129,7 +116,7 @@ function contract(name: string, extra: Partial<OutboxOptions>): void {
     const ob = await open(dir)
     await ob.enqueue(entry('r1'))
     await ob.recordAttempt('r1', 3, 12345)
-    await abandon(ob)
+    await abandonOutbox(ob)
     const again = await open(dir)
     const e = again.get('r1')
     assert.is(e?.attempts, 3)
@@ -142,7 +129,7 @@ function contract(name: string, extra: Partial<OutboxOptions>): void {
     let now = 1_000_000
     const ob = await open(dir, { now: () => now, dedupWindowMs: 10_000 })
     await ob.recordRequest('01J00000000000000000000001', 'ship1', 'cli.run', now + 50_000)
-    await abandon(ob)
+    await abandonOutbox(ob)
     const again = await open(dir, { now: () => now, dedupWindowMs: 10_000 })
     assert.ok(again.sentRequest('01J00000000000000000000001', 'ship1', 'cli.run'), 'survives a crash')
     assert.not.ok(again.sentRequest('01J00000000000000000000001', 'ship2', 'cli.run'), 'another node')
@@ -170,7 +157,7 @@ function contract(name: string, extra: Partial<OutboxOptions>): void {
     await marking
     await rejectsCode(ob.markSeen(['c1', '!c2']), 'envelope_invalid')
     assert.not.ok(ob.hasSeen('c1'), 'nothing of a refused call is marked')
-    await abandon(ob)
+    await abandonOutbox(ob)
     const again = await open(dir)
     assert.ok(ids.every((id) => again.hasSeen(id)), 'all survive a crash')
     assert.not.ok(again.hasSeen('c1'))
@@ -185,7 +172,7 @@ function contract(name: string, extra: Partial<OutboxOptions>): void {
     assert.ok(ob.hasSeen('s1'), 'seen before the write lands (no double run in between)')
     await marking
     assert.not.ok(ob.hasSeen('s2'))
-    await abandon(ob)
+    await abandonOutbox(ob)
     const again = await open(dir, { now: () => now, dedupWindowMs: 10_000 })
     assert.ok(again.hasSeen('s1'), 'survives a crash')
     now += 20_000
@@ -206,14 +193,14 @@ function contract(name: string, extra: Partial<OutboxOptions>): void {
     await ob.startRun('in2')
     await ob.startRun('in3')
     await ob.enqueueReply(entry('rep3', 'central'), 'in3')
-    await abandon(ob)
+    await abandonOutbox(ob)
     const again = await open(dir)
     assert.equal(again.inbox().map((e) => [e.id, e.state, e.from, e.body.length]), [['in1', 'received', 'central', 10], ['in2', 'started', 'central', 11]])
     assert.ok(again.get('rep3'), 'the reply is queued')
     assert.ok(again.hasSeen('in3'))
     await again.finishRun('in1')
     await again.checkpoint()
-    await abandon(again)
+    await abandonOutbox(again)
     const third = await open(dir)
     assert.equal(third.inbox().map((e) => e.id), ['in2'], 'closed entries stay closed after a snapshot')
     await third.close()
@@ -225,7 +212,7 @@ function contract(name: string, extra: Partial<OutboxOptions>): void {
       const warnings: string[] = []
       const ob = await open(dir)
       for (let i = 0; i < 10; i++) await ob.enqueue(entry(`t${i}`))
-      await abandon(ob)
+      await abandonOutbox(ob)
       const { file, end } = lastData(dir)
       assert.ok(end > 0, 'the ten records are in a segment')
       // A torn write: the file cut short (a segment that grew by appending), or the last bytes
@@ -237,7 +224,7 @@ function contract(name: string, extra: Partial<OutboxOptions>): void {
       assert.equal(ids, Array.from({ length: 9 }, (_, i) => `t${i}`))
       assert.ok(warnings.some((w) => w.includes('torn')), warnings.join('\n'))
       await again.enqueue(entry('after'))
-      await abandon(again)
+      await abandonOutbox(again)
       const third = await open(dir)
       assert.ok(third.get('after'), 'records written after a torn tail are not hidden behind it')
       assert.equal(third.damaged, [], 'the torn tail was cut off at the first start: never taken for damage later')
@@ -253,7 +240,7 @@ function contract(name: string, extra: Partial<OutboxOptions>): void {
     // One record each (awaited one by one), so record n is message d<n>.
     for (let i = 0; i < 50; i++) await ob.enqueue(entry(`d${i}`))
     await ob.remove('d30') // a good record after the damage that settles nothing damaged
-    await abandon(ob)
+    await abandonOutbox(ob)
     // Inside the body of record 26 (d25): the header and the op's fields still read.
     const { file, at } = flipAfter(dir, 'd25', 100)
     const warnings: string[] = []
@@ -276,7 +263,7 @@ function contract(name: string, extra: Partial<OutboxOptions>): void {
     const ob = await open(dir)
     for (let i = 0; i < 5; i++) await ob.enqueue(entry(`s${i}`))
     await ob.remove('s2')
-    await abandon(ob)
+    await abandonOutbox(ob)
     flipAfter(dir, 's2', 60)
     const again = await open(dir)
     assert.equal(again.all().map((e) => e.id), ['s0', 's1', 's3', 's4'])
@@ -288,10 +275,10 @@ function contract(name: string, extra: Partial<OutboxOptions>): void {
     const dir = tmpDir()
     const ob = await open(dir)
     for (let i = 0; i < 5; i++) await ob.enqueue(entry(`e${i}`))
-    await abandon(ob)
+    await abandonOutbox(ob)
     const again = await open(dir)
     await again.enqueue(entry('later'))
-    await abandon(again)
+    await abandonOutbox(again)
     // e4 is the last record of the first start's segments; a later start wrote a newer one.
     flipAfter(dir, 'e4', 60)
     const warnings: string[] = []
@@ -307,7 +294,7 @@ function contract(name: string, extra: Partial<OutboxOptions>): void {
     const dir = tmpDir()
     const ob = await open(dir)
     for (let i = 0; i < 5; i++) await ob.enqueue(entry(`z${i}`))
-    await abandon(ob)
+    await abandonOutbox(ob)
     fs.appendFileSync(lastData(dir).file, Buffer.alloc(4096)) // length 0 with CRC 0 is a valid-looking header
     const warnings: string[] = []
     const again = await open(dir, { warn: (m) => warnings.push(m) })
@@ -321,7 +308,7 @@ function contract(name: string, extra: Partial<OutboxOptions>): void {
     const dir = tmpDir()
     const ob = await open(dir)
     await ob.enqueue(entry('a1'))
-    await abandon(ob)
+    await abandonOutbox(ob)
     const spare = path.join(dir, segmentName(listSegments(dir).at(-1)! + 1))
     fs.writeFileSync(spare, Buffer.alloc(64 * 1024))
     const warnings: string[] = []
@@ -330,7 +317,7 @@ function contract(name: string, extra: Partial<OutboxOptions>): void {
     assert.equal(again.all().map((e) => e.id), ['a1'])
     assert.equal(warnings, [])
     await again.enqueue(entry('a2'))
-    await abandon(again)
+    await abandonOutbox(again)
     const third = await open(dir)
     assert.equal(third.all().map((e) => e.id), ['a1', 'a2'])
     await third.close()
@@ -411,7 +398,7 @@ timing('snapshot timing: a backlog that is not acknowledged is moved out of memo
   assert.ok(n >= 64 && n <= 66, `it ran once 64 KiB of messages were in memory (${n} messages)`)
   assert.is(ob.all().length, n)
   for (let i = 0; i < 20; i++) await ob.enqueue(entry(`late${i}`, 'ship1', 1000))
-  await abandon(ob)
+  await abandonOutbox(ob)
   const again = await Outbox.open({ dir, maxBytes: 1 << 24, checkpointBytes: 64 * 1024 })
   const ids = again.head('ship1', 1000).map((e) => e.id)
   assert.is(ids.length, n + 20, 'every accepted message is there after a crash, once')
@@ -432,7 +419,7 @@ timing('snapshot timing: the quiet timer never rotates the journal under a write
   ;(ob as unknown as { snapshots: { settle(): void } }).snapshots.settle()
   const results = await stored
   assert.equal(results.filter((r) => r.status === 'rejected').map((r) => String((r as PromiseRejectedResult).reason)), [])
-  await abandon(ob)
+  await abandonOutbox(ob)
   const again = await Outbox.open({ dir, maxBytes: 1 << 24, checkpointBytes: 64 * 1024 })
   assert.is(again.all().length, 50, 'every accepted message is there after a crash')
   await again.close()

@@ -12,6 +12,7 @@ import * as assert from 'uvu/assert'
 import { createHash } from 'node:crypto'
 import { Delivery } from '../../src/delivery'
 import { listSegments, readSegment, segmentName } from '../../src/store/journal'
+import { abandonOutbox } from '../fixtures/abandon-outbox'
 import { Outbox, type OutboxOptions } from '../../src/store/outbox'
 import { loadSqlJs } from '../../src/store/sqljs'
 import type { Transport } from '../../src/transport'
@@ -27,12 +28,6 @@ function opCodes(dir: string): number[] {
   return listSegments(dir).flatMap((n) => readSegment(path.join(dir, segmentName(n)), n).records.map((r) => r[0]!))
 }
 
-/** Simulate a crash in-process: drop the outbox without close() (no final snapshot). */
-async function abandon(ob: Outbox): Promise<void> {
-  await (ob as unknown as { journal: { drain(): Promise<void> } }).journal.drain()
-  ;(ob as unknown as { lock: { release(): void } }).lock.release()
-}
-
 test('routes - a request with its route is one journal record, and its route and request record come back after a crash and after a snapshot', async () => {
   const dir = tmpDir()
   const ob = await open(dir)
@@ -40,7 +35,7 @@ test('routes - a request with its route is one journal record, and its route and
   assert.equal(e.route, route)
   await ob.enqueue({ id: 'r2', dest: 'ship1', body, createdAt: 1, expiresAt: 2, route: { retries: 0, method: 'node.ping' } })
   assert.equal(opCodes(dir), [9, 9], 'one record each, the request record inside the first')
-  await abandon(ob)
+  await abandonOutbox(ob)
   const again = await open(dir)
   assert.equal(again.get('r1')?.route, route)
   assert.equal(again.get('r2')?.route, { retries: 0, method: 'node.ping' }, 'an absent ackTimeout stays absent (the config decides)')
@@ -60,7 +55,7 @@ test('routes - while an upgrade may roll back (keepOldFormat) the records are th
   const ob = await open(dir, { keepOldFormat: true })
   await ob.enqueue({ id: 'o1', dest: 'ship1', body, createdAt: 1, expiresAt: 2, route, request })
   assert.equal(opCodes(dir), [1, 4], 'an enqueue and a separate request record, as an older outpost writes them')
-  await abandon(ob)
+  await abandonOutbox(ob)
   const again = await open(dir, { keepOldFormat: true })
   assert.is(again.get('o1')?.route, undefined)
   assert.ok(again.sentRequest('o1', 'ship1', 'reply.file.append'))

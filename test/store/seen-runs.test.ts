@@ -14,35 +14,15 @@ import { sentKey } from '../../src/store/outbox-apply'
 import { RECEIVER_TABLES, ReceiverIndex } from '../../src/store/receiver-index'
 import { SeenSet } from '../../src/store/seen-runs'
 import { loadSqlJs } from '../../src/store/sqljs'
+import { snapshotRows } from '../fixtures/snapshot-rows'
+import { abandonOutbox } from '../fixtures/abandon-outbox'
 import { snapshotName } from '../../src/store/store-files'
 import { rejectsCode } from '../helpers'
 
 const t = suite('seen runs')
 const tmpDir = (): string => fs.mkdtempSync(path.join(os.tmpdir(), 'outpost-seen-'))
 const open = (dir: string, o: Partial<OutboxOptions> = {}): Promise<Outbox> => Outbox.open({ dir, maxBytes: 1 << 30, ...o })
-/** What SIGKILL leaves: no final snapshot, timers stopped, the lock of a dead process. */
-async function abandonOutbox(ob: Outbox): Promise<void> {
-  const inner = ob as unknown as { closing?: Promise<void>; journal: { drain(): Promise<void>; closed: boolean }; snapshots: { checkpointing?: Promise<void>; clearTimer(): void }; lock: { release(): void } }
-  while (inner.snapshots.checkpointing) await inner.snapshots.checkpointing
-  inner.closing = Promise.resolve()
-  inner.snapshots.clearTimer()
-  inner.journal.closed = true
-  await inner.journal.drain()
-  inner.lock.release()
-}
 const ulid = (n: number): string => `01J${String(n).padStart(23, '0')}`
-
-/** sql.js's view of the newest snapshot in `dir`. */
-async function snapshotRows(dir: string, sql: string): Promise<unknown[][]> {
-  const SQL = await loadSqlJs()
-  const snap = fs.readdirSync(dir).filter((f) => f.startsWith('snapshot-') && f.endsWith('.db')).sort().at(-1)!
-  const db = new SQL.Database(fs.readFileSync(path.join(dir, snap)))
-  try {
-    return db.exec(sql)[0]?.values ?? []
-  } finally {
-    db.close()
-  }
-}
 
 t('seen ids and request records go to the snapshot as a few runs, not a row each; all are found again after a restart', async () => {
   const dir = tmpDir()

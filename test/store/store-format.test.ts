@@ -9,7 +9,7 @@ import path from 'node:path'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { Outbox } from '../../src/store/outbox'
-import { loadSqlJs } from '../../src/store/sqljs'
+import { snapshotRows } from '../fixtures/snapshot-rows'
 import { readPending, writePending } from '../../src/upgrade/watchdog'
 import { VERSION } from '../../src/version'
 import { Cluster, status, sendVia } from '../fixtures/cluster'
@@ -124,18 +124,6 @@ test('a store in format 2 is refused by the previous outpost and left as it is; 
     await c.destroy()
   }
 })
-
-/** sql.js's view of the newest snapshot in an outbox directory. */
-async function snapshotRows(dir: string, sql: string): Promise<unknown[][]> {
-  const SQL = await loadSqlJs()
-  const snap = fs.readdirSync(dir).filter((f) => f.startsWith('snapshot-') && f.endsWith('.db')).sort().at(-1)!
-  const db = new SQL.Database(fs.readFileSync(path.join(dir, snap)))
-  try {
-    return db.exec(sql)[0]?.values ?? []
-  } finally {
-    db.close()
-  }
-}
 
 test('a store of format 2 (a sql.js row per seen id and request record) moves to format 3 at the first start of this outpost; every id is still recognised', async () => {
   const c = await Cluster.create(['ship1'], { log: { level: 'info' }, delivery: { ttl: 3600 } })
