@@ -13,6 +13,8 @@ import { writeSnapshot } from './store-files'
 
 /** How often the journal's pace is looked at while it is written to. */
 const QUIET_MS = 1000
+/** After a quiet second whose look met a batch in flight: when to look again. */
+const BETWEEN_BATCHES_MS = 20
 /** At most this many journal bytes in QUIET_MS is quiet (a trickle of retries and receipts). */
 const QUIET_BYTES = 64 * 1024
 
@@ -111,9 +113,9 @@ export class Snapshots {
   }
 
   /** Look again in a second at how much the journal wrote meanwhile (armed by a commit). */
-  private armQuietTimer(): void {
+  private armQuietTimer(ms = QUIET_MS): void {
     if (this.quietTimer !== undefined || this.stopped) return
-    this.quietTimer = setTimeout(() => this.settle(), QUIET_MS)
+    this.quietTimer = setTimeout(() => this.settle(), ms)
     this.quietTimer.unref()
   }
 
@@ -128,11 +130,19 @@ export class Snapshots {
     if (this.stopped) return
     const busy = this.quietWindowBytes > QUIET_BYTES
     this.quietWindowBytes = 0
-    // A snapshot still being written is part of the burst. And a snapshot rotates the journal,
-    // which is only safe between batches: never under a write in flight (its records would go
-    // to the segment the snapshot then deletes, and its offset to the next one).
-    if (busy || this.checkpointing || !this.p.journal.idle) {
+    // A snapshot still being written is part of the burst.
+    if (busy || this.checkpointing) {
       this.armQuietTimer()
+      return
+    }
+    // A snapshot rotates the journal, which is only safe between batches: never under a write
+    // in flight (its records would go to the segment the snapshot then deletes, and its offset
+    // to the next one). Quiet but a batch in flight (a heartbeat's, a receipt's): look again as
+    // soon as it is likely written, not a second later: a trickle on a one-second period (a
+    // hello a second, each look armed by the commit before it) met every look, and what a burst
+    // left in memory stayed there.
+    if (!this.p.journal.idle) {
+      this.armQuietTimer(BETWEEN_BATCHES_MS)
       return
     }
     if (this.p.index.inMemoryBytes > this.p.checkpointBytes / 16 && this.p.journal.bytesInSegment > 0) {

@@ -214,6 +214,28 @@ t('afterBurst is called once the journal has been quiet for a second after a bur
   await ob.close()
 })
 
+t('afterBurst also comes when a trickle of writes is in flight at each once-a-second look (a hello a second met every look)', async () => {
+  let calls = 0
+  const ob = await open(tmpDir(), { checkpointBytes: 4096, afterBurst: () => { calls++ } })
+  // The journal as a trickle on a one-second period leaves it: a batch in flight at each look a
+  // second after the last, written by the time of a look soon after.
+  const journal = (ob as unknown as { journal: object }).journal
+  const real = Object.getOwnPropertyDescriptor(Object.getPrototypeOf(journal), 'idle')!.get!
+  let lastLook = 0
+  Object.defineProperty(journal, 'idle', {
+    get(): boolean {
+      const now = Date.now()
+      const soon = now - lastLook < 200
+      lastLook = now
+      return soon && (real.call(journal) as boolean)
+    },
+  })
+  await Promise.all(Array.from({ length: 100 }, (_, i) => ob.enqueue(entry(`t${i}`))))
+  for (let i = 0; i < 40 && calls === 0; i++) await new Promise((r) => setTimeout(r, 100))
+  assert.is(calls, 1, 'afterBurst within 4 s of the burst')
+  await ob.close()
+})
+
 t('a burst left in memory goes to the store after a quiet second (snapshot), then afterBurst', async () => {
   const dir = tmpDir()
   const order: string[] = []
