@@ -60,6 +60,11 @@ export class Records<R extends { id: string }> {
     return slot.done
   }
 
+  /** Resolves once no write is in flight (a close leaves none half done: no `.tmp` behind, the latest state on disk). */
+  async settled(): Promise<void> {
+    while (this.saving.size > 0) await Promise.allSettled([...this.saving.values()].map((s) => s.done))
+  }
+
   private async write(rec: R): Promise<void> {
     const file = this.file(rec.id)
     await fs.promises.mkdir(this.dir, { recursive: true, mode: 0o700 })

@@ -384,5 +384,6 @@ export class Sender {
   async close(): Promise<void> {
     this.closed = true
     for (const id of [...this.live.keys()]) await this.stopLive(id)
+    await this.records.settled() // a progress save not awaited (an ACK's) ends before close does
   }
 }
