@@ -56,7 +56,9 @@ test('tunnel -R - 20 parallel requests made on ship1 reach a server here, each a
     // ship1's audit log: the listening session and one line per connection carried back.
     const audit = await eventually('the audit lines of the reverse tunnel', () => {
       const lines = readOr(`${c.node('ship1').dataDir}/audit.log`).split('\n').filter((l) => l.includes('"event":"session"') && l.includes('"method":"tunnel.listen"')).map((l) => JSON.parse(l) as { what: string; fromNode: string; bytesIn: number; bytesOut: number })
-      return lines.some((l) => l.what === `listen 127.0.0.1:${remote}`) ? lines : undefined
+      // The listening session's line, and one for each of the 20 connections (the last may be written after it).
+      const done = lines.some((l) => l.what === `listen 127.0.0.1:${remote}`) && lines.filter((l) => l.what.startsWith(`127.0.0.1:${remote} from 127.0.0.1:`)).length >= 20
+      return done ? lines : undefined
     })
     const carried = audit.filter((l) => l.what.startsWith(`127.0.0.1:${remote} from 127.0.0.1:`))
     assert.is(carried.length, 20)
