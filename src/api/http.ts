@@ -103,7 +103,11 @@ export class HttpApi {
       this.recent.reply(env)
       this.publish(env)
     })
-    const stopJobs = o.jobs?.watch((ev) => this.publishFrame(jobEventFrame(ev), undefined)) ?? (() => {})
+    const stopJobs = o.jobs?.watch((ev) => {
+      // A job's messages are requests this node sent: /v1/requests lists them with their method.
+      if (ev.node !== undefined && ev.node.sentAt !== undefined) this.recent.known(ev.node.id, ev.node.name, ev.job.message.method, ev.node.sentAt)
+      this.publishFrame(jobEventFrame(ev), undefined)
+    }) ?? (() => {})
     this.stopWatching = () => { stopReplies(); stopJobs() }
   }
 
