@@ -48,7 +48,7 @@ export type { DestinationStats } from './outbox-index'
  * The store is one class; each part of the message path sees only its facet of it.
  * Delivery (the send side) reads what waits per destination and settles it.
  */
-export type OutboxFacet = Pick<Outbox, 'destinations' | 'head' | 'get' | 'remove' | 'removeAll' | 'recordAttempt'>
+export type OutboxFacet = Pick<Outbox, 'destinations' | 'head' | 'headView' | 'get' | 'remove' | 'removeAll' | 'recordAttempt'>
 /** The dispatcher (the receive side): the dedup set, the inbox and its runs, the sender's record of its requests. */
 export type InboxFacet = Pick<Outbox, 'hasSeen' | 'receive' | 'startRun' | 'finishRun' | 'sentRequest'>
 
@@ -327,6 +327,14 @@ export class Outbox {
   /** The oldest `limit` messages for a destination (with a seq above `after`), in FIFO order. */
   head(dest: string, limit = 1, after = 0): OutboxEntry[] {
     return this.index.head(dest, limit, after).map(entry)
+  }
+
+  /**
+   * head() without the copies: the live entries, for the delivery loop to read in the same
+   * turn and not keep (their attempts and nextAt change in place; a copy of one kept is entry()).
+   */
+  headView(dest: string, limit: number, after: number): readonly Readonly<OutboxEntry>[] {
+    return this.index.head(dest, limit, after)
   }
 
   /** Destinations with messages waiting. */
