@@ -27,6 +27,7 @@ const N = 20_000
 const WARM_UP = 2_000
 /** BENCH_BROKERS_BIN: another build's bin/outpost.cjs for the nodes (the alternating before/after runs); default this checkout's. */
 const BIN = process.env.BENCH_BROKERS_BIN || undefined
+const PROFILING = (process.env.OUTPOST_TEST_NODE_ARGS ?? '').includes('--cpu-prof')
 const round = (n: number, d = 3): number => Number(n.toPrecision(d + 2))
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
 
@@ -103,11 +104,14 @@ export function brokerBenchmarks(kind: Extract<Kind, 'mqtt' | 'nats'>): () => As
         const before = lineCount()
         const cpu = new CpuMeter({ A: a.child.pid!, broker: brokerPid, B: b.child.pid! })
         const started = performance.now()
+        const mono = process.hrtime.bigint()
         await sendVia(c.node('nodeA').socket, Array.from({ length: N }, () => m), { wait: false, ms: 120_000 })
         const end = Date.now() + 180_000
         while ((lineCount() < before + N || (acked && (await status(c.node('nodeA').socket)).outbox.count > 0)) && Date.now() < end) await sleep(acked ? 20 : 10)
         const got = lineCount() - before
         const rate = got / ((performance.now() - started) / 1000)
+        // With --cpu-prof, where the round lies in the nodes' profiles (their timestamps are this monotonic clock, in µs).
+        if (PROFILING) process.stderr.write(`bench: ${kind} ${acked ? 'acknowledged' : 'events'} round ${mono / 1000n}..${process.hrtime.bigint() / 1000n} µs (monotonic)\n`)
         return { got, rate, us: cpu.perMessage(Math.max(got, 1)), left: (await status(c.node('nodeA').socket)).outbox.count }
       }
       const ev = await measure(msg, false)
