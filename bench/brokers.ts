@@ -123,7 +123,9 @@ export function brokerBenchmarks(kind: Extract<Kind, 'mqtt' | 'nats'>): () => As
       const base = Math.max(...raws.map((r) => r.rate))
       const baseCpu = Math.min(...raws.map((r) => r.cpuUs))
       const runs = `${raws.map((r) => Math.round(r.rate).toLocaleString('en-US')).join(' / ')} msg/s, ${raws.map((r) => r.cpuUs.toFixed(1)).join(' / ')} µs a message (before, between, after)`
-      const how = `the raw client publish→subscribe through the same broker (${kind === 'mqtt' ? 'QoS 1, window 1000' : 'plain publish'}), ${N} 200-byte payloads, best of three runs: ${runs}`
+      // The broker's side of Nagle (test/fixtures/brokers.ts; docs/transports.md advises set_tcp_nodelay true).
+      const nagle = kind === 'mqtt' ? (process.env.OUTPOST_TEST_MOSQUITTO_NAGLE === '1' ? ', mosquitto with Nagle on (its default)' : ', mosquitto with set_tcp_nodelay true') : ''
+      const how = `the raw client publish→subscribe through the same broker (${kind === 'mqtt' ? 'QoS 1, window 1000' : 'plain publish'}${nagle}), ${N} 200-byte payloads, best of three runs: ${runs}`
       const per = (us: Record<string, number>): string => `A ${us.A} µs, ${broker} ${us.broker} µs, B ${us.B} µs`
       out.push({
         name: `${kind}.events.AtoB`, value: round(ev.rate), unit: 'msg/s', baseline: round(base), ratio: round(ev.rate / base, 2),
