@@ -1,7 +1,11 @@
 /**
  * A → hub → B, rounds of 20k node.pong through the test cluster, B's CPU per message split by
- * thread (main / others) from /proc/PID/task. `node --import tsx bench/recv-quick.ts [rounds] [bin]`
+ * thread (main / V8's others) from /proc/PID/task, and its system time; A's and the hub's beside.
+ *   node --import tsx bench/recv-quick.ts [rounds] [another build's bin/outpost.cjs for the nodes]
+ * B_NODE_ARGS: node flags for B alone; STRACE_B=FILE: B's system calls over the second round
+ * (strace -c). OUTPOST_TEST_NODE_ARGS (e.g. --cpu-prof) goes to every process, as in the cluster.
  */
+import { spawn } from 'node:child_process'
 import fs from 'node:fs'
 import { Cluster, sendVia, status } from '../test/fixtures/cluster'
 import { cpuMsOf } from './proc-stats'
@@ -51,6 +55,9 @@ async function main(): Promise<void> {
     while ((await status(c.node('nodeA').socket)).outbox.count > 0) await sleep(20)
     const pidB = b.child.pid!, pidA = a.child.pid!, pidH = c.hub!.child.pid!
     for (let r = 0; r < rounds; r++) {
+      // STRACE_B=FILE: B's system calls counted over the second round (strace -c; slows B down).
+      const strace = r === 1 && process.env.STRACE_B ? spawn('strace', ['-c', '-f', '-p', String(pidB), '-o', process.env.STRACE_B], { stdio: 'ignore' }) : undefined
+      if (strace !== undefined) await sleep(500)
       const b0 = threads(pidB), a0 = cpuMsOf(pidA), h0 = cpuMsOf(pidH)
       const t = performance.now()
       await sendVia(c.node('nodeA').socket, Array.from({ length: N }, () => msg), { wait: false, ms: 120_000 })
@@ -58,6 +65,7 @@ async function main(): Promise<void> {
       const b1 = threads(pidB)
       const us = (ms: number): string => ((ms * 1000) / N).toFixed(1)
       console.log(`round ${r}: ${(N / ((performance.now() - t) / 1000)).toFixed(0)} msg/s  A ${us(cpuMsOf(pidA) - a0)}  hub ${us(cpuMsOf(pidH) - h0)}  B ${us(b1.main + b1.other - b0.main - b0.other)} (main ${us(b1.main - b0.main)}, other ${us(b1.other - b0.other)}, sys ${us(b1.sys - b0.sys)})`)
+      if (strace !== undefined) { strace.kill('SIGINT'); await new Promise((res) => strace.once('exit', res)) }
       await sleep(300)
     }
   } finally {
