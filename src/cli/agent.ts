@@ -26,6 +26,7 @@ import { ensureDataDir } from '../lib/data-dir'
 import { writePidFile } from '../lib/pid-file'
 import { DiskGuard, MIB } from '../lib/disk-guard'
 import { oneLine } from '../lib/one-line'
+import { lockHolder } from '../store/lock'
 import { isPackaged } from '../upgrade'
 import { EXIT_RESTART, isSupervised, onAgentStart, readPending, type AgentInfo } from '../upgrade/watchdog'
 import { scheduleUpgrades } from '../upgrade/schedule'
@@ -221,6 +222,9 @@ const up: Command = async (io, args) => {
     io.stderr.write(`outpost up: wrote ${file}\n`)
   }
   const { config } = load(io, { ...values, config: file }, false)
+  // A second `up` in this folder: said before its hub takes (or fails to take) a port.
+  const holder = lockHolder(path.join(config.dataDir, 'outbox', 'lock'))
+  if (holder !== undefined) throw new OutpostError('locked', `up: an outpost up runs in this folder already (process ${holder} holds ${config.dataDir}); use that one, or stop it (Ctrl-C) first`)
   const writePort = values.port !== undefined ? movePort(config, Number(port)) : undefined
   const logger = loggerFor(config, values.debug)
   const h = await Hub.start({
