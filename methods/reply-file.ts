@@ -260,8 +260,8 @@ async function write(ctx: MethodContext, dataDir: string, rel: string, append: b
  * file's writes go in the order the replies came, so those that landed are the first few of the
  * ones caught for it: reply.file, the file is the last of those (the ones before it were written
  * and replaced); reply.file.append, the file ends with those, one after the other (a turn's
- * appends are one write: the file ends with all of them, not with each). A tail that equals them
- * by chance counts as landed; a torn one does not.
+ * appends are one write: the file ends with all of them, not with each), unless the kill tore
+ * the write after them. A tail that equals them by chance counts as landed; a torn one does not.
  */
 async function landedAll(ctxs: readonly MethodContext[], append: boolean): Promise<boolean[]> {
   const out = ctxs.map(() => false)
@@ -280,10 +280,12 @@ async function landedAll(ctxs: readonly MethodContext[], append: boolean): Promi
     if (whole === undefined) continue
     let n = 0
     if (append) {
-      // The most of them, from the first, that the file ends with.
+      // The most of them, from the first, that the file ends with;
       for (let j = contents.length; j > 0; len -= contents[--j]!.length) {
         if (len <= whole.tail.length && Buffer.concat(contents.slice(0, j)).equals(whole.tail.subarray(whole.tail.length - len))) { n = j; break }
       }
+      // or followed by the start of the others (a write the kill tore; written again after it).
+      for (let j = contents.length - 1; j > 0 && n === 0; j--) n = tornAfter(whole.tail, Buffer.concat(contents.slice(0, j)), Buffer.concat(contents.slice(j))) ? j : 0
     } else {
       // The last of them that the whole file is.
       for (let j = contents.length; j > 0; j--) if (contents[j - 1]!.length === whole.size && contents[j - 1]!.equals(whole.tail)) { n = j; break }
@@ -291,6 +293,15 @@ async function landedAll(ctxs: readonly MethodContext[], append: boolean): Promi
     for (let k = 0; k < n; k++) out[list[k]!] = true
   }
   return out
+}
+
+/** Whether `tail` ends with `landed` and then part of `rest` (not all of it). */
+function tornAfter(tail: Buffer, landed: Buffer, rest: Buffer): boolean {
+  for (let at = tail.lastIndexOf(landed); at >= 0; at = at > 0 ? tail.lastIndexOf(landed, at - 1) : -1) {
+    const torn = tail.subarray(at + landed.length)
+    if (torn.length < rest.length && torn.equals(rest.subarray(0, torn.length))) return true
+  }
+  return false
 }
 
 /** The file's size and its last `max` bytes (all of it when smaller); undefined when it cannot be read. */

@@ -61,4 +61,21 @@ test('replies after a crash - of appends in order, those written before the cras
   }
 })
 
+test('replies after a crash - appends before one the kill tore landed: only the torn one and those after it are appended again', async () => {
+  const bus = new Bus()
+  try {
+    const envs = ['one\n', 'two\n', 'three\n', 'four\n'].map((d) => reply('reply.file.append', d))
+    const file = await caught(bus, envs, async (dataDir) => {
+      await Promise.all(envs.slice(0, 2).map((env) => replyFileAppend.run(ctxOf(env, dataDir))))
+      // The next write torn by the kill (a write is cut at a page when a fatal signal comes).
+      fs.appendFileSync(path.join(dataDir, 'out', 'central', 'log.txt'), 'thr')
+    })
+    const ship1 = await bus.start('ship1')
+    await until(() => ship1.node.outbox.inbox().length === 0, 10_000, 'the replies closed')
+    assert.is(fs.readFileSync(file, 'utf8'), 'one\ntwo\nthrthree\nfour\n')
+  } finally {
+    await bus.destroy()
+  }
+})
+
 test.run()
