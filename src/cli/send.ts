@@ -235,7 +235,7 @@ export async function send(io: Io, args: string[], signal?: AbortSignal, interru
     if (json) { line({ detached: list.map((t) => ({ ...t, cancel: cancelCommand(t) })) }); return }
     if (list.length === 0) return
     io.stderr.write(cancelQueued
-      ? `outpost: stopped waiting; the op.cancel already sent still stops ${describe(list)} when it gets there. If it does not:\n`
+      ? `outpost: stopped waiting; the op.cancel already sent stops ${describe(list)} only if it is still running when the cancel gets there. If it does not:\n`
       : `outpost: left running: ${describe(list)}. To cancel later:\n`)
     for (const t of list) io.stderr.write(`  ${cancelCommand(t)}\n`)
   }
