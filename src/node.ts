@@ -81,7 +81,7 @@ export class OutpostNode {
   readonly outbox: Outbox
   readonly transport: Transport
   private readonly logger: Logger
-  private readonly delivery: Delivery
+  readonly delivery: Delivery // withdraw(): what the APIs and jobs take back unsent
   private readonly room: OutboxRoom
   private readonly dispatcher: Dispatcher
   private readonly now: () => number
@@ -165,7 +165,7 @@ export class OutpostNode {
     this.methods = methods
     this.names = nameIndex(methods.values())
     this.delivery = new Delivery({
-      self: this.name, outbox, transport, log,
+      self: this.name, outbox, transport, log, firstSeq: outbox.nextSequence,
       defaults: { ackTimeout: config.delivery.ackTimeout, retries: config.delivery.retries },
       local: (bytes) => { void this.dispatcher.receive(bytes) },
       expand: (body, method) => (method === 'file.chunk' ? this.files.expand(body) : body),
