@@ -100,7 +100,8 @@ test('withdraw - a message already handed out is not withdrawn: the op.cancel pa
   try {
     const sent = await sendVia(c.node('central').socket, [{ toNode: 'ship1', method: 'cli.run', methodArgs: [`touch ${marker}`] }], { wait: false })
     const id = sent.accepted[0]!.id
-    await sleep(300) // central hands it to the hub at once; the answer must not depend on it
+    // Central hands it to the hub at once; the wait covers a loaded machine's event loop (too short, and it would be withdrawn: a failure, never a false pass).
+    await sleep(1500)
     const answer = await ask(c.node('central').socket, { op: 'withdraw', ids: [id, '01ARZ3NDEKTSV4RRFFQ69G5FAV'] })
     assert.equal(answer, { withdraw: { [id]: 'in_flight', '01ARZ3NDEKTSV4RRFFQ69G5FAV': 'unknown' } })
   } finally {
