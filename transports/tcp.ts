@@ -14,6 +14,7 @@
  *   (hub of apiVersion 3: an ACK of many ids is an `acks` frame; a hub offering `deflate`, with
  *   transport.compress auto: a frame of ≥ 1 KiB of envelopes goes as a zbatch when that pays)
  *   frames in ─▶ msg / reassembled parts ─▶ messages(); nack / online ─▶ events()
+ *   (intake full, transports/base.ts: the socket is not read until the node has taken it)
  */
 import dns from 'node:dns/promises'
 import net from 'node:net'
@@ -341,6 +342,8 @@ class TcpTransport extends TransportBase implements Transport {
           }
           this.frame(f, sock)
         }
+        // Backpressure: the node has not taken what was read yet; the hub's window to us fills meanwhile.
+        if (this.intakeFull && !sock.isPaused()) { sock.pause(); this.whenIntakeRoom(() => sock.resume()) }
       })
       sock.on('error', (err) => { if (outcome !== 'connected') this.report(quiet, `${where}: ${err.message}`) })
       sock.on('close', () => {
