@@ -256,25 +256,67 @@ async function write(ctx: MethodContext, dataDir: string, rel: string, append: b
 }
 
 /**
- * After a crash while a reply was being written: whether the file already holds it (reply.file:
- * the whole file is this reply; reply.file.append: the file ends with it). An append that
- * equals the end of the file by chance counts as landed; one that was torn does not.
+ * After a crash while replies were being written: which of them the file already holds. A
+ * file's writes go in the order the replies came, so those that landed are the first few of the
+ * ones caught for it: reply.file, the file is the last of those (the ones before it were written
+ * and replaced); reply.file.append, the file ends with those, one after the other (a turn's
+ * appends are one write: the file ends with all of them, not with each), unless the kill tore
+ * the write after them. A tail that equals them by chance counts as landed; a torn one does not.
  */
-async function landed(ctx: MethodContext, append: boolean): Promise<boolean> {
-  const content = replyContent(ctx.env)
-  const file = path.join(path.resolve(ctx.dataDir), replyRelativePath(ctx.env))
+async function landedAll(ctxs: readonly MethodContext[], append: boolean): Promise<boolean[]> {
+  const out = ctxs.map(() => false)
+  const byFile = new Map<string, number[]>()
+  for (const [i, ctx] of ctxs.entries()) {
+    let file: string
+    try { file = path.join(path.resolve(ctx.dataDir), replyRelativePath(ctx.env)) } catch { continue }
+    const list = byFile.get(file)
+    if (list === undefined) byFile.set(file, [i])
+    else list.push(i)
+  }
+  for (const [file, list] of byFile) {
+    const contents = list.map((i) => replyContent(ctxs[i]!.env))
+    let len = contents.reduce((k, c) => k + c.length, 0)
+    const whole = await readTail(file, len)
+    if (whole === undefined) continue
+    let n = 0
+    if (append) {
+      // The most of them, from the first, that the file ends with;
+      for (let j = contents.length; j > 0; len -= contents[--j]!.length) {
+        if (len <= whole.tail.length && Buffer.concat(contents.slice(0, j)).equals(whole.tail.subarray(whole.tail.length - len))) { n = j; break }
+      }
+      // or followed by the start of the others (a write the kill tore; written again after it).
+      for (let j = contents.length - 1; j > 0 && n === 0; j--) n = tornAfter(whole.tail, Buffer.concat(contents.slice(0, j)), Buffer.concat(contents.slice(j))) ? j : 0
+    } else {
+      // The last of them that the whole file is.
+      for (let j = contents.length; j > 0; j--) if (contents[j - 1]!.length === whole.size && contents[j - 1]!.equals(whole.tail)) { n = j; break }
+    }
+    for (let k = 0; k < n; k++) out[list[k]!] = true
+  }
+  return out
+}
+
+/** Whether `tail` ends with `landed` and then part of `rest` (not all of it). */
+function tornAfter(tail: Buffer, landed: Buffer, rest: Buffer): boolean {
+  for (let at = tail.lastIndexOf(landed); at >= 0; at = at > 0 ? tail.lastIndexOf(landed, at - 1) : -1) {
+    const torn = tail.subarray(at + landed.length)
+    if (torn.length < rest.length && torn.equals(rest.subarray(0, torn.length))) return true
+  }
+  return false
+}
+
+/** The file's size and its last `max` bytes (all of it when smaller); undefined when it cannot be read. */
+async function readTail(file: string, max: number): Promise<{ size: number; tail: Buffer } | undefined> {
   let handle: fs.promises.FileHandle
   try {
     handle = await fs.promises.open(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW)
   } catch {
-    return false
+    return undefined
   }
   try {
     const { size } = await handle.stat()
-    if (size < content.length || (!append && size !== content.length)) return false
-    const tail = Buffer.alloc(content.length)
-    await handle.read(tail, 0, content.length, size - content.length)
-    return tail.equals(content)
+    const tail = Buffer.alloc(Math.min(size, max))
+    await handle.read(tail, 0, tail.length, size - tail.length)
+    return { size, tail }
   } finally {
     await handle.close()
   }
@@ -289,7 +331,8 @@ export const replyFile = {
   async run(ctx: MethodContext): Promise<MethodResult> {
     return { data: await writeReplyFile(ctx, false) }
   },
-  landed: (ctx: MethodContext) => landed(ctx, false),
+  landed: async (ctx: MethodContext) => (await landedAll([ctx], false))[0]!,
+  landedAll: (ctxs: readonly MethodContext[]) => landedAll(ctxs, false),
 } satisfies UnaryMethod
 
 /** Most of a stored reply read back (GET /v1/messages/:id). */
@@ -325,6 +368,7 @@ export const replyFileAppend = {
   async run(ctx: MethodContext): Promise<MethodResult> {
     return { data: await writeReplyFile(ctx, true) }
   },
-  landed: (ctx: MethodContext) => landed(ctx, true),
+  landed: async (ctx: MethodContext) => (await landedAll([ctx], true))[0]!,
+  landedAll: (ctxs: readonly MethodContext[]) => landedAll(ctxs, true),
   stored: storedReply,
 } satisfies UnaryMethod

@@ -21,7 +21,7 @@ import { OutpostError } from './errors'
 import type { MessageEvent } from './events'
 import { NO_METRICS, type Metrics } from './metrics'
 import { Stopper } from './lib/stopper'
-import type { HandlerInfo, JobInfo, MethodContext, Ops } from './method'
+import type { HandlerInfo, JobInfo, Ops } from './method'
 import { ACK_METHOD, nameIndex } from './method-names'
 import { replyTo, type ReplyResult } from './reply'
 import { Requester } from './requester'
@@ -29,6 +29,7 @@ import { Admission } from './admission'
 import { RunContext, runMethod, runStream, stopGraceMs, type RunParts } from './run'
 import type { InboxEntry } from './store/outbox'
 import { caughtSinks, ReceiptGroup } from './receipts'
+import { landedReplies } from './resume-replies'
 import { FRAME_METHOD } from './sessions/frames'
 import { Backlog } from './backlog'
 import { LogTally } from './log-tally'
@@ -226,21 +227,32 @@ export class Dispatcher {
 
   /** After a restart: run what was received but not started; report what was running. */
   async resume(entries: InboxEntry[]): Promise<void> {
-    for (const e of entries) {
+    const envs = entries.map((e) => {
+      try { return caughtSinks(e, this.o.self) === undefined ? this.native(decode(e.body)) : undefined } catch { return undefined }
+    })
+    // Replies caught running: which landed, asked for all of them before any runs again.
+    const caughtReplies = entries.flatMap((e, i) => (e.state === 'started' && envs[i]?.inReplyTo !== undefined ? [{ inboxId: e.id, env: envs[i]! }] : []))
+    const landed = await landedReplies(caughtReplies, this.o.methods, (env) => ({
+      node: this.o.self, env, args: env.methodArgs ?? [], config: this.o.config, dataDir: this.o.dataDir,
+      signal: new AbortController().signal, log: this.o.log, ops: this.ops, ...(this.o.disk ? { disk: this.o.disk } : {}),
+    }))
+    for (const [i, e] of entries.entries()) {
       // Requests to sinks a crash caught between their receipt and the end of their runs (receipts.ts): told, closed.
       const caught = caughtSinks(e, this.o.self)
       if (caught !== undefined) { this.o.log('warn', `dispatch: ${caught.message}`, { code: caught.code, count: caught.count }); this.o.report?.(caught); await this.finish(e.id); continue }
-      let env: Envelope
-      try {
-        env = this.native(decode(e.body))
-      } catch {
+      const env = envs[i]
+      if (env === undefined) {
         await this.o.outbox.finishRun(e.id)
         continue
       }
       if (env.inReplyTo !== undefined && e.state === 'started') {
         // A reply is its request's only outcome here: losing it would leave the request with
         // none (SPEC §1). Its reply method runs again unless its effect already landed.
-        await this.resumeReply(env, e.id)
+        if (landed.has(e.id)) await this.finish(e.id)
+        else {
+          this.o.log('info', `dispatch: reply ${env.id} to ${env.inReplyTo} was being handled when this node stopped; running ${env.method} again`)
+          void this.execute(env, e.id)
+        }
       } else if (env.inReplyTo !== undefined || this.o.methods.get(env.method)?.sink === true) {
         // Sinks end a conversation: nothing to report, and not run twice.
         if (e.state === 'started') await this.finish(e.id)
@@ -252,21 +264,6 @@ export class Dispatcher {
         void this.start(env)
       }
     }
-  }
-
-  /** A reply whose reply method was running when this node stopped. */
-  private async resumeReply(env: Envelope, inboxId: string): Promise<void> {
-    const method = this.o.methods.get(env.method)
-    if (method?.kind === 'unary' && method.landed !== undefined) {
-      const ctx: MethodContext = {
-        node: this.o.self, env, args: env.methodArgs ?? [], config: this.o.config, dataDir: this.o.dataDir,
-        signal: new AbortController().signal, log: this.o.log, ops: this.ops, ...(this.o.disk ? { disk: this.o.disk } : {}),
-      }
-      const landed = await method.landed(ctx).catch(() => false)
-      if (landed) return this.finish(inboxId)
-    }
-    this.o.log('info', `dispatch: reply ${env.id} to ${env.inReplyTo} was being handled when this node stopped; running ${env.method} again`)
-    void this.execute(env, inboxId)
   }
 
   /** A received message not started yet (after a restart): check it, record the start, run it. */

@@ -30,7 +30,8 @@ export class RunDeadlines {
 
   /** `stop` is aborted with method_timeout `seconds` from now, unless disarmed first. */
   arm(stop: Stopper, name: string, seconds: number): RunDeadline {
-    const ms = Math.min(seconds * 1000, MAX_TIMER_MS)
+    // As setTimeout takes a delay: NaN or under 1 ms is 1 ms (a NaN would sort nowhere and arm no timer).
+    const ms = seconds * 1000 >= 1 ? Math.min(seconds * 1000, MAX_TIMER_MS) : 1
     const d: RunDeadline = { stop, name, seconds, at: performance.now() + ms, live: true }
     this.live++
     let q = this.queues.get(ms)

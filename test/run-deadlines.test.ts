@@ -3,6 +3,10 @@
  * thousands that ended is still stopped at its own deadline, runs of other lengths keep theirs,
  * and once nothing runs no timer is left to hold the process.
  */
+import { spawnSync } from 'node:child_process'
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { RunDeadlines } from '../src/run-deadlines'
@@ -56,6 +60,37 @@ test('run deadlines - a unary method that never settles ends as method_timeout; 
   assert.ok(results.slice(1).every((r) => r.data === 'ok' && r.error === undefined))
   await sleep(10)
   assert.is(timers(), 0, 'no timer left behind')
+})
+
+test('run deadlines - a methodTimeout that is not a number stops the run at once, as a timer of that delay did', async () => {
+  // setTimeout takes NaN as 1 ms; the shared timer armed nothing for it, and the run went on for ever.
+  const hang: Method = { name: 'test.hang', kind: 'unary', summary: 'never ends', run: () => new Promise(() => {}) }
+  const hold = setInterval(() => {}, 1000)
+  let giveUp: NodeJS.Timeout | undefined
+  const result = await Promise.race([
+    runMethod(hang, {} as MethodContext, new Stopper(), { seconds: NaN, graceMs: 0 }),
+    new Promise<{ error: { code: string } }>((resolve) => { giveUp = setTimeout(resolve, 1000, { error: { code: 'still running' } }) }),
+  ])
+  clearTimeout(giveUp)
+  clearInterval(hold)
+  assert.is(result.error?.code, 'method_timeout')
+  await sleep(10)
+  assert.is(timers(), 0, 'no timer left behind')
+})
+
+test('run deadlines - outpost call --timeout takes a number of seconds; anything else is a usage error, not a run without a deadline', () => {
+  const bin = path.join(__dirname, '..', 'bin', 'outpost.cjs')
+  const cwd = fs.mkdtempSync(path.join(os.tmpdir(), 'outpost-call-timeout-'))
+  const env = { ...process.env }
+  delete env.OUTPOST_CONFIG
+  delete env.CONFIG
+  const call = (...args: string[]) => spawnSync(process.execPath, [bin, 'call', ...args], { cwd, env, encoding: 'utf8', timeout: 20_000 })
+  const bad = call('--timeout', 'abc', 'cli.run', '--', 'sleep', '30')
+  assert.is(bad.status, 2, `exit code (stderr: ${bad.stderr})`)
+  assert.match(bad.stderr, /--timeout must be a number of seconds, got "abc"/)
+  const timedOut = call('--timeout', '0.2', 'cli.run', '--', 'sleep', '30')
+  assert.match(timedOut.stderr, /method_timeout|methodTimeout of 0\.2 s/)
+  fs.rmSync(cwd, { recursive: true, force: true })
 })
 
 test.run()

@@ -54,6 +54,16 @@ export abstract class TransportBase<S = unknown> {
     return this.inbound.size >= INTAKE_MAX_MESSAGES || this.inbound.weight >= INTAKE_MAX_BYTES
   }
 
+  /**
+   * After a read: when the intake is full, `source` (a socket, a stream) is not read again until
+   * the node has taken what waits. Backpressure: the sender's window fills, nothing is dropped.
+   */
+  protected throttle(source: { pause(): unknown; resume(): unknown; isPaused(): boolean }): void {
+    if (!this.intakeFull || source.isPaused()) return
+    source.pause()
+    this.whenIntakeRoom(() => { source.resume() })
+  }
+
   /** `go` is called once the node has taken what waits in the intake (at once when it is not full). */
   whenIntakeRoom(go: () => void): void {
     if (!this.intakeFull) go()
