@@ -27,14 +27,13 @@ function hold(sender: Conn, target: Conn): void {
   const held = (sender.heldBy ??= new Set())
   held.add(target)
   if (held.size === 1) sender.out.pause()
-  if (target.roomWaiters === undefined) {
-    target.roomWaiters = []
-    target.out.whenRoom(() => wake(target))
-  }
-  target.roomWaiters.push(() => {
+  const first = target.roomWaiters === undefined
+  ;(target.roomWaiters ??= []).push(() => {
     held.delete(target)
     if (held.size === 0 && !sender.closed) sender.out.resume?.()
   })
+  // Once per time it is full (a `whenRoom` that answers at once finds the waiter in place).
+  if (first) target.out.whenRoom(() => wake(target))
 }
 
 /** `target` has room again, or is gone: its held senders are read again (each once nothing else holds it). */
