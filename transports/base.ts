@@ -6,6 +6,7 @@
  */
 import fs from 'node:fs'
 import { AsyncQueue } from '../src/lib/async-queue'
+import { LogTally } from '../src/log-tally'
 import { OutpostError } from '../src/errors'
 import type { Inbound, TransportEvent, TransportOptions } from '../src/transport'
 
@@ -36,6 +37,8 @@ export abstract class TransportBase<S = unknown> {
   private state: 'new' | 'started' | 'closed' = 'new'
   private closing: Promise<void> | undefined
 
+  abstract readonly kind: string
+  private tally: LogTally | undefined
   /** Called once the node has taken what waited in the intake (whenIntakeRoom). */
   private roomWaiters: (() => void)[] = []
 
@@ -47,6 +50,11 @@ export abstract class TransportBase<S = unknown> {
       this.roomWaiters = []
       for (const f of w) f()
     }
+  }
+
+  /** Payloads dropped as malformed, which anyone who may publish can send by the thousand: a few lines, then a count (src/log-tally.ts). */
+  protected get drops(): LogTally {
+    return (this.tally ??= new LogTally(this.opts.log, `${this.kind}: `))
   }
 
   /** The intake holds INTAKE_MAX_MESSAGES envelopes or INTAKE_MAX_BYTES: stop reading until whenIntakeRoom. */
@@ -124,6 +132,7 @@ export abstract class TransportBase<S = unknown> {
   /** No more messages or events: the node's loops over them end. */
   private endQueues(): void {
     if (this.sweeper) clearInterval(this.sweeper)
+    this.tally?.stop()
     this.inbound.end()
     this.evq.end()
   }

@@ -229,7 +229,7 @@ class MqttTransport extends TransportBase<Section> implements Transport {
       for (const bytes of envelopesOf(whole)) this.inbound.push({ bytes })
     } catch (err) {
       // That payload alone: its messages are not acknowledged (their senders send them again).
-      this.opts.log('warn', `mqtt: dropped a malformed message on ${topic}: ${isOutpostError(err) ? `${err.code}: ` : ''}${(err as Error).message}`)
+      this.drops.note('the broker', 'malformed', `mqtt: dropped a malformed message on ${topic}: ${isOutpostError(err) ? `${err.code}: ` : ''}${(err as Error).message}`)
     }
   }
 
