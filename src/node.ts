@@ -214,10 +214,10 @@ export class OutpostNode {
 
   private run(): void {
     this.transport.start()
-    // A read's envelopes in one go where the transport hands them so (one promise a batch; their receipts share an append, receipts.ts).
+    // A read's envelopes in one go (one promise a batch; receipts share an append, receipts.ts); while the dispatcher has too many in hand the loop waits, the transport's intake fills and it stops reading (backlog.ts).
     this.loops.push(this.transport.messageBatches !== undefined
-      ? (async () => { for await (const batch of this.transport.messageBatches!()) for (const m of batch) this.receive(m.bytes, m.from) })()
-      : (async () => { for await (const m of this.transport.messages()) this.receive(m.bytes, m.from) })())
+      ? (async () => { for await (const batch of this.transport.messageBatches!()) { for (const m of batch) this.receive(m.bytes, m.from); if (this.dispatcher.backlog.full) await this.dispatcher.backlog.room() } })()
+      : (async () => { for await (const m of this.transport.messages()) { this.receive(m.bytes, m.from); if (this.dispatcher.backlog.full) await this.dispatcher.backlog.room() } })())
     let everConnected = false
     this.loops.push((async () => {
       for await (const ev of this.transport.events()) {
