@@ -21,13 +21,13 @@ export async function brokerCounts(broker: Broker, kind: string, _a: number, _b:
 }
 
 /** The node's fdatasync and fsync calls so far (0 without the preload). */
-export async function nodeSyncs(pid: number): Promise<{ fdatasync: number; fsync: number }> {
+export async function nodeSyncs(pid: number): Promise<{ fdatasync: number; fsync: number; fdatasyncMs: number }> {
   const file = path.join(process.env.BENCH_COUNTS_DIR ?? os.tmpdir(), `counts-${pid}.json`)
   fs.rmSync(file, { force: true })
   process.kill(pid, 'SIGUSR2')
   for (let i = 0; i < 100; i++) {
-    if (fs.existsSync(file)) return JSON.parse(fs.readFileSync(file, 'utf8')) as { fdatasync: number; fsync: number }
+    if (fs.existsSync(file)) return JSON.parse(fs.readFileSync(file, 'utf8')) as { fdatasync: number; fsync: number; fdatasyncMs: number }
     await new Promise((r) => setTimeout(r, 10))
   }
-  return { fdatasync: NaN, fsync: NaN }
+  return { fdatasync: NaN, fsync: NaN, fdatasyncMs: NaN }
 }

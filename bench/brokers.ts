@@ -117,7 +117,7 @@ export function brokerBenchmarks(kind: Extract<Kind, 'mqtt' | 'nats'>): () => As
         const p = await brokerCounts(c.broker!, kind, a.child.pid!, b.child.pid!)
         const sa = await nodeSyncs(a.child.pid!)
         const sb = await nodeSyncs(b.child.pid!)
-        return [...p, sa.fdatasync, sa.fsync, sb.fdatasync, sb.fsync]
+        return [...p, sa.fdatasync, sa.fsync, sb.fdatasync, sb.fsync, sa.fdatasyncMs, sb.fdatasyncMs]
       }
       /** `n` messages like `m` submitted at once to A; done when B has them all (and, `acked`, A's outbox is empty). */
       const measure = async (m: typeof msg, acked: boolean): Promise<{ got: number; rate: number; us: Record<string, number>; th: Record<string, { main: number; other: number }>; left: number }> => {
@@ -134,9 +134,10 @@ export function brokerBenchmarks(kind: Extract<Kind, 'mqtt' | 'nats'>): () => As
         // With --cpu-prof, where the round lies in the nodes' profiles (their timestamps are this monotonic clock, in µs).
         if (PROFILING) process.stderr.write(`bench: ${kind} ${acked ? 'acknowledged' : 'events'} round ${mono / 1000n}..${process.hrtime.bigint() / 1000n} µs (monotonic)\n`)
         if (counts0 !== undefined) {
-          const d = ((await counted()) as number[]).map((v, i) => (v - (counts0 as number[])[i]!) / Math.max(got, 1))
+          const diff = ((await counted()) as number[]).map((v, i) => v - (counts0 as number[])[i]!)
+          const d = diff.map((v) => v / Math.max(got, 1))
           const f = (v: number): string => v.toFixed(4)
-          process.stderr.write(`bench: ${kind} ${acked ? 'acknowledged' : 'events'} counts a message: publishes A ${f(d[0]!)} B ${f(d[1]!)} A fdatasync ${f(d[3]!)} fsync ${f(d[4]!)}; B fdatasync ${f(d[5]!)} fsync ${f(d[6]!)}\n`)
+          process.stderr.write(`bench: ${kind} ${acked ? 'acknowledged' : 'events'} counts a message: publishes A ${f(d[0]!)} B ${f(d[1]!)}; A fdatasync ${f(d[3]!)} fsync ${f(d[4]!)}; B fdatasync ${f(d[5]!)} fsync ${f(d[6]!)}; waiting for fdatasync (call to callback, summed) A ${diff[7]!.toFixed(0)} ms, B ${diff[8]!.toFixed(0)} ms of the round's ${(performance.now() - started).toFixed(0)}\n`)
         }
         return { got, rate, us: cpu.perMessage(Math.max(got, 1)), th: cpu.threadsPerMessage(Math.max(got, 1)), left: (await status(c.node('nodeA').socket)).outbox.count }
       }
