@@ -34,12 +34,17 @@ const BIN = process.env.BENCH_BROKERS_BIN || undefined
 const PROFILING = /--cpu-prof|--perf-basic-prof/.test(process.env.OUTPOST_TEST_NODE_ARGS ?? '')
 /**
  * BENCH_BROKERS_COUNTS=1: per round, on standard error, what crossed the broker (publishes per
- * message from A and from B: nats-server's /connz, mosquitto's $SYS totals) and the fdatasync and
- * fsync calls of A and B per message (bench/sync-counter.cjs, preloaded into the nodes).
+ * message from A and from B: nats-server's /connz; mosquitto keeps no per-client count) and the fdatasync and
+ * fsync calls of A and B per message and the time their fdatasyncs took (bench/sync-counter.cjs,
+ * preloaded into the nodes; its files go in a temporary directory removed at exit).
  */
 const COUNTS = process.env.BENCH_BROKERS_COUNTS === '1'
+if (COUNTS && process.env.BENCH_COUNTS_DIR === undefined) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-counts-'))
+  process.env.BENCH_COUNTS_DIR = dir
+  process.on('exit', () => fs.rmSync(dir, { recursive: true, force: true }))
+}
 if (COUNTS) {
-  process.env.BENCH_COUNTS_DIR ??= fs.mkdtempSync(path.join(os.tmpdir(), 'bench-counts-'))
   process.env.OUTPOST_TEST_NODE_ARGS = `${process.env.OUTPOST_TEST_NODE_ARGS ?? ''} --require ${path.join(__dirname, 'sync-counter.cjs')}`
 }
 const round = (n: number, d = 3): number => Number(n.toPrecision(d + 2))
