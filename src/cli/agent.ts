@@ -27,6 +27,7 @@ import { writePidFile } from '../lib/pid-file'
 import { DiskGuard, MIB } from '../lib/disk-guard'
 import { oneLine } from '../lib/one-line'
 import { lockHolder } from '../store/lock'
+import { cliHint } from './hint'
 import { isPackaged } from '../upgrade'
 import { EXIT_RESTART, isSupervised, onAgentStart, readPending, type AgentInfo } from '../upgrade/watchdog'
 import { scheduleUpgrades } from '../upgrade/schedule'
@@ -254,7 +255,7 @@ const up: Command = async (io, args) => {
   started.push(local)
   writePort?.(io, file)
   io.stderr.write(`outpost up: hub on ${h.address}, nodes central and local running (data in ${path.dirname(config.dataDir)}).\n` +
-    `In another terminal, from ${io.cwd}:\n  npx outpost send --to local cli.run -- uname -a\nCtrl-C stops.\n`)
+    `In another terminal, from ${io.cwd}:\n  ${cliHint({ cwd: io.cwd, env: io.env, file }, 'send --to local cli.run -- uname -a')}\nCtrl-C stops.\n`)
   await untilSignal()
   await stop()
   return EXIT.ok
