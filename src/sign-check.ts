@@ -57,12 +57,22 @@ export function signatureRequired(config: Config, method: string, sink: boolean)
   return config.security.requireSignatures.some((p) => (p === '*' ? !sink : matches(p, method)))
 }
 
+/**
+ * What the sender can do about an unsigned message. `send --key` signs what `send` submits;
+ * a shell, a tunnel and a file transfer (`outpost shell`, `tunnel`, `cp`) are signed only with
+ * the api.signingKey of the node that opens them: those commands take no --key.
+ */
+function howToSign(env: Envelope): string {
+  if (/^(session\.open|tunnel\.|file\.)/.test(env.method)) return `set api.signingKey on ${env.fromNode} (outpost shell, tunnel and cp are signed with that key only; they take no --key)`
+  return 'send it with --key FILE, or set api.signingKey on the submitting node'
+}
+
 /** Why this node will not run `env` for its signature, or undefined. */
 export function signatureRefusal(env: Envelope, config: Config, self: string, now: number, sink: boolean): OutpostError | undefined {
   const required = signatureRequired(config, env.method, sink)
   if (env.sig === undefined || env.keyFingerprint === undefined) {
     if (!required) return undefined
-    return new OutpostError('signature_required', `${self} runs ${env.method} only when an operator key signed it (security.requireSignatures); this message from ${env.fromNode} is not signed: send it with --key FILE, or set api.signingKey on the submitting node`)
+    return new OutpostError('signature_required', `${self} runs ${env.method} only when an operator key signed it (security.requireSignatures); this message from ${env.fromNode} is not signed: ${howToSign(env)}`)
   }
   const key = trustedKeys(config).get(env.keyFingerprint)
   if (key === undefined) {
