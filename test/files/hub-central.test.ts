@@ -4,7 +4,8 @@
  * hub reads into the one buffer it reads every socket into (src/hub-read.ts) and hands to the
  * in-process central: the parts must be copied before the next read overwrites them, or every
  * chunk arrives as junk (`not MessagePack`), is dropped, and the pull never ends (found in an
- * operator's trial, 2026-12-06). Real hub and agent, real `outpost cp`.
+ * operator's trial, 2026-12-06); so does a command's output past 64 KiB, whose `send` never
+ * ends. Real hub and agent, real `outpost cp` and `outpost send`.
  */
 import { spawn } from 'node:child_process'
 import fs from 'node:fs'
@@ -49,6 +50,10 @@ test('files - a pull from a node into the central that runs inside `outpost hub`
     const r = await run(['cp', '--config', hubFile, `ship1:${path.join(files, 'big.bin')}`, target], 60_000)
     assert.is(r.code, 0, `${r.out}\n${hub.output.slice(-2000)}`)
     assert.is(sha256Of(target), sum)
+    // A reply past one read of the hub (64 KiB) comes in parts the same way: a command's output.
+    const big = await run(['send', '--config', hubFile, '--to', 'ship1', 'cli.run', '--', 'head -c 300000 /dev/zero | tr "\\0" x'], 60_000)
+    assert.is(big.code, 0, big.out.slice(-2000))
+    assert.ok(big.out.includes('x'.repeat(300000)), `the whole output: ${big.out.length} characters`)
     assert.not.match(hub.output, /not MessagePack/)
   } finally {
     await ship.stop('SIGKILL')
