@@ -60,10 +60,13 @@ export function signatureRequired(config: Config, method: string, sink: boolean)
 /**
  * What the sender can do about an unsigned message. `send --key` signs what `send` submits;
  * a shell, a tunnel and a file transfer (`outpost shell`, `tunnel`, `cp`) are signed only with
- * the api.signingKey of the node that opens them: those commands take no --key.
+ * the api.signingKey of the node that opens them: those commands take no --key; so are the
+ * messages of a job, which central makes and signs as each node's turn comes.
  */
 function howToSign(env: Envelope): string {
   if (/^(session\.open|tunnel\.|file\.)/.test(env.method)) return `set api.signingKey on ${env.fromNode} (outpost shell, tunnel and cp are signed with that key only; they take no --key)`
+  // A job's messages are made and signed by central as each node's turn comes: send --key cannot sign them.
+  if (env.replyMethod === 'reply.job') return `it is a job's: set api.signingKey on ${env.fromNode}, which signs each node's message of a job (send --key cannot sign a job)`
   return 'send it with --key FILE, or set api.signingKey on the submitting node'
 }
 
