@@ -5,7 +5,7 @@
  * in-process central: the parts must be copied before the next read overwrites them, or every
  * chunk arrives as junk (`not MessagePack`), is dropped, and the pull never ends (found in an
  * operator's trial, 2026-12-06); so does a command's output past 64 KiB, whose `send` never
- * ends. Real hub and agent, real `outpost cp` and `outpost send`.
+ * ends, and a tunnel's answer past it. Real hub and agent, real `outpost cp`, `send`, `tunnel`.
  */
 import { spawn } from 'node:child_process'
 import fs from 'node:fs'
@@ -15,6 +15,7 @@ import * as assert from 'uvu/assert'
 import YAML from 'yaml'
 import { hashToken } from '../../src/hub'
 import { BIN, freePort, Proc, tmpDir } from '../fixtures/cluster'
+import { hashingServer, request } from '../fixtures/http-target'
 import { randomFile, sha256Of } from './helpers'
 
 /** The CLI, killed after `ms` (code null then). */
@@ -54,6 +55,24 @@ test('files - a pull from a node into the central that runs inside `outpost hub`
     const big = await run(['send', '--config', hubFile, '--to', 'ship1', 'cli.run', '--', 'head -c 300000 /dev/zero | tr "\\0" x'], 60_000)
     assert.is(big.code, 0, big.out.slice(-2000))
     assert.ok(big.out.includes('x'.repeat(300000)), `the whole output: ${big.out.length} characters`)
+    // And a tunnel's bytes from ship1's side (live frames past one read): a 2 MiB answer through
+    // `outpost tunnel` on central (on main's build the tunnel closed with session_closed).
+    const { server, port: web } = await hashingServer(2 * 1024 * 1024)
+    try {
+      const set = await run(['config', 'set', '--config', shipFile, 'tunnels.allow', `[127.0.0.1:${web}]`], 20_000) // applied at once
+      assert.is(set.code, 0, set.out)
+      const local = await freePort()
+      const t = new Proc(['tunnel', 'ship1', `${local}:127.0.0.1:${web}`, '--once', '--config', hubFile])
+      try {
+        await t.waitFor(/tunnel listening on/)
+        const got = await request(local, '/through')
+        assert.ok(got.body.equals(Buffer.alloc(2 * 1024 * 1024, '/through')), `the whole answer: ${got.body.length} bytes\n${t.output}`)
+      } finally {
+        await t.stop('SIGKILL')
+      }
+    } finally {
+      server.close()
+    }
     assert.not.match(hub.output, /not MessagePack/)
   } finally {
     await ship.stop('SIGKILL')
