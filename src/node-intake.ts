@@ -9,7 +9,6 @@ import type { MessageEventSink } from './events'
 import { DEFAULT_REPLY_METHOD } from './method-names'
 import type { OutboxRoom } from './outbox-room'
 import type { EnqueueInput, Route } from './store/outbox'
-import { routeOf } from './store/outbox-ops'
 import { encode, stamp, stampInto, type Envelope, type MessageDraft } from './wire/envelope'
 import { ulid as defaultUlid } from './wire/ulid'
 
@@ -94,12 +93,12 @@ export class Intake {
   }
 }
 
-/**
- * What the outbox stores of `env`: its encoding, expiry and route (delivery sends it without decoding the body).
- * Every field in one literal, `request` too (the outbox room sets it on requests): see routeOf.
- */
+/** What the outbox stores of `env`: its encoding, expiry and route (delivery sends it without decoding the body). */
 function input(env: Envelope, defaultTtl: number): EnqueueInput & { route: Route } {
   const expiresAt = env.createdAt + (env.ttl ?? defaultTtl) * 1000
-  const route = routeOf(env.ackTimeout ?? NaN, env.retries ?? NaN, env.method)
-  return { id: env.id, dest: env.toNode, body: encode(env), createdAt: env.createdAt, expiresAt, route, request: undefined }
+  const route = {} as Route
+  if (env.ackTimeout !== undefined) route.ackTimeout = env.ackTimeout
+  if (env.retries !== undefined) route.retries = env.retries
+  route.method = env.method
+  return { id: env.id, dest: env.toNode, body: encode(env), createdAt: env.createdAt, expiresAt, route }
 }

@@ -78,28 +78,27 @@ export function applyBatch(index: OutboxIndex, receiver: ReceiverIndex, ops: Op[
 
 /** One journal op applied to the in-memory state: the same at replay and live. Returns the message an op queued. */
 export function applyOp(index: OutboxIndex, receiver: ReceiverIndex, op: Op): LiveEntry | undefined {
-  // The message ops become their index entry directly (this runs for every message committed), every
-  // field in one literal, `route` too: a hidden class reached by adding a field after the literal is
-  // dropped by a full GC once no entry has it (the outbox empty between bursts), and the next
-  // burst's entries get a new one that the optimised code taking entries does not know (see routeOf).
+  // The message ops become their index entry directly (this runs for every message committed).
   let e: LiveEntry
   switch (op[0]) {
     case OP_ENQUEUE:
-      e = { id: op[1], dest: op[2], seq: op[3], createdAt: op[4], expiresAt: op[5], attempts: 0, nextAt: 0, body: op[6], route: undefined }
+      e = { id: op[1], dest: op[2], seq: op[3], createdAt: op[4], expiresAt: op[5], attempts: 0, nextAt: 0, body: op[6] }
       index.add(e)
       return e
     case OP_ENQUEUE_ROUTED:
-      e = { id: op[1], dest: op[2], seq: op[3], createdAt: op[4], expiresAt: op[5], attempts: 0, nextAt: 0, body: op[11], route: routeOf(op[6], op[7], op[8]) }
+      e = { id: op[1], dest: op[2], seq: op[3], createdAt: op[4], expiresAt: op[5], attempts: 0, nextAt: 0, body: op[11] }
+      e.route = routeOf(op[6], op[7], op[8])
       index.add(e)
       if (op[9] !== '') receiver.seen(sentKey(op[1], op[2], op[9]), op[10])
       return e
     case OP_REPLY:
-      e = { id: op[1], dest: op[2], seq: op[3], createdAt: op[4], expiresAt: op[5], attempts: 0, nextAt: 0, body: op[6], route: undefined }
+      e = { id: op[1], dest: op[2], seq: op[3], createdAt: op[4], expiresAt: op[5], attempts: 0, nextAt: 0, body: op[6] }
       index.add(e)
       receiver.done(op[7])
       return e
     case OP_REPLY_ROUTED:
-      e = { id: op[1], dest: op[2], seq: op[3], createdAt: op[4], expiresAt: op[5], attempts: 0, nextAt: 0, body: op[10], route: routeOf(op[6], op[7], op[8]) }
+      e = { id: op[1], dest: op[2], seq: op[3], createdAt: op[4], expiresAt: op[5], attempts: 0, nextAt: 0, body: op[10] }
+      e.route = routeOf(op[6], op[7], op[8])
       index.add(e)
       receiver.done(op[9])
       return e
@@ -127,8 +126,7 @@ export function applyOp(index: OutboxIndex, receiver: ReceiverIndex, op: Op): Li
 
 /** A copy for callers: they may keep it while the index changes the live one. */
 export function entry(e: LiveEntry): OutboxEntry {
-  // Two literals rather than a field added to one (see applyOp); without a route the field is absent.
-  return e.route !== undefined
-    ? { id: e.id, dest: e.dest, seq: e.seq, body: e.body, createdAt: e.createdAt, expiresAt: e.expiresAt, attempts: e.attempts, nextAt: e.nextAt, route: e.route }
-    : { id: e.id, dest: e.dest, seq: e.seq, body: e.body, createdAt: e.createdAt, expiresAt: e.expiresAt, attempts: e.attempts, nextAt: e.nextAt }
+  const out: OutboxEntry = { id: e.id, dest: e.dest, seq: e.seq, body: e.body, createdAt: e.createdAt, expiresAt: e.expiresAt, attempts: e.attempts, nextAt: e.nextAt }
+  if (e.route) out.route = e.route
+  return out
 }

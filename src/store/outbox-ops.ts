@@ -97,13 +97,12 @@ export function isNewMessage(op: Op): boolean {
 
 /** A record's route fields (NaN: left to the config) as a Route. */
 export function routeOf(ackTimeout: number, retries: number, method: string): Route {
-  // One literal a combination rather than fields added one by one (or a spread): this runs for every
-  // message committed, and an object literal's hidden class stays alive with the literal, where one
-  // reached by adding fields is dropped by a full GC once no object has it (as between bursts), and
-  // the next object gets a new one: the optimised code that took routes is thrown away ("wrong map").
-  const a = !Number.isNaN(ackTimeout)
-  const r = !Number.isNaN(retries)
-  return a ? (r ? { ackTimeout, retries, method } : { ackTimeout, method }) : (r ? { retries, method } : { method })
+  // Built field by field rather than spread: this runs for every message committed.
+  const r = {} as Route
+  if (!Number.isNaN(ackTimeout)) r.ackTimeout = ackTimeout
+  if (!Number.isNaN(retries)) r.retries = retries
+  r.method = method
+  return r
 }
 
 /** The op that stores message `m` with its route (9 or 10). */
@@ -119,7 +118,7 @@ export function routedOp(m: MessageOp & { route: Route }): Op {
  * outpost reads (1 or 8; a request's record then goes separately). Built field by field: this
  * runs for every message accepted.
  */
-export function messageRecord(input: { id: string; dest: string; createdAt: number; expiresAt: number; body: Uint8Array; route?: Route; request?: { replyMethod: string; until: number } | undefined }, seq: number, doneId: string | undefined, routed: boolean): Op {
+export function messageRecord(input: { id: string; dest: string; createdAt: number; expiresAt: number; body: Uint8Array; route?: Route; request?: { replyMethod: string; until: number } }, seq: number, doneId: string | undefined, routed: boolean): Op {
   const { id, dest, createdAt, expiresAt, body, route, request } = input
   if (!routed || route === undefined) return doneId !== undefined ? [OP_REPLY, id, dest, seq, createdAt, expiresAt, body, doneId] : [OP_ENQUEUE, id, dest, seq, createdAt, expiresAt, body]
   const m: MessageOp & { route: Route } = { id, dest, seq, createdAt, expiresAt, body, route }

@@ -117,12 +117,13 @@ export function entryOfRow(r: SqlValue[]): LiveEntry {
   // as routeOf builds it: the functions that take both kinds see one shape (hidden class), where
   // two made V8 throw their optimised code away after a snapshot had stored some of a burst
   // (docs/performance.md, "the first round of fresh processes").
-  // The route columns (format 2 rows written before routes, and format 1, have none).
-  const route = r[13] !== null && r[13] !== undefined ? routeOf(r[11] !== null ? Number(r[11]) : NaN, r[12] !== null ? Number(r[12]) : NaN, String(r[13])) : undefined
-  return {
+  const e: LiveEntry = {
     id: String(r[1]), dest: String(r[2]), seq: Number(r[0]), createdAt: Number(r[3]), expiresAt: Number(r[4]),
-    attempts: Number(r[5]), nextAt: Number(r[6]), body: r[10] as Uint8Array, route,
+    attempts: Number(r[5]), nextAt: Number(r[6]), body: r[10] as Uint8Array,
   }
+  // The route columns (format 2 rows written before routes, and format 1, have none).
+  if (r[13] !== null && r[13] !== undefined) e.route = routeOf(r[11] !== null ? Number(r[11]) : NaN, r[12] !== null ? Number(r[12]) : NaN, String(r[13]))
+  return e
 }
 
 /** A waiting message as the outbox index holds it (in memory, or read from a stored row). */
@@ -135,6 +136,5 @@ export interface LiveEntry {
   attempts: number
   nextAt: number
   body: Uint8Array
-  /** Present in every entry the outbox makes (undefined: none), so that they share one hidden class (outbox-apply.ts). */
-  route?: Route | undefined
+  route?: Route
 }

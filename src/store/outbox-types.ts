@@ -23,7 +23,7 @@ export interface OutboxEntry {
    * How delivery sends it (ackTimeout, retries, method), stored with it; absent for a message
    * stored by an outpost before routes or while an upgrade may roll back.
    */
-  route?: Route | undefined
+  route?: Route
 }
 
 export interface EnqueueInput {
@@ -37,7 +37,7 @@ export interface EnqueueInput {
    * A request: remember that it went to `dest` naming `replyMethod`, until the dedup window
    * after `until` (when its reply may last come); what authorises its replies (sentRequest).
    */
-  request?: { replyMethod: string; until: number } | undefined
+  request?: { replyMethod: string; until: number }
 }
 
 export interface OutboxOptions {

@@ -196,10 +196,8 @@ export class Outbox {
       : this.append(op)
     // A plain promise chain rather than an async function: this runs for every message.
     return written.then(() => {
-      // Two literals, in entry()'s order, rather than a field added to one (see outbox-apply.ts).
-      const stored: OutboxEntry = routed
-        ? { id, dest, seq, body, createdAt, expiresAt, attempts: 0, nextAt: 0, route }
-        : { id, dest, seq, body, createdAt, expiresAt, attempts: 0, nextAt: 0 }
+      const stored: OutboxEntry = { id, dest, body, createdAt, expiresAt, seq, attempts: 0, nextAt: 0 }
+      if (routed) stored.route = route
       return stored
     }, (err: unknown) => {
       this.pending.release([input])
