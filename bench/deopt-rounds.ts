@@ -4,7 +4,8 @@
  * runs the tcp bench's A→hub→B stream (20k 200-byte node.pong messages a round) with only A under
  * `--trace-opt --trace-deopt` (DEOPT_VERBOSE=1: `--trace-deopt-verbose` too; DEOPT_DUMP=FILE: A's whole trace), and prints per round: A's CPU µs a message (main / other threads),
  * its completed compiles (first ones, after a deopt, again without one) and its deopts by function and reason. BIN: another build's
- * bin/outpost.cjs for A and B (an A/B against main).
+ * bin/outpost.cjs for A and B (an A/B against main). DEOPT_HELLO: the nodes' hello.interval in seconds (30, as in
+ * the bench; a hello during a round brings a burst of "wrong map" deopts in A), DEOPT_FLAGS: more V8 flags for A.
  */
 import fs from 'node:fs'
 import { Cluster, sendVia, status } from '../test/fixtures/cluster'
@@ -67,7 +68,7 @@ function summarise(text: string): Round {
 
 async function main(): Promise<void> {
   const methods = { allow: [{ from: ['$central', '$self'], methods: ['*'] }, { from: ['*'], methods: ['reply.*', 'error.log', 'node.hello', 'node.ping', 'node.pong'] }] }
-  const c = await Cluster.create(['nodeA', 'nodeB'], { log: { level: 'warn' }, hello: { interval: 30 }, delivery: { ackTimeout: 30, retries: 3, ttl: 3600 }, methods })
+  const c = await Cluster.create(['nodeA', 'nodeB'], { log: { level: 'warn' }, hello: { interval: Number(process.env.DEOPT_HELLO ?? 30) }, delivery: { ackTimeout: 30, retries: 3, ttl: 3600 }, methods })
   try {
     await c.startHub()
     await c.start('central', true, {}, bin)
