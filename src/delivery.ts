@@ -346,11 +346,11 @@ export class Delivery {
     }
   }
 
-  /** The hub says `to` is away: hold its messages without spending attempts. */
+  /** The hub says `to` is away (or stuck: `busy`, src/hub-flow.ts): hold its messages without spending attempts. */
   onNack(id: string, to: string, reason: string): void {
     const stale = this.staleNacks.get(to)
     if (stale?.delete(id)) return // for a copy sent before we heard `to` was back; resent already
-    if (reason !== 'offline') this.o.log('warn', `delivery: ${id} to ${to} refused by the hub: ${reason}`)
+    if (reason !== 'offline' && reason !== 'busy') this.o.log('warn', `delivery: ${id} to ${to} refused by the hub: ${reason}`)
     this.offline.add(to)
     // The others in flight to `to` are refused too, their nacks on the way: those may come after
     // `online` (the hub refuses a pair's messages until our echo), and must not stop it again.

@@ -40,6 +40,12 @@ export interface Conn {
   heldBy?: Set<Conn> | undefined
   /** Called once this connection has room again, or is gone: senders held for it. */
   roomWaiters?: (() => void)[] | undefined
+  /** Its Peer.whenRoom is asked and has not answered yet. */
+  waitsForRoom?: boolean
+  /** Runs while senders are held for it: when it fires it is `stuck` (src/hub-flow.ts). */
+  holdTimer?: NodeJS.Timeout | undefined
+  /** No room for HOLD_MAX_MS: what is sent to it is refused `busy` until it has room. */
+  stuck?: boolean
 }
 
 /** Where a connection's frames go: a socket (encoded, one write per tick) or a node in this process. */
