@@ -8,7 +8,7 @@
  * dropped. Pausing a sender stops only that sender: other pairs go on. Several senders to one
  * receiver (central) are each paused while it is full, and all read again when it has room.
  *
- * A receiver that gets no room for HOLD_MAX_MS (it reads nothing, or next to nothing) is `stuck`:
+ * A receiver that gets no room for HOLD_MAX_MS and took less than PROGRESS_BYTES meanwhile (it reads nothing, or next to nothing) is `stuck`:
  * its senders are read again, and what they send it is refused `busy` (src/hub-route.ts: the
  * sender keeps it, as for `offline`) until it has room, when they are told `online`. A sender
  * pauses all its pairs: held for ever by a receiver that never reads (a node answering one that
@@ -21,8 +21,10 @@ import type { Conn } from './hub-peer'
 
 /** Bytes waiting for a receiver past which its senders are not read (a socket's writableLength). */
 export const HUB_HIGH_WATER = 1024 * 1024
-/** How long senders are held for a receiver that gets no room before it counts as stuck. */
+/** How long senders are held for a receiver that gets no room before it counts as stuck, unless it took PROGRESS_BYTES meanwhile. */
 export const HOLD_MAX_MS = 5_000
+/** What a receiver must take in each HOLD_MAX_MS to count as slow rather than stuck (~13 KB/s; a socket's: what the hub holds for it went down by that much). */
+export const PROGRESS_BYTES = 64 * 1024
 
 /** What the router does when a receiver is stuck, and once it has room again. */
 export interface FlowHooks {
@@ -48,10 +50,7 @@ function hold(sender: Conn, target: Conn, hooks: FlowHooks): void {
     if (held.size === 0 && !sender.closed) sender.out.resume?.()
   })
   // A receiver held for by others: stuck if it has no room by then (its own hold on itself is its own business).
-  if (sender !== target && target.holdTimer === undefined) {
-    target.holdTimer = setTimeout(() => stick(target, hooks), HOLD_MAX_MS)
-    target.holdTimer.unref()
-  }
+  if (sender !== target && target.holdTimer === undefined) arm(target, hooks)
   // Once per time it is full (a `whenRoom` that answers at once finds the waiter in place).
   if (target.waitsForRoom === true) return
   target.waitsForRoom = true
@@ -64,10 +63,18 @@ function hold(sender: Conn, target: Conn, hooks: FlowHooks): void {
   })
 }
 
-/** No room for HOLD_MAX_MS: the senders held for `target` are read again; what they send it is refused until it has room. */
+function arm(target: Conn, hooks: FlowHooks): void {
+  target.heldBytes = target.out.pending?.()
+  target.holdTimer = setTimeout(() => stick(target, hooks), HOLD_MAX_MS)
+  target.holdTimer.unref()
+}
+
+/** No room for HOLD_MAX_MS: unless it took PROGRESS_BYTES meanwhile, the senders held for `target` are read again; what they send it is refused until it has room. */
 function stick(target: Conn, hooks: FlowHooks): void {
   target.holdTimer = undefined
   if (target.closed || target.waitsForRoom !== true) return
+  const now = target.out.pending?.()
+  if (now !== undefined && target.heldBytes !== undefined && target.heldBytes - now >= PROGRESS_BYTES) return arm(target, hooks)
   target.stuck = true
   hooks.stuck(target)
   release(target)
