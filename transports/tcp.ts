@@ -309,7 +309,7 @@ class TcpTransport extends TransportBase implements Transport {
               }, PING_EVERY_MS)
               pinger.unref()
             } else if (f.t === 'redirect') {
-              if (this.redirect(f.servers, where)) outcome = 'redirect'
+              if (this.redirect(f.servers, where, target.secure)) outcome = 'redirect'
               sock.destroy()
             } else if (f.t === 'error') {
               // The hub's code when it is one of ours (hub_busy, hello_timeout, …), so the log names the right one.
@@ -327,7 +327,7 @@ class TcpTransport extends TransportBase implements Transport {
           }
           if (f.t === 'redirect') {
             // A hub may move a node it has welcomed (to rebalance, say): the node reconnects there at once.
-            if (this.redirect(f.servers, where)) { outcome = 'redirect'; sock.destroy() }
+            if (this.redirect(f.servers, where, target.secure)) { outcome = 'redirect'; sock.destroy() }
             continue
           }
           this.frame(f, sock)
@@ -349,11 +349,11 @@ class TcpTransport extends TransportBase implements Transport {
     })
   }
 
-  /** Take a hub's redirect: true when its servers are usable (they replace the list), else logged and ignored. */
-  private redirect(servers: string[], where: string): boolean {
-    const bad = servers.filter((u) => { try { parseServer(u); return false } catch { return true } })
+  /** Take a hub's redirect: true when its servers are usable (they replace the list), else logged and ignored. From a hub reached over TLS only tls:// ones are: the hello's token never goes out in clear. */
+  private redirect(servers: string[], where: string, secure: boolean): boolean {
+    const bad = servers.filter((u) => { try { return secure && !parseServer(u).secure } catch { return true } })
     if (servers.length === 0 || bad.length > 0) {
-      this.opts.log('warn', `${where} sent an unusable redirect (${servers.length === 0 ? 'no servers' : bad.join(', ')}); ignored`)
+      this.opts.log('warn', `${where} sent an unusable redirect (${servers.length === 0 ? 'no servers' : bad.join(', ')}${secure ? '; a hub reached over TLS may redirect only to tls://' : ''}); ignored`)
       return false
     }
     this.opts.log('info', `${where} redirects to ${servers.join(', ')}`)

@@ -234,6 +234,33 @@ test('tcp - a node redirected to a hub it cannot reach goes back to its configur
   }
 })
 
+test('tcp - a hub reached over TLS cannot redirect a node to plain tcp://: its token never goes out in clear', async () => {
+  const c = await Cluster.create(['ship1'])
+  const plainPort = await freePort()
+  const hellos: string[] = []
+  const plain = net.createServer((sock) => {
+    const dec = new FrameDecoder()
+    sock.on('error', () => {})
+    sock.on('data', (d: Buffer) => { for (const f of dec.push(d)) if (f.t === 'hello') hellos.push(`${f.node} ${f.token}`) })
+  })
+  await new Promise<void>((resolve) => plain.listen(plainPort, '127.0.0.1', resolve))
+  try {
+    setHubTls(c, { cert: pem('server.pem'), key: pem('server.key') })
+    editYaml(path.join(c.dir, 'hub.yaml'), (doc) => { section(doc, 'hub').redirect = [{ nodes: ['ship1'], servers: [`tcp://127.0.0.1:${plainPort}`] }] })
+    setTransport(c, 'ship1', [`tls://127.0.0.1:${c.port}`], { ca: pem('ca.pem') })
+    const hub = await c.startHub()
+    const ship1 = await c.start('ship1', false)
+    await hub.waitFor(/redirecting ship1 to tcp:/, 5000)
+    await ship1.waitFor(/unusable redirect \(tcp:\/\/127\.0\.0\.1:\d+; a hub reached over TLS may redirect only to tls:\/\/\); ignored/, 5000)
+    // Redirected again at each reconnection, and each time ignored.
+    await hub.waitFor(/redirecting ship1 to tcp:[^\n]*\n[^]*redirecting ship1 to tcp:/, 10_000)
+    assert.equal(hellos, [], 'a hello (with its token) reached the plain server')
+  } finally {
+    await new Promise<void>((resolve) => plain.close(() => resolve()))
+    await c.destroy()
+  }
+})
+
 test('tcp - the servers are tried in order: a dead first server is skipped', async () => {
   const c = await Cluster.create(['ship1'])
   try {
