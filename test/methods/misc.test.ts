@@ -90,7 +90,7 @@ test('reply.console - prints [fromNode] and the output, error and stderr, to the
 })
 
 test('methods - the registry lists each module under its own name; each alias names exactly one method', () => {
-  assert.equal([...METHODS.keys()].sort(), ['agent.restart', 'agent.upgrade', 'cli.named', 'cli.run', 'cli.stream', 'config.deploy', 'config.get', 'config.rollback', 'config.set', 'error.log', 'file.chunk', 'file.commit', 'file.get', 'file.put', 'file.reply', 'file.tail', 'http.get', 'info.kernel', 'info.os', 'info.system', 'info.users', 'node.ping', 'node.pong', 'op.cancel', 'op.list', 'op.start', 'op.stop', 'reply.console', 'reply.file', 'reply.file.append', 'reply.job', 'session.open', 'tunnel.listen', 'tunnel.open'])
+  assert.equal([...METHODS.keys()].sort(), ['agent.restart', 'agent.upgrade', 'cli.named', 'cli.run', 'cli.stream', 'config.deploy', 'config.get', 'config.rollback', 'config.set', 'error.log', 'file.chunk', 'file.commit', 'file.get', 'file.put', 'file.reply', 'file.tail', 'http.get', 'info.kernel', 'info.os', 'info.system', 'info.users', 'node.ping', 'node.pong', 'op.cancel', 'op.list', 'op.start', 'op.stop', 'reply.console', 'reply.file', 'reply.file.append', 'reply.job', 'reply.none', 'session.open', 'tunnel.listen', 'tunnel.open'])
   for (const [name, m] of METHODS) {
     assert.is(m.name, name)
     assert.is(m.kind, ['cli.stream', 'file.tail'].includes(name) ? 'stream' : 'unary')
