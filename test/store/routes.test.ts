@@ -9,12 +9,11 @@ import os from 'node:os'
 import path from 'node:path'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { createHash } from 'node:crypto'
 import { Delivery } from '../../src/delivery'
 import { listSegments, readSegment, segmentName } from '../../src/store/journal'
 import { abandonOutbox } from '../fixtures/abandon-outbox'
+import { writeRowsSnapshot } from '../fixtures/snapshot-rows'
 import { Outbox, type OutboxOptions } from '../../src/store/outbox'
-import { loadSqlJs } from '../../src/store/sqljs'
 import type { Transport } from '../../src/transport'
 
 const tmpDir = (): string => fs.mkdtempSync(path.join(os.tmpdir(), 'outpost-routes-'))
@@ -69,23 +68,14 @@ test('routes - while an upgrade may roll back (keepOldFormat) the records are th
 
 test('routes - a format-2 snapshot from before routes opens: its rows have none, new ones do', async () => {
   const dir = tmpDir()
-  const ob = await open(dir)
-  await ob.enqueue({ id: 'a1', dest: 'ship1', body, createdAt: 1, expiresAt: 2, route })
-  await ob.close()
-  // Make the snapshot what an outpost before routes wrote: no route columns.
-  const SQL = await loadSqlJs()
-  const snap = path.join(dir, fs.readdirSync(dir).filter((f) => /^snapshot-\d+\.db$/.test(f)).sort().at(-1)!)
-  const db = new SQL.Database(fs.readFileSync(snap))
-  db.exec('ALTER TABLE outbox DROP COLUMN ackTimeout; ALTER TABLE outbox DROP COLUMN retries; ALTER TABLE outbox DROP COLUMN method')
-  const bytes = db.export()
-  db.close()
-  fs.writeFileSync(snap, bytes)
-  fs.writeFileSync(snap.replace(/\.db$/, '.sum'), `sha256 ${createHash('sha256').update(bytes).digest('hex')} ${bytes.length}\n`)
+  // What an outpost before routes wrote: no route columns.
+  await writeRowsSnapshot(dir, [{ seq: 1, id: 'a1', dest: 'ship1', body }], { format: 2, noRoutes: true })
   const again = await open(dir)
   assert.equal(again.all().map((x) => [x.id, x.route]), [['a1', undefined]])
   await again.enqueue({ id: 'a2', dest: 'ship1', body, createdAt: 1, expiresAt: 2, route })
   await again.close()
   const third = await open(dir)
+  assert.is(third.format, 4)
   assert.equal(third.all().map((x) => [x.id, x.route?.method]), [['a1', undefined], ['a2', 'cli.run']])
   await third.close()
 })
