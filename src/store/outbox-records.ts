@@ -17,40 +17,14 @@
 import type { Database, Statement } from 'sql.js'
 import { OutpostError } from '../errors'
 import { bodyFileName, type BodyRef, type BodyStore } from './outbox-bodies'
-import type { Route } from './outbox-ops'
 import type { LegacyEntry } from './outbox-rows'
 import { FORMAT_WAITING_RECORDS, type LiveEntry, type StoredMessages, WAITING_TABLE } from './outbox-table'
 import { SeqQueue } from './outbox-queue'
-import { scanRecords, writeRecord } from './waiting-records'
+import { RecordsWriter, type RecordsFileInfo, scanRecords, type StoredRecord } from './waiting-records'
 
-/** A stored message: its metadata in memory, its body in a file. */
-export interface StoredRecord {
-  id: string
-  dest: string
-  seq: number
-  createdAt: number
-  expiresAt: number
-  attempts: number
-  nextAt: number
-  route?: Route | undefined
-  /** Its body file; -1: its body is `inline` (a format-1 row not moved yet). */
-  file: number
-  /** Where its record starts (= `at` for a body of format 2-3, which has no metadata before it). */
-  rec: number
-  /** Where its body's header is. */
-  at: number
-  len: number
-  /** Its ordinal in a records file; -1: not in one yet (moved from rows, written at the next snapshot). */
-  ord: number
-  inline: Uint8Array | undefined
-  gone: boolean
-}
-
-/** A records file: how many records it holds, which are removed, its length. */
-interface RecordsFile {
-  records: number
+/** A records file: how many records it holds, which are removed, where its meta block is (waiting-records.ts). */
+interface RecordsFile extends RecordsFileInfo {
   removed: Uint8Array
-  end: number
 }
 
 /** Read bodies this many at a time when moving them. */
@@ -80,25 +54,23 @@ export class StoredRecords implements StoredMessages {
   static load(db: Database, bodies: BodyStore, warn: (message: string) => void): StoredRecords {
     const s = new StoredRecords(db, bodies, warn)
     const uses: { file: number; rows: number; bytes: number; end: number }[] = []
-    for (const r of db.exec('SELECT n, records, bytes, removed, attempts FROM waiting_files ORDER BY n')[0]?.values ?? []) {
-      const file = Number(r[0])
-      const records = Number(r[1])
-      const removed = new Uint8Array(r[3] as Uint8Array)
+    for (const r of db.exec('SELECT n, records, bytes, removed, attempts, metaAt, metaCrc FROM waiting_files ORDER BY n')[0]?.values ?? []) {
+      const f: RecordsFile = { file: Number(r[0]), records: Number(r[1]), end: Number(r[2]), removed: new Uint8Array(r[3] as Uint8Array), metaAt: Number(r[5]), metaCrc: Number(r[6]) }
       const tried = new Map<number, [number, number]>()
       const a = Buffer.from(r[4] as Uint8Array)
       for (let p = 0; p + 16 <= a.length; p += 16) tried.set(a.readUInt32BE(p), [a.readUInt32BE(p + 4), a.readDoubleBE(p + 8)])
       let rows = 0
       let bytes = 0
-      const end = scanRecords(bodies.dir, file, records, removed, (m) => {
-        if (s.byId.has(m.id)) return
-        const t = tried.get(m.ord)
-        s.add({ id: m.id, dest: m.dest, seq: m.seq, createdAt: m.createdAt, expiresAt: m.expiresAt, attempts: t?.[0] ?? 0, nextAt: t?.[1] ?? 0, route: m.route, file, rec: m.rec, at: m.at, len: m.len, ord: m.ord, inline: undefined, gone: false })
+      scanRecords(bodies.dir, f, f.removed, (e) => {
+        if (s.byId.has(e.id)) return
+        const t = tried.get(e.ord)
+        if (t !== undefined) [e.attempts, e.nextAt] = t
+        s.add(e)
         rows++
-        bytes += m.at - m.rec + m.len
+        bytes += e.len
       })
-      if (end !== Number(r[2])) throw new OutpostError('outbox_corrupt', `outbox: ${bodyFileName(file)} holds ${end} bytes of records where the snapshot says ${Number(r[2])}; keep a copy of the directory before repairing it`)
-      s.files.set(file, { records, removed, end })
-      uses.push({ file, rows, bytes, end })
+      s.files.set(f.file, f)
+      uses.push({ file: f.file, rows, bytes, end: f.end })
     }
     bodies.load(uses)
     return s
@@ -110,7 +82,7 @@ export class StoredRecords implements StoredMessages {
     for (const e of rows) {
       s.add({
         id: e.id, dest: e.dest, seq: e.seq, createdAt: e.createdAt, expiresAt: e.expiresAt, attempts: e.attempts, nextAt: e.nextAt, route: e.route,
-        file: e.file, rec: e.at, at: e.at, len: e.len, ord: -1, inline: e.file < 0 ? e.body : undefined, gone: false,
+        file: e.file, at: e.at, len: e.len, ord: -1, inline: e.file < 0 ? e.body : undefined, gone: false,
       })
       s.legacy++
     }
@@ -158,7 +130,7 @@ export class StoredRecords implements StoredMessages {
       const f = this.files.get(e.file)
       if (f !== undefined) f.removed[e.ord >> 3]! |= 1 << (e.ord & 7)
     }
-    if (e.file >= 0) this.bodies.release(e.file, e.at - e.rec + e.len)
+    if (e.file >= 0) this.bodies.release(e.file, e.len)
   }
 
   removeAll(ids: string[]): void {
@@ -220,13 +192,12 @@ export class StoredRecords implements StoredMessages {
    * went into the file.
    */
   store(file: number, hot: LiveEntry[]): void {
-    const writer = this.bodies.writer(file)
-    const moved: { e: StoredRecord; rec: number; at: number; ord: number }[] = []
+    const writer = new RecordsWriter(this.bodies.writer(file))
+    const moved: { e: StoredRecord; at: number; ord: number }[] = []
     const dead: number[] = []
     const added: StoredRecord[] = []
     /** Messages still in rows whose body cannot be read: not carried into format 4 (they could never be sent). */
     const lost: StoredRecord[] = []
-    let liveBytes = 0
     const move = (list: StoredRecord[], from: string): boolean => {
       const start = moved.length
       let ok = true
@@ -249,7 +220,7 @@ export class StoredRecords implements StoredMessages {
             continue
           }
           const ord = writer.count
-          moved.push({ e, ord, ...writeRecord(writer, e, body) })
+          moved.push({ e, ord, at: writer.add(e, body) })
         }
       }
       if (!ok && from !== 'rows') {
@@ -258,6 +229,7 @@ export class StoredRecords implements StoredMessages {
       }
       return ok
     }
+    let meta: { metaAt: number; metaCrc: number } | undefined
     try {
       if (this.legacy > 0) move([...this.byId.values()].filter((e) => e.ord < 0).sort((a, b) => a.seq - b.seq), 'rows')
       const sparse = this.bodies.sparse().filter((n) => this.files.has(n))
@@ -268,29 +240,33 @@ export class StoredRecords implements StoredMessages {
       }
       for (const e of hot) {
         const ord = writer.count
-        const { rec, at } = writeRecord(writer, e, e.body)
-        added.push({ id: e.id, dest: e.dest, seq: e.seq, createdAt: e.createdAt, expiresAt: e.expiresAt, attempts: e.attempts, nextAt: e.nextAt, route: e.route, file, rec, at, len: e.body.length, ord, inline: undefined, gone: false })
+        const at = writer.add(e, e.body)
+        added.push({ id: e.id, dest: e.dest, seq: e.seq, createdAt: e.createdAt, expiresAt: e.expiresAt, route: e.route, attempts: e.attempts, nextAt: e.nextAt, file, at, len: e.body.length, ord, inline: undefined, gone: false })
       }
+      if (writer.count > 0) meta = writer.finish()
     } catch (err) {
-      writer.abort()
+      writer.w.abort()
       throw err
     }
-    const records = writer.count
-    const end = writer.bytes
-    if (records === 0) writer.abort()
+    if (meta === undefined) writer.w.abort()
     else {
-      for (const m of moved) liveBytes += m.at - m.rec + m.e.len
-      for (const e of added) liveBytes += e.at - e.rec + e.len
-      this.bodies.add(writer, moved.length + added.length, liveBytes)
-      const removed = new Uint8Array((records + 7) >> 3)
+      let liveBytes = 0
+      for (const m of moved) liveBytes += m.e.len
+      for (const e of added) liveBytes += e.len
+      const end = writer.w.bytes
+      this.bodies.add(writer.w, moved.length + added.length, liveBytes)
+      const removed = new Uint8Array((writer.count + 7) >> 3)
       for (const ord of dead) removed[ord >> 3]! |= 1 << (ord & 7)
-      this.files.set(file, { records, removed, end })
+      this.files.set(file, { file, records: writer.count, end, removed, ...meta })
     }
     for (const e of lost) this.remove(e.id)
     for (const m of moved) {
       this.leave(m.e)
       if (m.e.ord < 0) this.legacy--
-      Object.assign(m.e, { file, rec: m.rec, at: m.at, ord: m.ord, inline: undefined })
+      m.e.file = file
+      m.e.at = m.at
+      m.e.ord = m.ord
+      m.e.inline = undefined
     }
     for (const e of added) this.add(e)
     this.list()
@@ -306,7 +282,7 @@ export class StoredRecords implements StoredMessages {
       if (l === undefined) tried.set(e.file, (l = []))
       l.push(e)
     }
-    const ins = this.insert ??= this.db.prepare('INSERT INTO waiting_files (n, records, bytes, removed, attempts) VALUES (?, ?, ?, ?, ?)')
+    const ins = this.insert ??= this.db.prepare('INSERT INTO waiting_files (n, records, bytes, removed, attempts, metaAt, metaCrc) VALUES (?, ?, ?, ?, ?, ?, ?)')
     this.db.exec('BEGIN')
     try {
       this.db.exec('DELETE FROM waiting_files')
@@ -318,7 +294,7 @@ export class StoredRecords implements StoredMessages {
           a.writeUInt32BE(e.attempts, 16 * i + 4)
           a.writeDoubleBE(e.nextAt, 16 * i + 8)
         }
-        ins.run([n, f.records, f.end, f.removed, a])
+        ins.run([n, f.records, f.end, f.removed, a, f.metaAt, f.metaCrc])
       }
       this.db.exec(`PRAGMA user_version = ${FORMAT_WAITING_RECORDS}`)
       this.db.exec('COMMIT')

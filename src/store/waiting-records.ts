@@ -1,18 +1,19 @@
 /**
- * Waiting messages as records in a snapshot's body file (store format 4): each record is the
- * message's metadata, then its body as outbox-bodies.ts writes one, so a body is read back
- * exactly as in format 2 and 3 (BodyStore.read, at the body's header).
+ * Waiting messages as records in a snapshot's body file (store format 4): the bodies as
+ * outbox-bodies.ts writes them (each `[u32 length][u32 crc32][body]`, read back by BodyStore.read
+ * exactly as in formats 2 and 3), then one block with the metadata of all of them, whose offset
+ * and CRC32 the snapshot's `waiting_files` row holds.
  *
- *   record: [u32 metaLen][u32 crc32 of meta][meta][u32 bodyLen][u32 crc32 of body][body]   (big-endian)
- *   meta:   [f64 seq][f64 createdAt][f64 expiresAt][f64 ackTimeout|NaN][f64 retries|NaN]
- *           [u8 idLen][id][u8 destLen][dest][u16 methodLen + 1, 0: no route][method]      (UTF-8)
+ *   meta of each, in the order written (its ordinal):
+ *     [u32 body at][u32 body length][f64 seq][f64 createdAt][f64 expiresAt][f64 ackTimeout|NaN][f64 retries|NaN]
+ *     [u8 idLen][id][u8 destLen][dest][u16 methodLen + 1, 0: no route][method]     (big-endian, UTF-8)
  *
- *   snapshot: the messages still waiting ─▶ records appended (writeRecord) ─▶ fsync ─▶ snapshot
- *   open:     each file the snapshot lists ─▶ scanned record by record (scanRecords), the ones its
- *             removed bitmap marks skipped, each meta checked against its CRC ─▶ the index in memory
+ *   snapshot: bodies appended (RecordsWriter.add) ─▶ the meta block after them (finish) ─▶ fsync ─▶ snapshot
+ *   open:     the meta block read in one piece, checked against its CRC once, parsed (scanRecords);
+ *             the records the snapshot's removed bitmap marks are skipped; bodies are not read
  *
- * The body's CRC is checked when the body is read (delivery), not at the scan: start-up reads
- * the metadata only (a read of the file in 1 MiB pieces, bodies stepped over).
+ * One CRC over the block, not one a record: a call costs more than hashing 60 bytes. A body's
+ * CRC is checked when it is read (delivery), so one damaged body holds back that message only.
  */
 import fs from 'node:fs'
 import path from 'node:path'
@@ -21,11 +22,9 @@ import { crc32 } from './crc32'
 import { bodyFileName, type BodyFileWriter } from './outbox-bodies'
 import type { Route } from './outbox-ops'
 
-const META_HEADER = 8
-const BODY_HEADER = 8
-const FIXED = 5 * 8
-/** Scratch for one record's meta: its largest is FIXED + 2 x 256 + 2 + 65535. */
-const scratch = Buffer.allocUnsafe(META_HEADER + FIXED + 2 * 256 + 2 + 65_536)
+const FIXED = 8 + 5 * 8
+/** The meta block is gathered in pieces of this size (no one big buffer grown by copying). */
+const PIECE = 256 * 1024
 
 /** What a record says of its message (the body stays in the file). */
 export interface WaitingMeta {
@@ -37,127 +36,144 @@ export interface WaitingMeta {
   route?: Route | undefined
 }
 
-/** Append `m` and its body to `w`; returns where the record starts and where its body's header is. */
-export function writeRecord(w: BodyFileWriter, m: WaitingMeta, body: Uint8Array): { rec: number; at: number } {
-  let p = META_HEADER
-  p = scratch.writeDoubleBE(m.seq, p)
-  p = scratch.writeDoubleBE(m.createdAt, p)
-  p = scratch.writeDoubleBE(m.expiresAt, p)
-  p = scratch.writeDoubleBE(m.route?.ackTimeout ?? NaN, p)
-  p = scratch.writeDoubleBE(m.route?.retries ?? NaN, p)
-  p = putShort(m.id, p, 'id')
-  p = putShort(m.dest, p, 'dest')
-  if (m.route === undefined) p = scratch.writeUInt16BE(0, p)
-  else {
-    const n = scratch.write(m.route.method, p + 2, 65_534, 'utf8')
-    scratch.writeUInt16BE(n + 1, p)
-    p += 2 + n
+/** A body file of records being written: bodies go to the file as they come, their metadata at the end. */
+export class RecordsWriter {
+  private readonly pieces: Buffer[] = []
+  private piece = Buffer.allocUnsafe(PIECE)
+  private used = 0
+  count = 0
+
+  constructor(readonly w: BodyFileWriter) {}
+
+  /** Append `m` and its body; returns where the body's header is. Its ordinal is `count` before the call. */
+  add(m: WaitingMeta, body: Uint8Array): number {
+    const at = this.w.add(body)
+    const method = m.route?.method
+    const most = FIXED + 2 + 2 * 255 + 2 + (method === undefined ? 0 : 3 * method.length)
+    if (this.used + most > this.piece.length) {
+      this.pieces.push(this.piece.subarray(0, this.used))
+      this.piece = Buffer.allocUnsafe(Math.max(PIECE, most))
+      this.used = 0
+    }
+    const b = this.piece
+    let p = this.used
+    p = b.writeUInt32BE(at, p)
+    p = b.writeUInt32BE(body.length, p)
+    p = b.writeDoubleBE(m.seq, p)
+    p = b.writeDoubleBE(m.createdAt, p)
+    p = b.writeDoubleBE(m.expiresAt, p)
+    p = b.writeDoubleBE(m.route?.ackTimeout ?? NaN, p)
+    p = b.writeDoubleBE(m.route?.retries ?? NaN, p)
+    p = short(b, m.id, p, 'id')
+    p = short(b, m.dest, p, 'dest')
+    if (method === undefined) p = b.writeUInt16BE(0, p)
+    else {
+      const n = b.write(method, p + 2, 'utf8')
+      if (n > 65_534) throw new OutpostError('envelope_invalid', `outbox: method ${JSON.stringify(method.slice(0, 40))} is too long`)
+      b.writeUInt16BE(n + 1, p)
+      p += 2 + n
+    }
+    this.used = p
+    this.count++
+    return at
   }
-  scratch.writeUInt32BE(p - META_HEADER, 0)
-  scratch.writeUInt32BE(crc32(scratch.subarray(META_HEADER, p)), 4)
-  const rec = w.addRaw(scratch.subarray(0, p))
-  return { rec, at: w.add(body) }
+
+  /** Write the meta block after the bodies: where it starts, and its CRC32. */
+  finish(): { metaAt: number; metaCrc: number } {
+    this.pieces.push(this.piece.subarray(0, this.used))
+    const block = this.pieces.length === 1 ? this.pieces[0]! : Buffer.concat(this.pieces)
+    this.pieces.length = 0
+    return { metaAt: this.w.addRaw(block), metaCrc: crc32(block) }
+  }
 }
 
-function putShort(s: string, p: number, what: string): number {
-  const n = scratch.write(s, p + 1, 255, 'utf8')
-  if (Buffer.byteLength(s) > 255) throw new OutpostError('envelope_invalid', `outbox: ${what} ${JSON.stringify(s.slice(0, 40))} is longer than 255 bytes`)
-  scratch.writeUInt8(n, p)
+function short(b: Buffer, s: string, p: number, what: string): number {
+  const n = b.write(s, p + 1, 'utf8')
+  if (n > 255 || n !== Buffer.byteLength(s)) throw new OutpostError('envelope_invalid', `outbox: ${what} ${JSON.stringify(s.slice(0, 40))} is longer than 255 bytes`)
+  b[p] = n
   return p + 1 + n
 }
 
-/** One record found by a scan: its ordinal in the file, where it starts, where its body's header is, its body's length. */
-export interface ScannedRecord extends WaitingMeta {
-  ord: number
-  rec: number
+/** A stored message (outbox-records.ts): its metadata in memory, its body in a file. */
+export interface StoredRecord extends WaitingMeta {
+  attempts: number
+  nextAt: number
+  /** Its body file; -1: its body is `inline` (a format-1 row not moved yet). */
+  file: number
+  /** Where its body's header is, and the body's length. */
   at: number
   len: number
+  /** Its ordinal in a records file; -1: not in one yet (moved from rows, written at the next snapshot). */
+  ord: number
+  inline: Uint8Array | undefined
+  gone: boolean
 }
 
-const CHUNK = 1024 * 1024
+/** Where a file's records are, as its `waiting_files` row says. */
+export interface RecordsFileInfo {
+  file: number
+  records: number
+  metaAt: number
+  end: number
+  metaCrc: number
+}
 
 /**
- * Read the `count` records of body file `file` in order, handing each not marked in `removed`
- * (a bit per ordinal) to `each`. A file that is missing, shorter than its records or whose
- * metadata fails its CRC is outbox_corrupt (the records after a damaged one cannot be found).
- * Returns the byte after the last record.
+ * Hand each record of a body file not marked in `removed` (a bit per ordinal) to `each`. A file
+ * that is missing, shorter than the snapshot says, or whose meta block fails its CRC is
+ * outbox_corrupt (which records it holds cannot be told).
  */
-export function scanRecords(dir: string, file: number, count: number, removed: Uint8Array, each: (r: ScannedRecord) => void): number {
-  const name = path.join(dir, bodyFileName(file))
-  let fd: number
+export function scanRecords(dir: string, f: RecordsFileInfo, removed: Uint8Array, each: (r: StoredRecord) => void): void {
+  const name = path.join(dir, bodyFileName(f.file))
+  const block = Buffer.allocUnsafe(f.end - f.metaAt)
+  let got: number
   try {
-    fd = fs.openSync(name, 'r')
+    const fd = fs.openSync(name, 'r')
+    try {
+      got = fs.readSync(fd, block, 0, block.length, f.metaAt)
+    } finally {
+      fs.closeSync(fd)
+    }
   } catch (cause) {
-    throw new OutpostError('outbox_corrupt', `outbox: ${count} stored messages are in ${name}, which cannot be read (${(cause as Error).message}); keep a copy of the directory before repairing it`, { cause })
+    throw new OutpostError('outbox_corrupt', `outbox: ${f.records} stored messages are in ${name}, which cannot be read (${(cause as Error).message}); keep a copy of the directory before repairing it`, { cause })
   }
-  const buf = Buffer.allocUnsafe(CHUNK)
-  let base = 0
-  let have = 0
+  if (got < block.length) throw new OutpostError('outbox_corrupt', `outbox: ${name} is shorter than its ${f.records} stored messages need (the file was truncated); keep a copy of the directory before repairing it`)
+  if (crc32(block) !== f.metaCrc) throw new OutpostError('outbox_corrupt', `outbox: the list of the ${f.records} stored messages at the end of ${name} is damaged (its CRC does not match); keep a copy of the directory before repairing it`)
   const dests = new Map<string, string>()
   const routes = new Map<string, Route>()
-  // Makes bytes [pos, pos + n) of the file available in buf; false at the end of the file.
-  const need = (pos: number, n: number): Buffer | undefined => {
-    if (pos >= base && pos + n <= base + have) return buf
-    if (n > CHUNK) {
-      const big = Buffer.allocUnsafe(n)
-      return fs.readSync(fd, big, 0, n, pos) === n ? (base = pos, have = 0, big) : undefined
-    }
-    base = pos
-    have = fs.readSync(fd, buf, 0, CHUNK, pos)
-    return have >= n ? buf : undefined
-  }
-  const short = (ord: number): OutpostError => new OutpostError('outbox_corrupt', `outbox: ${name} ends before record ${ord} of its ${count} (the file was truncated); keep a copy of the directory before repairing it`)
-  let pos = 0
-  try {
-    for (let ord = 0; ord < count; ord++) {
-      let b = need(pos, META_HEADER)
-      if (b === undefined) throw short(ord)
-      const metaLen = b.readUInt32BE(pos - base)
-      const metaCrc = b.readUInt32BE(pos - base + 4)
-      const at = pos + META_HEADER + metaLen
-      b = need(pos, META_HEADER + metaLen + BODY_HEADER)
-      if (b === undefined) throw short(ord)
-      const o = pos - base + META_HEADER
-      const len = b.readUInt32BE(o + metaLen)
-      const next = at + BODY_HEADER + len
-      if ((removed[ord >> 3]! & (1 << (ord & 7))) === 0) {
-        if (metaLen < FIXED + 3 || crc32(b.subarray(o, o + metaLen)) !== metaCrc) {
-          throw new OutpostError('outbox_corrupt', `outbox: record ${ord} of ${name} (byte ${pos}) is damaged (its metadata fails its CRC); keep a copy of the directory before repairing it`)
-        }
-        let q = o + FIXED
-        const idLen = b[q]!
-        const id = b.toString('utf8', q + 1, q + 1 + idLen)
-        q += 1 + idLen
-        const destLen = b[q]!
-        const d = b.toString('utf8', q + 1, q + 1 + destLen)
-        q += 1 + destLen
-        let dest = dests.get(d)
-        if (dest === undefined) dests.set(d, (dest = d))
-        const methodLen = b.readUInt16BE(q)
-        let route: Route | undefined
-        if (methodLen > 0) {
-          const ack = b.readDoubleBE(o + 24)
-          const retries = b.readDoubleBE(o + 32)
-          const method = b.toString('utf8', q + 2, q + 1 + methodLen)
-          // One object per distinct route: a backlog names few.
-          const key = `${ack} ${retries} ${method}`
-          route = routes.get(key)
-          if (route === undefined) {
-            route = {} as Route
-            if (!Number.isNaN(ack)) route.ackTimeout = ack
-            if (!Number.isNaN(retries)) route.retries = retries
-            route.method = method
-            routes.set(key, route)
-          }
-        }
-        each({ id, dest, seq: b.readDoubleBE(o), createdAt: b.readDoubleBE(o + 8), expiresAt: b.readDoubleBE(o + 16), route, ord, rec: pos, at, len })
+  let p = 0
+  for (let ord = 0; ord < f.records; ord++) {
+    const o = p
+    const idLen = block[o + FIXED]!
+    const destAt = o + FIXED + 1 + idLen
+    const destLen = block[destAt]!
+    const methodAt = destAt + 1 + destLen
+    const methodLen = block.readUInt16BE(methodAt)
+    p = methodAt + 2 + (methodLen > 0 ? methodLen - 1 : 0)
+    if ((removed[ord >> 3]! & (1 << (ord & 7))) !== 0) continue
+    const d = block.toString('utf8', destAt + 1, methodAt)
+    let dest = dests.get(d)
+    if (dest === undefined) dests.set(d, (dest = d))
+    let route: Route | undefined
+    if (methodLen > 0) {
+      const ack = block.readDoubleBE(o + 32)
+      const retries = block.readDoubleBE(o + 40)
+      const method = block.toString('utf8', methodAt + 2, p)
+      // One object per distinct route: a backlog names few.
+      const key = `${ack} ${retries} ${method}`
+      route = routes.get(key)
+      if (route === undefined) {
+        route = {} as Route
+        if (!Number.isNaN(ack)) route.ackTimeout = ack
+        if (!Number.isNaN(retries)) route.retries = retries
+        route.method = method
+        routes.set(key, route)
       }
-      pos = next
     }
-    // The last record's body must be there too.
-    if (count > 0 && fs.fstatSync(fd).size < pos) throw short(count - 1)
-  } finally {
-    fs.closeSync(fd)
+    each({
+      id: block.toString('utf8', o + FIXED + 1, destAt), dest, seq: block.readDoubleBE(o + 8), createdAt: block.readDoubleBE(o + 16), expiresAt: block.readDoubleBE(o + 24),
+      route, attempts: 0, nextAt: 0, file: f.file, at: block.readUInt32BE(o), len: block.readUInt32BE(o + 4), ord, inline: undefined, gone: false,
+    })
   }
-  return pos
+  if (p !== block.length) throw new OutpostError('outbox_corrupt', `outbox: the list of stored messages at the end of ${name} does not hold the ${f.records} the snapshot says; keep a copy of the directory before repairing it`)
 }

@@ -167,6 +167,23 @@ t('a truncated or missing body file stops the open with outbox_corrupt, naming t
   await again.close()
 })
 
+t('format 4: a body file whose list of messages (the meta block after the bodies) is damaged stops the open with outbox_corrupt, naming the file', async () => {
+  const dir = tmpDir()
+  const ob = await open(dir)
+  for (let i = 0; i < 5; i++) await ob.enqueue(entry(`w${i}`))
+  await ob.close()
+  const file = path.join(dir, bodyFiles(dir)[0]!)
+  const bytes = fs.readFileSync(file)
+  const at = bytes.lastIndexOf('w3') // the id of w3 in the meta block
+  assert.ok(at > 5 * 208, 'the meta block follows the bodies')
+  fs.writeFileSync(file, Buffer.concat([bytes.subarray(0, at), Buffer.from('v'), bytes.subarray(at + 1)]))
+  await rejectsCode(open(dir), 'outbox_corrupt', file, 'damaged')
+  fs.writeFileSync(file, bytes)
+  const again = await open(dir)
+  assert.equal(again.all().map((e) => e.id), ['w0', 'w1', 'w2', 'w3', 'w4'])
+  await again.close()
+})
+
 t('a damaged body is held back with an outbox_corrupt warning, never sent as garbage; the others go on', async () => {
   const dir = tmpDir()
   const ob = await open(dir)
