@@ -101,7 +101,14 @@ export function prepareOutboxTable(db: Database, keepInline = false): OutboxLayo
  * removed since it was written, and the delivery attempts of its live ones ([u32 ordinal]
  * [u32 attempts][f64 nextAt] each; only those with any).
  */
-export const WAITING_TABLE = 'CREATE TABLE IF NOT EXISTS waiting_files (n INTEGER PRIMARY KEY, records INTEGER NOT NULL, bytes INTEGER NOT NULL, metaAt INTEGER NOT NULL, metaCrc INTEGER NOT NULL, removed BLOB NOT NULL, attempts BLOB NOT NULL)'
+export const WAITING_TABLE = `CREATE TABLE IF NOT EXISTS waiting_files (n INTEGER PRIMARY KEY, records INTEGER NOT NULL, bytes INTEGER NOT NULL, metaAt INTEGER NOT NULL, metaCrc INTEGER NOT NULL, removed BLOB NOT NULL, attempts BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY, id TEXT NOT NULL, dest TEXT NOT NULL, bodyLen INTEGER NOT NULL)`
+/*
+ * The empty `outbox` table beside it is a guard: an outpost of format 1 checks no version and
+ * would take a store without the table for a new one (its CREATE TABLE IF NOT EXISTS), run with
+ * none of the waiting messages, and write rows format 4 never reads; with it, it stops at its
+ * first query ("no such column: body") and changes nothing. Formats 2 and 3 check user_version.
+ */
 
 export type Stmt = 'insert' | 'remove' | 'update' | 'move' | 'has' | 'get' | 'head' | 'dests' | 'all' | 'inFile' | 'inline'
 
