@@ -4,7 +4,6 @@
  * per message than a Map per destination (an append, no hashing), which the outbox index paid
  * for every message accepted and again for every removal.
  */
-import type { StoredRecord } from './waiting-records'
 import type { LiveEntry } from './outbox-table'
 
 /** Compact once this many entries at the front are gone (and they are half the array or more). */
@@ -61,57 +60,5 @@ export class DestQueue {
       const e = items[i]
       if (e !== undefined && !gone.has(e)) yield e
     }
-  }
-}
-
-/**
- * One destination's stored messages (format 4, outbox-records.ts) in seq order: removed ones
- * skipped, the array compacted once most are gone; a read from a seq finds its place by binary search.
- */
-export class SeqQueue {
-  private items: StoredRecord[] = []
-  private start = 0
-  private sorted = true
-  live = 0
-  bytes = 0
-
-  push(e: StoredRecord): void {
-    const last = this.items[this.items.length - 1]
-    if (last !== undefined && last.seq > e.seq) this.sorted = false
-    this.items.push(e)
-    this.live++
-    this.bytes += e.len
-  }
-
-  remove(e: StoredRecord): void {
-    this.live--
-    this.bytes -= e.len
-    const { items } = this
-    while (this.start < items.length && items[this.start]!.gone) this.start++
-    if (this.live === 0) {
-      this.items = []
-      this.start = 0
-    } else if (items.length - this.start > 2 * this.live + 1024 || (this.start > 1024 && this.start * 2 > items.length)) {
-      this.items = items.slice(this.start).filter((x) => !x.gone)
-      this.start = 0
-    }
-  }
-
-  /** Live entries with a seq above `after`, in seq order. */
-  *from(after: number): IterableIterator<StoredRecord> {
-    if (!this.sorted) {
-      this.items = this.items.slice(this.start).filter((x) => !x.gone).sort((a, b) => a.seq - b.seq)
-      this.start = 0
-      this.sorted = true
-    }
-    const { items } = this
-    let lo = this.start
-    let hi = items.length
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1
-      if (items[mid]!.seq <= after) lo = mid + 1
-      else hi = mid
-    }
-    for (let i = lo; i < items.length; i++) if (!items[i]!.gone) yield items[i]!
   }
 }

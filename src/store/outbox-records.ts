@@ -1,6 +1,6 @@
 /**
  * The stored messages of store format 4: records in the snapshots' body files
- * (waiting-records.ts), an index of them in memory, and per file a bitmap of the records
+ * (waiting-records.ts), an index of them in memory (waiting-index.ts), and per file a bitmap of the records
  * removed since it was written. sql.js holds one `waiting_files` row per file, not a row per
  * message (a row cost ~4-6 µs at a snapshot; a record ~0.5 µs).
  *
@@ -19,8 +19,8 @@ import { OutpostError } from '../errors'
 import { bodyFileName, type BodyRef, type BodyStore } from './outbox-bodies'
 import type { LegacyEntry } from './outbox-rows'
 import { FORMAT_WAITING_RECORDS, type LiveEntry, type StoredMessages, WAITING_TABLE } from './outbox-table'
-import { SeqQueue } from './outbox-queue'
-import { RecordsWriter, type RecordsFileInfo, scanRecords, type StoredRecord } from './waiting-records'
+import { Columns, SlotQueue } from './waiting-index'
+import { RecordsWriter, type RecordsFileInfo, scanRecords, type WaitingMeta } from './waiting-records'
 
 /** A records file: how many records it holds, which are removed, where its meta block is (waiting-records.ts). */
 interface RecordsFile extends RecordsFileInfo {
@@ -34,12 +34,15 @@ export class StoredRecords implements StoredMessages {
   readonly layout = 'records'
   count = 0
   bytes = 0
-  private readonly byId = new Map<string, StoredRecord>()
-  private readonly byDest = new Map<string, SeqQueue>()
+  private readonly cols = new Columns()
+  private readonly byId = new Map<string, number>()
+  private readonly byDest = new Map<string, SlotQueue>()
   private readonly files = new Map<number, RecordsFile>()
-  /** Entries with attempts or nextAt set: what a snapshot lists besides the bitmaps. */
-  private readonly attempted = new Set<StoredRecord>()
-  /** Entries not in a records file yet (moved from rows at open). */
+  /** Slots with attempts or nextAt set: what a snapshot lists besides the bitmaps. */
+  private readonly attempted = new Set<number>()
+  /** Bodies of messages moved from format-1 rows (inline), until the next snapshot writes them. */
+  private readonly inline = new Map<number, Uint8Array>()
+  /** Messages not in a records file yet (moved from rows at open). */
   private legacy = 0
   private highestSeq = 0
   /** Stored messages whose body is damaged: held back (never sent as garbage), reported once each. */
@@ -64,8 +67,7 @@ export class StoredRecords implements StoredMessages {
       scanRecords(bodies.dir, f, f.removed, (e) => {
         if (s.byId.has(e.id)) return
         const t = tried.get(e.ord)
-        if (t !== undefined) [e.attempts, e.nextAt] = t
-        s.add(e)
+        s.add(e, f.file, e.at, e.len, e.ord, t?.[0] ?? 0, t?.[1] ?? 0)
         rows++
         bytes += e.len
       })
@@ -80,24 +82,37 @@ export class StoredRecords implements StoredMessages {
   static fromRows(db: Database, bodies: BodyStore, warn: (message: string) => void, rows: LegacyEntry[]): StoredRecords {
     const s = new StoredRecords(db, bodies, warn)
     for (const e of rows) {
-      s.add({
-        id: e.id, dest: e.dest, seq: e.seq, createdAt: e.createdAt, expiresAt: e.expiresAt, attempts: e.attempts, nextAt: e.nextAt, route: e.route,
-        file: e.file, at: e.at, len: e.len, ord: -1, inline: e.file < 0 ? e.body : undefined, gone: false,
-      })
+      const slot = s.add(e, e.file, e.at, e.len, -1, e.attempts, e.nextAt)
+      if (e.file < 0) s.inline.set(slot, e.body)
       s.legacy++
     }
     return s
   }
 
-  private add(e: StoredRecord): void {
-    this.byId.set(e.id, e)
-    let q = this.byDest.get(e.dest)
-    if (q === undefined) this.byDest.set(e.dest, (q = new SeqQueue()))
-    q.push(e)
+  private add(m: WaitingMeta, file: number, at: number, len: number, ord: number, attempts: number, nextAt: number): number {
+    const c = this.cols
+    const slot = c.take()
+    c.ids[slot] = m.id
+    c.seq[slot] = m.seq
+    c.createdAt[slot] = m.createdAt
+    c.expiresAt[slot] = m.expiresAt
+    c.setDest(slot, m.dest)
+    c.setRoute(slot, m.route)
+    c.file[slot] = file
+    c.at[slot] = at
+    c.len[slot] = len
+    c.ord[slot] = ord
+    c.attempts[slot] = attempts
+    c.nextAt[slot] = nextAt
+    this.byId.set(m.id, slot)
+    let q = this.byDest.get(m.dest)
+    if (q === undefined) this.byDest.set(m.dest, (q = new SlotQueue(c)))
+    q.push(slot)
     this.count++
-    this.bytes += e.len
-    if (e.seq > this.highestSeq) this.highestSeq = e.seq
-    if (e.attempts !== 0 || e.nextAt !== 0) this.attempted.add(e)
+    this.bytes += len
+    if (m.seq > this.highestSeq) this.highestSeq = m.seq
+    if (attempts !== 0 || nextAt !== 0) this.attempted.add(slot)
+    return slot
   }
 
   maxSeq(): number {
@@ -109,28 +124,35 @@ export class StoredRecords implements StoredMessages {
   }
 
   remove(id: string): number {
-    const e = this.byId.get(id)
-    if (e === undefined) return 0
+    const slot = this.byId.get(id)
+    if (slot === undefined) return 0
+    const c = this.cols
+    const len = c.len[slot]!
+    const dest = c.destOf(slot)
     this.byId.delete(id)
-    this.attempted.delete(e)
-    e.gone = true
-    const q = this.byDest.get(e.dest)!
-    q.remove(e)
-    if (q.live === 0) this.byDest.delete(e.dest)
+    this.attempted.delete(slot)
+    this.inline.delete(slot)
+    this.leave(slot)
+    if (c.ord[slot]! < 0) this.legacy--
+    c.release(slot)
+    const q = this.byDest.get(dest)!
+    q.removed(len)
+    if (q.live === 0) this.byDest.delete(dest)
     this.count--
-    this.bytes -= e.len
-    this.leave(e)
-    if (e.ord < 0) this.legacy--
-    return e.len
+    this.bytes -= len
+    return len
   }
 
-  /** `e` no longer lives where it was: its bit set, its file's live bytes released. */
-  private leave(e: StoredRecord): void {
-    if (e.ord >= 0) {
-      const f = this.files.get(e.file)
-      if (f !== undefined) f.removed[e.ord >> 3]! |= 1 << (e.ord & 7)
+  /** The message in `slot` no longer lives where it was: its bit set, its file's live bytes released. */
+  private leave(slot: number): void {
+    const c = this.cols
+    const ord = c.ord[slot]!
+    const file = c.file[slot]!
+    if (ord >= 0) {
+      const f = this.files.get(file)
+      if (f !== undefined) f.removed[ord >> 3]! |= 1 << (ord & 7)
     }
-    if (e.file >= 0) this.bodies.release(e.file, e.len)
+    if (file >= 0) this.bodies.release(file, c.len[slot]!)
   }
 
   removeAll(ids: string[]): void {
@@ -138,26 +160,26 @@ export class StoredRecords implements StoredMessages {
   }
 
   attempt(id: string, attempts: number, nextAt: number): void {
-    const e = this.byId.get(id)
-    if (e === undefined) return
-    e.attempts = attempts
-    e.nextAt = nextAt
-    if (attempts !== 0 || nextAt !== 0) this.attempted.add(e)
-    else this.attempted.delete(e)
+    const slot = this.byId.get(id)
+    if (slot === undefined) return
+    this.cols.attempts[slot] = attempts
+    this.cols.nextAt[slot] = nextAt
+    if (attempts !== 0 || nextAt !== 0) this.attempted.add(slot)
+    else this.attempted.delete(slot)
   }
 
   get(id: string): LiveEntry | undefined {
-    const e = this.byId.get(id)
-    return e === undefined ? undefined : this.withBodies([e])[0]
+    const slot = this.byId.get(id)
+    return slot === undefined ? undefined : this.withBodies([slot])[0]
   }
 
   head(dest: string, limit: number, after: number): LiveEntry[] {
     const q = this.byDest.get(dest)
     if (q === undefined) return []
-    const picked: StoredRecord[] = []
-    for (const e of q.from(after)) {
+    const picked: number[] = []
+    for (const slot of q.from(after)) {
       if (picked.length >= limit) break
-      picked.push(e)
+      picked.push(slot)
     }
     return this.withBodies(picked)
   }
@@ -173,54 +195,62 @@ export class StoredRecords implements StoredMessages {
   perDestination(out: Map<string, { count: number; bytes: number; oldest: number }>): void {
     for (const [dest, q] of this.byDest) {
       let oldest = Infinity
-      for (const e of q.from(0)) if (e.createdAt < oldest) oldest = e.createdAt
+      for (const slot of q.from(0)) if (this.cols.createdAt[slot]! < oldest) oldest = this.cols.createdAt[slot]!
       out.set(dest, { count: q.live, bytes: q.bytes, oldest })
     }
   }
 
   all(): LiveEntry[] {
-    const list = [...this.byId.values()].sort((a, b) => a.seq - b.seq)
+    const list = [...this.byId.values()].sort((a, b) => this.cols.seq[a]! - this.cols.seq[b]!)
     const out: LiveEntry[] = []
     for (let i = 0; i < list.length; i += READ_BATCH) out.push(...this.withBodies(list.slice(i, i + READ_BATCH)))
     return out
   }
 
+  /** What a record says of the message in `slot`. */
+  private meta(slot: number): WaitingMeta {
+    const c = this.cols
+    return { id: c.ids[slot]!, dest: c.destOf(slot), seq: c.seq[slot]!, createdAt: c.createdAt[slot]!, expiresAt: c.expiresAt[slot]!, route: c.routeOf(slot) }
+  }
+
   /**
-   * Append to body file `file`: the entries not in a records file yet, the live records of
+   * Append to body file `file`: the messages not in a records file yet, the live records of
    * sparse files (within BodyStore's budget), then `hot`; then list every file in use with its
    * removed bitmap and attempts in `waiting_files`. Nothing in memory changes unless it all
    * went into the file.
    */
   store(file: number, hot: LiveEntry[]): void {
+    const c = this.cols
     const writer = new RecordsWriter(this.bodies.writer(file))
-    const moved: { e: StoredRecord; at: number; ord: number }[] = []
+    const moved: { slot: number; at: number; ord: number }[] = []
     const dead: number[] = []
-    const added: StoredRecord[] = []
     /** Messages still in rows whose body cannot be read: not carried into format 4 (they could never be sent). */
-    const lost: StoredRecord[] = []
-    const move = (list: StoredRecord[], from: string): boolean => {
+    const lost: string[] = []
+    const hotAt: number[] = []
+    const move = (list: number[], from: string): boolean => {
       const start = moved.length
       let ok = true
       for (let i = 0; i < list.length; i += READ_BATCH) {
         const part = list.slice(i, i + READ_BATCH)
-        const refs = part.filter((e) => e.file >= 0).map((e): BodyRef => ({ id: e.id, file: e.file, at: e.at, len: e.len }))
+        const refs = part.filter((s) => c.file[s]! >= 0).map((s): BodyRef => ({ id: c.ids[s]!, file: c.file[s]!, at: c.at[s]!, len: c.len[s]! }))
         const read = this.bodies.read(refs)
         let k = 0
-        for (const e of part) {
-          const body = e.file >= 0 ? read[k++]! : e.inline!
+        for (const slot of part) {
+          const body = c.file[slot]! >= 0 ? read[k++]! : this.inline.get(slot)!
+          const id = c.ids[slot]!
           if (body instanceof OutpostError) {
             ok = false
             if (from === 'rows') {
-              lost.push(e)
-              this.warn(`${body.code}: ${body.message}; message ${e.id} to ${e.dest} cannot be moved to store format ${FORMAT_WAITING_RECORDS} without its body, and is dropped`)
-            } else if (!this.damaged.has(e.id)) {
-              this.damaged.add(e.id)
+              lost.push(id)
+              this.warn(`${body.code}: ${body.message}; message ${id} to ${c.destOf(slot)} cannot be moved to store format ${FORMAT_WAITING_RECORDS} without its body, and is dropped`)
+            } else if (!this.damaged.has(id)) {
+              this.damaged.add(id)
               this.warn(`${body.code}: ${body.message}; the message is held back and not sent (${from})`)
             }
             continue
           }
           const ord = writer.count
-          moved.push({ e, ord, at: writer.add(e, body) })
+          moved.push({ slot, ord, at: writer.add(this.meta(slot), body) })
         }
       }
       if (!ok && from !== 'rows') {
@@ -231,56 +261,54 @@ export class StoredRecords implements StoredMessages {
     }
     let meta: { metaAt: number; metaCrc: number } | undefined
     try {
-      if (this.legacy > 0) move([...this.byId.values()].filter((e) => e.ord < 0).sort((a, b) => a.seq - b.seq), 'rows')
+      if (this.legacy > 0) move([...this.byId.values()].filter((s) => c.ord[s]! < 0).sort((a, b) => c.seq[a]! - c.seq[b]!), 'rows')
       const sparse = this.bodies.sparse().filter((n) => this.files.has(n))
       if (sparse.length > 0) {
-        const of = new Map<number, StoredRecord[]>(sparse.map((n) => [n, []]))
-        for (const e of this.byId.values()) of.get(e.file)?.push(e)
+        const of = new Map<number, number[]>(sparse.map((n) => [n, []]))
+        for (const slot of this.byId.values()) of.get(c.file[slot]!)?.push(slot)
         for (const [n, list] of of) if (!move(list, `not compacting ${bodyFileName(n)}`)) this.warn(`outbox: not compacting ${bodyFileName(n)}: a record in it is damaged`)
       }
-      for (const e of hot) {
-        const ord = writer.count
-        const at = writer.add(e, e.body)
-        added.push({ id: e.id, dest: e.dest, seq: e.seq, createdAt: e.createdAt, expiresAt: e.expiresAt, route: e.route, attempts: e.attempts, nextAt: e.nextAt, file, at, len: e.body.length, ord, inline: undefined, gone: false })
-      }
+      for (const e of hot) hotAt.push(writer.add(e, e.body))
       if (writer.count > 0) meta = writer.finish()
     } catch (err) {
       writer.w.abort()
       throw err
     }
+    const hotOrd = writer.count - hot.length
     if (meta === undefined) writer.w.abort()
     else {
       let liveBytes = 0
-      for (const m of moved) liveBytes += m.e.len
-      for (const e of added) liveBytes += e.len
+      for (const m of moved) liveBytes += c.len[m.slot]!
+      for (const e of hot) liveBytes += e.body.length
       const end = writer.w.bytes
-      this.bodies.add(writer.w, moved.length + added.length, liveBytes)
+      this.bodies.add(writer.w, moved.length + hot.length, liveBytes)
       const removed = new Uint8Array((writer.count + 7) >> 3)
       for (const ord of dead) removed[ord >> 3]! |= 1 << (ord & 7)
       this.files.set(file, { file, records: writer.count, end, removed, ...meta })
     }
-    for (const e of lost) this.remove(e.id)
+    for (const id of lost) this.remove(id)
     for (const m of moved) {
-      this.leave(m.e)
-      if (m.e.ord < 0) this.legacy--
-      m.e.file = file
-      m.e.at = m.at
-      m.e.ord = m.ord
-      m.e.inline = undefined
+      this.leave(m.slot)
+      if (c.ord[m.slot]! < 0) this.legacy--
+      c.file[m.slot] = file
+      c.at[m.slot] = m.at
+      c.ord[m.slot] = m.ord
+      this.inline.delete(m.slot)
     }
-    for (const e of added) this.add(e)
+    for (const [i, e] of hot.entries()) this.add(e, file, hotAt[i]!, e.body.length, hotOrd + i, e.attempts, e.nextAt)
     this.list()
   }
 
   /** `waiting_files` as the files in use now are: one row each. */
   private list(): void {
+    const c = this.cols
     const inUse = this.bodies.inUse()
     for (const n of this.files.keys()) if (!inUse.has(n)) this.files.delete(n)
-    const tried = new Map<number, StoredRecord[]>()
-    for (const e of this.attempted) {
-      let l = tried.get(e.file)
-      if (l === undefined) tried.set(e.file, (l = []))
-      l.push(e)
+    const tried = new Map<number, number[]>()
+    for (const slot of this.attempted) {
+      let l = tried.get(c.file[slot]!)
+      if (l === undefined) tried.set(c.file[slot]!, (l = []))
+      l.push(slot)
     }
     const ins = this.insert ??= this.db.prepare('INSERT INTO waiting_files (n, records, bytes, removed, attempts, metaAt, metaCrc) VALUES (?, ?, ?, ?, ?, ?, ?)')
     this.db.exec('BEGIN')
@@ -289,10 +317,10 @@ export class StoredRecords implements StoredMessages {
       for (const [n, f] of this.files) {
         const list = tried.get(n) ?? []
         const a = Buffer.alloc(16 * list.length)
-        for (const [i, e] of list.entries()) {
-          a.writeUInt32BE(e.ord, 16 * i)
-          a.writeUInt32BE(e.attempts, 16 * i + 4)
-          a.writeDoubleBE(e.nextAt, 16 * i + 8)
+        for (const [i, slot] of list.entries()) {
+          a.writeUInt32BE(c.ord[slot]!, 16 * i)
+          a.writeUInt32BE(c.attempts[slot]!, 16 * i + 4)
+          a.writeDoubleBE(c.nextAt[slot]!, 16 * i + 8)
         }
         ins.run([n, f.records, f.end, f.removed, a, f.metaAt, f.metaCrc])
       }
@@ -310,23 +338,26 @@ export class StoredRecords implements StoredMessages {
   }
 
   /** Entries with their bodies read; one whose body is damaged is left out (and reported once). */
-  private withBodies(list: StoredRecord[]): LiveEntry[] {
+  private withBodies(list: number[]): LiveEntry[] {
+    const c = this.cols
     const refs: BodyRef[] = []
-    for (const e of list) if (e.file >= 0) refs.push({ id: e.id, file: e.file, at: e.at, len: e.len })
+    for (const s of list) if (c.file[s]! >= 0) refs.push({ id: c.ids[s]!, file: c.file[s]!, at: c.at[s]!, len: c.len[s]! })
     const read = refs.length > 0 ? this.bodies.read(refs) : []
     const out: LiveEntry[] = []
     let k = 0
-    for (const e of list) {
-      const body = e.file >= 0 ? read[k++]! : e.inline!
+    for (const s of list) {
+      const body = c.file[s]! >= 0 ? read[k++]! : this.inline.get(s)!
+      const id = c.ids[s]!
       if (body instanceof OutpostError) {
-        if (!this.damaged.has(e.id)) {
-          this.damaged.add(e.id)
+        if (!this.damaged.has(id)) {
+          this.damaged.add(id)
           this.warn(`${body.code}: ${body.message}; the message is held back and not sent (restoring the file sends it)`)
         }
         continue
       }
-      const l: LiveEntry = { id: e.id, dest: e.dest, seq: e.seq, createdAt: e.createdAt, expiresAt: e.expiresAt, attempts: e.attempts, nextAt: e.nextAt, body }
-      if (e.route !== undefined) l.route = e.route
+      const l: LiveEntry = { id, dest: c.destOf(s), seq: c.seq[s]!, createdAt: c.createdAt[s]!, expiresAt: c.expiresAt[s]!, attempts: c.attempts[s]!, nextAt: c.nextAt[s]!, body }
+      const route = c.routeOf(s)
+      if (route !== undefined) l.route = route
       out.push(l)
     }
     return out

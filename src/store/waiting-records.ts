@@ -94,19 +94,11 @@ function short(b: Buffer, s: string, p: number, what: string): number {
   return p + 1 + n
 }
 
-/** A stored message (outbox-records.ts): its metadata in memory, its body in a file. */
-export interface StoredRecord extends WaitingMeta {
-  attempts: number
-  nextAt: number
-  /** Its body file; -1: its body is `inline` (a format-1 row not moved yet). */
-  file: number
-  /** Where its body's header is, and the body's length. */
+/** A record found by a scan: its metadata, its ordinal in the file, where its body's header is, the body's length. */
+export interface ScannedRecord extends WaitingMeta {
+  ord: number
   at: number
   len: number
-  /** Its ordinal in a records file; -1: not in one yet (moved from rows, written at the next snapshot). */
-  ord: number
-  inline: Uint8Array | undefined
-  gone: boolean
 }
 
 /** Where a file's records are, as its `waiting_files` row says. */
@@ -123,7 +115,7 @@ export interface RecordsFileInfo {
  * that is missing, shorter than the snapshot says, or whose meta block fails its CRC is
  * outbox_corrupt (which records it holds cannot be told).
  */
-export function scanRecords(dir: string, f: RecordsFileInfo, removed: Uint8Array, each: (r: StoredRecord) => void): void {
+export function scanRecords(dir: string, f: RecordsFileInfo, removed: Uint8Array, each: (r: ScannedRecord) => void): void {
   const name = path.join(dir, bodyFileName(f.file))
   const block = Buffer.allocUnsafe(f.end - f.metaAt)
   let got: number
@@ -172,7 +164,7 @@ export function scanRecords(dir: string, f: RecordsFileInfo, removed: Uint8Array
     }
     each({
       id: block.toString('utf8', o + FIXED + 1, destAt), dest, seq: block.readDoubleBE(o + 8), createdAt: block.readDoubleBE(o + 16), expiresAt: block.readDoubleBE(o + 24),
-      route, attempts: 0, nextAt: 0, file: f.file, at: block.readUInt32BE(o), len: block.readUInt32BE(o + 4), ord, inline: undefined, gone: false,
+      route, ord, at: block.readUInt32BE(o), len: block.readUInt32BE(o + 4),
     })
   }
   if (p !== block.length) throw new OutpostError('outbox_corrupt', `outbox: the list of stored messages at the end of ${name} does not hold the ${f.records} the snapshot says; keep a copy of the directory before repairing it`)
