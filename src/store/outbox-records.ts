@@ -17,6 +17,7 @@
 import type { Database, Statement } from 'sql.js'
 import { OutpostError } from '../errors'
 import { bodyFileName, type BodyRef, type BodyStore } from './outbox-bodies'
+import type { Route } from './outbox-ops'
 import type { LegacyEntry } from './outbox-rows'
 import { FORMAT_WAITING_RECORDS, type LiveEntry, type StoredMessages, WAITING_TABLE } from './outbox-table'
 import { Columns, SlotQueue } from './waiting-index'
@@ -64,12 +65,12 @@ export class StoredRecords implements StoredMessages {
       for (let p = 0; p + 16 <= a.length; p += 16) tried.set(a.readUInt32BE(p), [a.readUInt32BE(p + 4), a.readDoubleBE(p + 8)])
       let rows = 0
       let bytes = 0
-      scanRecords(bodies.dir, f, f.removed, (e) => {
-        if (s.byId.has(e.id)) return
-        const t = tried.get(e.ord)
-        s.add(e, f.file, e.at, e.len, e.ord, t?.[0] ?? 0, t?.[1] ?? 0)
+      scanRecords(bodies.dir, f, f.removed, (id, dest, seq, createdAt, expiresAt, route, ord, at, len) => {
+        if (s.byId.has(id)) return
+        const t = tried.size > 0 ? tried.get(ord) : undefined
+        s.addFields(id, dest, seq, createdAt, expiresAt, route, f.file, at, len, ord, t?.[0] ?? 0, t?.[1] ?? 0)
         rows++
-        bytes += e.len
+        bytes += len
       })
       s.files.set(f.file, f)
       uses.push({ file: f.file, rows, bytes, end: f.end })
@@ -90,27 +91,31 @@ export class StoredRecords implements StoredMessages {
   }
 
   private add(m: WaitingMeta, file: number, at: number, len: number, ord: number, attempts: number, nextAt: number): number {
+    return this.addFields(m.id, m.dest, m.seq, m.createdAt, m.expiresAt, m.route, file, at, len, ord, attempts, nextAt)
+  }
+
+  private addFields(id: string, dest: string, seq: number, createdAt: number, expiresAt: number, route: Route | undefined, file: number, at: number, len: number, ord: number, attempts: number, nextAt: number): number {
     const c = this.cols
     const slot = c.take()
-    c.ids[slot] = m.id
-    c.seq[slot] = m.seq
-    c.createdAt[slot] = m.createdAt
-    c.expiresAt[slot] = m.expiresAt
-    c.setDest(slot, m.dest)
-    c.setRoute(slot, m.route)
+    c.ids[slot] = id
+    c.seq[slot] = seq
+    c.createdAt[slot] = createdAt
+    c.expiresAt[slot] = expiresAt
+    c.setDest(slot, dest)
+    c.setRoute(slot, route)
     c.file[slot] = file
     c.at[slot] = at
     c.len[slot] = len
     c.ord[slot] = ord
     c.attempts[slot] = attempts
     c.nextAt[slot] = nextAt
-    this.byId.set(m.id, slot)
-    let q = this.byDest.get(m.dest)
-    if (q === undefined) this.byDest.set(m.dest, (q = new SlotQueue(c)))
+    this.byId.set(id, slot)
+    let q = this.byDest.get(dest)
+    if (q === undefined) this.byDest.set(dest, (q = new SlotQueue(c)))
     q.push(slot)
     this.count++
     this.bytes += len
-    if (m.seq > this.highestSeq) this.highestSeq = m.seq
+    if (seq > this.highestSeq) this.highestSeq = seq
     if (attempts !== 0 || nextAt !== 0) this.attempted.add(slot)
     return slot
   }

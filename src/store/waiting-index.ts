@@ -29,6 +29,10 @@ export class Columns {
   private readonly destIndex = new Map<string, number>()
   readonly routes: Route[] = []
   private readonly routeIndex = new Map<string, number>()
+  private lastDest: string | undefined
+  private lastDestAt = 0
+  private lastRoute: Route | undefined
+  private lastRouteAt = 0
 
   /** A slot for a new message (its seq is set by the caller; a freed slot's is -1). */
   take(): number {
@@ -54,18 +58,29 @@ export class Columns {
   }
 
   setDest(slot: number, dest: string): void {
+    // A backlog is mostly runs of one destination (and a scan hands the same string each time).
+    if (dest === this.lastDest) {
+      this.dest[slot] = this.lastDestAt
+      return
+    }
     let i = this.destIndex.get(dest)
     if (i === undefined) {
       i = this.dests.push(dest) - 1
       this.destIndex.set(dest, i)
     }
     this.dest[slot] = i
+    this.lastDest = dest
+    this.lastDestAt = i
   }
 
   /** Routes are interned by value (a backlog names few). */
   setRoute(slot: number, route: Route | undefined): void {
     if (route === undefined) {
       this.route[slot] = 0
+      return
+    }
+    if (route === this.lastRoute) {
+      this.route[slot] = this.lastRouteAt
       return
     }
     const key = `${route.method}\0${route.ackTimeout ?? ''}\0${route.retries ?? ''}`
@@ -75,6 +90,8 @@ export class Columns {
       this.routeIndex.set(key, i)
     }
     this.route[slot] = i + 1
+    this.lastRoute = route
+    this.lastRouteAt = i + 1
   }
 
   private grow(): void {

@@ -94,12 +94,8 @@ function short(b: Buffer, s: string, p: number, what: string): number {
   return p + 1 + n
 }
 
-/** A record found by a scan: its metadata, its ordinal in the file, where its body's header is, the body's length. */
-export interface ScannedRecord extends WaitingMeta {
-  ord: number
-  at: number
-  len: number
-}
+/** A record found by a scan: its metadata, its ordinal in the file, where its body's header is, the body's length (positional: this runs for every stored message at start). */
+export type ScannedRecord = (id: string, dest: string, seq: number, createdAt: number, expiresAt: number, route: Route | undefined, ord: number, at: number, len: number) => void
 
 /** Where a file's records are, as its `waiting_files` row says. */
 export interface RecordsFileInfo {
@@ -115,7 +111,7 @@ export interface RecordsFileInfo {
  * that is missing, shorter than the snapshot says, or whose meta block fails its CRC is
  * outbox_corrupt (which records it holds cannot be told).
  */
-export function scanRecords(dir: string, f: RecordsFileInfo, removed: Uint8Array, each: (r: ScannedRecord) => void): void {
+export function scanRecords(dir: string, f: RecordsFileInfo, removed: Uint8Array, each: ScannedRecord): void {
   const name = path.join(dir, bodyFileName(f.file))
   const block = Buffer.allocUnsafe(f.end - f.metaAt)
   let got: number
@@ -162,10 +158,7 @@ export function scanRecords(dir: string, f: RecordsFileInfo, removed: Uint8Array
         routes.set(key, route)
       }
     }
-    each({
-      id: block.toString('utf8', o + FIXED + 1, destAt), dest, seq: block.readDoubleBE(o + 8), createdAt: block.readDoubleBE(o + 16), expiresAt: block.readDoubleBE(o + 24),
-      route, ord, at: block.readUInt32BE(o), len: block.readUInt32BE(o + 4),
-    })
+    each(block.toString('utf8', o + FIXED + 1, destAt), dest, block.readDoubleBE(o + 8), block.readDoubleBE(o + 16), block.readDoubleBE(o + 24), route, ord, block.readUInt32BE(o), block.readUInt32BE(o + 4))
   }
   if (p !== block.length) throw new OutpostError('outbox_corrupt', `outbox: the list of stored messages at the end of ${name} does not hold the ${f.records} the snapshot says; keep a copy of the directory before repairing it`)
 }
