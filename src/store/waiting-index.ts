@@ -95,8 +95,8 @@ export class Columns {
   }
 
   private grow(): void {
-    // A quarter more each time: the slack stays small (a column is ~60 bytes a slot), the copies few.
-    const cap = Math.max(1024, Math.ceil(this.cap * 1.25))
+    // Doubled: each growth leaves the old columns as garbage for the collector (external memory), so few of them.
+    const cap = Math.max(1024, this.cap * 2)
     const f64 = (a: Float64Array): Float64Array => { const b = new Float64Array(cap); b.set(a); return b }
     const i32 = (a: Int32Array): Int32Array => { const b = new Int32Array(cap); b.set(a); return b }
     const u32 = (a: Uint32Array): Uint32Array => { const b = new Uint32Array(cap); b.set(a); return b }
@@ -133,7 +133,7 @@ export class SlotQueue {
 
   push(slot: number): void {
     const seq = this.cols.seq[slot]!
-    if (this.end === this.slots.length) this.compact(Math.max(16, Math.ceil(1.5 * (this.live + 1))))
+    if (this.end === this.slots.length) this.compact(Math.max(16, 2 * (this.live + 1)))
     if (this.end > this.start && this.seqs[this.end - 1]! > seq) this.sorted = false
     this.slots[this.end] = slot
     this.seqs[this.end++] = seq
