@@ -5,7 +5,7 @@
  * and CRC32 the snapshot's `waiting_files` row holds.
  *
  *   meta of each, in the order written (its ordinal):
- *     [u32 body at][u32 body length][f64 seq][f64 createdAt][f64 expiresAt][f64 ackTimeout|NaN][f64 retries|NaN]
+ *     [f64 body at][u32 body length][f64 seq][f64 createdAt][f64 expiresAt][f64 ackTimeout|NaN][f64 retries|NaN]
  *     [u8 idLen][id][u8 destLen][dest][u16 methodLen + 1, 0: no route][method]     (big-endian, UTF-8)
  *
  *   snapshot: bodies appended (RecordsWriter.add) ─▶ the meta block after them (finish) ─▶ fsync ─▶ snapshot
@@ -22,7 +22,7 @@ import { crc32 } from './crc32'
 import { bodyFileName, type BodyFileWriter } from './outbox-bodies'
 import type { Route } from './outbox-ops'
 
-const FIXED = 8 + 5 * 8
+const FIXED = 12 + 5 * 8
 /** The meta block is gathered in pieces of this size (no one big buffer grown by copying). */
 const PIECE = 256 * 1024
 
@@ -57,7 +57,7 @@ export class RecordsWriter {
     }
     const b = this.piece
     let p = this.used
-    p = b.writeUInt32BE(at, p)
+    p = b.writeDoubleBE(at, p)
     p = b.writeUInt32BE(body.length, p)
     p = b.writeDoubleBE(m.seq, p)
     p = b.writeDoubleBE(m.createdAt, p)
@@ -144,8 +144,8 @@ export function scanRecords(dir: string, f: RecordsFileInfo, removed: Uint8Array
     if (dest === undefined) dests.set(d, (dest = d))
     let route: Route | undefined
     if (methodLen > 0) {
-      const ack = block.readDoubleBE(o + 32)
-      const retries = block.readDoubleBE(o + 40)
+      const ack = block.readDoubleBE(o + 36)
+      const retries = block.readDoubleBE(o + 44)
       const method = block.toString('utf8', methodAt + 2, p)
       // One object per distinct route: a backlog names few.
       const key = `${ack} ${retries} ${method}`
@@ -158,7 +158,7 @@ export function scanRecords(dir: string, f: RecordsFileInfo, removed: Uint8Array
         routes.set(key, route)
       }
     }
-    each(block.toString('utf8', o + FIXED + 1, destAt), dest, block.readDoubleBE(o + 8), block.readDoubleBE(o + 16), block.readDoubleBE(o + 24), route, ord, block.readUInt32BE(o), block.readUInt32BE(o + 4))
+    each(block.toString('utf8', o + FIXED + 1, destAt), dest, block.readDoubleBE(o + 12), block.readDoubleBE(o + 20), block.readDoubleBE(o + 28), route, ord, block.readDoubleBE(o), block.readUInt32BE(o + 8))
   }
   if (p !== block.length) throw new OutpostError('outbox_corrupt', `outbox: the list of stored messages at the end of ${name} does not hold the ${f.records} the snapshot says; keep a copy of the directory before repairing it`)
 }

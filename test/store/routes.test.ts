@@ -80,6 +80,22 @@ test('routes - a format-2 snapshot from before routes opens: its rows have none,
   await third.close()
 })
 
+test('routes - format 4 keeps a stored message\'s route (ackTimeout, retries, method), attempts and times in its record, across a restart', async () => {
+  const dir = tmpDir()
+  const ob = await open(dir)
+  await ob.enqueue({ id: 'r1', dest: 'ship1', body, createdAt: 1_700_000_000_123, expiresAt: 1_800_000_000_456, route: { ackTimeout: 2500, retries: 7, method: 'cli.run' } })
+  await ob.enqueue({ id: 'r2', dest: 'ship1', body, createdAt: 5, expiresAt: 6, route: { method: 'node.ping' } })
+  await ob.checkpoint()
+  await ob.recordAttempt('r1', 2, 1_700_000_009_999)
+  await ob.close()
+  const again = await open(dir)
+  assert.is(again.format, 4)
+  const [r1, r2] = again.head('ship1', 2)
+  assert.equal([r1?.route, r1?.createdAt, r1?.expiresAt, r1?.attempts, r1?.nextAt], [{ ackTimeout: 2500, retries: 7, method: 'cli.run' }, 1_700_000_000_123, 1_800_000_000_456, 2, 1_700_000_009_999])
+  assert.equal(r2?.route, { method: 'node.ping' })
+  await again.close()
+})
+
 test('routes - delivery sends a stored message by its route, without decoding its body', async () => {
   const dir = tmpDir()
   const ob = await open(dir)
