@@ -27,6 +27,7 @@ const N = 20_000
 const WARM_UP = 2_000
 /** BENCH_BROKERS_BIN: another build's bin/outpost.cjs for the nodes (the alternating before/after runs); default this checkout's. */
 const BIN = process.env.BENCH_BROKERS_BIN || undefined
+const PROFILING = (process.env.OUTPOST_TEST_NODE_ARGS ?? '').includes('--cpu-prof')
 const round = (n: number, d = 3): number => Number(n.toPrecision(d + 2))
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
 
@@ -103,11 +104,14 @@ export function brokerBenchmarks(kind: Extract<Kind, 'mqtt' | 'nats'>): () => As
         const before = lineCount()
         const cpu = new CpuMeter({ A: a.child.pid!, broker: brokerPid, B: b.child.pid! })
         const started = performance.now()
+        const mono = process.hrtime.bigint()
         await sendVia(c.node('nodeA').socket, Array.from({ length: N }, () => m), { wait: false, ms: 120_000 })
         const end = Date.now() + 180_000
         while ((lineCount() < before + N || (acked && (await status(c.node('nodeA').socket)).outbox.count > 0)) && Date.now() < end) await sleep(acked ? 20 : 10)
         const got = lineCount() - before
         const rate = got / ((performance.now() - started) / 1000)
+        // With --cpu-prof, where the round lies in the nodes' profiles (their timestamps are this monotonic clock, in µs).
+        if (PROFILING) process.stderr.write(`bench: ${kind} ${acked ? 'acknowledged' : 'events'} round ${mono / 1000n}..${process.hrtime.bigint() / 1000n} µs (monotonic)\n`)
         return { got, rate, us: cpu.perMessage(Math.max(got, 1)), left: (await status(c.node('nodeA').socket)).outbox.count }
       }
       const ev = await measure(msg, false)
@@ -119,7 +123,9 @@ export function brokerBenchmarks(kind: Extract<Kind, 'mqtt' | 'nats'>): () => As
       const base = Math.max(...raws.map((r) => r.rate))
       const baseCpu = Math.min(...raws.map((r) => r.cpuUs))
       const runs = `${raws.map((r) => Math.round(r.rate).toLocaleString('en-US')).join(' / ')} msg/s, ${raws.map((r) => r.cpuUs.toFixed(1)).join(' / ')} µs a message (before, between, after)`
-      const how = `the raw client publish→subscribe through the same broker (${kind === 'mqtt' ? 'QoS 1, window 1000' : 'plain publish'}), ${N} 200-byte payloads, best of three runs: ${runs}`
+      // The broker's side of Nagle (test/fixtures/brokers.ts; docs/transports.md advises set_tcp_nodelay true).
+      const nagle = kind === 'mqtt' ? (process.env.OUTPOST_TEST_MOSQUITTO_NAGLE === '1' ? ', mosquitto with Nagle on (its default)' : ', mosquitto with set_tcp_nodelay true') : ''
+      const how = `the raw client publish→subscribe through the same broker (${kind === 'mqtt' ? 'QoS 1, window 1000' : 'plain publish'}${nagle}), ${N} 200-byte payloads, best of three runs: ${runs}`
       const per = (us: Record<string, number>): string => `A ${us.A} µs, ${broker} ${us.broker} µs, B ${us.B} µs`
       out.push({
         name: `${kind}.events.AtoB`, value: round(ev.rate), unit: 'msg/s', baseline: round(base), ratio: round(ev.rate / base, 2),

@@ -3,6 +3,8 @@
  * durable stores, against a raw framed-MessagePack echo over loopback in the same run; the
  * node.ping round trip; the idle RSS of an agent. The same stream signed (nodeS with
  * api.signingKey → nodeC, which requires and checks the signature) against the unsigned one.
+ * The A→B figures are of freshly started processes (their first round); `.warm` ones are of a
+ * second round on the same processes.
  */
 import { spawn } from 'node:child_process'
 import fs from 'node:fs'
@@ -17,7 +19,10 @@ import type { BenchResult } from './result'
 
 const N = 20_000
 /** OUTPOST_BENCH_BIN: the nodes run another build's bin/outpost.cjs (an A/B against main; the hub stays this checkout's). */
-const bin = process.env.OUTPOST_BENCH_BIN || undefined
+/** OUTPOST_BENCH_EXE: the hub and the nodes run a single binary (dist/outpost-linux-x64: what operators run, on its own Node). */
+const exe = process.env.OUTPOST_BENCH_EXE || undefined
+const bin = exe ?? (process.env.OUTPOST_BENCH_BIN || undefined)
+const runs = exe !== undefined ? `hub and nodes: ${exe}` : `nodes: ${bin ?? 'this checkout'} under node ${process.version}`
 const round = (n: number, d = 3): number => Number(n.toPrecision(d + 2))
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
 
@@ -86,6 +91,11 @@ function pings(socket: string, count: number): Promise<number[]> {
   })
 }
 
+/** "A 40 / 20, hub …": µs a message of each process's main thread / its other threads. */
+function threads(th: Record<string, { main: number; other: number }>): string {
+  return Object.entries(th).map(([k, v]) => `${k} ${v.main} / ${v.other}`).join(', ')
+}
+
 function rssOf(pid: number): number {
   const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8')
   return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024
@@ -103,7 +113,7 @@ export async function* tcpBenchmarks(): AsyncIterable<BenchResult> {
   editYaml(c.node('nodeS').config, (doc) => { section(doc, 'api').signingKey = keyFile })
   editYaml(c.node('nodeC').config, (doc) => { section(doc, 'security').requireSignatures = ['node.pong']; section(doc, 'security').trustedKeys = [{ name: 'ops', publicKey: publicKeyText(ops.publicKey) }] })
   try {
-    await c.startHub()
+    await c.startHub(exe)
     await c.start('central', true, {}, bin)
     const a = await c.start('nodeA', true, {}, bin)
     const b = await c.start('nodeB', true, {}, bin)
@@ -126,9 +136,10 @@ export async function* tcpBenchmarks(): AsyncIterable<BenchResult> {
       note: `${N} acknowledged 200-byte messages A→hub→B, durable on both ends, until A's outbox is empty; baseline: framed MessagePack echo, window 1000`,
     }
     const us = cpu.perMessage(N)
+    const th = cpu.threadsPerMessage(N)
     yield {
       name: 'tcp.cpu.perMessage', value: us.total!, unit: 'µs', baseline: round(baseCpu), ratio: round(baseCpu / us.total!, 2),
-      note: `CPU (user + system, /proc/PID/stat) per message over the run above: A ${us.A} µs, hub ${us.hub} µs, B ${us.B} µs; baseline: the echo's two processes per echoed message`,
+      note: `CPU (user + system, /proc/PID/stat) per message over the run above: A ${us.A} µs, hub ${us.hub} µs, B ${us.B} µs; baseline: the echo's two processes per echoed message; main thread / other threads (V8's compiler and GC workers): ${threads(th)}; ${runs}`,
     }
 
     // The same, signed at nodeS (api.signingKey) and checked at nodeC before it is recorded as run.
@@ -136,12 +147,12 @@ export async function* tcpBenchmarks(): AsyncIterable<BenchResult> {
     const cNode = await c.start('nodeC', true, {}, bin)
     const signedMsg = { ...msg, toNode: 'nodeC' }
     /** One unsigned round A→B: its rate, and CPU per message of A, the hub and B. */
-    const unsignedRound = async (): Promise<{ rate: number; us: Record<string, number> }> => {
+    const unsignedRound = async (): Promise<{ rate: number; us: Record<string, number>; th: ReturnType<CpuMeter['threadsPerMessage']> }> => {
       const meter = new CpuMeter({ A: a.child.pid!, hub: c.hub!.child.pid!, B: b.child.pid! })
       const t = performance.now()
       await sendVia(c.node('nodeA').socket, Array.from({ length: N }, () => msg), { wait: false, ms: 120_000 })
       while ((await status(c.node('nodeA').socket)).outbox.count > 0) await sleep(10)
-      return { rate: N / ((performance.now() - t) / 1000), us: meter.perMessage(N) }
+      return { rate: N / ((performance.now() - t) / 1000), us: meter.perMessage(N), th: meter.threadsPerMessage(N) }
     }
     const warm = await sendVia(c.node('nodeS').socket, [{ ...signedMsg, method: 'node.ping', replyMethod: 'node.pong' }])
     if (warm.replies[0]?.error !== undefined) throw new Error(`signed warm-up failed: ${JSON.stringify(warm.replies[0])}`)
@@ -151,6 +162,17 @@ export async function* tcpBenchmarks(): AsyncIterable<BenchResult> {
     await sendVia(c.node('nodeS').socket, Array.from({ length: N }, () => signedMsg), { wait: false, ms: 120_000 })
     while ((await status(c.node('nodeS').socket)).outbox.count > 0) await sleep(10)
     const before = await unsignedRound()
+    // The same 20k A→B on the same processes once more (the second round they run): what warm
+    // processes do, beside the first-round figures above, which include a fresh process's JIT
+    // compiling and heap growth.
+    yield {
+      name: 'tcp.messages.AtoB.warm', value: round(before.rate), unit: 'msg/s', baseline: round(base), ratio: round(before.rate / base, 2),
+      note: `the second round of ${N} on the same A, hub and B (warm: the first is tcp.messages.AtoB); baseline: the echo above`,
+    }
+    yield {
+      name: 'tcp.cpu.perMessage.warm', value: before.us.total!, unit: 'µs', baseline: round(baseCpu), ratio: round(baseCpu / before.us.total!, 2),
+      note: `CPU per message of that second round: A ${before.us.A} µs, hub ${before.us.hub} µs, B ${before.us.B} µs; main thread / other threads: ${threads(before.th)}; baseline: the echo's, as for tcp.cpu.perMessage`,
+    }
     const signedCpu = new CpuMeter({ S: s.child.pid!, hub: c.hub!.child.pid!, C: cNode.child.pid! })
     const t0 = performance.now()
     await sendVia(c.node('nodeS').socket, Array.from({ length: N }, () => signedMsg), { wait: false, ms: 120_000 })

@@ -133,34 +133,34 @@ function ioError(what: string, err: unknown): OutpostError {
  * Create the directories from dataDir down to `relDir` one at a time, so nothing is ever
  * created through a symlink that leads out of the data directory.
  */
-async function makeParents(realRoot: string, dataDir: string, relDir: string): Promise<string> {
+function makeParents(realRoot: string, dataDir: string, relDir: string): string {
   let current = dataDir
   for (const segment of relDir.split('/').filter((s) => s !== '' && s !== '.')) {
     current = path.join(current, segment)
     let st: fs.Stats | undefined
     try {
-      st = await fs.promises.lstat(current)
+      st = fs.lstatSync(current)
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw ioError(`cannot inspect ${current}`, err)
     }
     if (st === undefined) {
       try {
-        await fs.promises.mkdir(current)
+        fs.mkdirSync(current)
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw ioError(`cannot create ${current}`, err)
-        // Created concurrently: inspect what is there now.
-        st = await fs.promises.lstat(current).catch((e: unknown) => { throw ioError(`cannot inspect ${current}`, e) })
+        // Created meanwhile (another process): inspect what is there now.
+        try { st = fs.lstatSync(current) } catch (e) { throw ioError(`cannot inspect ${current}`, e) }
       }
     }
     if (st?.isSymbolicLink()) {
       let target: string
       try {
-        target = await fs.promises.realpath(current)
+        target = fs.realpathSync.native(current)
       } catch {
         refuse(current, 'is a symlink that does not resolve')
       }
       if (!inside(realRoot, target)) refuse(current, `is a symlink to ${target}, outside the data directory`)
-      st = await fs.promises.stat(current)
+      st = fs.statSync(current)
     }
     if (st !== undefined && !st.isDirectory()) throw new OutpostError('io', `reply file: ${current} is not a directory`)
   }
@@ -170,23 +170,25 @@ async function makeParents(realRoot: string, dataDir: string, relDir: string): P
 interface Waiting { ctx: MethodContext; append: boolean; content: Buffer; resolve: (p: string) => void; reject: (e: unknown) => void }
 
 /**
- * Writes waiting per file, so replies land in the order they arrived (each write has several
- * awaits). Appends that queued up behind each other go to the file in one write.
+ * Writes waiting per file, so replies land in the order they arrived. A file's writes go once
+ * the turn that asked for them is over (setImmediate): the appends of that turn (a batch's
+ * replies, a piece of sinks' runs) go to the file in one write; appends asked for while a large
+ * write is on its way wait for it and go together after it.
  */
 const queues = new Map<string, Waiting[]>()
 
 /** Write (or append) a reply to its file, after the writes to it that came first; returns the absolute path written. */
 export function writeReplyFile(ctx: MethodContext, append: boolean): Promise<string> {
   const rel = replyRelativePath(ctx.env)
-  const dataDir = path.resolve(ctx.dataDir)
-  const key = path.join(dataDir, rel)
+  const dataDir = ctx.dataDir
+  const key = `${dataDir}\0${rel}`
   const content = replyContent(ctx.env)
   return new Promise((resolve, reject) => {
     const q = queues.get(key)
     const item = { ctx, append, content, resolve, reject }
     if (q !== undefined) { q.push(item); return }
     queues.set(key, [item])
-    void drain(key, dataDir, rel)
+    setImmediate(() => void drain(key, path.resolve(dataDir), rel))
   })
 }
 
@@ -207,6 +209,14 @@ async function drain(key: string, dataDir: string, rel: string): Promise<void> {
   queues.delete(key)
 }
 
+/** Content up to this is written synchronously (into the page cache, as the journal's small batches are); larger goes through the thread pool. */
+const SYNC_WRITE_BYTES = 64 * 1024
+
+/**
+ * The checks and the open are synchronous: a handful of metadata calls on cached directory
+ * entries cost less than one trip each through the thread pool, and a run of sinks (a piece of
+ * receipts waits for the end of the runs before it) is not held up by eight such trips a write.
+ */
 async function write(ctx: MethodContext, dataDir: string, rel: string, append: boolean, content: Buffer): Promise<string> {
   // A nearly full disk keeps its last room for the outbox's records: the reply is not stored
   // here, and says so (the waiting client gets it, with this error, from the dispatcher).
@@ -214,56 +224,99 @@ async function write(ctx: MethodContext, dataDir: string, rel: string, append: b
     throw new OutpostError('disk_full', `reply file: ${path.join(dataDir, rel)} not written (${content.length} bytes): the disk is nearly full and its last room is kept for the outbox; free space in the data directory`)
   }
   try {
-    await fs.promises.mkdir(dataDir, { recursive: true })
+    fs.mkdirSync(dataDir, { recursive: true })
   } catch (err) {
     throw ioError(`cannot create the data directory ${dataDir}`, err)
   }
-  const realRoot = await fs.promises.realpath(dataDir)
-  const parent = await makeParents(realRoot, dataDir, path.dirname(rel))
-  const realParent = await fs.promises.realpath(parent)
+  const realRoot = fs.realpathSync.native(dataDir)
+  const parent = makeParents(realRoot, dataDir, path.dirname(rel))
+  const realParent = fs.realpathSync.native(parent)
   if (!inside(realRoot, realParent)) refuse(parent, `resolves to ${realParent}, outside the data directory`)
 
   const file = path.join(realParent, path.basename(rel))
   const { O_WRONLY, O_CREAT, O_TRUNC, O_APPEND, O_NOFOLLOW } = fs.constants
   const flags = O_WRONLY | O_CREAT | O_NOFOLLOW | (append ? O_APPEND : O_TRUNC)
-  let handle: fs.promises.FileHandle
+  let fd: number
   try {
-    handle = await fs.promises.open(file, flags, 0o644)
+    fd = fs.openSync(file, flags, 0o644)
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ELOOP') refuse(file, 'is a symlink')
     throw ioError(`cannot open ${file}`, err)
   }
   try {
-    if (content.length > 0) await handle.writeFile(content)
+    if (content.length > SYNC_WRITE_BYTES) await new Promise<void>((resolve, reject) => fs.writeFile(fd, content, (err) => (err ? reject(err) : resolve())))
+    else for (let at = 0; at < content.length;) at += fs.writeSync(fd, content, at)
   } catch (err) {
     throw ioError(`cannot write ${file}`, err)
   } finally {
-    await handle.close()
+    fs.closeSync(fd)
   }
   // The SPEC layout path (the file opened is the same one, reached through resolved directories).
   return path.join(dataDir, rel)
 }
 
 /**
- * After a crash while a reply was being written: whether the file already holds it (reply.file:
- * the whole file is this reply; reply.file.append: the file ends with it). An append that
- * equals the end of the file by chance counts as landed; one that was torn does not.
+ * After a crash while replies were being written: which of them the file already holds. A
+ * file's writes go in the order the replies came, so those that landed are the first few of the
+ * ones caught for it: reply.file, the file is the last of those (the ones before it were written
+ * and replaced); reply.file.append, the file ends with those, one after the other (a turn's
+ * appends are one write: the file ends with all of them, not with each), unless the kill tore
+ * the write after them. A tail that equals them by chance counts as landed; a torn one does not.
  */
-async function landed(ctx: MethodContext, append: boolean): Promise<boolean> {
-  const content = replyContent(ctx.env)
-  const file = path.join(path.resolve(ctx.dataDir), replyRelativePath(ctx.env))
+async function landedAll(ctxs: readonly MethodContext[], append: boolean): Promise<boolean[]> {
+  const out = ctxs.map(() => false)
+  const byFile = new Map<string, number[]>()
+  for (const [i, ctx] of ctxs.entries()) {
+    let file: string
+    try { file = path.join(path.resolve(ctx.dataDir), replyRelativePath(ctx.env)) } catch { continue }
+    const list = byFile.get(file)
+    if (list === undefined) byFile.set(file, [i])
+    else list.push(i)
+  }
+  for (const [file, list] of byFile) {
+    const contents = list.map((i) => replyContent(ctxs[i]!.env))
+    let len = contents.reduce((k, c) => k + c.length, 0)
+    const whole = await readTail(file, len)
+    if (whole === undefined) continue
+    let n = 0
+    if (append) {
+      // The most of them, from the first, that the file ends with;
+      for (let j = contents.length; j > 0; len -= contents[--j]!.length) {
+        if (len <= whole.tail.length && Buffer.concat(contents.slice(0, j)).equals(whole.tail.subarray(whole.tail.length - len))) { n = j; break }
+      }
+      // or followed by the start of the others (a write the kill tore; written again after it).
+      for (let j = contents.length - 1; j > 0 && n === 0; j--) n = tornAfter(whole.tail, Buffer.concat(contents.slice(0, j)), Buffer.concat(contents.slice(j))) ? j : 0
+    } else {
+      // The last of them that the whole file is.
+      for (let j = contents.length; j > 0; j--) if (contents[j - 1]!.length === whole.size && contents[j - 1]!.equals(whole.tail)) { n = j; break }
+    }
+    for (let k = 0; k < n; k++) out[list[k]!] = true
+  }
+  return out
+}
+
+/** Whether `tail` ends with `landed` and then part of `rest` (not all of it). */
+function tornAfter(tail: Buffer, landed: Buffer, rest: Buffer): boolean {
+  for (let at = tail.lastIndexOf(landed); at >= 0; at = at > 0 ? tail.lastIndexOf(landed, at - 1) : -1) {
+    const torn = tail.subarray(at + landed.length)
+    if (torn.length < rest.length && torn.equals(rest.subarray(0, torn.length))) return true
+  }
+  return false
+}
+
+/** The file's size and its last `max` bytes (all of it when smaller); undefined when it cannot be read. */
+async function readTail(file: string, max: number): Promise<{ size: number; tail: Buffer } | undefined> {
   let handle: fs.promises.FileHandle
   try {
     handle = await fs.promises.open(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW)
   } catch {
-    return false
+    return undefined
   }
   try {
     const { size } = await handle.stat()
-    if (size < content.length || (!append && size !== content.length)) return false
-    const tail = Buffer.alloc(content.length)
-    await handle.read(tail, 0, content.length, size - content.length)
-    return tail.equals(content)
+    const tail = Buffer.alloc(Math.min(size, max))
+    await handle.read(tail, 0, tail.length, size - tail.length)
+    return { size, tail }
   } finally {
     await handle.close()
   }
@@ -278,7 +331,8 @@ export const replyFile = {
   async run(ctx: MethodContext): Promise<MethodResult> {
     return { data: await writeReplyFile(ctx, false) }
   },
-  landed: (ctx: MethodContext) => landed(ctx, false),
+  landed: async (ctx: MethodContext) => (await landedAll([ctx], false))[0]!,
+  landedAll: (ctxs: readonly MethodContext[]) => landedAll(ctxs, false),
 } satisfies UnaryMethod
 
 /** Most of a stored reply read back (GET /v1/messages/:id). */
@@ -314,6 +368,7 @@ export const replyFileAppend = {
   async run(ctx: MethodContext): Promise<MethodResult> {
     return { data: await writeReplyFile(ctx, true) }
   },
-  landed: (ctx: MethodContext) => landed(ctx, true),
+  landed: async (ctx: MethodContext) => (await landedAll([ctx], true))[0]!,
+  landedAll: (ctxs: readonly MethodContext[]) => landedAll(ctxs, true),
   stored: storedReply,
 } satisfies UnaryMethod

@@ -127,11 +127,11 @@ export class Delivery {
       // Past the cursor, the head may still hold messages in flight (after a rewind) and ACKed
       // ones whose removal is being written: they are stepped over.
       const limit = this.window - busy + 64
-      const head = this.o.outbox.head(dest, limit, this.cursor.get(dest) ?? 0)
+      const head = this.o.outbox.headView(dest, limit, this.cursor.get(dest) ?? 0)
       let stepped = 0
       for (const entry of head) {
         if ((this.inflightPerDest.get(dest) ?? 0) >= this.window) break
-        if (entry.expiresAt > 0 && entry.expiresAt <= now && !this.inflight.has(entry.id)) this.giveUp(entry, 'ttl_expired')
+        if (entry.expiresAt > 0 && entry.expiresAt <= now && !this.inflight.has(entry.id)) this.giveUp({ ...entry }, 'ttl_expired')
         else if (!this.inflight.has(entry.id) && !this.removing.has(entry.id)) {
           // FIFO: a message waiting out its resend time holds back the ones behind it.
           if (entry.nextAt > now) break

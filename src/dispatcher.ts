@@ -25,7 +25,7 @@ import { NO_METRICS, type Metrics } from './metrics'
 import { Stopper } from './lib/stopper'
 import type { Control } from './config/apply'
 import type { FileRoom } from './files/types'
-import type { DiskRoom, HandlerInfo, JobInfo, Method, MethodContext, Ops } from './method'
+import type { DiskRoom, HandlerInfo, JobInfo, Method, Ops } from './method'
 import { ACK_METHOD, nameIndex } from './method-names'
 import { replyTo, type ReplyResult } from './reply'
 import { Requester } from './requester'
@@ -35,6 +35,7 @@ import { RunContext, runMethod, runStream, stopGraceMs, type RunParts } from './
 import type { InboxEntry, InboxFacet, Outbox } from './store/outbox'
 import type { Live } from './sessions/live'
 import { caughtSinks, ReceiptGroup } from './receipts'
+import { landedReplies } from './resume-replies'
 import { FRAME_METHOD } from './sessions/frames'
 
 export interface DispatcherOptions {
@@ -259,21 +260,32 @@ export class Dispatcher {
 
   /** After a restart: run what was received but not started; report what was running. */
   async resume(entries: InboxEntry[]): Promise<void> {
-    for (const e of entries) {
+    const envs = entries.map((e) => {
+      try { return caughtSinks(e, this.o.self) === undefined ? this.native(decode(e.body)) : undefined } catch { return undefined }
+    })
+    // Replies caught running: which landed, asked for all of them before any runs again.
+    const caughtReplies = entries.flatMap((e, i) => (e.state === 'started' && envs[i]?.inReplyTo !== undefined ? [{ inboxId: e.id, env: envs[i]! }] : []))
+    const landed = await landedReplies(caughtReplies, this.o.methods, (env) => ({
+      node: this.o.self, env, args: env.methodArgs ?? [], config: this.o.config, dataDir: this.o.dataDir,
+      signal: new AbortController().signal, log: this.o.log, ops: this.ops, ...(this.o.disk ? { disk: this.o.disk } : {}),
+    }))
+    for (const [i, e] of entries.entries()) {
       // Requests to sinks a crash caught between their receipt and the end of their runs (receipts.ts): told, closed.
       const caught = caughtSinks(e, this.o.self)
       if (caught !== undefined) { this.o.log('warn', `dispatch: ${caught.message}`, { code: caught.code, count: caught.count }); this.o.report?.(caught); await this.finish(e.id); continue }
-      let env: Envelope
-      try {
-        env = this.native(decode(e.body))
-      } catch {
+      const env = envs[i]
+      if (env === undefined) {
         await this.o.outbox.finishRun(e.id)
         continue
       }
       if (env.inReplyTo !== undefined && e.state === 'started') {
         // A reply is its request's only outcome here: losing it would leave the request with
         // none (SPEC §1). Its reply method runs again unless its effect already landed.
-        await this.resumeReply(env, e.id)
+        if (landed.has(e.id)) await this.finish(e.id)
+        else {
+          this.o.log('info', `dispatch: reply ${env.id} to ${env.inReplyTo} was being handled when this node stopped; running ${env.method} again`)
+          void this.execute(env, e.id)
+        }
       } else if (env.inReplyTo !== undefined || this.o.methods.get(env.method)?.sink === true) {
         // Sinks end a conversation: nothing to report, and not run twice.
         if (e.state === 'started') await this.finish(e.id)
@@ -285,21 +297,6 @@ export class Dispatcher {
         void this.start(env)
       }
     }
-  }
-
-  /** A reply whose reply method was running when this node stopped. */
-  private async resumeReply(env: Envelope, inboxId: string): Promise<void> {
-    const method = this.o.methods.get(env.method)
-    if (method?.kind === 'unary' && method.landed !== undefined) {
-      const ctx: MethodContext = {
-        node: this.o.self, env, args: env.methodArgs ?? [], config: this.o.config, dataDir: this.o.dataDir,
-        signal: new AbortController().signal, log: this.o.log, ops: this.ops, ...(this.o.disk ? { disk: this.o.disk } : {}),
-      }
-      const landed = await method.landed(ctx).catch(() => false)
-      if (landed) return this.finish(inboxId)
-    }
-    this.o.log('info', `dispatch: reply ${env.id} to ${env.inReplyTo} was being handled when this node stopped; running ${env.method} again`)
-    void this.execute(env, inboxId)
   }
 
   /** A received message not started yet (after a restart): check it, record the start, run it. */

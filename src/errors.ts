@@ -6,6 +6,7 @@ export const ERROR_CODES = {
   usage: 'bad command-line usage: unknown command, flag or missing argument',
   config_not_found: 'no config file where the lookup order (--config, $OUTPOST_CONFIG, $CONFIG, ./outpost.yaml, /etc/outpost/outpost.yaml) points',
   config_parse: 'the config file is not valid YAML',
+  config_unreadable: 'the config file is there but cannot be read (its permissions, or a directory by that name); the message names it and why',
   config_invalid: 'a config key is unknown or its value has the wrong type or range',
   config_key: 'config get/set/unset named a key that does not exist',
   envelope_invalid: 'a message failed validation: a field is missing, unknown or of the wrong type',
@@ -108,7 +109,7 @@ export type ErrorCode = keyof typeof ERROR_CODES
  * 3 the message was not delivered or not let in; every other code is 1 (something failed).
  */
 const EXIT_STATUS: Partial<Record<ErrorCode, 2 | 3>> = {
-  usage: 2, config_not_found: 2, config_parse: 2, config_invalid: 2, config_key: 2, config_readonly: 2, config_node_mismatch: 2,
+  usage: 2, config_not_found: 2, config_parse: 2, config_unreadable: 2, config_invalid: 2, config_key: 2, config_readonly: 2, config_node_mismatch: 2,
   envelope_invalid: 2, fan_out_too_large: 2, node_unknown: 2, selector_invalid: 2, selector_no_match: 2, agent_not_running: 2, upgrade_unavailable: 2, upgrade_insecure: 2, data_dir_unwritable: 2,
   key_invalid: 2, key_exists: 2,
   not_selected: 3, job_unknown: 2,

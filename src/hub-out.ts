@@ -19,8 +19,17 @@ import { encodeFrame, type Frame } from './wire/framing'
 export const SLAB_BYTES = 64 * 1024
 /** Free slabs kept for reuse (shared by every connection of the process); past it they are left to the collector. */
 const POOL_MAX = 64
+/**
+ * A write of at most this many bytes is copied out of its slab, and the slab goes back to the
+ * pool at once. A socket keeps what it was handed until its peer reads it: a peer that reads
+ * slowly or not at all, sent one small frame a tick (ACKs, replies), would otherwise hold a
+ * whole 64 KiB slab for each few dozen bytes (a node that wrote 100k pings and never read drove
+ * the hub to 836 MB). Past it a slab is mostly full: handed over as it is, no copy.
+ */
+export const COPY_BELOW = SLAB_BYTES / 4
 
 const pool: Buffer[] = []
+const noop = (): void => {}
 
 function take(): Buffer {
   return pool.pop() ?? Buffer.allocUnsafe(SLAB_BYTES)
@@ -100,6 +109,13 @@ export class SlabWriter {
     const used = this.#used
     this.#slab = undefined
     this.#used = 0
+    if (used <= COPY_BELOW) {
+      const bytes = Buffer.allocUnsafe(used)
+      slab.copy(bytes, 0, 0, used)
+      giveBack(slab)
+      this.#sock.write(bytes, noop)
+      return
+    }
     this.#sock.write(slab.subarray(0, used), () => giveBack(slab))
   }
 }

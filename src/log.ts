@@ -11,6 +11,7 @@
 import fs from 'node:fs'
 import path from 'node:path'
 import { DiskGuard } from './lib/disk-guard'
+import { oneLine } from './lib/one-line'
 
 export type Level = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'silent'
 export type Fields = Record<string, string | number | boolean | null | undefined>
@@ -57,7 +58,7 @@ function make(s: Shared, component: string): Logger {
       return
     }
     const extra = fields ? Object.entries(fields).filter(([, v]) => v !== undefined).map(([k, v]) => ` ${k}=${typeof v === 'string' && /[\s"=]/.test(v) ? JSON.stringify(v) : String(v)}`).join('') : ''
-    s.write(`${time} ${level.padEnd(5)} ${component ? `${component}: ` : ''}${message}${extra}\n`)
+    s.write(`${time} ${level.padEnd(5)} ${component ? `${component}: ` : ''}${oneLine(message)}${extra}\n`)
   }
   const trace = (line: string): void => { if (s.min <= RANK.trace) emit('trace', line) }
   return {

@@ -107,6 +107,12 @@ export interface UnaryMethod extends MethodBase {
    */
   landed?(ctx: MethodContext): Promise<boolean>
   /**
+   * landed() for all the replies to this method a crash caught, in the order they came: when
+   * several wrote one place (a file's appends go together), a later one's effect hides an
+   * earlier one's, which landed() alone would run again.
+   */
+  landedAll?(ctxs: readonly MethodContext[]): Promise<boolean[]>
+  /**
    * Reply sinks that keep what they receive where it can be found again (reply.file.append):
    * the reply stored for request `id` in its default place, if there is one.
    */

@@ -9,7 +9,7 @@ import type { MessageEventSink } from './events'
 import { DEFAULT_REPLY_METHOD } from './method-names'
 import type { OutboxRoom } from './outbox-room'
 import type { EnqueueInput, Route } from './store/outbox'
-import { encode, stamp, type Envelope, type MessageDraft } from './wire/envelope'
+import { encode, stamp, stampInto, type Envelope, type MessageDraft } from './wire/envelope'
 import { ulid as defaultUlid } from './wire/ulid'
 
 /** Messages of one request stored per turn of the event loop. */
@@ -46,7 +46,10 @@ export class Intake {
       const replyMethod = draft.replyMethod === undefined ? undefined : names.get(draft.replyMethod) ?? draft.replyMethod
       return method === draft.method && replyMethod === draft.replyMethod ? draft : { ...draft, method, ...(replyMethod !== undefined ? { replyMethod } : {}) }
     }
-    return drafts.length === 1 ? stamp(native(drafts[0]!), ctx) : drafts.flatMap((draft) => stamp(native(draft), ctx))
+    if (drafts.length === 1) return stamp(native(drafts[0]!), ctx)
+    const out: Envelope[] = []
+    for (const draft of drafts) stampInto(native(draft), ctx, out)
+    return out
   }
 
   /**

@@ -214,9 +214,10 @@ export class OutpostNode {
 
   private run(): void {
     this.transport.start()
-    this.loops.push((async () => {
-      for await (const m of this.transport.messages()) void this.dispatcher.receive(m.bytes, m.from, true)
-    })())
+    // A read's envelopes in one go where the transport hands them so (one promise a batch; their receipts share an append, receipts.ts).
+    this.loops.push(this.transport.messageBatches !== undefined
+      ? (async () => { for await (const batch of this.transport.messageBatches!()) for (const m of batch) void this.dispatcher.receive(m.bytes, m.from, true) })()
+      : (async () => { for await (const m of this.transport.messages()) void this.dispatcher.receive(m.bytes, m.from, true) })())
     let everConnected = false
     this.loops.push((async () => {
       for await (const ev of this.transport.events()) {

@@ -2,7 +2,7 @@
  * Running one method, the same way wherever it runs: for a message (dispatcher.ts), for this
  * node's own schedules (local-runs.ts) and for `outpost call` (cli/client.ts).
  *
- *   timer (methodTimeout) ─▶ stop.abort(method_timeout)
+ *   timer (methodTimeout; unary runs share one, run-deadlines.ts) ─▶ stop.abort(method_timeout)
  *   unary  ─▶ run(ctx)                        ─┐  a method that ignores the stop gets graceMs,
  *   stream ─▶ each chunk ─▶ onChunk (may throw) ├▶ then its run ends as the stop's reason
  *          ─▶ its return value (exitCode)      ─┘
@@ -16,6 +16,7 @@ import type { Method, MethodContext, MethodResult, StreamMethod } from './method
 import type { ReplyResult } from './reply'
 import type { Envelope } from './wire/envelope'
 import { Coalescer } from './coalesce'
+import { RUN_DEADLINES } from './run-deadlines'
 
 /** setTimeout's limit: longer delays fire at once. */
 const MAX_TIMER_MS = 2 ** 31 - 1
@@ -47,20 +48,35 @@ function timedOut(stop: Stopper, name: string, seconds: number): void {
 /** Run `method` with `ctx` (whose signal is `stop`'s) until it ends, fails, or is stopped. */
 export function runMethod(method: Method, ctx: MethodContext, stop: Stopper, o: RunOptions): Promise<RunResult> {
   if (method.kind !== 'unary') return runStreamMethod(method, ctx, stop, o)
-  // A unary method (nearly every message): no async frame of its own around the method's promise.
-  const timer = setTimeout(timedOut, Math.min(o.seconds * 1000, MAX_TIMER_MS), stop, method.name, o.seconds)
+  // A unary method (nearly every message): its methodTimeout on the shared timer, and one promise
+  // around the method's (untilStopped's work done here, not wrapped again).
+  const deadline = RUN_DEADLINES.arm(stop, method.name, o.seconds)
   let work: Promise<MethodResult>
   try {
     work = method.run(ctx)
   } catch (err) {
     work = Promise.reject(err)
   }
-  return untilStopped(work, stop, o.graceMs).then((result) => {
-    clearTimeout(timer)
-    return result
-  }, (err: unknown) => {
-    clearTimeout(timer)
-    return { error: stop.aborted && isOutpostError(stop.reason) ? stop.reason.toJSON() : failure(method.name, err) }
+  return new Promise<RunResult>((resolve) => {
+    let grace: NodeJS.Timeout | undefined
+    let settled = false
+    const settle = (result: RunResult): void => {
+      if (settled) return
+      settled = true
+      stop.off(onAbort)
+      if (grace !== undefined) clearTimeout(grace)
+      RUN_DEADLINES.disarm(deadline)
+      resolve(result)
+    }
+    const failed = (err: unknown): void => settle({ error: stop.aborted && isOutpostError(stop.reason) ? stop.reason.toJSON() : failure(method.name, err) })
+    // A method that ignores the stop gets graceMs, then its run ends as the stop's reason.
+    const onAbort = (): void => {
+      grace = setTimeout(failed, o.graceMs, stop.reason)
+      grace.unref()
+    }
+    if (stop.aborted) onAbort()
+    else stop.on(onAbort)
+    work.then(settle, failed)
   })
 }
 

@@ -123,6 +123,11 @@ export interface Transport {
   publishAll?(msgs: readonly Outbound[], written?: () => void): Promise<readonly (Error | undefined)[] | undefined>
   /** Envelopes addressed to this node, in arrival order. */
   messages(): AsyncIterable<Inbound>
+  /**
+   * The same envelopes a batch at a time (what one read brought, or all that waited): one
+   * promise a batch instead of one an envelope. A node uses this when present, instead of messages().
+   */
+  messageBatches?(): AsyncIterable<readonly Inbound[]>
   /** Status and presence, as they happen. */
   events(): AsyncIterable<TransportEvent>
   /** Close for good; safe to call more than once. */

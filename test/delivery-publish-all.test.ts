@@ -12,6 +12,11 @@ import { tmpDir } from './fixtures/ports'
 
 const tick = (ms = 20): Promise<void> => new Promise((r) => setTimeout(r, ms))
 
+/** Wait (up to 5 s: a loaded machine's fdatasync) until `done` holds; the assertions after it say what did not. */
+async function until(done: () => boolean): Promise<void> {
+  for (const end = Date.now() + 5000; !done() && Date.now() < end;) await tick(5)
+}
+
 function edge(refuse: (msgs: readonly Outbound[]) => (Error | undefined)[] | undefined) {
   const calls: { kind: 'one' | 'all'; ids: string[]; written?: () => void }[] = []
   const transport = {
@@ -35,7 +40,8 @@ test('delivery - messages ready together go in one publishAll, in order; an even
     await ob.enqueue({ id: 'e', dest: 'ship1', body, createdAt: Date.now(), expiresAt: 0, route: { method: 'log.line', ackTimeout: 0 } })
     await ob.enqueue({ id: 'b', dest: 'ship1', body, createdAt: Date.now(), expiresAt: 0, route: { method: 'cli.run' } })
     d.kick()
-    await tick()
+    // The event leaves the outbox once taken: a removal, committed with an fdatasync.
+    await until(() => calls.length > 0 && ob.get('e') === undefined)
     assert.equal(calls.map((c) => [c.kind, c.ids]), [['all', ['a', 'e', 'b']]])
     assert.ok(calls[0]!.written, 'one write callback for the commands among them')
     assert.is(ob.get('e'), undefined, 'the event, taken, left the outbox')

@@ -86,7 +86,10 @@ test('first hour - `outpost hub` with node.name runs that node in its own proces
   const ship = new Proc(['agent', '--config', shipFile])
   try {
     await hub.waitFor(/attached to the hub in this process as central/)
+    // Its API socket comes up just after the attach (the attach is the transport's first step).
+    await hub.waitFor(/api: listening on .*central/)
     await ship.waitFor(/connected to tcp/)
+    await ship.waitFor(/api: listening on/)
     // central → ship1, and ship1 → central (central is no socket: the hub hands frames over in-process).
     const there = await sendVia(path.join(dir, 'central', 'outpost.sock'), [{ toNode: 'ship1', method: 'cli.run', methodArgs: ['echo from-central'] }])
     assert.match(String(there.replies[0]?.data), /from-central/)

@@ -1,7 +1,7 @@
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import type net from 'node:net'
-import { pooledSlabs, SLAB_BYTES } from '../src/hub-out'
+import net from 'node:net'
+import { COPY_BELOW, pooledSlabs, SLAB_BYTES } from '../src/hub-out'
 import { socketPeer } from '../src/hub-peer'
 import { encodeFrame, MAX_BODY, type Frame } from '../src/wire/framing'
 import { throwsCode } from './helpers'
@@ -60,7 +60,9 @@ test('hub out - more than a slab in one tick goes out in order, in several write
 test('hub out - a buffer handed to the socket is not written over before its write callback', async () => {
   const { sock, writes } = fakeSocket()
   const peer = socketPeer(sock)
-  const first = FRAMES.slice(0, 2)
+  // More than COPY_BELOW: the slab itself is handed over (smaller writes are copied out of it).
+  const first: Frame[] = [0, 1, 2].map((i) => ({ t: 'part', id: '01ARYZ6S41TSV4RRFFQ69G5FAV', to: 'ship1', from: 'central', i, n: 3, b: payload(i + 1) }))
+  assert.ok(bytesOf(first).length > COPY_BELOW)
   for (const f of first) peer.write(f)
   await tick()
   // The socket still holds the first buffer (no callback yet): later frames must go elsewhere.
@@ -75,10 +77,54 @@ test('hub out - a buffer handed to the socket is not written over before its wri
   const before = pooledSlabs()
   writes[0]!.cb?.()
   assert.is(pooledSlabs(), before + 1)
-  peer.write(FRAMES[2]!)
+  for (const f of first) peer.write(f)
   await tick()
   assert.is(pooledSlabs(), before)
   assert.is(writes.at(-1)!.buf.buffer, writes[0]!.buf.buffer)
+})
+
+test('hub out - a small write is copied out of its slab, which is free again at once', async () => {
+  const { sock, writes } = fakeSocket()
+  const peer = socketPeer(sock)
+  peer.write(FRAMES[3]!)
+  await tick()
+  const before = pooledSlabs()
+  peer.write(FRAMES[2]!)
+  await tick()
+  assert.is(pooledSlabs(), before, 'the slab is back in the pool before any write callback')
+  assert.ok(writes[1]!.copy.equals(bytesOf([FRAMES[2]!])))
+  assert.ok(writes[1]!.buf.byteLength < COPY_BELOW)
+})
+
+test('hub out - a peer that does not read holds what was sent to it, not a 64 KiB slab a tick', async () => {
+  // A real socket pair on loopback whose reading end never reads: the kernel's buffers fill, then the socket keeps what it is handed.
+  let server: net.Socket | undefined
+  const listener = net.createServer((s) => { server = s; s.pause() })
+  await new Promise<void>((resolve) => listener.listen(0, '127.0.0.1', resolve))
+  const client = net.connect((listener.address() as net.AddressInfo).port, '127.0.0.1')
+  await new Promise<void>((resolve) => client.once('connect', resolve))
+  try {
+    const peer = socketPeer(client)
+    for (let i = 0; i < 10_000 && client.writableLength === 0; i++) {
+      for (let k = 0; k < 8; k++) peer.write({ t: 'part', id: 'fill', to: 'ship1', from: 'central', i: k, n: 8, b: payload(k) })
+      await tick()
+    }
+    assert.ok(client.writableLength > 0, 'the kernel buffers are full')
+    const ack: Frame = { t: 'msg', id: '01ARYZ6S41TSV4RRFFQ69G5FAW', to: 'ship1', from: 'central', b: payload(3, 40) }
+    const ticks = 500
+    const before = process.memoryUsage().arrayBuffers
+    for (let i = 0; i < ticks; i++) {
+      peer.write(ack)
+      await tick()
+    }
+    const grown = process.memoryUsage().arrayBuffers - before
+    const sent = ticks * bytesOf([ack]).length
+    assert.ok(grown < 8 * 1024 * 1024, `${ticks} ticks of one ${bytesOf([ack]).length}-byte frame to a peer that does not read held ${grown} more bytes of buffers (${sent} bytes sent)`)
+  } finally {
+    client.destroy()
+    server?.destroy()
+    await new Promise<void>((resolve) => listener.close(() => resolve()))
+  }
 })
 
 test('hub out - a frame past the limit throws frame_too_large and nothing of it is written', async () => {

@@ -267,6 +267,33 @@ test("hub - a bare-string frame after hello is a log line for the hub's sink", a
   }
 })
 
+test("hub - a node's newlines and escapes stay inside its own line, in nodes.log and in the hub's log", async () => {
+  const c = await started(['ship1', 'ship2'])
+  const raw = await connectRaw(c.port)
+  try {
+    raw.sock.write(encodeFrame({ t: 'hello', node: 'ship2', token: c.node('ship2').token, version: '0.0.0\n2026-12-06T00:00:00.000Z info  hub: forged-version', apiVersion: API_VERSION }))
+    const welcome = await raw.next((f) => f.t === 'welcome' || f.t === 'error')
+    assert.is(welcome.t, 'welcome', JSON.stringify(welcome))
+    raw.sock.write(encodeFrame({ t: 'log', line: 'now|stdout|info|mine\nship1|now|stderr|error|forged-line\u001b[31m' }))
+    raw.sock.write(encodeFrame({ t: 'error', code: 'x', message: 'bye\r\n2026-12-06T00:00:00.000Z error hub: forged-error' }))
+    await raw.closed()
+    const file = path.join(c.dir, 'hub', 'nodes.log')
+    const text = await eventually('the line in nodes.log', () => {
+      const t = readOr(file)
+      return t.includes('forged-line') ? t : undefined
+    }, 5000)
+    assert.equal(text.split('\n').filter(Boolean), ['ship2|now|stdout|info|mine\\nship1|now|stderr|error|forged-line\\u001b[31m'])
+    await c.hub!.waitFor(/forged-error/)
+    for (const forged of ['forged-version', 'forged-error']) {
+      const line = c.hub!.output.split('\n').find((l) => l.includes(forged))
+      assert.ok(line !== undefined && /^\S+Z (info|warn) +hub: /.test(line), `the hub's own line, not a forged one: ${JSON.stringify(line)}`)
+    }
+  } finally {
+    raw.sock.destroy()
+    await c.destroy()
+  }
+})
+
 test('hub - a reply file outside the data dir is refused', async () => {
   const c = await started(['ship1'])
   const parent = path.dirname(c.dir)

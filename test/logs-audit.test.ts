@@ -92,9 +92,38 @@ test('audit - accepted and delivered lines are valid JSON whatever their text ho
     audit.record({ type: 'accepted', env })
     audit.record({ type: 'delivered', id: odd, toNode: odd, method: odd })
     audit.close()
-    const [accepted, delivered] = fs.readFileSync(path.join(dir, 'audit.log'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>)
+    const text = fs.readFileSync(path.join(dir, 'audit.log'), 'utf8').trim().split('\n')
+    const [accepted, delivered] = text.map((l) => JSON.parse(l) as Record<string, unknown>)
     assert.equal(accepted, { time: at().toISOString(), event: 'accepted', id: env.id, fromNode: 'central', toNode: env.toNode, method: env.method, inReplyTo: odd, env: JSON.parse(JSON.stringify(env)) })
     assert.equal(delivered, { time: at().toISOString(), event: 'delivered', id: odd, toNode: odd, method: odd })
+    // Byte for byte what JSON.stringify writes for them.
+    assert.equal(text, [JSON.stringify(accepted), JSON.stringify(delivered)])
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true })
+  }
+})
+
+test('audit - lines of plain messages, on the clock and across flushes, are the text JSON.stringify writes for them', async () => {
+  const dir = tmpDir()
+  try {
+    const audit = new AuditLog({ dir, maxBytes: 1024 * 1024, files: 2, maxDataBytes: 4096, log: () => {} })
+    const want: string[] = []
+    for (let i = 0; i < 300; i++) {
+      const env = { method: 'node.pong', data: 'x'.repeat(120), id: `01JAAAAAAAAAAAAAAAAAAA${String(i).padStart(4, '0')}`, toNode: 'nodeB', fromNode: 'nodeA', createdAt: 1765000000000 + i, ackTimeout: 30, retries: 3, ttl: 3600, replyMethod: 'reply.result' }
+      audit.record({ type: 'accepted', env })
+      audit.record({ type: 'delivered', id: env.id, toNode: env.toNode, method: env.method })
+      want.push(JSON.stringify({ event: 'accepted', id: env.id, fromNode: env.fromNode, toNode: env.toNode, method: env.method, env }), JSON.stringify({ event: 'delivered', id: env.id, toNode: env.toNode, method: env.method }))
+      if (i % 100 === 99) await new Promise((r) => setTimeout(r, 3))
+    }
+    audit.close()
+    const lines = fs.readFileSync(path.join(dir, 'audit.log'), 'utf8').split('\n')
+    assert.is(lines.pop(), '', 'the last line ends with a newline')
+    assert.is(lines.length, want.length)
+    for (const [i, l] of lines.entries()) {
+      const m = /^\{"time":"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z)",(.*)$/.exec(l)
+      assert.ok(m !== null, l)
+      assert.is(`{${m![2]}`, want[i])
+    }
   } finally {
     fs.rmSync(dir, { recursive: true, force: true })
   }

@@ -67,6 +67,10 @@ export abstract class TransportBase<S = unknown> {
     return this.inbound
   }
 
+  messageBatches(): AsyncIterable<readonly Inbound[]> {
+    return this.inbound.batches()
+  }
+
   events(): AsyncIterable<TransportEvent> {
     return this.evq
   }

@@ -18,6 +18,8 @@
  *              to such a node, one envelope a publish to others; `written` at the PUBACK of them all
  *   large      envelopes past 256 KiB cross as parts (transports/chunks.ts), within the 1 MiB packet
  *              cap some brokers (EMQX) set by default
+ *   sockets    Nagle's algorithm off on the connection (small publishes are not held for the broker's
+ *              TCP ACK); the broker's side is its own setting (mosquitto: set_tcp_nodelay true, docs/transports.md)
  *   reconnect  across the server list (MQTT.js rotates through `servers`), each outage at its own
  *              period drawn evenly from 0.25–2 s; after a refusal of the
  *              credentials, every 10 s
@@ -185,6 +187,10 @@ class MqttTransport extends TransportBase<Section> implements Transport {
   }
 
   private onConnect(client: MqttClient): void {
+    // Nagle's algorithm off (MQTT.js leaves it on): a small publish (an ACK of many ids, a deflated
+    // batch) written while our last small one waits for the broker's TCP ACK would wait for it,
+    // and a peer that sends nothing back delays that ACK up to 40 ms. nats.js does the same.
+    ;(client.stream as { setNoDelay?: (on: boolean) => unknown }).setNoDelay?.(true)
     // The retained presence that comes with the subscription says again who runs what.
     this.peers.forget()
     const mine = this.topics.inbox(this.opts.node)

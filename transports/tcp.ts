@@ -316,14 +316,7 @@ class TcpTransport extends TransportBase implements Transport {
               }, PING_EVERY_MS)
               pinger.unref()
             } else if (f.t === 'redirect') {
-              const bad = f.servers.filter((u) => { try { parseServer(u); return false } catch { return true } })
-              if (f.servers.length === 0 || bad.length > 0) {
-                this.opts.log('warn', `${where} sent an unusable redirect (${f.servers.length === 0 ? 'no servers' : bad.join(', ')}); ignored`)
-              } else {
-                outcome = 'redirect'
-                this.opts.log('info', `${where} redirects to ${f.servers.join(', ')}`)
-                this.servers = f.servers
-              }
+              if (this.redirect(f.servers, where)) outcome = 'redirect'
               sock.destroy()
             } else if (f.t === 'error') {
               // The hub's code when it is one of ours (hub_busy, hello_timeout, …), so the log names the right one.
@@ -337,6 +330,11 @@ class TcpTransport extends TransportBase implements Transport {
               }
               sock.destroy()
             }
+            continue
+          }
+          if (f.t === 'redirect') {
+            // A hub may move a node it has welcomed (to rebalance, say): the node reconnects there at once.
+            if (this.redirect(f.servers, where)) { outcome = 'redirect'; sock.destroy() }
             continue
           }
           this.frame(f, sock)
@@ -355,6 +353,18 @@ class TcpTransport extends TransportBase implements Transport {
         resolve(outcome)
       })
     })
+  }
+
+  /** Take a hub's redirect: true when its servers are usable (they replace the list), else logged and ignored. */
+  private redirect(servers: string[], where: string): boolean {
+    const bad = servers.filter((u) => { try { parseServer(u); return false } catch { return true } })
+    if (servers.length === 0 || bad.length > 0) {
+      this.opts.log('warn', `${where} sent an unusable redirect (${servers.length === 0 ? 'no servers' : bad.join(', ')}); ignored`)
+      return false
+    }
+    this.opts.log('info', `${where} redirects to ${servers.join(', ')}`)
+    this.servers = servers
+    return true
   }
 
   private frame(f: Frame, sock: net.Socket): void {

@@ -103,7 +103,11 @@ export class HttpApi {
       this.recent.reply(env)
       this.publish(env)
     })
-    const stopJobs = o.jobs?.watch((ev) => this.publishFrame(jobEventFrame(ev), undefined)) ?? (() => {})
+    const stopJobs = o.jobs?.watch((ev) => {
+      // A job's messages are requests this node sent: /v1/requests lists them with their method.
+      if (ev.node !== undefined && ev.node.sentAt !== undefined) this.recent.known(ev.node.id, ev.node.name, ev.job.message.method, ev.node.sentAt)
+      this.publishFrame(jobEventFrame(ev), undefined)
+    }) ?? (() => {})
     this.stopWatching = () => { stopReplies(); stopJobs() }
   }
 
@@ -156,7 +160,12 @@ export class HttpApi {
     if (m) { only('GET'); return this.message(res, m[1]!) }
     if (route === '/v1/nodes') { only('GET'); return json(res, 200, { nodes: filterNodes(this.node.nodes(), url.searchParams.get('selector')) }) }
     if (route === '/v1/errors') { only('GET'); return json(res, 200, { errors: readErrorLog(this.node.dataDir, limitParam(url.searchParams.get('limit'), 200), url.searchParams.get('node')) }) }
-    if (route === '/v1/requests') { only('GET'); return json(res, 200, { requests: this.recent.latest(url.searchParams.get('toNode') ?? '', limitParam(url.searchParams.get('limit'), 50)) }) }
+    if (route === '/v1/requests') {
+      only('GET')
+      const toNode = url.searchParams.get('toNode')
+      if (toNode === null || toNode === '') throw new OutpostError('api_bad_request', 'api: GET /v1/requests needs ?toNode=NAME (the node the requests went to)')
+      return json(res, 200, { requests: this.recent.latest(toNode, limitParam(url.searchParams.get('limit'), 50)) })
+    }
     if (route === '/v1/status') { only('GET'); return json(res, 200, this.node.status()) }
     if (route === '/v1/events') { only('GET'); return this.subscribe(req, res, url) }
     if (route === '/v1/jobs' || route.startsWith('/v1/jobs/')) {

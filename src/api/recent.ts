@@ -51,6 +51,21 @@ export class RecentRequests {
     this.trim()
   }
 
+  /**
+   * A request this node sent by other means (a job's message to one node): recorded with its
+   * method if it is not known yet, or given its method if a reply came first.
+   */
+  known(id: string, toNode: string, method: string, at: number | undefined): void {
+    const r = this.map.get(id)
+    if (r === undefined) {
+      this.record(id, toNode, method, at)
+      this.trim()
+    } else if (r.method === '') {
+      r.method = method
+      r.acceptedAt ??= at
+    }
+  }
+
   /** A reply arrived at this node (from any API or none: schedules, the CLI). */
   reply(env: Envelope): void {
     const id = env.inReplyTo

@@ -25,6 +25,8 @@ import { OutpostNode } from '../node'
 import { ensureDataDir } from '../lib/data-dir'
 import { writePidFile } from '../lib/pid-file'
 import { DiskGuard, MIB } from '../lib/disk-guard'
+import { oneLine } from '../lib/one-line'
+import { lockHolder } from '../store/lock'
 import { isPackaged } from '../upgrade'
 import { EXIT_RESTART, isSupervised, onAgentStart, readPending, type AgentInfo } from '../upgrade/watchdog'
 import { scheduleUpgrades } from '../upgrade/schedule'
@@ -121,8 +123,10 @@ const hub: Command = async (io, args) => {
   ensureDataDir(config.dataDir, 0o777)
   // On a filling disk nodes.log stops with audit.log and reply files: the outbox comes first.
   const disk = new DiskGuard({ dir: config.dataDir, floor: config.delivery.reserveBytes + 2 * MIB, what: 'nodes.log lines', log: logger.child('hub').log })
+  // A node's line is one line of the file whatever it holds: a newline in it cannot forge another node's.
   const logSink = (line: string): void => {
-    if (disk.allow(Buffer.byteLength(line) + 1)) fs.appendFile(logFile, line + '\n', () => {})
+    const one = oneLine(line)
+    if (disk.allow(Buffer.byteLength(one) + 1)) fs.appendFile(logFile, one + '\n', () => {})
   }
   const h = await Hub.start({
     listen: config.hub.listen, tokens: config.hub.tokens, tls: config.hub.tls, redirect: config.hub.redirect, name: config.node.name,
@@ -218,6 +222,9 @@ const up: Command = async (io, args) => {
     io.stderr.write(`outpost up: wrote ${file}\n`)
   }
   const { config } = load(io, { ...values, config: file }, false)
+  // A second `up` in this folder: said before its hub takes (or fails to take) a port.
+  const holder = lockHolder(path.join(config.dataDir, 'outbox', 'lock'))
+  if (holder !== undefined) throw new OutpostError('locked', `up: an outpost up runs in this folder already (process ${holder} holds ${config.dataDir}); use that one, or stop it (Ctrl-C) first`)
   const writePort = values.port !== undefined ? movePort(config, Number(port)) : undefined
   const logger = loggerFor(config, values.debug)
   const h = await Hub.start({

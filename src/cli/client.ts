@@ -39,13 +39,14 @@ export const call = async (io: Io, args: string[], signal?: AbortSignal): Promis
   const { values, positionals } = parse(args, { timeout: { type: 'string' } }, true)
   const [name, ...methodArgs] = positionals
   if (values.help || name === undefined) {
-    print(values.help ? io : { ...io, stdout: io.stderr }, `Usage: outpost call METHOD [-- ARGS...]\n\n  Run a method here, with no network; print its result as JSON.\n\n${GLOBAL_HELP}`)
+    print(values.help ? io : { ...io, stdout: io.stderr }, `Usage: outpost call [--timeout S] METHOD [-- ARGS...]\n\n  Run a method here, with no network; print its result as JSON.\n  --timeout S   stop it after S seconds (methods.timeout by default)\n\n${GLOBAL_HELP}`)
     return values.help ? EXIT.ok : EXIT.usage
   }
   const { config } = load(io, values, false)
   const method = METHODS.get(nativeMethodName(name) ?? name)
   if (!method) throw new OutpostError('method_unknown', `no method ${name} (see the README for the list)`)
   const stop = new Stopper()
+  if (values.timeout !== undefined && !/^\d+(\.\d+)?$/.test(values.timeout)) throw new OutpostError('usage', `--timeout must be a number of seconds, got ${JSON.stringify(values.timeout)}`)
   const seconds = values.timeout !== undefined ? Number(values.timeout) : config.methods.timeout
   const self = config.node.name
   const env: Envelope = { id: ulid(), toNode: self, fromNode: self, method: method.name, methodArgs, createdAt: Date.now() }

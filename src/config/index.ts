@@ -77,7 +77,7 @@ export function loadConfig(opts: ResolveOptions & { defaults?: DefaultsContext }
   try {
     text = fs.readFileSync(source.path, 'utf8')
   } catch (err) {
-    throw new OutpostError('io', `config: cannot read ${source.path}: ${(err as Error).message}`, { cause: err })
+    throw new OutpostError('config_unreadable', `config: cannot read ${source.path}: ${(err as Error).message}`, { cause: err })
   }
   return { config: parseConfig(text, source.path, ctx), source }
 }

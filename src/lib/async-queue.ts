@@ -6,10 +6,21 @@ export class AsyncQueue<T> implements AsyncIterable<T> {
   private items: T[] = []
   private head = 0
   private waiting: ((r: IteratorResult<T>) => void) | undefined
+  /** A batches() consumer waiting: woken once a microtask later, with all that was pushed meanwhile. */
+  private waitingBatch: ((r: IteratorResult<T[]>) => void) | undefined
+  private waking = false
   private ended = false
 
   push(item: T): void {
     if (this.ended) return
+    if (this.waitingBatch !== undefined) {
+      this.items.push(item)
+      if (!this.waking) {
+        this.waking = true
+        queueMicrotask(this.wake)
+      }
+      return
+    }
     if (this.waiting) {
       const w = this.waiting
       this.waiting = undefined
@@ -26,6 +37,48 @@ export class AsyncQueue<T> implements AsyncIterable<T> {
       const w = this.waiting
       this.waiting = undefined
       w({ value: undefined, done: true })
+    }
+    if (this.waitingBatch !== undefined && !this.waking) {
+      const w = this.waitingBatch
+      this.waitingBatch = undefined
+      w({ value: undefined, done: true })
+    }
+  }
+
+  private readonly wake = (): void => {
+    this.waking = false
+    const w = this.waitingBatch
+    if (w === undefined || (this.size === 0 && !this.ended)) return
+    this.waitingBatch = undefined
+    w(this.size > 0 ? { value: this.take(), done: false } : { value: undefined, done: true })
+  }
+
+  /** Everything queued, in order. */
+  private take(): T[] {
+    const all = this.head === 0 ? this.items : this.items.slice(this.head)
+    this.items = []
+    this.head = 0
+    return all
+  }
+
+  /**
+   * The same items, a batch at a time: all that is queued when the consumer asks, or all that
+   * is pushed in one go (a read's envelopes) once it waits. One promise a batch rather than one
+   * an item. Use either this or the queue's own iterator, not both.
+   */
+  batches(): AsyncIterable<T[]> {
+    return {
+      [Symbol.asyncIterator]: () => ({
+        next: (): Promise<IteratorResult<T[]>> => {
+          if (this.size > 0) return Promise.resolve({ value: this.take(), done: false })
+          if (this.ended) return Promise.resolve({ value: undefined, done: true })
+          return new Promise((resolve) => { this.waitingBatch = resolve })
+        },
+        return: (): Promise<IteratorResult<T[]>> => {
+          this.end()
+          return Promise.resolve({ value: undefined, done: true })
+        },
+      }),
     }
   }
 

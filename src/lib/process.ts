@@ -1,13 +1,26 @@
 import fs from 'node:fs'
 
-/** Whether a process with this pid exists (one of another user's, which we may not signal, counts). */
+/**
+ * Whether a process with this pid exists (one of another user's, which we may not signal,
+ * counts). A zombie does not: it has exited, and only waits for a parent that has not reaped it
+ * yet (a SIGKILLed agent whose parent is a container's init or a shell script that never waits
+ * stays one for seconds or for good), so the lock and pid file it left are stale.
+ */
 export function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0)
-    return true
   } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM'
+    if ((err as NodeJS.ErrnoException).code !== 'EPERM') return false
   }
+  return !isZombie(pid)
+}
+
+/** Linux: the state in /proc/PID/stat (after the command name in parentheses) is Z or X. */
+function isZombie(pid: number): boolean {
+  let stat: string
+  try { stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8') } catch { return false }
+  const state = stat.charAt(stat.lastIndexOf(')') + 2)
+  return state === 'Z' || state === 'X'
 }
 
 /**

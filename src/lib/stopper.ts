@@ -6,7 +6,9 @@ export class Stopper {
   #controller: AbortController | undefined
   #stopped = false
   #reason: unknown
-  /** Made on the first onAbort (a method that ends before any stop needs none). */
+  /** The first listener (a unary run's, nearly always the only one): no Set a message. */
+  #one: (() => void) | undefined
+  /** Made for a second listener (a method that ends before any stop needs none). */
   #listeners: Set<() => void> | undefined
 
   get signal(): AbortSignal {
@@ -30,7 +32,10 @@ export class Stopper {
     this.#stopped = true
     this.#reason = reason
     this.#controller?.abort(reason)
-    if (this.#listeners !== undefined) for (const f of [...this.#listeners]) f()
+    const one = this.#one
+    const rest = this.#listeners === undefined ? undefined : [...this.#listeners]
+    if (one !== undefined) one()
+    if (rest !== undefined) for (const f of rest) f()
   }
 
   /** Call f once stopped; returns the unsubscribe. */
@@ -42,11 +47,14 @@ export class Stopper {
 
   /** Call f once stopped, until off(f) (no closure made for the unsubscribe). */
   on(f: () => void): void {
-    (this.#listeners ??= new Set()).add(f)
+    // The slot only while the Set is empty: listeners are called in the order they came.
+    if (this.#one === undefined && (this.#listeners === undefined || this.#listeners.size === 0)) this.#one = f
+    else if (this.#one !== f) (this.#listeners ??= new Set()).add(f)
   }
 
   off(f: () => void): void {
-    this.#listeners?.delete(f)
+    if (this.#one === f) this.#one = undefined
+    else this.#listeners?.delete(f)
   }
 }
 

@@ -16,4 +16,7 @@ export function crc32Js(data: Uint8Array): number {
 
 const native = (zlib as { crc32?: (data: Uint8Array) => number }).crc32
 
-export const crc32: (data: Uint8Array) => number = native ? (d) => native(d) : crc32Js
+/** Below this many bytes the table loop is quicker than the call into zlib (a removal's record is ~28 bytes). */
+const SMALL = 64
+
+export const crc32: (data: Uint8Array) => number = native ? (d) => (d.length < SMALL ? crc32Js(d) : native(d)) : crc32Js

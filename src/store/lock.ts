@@ -45,6 +45,13 @@ export function acquireLock(file: string): Lock {
   }
 }
 
+/** The live process (not this one) that holds the lock file, if one does: for a clearer refusal before anything starts. */
+export function lockHolder(file: string): number | undefined {
+  let owner: number
+  try { owner = Number.parseInt(fs.readFileSync(file, 'utf8'), 10) } catch { return undefined }
+  return Number.isInteger(owner) && owner !== process.pid && isAlive(owner) ? owner : undefined
+}
+
 function makeLock(file: string): Lock {
   let released = false
   const release = (): void => {

@@ -20,15 +20,20 @@ const SENT_DIGESTS = 1024
 
 /** 43 bytes whatever the names' lengths: the id, and a digest of the receiver and reply method. */
 export function sentKey(id: string, dest: string, replyMethod: string): string {
-  const pair = `${dest}\0${replyMethod}`
-  let digest = sentDigests.get(pair)
-  if (digest === undefined) {
-    digest = createHash('sha256').update(pair).digest('base64url').slice(0, 16)
-    if (sentDigests.size >= SENT_DIGESTS) sentDigests.clear()
-    sentDigests.set(pair, digest)
+  // A stream of requests names one pair over and over: the last one's digest, without a lookup.
+  if (last === undefined || dest !== last.dest || replyMethod !== last.replyMethod) {
+    const pair = `${dest}\0${replyMethod}`
+    let digest = sentDigests.get(pair)
+    if (digest === undefined) {
+      digest = createHash('sha256').update(pair).digest('base64url').slice(0, 16)
+      if (sentDigests.size >= SENT_DIGESTS) sentDigests.clear()
+      sentDigests.set(pair, digest)
+    }
+    last = { dest, replyMethod, digest }
   }
-  return SENT_PREFIX + id + digest
+  return SENT_PREFIX + id + last.digest
 }
+let last: { dest: string; replyMethod: string; digest: string } | undefined
 
 /** Receipts are ACKed once durable: a burst of them commits in pieces. A request's record (a `!` key) is not a receipt: it rides with its enqueue, in whole batches. */
 export function isUrgentOp(op: Op): boolean {

@@ -137,13 +137,7 @@ export class OutboxIndex {
    */
   head(dest: string, limit: number, after = 0): LiveEntry[] {
     const out = this.stored.hasDest(dest) ? this.stored.head(dest, limit, after) : []
-    const q = this.hotByDest.get(dest)
-    if (q !== undefined) {
-      for (const e of q.values()) {
-        if (out.length >= limit) break
-        if (e.seq > after) out.push(e)
-      }
-    }
+    this.hotByDest.get(dest)?.after(after, limit, out)
     return out
   }
 
@@ -152,13 +146,13 @@ export class OutboxIndex {
     const out = new Map<string, DestinationStats>()
     this.stored.perDestination(out)
     for (const [dest, q] of this.hotByDest) {
+      if (q.size === 0) continue
+      // Kept up by the queue as entries come and go: a poll walks no messages.
       const s = out.get(dest) ?? { count: 0, bytes: 0, oldest: Infinity }
-      for (const e of q.values()) {
-        s.count++
-        s.bytes += e.body.length
-        if (e.createdAt < s.oldest) s.oldest = e.createdAt
-      }
-      if (s.count > 0) out.set(dest, s)
+      s.count += q.size
+      s.bytes += q.bytes
+      s.oldest = Math.min(s.oldest, q.oldest())
+      out.set(dest, s)
     }
     return out
   }

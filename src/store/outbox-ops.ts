@@ -21,6 +21,7 @@
  * keepOldFormat), and a message from them has no route (delivery then reads the body).
  */
 import { OutpostError } from '../errors'
+import { asciiLength, SHORT } from '../wire/msgpack-write'
 
 export const OP_ENQUEUE = 1
 export const OP_REMOVE = 2
@@ -140,7 +141,9 @@ export function encodeOp(op: Op): Buffer {
   for (let i = 1; i < n; i++) {
     const f = op[i] as Field
     if (typeof f === 'string') {
-      const len = Buffer.byteLength(f, 'utf8')
+      // Ids and names are short ASCII: measured here rather than by a call into C++.
+      const ascii = f.length <= SHORT ? asciiLength(f) : -1
+      const len = ascii >= 0 ? ascii : Buffer.byteLength(f, 'utf8')
       if (len > MAX_KEY_BYTES) throw new OutpostError('envelope_invalid', `store: ${JSON.stringify(f.slice(0, 40))}… is longer than ${MAX_KEY_BYTES} bytes`)
       size += 1 + len
     } else if (typeof f === 'number') {
@@ -156,6 +159,14 @@ export function encodeOp(op: Op): Buffer {
     // OP_REPLY keeps its body (6) after doneId (7).
     const f = op[reply && k >= 6 ? 13 - k : k] as Field
     if (typeof f === 'string') {
+      const chars = f.length
+      if (chars <= SHORT && asciiLength(f) === chars) {
+        // Copied here (see msgpack-write's putStr): cheaper than Buffer's write for a short string.
+        buf[o] = chars
+        for (let i = 0; i < chars; i++) buf[o + 1 + i] = f.charCodeAt(i)
+        o += 1 + chars
+        continue
+      }
       const len = buf.write(f, o + 1, 'utf8')
       buf[o] = len
       o += 1 + len

@@ -4,7 +4,7 @@
  */
 import type { Database, SqlValue, Statement } from 'sql.js'
 import { OutpostError } from '../errors'
-import type { Route } from './outbox-ops'
+import { routeOf, type Route } from './outbox-ops'
 
 /**
  * The layouts of the outbox's stored messages. `records` (format 4): no table, records in body
@@ -142,12 +142,16 @@ export function removeRows(layout: 'files' | 'inline'): (rows: number) => string
 
 /** A row read with the outbox's columns (COLUMNS, COLUMNS_INLINE) as an entry; a row of a body file has its body filled in later. */
 export function entryOfRow(r: SqlValue[]): LiveEntry {
+  // The same fields in the same order as an entry made at commit (outbox-apply.ts), and a route
+  // as routeOf builds it: the functions that take both kinds see one shape (hidden class), where
+  // two made V8 throw their optimised code away after a snapshot had stored some of a burst
+  // (docs/performance.md, "the first round of fresh processes").
   const e: LiveEntry = {
-    seq: Number(r[0]), id: String(r[1]), dest: String(r[2]), createdAt: Number(r[3]), expiresAt: Number(r[4]),
+    id: String(r[1]), dest: String(r[2]), seq: Number(r[0]), createdAt: Number(r[3]), expiresAt: Number(r[4]),
     attempts: Number(r[5]), nextAt: Number(r[6]), body: r[10] as Uint8Array,
   }
   // The route columns (format 2 rows written before routes, and format 1, have none).
-  if (r[13] !== null && r[13] !== undefined) e.route = { ...(r[11] !== null ? { ackTimeout: Number(r[11]) } : {}), ...(r[12] !== null ? { retries: Number(r[12]) } : {}), method: String(r[13]) }
+  if (r[13] !== null && r[13] !== undefined) e.route = routeOf(r[11] !== null ? Number(r[11]) : NaN, r[12] !== null ? Number(r[12]) : NaN, String(r[13]))
   return e
 }
 

@@ -29,7 +29,7 @@ import { OutboxIndex, type DestinationStats } from './outbox-index'
 import { PendingMessages } from './outbox-pending'
 import { FORMAT_WAITING_RECORDS, prepareOutboxTable } from './outbox-table'
 import { RECEIVER_TABLES, ReceiverIndex, type InboxEntry } from './receiver-index'
-import { encodeOp, messageRecord, type MessageOp, OP_ATTEMPT, OP_INBOX_ADD, OP_INBOX_DONE, OP_INBOX_START, OP_REMOVE, OP_SEEN, routedOp, type Op, type Route } from './outbox-ops'
+import { encodeOp, messageRecord, OP_ATTEMPT, OP_ENQUEUE_ROUTED, OP_INBOX_ADD, OP_INBOX_DONE, OP_INBOX_START, OP_REMOVE, OP_SEEN, type Op, type Route } from './outbox-ops'
 import { Snapshots } from './outbox-snapshots'
 import { loadSnapshot, replayJournal, type JournalDamage } from './store-files'
 
@@ -48,7 +48,7 @@ export type { DestinationStats } from './outbox-index'
  * The store is one class; each part of the message path sees only its facet of it.
  * Delivery (the send side) reads what waits per destination and settles it.
  */
-export type OutboxFacet = Pick<Outbox, 'destinations' | 'head' | 'get' | 'remove' | 'removeAll' | 'recordAttempt'>
+export type OutboxFacet = Pick<Outbox, 'destinations' | 'head' | 'headView' | 'get' | 'remove' | 'removeAll' | 'recordAttempt'>
 /** The dispatcher (the receive side): the dedup set, the inbox and its runs, the sender's record of its requests. */
 export type InboxFacet = Pick<Outbox, 'hasSeen' | 'receive' | 'startRun' | 'finishRun' | 'sentRequest'>
 
@@ -208,9 +208,8 @@ export class Outbox {
   }
 
   /**
-   * Accept a slice of a request's messages in one go (one record each, one promise for all):
-   * resolves once all are on disk. Checked as a whole before anything is written: `outbox_full`
-   * when they do not all fit, `outbox_duplicate` when one is queued; nothing is stored then.
+   * A slice of a request's messages in one go (one record each, as routedOp's; one promise for all): resolves once all
+   * are on disk. Checked as a whole first (nothing stored): `outbox_full` if they do not all fit, `outbox_duplicate` if one is queued.
    */
   async enqueueAll(inputs: readonly (EnqueueInput & { route: Route })[]): Promise<void> {
     if (!this.snapshots.newFormat) {
@@ -223,9 +222,7 @@ export class Outbox {
     const records: Buffer[] = []
     try {
       for (const { id, dest, createdAt, expiresAt, body, route, request } of inputs) {
-        const m: MessageOp & { route: Route } = { id, dest, seq: this.nextSeq++, createdAt, expiresAt, body, route }
-        if (request !== undefined) m.request = request
-        const op = routedOp(m)
+        const op: Op = [OP_ENQUEUE_ROUTED, id, dest, this.nextSeq++, createdAt, expiresAt, route.ackTimeout ?? NaN, route.retries ?? NaN, route.method, request?.replyMethod ?? '', request?.until ?? 0, body]
         records.push(encodeOp(op))
         ops.push(op)
       }
@@ -330,6 +327,9 @@ export class Outbox {
   head(dest: string, limit = 1, after = 0): OutboxEntry[] {
     return this.index.head(dest, limit, after).map(entry)
   }
+
+  /** head() without a copy each: live entries, to be read in the same turn and not kept (they change in place). */
+  headView(dest: string, limit: number, after: number): readonly Readonly<OutboxEntry>[] { return this.index.head(dest, limit, after) }
 
   /** Destinations with messages waiting. */
   destinations(): string[] {

@@ -52,13 +52,22 @@ export class SeenSet {
     this.maxKey = max === undefined || /[\uD800-\uDFFF]/.test(max) ? undefined : max
   }
 
+  /**
+   * The greatest key in `hot` (string order): a key above it is not there, answered without a
+   * lookup in a Map of up to a checkpoint's ids (a new ULID, which sorts by time, nearly always is).
+   */
+  private hotMax: string | undefined
+
   add(key: string, at: number): void {
     this.hot.set(key, at)
+    if (this.hotMax === undefined || key > this.hotMax) this.hotMax = key
   }
 
   has(key: string): boolean {
+    const pastRuns = this.runs.length === 0 || (this.maxKey !== undefined && key > this.maxKey)
+    if (pastRuns && (this.hotMax === undefined || key > this.hotMax)) return false
     if (this.hot.has(key)) return true
-    if (this.runs.length === 0 || (this.maxKey !== undefined && key > this.maxKey)) return false
+    if (pastRuns) return false
     const k = Buffer.from(key)
     for (let i = this.runs.length - 1; i >= 0; i--) if (inRun(this.runs[i]!, k)) return true
     return false
@@ -130,6 +139,7 @@ export class SeenSet {
       }
     }
     this.hot.clear()
+    this.hotMax = undefined
     this.maintain(pruneBefore, nextN, changes)
     // A run rewritten and then merged away or dropped is no update; one added this time is written whole.
     changes.updated = changes.updated.filter((r) => this.runs.includes(r) && !changes.added.includes(r))

@@ -126,6 +126,12 @@ export class SlotQueue {
   private start = 0
   private end = 0
   private sorted = true
+  /**
+   * Whether createdAt never went down along the entries since the last fill: the oldest live
+   * message is then the first live entry (what `outpost status` asks at every poll, without a walk).
+   */
+  private ordered = true
+  private lastCreated = -Infinity
   live = 0
   bytes = 0
 
@@ -135,6 +141,9 @@ export class SlotQueue {
     const seq = this.cols.seq[slot]!
     if (this.end === this.slots.length) this.compact(Math.max(16, 2 * (this.live + 1)))
     if (this.end > this.start && this.seqs[this.end - 1]! > seq) this.sorted = false
+    const created = this.cols.createdAt[slot]!
+    if (created < this.lastCreated) this.ordered = false
+    this.lastCreated = created
     this.slots[this.end] = slot
     this.seqs[this.end++] = seq
     this.live++
@@ -147,6 +156,20 @@ export class SlotQueue {
     this.bytes -= len
     while (this.start < this.end && !this.valid(this.start)) this.start++
     if (this.end - this.start > 2 * this.live + 1024) this.compact(Math.max(16, 2 * this.live))
+  }
+
+  /** createdAt of the oldest live message (Infinity when none). */
+  oldest(): number {
+    if (this.live === 0) return Infinity
+    // removed() steps `start` over removed entries at once: the entry there is live.
+    if (this.ordered) return this.cols.createdAt[this.slots[this.start]!]!
+    let min = Infinity
+    for (let i = this.start; i < this.end; i++) {
+      if (!this.valid(i)) continue
+      const c = this.cols.createdAt[this.slots[i]!]!
+      if (c < min) min = c
+    }
+    return min
   }
 
   /** Call after release(): whether entry i still names its message. */
@@ -184,9 +207,14 @@ export class SlotQueue {
   private fill(live: number[], size: number): void {
     this.slots = new Int32Array(size)
     this.seqs = new Float64Array(size)
+    this.ordered = true
+    this.lastCreated = -Infinity
     for (const [i, s] of live.entries()) {
       this.slots[i] = s
       this.seqs[i] = this.cols.seq[s]!
+      const created = this.cols.createdAt[s]!
+      if (created < this.lastCreated) this.ordered = false
+      this.lastCreated = created
     }
     this.start = 0
     this.end = live.length

@@ -15,7 +15,7 @@ import { encodeEnvelope } from './envelope-codec'
 import { decodeWireEnvelope } from './envelope-decode'
 import { isUlid } from './ulid'
 
-export { stamp, type StampContext } from './stamp'
+export { stamp, stampInto, type StampContext } from './stamp'
 
 export interface EnvelopeError {
   code: string

@@ -18,14 +18,24 @@ export interface StampContext {
  * Fan-out copies get ids of their own, so each has its own outbox entry and reply.
  */
 export function stamp(draft: MessageDraft, ctx: StampContext): Envelope[] {
+  const out: Envelope[] = []
+  stampInto(draft, ctx, out)
+  return out
+}
+
+/** stamp(), the envelopes pushed onto `out` (a request's many drafts: no array each). */
+export function stampInto(draft: MessageDraft, ctx: StampContext, out: Envelope[]): void {
   const now = ctx.now ?? Date.now
   const makeId = ctx.ulid ?? defaultUlid
   const { toNodes, toNode, id, createdAt } = draft
   const at = createdAt ?? now()
   // One receiver (the usual submit): no list of targets to build.
-  if (toNodes === undefined) return toNode === undefined ? [] : [copy(draft, ctx, toNode, id !== undefined ? id : makeId(), at)]
+  if (toNodes === undefined) {
+    if (toNode !== undefined) out.push(copy(draft, ctx, toNode, id !== undefined ? id : makeId(), at))
+    return
+  }
   const targets = [...new Set([...(toNode !== undefined ? [toNode] : []), ...toNodes])]
-  return targets.map((node, i) => copy(draft, ctx, node, i === 0 && id !== undefined ? id : makeId(), at))
+  for (const [i, node] of targets.entries()) out.push(copy(draft, ctx, node, i === 0 && id !== undefined ? id : makeId(), at))
 }
 
 /** The envelope for one receiver: the draft without its addressing fields, stamped. */

@@ -254,4 +254,14 @@ test('config cli - the file outpost up writes marks every value that is not the 
   }
 })
 
+test('config cli - a config file that cannot be read (a directory by that name) is a config error: exit 2, config_unreadable', async () => {
+  const dir = tmpDir()
+  fs.mkdirSync(path.join(dir, 'outpost.yaml'))
+  for (const args of [['config', 'show', '--config', path.join(dir, 'outpost.yaml')], ['status'], ['agent']]) {
+    const r = await runCli(args, dir)
+    assert.is(r.code, 2, `${args.join(' ')}: ${r.stderr}`)
+    assert.match(r.stderr, /config: cannot read .*outpost\.yaml: EISDIR.*\[config_unreadable\]/)
+  }
+})
+
 test.run()

@@ -206,6 +206,10 @@ test('console - views: nodes by selector, central\'s error log newest first, rec
   assert.equal(recent[0], { id, method: 'cli.run', acceptedAt: recent[0]!.acceptedAt, final: true, exitCode: 3 })
   assert.ok(recent.every((r) => r.id !== undefined))
   assert.equal((await call('GET', '/v1/requests?toNode=nobody', bearer)).body.requests, [])
+  // Without toNode it is a mistake, said as such (it was an empty list, as if nothing had been sent).
+  const bare = await call('GET', '/v1/requests', bearer)
+  assert.is(bare.status, 400)
+  assert.is((bare.body.error as { code: string }).code, 'api_bad_request')
 })
 
 test.run()

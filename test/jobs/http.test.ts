@@ -59,6 +59,11 @@ test('jobs-http - POST /v1/jobs makes a job of a selector; GET shows it; events 
     }
     assert.is(got.status, 'done')
     assert.is(got.counts.ok, 2)
+    // Each node's message is a request central sent: listed with its method (it was "", known from its reply only).
+    for (const name of ['ship1', 'ship2']) {
+      const rows = (await call('GET', `/v1/requests?toNode=${name}`)).body.requests as { method: string; final: boolean }[]
+      assert.equal(rows.map((r) => [r.method, r.final]), [['cli.run', true]], name)
+    }
     const list = await call('GET', '/v1/jobs')
     assert.is(list.status, 200)
     assert.equal((list.body.jobs as Job[]).map((j) => j.id), [job.id])

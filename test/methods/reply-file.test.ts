@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
@@ -246,6 +247,43 @@ test('reply.file.append - on a nearly full disk replies are not written (disk_fu
   assert.is(fs.readFileSync(path.join(dataDir, 'replies', 'ship1', 'out.log'), 'utf8'), 'line 5\n')
   assert.is(said.length, 2)
   assert.match(said[1]!, /written again \(5 writes of 0\.0 MiB were skipped meanwhile\)/)
+})
+
+test('reply.file.append - a run of appends lands while every thread of the pool is busy, in order, in one write', async () => {
+  // A piece of sinks' receipts waits for the end of the runs before it (src/receipts.ts): eight
+  // trips through the thread pool a write held each piece up behind whatever the pool was doing.
+  const { dataDir, outside } = dirs()
+  const threads = Number(process.env.UV_THREADPOOL_SIZE ?? 4)
+  // Each FIFO opened for reading holds one thread of the pool until a writer opens it.
+  const fifos = Array.from({ length: threads }, (_, i) => path.join(outside, `fifo${i}`))
+  for (const f of fifos) execFileSync('mkfifo', [f])
+  const held = fifos.map((f) => fs.promises.open(f, 'r'))
+  let released = false
+  const release = (): void => {
+    if (released) return
+    released = true
+    for (const f of fifos) fs.closeSync(fs.openSync(f, fs.constants.O_WRONLY | fs.constants.O_NONBLOCK))
+  }
+  // Should the appends need the pool, they could only end after this (the test then fails, not hangs).
+  const watchdog = setTimeout(release, 5_000)
+  try {
+    const runs = Array.from({ length: 127 }, (_, i) => replyFileAppend.run(makeCtx(dataDir, { data: `line ${i}\n`, fileName: 'events.log' })))
+    const writes: number[] = []
+    const spy = fs.writeSync
+    fs.writeSync = ((...a: Parameters<typeof fs.writeSync>) => { writes.push(a[0]); return spy(...a) }) as typeof fs.writeSync
+    try {
+      await Promise.all(runs)
+    } finally {
+      fs.writeSync = spy
+    }
+    assert.is(released, false, 'the appends ended while the pool was held')
+    assert.is(fs.readFileSync(path.join(dataDir, 'replies', 'ship1', 'events.log'), 'utf8'), Array.from({ length: 127 }, (_, i) => `line ${i}\n`).join(''))
+    assert.is(writes.length, 1, 'one write for the appends of one turn')
+  } finally {
+    clearTimeout(watchdog)
+    release()
+    for (const h of await Promise.all(held)) await h.close()
+  }
 })
 
 test.run()

@@ -8,12 +8,14 @@
  */
 import dns from 'node:dns/promises'
 import fs from 'node:fs'
+import net from 'node:net'
 import path from 'node:path'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import YAML from 'yaml'
 import tcp from '../../transports/tcp'
 import { Cluster, Proc, editYaml, freePort, section, sendVia, status } from '../fixtures/cluster'
+import { encodeFrame, FrameDecoder } from '../../src/wire/framing'
 
 const TLS = path.join(__dirname, '..', 'fixtures', 'tls')
 const pem = (name: string): string => path.join(TLS, name)
@@ -163,6 +165,40 @@ test('tcp - a redirect rule sends a node to another hub', async () => {
     await roundTrip(c)
   } finally {
     await hub1?.stop('SIGKILL')
+    await c.destroy()
+  }
+})
+
+test('tcp - a redirect after the welcome moves a connected node to the hub it names', async () => {
+  // A stand-in hub welcomes ship1, then redirects it to the cluster's real hub (it was ignored once welcomed).
+  const c = await Cluster.create(['ship1'])
+  const fakePort = await freePort()
+  const hellos: string[] = []
+  const fake = net.createServer((sock) => {
+    const dec = new FrameDecoder()
+    sock.on('error', () => {})
+    sock.on('data', (d: Buffer) => {
+      for (const f of dec.push(d)) {
+        if (f.t !== 'hello') continue
+        hellos.push(f.node)
+        sock.write(encodeFrame({ t: 'welcome', hub: 'fake', apiVersion: 1 }))
+        setTimeout(() => sock.write(encodeFrame({ t: 'redirect', servers: [`tcp://127.0.0.1:${c.port}`] })), 300)
+      }
+    })
+  })
+  await new Promise<void>((resolve) => fake.listen(fakePort, '127.0.0.1', resolve))
+  try {
+    setTransport(c, 'ship1', [`tcp://127.0.0.1:${fakePort}`])
+    const hub = await c.startHub()
+    await c.start('central')
+    const ship1 = await c.start('ship1', false)
+    await ship1.waitFor(new RegExp(`connected to tcp://127\\.0\\.0\\.1:${fakePort}`), 5000)
+    await ship1.waitFor(new RegExp(`redirects to tcp://127\\.0\\.0\\.1:${c.port}`), 5000)
+    await hub.waitFor(/ship1 connected from/, 5000)
+    assert.equal(hellos, ['ship1'])
+    await roundTrip(c)
+  } finally {
+    await new Promise<void>((resolve) => fake.close(() => resolve()))
     await c.destroy()
   }
 })
