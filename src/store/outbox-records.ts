@@ -20,6 +20,7 @@ import { bodyFileName, type BodyRef, type BodyStore } from './outbox-bodies'
 import type { Route } from './outbox-ops'
 import type { LegacyEntry } from './outbox-rows'
 import { FORMAT_WAITING_RECORDS, type LiveEntry, type StoredMessages, WAITING_TABLE } from './outbox-table'
+import { IdTable } from './waiting-ids'
 import { Columns, SlotQueue } from './waiting-index'
 import { RecordsWriter, type RecordsFileInfo, scanRecords, type WaitingMeta } from './waiting-records'
 
@@ -36,7 +37,8 @@ export class StoredRecords implements StoredMessages {
   count = 0
   bytes = 0
   private readonly cols = new Columns()
-  private readonly byId = new Map<string, number>()
+  /** Slots by id (no string nor Map entry a message). */
+  private readonly ids = new IdTable()
   private readonly byDest = new Map<string, SlotQueue>()
   private readonly files = new Map<number, RecordsFile>()
   /** Slots with attempts or nextAt set: what a snapshot lists besides the bitmaps. */
@@ -65,10 +67,10 @@ export class StoredRecords implements StoredMessages {
       for (let p = 0; p + 16 <= a.length; p += 16) tried.set(a.readUInt32BE(p), [a.readUInt32BE(p + 4), a.readDoubleBE(p + 8)])
       let rows = 0
       let bytes = 0
-      scanRecords(bodies.dir, f, f.removed, (id, dest, seq, createdAt, expiresAt, route, ord, at, len) => {
-        if (s.byId.has(id)) return
+      scanRecords(bodies.dir, f, f.removed, (block, idAt, idLen, dest, seq, createdAt, expiresAt, route, ord, at, len) => {
+        if (s.ids.findBytes(block, idAt, idLen) >= 0) return
         const t = tried.size > 0 ? tried.get(ord) : undefined
-        s.addFields(id, dest, seq, createdAt, expiresAt, route, f.file, at, len, ord, t?.[0] ?? 0, t?.[1] ?? 0)
+        s.ids.addBytes(s.addFields(dest, seq, createdAt, expiresAt, route, f.file, at, len, ord, t?.[0] ?? 0, t?.[1] ?? 0), block, idAt, idLen)
         rows++
         bytes += len
       })
@@ -91,13 +93,15 @@ export class StoredRecords implements StoredMessages {
   }
 
   private add(m: WaitingMeta, file: number, at: number, len: number, ord: number, attempts: number, nextAt: number): number {
-    return this.addFields(m.id, m.dest, m.seq, m.createdAt, m.expiresAt, m.route, file, at, len, ord, attempts, nextAt)
+    const slot = this.addFields(m.dest, m.seq, m.createdAt, m.expiresAt, m.route, file, at, len, ord, attempts, nextAt)
+    this.ids.add(slot, m.id)
+    return slot
   }
 
-  private addFields(id: string, dest: string, seq: number, createdAt: number, expiresAt: number, route: Route | undefined, file: number, at: number, len: number, ord: number, attempts: number, nextAt: number): number {
+  /** A slot for a message, in its destination's queue; the caller adds its id to `ids`. */
+  private addFields(dest: string, seq: number, createdAt: number, expiresAt: number, route: Route | undefined, file: number, at: number, len: number, ord: number, attempts: number, nextAt: number): number {
     const c = this.cols
     const slot = c.take()
-    c.ids[slot] = id
     c.seq[slot] = seq
     c.createdAt[slot] = createdAt
     c.expiresAt[slot] = expiresAt
@@ -109,7 +113,6 @@ export class StoredRecords implements StoredMessages {
     c.ord[slot] = ord
     c.attempts[slot] = attempts
     c.nextAt[slot] = nextAt
-    this.byId.set(id, slot)
     let q = this.byDest.get(dest)
     if (q === undefined) this.byDest.set(dest, (q = new SlotQueue(c)))
     q.push(slot)
@@ -125,16 +128,16 @@ export class StoredRecords implements StoredMessages {
   }
 
   has(id: string): boolean {
-    return this.byId.has(id)
+    return this.ids.find(id) >= 0
   }
 
   remove(id: string): number {
-    const slot = this.byId.get(id)
-    if (slot === undefined) return 0
+    const slot = this.ids.find(id)
+    if (slot < 0) return 0
     const c = this.cols
     const len = c.len[slot]!
     const dest = c.destOf(slot)
-    this.byId.delete(id)
+    this.ids.remove(slot)
     this.attempted.delete(slot)
     this.inline.delete(slot)
     this.leave(slot)
@@ -165,8 +168,8 @@ export class StoredRecords implements StoredMessages {
   }
 
   attempt(id: string, attempts: number, nextAt: number): void {
-    const slot = this.byId.get(id)
-    if (slot === undefined) return
+    const slot = this.ids.find(id)
+    if (slot < 0) return
     this.cols.attempts[slot] = attempts
     this.cols.nextAt[slot] = nextAt
     if (attempts !== 0 || nextAt !== 0) this.attempted.add(slot)
@@ -174,8 +177,8 @@ export class StoredRecords implements StoredMessages {
   }
 
   get(id: string): LiveEntry | undefined {
-    const slot = this.byId.get(id)
-    return slot === undefined ? undefined : this.withBodies([slot])[0]
+    const slot = this.ids.find(id)
+    return slot < 0 ? undefined : this.withBodies([slot])[0]
   }
 
   head(dest: string, limit: number, after: number): LiveEntry[] {
@@ -203,7 +206,7 @@ export class StoredRecords implements StoredMessages {
   }
 
   all(): LiveEntry[] {
-    const list = [...this.byId.values()].sort((a, b) => this.cols.seq[a]! - this.cols.seq[b]!)
+    const list = [...this.ids.slots()].sort((a, b) => this.cols.seq[a]! - this.cols.seq[b]!)
     const out: LiveEntry[] = []
     for (let i = 0; i < list.length; i += READ_BATCH) out.push(...this.withBodies(list.slice(i, i + READ_BATCH)))
     return out
@@ -212,7 +215,7 @@ export class StoredRecords implements StoredMessages {
   /** What a record says of the message in `slot`. */
   private meta(slot: number): WaitingMeta {
     const c = this.cols
-    return { id: c.ids[slot]!, dest: c.destOf(slot), seq: c.seq[slot]!, createdAt: c.createdAt[slot]!, expiresAt: c.expiresAt[slot]!, route: c.routeOf(slot) }
+    return { id: this.ids.idOf(slot), dest: c.destOf(slot), seq: c.seq[slot]!, createdAt: c.createdAt[slot]!, expiresAt: c.expiresAt[slot]!, route: c.routeOf(slot) }
   }
 
   /**
@@ -234,12 +237,12 @@ export class StoredRecords implements StoredMessages {
       let ok = true
       for (let i = 0; i < list.length; i += READ_BATCH) {
         const part = list.slice(i, i + READ_BATCH)
-        const refs = part.filter((s) => c.file[s]! >= 0).map((s): BodyRef => ({ id: c.ids[s]!, file: c.file[s]!, at: c.at[s]!, len: c.len[s]! }))
+        const refs = part.filter((s) => c.file[s]! >= 0).map((s): BodyRef => ({ id: this.ids.idOf(s), file: c.file[s]!, at: c.at[s]!, len: c.len[s]! }))
         const read = this.bodies.read(refs)
         let k = 0
         for (const slot of part) {
           const body = c.file[slot]! >= 0 ? read[k++]! : this.inline.get(slot)!
-          const id = c.ids[slot]!
+          const id = this.ids.idOf(slot)
           if (body instanceof OutpostError) {
             ok = false
             if (from === 'rows') {
@@ -263,11 +266,11 @@ export class StoredRecords implements StoredMessages {
     }
     let meta: { metaAt: number; metaCrc: number } | undefined
     try {
-      if (this.legacy > 0) move([...this.byId.values()].filter((s) => c.ord[s]! < 0).sort((a, b) => c.seq[a]! - c.seq[b]!), 'rows')
+      if (this.legacy > 0) move([...this.ids.slots()].filter((s) => c.ord[s]! < 0).sort((a, b) => c.seq[a]! - c.seq[b]!), 'rows')
       const sparse = this.bodies.sparse().filter((n) => this.files.has(n))
       if (sparse.length > 0) {
         const of = new Map<number, number[]>(sparse.map((n) => [n, []]))
-        for (const slot of this.byId.values()) of.get(c.file[slot]!)?.push(slot)
+        for (const slot of this.ids.slots()) of.get(c.file[slot]!)?.push(slot)
         for (const [n, list] of of) if (!move(list, `not compacting ${bodyFileName(n)}`)) this.warn(`outbox: not compacting ${bodyFileName(n)}: a record in it is damaged`)
       }
       for (const e of hot) hotAt.push(writer.add(e, e.body))
@@ -343,13 +346,13 @@ export class StoredRecords implements StoredMessages {
   private withBodies(list: number[]): LiveEntry[] {
     const c = this.cols
     const refs: BodyRef[] = []
-    for (const s of list) if (c.file[s]! >= 0) refs.push({ id: c.ids[s]!, file: c.file[s]!, at: c.at[s]!, len: c.len[s]! })
+    for (const s of list) if (c.file[s]! >= 0) refs.push({ id: this.ids.idOf(s), file: c.file[s]!, at: c.at[s]!, len: c.len[s]! })
     const read = refs.length > 0 ? this.bodies.read(refs) : []
     const out: LiveEntry[] = []
     let k = 0
     for (const s of list) {
       const body = c.file[s]! >= 0 ? read[k++]! : this.inline.get(s)!
-      const id = c.ids[s]!
+      const id = this.ids.idOf(s)
       if (body instanceof OutpostError) {
         if (!this.damaged.has(id)) {
           this.damaged.add(id)

@@ -1,7 +1,7 @@
 /**
  * The in-memory index of format 4's stored messages (outbox-records.ts): a slot per message in
- * typed columns (seq, times, where its body is, attempts), the id in an array beside them, and
- * per destination its slots in seq order. ~70 bytes a message in the columns, against ~180 for
+ * typed columns (seq, times, where its body is, attempts), and per destination its slots in seq
+ * order; ids by slot are packed in waiting-ids.ts. ~70 bytes a message in the columns, against ~180 for
  * an object with the same fields (V8 boxes each double field): with 100k waiting, the index is
  * about what the sql.js rows of format 3 took.
  */
@@ -24,7 +24,6 @@ export class Columns {
   dest: Uint32Array = new Uint32Array(0)
   /** 0: no route; else routes[n - 1]. */
   route: Uint32Array = new Uint32Array(0)
-  ids: (string | undefined)[] = []
   readonly dests: string[] = []
   private readonly destIndex = new Map<string, number>()
   readonly routes: Route[] = []
@@ -44,7 +43,6 @@ export class Columns {
 
   release(slot: number): void {
     this.seq[slot] = -1
-    this.ids[slot] = undefined
     this.free.push(slot)
   }
 

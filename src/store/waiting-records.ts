@@ -94,8 +94,12 @@ function short(b: Buffer, s: string, p: number, what: string): number {
   return p + 1 + n
 }
 
-/** A record found by a scan: its metadata, its ordinal in the file, where its body's header is, the body's length (positional: this runs for every stored message at start). */
-export type ScannedRecord = (id: string, dest: string, seq: number, createdAt: number, expiresAt: number, route: Route | undefined, ord: number, at: number, len: number) => void
+/**
+ * A record found by a scan: its id as bytes [idAt, idAt + idLen) of `block` (no string made: the
+ * index packs the bytes), its metadata, its ordinal in the file, where its body's header is, the
+ * body's length (positional: this runs for every stored message at start).
+ */
+export type ScannedRecord = (block: Buffer, idAt: number, idLen: number, dest: string, seq: number, createdAt: number, expiresAt: number, route: Route | undefined, ord: number, at: number, len: number) => void
 
 /** Where a file's records are, as its `waiting_files` row says. */
 export interface RecordsFileInfo {
@@ -158,7 +162,7 @@ export function scanRecords(dir: string, f: RecordsFileInfo, removed: Uint8Array
         routes.set(key, route)
       }
     }
-    each(block.toString('utf8', o + FIXED + 1, destAt), dest, block.readDoubleBE(o + 12), block.readDoubleBE(o + 20), block.readDoubleBE(o + 28), route, ord, block.readDoubleBE(o), block.readUInt32BE(o + 8))
+    each(block, o + FIXED + 1, idLen, dest, block.readDoubleBE(o + 12), block.readDoubleBE(o + 20), block.readDoubleBE(o + 28), route, ord, block.readDoubleBE(o), block.readUInt32BE(o + 8))
   }
   if (p !== block.length) throw new OutpostError('outbox_corrupt', `outbox: the list of stored messages at the end of ${name} does not hold the ${f.records} the snapshot says; keep a copy of the directory before repairing it`)
 }
