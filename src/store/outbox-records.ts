@@ -59,8 +59,16 @@ export class StoredRecords implements StoredMessages {
   /** The stored messages of a format-4 snapshot (or a new store): each listed file scanned. */
   static load(db: Database, bodies: BodyStore, warn: (message: string) => void): StoredRecords {
     const s = new StoredRecords(db, bodies, warn)
+    const files = db.exec('SELECT n, records, bytes, removed, attempts, metaAt, metaCrc FROM waiting_files ORDER BY n')[0]?.values ?? []
+    // Room in the id table for the records not removed (a bit each in the bitmap).
+    let live = 0
+    for (const r of files) {
+      live += Number(r[1])
+      for (const byte of r[3] as Uint8Array) for (let b = byte; b !== 0; b &= b - 1) live--
+    }
+    s.ids.reserve(live)
     const uses: { file: number; rows: number; bytes: number; end: number }[] = []
-    for (const r of db.exec('SELECT n, records, bytes, removed, attempts, metaAt, metaCrc FROM waiting_files ORDER BY n')[0]?.values ?? []) {
+    for (const r of files) {
       const f: RecordsFile = { file: Number(r[0]), records: Number(r[1]), end: Number(r[2]), removed: new Uint8Array(r[3] as Uint8Array), metaAt: Number(r[5]), metaCrc: Number(r[6]) }
       const tried = new Map<number, [number, number]>()
       const a = Buffer.from(r[4] as Uint8Array)

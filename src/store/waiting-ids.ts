@@ -49,6 +49,13 @@ export class IdTable {
   /** `hash` is for tests, which force collisions with a poor one. */
   constructor(private readonly hash: IdHash = fnv1a) {}
 
+  /** Room for `count` ids in all without growing the table (a scan at open knows how many records there are). */
+  reserve(count: number): void {
+    let size = this.table.length
+    while (2 * count > size) size *= 2
+    if (size !== this.table.length) this.rehash(size)
+  }
+
   /** The slot of `id`, or -1. */
   find(id: string): number {
     const n = encode(id)
@@ -160,13 +167,21 @@ export class IdTable {
     let size = this.packed.length
     if (live + need > size * 0.75) size = Math.ceil((live + need) * 1.5)
     const next = Buffer.allocUnsafe(size)
+    if (this.dead === 0) {
+      // Nothing to reclaim (as while a scan at open fills the table): one copy, every id stays where it is.
+      next.set(this.packed.subarray(0, this.used))
+      this.packed = next
+      return
+    }
+    const { table, idAt, packed } = this
     let p = 0
-    for (const slot of this.slots()) {
-      const at = this.idAt[slot]!
-      const n = 1 + this.packed[at]!
-      this.packed.copy(next, p, at, at + n)
-      this.idAt[slot] = p
-      p += n
+    for (let i = 0; i < table.length; i++) {
+      if (table[i] === 0) continue
+      const slot = table[i]! - 1
+      const at = idAt[slot]!
+      const end = at + 1 + packed[at]!
+      idAt[slot] = p
+      for (let k = at; k < end; k++) next[p++] = packed[k]!
     }
     this.packed = next
     this.used = p

@@ -137,7 +137,10 @@ export class SlotQueue {
 
   push(slot: number): void {
     const seq = this.cols.seq[slot]!
-    if (this.end === this.slots.length) this.compact(Math.max(16, 2 * (this.live + 1)))
+    if (this.end === this.slots.length) {
+      if (this.start === 0 && this.live === this.end) this.widen()
+      else this.compact(Math.max(16, 2 * (this.live + 1)))
+    }
     if (this.end > this.start && this.seqs[this.end - 1]! > seq) this.sorted = false
     const created = this.cols.createdAt[slot]!
     if (created < this.lastCreated) this.ordered = false
@@ -194,6 +197,16 @@ export class SlotQueue {
     live.sort((a, b) => this.cols.seq[a]! - this.cols.seq[b]!)
     this.fill(live, Math.max(16, live.length * 2))
     this.sorted = true
+  }
+
+  /** Twice the room, every entry live and where it was (as a scan at open fills the queue). */
+  private widen(): void {
+    const slots = new Int32Array(this.slots.length * 2)
+    slots.set(this.slots)
+    const seqs = new Float64Array(this.seqs.length * 2)
+    seqs.set(this.seqs)
+    this.slots = slots
+    this.seqs = seqs
   }
 
   private compact(size: number): void {
