@@ -67,6 +67,7 @@ export class StoredRecords implements StoredMessages {
       for (const byte of r[3] as Uint8Array) for (let b = byte; b !== 0; b &= b - 1) live--
     }
     s.ids.reserve(live)
+    s.cols.reserve(live)
     const uses: { file: number; rows: number; bytes: number; end: number }[] = []
     for (const r of files) {
       const f: RecordsFile = { file: Number(r[0]), records: Number(r[1]), end: Number(r[2]), removed: new Uint8Array(r[3] as Uint8Array), metaAt: Number(r[5]), metaCrc: Number(r[6]) }
@@ -85,6 +86,7 @@ export class StoredRecords implements StoredMessages {
       s.files.set(f.file, f)
       uses.push({ file: f.file, rows, bytes, end: f.end })
     }
+    s.ids.trim()
     bodies.load(uses)
     return s
   }

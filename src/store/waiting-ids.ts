@@ -54,6 +54,13 @@ export class IdTable {
     let size = this.table.length
     while (2 * count > size) size *= 2
     if (size !== this.table.length) this.rehash(size)
+    if (count > this.hashes.length) this.growSlots(count - 1)
+  }
+
+  /** Give back the packed buffer's room past what is in use (after a scan at open: it grew by halves). */
+  trim(): void {
+    const size = Math.max(64 * 1024, Math.ceil((this.used - this.dead) * 1.05))
+    if (size < this.packed.length) this.repack(0, size)
   }
 
   /** The slot of `id`, or -1. */
@@ -152,7 +159,7 @@ export class IdTable {
   }
 
   private growSlots(slot: number): void {
-    const cap = Math.max(1024, slot + 1, this.hashes.length * 2)
+    const cap = Math.max(1024, slot + 1, this.hashes.length === 0 ? 0 : this.hashes.length * 2)
     const h = new Uint32Array(cap)
     h.set(this.hashes)
     this.hashes = h
@@ -162,10 +169,10 @@ export class IdTable {
   }
 
   /** Room for `need` more packed bytes: the live ids copied to a new buffer, half as large again as they are if they would fill most of the old one. */
-  private repack(need: number): void {
+  private repack(need: number, to = 0): void {
     const live = this.used - this.dead
-    let size = this.packed.length
-    if (live + need > size * 0.75) size = Math.ceil((live + need) * 1.5)
+    let size = to > 0 ? to : this.packed.length
+    if (to === 0 && live + need > size * 0.75) size = Math.ceil((live + need) * 1.5)
     const next = Buffer.allocUnsafe(size)
     if (this.dead === 0) {
       // Nothing to reclaim (as while a scan at open fills the table): one copy, every id stays where it is.

@@ -92,9 +92,14 @@ export class Columns {
     this.lastRouteAt = i + 1
   }
 
-  private grow(): void {
+  /** Room for `count` slots in all (a scan at open knows how many records there are: no slack, no growth steps). */
+  reserve(count: number): void {
+    if (count > this.cap) this.grow(count)
+  }
+
+  private grow(to = 0): void {
     // Doubled: each growth leaves the old columns as garbage for the collector (external memory), so few of them.
-    const cap = Math.max(1024, this.cap * 2)
+    const cap = Math.max(1024, this.cap * 2, to)
     const f64 = (a: Float64Array): Float64Array => { const b = new Float64Array(cap); b.set(a); return b }
     const i32 = (a: Int32Array): Int32Array => { const b = new Int32Array(cap); b.set(a); return b }
     const u32 = (a: Uint32Array): Uint32Array => { const b = new Uint32Array(cap); b.set(a); return b }

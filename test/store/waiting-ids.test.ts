@@ -59,6 +59,33 @@ for (const [name, hash] of [['fnv1a', fnv1a], ['8 hash values', poor(8)], ['1 ha
   })
 }
 
+test('id table - reserved for a scan, trimmed after it, then grown and repacked again', () => {
+  const t = new IdTable()
+  const want = new Map<string, number>()
+  t.reserve(30_000)
+  for (let i = 0; i < 30_000; i++) {
+    const b = Buffer.from(`01JX${String(i).padStart(22, '0')}`)
+    t.addBytes(i, b, 0, b.length)
+    want.set(b.toString(), i)
+  }
+  t.trim()
+  agree(t, want, [], 'trimmed')
+  const gone: string[] = []
+  for (let i = 0; i < 30_000; i += 2) {
+    const id = `01JX${String(i).padStart(22, '0')}`
+    t.remove(i)
+    want.delete(id)
+    gone.push(id)
+  }
+  t.trim() // with dead bytes: the live ones copied into a smaller buffer
+  agree(t, want, gone, 'removed and trimmed')
+  for (let i = 30_000; i < 60_000; i++) {
+    t.add(i, `n${i}`)
+    want.set(`n${i}`, i)
+  }
+  agree(t, want, gone, 'grown after')
+})
+
 test('id table - bytes found as their string is; ids of 255 bytes fit, longer ones are never found', () => {
   const t = new IdTable()
   const long = 'x'.repeat(255)
