@@ -133,6 +133,18 @@ export function scanRecords(dir: string, f: RecordsFileInfo, removed: Uint8Array
   if (crc32(block) !== f.metaCrc) throw new OutpostError('outbox_corrupt', `outbox: the list of the ${f.records} stored messages at the end of ${name} is damaged (its CRC does not match); keep a copy of the directory before repairing it`)
   const dests = new Map<string, string>()
   const routes = new Map<string, Route>()
+  // DataView's reads are intrinsics; Buffer's readDoubleBE swaps bytes in JavaScript.
+  const dv = new DataView(block.buffer, block.byteOffset, block.length)
+  // A backlog is mostly runs of one destination and route: the previous record's are reused
+  // when the bytes match, without a string made.
+  let lastDestAt = -1
+  let lastDestLen = -1
+  let lastDest = ''
+  let lastMethodAt = -1
+  let lastMethodLen = -1
+  let lastAck = NaN
+  let lastRetries = NaN
+  let lastRoute: Route | undefined
   let p = 0
   for (let ord = 0; ord < f.records; ord++) {
     const o = p
@@ -140,29 +152,50 @@ export function scanRecords(dir: string, f: RecordsFileInfo, removed: Uint8Array
     const destAt = o + FIXED + 1 + idLen
     const destLen = block[destAt]!
     const methodAt = destAt + 1 + destLen
-    const methodLen = block.readUInt16BE(methodAt)
+    const methodLen = dv.getUint16(methodAt)
     p = methodAt + 2 + (methodLen > 0 ? methodLen - 1 : 0)
     if ((removed[ord >> 3]! & (1 << (ord & 7))) !== 0) continue
-    const d = block.toString('utf8', destAt + 1, methodAt)
-    let dest = dests.get(d)
-    if (dest === undefined) dests.set(d, (dest = d))
+    let dest: string
+    if (destLen === lastDestLen && same(block, destAt + 1, lastDestAt + 1, destLen)) dest = lastDest
+    else {
+      const d = block.toString('utf8', destAt + 1, methodAt)
+      dest = dests.get(d) ?? d
+      dests.set(d, dest)
+    }
+    lastDestAt = destAt
+    lastDestLen = destLen
+    lastDest = dest
     let route: Route | undefined
     if (methodLen > 0) {
-      const ack = block.readDoubleBE(o + 36)
-      const retries = block.readDoubleBE(o + 44)
-      const method = block.toString('utf8', methodAt + 2, p)
-      // One object per distinct route: a backlog names few.
-      const key = `${ack} ${retries} ${method}`
-      route = routes.get(key)
-      if (route === undefined) {
-        route = {} as Route
-        if (!Number.isNaN(ack)) route.ackTimeout = ack
-        if (!Number.isNaN(retries)) route.retries = retries
-        route.method = method
-        routes.set(key, route)
+      const ack = dv.getFloat64(o + 36)
+      const retries = dv.getFloat64(o + 44)
+      if (lastRoute !== undefined && methodLen === lastMethodLen && Object.is(ack, lastAck) && Object.is(retries, lastRetries) && same(block, methodAt + 2, lastMethodAt + 2, methodLen - 1)) route = lastRoute
+      else {
+        const method = block.toString('utf8', methodAt + 2, p)
+        // One object per distinct route: a backlog names few.
+        const key = `${ack} ${retries} ${method}`
+        route = routes.get(key)
+        if (route === undefined) {
+          route = {} as Route
+          if (!Number.isNaN(ack)) route.ackTimeout = ack
+          if (!Number.isNaN(retries)) route.retries = retries
+          route.method = method
+          routes.set(key, route)
+        }
       }
+      lastRoute = route
+      lastMethodAt = methodAt
+      lastMethodLen = methodLen
+      lastAck = ack
+      lastRetries = retries
     }
-    each(block, o + FIXED + 1, idLen, dest, block.readDoubleBE(o + 12), block.readDoubleBE(o + 20), block.readDoubleBE(o + 28), route, ord, block.readDoubleBE(o), block.readUInt32BE(o + 8))
+    each(block, o + FIXED + 1, idLen, dest, dv.getFloat64(o + 12), dv.getFloat64(o + 20), dv.getFloat64(o + 28), route, ord, dv.getFloat64(o), dv.getUint32(o + 8))
   }
   if (p !== block.length) throw new OutpostError('outbox_corrupt', `outbox: the list of stored messages at the end of ${name} does not hold the ${f.records} the snapshot says; keep a copy of the directory before repairing it`)
+}
+
+/** Whether bytes [a, a + n) and [b, b + n) of `block` are the same. */
+function same(block: Buffer, a: number, b: number, n: number): boolean {
+  for (let i = 0; i < n; i++) if (block[a + i] !== block[b + i]) return false
+  return true
 }

@@ -96,6 +96,29 @@ test('routes - format 4 keeps a stored message\'s route (ackTimeout, retries, me
   await again.close()
 })
 
+test('routes - format 4: a run of records reuses the previous destination and route only when their bytes and numbers match, across a restart', async () => {
+  const dir = tmpDir()
+  const ob = await open(dir)
+  // Neighbours that differ in one thing each: destination bytes of the same length, method of the
+  // same length, ackTimeout, retries, no ackTimeout (NaN in the record), no route at all.
+  const want: [string, string, Record<string, unknown> | undefined][] = [
+    ['a1', 'shipA', { ackTimeout: 100, retries: 1, method: 'm.one' }],
+    ['a2', 'shipA', { ackTimeout: 100, retries: 1, method: 'm.one' }],
+    ['a3', 'shipB', { ackTimeout: 100, retries: 1, method: 'm.two' }],
+    ['a4', 'shipB', { ackTimeout: 200, retries: 1, method: 'm.two' }],
+    ['a5', 'shipB', { ackTimeout: 200, retries: 2, method: 'm.two' }],
+    ['a6', 'shipB', { retries: 2, method: 'm.two' }],
+    ['a7', 'shipB', undefined],
+    ['a8', 'shipA', { retries: 2, method: 'm.two' }],
+    ['a9', 'shipAA', { retries: 2, method: 'm.two' }],
+  ]
+  for (const [id, dest, route] of want) await ob.enqueue({ id, dest, body, createdAt: 1, expiresAt: 2, ...(route !== undefined ? { route: route as { method: string } } : {}) })
+  await ob.close()
+  const again = await open(dir)
+  assert.equal(again.all().map((e) => [e.id, e.dest, e.route]), want)
+  await again.close()
+})
+
 test('routes - delivery sends a stored message by its route, without decoding its body', async () => {
   const dir = tmpDir()
   const ob = await open(dir)
