@@ -310,6 +310,8 @@ export class StoredRecords implements StoredMessages {
       c.ord[m.slot] = m.ord
       this.inline.delete(m.slot)
     }
+    c.reserve(this.count + hot.length)
+    this.ids.reserve(this.count + hot.length)
     for (const [i, e] of hot.entries()) this.add(e, file, hotAt[i]!, e.body.length, hotOrd + i, e.attempts, e.nextAt)
     this.list()
   }

@@ -54,7 +54,7 @@ export class IdTable {
     let size = this.table.length
     while (2 * count > size) size *= 2
     if (size !== this.table.length) this.rehash(size)
-    if (count > this.hashes.length) this.growSlots(count - 1)
+    if (count > this.hashes.length) this.growSlots(count - 1, true)
   }
 
   /** Give back the packed buffer's room past what is in use (after a scan at open: it grew by halves). */
@@ -158,8 +158,9 @@ export class IdTable {
     for (let i = 0; i < old.length; i++) if (old[i] !== 0) this.place(old[i]! - 1, this.hashes[old[i]! - 1]!)
   }
 
-  private growSlots(slot: number): void {
-    const cap = Math.max(1024, slot + 1, this.hashes.length === 0 ? 0 : this.hashes.length * 2)
+  /** Room for slot `slot`: exactly, or doubled (a slot taken one at a time). */
+  private growSlots(slot: number, exact = false): void {
+    const cap = Math.max(1024, slot + 1, exact ? 0 : this.hashes.length * 2)
     const h = new Uint32Array(cap)
     h.set(this.hashes)
     this.hashes = h

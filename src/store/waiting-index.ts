@@ -92,14 +92,17 @@ export class Columns {
     this.lastRouteAt = i + 1
   }
 
-  /** Room for `count` slots in all (a scan at open knows how many records there are: no slack, no growth steps). */
+  /**
+   * Room for `count` slots in all, exactly (a scan at open knows how many records there are, a
+   * snapshot how many it adds): no slack left after a backlog, where doubling left up to half.
+   */
   reserve(count: number): void {
     if (count > this.cap) this.grow(count)
   }
 
   private grow(to = 0): void {
-    // Doubled: each growth leaves the old columns as garbage for the collector (external memory), so few of them.
-    const cap = Math.max(1024, this.cap * 2, to)
+    // Doubled when a message needs a slot: each growth leaves the old columns as garbage for the collector (external memory), so few of them.
+    const cap = to > 0 ? Math.max(1024, to) : Math.max(1024, this.cap * 2)
     const f64 = (a: Float64Array): Float64Array => { const b = new Float64Array(cap); b.set(a); return b }
     const i32 = (a: Int32Array): Int32Array => { const b = new Int32Array(cap); b.set(a); return b }
     const u32 = (a: Uint32Array): Uint32Array => { const b = new Uint32Array(cap); b.set(a); return b }
