@@ -5,6 +5,7 @@
  *   node --expose-gc --import tsx bench/outbox-open.ts [checkout]
  *
  * Prints, for 100k messages of 200 B with 26-byte ids over 4 destinations:
+ *   fill:   heap used + external after the fill and a snapshot, the outbox open (gc() twice)
  *   index:  heap used + external an open adds (gc() twice before and after)
  *   clean:  six opens of the store after a clean close, wall ms / CPU ms each
  *   crash:  four fills each reopened without a close (checkpoint() at 70k, 30k more: the same
@@ -49,15 +50,22 @@ async function main(): Promise<void> {
   const base = path.join(root, '.tmp')
   fs.mkdirSync(base, { recursive: true })
   const dir = fs.mkdtempSync(path.join(base, 'open-'))
-  await (await fill(open, dir)).close()
+  const mem = (): number => {
+    gc()
+    gc()
+    const m = process.memoryUsage()
+    return m.heapUsed + m.external
+  }
+  const before = mem()
+  const filled = await fill(open, dir)
+  await filled.checkpoint()
+  console.log(root, 'fill:', ((mem() - before) / 1e6).toFixed(2), 'MB')
+  await filled.close()
 
   const emptyDir = fs.mkdtempSync(path.join(base, 'open-'))
   const empty = await open({ dir: emptyDir, maxBytes: 1 << 30 })
-  gc(); gc()
-  const mem = (): number => { const m = process.memoryUsage(); return m.heapUsed + m.external }
   const m0 = mem()
   let ob = await open({ dir, maxBytes: 1 << 30 })
-  gc(); gc()
   console.log(root, 'index:', ((mem() - m0) / 1e6).toFixed(2), 'MB')
   await ob.close()
   await empty.close()
