@@ -8,52 +8,20 @@
  *     timeout  ─▶ attempt spent (recorded) ─▶ resend, or give up past `retries`
  *     nack offline / disconnected ─▶ wait, spending nothing; `online` / reconnect ─▶ resume
  *     expiresAt passed ─▶ give up (ttl)
+ *   withdraw (its sender: Ctrl-C, a job cancelled) ─▶ removed unsent, given up as `withdrawn`, only if
+ *     never handed out: not in flight, no attempt spent, not released from a send that may have arrived
  *   drainRate / maxBytesPerSecond (src/pacing.ts) ─▶ a message waits its turn before it is handed out
  * Events (ackTimeout 0) are published once and removed. Messages to this node itself skip the
  * network: they are handed to the local dispatcher, which ACKs them through onAck.
  */
-import { Decoder } from '@msgpack/msgpack'
-import type { GiveUpReason, MessageEventSink } from './events'
-import type { LogFn } from './log'
+import type { GiveUpReason } from './events'
 import { NO_METRICS, type Metrics } from './metrics'
-import { Pacer, type PacingOptions } from './pacing'
+import { Pacer } from './pacing'
 import { AckDeadlines, type Flight } from './ack-deadlines'
-import type { OutboxEntry, OutboxFacet, Route } from './store/outbox'
-import type { Outbound, Transport } from './transport'
-
-const DECODER = new Decoder()
-
-/** The route of a message stored without one: from its body (an envelope). */
-function legacyRoute(body: Uint8Array): Route {
-  const env = DECODER.decode(body) as { ackTimeout?: number; retries?: number; method?: string }
-  return { ...(env.ackTimeout !== undefined ? { ackTimeout: env.ackTimeout } : {}), ...(env.retries !== undefined ? { retries: env.retries } : {}), method: env.method ?? '' }
-}
-
-export interface DeliveryOptions {
-  self: string
-  outbox: OutboxFacet
-  transport: Transport
-  defaults: { ackTimeout: number; retries: number }
-  /** A message addressed to this node: run it here. */
-  local: (bytes: Uint8Array) => void
-  /**
-   * The bytes that go out for a stored body, each time it is sent (the file room fills in the
-   * data of a file chunk stored as a reference to its source): the body itself when nothing is
-   * to be filled in, null when its sender withdrew it (removed unsent, nobody told).
-   */
-  expand?: (body: Uint8Array, method: string) => Uint8Array | null
-  /** Attempts or ttl ran out: the message has been removed; report it. */
-  onGiveUp: (entry: OutboxEntry, reason: GiveUpReason) => void
-  /** Told when a message leaves the outbox: delivered or expired. */
-  events?: MessageEventSink
-  log: LogFn
-  now?: () => number
-  /** Messages in flight per destination. */
-  window?: number
-  metrics?: Metrics
-  /** delivery.drainRate and transport.maxBytesPerSecond (0: unlimited). */
-  pacing?: PacingOptions
-}
+import { legacyRoute, type DeliveryOptions, type Withdrawal } from './delivery-options'
+import type { OutboxEntry } from './store/outbox'
+import type { Outbound } from './transport'
+export type { DeliveryOptions, Withdrawal } from './delivery-options'
 
 interface Meta { ackTimeout: number; retries: number; method: string }
 /** Messages whose delivery facts are kept at hand (see metaOf()). */
@@ -69,6 +37,9 @@ export class Delivery {
   /** Destinations the hub said are away: nothing is sent to them until `online`. */
   private readonly offline = new Set<string>()
   private readonly meta = new Map<string, Meta>()
+  /** Handed out, then released without an ACK or a refusal (timeout, link drop, …): the receiver may have it. */
+  private readonly handedOut = new Set<string>()
+  private readonly firstSeq: number
   /** Acknowledged, removal not yet on disk: still in the outbox, never to be sent again. */
   private readonly removing = new Set<string>()
   /** Delivered this turn: their removals go to the outbox together. */
@@ -98,6 +69,7 @@ export class Delivery {
     this.o = o
     this.now = o.now ?? Date.now
     this.window = o.window ?? 1000
+    this.firstSeq = o.firstSeq ?? Infinity
     this.metrics = o.metrics ?? NO_METRICS
     const pacer = o.pacing === undefined ? undefined : new Pacer({ ...o.pacing, now: this.now })
     this.pacer = pacer?.limited === true ? pacer : undefined
@@ -188,7 +160,7 @@ export class Delivery {
   private send(entry: OutboxEntry): void {
     const m = this.metaOf(entry)
     const bytes = this.o.expand === undefined ? entry.body : this.o.expand(entry.body, m.method)
-    if (bytes === null) return this.withdraw(entry)
+    if (bytes === null) return this.dropWithdrawn(entry)
     // Paced by what goes out: the pump took the stored body's length.
     if (bytes.length > entry.body.length && entry.dest !== this.o.self) this.pacer?.charge(bytes.length - entry.body.length)
     const event = m.ackTimeout === 0
@@ -236,6 +208,7 @@ export class Delivery {
   /** The transport did not take `out`: it waits (attempt unspent) and goes again. */
   private unsent(out: Outbound): void {
     this.release(out.id)
+    this.handedOut.add(out.id) // the transport may have written some of it
     this.cursor.delete(out.to)
   }
 
@@ -267,6 +240,7 @@ export class Delivery {
     if (dest !== undefined) this.o.events?.({ type: 'delivered', id, toNode: dest, method: this.meta.get(id)?.method ?? '' })
     this.release(id)
     this.meta.delete(id)
+    this.handedOut.delete(id)
     this.removing.add(id)
     // The removals of one turn (an ACK of many ids) are written with one promise for all.
     if (this.acked.push(id) === 1) queueMicrotask(() => this.removeAcked())
@@ -295,6 +269,7 @@ export class Delivery {
     const f = this.inflight.get(id)
     if (f === undefined) return
     this.release(id)
+    this.handedOut.add(id)
     this.cursor.delete(f.dest)
     this.o.transport.unacked?.(f.dest)
     const entry = this.o.outbox.get(id)
@@ -310,8 +285,37 @@ export class Delivery {
     this.o.outbox.recordAttempt(id, attempts, this.now()).then(() => this.kick(), (err: Error) => this.o.log('error', `delivery: ${err.message}`))
   }
 
+  /**
+   * Withdraw messages that wait here never handed out: removed (on disk before this resolves) and
+   * given up as `withdrawn` (an error reply to their sender, an `expired` event). Decided in this
+   * turn: a message in flight, or handed out once (the receiver may have it), is `in_flight`.
+   */
+  async withdraw(ids: readonly string[]): Promise<Map<string, Withdrawal>> {
+    const out = new Map<string, Withdrawal>()
+    const taken: OutboxEntry[] = []
+    for (const id of ids) {
+      if (out.has(id)) continue
+      const entry = this.o.outbox.get(id)
+      const handed = entry !== undefined && (this.inflight.has(id) || this.removing.has(id) || this.handedOut.has(id) || entry.attempts > 0 || entry.seq < this.firstSeq)
+      out.set(id, entry === undefined ? 'unknown' : handed ? 'in_flight' : 'withdrawn')
+      if (entry === undefined || handed) continue
+      taken.push(entry)
+      this.removing.add(id) // never handed out from now on
+      this.meta.delete(id)
+    }
+    if (taken.length === 0) return out
+    await this.o.outbox.removeAll(taken.map((e) => e.id)).finally(() => { for (const e of taken) this.removing.delete(e.id); this.kick() })
+      .catch((err: Error) => { this.o.log('error', `delivery: cannot withdraw ${taken[0]!.id}${taken.length > 1 ? ` and ${taken.length - 1} more` : ''}: ${err.message}`); throw err })
+    for (const e of taken) {
+      this.o.log('info', `delivery: ${e.id} to ${e.dest} withdrawn by its sender before it was sent`)
+      this.o.events?.({ type: 'expired', id: e.id, toNode: e.dest, method: (e.route ?? legacyRoute(e.body)).method, reason: 'withdrawn' })
+      this.o.onGiveUp(e, 'withdrawn')
+    }
+    return out
+  }
+
   /** A message its sender withdrew as it was about to go (expand): removed unsent. */
-  private withdraw(entry: OutboxEntry): void {
+  private dropWithdrawn(entry: OutboxEntry): void {
     if (this.removing.has(entry.id)) return
     this.o.log('debug', `delivery: ${entry.id} to ${entry.dest} was withdrawn by its sender; removed unsent`)
     this.meta.delete(entry.id)
@@ -324,6 +328,7 @@ export class Delivery {
     this.o.events?.({ type: 'expired', id: entry.id, toNode: entry.dest, method: this.metaOf(entry).method, reason })
     this.release(entry.id)
     this.meta.delete(entry.id)
+    this.handedOut.delete(entry.id)
     this.removing.add(entry.id)
     this.o.outbox.remove(entry.id).finally(() => this.removing.delete(entry.id)).then(
       () => this.o.onGiveUp(entry, reason),
@@ -365,7 +370,7 @@ export class Delivery {
    */
   onOnline(node: string): void {
     const stale = this.staleNacks.get(node) ?? new Set<string>()
-    for (const [fid, f] of this.inflight) if (f.dest === node) { stale.add(fid); this.release(fid) }
+    for (const [fid, f] of this.inflight) if (f.dest === node) { stale.add(fid); this.release(fid); this.handedOut.add(fid) }
     this.staleNacks.set(node, stale)
     this.offline.delete(node)
     this.cursor.delete(node)
@@ -381,7 +386,7 @@ export class Delivery {
 
   /** The link dropped: what was in flight goes again after the reconnect, attempts unspent. */
   onDisconnected(): void {
-    for (const [id, f] of this.inflight) if (f.dest !== this.o.self) this.release(id)
+    for (const [id, f] of this.inflight) if (f.dest !== this.o.self) { this.release(id); this.handedOut.add(id) }
     this.cursor.clear()
   }
 

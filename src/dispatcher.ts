@@ -15,68 +15,27 @@
  *   reply once its reply method ran, carrying that method's failure (a path_outside, a full disk).
  *   events (ackTimeout 0) are neither acknowledged, deduplicated nor replied to.
  */
-import type { Config } from './config'
 import { decode, type Envelope } from './wire/envelope'
 import { ackedIds } from './wire/acks'
 import { OutpostError } from './errors'
-import type { MessageEvent, MessageEventSink } from './events'
-import type { LogFn } from './log'
+import type { MessageEvent } from './events'
 import { NO_METRICS, type Metrics } from './metrics'
 import { Stopper } from './lib/stopper'
-import type { Control } from './config/apply'
-import type { FileRoom } from './files/types'
-import type { DiskRoom, HandlerInfo, JobInfo, Method, Ops } from './method'
+import type { HandlerInfo, JobInfo, Ops } from './method'
 import { ACK_METHOD, nameIndex } from './method-names'
 import { replyTo, type ReplyResult } from './reply'
 import { Requester } from './requester'
 import { Admission } from './admission'
-import type { ReplySigning } from './reply-signing'
 import { RunContext, runMethod, runStream, stopGraceMs, type RunParts } from './run'
-import type { InboxEntry, InboxFacet, Outbox } from './store/outbox'
-import type { Live } from './sessions/live'
+import type { InboxEntry } from './store/outbox'
 import { caughtSinks, ReceiptGroup } from './receipts'
 import { landedReplies } from './resume-replies'
 import { FRAME_METHOD } from './sessions/frames'
+import { Backlog } from './backlog'
+import { LogTally } from './log-tally'
 
-export interface DispatcherOptions {
-  self: string
-  config: Config
-  dataDir: string
-  /** markSeen: a request to a sink is recorded as seen only (receive()). */
-  outbox: InboxFacet & Pick<Outbox, 'markSeen'>
-  methods: ReadonlyMap<string, Method>
-  /** ACK message `id` to node `to`, straight back (never through the outbox; ack-sender.ts makes the envelope). */
-  sendAck: (to: string, id: string) => void
-  /** Queue an envelope through the outbox; `inboxId` is closed in the same record. */
-  enqueue: (env: Envelope, inboxId?: string) => Promise<void>
-  onAck: (id: string) => void
-  /** A reply arrived here: hand it to whoever waits for it; true when someone did. */
-  onReply: (env: Envelope) => boolean
-  /** True for a request this node gave up on (its error reply went out already). */
-  gaveUp?: (id: string) => boolean
-  /** Stream output coalescing (defaults 4096 bytes, 50 ms). */
-  stream?: { maxBytes?: number; maxDelayMs?: number }
-  /** Told when a method ran here, or a message was refused. */
-  events?: MessageEventSink
-  /** Something failed with nobody to tell but the operator: central's error.log gets it. */
-  report?: (error: { code: string; message: string }) => void
-  /** Handed to methods as ctx.control (config.*, agent.restart). */
-  control?: Control
-  /** Handed to methods as ctx.disk: room on the data directory's disk for reply files and errors.log. */
-  disk?: DiskRoom
-  /** Handed to methods as ctx.files: the node's file transfers. */
-  files?: FileRoom
-  /** A message a part of this node expects (a file it pulls): let in whatever methods.allow says. */
-  admit?: (env: Envelope) => boolean
-  /** Live channels: session.frame envelopes go there, and methods get it as ctx.live. */
-  live?: Live
-  log: LogFn
-  now: () => number
-  ulid: () => string
-  metrics?: Metrics
-  /** Replies signed with this node's key, and replies from other nodes checked against their pinned keys (reply-signing.ts). */
-  replySigning?: ReplySigning
-}
+import type { DispatcherOptions } from './dispatcher-options'
+export type { DispatcherOptions }
 
 interface Job extends JobInfo {
   abort: Stopper
@@ -100,12 +59,17 @@ export class Dispatcher {
   private readonly parts: RunParts
   /** Requests to sinks: the receipts of one read recorded together (receipts.ts). */
   private readonly receipts: ReceiptGroup
+  /** Envelopes taken and not yet settled: the node's read loop waits while it is full (backlog.ts). */
+  readonly backlog = new Backlog()
+  /** Refusals and drops, per sender: a few lines and then a count (log-tally.ts). */
+  private readonly tally: LogTally
 
   constructor(o: DispatcherOptions) {
     this.o = o
     this.metrics = o.metrics ?? NO_METRICS
     this.names = nameIndex(o.methods.values())
     this.admission = new Admission(o, this.names)
+    this.tally = new LogTally(o.log, 'dispatch: ')
     this.requester = new Requester({ self: o.self, outbox: o.outbox, onReply: o.onReply, log: o.log, ...(o.report ? { report: o.report } : {}), ...(o.events ? { events: o.events } : {}) })
     this.ops = {
       handlers: () => [...this.o.methods.values()].map((m): HandlerInfo => ({ name: m.name, kind: m.kind, summary: m.summary, enabled: this.enabled(m.name) })),
@@ -165,15 +129,15 @@ export class Dispatcher {
     try {
       env = this.native(decode(bytes))
     } catch (err) {
-      this.o.log('warn', `dispatch: dropped a message from ${from ?? 'unknown'}: ${(err as Error).message}`)
+      this.tally.note(from ?? 'unknown', 'not envelopes', `dispatch: dropped a message from ${from ?? 'unknown'}: ${(err as Error).message}`)
       return
     }
     if (from !== undefined && env.fromNode !== from) {
-      this.o.log('warn', `dispatch: dropped ${env.id}: it claims to come from ${env.fromNode} but the hub says ${from}`)
+      this.tally.note(from, 'forged fromNode', `dispatch: dropped ${env.id}: it claims to come from ${env.fromNode} but the hub says ${from}`)
       return
     }
     if (env.toNode !== this.o.self) {
-      this.o.log('warn', `dispatch: dropped ${env.id}: addressed to ${env.toNode}, not ${this.o.self}`)
+      this.tally.note(from ?? env.fromNode, 'misaddressed', `dispatch: dropped ${env.id}: addressed to ${env.toNode}, not ${this.o.self}`)
       return
     }
     if (env.method === ACK_METHOD) {
@@ -214,7 +178,9 @@ export class Dispatcher {
       return
     }
     // After the sinks' receipts waiting (flushNow), else after the request before it (FIFO); sinks after it wait for its start.
-    this.receipts.after(this.record(env, bytes, refusal, this.receipts.flushNow() ?? this.receipts.last))
+    const recording = this.record(env, bytes, refusal, this.receipts.flushNow() ?? this.receipts.last)
+    this.backlog.track(recording)
+    this.receipts.after(recording)
   }
 
   /** Record a request or reply (receipt, and its start when it runs now) before its ACK; then run it once `before` (what came ahead) has started; resolves then. */
@@ -231,7 +197,8 @@ export class Dispatcher {
       this.receiving.delete(env.id)
     }
     if (before !== undefined) await before
-    void this.recorded(env, refusal, env.id)
+    const settled = this.recorded(env, refusal, env.id)
+    if (refusal !== undefined) this.backlog.track(settled)
   }
 
   /** Recorded: ACK it, then refuse or run it (`inboxId`: its inbox entry, none for a sink's receipt). */
@@ -243,7 +210,7 @@ export class Dispatcher {
   }
 
   private refuse(env: Envelope, refusal: OutpostError): Promise<void> {
-    this.o.log('warn', `dispatch: refused ${env.method} from ${env.fromNode}: ${refusal.message}`, { id: env.id, from: env.fromNode, method: env.method, code: refusal.code })
+    this.tally.note(env.fromNode, `refused ${env.method} (${refusal.code})`, `dispatch: refused ${env.method} from ${env.fromNode}: ${refusal.message}`, { id: env.id, from: env.fromNode, method: env.method, code: refusal.code })
     this.o.events?.({ type: 'denied', id: env.id, fromNode: env.fromNode, method: env.method, error: refusal.toJSON() })
     if (env.inReplyTo !== undefined) {
       // A reply whose reply method cannot run here: the waiting client and error.log are told.
@@ -331,7 +298,7 @@ export class Dispatcher {
     // Requests were checked in start(); events are checked here.
     const refusal = method === undefined ? new OutpostError('method_unknown', `${this.o.self} has no method ${env.method}`) : env.ackTimeout === 0 ? this.admission.refusal(env) : undefined
     if (method === undefined || refusal) {
-      this.o.log('warn', `dispatch: ${env.method} from ${env.fromNode}: ${refusal?.message}`)
+      this.tally.note(env.fromNode, `refused ${env.method} (${refusal?.code})`, `dispatch: ${env.method} from ${env.fromNode}: ${refusal?.message}`)
       const why = refusal ?? new OutpostError('method_unknown', `${this.o.self} has no method ${env.method}`)
       this.o.events?.({ type: 'denied', id: env.id, fromNode: env.fromNode, method: env.method, error: why.toJSON() })
       if (isReply) this.requester.replied(env, why.toJSON())

@@ -34,6 +34,7 @@ export const ERROR_CODES = {
   agent_lost: 'the local agent closed its socket before its answer was complete (it stopped or crashed): what it accepted stays in its outbox and goes on when it runs again',
   not_delivered: 'the message ran out of attempts (retries) without an ACK',
   ttl_expired: 'the message waited longer than its ttl without being delivered',
+  withdrawn: 'the message was taken back from the sender\'s outbox before it was ever sent (Ctrl-C on outpost send, a job cancelled): it never reached its node and did not run',
   denied: "the receiver's methods.allow does not let the sender call this method",
   method_unknown: 'the receiver has no method of that name',
   method_disabled: 'the method is switched off on the receiver (methods.enabled or op.stop)',
@@ -114,7 +115,7 @@ const EXIT_STATUS: Partial<Record<ErrorCode, 2 | 3>> = {
   key_invalid: 2, key_exists: 2,
   not_selected: 3, job_unknown: 2,
   file_outside: 3, file_too_large: 3, file_no_space: 3,
-  not_connected: 3, not_delivered: 3, ttl_expired: 3, denied: 3, signature_required: 3, signature_invalid: 3, signature_expired: 3, key_not_allowed: 3, outbox_full: 3, method_unknown: 3, method_disabled: 3, command_unknown: 3, tunnel_denied: 3, tunnel_listen_denied: 3,
+  not_connected: 3, not_delivered: 3, ttl_expired: 3, withdrawn: 3, denied: 3, signature_required: 3, signature_invalid: 3, signature_expired: 3, key_not_allowed: 3, outbox_full: 3, method_unknown: 3, method_disabled: 3, command_unknown: 3, tunnel_denied: 3, tunnel_listen_denied: 3,
 }
 
 export function exitCodeFor(code: string): 1 | 2 | 3 {

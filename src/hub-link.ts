@@ -44,7 +44,7 @@ class HubLinkTransport extends TransportBase implements Transport {
       this.attached = false
       this.opts.log('warn', 'detached from the hub')
       this.evq.push({ type: 'disconnected' })
-    })
+    }, { full: () => this.intakeFull, whenRoom: (go) => this.whenIntakeRoom(go) })
     if (this.opts.presence === true) this.link.send({ t: 'watch' })
   }
 

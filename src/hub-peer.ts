@@ -4,6 +4,7 @@
  */
 import type net from 'node:net'
 import type { Ticket } from './hub-guard'
+import { HUB_HIGH_WATER } from './hub-flow'
 import { SlabWriter } from './hub-out'
 import { abbreviate, type Frame } from './wire/framing'
 
@@ -35,6 +36,10 @@ export interface Conn {
   refusing?: boolean
   /** Nodes whose messages were forwarded on this connection: woken (`online`) when its node is back after losing it. */
   senders?: Set<string> | undefined
+  /** Connections whose fullness keeps this one from being read (src/hub-flow.ts). */
+  heldBy?: Set<Conn> | undefined
+  /** Called once this connection has room again, or is gone: senders held for it. */
+  roomWaiters?: (() => void)[] | undefined
 }
 
 /** Where a connection's frames go: a socket (encoded, one write per tick) or a node in this process. */
@@ -43,6 +48,13 @@ export interface Peer {
   /** Close after what was written. */
   end(): void
   destroy(): void
+  /** What waits to reach it is past HUB_HIGH_WATER (a socket's unsent bytes; an in-process node's intake). */
+  full(): boolean
+  /** `go` once it is no longer full (a socket: drained or closed; called at most once). */
+  whenRoom(go: () => void): void
+  /** Stop and start reading from it (sockets; an in-process node is not read). */
+  pause?(): void
+  resume?(): void
 }
 
 export function socketPeer(sock: net.Socket): Peer {
@@ -52,6 +64,15 @@ export function socketPeer(sock: net.Socket): Peer {
     write: (f) => out.write(f),
     end: () => { out.flush(); sock.end() },
     destroy: () => { sock.destroy() },
+    full: () => sock.writableLength > HUB_HIGH_WATER,
+    whenRoom: (go) => {
+      // Past HUB_HIGH_WATER a write returned false, so 'drain' comes once all is sent.
+      const done = (): void => { sock.off('drain', done); sock.off('close', done); go() }
+      sock.on('drain', done)
+      sock.on('close', done)
+    },
+    pause: () => { sock.pause() },
+    resume: () => { sock.resume() },
   }
 }
 

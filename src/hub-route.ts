@@ -6,9 +6,11 @@
  *
  *   msg ─▶ receiver connected, pair not blocked ─▶ forward (from = sender)
  *     └▶ receiver away (or pair blocked) ─▶ nack offline ─▶ waiting ─▶ receiver back ─▶ online
+ *   receiver (or sender) past its high-water mark ─▶ the sender is not read until it has room (src/hub-flow.ts)
  */
 import { isOutpostError, type ErrorCode } from './errors'
 import { framesFor, type Routed } from './hub-deliver'
+import { pace, wake } from './hub-flow'
 import type { Conn } from './hub-peer'
 import type { Frame } from './wire/framing'
 import { ulid } from './wire/ulid'
@@ -63,6 +65,8 @@ export class Router {
    * waiting out its ACK timer (a file chunk's waits minutes for a slow link).
    */
   lost(node: string, conn: Conn): void {
+    // Senders held for it are read again: what they send now is refused as offline.
+    wake(conn)
     if (conn.senders === undefined) return
     let set = this.waiting.get(node)
     for (const s of conn.senders) if (s !== node && this.host.nodes.has(s)) (set ??= new Set()).add(s)
@@ -103,7 +107,8 @@ export class Router {
         set.add(conn.node!)
         if (!block) this.blocked.set(pair, { since: undefined })
       }
-      return
+      // A sender that does not read its nacks is not read either (src/hub-flow.ts).
+      return pace(conn, conn)
     }
     this.forward(conn, target, f)
   }
@@ -119,6 +124,8 @@ export class Router {
     try {
       for (const out of frames) this.host.send(target, out)
       if (f.t !== 'acks') (target.senders ??= new Set()).add(conn.node!)
+      // Backpressure: the sender waits while the receiver (or the sender itself) is not keeping up (src/hub-flow.ts).
+      pace(conn, target)
     } catch (err) {
       // A frame that leaves no room for the `from` the hub stamps (every outpost node leaves it):
       // it cannot be forwarded; its sender's connection closes, not the hub.

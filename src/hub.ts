@@ -10,7 +10,8 @@
  * and a close of that connection only. Until its hello is accepted a connection is "unproven":
  * it must prove itself within helloTimeoutMs, only so many may wait per address, and failed
  * hellos are answered more and more slowly (src/hub-guard.ts). Routing and the offline
- * bookkeeping are in src/hub-route.ts.
+ * bookkeeping are in src/hub-route.ts, backpressure (a sender not read while its receiver is
+ * full) in src/hub-flow.ts.
  */
 import fs from 'node:fs'
 import net from 'node:net'
@@ -20,7 +21,7 @@ import { HelloGuard, hashToken, tokenMatches, type Refusal } from './hub-guard'
 import { matches } from './lib/pattern'
 import type { LogFn } from './log'
 import { encodeFrame, FrameDecoder, type Frame } from './wire/framing'
-import { describe, socketPeer, type Conn, type HubLink, type Unproven } from './hub-peer'
+import { describe, socketPeer, type Conn, type HubLink, type Peer, type Unproven } from './hub-peer'
 import { readIntoOwnBuffer } from './hub-read'
 import { Router } from './hub-route'
 import { API_VERSION } from './version'
@@ -209,12 +210,12 @@ export class Hub {
   /**
    * Attach a node of this process (`outpost hub` with node.name): no token, no socket. Its
    * frames go to `deliver` as the hub would write them to a socket (msg with `from`, nack,
-   * online, presence, …). A TCP hello with the same name is refused while it is attached.
+   * online, presence, …). A TCP hello with the same name is refused while it is attached; while its `intake` is full, its senders wait.
    */
-  attach(node: string, deliver: (f: Frame) => void, onClose: () => void): HubLink {
+  attach(node: string, deliver: (f: Frame) => void, onClose: () => void, intake?: Pick<Peer, 'full' | 'whenRoom'>): HubLink {
     let open = true
     const conn: Conn = {
-      out: { write: (f) => { if (open) deliver(f) }, end: () => detach(), destroy: () => detach() },
+      out: { write: (f) => { if (open) deliver(f) }, end: () => detach(), destroy: () => detach(), full: () => intake?.full() ?? false, whenRoom: (go) => { if (intake === undefined) go(); else intake.whenRoom(go) } },
       node: undefined, peer: 'this process', closed: false, watching: false, api: API_VERSION, deflate: false,
     }
     const detach = (): void => {
@@ -279,8 +280,7 @@ export class Hub {
         return
       case 'ping':
         return this.send(conn, { t: 'pong' })
-      case 'pong':
-        return
+      case 'pong': return
       case 'log':
         this.opts.logSink?.(`${conn.node}|${f.line}`)
         return

@@ -81,7 +81,7 @@ export class OutpostNode {
   readonly outbox: Outbox
   readonly transport: Transport
   private readonly logger: Logger
-  private readonly delivery: Delivery
+  readonly delivery: Delivery // withdraw(): what the APIs and jobs take back unsent
   private readonly room: OutboxRoom
   private readonly dispatcher: Dispatcher
   private readonly now: () => number
@@ -165,7 +165,7 @@ export class OutpostNode {
     this.methods = methods
     this.names = nameIndex(methods.values())
     this.delivery = new Delivery({
-      self: this.name, outbox, transport, log,
+      self: this.name, outbox, transport, log, firstSeq: outbox.nextSequence,
       defaults: { ackTimeout: config.delivery.ackTimeout, retries: config.delivery.retries },
       local: (bytes) => { void this.dispatcher.receive(bytes) },
       expand: (body, method) => (method === 'file.chunk' ? this.files.expand(body) : body),
@@ -214,10 +214,10 @@ export class OutpostNode {
 
   private run(): void {
     this.transport.start()
-    // A read's envelopes in one go where the transport hands them so (one promise a batch; their receipts share an append, receipts.ts).
+    // A read's envelopes in one go (one promise a batch; receipts share an append, receipts.ts); while the dispatcher has too many in hand the loop waits, the transport's intake fills and it stops reading (backlog.ts).
     this.loops.push(this.transport.messageBatches !== undefined
-      ? (async () => { for await (const batch of this.transport.messageBatches!()) for (const m of batch) void this.dispatcher.receive(m.bytes, m.from, true) })()
-      : (async () => { for await (const m of this.transport.messages()) void this.dispatcher.receive(m.bytes, m.from, true) })())
+      ? (async () => { for await (const batch of this.transport.messageBatches!()) { for (const m of batch) this.receive(m.bytes, m.from); if (this.dispatcher.backlog.full) await this.dispatcher.backlog.room() } })()
+      : (async () => { for await (const m of this.transport.messages()) { this.receive(m.bytes, m.from); if (this.dispatcher.backlog.full) await this.dispatcher.backlog.room() } })())
     let everConnected = false
     this.loops.push((async () => {
       for await (const ev of this.transport.events()) {
@@ -252,6 +252,15 @@ export class OutpostNode {
     this.delivery.kick()
     this.heartbeat.start()
     this.routines.start()
+  }
+
+  /** One message from the transport: a fault in handling it is logged, and the receive loop (the rest of its read too) goes on. */
+  private receive(bytes: Uint8Array, from: string | undefined): void {
+    try {
+      this.dispatcher.receive(bytes, from, true)
+    } catch (err) {
+      this.logger.log('error', `dispatch: a message from ${from ?? 'unknown'} could not be handled: ${(err as Error).message}`)
+    }
   }
 
   /** Run a method here for this node's own purposes (schedules): local-runs.ts. */

@@ -67,10 +67,12 @@ export class Outcomes {
     }
     const why = reason === 'ttl_expired'
       ? `not delivered within its ttl of ${env.ttl ?? config.delivery.ttl} s`
-      : `no ACK after ${(env.retries ?? config.delivery.retries) + 1} attempts`
+      : reason === 'withdrawn' ? `withdrawn by its sender before it was sent; it never reached ${env.toNode} and did not run`
+        : `no ACK after ${(env.retries ?? config.delivery.retries) + 1} attempts`
     const message = `${env.method} ${env.id} from ${this.o.self} to ${env.toNode}: ${why}`
-    log('warn', message, { id: env.id, to: env.toNode, method: env.method, code: reason })
-    if (env.method !== 'error.log') this.report({ code: reason, message })
+    // A withdrawal is the operator's own doing: no error for central.
+    log(reason === 'withdrawn' ? 'info' : 'warn', message, { id: env.id, to: env.toNode, method: env.method, code: reason })
+    if (env.method !== 'error.log' && reason !== 'withdrawn') this.report({ code: reason, message })
     if (env.inReplyTo !== undefined) return
     this.remember(env.id)
     this.o.receive(encode(undeliveredReply(env, { code: reason, message }, ulid(), this.o.now())))

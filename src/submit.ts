@@ -25,6 +25,12 @@ export function envelopeJson(env: Envelope): Record<string, unknown> {
 }
 
 /** Drafts from `messages` of a request: a non-empty array of message objects. */
+/** The ids of a withdraw request (socket op withdraw, POST /v1/withdraw): a list of message ids. */
+export function withdrawIds(ids: unknown): string[] {
+  if (!Array.isArray(ids) || ids.length === 0 || !ids.every((id) => typeof id === 'string' && id !== '')) throw new OutpostError('api_bad_request', 'api: withdraw needs "ids", a list of message ids (as {"accepted"} named them)')
+  return ids as string[]
+}
+
 export function parseMessageList(messages: unknown, where = 'messages'): MessageDraft[] {
   if (!Array.isArray(messages) || messages.length === 0) throw new OutpostError('api_bad_request', `api: ${where} must be a non-empty array of messages`)
   return messages.map((m, i) => parseMessage(m, `${where}[${i}]`))

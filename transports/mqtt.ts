@@ -141,7 +141,8 @@ class MqttTransport extends TransportBase<Section> implements Transport {
     const client = mqttClient().connect(this.options())
     this.client = client
     client.on('connect', () => this.onConnect(client))
-    client.on('message', (topic, payload) => this.onMessage(topic, payload))
+    // Intake full: the broker connection is not read until the node has taken it (base.ts; the broker holds the rest).
+    client.on('message', (topic, payload) => { this.onMessage(topic, payload); this.throttle(client.stream) })
     // MQTT.js retries at one fixed period until it connects: each outage draws its own, evenly
     // from 0.25 to 2 s, before the client's own close handler sets the timer with it (a period
     // near 0 would hammer the broker for the whole outage).
@@ -228,7 +229,7 @@ class MqttTransport extends TransportBase<Section> implements Transport {
       for (const bytes of envelopesOf(whole)) this.inbound.push({ bytes })
     } catch (err) {
       // That payload alone: its messages are not acknowledged (their senders send them again).
-      this.opts.log('warn', `mqtt: dropped a malformed message on ${topic}: ${isOutpostError(err) ? `${err.code}: ` : ''}${(err as Error).message}`)
+      this.drops.note('the broker', 'malformed', `mqtt: dropped a malformed message on ${topic}: ${isOutpostError(err) ? `${err.code}: ` : ''}${(err as Error).message}`)
     }
   }
 

@@ -294,7 +294,7 @@ class NatsTransport extends TransportBase<Section> implements Transport {
       for (const bytes of envelopesOf(whole)) this.inbound.push({ bytes })
     } catch (err) {
       // That payload alone: its messages are not acknowledged (their senders send them again).
-      this.opts.log('warn', `nats: dropped a malformed message on ${m.subject}: ${isOutpostError(err) ? `${err.code}: ` : ''}${(err as Error).message}`)
+      this.drops.note('the broker', 'malformed', `nats: dropped a malformed message on ${m.subject}: ${isOutpostError(err) ? `${err.code}: ` : ''}${(err as Error).message}`)
     }
   }
 

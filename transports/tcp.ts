@@ -13,7 +13,7 @@
  *   at its end, per receiver in batch frames)
  *   (hub of apiVersion 3: an ACK of many ids is an `acks` frame; a hub offering `deflate`, with
  *   transport.compress auto: a frame of ≥ 1 KiB of envelopes goes as a zbatch when that pays)
- *   frames in ─▶ msg / reassembled parts ─▶ messages(); nack / online ─▶ events()
+ *   frames in ─▶ msg / reassembled parts ─▶ messages() (intake full: not read, base.ts); nack / online ─▶ events()
  */
 import dns from 'node:dns/promises'
 import net from 'node:net'
@@ -339,6 +339,7 @@ class TcpTransport extends TransportBase implements Transport {
           }
           this.frame(f, sock)
         }
+        this.throttle(sock)
       })
       sock.on('error', (err) => { if (outcome !== 'connected') this.report(quiet, `${where}: ${err.message}`) })
       sock.on('close', () => {

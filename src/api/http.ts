@@ -12,6 +12,7 @@
  *                                              GET    /v1/transfers      file transfers; POST starts one (outpost cp)
  *                                              POST   /v1/transfers/ID/cancel  cancels one at both ends (outpost cp --cancel)
  *                                              POST   /v1/sessions       a shell, followed over SSE (http-sessions.ts)
+ *                                              POST   /v1/withdraw       take back messages never sent ({"ids"}: withdrawn | in_flight | unknown)
  */
 import { createHash, timingSafeEqual } from 'node:crypto'
 import http from 'node:http'
@@ -21,7 +22,7 @@ import type { LogFn } from '../log'
 import type { OutpostNode } from '../node'
 import { isUlid } from '../wire/ulid'
 import { RecentRequests, type RecentRequest } from './recent'
-import { checkCopyReceivers, checkReceivers, envelopeJson, parseMessageList, prepareSigned, sendAndWatch } from '../submit'
+import { checkCopyReceivers, checkReceivers, envelopeJson, parseMessageList, prepareSigned, sendAndWatch, withdrawIds } from '../submit'
 import { jobEventFrame, jobRoute } from '../jobs/http-routes'
 import type { JobRunner } from '../jobs/runner'
 import { parseMessage } from '../wire/envelope'
@@ -172,6 +173,7 @@ export class HttpApi {
       const onlyOf = (...allowed: string[]): void => { if (!allowed.includes(method)) only(allowed.join(', ')) }
       return jobRoute(this.o.jobs, route, req, res, { readBody, json, only: onlyOf })
     }
+    if (route === '/v1/withdraw') { only('POST'); return json(res, 200, { withdraw: Object.fromEntries(await this.node.delivery.withdraw(withdrawIds(jsonBody(await readBody(req, res)).ids))) }) }
     if (route === '/v1/transfers' && method === 'GET') return json(res, 200, { transfers: this.node.files.list() })
     if (route === '/v1/transfers') { only('POST'); return this.copy(req, res) }
     const tc = /^\/v1\/transfers\/([^/]+)\/cancel$/.exec(route)
@@ -179,7 +181,7 @@ export class HttpApi {
     if (route === '/v1/sessions' || route.startsWith('/v1/sessions/')) {
       return this.shells.route(req, res, route, session === undefined ? 'bearer' : `console ${session.id}`, { readBody, json, only: (...a) => { if (!a.includes(method)) only(a.join(', ')) } })
     }
-    throw new OutpostError('api_not_found', `api: no route ${method} ${url.pathname} (POST /v1/messages, GET /v1/messages/ID, /v1/nodes, /v1/status, /v1/events, /v1/jobs, /v1/errors, /v1/requests, GET|POST /v1/transfers, POST /v1/transfers/ID/cancel, POST /v1/sessions)`)
+    throw new OutpostError('api_not_found', `api: no route ${method} ${url.pathname} (POST /v1/messages, GET /v1/messages/ID, /v1/nodes, /v1/status, /v1/events, /v1/jobs, /v1/errors, /v1/requests, POST /v1/withdraw, GET|POST /v1/transfers, POST /v1/transfers/ID/cancel, POST /v1/sessions)`)
   }
 
   /** Bearer token compared in constant time (hashes of equal length, whatever was sent). */
@@ -369,4 +371,12 @@ function waitSeconds(v: string | null): number {
   const n = Number(v)
   if (!Number.isFinite(n) || n <= 0 || n > MAX_WAIT_S) throw new OutpostError('api_bad_request', `api: timeout must be seconds between 1 and ${MAX_WAIT_S}, got ${JSON.stringify(v)}`)
   return n
+}
+
+/** A request body that must be a JSON object (api_bad_request if it is not). */
+function jsonBody(body: string): Record<string, unknown> {
+  let v: unknown
+  try { v = JSON.parse(body) } catch (err) { throw new OutpostError('api_bad_request', `api: the request body is not JSON (${(err as Error).message})`) }
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new OutpostError('api_bad_request', 'api: the request body must be a JSON object')
+  return v as Record<string, unknown>
 }

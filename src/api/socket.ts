@@ -24,7 +24,7 @@ import { OutpostError, isOutpostError } from '../errors'
 import { Lines } from '../lib/lines'
 import type { LogFn } from '../log'
 import type { OutpostNode } from '../node'
-import { checkCopyReceivers, checkReceivers, envelopeJson, parseMessageList, prepareSigned, sendAndWatch, storeSigned } from '../submit'
+import { checkCopyReceivers, checkReceivers, envelopeJson, parseMessageList, prepareSigned, sendAndWatch, storeSigned, withdrawIds } from '../submit'
 import { jobRequest } from '../jobs/requests'
 import type { JobRunner } from '../jobs/runner'
 import { parseCopy, serveCopy, transferId } from '../files/api'
@@ -209,6 +209,9 @@ export class SocketApi {
       case 'transfers':
         write({ transfers: node.files.list() })
         break
+      case 'withdraw': // messages still in this node's outbox, never sent: taken back (Ctrl-C on outpost send)
+        write({ withdraw: Object.fromEntries(await node.delivery.withdraw(withdrawIds((req as Record<string, unknown>).ids))) })
+        break
       case 'cp.cancel':
         write({ transfer: await node.files.cancel(transferId((req as Record<string, unknown>).id), 'the local API') })
         break
@@ -254,7 +257,7 @@ export class SocketApi {
         break
       }
       default:
-        fail(new OutpostError('api_bad_request', `api: unknown op ${JSON.stringify(req.op)} (send, session, check, nodes, status, config.reload, cp, cp.cancel, transfers)`))
+        fail(new OutpostError('api_bad_request', `api: unknown op ${JSON.stringify(req.op)} (send, session, check, nodes, status, config.reload, cp, cp.cancel, transfers, withdraw)`))
     }
     finished()
   }

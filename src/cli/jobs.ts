@@ -60,7 +60,7 @@ export const jobs = async (io: Io, args: string[], signal?: AbortSignal): Promis
 /** `outpost job ID`. */
 export const job = async (io: Io, args: string[], signal?: AbortSignal): Promise<number> => {
   const { values, positionals } = parse(args, { socket: { type: 'string' }, watch: { type: 'boolean' }, cancel: { type: 'boolean' } }, true)
-  const help = `Usage: outpost job ID [--watch] [--cancel] [--json]\n\n  One job as a matrix: each node's state (pending, delivered, running, ok, failed,\n  expired, not_selected, skipped), exit status or error, and the counts.\n  --watch    follow it live until it ends (exit 0 all ok, 1 a node failed or it stopped,\n             3 none failed but some were not delivered or not selected)\n  --cancel   stop what has not started: nodes waiting for their turn are skipped\n  --json     the job as JSON (with --watch: a line at each change)\n\n${GLOBAL_HELP}`
+  const help = `Usage: outpost job ID [--watch] [--cancel] [--json]\n\n  One job as a matrix: each node's state (pending, delivered, running, ok, failed,\n  expired, not_selected, skipped, cancelled), exit status or error, and the counts.\n  --watch    follow it live until it ends (exit 0 all ok, 1 a node failed or it stopped,\n             3 none failed but some were not delivered or not selected)\n  --cancel   stop what has not started: nodes waiting for their turn are skipped, those\n             whose message was never sent yet are withdrawn (cancelled)\n  --json     the job as JSON (with --watch: a line at each change)\n\n${GLOBAL_HELP}`
   if (values.help) return print(io, help)
   const id = positionals[0]
   if (id === undefined || positionals.length > 1) throw new OutpostError('usage', 'job: give one job id (outpost jobs lists them)')
@@ -96,7 +96,7 @@ async function follow(io: Io, loaded: Loaded, socket: string | undefined, reques
 function progress(io: Io, j: Shown, first: boolean, shown: Set<string>): Set<string> {
   if (first) io.stderr.write(`job ${j.id}: ${j.message.method} to ${j.total} node${j.total === 1 ? '' : 's'} (${j.targets.join(' ')})${optionsText(j)}\n`)
   for (const n of j.nodes) {
-    if (!['ok', 'failed', 'expired', 'not_selected', 'skipped'].includes(n.state) || shown.has(n.name)) continue
+    if (!['ok', 'failed', 'expired', 'not_selected', 'skipped', 'cancelled'].includes(n.state) || shown.has(n.name)) continue
     shown.add(n.name)
     io.stdout.write(`${n.name}  ${n.state}${detail(n)}\n`)
   }

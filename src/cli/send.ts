@@ -2,8 +2,9 @@
  * `outpost send` (and the REPL's send): submit at this node, print replies as they arrive.
  *
  *   request ─ socket ─▶ {accepted} {notice} {reply}… {done}   (src/api/socket.ts)
- *   Ctrl-C once  ─▶ after CANCEL_GRACE_MS, op.cancel ID to each target still running (a second
- *                   request on the socket); the final replies then say `cancelled` (exit 1)
+ *   Ctrl-C once  ─▶ after CANCEL_GRACE_MS, withdraw what this node never sent (its final reply says
+ *                   `withdrawn`, exit 3: it will not run), op.cancel ID to each target still running
+ *                   (a second request on the socket); the final replies then say `cancelled` (exit 1)
  *   Ctrl-C again ─▶ stop waiting, leave it running, print how to cancel it later (exit 0)
  *   --detach     ─▶ the same as leaving at once: ids and the cancel command, exit 0
  * In the REPL `signal` (its Ctrl-C) only stops the wait, as before: no cancel.
@@ -49,8 +50,9 @@ ${JOB_HELP}
   --socket PATH       the node's API socket (default <dataDir>/outpost.sock)
   --json              JSON Lines: {"accepted"} {"notice"} {"reply"}… {"cancelling"} {"detached"} {"done"}
 
-  Ctrl-C cancels what still runs (op.cancel on each target, after 1 s); Ctrl-C again
-  leaves it running and prints how to cancel it later.
+  Ctrl-C cancels what still runs, after 1 s: a message this node has not sent yet is
+  withdrawn (it will not run; exit 3), the others get op.cancel; Ctrl-C again leaves it
+  running and prints how to cancel it later.
 
   Exit: 0 ok (or left running), 1 the remote method failed or was cancelled, 2 usage (or no
   agent running here, an unknown node, more nodes than delivery.maxFanOut), 3 not delivered
@@ -111,8 +113,21 @@ export async function send(io: Io, args: string[], signal?: AbortSignal, interru
   let cancelSent = false
   const sendCancels = (): void => {
     graceTimer = undefined
-    const list = [...running.values()]
-    if (list.length === 0) return
+    const all = [...running.values()]
+    if (all.length === 0) return
+    // First take back what still waits in this node's outbox never sent: it will not run at all.
+    let answer: Record<string, string> = {}
+    ask({ op: 'withdraw', ids: all.map((t) => t.id) }, (obj) => { if (obj.withdraw !== undefined) answer = obj.withdraw as Record<string, string>; return true }, cancelSignal)
+      .catch(() => {}) // an agent without withdraw: op.cancel for all
+      .then(() => {
+        if (cancelSignal.aborted) return
+        const back = all.filter((t) => answer[t.id] === 'withdrawn' && running.delete(t.id))
+        if (back.length > 0 && !json) io.stderr.write(`outpost: withdrew ${describe(back)}: never sent from here, it will not run\n`)
+        const rest = all.filter((t) => running.has(t.id))
+        if (rest.length > 0) opCancels(rest)
+      })
+  }
+  const opCancels = (list: Target[]): void => {
     cancelSent = true
     if (json) line({ cancelling: list })
     const ids = new Map(list.map((t) => [t.id, t]))
@@ -134,7 +149,7 @@ export async function send(io: Io, args: string[], signal?: AbortSignal, interru
     presses++
     if (presses === 1) {
       const what = running.size > 0 ? describe([...running.values()]) : targets.length === 0 ? 'what the node accepts' : undefined
-      if (!json) io.stderr.write(what !== undefined ? `\noutpost: Ctrl-C: cancelling ${what} in ${CANCEL_GRACE_MS / 1000} s (op.cancel); Ctrl-C again to leave it running\n` : '\noutpost: Ctrl-C: nothing runs any more\n')
+      if (!json) io.stderr.write(what !== undefined ? `\noutpost: Ctrl-C: cancelling ${what} in ${CANCEL_GRACE_MS / 1000} s (withdrawn if not sent yet, else op.cancel); Ctrl-C again to leave it running\n` : '\noutpost: Ctrl-C: nothing runs any more\n')
       graceTimer = setTimeout(sendCancels, CANCEL_GRACE_MS)
       return
     }
@@ -220,7 +235,7 @@ export async function send(io: Io, args: string[], signal?: AbortSignal, interru
     if (json) { line({ detached: list.map((t) => ({ ...t, cancel: cancelCommand(t) })) }); return }
     if (list.length === 0) return
     io.stderr.write(cancelQueued
-      ? `outpost: stopped waiting; the op.cancel already sent still stops ${describe(list)} when it gets there. If it does not:\n`
+      ? `outpost: stopped waiting; the op.cancel already sent stops ${describe(list)} only if it is still running when the cancel gets there. If it does not:\n`
       : `outpost: left running: ${describe(list)}. To cancel later:\n`)
     for (const t of list) io.stderr.write(`  ${cancelCommand(t)}\n`)
   }

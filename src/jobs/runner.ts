@@ -181,7 +181,11 @@ export class JobRunner {
     return job
   }
 
-  /** Stop what has not started: nodes waiting for their turn are skipped; those under way finish. */
+  /**
+   * Stop what has not started: nodes waiting for their turn are skipped; a node whose message still
+   * waits in the outbox never sent is withdrawn (its error reply `withdrawn` makes it `cancelled`);
+   * those under way finish.
+   */
   cancel(id: string, by: string): JobRecord {
     const job = this.get(id)
     if (job.status !== 'running') return job
@@ -189,6 +193,9 @@ export class JobRunner {
     job.reason = `cancelled by ${by}`
     this.pump(job)
     this.saveNow(job)
+    const waiting = job.nodes.filter((n) => n.sentAt !== undefined && n.state === 'pending').map((n) => n.id)
+    // Not removed (delivery logged why): they go on, as messages under way do.
+    if (waiting.length > 0) this.node.delivery.withdraw(waiting).catch(() => {})
     return job
   }
 
@@ -253,7 +260,7 @@ export class JobRunner {
     const code = r.error?.code
     n.state = code === undefined ? ((r.exitCode ?? 0) === 0 ? 'ok' : 'failed')
       : code === 'ttl_expired' || code === 'not_delivered' ? 'expired'
-        : code === 'not_selected' ? 'not_selected' : 'failed'
+        : code === 'not_selected' ? 'not_selected' : code === 'withdrawn' ? 'cancelled' : 'failed'
     n.endedAt = r.at
     if (r.exitCode !== undefined) n.exitCode = r.exitCode
     if (r.error !== undefined) n.error = r.error

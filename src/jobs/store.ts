@@ -10,10 +10,10 @@ import path from 'node:path'
 import type { EnvelopeError, MessageDraft } from '../wire/envelope'
 
 /** What became of one node of a job. */
-export type NodeState = 'pending' | 'delivered' | 'running' | 'ok' | 'failed' | 'expired' | 'not_selected' | 'skipped'
-export const NODE_STATES: readonly NodeState[] = ['pending', 'delivered', 'running', 'ok', 'failed', 'expired', 'not_selected', 'skipped']
-/** States a node's message no longer changes from. */
-export const FINAL: ReadonlySet<NodeState> = new Set(['ok', 'failed', 'expired', 'not_selected', 'skipped'])
+export type NodeState = 'pending' | 'delivered' | 'running' | 'ok' | 'failed' | 'expired' | 'not_selected' | 'skipped' | 'cancelled'
+export const NODE_STATES: readonly NodeState[] = ['pending', 'delivered', 'running', 'ok', 'failed', 'expired', 'not_selected', 'skipped', 'cancelled']
+/** States a node's message no longer changes from (`cancelled`: its message was withdrawn unsent when the job was cancelled). */
+export const FINAL: ReadonlySet<NodeState> = new Set(['ok', 'failed', 'expired', 'not_selected', 'skipped', 'cancelled'])
 
 export interface JobNode {
   name: string

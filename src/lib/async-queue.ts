@@ -3,7 +3,11 @@
  * transport's inbound messages and events, so plugins hand over values, never callbacks.
  */
 export class AsyncQueue<T> implements AsyncIterable<T> {
+  /** Called each time the consumer has taken items (see `weight`): a producer that paused may go on. */
+  onTaken: (() => void) | undefined
   private items: T[] = []
+  /** Sum of `weigh` over the items queued. */
+  private heavy = 0
   private head = 0
   private waiting: ((r: IteratorResult<T>) => void) | undefined
   /** A batches() consumer waiting: woken once a microtask later, with all that was pushed meanwhile. */
@@ -11,8 +15,17 @@ export class AsyncQueue<T> implements AsyncIterable<T> {
   private waking = false
   private ended = false
 
+  /** `weigh`: an item's weight (bytes, say), summed in `weight` while it is queued. */
+  constructor(private readonly weigh?: (item: T) => number) {}
+
+  /** What is queued, by `weigh` (0 without one). */
+  get weight(): number {
+    return this.heavy
+  }
+
   push(item: T): void {
     if (this.ended) return
+    if (this.weigh !== undefined) this.heavy += this.weigh(item)
     if (this.waitingBatch !== undefined) {
       this.items.push(item)
       if (!this.waking) {
@@ -24,6 +37,7 @@ export class AsyncQueue<T> implements AsyncIterable<T> {
     if (this.waiting) {
       const w = this.waiting
       this.waiting = undefined
+      this.heavy = 0
       w({ value: item, done: false })
       return
     }
@@ -58,6 +72,8 @@ export class AsyncQueue<T> implements AsyncIterable<T> {
     const all = this.head === 0 ? this.items : this.items.slice(this.head)
     this.items = []
     this.head = 0
+    this.heavy = 0
+    if (this.onTaken !== undefined) queueMicrotask(this.onTaken)
     return all
   }
 
@@ -91,6 +107,8 @@ export class AsyncQueue<T> implements AsyncIterable<T> {
       next: () => {
         if (this.head < this.items.length) {
           const value = this.items[this.head++] as T
+          if (this.weigh !== undefined) this.heavy -= this.weigh(value)
+          if (this.onTaken !== undefined && this.head === this.items.length) queueMicrotask(this.onTaken)
           if (this.head > 1024 && this.head * 2 > this.items.length) {
             this.items = this.items.slice(this.head)
             this.head = 0

@@ -395,5 +395,6 @@ export class Outbox {
     })()
     return this.closing
   }
-
+  /** The seq the next message gets (at open: past every stored one). */
+  get nextSequence(): number { return this.nextSeq }
 }

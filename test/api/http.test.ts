@@ -265,6 +265,33 @@ test('api-http - a receiver central never heard of is 400 node_unknown and nothi
   assert.equal((query.body.accepted as { toNode: string }[]).map((a) => a.toNode), ['ship-typo2'])
 })
 
+test('api-http - POST /v1/withdraw takes back a message never sent (its outcome: withdrawn); a bad body is 400', async () => {
+  const sent = await call('POST', '/v1/messages?allowUnknown=1', { body: JSON.stringify({ toNode: 'ghost', method: 'node.ping' }) })
+  assert.is(sent.status, 202, sent.text)
+  const id = (sent.body.accepted as { id: string }[])[0]!.id
+  // In flight until the hub refuses it (ghost is away); then it waits here, never sent.
+  let w: Answer
+  for (const end = Date.now() + 20_000; ; await new Promise((r) => setTimeout(r, 50))) {
+    w = await call('POST', '/v1/withdraw', { body: JSON.stringify({ ids: [id] }) })
+    assert.is(w.status, 200, w.text)
+    if ((w.body.withdraw as Record<string, string>)[id] !== 'in_flight') break
+    assert.ok(Date.now() < end, 'the hub never refused the message to ghost')
+  }
+  assert.equal(w.body, { withdraw: { [id]: 'withdrawn' } })
+  assert.equal((await call('POST', '/v1/withdraw', { body: JSON.stringify({ ids: [id] }) })).body, { withdraw: { [id]: 'unknown' } })
+  for (const end = Date.now() + 10_000; ; await new Promise((r) => setTimeout(r, 50))) {
+    const m = await call('GET', `/v1/messages/${id}`)
+    if (m.body.state === 'failed') { assert.is((m.body.error as { code: string }).code, 'withdrawn', m.text); break }
+    assert.ok(Date.now() < end, m.text)
+  }
+  for (const body of ['nope', '[]', '{"ids":[]}', '{"ids":[1]}']) {
+    const bad = await call('POST', '/v1/withdraw', { body })
+    assert.is(bad.status, 400, body)
+    assert.is(code(bad), 'api_bad_request', body)
+  }
+  assert.is((await call('GET', '/v1/withdraw')).status, 405)
+})
+
 test('api-http - Expect: without the token gets the 401 and nothing else (no 100 Continue, no 417)', async () => {
   const body = JSON.stringify({ toNode: 'ship1', method: 'node.ping' })
   for (const expect of ['100-continue', 'something-else']) {

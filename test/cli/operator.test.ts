@@ -60,7 +60,7 @@ test('operator - Ctrl-C on a streamed send cancels the remote job: its process g
   assert.ok((await untilMembers(pgid, 1)).length >= 1, 'the job runs on ship1')
   cli.child.kill('SIGINT')
   assert.is(await cli.exited, 1, cli.output)
-  assert.match(cli.output, /Ctrl-C: cancelling \w+ on ship1 in 1 s \(op\.cancel\); Ctrl-C again to leave it running/)
+  assert.match(cli.output, /Ctrl-C: cancelling \w+ on ship1 in 1 s \(withdrawn if not sent yet, else op\.cancel\); Ctrl-C again to leave it running/)
   assert.match(cli.output, /ship1: cancelled: cli\.stream \w+ was cancelled by central \(op\.cancel\)/)
   assert.equal(await survivors(pgid, 5000), [], 'nothing of the job is left on ship1')
 })

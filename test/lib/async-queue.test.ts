@@ -32,4 +32,32 @@ test('async queue - what was queued before the end still comes, then the loop en
   assert.equal(got, ['a', 'b'])
 })
 
+test('async queue - weighs what waits, and tells the producer once the consumer has taken it (a transport reads again then)', async () => {
+  const q = new AsyncQueue<Uint8Array>((b) => b.length)
+  let taken = 0
+  q.onTaken = () => { taken++ }
+  for (let i = 0; i < 3; i++) q.push(new Uint8Array(100))
+  assert.is(q.size, 3)
+  assert.is(q.weight, 300)
+  const it = q.batches()[Symbol.asyncIterator]()
+  const first = await it.next()
+  assert.is(first.value?.length, 3)
+  assert.is(q.weight, 0)
+  await Promise.resolve()
+  assert.is(taken, 1)
+  // One at a time: told once the last queued item is taken.
+  const one = new AsyncQueue<Uint8Array>((b) => b.length)
+  let told = 0
+  one.onTaken = () => { told++ }
+  one.push(new Uint8Array(10))
+  one.push(new Uint8Array(20))
+  const each = one[Symbol.asyncIterator]()
+  await each.next()
+  assert.is(one.weight, 20)
+  await each.next()
+  assert.is(one.weight, 0)
+  await Promise.resolve()
+  assert.is(told, 1)
+})
+
 test.run()
