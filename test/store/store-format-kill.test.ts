@@ -1,7 +1,8 @@
 /**
  * SIGKILL at each step of a snapshot in store format 4, and of the snapshot that moves a format-3
  * store's rows to records: nothing acknowledged is lost, nothing removed comes back, each
- * message is there once with its body, attempts and order.
+ * message is there once with its body, attempts and order. And messages withdrawn (one removeAll,
+ * as Delivery.withdraw does) while they are records: the process killed right after, they stay gone.
  */
 import { spawn } from 'node:child_process'
 import fs from 'node:fs'
@@ -72,5 +73,22 @@ for (const step of ['fsync', 'rename', 'renamed']) {
     await check(dir, `format 4, ${step}`)
   })
 }
+
+test('format 4: messages withdrawn (removeAll) while they are records in the snapshot, SIGKILL right after: gone after the restart, the rest there once', async () => {
+  const dir = tmpDir()
+  const ob = await Outbox.open({ dir, maxBytes: 1 << 30 })
+  for (const id of old) await ob.enqueue({ id, dest: 'node1', body: bodyFor(id), createdAt: 1, expiresAt: 2 })
+  await ob.recordAttempt('keep5', 3, 5)
+  await ob.close() // a clean stop: every message a record in the snapshot's body files
+  const stored = await Outbox.open({ dir, maxBytes: 1 << 30 })
+  try {
+    assert.is(stored.format, 4)
+    assert.is(stored.stats().recovery.replayedRecords, 0, 'all of them in records, none in the journal')
+  } finally {
+    await stored.close()
+  }
+  await killAt(dir, 'withdraw')
+  await check(dir, 'format 4, withdrawn then killed')
+})
 
 test.run()
