@@ -41,8 +41,11 @@ export class StoredRecords implements StoredMessages {
   private readonly ids = new IdTable()
   private readonly byDest = new Map<string, SlotQueue>()
   private readonly files = new Map<number, RecordsFile>()
-  /** Slots with attempts or nextAt set: what a snapshot lists besides the bitmaps. */
-  private readonly attempted = new Set<number>()
+  /**
+   * Attempts and nextAt of the slots that have any (few: those a delivery tried), not a column
+   * each (12 bytes for every stored message); what a snapshot lists besides the bitmaps.
+   */
+  private readonly tries = new Map<number, [attempts: number, nextAt: number]>()
   /** Bodies of messages moved from format-1 rows (inline), until the next snapshot writes them. */
   private readonly inline = new Map<number, Uint8Array>()
   /** Messages not in a records file yet (moved from rows at open). */
@@ -77,9 +80,10 @@ export class StoredRecords implements StoredMessages {
       let rows = 0
       let bytes = 0
       scanRecords(bodies.dir, f, f.removed, (block, idAt, idLen, dest, seq, createdAt, expiresAt, route, ord, at, len) => {
-        if (s.ids.findBytes(block, idAt, idLen) >= 0) return
+        const h = s.ids.hashOf(block, idAt, idLen)
+        if (s.ids.findBytes(block, idAt, idLen, h) >= 0) return
         const t = tried.size > 0 ? tried.get(ord) : undefined
-        s.ids.addBytes(s.addFields(dest, seq, createdAt, expiresAt, route, f.file, at, len, ord, t?.[0] ?? 0, t?.[1] ?? 0), block, idAt, idLen)
+        s.ids.addBytes(s.addFields(dest, seq, createdAt, expiresAt, route, f.file, at, len, ord, t?.[0] ?? 0, t?.[1] ?? 0), block, idAt, idLen, h)
         rows++
         bytes += len
       })
@@ -121,15 +125,13 @@ export class StoredRecords implements StoredMessages {
     c.at[slot] = at
     c.len[slot] = len
     c.ord[slot] = ord
-    c.attempts[slot] = attempts
-    c.nextAt[slot] = nextAt
     let q = this.byDest.get(dest)
     if (q === undefined) this.byDest.set(dest, (q = new SlotQueue(c)))
     q.push(slot)
     this.count++
     this.bytes += len
     if (seq > this.highestSeq) this.highestSeq = seq
-    if (attempts !== 0 || nextAt !== 0) this.attempted.add(slot)
+    if (attempts !== 0 || nextAt !== 0) this.tries.set(slot, [attempts, nextAt])
     return slot
   }
 
@@ -148,7 +150,7 @@ export class StoredRecords implements StoredMessages {
     const len = c.len[slot]!
     const dest = c.destOf(slot)
     this.ids.remove(slot)
-    this.attempted.delete(slot)
+    this.tries.delete(slot)
     this.inline.delete(slot)
     this.leave(slot)
     if (c.ord[slot]! < 0) this.legacy--
@@ -180,10 +182,8 @@ export class StoredRecords implements StoredMessages {
   attempt(id: string, attempts: number, nextAt: number): void {
     const slot = this.ids.find(id)
     if (slot < 0) return
-    this.cols.attempts[slot] = attempts
-    this.cols.nextAt[slot] = nextAt
-    if (attempts !== 0 || nextAt !== 0) this.attempted.add(slot)
-    else this.attempted.delete(slot)
+    if (attempts !== 0 || nextAt !== 0) this.tries.set(slot, [attempts, nextAt])
+    else this.tries.delete(slot)
   }
 
   get(id: string): LiveEntry | undefined {
@@ -322,7 +322,7 @@ export class StoredRecords implements StoredMessages {
     const inUse = this.bodies.inUse()
     for (const n of this.files.keys()) if (!inUse.has(n)) this.files.delete(n)
     const tried = new Map<number, number[]>()
-    for (const slot of this.attempted) {
+    for (const slot of this.tries.keys()) {
       let l = tried.get(c.file[slot]!)
       if (l === undefined) tried.set(c.file[slot]!, (l = []))
       l.push(slot)
@@ -336,8 +336,9 @@ export class StoredRecords implements StoredMessages {
         const a = Buffer.alloc(16 * list.length)
         for (const [i, slot] of list.entries()) {
           a.writeUInt32BE(c.ord[slot]!, 16 * i)
-          a.writeUInt32BE(c.attempts[slot]!, 16 * i + 4)
-          a.writeDoubleBE(c.nextAt[slot]!, 16 * i + 8)
+          const [attempts, nextAt] = this.tries.get(slot)!
+          a.writeUInt32BE(attempts, 16 * i + 4)
+          a.writeDoubleBE(nextAt, 16 * i + 8)
         }
         ins.run([n, f.records, f.end, f.removed, a, f.metaAt, f.metaCrc])
       }
@@ -372,7 +373,8 @@ export class StoredRecords implements StoredMessages {
         }
         continue
       }
-      const l: LiveEntry = { id, dest: c.destOf(s), seq: c.seq[s]!, createdAt: c.createdAt[s]!, expiresAt: c.expiresAt[s]!, attempts: c.attempts[s]!, nextAt: c.nextAt[s]!, body }
+      const t = this.tries.get(s)
+      const l: LiveEntry = { id, dest: c.destOf(s), seq: c.seq[s]!, createdAt: c.createdAt[s]!, expiresAt: c.expiresAt[s]!, attempts: t?.[0] ?? 0, nextAt: t?.[1] ?? 0, body }
       const route = c.routeOf(s)
       if (route !== undefined) l.route = route
       out.push(l)

@@ -69,9 +69,13 @@ export class IdTable {
     return n < 0 ? -1 : this.findBytes(scratch, 0, n)
   }
 
-  /** The slot of the id whose UTF-8 bytes are [start, start + len) of `b`, or -1. */
-  findBytes(b: Uint8Array, start: number, len: number): number {
-    const h = this.hash(b, start, start + len)
+  /** The hash of bytes [start, start + len) of `b`: given to findBytes() and addBytes() of the same bytes, they are hashed once (a scan at open does both). */
+  hashOf(b: Uint8Array, start: number, len: number): number {
+    return this.hash(b, start, start + len)
+  }
+
+  /** The slot of the id whose UTF-8 bytes are [start, start + len) of `b` (hashed `h`), or -1. */
+  findBytes(b: Uint8Array, start: number, len: number, h = this.hash(b, start, start + len)): number {
     const { table, mask, hashes, idAt, packed } = this
     for (let i = h & mask; ; i = (i + 1) & mask) {
       const e = table[i]!
@@ -93,8 +97,8 @@ export class IdTable {
     this.addBytes(slot, scratch, 0, n)
   }
 
-  /** The id of `slot` is bytes [start, start + len) of `b` (not in the table yet). */
-  addBytes(slot: number, b: Uint8Array, start: number, len: number): void {
+  /** The id of `slot` is bytes [start, start + len) of `b` (hashed `h`; not in the table yet). */
+  addBytes(slot: number, b: Uint8Array, start: number, len: number, h = this.hash(b, start, start + len)): void {
     if (slot >= this.hashes.length) this.growSlots(slot)
     if (this.used + 1 + len > this.packed.length) this.repack(1 + len)
     const at = this.used
@@ -103,7 +107,6 @@ export class IdTable {
     for (let k = 0; k < len; k++) p[at + 1 + k] = b[start + k]!
     this.used += 1 + len
     this.idAt[slot] = at
-    const h = this.hash(b, start, start + len)
     this.hashes[slot] = h
     if (2 * (this.size + 1) > this.table.length) this.rehash(this.table.length * 2)
     this.place(slot, h)

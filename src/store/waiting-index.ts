@@ -1,9 +1,9 @@
 /**
  * The in-memory index of format 4's stored messages (outbox-records.ts): a slot per message in
- * typed columns (seq, times, where its body is, attempts), and per destination its slots in seq
- * order; ids by slot are packed in waiting-ids.ts. ~70 bytes a message in the columns, against ~180 for
- * an object with the same fields (V8 boxes each double field): with 100k waiting, the index is
- * about what the sql.js rows of format 3 took.
+ * typed columns (seq, times, where its body is; attempts in a side table of the few that have
+ * any), and per destination its slots in seq order; ids by slot are packed in waiting-ids.ts.
+ * 52 bytes a message in the columns, against ~180 for an object with the same fields (V8 boxes
+ * each double field): with 100k waiting, the index is about what the sql.js rows of format 3 took.
  */
 import type { Route } from './outbox-ops'
 
@@ -15,12 +15,10 @@ export class Columns {
   seq: Float64Array = new Float64Array(0)
   createdAt: Float64Array = new Float64Array(0)
   expiresAt: Float64Array = new Float64Array(0)
-  nextAt: Float64Array = new Float64Array(0)
   at: Float64Array = new Float64Array(0)
   file: Int32Array = new Int32Array(0)
   ord: Int32Array = new Int32Array(0)
   len: Uint32Array = new Uint32Array(0)
-  attempts: Uint32Array = new Uint32Array(0)
   dest: Uint32Array = new Uint32Array(0)
   /** 0: no route; else routes[n - 1]. */
   route: Uint32Array = new Uint32Array(0)
@@ -109,12 +107,10 @@ export class Columns {
     this.seq = f64(this.seq)
     this.createdAt = f64(this.createdAt)
     this.expiresAt = f64(this.expiresAt)
-    this.nextAt = f64(this.nextAt)
     this.at = f64(this.at)
     this.file = i32(this.file)
     this.ord = i32(this.ord)
     this.len = u32(this.len)
-    this.attempts = u32(this.attempts)
     this.dest = u32(this.dest)
     this.route = u32(this.route)
     this.cap = cap

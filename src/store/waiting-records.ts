@@ -132,6 +132,10 @@ export function scanRecords(dir: string, f: RecordsFileInfo, removed: Uint8Array
   if (got < block.length) throw new OutpostError('outbox_corrupt', `outbox: ${name} is shorter than its ${f.records} stored messages need (the file was truncated); keep a copy of the directory before repairing it`)
   if (crc32(block) !== f.metaCrc) throw new OutpostError('outbox_corrupt', `outbox: the list of the ${f.records} stored messages at the end of ${name} is damaged (its CRC does not match); keep a copy of the directory before repairing it`)
   const dests = new Map<string, string>()
+  // The first few distinct destinations: where their bytes are in the block, and their string
+  // (a backlog for a few nodes in turn is not runs of one, and needs no string a record either).
+  const destAts: number[] = []
+  const destStrs: string[] = []
   const routes = new Map<string, Route>()
   // DataView's reads are intrinsics; Buffer's readDoubleBE swaps bytes in JavaScript.
   const dv = new DataView(block.buffer, block.byteOffset, block.length)
@@ -158,9 +162,18 @@ export function scanRecords(dir: string, f: RecordsFileInfo, removed: Uint8Array
     let dest: string
     if (destLen === lastDestLen && same(block, destAt + 1, lastDestAt + 1, destLen)) dest = lastDest
     else {
-      const d = block.toString('utf8', destAt + 1, methodAt)
-      dest = dests.get(d) ?? d
-      dests.set(d, dest)
+      let k = 0
+      while (k < destAts.length && !(block[destAts[k]!] === destLen && same(block, destAt + 1, destAts[k]! + 1, destLen))) k++
+      if (k < destAts.length) dest = destStrs[k]!
+      else {
+        const d = block.toString('utf8', destAt + 1, methodAt)
+        dest = dests.get(d) ?? d
+        dests.set(d, dest)
+        if (destAts.length < 16) {
+          destAts.push(destAt)
+          destStrs.push(dest)
+        }
+      }
     }
     lastDestAt = destAt
     lastDestLen = destLen
