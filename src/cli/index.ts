@@ -59,6 +59,46 @@ const CONFIG_HELP = `Usage: outpost config SUBCOMMAND
 
 ${GLOBAL_HELP}`
 
+/** `outpost config SUB --help`: one subcommand's usage, what it does, and examples that work pasted. */
+const CONFIG_SUB_HELP: Record<string, string> = {
+  show: `Usage: outpost config show [--json]
+
+  Print the effective configuration: the file's values over the defaults, as YAML (or JSON).
+
+  outpost config show
+  outpost config show --json`,
+  path: `Usage: outpost config path [--json]
+
+  Print which config file is read. Standard output is the path alone; why that file
+  (--config, $OUTPOST_CONFIG, $CONFIG, ./outpost.yaml, /etc/outpost/outpost.yaml) goes to
+  standard error.`,
+  get: `Usage: outpost config get KEY [--json]
+
+  Print one effective value (the file's, else the default).
+
+  outpost config get delivery.retries
+  outpost config get transport --json`,
+  set: `Usage: outpost config set KEY VALUE [--json]
+
+  Change one key in the file, keeping its comments and layout. VALUE is read as YAML:
+  7 is a number, '"7"' a string, '[a, b]' a list, true a boolean. A key that does not
+  exist or a value of the wrong type is refused (exit 2) and the file is left unchanged.
+  A node running from the file takes the change at once, or says which keys need a restart.
+
+  outpost config set delivery.retries 7
+  outpost config set transport.compress off
+  outpost config set node.labels '{role: db, zone: eu-1}'`,
+  unset: `Usage: outpost config unset KEY [--json]
+
+  Remove one key from the file: its default applies again; comments stay.
+
+  outpost config unset delivery.retries`,
+  init: `Usage: outpost config init [--force] [--json]
+
+  Write a fully commented default file: --config's, else ./outpost.yaml. An existing file is
+  kept unless --force.`,
+}
+
 /** Global options that take a value: their value is not the command. */
 const VALUE_OPTIONS = new Set(['--config', '--data-dir', '--log-level', '--socket', '--pid-file', '--history'])
 
@@ -120,6 +160,7 @@ function version(io: Io, args: string[]): number {
 async function configCommand(io: Io, args: string[]): Promise<number> {
   const { values, positionals } = parse(args, { force: { type: 'boolean' } }, true)
   const [sub, ...params] = positionals
+  if (values.help && sub !== undefined && CONFIG_SUB_HELP[sub] !== undefined) return print(io, `${CONFIG_SUB_HELP[sub]}\n\n${GLOBAL_HELP}`)
   if (values.help || sub === undefined || sub === 'help') {
     if (sub === undefined && !values.help) io.stderr.write('outpost config: a subcommand is needed\n')
     print(sub === undefined && !values.help ? { ...io, stdout: io.stderr } : io, CONFIG_HELP)

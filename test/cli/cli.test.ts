@@ -90,6 +90,23 @@ test('cli - a command or config key named like an Object.prototype member is unk
   }
 })
 
+test('cli - each config subcommand has its own --help, and its examples work pasted', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'outpost-cli-'))
+  assert.is(outpost(['config', 'init'], { cwd: dir }).code, 0)
+  for (const sub of ['show', 'path', 'get', 'set', 'unset', 'init']) {
+    const r = outpost(['config', sub, '--help'], { cwd: dir })
+    assert.is(r.code, 0, r.stderr)
+    assert.match(r.stdout, new RegExp(`^Usage: outpost config ${sub}\\b`))
+    assert.not.match(r.stdout, /SUBCOMMAND/, `${sub} --help is its own, not the whole config help`)
+    // Every example line runs as written (a shell's quoting of '...' undone here).
+    for (const line of r.stdout.split('\n').filter((l) => l.startsWith('  outpost config '))) {
+      const args = line.trim().split(/ (?=(?:[^']*'[^']*')*[^']*$)/).slice(1).map((a) => a.replace(/^'(.*)'$/, '$1'))
+      const e = outpost(args, { cwd: dir })
+      assert.is(e.code, 0, `${line.trim()}: ${e.stderr}`)
+    }
+  }
+})
+
 test('cli - config set stores a YAML scalar, keeps comments, and get reads it back', () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'outpost-cli-'))
   const file = path.join(dir, 'outpost.yaml')
