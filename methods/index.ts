@@ -25,6 +25,7 @@ import { opCancel, opList, opStart, opStop } from './op'
 import replyConsole from './reply-console'
 import { replyFile, replyFileAppend } from './reply-file'
 import replyJob from './reply-job'
+import replyNone from './reply-none'
 import sessionOpen from './session-open'
 import tunnelOpen from './tunnel-open'
 import tunnelListen from './tunnel-listen'
@@ -52,6 +53,7 @@ export const METHODS: ReadonlyMap<string, Method> = registry([
   replyFileAppend,
   replyConsole,
   replyJob,
+  replyNone,
   errorLog,
   nodePing,
   nodePong,

@@ -66,22 +66,22 @@ async function lookup(file: '/etc/passwd' | '/etc/group', key: string): Promise<
 export interface SpawnOptions { uid?: number; gid?: number; env?: NodeJS.ProcessEnv; cwd?: string }
 
 /** Check the options against this host and turn them into spawn options. */
-export async function resolveRunOptions(o: RunArgOptions, base: NodeJS.ProcessEnv = process.env): Promise<SpawnOptions> {
+export async function resolveRunOptions(o: RunArgOptions, base: NodeJS.ProcessEnv = process.env, method = 'cli.run'): Promise<SpawnOptions> {
   const out: SpawnOptions = {}
   let env: NodeJS.ProcessEnv | undefined
   if (o.user !== undefined || o.group !== undefined) {
     const uid = process.getuid?.() ?? -1
-    if (uid !== 0) throw new OutpostError('not_permitted', `cli.run: --user/--group need outpost to run as root (it runs as uid ${uid}); run the agent as root or drop the option`)
+    if (uid !== 0) throw new OutpostError('not_permitted', `${method}: --user/--group need outpost to run as root (it runs as uid ${uid}); run the agent as root or drop the option`)
     if (o.user !== undefined) {
       const u = await lookup('/etc/passwd', o.user)
-      if (u === undefined) throw new OutpostError('not_found', `cli.run: no user ${JSON.stringify(o.user)} in /etc/passwd`)
+      if (u === undefined) throw new OutpostError('not_found', `${method}: no user ${JSON.stringify(o.user)} in /etc/passwd`)
       out.uid = u.id
       out.gid = u.gid
       env = { ...base, HOME: u.home, USER: u.name, LOGNAME: u.name }
     }
     if (o.group !== undefined) {
       const g = await lookup('/etc/group', o.group)
-      if (g === undefined) throw new OutpostError('not_found', `cli.run: no group ${JSON.stringify(o.group)} in /etc/group`)
+      if (g === undefined) throw new OutpostError('not_found', `${method}: no group ${JSON.stringify(o.group)} in /etc/group`)
       out.gid = g.id
     }
   }
@@ -89,14 +89,14 @@ export async function resolveRunOptions(o: RunArgOptions, base: NodeJS.ProcessEn
     env = { ...(env ?? base) }
     for (const kv of o.env) {
       const eq = kv.indexOf('=')
-      if (eq <= 0) throw new OutpostError('method_args', `cli.run: --env takes KEY=VALUE, got ${JSON.stringify(kv)}`)
+      if (eq <= 0) throw new OutpostError('method_args', `${method}: --env takes KEY=VALUE, got ${JSON.stringify(kv)}`)
       putOwn(env, kv.slice(0, eq), kv.slice(eq + 1))
     }
   }
   if (env !== undefined) out.env = env
   if (o.cwd !== undefined) {
     const st = await fs.stat(o.cwd).catch(() => undefined)
-    if (!st?.isDirectory()) throw new OutpostError('method_args', `cli.run: --cwd ${JSON.stringify(o.cwd)} is not a directory on this node`)
+    if (!st?.isDirectory()) throw new OutpostError('method_args', `${method}: --cwd ${JSON.stringify(o.cwd)} is not a directory on this node`)
     out.cwd = o.cwd
   }
   return out

@@ -51,7 +51,7 @@ export default {
     const user = one('user')
     const group = one('group')
     for (const k of options.keys()) if (!['rows', 'cols', 'term', 'user', 'group', 'env', 'cwd'].includes(k)) throw new OutpostError('method_args', `session.open: unknown option --${k} (--rows --cols --term --user --group --env --cwd)`)
-    const spawnOpts = await resolveRunOptions({ env: options.get('env') ?? [], ...(user !== undefined ? { user } : {}), ...(group !== undefined ? { group } : {}), ...(one('cwd') !== undefined ? { cwd: one('cwd')! } : {}) })
+    const spawnOpts = await resolveRunOptions({ env: options.get('env') ?? [], ...(user !== undefined ? { user } : {}), ...(group !== undefined ? { group } : {}), ...(one('cwd') !== undefined ? { cwd: one('cwd')! } : {}) }, process.env, 'session.open')
     const loaded = loadPty()
     if (!loaded.ok) throw new OutpostError('pty_unavailable', `session.open: no pseudo-terminal on ${ctx.node}: ${loaded.reason}`)
     const shell = loginShell(spawnOpts.uid, ctx.config.methods.shell)

@@ -57,12 +57,25 @@ export function signatureRequired(config: Config, method: string, sink: boolean)
   return config.security.requireSignatures.some((p) => (p === '*' ? !sink : matches(p, method)))
 }
 
+/**
+ * What the sender can do about an unsigned message. `send --key` signs what `send` submits;
+ * a shell, a tunnel and a file transfer (`outpost shell`, `tunnel`, `cp`) are signed only with
+ * the api.signingKey of the node that opens them: those commands take no --key; so are the
+ * messages of a job, which central makes and signs as each node's turn comes.
+ */
+function howToSign(env: Envelope): string {
+  if (/^(session\.open|tunnel\.|file\.)/.test(env.method)) return `set api.signingKey on ${env.fromNode} (outpost shell, tunnel and cp are signed with that key only; they take no --key)`
+  // A job's messages are made and signed by central as each node's turn comes: send --key cannot sign them.
+  if (env.replyMethod === 'reply.job') return `it is a job's: set api.signingKey on ${env.fromNode}, which signs each node's message of a job (send --key cannot sign a job)`
+  return 'send it with --key FILE, or set api.signingKey on the submitting node'
+}
+
 /** Why this node will not run `env` for its signature, or undefined. */
 export function signatureRefusal(env: Envelope, config: Config, self: string, now: number, sink: boolean): OutpostError | undefined {
   const required = signatureRequired(config, env.method, sink)
   if (env.sig === undefined || env.keyFingerprint === undefined) {
     if (!required) return undefined
-    return new OutpostError('signature_required', `${self} runs ${env.method} only when an operator key signed it (security.requireSignatures); this message from ${env.fromNode} is not signed: send it with --key FILE, or set api.signingKey on the submitting node`)
+    return new OutpostError('signature_required', `${self} runs ${env.method} only when an operator key signed it (security.requireSignatures); this message from ${env.fromNode} is not signed: ${howToSign(env)}`)
   }
   const key = trustedKeys(config).get(env.keyFingerprint)
   if (key === undefined) {

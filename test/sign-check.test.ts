@@ -103,4 +103,19 @@ test('sign check - a batch: one signature per BATCH (32) envelopes, each verifia
   assert.is(signed().sigPath, undefined)
 })
 
+
+test('sign check - signature_required says how to sign what was refused: --key for a send, api.signingKey for a shell, a transfer or a job', () => {
+  const unsigned = (extra: Partial<Envelope>): Envelope => ({ id: ulid(), toNode: 'ship1', fromNode: 'central', method: 'cli.run', methodArgs: ['uptime'], replyMethod: 'reply.file.append', createdAt: NOW, ttl: 60, ...extra })
+  const why = (env: Envelope): string => signatureRefusal(env, config('true'), 'ship1', NOW, false)?.message ?? ''
+  assert.match(why(unsigned({})), /send it with --key FILE/)
+  for (const method of ['session.open', 'tunnel.open', 'tunnel.listen', 'file.put', 'file.get']) {
+    assert.match(why(unsigned({ method })), /set api\.signingKey on central/, method)
+    assert.not.match(why(unsigned({ method })), /--key FILE/, method)
+  }
+  // A job's message (its replies go to reply.job): central signs it, send --key cannot.
+  const job = why(unsigned({ replyMethod: 'reply.job', replyMethodArgs: ['01JOB'] }))
+  assert.match(job, /set api\.signingKey on central/)
+  assert.not.match(job, /--key FILE/)
+})
+
 test.run()

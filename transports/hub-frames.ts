@@ -22,7 +22,7 @@ export interface HubFrameTarget {
   log: LogFn
   /** A frame back to the hub. */
   send(f: Frame): void
-  /** Copy a msg's bytes (they may be a view of a buffer the hub reuses). */
+  /** Copy a msg's bytes and a part's before it is kept (they may be views of a buffer the hub reuses). */
   copy: boolean
 }
 
@@ -55,7 +55,9 @@ export function onHubFrame(f: Frame, to: HubFrameTarget): void {
     case 'part': {
       let whole: Uint8Array | undefined
       try {
-        whole = to.reassembler.add(f)
+        // Kept until the last part comes: a view of a buffer the hub reuses must be copied now
+        // (in the hub's process the hub reads every socket into one buffer, src/hub-read.ts).
+        whole = to.reassembler.add(to.copy ? { ...f, b: new Uint8Array(f.b) } : f)
       } catch (err) {
         to.log('warn', `dropped message ${f.id}: ${(err as Error).message}`)
         return

@@ -41,6 +41,8 @@ import { announcedApi, compressPayload, envelopesOf, natsPublishBytes } from './
 
 const RETRY_MS = 2_000
 const AUTH_RETRY_MS = 10_000
+/** How long a stop waits for drain() (which needs the server) before it closes the connection. */
+const DRAIN_MS = 2_000
 
 /** What publish() gives back for a message written at once (one resolved promise for all of them). */
 const SENT = Promise.resolve()
@@ -360,7 +362,14 @@ class NatsTransport extends TransportBase<Section> implements Transport {
     this.wake?.()
     const nc = this.nc
     this.nc = undefined
-    if (nc && !nc.isClosed()) await nc.drain().catch(() => nc.close().catch(() => {}))
+    if (nc === undefined || nc.isClosed()) return
+    // drain() waits for the server: with it away (the client reconnecting) it never ends, and
+    // the node would never stop. Past DRAIN_MS the connection is closed without it.
+    let timer: NodeJS.Timeout | undefined
+    const late = new Promise<void>((resolve) => { timer = setTimeout(resolve, DRAIN_MS) })
+    await Promise.race([nc.drain().catch(() => {}), late])
+    clearTimeout(timer)
+    if (!nc.isClosed()) await nc.close().catch(() => {})
   }
 }
 

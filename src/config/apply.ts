@@ -36,7 +36,7 @@ const LIVE = [
   'log.level', 'schedules', 'hello.interval', 'audit.maxDataBytes', 'audit.exclude', 'security.nodeKeys',
   'jobs.keep',
   'security.trustedKeys', 'security.requireSignatures',
-  'sessions.grace', 'sessions.idleTimeout', 'sessions.maxDuration', 'sessions.record', 'tunnels.allow',
+  'sessions.grace', 'sessions.idleTimeout', 'sessions.maxDuration', 'sessions.record', 'tunnels.allow', 'tunnels.listen',
 ]
 
 /** Sections compared key by key; other top-level keys are compared whole. */

@@ -87,8 +87,17 @@ export class FileTransfers implements FileRoom {
     return this.sender.expand(body)
   }
 
-  /** A file.* message for a pull this node expects (let in whatever methods.allow says). */
+  /**
+   * A file.* message let in whatever methods.allow (and requireSignatures) say: a part of a pull
+   * this node expects, or the receiver of a transfer this node sends telling it to stop
+   * (file.commit [id, abort-send] from that very receiver: all it can do is end that transfer).
+   */
   admits(env: Envelope): boolean {
+    const args = env.methodArgs
+    if (env.method === 'file.commit' && args?.length === 2 && args[1] === 'abort-send') {
+      const rec = this.sender.get(args[0] ?? '')
+      return rec !== undefined && rec.to === env.fromNode
+    }
     return this.receiver.admits(env.method, env.methodArgs, env.fromNode)
   }
 

@@ -47,24 +47,41 @@ function strBytes(s: string): number {
   return n
 }
 
+/**
+ * Pass 1's findings for pass 2, reused from call to call (encodeEnvelope is synchronous and does
+ * not nest): each field's key bytes and value in order, and each string's byte length. Pass 2
+ * then walks these instead of the object again (no second for-in, property load or key lookup).
+ */
+const keysSeen: Buffer[] = []
+const valuesSeen: unknown[] = []
+const lens: number[] = []
+
+/** Pass 1 gave up (the Encoder takes this envelope): forget the values it saw. */
+function giveUp(count: number): undefined {
+  for (let f = 0; f < count; f++) valuesSeen[f] = undefined
+  return undefined
+}
+
 /** The envelope's MessagePack bytes, or undefined when it has fields this codec leaves to the Encoder. */
 export function encodeEnvelope(env: object): Uint8Array | undefined {
   const o = env as Record<string, unknown>
   let size = 0
   let count = 0
+  let nl = 0
   // Pass 1: validate shapes and size everything (strings measured once, kept for pass 2).
-  const lens: number[] = []
   for (const k in o) {
     const v = o[k]
     if (v === undefined) continue
     const key = KEYS.get(k)
-    if (key === undefined) return undefined
+    if (key === undefined) return giveUp(count)
+    keysSeen[count] = key
+    valuesSeen[count] = v
     count++
     size += key.length
     if (typeof v === 'string') {
       const n = strBytes(v)
-      if (n < 0) return undefined
-      lens.push(n)
+      if (n < 0) return giveUp(count)
+      lens[nl++] = n
       size += strHeader(n) + n
     } else if (typeof v === 'number') {
       size += numSize(v)
@@ -75,26 +92,27 @@ export function encodeEnvelope(env: object): Uint8Array | undefined {
     } else if (Array.isArray(v)) {
       size += arrHead(v.length)
       for (const s of v) {
-        if (typeof s !== 'string') return undefined
+        if (typeof s !== 'string') return giveUp(count)
         const n = strBytes(s)
-        if (n < 0) return undefined
-        lens.push(n)
+        if (n < 0) return giveUp(count)
+        lens[nl++] = n
         size += strHeader(n) + n
       }
     } else {
-      return undefined
+      return giveUp(count)
     }
   }
-  if (count >= 16) return undefined
+  if (count >= 16) return giveUp(count)
   const out = allocBody(1 + size)
   out[0] = 0x80 | count
   let at = 1
   let li = 0
-  for (const k in o) {
-    const v = o[k]
-    if (v === undefined) continue
-    const key = KEYS.get(k)!
-    out.set(key, at)
+  for (let f = 0; f < count; f++) {
+    const key = keysSeen[f]!
+    const v = valuesSeen[f]
+    valuesSeen[f] = undefined // not kept alive by this table
+    // A key is a few bytes: copied here rather than by set() (a call each).
+    for (let j = 0; j < key.length; j++) out[at + j] = key[j]!
     at += key.length
     if (typeof v === 'string') at = putStr(out, at, v, lens[li++]!)
     else if (typeof v === 'number') at = putNum(out, at, v)

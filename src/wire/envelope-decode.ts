@@ -11,9 +11,10 @@
  *                                 integers past 2^53, trailing or missing bytes) → the general
  *                                 path, which decodes it or throws the full error message.
  *
- * Field names are matched on their bytes (no string is made for a key), and node and method
- * names, which repeat from message to message, come from a small cache rather than being
- * decoded each time (msgpack-read.ts). test/wire/envelope.test.ts compares it with the general path on random
+ * Field names are matched on their bytes (no string is made for a key), first against the field
+ * found at the same place in the envelopes before; node and method names, which repeat from
+ * message to message, are the last envelope's when the bytes are the same, else from a small
+ * cache rather than being decoded each time (msgpack-read.ts). test/wire/envelope.test.ts compares it with the general path on random
  * and malformed envelopes.
  */
 import type { Envelope } from './envelope'
@@ -44,7 +45,14 @@ type Out = Record<string, unknown>
 /** Stores one field's value. */
 type Setter = (o: Out, v: unknown) => void
 
-interface Field { name: string; kind: number; bytes: Buffer; set: Setter }
+interface Field {
+  name: string
+  kind: number
+  bytes: Buffer
+  set: Setter
+  /** A NAME field's value in the last envelope that had it, when ASCII (lastName). */
+  last: string
+}
 
 /*
  * A named store per field: fields come in the same order from message to message, so each store
@@ -78,10 +86,12 @@ for (const [name, kind] of Object.entries(KINDS)) {
   if (FIELD_BY_HASH.has(h)) throw new Error(`envelope-decode: field names ${name} and ${FIELD_BY_HASH.get(h)!.name} share a hash`)
   const set = SETTERS[name]
   if (set === undefined) throw new Error(`envelope-decode: no setter for field ${name}`)
-  FIELD_BY_HASH.set(h, { name, kind, bytes, set })
+  FIELD_BY_HASH.set(h, { name, kind, bytes, set, last: '' })
 }
 
 const r = new Reader()
+/** The field found at each place of the envelopes decoded before (fields come in the same order from message to message). */
+const AT_PLACE: (Field | undefined)[] = []
 
 /** The checked envelope in `bytes`, or undefined for the general path (see above). */
 export function decodeWireEnvelope(bytes: Uint8Array): Envelope | undefined {
@@ -107,8 +117,13 @@ function readEnvelope(): Envelope | undefined {
     if ((kh & 0xe0) !== 0xa0) return undefined
     const kn = kh & 0x1f
     r.need(1 + kn)
-    const f = FIELD_BY_HASH.get(hashBytes(r.buf, r.at + 1, kn))
-    if (f === undefined || !sameBytes(f.bytes, r.at + 1, kn)) return undefined
+    // The field at this place last time, when its name's bytes are these: no hash, no lookup.
+    let f = AT_PLACE[i]
+    if (f === undefined || !sameBytes(f.bytes, r.at + 1, kn)) {
+      f = FIELD_BY_HASH.get(hashBytes(r.buf, r.at + 1, kn))
+      if (f === undefined || !sameBytes(f.bytes, r.at + 1, kn)) return undefined
+      AT_PLACE[i] = f
+    }
     r.at += 1 + kn
     if (r.peek() === 0xc0) {
       // nil: absent, as in checkWire; unless it undoes an earlier value of the same field.
@@ -116,7 +131,7 @@ function readEnvelope(): Envelope | undefined {
       r.at++
       continue
     }
-    f.set(out, readValue(f.kind))
+    f.set(out, f.kind === NAME ? lastName(f) : readValue(f.kind))
   }
   if (r.at !== r.end) return undefined
   if (!required(out.id) || !required(out.toNode) || !required(out.fromNode) || !required(out.method)) return undefined
@@ -159,4 +174,29 @@ function readValue(kind: number): unknown {
       if ((c & 0xe0) === 0xa0 || (c >= 0xd9 && c <= 0xdb)) return r.str()
       return r.num()
   }
+}
+
+/**
+ * A NAME field's value: the string it had in the last envelope when these are its bytes (the
+ * same node and method names come message after message), else Reader.name(). Only an ASCII
+ * value is kept, so comparing its characters with the bytes is comparing its UTF-8.
+ */
+function lastName(f: Field): string {
+  const last = f.last
+  const n = last.length
+  if (n > 0 && n < 32 && r.peek() === (0xa0 | n) && r.at + 1 + n <= r.end) {
+    const buf = r.buf
+    const s = r.at + 1
+    let same = true
+    for (let i = 0; i < n; i++) if (last.charCodeAt(i) !== buf[s + i]) { same = false; break }
+    if (same) { r.at = s + n; return last }
+  }
+  const v = r.name()
+  f.last = isAscii(v) ? v : ''
+  return v
+}
+
+function isAscii(s: string): boolean {
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) > 0x7f) return false
+  return true
 }

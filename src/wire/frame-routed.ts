@@ -49,6 +49,7 @@ const strSize = (n: number): number => strHeader(n) + n
  * Strings are measured once; every id and name an outpost peer sends is ASCII, measured as such.
  */
 export function encodeRoutedBody(f: RoutedFrame): Buffer | undefined {
+  if (f.raw !== undefined) return withRaw(f, f.raw)
   const tKey = f.t === 'batch' ? T_BATCH : f.t === 'acks' ? T_ACKS : T_ZBATCH
   if (typeof f.to !== 'string' || (f.from !== undefined && typeof f.from !== 'string') || !Array.isArray(f.ids)) return undefined
   const toN = Buffer.byteLength(f.to)
@@ -110,6 +111,39 @@ export function encodeRoutedBody(f: RoutedFrame): Buffer | undefined {
   return out
 }
 
+/**
+ * A frame read with views (the hub's) written again: its type, id (acks), `to` and `from`, then
+ * the rest as it was read: its ids and envelopes are not encoded again (~0.3 µs a message at the
+ * hub). The bytes are what the general path writes for a frame read in that layout.
+ */
+function withRaw(f: RoutedFrame, raw: Uint8Array): Buffer | undefined {
+  if (typeof f.to !== 'string' || (f.from !== undefined && typeof f.from !== 'string') || (f.t === 'acks' && typeof f.id !== 'string')) return undefined
+  const tKey = f.t === 'batch' ? T_BATCH : f.t === 'acks' ? T_ACKS : T_ZBATCH
+  const toN = Buffer.byteLength(f.to)
+  const fromN = f.from === undefined ? 0 : Buffer.byteLength(f.from)
+  const idN = f.t === 'acks' ? Buffer.byteLength(f.id) : 0
+  let size = 1 + K_T.length + tKey.length + K_TO.length + strSize(toN) + raw.length
+  if (f.from !== undefined) size += K_FROM.length + strSize(fromN)
+  if (f.t === 'acks') size += K_ID.length + strSize(idN)
+  const out = Buffer.allocUnsafe(size)
+  out[0] = 0x80 | ((f.from === undefined ? 4 : 5) + (f.t === 'acks' ? 1 : 0))
+  let at = 1
+  at += K_T.copy(out, at)
+  at += tKey.copy(out, at)
+  if (f.t === 'acks') {
+    at += K_ID.copy(out, at)
+    at = putStr(out, at, f.id, idN)
+  }
+  at += K_TO.copy(out, at)
+  at = putStr(out, at, f.to, toN)
+  if (f.from !== undefined) {
+    at += K_FROM.copy(out, at)
+    at = putStr(out, at, f.from, fromN)
+  }
+  out.set(raw, at)
+  return out
+}
+
 const r = new Reader()
 
 /**
@@ -134,7 +168,9 @@ export function decodeRoutedFrame(body: Uint8Array, copy: boolean): Frame | unde
     if (!r.key(K_TO)) return undefined
     const to = r.name()
     const from = r.key(K_FROM) ? r.name() : undefined
-    if ((m & 0x0f) !== (from === undefined ? 4 : 5) + (t === 'acks' ? 1 : 0) || !r.key(K_IDS)) return undefined
+    if ((m & 0x0f) !== (from === undefined ? 4 : 5) + (t === 'acks' ? 1 : 0)) return undefined
+    const idsAt = r.at
+    if (!r.key(K_IDS)) return undefined
     const ids = r.strs()
     // The checks toFrame makes: when one fails, the general path refuses the frame, saying why.
     if (ids.length === 0) return undefined
@@ -155,6 +191,8 @@ export function decodeRoutedFrame(body: Uint8Array, copy: boolean): Frame | unde
     }
     if (r.at !== r.end) return undefined
     if (from !== undefined) f.from = from
+    // The hub forwards at once: what follows the names goes out again as it came (see encodeRoutedBody).
+    if (!copy) f.raw = body.subarray(idsAt)
     return f
   } catch (err) {
     if (err === GIVE_UP) return undefined

@@ -39,17 +39,23 @@ export interface MsgFrame { t: 'msg'; id: string; to: string; from?: string; b: 
  * Several whole envelopes for one receiver (apiVersion 2 on both ends of the hop): ids[i] is the
  * id of bs[i], in send order. The hub routes it by `to` without decoding the envelopes.
  */
-export interface BatchFrame { t: 'batch'; to: string; from?: string; ids: string[]; bs: Uint8Array[] }
+export interface BatchFrame { t: 'batch'; to: string; from?: string; ids: string[]; bs: Uint8Array[]; raw?: Uint8Array }
 /**
  * One ACK envelope acknowledging several ids (apiVersion 3, src/wire/acks.ts): `ids` repeats
  * what the envelope acknowledges, so the hub can split it for an older receiver unopened.
  */
-export interface AcksFrame { t: 'acks'; id: string; to: string; from?: string; ids: string[]; b: Uint8Array }
+export interface AcksFrame { t: 'acks'; id: string; to: string; from?: string; ids: string[]; b: Uint8Array; raw?: Uint8Array }
 /**
  * A batch frame whose envelopes are compressed (src/wire/compress.ts), only between peers that
  * announced `deflate`: `z` inflates to the MessagePack array of the envelopes, ids[i] the id of the i-th.
  */
-export interface ZbatchFrame { t: 'zbatch'; to: string; from?: string; ids: string[]; z: Uint8Array }
+export interface ZbatchFrame { t: 'zbatch'; to: string; from?: string; ids: string[]; z: Uint8Array; raw?: Uint8Array }
+/*
+ * `raw` (batch, acks, zbatch as the hub reads them, frame-routed.ts): the frame's bytes from its
+ * `ids` to its end as they came, which the hub writes again as they are behind the `from` it
+ * stamps, instead of encoding every id again. Only a frame decoded with views has it; a frame
+ * made from another (unbatched, inflated, split) does not.
+ */
 /** Slice i (0-based) of n of an envelope too large for one frame. */
 export interface PartFrame { t: 'part'; id: string; to: string; from?: string; i: number; n: number; b: Uint8Array }
 /** The hub could not deliver (`offline`, `denied`, …): the sender keeps the message. */
@@ -92,7 +98,7 @@ const SHAPES = {
   ping: {},
   pong: {},
   error: { code: 'string', message: 'string' },
-} as const satisfies { [T in MapType]: { [K in Exclude<keyof Extract<Frame, { t: T }>, 't'>]-?: Kind } }
+} as const satisfies { [T in MapType]: { [K in Exclude<keyof Extract<Frame, { t: T }>, 't' | 'raw'>]-?: Kind } }
 
 const invalid = (message: string): OutpostError => new OutpostError('frame_invalid', `frame: ${message}`)
 

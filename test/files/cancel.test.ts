@@ -97,6 +97,24 @@ test('files cancel - a pull cancelled at the receiving end stops the source; no 
   assert.not.ok(fs.existsSync(local))
 })
 
+test('files cancel - a push cancelled at the receiving end stops the sender, whose methods.allow (the default) does not let the receiver call file.*', async () => {
+  // central keeps the default rules: ship1 may not call file.commit there, but the receiver of
+  // a transfer central sends may always stop it (its abort-send names that transfer).
+  const target = path.join(filesOf('ship1'), 'stopped-by-receiver.bin')
+  const r0 = await cp(c, 'central', ['--no-wait', '--rate', '64k', src, `ship1:${target}`])
+  assert.is(r0.code, 0, r0.stderr)
+  const id = lastTransfer(r0).id
+  await until(c.node('ship1').socket, midway(id))
+  const r = cancelCli('ship1', id)
+  assert.is(r.status, 0, r.stderr)
+  // At 64 KiB/s the 4 MiB would take a minute to go: central stops long before.
+  await until(c.node('central').socket, (t) => t.id === id && t.direction === 'out' && t.state === 'cancelled', 20_000)
+  assert.equal(partials(filesOf('ship1')).filter((n) => n.includes('stopped-by-receiver')), [])
+  assert.not.ok(fs.existsSync(target))
+  const audit = fs.readFileSync(path.join(c.node('central').dataDir, 'audit.log'), 'utf8')
+  assert.not.match(audit, /"event":"denied"[^\n]*"method":"file.commit"/)
+})
+
 test('files cancel - POST /v1/transfers/ID/cancel cancels at both ends; an unknown id is 404, an ended one 409', async () => {
   const target = path.join(filesOf('ship1'), 'http.bin')
   const id = await started([src, `ship1:${target}`])

@@ -57,6 +57,9 @@ test('files, signed - a push from a node without a signing key is refused by the
   // ship1 pushes to central (asked on ship1's own socket): ship1 signs nothing, central requires it.
   const r = await cp(c, 'ship1', [src, `central:${filesOf('central')}/own.bin`])
   assert.is(errorCode(r), 'signature_required', JSON.stringify(r.lines))
+  // The advice fits the command: `outpost cp` takes no --key; ship1's api.signingKey would sign it.
+  assert.match(JSON.stringify(r.lines) + r.stderr, /set api\.signingKey on ship1/)
+  assert.not.match(JSON.stringify(r.lines) + r.stderr, /--key FILE/)
   assert.is(r.code, 3)
   assert.not.ok(fs.existsSync(path.join(filesOf('central'), 'own.bin')))
   assert.equal(partials(filesOf('central')), [])

@@ -139,6 +139,15 @@ test('shell - a node opens a shell on itself; --user runs the command as that ac
   } finally {
     u.kill()
   }
+  // An account the node does not have: exit 1, and the message names the shell's method, not cli.run.
+  const none = new Term(['shell', 'ship1', '--user', 'no-such-account-x', '--config', c.node('central').config, '--', 'id -un'])
+  try {
+    assert.is(await none.exited, 1)
+    assert.match(none.text(), process.getuid?.() === 0 ? /session\.open: no user "no-such-account-x"/ : /session\.open: --user/)
+    assert.not.match(none.text(), /cli\.run/)
+  } finally {
+    none.kill()
+  }
 })
 
 test('shell - the socket API refuses a session request for a method that is not a session, and ends the connection', async () => {

@@ -57,6 +57,9 @@ test('sessions, signed - a tunnel opened with api.signingKey runs on a node requ
     assert.is(refused, 'ECONNRESET')
     assert.is(await u.exited, 3, u.output)
     assert.match(u.output, /signature_required/)
+    // The advice fits the command: `outpost tunnel` takes no --key; ship1's api.signingKey would sign it.
+    assert.match(u.output, /set api\.signingKey on ship1/)
+    assert.not.match(u.output, /--key FILE/)
   } finally {
     for (const p of procs) await p.stop('SIGKILL')
     await c.destroy()

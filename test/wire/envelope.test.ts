@@ -551,4 +551,26 @@ test('envelope - the hand-written decoder takes or leaves malformed envelopes ex
   assert.equal([named('shipA').toNode, named('shipB').toNode, named('shipA').toNode, named('shïp').toNode], ['shipA', 'shipB', 'shipA', 'shïp'])
 })
 
+test('envelope - the decoder\'s guesses from the envelope before (a field at its place, a name as it was) never stand in for other bytes', () => {
+  // A field name of one byte per character (fixstr), a value as raw bytes (fixstr).
+  const kv = (k: string, v: number[]): number[] => [0xa0 | k.length, ...Buffer.from(k, 'latin1'), 0xa0 | v.length, ...v]
+  const env = (to: number[], order = ['id', 'toNode', 'fromNode', 'method']): Uint8Array => {
+    const vals: Record<string, number[]> = { id: [...Buffer.from('x')], toNode: to, fromNode: [...Buffer.from('b')], method: [...Buffer.from('m')] }
+    return new Uint8Array([0x84, ...order.flatMap((k) => kv(k, vals[k]!))])
+  }
+  const viaGeneral = (b: Uint8Array): unknown => { try { return checkWire(new Decoder().decode(b)) } catch (err) { return (err as OutpostError).code } }
+  const got = (b: Uint8Array): unknown => { try { return decode(b) } catch (err) { return (err as OutpostError).code } }
+  const cases = [
+    env([...Buffer.from('shïp')]), // a name that is not ASCII (its UTF-8 is 5 bytes, its string 4 characters)
+    env([0x73, 0x68, 0xef, 0x70]), // 4 bytes that are not UTF-8 (ï as latin1): not the name before
+    env([...Buffer.from('é')]), // 2 bytes, 1 character
+    env([0xe9]), // 1 byte, not UTF-8, the character before's code
+    env([...Buffer.from('ship')]), env([...Buffer.from('shiq')]), env([...Buffer.from('ship')]),
+    env([...Buffer.from('ship')], ['method', 'fromNode', 'toNode', 'id']), // the same fields at other places
+    env([...Buffer.from('ship')], ['id', 'toNode', 'method', 'fromNode']),
+  ]
+  for (const [k, b] of cases.entries()) assert.equal(got(b), viaGeneral(b), `case ${k}`)
+  assert.equal((got(cases[7]!) as Envelope).toNode, 'ship')
+})
+
 test.run()

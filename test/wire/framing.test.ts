@@ -9,6 +9,7 @@ import {
   splitEnvelope,
   type Frame,
   type PartFrame,
+  type ZbatchFrame,
 } from '../../src/wire/framing'
 import { decodeRoutedFrame } from '../../src/wire/frame-routed'
 import { Reassembler } from '../../src/wire/reassembler'
@@ -158,8 +159,28 @@ test('framing - hand-written batch, acks and zbatch frames are byte for byte wha
     assert.equal([...mine.subarray(2)], [...generic], `frame ${k} (${f.t})`)
     assert.equal(decodeOne(mine), [f], `frame ${k} (${f.t})`)
     assert.equal(decodeRoutedFrame(mine.subarray(2), true), f, `frame ${k} (${f.t}), by hand`)
-    assert.equal(new FrameDecoder({ views: true }).push(mine), [f], `frame ${k} (${f.t}), views`)
+    const [viewed] = new FrameDecoder({ views: true }).push(mine) as Array<Frame & { raw?: Uint8Array }>
+    const { raw: tail, ...fields } = viewed!
+    assert.equal(fields, f, `frame ${k} (${f.t}), views`)
+    assert.ok(tail !== undefined, 'read with views: the bytes from its ids on kept')
+    // Forwarded by the hub with the sender it stamps: the bytes the general encoder writes.
+    const stamped = { ...viewed!, from: pick() }
+    const { raw: _, ...plain } = stamped
+    assert.equal([...encodeFrame(stamped)], [...encodeFrame(plain as Frame)], `frame ${k} (${f.t}), forwarded`)
   }
+})
+
+test('framing - the hub forwards a batch, acks or zbatch frame\'s ids and payloads as they came, behind its own from', () => {
+  // A peer may write an id with a longer header than it needs (str8 for 2 bytes): any MessagePack
+  // reader takes it, and the hub passes those bytes on rather than encoding the id again.
+  const body = Buffer.from([0x84, 0xa1, 0x74, 0xa6, ...Buffer.from('zbatch'), 0xa2, ...Buffer.from('to'), 0xa1, 0x62,
+    0xa3, ...Buffer.from('ids'), 0x91, 0xd9, 0x02, ...Buffer.from('m1'), 0xa1, 0x7a, 0xc4, 0x02, 0x07, 0x08])
+  const [f] = new FrameDecoder({ views: true }).push(raw(body))
+  assert.equal((f as ZbatchFrame).ids, ['m1'])
+  const out = encodeFrame({ ...(f as ZbatchFrame), from: 'a' })
+  const idsAt = body.indexOf(Buffer.from([0xa3, ...Buffer.from('ids')]))
+  assert.equal([...out.subarray(out.length - (body.length - idsAt))], [...body.subarray(idsAt)], 'ids and z as they came')
+  assert.equal(decodeOne(out), [{ t: 'zbatch', to: 'b', from: 'a', ids: ['m1'], z: new Uint8Array([7, 8]) }])
 })
 
 test('framing - a batch, acks or zbatch frame of another layout goes the general way: decoded, or refused saying why', () => {
