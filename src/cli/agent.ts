@@ -27,6 +27,7 @@ import { writePidFile } from '../lib/pid-file'
 import { DiskGuard, MIB } from '../lib/disk-guard'
 import { oneLine } from '../lib/one-line'
 import { lockHolder } from '../store/lock'
+import { cliHint } from './hint'
 import { isPackaged } from '../upgrade'
 import { EXIT_RESTART, isSupervised, onAgentStart, readPending, type AgentInfo } from '../upgrade/watchdog'
 import { scheduleUpgrades } from '../upgrade/schedule'
@@ -197,7 +198,7 @@ function movePort(config: Config, port: number): ((io: Io, file: string) => void
 
 const up: Command = async (io, args) => {
   const { values } = parse(args, { port: { type: 'string' } }, false)
-  if (values.help) return print(io, `Usage: outpost up [--port N]\n\n  Quickstart: a hub and the nodes "central" and "local" in one process on loopback, data in\n  ./var. Creates a commented ./outpost.yaml (for node central) when there is none, and an\n  operator key (./var/operator.key): both nodes run only what it signed, and central's socket\n  signs with it. From the same folder, in another terminal:\n    npx outpost send --to local cli.run -- uname -a\n\n${GLOBAL_HELP}`)
+  if (values.help) return print(io, `Usage: outpost up [--port N]\n\n  Quickstart: a hub and the nodes "central" and "local" in one process on loopback, data in\n  ./var. Creates a commented ./outpost.yaml (for node central) when there is none, and an\n  operator key (./var/operator.key): both nodes run only what it signed, and central's socket\n  signs with it. From the same folder, in another terminal (in the checkout: npx outpost …):\n    outpost send --to local cli.run -- uname -a\n\n${GLOBAL_HELP}`)
   const file = path.resolve(io.cwd, values.config ?? 'outpost.yaml')
   const port = values.port ?? '7430'
   if (!/^\d{1,5}$/.test(port) || Number(port) < 1 || Number(port) > 65535) throw new OutpostError('usage', `up: --port ${JSON.stringify(port)} is not a TCP port (1 to 65535)`)
@@ -254,7 +255,7 @@ const up: Command = async (io, args) => {
   started.push(local)
   writePort?.(io, file)
   io.stderr.write(`outpost up: hub on ${h.address}, nodes central and local running (data in ${path.dirname(config.dataDir)}).\n` +
-    `In another terminal, from ${io.cwd}:\n  npx outpost send --to local cli.run -- uname -a\nCtrl-C stops.\n`)
+    `In another terminal, from ${io.cwd}:\n  ${cliHint({ cwd: io.cwd, env: io.env, file }, 'send --to local cli.run -- uname -a')}\nCtrl-C stops.\n`)
   await untilSignal()
   await stop()
   return EXIT.ok

@@ -17,7 +17,7 @@ export { status } from './status'
 /** `outpost nodes` (and the REPL's nodes). */
 export const nodes = async (io: Io, args: string[], signal?: AbortSignal): Promise<number> => {
   const { values } = parse(args, { socket: { type: 'string' }, labels: { type: 'boolean' } }, false)
-  if (values.help) return print(io, `Usage: outpost nodes [--labels] [--json]\n\n  The nodes this node has heard from (on central: the fleet, from node.hello heartbeats).\n  --labels adds each node's labels and facts (? where its heartbeat carried none: an older node).\n\n${GLOBAL_HELP}`)
+  if (values.help) return print(io, `Usage: outpost nodes [--labels] [--json] [--socket PATH]\n\n  The nodes this node has heard from (on central: the fleet, from node.hello heartbeats).\n  --labels adds each node's labels and facts (? where its heartbeat carried none: an older node).\n  --socket PATH names the node's API socket (default <dataDir>/outpost.sock).\n\n${GLOBAL_HELP}`)
   let list: { name: string; online: boolean; lastSeen: number; version?: string; os?: string; arch?: string; labels?: Record<string, string>; facts?: Record<string, string> }[] = []
   await askAgent(io, load(io, values, false), values.socket, { op: 'nodes' }, (obj) => { list = (obj.nodes ?? []) as typeof list; return true }, signal)
   if (values.json) return print(io, JSON.stringify(list))

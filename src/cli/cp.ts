@@ -43,8 +43,11 @@ const TRANSFERS_HELP = `Usage: outpost transfers [--json] [--all] [--socket PATH
 
   File transfers this node sends or receives, newest first: id, direction, the other node,
   path, state (hashing, opening, sending, committing, expected, receiving, done, failed,
-  cancelled),
-  bytes acknowledged or held of the size, and bytes resent. --all includes finished ones.
+  cancelled), bytes acknowledged or held of the size, and bytes resent.
+
+  --all             finished ones too (done, failed, cancelled)
+  --socket PATH     the node's API socket (default <dataDir>/outpost.sock)
+
   outpost cp --cancel ID cancels one.
 
 ${GLOBAL_HELP}`

@@ -43,7 +43,7 @@ Commands:
 
 ${GLOBAL_HELP}
 
-Exit codes: 0 ok, 1 the remote method failed, 2 usage or config error (or no agent running), 3 not delivered.
+Exit codes: 0 ok, 1 the remote method failed, 2 usage or config error (or no agent running), 3 not delivered or refused.
 Run \`outpost COMMAND --help\` for a command's own options.`
 
 const CONFIG_HELP = `Usage: outpost config SUBCOMMAND

@@ -49,7 +49,7 @@ export async function sendJob(io: Io, loaded: Loaded, socket: string | undefined
 /** `outpost jobs`. */
 export const jobs = async (io: Io, args: string[], signal?: AbortSignal): Promise<number> => {
   const { values } = parse(args, { socket: { type: 'string' } }, false)
-  if (values.help) return print(io, `Usage: outpost jobs [--json]\n\n  The jobs this node keeps (sends to a selector or to several nodes made with --batch,\n  --max-errors, --canary or --job), newest first, with how many nodes are in each state.\n\n${GLOBAL_HELP}`)
+  if (values.help) return print(io, `Usage: outpost jobs [--json] [--socket PATH]\n\n  The jobs this node keeps (sends to a selector or to several nodes made with --batch,\n  --max-errors, --canary or --job), newest first, with how many nodes are in each state.\n  --socket PATH names the node's API socket (default <dataDir>/outpost.sock).\n\n${GLOBAL_HELP}`)
   let list: Omit<Shown, 'nodes' | 'message'>[] = []
   await askAgent(io, load(io, values, false), values.socket, { op: 'jobs' }, (obj) => { refused(obj); list = (obj.jobs ?? []) as typeof list; return true }, signal)
   if (values.json) return print(io, JSON.stringify(list))
@@ -60,7 +60,7 @@ export const jobs = async (io: Io, args: string[], signal?: AbortSignal): Promis
 /** `outpost job ID`. */
 export const job = async (io: Io, args: string[], signal?: AbortSignal): Promise<number> => {
   const { values, positionals } = parse(args, { socket: { type: 'string' }, watch: { type: 'boolean' }, cancel: { type: 'boolean' } }, true)
-  const help = `Usage: outpost job ID [--watch] [--cancel] [--json]\n\n  One job as a matrix: each node's state (pending, delivered, running, ok, failed,\n  expired, not_selected, skipped, cancelled), exit status or error, and the counts.\n  --watch    follow it live until it ends (exit 0 all ok, 1 a node failed or it stopped,\n             3 none failed but some were not delivered or not selected)\n  --cancel   stop what has not started: nodes waiting for their turn are skipped, those\n             whose message was never sent yet are withdrawn (cancelled)\n  --json     the job as JSON (with --watch: a line at each change)\n\n${GLOBAL_HELP}`
+  const help = `Usage: outpost job ID [--watch] [--cancel] [--json] [--socket PATH]\n\n  One job as a matrix: each node's state (pending, delivered, running, ok, failed,\n  expired, not_selected, skipped, cancelled), exit status or error, and the counts.\n  --watch    follow it live until it ends (exit 0 all ok, 1 a node failed or it stopped,\n             3 none failed but some were not delivered or not selected)\n  --cancel   stop what has not started: nodes waiting for their turn are skipped, those\n             whose message was never sent yet are withdrawn (cancelled)\n  --json     the job as JSON (with --watch: a line at each change)\n  --socket PATH  the node's API socket (default <dataDir>/outpost.sock)\n\n${GLOBAL_HELP}`
   if (values.help) return print(io, help)
   const id = positionals[0]
   if (id === undefined || positionals.length > 1) throw new OutpostError('usage', 'job: give one job id (outpost jobs lists them)')

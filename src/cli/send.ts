@@ -48,7 +48,7 @@ ${JOB_HELP}
   --no-wait           print the accepted ids (a job: its id) and return
   --detach            the same, plus how to cancel it later (outpost send --to NODE op.cancel -- ID)
   --socket PATH       the node's API socket (default <dataDir>/outpost.sock)
-  --json              JSON Lines: {"accepted"} {"notice"} {"reply"}… {"cancelling"} {"detached"} {"done"}
+  --json              JSON Lines: {"notice"} {"accepted"} {"reply"}… {"delivered"} {"cancelling"} {"detached"} {"done"}
 
   Ctrl-C cancels what still runs, after 1 s: a message this node has not sent yet is
   withdrawn (it will not run; exit 3), the others get op.cancel; Ctrl-C again leaves it
