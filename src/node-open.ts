@@ -14,6 +14,7 @@ import { WireMeter } from './pacing'
 import type { Transport, TransportOptions, TransportPlugin } from './transport'
 import { readPending } from './upgrade/watchdog'
 import { VERSION } from './version'
+import { retireSlab } from './wire/envelope-codec'
 
 export interface OpenedParts {
   dataDir: string
@@ -35,7 +36,7 @@ export async function openParts(config: Config, logger: Logger, transports: Read
   ensureDataDir(dataDir)
   const plugin = made === undefined ? transports.get(config.transport.kind) : undefined
   if (made === undefined && plugin === undefined) throw new OutpostError('config_invalid', `transport.kind ${config.transport.kind} is not built into this outpost (have: ${[...transports.keys()].join(', ')})`)
-  const outbox = await Outbox.open({ dir: path.join(dataDir, 'outbox'), maxBytes: config.delivery.maxOutboxBytes, warn: (m) => logger.log('warn', m), afterBurst: releaseHeap,
+  const outbox = await Outbox.open({ dir: path.join(dataDir, 'outbox'), maxBytes: config.delivery.maxOutboxBytes, warn: (m) => logger.log('warn', m), afterBurst: () => { retireSlab(); releaseHeap() },
     reserveBytes: config.delivery.reserveBytes,
     // While an upgrade may roll back, snapshots stay readable by the previous binary.
     keepOldFormat: readPending(dataDir) !== undefined,

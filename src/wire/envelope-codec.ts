@@ -153,25 +153,60 @@ function putNum(out: Buffer, at: number, v: number): number {
 }
 
 /**
- * Encoded envelopes are cut from 320 KiB slabs rather than allocated one by one. A message
- * waiting in the outbox keeps its body until a snapshot moves it to a body file; 100k of them
- * allocated one at a time (Buffer's 8 KiB pool, each piece from malloc) leave the malloc heap
- * fragmented at its high-water mark once they are freed (~40 MB of RSS after a 100k burst). A
- * slab above the 256 KiB mmap threshold install.sh's service sets is its own mapping, returned
- * whole to the system once no body in it is referenced: after the snapshot that stores them.
- * A body that outlives its neighbours keeps its slab (at most the bytes encoded since the last
- * snapshot, which the outbox bounds), the same trade Buffer's own pool makes at 8 KiB.
+ * Encoded envelopes are cut from slabs rather than allocated one by one. A message waiting in
+ * the outbox keeps its body until a snapshot moves it to a body file; 100k of them allocated
+ * one at a time (Buffer's 8 KiB pool, each piece from malloc) leave the malloc heap fragmented
+ * at its high-water mark once they are freed (~40 MB of RSS after a 100k burst). A slab is its
+ * own mapping, returned whole to the system once no body in it is referenced: after the
+ * snapshot that stores them. A body that outlives its neighbours keeps its slab (at most
+ * SLAB bytes), the same trade Buffer's own pool makes at 8 KiB.
+ *
+ * Its own mapping whatever glibc's mmap threshold: that threshold starts at 128 KiB but rises
+ * to the size of the largest mapped block the process frees, up to 32 MiB (a 13 MB snapshot
+ * export, sql.js's database file as it grows, a 700 KB audit write), and from then on a block
+ * below it is carved from the heap, which keeps it once freed (glibc trims the heap's top only
+ * past twice the threshold, and never the holes under live blocks). install.sh's service fixes
+ * the threshold at 256 KiB; started by hand, 320 KiB slabs from malloc stayed in the heap:
+ * ~15 MB of the agent's RSS with 100k waiting (docs/performance.md, "session 13").
+ *
+ * Every ArrayBuffer comes from malloc but one kind: a WebAssembly.Memory's, which V8 maps
+ * itself (an address-space reservation, 10 GiB on 64-bit hosts, of which SLAB bytes are
+ * usable; pages are resident only once written) and unmaps when the memory is collected. V8
+ * counts it as SLAB bytes of external memory, as it would a Buffer. Typed-array access to it is
+ * as fast as to any Buffer (a resizable ArrayBuffer, the other way round malloc, is ~20x slower
+ * to index). If V8 cannot reserve one (an address-space limit, `ulimit -v`), a Buffer as before.
  */
-const SLAB = 320 * 1024
+export const SLAB = 4 * 1024 * 1024
+const WASM_PAGE = 64 * 1024
 /** Larger bodies get an allocation of their own. */
 const SLAB_MAX_PIECE = 4096
 let slab: Buffer | undefined
 let slabUsed = SLAB
 
+const WASM = (globalThis as unknown as { WebAssembly: { Memory: new (d: { initial: number; maximum: number }) => { buffer: ArrayBuffer } } }).WebAssembly
+
+function newSlab(): Buffer {
+  try {
+    return Buffer.from(new WASM.Memory({ initial: SLAB / WASM_PAGE, maximum: SLAB / WASM_PAGE }).buffer, 0, SLAB)
+  } catch {
+    return Buffer.allocUnsafeSlow(SLAB)
+  }
+}
+
+/**
+ * Cut the next body from a new slab: called once a burst is over and its messages are in the
+ * store, so the collection that follows can unmap the slab they were cut from (up to SLAB bytes
+ * written) instead of keeping it for the next few bodies.
+ */
+export function retireSlab(): void {
+  slab = undefined
+  slabUsed = SLAB
+}
+
 function allocBody(n: number): Buffer {
   if (n > SLAB_MAX_PIECE) return Buffer.allocUnsafe(n)
   if (slabUsed + n > SLAB) {
-    slab = Buffer.allocUnsafeSlow(SLAB)
+    slab = newSlab()
     slabUsed = 0
   }
   const b = slab!.subarray(slabUsed, slabUsed + n)

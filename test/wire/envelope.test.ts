@@ -12,7 +12,7 @@ import {
   type Envelope,
   type MessageDraft,
 } from '../../src/wire/envelope'
-import { encodeEnvelope } from '../../src/wire/envelope-codec'
+import { SLAB, encodeEnvelope, retireSlab } from '../../src/wire/envelope-codec'
 import { decodeWireEnvelope } from '../../src/wire/envelope-decode'
 import { nativeMethodName } from '../../methods/index'
 import { isOutpostError, type OutpostError } from '../../src/errors'
@@ -522,6 +522,41 @@ test('envelope - the hand-written codec writes what the MessagePack encoder writ
   const exit = (key: string): Uint8Array => new Uint8Array([0x85, ...head.slice(1), ...method, 0xa0 | key.length, ...Buffer.from(key), 0xd3, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xfe])
   assert.is(decodeWireEnvelope(exit('exitCod')), undefined) // not a field name
   assert.equal(decodeWireEnvelope(exit('exitCode'))?.exitCode, -2)
+})
+
+test('envelope codec - bodies are cut from slabs that are not malloc\'s (a WebAssembly.Memory\'s buffer), and keep their bytes', () => {
+  // glibc's mmap threshold rises to the largest mapped block freed (up to 32 MiB), after which a
+  // slab from malloc comes from the heap and stays there once freed: a slab is a wasm memory's
+  // buffer, which V8 maps and unmaps itself. Such a buffer is the one kind that cannot be
+  // transferred (detached), which is how a test can tell it from a Buffer's.
+  const envs = Array.from({ length: 20_000 }, (_, i) => ({ id: ulid(), toNode: 'ship1', fromNode: 'central', method: 'node.ping', createdAt: i, data: 'x'.repeat(120) + i }))
+  const bodies = envs.map((env) => encodeEnvelope(env)!)
+  const slabs = new Map<ArrayBufferLike, number>()
+  for (const b of bodies) slabs.set(b.buffer, Math.max(slabs.get(b.buffer) ?? 0, b.byteOffset + b.byteLength))
+  assert.ok(slabs.size >= 2, `20k bodies of ~230 bytes span more than one slab (${slabs.size})`)
+  const [first, end] = [...slabs][0]!
+  assert.is(first.byteLength, SLAB)
+  assert.ok(end <= SLAB)
+  // Each body decodes to its own envelope: none overlaps another.
+  bodies.forEach((b, i) => {
+    const got = decode(b) as unknown as { id: string; createdAt: number; data: string }
+    assert.equal([got.id, got.createdAt, got.data], [envs[i]!.id, i, envs[i]!.data], `body ${i}`)
+  })
+  // Last, as it would take a Buffer's bytes away: a transfer leaves a wasm memory's buffer whole
+  // (Node 22 refuses it, Node 20 copies).
+  try { structuredClone(first, { transfer: [first as ArrayBuffer] }) } catch { /* Node 22: not detachable */ }
+  assert.is(first.byteLength, SLAB, 'a wasm memory\'s buffer cannot be detached')
+})
+
+test('envelope codec - after retireSlab the next body is cut from a new slab (the old one can go once its bodies do)', () => {
+  const env = { id: ulid(), toNode: 'ship1', fromNode: 'central', method: 'node.ping', createdAt: 1 }
+  const a = encodeEnvelope(env)!
+  const b = encodeEnvelope(env)!
+  assert.is(a.buffer, b.buffer)
+  retireSlab()
+  const c = encodeEnvelope(env)!
+  assert.is.not(c.buffer, a.buffer)
+  assert.is(c.byteOffset, 0)
 })
 
 test('envelope - the hand-written decoder takes or leaves malformed envelopes exactly as the general path decides', () => {
