@@ -15,6 +15,18 @@ export function legacyRoute(body: Uint8Array): Route {
   return { ...(env.ackTimeout !== undefined ? { ackTimeout: env.ackTimeout } : {}), ...(env.retries !== undefined ? { retries: env.retries } : {}), method: env.method ?? '' }
 }
 
+/**
+ * Whether a stored body is a reply (it has `inReplyTo`): the requester's only outcome, never
+ * withdrawn (withdraw takes back this node's own requests and events).
+ */
+export function isReply(body: Uint8Array): boolean {
+  try {
+    return (DECODER.decode(body) as { inReplyTo?: unknown }).inReplyTo !== undefined
+  } catch {
+    return false
+  }
+}
+
 export interface DeliveryOptions {
   self: string
   outbox: OutboxFacet
@@ -46,5 +58,8 @@ export interface DeliveryOptions {
   pacing?: PacingOptions
 }
 
-/** What withdraw() did with one id: removed unsent, possibly with its receiver already, or not in the outbox. */
-export type Withdrawal = 'withdrawn' | 'in_flight' | 'unknown'
+/**
+ * What withdraw() did with one id: removed unsent; possibly with its receiver already; a reply to
+ * another node's request (its requester's outcome: kept); not in the outbox.
+ */
+export type Withdrawal = 'withdrawn' | 'in_flight' | 'reply' | 'unknown'

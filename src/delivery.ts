@@ -18,7 +18,7 @@ import type { GiveUpReason } from './events'
 import { NO_METRICS, type Metrics } from './metrics'
 import { Pacer } from './pacing'
 import { AckDeadlines, type Flight } from './ack-deadlines'
-import { legacyRoute, type DeliveryOptions, type Withdrawal } from './delivery-options'
+import { isReply, legacyRoute, type DeliveryOptions, type Withdrawal } from './delivery-options'
 import type { OutboxEntry } from './store/outbox'
 import type { Outbound } from './transport'
 export type { DeliveryOptions, Withdrawal } from './delivery-options'
@@ -286,9 +286,8 @@ export class Delivery {
   }
 
   /**
-   * Withdraw messages that wait here never handed out: removed (on disk before this resolves) and
-   * given up as `withdrawn` (an error reply to their sender, an `expired` event). Decided in this
-   * turn: a message in flight, or handed out once (the receiver may have it), is `in_flight`.
+   * Withdraw messages that wait here never handed out: removed (on disk before this resolves) and given up as `withdrawn` (an error reply to their
+   * sender, an `expired` event). Decided in this turn: one in flight, or handed out once (the receiver may have it), is `in_flight`; a reply, `reply`.
    */
   async withdraw(ids: readonly string[]): Promise<Map<string, Withdrawal>> {
     const out = new Map<string, Withdrawal>()
@@ -296,9 +295,10 @@ export class Delivery {
     for (const id of ids) {
       if (out.has(id)) continue
       const entry = this.o.outbox.get(id)
-      const handed = entry !== undefined && (this.inflight.has(id) || this.removing.has(id) || this.handedOut.has(id) || entry.attempts > 0 || entry.seq < this.firstSeq)
-      out.set(id, entry === undefined ? 'unknown' : handed ? 'in_flight' : 'withdrawn')
-      if (entry === undefined || handed) continue
+      const reply = entry !== undefined && isReply(entry.body) // its requester's only outcome (SPEC §1): whoever asks, it goes
+      const handed = entry === undefined || reply || this.inflight.has(id) || this.removing.has(id) || this.handedOut.has(id) || entry.attempts > 0 || entry.seq < this.firstSeq
+      out.set(id, entry === undefined ? 'unknown' : reply ? 'reply' : handed ? 'in_flight' : 'withdrawn')
+      if (handed) continue
       taken.push(entry)
       this.removing.add(id) // never handed out from now on
       this.meta.delete(id)
@@ -346,11 +346,11 @@ export class Delivery {
     }
   }
 
-  /** The hub says `to` is away: hold its messages without spending attempts. */
+  /** The hub says `to` is away (or stuck: `busy`, src/hub-flow.ts): hold its messages without spending attempts. */
   onNack(id: string, to: string, reason: string): void {
     const stale = this.staleNacks.get(to)
     if (stale?.delete(id)) return // for a copy sent before we heard `to` was back; resent already
-    if (reason !== 'offline') this.o.log('warn', `delivery: ${id} to ${to} refused by the hub: ${reason}`)
+    if (reason !== 'offline' && reason !== 'busy') this.o.log('warn', `delivery: ${id} to ${to} refused by the hub: ${reason}`)
     this.offline.add(to)
     // The others in flight to `to` are refused too, their nacks on the way: those may come after
     // `online` (the hub refuses a pair's messages until our echo), and must not stop it again.

@@ -6,7 +6,7 @@
 import type { Envelope } from './wire/envelope'
 
 /** Why a message left the outbox undelivered: its attempts or its ttl ran out, or its sender withdrew it unsent. */
-export type GiveUpReason = 'not_delivered' | 'ttl_expired' | 'withdrawn'
+export type GiveUpReason = 'not_delivered' | 'ttl_expired' | 'withdrawn' | 'events_dropped'
 
 export type MessageEvent =
   /** Stored in this node's outbox (a request submitted here, or a reply queued here). */

@@ -40,6 +40,13 @@ export interface Conn {
   heldBy?: Set<Conn> | undefined
   /** Called once this connection has room again, or is gone: senders held for it. */
   roomWaiters?: (() => void)[] | undefined
+  /** Its Peer.whenRoom is asked and has not answered yet. */
+  waitsForRoom?: boolean
+  /** Runs while senders are held for it: when it fires it is `stuck` (src/hub-flow.ts), unless it took enough since `heldBytes`. */
+  holdTimer?: NodeJS.Timeout | undefined
+  heldBytes?: number | undefined
+  /** No room for HOLD_MAX_MS: what is sent to it is refused `busy` until it has room. */
+  stuck?: boolean
 }
 
 /** Where a connection's frames go: a socket (encoded, one write per tick) or a node in this process. */
@@ -52,6 +59,8 @@ export interface Peer {
   full(): boolean
   /** `go` once it is no longer full (a socket: drained or closed; called at most once). */
   whenRoom(go: () => void): void
+  /** Bytes waiting to reach it (sockets). */
+  pending?(): number
   /** Stop and start reading from it (sockets; an in-process node is not read). */
   pause?(): void
   resume?(): void
@@ -65,6 +74,7 @@ export function socketPeer(sock: net.Socket): Peer {
     end: () => { out.flush(); sock.end() },
     destroy: () => { sock.destroy() },
     full: () => sock.writableLength > HUB_HIGH_WATER,
+    pending: () => sock.writableLength,
     whenRoom: (go) => {
       // Past HUB_HIGH_WATER a write returned false, so 'drain' comes once all is sent.
       const done = (): void => { sock.off('drain', done); sock.off('close', done); go() }

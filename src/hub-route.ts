@@ -7,10 +7,11 @@
  *   msg ─▶ receiver connected, pair not blocked ─▶ forward (from = sender)
  *     └▶ receiver away (or pair blocked) ─▶ nack offline ─▶ waiting ─▶ receiver back ─▶ online
  *   receiver (or sender) past its high-water mark ─▶ the sender is not read until it has room (src/hub-flow.ts)
+ *     └▶ receiver stuck (no room for HOLD_MAX_MS) ─▶ nack busy ─▶ waiting ─▶ receiver has room ─▶ online
  */
 import { isOutpostError, type ErrorCode } from './errors'
 import { framesFor, type Routed } from './hub-deliver'
-import { pace, wake } from './hub-flow'
+import { pace, wake, type FlowHooks } from './hub-flow'
 import type { Conn } from './hub-peer'
 import type { Frame } from './wire/framing'
 import { ulid } from './wire/ulid'
@@ -26,6 +27,7 @@ export interface RouterHost {
   knows(node: string): boolean
   send(conn: Conn, f: Frame): void
   fail(conn: Conn, code: ErrorCode | string, message: string): void
+  log?(level: 'warn' | 'info', message: string): void
 }
 
 export class Router {
@@ -40,6 +42,16 @@ export class Router {
    * receiver came back; a sender that never echoes is let through after BLOCK_MAX_MS.
    */
   private readonly blocked = new Map<string, { since: number | undefined }>()
+
+  /** A receiver stuck (src/hub-flow.ts) is said so in the log; once it has room its refused senders hear `online`. */
+  private readonly flow: FlowHooks = {
+    stuck: (c) => this.host.log?.('warn', `${c.node ?? c.peer} has taken nothing of what waits for it for a while: its senders are read again, and what they send it is refused (busy) until it has room`),
+    roomAgain: (c) => {
+      if (c.node === undefined || this.host.nodes.get(c.node) !== c) return
+      this.host.log?.('info', `${c.node} has room again: its senders are told it is back`)
+      this.back(c.node)
+    },
+  }
 
   constructor(host: RouterHost) {
     this.host = host
@@ -93,22 +105,25 @@ export class Router {
     // An ACK for a node that is away is dropped, not refused: nothing waits on it (its messages
     // come again and are ACKed again), and a refusal would tell the sender the node is away
     // after the `online` that said it is back. ACKs keep no order, so a blocked pair does not hold them.
-    if (f.t === 'acks') return target === undefined ? undefined : this.forward(conn, target, f)
-    const pair = this.blocked.size === 0 && target !== undefined ? '' : `${conn.node}\u0000${f.to}`
+    // A stuck receiver (src/hub-flow.ts) is dropped ACKs too: its messages come again once it reads.
+    const stuck = target?.stuck === true && target !== conn
+    if (f.t === 'acks') return target === undefined || stuck ? undefined : this.forward(conn, target, f)
+    const pair = this.blocked.size === 0 && target !== undefined && !stuck ? '' : `${conn.node}\u0000${f.to}`
     const block = pair === '' ? undefined : this.blocked.get(pair)
-    if (block && target !== undefined && block.since !== undefined && Date.now() - block.since > BLOCK_MAX_MS) this.blocked.delete(pair)
-    else if (block || target === undefined) {
-      if (f.t === 'batch' || f.t === 'zbatch') for (const id of f.ids) this.host.send(conn, { t: 'nack', id, to: f.to, reason: 'offline' })
-      else if (f.t === 'msg' || f.i === 0) this.host.send(conn, { t: 'nack', id: f.id, to: f.to, reason: 'offline' })
+    if (block && target !== undefined && !stuck && block.since !== undefined && Date.now() - block.since > BLOCK_MAX_MS) this.blocked.delete(pair)
+    else if (block || target === undefined || stuck) {
+      const reason = stuck ? 'busy' : 'offline'
+      if (f.t === 'batch' || f.t === 'zbatch') for (const id of f.ids) this.host.send(conn, { t: 'nack', id, to: f.to, reason })
+      else if (f.t === 'msg' || f.i === 0) this.host.send(conn, { t: 'nack', id: f.id, to: f.to, reason })
       // Only nodes this hub knows can come back: no memory is kept for made-up names.
-      if (target === undefined && this.host.knows(f.to)) {
+      if ((target === undefined && this.host.knows(f.to)) || stuck) {
         let set = this.waiting.get(f.to)
         if (set === undefined) this.waiting.set(f.to, (set = new Set()))
         set.add(conn.node!)
         if (!block) this.blocked.set(pair, { since: undefined })
       }
       // A sender that does not read its nacks is not read either (src/hub-flow.ts).
-      return pace(conn, conn)
+      return pace(conn, conn, this.flow)
     }
     this.forward(conn, target, f)
   }
@@ -125,7 +140,7 @@ export class Router {
       for (const out of frames) this.host.send(target, out)
       if (f.t !== 'acks') (target.senders ??= new Set()).add(conn.node!)
       // Backpressure: the sender waits while the receiver (or the sender itself) is not keeping up (src/hub-flow.ts).
-      pace(conn, target)
+      pace(conn, target, this.flow)
     } catch (err) {
       // A frame that leaves no room for the `from` the hub stamps (every outpost node leaves it):
       // it cannot be forwarded; its sender's connection closes, not the hub.

@@ -62,7 +62,7 @@ export class Hub {
     nodes: this.nodes,
     knows: (node) => this.tokens.has(node) || this.locals.has(node) || this.opts.locals?.includes(node) === true,
     send: (conn, f) => this.send(conn, f),
-    fail: (conn, code, message) => this.fail(conn, code, message),
+    fail: (conn, code, message) => this.fail(conn, code, message), log: (level, message) => this.opts.log(level, message),
   })
   private readonly conns = new Set<Conn>()
   /** Nodes attached in-process (Hub.attach): no token, and no socket may take their name. */

@@ -57,7 +57,7 @@ function make(s: Shared, component: string): Logger {
       s.write(JSON.stringify({ time, level, ...(component ? { component } : {}), msg: message, ...fields }) + '\n')
       return
     }
-    const extra = fields ? Object.entries(fields).filter(([, v]) => v !== undefined).map(([k, v]) => ` ${k}=${typeof v === 'string' && /[\s"=]/.test(v) ? JSON.stringify(v) : String(v)}`).join('') : ''
+    const extra = fields ? Object.entries(fields).filter(([, v]) => v !== undefined).map(([k, v]) => ` ${k}=${oneLine(typeof v === 'string' && /[\s"=]/.test(v) ? JSON.stringify(v) : String(v))}`).join('') : ''
     s.write(`${time} ${level.padEnd(5)} ${component ? `${component}: ` : ''}${oneLine(message)}${extra}\n`)
   }
   const trace = (line: string): void => { if (s.min <= RANK.trace) emit('trace', line) }

@@ -173,7 +173,7 @@ export class OutpostNode {
       events,
       now: this.now, metrics, pacing: { drainRate: config.delivery.drainRate, maxBytesPerSecond: config.transport.maxBytesPerSecond, ...(meter !== undefined ? { meter } : {}) },
     })
-    this.room = new OutboxRoom({ outbox, config: () => this.config, log, busy: (id) => this.delivery.busy(id), report: (e) => this.outcomes.report(e) })
+    this.room = new OutboxRoom({ outbox, config: () => this.config, log, busy: (id) => this.delivery.busy(id), report: (e) => this.outcomes.report(e), events })
     this.intake = new Intake({ self: this.name, config: () => this.config, now: this.now, names: this.names, room: this.room, events, kick: () => this.delivery.kick() })
     // A transfer's messages are signed with api.signingKey, as what the APIs take: a receiver that requires signatures takes them.
     const signedSubmit = (drafts: MessageDraft[]): Promise<Envelope[]> => {

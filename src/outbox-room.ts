@@ -15,6 +15,7 @@
  */
 import { Decoder } from '@msgpack/msgpack'
 import type { Config } from './config'
+import type { MessageEventSink } from './events'
 import { isOutpostError } from './errors'
 import type { LogFn } from './log'
 import { DEFAULT_REPLY_METHOD } from './method-names'
@@ -33,6 +34,8 @@ export interface OutboxRoomOptions {
   busy: (id: string) => boolean
   /** An error for central (error.log). */
   report: (error: { code: string; message: string }) => void
+  /** Each event dropped is an `expired` event, reason `events_dropped` (the audit log's and the counters' end of it). */
+  events?: MessageEventSink
 }
 
 export class OutboxRoom {
@@ -103,6 +106,7 @@ export class OutboxRoom {
     }
     if (need > 0) return false // not enough events: nothing is dropped for nothing
     await Promise.all(victims.map((e) => this.o.outbox.remove(e.id)))
+    for (const e of victims) this.o.events?.({ type: 'expired', id: e.id, toNode: e.dest, method: e.route?.method ?? (DECODER.decode(e.body) as { method?: string }).method ?? '', reason: 'events_dropped' })
     this.dropped += victims.length
     this.unreported += victims.length
     const kinds = [...new Set(victims.map((e) => `${e.route?.method ?? 'event'} to ${e.dest}`))].slice(0, 3).join(', ')

@@ -219,7 +219,7 @@ export async function sendAndWatch(node: OutpostNode, envs: Envelope[], wait: bo
     } else if (env.ackTimeout === 0) {
       // An expired event gets no error reply: say it here.
       silent.delete(ev.id)
-      sink.reply({ id: ev.id, toNode: node.name, fromNode: env.toNode, method: env.replyMethod ?? '', inReplyTo: ev.id, final: true, createdAt: Date.now(), error: { code: ev.reason, message: `${env.method} ${ev.id} to ${env.toNode}: ${ev.reason === 'ttl_expired' ? 'not delivered within its ttl' : 'not delivered'}` } })
+      sink.reply({ id: ev.id, toNode: node.name, fromNode: env.toNode, method: env.replyMethod ?? '', inReplyTo: ev.id, final: true, createdAt: Date.now(), error: { code: ev.reason, message: `${env.method} ${ev.id} to ${env.toNode}: ${ev.reason === 'ttl_expired' ? 'not delivered within its ttl' : ev.reason === 'events_dropped' ? 'dropped unsent to make room in a full outbox (delivery.whenFull)' : 'not delivered'}` } })
       ended(ev.id)
     }
   })

@@ -78,6 +78,28 @@ test('run deadlines - a methodTimeout that is not a number stops the run at once
   assert.is(timers(), 0, 'no timer left behind')
 })
 
+test('run deadlines - runs that ended, each with a methodTimeout of its own, are not held while a long one runs; both ends still fire', async () => {
+  const d = new RunDeadlines()
+  const long = new Stopper()
+  const l = d.arm(long, 'test.long', 86_400)
+  // A sender giving each message its own methodTimeout: every run ends at once.
+  for (let i = 0; i < 10_000; i++) d.disarm(d.arm(new Stopper(), 'test.quick', 100 + i))
+  assert.ok(d.held <= 2, `${d.held} deadlines held for runs that ended`)
+  // Lengths interleaved: a stuck run of each is still stopped at its deadline.
+  const a = new Stopper()
+  const b = new Stopper()
+  d.arm(a, 'test.a', 0.05)
+  for (let i = 0; i < 100; i++) d.disarm(d.arm(new Stopper(), 'test.quick', 0.06 + i / 1000))
+  d.arm(b, 'test.b', 0.08)
+  for (let i = 0; i < 100; i++) d.disarm(d.arm(new Stopper(), 'test.quick', 0.05))
+  await sleep(250)
+  assert.ok(a.aborted && b.aborted, 'both stuck runs are stopped')
+  assert.not.ok(long.aborted)
+  d.disarm(l)
+  assert.is(d.held, 0)
+  assert.is(timers(), 0, 'nothing runs: no timer left')
+})
+
 test('run deadlines - outpost call --timeout takes a number of seconds; anything else is a usage error, not a run without a deadline', () => {
   const bin = path.join(__dirname, '..', 'bin', 'outpost.cjs')
   const cwd = fs.mkdtempSync(path.join(os.tmpdir(), 'outpost-call-timeout-'))

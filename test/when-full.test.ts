@@ -99,6 +99,13 @@ test('whenFull - dropOldestEvents drops the oldest events, never a request, and 
     // Central's errors.log names the drop and nodeA.
     const errors = path.join(c.node('central').dataDir, 'errors.log')
     await eventually('the report at central', () => (fs.existsSync(errors) && /nodeA events_dropped .*\d+ events dropped/.test(fs.readFileSync(errors, 'utf8')) ? true : undefined), 20_000)
+    // nodeA's audit log ends every event it accepted: delivered, or expired with reason events_dropped (its counters with it).
+    const audit = fs.readFileSync(path.join(c.node('nodeA').dataDir, 'audit.log'), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as { event: string; id: string; reason?: string; env?: { ackTimeout?: number } })
+    const acceptedEvents = audit.filter((l) => l.event === 'accepted' && l.env?.ackTimeout === 0).map((l) => l.id)
+    assert.is(acceptedEvents.length, 6)
+    const dropped = audit.filter((l) => l.event === 'expired' && l.reason === 'events_dropped').map((l) => l.id)
+    assert.is(dropped.length, all.length - events.length, 'an expired line (reason events_dropped) for each event dropped')
+    for (const id of acceptedEvents) assert.is(audit.filter((l) => l.id === id && (l.event === 'delivered' || l.event === 'expired')).length, 1, `event ${id} has one end in the audit log`)
   } finally {
     await c.destroy()
   }

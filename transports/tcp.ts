@@ -42,6 +42,15 @@ const HIGH_WATER = 4 * 1024 * 1024
 
 interface Target extends ServerAddress { secure: boolean }
 
+/** Once `sock` has drained (or closed). */
+function drained(sock: net.Socket): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => { sock.off('drain', done); sock.off('close', done); resolve() }
+    sock.on('drain', done)
+    sock.on('close', done)
+  })
+}
+
 export function parseServer(url: string): Target {
   const m = /^(tcp|tls):\/\/(\[[^\]]+\]|[^:/]+)(?::(\d+))?\/?$/.exec(url)
   if (!m) throw new OutpostError('config_invalid', `transport.servers: ${JSON.stringify(url)} is not tcp://host:port or tls://host:port`)
@@ -52,15 +61,14 @@ class TcpTransport extends TransportBase implements Transport {
   readonly kind = 'tcp'
   /** Outbound.written: the socket's write callback of a message's last frame. */
   readonly reportsWritten = true
-  private servers: string[]
+  private servers: string[] // transport.servers, or the last redirect's until none of those can be reached
+  private readonly configured: string[]
   private sock: net.Socket | undefined
   private welcomed = false
   private corked = false
   private wake: (() => void) | undefined
-  /** The hub refused our credentials: back off at least AUTH_BACKOFF_MS. */
-  private refused = false
-  /** The connection being set up (not welcomed yet): close() must end it too. */
-  private pending: net.Socket | undefined
+  private refused = false // the hub refused our credentials: back off at least AUTH_BACKOFF_MS
+  private pending: net.Socket | undefined // the connection being set up (not welcomed yet): close() must end it too
   private readonly reassembler: Reassembler
   /** The hub takes batch frames (its welcome said apiVersion 2 or later). */
   private batching = false
@@ -75,18 +83,14 @@ class TcpTransport extends TransportBase implements Transport {
 
   constructor(opts: TransportOptions) {
     super(opts)
-    this.servers = [...opts.servers]
+    this.servers = this.configured = [...opts.servers]
     for (const s of this.servers) parseServer(s)
     this.reassembler = new Reassembler({ maxBytes: opts.maxMessageBytes ?? 16 * 1024 * 1024 })
   }
 
-  get connected(): boolean {
-    return this.welcomed && this.sock !== undefined && !this.sock.destroyed
-  }
+  get connected(): boolean { return this.welcomed && this.sock !== undefined && !this.sock.destroyed }
 
-  get manyIdAcks(): boolean {
-    return this.acking && this.connected
-  }
+  get manyIdAcks(): boolean { return this.acking && this.connected }
 
   protected open(): void {
     // Parts of a message whose sender went away are dropped after a minute.
@@ -112,13 +116,7 @@ class TcpTransport extends TransportBase implements Transport {
     this.corkTick(sock)
     const wire = writeFrames(sock, frames, this.deflate, this.opts.debug, msg.written)
     this.opts.onWire?.([msg], wire)
-    if (sock.writableLength > HIGH_WATER) {
-      await new Promise<void>((resolve) => {
-        const done = (): void => { sock.off('drain', done); sock.off('close', done); resolve() }
-        sock.on('drain', done)
-        sock.on('close', done)
-      })
-    }
+    if (sock.writableLength > HIGH_WATER) await drained(sock)
   }
 
   /**
@@ -146,12 +144,7 @@ class TcpTransport extends TransportBase implements Transport {
       return Promise.resolve(msgs.map(() => err as Error))
     }
     this.opts.onWire?.(msgs, wire)
-    if (sock.writableLength <= HIGH_WATER) return Promise.resolve(undefined)
-    return new Promise((resolve) => {
-      const drained = (): void => { sock.off('drain', drained); sock.off('close', drained); resolve(undefined) }
-      sock.on('drain', drained)
-      sock.on('close', drained)
-    })
+    return sock.writableLength <= HIGH_WATER ? Promise.resolve(undefined) : drained(sock).then(() => undefined)
   }
 
   /** Writes in one tick go out together. */
@@ -205,9 +198,7 @@ class TcpTransport extends TransportBase implements Transport {
     }
     const settle = (): void => { for (const q of queued) q.done() }
     if (sock.writableLength <= HIGH_WATER) return settle()
-    const done = (): void => { sock.off('drain', done); sock.off('close', done); settle() }
-    sock.on('drain', done)
-    sock.on('close', done)
+    void drained(sock).then(settle)
   }
 
   /** The connect / reconnect loop, for as long as the transport is open. */
@@ -238,6 +229,8 @@ class TcpTransport extends TransportBase implements Transport {
       redirects = outcome === 'redirect' ? redirects + 1 : 0
       if (outcome === 'redirect' && redirects <= MAX_REDIRECTS) continue
       if (outcome === 'failed') warned = true
+      // None of the hubs a redirect named answers: back to transport.servers (a hub that redirects still sends it there again).
+      if (outcome === 'failed' && this.servers !== this.configured) { this.opts.log('warn', `cannot reach ${this.servers.join(', ')}, where a hub redirected it; back to ${this.configured.join(', ')}`); this.servers = this.configured }
       let delayMs = fullJitter(attempt, BACKOFF_MIN_MS, BACKOFF_MAX_MS)
       if (this.refused) delayMs = Math.max(delayMs, AUTH_BACKOFF_MS)
       this.refused = false
@@ -316,7 +309,7 @@ class TcpTransport extends TransportBase implements Transport {
               }, PING_EVERY_MS)
               pinger.unref()
             } else if (f.t === 'redirect') {
-              if (this.redirect(f.servers, where)) outcome = 'redirect'
+              if (this.redirect(f.servers, where, target.secure)) outcome = 'redirect'
               sock.destroy()
             } else if (f.t === 'error') {
               // The hub's code when it is one of ours (hub_busy, hello_timeout, …), so the log names the right one.
@@ -334,7 +327,7 @@ class TcpTransport extends TransportBase implements Transport {
           }
           if (f.t === 'redirect') {
             // A hub may move a node it has welcomed (to rebalance, say): the node reconnects there at once.
-            if (this.redirect(f.servers, where)) { outcome = 'redirect'; sock.destroy() }
+            if (this.redirect(f.servers, where, target.secure)) { outcome = 'redirect'; sock.destroy() }
             continue
           }
           this.frame(f, sock)
@@ -356,11 +349,11 @@ class TcpTransport extends TransportBase implements Transport {
     })
   }
 
-  /** Take a hub's redirect: true when its servers are usable (they replace the list), else logged and ignored. */
-  private redirect(servers: string[], where: string): boolean {
-    const bad = servers.filter((u) => { try { parseServer(u); return false } catch { return true } })
+  /** Take a hub's redirect: true when its servers are usable (they replace the list), else logged and ignored. From a hub reached over TLS only tls:// ones are: the hello's token never goes out in clear. */
+  private redirect(servers: string[], where: string, secure: boolean): boolean {
+    const bad = servers.filter((u) => { try { return secure && !parseServer(u).secure } catch { return true } })
     if (servers.length === 0 || bad.length > 0) {
-      this.opts.log('warn', `${where} sent an unusable redirect (${servers.length === 0 ? 'no servers' : bad.join(', ')}); ignored`)
+      this.opts.log('warn', `${where} sent an unusable redirect (${servers.length === 0 ? 'no servers' : bad.join(', ')}${secure ? '; a hub reached over TLS may redirect only to tls://' : ''}); ignored`)
       return false
     }
     this.opts.log('info', `${where} redirects to ${servers.join(', ')}`)

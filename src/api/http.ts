@@ -12,7 +12,7 @@
  *                                              GET    /v1/transfers      file transfers; POST starts one (outpost cp)
  *                                              POST   /v1/transfers/ID/cancel  cancels one at both ends (outpost cp --cancel)
  *                                              POST   /v1/sessions       a shell, followed over SSE (http-sessions.ts)
- *                                              POST   /v1/withdraw       take back messages never sent ({"ids"}: withdrawn | in_flight | unknown)
+ *                                              POST   /v1/withdraw       take back messages never sent ({"ids"}: withdrawn | in_flight | reply | unknown)
  */
 import { createHash, timingSafeEqual } from 'node:crypto'
 import http from 'node:http'

@@ -203,6 +203,64 @@ test('tcp - a redirect after the welcome moves a connected node to the hub it na
   }
 })
 
+test('tcp - a node redirected to a hub it cannot reach goes back to its configured servers', async () => {
+  // Its only configured server welcomes it, then redirects it to a port nobody listens on; once back, it is welcomed and kept.
+  const c = await Cluster.create(['ship1'])
+  const fakePort = await freePort()
+  const dead = await freePort()
+  const hellos: string[] = []
+  const fake = net.createServer((sock) => {
+    const dec = new FrameDecoder()
+    sock.on('error', () => {})
+    sock.on('data', (d: Buffer) => {
+      for (const f of dec.push(d)) {
+        if (f.t !== 'hello') continue
+        hellos.push(f.node)
+        sock.write(encodeFrame({ t: 'welcome', hub: 'fake', apiVersion: 1 }))
+        if (hellos.length === 1) setTimeout(() => sock.write(encodeFrame({ t: 'redirect', servers: [`tcp://127.0.0.1:${dead}`] })), 300)
+      }
+    })
+  })
+  await new Promise<void>((resolve) => fake.listen(fakePort, '127.0.0.1', resolve))
+  try {
+    setTransport(c, 'ship1', [`tcp://127.0.0.1:${fakePort}`])
+    const ship1 = await c.start('ship1', false)
+    await ship1.waitFor(new RegExp(`redirects to tcp://127\\.0\\.0\\.1:${dead}`), 5000)
+    for (const end = Date.now() + 20_000; hellos.length < 2; await new Promise((r) => setTimeout(r, 50))) assert.ok(Date.now() < end, `ship1 never came back to its configured hub:\n${ship1.output.slice(-2000)}`)
+    assert.equal(hellos, ['ship1', 'ship1'])
+  } finally {
+    await new Promise<void>((resolve) => fake.close(() => resolve()))
+    await c.destroy()
+  }
+})
+
+test('tcp - a hub reached over TLS cannot redirect a node to plain tcp://: its token never goes out in clear', async () => {
+  const c = await Cluster.create(['ship1'])
+  const plainPort = await freePort()
+  const hellos: string[] = []
+  const plain = net.createServer((sock) => {
+    const dec = new FrameDecoder()
+    sock.on('error', () => {})
+    sock.on('data', (d: Buffer) => { for (const f of dec.push(d)) if (f.t === 'hello') hellos.push(`${f.node} ${f.token}`) })
+  })
+  await new Promise<void>((resolve) => plain.listen(plainPort, '127.0.0.1', resolve))
+  try {
+    setHubTls(c, { cert: pem('server.pem'), key: pem('server.key') })
+    editYaml(path.join(c.dir, 'hub.yaml'), (doc) => { section(doc, 'hub').redirect = [{ nodes: ['ship1'], servers: [`tcp://127.0.0.1:${plainPort}`] }] })
+    setTransport(c, 'ship1', [`tls://127.0.0.1:${c.port}`], { ca: pem('ca.pem') })
+    const hub = await c.startHub()
+    const ship1 = await c.start('ship1', false)
+    await hub.waitFor(/redirecting ship1 to tcp:/, 5000)
+    await ship1.waitFor(/unusable redirect \(tcp:\/\/127\.0\.0\.1:\d+; a hub reached over TLS may redirect only to tls:\/\/\); ignored/, 5000)
+    // Redirected again at each reconnection, and each time ignored.
+    await hub.waitFor(/redirecting ship1 to tcp:[^\n]*\n[^]*redirecting ship1 to tcp:/, 10_000)
+    assert.equal(hellos, [], 'a hello (with its token) reached the plain server')
+  } finally {
+    await new Promise<void>((resolve) => plain.close(() => resolve()))
+    await c.destroy()
+  }
+})
+
 test('tcp - the servers are tried in order: a dead first server is skipped', async () => {
   const c = await Cluster.create(['ship1'])
   try {
