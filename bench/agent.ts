@@ -8,6 +8,7 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
 import { BIN, Cluster, status } from '../test/fixtures/cluster'
+import { cpuMsOf } from './proc-stats'
 import type { BenchResult } from './result'
 
 const round = (n: number, d = 3): number => Number(n.toPrecision(d + 2))
@@ -34,15 +35,15 @@ function serviceEnv(): Record<string, string> {
   return Object.fromEntries(line.split(/\s+/).map((kv) => kv.split('=') as [string, string]))
 }
 
-/** Start the agent with `config`; resolves with the child and the ms from spawn to connected. */
-async function startTimed(config: string, socket: string, env: Record<string, string> = {}): Promise<{ child: ChildProcess; ms: number }> {
+/** Start the agent with `config`; resolves with the child, the ms from spawn to connected and the CPU ms it used by then (user + system, from /proc). */
+async function startTimed(config: string, socket: string, env: Record<string, string> = {}): Promise<{ child: ChildProcess; ms: number; cpu: number }> {
   const { cmd, args } = command()
   const t = performance.now()
   const child = spawn(cmd, [...args, 'agent', '--config', config], { stdio: 'ignore', env: { ...process.env, ...env } })
   const end = Date.now() + 120_000
   for (;;) {
     const s = await status(socket).catch(() => undefined)
-    if (s?.connected) return { child, ms: performance.now() - t }
+    if (s?.connected) return { child, ms: performance.now() - t, cpu: cpuMsOf(child.pid!) }
     if (child.exitCode !== null || Date.now() > end) throw new Error(`the agent did not connect (exit ${child.exitCode})`)
     await sleep(2)
   }
@@ -118,6 +119,9 @@ export async function* agentBenchmarks(): AsyncIterable<BenchResult> {
     await kill(clean.child, 'SIGTERM')
     yield { name: `agent.restart.${BACKLOG / 1000}k.crash`, value: round(crash.ms), unit: 'ms', baseline: round(coldMs), ratio: round(coldMs / crash.ms), note: `${how}; SIGKILL with ${crashCount} waiting, then spawn to connected; baseline: cold start with an empty outbox` }
     yield { name: `agent.restart.${BACKLOG / 1000}k.clean`, value: round(clean.ms), unit: 'ms', baseline: round(coldMs), ratio: round(coldMs / clean.ms), note: `${how}; the same after a clean stop (SIGTERM)` }
+    // CPU to connected (all threads, /proc): much less swayed by a loaded machine than wall time.
+    yield { name: `agent.restart.${BACKLOG / 1000}k.crash.cpu`, value: round(crash.cpu), unit: 'ms', baseline: null, ratio: null, note: `${how}; CPU (user + system) of the agent from spawn to connected after the SIGKILL above` }
+    yield { name: `agent.restart.${BACKLOG / 1000}k.clean.cpu`, value: round(clean.cpu), unit: 'ms', baseline: null, ratio: null, note: `${how}; the same after the clean stop` }
   } finally {
     await c.destroy()
   }

@@ -189,7 +189,7 @@ export async function* outboxBenchmarks(): AsyncIterable<BenchResult> {
   yield {
     name: 'outbox.enqueue.concurrent1000.stored', value: round(median(concStored)), unit: 'msg/s', baseline: round(median(concBase)),
     ratio: round(median(concStored) / median(concBase), 2),
-    note: `the same rounds counting the snapshot after the burst, which moves the 100k waiting messages to the store (sql.js rows, body file): ${round(median(snapCpu))} µs CPU a message`,
+    note: `the same rounds counting the snapshot after the burst, which moves the 100k waiting messages to the store (records in a body file, store format 4): ${round(median(snapCpu))} µs CPU a message`,
   }
 
   // The dedup set at a snapshot: packed runs (format 3) against the rows of format 2, alternated.

@@ -75,7 +75,7 @@ export class BodyFileWriter {
   private readonly chunk = Buffer.allocUnsafe(WRITE_CHUNK)
   private used = 0
   private size = 0
-  private count = 0
+  private added = 0
 
   constructor(dir: string, file: number) {
     this.file = file
@@ -83,7 +83,7 @@ export class BodyFileWriter {
   }
 
   get empty(): boolean {
-    return this.count === 0
+    return this.added === 0
   }
 
   /** Append a body; returns its offset in the file. */
@@ -104,8 +104,31 @@ export class BodyFileWriter {
       this.used += len
     }
     this.size += len
-    this.count++
+    this.added++
     return at
+  }
+
+  /** Append bytes as they are (a record's metadata, waiting-records.ts); returns their offset. Not counted as a body. */
+  addRaw(bytes: Uint8Array): number {
+    const at = this.size
+    if (this.used + bytes.length > WRITE_CHUNK) this.write()
+    if (bytes.length > WRITE_CHUNK) this.writeOut(bytes)
+    else {
+      this.chunk.set(bytes, this.used)
+      this.used += bytes.length
+    }
+    this.size += bytes.length
+    return at
+  }
+
+  /** Bytes of the file so far. */
+  get bytes(): number {
+    return this.size
+  }
+
+  /** Bodies added so far. */
+  get count(): number {
+    return this.added
   }
 
   /** Write what is buffered; returns the open file (still to be fsynced) and its size. */

@@ -7,18 +7,26 @@ import { OutpostError } from '../errors'
 import { routeOf, type Route } from './outbox-ops'
 
 /**
- * The two layouts of the outbox table. `files` (format 2, `PRAGMA user_version = 2`): rows say
+ * The layouts of the outbox's stored messages. `records` (format 4): no table, records in body
+ * files (outbox-records.ts). `files` (format 2, `PRAGMA user_version = 2`): rows say
  * where the body is. `inline` (format 1, user_version 0): the body in the row, as every outpost
  * before body files wrote it; kept while an upgrade may still be rolled back, so the previous
  * binary can read the store (see Outbox's keepOldFormat).
  */
-export type OutboxLayout = 'files' | 'inline'
+export type OutboxLayout = 'files' | 'inline' | 'records'
 
 /** The store format of the outbox table with body files (format 3 adds the dedup set in runs: seen-store.ts). */
 export const BODY_FILES_FORMAT = 2
 
+/**
+ * Store format 4: the messages waiting at a snapshot are records in its body files
+ * (waiting-records.ts, outbox-records.ts), listed with a removed bitmap each in `waiting_files`;
+ * no outbox table. Journal records that only a format-4 store may hold are gated on this.
+ */
+export const FORMAT_WAITING_RECORDS = 4
+
 /** The newest store format this outpost reads and writes; a higher user_version is refused. */
-export const STORE_FORMAT = 3
+export const STORE_FORMAT = FORMAT_WAITING_RECORDS
 
 /**
  * How delivery sends a row's message (ackTimeout, retries, method); NULL in rows written before
@@ -58,15 +66,17 @@ export const MIGRATE = `BEGIN;
   COMMIT`
 
 /**
- * Create the outbox table or take the loaded one as it is; a format-1 table is migrated unless
- * `keepInline` (an upgrade may still roll back to a binary that reads only format 1). A fresh
- * store under `keepInline` starts in format 1 too. Returns the layout in use.
+ * Create the outbox's tables or take the loaded ones as they are; a format-1 table is migrated
+ * to format 2 unless `keepInline` (an upgrade may still roll back to a binary that reads only
+ * format 1). A fresh store starts in format 4 (records), or under `keepInline` in format 1.
+ * Returns the layout in use (Outbox.open moves a table's rows to records unless keepOldFormat).
  */
 export function prepareOutboxTable(db: Database, keepInline = false): OutboxLayout {
   const version = Number(db.exec('PRAGMA user_version')[0]?.values[0]?.[0] ?? 0)
   if (version > STORE_FORMAT) {
     throw new OutpostError('outbox_format', `outbox: the snapshot is in store format ${version}, written by a newer outpost; this one reads formats up to ${STORE_FORMAT} (run the newer binary, or let its upgrade watchdog roll back)`)
   }
+  if (db.exec(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'waiting_files'`).length > 0) return 'records'
   const cols = db.exec("SELECT name FROM pragma_table_info('outbox')")[0]?.values.map((r) => String(r[0])) ?? []
   if (cols.includes('bodyFile')) {
     // Format 2 from before routes: the route columns are added (NULL in the rows there are).
@@ -77,14 +87,33 @@ export function prepareOutboxTable(db: Database, keepInline = false): OutboxLayo
     if (cols.length === 0) db.exec(TABLE_INLINE)
     return 'inline'
   }
-  db.exec(cols.includes('body') ? MIGRATE : TABLE)
-  return 'files'
+  if (cols.includes('body')) {
+    db.exec(MIGRATE)
+    return 'files'
+  }
+  db.exec(WAITING_TABLE)
+  return 'records'
 }
+
+/**
+ * Format 4's list of body files holding waiting messages: per file, its records, its length,
+ * where its meta block starts and that block's CRC32 (waiting-records.ts), a bit per record
+ * removed since it was written, and the delivery attempts of its live ones ([u32 ordinal]
+ * [u32 attempts][f64 nextAt] each; only those with any).
+ */
+export const WAITING_TABLE = `CREATE TABLE IF NOT EXISTS waiting_files (n INTEGER PRIMARY KEY, records INTEGER NOT NULL, bytes INTEGER NOT NULL, metaAt INTEGER NOT NULL, metaCrc INTEGER NOT NULL, removed BLOB NOT NULL, attempts BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY, id TEXT NOT NULL, dest TEXT NOT NULL, bodyLen INTEGER NOT NULL)`
+/*
+ * The empty `outbox` table beside it is a guard: an outpost of format 1 checks no version and
+ * would take a store without the table for a new one (its CREATE TABLE IF NOT EXISTS), run with
+ * none of the waiting messages, and write rows format 4 never reads; with it, it stops at its
+ * first query ("no such column: body") and changes nothing. Formats 2 and 3 check user_version.
+ */
 
 export type Stmt = 'insert' | 'remove' | 'update' | 'move' | 'has' | 'get' | 'head' | 'dests' | 'all' | 'inFile' | 'inline'
 
 /** The index's statements for a layout: the same row shape from both. */
-export function prepareStatements(db: Database, layout: OutboxLayout): Record<Stmt, Statement> {
+export function prepareStatements(db: Database, layout: 'files' | 'inline'): Record<Stmt, Statement> {
   const inline = layout === 'inline'
   const cols = inline ? COLUMNS_INLINE : COLUMNS
   return {
@@ -106,7 +135,7 @@ export function prepareStatements(db: Database, layout: OutboxLayout): Record<St
 }
 
 /** DELETE of n messages by id, returning what the outbox counts (size, dest, body file) of each. */
-export function removeRows(layout: OutboxLayout): (rows: number) => string {
+export function removeRows(layout: 'files' | 'inline'): (rows: number) => string {
   const returning = layout === 'inline' ? 'length(body), dest, NULL' : 'bodyLen, dest, bodyFile'
   return (n) => `DELETE FROM outbox WHERE id IN (${Array<string>(n).fill('?').join(', ')}) RETURNING ${returning}`
 }
@@ -137,4 +166,34 @@ export interface LiveEntry {
   nextAt: number
   body: Uint8Array
   route?: Route
+}
+
+/**
+ * The messages that outlived a snapshot, in one of the store's layouts: sql.js rows (formats
+ * 1-3, outbox-rows.ts) or records in body files (format 4, outbox-records.ts). Each was enqueued
+ * before every message still in memory (OutboxIndex's hot part).
+ */
+export interface StoredMessages {
+  readonly layout: OutboxLayout
+  readonly count: number
+  readonly bytes: number
+  has(id: string): boolean
+  get(id: string): LiveEntry | undefined
+  /** Forget a message; returns its size, or 0 when it is not stored. */
+  remove(id: string): number
+  /** remove() of the ids of one commit that are not in memory. */
+  removeAll(ids: string[]): void
+  attempt(id: string, attempts: number, nextAt: number): void
+  /** The first `limit` stored for `dest` with a seq above `after`, in seq order, with their bodies. */
+  head(dest: string, limit: number, after: number): LiveEntry[]
+  hasDest(dest: string): boolean
+  destinations(): Iterable<string>
+  /** Add each destination's count, bytes and oldest createdAt to `out`. */
+  perDestination(out: Map<string, { count: number; bytes: number; oldest: number }>): void
+  /** Every stored message in seq order, with its body. */
+  all(): LiveEntry[]
+  maxSeq(): number
+  /** Snapshot `file` is being taken: store `hot` (the survivors in memory, in seq order), bodies into body file `file`. */
+  store(file: number, hot: LiveEntry[]): void
+  free(): void
 }

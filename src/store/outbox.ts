@@ -27,7 +27,7 @@ import { BodyStore } from './outbox-bodies'
 import { applyBatch, applyOp, entry, isLazyOp, isUrgentOp, reservedId, SENT_PREFIX, sentKey, settlesOp } from './outbox-apply'
 import { OutboxIndex, type DestinationStats } from './outbox-index'
 import { PendingMessages } from './outbox-pending'
-import { prepareOutboxTable } from './outbox-table'
+import { FORMAT_WAITING_RECORDS, prepareOutboxTable } from './outbox-table'
 import { RECEIVER_TABLES, ReceiverIndex, type InboxEntry } from './receiver-index'
 import { encodeOp, messageRecord, OP_ATTEMPT, OP_ENQUEUE_ROUTED, OP_INBOX_ADD, OP_INBOX_DONE, OP_INBOX_START, OP_REMOVE, OP_SEEN, type Op, type Route } from './outbox-ops'
 import { Snapshots } from './outbox-snapshots'
@@ -132,6 +132,8 @@ export class Outbox {
       db.db.exec(RECEIVER_TABLES)
       const bodies = new BodyStore(opts.dir, db.snapshot)
       const index = new OutboxIndex(db.db, bodies, warn, layout)
+      // Rows of formats 1-3 become records (format 4) unless an upgrade may still roll back.
+      if (opts.keepOldFormat !== true && layout !== 'records') index.useRecords()
       const receiver = new ReceiverIndex(db.db, opts.dir, opts.keepOldFormat !== true)
       // The body files the loaded snapshot names, before the journal releases any of them.
       const named = bodies.inUse()
@@ -359,16 +361,14 @@ export class Outbox {
     }
   }
 
-  /**
-   * The previous binary no longer matters (the upgrade was confirmed): the next snapshot moves
-   * a store still in format 1 or 2 to format 3 (body files, the dedup set in runs).
-   */
+  /** The upgrade was confirmed: the next snapshot moves a store in format 1-3 to format 4 (records, the dedup set in runs). */
   useNewFormat(): void {
     this.snapshots.newFormat = true
   }
 
-  /** The store's format now: 1 (bodies inline), 2 (body files), 3 (body files, the dedup set in runs). */
-  get format(): 1 | 2 | 3 {
+  /** The store's format now: 1 (bodies inline), 2 (body files), 3 (body files, the dedup set in runs), 4 (waiting messages as records in body files: FORMAT_WAITING_RECORDS). */
+  get format(): 1 | 2 | 3 | 4 {
+    if (this.index.layout === 'records') return FORMAT_WAITING_RECORDS
     if (this.index.layout === 'inline') return 1
     return this.receiver.seenLayout === 'runs' ? 3 : 2
   }

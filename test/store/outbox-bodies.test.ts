@@ -37,9 +37,9 @@ t('stored bodies leave sql.js for a body file and come back the same, before and
   await ob.enqueue(entry('hot'))
   assert.equal(ob.head('ship1', 10).map((e) => e.id), ['b0', 'b1', 'b2', 'b3', 'b4', 'hot'])
   await ob.close()
-  const rows = await snapshotRows(dir, 'SELECT id, bodyFile, bodyLen, bodyInline FROM outbox ORDER BY seq')
-  assert.ok(rows.every((r) => r[1] !== null && r[3] === null), 'no body is kept inside the snapshot')
-  assert.equal(rows.map((r) => r[2]), [...sizes, 200])
+  assert.equal(await snapshotRows(dir, 'SELECT count(*) FROM outbox'), [[0]], 'no row per message (store format 4)')
+  assert.equal(await snapshotRows(dir, 'SELECT records FROM waiting_files'), [[6]], 'one body file of six records, none removed')
+  assert.equal(await snapshotRows(dir, 'PRAGMA user_version'), [[4]])
   const again = await open(dir)
   assert.equal(again.all().map((e) => [e.id, e.body]), [...sizes.map((s, i) => [`b${i}`, bodyOf(`b${i}`, s)]), ['hot', bodyOf('hot', 200)]])
   assert.is(again.stats().bytes, sizes.reduce((a, b) => a + b, 200), 'byte count is rebuilt from the rows')
@@ -83,7 +83,7 @@ t('a sparse body file is compacted: its live bodies move to the new file, and it
   await snapshotAgain(ob)
   const files = bodyFiles(dir)
   assert.not.ok(files.includes(big!), `${big} is compacted away: ${files.join(' ')}`)
-  assert.equal(await snapshotRows(dir, 'SELECT count(DISTINCT bodyFile) FROM outbox'), [[1]], 'the newest snapshot names one file')
+  assert.equal(await snapshotRows(dir, 'SELECT count(*) FROM waiting_files'), [[1]], 'the newest snapshot names one file')
   const check = (o: Outbox): void => {
     const all = o.all()
     assert.equal(all.map((e) => e.id), [...kept, 'new'])
@@ -104,7 +104,7 @@ t('small body files are merged, so a trickle of survivors does not leave a file 
     await ob.enqueue(entry(`s${round}`))
     await ob.checkpoint()
   }
-  assert.equal(await snapshotRows(dir, 'SELECT count(DISTINCT bodyFile) FROM outbox'), [[1]], 'the newest snapshot names one file')
+  assert.equal(await snapshotRows(dir, 'SELECT count(*) FROM waiting_files'), [[1]], 'the newest snapshot names one file')
   assert.ok(bodyFiles(dir).length <= 2, `its file and at most one the snapshot before it names: ${bodyFiles(dir).join(' ')}`)
   assert.equal(ob.all().map((e) => e.body), Array.from({ length: 8 }, (_, i) => bodyOf(`s${i}`, 200)))
   await ob.close()
@@ -142,10 +142,10 @@ t('a snapshot from before body files (bodies in a BLOB column) opens, and its bo
   await ob.enqueue(entry('old20', 120))
   assert.equal(ob.head('n0', 3).map((e) => e.id), ['old2', 'old4', 'old6'])
   await ob.close()
-  const rows = await snapshotRows(dir, 'SELECT count(*) FILTER (WHERE bodyInline IS NOT NULL), count(*) FILTER (WHERE bodyFile IS NOT NULL) FROM outbox')
-  assert.equal(rows, [[0, 20]], 'every body moved out to a body file')
-  const cols = (await snapshotRows(dir, "SELECT name FROM pragma_table_info('outbox')")).map((r) => r[0])
-  assert.not.ok(cols.includes('body'), 'an older outpost refuses this table instead of sending empty bodies')
+  assert.equal(await snapshotRows(dir, 'SELECT records FROM waiting_files'), [[20]], 'every body moved out to a body file, as records')
+  assert.equal(await snapshotRows(dir, "SELECT name FROM pragma_table_info('outbox') WHERE name = 'body'"), [], 'no body column: an older outpost refuses the store instead of sending empty bodies')
+  assert.equal(await snapshotRows(dir, 'SELECT count(*) FROM outbox'), [[0]], 'no row per message')
+  assert.equal(await snapshotRows(dir, 'PRAGMA user_version'), [[4]])
   const again = await open(dir)
   check(again)
   await again.close()
@@ -168,6 +168,23 @@ t('a truncated or missing body file stops the open with outbox_corrupt, naming t
   await again.close()
 })
 
+t('format 4: a body file whose list of messages (the meta block after the bodies) is damaged stops the open with outbox_corrupt, naming the file', async () => {
+  const dir = tmpDir()
+  const ob = await open(dir)
+  for (let i = 0; i < 5; i++) await ob.enqueue(entry(`w${i}`))
+  await ob.close()
+  const file = path.join(dir, bodyFiles(dir)[0]!)
+  const bytes = fs.readFileSync(file)
+  const at = bytes.lastIndexOf('w3') // the id of w3 in the meta block
+  assert.ok(at > 5 * 208, 'the meta block follows the bodies')
+  fs.writeFileSync(file, Buffer.concat([bytes.subarray(0, at), Buffer.from('v'), bytes.subarray(at + 1)]))
+  await rejectsCode(open(dir), 'outbox_corrupt', file, 'damaged')
+  fs.writeFileSync(file, bytes)
+  const again = await open(dir)
+  assert.equal(again.all().map((e) => e.id), ['w0', 'w1', 'w2', 'w3', 'w4'])
+  await again.close()
+})
+
 t('a damaged body is held back with an outbox_corrupt warning, never sent as garbage; the others go on', async () => {
   const dir = tmpDir()
   const ob = await open(dir)
@@ -175,7 +192,7 @@ t('a damaged body is held back with an outbox_corrupt warning, never sent as gar
   await ob.close()
   const file = path.join(dir, bodyFiles(dir)[0]!)
   const fd = fs.openSync(file, 'r+')
-  fs.writeSync(fd, Buffer.from('X'), 0, 1, 2 * 208 + 8 + 50) // a byte inside the body of d2
+  fs.writeSync(fd, Buffer.from('X'), 0, 1, fs.readFileSync(file).indexOf('d2;d2;') + 50) // a byte inside the body of d2
   fs.closeSync(fd)
   const warnings: string[] = []
   const again = await open(dir, { warn: (m) => warnings.push(m) })
@@ -280,7 +297,7 @@ t('keepOldFormat: snapshots stay in format 1 (bodies in sql.js) that an outpost 
   await again.close()
 })
 
-t('useNewFormat: the next snapshot moves a format-1 store to body files; without keepOldFormat it happens at open', async () => {
+t('useNewFormat: the next snapshot moves a format-1 store to records in body files (format 4); without keepOldFormat it happens at open', async () => {
   const dir = tmpDir()
   const ob = await open(dir, { keepOldFormat: true })
   for (let i = 0; i < 30; i++) await ob.enqueue(entry(`n${i}`, 300))
@@ -289,15 +306,15 @@ t('useNewFormat: the next snapshot moves a format-1 store to body files; without
   ob.useNewFormat()
   await ob.enqueue(entry('n30', 300))
   await ob.checkpoint()
-  assert.is(ob.format, 3)
+  assert.is(ob.format, 4)
   assert.is(bodyFiles(dir).length, 1)
-  assert.equal(await snapshotRows(dir, 'SELECT count(*), count(bodyFile), count(bodyInline) FROM outbox'), [[31, 31, 0]])
-  assert.equal(await snapshotRows(dir, 'PRAGMA user_version'), [[3]])
+  assert.equal(await snapshotRows(dir, 'SELECT count(*), sum(records) FROM waiting_files'), [[1, 31]])
+  assert.equal(await snapshotRows(dir, 'PRAGMA user_version'), [[4]])
   for (let i = 0; i <= 30; i++) assert.equal(ob.get(`n${i}`)?.body, bodyOf(`n${i}`, 300))
   await ob.close()
-  // A format-3 store stays in format 3 under keepOldFormat (its previous binary reads it).
+  // A format-4 store stays in format 4 under keepOldFormat (its previous binary reads it).
   const again = await open(dir, { keepOldFormat: true })
-  assert.is(again.format, 3)
+  assert.is(again.format, 4)
   assert.is(again.stats().count, 31)
   await again.close()
 
@@ -306,7 +323,7 @@ t('useNewFormat: the next snapshot moves a format-1 store to body files; without
   await first.enqueue(entry('m1'))
   await first.close()
   const migrated = await open(old)
-  assert.is(migrated.format, 3)
+  assert.is(migrated.format, 4)
   assert.equal(migrated.get('m1')?.body, bodyOf('m1', 200))
   await migrated.close()
 })
@@ -319,7 +336,7 @@ t('a store in a format newer than this outpost reads is refused with outbox_form
   const SQL = await loadSqlJs()
   const snap = path.join(dir, fs.readdirSync(dir).filter((f) => f.startsWith('snapshot-') && f.endsWith('.db')).sort().at(-1)!)
   const db = new SQL.Database(fs.readFileSync(snap))
-  db.exec('PRAGMA user_version = 4')
+  db.exec('PRAGMA user_version = 5')
   const bytes = db.export()
   fs.writeFileSync(snap, bytes)
   // With its checksum, as the newer outpost writes it.

@@ -85,4 +85,50 @@ for (const [layout, keepOldFormat] of [['body files', false], ['inline (format 1
   })
 }
 
+/** What perDestination() must say, by a walk over every waiting message. */
+function walked(o: Outbox): Record<string, { count: number; bytes: number; oldest: number }> {
+  const out: Record<string, { count: number; bytes: number; oldest: number }> = {}
+  for (const e of o.all()) {
+    const s = (out[e.dest] ??= { count: 0, bytes: 0, oldest: Infinity })
+    s.count++
+    s.bytes += e.body.length
+    s.oldest = Math.min(s.oldest, e.createdAt)
+  }
+  return out
+}
+
+test('outbox - format 4: per destination counts kept as stored records come and go match a walk (front removed, createdAt out of order, attempts, restart, move from format 3)', async () => {
+  const dir = tmpDir()
+  // Stored as format-3 rows first, then moved to records at the next open.
+  let ob = await Outbox.open({ dir, maxBytes: 1 << 24, keepOldFormat: true })
+  await Promise.all(Array.from({ length: 40 }, (_, i) => ob.enqueue(entry(`r${i}`, i % 2 === 0 ? 'ship1' : 'ship2', 10 + i, 1000 + i))))
+  await ob.close()
+  ob = await Outbox.open({ dir, maxBytes: 1 << 24 })
+  const check = (what: string): void => assert.equal(Object.fromEntries(ob.perDestination()), walked(ob), what)
+  check('moved from rows')
+  // ship1 in createdAt order; ship2 gets an older one after newer ones (out of order).
+  for (let i = 0; i < 200; i++) await ob.enqueue(entry(`a${i}`, 'ship1', 20 + (i % 5), 2000 + i))
+  await ob.enqueue(entry('old', 'ship2', 7, 500))
+  await ob.enqueue(entry('new', 'ship2', 9, 9000))
+  await ob.checkpoint() // all of them records now
+  check('after a snapshot')
+  await ob.removeAll(['r0', 'r2', 'r4', 'a0', 'a1']) // ship1's front: its oldest moves on
+  check('front removed')
+  await ob.remove('old') // ship2's oldest, not at its front
+  check('an older one in the middle removed')
+  await ob.recordAttempt('a5', 2, 123) // a retry changes neither count nor age
+  check('attempted')
+  for (let i = 2; i < 150; i++) await ob.remove(`a${i}`) // enough for the queue to compact
+  check('most of ship1 removed')
+  await ob.close()
+  ob = await Outbox.open({ dir, maxBytes: 1 << 24 })
+  check('after a restart')
+  await ob.enqueue(entry('older', 'ship1', 3, 100)) // hot, older than every stored one
+  check('a new older one in memory')
+  await ob.removeAll(ob.all().map((e) => e.id))
+  assert.equal(Object.fromEntries(ob.perDestination()), {})
+  await ob.close()
+  fs.rmSync(dir, { recursive: true, force: true })
+})
+
 test.run()

@@ -363,9 +363,9 @@ const settled = async (ob: Outbox): Promise<void> => {
   while (inner.checkpointing) await inner.checkpointing
 }
 
-timing('snapshot timing: a burst still in memory defers the snapshot; once acknowledged it runs', async () => {
+timing('snapshot timing in formats 1-3 (keepOldFormat: a row per message): a burst still in memory defers the snapshot; once acknowledged it runs', async () => {
   const dir = tmpDir()
-  const ob = await Outbox.open({ dir, maxBytes: 1 << 24, checkpointBytes: 64 * 1024 })
+  const ob = await Outbox.open({ dir, maxBytes: 1 << 24, checkpointBytes: 64 * 1024, keepOldFormat: true })
   // 50 KiB of history (delivered, removed), then a burst of 30 KiB in flight: the journal passes
   // the 64 KiB checkpoint with more than a quarter of it in memory.
   for (let i = 0; i < 50; i++) { await ob.enqueue(entry(`old${i}`, 'ship1', 1000)); await ob.remove(`old${i}`) }
@@ -384,9 +384,9 @@ timing('snapshot timing: a burst still in memory defers the snapshot; once ackno
   await ob.close()
 })
 
-timing('snapshot timing: a backlog that is not acknowledged is moved out of memory at the checkpoint size, and all of it survives a crash', async () => {
+timing('snapshot timing in formats 1-3 (keepOldFormat): a backlog that is not acknowledged is moved out of memory at the checkpoint size, and all of it survives a crash', async () => {
   const dir = tmpDir()
-  const ob = await Outbox.open({ dir, maxBytes: 1 << 24, checkpointBytes: 64 * 1024 })
+  const ob = await Outbox.open({ dir, maxBytes: 1 << 24, checkpointBytes: 64 * 1024, keepOldFormat: true })
   let n = 0
   // An absent receiver: nothing is removed; memory reaches the checkpoint size and a snapshot
   // runs anyway (holding more of a backlog in memory would cost the node its RSS).
@@ -399,11 +399,36 @@ timing('snapshot timing: a backlog that is not acknowledged is moved out of memo
   assert.is(ob.all().length, n)
   for (let i = 0; i < 20; i++) await ob.enqueue(entry(`late${i}`, 'ship1', 1000))
   await abandonOutbox(ob)
-  const again = await Outbox.open({ dir, maxBytes: 1 << 24, checkpointBytes: 64 * 1024 })
+  const again = await Outbox.open({ dir, maxBytes: 1 << 24, checkpointBytes: 64 * 1024, keepOldFormat: true })
   const ids = again.head('ship1', 1000).map((e) => e.id)
   assert.is(ids.length, n + 20, 'every accepted message is there after a crash, once')
   assert.equal(ids, [...Array.from({ length: n }, (_, i) => `held${String(i).padStart(4, '0')}`), ...Array.from({ length: 20 }, (_, i) => `late${i}`)], 'in FIFO order')
   await again.close()
+})
+
+timing('snapshot timing in format 4: a burst in flight is snapshotted at the checkpoint size (as records), and what was acknowledged after it stays gone across a crash', async () => {
+  const dir = tmpDir()
+  const ob = await Outbox.open({ dir, maxBytes: 1 << 24, checkpointBytes: 64 * 1024 })
+  assert.is(ob.format, 4)
+  const ids = Array.from({ length: 80 }, (_, i) => `burst${String(i).padStart(2, '0')}`)
+  await Promise.all(ids.map((id) => ob.enqueue(entry(id, 'ship1', 1000))))
+  await settled(ob)
+  assert.ok(ob.stats().lastSnapshot > 0, 'a snapshot ran while the burst was in memory')
+  // Acknowledged after that snapshot stored them: their removals are in the journal only.
+  for (const id of ids.slice(0, 50)) await ob.remove(id)
+  await abandonOutbox(ob)
+  const again = await Outbox.open({ dir, maxBytes: 1 << 24, checkpointBytes: 64 * 1024 })
+  assert.equal(again.head('ship1', 1000).map((e) => e.id), ids.slice(50), 'none acknowledged comes back; every other one is there once, in order')
+  // And once a snapshot has recorded those removals (the removed bitmap), with no journal to replay them.
+  await again.checkpoint()
+  await again.remove(ids[50]!)
+  await again.checkpoint()
+  await again.close()
+  const third = await Outbox.open({ dir, maxBytes: 1 << 24, checkpointBytes: 64 * 1024 })
+  assert.is(third.stats().recovery.replayedRecords, 0)
+  assert.equal(third.all().map((e) => e.id), ids.slice(51))
+  for (const e of third.all()) assert.equal(e.body, entry(e.id, 'ship1', 1000).body)
+  await third.close()
 })
 
 timing('snapshot timing: the quiet timer never rotates the journal under a write in flight', async () => {

@@ -9,12 +9,11 @@ import os from 'node:os'
 import path from 'node:path'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { createHash } from 'node:crypto'
 import { Delivery } from '../../src/delivery'
 import { listSegments, readSegment, segmentName } from '../../src/store/journal'
 import { abandonOutbox } from '../fixtures/abandon-outbox'
+import { writeRowsSnapshot } from '../fixtures/snapshot-rows'
 import { Outbox, type OutboxOptions } from '../../src/store/outbox'
-import { loadSqlJs } from '../../src/store/sqljs'
 import type { Transport } from '../../src/transport'
 
 const tmpDir = (): string => fs.mkdtempSync(path.join(os.tmpdir(), 'outpost-routes-'))
@@ -69,25 +68,55 @@ test('routes - while an upgrade may roll back (keepOldFormat) the records are th
 
 test('routes - a format-2 snapshot from before routes opens: its rows have none, new ones do', async () => {
   const dir = tmpDir()
-  const ob = await open(dir)
-  await ob.enqueue({ id: 'a1', dest: 'ship1', body, createdAt: 1, expiresAt: 2, route })
-  await ob.close()
-  // Make the snapshot what an outpost before routes wrote: no route columns.
-  const SQL = await loadSqlJs()
-  const snap = path.join(dir, fs.readdirSync(dir).filter((f) => /^snapshot-\d+\.db$/.test(f)).sort().at(-1)!)
-  const db = new SQL.Database(fs.readFileSync(snap))
-  db.exec('ALTER TABLE outbox DROP COLUMN ackTimeout; ALTER TABLE outbox DROP COLUMN retries; ALTER TABLE outbox DROP COLUMN method')
-  const bytes = db.export()
-  db.close()
-  fs.writeFileSync(snap, bytes)
-  fs.writeFileSync(snap.replace(/\.db$/, '.sum'), `sha256 ${createHash('sha256').update(bytes).digest('hex')} ${bytes.length}\n`)
+  // What an outpost before routes wrote: no route columns.
+  await writeRowsSnapshot(dir, [{ seq: 1, id: 'a1', dest: 'ship1', body }], { format: 2, noRoutes: true })
   const again = await open(dir)
   assert.equal(again.all().map((x) => [x.id, x.route]), [['a1', undefined]])
   await again.enqueue({ id: 'a2', dest: 'ship1', body, createdAt: 1, expiresAt: 2, route })
   await again.close()
   const third = await open(dir)
+  assert.is(third.format, 4)
   assert.equal(third.all().map((x) => [x.id, x.route?.method]), [['a1', undefined], ['a2', 'cli.run']])
   await third.close()
+})
+
+test('routes - format 4 keeps a stored message\'s route (ackTimeout, retries, method), attempts and times in its record, across a restart', async () => {
+  const dir = tmpDir()
+  const ob = await open(dir)
+  await ob.enqueue({ id: 'r1', dest: 'ship1', body, createdAt: 1_700_000_000_123, expiresAt: 1_800_000_000_456, route: { ackTimeout: 2500, retries: 7, method: 'cli.run' } })
+  await ob.enqueue({ id: 'r2', dest: 'ship1', body, createdAt: 5, expiresAt: 6, route: { method: 'node.ping' } })
+  await ob.checkpoint()
+  await ob.recordAttempt('r1', 2, 1_700_000_009_999)
+  await ob.close()
+  const again = await open(dir)
+  assert.is(again.format, 4)
+  const [r1, r2] = again.head('ship1', 2)
+  assert.equal([r1?.route, r1?.createdAt, r1?.expiresAt, r1?.attempts, r1?.nextAt], [{ ackTimeout: 2500, retries: 7, method: 'cli.run' }, 1_700_000_000_123, 1_800_000_000_456, 2, 1_700_000_009_999])
+  assert.equal(r2?.route, { method: 'node.ping' })
+  await again.close()
+})
+
+test('routes - format 4: a run of records reuses the previous destination and route only when their bytes and numbers match, across a restart', async () => {
+  const dir = tmpDir()
+  const ob = await open(dir)
+  // Neighbours that differ in one thing each: destination bytes of the same length, method of the
+  // same length, ackTimeout, retries, no ackTimeout (NaN in the record), no route at all.
+  const want: [string, string, Record<string, unknown> | undefined][] = [
+    ['a1', 'shipA', { ackTimeout: 100, retries: 1, method: 'm.one' }],
+    ['a2', 'shipA', { ackTimeout: 100, retries: 1, method: 'm.one' }],
+    ['a3', 'shipB', { ackTimeout: 100, retries: 1, method: 'm.two' }],
+    ['a4', 'shipB', { ackTimeout: 200, retries: 1, method: 'm.two' }],
+    ['a5', 'shipB', { ackTimeout: 200, retries: 2, method: 'm.two' }],
+    ['a6', 'shipB', { retries: 2, method: 'm.two' }],
+    ['a7', 'shipB', undefined],
+    ['a8', 'shipA', { retries: 2, method: 'm.two' }],
+    ['a9', 'shipAA', { retries: 2, method: 'm.two' }],
+  ]
+  for (const [id, dest, route] of want) await ob.enqueue({ id, dest, body, createdAt: 1, expiresAt: 2, ...(route !== undefined ? { route: route as { method: string } } : {}) })
+  await ob.close()
+  const again = await open(dir)
+  assert.equal(again.all().map((e) => [e.id, e.dest, e.route]), want)
+  await again.close()
 })
 
 test('routes - delivery sends a stored message by its route, without decoding its body', async () => {

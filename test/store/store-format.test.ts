@@ -1,7 +1,8 @@
 /**
- * The store format against real older binaries: an upgrade across the change to body files
- * (format 2) must not leave a data directory the binary it may roll back to cannot read.
- * The older outpost is built from this repository's history (the last commit before body files).
+ * The store format against real older binaries: an upgrade across a format change (body files,
+ * format 2; the dedup set in runs, 3; waiting messages as records, 4) must not leave a data
+ * directory the binary it may roll back to cannot read. The older outposts are built from this
+ * repository's history (the last commit of each format).
  */
 import crypto from 'node:crypto'
 import fs from 'node:fs'
@@ -20,6 +21,9 @@ const FORMAT_1_COMMIT = '45265d625e7c95489a13e7555201bd74ec6e164d'
 
 /** The last commit whose dedup set is a sql.js row per id (store format 2). */
 const FORMAT_2_COMMIT = '3503960904f34307fbe605df299eac28debbc22b'
+
+/** The last commit whose waiting messages are sql.js rows (store format 3). */
+const FORMAT_3_COMMIT = '8514664b8a869241cda1d3b3c11360d7a39f875e'
 
 /** bin/outpost.cjs of the format-1 outpost. */
 const formatOneBinary = (): string => oldBuild(FORMAT_1_COMMIT)
@@ -89,7 +93,7 @@ test('once the upgrade is confirmed (connected), the next snapshot moves the sto
     // What the agent left, read back by this outpost's store: every message, each with its own body.
     const ob = await Outbox.open({ dir: outbox, maxBytes: 1 << 30 })
     try {
-      assert.is(ob.format, 3)
+      assert.is(ob.format, 4)
       const mine = ob.all().map((e) => Buffer.from(e.body).toString('latin1')).filter((b) => /node\.ping.*[de]-\d+-/.test(b))
       assert.is(mine.length, 101)
       for (let i = 0; i < 100; i++) assert.ok(mine.some((b) => b.includes(`d-${i}-${'x'.repeat(i % 97)}`)), `d-${i}`)
@@ -151,12 +155,12 @@ test('a store of format 2 (a sql.js row per seen id and request record) moves to
     await ship.stop('SIGTERM')
     await c.node('central').proc!.stop('SIGTERM')
     for (const dir of [shipDir, centralDir]) {
-      assert.equal(await snapshotRows(dir, 'PRAGMA user_version'), [[3]])
+      assert.equal(await snapshotRows(dir, 'PRAGMA user_version'), [[4]])
       assert.equal(await snapshotRows(dir, "SELECT name FROM sqlite_master WHERE name = 'seen'"), [])
     }
     const ob = await Outbox.open({ dir: shipDir, maxBytes: 1 << 30 })
     try {
-      assert.is(ob.format, 3)
+      assert.is(ob.format, 4)
       for (const { id } of sent.accepted) assert.ok(ob.hasSeen(id), `${id}, received by the format-2 outpost, is a duplicate still`)
       assert.ok(ob.stats().seen >= rows.ship + 5)
     } finally {
@@ -171,7 +175,72 @@ test('a store of format 2 (a sql.js row per seen id and request record) moves to
     // And the format-2 outpost, should it be started on it again, refuses it rather than forget them.
     const back = await c.start('ship1', false, {}, formatTwo).then(() => undefined, (err: Error) => err)
     assert.ok(back instanceof Error)
-    assert.match(back.message, /format 3/)
+    assert.match(back.message, /format 4/)
+  } finally {
+    await c.destroy()
+  }
+})
+
+test('a store of format 3 (a sql.js row per waiting message) moves to format 4 at the first start of this outpost; the format-3 outpost then refuses it, and every message is delivered', async () => {
+  const c = await Cluster.create(['ship1'], { log: { level: 'info' }, delivery: { ttl: 3600 } })
+  try {
+    const central = c.node('central')
+    const formatThree = oldBuild(FORMAT_3_COMMIT)
+    // ship1 absent: 150 wait at central, a clean stop, 50 more and SIGKILL (those in the journal).
+    let p = await c.start('central', false, {}, formatThree)
+    assert.is((await sendVia(central.socket, pings(150, 'f'), { wait: false, allowUnknown: true })).accepted.length, 150)
+    await p.stop('SIGTERM')
+    p = await c.start('central', false, {}, formatThree)
+    assert.is((await sendVia(central.socket, pings(50, 'g'), { wait: false, allowUnknown: true })).accepted.length, 50)
+    await p.stop('SIGKILL')
+    const outbox = path.join(central.dataDir, 'outbox')
+    assert.equal(await snapshotRows(outbox, 'PRAGMA user_version'), [[3]], 'written by the format-3 outpost')
+    assert.ok(Number((await snapshotRows(outbox, 'SELECT count(*) FROM outbox'))[0]![0]) >= 150)
+
+    p = await c.start('central', false)
+    assert.is((await status(central.socket)).outbox.count, 200)
+    await p.stop('SIGTERM')
+    assert.equal(await snapshotRows(outbox, 'PRAGMA user_version'), [[4]])
+    assert.equal(await snapshotRows(outbox, 'SELECT count(*) FROM outbox'), [[0]], 'the rows moved out')
+    const back = await c.start('central', false, {}, formatThree).then(() => undefined, (err: Error) => err)
+    assert.ok(back instanceof Error, 'the format-3 outpost does not come up on a format-4 store')
+    assert.match(back.message, /format 4/)
+
+    await c.start('central', false)
+    assert.is((await status(central.socket)).outbox.count, 200)
+    await c.startHub()
+    await c.start('ship1')
+    await until('all 200 to be delivered', async () => (await status(central.socket)).outbox.count === 0)
+  } finally {
+    await c.destroy()
+  }
+})
+
+test('during an upgrade\'s probation a format-3 store stays in format 3: a rollback to the format-3 outpost delivers every queued message', async () => {
+  const c = await Cluster.create(['ship1'], { log: { level: 'info' }, delivery: { ttl: 3600 } })
+  try {
+    const central = c.node('central')
+    const formatThree = oldBuild(FORMAT_3_COMMIT)
+    let p = await c.start('central', false, {}, formatThree)
+    assert.is((await sendVia(central.socket, pings(100, 'h'), { wait: false, allowUnknown: true })).accepted.length, 100)
+    await p.stop('SIGTERM')
+    // The upgrade to this outpost, not yet confirmed (no hub): a clean stop, 100 more and SIGKILL.
+    pending(central.dataDir, 'the-new-one')
+    p = await c.start('central', false)
+    assert.is((await sendVia(central.socket, pings(100, 'i'), { wait: false, allowUnknown: true })).accepted.length, 100)
+    await p.stop('SIGTERM')
+    p = await c.start('central', false)
+    assert.is((await sendVia(central.socket, pings(100, 'j'), { wait: false, allowUnknown: true })).accepted.length, 100)
+    await p.stop('SIGKILL')
+    const outbox = path.join(central.dataDir, 'outbox')
+    assert.equal(await snapshotRows(outbox, 'PRAGMA user_version'), [[3]], 'still format 3 while the upgrade may roll back')
+
+    const old = await c.start('central', false, {}, formatThree)
+    assert.is((await status(central.socket)).outbox.count, 300)
+    await c.startHub()
+    await c.start('ship1')
+    await until('the format-3 outpost to deliver all 300', async () => (await status(central.socket)).outbox.count === 0)
+    assert.not.match(old.output, /outbox_corrupt|outbox_format/)
   } finally {
     await c.destroy()
   }
