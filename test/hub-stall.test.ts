@@ -9,7 +9,8 @@ import net from 'node:net'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { Cluster, sendVia } from './fixtures/cluster'
-import { decode, encode, makeAck, type Envelope } from '../src/wire/envelope'
+import { decode, encode, makeAck } from '../src/wire/envelope'
+import { writePings } from './fixtures/flooder'
 import { encodeFrame, FrameDecoder } from '../src/wire/framing'
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
@@ -21,7 +22,6 @@ interface Reader { sent(): number; replied: Set<string>; readAgain(): void; clos
 function stopsReading(port: number, node: string, token: string, to: string, count: number): Promise<Reader> {
   const sock = net.connect(port, '127.0.0.1')
   const dec = new FrameDecoder()
-  let sent = 0
   sock.on('error', () => {})
   return new Promise((resolve, reject) => {
     sock.once('close', () => reject(new Error(`${node}: the hub closed the connection before its welcome`)))
@@ -30,17 +30,7 @@ function stopsReading(port: number, node: string, token: string, to: string, cou
       sock.off('data', onData)
       sock.pause() // never reads again: what the hub sends it stays in the hub
       sock.removeAllListeners('close')
-      const pump = (): void => {
-        let room = true
-        while (room && sent < count) {
-          const id = `01PNG${String(sent).padStart(21, '0')}`
-          const env: Envelope = { id, toNode: to, fromNode: node, method: 'node.ping', createdAt: Date.now(), ackTimeout: 60, retries: 0 }
-          room = sock.write(encodeFrame({ t: 'msg', id, to, b: encode(env) }))
-          sent++
-        }
-        if (sent < count) sock.once('drain', pump)
-      }
-      pump()
+      const sent = writePings(sock, node, to, count, 60)
       const replied = new Set<string>()
       let acks = 0
       const readAgain = (): void => {
@@ -56,7 +46,7 @@ function stopsReading(port: number, node: string, token: string, to: string, cou
         })
         sock.resume()
       }
-      resolve({ sent: () => sent, replied, readAgain, close: () => sock.destroy() })
+      resolve({ sent, replied, readAgain, close: () => sock.destroy() })
     }
     sock.on('data', onData)
     sock.write(encodeFrame({ t: 'hello', node, token, version: '0.0.0', apiVersion: 1 }))

@@ -5,26 +5,13 @@
  * agents behind a real hub; central SIGKILLed so that ship1's reply waits.
  */
 import fs from 'node:fs'
-import net from 'node:net'
 import path from 'node:path'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { Cluster, sendVia } from './fixtures/cluster'
+import { ask, Cluster, sendVia } from './fixtures/cluster'
 
 let c: Cluster
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
-
-/** One request on a node's socket, its first answer line. */
-function ask(socket: string, request: unknown): Promise<Record<string, unknown>> {
-  return new Promise((resolve, reject) => {
-    const s = net.connect(socket)
-    let buf = ''
-    s.setEncoding('utf8')
-    s.on('connect', () => s.write(JSON.stringify(request) + '\n'))
-    s.on('data', (d: string) => { buf += d; if (buf.includes('\n')) { s.destroy(); resolve(JSON.parse(buf.slice(0, buf.indexOf('\n'))) as Record<string, unknown>) } })
-    s.on('error', reject)
-  })
-}
 
 /** The id of the reply ship1 queued for `request` (its audit log's accepted line). */
 async function replyIdOf(request: string): Promise<string> {

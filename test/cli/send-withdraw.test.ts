@@ -4,28 +4,15 @@
  * spawned as a process, real SIGINTs and SIGKILLs; whether the command ran is a marker file.
  */
 import fs from 'node:fs'
-import net from 'node:net'
 import path from 'node:path'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { Cluster, Proc, sendVia, status } from '../fixtures/cluster'
+import { ask, Cluster, Proc, sendVia, status } from '../fixtures/cluster'
 import { outpost } from '../jobs/fleet-helpers'
 
 let c: Cluster
 let central = ''
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
-
-/** One request on a node's socket, its first answer line. */
-function ask(socket: string, request: unknown): Promise<Record<string, unknown>> {
-  return new Promise((resolve, reject) => {
-    const s = net.connect(socket)
-    let buf = ''
-    s.setEncoding('utf8')
-    s.on('connect', () => s.write(JSON.stringify(request) + '\n'))
-    s.on('data', (d: string) => { buf += d; if (buf.includes('\n')) { s.destroy(); resolve(JSON.parse(buf.slice(0, buf.indexOf('\n'))) as Record<string, unknown>) } })
-    s.on('error', reject)
-  })
-}
 
 /** A CLI's exit status; one still running after 30 s is killed (null): it did not end. */
 async function exitOf(p: Proc): Promise<number | null> {

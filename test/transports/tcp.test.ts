@@ -169,10 +169,11 @@ test('tcp - a redirect rule sends a node to another hub', async () => {
   }
 })
 
-test('tcp - a redirect after the welcome moves a connected node to the hub it names', async () => {
-  // A stand-in hub welcomes ship1, then redirects it to the cluster's real hub (it was ignored once welcomed).
-  const c = await Cluster.create(['ship1'])
-  const fakePort = await freePort()
+/**
+ * A stand-in hub on `port`: welcomes every hello (kept in `hellos`, node names in order), then,
+ * 300 ms later, redirects that connection to `target(n)` for the n-th hello, if it names one.
+ */
+async function redirectingHub(port: number, target: (n: number) => string | undefined): Promise<{ hellos: string[]; close(): Promise<void> }> {
   const hellos: string[] = []
   const fake = net.createServer((sock) => {
     const dec = new FrameDecoder()
@@ -182,11 +183,20 @@ test('tcp - a redirect after the welcome moves a connected node to the hub it na
         if (f.t !== 'hello') continue
         hellos.push(f.node)
         sock.write(encodeFrame({ t: 'welcome', hub: 'fake', apiVersion: 1 }))
-        setTimeout(() => sock.write(encodeFrame({ t: 'redirect', servers: [`tcp://127.0.0.1:${c.port}`] })), 300)
+        const to = target(hellos.length)
+        if (to !== undefined) setTimeout(() => sock.write(encodeFrame({ t: 'redirect', servers: [to] })), 300)
       }
     })
   })
-  await new Promise<void>((resolve) => fake.listen(fakePort, '127.0.0.1', resolve))
+  await new Promise<void>((resolve) => fake.listen(port, '127.0.0.1', resolve))
+  return { hellos, close: () => new Promise<void>((resolve) => fake.close(() => resolve())) }
+}
+
+test('tcp - a redirect after the welcome moves a connected node to the hub it names', async () => {
+  // A stand-in hub welcomes ship1, then redirects it to the cluster's real hub (it was ignored once welcomed).
+  const c = await Cluster.create(['ship1'])
+  const fakePort = await freePort()
+  const { hellos, close } = await redirectingHub(fakePort, () => `tcp://127.0.0.1:${c.port}`)
   try {
     setTransport(c, 'ship1', [`tcp://127.0.0.1:${fakePort}`])
     const hub = await c.startHub()
@@ -198,7 +208,7 @@ test('tcp - a redirect after the welcome moves a connected node to the hub it na
     assert.equal(hellos, ['ship1'])
     await roundTrip(c)
   } finally {
-    await new Promise<void>((resolve) => fake.close(() => resolve()))
+    await close()
     await c.destroy()
   }
 })
@@ -208,20 +218,7 @@ test('tcp - a node redirected to a hub it cannot reach goes back to its configur
   const c = await Cluster.create(['ship1'])
   const fakePort = await freePort()
   const dead = await freePort()
-  const hellos: string[] = []
-  const fake = net.createServer((sock) => {
-    const dec = new FrameDecoder()
-    sock.on('error', () => {})
-    sock.on('data', (d: Buffer) => {
-      for (const f of dec.push(d)) {
-        if (f.t !== 'hello') continue
-        hellos.push(f.node)
-        sock.write(encodeFrame({ t: 'welcome', hub: 'fake', apiVersion: 1 }))
-        if (hellos.length === 1) setTimeout(() => sock.write(encodeFrame({ t: 'redirect', servers: [`tcp://127.0.0.1:${dead}`] })), 300)
-      }
-    })
-  })
-  await new Promise<void>((resolve) => fake.listen(fakePort, '127.0.0.1', resolve))
+  const { hellos, close } = await redirectingHub(fakePort, (n) => (n === 1 ? `tcp://127.0.0.1:${dead}` : undefined))
   try {
     setTransport(c, 'ship1', [`tcp://127.0.0.1:${fakePort}`])
     const ship1 = await c.start('ship1', false)
@@ -229,7 +226,7 @@ test('tcp - a node redirected to a hub it cannot reach goes back to its configur
     for (const end = Date.now() + 20_000; hellos.length < 2; await new Promise((r) => setTimeout(r, 50))) assert.ok(Date.now() < end, `ship1 never came back to its configured hub:\n${ship1.output.slice(-2000)}`)
     assert.equal(hellos, ['ship1', 'ship1'])
   } finally {
-    await new Promise<void>((resolve) => fake.close(() => resolve()))
+    await close()
     await c.destroy()
   }
 })
